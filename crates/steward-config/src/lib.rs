@@ -1,0 +1,21 @@
+//! `steward.toml`: reading, validating and reporting every problem as `FILE:LINE:COL`, `${VAR}`
+//! interpolation, the daemon settings (defaults, then file, then `STEWARD_…` environment), and
+//! the import of registries kept as CSV.
+//!
+//! The parser walks the TOML document itself rather than deserializing with serde, so that one
+//! pass reports *all* problems (unknown keys, wrong types, duplicates, dangling references), each
+//! at the line and column it comes from.
+
+mod diagnostic;
+pub mod import;
+mod interpolate;
+mod load;
+mod schema;
+pub mod settings;
+mod source;
+mod walk;
+
+pub use diagnostic::{Diagnostic, Diagnostics, Severity};
+pub use load::{Env, LoadError, Loaded, MAX_CONFIG_BYTES, load_file, parse_str};
+pub use schema::{Config, FileSettings, LogFormat};
+pub use settings::{DaemonSettings, DatabaseTarget, Overrides, SettingsError};

@@ -1,0 +1,186 @@
+//! Reading a config file: the checks that make any file safe to parse (size, encoding,
+//! emptiness), then the TOML parse and the schema walk.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::schema::{Config, read_config};
+use crate::source::{Source, position_in_bytes};
+use crate::walk::Cx;
+
+/// The largest config file accepted. Real registries are a few hundred KiB at most; anything
+/// bigger is a mistake (a log file, a binary) and is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Looks up an environment variable (so tests can pass their own environment).
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// A config that passed validation, with the warnings it still deserves.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The validated config.
+    pub config: Config,
+    /// Problems that did not reject it (duplicate edges, …).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why a config file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The path is a directory or another non-file.
+    #[error("{path}: not a regular file")]
+    NotAFile {
+        /// The path.
+        path: String,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error(
+        "{path}: file is {size} bytes, more than the {MAX_CONFIG_BYTES}-byte limit for a config file"
+    )]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        size: u64,
+    },
+    /// The file holds nothing but white space.
+    #[error(
+        "{path}: file is empty; a steward.toml declares at least one `[[workspaces]]` entry or a `[server]` section"
+    )]
+    Empty {
+        /// The file.
+        path: String,
+    },
+    /// The file is not UTF-8.
+    #[error("{path}:{line}:{column}: error: file is not valid UTF-8")]
+    NotUtf8 {
+        /// The file.
+        path: String,
+        /// Line of the first invalid byte.
+        line: usize,
+        /// Column of the first invalid byte.
+        column: usize,
+    },
+    /// The file parsed but has problems; every one is listed.
+    #[error("{}", .0.to_string().trim_end())]
+    Invalid(Diagnostics),
+}
+
+impl LoadError {
+    /// Every problem as a `FILE:LINE:COL` diagnostic where there are located ones.
+    pub fn diagnostics(&self) -> Option<&Diagnostics> {
+        match self {
+            LoadError::Invalid(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// Reads, parses and validates a config file. Relative paths inside it (`storage.data_dir`) are
+/// resolved against the file's directory.
+pub fn load_file(path: &Path, env: Env<'_>) -> Result<Loaded, LoadError> {
+    let name = path.display().to_string();
+    let text = read_text(path, &name)?;
+    let mut loaded = parse_str(&name, &text, env)?;
+    if let Some(dir) = loaded
+        .config
+        .settings
+        .data_dir
+        .as_mut()
+        .filter(|d| d.is_relative())
+    {
+        *dir = base_dir(path).join(&*dir);
+    }
+    Ok(loaded)
+}
+
+fn base_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn read_text(path: &Path, name: &str) -> Result<String, LoadError> {
+    let read_err = |source| LoadError::Read {
+        path: name.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let meta = file.metadata().map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotAFile {
+            path: name.to_owned(),
+        });
+    }
+    if meta.len() > MAX_CONFIG_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name.to_owned(),
+            size: meta.len(),
+        });
+    }
+    // Read at most one byte past the limit: the file may grow between stat and read.
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(LoadError::TooLarge {
+            path: name.to_owned(),
+            size: bytes.len() as u64,
+        });
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = position_in_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
+        LoadError::NotUtf8 {
+            path: name.to_owned(),
+            line,
+            column,
+        }
+    })
+}
+
+/// Parses and validates config text; `name` is how diagnostics name the file.
+pub fn parse_str(name: &str, text: &str, env: Env<'_>) -> Result<Loaded, LoadError> {
+    if text.trim().is_empty() {
+        return Err(LoadError::Empty {
+            path: name.to_owned(),
+        });
+    }
+    let source = Source::new(name, text);
+    let document = match toml_edit::ImDocument::parse(text) {
+        Ok(document) => document,
+        Err(e) => return Err(LoadError::Invalid(syntax_error(&source, &e))),
+    };
+    let mut cx = Cx::new(&source, env);
+    let config = read_config(&mut cx, document.as_table());
+    let diagnostics = cx.finish();
+    if diagnostics.has_errors() {
+        return Err(LoadError::Invalid(diagnostics));
+    }
+    Ok(Loaded {
+        config,
+        warnings: diagnostics.0,
+    })
+}
+
+fn syntax_error(source: &Source, e: &toml_edit::TomlError) -> Diagnostics {
+    let (line, column) = source.position(e.span().map_or(0, |s| s.start));
+    let message = e.message().trim().replace('\n', "; ");
+    Diagnostics(vec![Diagnostic {
+        severity: Severity::Error,
+        file: source.name.clone(),
+        line,
+        column,
+        message: format!("invalid TOML: {message}"),
+    }])
+}

@@ -1,0 +1,389 @@
+//! A small toolkit for walking a parsed TOML document against a schema while collecting every
+//! problem: tables that report keys they do not know, typed field readers, and spans.
+
+use std::ops::Range;
+
+use steward_core::registry::Labels;
+use toml_edit::{Item, TableLike, Value};
+
+use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::interpolate::{InterpolationError, interpolate};
+use crate::source::Source;
+
+/// A byte range in the source, when the parser knows one.
+pub(crate) type Span = Option<Range<usize>>;
+
+/// A value and where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+/// The walk's state: the source (for positions), the environment (for `${VAR}`) and the
+/// problems found so far.
+pub(crate) struct Cx<'s> {
+    source: &'s Source,
+    env: &'s dyn Fn(&str) -> Option<String>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl<'s> Cx<'s> {
+    pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            source,
+            env,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, span: &Span, message: impl Into<String>) {
+        self.push(Severity::Error, span, message.into());
+    }
+
+    pub fn warning(&mut self, span: &Span, message: impl Into<String>) {
+        self.push(Severity::Warning, span, message.into());
+    }
+
+    /// `FILE:LINE:COL` of a span, for messages that point at another place.
+    pub fn locate(&self, span: &Span) -> String {
+        let (line, column) = self.source.position(span.as_ref().map_or(0, |s| s.start));
+        format!("{}:{line}:{column}", self.source.name)
+    }
+
+    fn push(&mut self, severity: Severity, span: &Span, message: String) {
+        let (line, column) = self.source.position(span.as_ref().map_or(0, |s| s.start));
+        self.diagnostics.push(Diagnostic {
+            severity,
+            file: self.source.name.clone(),
+            line,
+            column,
+            message,
+        });
+    }
+
+    pub fn finish(self) -> Diagnostics {
+        let mut diagnostics = Diagnostics(self.diagnostics);
+        diagnostics.sort();
+        diagnostics
+    }
+}
+
+/// A table being read against a fixed list of known keys; unknown keys are reported when it is
+/// opened, so every reader below only deals with known ones.
+pub(crate) struct Fields<'a> {
+    table: &'a dyn TableLike,
+    /// The table's path in the document (`workspaces[2]`), empty for the root.
+    path: String,
+    /// Where to point when a required field is missing.
+    pub span: Span,
+}
+
+impl<'a> Fields<'a> {
+    /// Opens `table`, reporting every key not in `known`.
+    pub fn open(
+        cx: &mut Cx<'_>,
+        table: &'a dyn TableLike,
+        path: impl Into<String>,
+        span: Span,
+        known: &[&str],
+    ) -> Self {
+        let fields = Self {
+            table,
+            path: path.into(),
+            span,
+        };
+        for (key, _) in table.iter() {
+            if !known.contains(&key) {
+                let span = table.key(key).and_then(|k| k.span());
+                let hint = suggestion(key, known)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("expected one of: {}", known.join(", ")));
+                let message = format!("unknown key `{}`: {hint}", fields.field(key));
+                cx.error(&span, message);
+            }
+        }
+        fields
+    }
+
+    /// Opens the table under `item`, or reports that `item` is not a table.
+    pub fn open_item(
+        cx: &mut Cx<'_>,
+        item: &'a Item,
+        path: impl Into<String>,
+        known: &[&str],
+    ) -> Option<Self> {
+        let path = path.into();
+        match item.as_table_like() {
+            Some(table) => Some(Self::open(cx, table, path, item.span(), known)),
+            None => {
+                cx.error(
+                    &item.span(),
+                    format!("`{path}`: expected a table, found {}", item.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    /// The dotted path of a field of this table, as messages name it.
+    pub fn field(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    pub fn item(&self, key: &str) -> Option<&'a Item> {
+        self.table.get(key).filter(|item| !item.is_none())
+    }
+
+    /// An optional string field; `${VAR}` references are replaced from the environment.
+    pub fn string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
+        let item = self.item(key)?;
+        let span = item.span();
+        let Some(raw) = item.as_str() else {
+            cx.error(
+                &span,
+                format!(
+                    "`{}`: expected a string, found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        match interpolate(raw, cx.env) {
+            Ok(value) => Some(Spanned { value, span }),
+            Err(InterpolationError::Unset(var)) => {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: environment variable `{var}` is not set",
+                        self.field(key)
+                    ),
+                );
+                None
+            }
+            Err(InterpolationError::Malformed(reference)) => {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: malformed variable reference `{reference}` (write `${{NAME}}`, or `$${{` for a literal `${{`)",
+                        self.field(key)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A string field that must be present and non-empty.
+    pub fn required_string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
+        if self.item(key).is_none() {
+            cx.error(
+                &self.span,
+                format!("`{}`: missing required field", self.field(key)),
+            );
+            return None;
+        }
+        let value = self.string(cx, key)?;
+        if value.value.is_empty() {
+            cx.error(
+                &value.span,
+                format!("`{}`: must not be empty", self.field(key)),
+            );
+            return None;
+        }
+        Some(value)
+    }
+
+    /// An optional string that must be one of `choices`.
+    pub fn choice<T: Copy>(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        choices: &[(&str, T)],
+    ) -> Option<Spanned<T>> {
+        let raw = self.string(cx, key)?;
+        match choices.iter().find(|(name, _)| *name == raw.value) {
+            Some((_, value)) => Some(Spanned {
+                value: *value,
+                span: raw.span,
+            }),
+            None => {
+                let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+                cx.error(
+                    &raw.span,
+                    format!(
+                        "`{}`: `{}` is not one of: {}",
+                        self.field(key),
+                        raw.value,
+                        names.join(", ")
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional positive integer.
+    pub fn positive_integer(&self, cx: &mut Cx<'_>, key: &str, max: i64) -> Option<Spanned<u32>> {
+        let item = self.item(key)?;
+        let span = item.span();
+        match item.as_integer() {
+            Some(n) if (1..=max).contains(&n) => {
+                u32::try_from(n).ok().map(|value| Spanned { value, span })
+            }
+            Some(n) => {
+                cx.error(
+                    &span,
+                    format!("`{}`: {n} is out of range (1 to {max})", self.field(key)),
+                );
+                None
+            }
+            None => {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: expected an integer, found {}",
+                        self.field(key),
+                        item.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A table of string labels: `labels = { team = "ops" }` or a `[….labels]` section.
+    pub fn labels(&self, cx: &mut Cx<'_>, key: &str) -> Labels {
+        let mut labels = Labels::new();
+        let Some(item) = self.item(key) else {
+            return labels;
+        };
+        let path = self.field(key);
+        let Some(table) = item.as_table_like() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{path}`: expected a table of strings, found {}",
+                    item.type_name()
+                ),
+            );
+            return labels;
+        };
+        let inner = Fields {
+            table,
+            path: path.clone(),
+            span: item.span(),
+        };
+        for (name, _) in table.iter() {
+            let name_span = table.key(name).and_then(|k| k.span());
+            if !is_label_name(name) {
+                cx.error(
+                    &name_span,
+                    format!(
+                        "`{path}`: label name `{name}` must start with a letter or `_` and contain only letters, digits, `_`, `.`, `-` and `/`"
+                    ),
+                );
+                continue;
+            }
+            if let Some(value) = inner.string(cx, name).map(|s| s.value) {
+                labels.insert(name.to_owned(), value);
+            }
+        }
+        labels
+    }
+
+    /// The elements of an array of tables (`[[key]]` or `key = [{…}, …]`).
+    pub fn tables(&self, cx: &mut Cx<'_>, key: &str) -> Vec<(&'a dyn TableLike, Span)> {
+        let Some(item) = self.item(key) else {
+            return Vec::new();
+        };
+        match item {
+            Item::ArrayOfTables(array) => array
+                .iter()
+                .map(|t| (t as &dyn TableLike, t.span()))
+                .collect(),
+            Item::Value(Value::Array(array)) => {
+                let mut tables = Vec::new();
+                for (i, value) in array.iter().enumerate() {
+                    match value.as_inline_table() {
+                        Some(t) => tables.push((t as &dyn TableLike, value.span())),
+                        None => cx.error(
+                            &value.span(),
+                            format!(
+                                "`{}[{i}]`: expected a table, found {}",
+                                self.field(key),
+                                value.type_name()
+                            ),
+                        ),
+                    }
+                }
+                tables
+            }
+            other => {
+                cx.error(
+                    &other.span(),
+                    format!(
+                        "`{}`: expected an array of tables (`[[{key}]]`), found {}",
+                        self.field(key),
+                        other.type_name()
+                    ),
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// A name for workspaces, services, dependency types: letters, digits, `_`, `-`, `.`, starting
+/// with a letter or digit, at most 64 characters.
+pub(crate) fn is_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn is_label_name(s: &str) -> bool {
+    s.len() <= 128
+        && s.chars()
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+}
+
+/// The known name closest to a misspelt one, if any is close.
+pub(crate) fn suggestion<'k>(input: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(input, k), *k))
+        .filter(|(distance, k)| *distance <= 2.max(k.len() / 4))
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, k)| k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_name("alert_reporting"));
+        assert!(is_name("vizion-nn.v2"));
+        assert!(!is_name("_x"));
+        assert!(!is_name(""));
+        assert!(!is_name("a b"));
+        assert!(!is_name(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn suggests_close_names_only() {
+        assert_eq!(suggestion("ownr", &["owner", "key"]), Some("owner"));
+        assert_eq!(suggestion("zzzzzz", &["owner", "key"]), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! The errors every store backend returns.
+
+use std::path::PathBuf;
+
+/// Any underlying error, boxed so backends keep their source chains.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why a store call failed. The `Display` text is for operators' logs; the API never shows it
+/// to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[source] BoxError),
+    /// Another process holds the embedded database's data directory.
+    #[error("data directory {} is in use by another steward process{}; stop it or choose another --data-dir", .path.display(), .holder.as_ref().map(|h| format!(" (pid {h})")).unwrap_or_default())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// The holder's pid, if it wrote one.
+        holder: Option<String>,
+    },
+    /// A file in the data directory could not be created or opened.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Applying migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[source] BoxError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[source] BoxError),
+    /// Stored data could not be decoded.
+    #[error("stored data cannot be decoded: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// A short stable name of the error's kind, for metrics and API error codes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StoreError::Connect(_) => "connect",
+            StoreError::Locked { .. } => "locked",
+            StoreError::Io { .. } => "io",
+            StoreError::Migrate(_) => "migrate",
+            StoreError::Database(_) => "database",
+            StoreError::Corrupt(_) => "corrupt",
+        }
+    }
+}

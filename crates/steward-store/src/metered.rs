@@ -1,0 +1,76 @@
+//! Timing and error metrics for any store, so backends need no metrics code of their own.
+
+use std::future::Future;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use steward_core::{Registry, RegistryDiff};
+
+use crate::{MigrationReport, Store, StoreError};
+
+/// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
+/// `steward_store_errors_total{backend,operation,kind}` for every call.
+pub struct Metered<S> {
+    inner: S,
+}
+
+impl<S: Store> Metered<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        Self { inner }
+    }
+
+    async fn observe<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        let backend = self.inner.backend();
+        metrics::histogram!(
+            "steward_store_operation_duration_seconds",
+            "backend" => backend,
+            "operation" => operation
+        )
+        .record(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            metrics::counter!(
+                "steward_store_errors_total",
+                "backend" => backend,
+                "operation" => operation,
+                "kind" => e.kind()
+            )
+            .increment(1);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl<S: Store> Store for Metered<S> {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        self.observe("migrate", self.inner.migrate()).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.observe("ping", self.inner.ping()).await
+    }
+
+    async fn registry(&self) -> Result<Registry, StoreError> {
+        self.observe("registry", self.inner.registry()).await
+    }
+
+    async fn sync_registry(&self, desired: &Registry) -> Result<RegistryDiff, StoreError> {
+        self.observe("sync_registry", self.inner.sync_registry(desired))
+            .await
+    }
+
+    async fn close(&self) {
+        self.inner.close().await;
+    }
+}
