@@ -104,26 +104,22 @@ pub fn import(
         }
     }
     let required = ["from_workspace", "to_workspace", "dependency_type"];
-    let mut edges: HashMap<DependencyId, (u64, Option<String>)> = HashMap::new();
+    // Edge id -> (line of its first occurrence, index in `imported.dependencies`).
+    let mut edges: HashMap<DependencyId, (u64, usize)> = HashMap::new();
     for row in rows(&dependencies, &required, &mut problems) {
         let Some(d) = dependency_from(&row, &dependencies.name, &lines, &mut problems) else {
             continue;
         };
-        if let Some((first, note)) = edges.get(&d.id()) {
-            let notes = if *note == d.note {
-                ""
-            } else {
-                "; its note differs and was dropped"
-            };
+        let id = d.id();
+        if let Some(&(first, index)) = edges.get(&id) {
+            let notes = merge_note(&mut imported.dependencies[index].note, d.note);
             imported.warnings.push(format!(
-                "{}:{}: duplicate edge {} (first on line {first}) merged{notes}",
-                dependencies.name,
-                row.line,
-                d.id()
+                "{}:{}: duplicate edge {id} (first on line {first}) merged{notes}",
+                dependencies.name, row.line,
             ));
             continue;
         }
-        edges.insert(d.id(), (row.line, d.note.clone()));
+        edges.insert(id, (row.line, imported.dependencies.len()));
         imported.dependencies.push(d);
     }
     if let Some(services) = services {
@@ -146,6 +142,24 @@ pub fn import(
         Ok(imported)
     } else {
         Err(ImportError::Invalid { problems })
+    }
+}
+
+/// Keeps both notes of a merged duplicate edge, so that nothing written in the CSV is lost;
+/// says so in the warning's tail.
+fn merge_note(kept: &mut Option<String>, other: Option<String>) -> &'static str {
+    match (kept.as_mut(), other) {
+        (_, None) => "",
+        (Some(k), Some(o)) if *k == o => "",
+        (Some(k), Some(o)) => {
+            k.push_str("; ");
+            k.push_str(&o);
+            "; notes combined"
+        }
+        (None, Some(o)) => {
+            *kept = Some(o);
+            ""
+        }
     }
 }
 
@@ -437,6 +451,7 @@ mod tests {
         let deps = "from_workspace,to_workspace,dependency_type,notes\na,b,reads,x\na,b,reads,y\nb,a,reads,\n";
         let out = import(input("ws.csv", WS), input("deps.csv", deps), None).unwrap();
         assert_eq!(out.dependencies.len(), 2);
+        assert_eq!(out.dependencies[0].note.as_deref(), Some("x; y"));
         assert_eq!(out.warnings.len(), 1);
         assert!(
             out.warnings[0]

@@ -1,1 +1,10 @@
-//! placeholder
+//! Steward's running side: the control plane's shared state, the one path through which the
+//! config is (re)loaded into the store, and the in-process event bus. Later engines (scheduler,
+//! workers, prober, alert manager) live here too; they meet in the store and on the bus, never
+//! by calling into each other.
+
+pub mod bus;
+mod control;
+
+pub use bus::{Envelope, EventBus};
+pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};

@@ -1,1 +1,33 @@
-fn main() {}
+//! `steward`: the control plane for self-hosted AI-agent platforms. This binary only parses
+//! arguments and wires the library crates together.
+
+mod cli;
+mod commands;
+mod logging;
+mod store;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ImportCommand};
+
+/// Exit code for input that is not valid (a bad config, bad CSV, bad flags).
+const EXIT_INVALID: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Up(args) => commands::up::run(args, &cli.log),
+        Command::Check(args) => commands::check::run(&args),
+        Command::Import(ImportCommand::Csv(args)) => commands::import::run(&args),
+        Command::Migrate(args) => commands::migrate::run(args, &cli.log),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The control plane's shared state and the single path through which a config becomes the
+//! registry in the store.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use steward_config::{Config, Diagnostic, LoadError, load_file};
+use steward_core::{Event, Registry, RegistryDiff};
+use steward_store::{Store, StoreError};
+use tokio::sync::Mutex;
+
+use crate::bus::EventBus;
+
+/// Reads environment variables for `${VAR}` interpolation.
+pub type SystemEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Why the engine could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The config file is missing, unreadable or invalid; the running config stays.
+    #[error(transparent)]
+    Config(#[from] LoadError),
+    /// The store failed; the running config stays.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone)]
+pub struct ReloadOutcome {
+    /// The registry changes written to the store.
+    pub diff: RegistryDiff,
+    /// Warnings the new config still has.
+    pub warnings: Vec<Diagnostic>,
+    /// Daemon settings that changed in the file but only take effect after a restart.
+    pub restart_required: Vec<&'static str>,
+}
+
+/// The control plane: the store, the bus and the config currently in force.
+pub struct ControlPlane {
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    config_path: PathBuf,
+    env: SystemEnv,
+    config: ArcSwap<Config>,
+    /// Reloads run one at a time, so each diff is computed against the config it replaces.
+    reload_lock: Mutex<()>,
+}
+
+impl ControlPlane {
+    /// Syncs `config`'s registry into the store and returns the running control plane, with the
+    /// diff that first sync wrote.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        bus: EventBus,
+        config_path: &Path,
+        config: Config,
+        env: SystemEnv,
+    ) -> Result<(Self, RegistryDiff), EngineError> {
+        let diff = sync(&store, &bus, &config.registry).await?;
+        let control = Self {
+            store,
+            bus,
+            config_path: config_path.to_path_buf(),
+            env,
+            config: ArcSwap::from_pointee(config),
+            reload_lock: Mutex::new(()),
+        };
+        Ok((control, diff))
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The event bus.
+    pub fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    /// The config file this control plane reloads.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Re-reads the config file and, if it is valid, syncs its registry into the store and puts
+    /// it in force. An invalid file or a store failure leaves the running config untouched.
+    pub async fn reload(&self) -> Result<ReloadOutcome, EngineError> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let env = Arc::clone(&self.env);
+        let loaded = match load_file(&self.config_path, &move |name| env(name)) {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let problems = e.diagnostics().map_or(1, |d| d.errors().count());
+                metrics::counter!("steward_config_reloads_total", "result" => "rejected")
+                    .increment(1);
+                tracing::warn!(path = %self.config_path.display(), problems, "config reload rejected; the running config stays");
+                self.bus.publish(Event::ConfigRejected { problems });
+                return Err(e.into());
+            }
+        };
+        let diff = match sync(&self.store, &self.bus, &loaded.config.registry).await {
+            Ok(diff) => diff,
+            Err(e) => {
+                metrics::counter!("steward_config_reloads_total", "result" => "failed")
+                    .increment(1);
+                return Err(e.into());
+            }
+        };
+        let restart_required =
+            restart_required(&self.config.load().settings, &loaded.config.settings);
+        for setting in &restart_required {
+            tracing::warn!(
+                setting,
+                "setting changed in the config file; it takes effect after a restart"
+            );
+        }
+        self.config.store(Arc::new(loaded.config));
+        metrics::counter!("steward_config_reloads_total", "result" => "applied").increment(1);
+        Ok(ReloadOutcome {
+            diff,
+            warnings: loaded.warnings,
+            restart_required,
+        })
+    }
+}
+
+async fn sync(
+    store: &Arc<dyn Store>,
+    bus: &EventBus,
+    registry: &Registry,
+) -> Result<RegistryDiff, StoreError> {
+    let diff = store.sync_registry(registry).await?;
+    let counts = diff.counts();
+    for line in diff.summary_lines() {
+        tracing::info!(change = %line, "registry changed");
+    }
+    tracing::info!(
+        workspaces = registry.workspaces.len(),
+        dependencies = registry.dependencies.len(),
+        services = registry.services.len(),
+        added = counts.added,
+        updated = counts.updated,
+        removed = counts.removed,
+        "registry synced"
+    );
+    metrics::gauge!("steward_registry_entities", "kind" => "workspace")
+        .set(registry.workspaces.len() as f64);
+    metrics::gauge!("steward_registry_entities", "kind" => "dependency")
+        .set(registry.dependencies.len() as f64);
+    metrics::gauge!("steward_registry_entities", "kind" => "service")
+        .set(registry.services.len() as f64);
+    if !diff.is_empty() {
+        bus.publish(Event::RegistrySynced {
+            added: counts.added,
+            updated: counts.updated,
+            removed: counts.removed,
+        });
+    }
+    Ok(diff)
+}
+
+fn restart_required(
+    old: &steward_config::FileSettings,
+    new: &steward_config::FileSettings,
+) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    if old.listen != new.listen {
+        changed.push("server.listen");
+    }
+    if old.data_dir != new.data_dir {
+        changed.push("storage.data_dir");
+    }
+    if old.database != new.database {
+        changed.push("storage.database");
+    }
+    if old.max_connections != new.max_connections {
+        changed.push("storage.max_connections");
+    }
+    if old.log_format != new.log_format {
+        changed.push("log.format");
+    }
+    if old.log_level != new.log_level {
+        changed.push("log.level");
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_store_sqlite::SqliteStore;
+
+    const GOOD: &str = "[[workspaces]]\nkey = \"a\"\n[[workspaces]]\nkey = \"b\"\n";
+
+    async fn control(dir: &Path, text: &str) -> ControlPlane {
+        let path = dir.join("steward.toml");
+        std::fs::write(&path, text).unwrap();
+        let store = SqliteStore::open(&dir.join("data")).await.unwrap();
+        store.migrate().await.unwrap();
+        let env: SystemEnv = Arc::new(|_| None);
+        let loaded = load_file(&path, &|_| None).unwrap();
+        ControlPlane::start(Arc::new(store), EventBus::new(), &path, loaded.config, env)
+            .await
+            .unwrap()
+            .0
+    }
+
+    #[tokio::test]
+    async fn a_valid_reload_syncs_and_publishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = control(dir.path(), GOOD).await;
+        let mut events = control.bus().subscribe();
+        std::fs::write(
+            control.config_path(),
+            "[server]\nlisten = \"127.0.0.1:1\"\n[[workspaces]]\nkey = \"a\"\n",
+        )
+        .unwrap();
+        let outcome = control.reload().await.unwrap();
+        assert_eq!(outcome.diff.summary_lines(), vec!["- workspace b"]);
+        assert_eq!(outcome.restart_required, vec!["server.listen"]);
+        assert_eq!(
+            events.recv().await.unwrap().event,
+            Event::RegistrySynced {
+                added: 0,
+                updated: 0,
+                removed: 1
+            }
+        );
+        assert_eq!(
+            control.store().registry().await.unwrap().workspaces.len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_reload_keeps_the_running_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = control(dir.path(), GOOD).await;
+        std::fs::write(
+            control.config_path(),
+            "[[workspaces]]\nkey = \"a\"\nbogus = 1\n",
+        )
+        .unwrap();
+        let err = control.reload().await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("unknown key `workspaces[0].bogus`"),
+            "{err}"
+        );
+        assert_eq!(control.config().registry.workspaces.len(), 2);
+        assert_eq!(
+            control.store().registry().await.unwrap().workspaces.len(),
+            2
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! Command-line arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Steward: scheduling, durable tasks, health, alerts, audit and the fleet for self-hosted
+/// AI-agent platforms, in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "steward", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane: migrate the database, sync the registry from the config, serve
+    /// HTTP. Reloads the config on SIGHUP; stops gracefully on SIGINT/SIGTERM.
+    Up(UpArgs),
+    /// Validate a config file and print every problem as FILE:LINE:COL (exit 0 valid, 2 not).
+    Check(CheckArgs),
+    /// Convert registries kept in other formats into a steward.toml.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Apply the database migrations this binary carries, then exit.
+    Migrate(MigrateArgs),
+}
+
+/// Logging flags, shared by every command that runs for long.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log format [env: STEWARD_LOG_FORMAT] [default: pretty, or `log.format` in the config].
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    /// Log filter, e.g. `info` or `steward=debug,sqlx=warn` [env: STEWARD_LOG] [default: info].
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the database is; each flag wins over `STEWARD_…` variables and the config file.
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// The embedded database's directory [env: STEWARD_DATA_DIR] [default: `storage.data_dir`,
+    /// else ./steward-data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A postgres:// URL to share one database between instances, or `sqlite` for the embedded
+    /// default [env: STEWARD_DATABASE].
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The config file.
+    #[arg(long, short, env = "STEWARD_CONFIG", default_value = "steward.toml")]
+    pub config: PathBuf,
+    /// The HTTP address [env: STEWARD_LISTEN] [default: `server.listen`, else 127.0.0.1:8710].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The config file.
+    #[arg(long, short, env = "STEWARD_CONFIG", default_value = "steward.toml")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Convert workspaces.csv / workspace_dependencies.csv registries (and optionally a
+    /// services CSV) into steward.toml. Duplicate edges are merged with a warning.
+    Csv(ImportCsvArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCsvArgs {
+    /// Workspaces CSV: workspace_key, status, description, owner, repo_name, repo_path,
+    /// repo_remote; other columns become labels.
+    #[arg(long, value_name = "FILE")]
+    pub workspaces: PathBuf,
+    /// Dependencies CSV: from_workspace, to_workspace, dependency_type, notes.
+    #[arg(long, value_name = "FILE")]
+    pub dependencies: PathBuf,
+    /// Services CSV: name, workspace, url, node; other columns become labels.
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
+    /// Write here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Overwrite --output if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// A config file to read `[storage]` from (optional).
+    #[arg(long, short, env = "STEWARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}

@@ -1,0 +1,46 @@
+//! `steward check`: validate a config file and print every problem.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use steward_config::{DaemonSettings, Overrides, load_file};
+
+use crate::EXIT_INVALID;
+use crate::cli::CheckArgs;
+use crate::commands::report_load_error;
+
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    let loaded = match load_file(&args.config, &crate::store::env) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            report_load_error(&mut out, &e);
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    for warning in &loaded.warnings {
+        writeln!(out, "{warning}")?;
+    }
+    // The environment can override the file's daemon settings; a bad override would stop
+    // `steward up`, so it fails the check too.
+    if let Err(e) = DaemonSettings::resolve(
+        &loaded.config.settings,
+        &crate::store::env,
+        &Overrides::default(),
+    ) {
+        writeln!(out, "error: {e}")?;
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let r = &loaded.config.registry;
+    writeln!(
+        out,
+        "{}: ok ({} workspaces, {} dependencies, {} services; {} warning{})",
+        args.config.display(),
+        r.workspaces.len(),
+        r.dependencies.len(),
+        r.services.len(),
+        loaded.warnings.len(),
+        if loaded.warnings.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(ExitCode::SUCCESS)
+}

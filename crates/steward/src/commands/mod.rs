@@ -1,0 +1,76 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod import;
+pub mod migrate;
+pub mod up;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use steward_config::{DaemonSettings, LoadError, Loaded, Overrides, load_file};
+
+use crate::EXIT_INVALID;
+use crate::cli::{DatabaseArgs, LogArgs};
+use crate::logging;
+
+/// Writes a config's problems, one per line, then a count.
+pub fn report_load_error(out: &mut dyn Write, error: &LoadError) {
+    let _ = writeln!(out, "{error}");
+    if let Some(diagnostics) = error.diagnostics() {
+        let errors = diagnostics.errors().count();
+        let warnings = diagnostics.warnings().count();
+        let _ = writeln!(
+            out,
+            "{} error{}, {} warning{}",
+            errors,
+            plural(errors),
+            warnings,
+            plural(warnings)
+        );
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Loads the config for a long-running command: problems go to standard error and become exit
+/// code 2.
+pub fn load_or_exit(path: &Path) -> Result<Loaded, ExitCode> {
+    match load_file(path, &crate::store::env) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("{warning}");
+            }
+            Ok(loaded)
+        }
+        Err(e) => {
+            report_load_error(&mut std::io::stderr(), &e);
+            Err(ExitCode::from(EXIT_INVALID))
+        }
+    }
+}
+
+/// Resolves the daemon settings from the file's, the environment and the flags; a bad value is
+/// reported and becomes exit code 2.
+pub fn settings_or_exit(
+    file: &steward_config::FileSettings,
+    database: DatabaseArgs,
+    listen: Option<std::net::SocketAddr>,
+    log: &LogArgs,
+) -> Result<DaemonSettings, ExitCode> {
+    let (log_format, log_level) = logging::overrides(log);
+    let overrides = Overrides {
+        listen,
+        data_dir: database.data_dir,
+        database: database.database.map(steward_core::Secret::new),
+        log_format,
+        log_level,
+    };
+    DaemonSettings::resolve(file, &crate::store::env, &overrides).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_INVALID)
+    })
+}

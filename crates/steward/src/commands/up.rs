@@ -1,0 +1,173 @@
+//! `steward up`: the daemon.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use steward_api::{AppState, MetricsRenderer};
+use steward_config::{Config, DaemonSettings};
+use steward_engine::{ControlPlane, EventBus, SystemEnv};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cli::{LogArgs, UpArgs};
+use crate::commands::{load_or_exit, settings_or_exit};
+use crate::{logging, store};
+
+/// Histogram buckets for every `*_seconds` metric: 0.5 ms to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let loaded = match load_or_exit(&args.config) {
+        Ok(loaded) => loaded,
+        Err(code) => return Ok(code),
+    };
+    let settings = match settings_or_exit(&loaded.config.settings, args.database, args.listen, log)
+    {
+        Ok(settings) => settings,
+        Err(code) => return Ok(code),
+    };
+    logging::init(settings.log_format, &settings.log_level)?;
+    let metrics = install_metrics()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("steward")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(
+        args.config,
+        loaded.config,
+        settings,
+        metrics,
+        started,
+    ))
+}
+
+fn install_metrics() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .context("invalid histogram buckets")?
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    metrics::gauge!("steward_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+    Ok(handle)
+}
+
+async fn serve(
+    config_path: PathBuf,
+    config: Config,
+    settings: DaemonSettings,
+    metrics: PrometheusHandle,
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let store = store::open(&settings.database).await?;
+    let report = store
+        .migrate()
+        .await
+        .context("cannot migrate the database")?;
+    for m in &report.applied {
+        tracing::info!(version = m.version, description = %m.description, "migration applied");
+    }
+    let env: SystemEnv = Arc::new(store::env);
+    let (control, _) = ControlPlane::start(
+        Arc::clone(&store),
+        EventBus::new(),
+        &config_path,
+        config,
+        env,
+    )
+    .await
+    .context("cannot sync the registry into the database")?;
+    let control = Arc::new(control);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+
+    spawn_metrics_upkeep(metrics.clone());
+    spawn_reload_on_sighup(Arc::clone(&control))?;
+    let renderer: MetricsRenderer = Arc::new(move || metrics.render());
+    let state = AppState {
+        control: Arc::clone(&control),
+        metrics: renderer,
+    };
+
+    println!("steward listening on http://{addr}");
+    std::io::stdout()
+        .flush()
+        .context("cannot write to standard output")?;
+    tracing::info!(
+        %addr,
+        database = %settings.database.describe(),
+        startup_ms = started.elapsed().as_millis() as u64,
+        "steward is up"
+    );
+    steward_api::serve(listener, state, shutdown_requested())
+        .await
+        .context("the HTTP server failed")?;
+    store.close().await;
+    tracing::info!("steward stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Histograms need periodic upkeep to bound their memory.
+fn spawn_metrics_upkeep(handle: PrometheusHandle) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+fn spawn_reload_on_sighup(control: Arc<ControlPlane>) -> anyhow::Result<()> {
+    let mut hangups = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            match control.reload().await {
+                Ok(outcome) => {
+                    let counts = outcome.diff.counts();
+                    tracing::info!(
+                        added = counts.added,
+                        updated = counts.updated,
+                        removed = counts.removed,
+                        "config reloaded"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload failed; the running config stays")
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn shutdown_requested() {
+    let terminate = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
