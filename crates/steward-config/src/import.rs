@@ -13,7 +13,7 @@ use std::path::Path;
 use steward_core::registry::Labels;
 use steward_core::{Dependency, DependencyId, Repo, Service, Workspace, WorkspaceStatus};
 
-use crate::walk::is_name;
+use crate::walk::{is_name, url_problem};
 
 /// One CSV input: its name (for messages) and its bytes.
 pub struct CsvInput<'a> {
@@ -206,6 +206,13 @@ fn rows(input: &CsvInput<'_>, required: &[&str], problems: &mut Vec<String>) -> 
         match record {
             Ok(record) => {
                 let line = record.position().map_or(0, |p| p.line());
+                if record.iter().any(|cell| cell.contains('\0')) {
+                    problems.push(format!(
+                        "{}:{line}: a cell contains a NUL character",
+                        input.name
+                    ));
+                    continue;
+                }
                 let cells = headers
                     .iter()
                     .zip(record.iter())
@@ -351,6 +358,10 @@ fn service_from(
         return None;
     }
     s.url = row.take("url");
+    if let Some(problem) = s.url.as_deref().and_then(url_problem) {
+        problems.push(format!("{at}: url {problem}"));
+        return None;
+    }
     s.node = row.take("node");
     s.labels = labels(row, &at, problems);
     Some(s)
@@ -415,8 +426,13 @@ pub fn render_toml(imported: &Imported, header: &str) -> String {
     out
 }
 
+/// A TOML string literal that reads back as `s`: `${` is escaped as `$${` so that CSV text is
+/// never taken for a variable reference.
 fn quoted(s: &str) -> String {
-    toml_edit::Value::from(s).to_string().trim().to_owned()
+    toml_edit::Value::from(s.replace("${", "$${"))
+        .to_string()
+        .trim()
+        .to_owned()
 }
 
 fn field(out: &mut String, key: &str, value: Option<&String>) {
@@ -501,9 +517,34 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Whatever text a CSV cell holds (quotes, `${`, backslashes, control characters,
+        /// non-ASCII), the rendered config reads back as exactly that text.
+        #[test]
+        fn any_cell_text_round_trips_through_the_rendered_config(
+            description in "[^\u{0}]{0,40}",
+            note in "[^\u{0}]{0,40}",
+            label in "[^\u{0}]{0,40}",
+        ) {
+            let mut a = Workspace::new("a");
+            a.description = Some(description);
+            a.labels.insert("x".into(), label);
+            let imported = Imported {
+                workspaces: vec![a, Workspace::new("b")],
+                dependencies: vec![Dependency { from: "a".into(), to: "b".into(), kind: "t".into(), note: Some(note) }],
+                services: vec![],
+                warnings: vec![],
+            };
+            let text = render_toml(&imported, "header\nwith two lines");
+            let loaded = crate::parse_str("gen.toml", &text, &|_| None).unwrap();
+            let expected = steward_core::Registry::new(imported.workspaces, imported.dependencies, imported.services);
+            proptest::prop_assert_eq!(loaded.config.registry, expected);
+        }
+    }
+
     #[test]
     fn rendered_toml_is_a_valid_config_with_the_same_registry() {
-        let deps = "from_workspace,to_workspace,dependency_type,notes\na,b,reads,\"quotes \"\" and \\ back\"\n";
+        let deps = "from_workspace,to_workspace,dependency_type,notes\na,b,reads,\"quotes \"\" and \\ back ${HOME} $${X}\"\n";
         let svc = "name,workspace,url,node,tier\nnn,a,http://127.0.0.1:8000/health,vps,gold\n";
         let out = import(
             input("ws.csv", WS),

@@ -184,3 +184,108 @@ fn syntax_error(source: &Source, e: &toml_edit::TomlError) -> Diagnostics {
         message: format!("invalid TOML: {message}"),
     }])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn relative_data_dirs_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steward.toml");
+        std::fs::write(&path, "[storage]\ndata_dir = \"state\"\n").unwrap();
+        let loaded = load_file(&path, &no_env).unwrap();
+        assert_eq!(
+            loaded.config.settings.data_dir,
+            Some(dir.path().join("state"))
+        );
+    }
+
+    #[test]
+    fn nul_characters_are_refused_with_their_field() {
+        let err = parse_str(
+            "f.toml",
+            "[[workspaces]]\nkey = \"a\"\nowner = \"x\\u0000y\"\n",
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "f.toml:3:9: error: `workspaces[0].owner`: must not contain a NUL character"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_file_order() {
+        let text = "[[workspaces]]\nkey = \"a b\"\n[[services]]\nname = \"s\"\nworkspace = \"nope\"\nurl = \"::\"\n[bogus]\n";
+        let err = parse_str("f.toml", text, &no_env).unwrap_err();
+        let lines: Vec<(usize, usize)> = err
+            .diagnostics()
+            .unwrap()
+            .0
+            .iter()
+            .map(|d| (d.line, d.column))
+            .collect();
+        assert_eq!(lines, vec![(2, 7), (5, 13), (6, 7), (7, 2)], "{err}");
+    }
+
+    /// Keys and values a config is made of, shuffled into arbitrary documents.
+    fn config_like_text() -> impl Strategy<Value = String> {
+        let token = prop::sample::select(vec![
+            "[[workspaces]]\n",
+            "[[services]]\n",
+            "[[dependencies]]\n",
+            "[server]\n",
+            "[storage]\n",
+            "key = \"a\"\n",
+            "key = 1\n",
+            "name = \"s\"\n",
+            "from = \"a\"\n",
+            "to = \"b\"\n",
+            "type = \"t\"\n",
+            "labels = { x = 1 }\n",
+            "labels = \"no\"\n",
+            "url = \"http://x\"\n",
+            "listen = \"nope\"\n",
+            "status = \"paused\"\n",
+            "repo = [1]\n",
+            "owner = \"${UNSET}\"\n",
+            "= \n",
+            "[[\n",
+            "\"\n",
+            "x.y.z = {}\n",
+        ]);
+        prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "(?s).{0,300}") {
+            let _ = parse_str("f.toml", &text, &no_env);
+        }
+
+        #[test]
+        fn config_like_documents_are_accepted_or_rejected_with_located_errors(text in config_like_text()) {
+            match parse_str("f.toml", &text, &no_env) {
+                Ok(_) => {}
+                Err(LoadError::Empty { .. }) => prop_assert!(text.trim().is_empty()),
+                Err(LoadError::Invalid(d)) => {
+                    prop_assert!(d.has_errors());
+                    let line_count = text.lines().count().max(1);
+                    for diagnostic in d.0 {
+                        prop_assert!(diagnostic.line >= 1 && diagnostic.line <= line_count + 1, "{diagnostic}");
+                        prop_assert!(diagnostic.column >= 1);
+                    }
+                }
+                Err(other) => prop_assert!(false, "unexpected {other}"),
+            }
+        }
+    }
+}

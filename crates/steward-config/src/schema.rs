@@ -9,7 +9,7 @@ use steward_core::{
 };
 use toml_edit::TableLike;
 
-use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion};
+use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
 
 const ROOT_KEYS: &[&str] = &[
     "server",
@@ -316,20 +316,10 @@ fn read_services(
 }
 
 fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
-    match url::Url::parse(&raw.value) {
-        Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => Some(raw.value),
-        Ok(_) => {
-            cx.error(
-                &raw.span,
-                format!("`{}`: `{}` has no host", t.field("url"), raw.value),
-            );
-            None
-        }
-        Err(e) => {
-            cx.error(
-                &raw.span,
-                format!("`{}`: `{}` is not a URL ({e})", t.field("url"), raw.value),
-            );
+    match url_problem(&raw.value) {
+        None => Some(raw.value),
+        Some(problem) => {
+            cx.error(&raw.span, format!("`{}`: {problem}", t.field("url")));
             None
         }
     }

@@ -154,6 +154,14 @@ impl<'a> Fields<'a> {
             );
             return None;
         };
+        if raw.contains('\0') {
+            // No database stores NUL in text; refuse it here rather than fail at sync.
+            cx.error(
+                &span,
+                format!("`{}`: must not contain a NUL character", self.field(key)),
+            );
+            return None;
+        }
         match interpolate(raw, cx.env) {
             Ok(value) => Some(Spanned { value, span }),
             Err(InterpolationError::Unset(var)) => {
@@ -355,6 +363,15 @@ fn is_label_name(s: &str) -> bool {
             .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+}
+
+/// Why `raw` is not a usable service URL, if it is not (the one rule for config and import).
+pub(crate) fn url_problem(raw: &str) -> Option<String> {
+    match url::Url::parse(raw) {
+        Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => None,
+        Ok(_) => Some(format!("`{raw}` has no host")),
+        Err(e) => Some(format!("`{raw}` is not a URL ({e})")),
+    }
 }
 
 /// The known name closest to a misspelt one, if any is close.

@@ -1,0 +1,179 @@
+//! Starting the real `steward` binary for tests and talking to it over loopback HTTP.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The VizionAI example config.
+pub fn vizion_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vizion/steward.toml")
+}
+
+/// A `steward` command with no `STEWARD_…` settings inherited from the caller's environment.
+pub fn steward() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
+    for var in [
+        "STEWARD_CONFIG",
+        "STEWARD_LISTEN",
+        "STEWARD_DATA_DIR",
+        "STEWARD_DATABASE",
+        "STEWARD_MAX_CONNECTIONS",
+        "STEWARD_LOG",
+        "STEWARD_LOG_FORMAT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// A running daemon; killed when dropped.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stderr: PathBuf,
+    client: reqwest::blocking::Client,
+}
+
+impl Daemon {
+    /// Starts `steward up ARGS --listen 127.0.0.1:0` with logs going to `log_dir`, and waits
+    /// for it to print the URL it serves.
+    pub fn start(log_dir: &Path, args: &[&str]) -> Daemon {
+        Self::try_start(log_dir, args)
+            .unwrap_or_else(|(status, stderr)| panic!("steward up exited with {status}:\n{stderr}"))
+    }
+
+    /// Like [`Daemon::start`], returning the exit status and standard error if it stops first.
+    pub fn try_start(log_dir: &Path, args: &[&str]) -> Result<Daemon, (ExitStatus, String)> {
+        std::fs::create_dir_all(log_dir).unwrap();
+        let stderr = log_dir.join(format!("steward-{}.log", unique()));
+        let mut child = steward()
+            .arg("up")
+            .args(["--listen", "127.0.0.1:0", "--log-level", "info,sqlx=warn"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .expect("spawn steward");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50))
+                && let Some(url) = line.strip_prefix("steward listening on ")
+            {
+                return Ok(Daemon {
+                    child,
+                    url: url.trim().to_owned(),
+                    stderr,
+                    client: reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(10))
+                        .build()
+                        .unwrap(),
+                });
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                return Err((status, std::fs::read_to_string(&stderr).unwrap_or_default()));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "steward up printed no URL within 30 s"
+            );
+        }
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .unwrap()
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.get(path);
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
+        response.json().unwrap()
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::blocking::Response {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .send()
+            .unwrap()
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (`HUP`, `TERM`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "steward did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it is true, or panics after `timeout`.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn unique() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}

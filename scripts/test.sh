@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs every test: unit, property, conformance (SQLite and PostgreSQL) and the integration
+# tests that start the real binary. Makes sure PostgreSQL answers on 127.0.0.1:5432 first
+# (starting it, or installing it from Debian packages on a machine without it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export STEWARD_TEST_DATABASE_URL="${STEWARD_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+
+pg_answers() {
+  command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+ensure_postgres() {
+  if pg_answers; then return 0; fi
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    echo "PostgreSQL is not installed: installing it from Debian packages" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq postgresql >/dev/null
+    local hba
+    hba=$(ls /etc/postgresql/*/main/pg_hba.conf | head -n 1)
+    # Tests connect as postgres over loopback without a password.
+    sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+  fi
+  echo "starting PostgreSQL" >&2
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+  for _ in $(seq 1 30); do
+    if pg_answers; then return 0; fi
+    sleep 1
+  done
+  echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2
+  return 1
+}
+
+ensure_postgres
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+
+cargo nextest run --workspace --no-fail-fast "$@"
