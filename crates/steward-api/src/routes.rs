@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
-use steward_core::{Dependency, Service, Workspace, WorkspaceStatus};
+use steward_core::{Dependency, Registry, Service, Workspace, WorkspaceStatus};
 
 use crate::{ApiError, AppState};
 
@@ -21,6 +21,17 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/services", get(list_services))
         .route("/api/v1/graph", get(graph))
         .route("/api/v1/config/reload", post(reload))
+}
+
+/// The registry as stored (the database, not this process's memory, is the source of truth when
+/// several instances share it).
+async fn stored_registry(state: &AppState) -> Result<Registry, ApiError> {
+    state
+        .control
+        .store()
+        .registry()
+        .await
+        .map_err(|e| ApiError::store(&e))
 }
 
 /// Liveness: the process answers.
@@ -52,12 +63,7 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn list_workspaces(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = state
-        .control
-        .store()
-        .registry()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let registry = stored_registry(&state).await?;
     Ok(Json(json!({ "workspaces": registry.workspaces })))
 }
 
@@ -65,12 +71,7 @@ async fn get_workspace(
     State(state): State<AppState>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = state
-        .control
-        .store()
-        .registry()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let registry = stored_registry(&state).await?;
     let workspace = registry.workspace(&key).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -78,11 +79,7 @@ async fn get_workspace(
             format!("no workspace `{key}`"),
         )
     })?;
-    let services: Vec<&Service> = registry
-        .services
-        .iter()
-        .filter(|s| s.workspace.as_deref() == Some(key.as_str()))
-        .collect();
+    let services: Vec<&Service> = registry.services_of(&key).collect();
     let depends_on: Vec<&Dependency> = registry
         .dependencies
         .iter()
@@ -102,12 +99,7 @@ async fn get_workspace(
 }
 
 async fn list_services(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = state
-        .control
-        .store()
-        .registry()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let registry = stored_registry(&state).await?;
     Ok(Json(json!({ "services": registry.services })))
 }
 
@@ -121,12 +113,7 @@ struct GraphNode<'a> {
 }
 
 async fn graph(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = state
-        .control
-        .store()
-        .registry()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let registry = stored_registry(&state).await?;
     let nodes: Vec<GraphNode<'_>> = registry
         .workspaces
         .iter()
@@ -135,9 +122,7 @@ async fn graph(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
             status: w.status,
             description: w.description.as_deref(),
             services: registry
-                .services
-                .iter()
-                .filter(|s| s.workspace.as_deref() == Some(w.key.as_str()))
+                .services_of(&w.key)
                 .map(|s| s.name.as_str())
                 .collect(),
         })

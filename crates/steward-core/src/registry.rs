@@ -221,6 +221,13 @@ impl Registry {
         self.workspaces.iter().find(|w| w.key == key)
     }
 
+    /// The services that belong to the workspace `key`.
+    pub fn services_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a Service> + 'a {
+        self.services
+            .iter()
+            .filter(move |s| s.workspace.as_deref() == Some(key))
+    }
+
     /// The changes that turn `self` (what is stored) into `desired` (what is declared).
     pub fn diff(&self, desired: &Registry) -> RegistryDiff {
         RegistryDiff {

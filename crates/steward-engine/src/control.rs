@@ -171,26 +171,20 @@ fn restart_required(
     old: &steward_config::FileSettings,
     new: &steward_config::FileSettings,
 ) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if old.listen != new.listen {
-        changed.push("server.listen");
-    }
-    if old.data_dir != new.data_dir {
-        changed.push("storage.data_dir");
-    }
-    if old.database != new.database {
-        changed.push("storage.database");
-    }
-    if old.max_connections != new.max_connections {
-        changed.push("storage.max_connections");
-    }
-    if old.log_format != new.log_format {
-        changed.push("log.format");
-    }
-    if old.log_level != new.log_level {
-        changed.push("log.level");
-    }
-    changed
+    [
+        ("server.listen", old.listen != new.listen),
+        ("storage.data_dir", old.data_dir != new.data_dir),
+        ("storage.database", old.database != new.database),
+        (
+            "storage.max_connections",
+            old.max_connections != new.max_connections,
+        ),
+        ("log.format", old.log_format != new.log_format),
+        ("log.level", old.log_level != new.log_level),
+    ]
+    .into_iter()
+    .filter_map(|(setting, changed)| changed.then_some(setting))
+    .collect()
 }
 
 #[cfg(test)]

@@ -101,16 +101,17 @@ async fn serve(
         metrics: renderer,
     };
 
-    println!("steward listening on http://{addr}");
-    std::io::stdout()
-        .flush()
-        .context("cannot write to standard output")?;
     tracing::info!(
         %addr,
         database = %settings.database.describe(),
         startup_ms = started.elapsed().as_millis() as u64,
         "steward is up"
     );
+    // Printed after the log line, so whoever reads the URL finds the start-up logged too.
+    println!("steward listening on http://{addr}");
+    std::io::stdout()
+        .flush()
+        .context("cannot write to standard output")?;
     steward_api::serve(listener, state, shutdown_requested())
         .await
         .context("the HTTP server failed")?;
