@@ -2,19 +2,21 @@
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
+pub mod auth;
 mod error;
 mod metrics_layer;
-mod routes;
+pub mod routes;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use steward_engine::ControlPlane;
+use steward_engine::{Authenticator, ControlPlane};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use auth::{Access, Limiters, RateLimits};
 pub use error::ApiError;
 
 /// Renders the process's metrics in the Prometheus text format.
@@ -25,18 +27,55 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The longest a request may take before it is answered with 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How the API is exposed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiOptions {
+    /// Serve `/metrics` without a key.
+    pub metrics_public: bool,
+    /// Request rates per key and failed-authentication limits per address.
+    pub rate_limits: RateLimits,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     /// The control plane.
     pub control: Arc<ControlPlane>,
+    /// Checks presented API keys.
+    pub auth: Arc<Authenticator>,
+    /// Rate limiters.
+    pub limiters: Arc<Limiters>,
+    /// Exposure options.
+    pub options: ApiOptions,
     /// The `/metrics` renderer.
     pub metrics: MetricsRenderer,
+}
+
+impl AppState {
+    /// State for `control`, authenticating with `auth`.
+    pub fn new(
+        control: Arc<ControlPlane>,
+        auth: Arc<Authenticator>,
+        options: ApiOptions,
+        metrics: MetricsRenderer,
+    ) -> Self {
+        Self {
+            control,
+            auth,
+            limiters: Arc::new(Limiters::new(options.rate_limits)),
+            options,
+            metrics,
+        }
+    }
 }
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     routes::routes()
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
@@ -56,7 +95,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,37 +1,168 @@
-//! The routes and their handlers.
+//! The route table, and the handlers. Every route is declared once, with its access rule, in
+//! [`table`]; the router is built from it, and [`crate::auth::authorize`] enforces it.
 
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde::Serialize;
+use axum::routing::{MethodRouter, delete, get, post};
+use axum::{Extension, Json, Router};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use steward_core::{Dependency, Registry, Service, Workspace, WorkspaceStatus};
+use steward_core::registry::is_valid_name;
+use steward_core::{Dependency, Registry, Role, Service, WorkspaceStatus};
+use steward_engine::KeyRequest;
+use steward_store::{ApiKey, AuditQuery, StoreError};
 
+use crate::auth::{Access, Caller};
 use crate::{ApiError, AppState};
 
+/// One route: method, path template, who may call it, and its handler.
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, as axum matches it.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    handler: fn() -> MethodRouter<AppState>,
+}
+
+fn spec(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: fn() -> MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+        handler,
+    }
+}
+
+/// Every route Steward serves. `/metrics` is listed as needing a viewer key; `api.metrics_public`
+/// opens it (see [`access_of`]).
+pub fn table() -> Vec<RouteSpec> {
+    use Access::{Public, Role as R, Unscoped, Workspace};
+    vec![
+        spec(Method::GET, "/healthz", Public, || get(healthz)),
+        spec(Method::GET, "/readyz", Public, || get(readyz)),
+        spec(Method::GET, "/metrics", R(Role::Viewer), || get(metrics)),
+        spec(Method::GET, "/api/v1/whoami", R(Role::Viewer), || {
+            get(whoami)
+        }),
+        spec(Method::GET, "/api/v1/workspaces", R(Role::Viewer), || {
+            get(list_workspaces)
+        }),
+        spec(
+            Method::GET,
+            "/api/v1/workspaces/{key}",
+            Workspace(Role::Viewer, "key"),
+            || get(get_workspace),
+        ),
+        spec(Method::GET, "/api/v1/services", R(Role::Viewer), || {
+            get(list_services)
+        }),
+        spec(Method::GET, "/api/v1/graph", R(Role::Viewer), || get(graph)),
+        spec(
+            Method::POST,
+            "/api/v1/config/reload",
+            Unscoped(Role::Admin),
+            || post(reload),
+        ),
+        spec(Method::GET, "/api/v1/keys", Unscoped(Role::Admin), || {
+            get(list_keys)
+        }),
+        spec(Method::POST, "/api/v1/keys", Unscoped(Role::Admin), || {
+            post(create_key)
+        }),
+        spec(
+            Method::DELETE,
+            "/api/v1/keys/{name}",
+            Unscoped(Role::Admin),
+            || delete(revoke_key),
+        ),
+        spec(Method::GET, "/api/v1/audit", R(Role::Admin), || {
+            get(list_audit)
+        }),
+        spec(
+            Method::GET,
+            "/api/v1/audit/verify",
+            Unscoped(Role::Admin),
+            || get(verify_audit),
+        ),
+    ]
+}
+
+/// The access rule of a matched route, `None` when the table has no entry for it.
+pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option<Access> {
+    if path == "/metrics" && *method == Method::GET && state.options.metrics_public {
+        return Some(Access::Public);
+    }
+    table()
+        .into_iter()
+        .find(|r| r.method == method && r.path == path)
+        .map(|r| r.access)
+}
+
 pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/workspaces", get(list_workspaces))
-        .route("/api/v1/workspaces/{key}", get(get_workspace))
-        .route("/api/v1/services", get(list_services))
-        .route("/api/v1/graph", get(graph))
-        .route("/api/v1/config/reload", post(reload))
+    let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
+    for route in table() {
+        let handler = (route.handler)();
+        let merged = match by_path.remove(route.path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        by_path.insert(route.path, merged);
+    }
+    by_path
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
 }
 
 /// The registry as stored (the database, not this process's memory, is the source of truth when
-/// several instances share it).
-async fn stored_registry(state: &AppState) -> Result<Registry, ApiError> {
-    state
+/// several instances share it), cut to what the caller may see.
+async fn visible_registry(state: &AppState, caller: &Caller) -> Result<Registry, ApiError> {
+    let registry = state
         .control
         .store()
         .registry()
         .await
-        .map_err(|e| ApiError::store(&e))
+        .map_err(|e| ApiError::store(&e))?;
+    Ok(registry.visible_to(&caller.principal))
+}
+
+/// Parses a JSON body strictly, answering 400 with serde's located message.
+fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid JSON body: {e}"),
+        )
+    })
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{what} already exists"),
+        ),
+        StoreError::NotFound(what) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        ),
+        other => ApiError::store(&other),
+    }
 }
 
 /// Liveness: the process answers.
@@ -62,16 +193,24 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn list_workspaces(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = stored_registry(&state).await?;
+async fn whoami(Extension(caller): Extension<Caller>) -> impl IntoResponse {
+    Json(json!({ "principal": caller.principal }))
+}
+
+async fn list_workspaces(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let registry = visible_registry(&state, &caller).await?;
     Ok(Json(json!({ "workspaces": registry.workspaces })))
 }
 
 async fn get_workspace(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let registry = stored_registry(&state).await?;
+    let registry = visible_registry(&state, &caller).await?;
     let workspace = registry.workspace(&key).ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -98,8 +237,11 @@ async fn get_workspace(
     })))
 }
 
-async fn list_services(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = stored_registry(&state).await?;
+async fn list_services(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let registry = visible_registry(&state, &caller).await?;
     Ok(Json(json!({ "services": registry.services })))
 }
 
@@ -112,12 +254,15 @@ struct GraphNode<'a> {
     services: Vec<&'a str>,
 }
 
-async fn graph(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let registry = stored_registry(&state).await?;
+async fn graph(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let registry = visible_registry(&state, &caller).await?;
     let nodes: Vec<GraphNode<'_>> = registry
         .workspaces
         .iter()
-        .map(|w: &Workspace| GraphNode {
+        .map(|w| GraphNode {
             key: &w.key,
             status: w.status,
             description: w.description.as_deref(),
@@ -132,12 +277,188 @@ async fn graph(State(state): State<AppState>) -> Result<impl IntoResponse, ApiEr
     ))
 }
 
-async fn reload(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let outcome = state.control.reload().await?;
+async fn reload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let outcome = state.control.reload(&caller.actor()).await?;
     Ok(Json(json!({
         "changes": outcome.diff.summary_lines(),
         "counts": outcome.diff.counts(),
         "warnings": outcome.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "restart_required": outcome.restart_required,
     })))
+}
+
+/// A key as the API shows it: never its digest.
+#[derive(Serialize)]
+struct KeyView<'a> {
+    name: &'a str,
+    role: Role,
+    workspace: Option<&'a str>,
+    hint: &'a str,
+    created_at_ms: i64,
+    expires_at_ms: Option<i64>,
+    last_used_at_ms: Option<i64>,
+    revoked_at_ms: Option<i64>,
+}
+
+impl<'a> From<&'a ApiKey> for KeyView<'a> {
+    fn from(k: &'a ApiKey) -> Self {
+        Self {
+            name: &k.name,
+            role: k.role,
+            workspace: k.workspace.as_deref(),
+            hint: &k.hint,
+            created_at_ms: k.created_at_ms,
+            expires_at_ms: k.expires_at_ms,
+            last_used_at_ms: k.last_used_at_ms,
+            revoked_at_ms: k.revoked_at_ms,
+        }
+    }
+}
+
+async fn list_keys(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let keys = state
+        .control
+        .store()
+        .list_keys()
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
+    Ok(Json(json!({ "keys": views })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateKey {
+    name: String,
+    role: Role,
+    #[serde(default)]
+    workspace: Option<String>,
+    #[serde(default)]
+    expires_in_seconds: Option<u64>,
+}
+
+async fn create_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let request: CreateKey = parse_body(&body)?;
+    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
+    if !is_valid_name(&request.name) {
+        return Err(invalid(format!(
+            "`name`: `{}` is not a valid name (letters, digits, `_`, `-`, `.`; at most 64)",
+            request.name
+        )));
+    }
+    if let Some(ws) = request.workspace.as_deref().filter(|ws| !is_valid_name(ws)) {
+        return Err(invalid(format!(
+            "`workspace`: `{ws}` is not a valid workspace key"
+        )));
+    }
+    let expires_at_ms = match request.expires_in_seconds {
+        Some(0) => return Err(invalid("`expires_in_seconds`: must be positive".into())),
+        Some(s) => Some(
+            i64::try_from(s)
+                .ok()
+                .and_then(|s| s.checked_mul(1000))
+                .and_then(|ms| steward_store::now_ms().checked_add(ms))
+                .ok_or_else(|| invalid("`expires_in_seconds`: too large".into()))?,
+        ),
+        None => None,
+    };
+    let request = KeyRequest {
+        name: request.name,
+        role: request.role,
+        workspace: request.workspace,
+        expires_at_ms,
+    };
+    let (key, secret) =
+        steward_engine::keys::create_key(state.control.store().as_ref(), &request, &caller.actor())
+            .await
+            .map_err(store_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "key": KeyView::from(&key), "secret": secret })),
+    ))
+}
+
+async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = state
+        .control
+        .store()
+        .revoke_key(&name, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    state.auth.forget_all();
+    Ok(Json(json!({ "key": KeyView::from(&key) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    #[serde(default)]
+    after: i64,
+    #[serde(default)]
+    limit: Option<u32>,
+    actor: Option<String>,
+    action: Option<String>,
+    workspace: Option<String>,
+}
+
+async fn list_audit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(params): Query<AuditParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    // A scoped admin reads only its workspace's trail.
+    let workspace = match &caller.principal.workspace {
+        Some(scope) => Some(scope.clone()),
+        None => params.workspace,
+    };
+    let limit = params
+        .limit
+        .unwrap_or(100)
+        .clamp(1, steward_store::MAX_AUDIT_PAGE);
+    let query = AuditQuery {
+        after_seq: params.after,
+        limit,
+        actor: params.actor,
+        action: params.action,
+        workspace,
+    };
+    let store = state.control.store();
+    let events = store
+        .audit_events(&query)
+        .await
+        .map_err(|e| ApiError::store(&e))?;
+    let head = store
+        .audit_head()
+        .await
+        .map_err(|e| ApiError::store(&e))?
+        .map_or(0, |(seq, _)| seq);
+    let next_after = (events.len() == limit as usize)
+        .then(|| events.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(
+        json!({ "events": events, "next_after": next_after, "head": head }),
+    ))
+}
+
+async fn verify_audit(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    match steward_store::audit::verify_audit(state.control.store().as_ref()).await {
+        Ok(events) => Ok(Json(json!({ "ok": true, "events": events }))),
+        Err(steward_store::audit::VerifyError::Broken(brk)) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "audit_chain_broken",
+            brk.to_string(),
+        )),
+        Err(steward_store::audit::VerifyError::Store(e)) => Err(ApiError::store(&e)),
+    }
 }

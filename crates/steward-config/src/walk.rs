@@ -347,13 +347,9 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// A name for workspaces, services, dependency types: letters, digits, `_`, `-`, `.`, starting
-/// with a letter or digit, at most 64 characters.
+/// A name for workspaces, services, dependency types (see [`steward_core::registry::is_valid_name`]).
 pub(crate) fn is_name(s: &str) -> bool {
-    s.len() <= 64
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    steward_core::registry::is_valid_name(s)
 }
 
 fn is_label_name(s: &str) -> bool {

@@ -10,6 +10,15 @@ use serde::{Deserialize, Serialize};
 /// Free-form `key = "value"` labels; ordered so that equal label sets compare and print equal.
 pub type Labels = BTreeMap<String, String>;
 
+/// True for a valid name of a workspace, service, dependency type or key: letters, digits,
+/// `_`, `-`, `.`, starting with a letter or digit, at most 64 characters.
+pub fn is_valid_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
 /// The lifecycle state a workspace is declared in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -219,6 +228,35 @@ impl Registry {
     /// The workspace with this key.
     pub fn workspace(&self, key: &str) -> Option<&Workspace> {
         self.workspaces.iter().find(|w| w.key == key)
+    }
+
+    /// The part of the registry `principal` may see: unscoped principals see everything; a
+    /// scoped one sees its workspace, the edges that touch it and its services.
+    pub fn visible_to(&self, principal: &crate::Principal) -> Registry {
+        if principal.is_unscoped() {
+            return self.clone();
+        }
+        let sees = |ws: &str| principal.sees(Some(ws));
+        Registry {
+            workspaces: self
+                .workspaces
+                .iter()
+                .filter(|w| sees(&w.key))
+                .cloned()
+                .collect(),
+            dependencies: self
+                .dependencies
+                .iter()
+                .filter(|d| sees(&d.from) || sees(&d.to))
+                .cloned()
+                .collect(),
+            services: self
+                .services
+                .iter()
+                .filter(|s| principal.sees(s.workspace.as_deref()))
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The services that belong to the workspace `key`.

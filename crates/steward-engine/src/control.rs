@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use steward_config::{Config, Diagnostic, LoadError, load_file};
+use steward_core::audit::Actor;
 use steward_core::{Event, Registry, RegistryDiff};
 use steward_store::{Store, StoreError};
 use tokio::sync::Mutex;
@@ -58,7 +59,7 @@ impl ControlPlane {
         config: Config,
         env: SystemEnv,
     ) -> Result<(Self, RegistryDiff), EngineError> {
-        let diff = sync(&store, &bus, &config.registry).await?;
+        let diff = sync(&store, &bus, &config.registry, &Actor::system("startup")).await?;
         let control = Self {
             store,
             bus,
@@ -92,7 +93,7 @@ impl ControlPlane {
 
     /// Re-reads the config file and, if it is valid, syncs its registry into the store and puts
     /// it in force. An invalid file or a store failure leaves the running config untouched.
-    pub async fn reload(&self) -> Result<ReloadOutcome, EngineError> {
+    pub async fn reload(&self, actor: &Actor) -> Result<ReloadOutcome, EngineError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let env = Arc::clone(&self.env);
         let loaded = match load_file(&self.config_path, &move |name| env(name)) {
@@ -106,7 +107,7 @@ impl ControlPlane {
                 return Err(e.into());
             }
         };
-        let diff = match sync(&self.store, &self.bus, &loaded.config.registry).await {
+        let diff = match sync(&self.store, &self.bus, &loaded.config.registry, actor).await {
             Ok(diff) => diff,
             Err(e) => {
                 metrics::counter!("steward_config_reloads_total", "result" => "failed")
@@ -136,8 +137,9 @@ async fn sync(
     store: &Arc<dyn Store>,
     bus: &EventBus,
     registry: &Registry,
+    actor: &Actor,
 ) -> Result<RegistryDiff, StoreError> {
-    let diff = store.sync_registry(registry).await?;
+    let diff = store.sync_registry(registry, actor).await?;
     let counts = diff.counts();
     for line in diff.summary_lines() {
         tracing::info!(change = %line, "registry changed");
@@ -217,7 +219,7 @@ mod tests {
             "[server]\nlisten = \"127.0.0.1:1\"\n[[workspaces]]\nkey = \"a\"\n",
         )
         .unwrap();
-        let outcome = control.reload().await.unwrap();
+        let outcome = control.reload(&Actor::system("test")).await.unwrap();
         assert_eq!(outcome.diff.summary_lines(), vec!["- workspace b"]);
         assert_eq!(outcome.restart_required, vec!["server.listen"]);
         assert_eq!(
@@ -243,7 +245,7 @@ mod tests {
             "[[workspaces]]\nkey = \"a\"\nbogus = 1\n",
         )
         .unwrap();
-        let err = control.reload().await.unwrap_err();
+        let err = control.reload(&Actor::system("test")).await.unwrap_err();
         assert!(
             err.to_string()
                 .contains("unknown key `workspaces[0].bogus`"),

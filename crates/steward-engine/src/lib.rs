@@ -5,6 +5,8 @@
 
 pub mod bus;
 mod control;
+pub mod keys;
 
 pub use bus::{Envelope, EventBus};
 pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};
+pub use keys::{AuthError, Authenticator, KeyRequest};

@@ -11,13 +11,30 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
+use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
 use steward_core::{
-    Dependency, Registry, RegistryDiff, Secret, Service, Step, Workspace, WorkspaceStatus,
+    Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
 };
 use steward_store::codec::{decode_labels, decode_repo, encode_labels, encode_repo};
-use steward_store::{AppliedMigration, MigrationReport, Store, StoreError};
+use steward_store::{
+    ApiKey, AppliedMigration, AuditQuery, MAX_AUDIT_PAGE, MigrationReport, NewKey, Store,
+    StoreError, now_ms,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The versions of the migrations this binary embeds.
+pub fn migration_versions() -> Vec<i64> {
+    MIGRATOR.iter().map(|m| m.version).collect()
+}
+
+/// The columns of a key, in the order `key_from_row` reads them.
+macro_rules! key_select {
+    () => {
+        "SELECT name, role, workspace, digest, hint, created_at_ms, expires_at_ms, \
+         last_used_at_ms, revoked_at_ms FROM api_keys"
+    };
+}
 
 /// The advisory lock key that serialises registry syncs across instances ("stewreg" in ASCII).
 const REGISTRY_SYNC_LOCK: i64 = 0x0073_7465_7772_6567;
@@ -129,7 +146,11 @@ impl Store for PostgresStore {
         Ok(registry)
     }
 
-    async fn sync_registry(&self, desired: &Registry) -> Result<RegistryDiff, StoreError> {
+    async fn sync_registry(
+        &self,
+        desired: &Registry,
+        actor: &Actor,
+    ) -> Result<RegistryDiff, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(REGISTRY_SYNC_LOCK)
@@ -141,13 +162,241 @@ impl Store for PostgresStore {
         for step in diff.steps() {
             apply(&mut tx, step).await?;
         }
+        if !diff.is_empty() {
+            append_audit(&mut tx, steward_store::audit::registry_sync(actor, &diff)).await?;
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(diff)
+    }
+
+    async fn create_key(&self, key: &NewKey, actor: &Actor) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let stored = insert_key(&mut tx, key).await?;
+        append_audit(
+            &mut tx,
+            steward_store::audit::key_created("key.create", actor, &stored),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(stored)
+    }
+
+    async fn create_first_key(
+        &self,
+        key: &NewKey,
+        actor: &Actor,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The audit head's row lock serialises instances starting together, so that the count
+        // below sees any key another one created.
+        lock_audit_head(&mut tx).await?;
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let stored = insert_key(&mut tx, key).await?;
+        append_audit(
+            &mut tx,
+            steward_store::audit::key_created("key.bootstrap", actor, &stored),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(stored))
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let rows = sqlx::query(concat!(key_select!(), " ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    async fn key_by_digest(&self, digest: &str) -> Result<Option<ApiKey>, StoreError> {
+        let row = sqlx::query(concat!(key_select!(), " WHERE digest = $1"))
+            .bind(digest)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    async fn revoke_key(&self, name: &str, actor: &Actor) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let row = sqlx::query(concat!(
+            "UPDATE api_keys SET revoked_at_ms = $1 WHERE name = $2 AND revoked_at_ms IS NULL ",
+            "RETURNING name, role, workspace, digest, hint, created_at_ms, expires_at_ms, ",
+            "last_used_at_ms, revoked_at_ms"
+        ))
+        .bind(now_ms())
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let revoked = match row {
+            Some(row) => key_from_row(&row)?,
+            None => return Err(StoreError::NotFound(format!("active key `{name}`"))),
+        };
+        append_audit(&mut tx, steward_store::audit::key_revoked(actor, &revoked)).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
+    }
+
+    async fn touch_key(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at_ms = $1 WHERE name = $2")
+            .bind(at_ms)
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, actor_kind, actor, source_ip, action, target, workspace, details, \
+             prev_hash, hash FROM audit_events \
+             WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3) \
+             AND ($4::text IS NULL OR workspace = $4) ORDER BY seq LIMIT $5",
+        )
+        .bind(query.after_seq)
+        .bind(&query.actor)
+        .bind(&query.action)
+        .bind(&query.workspace)
+        .bind(i64::from(query.limit.min(MAX_AUDIT_PAGE)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let (seq, hash): (i64, String) =
+            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok((seq > 0).then_some((seq, hash)))
     }
 
     async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+async fn insert_key(conn: &mut PgConnection, key: &NewKey) -> Result<ApiKey, StoreError> {
+    let stored = ApiKey {
+        name: key.name.clone(),
+        role: key.role,
+        workspace: key.workspace.clone(),
+        digest: key.digest.clone(),
+        hint: key.hint.clone(),
+        created_at_ms: now_ms(),
+        expires_at_ms: key.expires_at_ms,
+        last_used_at_ms: None,
+        revoked_at_ms: None,
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+    )
+    .bind(&stored.name)
+    .bind(stored.role.as_str())
+    .bind(&stored.workspace)
+    .bind(&stored.digest)
+    .bind(&stored.hint)
+    .bind(stored.created_at_ms)
+    .bind(stored.expires_at_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if inserted.rows_affected() == 0 {
+        return Err(StoreError::Conflict(format!("key `{}`", key.name)));
+    }
+    Ok(stored)
+}
+
+fn key_from_row(row: &sqlx::postgres::PgRow) -> Result<ApiKey, StoreError> {
+    let role: String = row.try_get("role").map_err(db_err)?;
+    Ok(ApiKey {
+        name: row.try_get("name").map_err(db_err)?,
+        role: Role::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        workspace: row.try_get("workspace").map_err(db_err)?,
+        digest: row.try_get("digest").map_err(db_err)?,
+        hint: row.try_get("hint").map_err(db_err)?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
+        expires_at_ms: row.try_get("expires_at_ms").map_err(db_err)?,
+        last_used_at_ms: row.try_get("last_used_at_ms").map_err(db_err)?,
+        revoked_at_ms: row.try_get("revoked_at_ms").map_err(db_err)?,
+    })
+}
+
+/// Locks the audit head row until the transaction ends: appends from every instance queue here.
+async fn lock_audit_head(conn: &mut PgConnection) -> Result<(i64, String), StoreError> {
+    sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)
+}
+
+/// Appends `entry` to the audit chain inside the transaction of the change it records. Called
+/// last, so that the head's row lock is held only until the commit.
+async fn append_audit(
+    conn: &mut PgConnection,
+    entry: AuditEntry,
+) -> Result<AuditEvent, StoreError> {
+    let (seq, prev_hash) = lock_audit_head(conn).await?;
+    let event = AuditEvent::chain(entry, seq + 1, now_ms(), &prev_hash);
+    sqlx::query(
+        "INSERT INTO audit_events (seq, at_ms, actor_kind, actor, source_ip, action, target, \
+         workspace, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(event.seq)
+    .bind(event.at_ms)
+    .bind(event.actor.kind.as_str())
+    .bind(&event.actor.name)
+    .bind(&event.actor.source_ip)
+    .bind(&event.action)
+    .bind(&event.target)
+    .bind(&event.workspace)
+    .bind(event.details.to_string())
+    .bind(&event.prev_hash)
+    .bind(&event.hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(event.seq)
+        .bind(&event.hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(event)
+}
+
+fn audit_from_row(row: &sqlx::postgres::PgRow) -> Result<AuditEvent, StoreError> {
+    let kind: String = row.try_get("actor_kind").map_err(db_err)?;
+    let details: String = row.try_get("details").map_err(db_err)?;
+    Ok(AuditEvent {
+        seq: row.try_get("seq").map_err(db_err)?,
+        at_ms: row.try_get("at_ms").map_err(db_err)?,
+        actor: Actor {
+            kind: ActorKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("actor kind `{kind}`")))?,
+            name: row.try_get("actor").map_err(db_err)?,
+            source_ip: row.try_get("source_ip").map_err(db_err)?,
+        },
+        action: row.try_get("action").map_err(db_err)?,
+        target: row.try_get("target").map_err(db_err)?,
+        workspace: row.try_get("workspace").map_err(db_err)?,
+        details: serde_json::from_str(&details)
+            .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
+        prev_hash: row.try_get("prev_hash").map_err(db_err)?,
+        hash: row.try_get("hash").map_err(db_err)?,
+    })
 }
 
 async fn load_registry(conn: &mut PgConnection) -> Result<Registry, StoreError> {

@@ -53,7 +53,11 @@ async fn instances_migrating_together_apply_each_migration_once() {
     for t in tasks {
         applied += t.await.expect("join").expect("migrate").applied.len();
     }
-    assert_eq!(applied, 1, "one migration exists and it is applied once");
+    assert_eq!(
+        applied,
+        steward_store_postgres::migration_versions().len(),
+        "each migration is applied once"
+    );
     for s in stores {
         s.close().await;
     }
@@ -65,5 +69,73 @@ async fn an_unreachable_server_is_a_connect_error() {
     match PostgresStore::connect(&url, 1).await {
         Err(e) => assert_eq!(e.kind(), "connect"),
         Ok(_) => panic!("nothing listens on port 1"),
+    }
+}
+
+/// Three audited key creations in a fresh database, then `tamper` as raw SQL; returns what
+/// `verify` says (`None` when PostgreSQL is unreachable outside CI).
+async fn verify_after(tamper: &str) -> Option<Result<u64, steward_store::audit::VerifyError>> {
+    use sqlx::Connection;
+    let db = TestDatabase::create().await?;
+    let store = PostgresStore::connect(&Secret::new(db.url.clone()), 4)
+        .await
+        .expect("connect");
+    store.migrate().await.expect("migrate");
+    for name in ["a", "b", "c"] {
+        let key = steward_store::conformance::new_key(name, steward_core::Role::Viewer, None);
+        store
+            .create_key(&key, &steward_core::audit::Actor::system("test"))
+            .await
+            .expect("create");
+    }
+    let mut raw = sqlx::PgConnection::connect(&db.url)
+        .await
+        .expect("raw connection");
+    sqlx::raw_sql(tamper)
+        .execute(&mut raw)
+        .await
+        .expect("tamper");
+    raw.close().await.expect("close raw");
+    let verdict = steward_store::audit::verify_audit(&store).await;
+    store.close().await;
+    Some(verdict)
+}
+
+#[tokio::test]
+async fn verify_names_edited_deleted_and_reordered_audit_rows() {
+    use steward_core::audit::ChainBreak;
+    use steward_store::audit::VerifyError::Broken;
+    let Some(intact) = verify_after("SELECT 1").await else {
+        return;
+    };
+    assert_eq!(intact.expect("intact"), 3);
+    let cases = [
+        (
+            "UPDATE audit_events SET target = 'z' WHERE seq = 2",
+            ChainBreak::Edited { seq: 2 },
+        ),
+        (
+            "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+            ChainBreak::Edited { seq: 3 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 2",
+            ChainBreak::Missing { from: 2, to: 2 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 3",
+            ChainBreak::Truncated { last: 2, head: 3 },
+        ),
+        (
+            "UPDATE audit_events SET seq = -seq WHERE seq IN (1, 2); \
+             UPDATE audit_events SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE seq < 0",
+            ChainBreak::Edited { seq: 1 },
+        ),
+    ];
+    for (tamper, expected) in cases {
+        match verify_after(tamper).await {
+            Some(Err(Broken(found))) => assert_eq!(found, expected, "{tamper}"),
+            other => panic!("{tamper}: {other:?}"),
+        }
     }
 }

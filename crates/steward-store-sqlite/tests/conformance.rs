@@ -52,10 +52,77 @@ async fn data_survives_reopening() {
     let store = SqliteStore::open(dir.path()).await.expect("open");
     store.migrate().await.expect("migrate");
     let desired = steward_store::conformance::sample_registry();
-    store.sync_registry(&desired).await.expect("sync");
+    store
+        .sync_registry(&desired, &steward_core::audit::Actor::system("test"))
+        .await
+        .expect("sync");
     store.close().await;
     let store = SqliteStore::open(dir.path()).await.expect("reopen");
     assert!(store.migrate().await.expect("migrate").applied.is_empty());
     assert_eq!(store.registry().await.expect("registry"), desired);
     store.close().await;
+}
+
+/// Three audited key creations, then `tamper` run as raw SQL against the database file; returns
+/// what `verify` says.
+async fn verify_after(tamper: &str) -> Result<u64, steward_store::audit::VerifyError> {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqliteStore::open(dir.path()).await.expect("open");
+    store.migrate().await.expect("migrate");
+    for name in ["a", "b", "c"] {
+        let key = steward_store::conformance::new_key(name, steward_core::Role::Viewer, None);
+        store
+            .create_key(&key, &steward_core::audit::Actor::system("test"))
+            .await
+            .expect("create");
+    }
+    let url = format!("sqlite://{}", store.path().display());
+    let mut raw = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("raw connection");
+    sqlx::raw_sql(tamper)
+        .execute(&mut raw)
+        .await
+        .expect("tamper");
+    raw.close().await.expect("close raw");
+    let verdict = steward_store::audit::verify_audit(&store).await;
+    store.close().await;
+    verdict
+}
+
+#[tokio::test]
+async fn verify_names_edited_deleted_and_reordered_audit_rows() {
+    use steward_core::audit::ChainBreak;
+    use steward_store::audit::VerifyError::Broken;
+    assert_eq!(verify_after("SELECT 1").await.expect("intact"), 3);
+    let cases = [
+        (
+            "UPDATE audit_events SET target = 'z' WHERE seq = 2",
+            ChainBreak::Edited { seq: 2 },
+        ),
+        (
+            "UPDATE audit_events SET details = '{\"role\":\"admin\"}' WHERE seq = 1",
+            ChainBreak::Edited { seq: 1 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 2",
+            ChainBreak::Missing { from: 2, to: 2 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 3",
+            ChainBreak::Truncated { last: 2, head: 3 },
+        ),
+        (
+            "UPDATE audit_events SET seq = -seq WHERE seq IN (1, 2); \
+             UPDATE audit_events SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE seq < 0",
+            ChainBreak::Edited { seq: 1 },
+        ),
+    ];
+    for (tamper, expected) in cases {
+        match verify_after(tamper).await {
+            Err(Broken(found)) => assert_eq!(found, expected, "{tamper}"),
+            other => panic!("{tamper}: {other:?}"),
+        }
+    }
 }

@@ -7,10 +7,28 @@
 
 use std::sync::Arc;
 
+use steward_core::audit::Actor;
 use steward_core::registry::Labels;
-use steward_core::{Dependency, Registry, Repo, Service, Workspace, WorkspaceStatus};
+use steward_core::{Dependency, Registry, Repo, Role, Service, Workspace, WorkspaceStatus};
 
-use crate::Store;
+use crate::audit::verify_audit;
+use crate::{AuditQuery, NewKey, Store, StoreError};
+
+fn actor() -> Actor {
+    Actor::system("conformance")
+}
+
+/// A key to store, with a digest derived from its name.
+pub fn new_key(name: &str, role: Role, workspace: Option<&str>) -> NewKey {
+    NewKey {
+        name: name.into(),
+        role,
+        workspace: workspace.map(Into::into),
+        digest: steward_core::auth::key_digest(&format!("secret-of-{name}")),
+        hint: "stw_test…".into(),
+        expires_at_ms: None,
+    }
+}
 
 /// A store made for one story, with whatever keeps its database alive (a temporary directory,
 /// a throwaway PostgreSQL database that is dropped with it).
@@ -36,6 +54,11 @@ macro_rules! conformance_suite {
             concurrent_syncs_report_each_change_once,
             text_round_trips_exactly,
             a_large_registry_round_trips,
+            keys_are_created_found_listed_and_revoked,
+            only_one_first_key_is_created_however_many_race,
+            every_mutation_is_audited_in_a_verifiable_chain,
+            concurrent_audited_writes_keep_the_chain_gapless,
+            audit_queries_filter_and_paginate,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {
@@ -123,7 +146,7 @@ pub async fn migrate_is_idempotent(store: &Arc<dyn Store>) {
 /// The first sync reports every entity as added and stores exactly the declared registry.
 pub async fn sync_into_an_empty_store_adds_everything(store: &Arc<dyn Store>) {
     let desired = sample_registry();
-    let diff = store.sync_registry(&desired).await.expect("sync");
+    let diff = store.sync_registry(&desired, &actor()).await.expect("sync");
     assert_eq!(diff.counts().added, entity_count(&desired));
     assert_eq!(diff.counts().updated + diff.counts().removed, 0);
     assert_eq!(store.registry().await.expect("registry"), desired);
@@ -132,8 +155,14 @@ pub async fn sync_into_an_empty_store_adds_everything(store: &Arc<dyn Store>) {
 /// Syncing what is already stored is a no-op.
 pub async fn a_second_sync_of_the_same_registry_changes_nothing(store: &Arc<dyn Store>) {
     let desired = sample_registry();
-    store.sync_registry(&desired).await.expect("first sync");
-    let diff = store.sync_registry(&desired).await.expect("second sync");
+    store
+        .sync_registry(&desired, &actor())
+        .await
+        .expect("first sync");
+    let diff = store
+        .sync_registry(&desired, &actor())
+        .await
+        .expect("second sync");
     assert!(diff.is_empty(), "{diff:?}");
 }
 
@@ -141,7 +170,10 @@ pub async fn a_second_sync_of_the_same_registry_changes_nothing(store: &Arc<dyn 
 /// store reports is the one the domain computes.
 pub async fn sync_applies_updates_and_removals(store: &Arc<dyn Store>) {
     let before = sample_registry();
-    store.sync_registry(&before).await.expect("first sync");
+    store
+        .sync_registry(&before, &actor())
+        .await
+        .expect("first sync");
     let mut after = before.clone();
     after.workspaces[0].owner = Some("new owner".into()); // analytics
     after.workspaces[2]
@@ -153,7 +185,10 @@ pub async fn sync_applies_updates_and_removals(store: &Arc<dyn Store>) {
     after.services.push(Service::new("vaultwarden"));
     after.workspaces.push(Workspace::new("marketing"));
     let after = after.canonicalize();
-    let diff = store.sync_registry(&after).await.expect("second sync");
+    let diff = store
+        .sync_registry(&after, &actor())
+        .await
+        .expect("second sync");
     assert_eq!(diff, before.diff(&after));
     assert_eq!(diff.counts().added, 2);
     assert_eq!(diff.counts().updated, 3);
@@ -164,7 +199,10 @@ pub async fn sync_applies_updates_and_removals(store: &Arc<dyn Store>) {
 /// Dropping a workspace from the config, with its edges and services, removes them all.
 pub async fn removing_a_workspace_takes_its_edges_and_services(store: &Arc<dyn Store>) {
     let before = sample_registry();
-    store.sync_registry(&before).await.expect("first sync");
+    store
+        .sync_registry(&before, &actor())
+        .await
+        .expect("first sync");
     let mut after = before.clone();
     after.workspaces.retain(|w| w.key != "trading");
     after
@@ -173,7 +211,10 @@ pub async fn removing_a_workspace_takes_its_edges_and_services(store: &Arc<dyn S
     after
         .services
         .retain(|s| s.workspace.as_deref() != Some("trading"));
-    let diff = store.sync_registry(&after).await.expect("second sync");
+    let diff = store
+        .sync_registry(&after, &actor())
+        .await
+        .expect("second sync");
     assert_eq!(diff.counts().removed, 4, "{:?}", diff.summary_lines());
     assert_eq!(store.registry().await.expect("registry"), after);
 }
@@ -186,7 +227,7 @@ pub async fn concurrent_syncs_report_each_change_once(store: &Arc<dyn Store>) {
         .map(|_| {
             let store = Arc::clone(store);
             let desired = desired.clone();
-            tokio::spawn(async move { store.sync_registry(&desired).await })
+            tokio::spawn(async move { store.sync_registry(&desired, &actor()).await })
         })
         .collect();
     let mut added = 0;
@@ -225,7 +266,7 @@ pub async fn text_round_trips_exactly(store: &Arc<dyn Store>) {
         vec![edge("w", "v", "t", Some(tricky[1]))],
         vec![s],
     );
-    store.sync_registry(&desired).await.expect("sync");
+    store.sync_registry(&desired, &actor()).await.expect("sync");
     assert_eq!(store.registry().await.expect("registry"), desired);
 }
 
@@ -245,14 +286,258 @@ pub async fn a_large_registry_round_trips(store: &Arc<dyn Store>) {
         })
         .collect();
     let desired = Registry::new(workspaces, dependencies, services);
-    let diff = store.sync_registry(&desired).await.expect("sync");
+    let diff = store.sync_registry(&desired, &actor()).await.expect("sync");
     assert_eq!(diff.counts().added, entity_count(&desired));
     let mut changed = desired.clone();
     changed.services.truncate(450);
     for w in changed.workspaces.iter_mut().take(50) {
         w.owner = Some("team".into());
     }
-    let diff = store.sync_registry(&changed).await.expect("resync");
+    let diff = store
+        .sync_registry(&changed, &actor())
+        .await
+        .expect("resync");
     assert_eq!((diff.counts().updated, diff.counts().removed), (50, 50));
     assert_eq!(store.registry().await.expect("registry"), changed);
+}
+
+/// Keys round-trip; names are unique; revocation is recorded and final.
+pub async fn keys_are_created_found_listed_and_revoked(store: &Arc<dyn Store>) {
+    let ops = new_key("ops", Role::Operator, Some("trading"));
+    let created = store.create_key(&ops, &actor()).await.expect("create");
+    assert_eq!(
+        (created.role, created.workspace.as_deref()),
+        (Role::Operator, Some("trading"))
+    );
+    assert!(created.is_usable(crate::now_ms()));
+    match store.create_key(&ops, &actor()).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("a second key with the same name: {other:?}"),
+    }
+    store
+        .create_key(&new_key("admin", Role::Admin, None), &actor())
+        .await
+        .expect("create admin");
+    let found = store
+        .key_by_digest(&ops.digest)
+        .await
+        .expect("lookup")
+        .expect("found");
+    assert_eq!(found, created);
+    assert!(
+        store
+            .key_by_digest("0".repeat(64).as_str())
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let names: Vec<String> = store
+        .list_keys()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(names, ["admin", "ops"]);
+    store.touch_key("ops", 42).await.expect("touch");
+    assert_eq!(
+        store
+            .key_by_digest(&ops.digest)
+            .await
+            .expect("lookup")
+            .expect("found")
+            .last_used_at_ms,
+        Some(42)
+    );
+    let revoked = store.revoke_key("ops", &actor()).await.expect("revoke");
+    assert!(revoked.revoked_at_ms.is_some() && !revoked.is_usable(crate::now_ms()));
+    assert!(matches!(
+        store.revoke_key("ops", &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.revoke_key("ghost", &actor()).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+/// Instances starting together with an empty key table create exactly one first key.
+pub async fn only_one_first_key_is_created_however_many_race(store: &Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .create_first_key(&new_key(&format!("admin-{i}"), Role::Admin, None), &actor())
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        created += usize::from(task.await.expect("join").expect("create first").is_some());
+    }
+    assert_eq!(created, 1);
+    assert_eq!(store.list_keys().await.expect("list").len(), 1);
+    assert!(
+        store
+            .create_first_key(&new_key("late", Role::Admin, None), &actor())
+            .await
+            .expect("again")
+            .is_none()
+    );
+}
+
+/// Syncs that change something, key creations and revocations each leave one event, chained and
+/// verifiable; a sync that changes nothing leaves none.
+pub async fn every_mutation_is_audited_in_a_verifiable_chain(store: &Arc<dyn Store>) {
+    assert_eq!(
+        verify_audit(store.as_ref())
+            .await
+            .expect("empty chain verifies"),
+        0
+    );
+    let desired = sample_registry();
+    store
+        .sync_registry(&desired, &Actor::system("startup"))
+        .await
+        .expect("sync");
+    store
+        .sync_registry(&desired, &actor())
+        .await
+        .expect("no-op sync");
+    store
+        .create_key(
+            &new_key("ops", Role::Operator, None),
+            &Actor::key("admin", Some("10.0.0.7".into())),
+        )
+        .await
+        .expect("create");
+    store
+        .revoke_key("ops", &Actor::cli("steward keys revoke"))
+        .await
+        .expect("revoke");
+    let events = store
+        .audit_events(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("events");
+    let summary: Vec<(i64, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e.seq,
+                e.actor.name.as_str(),
+                e.action.as_str(),
+                e.target.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "startup", "registry.sync", "registry"),
+            (2, "admin", "key.create", "ops"),
+            (3, "steward keys revoke", "key.revoke", "ops"),
+        ]
+    );
+    assert_eq!(events[1].actor.source_ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(events[0].details["counts"]["added"], entity_count(&desired));
+    assert!(
+        !events[1]
+            .details
+            .to_string()
+            .contains(&new_key("ops", Role::Operator, None).digest),
+        "no digest in audit"
+    );
+    assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 3);
+    assert_eq!(
+        store.audit_head().await.expect("head"),
+        Some((3, events[2].hash.clone()))
+    );
+}
+
+/// Audited writes racing from many tasks (and, on PostgreSQL, connections) still form one
+/// gapless chain.
+pub async fn concurrent_audited_writes_keep_the_chain_gapless(store: &Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                store
+                    .create_key(&new_key(&format!("k{i:02}"), Role::Viewer, None), &actor())
+                    .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("join").expect("create");
+    }
+    assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 40);
+}
+
+/// Filters select by actor, action and workspace; `after_seq` pages.
+pub async fn audit_queries_filter_and_paginate(store: &Arc<dyn Store>) {
+    for (i, ws) in ["a", "b", "a", "b", "a"].iter().enumerate() {
+        store
+            .create_key(
+                &new_key(&format!("k{i}"), Role::Viewer, Some(ws)),
+                &Actor::key(&format!("by{}", i % 2), None),
+            )
+            .await
+            .expect("create");
+    }
+    store.revoke_key("k0", &actor()).await.expect("revoke");
+    let q = |f: fn(&mut AuditQuery)| {
+        let mut query = AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        };
+        f(&mut query);
+        query
+    };
+    let seqs = |events: Vec<steward_core::audit::AuditEvent>| {
+        events.iter().map(|e| e.seq).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        seqs(
+            store
+                .audit_events(&q(|q| q.workspace = Some("a".into())))
+                .await
+                .expect("ws")
+        ),
+        [1, 3, 5, 6]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit_events(&q(|q| q.actor = Some("by1".into())))
+                .await
+                .expect("actor")
+        ),
+        [2, 4]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit_events(&q(|q| q.action = Some("key.revoke".into())))
+                .await
+                .expect("action")
+        ),
+        [6]
+    );
+    assert_eq!(
+        seqs(
+            store
+                .audit_events(&q(|q| {
+                    q.after_seq = 2;
+                    q.limit = 2;
+                }))
+                .await
+                .expect("page")
+        ),
+        [3, 4]
+    );
 }

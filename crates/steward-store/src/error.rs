@@ -34,6 +34,12 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Database(#[source] BoxError),
+    /// The thing to create exists already.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The thing to change does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
     /// Stored data could not be decoded.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
@@ -48,6 +54,8 @@ impl StoreError {
             StoreError::Io { .. } => "io",
             StoreError::Migrate(_) => "migrate",
             StoreError::Database(_) => "database",
+            StoreError::Conflict(_) => "conflict",
+            StoreError::NotFound(_) => "not_found",
             StoreError::Corrupt(_) => "corrupt",
         }
     }

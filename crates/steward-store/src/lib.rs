@@ -3,6 +3,7 @@
 //! this trait. [`Metered`] wraps any backend with timing and error metrics, and the
 //! `conformance` feature holds the story suite that every backend's tests run.
 
+pub mod audit;
 pub mod codec;
 mod error;
 mod metered;
@@ -11,7 +12,8 @@ mod metered;
 pub mod conformance;
 
 use async_trait::async_trait;
-use steward_core::{Registry, RegistryDiff};
+use steward_core::audit::{Actor, AuditEvent};
+use steward_core::{Registry, RegistryDiff, Role};
 
 pub use error::{BoxError, StoreError};
 pub use metered::Metered;
@@ -34,6 +36,78 @@ pub struct MigrationReport {
     pub version: i64,
 }
 
+/// A key to store; the plaintext never reaches the store, only its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewKey {
+    /// Unique name (the actor in audit events).
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The one workspace it may see, if scoped.
+    pub workspace: Option<String>,
+    /// SHA-256 hex digest of the key.
+    pub digest: String,
+    /// A non-secret fragment for listings.
+    pub hint: String,
+    /// When it stops working (ms since the Unix epoch).
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A stored key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Unique name.
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// The one workspace it may see, if scoped.
+    pub workspace: Option<String>,
+    /// SHA-256 hex digest of the key.
+    pub digest: String,
+    /// A non-secret fragment for listings.
+    pub hint: String,
+    /// Creation time (ms since the Unix epoch).
+    pub created_at_ms: i64,
+    /// Expiry, if any.
+    pub expires_at_ms: Option<i64>,
+    /// Last successful use, updated at most about once a minute.
+    pub last_used_at_ms: Option<i64>,
+    /// Revocation time, if revoked.
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl ApiKey {
+    /// True when the key authenticates at `now_ms`: not revoked, not expired.
+    pub fn is_usable(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|t| now_ms < t)
+    }
+}
+
+/// Which audit events to read: those after `after_seq`, oldest first, filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events with a greater sequence number (keyset pagination).
+    pub after_seq: i64,
+    /// At most this many (the store caps it at 10,000).
+    pub limit: u32,
+    /// Only this actor name.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this workspace.
+    pub workspace: Option<String>,
+}
+
+/// The most events one audit query returns.
+pub const MAX_AUDIT_PAGE: u32 = 10_000;
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Persistence for the control plane's state.
 ///
 /// Implementations must make every method safe to call concurrently, from several processes
@@ -54,8 +128,43 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reconciles the stored registry with `desired` in one transaction: upserts what it
     /// declares, deletes what it no longer declares, and returns what changed. Concurrent calls
-    /// are serialised, so each change is reported by exactly one of them.
-    async fn sync_registry(&self, desired: &Registry) -> Result<RegistryDiff, StoreError>;
+    /// are serialised, so each change is reported by exactly one of them. A non-empty diff is
+    /// audited as `registry.sync` by `actor`, in the same transaction.
+    async fn sync_registry(
+        &self,
+        desired: &Registry,
+        actor: &Actor,
+    ) -> Result<RegistryDiff, StoreError>;
+
+    /// Stores a new key, audited as `key.create`. A taken name is [`StoreError::Conflict`].
+    async fn create_key(&self, key: &NewKey, actor: &Actor) -> Result<ApiKey, StoreError>;
+
+    /// Stores `key` only if no key exists yet (the first start's admin key), audited as
+    /// `key.bootstrap`. Concurrent instances create at most one.
+    async fn create_first_key(
+        &self,
+        key: &NewKey,
+        actor: &Actor,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every key, revoked ones included, by name.
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// The key with this digest.
+    async fn key_by_digest(&self, digest: &str) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Revokes a key by name, audited as `key.revoke`. An unknown or already revoked name is
+    /// [`StoreError::NotFound`].
+    async fn revoke_key(&self, name: &str, actor: &Actor) -> Result<ApiKey, StoreError>;
+
+    /// Records a key's use (not audited: it changes nothing a person did).
+    async fn touch_key(&self, name: &str, at_ms: i64) -> Result<(), StoreError>;
+
+    /// Audit events matching `query`, oldest first.
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// The recorded head of the audit chain: the last event's `(seq, hash)`, `None` when empty.
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

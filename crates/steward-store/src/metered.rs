@@ -4,9 +4,10 @@ use std::future::Future;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
-use crate::{MigrationReport, Store, StoreError};
+use crate::{ApiKey, AuditQuery, MigrationReport, NewKey, Store, StoreError};
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
 /// `steward_store_errors_total{backend,operation,kind}` for every call.
@@ -65,9 +66,55 @@ impl<S: Store> Store for Metered<S> {
         self.observe("registry", self.inner.registry()).await
     }
 
-    async fn sync_registry(&self, desired: &Registry) -> Result<RegistryDiff, StoreError> {
-        self.observe("sync_registry", self.inner.sync_registry(desired))
+    async fn sync_registry(
+        &self,
+        desired: &Registry,
+        actor: &Actor,
+    ) -> Result<RegistryDiff, StoreError> {
+        self.observe("sync_registry", self.inner.sync_registry(desired, actor))
             .await
+    }
+
+    async fn create_key(&self, key: &NewKey, actor: &Actor) -> Result<ApiKey, StoreError> {
+        self.observe("create_key", self.inner.create_key(key, actor))
+            .await
+    }
+
+    async fn create_first_key(
+        &self,
+        key: &NewKey,
+        actor: &Actor,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.observe("create_first_key", self.inner.create_first_key(key, actor))
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.observe("list_keys", self.inner.list_keys()).await
+    }
+
+    async fn key_by_digest(&self, digest: &str) -> Result<Option<ApiKey>, StoreError> {
+        self.observe("key_by_digest", self.inner.key_by_digest(digest))
+            .await
+    }
+
+    async fn revoke_key(&self, name: &str, actor: &Actor) -> Result<ApiKey, StoreError> {
+        self.observe("revoke_key", self.inner.revoke_key(name, actor))
+            .await
+    }
+
+    async fn touch_key(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
+        self.observe("touch_key", self.inner.touch_key(name, at_ms))
+            .await
+    }
+
+    async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
+        self.observe("audit_events", self.inner.audit_events(query))
+            .await
+    }
+
+    async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.observe("audit_head", self.inner.audit_head()).await
     }
 
     async fn close(&self) {

@@ -28,6 +28,120 @@ pub enum Command {
     Import(ImportCommand),
     /// Apply the database migrations this binary carries, then exit.
     Migrate(MigrateArgs),
+    /// Manage API keys through a running Steward (needs an admin key in STEWARD_API_KEY).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Read and verify the audit trail through a running Steward (needs an admin key in
+    /// STEWARD_API_KEY).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// Where a running Steward answers, and the key to call it with.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The Steward to talk to.
+    #[arg(long, env = "STEWARD_URL", default_value = "http://127.0.0.1:8710")]
+    pub url: String,
+    /// Print JSON instead of a table.
+    #[arg(long, value_enum, default_value = "table")]
+    pub output: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once: it cannot be shown again.
+    Create {
+        /// A unique name; it is the actor in audit events.
+        name: String,
+        /// What the key may do.
+        #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+        role: String,
+        /// Limit the key to one workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Make the key stop working after this many days.
+        #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..=36500))]
+        expires_in_days: Option<u32>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List keys (never their secrets).
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke a key by name; it stops working at once.
+    Revoke {
+        /// The key's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Filters for audit listings.
+#[derive(Debug, Args)]
+pub struct AuditFilter {
+    /// Only events by this actor (a key name or a component).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only this action, e.g. `key.create`, `registry.sync`.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Only events concerning this workspace.
+    #[arg(long)]
+    pub workspace: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List audit events, oldest first.
+    Ls {
+        /// Start after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many events.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        limit: u32,
+        #[command(flatten)]
+        filter: AuditFilter,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Check the whole hash chain; names the first edited, deleted or reordered event (exit 1).
+    Verify {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Write every matching event as JSON Lines to standard output.
+    Export {
+        /// The output format.
+        #[arg(long, value_parser = ["jsonl"], default_value = "jsonl")]
+        format: String,
+        #[command(flatten)]
+        filter: AuditFilter,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print new events as JSON Lines as they are recorded, until interrupted.
+    Tail {
+        /// Seconds between polls.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
+        interval: u64,
+        #[command(flatten)]
+        filter: AuditFilter,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Logging flags, shared by every command that runs for long.

@@ -2,6 +2,7 @@
 //! arguments and wires the library crates together.
 
 mod cli;
+mod client;
 mod commands;
 mod logging;
 mod store;
@@ -22,6 +23,8 @@ fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(&args),
         Command::Import(ImportCommand::Csv(args)) => commands::import::run(&args),
         Command::Migrate(args) => commands::migrate::run(args, &cli.log),
+        Command::Keys(command) => commands::keys::run(command),
+        Command::Audit(command) => commands::audit::run(command),
     };
     match result {
         Ok(code) => code,

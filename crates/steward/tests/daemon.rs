@@ -149,7 +149,12 @@ fn serves_the_vizion_registry_on_postgres_from_two_instances() {
         db.url.as_str(),
     ];
     let first = Daemon::start(dir.path(), &args);
-    let second = Daemon::start(dir.path(), &args);
+    let mut second = Daemon::start(dir.path(), &args);
+    assert!(
+        second.key.is_none(),
+        "only the first start creates an admin key"
+    );
+    second.use_key(first.key.as_deref().unwrap());
     for daemon in [&first, &second] {
         assert_vizion_graph(&daemon.get_json("/api/v1/graph"));
         assert_eq!(daemon.get_json("/readyz")["store"], "postgres");
@@ -236,7 +241,8 @@ fn a_killed_daemon_leaves_its_data_usable_by_the_next_one() {
     let mut first = Daemon::start(dir.path(), &args);
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(5));
-    let second = Daemon::start(dir.path(), &args);
+    let mut second = Daemon::start(dir.path(), &args);
+    second.use_key(first.key.as_deref().unwrap());
     assert_vizion_graph(&second.get_json("/api/v1/graph"));
     assert!(
         !second.logs().contains("registry changed"),
@@ -470,10 +476,10 @@ fn migrate_applies_once_then_reports_up_to_date() {
     assert!(first.status.success());
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied 0001 registry"
+        "applied 0001 registry\napplied 0002 keys and audit"
     );
     let second = run();
-    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date (schema version 1)"));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date (schema version 2)"));
 }
 
 #[test]

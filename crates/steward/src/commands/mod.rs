@@ -1,7 +1,9 @@
 //! One module per subcommand.
 
+pub mod audit;
 pub mod check;
 pub mod import;
+pub mod keys;
 pub mod migrate;
 pub mod up;
 

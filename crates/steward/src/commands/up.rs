@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use steward_api::{AppState, MetricsRenderer};
+use steward_api::{ApiOptions, AppState, MetricsRenderer};
 use steward_config::{Config, DaemonSettings};
-use steward_engine::{ControlPlane, EventBus, SystemEnv};
+use steward_core::audit::Actor;
+use steward_engine::{Authenticator, ControlPlane, EventBus, SystemEnv};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -34,6 +35,10 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
         Ok(settings) => settings,
         Err(code) => return Ok(code),
     };
+    let admin_hash = match admin_key_hash() {
+        Ok(hash) => hash,
+        Err(code) => return Ok(code),
+    };
     logging::init(settings.log_format, &settings.log_level)?;
     let metrics = install_metrics()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -46,8 +51,48 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
         loaded.config,
         settings,
         metrics,
+        admin_hash,
         started,
     ))
+}
+
+/// `STEWARD_ADMIN_KEY_HASH`, checked to be an Argon2 PHC string.
+fn admin_key_hash() -> Result<Option<String>, ExitCode> {
+    let Some(hash) = std::env::var("STEWARD_ADMIN_KEY_HASH")
+        .ok()
+        .filter(|h| !h.is_empty())
+    else {
+        return Ok(None);
+    };
+    match steward_engine::keys::check_admin_hash(&hash) {
+        Ok(()) => Ok(Some(hash)),
+        Err(problem) => {
+            eprintln!("error: STEWARD_ADMIN_KEY_HASH: {problem}");
+            Err(ExitCode::from(crate::EXIT_INVALID))
+        }
+    }
+}
+
+/// On the first start, with no key stored and none given by hash, creates the `admin` key and
+/// prints it once on standard output (never into the logs).
+async fn bootstrap_admin_key(
+    store: &dyn steward_store::Store,
+    admin_hash: Option<&String>,
+) -> anyhow::Result<()> {
+    if admin_hash.is_some() {
+        return Ok(());
+    }
+    if let Some(secret) = steward_engine::keys::create_first_admin_key(store)
+        .await
+        .context("cannot create the first admin key")?
+    {
+        tracing::warn!(
+            key = "admin",
+            "created the first admin key; it was printed once on standard output"
+        );
+        println!("admin key (shown once, store it now): {secret}");
+    }
+    Ok(())
 }
 
 fn install_metrics() -> anyhow::Result<PrometheusHandle> {
@@ -65,6 +110,7 @@ async fn serve(
     config: Config,
     settings: DaemonSettings,
     metrics: PrometheusHandle,
+    admin_hash: Option<String>,
     started: Instant,
 ) -> anyhow::Result<ExitCode> {
     let store = store::open(&settings.database).await?;
@@ -86,6 +132,8 @@ async fn serve(
     .await
     .context("cannot sync the registry into the database")?;
     let control = Arc::new(control);
+    bootstrap_admin_key(store.as_ref(), admin_hash.as_ref()).await?;
+    let auth = Arc::new(Authenticator::new(Arc::clone(&store), admin_hash));
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -96,10 +144,7 @@ async fn serve(
     spawn_metrics_upkeep(metrics.clone());
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
-    let state = AppState {
-        control: Arc::clone(&control),
-        metrics: renderer,
-    };
+    let state = AppState::new(Arc::clone(&control), auth, ApiOptions::default(), renderer);
 
     tracing::info!(
         %addr,
@@ -136,7 +181,7 @@ fn spawn_reload_on_sighup(control: Arc<ControlPlane>) -> anyhow::Result<()> {
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the config");
-            match control.reload().await {
+            match control.reload(&Actor::system("sighup")).await {
                 Ok(outcome) => {
                     let counts = outcome.diff.counts();
                     tracing::info!(

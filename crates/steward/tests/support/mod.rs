@@ -35,6 +35,9 @@ pub struct Daemon {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The admin key printed on first start (or given with [`Daemon::use_key`]), sent with
+    /// every request.
+    pub key: Option<String>,
     stderr: PathBuf,
     client: reqwest::blocking::Client,
 }
@@ -70,13 +73,23 @@ impl Daemon {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut key = None;
         loop {
-            if let Ok(line) = rx.recv_timeout(Duration::from_millis(50))
-                && let Some(url) = line.strip_prefix("steward listening on ")
+            let line = rx.recv_timeout(Duration::from_millis(50)).ok();
+            if let Some(k) = line
+                .as_deref()
+                .and_then(|l| l.strip_prefix("admin key (shown once, store it now): "))
+            {
+                key = Some(k.trim().to_owned());
+            }
+            if let Some(url) = line
+                .as_deref()
+                .and_then(|l| l.strip_prefix("steward listening on "))
             {
                 return Ok(Daemon {
                     child,
                     url: url.trim().to_owned(),
+                    key,
                     stderr,
                     client: reqwest::blocking::Client::builder()
                         .timeout(Duration::from_secs(10))
@@ -94,11 +107,48 @@ impl Daemon {
         }
     }
 
+    /// Sends requests with `key` from now on.
+    pub fn use_key(&mut self, key: &str) {
+        self.key = Some(key.to_owned());
+    }
+
+    fn authorized(
+        &self,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> reqwest::blocking::RequestBuilder {
+        match &self.key {
+            Some(key) => request.bearer_auth(key),
+            None => request,
+        }
+    }
+
     pub fn get(&self, path: &str) -> reqwest::blocking::Response {
+        self.authorized(self.client.get(format!("{}{path}", self.url)))
+            .send()
+            .unwrap()
+    }
+
+    /// A GET without any key.
+    pub fn get_anonymous(&self, path: &str) -> reqwest::blocking::Response {
         self.client
             .get(format!("{}{path}", self.url))
             .send()
             .unwrap()
+    }
+
+    /// A request with an explicit method and optional JSON body, with the daemon's key.
+    pub fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> reqwest::blocking::Response {
+        let mut request =
+            self.authorized(self.client.request(method, format!("{}{path}", self.url)));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().unwrap()
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
@@ -112,8 +162,7 @@ impl Daemon {
     }
 
     pub fn post(&self, path: &str) -> reqwest::blocking::Response {
-        self.client
-            .post(format!("{}{path}", self.url))
+        self.authorized(self.client.post(format!("{}{path}", self.url)))
             .send()
             .unwrap()
     }

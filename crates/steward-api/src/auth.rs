@@ -1,0 +1,257 @@
+//! Authentication and authorisation, in one place: every request passes through [`authorize`],
+//! which applies the route table's [`Access`] rule before any handler runs.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, RawPathParams, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use steward_core::audit::Actor;
+use steward_core::{Principal, Role};
+
+use crate::{ApiError, AppState};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a key.
+    Public,
+    /// A key with at least this role; scoped keys allowed (handlers show them only their
+    /// workspace).
+    Role(Role),
+    /// A key with at least this role and no workspace scope (it acts on everything).
+    Unscoped(Role),
+    /// A key with at least this role whose scope includes the workspace named by this path
+    /// parameter.
+    Workspace(Role, &'static str),
+}
+
+impl Access {
+    /// What a key must have: role, the workspace path parameter to check, and whether it must
+    /// be unscoped. `None` for public routes.
+    fn requirement(self) -> Option<(Role, Option<&'static str>, bool)> {
+        match self {
+            Access::Public => None,
+            Access::Role(role) => Some((role, None, false)),
+            Access::Unscoped(role) => Some((role, None, true)),
+            Access::Workspace(role, param) => Some((role, Some(param), false)),
+        }
+    }
+}
+
+/// The caller of a request that passed [`authorize`], for handlers.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who.
+    pub principal: Principal,
+    /// From where.
+    pub ip: Option<IpAddr>,
+}
+
+impl Caller {
+    /// The caller as an audit actor.
+    pub fn actor(&self) -> Actor {
+        Actor::key(&self.principal.name, self.ip.map(|ip| ip.to_string()))
+    }
+}
+
+/// Requests per second allowed per key, by role, and failed authentications allowed per source
+/// address per minute.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Per `viewer` key.
+    pub viewer: NonZeroU32,
+    /// Per `operator` key.
+    pub operator: NonZeroU32,
+    /// Per `admin` key.
+    pub admin: NonZeroU32,
+    /// Failed authentications per source address per minute before it is refused.
+    pub auth_failures_per_minute: NonZeroU32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        Self {
+            viewer: n(50),
+            operator: n(100),
+            admin: n(100),
+            auth_failures_per_minute: n(10),
+        }
+    }
+}
+
+/// The limiters: one token bucket per key (GCRA), and one per source address for failures.
+pub struct Limiters {
+    per_role: HashMap<Role, DefaultKeyedRateLimiter<String>>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses refused until a time, after exhausting their failures.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl Limiters {
+    /// Limiters for `limits`.
+    pub fn new(limits: RateLimits) -> Self {
+        let per_second = |n: NonZeroU32| RateLimiter::keyed(Quota::per_second(n));
+        Self {
+            per_role: HashMap::from([
+                (Role::Viewer, per_second(limits.viewer)),
+                (Role::Operator, per_second(limits.operator)),
+                (Role::Admin, per_second(limits.admin)),
+            ]),
+            failures: RateLimiter::keyed(Quota::per_minute(limits.auth_failures_per_minute)),
+            blocked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `Some(wait)` when `principal` has used up its requests for now.
+    fn key_wait(&self, principal: &Principal) -> Option<Duration> {
+        let limiter = self.per_role.get(&principal.role)?;
+        limiter
+            .check_key(&principal.name)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// `Some(wait)` while `ip` is refused for having failed too often.
+    fn blocked_wait(&self, ip: IpAddr) -> Option<Duration> {
+        let mut blocked = self.blocked.lock().ok()?;
+        let until = *blocked.get(&ip)?;
+        let now = Instant::now();
+        if until > now {
+            Some(until - now)
+        } else {
+            blocked.remove(&ip);
+            None
+        }
+    }
+
+    /// Counts a failed authentication from `ip`; `Some(wait)` once it must be refused.
+    fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+        let wait = self
+            .failures
+            .check_key(&ip)
+            .err()
+            .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))?;
+        if let Ok(mut blocked) = self.blocked.lock() {
+            blocked.insert(ip, Instant::now() + wait);
+        }
+        Some(wait)
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return value.strip_prefix("Bearer ").map(str::trim);
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+}
+
+fn too_many(wait: Duration, message: &str) -> Response {
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response =
+        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+fn unauthenticated() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "a valid API key is required (Authorization: Bearer stw_…)",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
+}
+
+fn forbidden(message: &str) -> Response {
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", message).into_response()
+}
+
+/// The one authorisation check: looks up the matched route's [`Access`] and lets the request
+/// through only if the caller satisfies it.
+pub(crate) async fn authorize(
+    State(state): State<AppState>,
+    params: RawPathParams,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let access = route
+        .as_deref()
+        .and_then(|path| crate::routes::access_of(request.method(), path, &state));
+    // Closed by default: a route without an entry in the table is refused to everyone.
+    let Some(access) = access else {
+        return forbidden("this route has no access rule");
+    };
+    let Some((role, workspace_param, unscoped)) = access.requirement() else {
+        return next.run(request).await;
+    };
+    let ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if let Some(wait) = ip.and_then(|ip| state.limiters.blocked_wait(ip)) {
+        return too_many(wait, "too many failed authentications from this address");
+    }
+    let principal = match presented_key(request.headers()) {
+        None => {
+            metrics::counter!("steward_auth_failures_total", "reason" => "missing").increment(1);
+            return unauthenticated();
+        }
+        Some(key) => match state.auth.authenticate(key).await {
+            Ok(principal) => principal,
+            Err(steward_engine::AuthError::Store(e)) => return ApiError::store(&e).into_response(),
+            Err(e) => {
+                metrics::counter!("steward_auth_failures_total", "reason" => e.reason())
+                    .increment(1);
+                if let Some(wait) = ip.and_then(|ip| state.limiters.record_failure(ip)) {
+                    return too_many(wait, "too many failed authentications from this address");
+                }
+                return unauthenticated();
+            }
+        },
+    };
+    if !principal.has_role(role) {
+        return forbidden(&format!("this needs the `{role}` role"));
+    }
+    if unscoped && !principal.is_unscoped() {
+        return forbidden("this needs a key that is not limited to one workspace");
+    }
+    if let Some(param) = workspace_param {
+        let workspace = params
+            .iter()
+            .find(|(name, _)| *name == param)
+            .map(|(_, v)| v);
+        if !principal.sees(workspace) {
+            return forbidden("this key is limited to another workspace");
+        }
+    }
+    if let Some(wait) = state.limiters.key_wait(&principal) {
+        return too_many(wait, "this key's request rate is exceeded");
+    }
+    request.extensions_mut().insert(Caller { principal, ip });
+    next.run(request).await
+}

@@ -1,0 +1,301 @@
+//! Every route × role × scope: who gets 401, who gets 403, who gets through. A route added to the
+//! table without an expectation here fails [`every_route_has_an_expectation`].
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use steward_api::routes::table;
+use steward_api::{Access, ApiOptions, AppState, MetricsRenderer, RateLimits};
+use steward_core::Role;
+use steward_core::audit::Actor;
+use steward_engine::keys::create_key;
+use steward_engine::{Authenticator, ControlPlane, EventBus, KeyRequest, SystemEnv};
+use steward_store::Store;
+use steward_store_sqlite::SqliteStore;
+use tower::ServiceExt;
+
+const CONFIG: &str = r#"
+[[workspaces]]
+key = "trading"
+[[workspaces]]
+key = "marketing"
+[[dependencies]]
+from = "marketing"
+to = "trading"
+type = "read_bias"
+[[services]]
+name = "nn"
+workspace = "trading"
+"#;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    NoKey,
+    BadKey,
+    UnknownKey,
+    Key(Role, bool),
+}
+
+/// What they should get.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Allowed,
+    Unauthenticated,
+    Forbidden,
+}
+
+/// The expected outcome for each route (by method and template) and caller; `None` marks a
+/// route with no expectation.
+fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
+    use Outcome::*;
+    let keyed = |f: fn(Role, bool) -> Outcome| match caller {
+        Caller::NoKey | Caller::BadKey | Caller::UnknownKey => Unauthenticated,
+        Caller::Key(role, scoped) => f(role, scoped),
+    };
+    let any_key = |_: Role, _: bool| Allowed;
+    let admin_any_scope = |role: Role, _: bool| {
+        if role == Role::Admin {
+            Allowed
+        } else {
+            Forbidden
+        }
+    };
+    let admin_unscoped = |role: Role, scoped: bool| {
+        if role == Role::Admin && !scoped {
+            Allowed
+        } else {
+            Forbidden
+        }
+    };
+    Some(match (method.as_str(), path) {
+        ("GET", "/healthz" | "/readyz") => Allowed,
+        (
+            "GET",
+            "/metrics" | "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services"
+            | "/api/v1/graph",
+        ) => keyed(any_key),
+        // Probed with the key's own workspace (`trading`); another workspace is checked below.
+        ("GET", "/api/v1/workspaces/{key}") => keyed(any_key),
+        ("GET", "/api/v1/audit") => keyed(admin_any_scope),
+        ("POST", "/api/v1/config/reload")
+        | ("GET", "/api/v1/keys" | "/api/v1/audit/verify")
+        | ("POST", "/api/v1/keys")
+        | ("DELETE", "/api/v1/keys/{name}") => keyed(admin_unscoped),
+        _ => return None,
+    })
+}
+
+fn callers() -> Vec<Caller> {
+    let mut callers = vec![Caller::NoKey, Caller::BadKey, Caller::UnknownKey];
+    for role in Role::ALL {
+        callers.push(Caller::Key(role, false));
+        callers.push(Caller::Key(role, true));
+    }
+    callers
+}
+
+struct Fixture {
+    app: axum::Router,
+    keys: Vec<((Role, bool), String)>,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("steward.toml");
+    std::fs::write(&config_path, CONFIG).unwrap();
+    let loaded = steward_config::load_file(&config_path, &|_| None).unwrap();
+    let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+    store.migrate().await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let env: SystemEnv = Arc::new(|_| None);
+    let (control, _) = ControlPlane::start(
+        Arc::clone(&store),
+        EventBus::new(),
+        &config_path,
+        loaded.config,
+        env,
+    )
+    .await
+    .unwrap();
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        for scoped in [false, true] {
+            let request = KeyRequest {
+                name: format!("{role}-{}", if scoped { "trading" } else { "all" }),
+                role,
+                workspace: scoped.then(|| "trading".to_owned()),
+                expires_at_ms: None,
+            };
+            let (_, secret) = create_key(store.as_ref(), &request, &Actor::system("test"))
+                .await
+                .unwrap();
+            keys.push(((role, scoped), secret));
+        }
+    }
+    let big = std::num::NonZeroU32::new(1_000_000).unwrap();
+    let options = ApiOptions {
+        metrics_public: false,
+        rate_limits: RateLimits {
+            viewer: big,
+            operator: big,
+            admin: big,
+            auth_failures_per_minute: big,
+        },
+    };
+    let metrics: MetricsRenderer = Arc::new(String::new);
+    let state = AppState::new(
+        Arc::new(control),
+        Arc::new(Authenticator::new(store, None)),
+        options,
+        metrics,
+    );
+    Fixture {
+        app: steward_api::router(state),
+        keys,
+        _dir: dir,
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{key}", "trading").replace("{name}", "nobody")
+}
+
+async fn call(fx: &Fixture, method: &Method, path: &str, caller: Caller) -> StatusCode {
+    let mut request = Request::builder().method(method.clone()).uri(path);
+    match caller {
+        Caller::NoKey => {}
+        Caller::BadKey => request = request.header("authorization", "Bearer not-a-key"),
+        Caller::UnknownKey => {
+            request = request.header(
+                "authorization",
+                format!("Bearer {}", steward_core::auth::format_key(&[1; 32])),
+            );
+        }
+        Caller::Key(role, scoped) => {
+            let secret = &fx
+                .keys
+                .iter()
+                .find(|(k, _)| *k == (role, scoped))
+                .unwrap()
+                .1;
+            request = request.header("x-api-key", secret.as_str());
+        }
+    }
+    let response = fx
+        .app
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    response.status()
+}
+
+fn outcome_of(status: StatusCode) -> Outcome {
+    match status {
+        StatusCode::UNAUTHORIZED => Outcome::Unauthenticated,
+        StatusCode::FORBIDDEN => Outcome::Forbidden,
+        _ => Outcome::Allowed,
+    }
+}
+
+#[test]
+fn every_route_has_an_expectation() {
+    for route in table() {
+        for caller in callers() {
+            assert!(
+                expected(&route.method, route.path, caller).is_some(),
+                "{} {} has no expectation in the access matrix",
+                route.method,
+                route.path
+            );
+        }
+        assert!(
+            route.path.starts_with("/api/v1/")
+                || route.access == Access::Public
+                || route.path == "/metrics",
+            "{} {}: only health routes and /metrics live outside /api/v1",
+            route.method,
+            route.path
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_route_role_and_scope_gets_the_expected_answer() {
+    let fx = fixture().await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for route in table() {
+        for caller in callers() {
+            let want = expected(&route.method, route.path, caller).unwrap();
+            let status = call(&fx, &route.method, &concrete(route.path), caller).await;
+            checked += 1;
+            if outcome_of(status) != want {
+                failures.push(format!(
+                    "{} {} as {caller:?}: got {status}, want {want:?}",
+                    route.method, route.path
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cases wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(checked, table().len() * 9);
+}
+
+#[tokio::test]
+async fn scoped_keys_see_only_their_workspace() {
+    let fx = fixture().await;
+    let get = |path: &'static str, caller| {
+        let fx = &fx;
+        async move {
+            let secret = &fx.keys.iter().find(|(k, _)| *k == caller).unwrap().1;
+            let request = Request::get(path)
+                .header("x-api-key", secret.as_str())
+                .body(Body::empty())
+                .unwrap();
+            let response = fx.app.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default(),
+            )
+        }
+    };
+    let scoped = (Role::Admin, true);
+    assert_eq!(
+        get("/api/v1/workspaces/marketing", scoped).await.0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, body) = get("/api/v1/workspaces", scoped).await;
+    assert_eq!(body["workspaces"].as_array().unwrap().len(), 1);
+    let (_, graph) = get("/api/v1/graph", scoped).await;
+    assert_eq!(graph["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        graph["edges"].as_array().unwrap().len(),
+        1,
+        "edges touching its workspace stay visible"
+    );
+    let (_, all) = get("/api/v1/workspaces", (Role::Viewer, false)).await;
+    assert_eq!(all["workspaces"].as_array().unwrap().len(), 2);
+    let (_, audit) = get("/api/v1/audit", scoped).await;
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["workspace"] == "trading")
+    );
+}

@@ -1,0 +1,375 @@
+//! API keys: creating them (the plaintext exists only in the answer) and authenticating them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::PasswordHash;
+use argon2::{Argon2, PasswordVerifier};
+use steward_core::audit::Actor;
+use steward_core::auth::{check_key_format, format_key, key_digest, key_hint};
+use steward_core::{Principal, Role};
+use steward_store::{ApiKey, NewKey, Store, StoreError, now_ms};
+
+/// How long a verified key is trusted without asking the store again. Revocation through this
+/// instance takes effect at once; through another instance, within this time.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// How often a key's last-used time is written at most.
+const TOUCH_EVERY_MS: i64 = 60_000;
+/// The principal name of the key given by `STEWARD_ADMIN_KEY_HASH`.
+pub const ENV_ADMIN_NAME: &str = "admin (STEWARD_ADMIN_KEY_HASH)";
+
+/// Why a presented key was refused. Callers answer every variant the same way (401), so that a
+/// guesser learns nothing; the variants exist for logs and metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Not a well-formed key (no database lookup was made).
+    #[error("malformed key")]
+    Malformed,
+    /// Well-formed but unknown.
+    #[error("unknown key")]
+    Unknown,
+    /// Revoked or expired.
+    #[error("revoked or expired key")]
+    Unusable,
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AuthError {
+    /// A stable name for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Malformed => "malformed",
+            AuthError::Unknown => "unknown",
+            AuthError::Unusable => "revoked_or_expired",
+            AuthError::Store(_) => "store",
+        }
+    }
+}
+
+/// What a key create request asks for.
+#[derive(Debug, Clone)]
+pub struct KeyRequest {
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Workspace scope.
+    pub workspace: Option<String>,
+    /// Expiry (ms since the Unix epoch).
+    pub expires_at_ms: Option<i64>,
+}
+
+/// A key generated from the operating system's random source: the plaintext, to show once, and
+/// what to store.
+fn generate(request: &KeyRequest) -> Result<(String, NewKey), StoreError> {
+    let mut random = [0_u8; 32];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Io {
+        path: "getrandom".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let plaintext = format_key(&random);
+    let key = NewKey {
+        name: request.name.clone(),
+        role: request.role,
+        workspace: request.workspace.clone(),
+        digest: key_digest(&plaintext),
+        hint: key_hint(&plaintext),
+        expires_at_ms: request.expires_at_ms,
+    };
+    Ok((plaintext, key))
+}
+
+/// Creates a key; returns it with its plaintext, which is never stored or shown again.
+pub async fn create_key(
+    store: &dyn Store,
+    request: &KeyRequest,
+    actor: &Actor,
+) -> Result<(ApiKey, String), StoreError> {
+    let (plaintext, key) = generate(request)?;
+    let stored = store.create_key(&key, actor).await?;
+    Ok((stored, plaintext))
+}
+
+/// On a store with no key at all, creates the admin key `admin` and returns its plaintext.
+pub async fn create_first_admin_key(store: &dyn Store) -> Result<Option<String>, StoreError> {
+    let request = KeyRequest {
+        name: "admin".into(),
+        role: Role::Admin,
+        workspace: None,
+        expires_at_ms: None,
+    };
+    let (plaintext, key) = generate(&request)?;
+    let created = store
+        .create_first_key(&key, &Actor::system("bootstrap"))
+        .await?;
+    Ok(created.map(|_| plaintext))
+}
+
+/// Checks that `phc` is an Argon2 PHC string (for `STEWARD_ADMIN_KEY_HASH`).
+pub fn check_admin_hash(phc: &str) -> Result<(), String> {
+    let hash = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+    if hash.algorithm.as_str().starts_with("argon2") {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected an argon2 hash, found `{}`",
+            hash.algorithm
+        ))
+    }
+}
+
+struct Cached {
+    principal: Principal,
+    checked: Instant,
+    expires_at_ms: Option<i64>,
+}
+
+/// Authenticates presented keys against the store, with a short cache so that a busy API does
+/// not read the key table on every request.
+pub struct Authenticator {
+    store: Arc<dyn Store>,
+    admin_hash: Option<String>,
+    cache: Mutex<HashMap<String, Cached>>,
+    touched: Mutex<HashMap<String, i64>>,
+}
+
+impl Authenticator {
+    /// An authenticator over `store`; `admin_hash` is `STEWARD_ADMIN_KEY_HASH`, if set.
+    pub fn new(store: Arc<dyn Store>, admin_hash: Option<String>) -> Self {
+        Self {
+            store,
+            admin_hash,
+            cache: Mutex::new(HashMap::new()),
+            touched: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The principal a presented key stands for.
+    pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        check_key_format(presented).map_err(|_| AuthError::Malformed)?;
+        let digest = key_digest(presented);
+        let now = now_ms();
+        if let Some(principal) = self.cached(&digest, now) {
+            return Ok(principal);
+        }
+        let principal = match self.store.key_by_digest(&digest).await? {
+            Some(key) if key.is_usable(now) => {
+                let principal = Principal {
+                    name: key.name.clone(),
+                    role: key.role,
+                    workspace: key.workspace.clone(),
+                };
+                self.remember(&digest, &principal, key.expires_at_ms);
+                self.touch(&key.name, key.last_used_at_ms, now);
+                principal
+            }
+            Some(_) => return Err(AuthError::Unusable),
+            None => self.env_admin(presented, &digest).await?,
+        };
+        Ok(principal)
+    }
+
+    /// Drops cached keys so that a revocation takes effect at once on this instance.
+    pub fn forget_all(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.clear();
+        }
+    }
+
+    fn cached(&self, digest: &str, now: i64) -> Option<Principal> {
+        let cache = self.cache.lock().ok()?;
+        let entry = cache.get(digest)?;
+        let fresh =
+            entry.checked.elapsed() < CACHE_TTL && entry.expires_at_ms.is_none_or(|t| now < t);
+        fresh.then(|| entry.principal.clone())
+    }
+
+    fn remember(&self, digest: &str, principal: &Principal, expires_at_ms: Option<i64>) {
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(
+                digest.to_owned(),
+                Cached {
+                    principal: principal.clone(),
+                    checked: Instant::now(),
+                    expires_at_ms,
+                },
+            );
+        }
+    }
+
+    /// Writes last-used in the background, at most once a minute per key.
+    fn touch(&self, name: &str, stored: Option<i64>, now: i64) {
+        let Ok(mut touched) = self.touched.lock() else {
+            return;
+        };
+        let last = touched.get(name).copied().or(stored).unwrap_or(0);
+        if now - last < TOUCH_EVERY_MS {
+            return;
+        }
+        touched.insert(name.to_owned(), now);
+        let store = Arc::clone(&self.store);
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_key(&name, now).await {
+                tracing::warn!(key = %name, error = %e, "cannot record a key's last use");
+            }
+        });
+    }
+
+    /// The key given as an Argon2 hash in `STEWARD_ADMIN_KEY_HASH`. Argon2 is slow on purpose,
+    /// so a match is cached like a stored key.
+    async fn env_admin(&self, presented: &str, digest: &str) -> Result<Principal, AuthError> {
+        let Some(phc) = self.admin_hash.clone() else {
+            return Err(AuthError::Unknown);
+        };
+        let presented = presented.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&phc).is_ok_and(|hash| {
+                Argon2::default()
+                    .verify_password(presented.as_bytes(), &hash)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        if !matches {
+            return Err(AuthError::Unknown);
+        }
+        let principal = Principal {
+            name: ENV_ADMIN_NAME.into(),
+            role: Role::Admin,
+            workspace: None,
+        };
+        self.remember(digest, &principal, None);
+        Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use argon2::PasswordHasher;
+    use argon2::password_hash::SaltString;
+    use steward_store_sqlite::SqliteStore;
+
+    async fn store(dir: &std::path::Path) -> Arc<dyn Store> {
+        let store = SqliteStore::open(dir).await.unwrap();
+        store.migrate().await.unwrap();
+        Arc::new(store)
+    }
+
+    fn request(name: &str, role: Role, expires_at_ms: Option<i64>) -> KeyRequest {
+        KeyRequest {
+            name: name.into(),
+            role,
+            workspace: Some("trading".into()),
+            expires_at_ms,
+        }
+    }
+
+    #[tokio::test]
+    async fn created_keys_authenticate_until_revoked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let (stored, plaintext) = create_key(
+            store.as_ref(),
+            &request("ops", Role::Operator, None),
+            &Actor::system("t"),
+        )
+        .await
+        .unwrap();
+        assert!(plaintext.starts_with("stw_") && !stored.digest.contains(&plaintext));
+        let auth = Authenticator::new(Arc::clone(&store), None);
+        let principal = auth.authenticate(&plaintext).await.unwrap();
+        assert_eq!(
+            (principal.name.as_str(), principal.role),
+            ("ops", Role::Operator)
+        );
+        assert_eq!(principal.workspace.as_deref(), Some("trading"));
+
+        store.revoke_key("ops", &Actor::system("t")).await.unwrap();
+        assert!(
+            auth.authenticate(&plaintext).await.is_ok(),
+            "cached for a few seconds"
+        );
+        auth.forget_all();
+        assert!(matches!(
+            auth.authenticate(&plaintext).await,
+            Err(AuthError::Unusable)
+        ));
+    }
+
+    #[tokio::test]
+    async fn malformed_unknown_and_expired_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let auth = Authenticator::new(Arc::clone(&store), None);
+        assert!(matches!(
+            auth.authenticate("hunter2").await,
+            Err(AuthError::Malformed)
+        ));
+        assert!(matches!(
+            auth.authenticate(&format_key(&[9; 32])).await,
+            Err(AuthError::Unknown)
+        ));
+        let (_, expired) = create_key(
+            store.as_ref(),
+            &request("old", Role::Viewer, Some(1)),
+            &Actor::system("t"),
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            auth.authenticate(&expired).await,
+            Err(AuthError::Unusable)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_environment_admin_key_is_verified_against_its_argon2_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let key = format_key(&[3; 32]);
+        let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
+        let phc = Argon2::default()
+            .hash_password(key.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        assert_eq!(check_admin_hash(&phc), Ok(()));
+        assert!(check_admin_hash("plaintext-token").is_err());
+        let auth = Authenticator::new(store, Some(phc));
+        let principal = auth.authenticate(&key).await.unwrap();
+        assert_eq!(
+            (principal.name.as_str(), principal.role, principal.workspace),
+            (ENV_ADMIN_NAME, Role::Admin, None)
+        );
+        assert!(matches!(
+            auth.authenticate(&format_key(&[4; 32])).await,
+            Err(AuthError::Unknown)
+        ));
+    }
+
+    #[tokio::test]
+    async fn only_the_first_start_creates_an_admin_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let first = create_first_admin_key(store.as_ref())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            create_first_admin_key(store.as_ref())
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let principal = Authenticator::new(store, None)
+            .authenticate(&first)
+            .await
+            .unwrap();
+        assert_eq!(principal.role, Role::Admin);
+    }
+}

@@ -1,0 +1,83 @@
+//! The audit entries each store mutation records, built once for every backend.
+
+use serde_json::json;
+use steward_core::RegistryDiff;
+use steward_core::audit::{Actor, AuditEntry};
+
+use crate::ApiKey;
+
+/// `registry.sync`: the registry was reconciled with the config; details hold the diff.
+pub fn registry_sync(actor: &Actor, diff: &RegistryDiff) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "registry.sync".into(),
+        target: "registry".into(),
+        workspace: None,
+        details: json!({ "counts": diff.counts(), "changes": diff }),
+    }
+}
+
+/// `key.create` or `key.bootstrap`: what the key may do, never its secret or digest.
+pub fn key_created(action: &str, actor: &Actor, key: &ApiKey) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: action.into(),
+        target: key.name.clone(),
+        workspace: key.workspace.clone(),
+        details: json!({
+            "role": key.role,
+            "hint": key.hint,
+            "expires_at_ms": key.expires_at_ms,
+        }),
+    }
+}
+
+/// `key.revoke`.
+pub fn key_revoked(actor: &Actor, key: &ApiKey) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "key.revoke".into(),
+        target: key.name.clone(),
+        workspace: key.workspace.clone(),
+        details: json!({ "role": key.role, "hint": key.hint }),
+    }
+}
+
+/// How verifying the audit chain failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The chain is broken; says where and how.
+    #[error(transparent)]
+    Broken(#[from] steward_core::audit::ChainBreak),
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] crate::StoreError),
+}
+
+/// Reads the whole audit chain page by page and checks every link and the recorded head.
+/// Returns how many events were verified.
+pub async fn verify_audit(store: &dyn crate::Store) -> Result<u64, VerifyError> {
+    use steward_core::audit::{GENESIS_HASH, verify_head, verify_segment};
+    let head = store.audit_head().await?;
+    let mut last = (0_i64, GENESIS_HASH.to_owned());
+    let mut verified = 0_u64;
+    loop {
+        let page = store
+            .audit_events(&crate::AuditQuery {
+                after_seq: last.0,
+                limit: crate::MAX_AUDIT_PAGE,
+                ..crate::AuditQuery::default()
+            })
+            .await?;
+        if page.is_empty() {
+            break;
+        }
+        verified += page.len() as u64;
+        last = verify_segment(&page, (last.0, &last.1))?;
+    }
+    verify_head(
+        (last.0, &last.1),
+        head.as_ref().map(|(s, h)| (*s, h.as_str())),
+    )?;
+    Ok(verified)
+}

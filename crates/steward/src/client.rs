@@ -1,0 +1,109 @@
+//! A small client for the commands that talk to a running Steward over its API.
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::cli::ClientArgs;
+
+/// The environment variable holding the key client commands use.
+pub const KEY_VAR: &str = "STEWARD_API_KEY";
+
+/// An authenticated connection to a Steward API.
+pub struct Client {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `args.url`, with the key from `STEWARD_API_KEY`.
+    pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
+        let key = std::env::var(KEY_VAR)
+            .ok()
+            .filter(|k| !k.trim().is_empty())
+            .with_context(|| format!("set {KEY_VAR} to an API key (keys are never taken as arguments, which other users can see)"))?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            base: args.url.trim_end_matches('/').to_owned(),
+            key: key.trim().to_owned(),
+            http,
+        })
+    }
+
+    /// Sends a request and returns the JSON answer, or an error carrying the API's code and
+    /// message.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let json: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let code = json["error"]["code"].as_str().unwrap_or("error");
+            let message = json["error"]["message"].as_str().unwrap_or("no message");
+            bail!("{method} {path}: {} {code}: {message}", status.as_u16());
+        }
+        Ok(json)
+    }
+}
+
+/// Prints rows as aligned columns under a header.
+pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths.get(i).copied().unwrap_or(0)))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(header.iter().map(|h| (*h).to_owned()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+/// A JSON value as a table cell (`-` for null).
+pub fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs an async client command on a small runtime.
+pub fn block_on<T>(
+    future: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}

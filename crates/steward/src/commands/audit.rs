@@ -1,0 +1,158 @@
+//! `steward audit`: list, verify, export and follow the audit trail through the API.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::cli::{AuditCommand, AuditFilter, OutputFormat};
+use crate::client::{Client, block_on, cell, print_table};
+
+fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
+    let mut q = format!("/api/v1/audit?after={after}&limit={limit}");
+    for (name, value) in [
+        ("actor", &filter.actor),
+        ("action", &filter.action),
+        ("workspace", &filter.workspace),
+    ] {
+        if let Some(v) = value {
+            q.push_str(&format!("&{name}={}", encode(v)));
+        }
+    }
+    q
+}
+
+/// Percent-encodes a query value.
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn events(answer: &Value) -> Vec<Value> {
+    answer["events"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    block_on(async move {
+        match command {
+            AuditCommand::Ls {
+                after,
+                limit,
+                filter,
+                client,
+            } => {
+                let answer = Client::new(&client)?
+                    .call(Method::GET, &query(after, limit, &filter), None)
+                    .await?;
+                if client.output == OutputFormat::Json {
+                    println!("{answer}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                let rows: Vec<Vec<String>> = events(&answer)
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            cell(&e["seq"]),
+                            cell(&e["at_ms"]),
+                            format!(
+                                "{}:{}",
+                                cell(&e["actor"]["kind"]),
+                                cell(&e["actor"]["name"])
+                            ),
+                            cell(&e["actor"]["source_ip"]),
+                            cell(&e["action"]),
+                            cell(&e["target"]),
+                            cell(&e["workspace"]),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "SEQ",
+                        "AT (ms)",
+                        "ACTOR",
+                        "FROM",
+                        "ACTION",
+                        "TARGET",
+                        "WORKSPACE",
+                    ],
+                    &rows,
+                );
+                if let Some(next) = answer["next_after"].as_i64() {
+                    eprintln!("more: --after {next}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Verify { client } => {
+                let api = Client::new(&client)?;
+                match api.call(Method::GET, "/api/v1/audit/verify", None).await {
+                    Ok(answer) => {
+                        println!(
+                            "audit chain intact: {} events verified",
+                            cell(&answer["events"])
+                        );
+                        Ok(ExitCode::SUCCESS)
+                    }
+                    Err(e) => {
+                        println!("audit chain BROKEN: {e}");
+                        Ok(ExitCode::FAILURE)
+                    }
+                }
+            }
+            AuditCommand::Export {
+                format: _,
+                filter,
+                client,
+            } => {
+                let api = Client::new(&client)?;
+                let mut after = 0;
+                let mut out = std::io::stdout().lock();
+                loop {
+                    let page = events(
+                        &api.call(Method::GET, &query(after, 10_000, &filter), None)
+                            .await?,
+                    );
+                    let Some(last) = page.last().and_then(|e| e["seq"].as_i64()) else {
+                        break;
+                    };
+                    for event in &page {
+                        writeln!(out, "{event}")?;
+                    }
+                    after = last;
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Tail {
+                interval,
+                filter,
+                client,
+            } => {
+                let api = Client::new(&client)?;
+                // Start from the current head: only events recorded from now on are printed.
+                let first = api
+                    .call(Method::GET, &query(i64::MAX - 1, 1, &filter), None)
+                    .await?;
+                let mut after = first["head"].as_i64().unwrap_or(0);
+                loop {
+                    for event in events(
+                        &api.call(Method::GET, &query(after, 1000, &filter), None)
+                            .await?,
+                    ) {
+                        println!("{event}");
+                        after = event["seq"].as_i64().unwrap_or(after);
+                    }
+                    std::io::stdout().flush()?;
+                    tokio::time::sleep(Duration::from_secs(interval)).await;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,348 @@
+//! Keys, roles, rate limits and the audit trail, as a user meets them: the real binary on
+//! loopback, the `steward keys` / `steward audit` commands, SIGKILL.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use support::{Daemon, steward, vizion_config};
+
+fn start(dir: &std::path::Path) -> Daemon {
+    let data = dir.join("data");
+    Daemon::start(
+        dir,
+        &[
+            "--config",
+            vizion_config().to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
+/// Runs a client command against `daemon` with `key`.
+fn client(daemon: &Daemon, key: &str, args: &[&str]) -> Output {
+    steward()
+        .args(args)
+        .env("STEWARD_URL", &daemon.url)
+        .env("STEWARD_API_KEY", key)
+        .output()
+        .unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_api_is_closed_by_default_but_health_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let key = daemon
+        .key
+        .clone()
+        .expect("the first start prints an admin key");
+    assert!(key.starts_with("stw_"));
+    assert!(
+        !daemon.logs().contains(&key),
+        "the key never reaches the logs"
+    );
+    for path in [
+        "/api/v1/graph",
+        "/api/v1/workspaces",
+        "/metrics",
+        "/api/v1/audit",
+    ] {
+        let response = daemon.get_anonymous(path);
+        assert_eq!(response.status(), 401, "{path}");
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        let body: Value = response.json().unwrap();
+        assert_eq!(body["error"]["code"], "unauthenticated");
+    }
+    assert_eq!(daemon.get_anonymous("/healthz").status(), 200);
+    assert_eq!(daemon.get_anonymous("/readyz").status(), 200);
+    assert_eq!(
+        daemon.get("/api/v1/whoami").json::<Value>().unwrap()["principal"]["role"],
+        "admin"
+    );
+}
+
+#[test]
+fn brute_force_attempts_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let http = reqwest::blocking::Client::new();
+    let guess = |i: u8| {
+        let key = steward_core::auth::format_key(&[i; 32]);
+        http.get(format!("{}/api/v1/graph", daemon.url))
+            .bearer_auth(key)
+            .send()
+            .unwrap()
+    };
+    let statuses: Vec<u16> = (0..10).map(|i| guess(i).status().as_u16()).collect();
+    assert_eq!(statuses, [401; 10], "the first failures are answered");
+    let refused = guess(10);
+    assert_eq!(refused.status(), 429);
+    let retry: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        guess(11).status(),
+        429,
+        "the address stays refused, without its guesses being checked"
+    );
+    assert_eq!(
+        daemon.get_anonymous("/healthz").status(),
+        200,
+        "health stays reachable"
+    );
+}
+
+#[test]
+fn keys_and_audit_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path());
+    let admin = daemon.key.clone().unwrap();
+
+    let created = client(
+        &daemon,
+        &admin,
+        &[
+            "keys",
+            "create",
+            "dashboard",
+            "--role",
+            "viewer",
+            "--workspace",
+            "trading",
+        ],
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let viewer = stdout(&created).trim().to_owned();
+    assert!(viewer.starts_with("stw_"), "{viewer}");
+
+    let viewer_graph = client(&daemon, &viewer, &["keys", "ls"]);
+    assert_eq!(viewer_graph.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&viewer_graph.stderr).contains("403 forbidden"));
+    let http = reqwest::blocking::Client::new();
+    let graph: Value = http
+        .get(format!("{}/api/v1/graph", daemon.url))
+        .bearer_auth(&viewer)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        graph["nodes"].as_array().unwrap().len(),
+        1,
+        "a scoped key sees its workspace only"
+    );
+
+    let listed = stdout(&client(&daemon, &admin, &["keys", "ls"]));
+    assert!(
+        listed.contains("dashboard") && listed.contains("viewer") && listed.contains("trading"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&viewer[8..]),
+        "listings never show secrets"
+    );
+
+    let duplicate = client(
+        &daemon,
+        &admin,
+        &["keys", "create", "dashboard", "--role", "viewer"],
+    );
+    assert!(String::from_utf8_lossy(&duplicate.stderr).contains("409 conflict"));
+
+    assert!(
+        client(&daemon, &admin, &["keys", "revoke", "dashboard"])
+            .status
+            .success()
+    );
+    let after = http
+        .get(format!("{}/api/v1/graph", daemon.url))
+        .bearer_auth(&viewer)
+        .send()
+        .unwrap();
+    assert_eq!(after.status(), 401, "revocation takes effect at once");
+
+    let audit: Value = serde_json::from_str(&stdout(&client(
+        &daemon,
+        &admin,
+        &["audit", "ls", "--output", "json"],
+    )))
+    .unwrap();
+    let events = audit["events"].as_array().unwrap();
+    let actions: Vec<&str> = events
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["registry.sync", "key.bootstrap", "key.create", "key.revoke"]
+    );
+    assert_eq!(
+        events[2]["actor"],
+        json!({ "kind": "key", "name": "admin", "source_ip": "127.0.0.1" })
+    );
+    assert_eq!(events[2]["workspace"], "trading");
+
+    let verify = client(&daemon, &admin, &["audit", "verify"]);
+    assert!(verify.status.success());
+    assert_eq!(
+        stdout(&verify).trim(),
+        "audit chain intact: 4 events verified"
+    );
+
+    let export = stdout(&client(
+        &daemon,
+        &admin,
+        &["audit", "export", "--action", "key.create"],
+    ));
+    let lines: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["target"], "dashboard");
+    assert_eq!(lines[0]["hash"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn an_edited_audit_row_is_named_by_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start(dir.path());
+    let admin = daemon.key.clone().unwrap();
+    assert!(
+        client(
+            &daemon,
+            &admin,
+            &["keys", "create", "ops", "--role", "operator"]
+        )
+        .status
+        .success()
+    );
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(10));
+
+    let db = dir.path().join("data/steward.db");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "UPDATE audit_events SET details = '{\"role\":\"admin\"}' WHERE action = 'key.create'",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    });
+
+    let mut daemon = start(dir.path());
+    daemon.use_key(&admin);
+    let verify = client(&daemon, &admin, &["audit", "verify"]);
+    assert_eq!(verify.status.code(), Some(1));
+    let text = stdout(&verify);
+    assert!(
+        text.contains("BROKEN") && text.contains("event 3 was edited"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_kill_never_leaves_a_change_without_its_audit_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = start(dir.path());
+    let admin = daemon.key.clone().unwrap();
+    let url = daemon.url.clone();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, admin) = (url.clone(), admin.clone());
+            std::thread::spawn(move || {
+                let http = reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
+                let mut acknowledged = Vec::new();
+                for i in 0..10_000 {
+                    let name = format!("w{w}-{i}");
+                    let body = json!({ "name": name, "role": "viewer" });
+                    match http
+                        .post(format!("{url}/api/v1/keys"))
+                        .bearer_auth(&admin)
+                        .json(&body)
+                        .send()
+                    {
+                        Ok(r) if r.status() == 201 => acknowledged.push(name),
+                        _ => break, // the daemon is gone
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    daemon.signal("KILL");
+    daemon.wait_exit(Duration::from_secs(5));
+    let acknowledged: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        acknowledged.len() > 10,
+        "the kill landed mid-stream ({} writes)",
+        acknowledged.len()
+    );
+
+    let mut daemon = start(dir.path());
+    daemon.use_key(&admin);
+    let keys: Value = daemon.get("/api/v1/keys").json().unwrap();
+    let stored: std::collections::BTreeSet<String> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["name"].as_str().unwrap().to_owned())
+        .collect();
+    let export = stdout(&client(
+        &daemon,
+        &admin,
+        &["audit", "export", "--action", "key.create"],
+    ));
+    let audited: std::collections::BTreeSet<String> = export
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["target"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let created: std::collections::BTreeSet<String> =
+        stored.iter().filter(|n| *n != "admin").cloned().collect();
+    assert_eq!(
+        created, audited,
+        "every stored key has its audit event and no event lacks its key"
+    );
+    for name in &acknowledged {
+        assert!(stored.contains(name), "acknowledged key {name} was lost");
+    }
+    assert!(
+        client(&daemon, &admin, &["audit", "verify"])
+            .status
+            .success()
+    );
+}
