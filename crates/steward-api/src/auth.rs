@@ -2,7 +2,7 @@
 //! which applies the route table's [`Access`] rule before any handler runs.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -211,8 +211,8 @@ pub(crate) async fn authorize(
     };
     let ip = request
         .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
+        .get::<ConnectInfo<crate::listener::PeerAddr>>()
+        .map(|c| c.0.0.ip());
     if let Some(wait) = ip.and_then(|ip| state.limiters.blocked_wait(ip)) {
         return too_many(wait, "too many failed authentications from this address");
     }

@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod error;
+pub mod listener;
 mod metrics_layer;
 pub mod routes;
 
@@ -22,18 +23,41 @@ pub use error::ApiError;
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
-/// The largest request body accepted.
+/// The largest request body accepted by default.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The longest a request may take before it is answered with 408.
+/// The longest a request may take by default before it is answered with 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Open connections at most, by default.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// How the API is exposed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct ApiOptions {
     /// Serve `/metrics` without a key.
     pub metrics_public: bool,
     /// Request rates per key and failed-authentication limits per address.
     pub rate_limits: RateLimits,
+    /// Browser origins allowed by CORS; empty keeps CORS off.
+    pub cors_origins: Vec<String>,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Longest a request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        Self {
+            metrics_public: false,
+            rate_limits: RateLimits::default(),
+            cors_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_body_bytes: MAX_BODY_BYTES,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
 }
 
 /// What every handler can reach.
@@ -71,7 +95,8 @@ impl AppState {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
-    routes::routes()
+    let options = state.options.clone();
+    let router = routes::routes()
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,
@@ -83,9 +108,35 @@ pub fn router(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
-            REQUEST_TIMEOUT,
+            options.request_timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(RequestBodyLimitLayer::new(options.max_body_bytes));
+    match cors(&options.cors_origins) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// CORS for the configured origins; none configured means no CORS headers at all.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, HeaderValue, Method, header};
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-api-key"),
+            ]),
+    )
 }
 
 /// Serves the application on `listener` until `shutdown` completes, then lets in-flight
@@ -95,7 +146,8 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let listener = listener::LimitedListener::new(listener, state.options.max_connections);
+    let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

@@ -146,6 +146,7 @@ async fn fixture() -> Fixture {
             admin: big,
             auth_failures_per_minute: big,
         },
+        ..ApiOptions::default()
     };
     let metrics: MetricsRenderer = Arc::new(String::new);
     let state = AppState::new(

@@ -207,6 +207,54 @@ mod tests {
     }
 
     #[test]
+    fn values_from_the_environment_stay_templates_in_the_registry() {
+        let env = |name: &str| (name == "PW").then(|| "hunter2".to_owned());
+        let text = "[storage]\ndatabase = \"postgres://u:${PW}@db/s\"\n[[workspaces]]\nkey = \"a\"\nowner = \"$${literal}\"\nlabels = { token = \"${PW}\" }\n[[services]]\nname = \"s\"\nurl = \"http://u:${PW}@host/\"\n";
+        let loaded = parse_str("f.toml", text, &env).unwrap();
+        let registry = &loaded.config.registry;
+        assert_eq!(
+            registry.services[0].url.as_deref(),
+            Some("http://u:${PW}@host/")
+        );
+        assert_eq!(registry.workspaces[0].labels["token"], "${PW}");
+        assert_eq!(registry.workspaces[0].owner.as_deref(), Some("${literal}"));
+        let database = loaded.config.settings.database.as_ref().unwrap();
+        assert_eq!(
+            database.expose(),
+            "postgres://u:hunter2@db/s",
+            "settings get the value"
+        );
+        let debug = format!("{:?}", loaded.config);
+        assert!(!debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn names_cannot_come_from_the_environment() {
+        let env = |_: &str| Some("a".to_owned());
+        let err = parse_str("f.toml", "[[workspaces]]\nkey = \"${X}\"\n", &env).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("names and references cannot use `${VAR}`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unset_variable_in_a_url_is_still_an_error() {
+        let err = parse_str(
+            "f.toml",
+            "[[services]]\nname = \"s\"\nurl = \"${NOPE}\"\n",
+            &no_env,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("environment variable `NOPE` is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn nul_characters_are_refused_with_their_field() {
         let err = parse_str(
             "f.toml",

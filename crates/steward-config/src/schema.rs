@@ -15,10 +15,20 @@ const ROOT_KEYS: &[&str] = &[
     "server",
     "storage",
     "log",
+    "api",
     "workspaces",
     "dependencies",
     "services",
 ];
+const API_KEYS: &[&str] = &[
+    "metrics_public",
+    "cors_origins",
+    "max_connections",
+    "max_body_bytes",
+    "request_timeout_secs",
+    "rate_limits",
+];
+const RATE_LIMIT_KEYS: &[&str] = &["viewer", "operator", "admin", "auth_failures_per_minute"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &["data_dir", "database", "max_connections"];
 const LOG_KEYS: &[&str] = &["format", "level"];
@@ -51,7 +61,30 @@ impl LogFormat {
         [("pretty", LogFormat::Pretty), ("json", LogFormat::Json)];
 }
 
-/// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`).
+/// How the HTTP API is exposed (`[api]`); `None` fields take the built-in defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// Serve `/metrics` without a key (default false: closed).
+    pub metrics_public: Option<bool>,
+    /// Origins allowed to call the API from a browser; empty means CORS stays off.
+    pub cors_origins: Vec<String>,
+    /// Open connections at most; further ones wait to be accepted.
+    pub max_connections: Option<u32>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: Option<u32>,
+    /// Longest a request may take, in seconds.
+    pub request_timeout_secs: Option<u32>,
+    /// Requests per second per `viewer` key.
+    pub viewer_rate: Option<u32>,
+    /// Requests per second per `operator` key.
+    pub operator_rate: Option<u32>,
+    /// Requests per second per `admin` key.
+    pub admin_rate: Option<u32>,
+    /// Failed authentications per minute per source address.
+    pub auth_failures_per_minute: Option<u32>,
+}
+
+/// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`, `[api]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// `server.listen`: the HTTP address.
@@ -67,6 +100,8 @@ pub struct FileSettings {
     pub log_format: Option<LogFormat>,
     /// `log.level`: a filter such as `info` or `steward=debug,sqlx=warn`.
     pub log_level: Option<String>,
+    /// `[api]`.
+    pub api: ApiSettings,
 }
 
 /// Reads the whole document, reporting every problem into `cx`.
@@ -133,12 +168,65 @@ fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings {
             .map(|f| f.value);
         settings.log_level = log.string(cx, "level").map(|s| s.value);
     }
+    if let Some(api) = root
+        .item("api")
+        .and_then(|item| Fields::open_item(cx, item, "api", API_KEYS))
+    {
+        settings.api = read_api(cx, &api);
+    }
+    settings
+}
+
+fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
+    let mut settings = ApiSettings {
+        metrics_public: api.boolean(cx, "metrics_public"),
+        max_connections: api
+            .positive_integer(cx, "max_connections", 1_000_000)
+            .map(|n| n.value),
+        max_body_bytes: api
+            .positive_integer(cx, "max_body_bytes", 1 << 30)
+            .map(|n| n.value),
+        request_timeout_secs: api
+            .positive_integer(cx, "request_timeout_secs", 3600)
+            .map(|n| n.value),
+        ..ApiSettings::default()
+    };
+    for origin in api.strings(cx, "cors_origins").unwrap_or_default() {
+        match url::Url::parse(&origin.value) {
+            Ok(u)
+                if matches!(u.scheme(), "http" | "https")
+                    && u.path() == "/"
+                    && !origin.value.ends_with('/') =>
+            {
+                settings.cors_origins.push(origin.value);
+            }
+            _ => cx.error(
+                &origin.span,
+                format!(
+                    "`api.cors_origins`: `{}` is not an origin (e.g. https://dash.example.com)",
+                    origin.value
+                ),
+            ),
+        }
+    }
+    if let Some(limits) = api
+        .item("rate_limits")
+        .and_then(|item| Fields::open_item(cx, item, "api.rate_limits", RATE_LIMIT_KEYS))
+    {
+        let rate =
+            |cx: &mut Cx<'_>, key| limits.positive_integer(cx, key, 1_000_000).map(|n| n.value);
+        settings.viewer_rate = rate(cx, "viewer");
+        settings.operator_rate = rate(cx, "operator");
+        settings.admin_rate = rate(cx, "admin");
+        settings.auth_failures_per_minute = rate(cx, "auth_failures_per_minute");
+    }
     settings
 }
 
 /// A checked name (workspace key, service name, type), or `None` after reporting why not.
 fn name_field(cx: &mut Cx<'_>, table: &Fields<'_>, key: &str) -> Option<Spanned<String>> {
     let value = table.required_string(cx, key)?;
+    let value = literal(cx, table, key, value)?;
     if is_name(&value.value) {
         Some(value)
     } else {
@@ -163,8 +251,8 @@ fn read_workspaces(
         let t = Fields::open(cx, table, format!("workspaces[{i}]"), span, WORKSPACE_KEYS);
         let key = name_field(cx, &t, "key");
         let mut workspace = Workspace::new(key.as_ref().map_or("", |k| k.value.as_str()));
-        workspace.description = t.string(cx, "description").map(|s| s.value);
-        workspace.owner = t.string(cx, "owner").map(|s| s.value);
+        workspace.description = t.string(cx, "description").map(Spanned::kept);
+        workspace.owner = t.string(cx, "owner").map(Spanned::kept);
         workspace.status = t
             .choice(cx, "status", &WorkspaceStatus::ALL.map(|s| (s.as_str(), s)))
             .map_or(WorkspaceStatus::Active, |s| s.value);
@@ -192,11 +280,32 @@ fn read_repo(cx: &mut Cx<'_>, workspace: &Fields<'_>) -> Option<Repo> {
     let item = workspace.item("repo")?;
     let t = Fields::open_item(cx, item, workspace.field("repo"), REPO_KEYS)?;
     let repo = Repo {
-        name: t.string(cx, "name").map(|s| s.value),
-        path: t.string(cx, "path").map(|s| s.value),
-        remote: t.string(cx, "remote").map(|s| s.value),
+        name: t.string(cx, "name").map(Spanned::kept),
+        path: t.string(cx, "path").map(Spanned::kept),
+        remote: t.string(cx, "remote").map(Spanned::kept),
     };
     (!repo.is_empty()).then_some(repo)
+}
+
+/// Refuses `${VAR}` in fields that identify things (names, references): identities are not
+/// secrets, and must read the same in the file, the store and the API.
+fn literal(
+    cx: &mut Cx<'_>,
+    table: &Fields<'_>,
+    key: &str,
+    value: Spanned<String>,
+) -> Option<Spanned<String>> {
+    if value.template.is_some() {
+        cx.error(
+            &value.span,
+            format!(
+                "`{}`: names and references cannot use `${{VAR}}`",
+                table.field(key)
+            ),
+        );
+        return None;
+    }
+    Some(value)
 }
 
 /// Checks that a field names a declared workspace, suggesting the closest one if it does not.
@@ -207,6 +316,7 @@ fn workspace_ref(
     value: Spanned<String>,
     workspaces: &std::collections::BTreeMap<String, (Workspace, Span)>,
 ) -> Option<String> {
+    let value = literal(cx, table, key, value)?;
     if workspaces.contains_key(&value.value) {
         return Some(value.value);
     }
@@ -247,7 +357,7 @@ fn read_dependencies(
             .required_string(cx, "to")
             .and_then(|v| workspace_ref(cx, &t, "to", v, workspaces));
         let kind = name_field(cx, &t, "type");
-        let note = t.string(cx, "note").map(|s| s.value);
+        let note = t.string(cx, "note").map(Spanned::kept);
         let (Some(from), Some(to), Some(kind)) = (from, to, kind) else {
             continue;
         };
@@ -294,7 +404,7 @@ fn read_services(
             .string(cx, "workspace")
             .and_then(|v| workspace_ref(cx, &t, "workspace", v, workspaces));
         service.url = t.string(cx, "url").and_then(|u| checked_url(cx, &t, u));
-        service.node = t.string(cx, "node").map(|s| s.value);
+        service.node = t.string(cx, "node").map(Spanned::kept);
         service.labels = t.labels(cx, "labels");
         let Some(name) = name else { continue };
         if let Some(first) = seen.get(&name.value) {
@@ -317,7 +427,7 @@ fn read_services(
 
 fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
     match url_problem(&raw.value) {
-        None => Some(raw.value),
+        None => Some(raw.kept()),
         Some(problem) => {
             cx.error(&raw.span, format!("`{}`: {problem}", t.field("url")));
             None

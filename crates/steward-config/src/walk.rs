@@ -18,6 +18,17 @@ pub(crate) type Span = Option<Range<usize>>;
 pub(crate) struct Spanned<T> {
     pub value: T,
     pub span: Span,
+    /// For strings that used `${VAR}`: the text as written, before interpolation.
+    pub template: Option<String>,
+}
+
+impl Spanned<String> {
+    /// What the registry keeps: the `${VAR}` template when the value came from the environment
+    /// (values from the environment are secrets: they never reach the store, the API or logs),
+    /// else the value.
+    pub fn kept(self) -> String {
+        self.template.unwrap_or(self.value)
+    }
 }
 
 /// The walk's state: the source (for positions), the environment (for `${VAR}`) and the
@@ -162,8 +173,17 @@ impl<'a> Fields<'a> {
             );
             return None;
         }
-        match interpolate(raw, cx.env) {
-            Ok(value) => Some(Spanned { value, span }),
+        let used_env = std::cell::Cell::new(false);
+        let env = |name: &str| {
+            used_env.set(true);
+            (cx.env)(name)
+        };
+        match interpolate(raw, &env) {
+            Ok(value) => Some(Spanned {
+                value,
+                span,
+                template: used_env.get().then(|| raw.to_owned()),
+            }),
             Err(InterpolationError::Unset(var)) => {
                 cx.error(
                     &span,
@@ -219,6 +239,7 @@ impl<'a> Fields<'a> {
             Some((_, value)) => Some(Spanned {
                 value: *value,
                 span: raw.span,
+                template: None,
             }),
             None => {
                 let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
@@ -241,9 +262,11 @@ impl<'a> Fields<'a> {
         let item = self.item(key)?;
         let span = item.span();
         match item.as_integer() {
-            Some(n) if (1..=max).contains(&n) => {
-                u32::try_from(n).ok().map(|value| Spanned { value, span })
-            }
+            Some(n) if (1..=max).contains(&n) => u32::try_from(n).ok().map(|value| Spanned {
+                value,
+                span,
+                template: None,
+            }),
             Some(n) => {
                 cx.error(
                     &span,
@@ -263,6 +286,60 @@ impl<'a> Fields<'a> {
                 None
             }
         }
+    }
+
+    /// An optional boolean.
+    pub fn boolean(&self, cx: &mut Cx<'_>, key: &str) -> Option<bool> {
+        let item = self.item(key)?;
+        match item.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                cx.error(
+                    &item.span(),
+                    format!(
+                        "`{}`: expected true or false, found {}",
+                        self.field(key),
+                        item.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional array of strings (no `${VAR}`: these are not secrets).
+    pub fn strings(&self, cx: &mut Cx<'_>, key: &str) -> Option<Vec<Spanned<String>>> {
+        let item = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{}`: expected an array of strings, found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut values = Vec::new();
+        for (i, value) in array.iter().enumerate() {
+            match value.as_str() {
+                Some(s) => values.push(Spanned {
+                    value: s.to_owned(),
+                    span: value.span(),
+                    template: None,
+                }),
+                None => cx.error(
+                    &value.span(),
+                    format!(
+                        "`{}[{i}]`: expected a string, found {}",
+                        self.field(key),
+                        value.type_name()
+                    ),
+                ),
+            }
+        }
+        Some(values)
     }
 
     /// A table of string labels: `labels = { team = "ops" }` or a `[….labels]` section.
@@ -298,7 +375,7 @@ impl<'a> Fields<'a> {
                 );
                 continue;
             }
-            if let Some(value) = inner.string(cx, name).map(|s| s.value) {
+            if let Some(value) = inner.string(cx, name).map(Spanned::kept) {
                 labels.insert(name.to_owned(), value);
             }
         }

@@ -346,3 +346,128 @@ fn a_kill_never_leaves_a_change_without_its_audit_event() {
             .success()
     );
 }
+
+/// A config with `[api]` settings appended to the VizionAI example.
+fn start_with_api(dir: &std::path::Path, api: &str) -> Daemon {
+    let config = dir.join("steward.toml");
+    let text = std::fs::read_to_string(vizion_config()).unwrap();
+    std::fs::write(&config, format!("[api]\n{api}\n{text}")).unwrap();
+    let data = dir.join("data");
+    Daemon::start(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    )
+}
+
+#[test]
+fn metrics_can_be_opened_and_cors_is_off_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = start(dir.path());
+    let preflight = |daemon: &Daemon| {
+        reqwest::blocking::Client::new()
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/v1/graph", daemon.url),
+            )
+            .header("origin", "https://dash.example.com")
+            .header("access-control-request-method", "GET")
+            .send()
+            .unwrap()
+    };
+    assert!(
+        preflight(&closed)
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    drop(closed);
+
+    let dir = tempfile::tempdir().unwrap();
+    let open = start_with_api(
+        dir.path(),
+        "metrics_public = true\ncors_origins = [\"https://dash.example.com\"]",
+    );
+    assert_eq!(open.get_anonymous("/metrics").status(), 200);
+    let response = preflight(&open);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://dash.example.com"
+    );
+}
+
+#[test]
+fn each_key_is_held_to_its_role_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_with_api(dir.path(), "[api.rate_limits]\nviewer = 2\nadmin = 1000");
+    let admin = daemon.key.clone().unwrap();
+    let viewer = stdout(&client(
+        &daemon,
+        &admin,
+        &["keys", "create", "slow", "--role", "viewer"],
+    ))
+    .trim()
+    .to_owned();
+    let http = reqwest::blocking::Client::new();
+    let statuses: Vec<u16> = (0..5)
+        .map(|_| {
+            http.get(format!("{}/api/v1/whoami", daemon.url))
+                .bearer_auth(&viewer)
+                .send()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect();
+    // GCRA allows a burst of the per-second rate, then one request per 1/rate seconds.
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(
+        daemon.get("/api/v1/whoami").status(),
+        200,
+        "other keys are not affected"
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_for_a_free_slot() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start_with_api(dir.path(), "max_connections = 2");
+    let addr = daemon.url.trim_start_matches("http://").to_owned();
+    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let open = |addr: &str| {
+        let s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s
+    };
+    let answered = |s: &mut std::net::TcpStream| {
+        let mut buf = [0_u8; 12];
+        s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
+    };
+    let mut first = open(&addr);
+    let mut second = open(&addr);
+    first.write_all(request).unwrap();
+    second.write_all(request).unwrap();
+    assert!(answered(&mut first) && answered(&mut second));
+    let mut third = open(&addr);
+    third.write_all(request).unwrap();
+    assert!(
+        !answered(&mut third),
+        "a third connection waits while two are open"
+    );
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert!(answered(&mut third), "and is served once one closes");
+}

@@ -56,6 +56,41 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
+/// The `[api]` section over the built-in defaults.
+fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
+    let defaults = ApiOptions::default();
+    let rate = |configured: Option<u32>, default| {
+        configured
+            .and_then(std::num::NonZeroU32::new)
+            .unwrap_or(default)
+    };
+    let limits = defaults.rate_limits;
+    ApiOptions {
+        metrics_public: api.metrics_public.unwrap_or(defaults.metrics_public),
+        rate_limits: steward_api::RateLimits {
+            viewer: rate(api.viewer_rate, limits.viewer),
+            operator: rate(api.operator_rate, limits.operator),
+            admin: rate(api.admin_rate, limits.admin),
+            auth_failures_per_minute: rate(
+                api.auth_failures_per_minute,
+                limits.auth_failures_per_minute,
+            ),
+        },
+        cors_origins: api.cors_origins.clone(),
+        max_connections: api
+            .max_connections
+            .map_or(defaults.max_connections, |n| n as usize),
+        max_body_bytes: api
+            .max_body_bytes
+            .map_or(defaults.max_body_bytes, |n| n as usize),
+        request_timeout: api
+            .request_timeout_secs
+            .map_or(defaults.request_timeout, |s| {
+                Duration::from_secs(u64::from(s))
+            }),
+    }
+}
+
 /// `STEWARD_ADMIN_KEY_HASH`, checked to be an Argon2 PHC string.
 fn admin_key_hash() -> Result<Option<String>, ExitCode> {
     let Some(hash) = std::env::var("STEWARD_ADMIN_KEY_HASH")
@@ -144,7 +179,8 @@ async fn serve(
     spawn_metrics_upkeep(metrics.clone());
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
-    let state = AppState::new(Arc::clone(&control), auth, ApiOptions::default(), renderer);
+    let options = api_options(&control.config().settings.api);
+    let state = AppState::new(Arc::clone(&control), auth, options, renderer);
 
     tracing::info!(
         %addr,
