@@ -1,7 +1,8 @@
 //! The route table, and the handlers. Every route is declared once, with its access rule, in
 //! [`table`]; the router is built from it, and [`crate::auth::authorize`] enforces it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::OnceLock;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -98,15 +99,23 @@ pub fn table() -> Vec<RouteSpec> {
     ]
 }
 
+/// The access rules by method and path template, built once from [`table`].
+fn access_rules() -> &'static HashMap<(Method, &'static str), Access> {
+    static RULES: OnceLock<HashMap<(Method, &'static str), Access>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        table()
+            .into_iter()
+            .map(|r| ((r.method, r.path), r.access))
+            .collect()
+    })
+}
+
 /// The access rule of a matched route, `None` when the table has no entry for it.
 pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option<Access> {
     if path == "/metrics" && *method == Method::GET && state.options.metrics_public {
         return Some(Access::Public);
     }
-    table()
-        .into_iter()
-        .find(|r| r.method == method && r.path == path)
-        .map(|r| r.access)
+    access_rules().get(&(method.clone(), path)).copied()
 }
 
 pub(crate) fn routes() -> Router<AppState> {

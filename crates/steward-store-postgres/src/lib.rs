@@ -15,6 +15,7 @@ use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
 };
+use steward_store::batch::Batcher;
 use steward_store::codec::{decode_labels, decode_repo, encode_labels, encode_repo};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, MAX_AUDIT_PAGE, MigrationReport, NewKey, Store,
@@ -46,6 +47,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The PostgreSQL store.
 pub struct PostgresStore {
     pool: PgPool,
+    key_writes: Batcher<(NewKey, Actor), Result<ApiKey, StoreError>>,
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -65,7 +67,10 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(|e| StoreError::Connect(Box::new(e)))?;
-        Ok(Self { pool })
+        let writer = pool.clone();
+        let key_writes =
+            Batcher::spawn(move |requests| Box::pin(create_keys(writer.clone(), requests)));
+        Ok(Self { pool, key_writes })
     }
 
     async fn migrate_locked(&self) -> Result<MigrationReport, StoreError> {
@@ -170,15 +175,7 @@ impl Store for PostgresStore {
     }
 
     async fn create_key(&self, key: &NewKey, actor: &Actor) -> Result<ApiKey, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let stored = insert_key(&mut tx, key).await?;
-        append_audit(
-            &mut tx,
-            steward_store::audit::key_created("key.create", actor, &stored),
-        )
-        .await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(stored)
+        self.key_writes.submit((key.clone(), actor.clone())).await?
     }
 
     async fn create_first_key(
@@ -342,6 +339,39 @@ async fn lock_audit_head(conn: &mut PgConnection) -> Result<(i64, String), Store
         .map_err(db_err)
 }
 
+/// Inserts audit events with one multi-row statement.
+async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result<(), StoreError> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO audit_events (seq, at_ms, actor_kind, actor, source_ip, action, target, \
+         workspace, details, prev_hash, hash) ",
+    );
+    insert.push_values(events, |mut row, event| {
+        row.push_bind(event.seq)
+            .push_bind(event.at_ms)
+            .push_bind(event.actor.kind.as_str())
+            .push_bind(&event.actor.name)
+            .push_bind(&event.actor.source_ip)
+            .push_bind(&event.action)
+            .push_bind(&event.target)
+            .push_bind(&event.workspace)
+            .push_bind(event.details.to_string())
+            .push_bind(&event.prev_hash)
+            .push_bind(&event.hash);
+    });
+    insert.build().execute(&mut *conn).await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn write_head(conn: &mut PgConnection, seq: i64, hash: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(seq)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
 /// Appends `entry` to the audit chain inside the transaction of the change it records. Called
 /// last, so that the head's row lock is held only until the commit.
 async fn append_audit(
@@ -350,31 +380,59 @@ async fn append_audit(
 ) -> Result<AuditEvent, StoreError> {
     let (seq, prev_hash) = lock_audit_head(conn).await?;
     let event = AuditEvent::chain(entry, seq + 1, now_ms(), &prev_hash);
-    sqlx::query(
-        "INSERT INTO audit_events (seq, at_ms, actor_kind, actor, source_ip, action, target, \
-         workspace, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-    )
-    .bind(event.seq)
-    .bind(event.at_ms)
-    .bind(event.actor.kind.as_str())
-    .bind(&event.actor.name)
-    .bind(&event.actor.source_ip)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(&event.workspace)
-    .bind(event.details.to_string())
-    .bind(&event.prev_hash)
-    .bind(&event.hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
-        .bind(event.seq)
-        .bind(&event.hash)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+    insert_events(conn, std::slice::from_ref(&event)).await?;
+    write_head(conn, event.seq, &event.hash).await?;
     Ok(event)
+}
+
+/// Writes a batch of key creations, each with its audit event, in one transaction: one multi-row
+/// insert for the keys, one for the events, one commit for the lot, and the audit head locked
+/// only for the last steps. A taken name (in the store, or earlier in the same batch) answers
+/// its own request with `Conflict`; any other failure fails the batch, and nothing of it is
+/// committed.
+async fn create_keys(
+    pool: PgPool,
+    requests: Vec<(NewKey, Actor)>,
+) -> Result<Vec<Result<ApiKey, StoreError>>, StoreError> {
+    let now = now_ms();
+    let firsts =
+        steward_store::batch::first_occurrences(requests.iter().map(|(k, _)| k.name.as_str()));
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let candidates: Vec<&NewKey> = requests
+        .iter()
+        .zip(&firsts)
+        .filter(|(_, f)| **f)
+        .map(|((k, _), _)| k)
+        .collect();
+    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) ",
+    );
+    insert.push_values(&candidates, |mut row, key| {
+        row.push_bind(&key.name)
+            .push_bind(key.role.as_str())
+            .push_bind(&key.workspace)
+            .push_bind(&key.digest)
+            .push_bind(&key.hint)
+            .push_bind(now)
+            .push_bind(key.expires_at_ms);
+    });
+    insert.push(" ON CONFLICT DO NOTHING RETURNING name");
+    let inserted: std::collections::HashSet<String> = insert
+        .build_query_scalar()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .into_iter()
+        .collect();
+    let (seq, hash) = lock_audit_head(&mut tx).await?;
+    let (answers, events) =
+        steward_store::batch::chain_created_keys(&requests, &firsts, &inserted, now, seq, &hash);
+    if let Some(last) = events.last() {
+        insert_events(&mut tx, &events).await?;
+        write_head(&mut tx, last.seq, &last.hash).await?;
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(answers)
 }
 
 fn audit_from_row(row: &sqlx::postgres::PgRow) -> Result<AuditEvent, StoreError> {

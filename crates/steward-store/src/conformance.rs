@@ -58,6 +58,7 @@ macro_rules! conformance_suite {
             only_one_first_key_is_created_however_many_race,
             every_mutation_is_audited_in_a_verifiable_chain,
             concurrent_audited_writes_keep_the_chain_gapless,
+            racing_creations_of_one_name_create_it_once,
             audit_queries_filter_and_paginate,
         );
     };
@@ -540,4 +541,29 @@ pub async fn audit_queries_filter_and_paginate(store: &Arc<dyn Store>) {
         ),
         [3, 4]
     );
+}
+
+/// Many callers creating the same name at once (they may share a batch): exactly one succeeds,
+/// the others conflict, and the chain records exactly one creation.
+pub async fn racing_creations_of_one_name_create_it_once(store: &Arc<dyn Store>) {
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                let mut key = new_key("contested", Role::Viewer, None);
+                key.digest = steward_core::auth::key_digest(&format!("attempt-{i}"));
+                store.create_key(&key, &actor()).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.expect("join") {
+            Ok(_) => created += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 1);
 }

@@ -4,6 +4,7 @@
 //! `conformance` feature holds the story suite that every backend's tests run.
 
 pub mod audit;
+pub mod batch;
 pub mod codec;
 mod error;
 mod metered;

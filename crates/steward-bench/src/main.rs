@@ -1,0 +1,131 @@
+//! `steward-bench`: measures Steward's storage paths on a real database.
+//!
+//! `steward-bench audit-writes [--backend sqlite|postgres] [--seconds N] [--concurrency C]`
+//! runs audited writes (a key creation and its audit event, one transaction each) from C
+//! concurrent tasks for N seconds, then verifies the whole chain, and prints both rates.
+//! PostgreSQL runs in a throwaway database on `STEWARD_TEST_DATABASE_URL`'s server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use steward_core::Role;
+use steward_core::audit::Actor;
+use steward_store::{NewKey, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "steward-bench",
+    about = "Benchmarks of Steward's storage paths"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Audited writes per second, then chain verification per second.
+    AuditWrites {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// How long to write.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Concurrent writers.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::AuditWrites {
+            backend,
+            seconds,
+            concurrency,
+        } => audit_writes(backend, seconds, concurrency).await,
+    }
+}
+
+async fn audit_writes(backend: Backend, seconds: u64, concurrency: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut _db = None;
+    let store: Arc<dyn Store> = match backend {
+        Backend::Sqlite => Arc::new(steward_store_sqlite::SqliteStore::open(dir.path()).await?),
+        Backend::Postgres => {
+            let db = steward_store_postgres::testing::TestDatabase::create()
+                .await
+                .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
+            let url = steward_core::Secret::new(db.url.clone());
+            let pool = u32::try_from(concurrency + 2).unwrap_or(u32::MAX);
+            let store = steward_store_postgres::PostgresStore::connect(&url, pool).await?;
+            _db = Some(db);
+            Arc::new(store)
+        }
+    };
+    store.migrate().await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let writers: Vec<_> = (0..concurrency)
+        .map(|w| {
+            let (store, stop, written) =
+                (Arc::clone(&store), Arc::clone(&stop), Arc::clone(&written));
+            tokio::spawn(async move {
+                let actor = Actor::system("bench");
+                let mut i = 0_u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let name = format!("w{w}-{i}");
+                    let key = NewKey {
+                        digest: steward_core::auth::key_digest(&name),
+                        name,
+                        role: Role::Viewer,
+                        workspace: None,
+                        hint: "stw_…".into(),
+                        expires_at_ms: None,
+                    };
+                    store.create_key(&key, &actor).await?;
+                    written.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let count = written.load(Ordering::Relaxed);
+    let verify_started = Instant::now();
+    let verified = steward_store::audit::verify_audit(store.as_ref()).await?;
+    let verify_secs = verify_started.elapsed().as_secs_f64();
+    store.close().await;
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    println!(
+        "{name}: {count} audited writes in {elapsed:.1} s with {concurrency} writers = {:.0} writes/s; verified {verified} events in {verify_secs:.2} s = {:.0} events/s",
+        count as f64 / elapsed,
+        verified as f64 / verify_secs
+    );
+    anyhow::ensure!(
+        verified == count,
+        "verified {verified} events, wrote {count}"
+    );
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! Group commit for a store's writes: concurrent callers submit requests, one task gathers
+//! whatever is queued into a batch, a backend function writes the batch in one transaction, and
+//! each caller gets its own answer. A lone request is a batch of one, with no added wait.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::StoreError;
+
+/// The most requests written in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// What a batch write function returns.
+pub type BatchFuture<Resp> = Pin<Box<dyn Future<Output = Result<Vec<Resp>, StoreError>> + Send>>;
+
+struct Pending<Req, Resp> {
+    request: Req,
+    reply: oneshot::Sender<Result<Resp, StoreError>>,
+}
+
+/// Submits requests to the batch writer task.
+pub struct Batcher<Req, Resp> {
+    sender: mpsc::Sender<Pending<Req, Resp>>,
+}
+
+impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
+    /// Starts the writer task. `write` receives each batch and must return one answer per
+    /// request, in order; an `Err` fails every request of the batch (nothing of it committed).
+    pub fn spawn<F>(write: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> BatchFuture<Resp> + Send + Sync + 'static,
+    {
+        let (sender, mut receiver) = mpsc::channel::<Pending<Req, Resp>>(MAX_BATCH * 4);
+        tokio::spawn(async move {
+            while let Some(first) = receiver.recv().await {
+                // Callers answered by the previous batch are re-submitting right now: one yield
+                // lets them join this batch instead of each starting a transaction of its own.
+                tokio::task::yield_now().await;
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                let (requests, replies): (Vec<Req>, Vec<_>) =
+                    batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+                let size = requests.len();
+                metrics::histogram!("steward_store_batch_size").record(size as f64);
+                match write(requests).await {
+                    Ok(answers) if answers.len() == size => {
+                        for (reply, answer) in replies.into_iter().zip(answers) {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                    Ok(answers) => {
+                        let message =
+                            format!("batch writer answered {} of {size} requests", answers.len());
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Corrupt(message.clone())));
+                        }
+                    }
+                    Err(e) => {
+                        // StoreError is not Clone: every caller gets the same text, one keeps
+                        // the original.
+                        let text = e.to_string();
+                        let mut replies = replies.into_iter();
+                        if let Some(first) = replies.next() {
+                            let _ = first.send(Err(e));
+                        }
+                        for reply in replies {
+                            let _ = reply.send(Err(StoreError::Database(text.clone().into())));
+                        }
+                    }
+                }
+            }
+        });
+        Self { sender }
+    }
+
+    /// Submits a request and waits for its answer.
+    pub async fn submit(&self, request: Req) -> Result<Resp, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| StoreError::Database("the store is closed".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Database("the batch writer stopped".into()))?
+    }
+}
+
+/// For each name, whether it is the first request of the batch to use it (later ones conflict).
+pub fn first_occurrences<'a>(names: impl Iterator<Item = &'a str>) -> Vec<bool> {
+    let mut seen = std::collections::HashSet::new();
+    names.map(|name| seen.insert(name)).collect()
+}
+
+/// The answers and chained audit events of a batch of key creations, in request order: requests
+/// whose key was inserted succeed and get an event after `(seq, hash)`; the others conflict.
+pub fn chain_created_keys(
+    requests: &[(crate::NewKey, steward_core::audit::Actor)],
+    firsts: &[bool],
+    inserted: &std::collections::HashSet<String>,
+    created_at_ms: i64,
+    seq: i64,
+    hash: &str,
+) -> (
+    Vec<Result<crate::ApiKey, StoreError>>,
+    Vec<steward_core::audit::AuditEvent>,
+) {
+    let (mut seq, mut hash) = (seq, hash.to_owned());
+    let mut answers = Vec::with_capacity(requests.len());
+    let mut events = Vec::new();
+    for ((key, actor), first) in requests.iter().zip(firsts) {
+        if !(*first && inserted.contains(&key.name)) {
+            answers.push(Err(StoreError::Conflict(format!("key `{}`", key.name))));
+            continue;
+        }
+        let stored = crate::ApiKey {
+            name: key.name.clone(),
+            role: key.role,
+            workspace: key.workspace.clone(),
+            digest: key.digest.clone(),
+            hint: key.hint.clone(),
+            created_at_ms,
+            expires_at_ms: key.expires_at_ms,
+            last_used_at_ms: None,
+            revoked_at_ms: None,
+        };
+        let entry = crate::audit::key_created("key.create", actor, &stored);
+        let event = steward_core::audit::AuditEvent::chain(entry, seq + 1, crate::now_ms(), &hash);
+        (seq, hash) = (event.seq, event.hash.clone());
+        events.push(event);
+        answers.push(Ok(stored));
+    }
+    (answers, events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_share_batches_and_get_their_own_answers() {
+        let batches = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&batches);
+        let batcher = Arc::new(Batcher::spawn(move |requests: Vec<u32>| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            Box::pin(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(requests.into_iter().map(|r| r * 2).collect())
+            })
+        }));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let b = Arc::clone(&batcher);
+                tokio::spawn(async move { (i, b.submit(i).await) })
+            })
+            .collect();
+        for task in tasks {
+            let (i, answer) = task.await.unwrap();
+            assert_eq!(answer.unwrap(), i * 2);
+        }
+        assert!(
+            batches.load(Ordering::Relaxed) < 200,
+            "requests were grouped"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_each_of_its_requests() {
+        let batcher: Batcher<u32, u32> =
+            Batcher::spawn(|_| Box::pin(async { Err(StoreError::Corrupt("disk on fire".into())) }));
+        let err = batcher.submit(1).await.unwrap_err();
+        assert!(err.to_string().contains("disk on fire"));
+    }
+}
