@@ -91,14 +91,13 @@ pub fn load_file(path: &Path, env: Env<'_>) -> Result<Loaded, LoadError> {
     let name = path.display().to_string();
     let text = read_text(path, &name)?;
     let mut loaded = parse_str(&name, &text, env)?;
-    if let Some(dir) = loaded
-        .config
-        .settings
-        .data_dir
-        .as_mut()
-        .filter(|d| d.is_relative())
+    let settings = &mut loaded.config.settings;
+    for relative in [settings.data_dir.as_mut(), settings.audit_mirror.as_mut()]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.is_relative())
     {
-        *dir = base_dir(path).join(&*dir);
+        *relative = base_dir(path).join(&*relative);
     }
     Ok(loaded)
 }
@@ -195,11 +194,19 @@ mod tests {
     }
 
     #[test]
-    fn relative_data_dirs_resolve_against_the_config_file() {
+    fn relative_paths_resolve_against_the_config_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("steward.toml");
-        std::fs::write(&path, "[storage]\ndata_dir = \"state\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[storage]\ndata_dir = \"state\"\n[audit]\nmirror = \"log/a.jsonl\"\n",
+        )
+        .unwrap();
         let loaded = load_file(&path, &no_env).unwrap();
+        assert_eq!(
+            loaded.config.settings.audit_mirror,
+            Some(dir.path().join("log/a.jsonl"))
+        );
         assert_eq!(
             loaded.config.settings.data_dir,
             Some(dir.path().join("state"))

@@ -16,6 +16,7 @@ const ROOT_KEYS: &[&str] = &[
     "storage",
     "log",
     "api",
+    "audit",
     "workspaces",
     "dependencies",
     "services",
@@ -28,6 +29,7 @@ const API_KEYS: &[&str] = &[
     "request_timeout_secs",
     "rate_limits",
 ];
+const AUDIT_KEYS: &[&str] = &["mirror"];
 const RATE_LIMIT_KEYS: &[&str] = &["viewer", "operator", "admin", "auth_failures_per_minute"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &["data_dir", "database", "max_connections"];
@@ -102,6 +104,9 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     /// `[api]`.
     pub api: ApiSettings,
+    /// `audit.mirror`: a JSON Lines file every audit event is appended to, for log shippers;
+    /// relative paths are resolved against the config file's directory.
+    pub audit_mirror: Option<PathBuf>,
 }
 
 /// Reads the whole document, reporting every problem into `cx`.
@@ -173,6 +178,12 @@ fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings {
         .and_then(|item| Fields::open_item(cx, item, "api", API_KEYS))
     {
         settings.api = read_api(cx, &api);
+    }
+    if let Some(audit) = root
+        .item("audit")
+        .and_then(|item| Fields::open_item(cx, item, "audit", AUDIT_KEYS))
+    {
+        settings.audit_mirror = audit.string(cx, "mirror").map(|s| PathBuf::from(s.value));
     }
     settings
 }

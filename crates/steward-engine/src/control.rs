@@ -184,6 +184,7 @@ fn restart_required(
         ("log.format", old.log_format != new.log_format),
         ("log.level", old.log_level != new.log_level),
         ("api", old.api != new.api),
+        ("audit.mirror", old.audit_mirror != new.audit_mirror),
     ]
     .into_iter()
     .filter_map(|(setting, changed)| changed.then_some(setting))

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use argon2::password_hash::PasswordHash;
 use argon2::{Argon2, PasswordVerifier};
 use steward_core::audit::Actor;
-use steward_core::auth::{check_key_format, format_key, key_digest, key_hint};
+use steward_core::auth::{check_key_format, digests_match, format_key, key_digest, key_hint};
 use steward_core::{Principal, Role};
 use steward_store::{ApiKey, NewKey, Store, StoreError, now_ms};
 
@@ -158,6 +158,9 @@ impl Authenticator {
         }
         check_key_format(presented).map_err(|_| AuthError::Malformed)?;
         let principal = match self.store.key_by_digest(&digest).await? {
+            // The lookup was by digest; comparing in constant time as well guards against a
+            // store whose index matching is looser than byte equality.
+            Some(key) if !digests_match(&key.digest, &digest) => return Err(AuthError::Unknown),
             Some(key) if key.is_usable(now) => {
                 let principal = Principal {
                     name: key.name.clone(),

@@ -3,6 +3,7 @@
 //! workers, prober, alert manager) live here too; they meet in the store and on the bus, never
 //! by calling into each other.
 
+pub mod audit_mirror;
 pub mod bus;
 mod control;
 pub mod keys;

@@ -471,3 +471,52 @@ fn connections_beyond_the_cap_wait_for_a_free_slot() {
         .unwrap();
     assert!(answered(&mut third), "and is served once one closes");
 }
+
+#[test]
+fn the_audit_trail_is_mirrored_to_a_jsonl_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    let text = std::fs::read_to_string(vizion_config()).unwrap();
+    std::fs::write(
+        &config,
+        format!("[audit]\nmirror = \"audit.jsonl\"\n{text}"),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let daemon = Daemon::start(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
+    let admin = daemon.key.clone().unwrap();
+    assert!(
+        client(
+            &daemon,
+            &admin,
+            &["keys", "create", "shipper", "--role", "viewer"]
+        )
+        .status
+        .success()
+    );
+    let mirror = dir.path().join("audit.jsonl");
+    support::eventually(
+        Duration::from_secs(10),
+        "the mirror to hold key.create",
+        || std::fs::read_to_string(&mirror).is_ok_and(|t| t.contains("\"target\":\"shipper\"")),
+    );
+    let lines: Vec<Value> = std::fs::read_to_string(&mirror)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seqs: Vec<i64> = lines.iter().map(|l| l["seq"].as_i64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        [1, 2, 3],
+        "registry.sync, key.bootstrap, key.create, in order, once each"
+    );
+}

@@ -168,6 +168,10 @@ async fn serve(
     .context("cannot sync the registry into the database")?;
     let control = Arc::new(control);
     bootstrap_admin_key(store.as_ref(), admin_hash.as_ref()).await?;
+    if let Some(path) = control.config().settings.audit_mirror.clone() {
+        steward_engine::audit_mirror::spawn(Arc::clone(&store), path)
+            .context("cannot start the audit mirror")?;
+    }
     let auth = Arc::new(Authenticator::new(Arc::clone(&store), admin_hash));
     let listener = TcpListener::bind(settings.listen)
         .await
