@@ -52,7 +52,10 @@ def one_run(binary: str, config: str, data_dir: str, idle_seconds: float):
         text=True,
     )
     try:
+        # A fresh data directory prints the first admin key before the URL.
         line = proc.stdout.readline()
+        while line and not line.startswith("steward listening on "):
+            line = proc.stdout.readline()
         port = int(line.strip().rsplit(":", 1)[1])
         while not ready(port):
             if time.perf_counter() - started > 10:
