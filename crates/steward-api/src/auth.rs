@@ -120,8 +120,25 @@ impl Limiters {
             .map(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
+    /// Forgets idle limiter state, so that memory stays bounded whatever addresses and keys
+    /// come and go. Run periodically.
+    pub fn prune(&self) {
+        for limiter in self.per_role.values() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+        if let Ok(mut blocked) = self.blocked.lock() {
+            let now = Instant::now();
+            blocked.retain(|_, until| *until > now);
+            blocked.shrink_to_fit();
+        }
+    }
+
     /// `Some(wait)` while `ip` is refused for having failed too often.
     fn blocked_wait(&self, ip: IpAddr) -> Option<Duration> {
+        let ip = failure_key(ip);
         let mut blocked = self.blocked.lock().ok()?;
         let until = *blocked.get(&ip)?;
         let now = Instant::now();
@@ -135,6 +152,7 @@ impl Limiters {
 
     /// Counts a failed authentication from `ip`; `Some(wait)` once it must be refused.
     fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+        let ip = failure_key(ip);
         let wait = self
             .failures
             .check_key(&ip)
@@ -144,6 +162,19 @@ impl Limiters {
             blocked.insert(ip, Instant::now() + wait);
         }
         Some(wait)
+    }
+}
+
+/// What failures are counted against: the address, or for IPv6 its /64 (one host usually holds
+/// a whole /64, and would otherwise get a fresh allowance per address).
+fn failure_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(segments))
+        }
+        v4 => v4,
     }
 }
 
@@ -213,26 +244,33 @@ pub(crate) async fn authorize(
         .extensions()
         .get::<ConnectInfo<crate::listener::PeerAddr>>()
         .map(|c| c.0.0.ip());
-    if let Some(wait) = ip.and_then(|ip| state.limiters.blocked_wait(ip)) {
-        return too_many(wait, "too many failed authentications from this address");
-    }
-    let principal = match presented_key(request.headers()) {
-        None => {
+    // An address that failed too often is refused unless it presents a valid key: guessing a
+    // 256-bit key is hopeless anyway, the block exists to cap wasted work, and the owner of a
+    // valid key on a shared address must not be locked out by someone else's failures.
+    let blocked = ip.and_then(|ip| state.limiters.blocked_wait(ip));
+    let outcome = match presented_key(request.headers()) {
+        None => None,
+        Some(key) => Some(state.auth.authenticate_with(key, blocked.is_none()).await),
+    };
+    let principal = match (outcome, blocked) {
+        (Some(Ok(principal)), _) => principal,
+        (Some(Err(steward_engine::AuthError::Store(e))), _) => {
+            return ApiError::store(&e).into_response();
+        }
+        (_, Some(wait)) => {
+            return too_many(wait, "too many failed authentications from this address");
+        }
+        (None, None) => {
             metrics::counter!("steward_auth_failures_total", "reason" => "missing").increment(1);
             return unauthenticated();
         }
-        Some(key) => match state.auth.authenticate(key).await {
-            Ok(principal) => principal,
-            Err(steward_engine::AuthError::Store(e)) => return ApiError::store(&e).into_response(),
-            Err(e) => {
-                metrics::counter!("steward_auth_failures_total", "reason" => e.reason())
-                    .increment(1);
-                if let Some(wait) = ip.and_then(|ip| state.limiters.record_failure(ip)) {
-                    return too_many(wait, "too many failed authentications from this address");
-                }
-                return unauthenticated();
+        (Some(Err(e)), None) => {
+            metrics::counter!("steward_auth_failures_total", "reason" => e.reason()).increment(1);
+            if let Some(wait) = ip.and_then(|ip| state.limiters.record_failure(ip)) {
+                return too_many(wait, "too many failed authentications from this address");
             }
-        },
+            return unauthenticated();
+        }
     };
     if !principal.has_role(role) {
         return forbidden(&format!("this needs the `{role}` role"));
@@ -254,4 +292,24 @@ pub(crate) async fn authorize(
     }
     request.extensions_mut().insert(Caller { principal, ip });
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_failures_count_per_slash_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        assert_eq!(failure_key(a), failure_key(b));
+        assert_ne!(
+            failure_key(a),
+            failure_key("2001:db8:1:3::1".parse().unwrap())
+        );
+        assert_eq!(
+            failure_key("::ffff:10.0.0.7".parse().unwrap()),
+            "10.0.0.7".parse::<IpAddr>().unwrap()
+        );
+    }
 }

@@ -146,7 +146,17 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let listener = listener::LimitedListener::new(listener, state.options.max_connections);
+    // Idle longer than a request may take (plus a margin) means nobody is coming back.
+    let idle = state.options.request_timeout + Duration::from_secs(30);
+    let limiters = Arc::clone(&state.limiters);
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            limiters.prune();
+        }
+    });
+    let listener = listener::LimitedListener::new(listener, state.options.max_connections, idle);
     let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -18,22 +18,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 pub struct LimitedListener {
     inner: TcpListener,
     permits: Arc<Semaphore>,
+    idle: Duration,
 }
 
 impl LimitedListener {
-    /// Wraps `inner`.
-    pub fn new(inner: TcpListener, max: usize) -> Self {
+    /// Wraps `inner`: at most `max` connections, each closed after `idle` without reading or
+    /// writing anything (so silent clients cannot hold every place).
+    pub fn new(inner: TcpListener, max: usize, idle: Duration) -> Self {
         Self {
             inner,
             permits: Arc::new(Semaphore::new(max.max(1))),
+            idle,
         }
     }
 }
 
-/// A connection holding its place under the cap until it is dropped.
+/// A connection holding its place under the cap until it is dropped or falls idle.
 pub struct LimitedIo {
     stream: TcpStream,
     _permit: OwnedSemaphorePermit,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl LimitedIo {
+    fn active(&mut self) {
+        let next = tokio::time::Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
 }
 
 /// The peer's address, as handlers and middleware see it.
@@ -61,13 +73,14 @@ impl axum::serve::Listener for LimitedListener {
             match self.inner.accept().await {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    return (
-                        LimitedIo {
-                            stream,
-                            _permit: permit,
-                        },
-                        addr,
-                    );
+                    let deadline = Box::pin(tokio::time::sleep(self.idle));
+                    let io = LimitedIo {
+                        stream,
+                        _permit: permit,
+                        idle: self.idle,
+                        deadline,
+                    };
+                    return (io, addr);
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
@@ -115,7 +128,12 @@ impl AsyncWrite for LimitedIo {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        if written.is_ready() {
+            this.active();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

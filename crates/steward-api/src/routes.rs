@@ -112,6 +112,12 @@ fn access_rules() -> &'static HashMap<(Method, &'static str), Access> {
 
 /// The access rule of a matched route, `None` when the table has no entry for it.
 pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option<Access> {
+    // axum answers HEAD with the GET handler; it gets the GET rule too.
+    let method = if method == Method::HEAD {
+        &Method::GET
+    } else {
+        method
+    };
     if path == "/metrics" && *method == Method::GET && state.options.metrics_public {
         return Some(Access::Public);
     }

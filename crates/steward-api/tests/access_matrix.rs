@@ -300,3 +300,40 @@ async fn scoped_keys_see_only_their_workspace() {
             .all(|e| e["workspace"] == "trading")
     );
 }
+
+#[tokio::test]
+async fn head_requests_get_the_get_rule() {
+    let fx = fixture().await;
+    assert_eq!(
+        call(&fx, &Method::HEAD, "/healthz", Caller::NoKey).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&fx, &Method::HEAD, "/api/v1/graph", Caller::NoKey).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call(
+            &fx,
+            &Method::HEAD,
+            "/api/v1/graph",
+            Caller::Key(Role::Viewer, false)
+        )
+        .await,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_key_is_refused_without_being_decoded() {
+    let fx = fixture().await;
+    let huge = format!("Bearer stw_{}", "z".repeat(300_000));
+    let request = Request::get("/api/v1/graph")
+        .header("authorization", huge)
+        .body(Body::empty())
+        .unwrap();
+    let started = std::time::Instant::now();
+    let response = fx.app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

@@ -358,7 +358,7 @@ fn service_from(
         return None;
     }
     s.url = row.take("url");
-    if let Some(problem) = s.url.as_deref().and_then(url_problem) {
+    if let Some(problem) = s.url.as_deref().and_then(|u| url_problem(u, u)) {
         problems.push(format!("{at}: url {problem}"));
         return None;
     }

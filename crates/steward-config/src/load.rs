@@ -236,6 +236,19 @@ mod tests {
     }
 
     #[test]
+    fn errors_about_values_from_the_environment_quote_the_reference_not_the_value() {
+        let env = |name: &str| (name == "URL").then(|| "https://user:hunter2@/x".to_owned());
+        let text = "[[services]]\nname = \"s\"\nurl = \"${URL}\"\n[[workspaces]]\nkey = \"w\"\nstatus = \"${URL}\"\n";
+        let err = parse_str("f.toml", text, &env).unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(
+            err.contains("`services[0].url`: `${URL}` is not a URL"),
+            "{err}"
+        );
+        assert!(err.contains("`${URL}` is not one of"), "{err}");
+    }
+
+    #[test]
     fn names_cannot_come_from_the_environment() {
         let env = |_: &str| Some("a".to_owned());
         let err = parse_str("f.toml", "[[workspaces]]\nkey = \"${X}\"\n", &env).unwrap_err();

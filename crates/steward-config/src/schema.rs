@@ -138,7 +138,7 @@ fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings {
                 &listen.span,
                 format!(
                     "`server.listen`: `{}` is not a socket address (e.g. 127.0.0.1:8710)",
-                    listen.value
+                    listen.shown()
                 ),
             ),
         }
@@ -437,7 +437,7 @@ fn read_services(
 }
 
 fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
-    match url_problem(&raw.value) {
+    match url_problem(&raw.value, raw.shown()) {
         None => Some(raw.kept()),
         Some(problem) => {
             cx.error(&raw.span, format!("`{}`: {problem}", t.field("url")));

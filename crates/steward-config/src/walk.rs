@@ -29,6 +29,12 @@ impl Spanned<String> {
     pub fn kept(self) -> String {
         self.template.unwrap_or(self.value)
     }
+
+    /// How messages quote this value: the template when it came from the environment, so that
+    /// an error never prints a secret.
+    pub fn shown(&self) -> &str {
+        self.template.as_deref().unwrap_or(&self.value)
+    }
 }
 
 /// The walk's state: the source (for positions), the environment (for `${VAR}`) and the
@@ -248,7 +254,7 @@ impl<'a> Fields<'a> {
                     format!(
                         "`{}`: `{}` is not one of: {}",
                         self.field(key),
-                        raw.value,
+                        raw.shown(),
                         names.join(", ")
                     ),
                 );
@@ -439,11 +445,12 @@ fn is_label_name(s: &str) -> bool {
 }
 
 /// Why `raw` is not a usable service URL, if it is not (the one rule for config and import).
-pub(crate) fn url_problem(raw: &str) -> Option<String> {
+/// `shown` is how the message quotes the value (its `${VAR}` template when it has one).
+pub(crate) fn url_problem(raw: &str, shown: &str) -> Option<String> {
     match url::Url::parse(raw) {
         Ok(url) if url.host_str().is_some_and(|h| !h.is_empty()) => None,
-        Ok(_) => Some(format!("`{raw}` has no host")),
-        Err(e) => Some(format!("`{raw}` is not a URL ({e})")),
+        Ok(_) => Some(format!("`{shown}` has no host")),
+        Err(e) => Some(format!("`{shown}` is not a URL ({e})")),
     }
 }
 

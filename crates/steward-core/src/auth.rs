@@ -16,6 +16,11 @@ use subtle::ConstantTimeEq;
 /// What every Steward API key starts with.
 pub const KEY_PREFIX: &str = "stw_";
 const CHECKSUM_LEN: usize = 6;
+/// Base58 of 32 bytes is at most 44 characters.
+const MAX_RANDOM_LEN: usize = 44;
+/// The longest well-formed key; anything longer is refused before decoding (base58 decoding
+/// costs the square of the input's length).
+pub const MAX_KEY_LEN: usize = KEY_PREFIX.len() + MAX_RANDOM_LEN + CHECKSUM_LEN;
 
 /// What a key may do. Roles are ordered: each includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -130,7 +135,7 @@ pub fn format_key(random: &[u8; 32]) -> String {
 /// Checks a presented key's shape and checksum.
 pub fn check_key_format(key: &str) -> Result<(), KeyFormatError> {
     let body = key.strip_prefix(KEY_PREFIX).ok_or(KeyFormatError::Prefix)?;
-    if body.len() <= CHECKSUM_LEN || !body.is_ascii() {
+    if body.len() <= CHECKSUM_LEN || key.len() > MAX_KEY_LEN || !body.is_ascii() {
         return Err(KeyFormatError::Malformed);
     }
     let (random, sum) = body.split_at(body.len() - CHECKSUM_LEN);
@@ -207,6 +212,13 @@ mod tests {
         assert!(check_key_format(&typo).is_err());
         assert_eq!(check_key_format("Bearer xyz"), Err(KeyFormatError::Prefix));
         assert_eq!(check_key_format("stw_"), Err(KeyFormatError::Malformed));
+        let long = format!("stw_{}", "z".repeat(400_000));
+        let started = std::time::Instant::now();
+        assert_eq!(check_key_format(&long), Err(KeyFormatError::Malformed));
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(50),
+            "refused before decoding"
+        );
     }
 
     #[test]
@@ -223,6 +235,7 @@ mod tests {
         fn every_generated_key_validates(random in proptest::array::uniform32(any::<u8>())) {
             let key = format_key(&random);
             prop_assert_eq!(check_key_format(&key), Ok(()));
+            prop_assert!(key.len() <= MAX_KEY_LEN);
             prop_assert!(!key_hint(&key).contains(&key[8..]));
         }
 

@@ -1,6 +1,7 @@
 //! API keys: creating them (the plaintext exists only in the answer) and authenticating them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,9 @@ pub enum AuthError {
     /// Revoked or expired.
     #[error("revoked or expired key")]
     Unusable,
+    /// Verifying against `STEWARD_ADMIN_KEY_HASH` is busy (its Argon2 runs are capped).
+    #[error("key verification is busy")]
+    Busy,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -44,6 +48,7 @@ impl AuthError {
             AuthError::Malformed => "malformed",
             AuthError::Unknown => "unknown",
             AuthError::Unusable => "revoked_or_expired",
+            AuthError::Busy => "busy",
             AuthError::Store(_) => "store",
         }
     }
@@ -134,7 +139,15 @@ pub struct Authenticator {
     admin_hash: Option<String>,
     cache: Mutex<HashMap<String, Cached>>,
     touched: Mutex<HashMap<String, i64>>,
+    /// Bumped by [`Authenticator::forget_all`]: a lookup that started before a revocation must
+    /// not cache what it read.
+    generation: AtomicU64,
+    /// Argon2 takes tens of MiB and milliseconds per run; at most this many run at once.
+    argon2_permits: tokio::sync::Semaphore,
 }
+
+/// Concurrent Argon2 verifications at most.
+const ARGON2_PERMITS: usize = 2;
 
 impl Authenticator {
     /// An authenticator over `store`; `admin_hash` is `STEWARD_ADMIN_KEY_HASH`, if set.
@@ -144,11 +157,23 @@ impl Authenticator {
             admin_hash,
             cache: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            argon2_permits: tokio::sync::Semaphore::new(ARGON2_PERMITS),
         }
     }
 
     /// The principal a presented key stands for.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
+        self.authenticate_with(presented, true).await
+    }
+
+    /// Like [`Authenticator::authenticate`]; with `allow_slow` false, the Argon2-hashed
+    /// environment key is not tried (for callers already refused for failing too often).
+    pub async fn authenticate_with(
+        &self,
+        presented: &str,
+        allow_slow: bool,
+    ) -> Result<Principal, AuthError> {
         // The digest (one SHA-256) finds keys verified recently; the format and checksum check
         // (a base58 decode) is only needed before asking the store.
         let digest = key_digest(presented);
@@ -157,6 +182,7 @@ impl Authenticator {
             return Ok(principal);
         }
         check_key_format(presented).map_err(|_| AuthError::Malformed)?;
+        let generation = self.generation.load(Ordering::SeqCst);
         let principal = match self.store.key_by_digest(&digest).await? {
             // The lookup was by digest; comparing in constant time as well guards against a
             // store whose index matching is looser than byte equality.
@@ -167,12 +193,13 @@ impl Authenticator {
                     role: key.role,
                     workspace: key.workspace.clone(),
                 };
-                self.remember(&digest, &principal, key.expires_at_ms);
+                self.remember(&digest, &principal, key.expires_at_ms, generation);
                 self.touch(&key.name, key.last_used_at_ms, now);
                 principal
             }
             Some(_) => return Err(AuthError::Unusable),
-            None => self.env_admin(presented, &digest).await?,
+            None if allow_slow => self.env_admin(presented, &digest, generation).await?,
+            None => return Err(AuthError::Unknown),
         };
         Ok(principal)
     }
@@ -180,6 +207,7 @@ impl Authenticator {
     /// Drops cached keys so that a revocation takes effect at once on this instance.
     pub fn forget_all(&self) {
         if let Ok(mut cache) = self.cache.lock() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             cache.clear();
         }
     }
@@ -192,8 +220,18 @@ impl Authenticator {
         fresh.then(|| entry.principal.clone())
     }
 
-    fn remember(&self, digest: &str, principal: &Principal, expires_at_ms: Option<i64>) {
+    fn remember(
+        &self,
+        digest: &str,
+        principal: &Principal,
+        expires_at_ms: Option<i64>,
+        generation: u64,
+    ) {
         if let Ok(mut cache) = self.cache.lock() {
+            // Checked under the lock `forget_all` takes: a revocation since the lookup wins.
+            if self.generation.load(Ordering::SeqCst) != generation {
+                return;
+            }
             cache.insert(
                 digest.to_owned(),
                 Cached {
@@ -226,9 +264,17 @@ impl Authenticator {
 
     /// The key given as an Argon2 hash in `STEWARD_ADMIN_KEY_HASH`. Argon2 is slow on purpose,
     /// so a match is cached like a stored key.
-    async fn env_admin(&self, presented: &str, digest: &str) -> Result<Principal, AuthError> {
+    async fn env_admin(
+        &self,
+        presented: &str,
+        digest: &str,
+        generation: u64,
+    ) -> Result<Principal, AuthError> {
         let Some(phc) = self.admin_hash.clone() else {
             return Err(AuthError::Unknown);
+        };
+        let Ok(_permit) = self.argon2_permits.try_acquire() else {
+            return Err(AuthError::Busy);
         };
         let presented = presented.to_owned();
         let matches = tokio::task::spawn_blocking(move || {
@@ -248,7 +294,7 @@ impl Authenticator {
             role: Role::Admin,
             workspace: None,
         };
-        self.remember(digest, &principal, None);
+        self.remember(digest, &principal, None, generation);
         Ok(principal)
     }
 }
@@ -355,6 +401,24 @@ mod tests {
             auth.authenticate(&format_key(&[4; 32])).await,
             Err(AuthError::Unknown)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_refused_caller_cannot_reach_the_slow_environment_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let key = format_key(&[3; 32]);
+        let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
+        let phc = Argon2::default()
+            .hash_password(key.as_bytes(), &salt)
+            .unwrap()
+            .to_string();
+        let auth = Authenticator::new(store, Some(phc));
+        assert!(matches!(
+            auth.authenticate_with(&key, false).await,
+            Err(AuthError::Unknown)
+        ));
+        assert!(auth.authenticate_with(&key, true).await.is_ok());
     }
 
     #[tokio::test]

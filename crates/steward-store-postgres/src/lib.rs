@@ -16,7 +16,9 @@ use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
 };
 use steward_store::batch::Batcher;
-use steward_store::codec::{decode_labels, decode_repo, encode_labels, encode_repo};
+use steward_store::codec::{
+    decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
+};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, MAX_AUDIT_PAGE, MigrationReport, NewKey, Store,
     StoreError, now_ms,
@@ -450,8 +452,7 @@ fn audit_from_row(row: &sqlx::postgres::PgRow) -> Result<AuditEvent, StoreError>
         action: row.try_get("action").map_err(db_err)?,
         target: row.try_get("target").map_err(db_err)?,
         workspace: row.try_get("workspace").map_err(db_err)?,
-        details: serde_json::from_str(&details)
-            .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
+        details: decode_audit_details(&details)?,
         prev_hash: row.try_get("prev_hash").map_err(db_err)?,
         hash: row.try_get("hash").map_err(db_err)?,
     })

@@ -102,6 +102,10 @@ async fn verify_names_edited_deleted_and_reordered_audit_rows() {
             ChainBreak::Edited { seq: 2 },
         ),
         (
+            "UPDATE audit_events SET details = ' ' || details WHERE seq = 2",
+            ChainBreak::Edited { seq: 2 },
+        ),
+        (
             "UPDATE audit_events SET details = '{\"role\":\"admin\"}' WHERE seq = 1",
             ChainBreak::Edited { seq: 1 },
         ),

@@ -49,7 +49,12 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                     batch.into_iter().map(|p| (p.request, p.reply)).unzip();
                 let size = requests.len();
                 metrics::histogram!("steward_store_batch_size").record(size as f64);
-                match write(requests).await {
+                // A panic while writing fails this batch only; the writer keeps serving.
+                let written = match tokio::spawn(write(requests)).await {
+                    Ok(result) => result,
+                    Err(e) => Err(StoreError::Corrupt(format!("the batch writer failed: {e}"))),
+                };
+                match written {
                     Ok(answers) if answers.len() == size => {
                         for (reply, answer) in replies.into_iter().zip(answers) {
                             let _ = reply.send(Ok(answer));

@@ -28,6 +28,19 @@ pub fn decode_repo(json: Option<&str>) -> Result<Option<Repo>, StoreError> {
         .transpose()
 }
 
+/// Audit details from their stored text. Text that is not exactly what was hashed (keys
+/// reordered, white space or duplicate keys added) decodes to a value that no longer matches the
+/// event's hash, so `verify` reports the event as edited.
+pub fn decode_audit_details(text: &str) -> Result<serde_json::Value, StoreError> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?;
+    if serde_json::to_string(&value).is_ok_and(|canonical| canonical == text) {
+        Ok(value)
+    } else {
+        Ok(serde_json::json!({ "non_canonical_details": text }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,6 +59,7 @@ macro_rules! conformance_suite {
             every_mutation_is_audited_in_a_verifiable_chain,
             concurrent_audited_writes_keep_the_chain_gapless,
             racing_creations_of_one_name_create_it_once,
+            verify_during_writes_never_reports_a_break,
             audit_queries_filter_and_paginate,
         );
     };
@@ -566,4 +567,27 @@ pub async fn racing_creations_of_one_name_create_it_once(store: &Arc<dyn Store>)
     }
     assert_eq!(created, 1);
     assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 1);
+}
+
+/// Verifying while writes go on checks the chain up to the head it read first, and never takes
+/// newer events for tampering.
+pub async fn verify_during_writes_never_reports_a_break(store: &Arc<dyn Store>) {
+    let writer = {
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            for i in 0..150 {
+                store
+                    .create_key(&new_key(&format!("v{i}"), Role::Viewer, None), &actor())
+                    .await
+                    .expect("create");
+            }
+        })
+    };
+    while !writer.is_finished() {
+        verify_audit(store.as_ref())
+            .await
+            .expect("a chain being written to still verifies");
+    }
+    writer.await.expect("join");
+    assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 150);
 }

@@ -117,7 +117,8 @@ pub enum AuditCommand {
         #[command(flatten)]
         client: ClientArgs,
     },
-    /// Check the whole hash chain; names the first edited, deleted or reordered event (exit 1).
+    /// Check the whole hash chain; names the first edited, deleted or reordered event. Exit 0
+    /// intact, 3 broken, 1 when it could not be checked.
     Verify {
         #[command(flatten)]
         client: ClientArgs,

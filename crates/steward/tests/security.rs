@@ -255,7 +255,7 @@ fn an_edited_audit_row_is_named_by_verify() {
     let mut daemon = start(dir.path());
     daemon.use_key(&admin);
     let verify = client(&daemon, &admin, &["audit", "verify"]);
-    assert_eq!(verify.status.code(), Some(1));
+    assert_eq!(verify.status.code(), Some(3));
     let text = stdout(&verify);
     assert!(
         text.contains("BROKEN") && text.contains("event 3 was edited"),

@@ -36,6 +36,9 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
+/// Exit code of `steward audit verify` for a broken chain (1 means it could not be checked).
+const EXIT_BROKEN: u8 = 3;
+
 fn events(answer: &Value) -> Vec<Value> {
     answer["events"].as_array().cloned().unwrap_or_default()
 }
@@ -101,10 +104,11 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                         );
                         Ok(ExitCode::SUCCESS)
                     }
-                    Err(e) => {
+                    Err(e) if e.to_string().contains(" 409 audit_chain_broken:") => {
                         println!("audit chain BROKEN: {e}");
-                        Ok(ExitCode::FAILURE)
+                        Ok(ExitCode::from(EXIT_BROKEN))
                     }
+                    Err(e) => Err(e),
                 }
             }
             AuditCommand::Export {
