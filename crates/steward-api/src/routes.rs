@@ -467,8 +467,12 @@ async fn list_audit(
 }
 
 async fn verify_audit(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    match steward_store::audit::verify_audit(state.control.store().as_ref()).await {
-        Ok(events) => Ok(Json(json!({ "ok": true, "events": events }))),
+    match steward_store::audit::verify_audit_to_head(state.control.store().as_ref()).await {
+        Ok(verified) => Ok(Json(json!({
+            "ok": true,
+            "events": verified.events,
+            "head": verified.head.map(|(seq, hash)| json!({ "seq": seq, "hash": hash })),
+        }))),
         Err(steward_store::audit::VerifyError::Broken(brk)) => Err(ApiError::new(
             StatusCode::CONFLICT,
             "audit_chain_broken",

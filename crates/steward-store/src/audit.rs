@@ -54,9 +54,23 @@ pub enum VerifyError {
     Store(#[from] crate::StoreError),
 }
 
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// Events checked.
+    pub events: u64,
+    /// The head they end at, `(seq, hash)`; record it elsewhere to detect a later rewrite.
+    pub head: Option<(i64, String)>,
+}
+
 /// Reads the whole audit chain page by page and checks every link and the recorded head.
 /// Returns how many events were verified.
 pub async fn verify_audit(store: &dyn crate::Store) -> Result<u64, VerifyError> {
+    verify_audit_to_head(store).await.map(|v| v.events)
+}
+
+/// Like [`verify_audit`], returning the head verified too.
+pub async fn verify_audit_to_head(store: &dyn crate::Store) -> Result<Verified, VerifyError> {
     use steward_core::audit::{GENESIS_HASH, verify_head, verify_segment};
     // Events written after the head was read are newer than what is checked here.
     let head = store.audit_head().await?;
@@ -82,5 +96,8 @@ pub async fn verify_audit(store: &dyn crate::Store) -> Result<u64, VerifyError> 
         (last.0, &last.1),
         head.as_ref().map(|(s, h)| (*s, h.as_str())),
     )?;
-    Ok(verified)
+    Ok(Verified {
+        events: verified,
+        head,
+    })
 }

@@ -120,6 +120,11 @@ pub enum AuditCommand {
     /// Check the whole hash chain; names the first edited, deleted or reordered event. Exit 0
     /// intact, 3 broken, 1 when it could not be checked.
     Verify {
+        /// A head recorded earlier (`SEQ:HASH`, as a previous verify printed it): the chain must
+        /// still contain that event with that hash, which catches a history rewritten with
+        /// database access.
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect_head: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
     },

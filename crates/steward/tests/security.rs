@@ -201,9 +201,33 @@ fn keys_and_audit_from_the_command_line() {
 
     let verify = client(&daemon, &admin, &["audit", "verify"]);
     assert!(verify.status.success());
+    let report = stdout(&verify);
+    assert!(
+        report.starts_with("audit chain intact: 4 events verified\nhead: 4:"),
+        "{report}"
+    );
+    let head = report
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("head: ")
+        .to_owned();
+    let anchored = client(
+        &daemon,
+        &admin,
+        &["audit", "verify", "--expect-head", &head],
+    );
+    assert!(anchored.status.success(), "{}", stdout(&anchored));
+    let forged = format!("4:{}", "0".repeat(64));
     assert_eq!(
-        stdout(&verify).trim(),
-        "audit chain intact: 4 events verified"
+        client(
+            &daemon,
+            &admin,
+            &["audit", "verify", "--expect-head", &forged]
+        )
+        .status
+        .code(),
+        Some(3)
     );
 
     let export = stdout(&client(

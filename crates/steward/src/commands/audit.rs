@@ -36,6 +36,36 @@ fn encode(v: &str) -> String {
         .collect()
 }
 
+/// Parses `SEQ:HASH`.
+fn parse_head(raw: &str) -> anyhow::Result<(i64, String)> {
+    let (seq, hash) = raw
+        .split_once(':')
+        .ok_or_else(|| anyhow::anyhow!("--expect-head: expected SEQ:HASH"))?;
+    let seq: i64 = seq
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--expect-head: `{seq}` is not a sequence number"))?;
+    anyhow::ensure!(seq >= 1, "--expect-head: sequence numbers start at 1");
+    anyhow::ensure!(
+        hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "--expect-head: the hash is 64 hex digits"
+    );
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+/// True when event `seq` still carries `hash`.
+async fn head_still_recorded(api: &Client, seq: i64, hash: &str) -> anyhow::Result<bool> {
+    let page = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/audit?after={}&limit=1", seq - 1),
+            None,
+        )
+        .await?;
+    Ok(events(&page)
+        .first()
+        .is_some_and(|e| e["seq"].as_i64() == Some(seq) && e["hash"].as_str() == Some(hash)))
+}
+
 /// Exit code of `steward audit verify` for a broken chain (1 means it could not be checked).
 const EXIT_BROKEN: u8 = 3;
 
@@ -94,15 +124,37 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            AuditCommand::Verify { client } => {
+            AuditCommand::Verify {
+                expect_head,
+                client,
+            } => {
                 let api = Client::new(&client)?;
+                let expected = expect_head.as_deref().map(parse_head).transpose()?;
                 match api.call(Method::GET, "/api/v1/audit/verify", None).await {
                     Ok(answer) => {
                         println!(
                             "audit chain intact: {} events verified",
                             cell(&answer["events"])
                         );
-                        Ok(ExitCode::SUCCESS)
+                        if let (Some(seq), Some(hash)) = (
+                            answer["head"]["seq"].as_i64(),
+                            answer["head"]["hash"].as_str(),
+                        ) {
+                            println!("head: {seq}:{hash}");
+                        }
+                        match expected {
+                            Some((seq, hash)) if !head_still_recorded(&api, seq, &hash).await? => {
+                                println!(
+                                    "audit chain BROKEN: event {seq} no longer has the recorded hash; history was rewritten"
+                                );
+                                Ok(ExitCode::from(EXIT_BROKEN))
+                            }
+                            Some((seq, _)) => {
+                                println!("recorded head {seq} is still in the chain");
+                                Ok(ExitCode::SUCCESS)
+                            }
+                            None => Ok(ExitCode::SUCCESS),
+                        }
                     }
                     Err(e) if e.to_string().contains(" 409 audit_chain_broken:") => {
                         println!("audit chain BROKEN: {e}");
