@@ -93,6 +93,17 @@ pub struct AuditEntry {
     pub details: serde_json::Value,
 }
 
+/// Where an event merged from another node was first recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The node that recorded it.
+    pub node: String,
+    /// Its sequence number there.
+    pub seq: i64,
+    /// Its hash there.
+    pub hash: String,
+}
+
 /// A recorded event: an entry with its sequence number, time and chain hashes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -114,9 +125,32 @@ pub struct AuditEvent {
     pub prev_hash: String,
     /// This event's hash, over all the fields above.
     pub hash: String,
+    /// For events merged from another node: where they were first recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
 }
 
 impl AuditEvent {
+    /// Places an event recorded on another node into this chain, after `prev_hash` at `seq`,
+    /// keeping where it came from.
+    pub fn chain_remote(remote: &AuditEvent, node: &str, seq: i64, prev_hash: &str) -> Self {
+        let entry = AuditEntry {
+            actor: remote.actor.clone(),
+            action: remote.action.clone(),
+            target: remote.target.clone(),
+            workspace: remote.workspace.clone(),
+            details: remote.details.clone(),
+        };
+        let mut event = Self::chain(entry, seq, remote.at_ms, prev_hash);
+        event.origin = Some(Origin {
+            node: node.to_owned(),
+            seq: remote.seq,
+            hash: remote.hash.clone(),
+        });
+        event.hash = event.computed_hash();
+        event
+    }
+
     /// Places `entry` after the event with hash `prev_hash` at position `seq`.
     pub fn chain(entry: AuditEntry, seq: i64, at_ms: i64, prev_hash: &str) -> Self {
         let mut event = Self {
@@ -129,6 +163,7 @@ impl AuditEvent {
             details: entry.details,
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
+            origin: None,
         };
         event.hash = event.computed_hash();
         event
@@ -155,6 +190,12 @@ impl AuditEvent {
         // serde_json writes object keys sorted (no preserve_order), so this is canonical.
         field(self.details.to_string().as_bytes());
         field(self.prev_hash.as_bytes());
+        // Only merged events hash their origin, so local events hash as they always did.
+        if let Some(origin) = &self.origin {
+            field(origin.node.as_bytes());
+            field(&origin.seq.to_be_bytes());
+            field(origin.hash.as_bytes());
+        }
         hex::encode(h.finalize())
     }
 }
@@ -315,6 +356,20 @@ mod tests {
             verify(&events),
             Err(ChainBreak::Edited { seq: 2 })
         ));
+    }
+
+    #[test]
+    fn a_merged_event_hashes_its_origin() {
+        let remote = &chain(1)[0];
+        let merged = AuditEvent::chain_remote(remote, "vps-2", 7, GENESIS_HASH);
+        assert_eq!(merged.origin.as_ref().map(|o| o.seq), Some(1));
+        assert_eq!(merged.computed_hash(), merged.hash);
+        let mut forged = merged.clone();
+        forged.origin = Some(Origin {
+            node: "vps-3".into(),
+            ..merged.origin.clone().unwrap()
+        });
+        assert_ne!(forged.computed_hash(), merged.hash);
     }
 
     #[test]

@@ -257,7 +257,7 @@ impl Store for PostgresStore {
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at_ms, actor_kind, actor, source_ip, action, target, workspace, details, \
-             prev_hash, hash FROM audit_events \
+             prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3) \
              AND ($4::text IS NULL OR workspace = $4) ORDER BY seq LIMIT $5",
         )
@@ -270,6 +270,18 @@ impl Store for PostgresStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn merge_remote_audit(
+        &self,
+        node: &str,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let head = lock_audit_head(&mut tx).await?;
+        let added = merge_remote(&mut tx, node, events, head).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(added)
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
@@ -345,7 +357,7 @@ async fn lock_audit_head(conn: &mut PgConnection) -> Result<(i64, String), Store
 async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result<(), StoreError> {
     let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
         "INSERT INTO audit_events (seq, at_ms, actor_kind, actor, source_ip, action, target, \
-         workspace, details, prev_hash, hash) ",
+         workspace, details, prev_hash, hash, origin_node, origin_seq, origin_hash) ",
     );
     insert.push_values(events, |mut row, event| {
         row.push_bind(event.seq)
@@ -358,7 +370,10 @@ async fn insert_events(conn: &mut PgConnection, events: &[AuditEvent]) -> Result
             .push_bind(&event.workspace)
             .push_bind(event.details.to_string())
             .push_bind(&event.prev_hash)
-            .push_bind(&event.hash);
+            .push_bind(&event.hash)
+            .push_bind(event.origin.as_ref().map(|o| o.node.clone()))
+            .push_bind(event.origin.as_ref().map(|o| o.seq))
+            .push_bind(event.origin.as_ref().map(|o| o.hash.clone()));
     });
     insert.build().execute(&mut *conn).await.map_err(db_err)?;
     Ok(())
@@ -437,6 +452,60 @@ async fn create_keys(
     Ok(answers)
 }
 
+fn origin_from_row(
+    row: &sqlx::postgres::PgRow,
+) -> Result<Option<steward_core::audit::Origin>, StoreError> {
+    let node: Option<String> = row.try_get("origin_node").map_err(db_err)?;
+    let seq: Option<i64> = row.try_get("origin_seq").map_err(db_err)?;
+    let hash: Option<String> = row.try_get("origin_hash").map_err(db_err)?;
+    Ok(match (node, seq, hash) {
+        (Some(node), Some(seq), Some(hash)) => {
+            Some(steward_core::audit::Origin { node, seq, hash })
+        }
+        _ => None,
+    })
+}
+
+/// Appends the events of `node` not merged before, chained after the current head.
+async fn merge_remote(
+    conn: &mut PgConnection,
+    node: &str,
+    events: &[AuditEvent],
+    head: (i64, String),
+) -> Result<usize, StoreError> {
+    let (Some(low), Some(high)) = (
+        events.iter().map(|e| e.seq).min(),
+        events.iter().map(|e| e.seq).max(),
+    ) else {
+        return Ok(0);
+    };
+    let known: Vec<i64> = sqlx::query_scalar("SELECT origin_seq FROM audit_events WHERE origin_node = $1 AND origin_seq BETWEEN $2 AND $3")
+        .bind(node)
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    let mut seen: std::collections::HashSet<i64> = known.into_iter().collect();
+    let mut ordered: Vec<&AuditEvent> = events.iter().collect();
+    ordered.sort_by_key(|e| e.seq);
+    let (mut seq, mut hash) = head;
+    let mut merged = Vec::new();
+    for remote in ordered {
+        if !seen.insert(remote.seq) {
+            continue;
+        }
+        let event = AuditEvent::chain_remote(remote, node, seq + 1, &hash);
+        (seq, hash) = (event.seq, event.hash.clone());
+        merged.push(event);
+    }
+    if let Some(last) = merged.last() {
+        insert_events(conn, &merged).await?;
+        write_head(conn, last.seq, &last.hash).await?;
+    }
+    Ok(merged.len())
+}
+
 fn audit_from_row(row: &sqlx::postgres::PgRow) -> Result<AuditEvent, StoreError> {
     let kind: String = row.try_get("actor_kind").map_err(db_err)?;
     let details: String = row.try_get("details").map_err(db_err)?;
@@ -455,6 +524,7 @@ fn audit_from_row(row: &sqlx::postgres::PgRow) -> Result<AuditEvent, StoreError>
         details: decode_audit_details(&details)?,
         prev_hash: row.try_get("prev_hash").map_err(db_err)?,
         hash: row.try_get("hash").map_err(db_err)?,
+        origin: origin_from_row(row)?,
     })
 }
 

@@ -257,7 +257,7 @@ impl Store for SqliteStore {
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT seq, at_ms, actor_kind, actor, source_ip, action, target, workspace, details, \
-             prev_hash, hash FROM audit_events \
+             prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > ? AND (? IS NULL OR actor = ?) AND (? IS NULL OR action = ?) \
              AND (? IS NULL OR workspace = ?) ORDER BY seq LIMIT ?",
         )
@@ -273,6 +273,18 @@ impl Store for SqliteStore {
         .await
         .map_err(db_err)?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn merge_remote_audit(
+        &self,
+        node: &str,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let head = read_head(&mut tx).await?;
+        let added = merge_remote(&mut tx, node, events, head).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(added)
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
@@ -488,7 +500,7 @@ async fn insert_events(
 ) -> Result<(), StoreError> {
     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
         "INSERT INTO audit_events (seq, at_ms, actor_kind, actor, source_ip, action, target, \
-         workspace, details, prev_hash, hash) ",
+         workspace, details, prev_hash, hash, origin_node, origin_seq, origin_hash) ",
     );
     insert.push_values(events, |mut row, event| {
         row.push_bind(event.seq)
@@ -501,10 +513,69 @@ async fn insert_events(
             .push_bind(&event.workspace)
             .push_bind(event.details.to_string())
             .push_bind(&event.prev_hash)
-            .push_bind(&event.hash);
+            .push_bind(&event.hash)
+            .push_bind(event.origin.as_ref().map(|o| o.node.clone()))
+            .push_bind(event.origin.as_ref().map(|o| o.seq))
+            .push_bind(event.origin.as_ref().map(|o| o.hash.clone()));
     });
     insert.build().execute(&mut *conn).await.map_err(db_err)?;
     Ok(())
+}
+
+fn origin_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+) -> Result<Option<steward_core::audit::Origin>, StoreError> {
+    let node: Option<String> = row.try_get("origin_node").map_err(db_err)?;
+    let seq: Option<i64> = row.try_get("origin_seq").map_err(db_err)?;
+    let hash: Option<String> = row.try_get("origin_hash").map_err(db_err)?;
+    Ok(match (node, seq, hash) {
+        (Some(node), Some(seq), Some(hash)) => {
+            Some(steward_core::audit::Origin { node, seq, hash })
+        }
+        _ => None,
+    })
+}
+
+/// Appends the events of `node` not merged before, chained after the current head.
+async fn merge_remote(
+    conn: &mut SqliteConnection,
+    node: &str,
+    events: &[AuditEvent],
+    head: (i64, String),
+) -> Result<usize, StoreError> {
+    let (Some(low), Some(high)) = (
+        events.iter().map(|e| e.seq).min(),
+        events.iter().map(|e| e.seq).max(),
+    ) else {
+        return Ok(0);
+    };
+    let known: Vec<i64> = sqlx::query_scalar(
+        "SELECT origin_seq FROM audit_events WHERE origin_node = ? AND origin_seq BETWEEN ? AND ?",
+    )
+    .bind(node)
+    .bind(low)
+    .bind(high)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut seen: std::collections::HashSet<i64> = known.into_iter().collect();
+    let mut ordered: Vec<&AuditEvent> = events.iter().collect();
+    ordered.sort_by_key(|e| e.seq);
+    let (mut seq, mut hash) = head;
+    let mut merged = Vec::new();
+    for remote in ordered {
+        if !seen.insert(remote.seq) {
+            continue;
+        }
+        let event = AuditEvent::chain_remote(remote, node, seq + 1, &hash);
+        (seq, hash) = (event.seq, event.hash.clone());
+        merged.push(event);
+    }
+    if let Some(last) = merged.last() {
+        insert_events(conn, &merged).await?;
+        write_head(conn, last.seq, &last.hash).await?;
+    }
+    Ok(merged.len())
 }
 
 fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreError> {
@@ -525,6 +596,7 @@ fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditEvent, StoreErro
         details: decode_audit_details(&details)?,
         prev_hash: row.try_get("prev_hash").map_err(db_err)?,
         hash: row.try_get("hash").map_err(db_err)?,
+        origin: origin_from_row(row)?,
     })
 }
 

@@ -60,6 +60,7 @@ macro_rules! conformance_suite {
             concurrent_audited_writes_keep_the_chain_gapless,
             racing_creations_of_one_name_create_it_once,
             verify_during_writes_never_reports_a_break,
+            remote_events_merge_once_by_node_and_sequence,
             audit_queries_filter_and_paginate,
         );
     };
@@ -590,4 +591,86 @@ pub async fn verify_during_writes_never_reports_a_break(store: &Arc<dyn Store>) 
     }
     writer.await.expect("join");
     assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 150);
+}
+
+/// Events from another node (in any order, repeated, overlapping batches) are merged once each
+/// by node and sequence, keep their origin, and leave a chain that verifies.
+pub async fn remote_events_merge_once_by_node_and_sequence(store: &Arc<dyn Store>) {
+    use steward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH};
+    let mut remote: Vec<AuditEvent> = Vec::new();
+    for seq in 1..=5 {
+        let prev = remote
+            .last()
+            .map_or(GENESIS_HASH.to_owned(), |e| e.hash.clone());
+        let entry = AuditEntry {
+            actor: Actor::system("agent"),
+            action: "container.start".into(),
+            target: format!("c{seq}"),
+            workspace: Some("trading".into()),
+            details: serde_json::json!({ "n": seq }),
+        };
+        remote.push(AuditEvent::chain(entry, seq, 1_000 + seq, &prev));
+    }
+    store
+        .create_key(&new_key("local", Role::Viewer, None), &actor())
+        .await
+        .expect("local event");
+    let first: Vec<AuditEvent> = remote[..3].iter().rev().cloned().collect();
+    assert_eq!(
+        store
+            .merge_remote_audit("vps-2", &first)
+            .await
+            .expect("merge"),
+        3
+    );
+    let overlapping = [remote[2..].to_vec(), remote[..1].to_vec()].concat();
+    assert_eq!(
+        store
+            .merge_remote_audit("vps-2", &overlapping)
+            .await
+            .expect("merge again"),
+        2
+    );
+    assert_eq!(
+        store
+            .merge_remote_audit("vps-2", &remote)
+            .await
+            .expect("all again"),
+        0
+    );
+    assert_eq!(
+        store
+            .merge_remote_audit("vps-3", &remote[..1])
+            .await
+            .expect("another node"),
+        1
+    );
+    let events = store
+        .audit_events(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("events");
+    let origins: Vec<(String, i64)> = events
+        .iter()
+        .filter_map(|e| e.origin.as_ref().map(|o| (o.node.clone(), o.seq)))
+        .collect();
+    let expected: Vec<(String, i64)> = [
+        ("vps-2", 1),
+        ("vps-2", 2),
+        ("vps-2", 3),
+        ("vps-2", 4),
+        ("vps-2", 5),
+        ("vps-3", 1),
+    ]
+    .iter()
+    .map(|(n, s)| (n.to_string(), *s))
+    .collect();
+    assert_eq!(origins, expected);
+    assert_eq!(
+        events[1].origin.as_ref().map(|o| o.hash.clone()),
+        Some(remote[0].hash.clone())
+    );
+    assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 7);
 }

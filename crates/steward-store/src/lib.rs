@@ -164,6 +164,15 @@ pub trait Store: Send + Sync + 'static {
     /// Audit events matching `query`, oldest first.
     async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Merges events recorded on another node into this chain, in one transaction: each new
+    /// `(node, seq)` is appended once (keeping its origin), ones already merged are skipped.
+    /// Returns how many were added.
+    async fn merge_remote_audit(
+        &self,
+        node: &str,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError>;
+
     /// The recorded head of the audit chain: the last event's `(seq, hash)`, `None` when empty.
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
 

@@ -113,6 +113,18 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
+    async fn merge_remote_audit(
+        &self,
+        node: &str,
+        events: &[AuditEvent],
+    ) -> Result<usize, StoreError> {
+        self.observe(
+            "merge_remote_audit",
+            self.inner.merge_remote_audit(node, events),
+        )
+        .await
+    }
+
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         self.observe("audit_head", self.inner.audit_head()).await
     }
