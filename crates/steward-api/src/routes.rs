@@ -425,6 +425,7 @@ struct AuditParams {
     actor: Option<String>,
     action: Option<String>,
     workspace: Option<String>,
+    actor_kind: Option<String>,
 }
 
 async fn list_audit(
@@ -441,12 +442,23 @@ async fn list_audit(
         .limit
         .unwrap_or(100)
         .clamp(1, steward_store::MAX_AUDIT_PAGE);
+    let actor_kind = match params.actor_kind.as_deref() {
+        None => None,
+        Some(raw) => Some(steward_core::audit::ActorKind::parse(raw).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                "`actor_kind`: expected key, cli or system",
+            )
+        })?),
+    };
     let query = AuditQuery {
         after_seq: params.after,
         limit,
         actor: params.actor,
         action: params.action,
         workspace,
+        actor_kind,
     };
     let store = state.control.store();
     let events = store

@@ -259,12 +259,14 @@ impl Store for PostgresStore {
             "SELECT seq, at_ms, actor_kind, actor, source_ip, action, target, workspace, details, \
              prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3) \
-             AND ($4::text IS NULL OR workspace = $4) ORDER BY seq LIMIT $5",
+             AND ($4::text IS NULL OR workspace = $4) AND ($5::text IS NULL OR actor_kind = $5) \
+             ORDER BY seq LIMIT $6",
         )
         .bind(query.after_seq)
         .bind(&query.actor)
         .bind(&query.action)
         .bind(&query.workspace)
+        .bind(query.actor_kind.map(ActorKind::as_str))
         .bind(i64::from(query.limit.min(MAX_AUDIT_PAGE)))
         .fetch_all(&self.pool)
         .await

@@ -259,7 +259,8 @@ impl Store for SqliteStore {
             "SELECT seq, at_ms, actor_kind, actor, source_ip, action, target, workspace, details, \
              prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > ? AND (? IS NULL OR actor = ?) AND (? IS NULL OR action = ?) \
-             AND (? IS NULL OR workspace = ?) ORDER BY seq LIMIT ?",
+             AND (? IS NULL OR workspace = ?) AND (? IS NULL OR actor_kind = ?) \
+             ORDER BY seq LIMIT ?",
         )
         .bind(query.after_seq)
         .bind(&query.actor)
@@ -268,6 +269,8 @@ impl Store for SqliteStore {
         .bind(&query.action)
         .bind(&query.workspace)
         .bind(&query.workspace)
+        .bind(query.actor_kind.map(ActorKind::as_str))
+        .bind(query.actor_kind.map(ActorKind::as_str))
         .bind(i64::from(query.limit.min(MAX_AUDIT_PAGE)))
         .fetch_all(&self.reader)
         .await

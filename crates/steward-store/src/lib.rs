@@ -97,6 +97,8 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// Only this workspace.
     pub workspace: Option<String>,
+    /// Only this kind of actor (keys, the CLI, Steward's own components).
+    pub actor_kind: Option<steward_core::audit::ActorKind>,
 }
 
 /// The most events one audit query returns.

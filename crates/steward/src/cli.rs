@@ -100,6 +100,9 @@ pub struct AuditFilter {
     /// Only events concerning this workspace.
     #[arg(long)]
     pub workspace: Option<String>,
+    /// Only events by this kind of actor.
+    #[arg(long, value_parser = ["key", "cli", "system"])]
+    pub actor_kind: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -230,6 +230,20 @@ fn keys_and_audit_from_the_command_line() {
         Some(3)
     );
 
+    let system: Value = serde_json::from_str(&stdout(&client(
+        &daemon,
+        &admin,
+        &["audit", "ls", "--actor-kind", "system", "--output", "json"],
+    )))
+    .unwrap();
+    let system_actions: Vec<&str> = system["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(system_actions, ["registry.sync", "key.bootstrap"]);
+
     let export = stdout(&client(
         &daemon,
         &admin,

@@ -16,6 +16,7 @@ fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
         ("actor", &filter.actor),
         ("action", &filter.action),
         ("workspace", &filter.workspace),
+        ("actor_kind", &filter.actor_kind),
     ] {
         if let Some(v) = value {
             q.push_str(&format!("&{name}={}", encode(v)));
