@@ -379,16 +379,22 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn the_environment_admin_key_is_verified_against_its_argon2_hash() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store(dir.path()).await;
+    /// A key and its Argon2 PHC string, as `STEWARD_ADMIN_KEY_HASH` would hold it.
+    fn env_admin_key() -> (String, String) {
         let key = format_key(&[3; 32]);
         let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
         let phc = Argon2::default()
             .hash_password(key.as_bytes(), &salt)
             .unwrap()
             .to_string();
+        (key, phc)
+    }
+
+    #[tokio::test]
+    async fn the_environment_admin_key_is_verified_against_its_argon2_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let (key, phc) = env_admin_key();
         assert_eq!(check_admin_hash(&phc), Ok(()));
         assert!(check_admin_hash("plaintext-token").is_err());
         let auth = Authenticator::new(store, Some(phc));
@@ -407,12 +413,7 @@ mod tests {
     async fn a_refused_caller_cannot_reach_the_slow_environment_key() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
-        let key = format_key(&[3; 32]);
-        let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
-        let phc = Argon2::default()
-            .hash_password(key.as_bytes(), &salt)
-            .unwrap()
-            .to_string();
+        let (key, phc) = env_admin_key();
         let auth = Authenticator::new(store, Some(phc));
         assert!(matches!(
             auth.authenticate_with(&key, false).await,
