@@ -13,7 +13,7 @@ use steward_config::{Config, DaemonSettings};
 use steward_core::audit::Actor;
 use steward_engine::{Authenticator, ControlPlane, EventBus, SystemEnv};
 use tokio::net::TcpListener;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{LogArgs, UpArgs};
 use crate::commands::{load_or_exit, settings_or_exit};
@@ -182,6 +182,7 @@ async fn serve(
 
     spawn_metrics_upkeep(metrics.clone());
     spawn_reload_on_sighup(Arc::clone(&control))?;
+    let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
     let options = api_options(&control.config().settings.api);
     let state = AppState::new(Arc::clone(&control), auth, options, renderer);
@@ -197,7 +198,7 @@ async fn serve(
     std::io::stdout()
         .flush()
         .context("cannot write to standard output")?;
-    steward_api::serve(listener, state, shutdown_requested())
+    steward_api::serve(listener, state, shutdown_requested(stop_signals))
         .await
         .context("the HTTP server failed")?;
     store.close().await;
@@ -240,20 +241,17 @@ fn spawn_reload_on_sighup(control: Arc<ControlPlane>) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_requested() {
-    let terminate = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+/// The signals that stop the daemon, registered before it announces itself: a SIGTERM that
+/// arrives as soon as the URL is printed must stop it gracefully, not kill it.
+fn stop_signals() -> anyhow::Result<(Signal, Signal)> {
+    let interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok((interrupt, terminate))
+}
+
+async fn shutdown_requested((mut interrupt, mut terminate): (Signal, Signal)) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
     }
 }
