@@ -187,16 +187,6 @@ fn env_var(env: Env<'_>, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
 }
 
-impl LogFormat {
-    /// Parses `pretty` or `json`.
-    pub fn parse(raw: &str) -> Option<Self> {
-        Self::CHOICES
-            .iter()
-            .find(|(n, _)| *n == raw)
-            .map(|(_, f)| *f)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,14 +316,6 @@ impl<T> Change<T> {
             Change::Removed { .. } => None,
         }
     }
-
-    /// The entity as it was before the change, if it existed.
-    pub fn before(&self) -> Option<&T> {
-        match self {
-            Change::Updated { before, .. } | Change::Removed { before } => Some(before),
-            Change::Added { .. } => None,
-        }
-    }
 }
 
 /// The result of reconciling a stored registry with a declared one: what was (or must be)

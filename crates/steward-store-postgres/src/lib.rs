@@ -196,7 +196,11 @@ impl Store for PostgresStore {
         if existing > 0 {
             return Ok(None);
         }
-        let stored = insert_key(&mut tx, key).await?;
+        let now = now_ms();
+        if !insert_keys(&mut tx, &[key], now).await?.contains(&key.name) {
+            return Err(StoreError::Conflict(format!("key `{}`", key.name)));
+        }
+        let stored = ApiKey::created(key, now);
         append_audit(
             &mut tx,
             steward_store::audit::key_created("key.bootstrap", actor, &stored),
@@ -300,36 +304,32 @@ impl Store for PostgresStore {
     }
 }
 
-async fn insert_key(conn: &mut PgConnection, key: &NewKey) -> Result<ApiKey, StoreError> {
-    let stored = ApiKey {
-        name: key.name.clone(),
-        role: key.role,
-        workspace: key.workspace.clone(),
-        digest: key.digest.clone(),
-        hint: key.hint.clone(),
-        created_at_ms: now_ms(),
-        expires_at_ms: key.expires_at_ms,
-        last_used_at_ms: None,
-        revoked_at_ms: None,
-    };
-    let inserted = sqlx::query(
-        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-    )
-    .bind(&stored.name)
-    .bind(stored.role.as_str())
-    .bind(&stored.workspace)
-    .bind(&stored.digest)
-    .bind(&stored.hint)
-    .bind(stored.created_at_ms)
-    .bind(stored.expires_at_ms)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    if inserted.rows_affected() == 0 {
-        return Err(StoreError::Conflict(format!("key `{}`", key.name)));
-    }
-    Ok(stored)
+/// Inserts keys with one multi-row statement; returns the names actually inserted (a taken
+/// name is skipped, not an error).
+async fn insert_keys(
+    conn: &mut PgConnection,
+    keys: &[&NewKey],
+    now: i64,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) ",
+    );
+    insert.push_values(keys, |mut row, key| {
+        row.push_bind(&key.name)
+            .push_bind(key.role.as_str())
+            .push_bind(&key.workspace)
+            .push_bind(&key.digest)
+            .push_bind(&key.hint)
+            .push_bind(now)
+            .push_bind(key.expires_at_ms);
+    });
+    insert.push(" ON CONFLICT DO NOTHING RETURNING name");
+    let inserted: Vec<String> = insert
+        .build_query_scalar()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(inserted.into_iter().collect())
 }
 
 fn key_from_row(row: &sqlx::postgres::PgRow) -> Result<ApiKey, StoreError> {
@@ -423,26 +423,7 @@ async fn create_keys(
         .filter(|(_, f)| **f)
         .map(|((k, _), _)| k)
         .collect();
-    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) ",
-    );
-    insert.push_values(&candidates, |mut row, key| {
-        row.push_bind(&key.name)
-            .push_bind(key.role.as_str())
-            .push_bind(&key.workspace)
-            .push_bind(&key.digest)
-            .push_bind(&key.hint)
-            .push_bind(now)
-            .push_bind(key.expires_at_ms);
-    });
-    insert.push(" ON CONFLICT DO NOTHING RETURNING name");
-    let inserted: std::collections::HashSet<String> = insert
-        .build_query_scalar()
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .into_iter()
-        .collect();
+    let inserted = insert_keys(&mut tx, &candidates, now).await?;
     let (seq, hash) = lock_audit_head(&mut tx).await?;
     let (answers, events) =
         steward_store::batch::chain_created_keys(&requests, &firsts, &inserted, now, seq, &hash);

@@ -93,37 +93,9 @@ async fn verify_after(tamper: &str) -> Result<u64, steward_store::audit::VerifyE
 
 #[tokio::test]
 async fn verify_names_edited_deleted_and_reordered_audit_rows() {
-    use steward_core::audit::ChainBreak;
     use steward_store::audit::VerifyError::Broken;
     assert_eq!(verify_after("SELECT 1").await.expect("intact"), 3);
-    let cases = [
-        (
-            "UPDATE audit_events SET target = 'z' WHERE seq = 2",
-            ChainBreak::Edited { seq: 2 },
-        ),
-        (
-            "UPDATE audit_events SET details = ' ' || details WHERE seq = 2",
-            ChainBreak::Edited { seq: 2 },
-        ),
-        (
-            "UPDATE audit_events SET details = '{\"role\":\"admin\"}' WHERE seq = 1",
-            ChainBreak::Edited { seq: 1 },
-        ),
-        (
-            "DELETE FROM audit_events WHERE seq = 2",
-            ChainBreak::Missing { from: 2, to: 2 },
-        ),
-        (
-            "DELETE FROM audit_events WHERE seq = 3",
-            ChainBreak::Truncated { last: 2, head: 3 },
-        ),
-        (
-            "UPDATE audit_events SET seq = -seq WHERE seq IN (1, 2); \
-             UPDATE audit_events SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE seq < 0",
-            ChainBreak::Edited { seq: 1 },
-        ),
-    ];
-    for (tamper, expected) in cases {
+    for (tamper, expected) in steward_store::conformance::tamper_cases() {
         match verify_after(tamper).await {
             Err(Broken(found)) => assert_eq!(found, expected, "{tamper}"),
             other => panic!("{tamper}: {other:?}"),

@@ -125,17 +125,7 @@ pub fn chain_created_keys(
             answers.push(Err(StoreError::Conflict(format!("key `{}`", key.name))));
             continue;
         }
-        let stored = crate::ApiKey {
-            name: key.name.clone(),
-            role: key.role,
-            workspace: key.workspace.clone(),
-            digest: key.digest.clone(),
-            hint: key.hint.clone(),
-            created_at_ms,
-            expires_at_ms: key.expires_at_ms,
-            last_used_at_ms: None,
-            revoked_at_ms: None,
-        };
+        let stored = crate::ApiKey::created(key, created_at_ms);
         let entry = crate::audit::key_created("key.create", actor, &stored);
         let event = steward_core::audit::AuditEvent::chain(entry, seq + 1, crate::now_ms(), &hash);
         (seq, hash) = (event.seq, event.hash.clone());

@@ -674,3 +674,40 @@ pub async fn remote_events_merge_once_by_node_and_sequence(store: &Arc<dyn Store
     );
     assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 7);
 }
+
+/// Raw SQL edits of three audited key creations (seq 1 to 3), each with the break `verify` must
+/// name. Every backend's tests apply them to a real database; the SQL is portable.
+pub fn tamper_cases() -> Vec<(&'static str, steward_core::audit::ChainBreak)> {
+    use steward_core::audit::ChainBreak;
+    vec![
+        (
+            "UPDATE audit_events SET target = 'z' WHERE seq = 2",
+            ChainBreak::Edited { seq: 2 },
+        ),
+        (
+            "UPDATE audit_events SET actor = 'mallory' WHERE seq = 3",
+            ChainBreak::Edited { seq: 3 },
+        ),
+        (
+            "UPDATE audit_events SET details = '{\"role\":\"admin\"}' WHERE seq = 1",
+            ChainBreak::Edited { seq: 1 },
+        ),
+        (
+            "UPDATE audit_events SET details = ' ' || details WHERE seq = 2",
+            ChainBreak::Edited { seq: 2 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 2",
+            ChainBreak::Missing { from: 2, to: 2 },
+        ),
+        (
+            "DELETE FROM audit_events WHERE seq = 3",
+            ChainBreak::Truncated { last: 2, head: 3 },
+        ),
+        (
+            "UPDATE audit_events SET seq = -seq WHERE seq IN (1, 2); \
+             UPDATE audit_events SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE seq < 0",
+            ChainBreak::Edited { seq: 1 },
+        ),
+    ]
+}

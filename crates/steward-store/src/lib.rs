@@ -78,6 +78,21 @@ pub struct ApiKey {
 }
 
 impl ApiKey {
+    /// The key `key` becomes when stored at `at_ms`.
+    pub fn created(key: &NewKey, at_ms: i64) -> Self {
+        Self {
+            name: key.name.clone(),
+            role: key.role,
+            workspace: key.workspace.clone(),
+            digest: key.digest.clone(),
+            hint: key.hint.clone(),
+            created_at_ms: at_ms,
+            expires_at_ms: key.expires_at_ms,
+            last_used_at_ms: None,
+            revoked_at_ms: None,
+        }
+    }
+
     /// True when the key authenticates at `now_ms`: not revoked, not expired.
     pub fn is_usable(&self, now_ms: i64) -> bool {
         self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|t| now_ms < t)

@@ -63,19 +63,6 @@ fn assert_vizion_graph(graph: &Value) {
     );
 }
 
-/// Starts a daemon on `config` with its SQLite data in `dir/data`.
-fn start_on_sqlite(dir: &std::path::Path, config: &std::path::Path, extra: &[&str]) -> Daemon {
-    let data = dir.join("data");
-    let mut args = vec![
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    Daemon::start(dir, &args)
-}
-
 #[test]
 fn serves_the_vizion_registry_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,7 +240,7 @@ fn a_killed_daemon_leaves_its_data_usable_by_the_next_one() {
 #[test]
 fn sigterm_stops_the_daemon_gracefully() {
     let dir = tempfile::tempdir().unwrap();
-    let mut daemon = start_on_sqlite(dir.path(), &vizion_config(), &[]);
+    let mut daemon = Daemon::start_on_sqlite(dir.path(), &vizion_config(), &[]);
     daemon.signal("TERM");
     let status = daemon.wait_exit(Duration::from_secs(10));
     assert!(status.success(), "{status}");
@@ -270,7 +257,7 @@ fn edited_vizion(dir: &std::path::Path) -> std::path::PathBuf {
 fn reload_over_the_api_applies_a_valid_config_and_keeps_the_running_one_on_errors() {
     let dir = tempfile::tempdir().unwrap();
     let config = edited_vizion(dir.path());
-    let daemon = start_on_sqlite(dir.path(), &config, &[]);
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
 
     let text = std::fs::read_to_string(&config).unwrap();
     let extra = "\n[[workspaces]]\nkey = \"research\"\nowner = \"lab\"\n\n[[dependencies]]\nfrom = \"research\"\nto = \"analytics\"\ntype = \"read_metrics\"\n";
@@ -322,7 +309,7 @@ fn reload_over_the_api_applies_a_valid_config_and_keeps_the_running_one_on_error
 fn sighup_reloads_the_config() {
     let dir = tempfile::tempdir().unwrap();
     let config = edited_vizion(dir.path());
-    let daemon = start_on_sqlite(dir.path(), &config, &[]);
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(
         &config,
@@ -344,7 +331,7 @@ fn sighup_reloads_the_config() {
 #[test]
 fn errors_are_json_with_stable_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start_on_sqlite(dir.path(), &vizion_config(), &[]);
+    let daemon = Daemon::start_on_sqlite(dir.path(), &vizion_config(), &[]);
     for (method_get, path, status, code) in [
         (true, "/nope", 404, "not_found"),
         (true, "/api/v1/workspaces/ghost", 404, "not_found"),
@@ -410,7 +397,7 @@ fn a_taken_port_is_a_clear_error() {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    let daemon = start_on_sqlite(dir.path(), &vizion_config(), &["--log-format", "json"]);
+    let daemon = Daemon::start_on_sqlite(dir.path(), &vizion_config(), &["--log-format", "json"]);
     let logs = daemon.logs();
     let lines: Vec<Value> = logs
         .lines()

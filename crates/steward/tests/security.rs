@@ -12,16 +12,7 @@ use serde_json::{Value, json};
 use support::{Daemon, steward, vizion_config};
 
 fn start(dir: &std::path::Path) -> Daemon {
-    let data = dir.join("data");
-    Daemon::start(
-        dir,
-        &[
-            "--config",
-            vizion_config().to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    )
+    Daemon::start_on_sqlite(dir, &vizion_config(), &[])
 }
 
 /// Runs a client command against `daemon` with `key`.
@@ -390,16 +381,7 @@ fn start_with_api(dir: &std::path::Path, api: &str) -> Daemon {
     let config = dir.join("steward.toml");
     let text = std::fs::read_to_string(vizion_config()).unwrap();
     std::fs::write(&config, format!("[api]\n{api}\n{text}")).unwrap();
-    let data = dir.join("data");
-    Daemon::start(
-        dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    )
+    Daemon::start_on_sqlite(dir, &config, &[])
 }
 
 #[test]
@@ -520,16 +502,7 @@ fn the_audit_trail_is_mirrored_to_a_jsonl_file() {
         format!("[audit]\nmirror = \"audit.jsonl\"\n{text}"),
     )
     .unwrap();
-    let data = dir.path().join("data");
-    let daemon = Daemon::start(
-        dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-    );
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
     let admin = daemon.key.clone().unwrap();
     assert!(
         client(

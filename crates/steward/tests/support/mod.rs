@@ -50,6 +50,19 @@ impl Daemon {
             .unwrap_or_else(|(status, stderr)| panic!("steward up exited with {status}:\n{stderr}"))
     }
 
+    /// Starts a daemon on `config` with its SQLite data in `dir/data`, plus `extra` flags.
+    pub fn start_on_sqlite(dir: &Path, config: &Path, extra: &[&str]) -> Daemon {
+        let data = dir.join("data");
+        let mut args = vec![
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        Daemon::start(dir, &args)
+    }
+
     /// Like [`Daemon::start`], returning the exit status and standard error if it stops first.
     pub fn try_start(log_dir: &Path, args: &[&str]) -> Result<Daemon, (ExitStatus, String)> {
         std::fs::create_dir_all(log_dir).unwrap();
