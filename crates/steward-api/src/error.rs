@@ -62,6 +62,11 @@ impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::Store(e) => Self::store(&e),
+            EngineError::Executor(e) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_config",
+                e.to_string(),
+            ),
             EngineError::Config(e) => {
                 let details = match e.diagnostics() {
                     Some(d) => d.0.iter().map(ToString::to_string).collect(),

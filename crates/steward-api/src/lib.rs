@@ -7,13 +7,13 @@ mod error;
 pub mod listener;
 mod metrics_layer;
 pub mod routes;
+mod tasks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use steward_engine::{Authenticator, ControlPlane};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -25,6 +25,8 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The largest request body accepted by default.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest body of a batch enqueue, by default (10,000 tasks of a few KiB).
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// The longest a request may take by default before it is answered with 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open connections at most, by default.
@@ -43,6 +45,8 @@ pub struct ApiOptions {
     pub max_connections: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
+    /// Largest body of the batch routes (`POST /api/v1/tasks`).
+    pub max_batch_body_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
 }
@@ -55,6 +59,7 @@ impl Default for ApiOptions {
             cors_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_body_bytes: MAX_BODY_BYTES,
+            max_batch_body_bytes: MAX_BATCH_BODY_BYTES,
             request_timeout: REQUEST_TIMEOUT,
         }
     }
@@ -96,7 +101,7 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
-    let router = routes::routes()
+    let router = routes::routes(&options)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,
@@ -109,8 +114,7 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
-        ))
-        .layer(RequestBodyLimitLayer::new(options.max_body_bytes));
+        ));
     match cors(&options.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,

@@ -17,6 +17,8 @@ use steward_core::{Dependency, Registry, Role, Service, WorkspaceStatus};
 use steward_engine::KeyRequest;
 use steward_store::{ApiKey, AuditQuery, StoreError};
 
+use tower_http::limit::RequestBodyLimitLayer;
+
 use crate::auth::{Access, Caller};
 use crate::{ApiError, AppState};
 
@@ -28,6 +30,9 @@ pub struct RouteSpec {
     pub path: &'static str,
     /// Who may call it.
     pub access: Access,
+    /// It takes large bodies (batches), up to `max_batch_body_bytes` instead of
+    /// `max_body_bytes`.
+    pub batch: bool,
     handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -41,7 +46,21 @@ fn spec(
         method,
         path,
         access,
+        batch: false,
         handler,
+    }
+}
+
+/// A route that takes batches.
+fn batch_spec(
+    method: Method,
+    path: &'static str,
+    access: Access,
+    handler: fn() -> MethodRouter<AppState>,
+) -> RouteSpec {
+    RouteSpec {
+        batch: true,
+        ..spec(method, path, access, handler)
     }
 }
 
@@ -96,6 +115,33 @@ pub fn table() -> Vec<RouteSpec> {
             Unscoped(Role::Admin),
             || get(verify_audit),
         ),
+        batch_spec(Method::POST, "/api/v1/tasks", R(Role::Operator), || {
+            post(crate::tasks::enqueue)
+        }),
+        spec(Method::GET, "/api/v1/tasks", R(Role::Viewer), || {
+            get(crate::tasks::list_tasks)
+        }),
+        spec(Method::GET, "/api/v1/tasks/{id}", R(Role::Viewer), || {
+            get(crate::tasks::get_task)
+        }),
+        spec(
+            Method::POST,
+            "/api/v1/tasks/{id}/cancel",
+            R(Role::Operator),
+            || post(crate::tasks::cancel_task),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/tasks/{id}/retry",
+            R(Role::Operator),
+            || post(crate::tasks::retry_task),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/queues",
+            Unscoped(Role::Viewer),
+            || get(crate::tasks::list_queues),
+        ),
     ]
 }
 
@@ -124,10 +170,15 @@ pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option
     access_rules().get(&(method.clone(), path)).copied()
 }
 
-pub(crate) fn routes() -> Router<AppState> {
+pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in table() {
-        let handler = (route.handler)();
+        let limit = if route.batch {
+            options.max_batch_body_bytes
+        } else {
+            options.max_body_bytes
+        };
+        let handler = (route.handler)().layer(RequestBodyLimitLayer::new(limit));
         let merged = match by_path.remove(route.path) {
             Some(existing) => existing.merge(handler),
             None => handler,

@@ -4,6 +4,12 @@
 //! runs audited writes (a key creation and its audit event, one transaction each) from C
 //! concurrent tasks for N seconds, then verifies the whole chain, and prints both rates.
 //! PostgreSQL runs in a throwaway database on `STEWARD_TEST_DATABASE_URL`'s server.
+//!
+//! `steward-bench queue [--backend sqlite|postgres] [--tasks N] [--workers W] [--concurrency C]`
+//! enqueues N tasks in batches, works them with W workers of C slots each, then measures
+//! claim-to-start latency on an unsaturated queue.
+
+mod queue;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,6 +45,27 @@ enum Command {
         #[arg(long, default_value_t = 32)]
         concurrency: usize,
     },
+    /// The task queue end to end: enqueue rate, work rate, claim-to-start latency.
+    Queue {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// Tasks to enqueue and work.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// Tasks per enqueue call (at most 10,000).
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Worker instances.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Slots per worker.
+        #[arg(long, default_value_t = 500)]
+        concurrency: u32,
+        /// Tasks enqueued one by one for the latency figure.
+        #[arg(long, default_value_t = 500)]
+        latency_tasks: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -55,7 +82,87 @@ async fn main() -> anyhow::Result<()> {
             seconds,
             concurrency,
         } => audit_writes(backend, seconds, concurrency).await,
+        Command::Queue {
+            backend,
+            tasks,
+            batch,
+            workers,
+            concurrency,
+            latency_tasks,
+        } => {
+            let bench = queue::QueueBench {
+                tasks,
+                batch: batch.clamp(1, steward_core::task::MAX_ENQUEUE_BATCH),
+                workers: workers.max(1),
+                concurrency: concurrency.max(1),
+                latency_tasks,
+            };
+            let dir = tempfile::tempdir()?;
+            let pool = u32::try_from(workers * 4 + 4).unwrap_or(64);
+            let (store, db) = open(backend, dir.path(), pool).await?;
+            if let Some(db) = &db {
+                print_postgres_settings(&db.url).await?;
+            } else {
+                println!(
+                    "sqlite: WAL, synchronous=FULL, file in {}",
+                    dir.path().display()
+                );
+            }
+            let result = queue::run(Arc::clone(&store), &bench).await;
+            store.close().await;
+            result
+        }
     }
+}
+
+/// A migrated store on a fresh SQLite directory or a throwaway PostgreSQL database (kept alive
+/// by the returned guard).
+async fn open(
+    backend: Backend,
+    dir: &std::path::Path,
+    pool: u32,
+) -> anyhow::Result<(
+    Arc<dyn Store>,
+    Option<steward_store_postgres::testing::TestDatabase>,
+)> {
+    let (store, db): (Arc<dyn Store>, _) = match backend {
+        Backend::Sqlite => (
+            Arc::new(steward_store_sqlite::SqliteStore::open(dir).await?),
+            None,
+        ),
+        Backend::Postgres => {
+            let db = steward_store_postgres::testing::TestDatabase::create()
+                .await
+                .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
+            let url = steward_core::Secret::new(db.url.clone());
+            let store = steward_store_postgres::PostgresStore::connect(&url, pool).await?;
+            (Arc::new(store), Some(db))
+        }
+    };
+    store.migrate().await?;
+    Ok((store, db))
+}
+
+/// The server settings that decide durability and speed, so results can be compared.
+async fn print_postgres_settings(url: &str) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let mut line = Vec::new();
+    for setting in [
+        "server_version",
+        "synchronous_commit",
+        "fsync",
+        "wal_sync_method",
+        "shared_buffers",
+        "max_connections",
+    ] {
+        let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&mut conn)
+            .await?;
+        line.push(format!("{setting}={value}"));
+    }
+    println!("postgres: {}", line.join(" "));
+    Ok(())
 }
 
 async fn audit_writes(backend: Backend, seconds: u64, concurrency: usize) -> anyhow::Result<()> {

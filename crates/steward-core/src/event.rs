@@ -20,4 +20,29 @@ pub enum Event {
         /// How many problems the new config had.
         problems: usize,
     },
+    /// Tasks were enqueued by one call.
+    TasksEnqueued {
+        /// The queue (the first one, for a call spanning several).
+        queue: String,
+        /// Tasks in the call.
+        count: usize,
+        /// Of those, new ones (the rest repeated an idempotency key).
+        created: usize,
+    },
+    /// A task moved to another status.
+    TaskChanged {
+        /// The task.
+        id: i64,
+        /// Its queue.
+        queue: String,
+        /// Its kind.
+        kind: String,
+        /// The status it moved to.
+        status: crate::task::TaskStatus,
+        /// The attempt concerned.
+        attempt: u32,
+        /// The executor's outcome label, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+    },
 }

@@ -1,12 +1,14 @@
 //! Steward's domain: the registry model (workspaces, dependency edges, services), the pure
 //! reconciliation diff between two registries, secrets that never print, and the events the
-//! control plane publishes. Nothing in this crate does I/O.
+//! control plane publishes, durable tasks and the queues and executors that work them. Nothing in this crate does I/O.
 
 pub mod audit;
 pub mod auth;
 pub mod event;
+pub mod queue;
 pub mod registry;
 pub mod secret;
+pub mod task;
 
 pub use auth::{Principal, Role};
 pub use event::Event;

@@ -12,6 +12,8 @@ use steward_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
 use crate::bus::EventBus;
+use crate::executors::{ExecutorError, Executors};
+use crate::queue::{EnqueueError, EnqueueRequest};
 
 /// Reads environment variables for `${VAR}` interpolation.
 pub type SystemEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
@@ -25,6 +27,9 @@ pub enum EngineError {
     /// The store failed; the running config stays.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An executor could not be built from its declaration.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
 }
 
 /// What a reload changed.
@@ -47,6 +52,10 @@ pub struct ControlPlane {
     config: ArcSwap<Config>,
     /// Reloads run one at a time, so each diff is computed against the config it replaces.
     reload_lock: Mutex<()>,
+    /// The queues the workers were started with (changing them needs a restart).
+    queues: Arc<Vec<steward_core::queue::QueueSpec>>,
+    /// The executors the workers were started with.
+    executors: Arc<Executors>,
 }
 
 impl ControlPlane {
@@ -59,8 +68,12 @@ impl ControlPlane {
         config: Config,
         env: SystemEnv,
     ) -> Result<(Self, RegistryDiff), EngineError> {
+        let executors = Arc::new(Executors::from_specs(&config.executors)?);
+        let queues = Arc::new(config.queues.clone());
         let diff = sync(&store, &bus, &config.registry, &Actor::system("startup")).await?;
         let control = Self {
+            queues,
+            executors,
             store,
             bus,
             config_path: config_path.to_path_buf(),
@@ -84,6 +97,33 @@ impl ControlPlane {
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// The queues in force.
+    pub fn queues(&self) -> &Arc<Vec<steward_core::queue::QueueSpec>> {
+        &self.queues
+    }
+
+    /// The executors in force.
+    pub fn executors(&self) -> &Arc<Executors> {
+        &self.executors
+    }
+
+    /// Checks and stores tasks (see [`crate::queue::enqueue`]).
+    pub async fn enqueue(
+        &self,
+        requests: Vec<EnqueueRequest>,
+        actor: &Actor,
+    ) -> Result<Vec<steward_store::Enqueued>, EnqueueError> {
+        crate::queue::enqueue(
+            self.store.as_ref(),
+            &self.bus,
+            &self.queues,
+            &self.executors,
+            requests,
+            actor,
+        )
+        .await
     }
 
     /// The config file this control plane reloads.
@@ -115,8 +155,14 @@ impl ControlPlane {
                 return Err(e.into());
             }
         };
-        let restart_required =
+        let mut restart_required =
             restart_required(&self.config.load().settings, &loaded.config.settings);
+        if *self.queues != loaded.config.queues {
+            restart_required.push("queues");
+        }
+        if self.config.load().executors != loaded.config.executors {
+            restart_required.push("executors");
+        }
         for setting in &restart_required {
             tracing::warn!(
                 setting,

@@ -1,12 +1,14 @@
 //! Steward's running side: the control plane's shared state, the one path through which the
-//! config is (re)loaded into the store, and the in-process event bus. Later engines (scheduler,
-//! workers, prober, alert manager) live here too; they meet in the store and on the bus, never
+//! config is (re)loaded into the store, the in-process event bus, and the task queue's workers
+//! and executors. Later engines (scheduler, prober, alert manager) live here too; they meet in the store and on the bus, never
 //! by calling into each other.
 
 pub mod audit_mirror;
 pub mod bus;
 mod control;
+pub mod executors;
 pub mod keys;
+pub mod queue;
 
 pub use bus::{Envelope, EventBus};
 pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};

@@ -2,6 +2,7 @@
 //! Cross-instance coordination uses PostgreSQL itself (transaction-scoped advisory locks), never
 //! anything home-made.
 
+mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -12,6 +13,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
+use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
 };
@@ -20,9 +22,10 @@ use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
 };
 use steward_store::{
-    ApiKey, AppliedMigration, AuditQuery, MAX_AUDIT_PAGE, MigrationReport, NewKey, Store,
-    StoreError, now_ms,
+    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, LeaseState, MAX_AUDIT_PAGE,
+    MigrationReport, NewKey, Reaped, Store, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
 };
+use tokio::sync::broadcast;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -50,9 +53,12 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgresStore {
     pool: PgPool,
     key_writes: Batcher<(NewKey, Actor), Result<ApiKey, StoreError>>,
+    wakeups: broadcast::Sender<Wakeup>,
+    /// The `LISTEN` task, started by the first subscriber, stopped by `close`.
+    listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
-fn db_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 
@@ -72,7 +78,12 @@ impl PostgresStore {
         let writer = pool.clone();
         let key_writes =
             Batcher::spawn(move |requests| Box::pin(create_keys(writer.clone(), requests)));
-        Ok(Self { pool, key_writes })
+        Ok(Self {
+            pool,
+            key_writes,
+            wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+            listener: std::sync::Mutex::new(None),
+        })
     }
 
     async fn migrate_locked(&self) -> Result<MigrationReport, StoreError> {
@@ -299,7 +310,108 @@ impl Store for PostgresStore {
         Ok((seq > 0).then_some((seq, hash)))
     }
 
+    async fn enqueue_tasks(
+        &self,
+        new: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let answers = tasks::enqueue(&mut tx, new, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(answers)
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+        tasks::claim(&self.pool, claim).await
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        tasks::extend(&self.pool, worker, leases, lease_ms).await
+    }
+
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        tasks::complete(&self.pool, completions).await
+    }
+
+    async fn reap_expired_leases(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reaped>, StoreError> {
+        tasks::reap(&self.pool, now_ms, limit).await
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        tasks::get(&mut conn, id, false).await
+    }
+
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        tasks::runs(&self.pool, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        tasks::list(&self.pool, query).await
+    }
+
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let task = tasks::cancel(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(task)
+    }
+
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let task = tasks::retry(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(task)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
+        tasks::counts(&self.pool).await
+    }
+
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        tasks::purge(&self.pool, queue, finished_before_ms, limit).await
+    }
+
+    fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
+        let receiver = self.wakeups.subscribe();
+        if let Ok(mut listener) = self.listener.lock()
+            && listener.is_none()
+        {
+            *listener = Some(tokio::spawn(tasks::listen(
+                self.pool.clone(),
+                self.wakeups.clone(),
+            )));
+        }
+        receiver
+    }
+
     async fn close(&self) {
+        if let Some(listener) = self.listener.lock().ok().and_then(|mut l| l.take()) {
+            listener.abort();
+        }
         self.pool.close().await;
     }
 }
@@ -393,7 +505,7 @@ async fn write_head(conn: &mut PgConnection, seq: i64, hash: &str) -> Result<(),
 
 /// Appends `entry` to the audit chain inside the transaction of the change it records. Called
 /// last, so that the head's row lock is held only until the commit.
-async fn append_audit(
+pub(crate) async fn append_audit(
     conn: &mut PgConnection,
     entry: AuditEntry,
 ) -> Result<AuditEvent, StoreError> {

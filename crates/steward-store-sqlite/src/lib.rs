@@ -3,6 +3,7 @@
 //! two daemons never share it.
 
 mod lock;
+mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
+use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Service, Step, Workspace, WorkspaceStatus,
 };
@@ -23,10 +25,11 @@ use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
 };
 use steward_store::{
-    ApiKey, AppliedMigration, AuditQuery, MAX_AUDIT_PAGE, MigrationReport, NewKey, Store,
-    StoreError, now_ms,
+    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, LeaseState, MAX_AUDIT_PAGE,
+    MigrationReport, NewKey, Reaped, Store, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
 };
 use tokio::sync::Mutex;
+use tokio::sync::broadcast;
 
 use crate::lock::DataDirLock;
 
@@ -55,9 +58,11 @@ pub struct SqliteStore {
     reader: SqlitePool,
     lock: Mutex<Option<DataDirLock>>,
     path: PathBuf,
+    /// In-process wake-ups: only this process writes the file, so no other source exists.
+    wakeups: broadcast::Sender<Wakeup>,
 }
 
-fn db_err(e: sqlx::Error) -> StoreError {
+pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 
@@ -103,12 +108,23 @@ impl SqliteStore {
             reader,
             lock: Mutex::new(Some(lock)),
             path,
+            wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Tells workers that `queues` may have tasks ready (no one listening is fine).
+    fn wake<'q>(&self, queues: impl IntoIterator<Item = &'q str>) {
+        let mut queues: Vec<&str> = queues.into_iter().collect();
+        queues.sort_unstable();
+        queues.dedup();
+        for queue in queues {
+            let _ = self.wakeups.send(Wakeup::from(queue));
+        }
     }
 }
 
@@ -303,6 +319,109 @@ impl Store for SqliteStore {
         Ok((seq > 0).then_some((seq, hash)))
     }
 
+    async fn enqueue_tasks(
+        &self,
+        new: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let answers = tasks::enqueue(&mut tx, new, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake(new.iter().map(|t| t.queue.as_str()));
+        Ok(answers)
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+        tasks::claim(&self.writer, claim).await
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        tasks::extend(&self.writer, worker, leases, lease_ms).await
+    }
+
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let accepted = tasks::complete(&mut tx, completions).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(accepted)
+    }
+
+    async fn reap_expired_leases(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reaped>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let reaped = tasks::reap(&mut tx, now_ms, limit).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake(
+            reaped
+                .iter()
+                .filter(|r| r.status == TaskStatus::Queued)
+                .map(|r| r.queue.as_str()),
+        );
+        Ok(reaped)
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        tasks::get(&mut conn, id).await
+    }
+
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        tasks::runs(&self.reader, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        tasks::list(&self.reader, query).await
+    }
+
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let task = tasks::cancel(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(task)
+    }
+
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let task = tasks::retry(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake([task.queue.as_str()]);
+        Ok(task)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
+        tasks::counts(&self.reader).await
+    }
+
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        tasks::purge(&self.writer, queue, finished_before_ms, limit).await
+    }
+
+    fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
+        self.wakeups.subscribe()
+    }
+
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
@@ -436,7 +555,7 @@ async fn write_head(conn: &mut SqliteConnection, seq: i64, hash: &str) -> Result
 
 /// Appends `entry` to the audit chain. Runs inside the transaction of the change it records;
 /// the single writer connection orders appends.
-async fn append_audit(
+pub(crate) async fn append_audit(
     conn: &mut SqliteConnection,
     entry: AuditEntry,
 ) -> Result<AuditEvent, StoreError> {

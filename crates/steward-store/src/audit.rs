@@ -43,6 +43,61 @@ pub fn key_revoked(actor: &Actor, key: &ApiKey) -> AuditEntry {
     }
 }
 
+/// `task.enqueue`: one event per enqueue call, however many tasks it carried.
+pub fn tasks_enqueued(
+    actor: &Actor,
+    tasks: &[steward_core::task::NewTask],
+    answers: &[crate::tasks::Enqueued],
+) -> AuditEntry {
+    let mut queues: Vec<&str> = tasks.iter().map(|t| t.queue.as_str()).collect();
+    queues.sort_unstable();
+    queues.dedup();
+    let created = answers.iter().filter(|a| a.created).count();
+    let first = answers.iter().map(|a| a.id).min();
+    let last = answers.iter().map(|a| a.id).max();
+    let workspace = tasks
+        .first()
+        .and_then(|t| t.origin.workspace.clone())
+        .filter(|w| tasks.iter().all(|t| t.origin.workspace.as_ref() == Some(w)));
+    AuditEntry {
+        actor: actor.clone(),
+        action: "task.enqueue".into(),
+        target: match (first, last) {
+            (Some(a), Some(b)) if a == b => format!("task/{a}"),
+            (Some(a), Some(b)) => format!("task/{a}..{b}"),
+            _ => "task".into(),
+        },
+        workspace,
+        details: json!({
+            "count": tasks.len(),
+            "created": created,
+            "queues": queues,
+        }),
+    }
+}
+
+/// `task.cancel` or `task.retry`, with the status the task had before and has now.
+pub fn task_changed(
+    action: &str,
+    actor: &Actor,
+    task: &steward_core::task::Task,
+    before: steward_core::task::TaskStatus,
+) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: action.into(),
+        target: format!("task/{}", task.id),
+        workspace: task.origin.workspace.clone(),
+        details: json!({
+            "queue": task.queue,
+            "kind": task.kind,
+            "from": before,
+            "to": task.status,
+            "cancel_requested": task.cancel_requested,
+        }),
+    }
+}
+
 /// How verifying the audit chain failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

@@ -40,6 +40,9 @@ pub enum StoreError {
     /// The thing to change does not exist.
     #[error("{0} not found")]
     NotFound(String),
+    /// The thing is not in a state that allows the change.
+    #[error("{0}")]
+    State(String),
     /// Stored data could not be decoded.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
@@ -56,6 +59,7 @@ impl StoreError {
             StoreError::Database(_) => "database",
             StoreError::Conflict(_) => "conflict",
             StoreError::NotFound(_) => "not_found",
+            StoreError::State(_) => "state",
             StoreError::Corrupt(_) => "corrupt",
         }
     }

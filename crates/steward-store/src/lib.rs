@@ -8,13 +8,17 @@ pub mod batch;
 pub mod codec;
 mod error;
 mod metered;
+pub mod tasks;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
 use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
+use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
+
+pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
 
 pub use error::{BoxError, StoreError};
 pub use metered::Metered;
@@ -192,6 +196,74 @@ pub trait Store: Send + Sync + 'static {
 
     /// The recorded head of the audit chain: the last event's `(seq, hash)`, `None` when empty.
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+
+    /// Stores `tasks` in one transaction, audited as one `task.enqueue` by `actor`. A task whose
+    /// idempotency key exists already (in the store or earlier in the call) is not stored
+    /// again: its answer names the existing task. Answers are in the order of `tasks`. The
+    /// caller validates the tasks first.
+    async fn enqueue_tasks(
+        &self,
+        tasks: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError>;
+
+    /// Leases up to `claim.limit` due tasks of `claim.queue` to `claim.worker`, highest priority
+    /// first, then oldest run-at: each becomes `running`, its attempt and fence go up by one.
+    /// Concurrent claims (from any process) never take the same task.
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError>;
+
+    /// Extends `worker`'s leases on `(task id, fence)` pairs to now + `lease_ms` and reports,
+    /// for each, whether it is still held and whether cancellation was asked for.
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError>;
+
+    /// Records finished attempts in one transaction: each completion whose fence is still the
+    /// task's current one moves the task to its verdict's status and adds a run row; a stale
+    /// one changes nothing. Answers (accepted or not) are in the order of `completions`.
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError>;
+
+    /// Takes back up to `limit` leases that expired before `now_ms`, recording each as a
+    /// `lease_expired` run: the task is queued again, dead when out of attempts, or cancelled
+    /// when cancellation had been asked for.
+    async fn reap_expired_leases(&self, now_ms: i64, limit: u32)
+    -> Result<Vec<Reaped>, StoreError>;
+
+    /// One task.
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError>;
+
+    /// A task's finished attempts, oldest first.
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError>;
+
+    /// Tasks matching `query`, by id.
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
+
+    /// Cancels a task, audited as `task.cancel`: a queued or failed one is cancelled at once;
+    /// for a running one cancellation is requested (its worker stops it). A finished task is
+    /// [`StoreError::State`].
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError>;
+
+    /// Queues a dead or cancelled task again with fresh attempts, audited as `task.retry`.
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError>;
+
+    /// Tasks per queue and status.
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError>;
+
+    /// Deletes up to `limit` tasks of `queue` (with their runs) that finished before
+    /// `finished_before_ms`; returns how many.
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
+    /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
+    /// through this instance or (where the backend can tell) another one.
+    fn task_wakeups(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

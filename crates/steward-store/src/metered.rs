@@ -7,7 +7,12 @@ use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
-use crate::{ApiKey, AuditQuery, MigrationReport, NewKey, Store, StoreError};
+use steward_core::task::{Completion, NewTask, Task, TaskRun};
+
+use crate::{
+    ApiKey, AuditQuery, Claim, Enqueued, LeaseState, MigrationReport, NewKey, Reaped, Store,
+    StoreError, TaskCount, TaskQuery, Wakeup,
+};
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
 /// `steward_store_errors_total{backend,operation,kind}` for every call.
@@ -127,6 +132,94 @@ impl<S: Store> Store for Metered<S> {
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         self.observe("audit_head", self.inner.audit_head()).await
+    }
+
+    async fn enqueue_tasks(
+        &self,
+        tasks: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        self.observe("enqueue_tasks", self.inner.enqueue_tasks(tasks, actor))
+            .await
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+        self.observe("claim_tasks", self.inner.claim_tasks(claim))
+            .await
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError> {
+        self.observe(
+            "extend_leases",
+            self.inner.extend_leases(worker, leases, lease_ms),
+        )
+        .await
+    }
+
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError> {
+        self.observe("complete_tasks", self.inner.complete_tasks(completions))
+            .await
+    }
+
+    async fn reap_expired_leases(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reaped>, StoreError> {
+        self.observe(
+            "reap_expired_leases",
+            self.inner.reap_expired_leases(now_ms, limit),
+        )
+        .await
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        self.observe("task", self.inner.task(id)).await
+    }
+
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        self.observe("task_runs", self.inner.task_runs(id)).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        self.observe("list_tasks", self.inner.list_tasks(query))
+            .await
+    }
+
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        self.observe("cancel_task", self.inner.cancel_task(id, actor))
+            .await
+    }
+
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        self.observe("retry_task", self.inner.retry_task(id, actor))
+            .await
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
+        self.observe("task_counts", self.inner.task_counts()).await
+    }
+
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.observe(
+            "purge_tasks",
+            self.inner.purge_tasks(queue, finished_before_ms, limit),
+        )
+        .await
+    }
+
+    fn task_wakeups(&self) -> tokio::sync::broadcast::Receiver<Wakeup> {
+        self.inner.task_wakeups()
     }
 
     async fn close(&self) {

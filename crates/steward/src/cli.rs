@@ -35,6 +35,9 @@ pub enum Command {
     /// STEWARD_API_KEY).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Enqueue, inspect, cancel and retry tasks through the API.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
 }
 
 /// Where a running Steward answers, and the key to call it with.
@@ -154,6 +157,102 @@ pub enum AuditCommand {
 }
 
 /// Logging flags, shared by every command that runs for long.
+/// Which tasks to list.
+#[derive(Debug, Args)]
+pub struct TaskFilter {
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this status.
+    #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "dead", "cancelled"])]
+    pub status: Option<String>,
+    /// Only this kind.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only this outcome label.
+    #[arg(long)]
+    pub outcome: Option<String>,
+    /// Only this workspace.
+    #[arg(long)]
+    pub workspace: Option<String>,
+}
+
+/// `steward tasks …`
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Enqueue one task, or every task of a JSON Lines file (10,000 per call).
+    Enqueue {
+        /// The queue (not with --file).
+        #[arg(required_unless_present = "file")]
+        queue: Option<String>,
+        /// The executor (not with --file).
+        #[arg(required_unless_present = "file")]
+        kind: Option<String>,
+        /// The payload: JSON text, or @FILE to read it from a file.
+        #[arg(long)]
+        payload: Option<String>,
+        /// Higher runs first (-1000 to 1000).
+        #[arg(long, allow_hyphen_values = true)]
+        priority: Option<i64>,
+        /// Run no sooner than this many milliseconds from now.
+        #[arg(long)]
+        delay_ms: Option<i64>,
+        /// Attempts before the task is dead (default: the queue's).
+        #[arg(long)]
+        max_attempts: Option<i64>,
+        /// Enqueueing the same key again returns the existing task.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// The workspace the work is for.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// A JSON Lines file, one task object per line (`{"queue": …, "kind": …, …}`).
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["queue", "kind", "payload"])]
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a task and its attempts.
+    Get {
+        /// The task id.
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List tasks, oldest first.
+    Ls {
+        /// Only tasks with a greater id (keyset pagination).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        #[command(flatten)]
+        filter: TaskFilter,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a task: at once when queued, cooperatively when running.
+    Cancel {
+        /// The task id.
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Queue a dead or cancelled task again with fresh attempts.
+    Retry {
+        /// The task id.
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Tasks per queue and status.
+    Counts {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log format [env: STEWARD_LOG_FORMAT] [default: pretty, or `log.format` in the config].

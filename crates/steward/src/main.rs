@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(args, &cli.log),
         Command::Keys(command) => commands::keys::run(command),
         Command::Audit(command) => commands::audit::run(command),
+        Command::Tasks(command) => commands::tasks::run(command),
     };
     match result {
         Ok(code) => code,

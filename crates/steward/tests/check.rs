@@ -532,3 +532,53 @@ fn check_help_exits_zero() {
     assert_eq!(run.code, Some(0), "{}", run.context());
     assert!(run.stdout.contains("--config"), "{}", run.context());
 }
+
+#[test]
+fn queues_and_executors_pass_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"[[executors]]
+name = "backup"
+type = "shell"
+command = "/usr/bin/pg_dump"
+args = ["--dbname={database}"]
+params = { database = "[a-z_]+" }
+
+[[queues]]
+name = "maintenance"
+kinds = ["backup", "noop"]
+timeout = "2h"
+retention = "forever"
+"#;
+    let run = check_text(dir.path(), "work.toml", text);
+    assert_eq!(run.code, Some(0), "{}", run.context());
+    assert!(run.errors().is_empty(), "{}", run.context());
+}
+
+#[test]
+fn queue_and_executor_mistakes_are_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"[[executors]]
+name = "backup"
+type = "shell"
+command = "pg_dump --all"
+url = "http://x"
+
+[[queues]]
+name = "maintenance"
+kinds = ["bakup"]
+lease = "10ms"
+"#;
+    let run = check_text(dir.path(), "work.toml", text);
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    assert_eq!(
+        run.errors(),
+        [
+            "work.toml:4:11: error: `executors[0].command`: `pg_dump --all` contains white space; no shell runs it: write the program alone and its arguments in `args`",
+            "work.toml:5:1: error: `executors[0].url`: not a key of `shell` executors (it belongs to `type = \"http\"`)",
+            "work.toml:9:10: error: `queues[0].kinds[0]`: unknown kind `bakup` (neither built in nor declared in `[[executors]]`); did you mean `backup`?",
+            "work.toml:10:9: error: `queues[0].lease`: must be at least 1s (the lease is renewed every third of it)",
+        ],
+        "{}",
+        run.context()
+    );
+}

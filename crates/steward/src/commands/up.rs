@@ -83,6 +83,9 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
         max_body_bytes: api
             .max_body_bytes
             .map_or(defaults.max_body_bytes, |n| n as usize),
+        max_batch_body_bytes: defaults
+            .max_batch_body_bytes
+            .max(api.max_body_bytes.map_or(0, |n| n as usize)),
         request_timeout: api
             .request_timeout_secs
             .map_or(defaults.request_timeout, |s| {
@@ -181,6 +184,8 @@ async fn serve(
         .context("cannot read the bound address")?;
 
     spawn_metrics_upkeep(metrics.clone());
+    let stop_work = tokio_util::sync::CancellationToken::new();
+    let workers = start_work(&control, &stop_work);
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
@@ -198,12 +203,63 @@ async fn serve(
     std::io::stdout()
         .flush()
         .context("cannot write to standard output")?;
-    steward_api::serve(listener, state, shutdown_requested(stop_signals))
-        .await
-        .context("the HTTP server failed")?;
+    let served = steward_api::serve(listener, state, shutdown_requested(stop_signals)).await;
+    // Workers finish (or hand back) their attempts before the store closes.
+    stop_work.cancel();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    served.context("the HTTP server failed")?;
     store.close().await;
     tracing::info!("steward stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts one worker per declared queue, and the queue upkeep (reaper, retention, depth).
+fn start_work(
+    control: &Arc<ControlPlane>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use steward_engine::queue::{upkeep, worker};
+    let store = control.store();
+    let queues = control.queues();
+    let source = Arc::clone(control);
+    let registry: worker::RegistrySource =
+        Arc::new(move || Arc::new(source.config().registry.clone()));
+    let instance = worker_name();
+    let mut handles: Vec<_> = queues
+        .iter()
+        .map(|spec| {
+            worker::spawn(
+                Arc::clone(store),
+                control.bus().clone(),
+                Arc::clone(control.executors()),
+                Arc::clone(&registry),
+                spec.clone(),
+                worker::WorkerOptions::new(format!("{instance}/{}", spec.name)),
+                stop.clone(),
+            )
+        })
+        .collect();
+    handles.push(upkeep::spawn(
+        Arc::clone(store),
+        control.bus().clone(),
+        queues.to_vec(),
+        upkeep::UpkeepOptions::default(),
+        stop.clone(),
+    ));
+    handles
+}
+
+/// This instance's name as a lease owner: host, pid and a random suffix (a restarted process
+/// may reuse a pid, never a name).
+fn worker_name() -> String {
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "steward".into());
+    let suffix = getrandom::u32().unwrap_or_default();
+    format!("{host}:{}:{suffix:08x}", std::process::id())
 }
 
 /// Histograms need periodic upkeep to bound their memory.

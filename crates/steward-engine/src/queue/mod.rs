@@ -1,0 +1,213 @@
+//! The task queue's running side: the checks every enqueue passes ([`enqueue`]), the workers
+//! that claim and run tasks ([`worker`]), and the per-instance upkeep — expired leases,
+//! retention, depth metrics ([`upkeep`]).
+
+pub mod upkeep;
+pub mod worker;
+
+use std::collections::HashMap;
+
+use steward_core::Event;
+use steward_core::audit::Actor;
+use steward_core::queue::QueueSpec;
+use steward_core::task::{MAX_ENQUEUE_BATCH, NewTask, TaskError, TaskOrigin};
+use steward_store::{Enqueued, Store, StoreError};
+
+use crate::bus::EventBus;
+use crate::executors::Executors;
+
+/// One task as a caller asks for it, before defaults and checks.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnqueueRequest {
+    /// The queue.
+    pub queue: String,
+    /// The executor.
+    pub kind: String,
+    /// Input for the executor (`{}` when absent).
+    pub payload: Option<serde_json::Value>,
+    /// Higher runs first (default 0).
+    pub priority: Option<i64>,
+    /// Not before this time (ms since the Unix epoch).
+    pub run_at_ms: Option<i64>,
+    /// Not before this many ms from now.
+    pub delay_ms: Option<i64>,
+    /// Attempts before dead (default: the queue's).
+    pub max_attempts: Option<i64>,
+    /// Repeating the key returns the existing task.
+    pub idempotency_key: Option<String>,
+    /// Where it comes from.
+    pub origin: TaskOrigin,
+}
+
+/// Why an enqueue was refused; nothing of the call was stored.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    /// No tasks in the call.
+    #[error("no tasks to enqueue")]
+    Empty,
+    /// More than [`MAX_ENQUEUE_BATCH`] tasks in the call.
+    #[error("{0} tasks in one call; at most {MAX_ENQUEUE_BATCH}")]
+    TooMany(usize),
+    /// The queue is not declared.
+    #[error("task {index}: unknown queue `{queue}`")]
+    UnknownQueue {
+        /// Position in the call.
+        index: usize,
+        /// The queue named.
+        queue: String,
+    },
+    /// The queue does not allow the kind.
+    #[error("task {index}: queue `{queue}` does not run `{kind}` tasks (allowed: {allowed})")]
+    KindNotAllowed {
+        /// Position in the call.
+        index: usize,
+        /// The queue.
+        queue: String,
+        /// The kind named.
+        kind: String,
+        /// The kinds it allows.
+        allowed: String,
+    },
+    /// The payload is larger than the queue accepts.
+    #[error("task {index}: payload is {size} bytes; queue `{queue}` accepts at most {limit}")]
+    PayloadTooLarge {
+        /// Position in the call.
+        index: usize,
+        /// The queue.
+        queue: String,
+        /// The payload's size.
+        size: usize,
+        /// The queue's limit.
+        limit: usize,
+    },
+    /// A field is out of range or malformed.
+    #[error("task {index}: {reason}")]
+    Invalid {
+        /// Position in the call.
+        index: usize,
+        /// What and why.
+        reason: String,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Checks `requests` against the queues and executors in force and stores them in one
+/// transaction; any refused task refuses the whole call.
+pub async fn enqueue(
+    store: &dyn Store,
+    bus: &EventBus,
+    queues: &[QueueSpec],
+    executors: &Executors,
+    requests: Vec<EnqueueRequest>,
+    actor: &Actor,
+) -> Result<Vec<Enqueued>, EnqueueError> {
+    if requests.is_empty() {
+        return Err(EnqueueError::Empty);
+    }
+    if requests.len() > MAX_ENQUEUE_BATCH {
+        return Err(EnqueueError::TooMany(requests.len()));
+    }
+    let by_name: HashMap<&str, &QueueSpec> = queues.iter().map(|q| (q.name.as_str(), q)).collect();
+    let now = steward_store::now_ms();
+    let tasks = requests
+        .into_iter()
+        .enumerate()
+        .map(|(index, request)| checked(index, request, &by_name, executors, now, actor))
+        .collect::<Result<Vec<_>, _>>()?;
+    let answers = store.enqueue_tasks(&tasks, actor).await?;
+    record_enqueue(bus, &tasks, &answers);
+    Ok(answers)
+}
+
+fn checked(
+    index: usize,
+    request: EnqueueRequest,
+    queues: &HashMap<&str, &QueueSpec>,
+    executors: &Executors,
+    now: i64,
+    actor: &Actor,
+) -> Result<NewTask, EnqueueError> {
+    let invalid = |reason: String| EnqueueError::Invalid { index, reason };
+    let queue = queues
+        .get(request.queue.as_str())
+        .ok_or_else(|| EnqueueError::UnknownQueue {
+            index,
+            queue: request.queue.clone(),
+        })?;
+    let executor = executors
+        .get(&request.kind)
+        .filter(|_| queue.allows(&request.kind))
+        .ok_or_else(|| EnqueueError::KindNotAllowed {
+            index,
+            queue: queue.name.clone(),
+            kind: request.kind.clone(),
+            allowed: queue.kinds.join(", "),
+        })?;
+    let payload = request
+        .payload
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
+    let text = payload.to_string();
+    if text.len() > queue.max_payload_bytes {
+        return Err(EnqueueError::PayloadTooLarge {
+            index,
+            queue: queue.name.clone(),
+            size: text.len(),
+            limit: queue.max_payload_bytes,
+        });
+    }
+    executor.validate(&payload).map_err(invalid)?;
+    let run_at_ms = match (request.run_at_ms, request.delay_ms) {
+        (Some(_), Some(_)) => return Err(invalid("give `run_at` or `delay_ms`, not both".into())),
+        (Some(at), None) => at,
+        (None, Some(delay)) if delay < 0 => {
+            return Err(invalid("`delay_ms`: must not be negative".into()));
+        }
+        (None, Some(delay)) => now.saturating_add(delay),
+        (None, None) => now,
+    };
+    let priority = i32::try_from(request.priority.unwrap_or(0))
+        .map_err(|_| invalid(TaskError::Priority(request.priority.unwrap_or(0)).to_string()))?;
+    let max_attempts = u32::try_from(
+        request
+            .max_attempts
+            .unwrap_or(i64::from(queue.retry.max_attempts)),
+    )
+    .map_err(|_| invalid(TaskError::Attempts(request.max_attempts.unwrap_or(0)).to_string()))?;
+    let mut origin = request.origin;
+    origin.caller.get_or_insert_with(|| actor.name.clone());
+    let task = NewTask {
+        queue: queue.name.clone(),
+        kind: request.kind,
+        payload: text,
+        priority,
+        run_at_ms,
+        max_attempts,
+        idempotency_key: request.idempotency_key,
+        origin,
+    };
+    task.validate(now).map_err(|e| invalid(e.to_string()))?;
+    Ok(task)
+}
+
+fn record_enqueue(bus: &EventBus, tasks: &[NewTask], answers: &[Enqueued]) {
+    let created = answers.iter().filter(|a| a.created).count();
+    let mut per_queue: HashMap<&str, u64> = HashMap::new();
+    for (task, answer) in tasks.iter().zip(answers) {
+        if answer.created {
+            *per_queue.entry(task.queue.as_str()).or_default() += 1;
+        }
+    }
+    for (queue, count) in per_queue {
+        metrics::counter!("steward_tasks_enqueued_total", "queue" => queue.to_string())
+            .increment(count);
+    }
+    if let Some(first) = tasks.first() {
+        bus.publish(Event::TasksEnqueued {
+            queue: first.queue.clone(),
+            count: tasks.len(),
+            created,
+        });
+    }
+}

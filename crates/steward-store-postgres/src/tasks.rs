@@ -1,0 +1,566 @@
+//! The task queue on PostgreSQL, shared by every instance. Claims lock rows with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent workers (in any process) pass each other instead of
+//! waiting; batches travel as arrays unpacked with `unnest`, so a batch of any size is one
+//! statement and one commit; enqueues announce themselves with `NOTIFY`.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
+use sqlx::types::Json;
+use steward_core::audit::Actor;
+use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_store::tasks::{
+    ANY_QUEUE, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, completion_answers, first_completions,
+    pair_enqueued,
+};
+use steward_store::{
+    Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
+};
+use tokio::sync::broadcast;
+
+use crate::{append_audit, db_err};
+
+/// The channel enqueues notify and workers listen on.
+pub(crate) const CHANNEL: &str = "steward_tasks";
+
+/// The columns of a task, in the order [`task_from_row`] reads them.
+macro_rules! task_columns {
+    () => {
+        "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
+         result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms"
+    };
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn ms(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Inserts `tasks`, notifies their queues and audits the call, inside the caller's
+/// transaction.
+pub(crate) async fn enqueue(
+    conn: &mut PgConnection,
+    tasks: &[NewTask],
+    actor: &Actor,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let column = |f: fn(&NewTask) -> Option<String>| tasks.iter().map(f).collect::<Vec<_>>();
+    let priorities: Vec<i32> = tasks.iter().map(|t| t.priority).collect();
+    let attempts: Vec<i32> = tasks.iter().map(|t| to_i32(t.max_attempts)).collect();
+    let run_at: Vec<i64> = tasks.iter().map(|t| t.run_at_ms).collect();
+    let mut inserted: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms) \
+         SELECT q, k, p::jsonb, pr, 'queued', ma, ra, ik, ws, sc, al, ca, $12 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY \
+         AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, ord) ORDER BY ord \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+    )
+    .bind(column(|t| Some(t.queue.clone())))
+    .bind(column(|t| Some(t.kind.clone())))
+    .bind(column(|t| Some(t.payload.clone())))
+    .bind(&priorities)
+    .bind(&attempts)
+    .bind(&run_at)
+    .bind(column(|t| t.idempotency_key.clone()))
+    .bind(column(|t| t.origin.workspace.clone()))
+    .bind(column(|t| t.origin.schedule.clone()))
+    .bind(column(|t| t.origin.alert.clone()))
+    .bind(column(|t| t.origin.caller.clone()))
+    .bind(now_ms())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    inserted.sort_unstable_by_key(|(id, _)| *id);
+    let existing = existing_keys(conn, tasks, &inserted).await?;
+    let answers = pair_enqueued(tasks, &inserted, &existing)?;
+    notify(conn, tasks.iter().map(|t| t.queue.as_str())).await?;
+    append_audit(
+        conn,
+        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
+    )
+    .await?;
+    Ok(answers)
+}
+
+/// Announces, at commit, that `queues` may have tasks ready.
+async fn notify<'q>(
+    conn: &mut PgConnection,
+    queues: impl Iterator<Item = &'q str>,
+) -> Result<(), StoreError> {
+    let mut queues: Vec<&str> = queues.collect();
+    queues.sort_unstable();
+    queues.dedup();
+    if queues.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q")
+        .bind(CHANNEL)
+        .bind(&queues)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The ids of tasks holding the keys of `tasks` that were not inserted.
+async fn existing_keys(
+    conn: &mut PgConnection,
+    tasks: &[NewTask],
+    inserted: &[(i64, Option<String>)],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let fresh: std::collections::HashSet<&str> =
+        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    let wanted: Vec<&str> = tasks
+        .iter()
+        .filter_map(|t| t.idempotency_key.as_deref())
+        .filter(|k| !fresh.contains(k))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT idempotency_key, id FROM tasks WHERE idempotency_key = ANY($1::text[])",
+    )
+    .bind(&wanted)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Leases due tasks to the claiming worker, skipping rows other claims hold.
+pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+    let now = now_ms();
+    let rows = sqlx::query(concat!(
+        "UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, fence = t.fence + 1, \
+         lease_owner = $1, lease_expires_at_ms = $2, started_at_ms = $3 \
+         FROM (SELECT id AS claim_id FROM tasks WHERE queue = $4 \
+         AND status IN ('queued', 'failed') AND run_at_ms <= $3 \
+         ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) c \
+         WHERE t.id = c.claim_id RETURNING ",
+        task_columns!()
+    ))
+    .bind(&claim.worker)
+    .bind(now.saturating_add(ms(claim.lease_ms)))
+    .bind(now)
+    .bind(&claim.queue)
+    .bind(i64::from(claim.limit.min(MAX_CLAIM)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut tasks = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at_ms, t.id));
+    Ok(tasks)
+}
+
+/// Extends the worker's current leases.
+pub(crate) async fn extend(
+    pool: &PgPool,
+    worker: &str,
+    leases: &[(i64, i64)],
+    lease_ms: u64,
+) -> Result<Vec<LeaseState>, StoreError> {
+    let ids: Vec<i64> = leases.iter().map(|(id, _)| *id).collect();
+    let fences: Vec<i64> = leases.iter().map(|(_, fence)| *fence).collect();
+    let held: Vec<(i64, bool)> = sqlx::query_as(
+        "UPDATE tasks t SET lease_expires_at_ms = $1 \
+         FROM unnest($2::bigint[], $3::bigint[]) AS l(lease_id, lease_fence) \
+         WHERE t.id = l.lease_id AND t.fence = l.lease_fence AND t.status = 'running' \
+         AND t.lease_owner = $4 RETURNING t.id, t.cancel_requested",
+    )
+    .bind(now_ms().saturating_add(ms(lease_ms)))
+    .bind(&ids)
+    .bind(&fences)
+    .bind(worker)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let held: HashMap<i64, bool> = held.into_iter().collect();
+    Ok(leases
+        .iter()
+        .map(|(id, _)| LeaseState {
+            task_id: *id,
+            held: held.contains_key(id),
+            cancel_requested: held.get(id).copied().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// Applies fenced completions and records their runs in one statement.
+pub(crate) async fn complete(
+    pool: &PgPool,
+    completions: &[Completion],
+) -> Result<Vec<bool>, StoreError> {
+    let mut unique = first_completions(completions);
+    // One lock order for every batch, so that two batches never deadlock.
+    unique.sort_by_key(|c| c.task_id);
+    let rows: Vec<CompletionRow> = unique.iter().map(|c| CompletionRow::of(c)).collect();
+    let accepted: Vec<i64> = sqlx::query_scalar(
+        "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+         $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::int[], \
+         $11::bigint[], $12::bigint[], $13::text[]) AS c(c_id, c_fence, c_status, c_outcome, \
+         c_result, c_error, c_retry_at, c_finished_at, c_worker, c_attempt, c_started, c_ended, \
+         c_tail)), \
+         done AS (UPDATE tasks t SET status = c.c_status, outcome = c.c_outcome, \
+         result = c.c_result::jsonb, error = c.c_error, \
+         run_at_ms = coalesce(c.c_retry_at, t.run_at_ms), finished_at_ms = c.c_finished_at, \
+         lease_owner = NULL, lease_expires_at_ms = NULL FROM c \
+         WHERE t.id = c.c_id AND t.fence = c.c_fence AND t.status = 'running' RETURNING t.id), \
+         runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
+         status, outcome, error, output_tail) SELECT c.c_id, c.c_attempt, c.c_worker, \
+         c.c_started, c.c_ended, c.c_status, c.c_outcome, c.c_error, c.c_tail \
+         FROM c JOIN done ON done.id = c.c_id) \
+         SELECT id FROM done",
+    )
+    .bind(unique.iter().map(|c| c.task_id).collect::<Vec<_>>())
+    .bind(unique.iter().map(|c| c.fence).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.status).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.outcome.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.result.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.error.clone()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.retry_at_ms).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.finished_at_ms).collect::<Vec<_>>())
+    .bind(unique.iter().map(|c| c.worker.clone()).collect::<Vec<_>>())
+    .bind(unique.iter().map(|c| to_i32(c.attempt)).collect::<Vec<_>>())
+    .bind(unique.iter().map(|c| c.started_at_ms).collect::<Vec<_>>())
+    .bind(unique.iter().map(|c| c.ended_at_ms).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.output_tail.clone())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(completion_answers(completions, &accepted))
+}
+
+/// Takes back expired leases (ones another reaper holds are skipped) and records their runs.
+pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reaped>, StoreError> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "WITH expired AS (SELECT id AS e_id, coalesce(lease_owner, '') AS e_owner, \
+         coalesce(started_at_ms, $1) AS e_started FROM tasks \
+         WHERE status = 'running' AND lease_expires_at_ms < $1 \
+         ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         upd AS (UPDATE tasks t SET \
+         status = CASE WHEN t.cancel_requested THEN 'cancelled' \
+                       WHEN t.attempt >= t.max_attempts THEN 'dead' ELSE 'queued' END, \
+         finished_at_ms = CASE WHEN t.cancel_requested OR t.attempt >= t.max_attempts \
+                          THEN $1 END, \
+         error = format('lease expired: worker `%s` stopped sending heartbeats', e.e_owner), \
+         run_at_ms = $1, lease_owner = NULL, lease_expires_at_ms = NULL \
+         FROM expired e WHERE t.id = e.e_id \
+         RETURNING t.id, t.queue, t.status, t.attempt, t.error, e.e_owner, e.e_started), \
+         runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
+         status, error) SELECT id, attempt, e_owner, e_started, $1, 'lease_expired', error \
+         FROM upd) \
+         SELECT id, queue, status, e_owner FROM upd",
+    )
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let queued: Vec<&str> = rows
+        .iter()
+        .filter(|(_, _, status, _)| status == "queued")
+        .map(|(_, queue, _, _)| queue.as_str())
+        .collect();
+    if !queued.is_empty() {
+        let mut conn = pool.acquire().await.map_err(db_err)?;
+        notify(&mut conn, queued.into_iter()).await?;
+    }
+    rows.into_iter()
+        .map(|(id, queue, status, worker)| {
+            Ok(Reaped {
+                task_id: id,
+                queue,
+                worker,
+                status: parse_status(&status)?,
+            })
+        })
+        .collect()
+}
+
+/// One task; `lock` also locks its row until the transaction ends.
+pub(crate) async fn get(
+    conn: &mut PgConnection,
+    id: i64,
+    lock: bool,
+) -> Result<Option<Task>, StoreError> {
+    let statement = if lock {
+        concat!(
+            "SELECT ",
+            task_columns!(),
+            " FROM tasks WHERE id = $1 FOR UPDATE"
+        )
+    } else {
+        concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = $1")
+    };
+    let row = sqlx::query(statement)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(task_from_row).transpose()
+}
+
+/// A task's runs.
+pub(crate) async fn runs(pool: &PgPool, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT task_id, attempt, worker, started_at_ms, ended_at_ms, status, outcome, error, \
+         output_tail FROM task_runs WHERE task_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let attempt: i32 = row.try_get("attempt").map_err(db_err)?;
+            Ok(TaskRun {
+                task_id: row.try_get("task_id").map_err(db_err)?,
+                attempt: to_u32(attempt)?,
+                worker: row.try_get("worker").map_err(db_err)?,
+                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
+                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
+                status: row.try_get("status").map_err(db_err)?,
+                outcome: row.try_get("outcome").map_err(db_err)?,
+                error: row.try_get("error").map_err(db_err)?,
+                output_tail: row.try_get("output_tail").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Tasks matching a query.
+pub(crate) async fn list(pool: &PgPool, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id > $1 AND ($2::text IS NULL OR queue = $2) \
+         AND ($3::text IS NULL OR status = $3) AND ($4::text IS NULL OR kind = $4) \
+         AND ($5::text IS NULL OR outcome = $5) AND ($6::text IS NULL OR workspace = $6) \
+         ORDER BY id LIMIT $7"
+    ))
+    .bind(query.after_id)
+    .bind(&query.queue)
+    .bind(query.status.map(TaskStatus::as_str))
+    .bind(&query.kind)
+    .bind(&query.outcome)
+    .bind(&query.workspace)
+    .bind(i64::from(query.limit.min(MAX_TASK_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(task_from_row).collect()
+}
+
+/// Cancels (or asks to cancel) a task, inside the caller's transaction.
+pub(crate) async fn cancel(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<Task, StoreError> {
+    let before = get(conn, id, true)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let change = match before.status {
+        TaskStatus::Queued | TaskStatus::Failed => {
+            sqlx::query("UPDATE tasks SET status = 'cancelled', finished_at_ms = $1 WHERE id = $2")
+                .bind(now_ms())
+                .bind(id)
+        }
+        TaskStatus::Running => {
+            sqlx::query("UPDATE tasks SET cancel_requested = TRUE WHERE id = $1").bind(id)
+        }
+        finished => {
+            return Err(StoreError::State(format!(
+                "task {id} is {finished} and cannot be cancelled"
+            )));
+        }
+    };
+    change.execute(&mut *conn).await.map_err(db_err)?;
+    let after = get(conn, id, false)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    append_audit(
+        conn,
+        steward_store::audit::task_changed("task.cancel", actor, &after, before.status),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Queues a dead or cancelled task again, inside the caller's transaction.
+pub(crate) async fn retry(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<Task, StoreError> {
+    let before = get(conn, id, true)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    if !matches!(before.status, TaskStatus::Dead | TaskStatus::Cancelled) {
+        return Err(StoreError::State(format!(
+            "task {id} is {}; only dead or cancelled tasks can be retried",
+            before.status
+        )));
+    }
+    sqlx::query(
+        "UPDATE tasks SET status = 'queued', attempt = 0, run_at_ms = $1, error = NULL, \
+         outcome = NULL, result = NULL, finished_at_ms = NULL, cancel_requested = FALSE \
+         WHERE id = $2",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let after = get(conn, id, false)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    notify(conn, std::iter::once(after.queue.as_str())).await?;
+    append_audit(
+        conn,
+        steward_store::audit::task_changed("task.retry", actor, &after, before.status),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Tasks per queue and status.
+pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> {
+    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT queue, status, count(*), \
+         min(CASE WHEN status = 'queued' AND run_at_ms <= $1 THEN created_at_ms END) \
+         FROM tasks GROUP BY queue, status ORDER BY queue, status",
+    )
+    .bind(now_ms())
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(queue, status, count, oldest)| {
+            Ok(TaskCount {
+                queue,
+                status: parse_status(&status)?,
+                count,
+                oldest_due_at_ms: oldest,
+            })
+        })
+        .collect()
+}
+
+/// Deletes old finished tasks of a queue.
+pub(crate) async fn purge(
+    pool: &PgPool,
+    queue: &str,
+    before: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE queue = $1 \
+         AND finished_at_ms IS NOT NULL AND finished_at_ms < $2 LIMIT $3 \
+         FOR UPDATE SKIP LOCKED)",
+    )
+    .bind(queue)
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
+
+/// Forwards `NOTIFY`s from every instance to `wakeups` until the task is aborted. After a lost
+/// connection it reconnects and sends [`ANY_QUEUE`], since notifications may have been missed.
+pub(crate) async fn listen(pool: PgPool, wakeups: broadcast::Sender<Wakeup>) {
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(CHANNEL).await {
+                Ok(()) => {
+                    let _ = wakeups.send(Wakeup::from(ANY_QUEUE));
+                    forward(&mut listener, &wakeups).await;
+                }
+                Err(error) => tracing::warn!(%error, "cannot listen for task notifications"),
+            },
+            Err(error) => tracing::warn!(%error, "cannot connect to listen for task notifications"),
+        }
+        if pool.is_closed() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
+async fn forward(listener: &mut PgListener, wakeups: &broadcast::Sender<Wakeup>) {
+    loop {
+        match listener.try_recv().await {
+            Ok(Some(notification)) => {
+                let _ = wakeups.send(Wakeup::from(notification.payload()));
+            }
+            // The connection was lost; the next receive reconnects.
+            Ok(None) => {
+                let _ = wakeups.send(Wakeup::from(ANY_QUEUE));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "task notifications interrupted");
+                return;
+            }
+        }
+    }
+}
+
+fn to_u32(n: i32) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
+}
+
+fn parse_status(status: &str) -> Result<TaskStatus, StoreError> {
+    TaskStatus::from_str(status).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let payload: Json<serde_json::Value> = row.try_get("payload").map_err(db_err)?;
+    let result: Option<Json<serde_json::Value>> = row.try_get("result").map_err(db_err)?;
+    let attempt: i32 = row.try_get("attempt").map_err(db_err)?;
+    let max_attempts: i32 = row.try_get("max_attempts").map_err(db_err)?;
+    Ok(Task {
+        id: row.try_get("id").map_err(db_err)?,
+        queue: row.try_get("queue").map_err(db_err)?,
+        kind: row.try_get("kind").map_err(db_err)?,
+        payload: payload.0,
+        priority: row.try_get("priority").map_err(db_err)?,
+        status: parse_status(&status)?,
+        attempt: to_u32(attempt)?,
+        max_attempts: to_u32(max_attempts)?,
+        run_at_ms: row.try_get("run_at_ms").map_err(db_err)?,
+        outcome: row.try_get("outcome").map_err(db_err)?,
+        result: result.map(|r| r.0),
+        error: row.try_get("error").map_err(db_err)?,
+        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
+        lease_expires_at_ms: row.try_get("lease_expires_at_ms").map_err(db_err)?,
+        fence: row.try_get("fence").map_err(db_err)?,
+        cancel_requested: row.try_get("cancel_requested").map_err(db_err)?,
+        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
+        origin: TaskOrigin {
+            workspace: row.try_get("workspace").map_err(db_err)?,
+            schedule: row.try_get("schedule").map_err(db_err)?,
+            alert: row.try_get("alert").map_err(db_err)?,
+            caller: row.try_get("caller").map_err(db_err)?,
+        },
+        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
+        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
+    })
+}

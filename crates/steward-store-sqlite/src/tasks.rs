@@ -1,0 +1,523 @@
+//! The task queue on SQLite. Every write goes through the single writer connection, so a claim
+//! is one `UPDATE … RETURNING` that no other claim can interleave with; batches travel as one
+//! JSON array bound to one parameter and unpacked with `json_each`, so that a batch costs one
+//! statement whatever its size.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use serde_json::json;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::{Row, SqlitePool};
+use steward_core::audit::Actor;
+use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_store::tasks::{
+    CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, completion_answers, first_completions,
+    lease_expired_error, pair_enqueued,
+};
+use steward_store::{
+    Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
+};
+
+use crate::{append_audit, db_err};
+
+/// The columns of a task, in the order [`task_from_row`] reads them.
+macro_rules! task_columns {
+    () => {
+        "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
+         result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms"
+    };
+}
+
+/// Inserts `tasks` and audits the call, inside the caller's transaction.
+pub(crate) async fn enqueue(
+    conn: &mut SqliteConnection,
+    tasks: &[NewTask],
+    actor: &Actor,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let now = now_ms();
+    let rows: Vec<serde_json::Value> = tasks
+        .iter()
+        .map(|t| {
+            json!([
+                t.queue,
+                t.kind,
+                t.payload,
+                t.priority,
+                t.max_attempts,
+                t.run_at_ms,
+                t.idempotency_key,
+                t.origin.workspace,
+                t.origin.schedule,
+                t.origin.alert,
+                t.origin.caller,
+            ])
+        })
+        .collect();
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
+    let inserted: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms) \
+         SELECT value->>0, value->>1, value->>2, value->>3, 'queued', value->>4, value->>5, \
+         value->>6, value->>7, value->>8, value->>9, value->>10, ? \
+         FROM json_each(?) WHERE true ORDER BY key \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+    )
+    .bind(now)
+    .bind(serde_json::Value::Array(rows).to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut inserted = inserted;
+    inserted.sort_unstable_by_key(|(id, _)| *id);
+    let existing = existing_keys(conn, tasks, &inserted).await?;
+    let answers = pair_enqueued(tasks, &inserted, &existing)?;
+    append_audit(
+        conn,
+        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
+    )
+    .await?;
+    Ok(answers)
+}
+
+/// The ids of tasks holding the keys of `tasks` that were not inserted.
+async fn existing_keys(
+    conn: &mut SqliteConnection,
+    tasks: &[NewTask],
+    inserted: &[(i64, Option<String>)],
+) -> Result<HashMap<String, i64>, StoreError> {
+    let fresh: std::collections::HashSet<&str> =
+        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    let wanted: Vec<&str> = tasks
+        .iter()
+        .filter_map(|t| t.idempotency_key.as_deref())
+        .filter(|k| !fresh.contains(k))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT idempotency_key, id FROM tasks \
+         WHERE idempotency_key IN (SELECT value FROM json_each(?))",
+    )
+    .bind(json!(wanted).to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Leases due tasks to the claiming worker.
+pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+    let now = now_ms();
+    let expires = now.saturating_add(i64::try_from(claim.lease_ms).unwrap_or(i64::MAX));
+    let rows = sqlx::query(concat!(
+        "UPDATE tasks SET status = 'running', attempt = attempt + 1, fence = fence + 1, \
+         lease_owner = ?, lease_expires_at_ms = ?, started_at_ms = ? \
+         WHERE id IN (SELECT id FROM tasks WHERE queue = ? AND status IN ('queued', 'failed') \
+         AND run_at_ms <= ? ORDER BY priority DESC, run_at_ms, id LIMIT ?) RETURNING ",
+        task_columns!()
+    ))
+    .bind(&claim.worker)
+    .bind(expires)
+    .bind(now)
+    .bind(&claim.queue)
+    .bind(now)
+    .bind(i64::from(claim.limit.min(MAX_CLAIM)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut tasks = rows
+        .iter()
+        .map(task_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at_ms, t.id));
+    Ok(tasks)
+}
+
+/// Extends the worker's current leases.
+pub(crate) async fn extend(
+    pool: &SqlitePool,
+    worker: &str,
+    leases: &[(i64, i64)],
+    lease_ms: u64,
+) -> Result<Vec<LeaseState>, StoreError> {
+    let expires = now_ms().saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let held: Vec<(i64, bool)> = sqlx::query_as(
+        "UPDATE tasks SET lease_expires_at_ms = ? \
+         FROM (SELECT value->>0 AS id, value->>1 AS fence FROM json_each(?)) AS l \
+         WHERE tasks.id = l.id AND tasks.fence = l.fence AND tasks.status = 'running' \
+         AND tasks.lease_owner = ? RETURNING tasks.id, tasks.cancel_requested",
+    )
+    .bind(expires)
+    .bind(json!(leases).to_string())
+    .bind(worker)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let held: HashMap<i64, bool> = held.into_iter().collect();
+    Ok(leases
+        .iter()
+        .map(|(id, _)| LeaseState {
+            task_id: *id,
+            held: held.contains_key(id),
+            cancel_requested: held.get(id).copied().unwrap_or(false),
+        })
+        .collect())
+}
+
+/// Applies fenced completions and records their runs, inside the caller's transaction.
+pub(crate) async fn complete(
+    conn: &mut SqliteConnection,
+    completions: &[Completion],
+) -> Result<Vec<bool>, StoreError> {
+    let rows: Vec<serde_json::Value> = first_completions(completions)
+        .into_iter()
+        .map(|c| {
+            let row = CompletionRow::of(c);
+            json!([
+                c.task_id,
+                c.fence,
+                row.status,
+                row.outcome,
+                row.result,
+                row.error,
+                row.retry_at_ms,
+                row.finished_at_ms,
+                c.worker,
+                c.attempt,
+                c.started_at_ms,
+                c.ended_at_ms,
+                row.output_tail,
+            ])
+        })
+        .collect();
+    let batch = serde_json::Value::Array(rows).to_string();
+    let accepted: Vec<i64> = sqlx::query_scalar(
+        "UPDATE tasks SET status = c.status, outcome = c.outcome, result = c.result, \
+         error = c.error, run_at_ms = coalesce(c.retry_at, tasks.run_at_ms), \
+         finished_at_ms = c.finished_at, lease_owner = NULL, lease_expires_at_ms = NULL \
+         FROM (SELECT value->>0 AS id, value->>1 AS fence, value->>2 AS status, \
+         value->>3 AS outcome, value->>4 AS result, value->>5 AS error, \
+         value->>6 AS retry_at, value->>7 AS finished_at FROM json_each(?)) AS c \
+         WHERE tasks.id = c.id AND tasks.fence = c.fence AND tasks.status = 'running' \
+         RETURNING tasks.id",
+    )
+    .bind(&batch)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if !accepted.is_empty() {
+        sqlx::query(
+            "INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
+             status, outcome, error, output_tail) \
+             SELECT value->>0, value->>9, value->>8, value->>10, value->>11, value->>2, \
+             value->>3, value->>5, value->>12 FROM json_each(?) \
+             WHERE value->>0 IN (SELECT value FROM json_each(?))",
+        )
+        .bind(&batch)
+        .bind(json!(accepted).to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(completion_answers(completions, &accepted))
+}
+
+/// Takes back expired leases, inside the caller's transaction.
+pub(crate) async fn reap(
+    conn: &mut SqliteConnection,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<Reaped>, StoreError> {
+    // Read the owners first: RETURNING shows the row after the update, lease cleared.
+    let expired: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT id, coalesce(lease_owner, ''), attempt, coalesce(started_at_ms, ?) FROM tasks \
+         WHERE status = 'running' AND lease_expires_at_ms < ? \
+         ORDER BY lease_expires_at_ms LIMIT ?",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if expired.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<serde_json::Value> = expired
+        .iter()
+        .map(|(id, worker, attempt, started)| {
+            json!([id, worker, attempt, started, lease_expired_error(worker)])
+        })
+        .collect();
+    let batch = serde_json::Value::Array(rows).to_string();
+    let updated: Vec<(i64, String, String)> = sqlx::query_as(
+        "UPDATE tasks SET \
+         status = CASE WHEN cancel_requested THEN 'cancelled' \
+                       WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END, \
+         finished_at_ms = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ? END, \
+         error = e.error, run_at_ms = ?, lease_owner = NULL, lease_expires_at_ms = NULL \
+         FROM (SELECT value->>0 AS id, value->>4 AS error FROM json_each(?)) AS e \
+         WHERE tasks.id = e.id RETURNING tasks.id, tasks.queue, tasks.status",
+    )
+    .bind(now)
+    .bind(now)
+    .bind(&batch)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, status, \
+         error) SELECT value->>0, value->>2, value->>1, value->>3, ?, 'lease_expired', \
+         value->>4 FROM json_each(?)",
+    )
+    .bind(now)
+    .bind(&batch)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let owners: HashMap<i64, &str> = expired
+        .iter()
+        .map(|(id, worker, _, _)| (*id, worker.as_str()))
+        .collect();
+    updated
+        .into_iter()
+        .map(|(id, queue, status)| {
+            Ok(Reaped {
+                task_id: id,
+                queue,
+                worker: owners.get(&id).copied().unwrap_or_default().to_string(),
+                status: parse_status(&status)?,
+            })
+        })
+        .collect()
+}
+
+/// One task, read through `conn`.
+pub(crate) async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<Task>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(task_from_row).transpose()
+}
+
+/// A task's runs.
+pub(crate) async fn runs(pool: &SqlitePool, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT task_id, attempt, worker, started_at_ms, ended_at_ms, status, outcome, error, \
+         output_tail FROM task_runs WHERE task_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(TaskRun {
+                task_id: row.try_get("task_id").map_err(db_err)?,
+                attempt: row.try_get("attempt").map_err(db_err)?,
+                worker: row.try_get("worker").map_err(db_err)?,
+                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
+                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
+                status: row.try_get("status").map_err(db_err)?,
+                outcome: row.try_get("outcome").map_err(db_err)?,
+                error: row.try_get("error").map_err(db_err)?,
+                output_tail: row.try_get("output_tail").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Tasks matching a query.
+pub(crate) async fn list(pool: &SqlitePool, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        task_columns!(),
+        " FROM tasks WHERE id > ? AND (? IS NULL OR queue = ?) AND (? IS NULL OR status = ?) \
+         AND (? IS NULL OR kind = ?) AND (? IS NULL OR outcome = ?) \
+         AND (? IS NULL OR workspace = ?) ORDER BY id LIMIT ?"
+    ))
+    .bind(query.after_id)
+    .bind(&query.queue)
+    .bind(&query.queue)
+    .bind(query.status.map(TaskStatus::as_str))
+    .bind(query.status.map(TaskStatus::as_str))
+    .bind(&query.kind)
+    .bind(&query.kind)
+    .bind(&query.outcome)
+    .bind(&query.outcome)
+    .bind(&query.workspace)
+    .bind(&query.workspace)
+    .bind(i64::from(query.limit.min(MAX_TASK_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(task_from_row).collect()
+}
+
+/// Cancels (or asks to cancel) a task, inside the caller's transaction.
+pub(crate) async fn cancel(
+    conn: &mut SqliteConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<Task, StoreError> {
+    let before = get(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let change = match before.status {
+        TaskStatus::Queued | TaskStatus::Failed => {
+            sqlx::query("UPDATE tasks SET status = 'cancelled', finished_at_ms = ? WHERE id = ?")
+                .bind(now_ms())
+                .bind(id)
+        }
+        TaskStatus::Running => {
+            sqlx::query("UPDATE tasks SET cancel_requested = 1 WHERE id = ?").bind(id)
+        }
+        finished => {
+            return Err(StoreError::State(format!(
+                "task {id} is {finished} and cannot be cancelled"
+            )));
+        }
+    };
+    change.execute(&mut *conn).await.map_err(db_err)?;
+    let after = get(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    append_audit(
+        conn,
+        steward_store::audit::task_changed("task.cancel", actor, &after, before.status),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Queues a dead or cancelled task again, inside the caller's transaction.
+pub(crate) async fn retry(
+    conn: &mut SqliteConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<Task, StoreError> {
+    let before = get(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    if !matches!(before.status, TaskStatus::Dead | TaskStatus::Cancelled) {
+        return Err(StoreError::State(format!(
+            "task {id} is {}; only dead or cancelled tasks can be retried",
+            before.status
+        )));
+    }
+    sqlx::query(
+        "UPDATE tasks SET status = 'queued', attempt = 0, run_at_ms = ?, error = NULL, \
+         outcome = NULL, result = NULL, finished_at_ms = NULL, cancel_requested = 0 \
+         WHERE id = ?",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let after = get(conn, id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    append_audit(
+        conn,
+        steward_store::audit::task_changed("task.retry", actor, &after, before.status),
+    )
+    .await?;
+    Ok(after)
+}
+
+/// Tasks per queue and status.
+pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreError> {
+    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT queue, status, count(*), \
+         min(CASE WHEN status = 'queued' AND run_at_ms <= ? THEN created_at_ms END) \
+         FROM tasks GROUP BY queue, status ORDER BY queue, status",
+    )
+    .bind(now_ms())
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(queue, status, count, oldest)| {
+            Ok(TaskCount {
+                queue,
+                status: parse_status(&status)?,
+                count,
+                oldest_due_at_ms: oldest,
+            })
+        })
+        .collect()
+}
+
+/// Deletes old finished tasks of a queue.
+pub(crate) async fn purge(
+    pool: &SqlitePool,
+    queue: &str,
+    before: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE queue = ? \
+         AND finished_at_ms IS NOT NULL AND finished_at_ms < ? LIMIT ?)",
+    )
+    .bind(queue)
+    .bind(before)
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
+
+fn parse_status(status: &str) -> Result<TaskStatus, StoreError> {
+    TaskStatus::from_str(status).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("task {what}: {e}")))
+}
+
+fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let payload: String = row.try_get("payload").map_err(db_err)?;
+    let result: Option<String> = row.try_get("result").map_err(db_err)?;
+    Ok(Task {
+        id: row.try_get("id").map_err(db_err)?,
+        queue: row.try_get("queue").map_err(db_err)?,
+        kind: row.try_get("kind").map_err(db_err)?,
+        payload: parse_json(&payload, "payload")?,
+        priority: row.try_get("priority").map_err(db_err)?,
+        status: parse_status(&status)?,
+        attempt: row.try_get("attempt").map_err(db_err)?,
+        max_attempts: row.try_get("max_attempts").map_err(db_err)?,
+        run_at_ms: row.try_get("run_at_ms").map_err(db_err)?,
+        outcome: row.try_get("outcome").map_err(db_err)?,
+        result: result
+            .as_deref()
+            .map(|r| parse_json(r, "result"))
+            .transpose()?,
+        error: row.try_get("error").map_err(db_err)?,
+        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
+        lease_expires_at_ms: row.try_get("lease_expires_at_ms").map_err(db_err)?,
+        fence: row.try_get("fence").map_err(db_err)?,
+        cancel_requested: row.try_get("cancel_requested").map_err(db_err)?,
+        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
+        origin: TaskOrigin {
+            workspace: row.try_get("workspace").map_err(db_err)?,
+            schedule: row.try_get("schedule").map_err(db_err)?,
+            alert: row.try_get("alert").map_err(db_err)?,
+            caller: row.try_get("caller").map_err(db_err)?,
+        },
+        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
+        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
+    })
+}

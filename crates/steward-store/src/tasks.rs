@@ -1,0 +1,281 @@
+//! The shapes of the task-queue calls every backend implements.
+
+use std::sync::Arc;
+
+use steward_core::task::TaskStatus;
+
+/// The most tasks one list call returns.
+pub const MAX_TASK_PAGE: u32 = 1_000;
+/// The most tasks one claim takes.
+pub const MAX_CLAIM: u32 = 1_000;
+
+/// What an enqueue did for one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    /// The task's id (the existing one's for a repeated idempotency key).
+    pub id: i64,
+    /// False when the idempotency key named an existing task.
+    pub created: bool,
+}
+
+/// A worker asking for tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The queue to take from.
+    pub queue: String,
+    /// The worker's unique name; becomes the lease owner.
+    pub worker: String,
+    /// At most this many (capped at [`MAX_CLAIM`]).
+    pub limit: u32,
+    /// How long the leases last without a heartbeat.
+    pub lease_ms: u64,
+}
+
+/// What a heartbeat learnt about one lease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseState {
+    /// The task.
+    pub task_id: i64,
+    /// False when the worker no longer holds the lease (it expired and was taken back).
+    pub held: bool,
+    /// Cancellation was asked for: the worker should stop the attempt.
+    pub cancel_requested: bool,
+}
+
+/// A lease returned to the queue, or ended, by the reaper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaped {
+    /// The task.
+    pub task_id: i64,
+    /// Its queue.
+    pub queue: String,
+    /// The worker that lost it.
+    pub worker: String,
+    /// What the task became: `queued` again, `dead` when out of attempts, `cancelled` when
+    /// cancellation had been asked for.
+    pub status: TaskStatus,
+}
+
+/// Which tasks to list: those with an id above `after_id` (keyset pagination), oldest first,
+/// filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// Only ids greater than this.
+    pub after_id: i64,
+    /// At most this many (capped at [`MAX_TASK_PAGE`]).
+    pub limit: u32,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this status.
+    pub status: Option<TaskStatus>,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this outcome label.
+    pub outcome: Option<String>,
+    /// Only tasks for this workspace.
+    pub workspace: Option<String>,
+}
+
+/// How many tasks of a queue are in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskCount {
+    /// The queue.
+    pub queue: String,
+    /// The status.
+    pub status: TaskStatus,
+    /// How many.
+    pub count: i64,
+    /// For `queued`: the enqueue time of the oldest task already due.
+    pub oldest_due_at_ms: Option<i64>,
+}
+
+/// A wake-up: tasks may be ready in this queue.
+pub type Wakeup = Arc<str>;
+
+/// The wake-up that means "any queue" (sent when notifications may have been missed).
+pub const ANY_QUEUE: &str = "*";
+
+/// How many wake-ups may wait for a slow listener before it is told it lagged (and then
+/// checks every queue).
+pub const WAKEUP_BUFFER: usize = 1_024;
+
+/// Pairs an enqueue's inputs with what the backend inserted. `inserted` holds the `(id, key)`
+/// of each new row, in input order (ascending ids); `existing` maps the idempotency keys that
+/// were not inserted to the ids of the tasks holding them. A task is new when it has no key,
+/// or when its key is used first in the call and was inserted.
+pub fn pair_enqueued(
+    tasks: &[steward_core::task::NewTask],
+    inserted: &[(i64, Option<String>)],
+    existing: &std::collections::HashMap<String, i64>,
+) -> Result<Vec<Enqueued>, crate::StoreError> {
+    let inserted_keys: std::collections::HashMap<&str, i64> = inserted
+        .iter()
+        .filter_map(|(id, key)| key.as_deref().map(|k| (k, *id)))
+        .collect();
+    let mut new_rows = inserted.iter();
+    let mut seen = std::collections::HashSet::new();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let answer = match task.idempotency_key.as_deref() {
+            None => new_row(&mut new_rows, None)?,
+            Some(key) if seen.insert(key) && inserted_keys.contains_key(key) => {
+                new_row(&mut new_rows, Some(key))?
+            }
+            Some(key) => Enqueued {
+                id: inserted_keys
+                    .get(key)
+                    .or_else(|| existing.get(key))
+                    .copied()
+                    .ok_or_else(|| {
+                        crate::StoreError::Corrupt(format!(
+                            "idempotency key `{key}` was neither inserted nor found"
+                        ))
+                    })?,
+                created: false,
+            },
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+fn new_row<'a>(
+    rows: &mut impl Iterator<Item = &'a (i64, Option<String>)>,
+    key: Option<&str>,
+) -> Result<Enqueued, crate::StoreError> {
+    match rows.next() {
+        Some((id, got)) if got.as_deref() == key => Ok(Enqueued {
+            id: *id,
+            created: true,
+        }),
+        _ => Err(crate::StoreError::Corrupt(
+            "inserted tasks do not match the enqueued ones".into(),
+        )),
+    }
+}
+
+/// A completion as the columns a backend writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletionRow {
+    /// The status the task takes.
+    pub status: &'static str,
+    /// The result, as JSON text.
+    pub result: Option<String>,
+    /// The error, cut to its tail.
+    pub error: Option<String>,
+    /// The next run-at, for a retry.
+    pub retry_at_ms: Option<i64>,
+    /// The finish time, for a final status.
+    pub finished_at_ms: Option<i64>,
+    /// The outcome label, cut to its limit.
+    pub outcome: Option<String>,
+    /// The output tail, cut to its limit.
+    pub output_tail: Option<String>,
+}
+
+impl CompletionRow {
+    /// The columns for `completion`.
+    pub fn of(completion: &steward_core::task::Completion) -> Self {
+        use steward_core::task::{MAX_OUTCOME_LEN, MAX_TAIL_BYTES, Verdict, tail};
+        let status = completion.verdict.status();
+        Self {
+            status: status.as_str(),
+            result: match &completion.verdict {
+                Verdict::Succeeded {
+                    result: Some(result),
+                } => Some(result.to_string()),
+                _ => None,
+            },
+            error: completion
+                .verdict
+                .error()
+                .map(|e| tail(e, MAX_TAIL_BYTES).to_string()),
+            retry_at_ms: match completion.verdict {
+                Verdict::Retry { retry_at_ms, .. } => Some(retry_at_ms),
+                _ => None,
+            },
+            finished_at_ms: status.is_finished().then_some(completion.ended_at_ms),
+            outcome: completion.outcome.as_ref().map(|o| {
+                let mut end = o.len().min(MAX_OUTCOME_LEN);
+                while !o.is_char_boundary(end) {
+                    end -= 1;
+                }
+                o[..end].to_string()
+            }),
+            output_tail: completion
+                .output_tail
+                .as_deref()
+                .map(|t| tail(t, MAX_TAIL_BYTES).to_string()),
+        }
+    }
+}
+
+/// The first completion of each task in a batch: a task reported twice in one batch is
+/// completed at most once, by the first report.
+pub fn first_completions(
+    completions: &[steward_core::task::Completion],
+) -> Vec<&steward_core::task::Completion> {
+    let mut seen = std::collections::HashSet::new();
+    completions
+        .iter()
+        .filter(|c| seen.insert(c.task_id))
+        .collect()
+}
+
+/// The answers to a batch of completions, given the task ids whose completion was accepted.
+pub fn completion_answers(
+    completions: &[steward_core::task::Completion],
+    accepted: &[i64],
+) -> Vec<bool> {
+    let accepted: std::collections::HashSet<i64> = accepted.iter().copied().collect();
+    let mut answered = std::collections::HashSet::new();
+    completions
+        .iter()
+        .map(|c| accepted.contains(&c.task_id) && answered.insert(c.task_id))
+        .collect()
+}
+
+/// The error kept on a task whose lease ran out.
+pub fn lease_expired_error(worker: &str) -> String {
+    format!("lease expired: worker `{worker}` stopped sending heartbeats")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::task::{NewTask, TaskOrigin};
+
+    fn task(key: Option<&str>) -> NewTask {
+        NewTask {
+            queue: "q".into(),
+            kind: "noop".into(),
+            payload: "{}".into(),
+            priority: 0,
+            run_at_ms: 0,
+            max_attempts: 1,
+            idempotency_key: key.map(Into::into),
+            origin: TaskOrigin::default(),
+        }
+    }
+
+    #[test]
+    fn pairs_new_existing_and_repeated_keys() {
+        let tasks = [
+            task(None),
+            task(Some("a")),
+            task(Some("b")),
+            task(Some("a")),
+        ];
+        let inserted = [(10, None), (11, Some("a".to_string()))];
+        let existing = [("b".to_string(), 3)].into_iter().collect();
+        let answers = pair_enqueued(&tasks, &inserted, &existing).unwrap();
+        let got: Vec<(i64, bool)> = answers.iter().map(|a| (a.id, a.created)).collect();
+        assert_eq!(got, [(10, true), (11, true), (3, false), (11, false)]);
+    }
+
+    #[test]
+    fn a_mismatch_is_an_error_not_a_wrong_answer() {
+        let tasks = [task(None)];
+        assert!(pair_enqueued(&tasks, &[], &Default::default()).is_err());
+    }
+}
