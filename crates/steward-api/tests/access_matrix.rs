@@ -64,6 +64,14 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             Forbidden
         }
     };
+    let operator_any_scope = |role: Role, _: bool| {
+        if role >= Role::Operator {
+            Allowed
+        } else {
+            Forbidden
+        }
+    };
+    let unscoped = |_: Role, scoped: bool| if scoped { Forbidden } else { Allowed };
     let admin_unscoped = |role: Role, scoped: bool| {
         if role == Role::Admin && !scoped {
             Allowed
@@ -81,6 +89,12 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         // Probed with the key's own workspace (`trading`); another workspace is checked below.
         ("GET", "/api/v1/workspaces/{key}") => keyed(any_key),
         ("GET", "/api/v1/audit") => keyed(admin_any_scope),
+        // Scoped keys are held to their workspace by the handlers (tested in `tests/queue.rs`).
+        ("GET", "/api/v1/tasks" | "/api/v1/tasks/{id}") => keyed(any_key),
+        ("POST", "/api/v1/tasks" | "/api/v1/tasks/{id}/cancel" | "/api/v1/tasks/{id}/retry") => {
+            keyed(operator_any_scope)
+        }
+        ("GET", "/api/v1/queues") => keyed(unscoped),
         ("POST", "/api/v1/config/reload")
         | ("GET", "/api/v1/keys" | "/api/v1/audit/verify")
         | ("POST", "/api/v1/keys")
@@ -163,7 +177,9 @@ async fn fixture() -> Fixture {
 }
 
 fn concrete(path: &str) -> String {
-    path.replace("{key}", "trading").replace("{name}", "nobody")
+    path.replace("{key}", "trading")
+        .replace("{name}", "nobody")
+        .replace("{id}", "1")
 }
 
 async fn call(fx: &Fixture, method: &Method, path: &str, caller: Caller) -> StatusCode {

@@ -4,6 +4,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use steward_core::queue::ExecutorSpec;
+
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::schema::{Config, read_config};
 use crate::source::{Source, position_in_bytes};
@@ -85,16 +87,25 @@ impl LoadError {
     }
 }
 
-/// Reads, parses and validates a config file. Relative paths inside it (`storage.data_dir`) are
-/// resolved against the file's directory.
+/// Reads, parses and validates a config file. Relative paths inside it (`storage.data_dir`,
+/// `audit.mirror`, a shell executor's `workdir`) are resolved against the file's directory.
 pub fn load_file(path: &Path, env: Env<'_>) -> Result<Loaded, LoadError> {
     let name = path.display().to_string();
     let text = read_text(path, &name)?;
     let mut loaded = parse_str(&name, &text, env)?;
-    let settings = &mut loaded.config.settings;
+    let Config {
+        settings,
+        executors,
+        ..
+    } = &mut loaded.config;
+    let workdirs = executors.iter_mut().filter_map(|executor| match executor {
+        ExecutorSpec::Shell(shell) => shell.workdir.as_mut(),
+        ExecutorSpec::Http(_) => None,
+    });
     for relative in [settings.data_dir.as_mut(), settings.audit_mirror.as_mut()]
         .into_iter()
         .flatten()
+        .chain(workdirs)
         .filter(|p| p.is_relative())
     {
         *relative = base_dir(path).join(&*relative);
@@ -214,6 +225,31 @@ mod tests {
     }
 
     #[test]
+    fn relative_shell_workdirs_resolve_against_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steward.toml");
+        std::fs::write(
+            &path,
+            "[[executors]]\nname = \"a\"\ntype = \"shell\"\ncommand = \"true\"\nworkdir = \"jobs\"\n[[executors]]\nname = \"b\"\ntype = \"shell\"\ncommand = \"true\"\nworkdir = \"/srv\"\n",
+        )
+        .unwrap();
+        let loaded = load_file(&path, &no_env).unwrap();
+        let workdirs: Vec<_> = loaded
+            .config
+            .executors
+            .iter()
+            .map(|e| match e {
+                ExecutorSpec::Shell(s) => s.workdir.clone(),
+                ExecutorSpec::Http(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            workdirs,
+            [Some(dir.path().join("jobs")), Some(PathBuf::from("/srv"))]
+        );
+    }
+
+    #[test]
     fn values_from_the_environment_stay_templates_in_the_registry() {
         let env = |name: &str| (name == "PW").then(|| "hunter2".to_owned());
         let text = "[storage]\ndatabase = \"postgres://u:${PW}@db/s\"\n[[workspaces]]\nkey = \"a\"\nowner = \"$${literal}\"\nlabels = { token = \"${PW}\" }\n[[services]]\nname = \"s\"\nurl = \"http://u:${PW}@host/\"\n";
@@ -329,6 +365,21 @@ mod tests {
             "[[\n",
             "\"\n",
             "x.y.z = {}\n",
+            "[[queues]]\n",
+            "[[executors]]\n",
+            "kinds = [\"noop\", \"s\"]\n",
+            "type = \"shell\"\n",
+            "type = \"http\"\n",
+            "command = \"run\"\n",
+            "args = [\"{a}\", \"{b\"]\n",
+            "params = { a = \"[a-z]+\", b = \"(\" }\n",
+            "headers = { X-A = \"${UNSET}\", \"a b\" = 1 }\n",
+            "service = \"s\"\n",
+            "path = \"p\"\n",
+            "timeout = \"0s\"\n",
+            "lease = \"5m\"\n",
+            "backoff_cap = \"1ms\"\n",
+            "retention = \"forever\"\n",
         ]);
         prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
     }

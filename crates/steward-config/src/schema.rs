@@ -1,9 +1,13 @@
 //! The `steward.toml` schema: what each section holds and the rules it must follow.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use steward_core::queue::{
+    BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, QueueSpec, ShellSpec,
+};
+use steward_core::task::{MAX_ATTEMPTS, RetryPolicy};
 use steward_core::{
     Dependency, DependencyId, Registry, Repo, Secret, Service, Workspace, WorkspaceStatus,
 };
@@ -20,6 +24,8 @@ const ROOT_KEYS: &[&str] = &[
     "workspaces",
     "dependencies",
     "services",
+    "queues",
+    "executors",
 ];
 const API_KEYS: &[&str] = &[
     "metrics_public",
@@ -38,6 +44,64 @@ const WORKSPACE_KEYS: &[&str] = &["key", "description", "owner", "status", "labe
 const REPO_KEYS: &[&str] = &["name", "path", "remote"];
 const DEPENDENCY_KEYS: &[&str] = &["from", "to", "type", "note"];
 const SERVICE_KEYS: &[&str] = &["name", "workspace", "url", "node", "labels"];
+const QUEUE_KEYS: &[&str] = &[
+    "name",
+    "kinds",
+    "concurrency",
+    "rate_limit",
+    "max_attempts",
+    "backoff_base",
+    "backoff_cap",
+    "timeout",
+    "lease",
+    "max_payload_bytes",
+    "retention",
+];
+/// The keys of an `http` executor besides `name` and `type`.
+const HTTP_KEYS: &[&str] = &[
+    "method",
+    "url",
+    "service",
+    "path",
+    "headers",
+    "success_status",
+    "outcome_field",
+    "max_response_bytes",
+];
+/// The keys of a `shell` executor besides `name` and `type`.
+const SHELL_KEYS: &[&str] = &["command", "args", "params", "env", "workdir"];
+/// Every key an executor may have, whatever its type.
+const EXECUTOR_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "method",
+    "url",
+    "service",
+    "path",
+    "headers",
+    "success_status",
+    "outcome_field",
+    "max_response_bytes",
+    "command",
+    "args",
+    "params",
+    "env",
+    "workdir",
+];
+const HTTP_METHODS: [(&str, &str); 5] = [
+    ("GET", "GET"),
+    ("POST", "POST"),
+    ("PUT", "PUT"),
+    ("PATCH", "PATCH"),
+    ("DELETE", "DELETE"),
+];
+const MAX_CONCURRENCY: i64 = 10_000;
+const MAX_RATE_LIMIT: i64 = 1_000_000;
+const MAX_PAYLOAD_BYTES: i64 = 64 << 20;
+const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+const MAX_RESPONSE_BYTES: i64 = 16 << 20;
+/// The shortest lease: heartbeats go out every third of it.
+const MIN_LEASE_MS: u64 = 1_000;
 
 /// A validated `steward.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +110,10 @@ pub struct Config {
     pub settings: FileSettings,
     /// The declared registry, in canonical order.
     pub registry: Registry,
+    /// `[[queues]]`, in file order.
+    pub queues: Vec<QueueSpec>,
+    /// `[[executors]]`, in file order (the built-in kinds are not listed).
+    pub executors: Vec<ExecutorSpec>,
 }
 
 /// How log lines are written.
@@ -115,7 +183,9 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let settings = read_settings(cx, &root);
     let workspaces = read_workspaces(cx, &root);
     let dependencies = read_dependencies(cx, &root, &workspaces);
-    let services = read_services(cx, &root, &workspaces);
+    let (services, bad_urls) = read_services(cx, &root, &workspaces);
+    let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
+    let queues = read_queues(cx, &root, &executor_names);
     Config {
         settings,
         registry: Registry::new(
@@ -123,6 +193,8 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
             dependencies,
             services,
         ),
+        queues,
+        executors,
     }
 }
 
@@ -400,13 +472,16 @@ fn read_dependencies(
     dependencies
 }
 
+/// The services, and the names of those whose `url` was written but refused (so that executors
+/// naming them do not report a second, misleading problem).
 fn read_services(
     cx: &mut Cx<'_>,
     root: &Fields<'_>,
     workspaces: &std::collections::BTreeMap<String, (Workspace, Span)>,
-) -> Vec<Service> {
+) -> (Vec<Service>, HashSet<String>) {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut services = Vec::new();
+    let mut bad_urls = HashSet::new();
     for (i, (table, span)) in root.tables(cx, "services").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("services[{i}]"), span, SERVICE_KEYS);
         let name = name_field(cx, &t, "name");
@@ -418,6 +493,9 @@ fn read_services(
         service.node = t.string(cx, "node").map(Spanned::kept);
         service.labels = t.labels(cx, "labels");
         let Some(name) = name else { continue };
+        if service.url.is_none() && t.item("url").is_some() {
+            bad_urls.insert(name.value.clone());
+        }
         if let Some(first) = seen.get(&name.value) {
             let first = cx.locate(first);
             cx.error(
@@ -433,7 +511,7 @@ fn read_services(
         seen.insert(name.value, name.span);
         services.push(service);
     }
-    services
+    (services, bad_urls)
 }
 
 fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
@@ -443,5 +521,1367 @@ fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<
             cx.error(&raw.span, format!("`{}`: {problem}", t.field("url")));
             None
         }
+    }
+}
+
+/// Reads `[[queues]]`; `executors` are the names declared in `[[executors]]`.
+fn read_queues(cx: &mut Cx<'_>, root: &Fields<'_>, executors: &BTreeSet<String>) -> Vec<QueueSpec> {
+    let known: Vec<&str> = BUILTIN_KINDS
+        .into_iter()
+        .chain(executors.iter().map(String::as_str))
+        .collect();
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut queues = Vec::new();
+    for (i, (table, span)) in root.tables(cx, "queues").into_iter().enumerate() {
+        let t = Fields::open(cx, table, format!("queues[{i}]"), span, QUEUE_KEYS);
+        let name = name_field(cx, &t, "name");
+        let mut queue = QueueSpec::new(name.as_ref().map_or("", |n| n.value.as_str()), &[]);
+        queue.kinds = read_kinds(cx, &t, &known);
+        if let Some(n) = t.positive_integer(cx, "concurrency", MAX_CONCURRENCY) {
+            queue.concurrency = n.value;
+        }
+        queue.rate_limit = t
+            .positive_integer(cx, "rate_limit", MAX_RATE_LIMIT)
+            .map(|n| n.value);
+        queue.retry = read_retry(cx, &t);
+        if let Some(timeout) = t.duration_ms(cx, "timeout") {
+            queue.timeout_ms = timeout.value;
+        }
+        if let Some(lease) = t.duration_ms(cx, "lease") {
+            if lease.value < MIN_LEASE_MS {
+                cx.error(
+                    &lease.span,
+                    format!(
+                        "`{}`: must be at least 1s (the lease is renewed every third of it)",
+                        t.field("lease")
+                    ),
+                );
+            } else {
+                queue.lease_ms = lease.value;
+            }
+        }
+        if let Some(n) = t.positive_integer(cx, "max_payload_bytes", MAX_PAYLOAD_BYTES) {
+            queue.max_payload_bytes = n.value as usize;
+        }
+        if let Some(retention) = t.duration_ms_or_forever(cx, "retention") {
+            queue.retention_ms = retention.value;
+        }
+        let Some(name) = name else { continue };
+        if let Some(first) = seen.get(&name.value) {
+            let first = cx.locate(first);
+            cx.error(
+                &name.span,
+                format!(
+                    "`{}`: duplicate queue `{}` (first declared at {first})",
+                    t.field("name"),
+                    name.value
+                ),
+            );
+            continue;
+        }
+        seen.insert(name.value, name.span);
+        queues.push(queue);
+    }
+    queues
+}
+
+/// A queue's `kinds`: required, not empty, each a built-in or a declared executor.
+fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
+    let Some(item) = t.item("kinds") else {
+        cx.error(
+            &t.span,
+            format!(
+                "`{}`: missing required field (the executors its tasks may use, e.g. kinds = [\"noop\"])",
+                t.field("kinds")
+            ),
+        );
+        return Vec::new();
+    };
+    let Some(written) = t.strings(cx, "kinds") else {
+        return Vec::new();
+    };
+    if item.as_array().is_some_and(|a| a.is_empty()) {
+        cx.error(
+            &item.span(),
+            format!(
+                "`{}`: must list at least one kind (e.g. kinds = [\"noop\"])",
+                t.field("kinds")
+            ),
+        );
+    }
+    let mut kinds: Vec<String> = Vec::new();
+    for (j, kind) in written.into_iter().enumerate() {
+        let path = format!("{}[{j}]", t.field("kinds"));
+        if !known.contains(&kind.value.as_str()) {
+            let hint = suggestion(&kind.value, known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("; known kinds: {}", known.join(", ")));
+            cx.error(
+                &kind.span,
+                format!(
+                    "`{path}`: unknown kind `{}` (neither built in nor declared in `[[executors]]`){hint}",
+                    kind.value
+                ),
+            );
+        } else if kinds.contains(&kind.value) {
+            cx.warning(
+                &kind.span,
+                format!("`{path}`: kind `{}` is listed twice", kind.value),
+            );
+        } else {
+            kinds.push(kind.value);
+        }
+    }
+    kinds
+}
+
+/// A queue's attempts and backoff, from the defaults of [`RetryPolicy`].
+fn read_retry(cx: &mut Cx<'_>, t: &Fields<'_>) -> RetryPolicy {
+    let mut retry = RetryPolicy::default();
+    if let Some(n) = t.positive_integer(cx, "max_attempts", MAX_ATTEMPTS.into()) {
+        retry.max_attempts = n.value;
+    }
+    let base = t.duration_ms(cx, "backoff_base");
+    let cap = t.duration_ms(cx, "backoff_cap");
+    // Compare only what was read well: a refused value has been reported already.
+    let base_ok = base.is_some() || t.item("backoff_base").is_none();
+    let cap_ok = cap.is_some() || t.item("backoff_cap").is_none();
+    if let Some(base) = &base {
+        retry.base_ms = base.value;
+    }
+    if let Some(cap) = &cap {
+        retry.cap_ms = cap.value;
+    }
+    if base_ok && cap_ok && retry.cap_ms < retry.base_ms {
+        let shown = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms));
+        match (&base, &cap) {
+            (_, Some(cap)) => cx.error(
+                &cap.span,
+                format!(
+                    "`{}`: {} is less than `backoff_base` ({})",
+                    t.field("backoff_cap"),
+                    shown(retry.cap_ms),
+                    shown(retry.base_ms)
+                ),
+            ),
+            (Some(base), None) => cx.error(
+                &base.span,
+                format!(
+                    "`{}`: {} is more than `backoff_cap` ({}, the default); raise `backoff_cap` too",
+                    t.field("backoff_base"),
+                    shown(retry.base_ms),
+                    shown(retry.cap_ms)
+                ),
+            ),
+            (None, None) => {}
+        }
+    }
+    retry
+}
+
+/// The two types of declared executor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExecutorType {
+    Http,
+    Shell,
+}
+
+impl ExecutorType {
+    const CHOICES: [(&'static str, ExecutorType); 2] =
+        [("http", ExecutorType::Http), ("shell", ExecutorType::Shell)];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Shell => "shell",
+        }
+    }
+
+    /// The keys only the other type has.
+    fn foreign_keys(self) -> (&'static [&'static str], ExecutorType) {
+        match self {
+            Self::Http => (SHELL_KEYS, Self::Shell),
+            Self::Shell => (HTTP_KEYS, Self::Http),
+        }
+    }
+}
+
+/// Reads `[[executors]]`: the valid ones, and every name declared (also by executors with other
+/// problems, so that queues naming them do not report a second, misleading problem).
+fn read_executors(
+    cx: &mut Cx<'_>,
+    root: &Fields<'_>,
+    services: &[Service],
+    bad_urls: &HashSet<String>,
+) -> (Vec<ExecutorSpec>, BTreeSet<String>) {
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    let mut executors = Vec::new();
+    for (i, (table, span)) in root.tables(cx, "executors").into_iter().enumerate() {
+        let t = Fields::open(cx, table, format!("executors[{i}]"), span, EXECUTOR_KEYS);
+        let name = name_field(cx, &t, "name").filter(|name| {
+            let builtin = BUILTIN_KINDS.contains(&name.value.as_str());
+            if builtin {
+                cx.error(
+                    &name.span,
+                    format!(
+                        "`{}`: `{}` is a built-in kind; choose another name",
+                        t.field("name"),
+                        name.value
+                    ),
+                );
+            }
+            !builtin
+        });
+        let kind = if t.item("type").is_none() {
+            cx.error(
+                &t.span,
+                format!(
+                    "`{}`: missing required field (\"http\" or \"shell\")",
+                    t.field("type")
+                ),
+            );
+            None
+        } else {
+            t.choice(cx, "type", &ExecutorType::CHOICES)
+                .map(|k| k.value)
+        };
+        let spec = kind.and_then(|kind| {
+            let (foreign, owner) = kind.foreign_keys();
+            for key in foreign {
+                if let Some(span) = t.key_span(key) {
+                    cx.error(
+                        &span,
+                        format!(
+                            "`{}`: not a key of `{}` executors (it belongs to `type = \"{}\"`)",
+                            t.field(key),
+                            kind.name(),
+                            owner.name()
+                        ),
+                    );
+                }
+            }
+            let executor_name = name.as_ref().map_or("", |n| n.value.as_str());
+            match kind {
+                ExecutorType::Http => {
+                    read_http(cx, &t, executor_name, services, bad_urls).map(ExecutorSpec::Http)
+                }
+                ExecutorType::Shell => read_shell(cx, &t, executor_name).map(ExecutorSpec::Shell),
+            }
+        });
+        let Some(name) = name else { continue };
+        if let Some(first) = seen.get(&name.value) {
+            let first = cx.locate(first);
+            cx.error(
+                &name.span,
+                format!(
+                    "`{}`: duplicate executor `{}` (first declared at {first})",
+                    t.field("name"),
+                    name.value
+                ),
+            );
+            continue;
+        }
+        seen.insert(name.value, name.span);
+        executors.extend(spec);
+    }
+    (executors, seen.into_keys().collect())
+}
+
+fn read_http(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    name: &str,
+    services: &[Service],
+    bad_urls: &HashSet<String>,
+) -> Option<HttpSpec> {
+    let method = t
+        .choice(cx, "method", &HTTP_METHODS)
+        .map_or("POST", |m| m.value);
+    let target = read_http_target(cx, t, services, bad_urls);
+    let headers = read_headers(cx, t);
+    let success_status = t
+        .integers(cx, "success_status", 100..=599)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| u16::try_from(s.value).ok())
+        .collect();
+    let outcome_field = t.literal_string(cx, "outcome_field").and_then(|f| {
+        if f.value.is_empty() {
+            cx.error(
+                &f.span,
+                format!("`{}`: must not be empty", t.field("outcome_field")),
+            );
+            return None;
+        }
+        Some(f.value)
+    });
+    let max_response_bytes = t
+        .positive_integer(cx, "max_response_bytes", MAX_RESPONSE_BYTES)
+        .map_or(DEFAULT_MAX_RESPONSE_BYTES, |n| n.value as usize);
+    Some(HttpSpec {
+        name: name.to_owned(),
+        method: method.to_owned(),
+        target: target?,
+        headers: headers?,
+        success_status,
+        outcome_field,
+        max_response_bytes,
+    })
+}
+
+/// Exactly one of `url` or `service` (with an optional `path`).
+fn read_http_target(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    services: &[Service],
+    bad_urls: &HashSet<String>,
+) -> Option<HttpTarget> {
+    let has_url = t.item("url").is_some();
+    let has_service = t.item("service").is_some();
+    if has_url && has_service {
+        cx.error(
+            &t.key_span("service").flatten(),
+            format!(
+                "`{}`: an http executor takes `url` or `service`, not both",
+                t.field("service")
+            ),
+        );
+    } else if !has_url && !has_service {
+        cx.error(
+            &t.span,
+            format!(
+                "`{}`: an http executor needs `url` (a fixed URL) or `service` (a `[[services]]` name)",
+                t.field("url")
+            ),
+        );
+    }
+    let path = t.literal_string(cx, "path").and_then(|path| {
+        if !path.value.starts_with('/') {
+            cx.error(
+                &path.span,
+                format!(
+                    "`{}`: `{}` must start with `/`",
+                    t.field("path"),
+                    path.value
+                ),
+            );
+            return None;
+        }
+        if path.value.chars().any(char::is_whitespace) {
+            cx.error(
+                &path.span,
+                format!("`{}`: must not contain white space", t.field("path")),
+            );
+            return None;
+        }
+        Some(path)
+    });
+    let path_ok = path.is_some() || t.item("path").is_none();
+    if has_url && let Some(span) = t.key_span("path") {
+        cx.error(
+            &span,
+            format!(
+                "`{}`: only goes with `service`; write the whole URL in `url`",
+                t.field("path")
+            ),
+        );
+    }
+    let url = t.string(cx, "url").and_then(|raw| executor_url(cx, t, raw));
+    let service = t
+        .string(cx, "service")
+        .and_then(|raw| literal(cx, t, "service", raw))
+        .and_then(|raw| service_ref(cx, t, raw, services, bad_urls));
+    match (url, service) {
+        (Some(url), None) if !has_service => Some(HttpTarget::Url(url)),
+        (None, Some(name)) if !has_url && path_ok => Some(HttpTarget::Service {
+            name,
+            path: path.map(|p| p.value).unwrap_or_default(),
+        }),
+        _ => None,
+    }
+}
+
+/// An executor's fixed URL: literal (it appears in task errors), http or https, with a host.
+fn executor_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
+    let field = t.field("url");
+    if raw.template.is_some() {
+        cx.error(
+            &raw.span,
+            format!(
+                "`{field}`: an executor's url cannot use `${{VAR}}` (it appears in task errors); pass secrets in `headers`"
+            ),
+        );
+        return None;
+    }
+    if let Some(problem) = url_problem(&raw.value, raw.shown()) {
+        cx.error(&raw.span, format!("`{field}`: {problem}"));
+        return None;
+    }
+    if !(raw.value.starts_with("http://") || raw.value.starts_with("https://")) {
+        cx.error(
+            &raw.span,
+            format!(
+                "`{field}`: `{}` is not an http:// or https:// URL",
+                raw.value
+            ),
+        );
+        return None;
+    }
+    Some(raw.value)
+}
+
+/// Checks that `service` names a declared service with a literal URL.
+fn service_ref(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    raw: Spanned<String>,
+    services: &[Service],
+    bad_urls: &HashSet<String>,
+) -> Option<String> {
+    let field = t.field("service");
+    let Some(service) = services.iter().find(|s| s.name == raw.value) else {
+        let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+        let hint = suggestion(&raw.value, &known)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        cx.error(
+            &raw.span,
+            format!("`{field}`: unknown service `{}`{hint}", raw.value),
+        );
+        return None;
+    };
+    match service.url.as_deref() {
+        // Its own problem has been reported where it is written.
+        None if bad_urls.contains(&raw.value) => None,
+        None => {
+            cx.error(
+                &raw.span,
+                format!(
+                    "`{field}`: service `{}` has no `url` to send requests to",
+                    raw.value
+                ),
+            );
+            None
+        }
+        Some(url) if url.contains("${") => {
+            cx.error(
+                &raw.span,
+                format!(
+                    "`{field}`: the url of service `{}` uses `${{VAR}}`; an executor needs a literal url (pass secrets in `headers`)",
+                    raw.value
+                ),
+            );
+            None
+        }
+        Some(_) => Some(raw.value),
+    }
+}
+
+/// `headers`: valid names, no two differing only in case, values that fit in a header. Values
+/// may use `${VAR}`; the secret holds the value. `None` when any is refused.
+fn read_headers(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<BTreeMap<String, Secret>> {
+    let field = t.field("headers");
+    let mut ok = true;
+    let mut headers = BTreeMap::new();
+    let mut seen: HashMap<String, Span> = HashMap::new();
+    for (name, value) in t.string_table(cx, "headers", true) {
+        if !is_header_name(&name.value) {
+            cx.error(
+                &name.span,
+                format!(
+                    "`{field}`: `{}` is not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+                    name.value
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        if let Some(first) = seen.get(&name.value.to_ascii_lowercase()) {
+            let first = cx.locate(first);
+            cx.error(
+                &name.span,
+                format!(
+                    "`{field}.{}`: duplicate header (names ignore case; first declared at {first})",
+                    name.value
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        seen.insert(name.value.to_ascii_lowercase(), name.span.clone());
+        if !value
+            .value
+            .chars()
+            .all(|c| c == '\t' || (' '..='~').contains(&c))
+        {
+            // Never quote the value: it may come from the environment.
+            cx.error(
+                &value.span,
+                format!(
+                    "`{field}.{}`: a header value may hold only printable ASCII characters",
+                    name.value
+                ),
+            );
+            ok = false;
+            continue;
+        }
+        headers.insert(name.value, Secret::new(value.value));
+    }
+    ok.then_some(headers)
+}
+
+/// An HTTP header name: an RFC 9110 token.
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '!' | '#'
+                        | '$'
+                        | '%'
+                        | '&'
+                        | '\''
+                        | '*'
+                        | '+'
+                        | '-'
+                        | '.'
+                        | '^'
+                        | '_'
+                        | '`'
+                        | '|'
+                        | '~'
+                )
+        })
+}
+
+fn read_shell(cx: &mut Cx<'_>, t: &Fields<'_>, name: &str) -> Option<ShellSpec> {
+    let command = read_command(cx, t);
+    let args = t.strings(cx, "args").unwrap_or_default();
+    let mut ok = true;
+    let mut placeholders: Vec<(String, Spanned<String>, usize)> = Vec::new();
+    for (j, arg) in args.iter().enumerate() {
+        match arg_placeholders(&arg.value) {
+            Ok(names) => {
+                placeholders.extend(names.into_iter().map(|n| (n, arg.clone(), j)));
+            }
+            Err(problem) => {
+                cx.error(&arg.span, format!("`{}[{j}]`: {problem}", t.field("args")));
+                ok = false;
+            }
+        }
+    }
+    let (params, declared) = read_params(cx, t);
+    for (placeholder, arg, j) in &placeholders {
+        if !declared.iter().any(|(d, _)| d == placeholder) {
+            let known: Vec<&str> = declared.iter().map(|(d, _)| d.as_str()).collect();
+            let hint = suggestion(placeholder, &known)
+                .map(|s| format!("; did you mean `{{{s}}}`?"))
+                .unwrap_or_default();
+            cx.error(
+                &arg.span,
+                format!(
+                    "`{}[{j}]`: placeholder `{{{placeholder}}}` is not declared in `params` (add `{placeholder} = \"<pattern>\"`){hint}",
+                    t.field("args")
+                ),
+            );
+            ok = false;
+        }
+    }
+    // With a malformed argument, which parameters it meant to use is not known.
+    let args_ok = ok;
+    for (param, span) in declared.iter().filter(|_| args_ok) {
+        if !placeholders.iter().any(|(p, _, _)| p == param) {
+            cx.warning(
+                span,
+                format!(
+                    "`{}.{param}`: no argument uses `{{{param}}}`",
+                    t.field("params")
+                ),
+            );
+        }
+    }
+    let mut env = BTreeMap::new();
+    for (var, value) in t.string_table(cx, "env", true) {
+        if is_env_name(&var.value) {
+            env.insert(var.value, Secret::new(value.value));
+        } else {
+            cx.error(
+                &var.span,
+                format!(
+                    "`{}`: `{}` is not an environment variable name (letters, digits and `_`, not starting with a digit)",
+                    t.field("env"),
+                    var.value
+                ),
+            );
+            ok = false;
+        }
+    }
+    let workdir = t.literal_string(cx, "workdir").and_then(|dir| {
+        if dir.value.is_empty() {
+            cx.error(
+                &dir.span,
+                format!("`{}`: must not be empty", t.field("workdir")),
+            );
+            return None;
+        }
+        Some(PathBuf::from(dir.value))
+    });
+    let workdir_ok = workdir.is_some() || t.item("workdir").is_none();
+    let spec = ShellSpec {
+        name: name.to_owned(),
+        command: command?,
+        args: args.into_iter().map(|a| a.value).collect(),
+        params: params?,
+        env,
+        workdir,
+    };
+    (ok && workdir_ok).then_some(spec)
+}
+
+/// A shell executor's `command`: one program, never a command line.
+fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
+    let field = t.field("command");
+    if t.item("command").is_none() {
+        cx.error(
+            &t.span,
+            format!(
+                "`{field}`: missing required field (the program to run, e.g. \"/usr/bin/pg_dump\")"
+            ),
+        );
+        return None;
+    }
+    let command = t.literal_string(cx, "command")?;
+    let problem = if command.value.is_empty() {
+        "must not be empty".to_owned()
+    } else if command.value.chars().any(char::is_whitespace) {
+        format!(
+            "`{}` contains white space; no shell runs it: write the program alone and its arguments in `args`",
+            command.value
+        )
+    } else if !command.value.starts_with('/') && command.value.contains('/') {
+        format!(
+            "`{}` must be an absolute path or a program name looked up in PATH",
+            command.value
+        )
+    } else {
+        return Some(command.value);
+    };
+    cx.error(&command.span, format!("`{field}`: {problem}"));
+    None
+}
+
+/// The `{field}` placeholders of one argument (see [`ShellSpec::placeholders`]), or why the
+/// argument is malformed.
+fn arg_placeholders(arg: &str) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let name = match after.find('}') {
+            Some(close) => &after[..close],
+            None => return Err(format!("unclosed `{{` in `{arg}`")),
+        };
+        if name.contains('{') {
+            return Err(format!("unclosed `{{` in `{arg}`"));
+        }
+        if name.is_empty() {
+            return Err(format!("empty placeholder `{{}}` in `{arg}`"));
+        }
+        names.push(name.to_owned());
+        rest = &after[name.len() + 1..];
+    }
+    Ok(names)
+}
+
+/// Names declared in a table, each with where it is written.
+type Declared = Vec<(String, Span)>;
+
+/// `params`: field name → pattern. Returns the patterns (`None` when any is refused) and every
+/// usable name declared, with where it is written.
+fn read_params(cx: &mut Cx<'_>, t: &Fields<'_>) -> (Option<BTreeMap<String, String>>, Declared) {
+    let field = t.field("params");
+    let mut params = Some(BTreeMap::new());
+    let mut declared = Vec::new();
+    for (name, pattern) in t.string_table(cx, "params", false) {
+        if name.value.is_empty() || name.value.contains(['{', '}']) {
+            cx.error(
+                &name.span,
+                format!(
+                    "`{field}`: `{}` cannot be a parameter name (it must be non-empty, without `{{` or `}}`)",
+                    name.value
+                ),
+            );
+            params = None;
+            continue;
+        }
+        declared.push((name.value.clone(), name.span.clone()));
+        let problem = if pattern.value.is_empty() {
+            Some(
+                "must not be empty (write a pattern the value must match, e.g. \"[a-z0-9_]+\")"
+                    .to_owned(),
+            )
+        } else {
+            // The pattern must stand alone, so that anchoring it cannot be escaped (`a)|(.*`).
+            regex::Regex::new(&pattern.value)
+                .and_then(|_| regex::Regex::new(&format!("^(?:{})$", pattern.value)))
+                .err()
+                .map(|e| format!("invalid pattern: {}", regex_problem(&e)))
+        };
+        match problem {
+            Some(problem) => {
+                cx.error(
+                    &pattern.span,
+                    format!("`{field}.{}`: {problem}", name.value),
+                );
+                params = None;
+            }
+            None => {
+                if let Some(params) = params.as_mut() {
+                    params.insert(name.value, pattern.value);
+                }
+            }
+        }
+    }
+    (params, declared)
+}
+
+/// A regex error on one line (the library draws a multi-line picture).
+fn regex_problem(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(
+            || text.split_whitespace().collect::<Vec<_>>().join(" "),
+            str::to_owned,
+        )
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::parse_str;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "TOKEN").then(|| "hunter2".to_owned())
+    }
+
+    fn parse(text: &str) -> Config {
+        match parse_str("f.toml", text, &env) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn errors(text: &str) -> String {
+        match parse_str("f.toml", text, &env) {
+            Ok(loaded) => panic!("accepted: {:?}", loaded.config),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// Asserts that an error on `line` contains `expected` (which names the field).
+    #[track_caller]
+    fn assert_error(text: &str, line: usize, expected: &str) {
+        let all = errors(text);
+        let prefix = format!("f.toml:{line}:");
+        assert!(
+            all.lines()
+                .any(|l| l.starts_with(&prefix) && l.contains(": error: ") && l.contains(expected)),
+            "expected an error on line {line} containing {expected:?}, got:\n{all}"
+        );
+    }
+
+    const FULL: &str = r#"[[services]]
+name = "nn"
+url = "http://127.0.0.1:8000/"
+
+[[executors]]
+name = "reindex"
+type = "http"
+service = "nn"
+path = "/reindex"
+method = "PUT"
+headers = { Authorization = "Bearer ${TOKEN}", X-Source = "steward" }
+success_status = [200, 202]
+outcome_field = "outcome"
+max_response_bytes = 1024
+
+[[executors]]
+name = "hook"
+type = "http"
+url = "https://hooks.example.com/x"
+
+[[executors]]
+name = "backup"
+type = "shell"
+command = "/usr/bin/pg_dump"
+args = ["--dbname={database}", "--format={format}", "{database}.dump"]
+params = { database = "[a-z_]+", format = "c|p" }
+env = { PGPASSWORD = "${TOKEN}" }
+workdir = "/var/backups"
+
+[[queues]]
+name = "maintenance"
+kinds = ["backup", "reindex", "noop"]
+concurrency = 2
+rate_limit = 5
+max_attempts = 3
+backoff_base = "500ms"
+backoff_cap = "1m"
+timeout = "2h"
+lease = "10s"
+max_payload_bytes = 4096
+retention = "forever"
+
+[[queues]]
+name = "default"
+kinds = ["sleep"]
+"#;
+
+    #[test]
+    fn a_full_example_parses_into_queues_and_executors() {
+        let config = parse(FULL);
+        let maintenance = QueueSpec {
+            name: "maintenance".into(),
+            kinds: vec!["backup".into(), "reindex".into(), "noop".into()],
+            concurrency: 2,
+            rate_limit: Some(5),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_ms: 500,
+                cap_ms: 60_000,
+            },
+            timeout_ms: 2 * 3600 * 1000,
+            lease_ms: 10_000,
+            max_payload_bytes: 4096,
+            retention_ms: None,
+        };
+        assert_eq!(
+            config.queues,
+            vec![maintenance, QueueSpec::new("default", &["sleep"])]
+        );
+        let reindex = ExecutorSpec::Http(HttpSpec {
+            name: "reindex".into(),
+            method: "PUT".into(),
+            target: HttpTarget::Service {
+                name: "nn".into(),
+                path: "/reindex".into(),
+            },
+            headers: BTreeMap::from([
+                ("Authorization".into(), Secret::new("Bearer hunter2")),
+                ("X-Source".into(), Secret::new("steward")),
+            ]),
+            success_status: vec![200, 202],
+            outcome_field: Some("outcome".into()),
+            max_response_bytes: 1024,
+        });
+        let hook = ExecutorSpec::Http(HttpSpec {
+            name: "hook".into(),
+            method: "POST".into(),
+            target: HttpTarget::Url("https://hooks.example.com/x".into()),
+            headers: BTreeMap::new(),
+            success_status: Vec::new(),
+            outcome_field: None,
+            max_response_bytes: 65_536,
+        });
+        let backup = ExecutorSpec::Shell(ShellSpec {
+            name: "backup".into(),
+            command: "/usr/bin/pg_dump".into(),
+            args: vec![
+                "--dbname={database}".into(),
+                "--format={format}".into(),
+                "{database}.dump".into(),
+            ],
+            params: BTreeMap::from([
+                ("database".into(), "[a-z_]+".into()),
+                ("format".into(), "c|p".into()),
+            ]),
+            env: BTreeMap::from([("PGPASSWORD".into(), Secret::new("hunter2"))]),
+            workdir: Some(PathBuf::from("/var/backups")),
+        });
+        assert_eq!(config.executors, vec![reindex, hook, backup]);
+    }
+
+    #[test]
+    fn queue_defaults_come_from_the_domain() {
+        let config = parse("[[queues]]\nname = \"q\"\nkinds = [\"noop\"]\n");
+        let q = &config.queues[0];
+        assert_eq!(q.concurrency, QueueSpec::DEFAULT_CONCURRENCY);
+        assert_eq!(q.rate_limit, None);
+        assert_eq!(q.retry, RetryPolicy::default());
+        assert_eq!(q.timeout_ms, 60_000);
+        assert_eq!(q.lease_ms, 30_000);
+        assert_eq!(q.max_payload_bytes, 1 << 20);
+        assert_eq!(q.retention_ms, Some(7 * 24 * 3600 * 1000));
+        assert!(config.executors.is_empty());
+    }
+
+    #[test]
+    fn secrets_from_the_environment_are_resolved_but_never_printed() {
+        let config = parse(FULL);
+        let ExecutorSpec::Http(http) = &config.executors[0] else {
+            panic!("not http: {:?}", config.executors[0]);
+        };
+        assert_eq!(http.headers["Authorization"].expose(), "Bearer hunter2");
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        // A refused header value is not quoted either.
+        let all = errors(
+            "[[executors]]\nname = \"h\"\ntype = \"http\"\nurl = \"http://x\"\nheaders = { X-Token = \"${TOKEN}\\n\" }\n",
+        );
+        assert!(
+            all.contains(
+                "`executors[0].headers.X-Token`: a header value may hold only printable ASCII"
+            ),
+            "{all}"
+        );
+        assert!(!all.contains("hunter2"), "{all}");
+    }
+
+    #[test]
+    fn queue_errors_name_the_field_and_line() {
+        let q = "[[queues]]\nname = \"q\"\nkinds = [\"noop\"]\n";
+        let with = |line: &str| format!("{q}{line}\n");
+        // Exact position, once.
+        assert!(errors(&with("concurrency = 0")).contains(
+            "f.toml:4:15: error: `queues[0].concurrency`: 0 is out of range (1 to 10000)"
+        ));
+        assert_error(
+            &with("concurrency = 10001"),
+            4,
+            "`queues[0].concurrency`: 10001 is out of range",
+        );
+        assert_error(
+            &with("concurrency = \"2\""),
+            4,
+            "`queues[0].concurrency`: expected an integer",
+        );
+        assert_error(
+            &with("rate_limit = 0"),
+            4,
+            "`queues[0].rate_limit`: 0 is out of range (1 to 1000000)",
+        );
+        assert_error(
+            &with("max_attempts = 1001"),
+            4,
+            "`queues[0].max_attempts`: 1001 is out of range (1 to 1000)",
+        );
+        assert_error(
+            &with("max_payload_bytes = 67108865"),
+            4,
+            "`queues[0].max_payload_bytes`: 67108865 is out of range (1 to 67108864)",
+        );
+        assert_error(
+            &with("timeout = \"soon\""),
+            4,
+            "`queues[0].timeout`: `soon` is not a duration",
+        );
+        assert_error(&with("timeout = \"30\""), 4, r#"e.g. "500ms", "30s""#);
+        assert_error(
+            &with("timeout = 30"),
+            4,
+            "`queues[0].timeout`: expected a duration as a string",
+        );
+        assert_error(
+            &with("timeout = \"0s\""),
+            4,
+            "`queues[0].timeout`: must be more than zero",
+        );
+        assert_error(
+            &with("timeout = \"10us\""),
+            4,
+            "`queues[0].timeout`: `10us` is less than 1ms",
+        );
+        assert_error(
+            &with("timeout = \"20years\""),
+            4,
+            "`queues[0].timeout`: `20years` is too long",
+        );
+        assert_error(
+            &with("lease = \"500ms\""),
+            4,
+            "`queues[0].lease`: must be at least 1s",
+        );
+        assert_error(
+            &with("backoff_base = \"1x\""),
+            4,
+            "`queues[0].backoff_base`: `1x` is not a duration",
+        );
+        assert_error(
+            &with("backoff_base = \"10s\"\nbackoff_cap = \"5s\""),
+            5,
+            "`queues[0].backoff_cap`: 5s is less than `backoff_base` (10s)",
+        );
+        assert_error(
+            &with("backoff_base = \"10m\""),
+            4,
+            "`queues[0].backoff_base`: 10m is more than `backoff_cap` (5m, the default)",
+        );
+        assert_error(
+            &with("retention = \"never\""),
+            4,
+            r#"`queues[0].retention`: `never` is not a duration"#,
+        );
+        assert_error(&with("retention = \"never\""), 4, r#"or "forever""#);
+        assert_error(
+            &with("concurency = 3"),
+            4,
+            "unknown key `queues[0].concurency`: did you mean `concurrency`?",
+        );
+    }
+
+    #[test]
+    fn queue_names_and_kinds_are_checked() {
+        assert_error(
+            "[[queues]]\nkinds = [\"noop\"]\n",
+            1,
+            "`queues[0].name`: missing required field",
+        );
+        assert_error(
+            "[[queues]]\nname = \"a b\"\nkinds = [\"noop\"]\n",
+            2,
+            "`queues[0].name`: `a b` is not a valid name",
+        );
+        assert_error(
+            "[[queues]]\nname = \"q\"\n",
+            1,
+            "`queues[0].kinds`: missing required field",
+        );
+        assert_error(
+            "[[queues]]\nname = \"q\"\nkinds = []\n",
+            3,
+            "`queues[0].kinds`: must list at least one kind",
+        );
+        assert_error(
+            "[[queues]]\nname = \"q\"\nkinds = \"noop\"\n",
+            3,
+            "`queues[0].kinds`: expected an array of strings",
+        );
+        assert_error(
+            "[[queues]]\nname = \"q\"\nkinds = [\"noop\", \"sleeep\"]\n",
+            3,
+            "`queues[0].kinds[1]`: unknown kind `sleeep` (neither built in nor declared in `[[executors]]`); did you mean `sleep`?",
+        );
+        assert_error(
+            "[[executors]]\nname = \"backup\"\ntype = \"shell\"\ncommand = \"true\"\n[[queues]]\nname = \"q\"\nkinds = [\"bakup\"]\n",
+            7,
+            "did you mean `backup`?",
+        );
+        assert_error(
+            "[[queues]]\nname = \"q\"\nkinds = [\"noop\"]\n[[queues]]\nname = \"q\"\nkinds = [\"noop\"]\n",
+            5,
+            "`queues[1].name`: duplicate queue `q` (first declared at f.toml:2:8)",
+        );
+        assert_error(
+            "[[queue]]\nname = \"q\"\n",
+            1,
+            "unknown key `queue`: did you mean `queues`?",
+        );
+        // An executor with problems still counts as declared: one error, not two.
+        let all = errors(
+            "[[executors]]\nname = \"x\"\ntype = \"shell\"\ncommand = \"a b\"\n[[queues]]\nname = \"q\"\nkinds = [\"x\"]\n",
+        );
+        assert_eq!(all.lines().count(), 1, "{all}");
+    }
+
+    #[test]
+    fn a_kind_listed_twice_is_a_warning() {
+        let loaded = parse_str(
+            "f.toml",
+            "[[queues]]\nname = \"q\"\nkinds = [\"noop\", \"noop\"]\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(loaded.config.queues[0].kinds, ["noop"]);
+        assert!(
+            loaded.warnings[0]
+                .to_string()
+                .contains("`queues[0].kinds[1]`: kind `noop` is listed twice")
+        );
+    }
+
+    #[test]
+    fn executor_errors_name_the_field_and_line() {
+        assert_error(
+            "[[executors]]\nname = \"x\"\n",
+            1,
+            "`executors[0].type`: missing required field (\"http\" or \"shell\")",
+        );
+        assert_error(
+            "[[executors]]\nname = \"x\"\ntype = \"grpc\"\n",
+            3,
+            "`executors[0].type`: `grpc` is not one of: http, shell",
+        );
+        assert_error(
+            "[[executors]]\ntype = \"shell\"\ncommand = \"true\"\n",
+            1,
+            "`executors[0].name`: missing required field",
+        );
+        assert_error(
+            "[[executors]]\nname = \"sleep\"\ntype = \"shell\"\ncommand = \"true\"\n",
+            2,
+            "`executors[0].name`: `sleep` is a built-in kind",
+        );
+        assert_error(
+            "[[executors]]\nname = \"x\"\ntype = \"shell\"\ncommand = \"true\"\n[[executors]]\nname = \"x\"\ntype = \"http\"\nurl = \"http://h\"\n",
+            6,
+            "`executors[1].name`: duplicate executor `x` (first declared at f.toml:2:8)",
+        );
+        assert_error(
+            "[[executors]]\nname = \"x\"\ntype = \"shell\"\ncommand = \"true\"\nkommand = 1\n",
+            5,
+            "unknown key `executors[0].kommand`: did you mean `command`?",
+        );
+    }
+
+    #[test]
+    fn http_executor_errors_name_the_field_and_line() {
+        let h = "[[services]]\nname = \"nn\"\nurl = \"http://h:1/\"\n[[services]]\nname = \"bare\"\n[[executors]]\nname = \"h\"\ntype = \"http\"\n";
+        // Lines 1 to 8 are the prefix; the case starts on line 9.
+        let with = |lines: &str| format!("{h}{lines}\n");
+        assert_error(
+            &with(""),
+            6,
+            "`executors[0].url`: an http executor needs `url` (a fixed URL) or `service`",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nservice = \"nn\""),
+            10,
+            "`executors[0].service`: an http executor takes `url` or `service`, not both",
+        );
+        assert_error(
+            &with("url = \"::\""),
+            9,
+            "`executors[0].url`: `::` is not a URL",
+        );
+        assert_error(
+            &with("url = \"ftp://x/y\""),
+            9,
+            "`executors[0].url`: `ftp://x/y` is not an http:// or https:// URL",
+        );
+        assert_error(
+            &with("url = \"http://x/?k=${TOKEN}\""),
+            9,
+            "`executors[0].url`: an executor's url cannot use `${VAR}`",
+        );
+        assert_error(
+            &with("url = \"http://x\"\npath = \"/p\""),
+            10,
+            "`executors[0].path`: only goes with `service`",
+        );
+        assert_error(
+            &with("service = \"n\""),
+            9,
+            "`executors[0].service`: unknown service `n`; did you mean `nn`?",
+        );
+        assert_error(
+            &with("service = \"bare\""),
+            9,
+            "`executors[0].service`: service `bare` has no `url`",
+        );
+        assert_error(
+            &with("service = \"nn\"\npath = \"p\""),
+            10,
+            "`executors[0].path`: `p` must start with `/`",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nmethod = \"get\""),
+            10,
+            "`executors[0].method`: `get` is not one of: GET, POST, PUT, PATCH, DELETE",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nheaders = { \"Bad Name\" = \"v\" }"),
+            10,
+            "`executors[0].headers`: `Bad Name` is not a header name",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nheaders = { X-A = \"1\", x-a = \"2\" }"),
+            10,
+            "`executors[0].headers.x-a`: duplicate header",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nheaders = { X-A = 1 }"),
+            10,
+            "`executors[0].headers.X-A`: expected a string",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nheaders = { X-A = \"${NOPE}\" }"),
+            10,
+            "`executors[0].headers.X-A`: environment variable `NOPE` is not set",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nheaders = \"x\""),
+            10,
+            "`executors[0].headers`: expected a table of strings",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nsuccess_status = [200, 600]"),
+            10,
+            "`executors[0].success_status[1]`: 600 is out of range (100 to 599)",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nsuccess_status = 200"),
+            10,
+            "`executors[0].success_status`: expected an array of integers",
+        );
+        assert_error(
+            &with("url = \"http://x\"\noutcome_field = \"\""),
+            10,
+            "`executors[0].outcome_field`: must not be empty",
+        );
+        assert_error(
+            &with("url = \"http://x\"\nmax_response_bytes = 16777217"),
+            10,
+            "`executors[0].max_response_bytes`: 16777217 is out of range (1 to 16777216)",
+        );
+        assert_error(
+            &with("url = \"http://x\"\ncommand = \"true\""),
+            10,
+            "`executors[0].command`: not a key of `http` executors (it belongs to `type = \"shell\"`)",
+        );
+    }
+
+    #[test]
+    fn an_executor_may_not_use_a_service_url_from_the_environment() {
+        assert_error(
+            "[[services]]\nname = \"nn\"\nurl = \"http://u:${TOKEN}@h/\"\n[[executors]]\nname = \"h\"\ntype = \"http\"\nservice = \"nn\"\n",
+            7,
+            "`executors[0].service`: the url of service `nn` uses `${VAR}`",
+        );
+        // A service whose url was refused is reported once, where the url is.
+        let all = errors(
+            "[[services]]\nname = \"nn\"\nurl = \"::\"\n[[executors]]\nname = \"h\"\ntype = \"http\"\nservice = \"nn\"\n",
+        );
+        assert_eq!(all.lines().count(), 1, "{all}");
+    }
+
+    #[test]
+    fn shell_executor_errors_name_the_field_and_line() {
+        let s = "[[executors]]\nname = \"s\"\ntype = \"shell\"\n";
+        let with = |lines: &str| format!("{s}{lines}\n");
+        assert_error(
+            &with(""),
+            1,
+            "`executors[0].command`: missing required field",
+        );
+        assert_error(
+            &with("command = \"\""),
+            4,
+            "`executors[0].command`: must not be empty",
+        );
+        assert_error(
+            &with("command = \"pg_dump --all\""),
+            4,
+            "`executors[0].command`: `pg_dump --all` contains white space",
+        );
+        assert_error(
+            &with("command = \"bin/run\""),
+            4,
+            "`executors[0].command`: `bin/run` must be an absolute path or a program name",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"{db\"]"),
+            5,
+            "`executors[0].args[0]`: unclosed `{` in `{db`",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"{a{b}\"]"),
+            5,
+            "`executors[0].args[0]`: unclosed `{`",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"x\", \"{}\"]"),
+            5,
+            "`executors[0].args[1]`: empty placeholder `{}`",
+        );
+        assert_error(
+            &with(
+                "command = \"run\"\nargs = [\"--db={datbase}\"]\nparams = { database = \"[a-z]+\" }",
+            ),
+            5,
+            "`executors[0].args[0]`: placeholder `{datbase}` is not declared in `params` (add `datbase = \"<pattern>\"`); did you mean `{database}`?",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"{db}\"]\nparams = { db = \"[a-z\" }"),
+            6,
+            "`executors[0].params.db`: invalid pattern: unclosed character class",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"{db}\"]\nparams = { db = \"a)|(.*\" }"),
+            6,
+            "`executors[0].params.db`: invalid pattern",
+        );
+        assert_error(
+            &with("command = \"run\"\nargs = [\"{db}\"]\nparams = { db = \"\" }"),
+            6,
+            "`executors[0].params.db`: must not be empty",
+        );
+        assert_error(
+            &with("command = \"run\"\nenv = { 1X = \"v\" }"),
+            5,
+            "`executors[0].env`: `1X` is not an environment variable name",
+        );
+        assert_error(
+            &with("command = \"run\"\nworkdir = \"\""),
+            5,
+            "`executors[0].workdir`: must not be empty",
+        );
+        assert_error(
+            &with("command = \"run\"\nurl = \"http://x\""),
+            5,
+            "`executors[0].url`: not a key of `shell` executors (it belongs to `type = \"http\"`)",
+        );
+        // A placeholder whose pattern is refused is not reported a second time.
+        let all = errors(&with(
+            "command = \"run\"\nargs = [\"{db}\"]\nparams = { db = \"(\" }",
+        ));
+        assert_eq!(all.lines().count(), 1, "{all}");
+    }
+
+    #[test]
+    fn an_unused_parameter_is_a_warning() {
+        let loaded = parse_str(
+            "f.toml",
+            "[[executors]]\nname = \"s\"\ntype = \"shell\"\ncommand = \"run\"\nparams = { db = \"[a-z]+\" }\n",
+            &env,
+        )
+        .unwrap();
+        assert!(
+            loaded.warnings[0].to_string().contains(
+                "f.toml:5:12: warning: `executors[0].params.db`: no argument uses `{db}`"
+            ),
+            "{:?}",
+            loaded.warnings
+        );
+    }
+
+    #[test]
+    fn placeholders_agree_with_the_domain() {
+        let args = ["--a={x}-{y}", "{x}", "plain", "}{z}"];
+        let spec = ShellSpec {
+            name: "s".into(),
+            command: "run".into(),
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            params: BTreeMap::new(),
+            env: BTreeMap::new(),
+            workdir: None,
+        };
+        let mut ours: Vec<String> = Vec::new();
+        for arg in args {
+            for name in arg_placeholders(arg).unwrap() {
+                if !ours.contains(&name) {
+                    ours.push(name);
+                }
+            }
+        }
+        assert_eq!(spec.placeholders(), ours);
     }
 }

@@ -1,7 +1,7 @@
 //! A small toolkit for walking a parsed TOML document against a schema while collecting every
 //! problem: tables that report keys they do not know, typed field readers, and spans.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 
 use steward_core::registry::Labels;
 use toml_edit::{Item, TableLike, Value};
@@ -12,6 +12,12 @@ use crate::source::Source;
 
 /// A byte range in the source, when the parser knows one.
 pub(crate) type Span = Option<Range<usize>>;
+
+/// How `retention`-like durations say "keep for ever".
+const FOREVER: &str = "forever";
+const DAY_MS: u64 = 24 * 3600 * 1000;
+/// The longest duration a config may write: ten years (of 365 days), far from any overflow.
+const MAX_DURATION_MS: u64 = 3650 * DAY_MS;
 
 /// A value and where it came from.
 #[derive(Debug, Clone)]
@@ -292,6 +298,219 @@ impl<'a> Fields<'a> {
                 None
             }
         }
+    }
+
+    /// An optional array of integers, each within `range`.
+    pub fn integers(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        range: RangeInclusive<i64>,
+    ) -> Option<Vec<Spanned<i64>>> {
+        let item = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{}`: expected an array of integers, found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        let mut values = Vec::new();
+        for (i, value) in array.iter().enumerate() {
+            match value.as_integer() {
+                Some(n) if range.contains(&n) => values.push(Spanned {
+                    value: n,
+                    span: value.span(),
+                    template: None,
+                }),
+                Some(n) => cx.error(
+                    &value.span(),
+                    format!(
+                        "`{}[{i}]`: {n} is out of range ({} to {})",
+                        self.field(key),
+                        range.start(),
+                        range.end()
+                    ),
+                ),
+                None => cx.error(
+                    &value.span(),
+                    format!(
+                        "`{}[{i}]`: expected an integer, found {}",
+                        self.field(key),
+                        value.type_name()
+                    ),
+                ),
+            }
+        }
+        Some(values)
+    }
+
+    /// An optional duration written as text (`"500ms"`, `"30s"`, `"5m"`, `"2h"`, `"7d"`), in
+    /// milliseconds: more than zero, whole milliseconds at least, at most [`MAX_DURATION_MS`].
+    /// `${VAR}` is not interpolated (a duration is not a secret).
+    pub fn duration_ms(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<u64>> {
+        self.read_duration(cx, key, false).and_then(|d| {
+            d.value.map(|value| Spanned {
+                value,
+                span: d.span,
+                template: None,
+            })
+        })
+    }
+
+    /// Like [`Fields::duration_ms`], but also accepts `"forever"`, read as `None`.
+    pub fn duration_ms_or_forever(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+    ) -> Option<Spanned<Option<u64>>> {
+        self.read_duration(cx, key, true)
+    }
+
+    fn read_duration(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        forever: bool,
+    ) -> Option<Spanned<Option<u64>>> {
+        const EXAMPLES: &str = r#"e.g. "500ms", "30s", "5m", "2h" or "7d""#;
+        let or_forever = if forever { r#", or "forever""# } else { "" };
+        let item = self.item(key)?;
+        let span = item.span();
+        let spanned = |value| Spanned {
+            value,
+            span: span.clone(),
+            template: None,
+        };
+        let Some(raw) = item.as_str() else {
+            cx.error(
+                &span,
+                format!(
+                    "`{}`: expected a duration as a string ({EXAMPLES}{or_forever}), found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        if forever && raw == FOREVER {
+            return Some(spanned(None));
+        }
+        let problem = match humantime::parse_duration(raw) {
+            Err(e) => {
+                let why = match e {
+                    humantime::DurationError::UnknownUnit { unit, .. } if unit.is_empty() => {
+                        " (a unit is needed)".to_owned()
+                    }
+                    humantime::DurationError::UnknownUnit { unit, .. } => {
+                        format!(" (unknown unit `{unit}`)")
+                    }
+                    humantime::DurationError::NumberOverflow => " (too large)".to_owned(),
+                    _ => String::new(),
+                };
+                format!("`{raw}` is not a duration{why}; {EXAMPLES}{or_forever}")
+            }
+            Ok(d) if d.is_zero() => format!("must be more than zero ({EXAMPLES}{or_forever})"),
+            Ok(d) if d.as_millis() == 0 => format!("`{raw}` is less than 1ms ({EXAMPLES})"),
+            Ok(d) => match u64::try_from(d.as_millis()) {
+                Ok(ms) if ms <= MAX_DURATION_MS => return Some(spanned(Some(ms))),
+                _ => format!(
+                    "`{raw}` is too long (at most {} days{or_forever})",
+                    MAX_DURATION_MS / DAY_MS
+                ),
+            },
+        };
+        cx.error(&span, format!("`{}`: {problem}", self.field(key)));
+        None
+    }
+
+    /// Where `key` is written, when this table has it.
+    pub fn key_span(&self, key: &str) -> Option<Span> {
+        self.item(key)?;
+        Some(self.table.key(key).and_then(|k| k.span()))
+    }
+
+    /// A table of strings (`headers = { Accept = "text/plain" }` or a `[….headers]` section),
+    /// as (name, value) pairs in file order. With `interpolate`, values may use `${VAR}`;
+    /// names are never interpolated.
+    pub fn string_table(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        interpolate: bool,
+    ) -> Vec<(Spanned<String>, Spanned<String>)> {
+        let mut entries = Vec::new();
+        let Some(item) = self.item(key) else {
+            return entries;
+        };
+        let path = self.field(key);
+        let Some(table) = item.as_table_like() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{path}`: expected a table of strings, found {}",
+                    item.type_name()
+                ),
+            );
+            return entries;
+        };
+        let inner = Fields {
+            table,
+            path,
+            span: item.span(),
+        };
+        for (name, value) in table.iter() {
+            if value.is_none() {
+                continue;
+            }
+            let name = Spanned {
+                value: name.to_owned(),
+                span: table.key(name).and_then(|k| k.span()),
+                template: None,
+            };
+            let value = if interpolate {
+                inner.string(cx, &name.value)
+            } else {
+                inner.literal_string(cx, &name.value)
+            };
+            if let Some(value) = value {
+                entries.push((name, value));
+            }
+        }
+        entries
+    }
+
+    /// An optional string taken as written: no `${VAR}` interpolation.
+    pub fn literal_string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
+        let item = self.item(key)?;
+        let span = item.span();
+        let Some(raw) = item.as_str() else {
+            cx.error(
+                &span,
+                format!(
+                    "`{}`: expected a string, found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        if raw.contains('\0') {
+            cx.error(
+                &span,
+                format!("`{}`: must not contain a NUL character", self.field(key)),
+            );
+            return None;
+        }
+        Some(Spanned {
+            value: raw.to_owned(),
+            span,
+            template: None,
+        })
     }
 
     /// An optional boolean.

@@ -2,6 +2,8 @@
 //! input, cancellation and retries; and on PostgreSQL, crashes (SIGKILL), three processes
 //! sharing one queue, and connections cut mid-run.
 
+#![allow(clippy::expect_used, clippy::unwrap_used)] // helpers of tests: a failure is a failed test
+
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -58,7 +60,7 @@ fn answer(stream: std::net::TcpStream, calls: &AtomicUsize) {
             "500 Internal Server Error",
             json!({ "error": "agent crashed" }),
         )
-    } else if payload["n"].as_u64().unwrap_or(0) % 2 == 0 {
+    } else if payload["n"].as_u64().unwrap_or(0).is_multiple_of(2) {
         ("200 OK", json!({ "outcome": "applied" }))
     } else {
         ("200 OK", json!({ "outcome": "skipped" }))
