@@ -319,8 +319,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let answers = tasks::enqueue(&mut tx, new, actor).await?;
-        tx.commit().await.map_err(db_err)?;
+        let answers = settle(tasks::enqueue(&mut tx, new, actor).await, tx).await?;
         Ok(answers)
     }
 
@@ -370,16 +369,12 @@ impl Store for PostgresStore {
 
     async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let task = tasks::cancel(&mut tx, id, actor).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(task)
+        settle(tasks::cancel(&mut tx, id, actor).await, tx).await
     }
 
     async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let task = tasks::retry(&mut tx, id, actor).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(task)
+        settle(tasks::retry(&mut tx, id, actor).await, tx).await
     }
 
     async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
@@ -413,6 +408,27 @@ impl Store for PostgresStore {
             listener.abort();
         }
         self.pool.close().await;
+    }
+}
+
+/// Commits on success; on failure rolls back now rather than when the dropped transaction's
+/// connection is next used, so that its row locks do not outlive the call (claims would skip
+/// the locked rows meanwhile).
+async fn settle<T>(
+    result: Result<T, StoreError>,
+    tx: sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => {
+            tx.commit().await.map_err(db_err)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(error) = tx.rollback().await {
+                tracing::warn!(%error, "rolling back a failed transaction failed");
+            }
+            Err(e)
+        }
     }
 }
 
