@@ -319,8 +319,7 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let answers = settle(tasks::enqueue(&mut tx, new, actor).await, tx).await?;
-        Ok(answers)
+        settle(tasks::enqueue(&mut tx, new, actor).await, tx).await
     }
 
     async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {

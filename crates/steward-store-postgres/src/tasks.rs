@@ -4,7 +4,6 @@
 //! statement and one commit; enqueues announce themselves with `NOTIFY`.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
@@ -12,8 +11,9 @@ use sqlx::types::Json;
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
 use steward_store::tasks::{
-    ANY_QUEUE, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, completion_answers, first_completions,
-    pair_enqueued,
+    ANY_QUEUE, CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
+    completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
+    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
@@ -94,9 +94,7 @@ async fn notify<'q>(
     conn: &mut PgConnection,
     queues: impl Iterator<Item = &'q str>,
 ) -> Result<(), StoreError> {
-    let mut queues: Vec<&str> = queues.collect();
-    queues.sort_unstable();
-    queues.dedup();
+    let queues = distinct_queues(queues);
     if queues.is_empty() {
         return Ok(());
     }
@@ -115,13 +113,7 @@ async fn existing_keys(
     tasks: &[NewTask],
     inserted: &[(i64, Option<String>)],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let fresh: std::collections::HashSet<&str> =
-        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
-    let wanted: Vec<&str> = tasks
-        .iter()
-        .filter_map(|t| t.idempotency_key.as_deref())
-        .filter(|k| !fresh.contains(k))
-        .collect();
+    let wanted = keys_not_inserted(tasks, inserted);
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
@@ -159,7 +151,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, Sto
         .iter()
         .map(task_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at_ms, t.id));
+    sort_claimed(&mut tasks);
     Ok(tasks)
 }
 
@@ -172,7 +164,7 @@ pub(crate) async fn extend(
 ) -> Result<Vec<LeaseState>, StoreError> {
     let ids: Vec<i64> = leases.iter().map(|(id, _)| *id).collect();
     let fences: Vec<i64> = leases.iter().map(|(_, fence)| *fence).collect();
-    let held: Vec<(i64, bool)> = sqlx::query_as(
+    let extended: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE tasks t SET lease_expires_at_ms = $1 \
          FROM unnest($2::bigint[], $3::bigint[]) AS l(lease_id, lease_fence) \
          WHERE t.id = l.lease_id AND t.fence = l.lease_fence AND t.status = 'running' \
@@ -185,15 +177,7 @@ pub(crate) async fn extend(
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    let held: HashMap<i64, bool> = held.into_iter().collect();
-    Ok(leases
-        .iter()
-        .map(|(id, _)| LeaseState {
-            task_id: *id,
-            held: held.contains_key(id),
-            cancel_requested: held.get(id).copied().unwrap_or(false),
-        })
-        .collect())
+    Ok(lease_states(leases, extended))
 }
 
 /// Applies fenced completions and records their runs in one statement.
@@ -374,26 +358,21 @@ pub(crate) async fn cancel(
 ) -> Result<Task, StoreError> {
     let before = get(conn, id, true)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
-    let change = match before.status {
-        TaskStatus::Queued | TaskStatus::Failed => {
-            sqlx::query("UPDATE tasks SET status = 'cancelled', finished_at_ms = $1 WHERE id = $2")
-                .bind(now_ms())
-                .bind(id)
-        }
-        TaskStatus::Running => {
-            sqlx::query("UPDATE tasks SET cancel_requested = TRUE WHERE id = $1").bind(id)
-        }
-        finished => {
-            return Err(StoreError::State(format!(
-                "task {id} is {finished} and cannot be cancelled"
-            )));
-        }
+        .ok_or_else(|| task_not_found(id))?;
+    let change = match cancel_step(&before)? {
+        CancelStep::CancelNow => sqlx::query(concat!(
+            "UPDATE tasks SET status = 'cancelled', finished_at_ms = $1 WHERE id = $2 RETURNING ",
+            task_columns!()
+        ))
+        .bind(now_ms())
+        .bind(id),
+        CancelStep::RequestStop => sqlx::query(concat!(
+            "UPDATE tasks SET cancel_requested = TRUE WHERE id = $1 RETURNING ",
+            task_columns!()
+        ))
+        .bind(id),
     };
-    change.execute(&mut *conn).await.map_err(db_err)?;
-    let after = get(conn, id, false)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let after = task_from_row(&change.fetch_one(&mut *conn).await.map_err(db_err)?)?;
     append_audit(
         conn,
         steward_store::audit::task_changed("task.cancel", actor, &after, before.status),
@@ -410,26 +389,20 @@ pub(crate) async fn retry(
 ) -> Result<Task, StoreError> {
     let before = get(conn, id, true)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
-    if !matches!(before.status, TaskStatus::Dead | TaskStatus::Cancelled) {
-        return Err(StoreError::State(format!(
-            "task {id} is {}; only dead or cancelled tasks can be retried",
-            before.status
-        )));
-    }
-    sqlx::query(
+        .ok_or_else(|| task_not_found(id))?;
+    check_retryable(&before)?;
+    let row = sqlx::query(concat!(
         "UPDATE tasks SET status = 'queued', attempt = 0, run_at_ms = $1, error = NULL, \
          outcome = NULL, result = NULL, finished_at_ms = NULL, cancel_requested = FALSE \
-         WHERE id = $2",
-    )
+         WHERE id = $2 RETURNING ",
+        task_columns!()
+    ))
     .bind(now_ms())
     .bind(id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    let after = get(conn, id, false)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let after = task_from_row(&row)?;
     notify(conn, std::iter::once(after.queue.as_str())).await?;
     append_audit(
         conn,
@@ -450,16 +423,7 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> 
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    rows.into_iter()
-        .map(|(queue, status, count, oldest)| {
-            Ok(TaskCount {
-                queue,
-                status: parse_status(&status)?,
-                count,
-                oldest_due_at_ms: oldest,
-            })
-        })
-        .collect()
+    task_counts(rows)
 }
 
 /// Deletes old finished tasks of a queue.
@@ -524,10 +488,6 @@ async fn forward(listener: &mut PgListener, wakeups: &broadcast::Sender<Wakeup>)
 
 fn to_u32(n: i32) -> Result<u32, StoreError> {
     u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("negative count {n}")))
-}
-
-fn parse_status(status: &str) -> Result<TaskStatus, StoreError> {
-    TaskStatus::from_str(status).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {

@@ -119,10 +119,7 @@ impl SqliteStore {
 
     /// Tells workers that `queues` may have tasks ready (no one listening is fine).
     fn wake<'q>(&self, queues: impl IntoIterator<Item = &'q str>) {
-        let mut queues: Vec<&str> = queues.into_iter().collect();
-        queues.sort_unstable();
-        queues.dedup();
-        for queue in queues {
+        for queue in steward_store::tasks::distinct_queues(queues) {
             let _ = self.wakeups.send(Wakeup::from(queue));
         }
     }

@@ -4,7 +4,6 @@
 //! statement whatever its size.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
@@ -12,8 +11,9 @@ use sqlx::{Row, SqlitePool};
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
 use steward_store::tasks::{
-    CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, completion_answers, first_completions,
-    lease_expired_error, pair_enqueued,
+    CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
+    completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
+    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -87,13 +87,7 @@ async fn existing_keys(
     tasks: &[NewTask],
     inserted: &[(i64, Option<String>)],
 ) -> Result<HashMap<String, i64>, StoreError> {
-    let fresh: std::collections::HashSet<&str> =
-        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
-    let wanted: Vec<&str> = tasks
-        .iter()
-        .filter_map(|t| t.idempotency_key.as_deref())
-        .filter(|k| !fresh.contains(k))
-        .collect();
+    let wanted = keys_not_inserted(tasks, inserted);
     if wanted.is_empty() {
         return Ok(HashMap::new());
     }
@@ -132,7 +126,7 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>,
         .iter()
         .map(task_from_row)
         .collect::<Result<Vec<_>, _>>()?;
-    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at_ms, t.id));
+    sort_claimed(&mut tasks);
     Ok(tasks)
 }
 
@@ -144,7 +138,7 @@ pub(crate) async fn extend(
     lease_ms: u64,
 ) -> Result<Vec<LeaseState>, StoreError> {
     let expires = now_ms().saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
-    let held: Vec<(i64, bool)> = sqlx::query_as(
+    let extended: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE tasks SET lease_expires_at_ms = ? \
          FROM (SELECT value->>0 AS id, value->>1 AS fence FROM json_each(?)) AS l \
          WHERE tasks.id = l.id AND tasks.fence = l.fence AND tasks.status = 'running' \
@@ -156,15 +150,7 @@ pub(crate) async fn extend(
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    let held: HashMap<i64, bool> = held.into_iter().collect();
-    Ok(leases
-        .iter()
-        .map(|(id, _)| LeaseState {
-            task_id: *id,
-            held: held.contains_key(id),
-            cancel_requested: held.get(id).copied().unwrap_or(false),
-        })
-        .collect())
+    Ok(lease_states(leases, extended))
 }
 
 /// Applies fenced completions and records their runs, inside the caller's transaction.
@@ -369,28 +355,21 @@ pub(crate) async fn cancel(
     id: i64,
     actor: &Actor,
 ) -> Result<Task, StoreError> {
-    let before = get(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
-    let change = match before.status {
-        TaskStatus::Queued | TaskStatus::Failed => {
-            sqlx::query("UPDATE tasks SET status = 'cancelled', finished_at_ms = ? WHERE id = ?")
-                .bind(now_ms())
-                .bind(id)
-        }
-        TaskStatus::Running => {
-            sqlx::query("UPDATE tasks SET cancel_requested = 1 WHERE id = ?").bind(id)
-        }
-        finished => {
-            return Err(StoreError::State(format!(
-                "task {id} is {finished} and cannot be cancelled"
-            )));
-        }
+    let before = get(conn, id).await?.ok_or_else(|| task_not_found(id))?;
+    let change = match cancel_step(&before)? {
+        CancelStep::CancelNow => sqlx::query(concat!(
+            "UPDATE tasks SET status = 'cancelled', finished_at_ms = ? WHERE id = ? RETURNING ",
+            task_columns!()
+        ))
+        .bind(now_ms())
+        .bind(id),
+        CancelStep::RequestStop => sqlx::query(concat!(
+            "UPDATE tasks SET cancel_requested = 1 WHERE id = ? RETURNING ",
+            task_columns!()
+        ))
+        .bind(id),
     };
-    change.execute(&mut *conn).await.map_err(db_err)?;
-    let after = get(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let after = task_from_row(&change.fetch_one(&mut *conn).await.map_err(db_err)?)?;
     append_audit(
         conn,
         steward_store::audit::task_changed("task.cancel", actor, &after, before.status),
@@ -405,28 +384,20 @@ pub(crate) async fn retry(
     id: i64,
     actor: &Actor,
 ) -> Result<Task, StoreError> {
-    let before = get(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
-    if !matches!(before.status, TaskStatus::Dead | TaskStatus::Cancelled) {
-        return Err(StoreError::State(format!(
-            "task {id} is {}; only dead or cancelled tasks can be retried",
-            before.status
-        )));
-    }
-    sqlx::query(
+    let before = get(conn, id).await?.ok_or_else(|| task_not_found(id))?;
+    check_retryable(&before)?;
+    let row = sqlx::query(concat!(
         "UPDATE tasks SET status = 'queued', attempt = 0, run_at_ms = ?, error = NULL, \
          outcome = NULL, result = NULL, finished_at_ms = NULL, cancel_requested = 0 \
-         WHERE id = ?",
-    )
+         WHERE id = ? RETURNING ",
+        task_columns!()
+    ))
     .bind(now_ms())
     .bind(id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    let after = get(conn, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+    let after = task_from_row(&row)?;
     append_audit(
         conn,
         steward_store::audit::task_changed("task.retry", actor, &after, before.status),
@@ -446,16 +417,7 @@ pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreErr
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
-    rows.into_iter()
-        .map(|(queue, status, count, oldest)| {
-            Ok(TaskCount {
-                queue,
-                status: parse_status(&status)?,
-                count,
-                oldest_due_at_ms: oldest,
-            })
-        })
-        .collect()
+    task_counts(rows)
 }
 
 /// Deletes old finished tasks of a queue.
@@ -476,10 +438,6 @@ pub(crate) async fn purge(
     .await
     .map_err(db_err)?;
     Ok(done.rows_affected())
-}
-
-fn parse_status(status: &str) -> Result<TaskStatus, StoreError> {
-    TaskStatus::from_str(status).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use steward_core::task::TaskStatus;
+use steward_core::task::{NewTask, Task, TaskStatus};
 
 /// The most tasks one list call returns.
 pub const MAX_TASK_PAGE: u32 = 1_000;
@@ -233,6 +233,109 @@ pub fn completion_answers(
         .iter()
         .map(|c| accepted.contains(&c.task_id) && answered.insert(c.task_id))
         .collect()
+}
+
+/// What cancelling a task does, given its status now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelStep {
+    /// Queued or awaiting retry: cancelled at once.
+    CancelNow,
+    /// Running: its worker is asked to stop it.
+    RequestStop,
+}
+
+/// How `task` is cancelled; a finished task cannot be ([`crate::StoreError::State`]).
+pub fn cancel_step(task: &Task) -> Result<CancelStep, crate::StoreError> {
+    match task.status {
+        TaskStatus::Queued | TaskStatus::Failed => Ok(CancelStep::CancelNow),
+        TaskStatus::Running => Ok(CancelStep::RequestStop),
+        finished => Err(crate::StoreError::State(format!(
+            "task {} is {finished} and cannot be cancelled",
+            task.id
+        ))),
+    }
+}
+
+/// Checks that `task` may be retried: only dead or cancelled tasks can.
+pub fn check_retryable(task: &Task) -> Result<(), crate::StoreError> {
+    if matches!(task.status, TaskStatus::Dead | TaskStatus::Cancelled) {
+        return Ok(());
+    }
+    Err(crate::StoreError::State(format!(
+        "task {} is {}; only dead or cancelled tasks can be retried",
+        task.id, task.status
+    )))
+}
+
+/// The error for a task id that does not exist.
+pub fn task_not_found(id: i64) -> crate::StoreError {
+    crate::StoreError::NotFound(format!("task {id}"))
+}
+
+/// A stored status name, or [`crate::StoreError::Corrupt`].
+pub fn parse_status(status: &str) -> Result<TaskStatus, crate::StoreError> {
+    status
+        .parse()
+        .map_err(|e: steward_core::task::UnknownTaskStatus| {
+            crate::StoreError::Corrupt(e.to_string())
+        })
+}
+
+/// Counts read as `(queue, status, count, oldest due enqueue time)` rows.
+pub fn task_counts(
+    rows: Vec<(String, String, i64, Option<i64>)>,
+) -> Result<Vec<TaskCount>, crate::StoreError> {
+    rows.into_iter()
+        .map(|(queue, status, count, oldest)| {
+            Ok(TaskCount {
+                queue,
+                status: parse_status(&status)?,
+                count,
+                oldest_due_at_ms: oldest,
+            })
+        })
+        .collect()
+}
+
+/// The state of each lease of a heartbeat, given the `(task id, cancel requested)` pairs of the
+/// leases the store extended (the others were lost).
+pub fn lease_states(leases: &[(i64, i64)], extended: Vec<(i64, bool)>) -> Vec<LeaseState> {
+    let extended: std::collections::HashMap<i64, bool> = extended.into_iter().collect();
+    leases
+        .iter()
+        .map(|(id, _)| LeaseState {
+            task_id: *id,
+            held: extended.contains_key(id),
+            cancel_requested: extended.get(id).copied().unwrap_or(false),
+        })
+        .collect()
+}
+
+/// The idempotency keys of `tasks` that `inserted` does not hold: they name existing tasks.
+pub fn keys_not_inserted<'t>(
+    tasks: &'t [NewTask],
+    inserted: &[(i64, Option<String>)],
+) -> Vec<&'t str> {
+    let fresh: std::collections::HashSet<&str> =
+        inserted.iter().filter_map(|(_, k)| k.as_deref()).collect();
+    tasks
+        .iter()
+        .filter_map(|t| t.idempotency_key.as_deref())
+        .filter(|k| !fresh.contains(k))
+        .collect()
+}
+
+/// Puts claimed tasks in the order they are worked: highest priority, then oldest run-at.
+pub fn sort_claimed(tasks: &mut [Task]) {
+    tasks.sort_by_key(|t| (std::cmp::Reverse(t.priority), t.run_at_ms, t.id));
+}
+
+/// Each queue name once, sorted.
+pub fn distinct_queues<'q>(queues: impl IntoIterator<Item = &'q str>) -> Vec<&'q str> {
+    let mut queues: Vec<&str> = queues.into_iter().collect();
+    queues.sort_unstable();
+    queues.dedup();
+    queues
 }
 
 /// The error kept on a task whose lease ran out.
