@@ -496,22 +496,36 @@ fn read_services(
         if service.url.is_none() && t.item("url").is_some() {
             bad_urls.insert(name.value.clone());
         }
-        if let Some(first) = seen.get(&name.value) {
-            let first = cx.locate(first);
-            cx.error(
-                &name.span,
-                format!(
-                    "`{}`: duplicate service `{}` (first declared at {first})",
-                    t.field("name"),
-                    name.value
-                ),
-            );
-            continue;
+        if first_declaration(cx, &mut seen, &t, "service", name) {
+            services.push(service);
         }
-        seen.insert(name.value, name.span);
-        services.push(service);
     }
     (services, bad_urls)
+}
+
+/// Remembers where `name` was declared and answers true; a second declaration of the same
+/// `what` is reported, pointing at the first, and answered false.
+fn first_declaration(
+    cx: &mut Cx<'_>,
+    seen: &mut HashMap<String, Span>,
+    t: &Fields<'_>,
+    what: &str,
+    name: Spanned<String>,
+) -> bool {
+    if let Some(first) = seen.get(&name.value) {
+        let first = cx.locate(first);
+        cx.error(
+            &name.span,
+            format!(
+                "`{}`: duplicate {what} `{}` (first declared at {first})",
+                t.field("name"),
+                name.value
+            ),
+        );
+        return false;
+    }
+    seen.insert(name.value, name.span);
+    true
 }
 
 fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<String> {
@@ -567,20 +581,9 @@ fn read_queues(cx: &mut Cx<'_>, root: &Fields<'_>, executors: &BTreeSet<String>)
             queue.retention_ms = retention.value;
         }
         let Some(name) = name else { continue };
-        if let Some(first) = seen.get(&name.value) {
-            let first = cx.locate(first);
-            cx.error(
-                &name.span,
-                format!(
-                    "`{}`: duplicate queue `{}` (first declared at {first})",
-                    t.field("name"),
-                    name.value
-                ),
-            );
-            continue;
+        if first_declaration(cx, &mut seen, &t, "queue", name) {
+            queues.push(queue);
         }
-        seen.insert(name.value, name.span);
-        queues.push(queue);
     }
     queues
 }
@@ -769,20 +772,9 @@ fn read_executors(
             }
         });
         let Some(name) = name else { continue };
-        if let Some(first) = seen.get(&name.value) {
-            let first = cx.locate(first);
-            cx.error(
-                &name.span,
-                format!(
-                    "`{}`: duplicate executor `{}` (first declared at {first})",
-                    t.field("name"),
-                    name.value
-                ),
-            );
-            continue;
+        if first_declaration(cx, &mut seen, &t, "executor", name) {
+            executors.extend(spec);
         }
-        seen.insert(name.value, name.span);
-        executors.extend(spec);
     }
     (executors, seen.into_keys().collect())
 }

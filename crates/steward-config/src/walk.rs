@@ -162,8 +162,9 @@ impl<'a> Fields<'a> {
         self.table.get(key).filter(|item| !item.is_none())
     }
 
-    /// An optional string field; `${VAR}` references are replaced from the environment.
-    pub fn string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
+    /// An optional string field as written, with its span: a non-string or a NUL character is
+    /// reported.
+    fn raw_string(&self, cx: &mut Cx<'_>, key: &str) -> Option<(&'a str, Span)> {
         let item = self.item(key)?;
         let span = item.span();
         let Some(raw) = item.as_str() else {
@@ -185,6 +186,12 @@ impl<'a> Fields<'a> {
             );
             return None;
         }
+        Some((raw, span))
+    }
+
+    /// An optional string field; `${VAR}` references are replaced from the environment.
+    pub fn string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
+        let (raw, span) = self.raw_string(cx, key)?;
         let used_env = std::cell::Cell::new(false);
         let env = |name: &str| {
             used_env.set(true);
@@ -486,26 +493,7 @@ impl<'a> Fields<'a> {
 
     /// An optional string taken as written: no `${VAR}` interpolation.
     pub fn literal_string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
-        let item = self.item(key)?;
-        let span = item.span();
-        let Some(raw) = item.as_str() else {
-            cx.error(
-                &span,
-                format!(
-                    "`{}`: expected a string, found {}",
-                    self.field(key),
-                    item.type_name()
-                ),
-            );
-            return None;
-        };
-        if raw.contains('\0') {
-            cx.error(
-                &span,
-                format!("`{}`: must not contain a NUL character", self.field(key)),
-            );
-            return None;
-        }
+        let (raw, span) = self.raw_string(cx, key)?;
         Some(Spanned {
             value: raw.to_owned(),
             span,
