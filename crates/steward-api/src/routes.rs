@@ -205,7 +205,7 @@ async fn visible_registry(state: &AppState, caller: &Caller) -> Result<Registry,
 }
 
 /// Parses a JSON body strictly, answering 400 with serde's located message.
-fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -215,8 +215,11 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiErro
     })
 }
 
-fn store_error(e: StoreError) -> ApiError {
+/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, anything
+/// else `store_unavailable`.
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
+        StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
         StoreError::Conflict(what) => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",

@@ -11,9 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 use steward_core::task::{Task, TaskOrigin, TaskStatus};
 use steward_engine::queue::{EnqueueError, EnqueueRequest};
-use steward_store::{StoreError, TaskQuery};
+use steward_store::TaskQuery;
 
 use crate::auth::Caller;
+use crate::routes::{parse_body, store_error};
 use crate::{ApiError, AppState};
 
 /// One task in an enqueue body.
@@ -47,10 +48,6 @@ struct BatchBody {
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
-}
-
-fn parse_json(body: &Bytes) -> Result<serde_json::Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| invalid(format!("invalid JSON body: {e}")))
 }
 
 fn request_of(body: TaskBody, caller: &Caller) -> Result<EnqueueRequest, ApiError> {
@@ -111,7 +108,7 @@ pub(crate) async fn enqueue(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let value = parse_json(&body)?;
+    let value: serde_json::Value = parse_body(&body)?;
     let batch = value.get("tasks").is_some();
     let bodies = if batch {
         serde_json::from_value::<BatchBody>(value)
@@ -257,16 +254,27 @@ pub(crate) async fn list_tasks(
     Ok(Json(json!({ "tasks": tasks, "next_after": next_after })))
 }
 
-fn change_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(what) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        ),
-        StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
-        other => ApiError::store(&other),
+/// The two changes a caller may make to a task.
+enum TaskChange {
+    Cancel,
+    Retry,
+}
+
+async fn change_task(
+    state: AppState,
+    caller: Caller,
+    id: i64,
+    change: TaskChange,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    visible(&state, &caller, id).await?;
+    let store = state.control.store();
+    let actor = caller.actor();
+    let task = match change {
+        TaskChange::Cancel => store.cancel_task(id, &actor).await,
+        TaskChange::Retry => store.retry_task(id, &actor).await,
     }
+    .map_err(store_error)?;
+    Ok(Json(json!({ "task": task })))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
@@ -275,14 +283,7 @@ pub(crate) async fn cancel_task(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    visible(&state, &caller, id).await?;
-    let task = state
-        .control
-        .store()
-        .cancel_task(id, &caller.actor())
-        .await
-        .map_err(change_error)?;
-    Ok(Json(json!({ "task": task })))
+    change_task(state, caller, id, TaskChange::Cancel).await
 }
 
 /// `POST /api/v1/tasks/{id}/retry`.
@@ -291,14 +292,7 @@ pub(crate) async fn retry_task(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    visible(&state, &caller, id).await?;
-    let task = state
-        .control
-        .store()
-        .retry_task(id, &caller.actor())
-        .await
-        .map_err(change_error)?;
-    Ok(Json(json!({ "task": task })))
+    change_task(state, caller, id, TaskChange::Retry).await
 }
 
 /// `GET /api/v1/queues`: each declared queue's settings and its tasks per status.

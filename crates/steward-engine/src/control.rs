@@ -50,6 +50,8 @@ pub struct ControlPlane {
     config_path: PathBuf,
     env: SystemEnv,
     config: ArcSwap<Config>,
+    /// The registry of `config`, shared so that workers hand it to executors without copying it.
+    registry: ArcSwap<Registry>,
     /// Reloads run one at a time, so each diff is computed against the config it replaces.
     reload_lock: Mutex<()>,
     /// The queues the workers were started with (changing them needs a restart).
@@ -78,6 +80,7 @@ impl ControlPlane {
             bus,
             config_path: config_path.to_path_buf(),
             env,
+            registry: ArcSwap::from_pointee(config.registry.clone()),
             config: ArcSwap::from_pointee(config),
             reload_lock: Mutex::new(()),
         };
@@ -97,6 +100,11 @@ impl ControlPlane {
     /// The config in force.
     pub fn config(&self) -> Arc<Config> {
         self.config.load_full()
+    }
+
+    /// The registry in force (the config's, without copying it).
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
     }
 
     /// The queues in force.
@@ -169,6 +177,8 @@ impl ControlPlane {
                 "setting changed in the config file; it takes effect after a restart"
             );
         }
+        self.registry
+            .store(Arc::new(loaded.config.registry.clone()));
         self.config.store(Arc::new(loaded.config));
         metrics::counter!("steward_config_reloads_total", "result" => "applied").increment(1);
         Ok(ReloadOutcome {

@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use metrics::{Counter, Histogram};
 use steward_core::queue::QueueSpec;
 use steward_core::task::{Completion, Task, TaskStatus, Verdict};
 use steward_core::{Event, Registry};
@@ -61,7 +62,69 @@ struct Inflight {
     reason: Arc<AtomicU8>,
 }
 
+/// The queue's metric handles, each registered on first use and then kept: looking a metric up
+/// by name and labels for every task would cost more than a no-op task itself.
+struct QueueMetrics {
+    queue: String,
+    claim_latency: OnceLock<Histogram>,
+    /// By `status as usize` (the declaration order).
+    run_duration: [OnceLock<Histogram>; TaskStatus::ALL.len()],
+    finished: [OnceLock<Counter>; TaskStatus::ALL.len()],
+    retries: OnceLock<Counter>,
+    dead: OnceLock<Counter>,
+}
+
+impl QueueMetrics {
+    fn new(queue: &str) -> Self {
+        Self {
+            queue: queue.to_string(),
+            claim_latency: OnceLock::new(),
+            run_duration: Default::default(),
+            finished: Default::default(),
+            retries: OnceLock::new(),
+            dead: OnceLock::new(),
+        }
+    }
+
+    fn claim_latency(&self) -> &Histogram {
+        self.claim_latency.get_or_init(|| {
+            metrics::histogram!("steward_task_claim_latency_seconds", "queue" => self.queue.clone())
+        })
+    }
+
+    fn run_duration(&self, status: TaskStatus) -> &Histogram {
+        self.run_duration[status as usize].get_or_init(|| {
+            metrics::histogram!("steward_task_run_duration_seconds", "queue" => self.queue.clone(), "status" => status.as_str())
+        })
+    }
+
+    /// Counts an accepted completion.
+    fn finished(&self, status: TaskStatus) {
+        self.finished[status as usize]
+            .get_or_init(|| {
+                metrics::counter!("steward_tasks_finished_total", "queue" => self.queue.clone(), "status" => status.as_str())
+            })
+            .increment(1);
+        match status {
+            TaskStatus::Failed => self
+                .retries
+                .get_or_init(|| {
+                    metrics::counter!("steward_task_retries_total", "queue" => self.queue.clone())
+                })
+                .increment(1),
+            TaskStatus::Dead => self
+                .dead
+                .get_or_init(|| {
+                    metrics::counter!("steward_tasks_dead_total", "queue" => self.queue.clone())
+                })
+                .increment(1),
+            _ => {}
+        }
+    }
+}
+
 struct Shared {
+    metrics: QueueMetrics,
     store: Arc<dyn Store>,
     bus: EventBus,
     executors: Arc<Executors>,
@@ -94,6 +157,7 @@ pub fn spawn(
         .and_then(NonZeroU32::new)
         .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
     let shared = Arc::new(Shared {
+        metrics: QueueMetrics::new(&spec.name),
         store,
         bus,
         executors,
@@ -188,7 +252,9 @@ fn start_all(
     let mut first = Some(first);
     for task in claimed {
         let ready_at = task.run_at_ms.max(task.created_at_ms);
-        metrics::histogram!("steward_task_claim_latency_seconds", "queue" => shared.spec.name.clone())
+        shared
+            .metrics
+            .claim_latency()
             .record((now - ready_at).max(0) as f64 / 1000.0);
         let permit = match first.take() {
             Some(permit) => permit,
@@ -328,24 +394,15 @@ async fn attempt(
     let accepted = record(&shared, completion).await;
     forget(&shared, task.id);
     drop(permit);
-    let queue = shared.spec.name.clone();
-    metrics::histogram!("steward_task_run_duration_seconds", "queue" => queue.clone(), "status" => status.as_str())
+    shared
+        .metrics
+        .run_duration(status)
         .record((ended - started).max(0) as f64 / 1000.0);
     if !accepted {
-        tracing::warn!(task = task.id, %queue, "completion refused: the lease had moved on");
+        tracing::warn!(task = task.id, queue = %shared.spec.name, "completion refused: the lease had moved on");
         return;
     }
-    metrics::counter!("steward_tasks_finished_total", "queue" => queue.clone(), "status" => status.as_str())
-        .increment(1);
-    match status {
-        TaskStatus::Failed => {
-            metrics::counter!("steward_task_retries_total", "queue" => queue).increment(1)
-        }
-        TaskStatus::Dead => {
-            metrics::counter!("steward_tasks_dead_total", "queue" => queue).increment(1)
-        }
-        _ => {}
-    }
+    shared.metrics.finished(status);
     publish(&shared, &task, status, outcome);
 }
 

@@ -224,8 +224,7 @@ fn start_work(
     let store = control.store();
     let queues = control.queues();
     let source = Arc::clone(control);
-    let registry: worker::RegistrySource =
-        Arc::new(move || Arc::new(source.config().registry.clone()));
+    let registry: worker::RegistrySource = Arc::new(move || source.registry());
     let instance = worker_name();
     let mut handles: Vec<_> = queues
         .iter()
