@@ -5,8 +5,9 @@
 //! concurrent tasks for N seconds, then verifies the whole chain, and prints both rates.
 //! PostgreSQL runs in a throwaway database on `STEWARD_TEST_DATABASE_URL`'s server.
 //!
-//! `steward-bench queue [--backend sqlite|postgres] [--tasks N] [--workers W] [--concurrency C]`
-//! enqueues N tasks in batches, works them with W workers of C slots each, then measures
+//! `steward-bench queue [--backend sqlite|postgres] [--tasks N] [--batch B] [--enqueuers E]
+//! [--workers W] [--concurrency C]` enqueues N tasks in batches of B from E concurrent callers,
+//! works them with W workers of C slots each, then measures
 //! claim-to-start latency on an unsaturated queue.
 
 mod queue;
@@ -56,6 +57,9 @@ enum Command {
         /// Tasks per enqueue call (at most 10,000).
         #[arg(long, default_value_t = 10_000)]
         batch: usize,
+        /// Concurrent enqueue callers (as separate API clients would be).
+        #[arg(long, default_value_t = 2)]
+        enqueuers: usize,
         /// Worker instances.
         #[arg(long, default_value_t = 2)]
         workers: usize,
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
             backend,
             tasks,
             batch,
+            enqueuers,
             workers,
             concurrency,
             latency_tasks,
@@ -93,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             let bench = queue::QueueBench {
                 tasks,
                 batch: batch.clamp(1, steward_core::task::MAX_ENQUEUE_BATCH),
+                enqueuers: enqueuers.max(1),
                 workers: workers.max(1),
                 concurrency: concurrency.max(1),
                 latency_tasks,

@@ -23,6 +23,8 @@ pub struct QueueBench {
     pub tasks: usize,
     /// Tasks per enqueue call.
     pub batch: usize,
+    /// Concurrent enqueue callers.
+    pub enqueuers: usize,
     /// Worker instances (each with its own claims and completions, as separate processes
     /// would have).
     pub workers: usize,
@@ -67,24 +69,45 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
     let actor = Actor::system("bench");
 
     let started = Instant::now();
-    let mut remaining = bench.tasks;
-    while remaining > 0 {
-        let n = remaining.min(bench.batch);
-        let requests = (0..n)
-            .map(|_| EnqueueRequest {
-                queue: QUEUE.into(),
-                kind: KIND.into(),
-                ..EnqueueRequest::default()
-            })
+    let batches = batch_sizes(bench.tasks, bench.batch);
+    let mut callers = tokio::task::JoinSet::new();
+    for caller in 0..bench.enqueuers {
+        let mine: Vec<usize> = batches
+            .iter()
+            .skip(caller)
+            .step_by(bench.enqueuers)
+            .copied()
             .collect();
-        enqueue(store.as_ref(), &bus, &queues, &executors, requests, &actor).await?;
-        remaining -= n;
+        let (store, bus, queues, executors, actor) = (
+            Arc::clone(&store),
+            bus.clone(),
+            queues.clone(),
+            Arc::clone(&executors),
+            actor.clone(),
+        );
+        callers.spawn(async move {
+            for n in mine {
+                let requests = (0..n)
+                    .map(|_| EnqueueRequest {
+                        queue: QUEUE.into(),
+                        kind: KIND.into(),
+                        ..EnqueueRequest::default()
+                    })
+                    .collect();
+                enqueue(store.as_ref(), &bus, &queues, &executors, requests, &actor).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = callers.join_next().await {
+        done.context("an enqueue caller failed")??;
     }
     let enqueue_secs = started.elapsed().as_secs_f64();
     println!(
-        "enqueue: {} tasks in batches of {} in {enqueue_secs:.2} s = {:.0} tasks/s",
+        "enqueue: {} tasks in batches of {} from {} callers in {enqueue_secs:.2} s = {:.0} tasks/s",
         bench.tasks,
         bench.batch,
+        bench.enqueuers,
         bench.tasks as f64 / enqueue_secs
     );
 
@@ -104,7 +127,7 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
             )
         })
         .collect();
-    wait_until_succeeded(store.as_ref(), bench.tasks as i64).await?;
+    wait_until_succeeded(store.as_ref(), &recorder, bench.tasks as i64).await?;
     let work_secs = started.elapsed().as_secs_f64();
     println!(
         "work: {} no-op tasks by {} workers x {} slots in {work_secs:.2} s = {:.0} tasks/s",
@@ -134,7 +157,12 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
         .await?;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    wait_until_succeeded(store.as_ref(), (bench.tasks + bench.latency_tasks) as i64).await?;
+    wait_until_succeeded(
+        store.as_ref(),
+        &recorder,
+        (bench.tasks + bench.latency_tasks) as i64,
+    )
+    .await?;
     let mut waits = recorder
         .waits_ms
         .lock()
@@ -155,6 +183,14 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
     Ok(())
 }
 
+/// `total` split into calls of at most `batch`.
+fn batch_sizes(total: usize, batch: usize) -> Vec<usize> {
+    let batch = batch.max(1);
+    (0..total.div_ceil(batch))
+        .map(|i| batch.min(total - i * batch))
+        .collect()
+}
+
 fn percentile(sorted: &[i64], p: f64) -> i64 {
     if sorted.is_empty() {
         return 0;
@@ -163,8 +199,24 @@ fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[index.min(sorted.len() - 1)]
 }
 
-async fn wait_until_succeeded(store: &dyn Store, expected: i64) -> anyhow::Result<()> {
+/// Waits until `expected` tasks have succeeded in the store. Counting rows is a full scan of
+/// the queue, so while tasks are still starting it watches the recorder instead, and only asks
+/// the store once every task has run: polling the database would steal its time from the
+/// workers being measured.
+async fn wait_until_succeeded(
+    store: &dyn Store,
+    recorder: &Recorder,
+    expected: i64,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
+    while (recorder.started.load(Ordering::Relaxed) as i64) < expected {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "only {} of {expected} tasks started after 10 minutes",
+            recorder.started.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     loop {
         let counts = store.task_counts().await?;
         let succeeded: i64 = counts

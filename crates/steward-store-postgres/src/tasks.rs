@@ -60,7 +60,8 @@ pub(crate) async fn enqueue(
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], \
          $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY \
          AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, ord) ORDER BY ord \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+         ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
+         RETURNING id, idempotency_key",
     )
     .bind(column(|t| Some(t.queue.clone())))
     .bind(column(|t| Some(t.kind.clone())))
@@ -133,10 +134,9 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, Sto
     let rows = sqlx::query(concat!(
         "UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, fence = t.fence + 1, \
          lease_owner = $1, lease_expires_at_ms = $2, started_at_ms = $3 \
-         FROM (SELECT id AS claim_id FROM tasks WHERE queue = $4 \
+         WHERE t.id = ANY(ARRAY(SELECT id FROM tasks WHERE queue = $4 \
          AND status IN ('queued', 'failed') AND run_at_ms <= $3 \
-         ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED) c \
-         WHERE t.id = c.claim_id RETURNING ",
+         ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED)) RETURNING ",
         task_columns!()
     ))
     .bind(&claim.worker)
@@ -433,18 +433,20 @@ pub(crate) async fn purge(
     before: i64,
     limit: u32,
 ) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE queue = $1 \
-         AND finished_at_ms IS NOT NULL AND finished_at_ms < $2 LIMIT $3 \
-         FOR UPDATE SKIP LOCKED)",
+    let purged: i64 = sqlx::query_scalar(
+        "WITH gone AS (DELETE FROM tasks WHERE id = ANY(ARRAY(SELECT id FROM tasks \
+         WHERE queue = $1 AND finished_at_ms IS NOT NULL AND finished_at_ms < $2 LIMIT $3 \
+         FOR UPDATE SKIP LOCKED)) RETURNING id), \
+         runs AS (DELETE FROM task_runs WHERE task_id IN (SELECT id FROM gone)) \
+         SELECT count(*) FROM gone",
     )
     .bind(queue)
     .bind(before)
     .bind(i64::from(limit))
-    .execute(pool)
+    .fetch_one(pool)
     .await
     .map_err(db_err)?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(purged).unwrap_or(0))
 }
 
 /// Forwards `NOTIFY`s from every instance to `wakeups` until the task is aborted. After a lost

@@ -32,14 +32,25 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
     where
         F: Fn(Vec<Req>) -> BatchFuture<Resp> + Send + Sync + 'static,
     {
-        let (sender, mut receiver) = mpsc::channel::<Pending<Req, Resp>>(MAX_BATCH * 4);
+        Self::spawn_with_max(MAX_BATCH, write)
+    }
+
+    /// As [`Batcher::spawn`], writing at most `max_batch` requests per transaction (at least
+    /// one): a caller that may have thousands of requests in flight at once sizes its batches
+    /// to match, so they do not queue behind a smaller limit.
+    pub fn spawn_with_max<F>(max_batch: usize, write: F) -> Self
+    where
+        F: Fn(Vec<Req>) -> BatchFuture<Resp> + Send + Sync + 'static,
+    {
+        let max_batch = max_batch.max(1);
+        let (sender, mut receiver) = mpsc::channel::<Pending<Req, Resp>>(max_batch * 4);
         tokio::spawn(async move {
             while let Some(first) = receiver.recv().await {
                 // Callers answered by the previous batch are re-submitting right now: one yield
                 // lets them join this batch instead of each starting a transaction of its own.
                 tokio::task::yield_now().await;
                 let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
+                while batch.len() < max_batch {
                     match receiver.try_recv() {
                         Ok(next) => batch.push(next),
                         Err(_) => break,

@@ -148,7 +148,10 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     let writer = Arc::clone(&store);
-    let completer = Batcher::spawn(move |batch: Vec<Completion>| {
+    // Half the slots per batch: while one batch commits, the slots the previous one freed are
+    // already claiming and running, so the database's commits overlap instead of alternating.
+    let batch = (spec.concurrency as usize / 2).clamp(1, MAX_CLAIM as usize);
+    let completer = Batcher::spawn_with_max(batch, move |batch: Vec<Completion>| {
         let store = Arc::clone(&writer);
         Box::pin(async move { store.complete_tasks(&batch).await })
     });
