@@ -7,6 +7,7 @@ mod error;
 pub mod listener;
 mod metrics_layer;
 pub mod routes;
+mod schedules;
 mod tasks;
 
 use std::sync::Arc;

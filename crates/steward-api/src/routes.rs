@@ -142,6 +142,54 @@ pub fn table() -> Vec<RouteSpec> {
             Unscoped(Role::Viewer),
             || get(crate::tasks::list_queues),
         ),
+        spec(Method::GET, "/api/v1/schedules", R(Role::Viewer), || {
+            get(crate::schedules::list_schedules)
+        }),
+        spec(
+            Method::GET,
+            "/api/v1/schedules/{name}",
+            R(Role::Viewer),
+            || get(crate::schedules::get_schedule),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/schedules/{name}/runs",
+            R(Role::Viewer),
+            || get(crate::schedules::list_runs),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/schedules/{name}/pause",
+            R(Role::Operator),
+            || post(crate::schedules::pause),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/schedules/{name}/resume",
+            R(Role::Operator),
+            || post(crate::schedules::resume),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/schedules/{name}/trigger",
+            R(Role::Operator),
+            || post(crate::schedules::trigger),
+        ),
+        spec(Method::GET, "/api/v1/heartbeats", R(Role::Viewer), || {
+            get(crate::schedules::list_heartbeats)
+        }),
+        spec(
+            Method::POST,
+            "/api/v1/heartbeats/{name}",
+            R(Role::Operator),
+            || post(crate::schedules::ping_ok),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/heartbeats/{name}/fail",
+            R(Role::Operator),
+            || post(crate::schedules::ping_fail),
+        ),
     ]
 }
 

@@ -95,6 +95,23 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             keyed(operator_any_scope)
         }
         ("GET", "/api/v1/queues") => keyed(unscoped),
+        // Scoped keys are held to their workspace's schedules and heartbeats by the handlers
+        // (tested in `tests/schedules.rs` of the binary).
+        (
+            "GET",
+            "/api/v1/schedules"
+            | "/api/v1/schedules/{name}"
+            | "/api/v1/schedules/{name}/runs"
+            | "/api/v1/heartbeats",
+        ) => keyed(any_key),
+        (
+            "POST",
+            "/api/v1/schedules/{name}/pause"
+            | "/api/v1/schedules/{name}/resume"
+            | "/api/v1/schedules/{name}/trigger"
+            | "/api/v1/heartbeats/{name}"
+            | "/api/v1/heartbeats/{name}/fail",
+        ) => keyed(operator_any_scope),
         ("POST", "/api/v1/config/reload")
         | ("GET", "/api/v1/keys" | "/api/v1/audit/verify")
         | ("POST", "/api/v1/keys")

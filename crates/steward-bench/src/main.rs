@@ -9,8 +9,13 @@
 //! [--workers W] [--concurrency C]` enqueues N tasks in batches of B from E concurrent callers,
 //! works them with W workers of C slots each, then measures
 //! claim-to-start latency on an unsaturated queue.
+//!
+//! `steward-bench schedules [--backend sqlite|postgres] [--schedules N] [--due-seconds S]
+//! [--idle-seconds I]` runs the scheduler with N schedules due every second for S seconds
+//! (wake and commit lateness p50/p99/max, CPU), then N schedules not due for I seconds (CPU).
 
 mod queue;
+mod schedules;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +75,22 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         latency_tasks: usize,
     },
+    /// The scheduler: fire lateness with N schedules due every second, then the CPU of N
+    /// schedules not due.
+    Schedules {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// Schedules in each phase.
+        #[arg(long, default_value_t = 10_000)]
+        schedules: usize,
+        /// Seconds of the due phase.
+        #[arg(long, default_value_t = 60)]
+        due_seconds: u64,
+        /// Seconds of the idle phase.
+        #[arg(long, default_value_t = 30)]
+        idle_seconds: u64,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -115,6 +136,26 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let result = queue::run(Arc::clone(&store), &bench).await;
+            store.close().await;
+            result
+        }
+        Command::Schedules {
+            backend,
+            schedules,
+            due_seconds,
+            idle_seconds,
+        } => {
+            let dir = tempfile::tempdir()?;
+            let (store, db) = open(backend, dir.path(), 10).await?;
+            if let Some(db) = &db {
+                print_postgres_settings(&db.url).await?;
+            }
+            let bench = schedules::ScheduleBench {
+                schedules: schedules.max(1),
+                due_seconds: due_seconds.max(1),
+                idle_seconds: idle_seconds.max(1),
+            };
+            let result = schedules::run(Arc::clone(&store), &bench).await;
             store.close().await;
             result
         }

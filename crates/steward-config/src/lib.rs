@@ -10,6 +10,7 @@ mod diagnostic;
 pub mod import;
 mod interpolate;
 mod load;
+mod schedules;
 mod schema;
 pub mod settings;
 mod source;
@@ -17,5 +18,6 @@ mod walk;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use load::{Env, LoadError, Loaded, MAX_CONFIG_BYTES, load_file, parse_str};
+pub use schedules::SchedulerSettings;
 pub use schema::{ApiSettings, Config, FileSettings, LogFormat};
 pub use settings::{DaemonSettings, DatabaseTarget, Overrides, SettingsError};

@@ -380,6 +380,23 @@ mod tests {
             "lease = \"5m\"\n",
             "backoff_cap = \"1ms\"\n",
             "retention = \"forever\"\n",
+            "[[schedules]]\n",
+            "[[heartbeats]]\n",
+            "[scheduler]\n",
+            "cron = \"0 25 * * *\"\n",
+            "cron = \"*/5 * * * *\"\n",
+            "every = \"1s\"\n",
+            "at = 2026-01-01T00:00:00Z\n",
+            "timezone = \"Europe/Berln\"\n",
+            "queue = \"s\"\n",
+            "kind = \"noop\"\n",
+            "missed = \"all\"\n",
+            "missed_limit = 3\n",
+            "jitter = \"2s\"\n",
+            "period = \"1m\"\n",
+            "grace = \"1s\"\n",
+            "payload = { a = nan, b = [1, { c = 2 }] }\n",
+            "[schedules.payload]\n",
         ]);
         prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
     }

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use steward_core::queue::{
     BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, QueueSpec, ShellSpec,
 };
+use steward_core::schedule::{HeartbeatSpec, ScheduleSpec};
 use steward_core::task::{MAX_ATTEMPTS, RetryPolicy};
 use steward_core::{
     Dependency, DependencyId, Registry, Repo, Secret, Service, Workspace, WorkspaceStatus,
 };
 use toml_edit::TableLike;
 
+use crate::schedules::{SchedulerSettings, read_heartbeats, read_scheduler, read_schedules};
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
 
 const ROOT_KEYS: &[&str] = &[
@@ -26,6 +28,9 @@ const ROOT_KEYS: &[&str] = &[
     "services",
     "queues",
     "executors",
+    "schedules",
+    "heartbeats",
+    "scheduler",
 ];
 const API_KEYS: &[&str] = &[
     "metrics_public",
@@ -103,8 +108,11 @@ const MAX_RESPONSE_BYTES: i64 = 16 << 20;
 /// The shortest lease: heartbeats go out every third of it.
 const MIN_LEASE_MS: u64 = 1_000;
 
+/// The declared workspaces by key, each with where its key is written.
+pub(crate) type Workspaces = BTreeMap<String, (Workspace, Span)>;
+
 /// A validated `steward.toml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// Daemon settings as written in the file (before environment overrides).
     pub settings: FileSettings,
@@ -114,6 +122,10 @@ pub struct Config {
     pub queues: Vec<QueueSpec>,
     /// `[[executors]]`, in file order (the built-in kinds are not listed).
     pub executors: Vec<ExecutorSpec>,
+    /// `[[schedules]]`, in file order.
+    pub schedules: Vec<ScheduleSpec>,
+    /// `[[heartbeats]]`, in file order.
+    pub heartbeats: Vec<HeartbeatSpec>,
 }
 
 /// How log lines are written.
@@ -154,7 +166,8 @@ pub struct ApiSettings {
     pub auth_failures_per_minute: Option<u32>,
 }
 
-/// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`, `[api]`).
+/// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`, `[api]`,
+/// `[audit]`, `[scheduler]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// `server.listen`: the HTTP address.
@@ -175,6 +188,8 @@ pub struct FileSettings {
     /// `audit.mirror`: a JSON Lines file every audit event is appended to, for log shippers;
     /// relative paths are resolved against the config file's directory.
     pub audit_mirror: Option<PathBuf>,
+    /// `[scheduler]`, with the defaults filled in for what the file leaves out.
+    pub scheduler: SchedulerSettings,
 }
 
 /// Reads the whole document, reporting every problem into `cx`.
@@ -185,7 +200,9 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let dependencies = read_dependencies(cx, &root, &workspaces);
     let (services, bad_urls) = read_services(cx, &root, &workspaces);
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
-    let queues = read_queues(cx, &root, &executor_names);
+    let (queues, partial_kinds) = read_queues(cx, &root, &executor_names);
+    let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
+    let heartbeats = read_heartbeats(cx, &root, &workspaces);
     Config {
         settings,
         registry: Registry::new(
@@ -195,6 +212,8 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         ),
         queues,
         executors,
+        schedules,
+        heartbeats,
     }
 }
 
@@ -257,6 +276,7 @@ fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings {
     {
         settings.audit_mirror = audit.string(cx, "mirror").map(|s| PathBuf::from(s.value));
     }
+    settings.scheduler = read_scheduler(cx, root);
     settings
 }
 
@@ -307,7 +327,11 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
 }
 
 /// A checked name (workspace key, service name, type), or `None` after reporting why not.
-fn name_field(cx: &mut Cx<'_>, table: &Fields<'_>, key: &str) -> Option<Spanned<String>> {
+pub(crate) fn name_field(
+    cx: &mut Cx<'_>,
+    table: &Fields<'_>,
+    key: &str,
+) -> Option<Spanned<String>> {
     let value = table.required_string(cx, key)?;
     let value = literal(cx, table, key, value)?;
     if is_name(&value.value) {
@@ -372,7 +396,7 @@ fn read_repo(cx: &mut Cx<'_>, workspace: &Fields<'_>) -> Option<Repo> {
 
 /// Refuses `${VAR}` in fields that identify things (names, references): identities are not
 /// secrets, and must read the same in the file, the store and the API.
-fn literal(
+pub(crate) fn literal(
     cx: &mut Cx<'_>,
     table: &Fields<'_>,
     key: &str,
@@ -392,7 +416,7 @@ fn literal(
 }
 
 /// Checks that a field names a declared workspace, suggesting the closest one if it does not.
-fn workspace_ref(
+pub(crate) fn workspace_ref(
     cx: &mut Cx<'_>,
     table: &Fields<'_>,
     key: &str,
@@ -505,7 +529,7 @@ fn read_services(
 
 /// Remembers where `name` was declared and answers true; a second declaration of the same
 /// `what` is reported, pointing at the first, and answered false.
-fn first_declaration(
+pub(crate) fn first_declaration(
     cx: &mut Cx<'_>,
     seen: &mut HashMap<String, Span>,
     t: &Fields<'_>,
@@ -538,19 +562,27 @@ fn checked_url(cx: &mut Cx<'_>, t: &Fields<'_>, raw: Spanned<String>) -> Option<
     }
 }
 
-/// Reads `[[queues]]`; `executors` are the names declared in `[[executors]]`.
-fn read_queues(cx: &mut Cx<'_>, root: &Fields<'_>, executors: &BTreeSet<String>) -> Vec<QueueSpec> {
+/// Reads `[[queues]]`; `executors` are the names declared in `[[executors]]`. Also answers the
+/// names of the queues some of whose `kinds` were refused (so that schedules naming one of
+/// those kinds do not report a second, misleading problem).
+fn read_queues(
+    cx: &mut Cx<'_>,
+    root: &Fields<'_>,
+    executors: &BTreeSet<String>,
+) -> (Vec<QueueSpec>, HashSet<String>) {
     let known: Vec<&str> = BUILTIN_KINDS
         .into_iter()
         .chain(executors.iter().map(String::as_str))
         .collect();
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut queues = Vec::new();
+    let mut partial_kinds = HashSet::new();
     for (i, (table, span)) in root.tables(cx, "queues").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("queues[{i}]"), span, QUEUE_KEYS);
         let name = name_field(cx, &t, "name");
         let mut queue = QueueSpec::new(name.as_ref().map_or("", |n| n.value.as_str()), &[]);
-        queue.kinds = read_kinds(cx, &t, &known);
+        let (kinds, all_kinds_read) = read_kinds(cx, &t, &known);
+        queue.kinds = kinds;
         if let Some(n) = t.positive_integer(cx, "concurrency", MAX_CONCURRENCY) {
             queue.concurrency = n.value;
         }
@@ -582,14 +614,18 @@ fn read_queues(cx: &mut Cx<'_>, root: &Fields<'_>, executors: &BTreeSet<String>)
         }
         let Some(name) = name else { continue };
         if first_declaration(cx, &mut seen, &t, "queue", name) {
+            if !all_kinds_read {
+                partial_kinds.insert(queue.name.clone());
+            }
             queues.push(queue);
         }
     }
-    queues
+    (queues, partial_kinds)
 }
 
-/// A queue's `kinds`: required, not empty, each a built-in or a declared executor.
-fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
+/// A queue's `kinds`: required, not empty, each a built-in or a declared executor. The flag is
+/// false when some written kind was refused.
+fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> (Vec<String>, bool) {
     let Some(item) = t.item("kinds") else {
         cx.error(
             &t.span,
@@ -598,10 +634,10 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
                 t.field("kinds")
             ),
         );
-        return Vec::new();
+        return (Vec::new(), false);
     };
     let Some(written) = t.strings(cx, "kinds") else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
     if item.as_array().is_some_and(|a| a.is_empty()) {
         cx.error(
@@ -613,6 +649,8 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
         );
     }
     let mut kinds: Vec<String> = Vec::new();
+    // Elements that are not strings have been reported by `strings`.
+    let mut all_read = item.as_array().is_some_and(|a| a.len() == written.len());
     for (j, kind) in written.into_iter().enumerate() {
         let path = format!("{}[{j}]", t.field("kinds"));
         if !known.contains(&kind.value.as_str()) {
@@ -626,6 +664,7 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
                     kind.value
                 ),
             );
+            all_read = false;
         } else if kinds.contains(&kind.value) {
             cx.warning(
                 &kind.span,
@@ -635,7 +674,7 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> Vec<String> {
             kinds.push(kind.value);
         }
     }
-    kinds
+    (kinds, all_read)
 }
 
 /// A queue's attempts and backoff, from the defaults of [`RetryPolicy`].

@@ -149,6 +149,11 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The table's path in the document (`schedules[2]`), empty for the root.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// The dotted path of a field of this table, as messages name it.
     pub fn field(&self, key: &str) -> String {
         if self.path.is_empty() {
@@ -307,6 +312,47 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// An optional integer within `range`.
+    pub fn integer(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        range: RangeInclusive<i64>,
+    ) -> Option<Spanned<i64>> {
+        let item = self.item(key)?;
+        let span = item.span();
+        match item.as_integer() {
+            Some(n) if range.contains(&n) => Some(Spanned {
+                value: n,
+                span,
+                template: None,
+            }),
+            Some(n) => {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: {n} is out of range ({} to {})",
+                        self.field(key),
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+            None => {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: expected an integer, found {}",
+                        self.field(key),
+                        item.type_name()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
     /// An optional array of integers, each within `range`.
     pub fn integers(
         &self,
@@ -360,7 +406,7 @@ impl<'a> Fields<'a> {
     /// milliseconds: more than zero, whole milliseconds at least, at most [`MAX_DURATION_MS`].
     /// `${VAR}` is not interpolated (a duration is not a secret).
     pub fn duration_ms(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<u64>> {
-        self.read_duration(cx, key, false).and_then(|d| {
+        self.read_duration(cx, key, false, false).and_then(|d| {
             d.value.map(|value| Spanned {
                 value,
                 span: d.span,
@@ -375,7 +421,18 @@ impl<'a> Fields<'a> {
         cx: &mut Cx<'_>,
         key: &str,
     ) -> Option<Spanned<Option<u64>>> {
-        self.read_duration(cx, key, true)
+        self.read_duration(cx, key, true, false)
+    }
+
+    /// Like [`Fields::duration_ms`], but zero (`"0s"`) is accepted.
+    pub fn duration_ms_or_zero(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<u64>> {
+        self.read_duration(cx, key, false, true).and_then(|d| {
+            d.value.map(|value| Spanned {
+                value,
+                span: d.span,
+                template: None,
+            })
+        })
     }
 
     fn read_duration(
@@ -383,6 +440,7 @@ impl<'a> Fields<'a> {
         cx: &mut Cx<'_>,
         key: &str,
         forever: bool,
+        zero: bool,
     ) -> Option<Spanned<Option<u64>>> {
         const EXAMPLES: &str = r#"e.g. "500ms", "30s", "5m", "2h" or "7d""#;
         let or_forever = if forever { r#", or "forever""# } else { "" };
@@ -421,6 +479,7 @@ impl<'a> Fields<'a> {
                 };
                 format!("`{raw}` is not a duration{why}; {EXAMPLES}{or_forever}")
             }
+            Ok(d) if d.is_zero() && zero => return Some(spanned(Some(0))),
             Ok(d) if d.is_zero() => format!("must be more than zero ({EXAMPLES}{or_forever})"),
             Ok(d) if d.as_millis() == 0 => format!("`{raw}` is less than 1ms ({EXAMPLES})"),
             Ok(d) => match u64::try_from(d.as_millis()) {

@@ -45,4 +45,69 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
     },
+    /// An instance took or lost a leadership lease.
+    LeadershipChanged {
+        /// What the lease is for (`scheduler`).
+        role: String,
+        /// The instance.
+        holder: String,
+        /// The lease's fencing token.
+        fence: i64,
+        /// True when taken, false when lost or given up.
+        leading: bool,
+    },
+    /// A schedule fired: its task was enqueued.
+    ScheduleFired {
+        /// The schedule.
+        schedule: String,
+        /// The slot (ms since the epoch).
+        slot_ms: i64,
+        /// `slot`, `catch_up` or `manual`.
+        trigger: String,
+        /// The task.
+        task_id: i64,
+        /// Milliseconds between the slot (plus its jitter) and the fire's commit.
+        lateness_ms: i64,
+    },
+    /// A schedule's slot was skipped by its overlap policy.
+    ScheduleSkipped {
+        /// The schedule.
+        schedule: String,
+        /// The slot.
+        slot_ms: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Slots passed while no instance could fire them, and the missed-run policy dropped them.
+    SlotsMissed {
+        /// The schedule.
+        schedule: String,
+        /// How many (a lower bound for very long outages).
+        count: u64,
+        /// The first one.
+        first_ms: i64,
+        /// The last one.
+        last_ms: i64,
+    },
+    /// Dead-man's switch: a fire's task did not succeed within the schedule's
+    /// `expect_success_within`.
+    ScheduleOverdue {
+        /// The schedule.
+        schedule: String,
+        /// The slot.
+        slot_ms: i64,
+        /// The task, if one was enqueued.
+        task_id: Option<i64>,
+        /// Its status now.
+        task_status: Option<crate::task::TaskStatus>,
+    },
+    /// A heartbeat changed state (a ping failed, one was missed, or pings resumed).
+    HeartbeatChanged {
+        /// The heartbeat.
+        name: String,
+        /// The state before.
+        from: crate::schedule::HeartbeatState,
+        /// The state now.
+        to: crate::schedule::HeartbeatState,
+    },
 }

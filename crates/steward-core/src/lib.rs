@@ -1,12 +1,15 @@
 //! Steward's domain: the registry model (workspaces, dependency edges, services), the pure
 //! reconciliation diff between two registries, secrets that never print, and the events the
-//! control plane publishes, durable tasks and the queues and executors that work them. Nothing in this crate does I/O.
+//! control plane publishes, durable tasks and the queues and executors that work them, and
+//! schedules (cron in a time zone, intervals, one-off times; missed-run policies, jitter) and
+//! heartbeats. Nothing in this crate does I/O or reads a clock.
 
 pub mod audit;
 pub mod auth;
 pub mod event;
 pub mod queue;
 pub mod registry;
+pub mod schedule;
 pub mod secret;
 pub mod task;
 

@@ -241,6 +241,7 @@ fn restart_required(
         ("log.level", old.log_level != new.log_level),
         ("api", old.api != new.api),
         ("audit.mirror", old.audit_mirror != new.audit_mirror),
+        ("scheduler", old.scheduler != new.scheduler),
     ]
     .into_iter()
     .filter_map(|(setting, changed)| changed.then_some(setting))

@@ -9,6 +9,7 @@ mod control;
 pub mod executors;
 pub mod keys;
 pub mod queue;
+pub mod scheduler;
 
 pub use bus::{Envelope, EventBus};
 pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};

@@ -2,6 +2,7 @@
 //! Cross-instance coordination uses PostgreSQL itself (transaction-scoped advisory locks), never
 //! anything home-made.
 
+mod schedules;
 mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
+use steward_core::schedule::{HeartbeatState, PingStatus};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
@@ -22,8 +24,9 @@ use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
 };
 use steward_store::{
-    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, LeaseState, MAX_AUDIT_PAGE,
-    MigrationReport, NewKey, Reaped, Store, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
+    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, Lease, LeaseState,
+    MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState,
+    ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup, now_ms,
 };
 use tokio::sync::broadcast;
 
@@ -387,6 +390,118 @@ impl Store for PostgresStore {
         limit: u32,
     ) -> Result<u64, StoreError> {
         tasks::purge(&self.pool, queue, finished_before_ms, limit).await
+    }
+
+    async fn acquire_lease(
+        &self,
+        role: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<Lease>, StoreError> {
+        schedules::acquire_lease(&self.pool, role, holder, ttl_ms).await
+    }
+
+    async fn release_lease(&self, role: &str, holder: &str) -> Result<(), StoreError> {
+        schedules::release_lease(&self.pool, role, holder).await
+    }
+
+    async fn current_lease(&self, role: &str) -> Result<Option<Lease>, StoreError> {
+        schedules::current_lease(&self.pool, role).await
+    }
+
+    async fn register_schedules(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleState>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::register_schedules(&mut tx, names, now_ms).await;
+        settle(result, tx).await
+    }
+
+    async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        schedules::schedule_states(&self.pool).await
+    }
+
+    async fn fire_schedules(
+        &self,
+        lease: Option<&Lease>,
+        ticks: &[ScheduleTick],
+        actor: &Actor,
+    ) -> Result<Vec<TickResult>, StoreError> {
+        if ticks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::fire(&mut tx, lease, ticks, actor).await;
+        settle(result, tx).await.map(|(results, _)| results)
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<ScheduleState, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::set_paused(&mut tx, name, paused, now_ms, actor).await;
+        settle(result, tx).await
+    }
+
+    async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
+        schedules::runs(&self.pool, query).await
+    }
+
+    async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError> {
+        schedules::last_runs(&self.pool).await
+    }
+
+    async fn flag_overdue_runs(
+        &self,
+        schedule: &str,
+        within_ms: u64,
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::flag_overdue(&mut tx, schedule, within_ms, now_ms).await;
+        settle(result, tx).await
+    }
+
+    async fn register_heartbeats(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::register_heartbeats(&mut tx, names, now_ms).await;
+        settle(result, tx).await
+    }
+
+    async fn record_ping(
+        &self,
+        name: &str,
+        status: PingStatus,
+        at_ms: i64,
+    ) -> Result<HeartbeatRecord, StoreError> {
+        schedules::record_ping(&self.pool, name, status, at_ms).await
+    }
+
+    async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        schedules::heartbeat_records(&self.pool).await
+    }
+
+    async fn set_heartbeat_state(
+        &self,
+        name: &str,
+        from: HeartbeatState,
+        to: HeartbeatState,
+        at_ms: i64,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = schedules::set_heartbeat_state(&mut tx, name, from, to, at_ms, actor).await;
+        settle(result, tx).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

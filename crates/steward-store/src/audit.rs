@@ -98,6 +98,63 @@ pub fn task_changed(
     }
 }
 
+/// `schedule.pause` or `schedule.resume`.
+pub fn schedule_paused(actor: &Actor, name: &str, paused: bool) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: if paused {
+            "schedule.pause"
+        } else {
+            "schedule.resume"
+        }
+        .into(),
+        target: format!("schedule/{name}"),
+        workspace: None,
+        details: json!({ "paused": paused }),
+    }
+}
+
+/// `schedule.trigger`: a run asked for by hand, and what came of it.
+pub fn schedule_triggered(
+    actor: &Actor,
+    name: &str,
+    workspace: Option<String>,
+    outcome: &crate::schedules::FireOutcome,
+) -> AuditEntry {
+    use crate::schedules::FireOutcome;
+    let details = match outcome {
+        FireOutcome::Fired {
+            task_id,
+            created,
+            replaced,
+        } => json!({ "fired": true, "task": task_id, "created": created, "replaced": replaced }),
+        FireOutcome::Skipped(reason) => json!({ "fired": false, "reason": reason.describe() }),
+    };
+    AuditEntry {
+        actor: actor.clone(),
+        action: "schedule.trigger".into(),
+        target: format!("schedule/{name}"),
+        workspace,
+        details,
+    }
+}
+
+/// `heartbeat.state`: a heartbeat moved from one state to another.
+pub fn heartbeat_state(
+    actor: &Actor,
+    name: &str,
+    from: steward_core::schedule::HeartbeatState,
+    to: steward_core::schedule::HeartbeatState,
+) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "heartbeat.state".into(),
+        target: format!("heartbeat/{name}"),
+        workspace: None,
+        details: json!({ "from": from.as_str(), "to": to.as_str() }),
+    }
+}
+
 /// How verifying the audit chain failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

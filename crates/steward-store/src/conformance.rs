@@ -20,6 +20,9 @@ use crate::{
     TaskQuery,
 };
 
+mod schedules;
+pub use schedules::*;
+
 fn actor() -> Actor {
     Actor::system("conformance")
 }
@@ -78,6 +81,13 @@ macro_rules! conformance_suite {
             cancellation,
             purge_removes_only_old_finished_tasks,
             wakeups_announce_enqueues,
+            leases_have_one_holder_and_fence_takeovers,
+            slots_fire_once_and_deposed_leaders_cannot_fire,
+            overlap_policies_act_on_unfinished_tasks,
+            pause_resume_and_manual_triggers,
+            missed_slots_are_recorded,
+            overdue_fires_are_flagged_once,
+            heartbeats_record_pings_and_transitions_once,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -8,6 +8,7 @@ pub mod batch;
 pub mod codec;
 mod error;
 mod metered;
+pub mod schedules;
 pub mod tasks;
 
 #[cfg(feature = "conformance")]
@@ -18,6 +19,11 @@ use steward_core::audit::{Actor, AuditEvent};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
+pub use schedules::{
+    Fire, FireOutcome, FireTrigger, HeartbeatRecord, Lease, RunQuery, RunStatus, ScheduleRun,
+    ScheduleState, ScheduleTick, SkipReason, TickResult,
+};
+use steward_core::schedule::{HeartbeatState, PingStatus};
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
 
 pub use error::{BoxError, StoreError};
@@ -260,6 +266,100 @@ pub trait Store: Send + Sync + 'static {
         finished_before_ms: i64,
         limit: u32,
     ) -> Result<u64, StoreError>;
+
+    /// Takes `role`'s lease for `holder` for `ttl_ms`, or renews it if `holder` has it: `None`
+    /// while another holder's lease is unexpired. The fence goes up when the holder changes.
+    async fn acquire_lease(
+        &self,
+        role: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<Lease>, StoreError>;
+
+    /// Gives up `holder`'s lease on `role` at once (so another instance need not wait for it to
+    /// expire); nothing happens if `holder` does not have it.
+    async fn release_lease(&self, role: &str, holder: &str) -> Result<(), StoreError>;
+
+    /// The lease on `role` as recorded, expired or not.
+    async fn current_lease(&self, role: &str) -> Result<Option<Lease>, StoreError>;
+
+    /// The states of `names`, creating the missing ones with their cursor at `now_ms` (so a
+    /// new schedule starts from its next slot instead of catching up on its past).
+    async fn register_schedules(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleState>, StoreError>;
+
+    /// Every schedule state recorded.
+    async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError>;
+
+    /// Applies a batch of ticks in one transaction, as [`schedules::plan_ticks`] decides:
+    /// enqueues their tasks (one `task.enqueue` audit event by `actor`), cancels what
+    /// `overlap = "replace"` displaces, records runs and moves cursors. With `lease`, the whole
+    /// batch is refused ([`StoreError::State`]) unless that lease is still current, so a
+    /// deposed leader cannot fire; without it (a manual trigger), the fires are audited as
+    /// `schedule.trigger`.
+    async fn fire_schedules(
+        &self,
+        lease: Option<&Lease>,
+        ticks: &[ScheduleTick],
+        actor: &Actor,
+    ) -> Result<Vec<TickResult>, StoreError>;
+
+    /// Pauses or resumes a schedule, audited. Resuming moves the cursor to `now_ms`: slots
+    /// that passed while paused are not caught up.
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<ScheduleState, StoreError>;
+
+    /// Recorded runs matching `query`, newest first, with their tasks' progress.
+    async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError>;
+
+    /// The latest recorded run of each schedule.
+    async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError>;
+
+    /// Dead-man's switch: flags (once) and returns `schedule`'s fired runs whose slot is more
+    /// than `within_ms` before `now_ms` and whose task has not succeeded.
+    async fn flag_overdue_runs(
+        &self,
+        schedule: &str,
+        within_ms: u64,
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleRun>, StoreError>;
+
+    /// The records of `names`, creating missing ones as `new`, watched from `now_ms`.
+    async fn register_heartbeats(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError>;
+
+    /// Records a ping (creating the record if needed) and returns the record.
+    async fn record_ping(
+        &self,
+        name: &str,
+        status: PingStatus,
+        at_ms: i64,
+    ) -> Result<HeartbeatRecord, StoreError>;
+
+    /// Every heartbeat record.
+    async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError>;
+
+    /// Moves a heartbeat from `from` to `to`, audited; false (nothing written) when its state
+    /// is no longer `from`, so concurrent evaluators record each transition once.
+    async fn set_heartbeat_state(
+        &self,
+        name: &str,
+        from: HeartbeatState,
+        to: HeartbeatState,
+        at_ms: i64,
+        actor: &Actor,
+    ) -> Result<bool, StoreError>;
 
     /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
     /// through this instance or (where the backend can tell) another one.

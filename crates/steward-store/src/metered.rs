@@ -7,11 +7,13 @@ use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
+use steward_core::schedule::{HeartbeatState, PingStatus};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
 use crate::{
-    ApiKey, AuditQuery, Claim, Enqueued, LeaseState, MigrationReport, NewKey, Reaped, Store,
-    StoreError, TaskCount, TaskQuery, Wakeup,
+    ApiKey, AuditQuery, Claim, Enqueued, HeartbeatRecord, Lease, LeaseState, MigrationReport,
+    NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store, StoreError,
+    TaskCount, TaskQuery, TickResult, Wakeup,
 };
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
@@ -214,6 +216,138 @@ impl<S: Store> Store for Metered<S> {
         self.observe(
             "purge_tasks",
             self.inner.purge_tasks(queue, finished_before_ms, limit),
+        )
+        .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        role: &str,
+        holder: &str,
+        ttl_ms: u64,
+    ) -> Result<Option<Lease>, StoreError> {
+        self.observe(
+            "acquire_lease",
+            self.inner.acquire_lease(role, holder, ttl_ms),
+        )
+        .await
+    }
+
+    async fn release_lease(&self, role: &str, holder: &str) -> Result<(), StoreError> {
+        self.observe("release_lease", self.inner.release_lease(role, holder))
+            .await
+    }
+
+    async fn current_lease(&self, role: &str) -> Result<Option<Lease>, StoreError> {
+        self.observe("current_lease", self.inner.current_lease(role))
+            .await
+    }
+
+    async fn register_schedules(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleState>, StoreError> {
+        self.observe(
+            "register_schedules",
+            self.inner.register_schedules(names, now_ms),
+        )
+        .await
+    }
+
+    async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        self.observe("schedule_states", self.inner.schedule_states())
+            .await
+    }
+
+    async fn fire_schedules(
+        &self,
+        lease: Option<&Lease>,
+        ticks: &[ScheduleTick],
+        actor: &Actor,
+    ) -> Result<Vec<TickResult>, StoreError> {
+        self.observe(
+            "fire_schedules",
+            self.inner.fire_schedules(lease, ticks, actor),
+        )
+        .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<ScheduleState, StoreError> {
+        self.observe(
+            "set_schedule_paused",
+            self.inner.set_schedule_paused(name, paused, now_ms, actor),
+        )
+        .await
+    }
+
+    async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
+        self.observe("schedule_runs", self.inner.schedule_runs(query))
+            .await
+    }
+
+    async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError> {
+        self.observe("last_schedule_runs", self.inner.last_schedule_runs())
+            .await
+    }
+
+    async fn flag_overdue_runs(
+        &self,
+        schedule: &str,
+        within_ms: u64,
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        self.observe(
+            "flag_overdue_runs",
+            self.inner.flag_overdue_runs(schedule, within_ms, now_ms),
+        )
+        .await
+    }
+
+    async fn register_heartbeats(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        self.observe(
+            "register_heartbeats",
+            self.inner.register_heartbeats(names, now_ms),
+        )
+        .await
+    }
+
+    async fn record_ping(
+        &self,
+        name: &str,
+        status: PingStatus,
+        at_ms: i64,
+    ) -> Result<HeartbeatRecord, StoreError> {
+        self.observe("record_ping", self.inner.record_ping(name, status, at_ms))
+            .await
+    }
+
+    async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        self.observe("heartbeat_records", self.inner.heartbeat_records())
+            .await
+    }
+
+    async fn set_heartbeat_state(
+        &self,
+        name: &str,
+        from: HeartbeatState,
+        to: HeartbeatState,
+        at_ms: i64,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "set_heartbeat_state",
+            self.inner.set_heartbeat_state(name, from, to, at_ms, actor),
         )
         .await
     }

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use steward_core::schedule::timing::parse_instant;
+use steward_core::schedule::{CronExpr, Zone};
 
 /// Steward: scheduling, durable tasks, health, alerts, audit and the fleet for self-hosted
 /// AI-agent platforms, in one binary.
@@ -38,6 +40,13 @@ pub enum Command {
     /// Enqueue, inspect, cancel and retry tasks through the API.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Inspect, pause, resume and trigger schedules through the API; preview cron expressions
+    /// offline.
+    #[command(subcommand, visible_alias = "schedules")]
+    Schedule(ScheduleCommand),
+    /// List heartbeats and ping them from external jobs through the API.
+    #[command(subcommand, visible_alias = "heartbeat")]
+    Heartbeats(HeartbeatsCommand),
 }
 
 /// Where a running Steward answers, and the key to call it with.
@@ -248,6 +257,138 @@ pub enum TasksCommand {
     },
     /// Tasks per queue and status.
     Counts {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `steward schedule …`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the next fire times of a cron expression (offline: no server needed).
+    ///
+    /// Prints one RFC 3339 time per line, with the zone's offset at that time, like
+    /// `systemd-analyze calendar`; with `--output json`, a JSON array of those strings. The
+    /// times follow Steward's own daylight-saving rules, so they are the slots a schedule with
+    /// this expression and zone fires at. An expression or zone that is not valid exits with
+    /// code 2, naming the field at fault.
+    ///
+    /// Example: steward schedule next '30 8 * * MON-FRI' --tz Europe/Berlin --count 3
+    Next {
+        /// A cron expression: 5 fields (minute hour day-of-month month day-of-week), 6 with a
+        /// leading second, or a nickname (@hourly, @daily, @weekly, @monthly, @yearly). Quote
+        /// it.
+        #[arg(value_name = "EXPR")]
+        expr: CronExpr,
+        /// The IANA time zone the expression is read in, e.g. `Europe/Berlin`.
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        tz: Zone,
+        /// Start from this instant (RFC 3339 with an offset, e.g. 2026-12-01T08:00:00+01:00)
+        /// instead of now; the first time printed is strictly after it.
+        #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+        from: Option<i64>,
+        /// How many fire times to print (1 to 1000).
+        #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+        /// Print a JSON array instead of one time per line.
+        #[arg(long, value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
+    /// List schedules with their timing, next fire and last run.
+    ///
+    /// NEXT is the next fire time, or `paused` or `disabled`; LAST is the latest run's status
+    /// and its task's status and outcome. `--output json` prints the API's answer.
+    ///
+    /// Example: steward schedule ls --output json
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one schedule: its timing, task, policies, state, next fire and last run.
+    ///
+    /// Example: steward schedule show nightly-backup
+    Show {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a schedule's runs (fired, skipped and missed slots), newest first.
+    ///
+    /// When there are older runs, a line on standard error gives the `--before` that shows
+    /// the next page.
+    ///
+    /// Example: steward schedule runs nightly-backup --limit 20
+    Runs {
+        /// The schedule's name.
+        name: String,
+        /// At most this many runs (1 to 1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Only runs with a smaller id (the page after the one that printed this id).
+        #[arg(long, value_name = "ID")]
+        before: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Pause a schedule: it fires no more until resumed (it is still listed and can be
+    /// triggered by hand).
+    ///
+    /// Example: steward schedule pause nightly-backup
+    Pause {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Resume a paused schedule: it fires again from its next slot (slots that passed while
+    /// it was paused are not made up).
+    ///
+    /// Example: steward schedule resume nightly-backup
+    Resume {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Fire a schedule now and print the task it enqueued.
+    ///
+    /// The schedule's overlap policy still applies: when it skips the fire (an earlier task
+    /// is still running under `overlap = "forbid"`), the command prints the reason and exits
+    /// with code 1.
+    ///
+    /// Example: steward schedule trigger nightly-backup
+    Trigger {
+        /// The schedule's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// `steward heartbeats …`
+#[derive(Debug, Subcommand)]
+pub enum HeartbeatsCommand {
+    /// List heartbeats with their state, last ping and deadline.
+    ///
+    /// STATE is `new` (never pinged), `up`, `late` (the deadline passed) or `failed` (the last
+    /// ping reported a failure).
+    ///
+    /// Example: steward heartbeats ls
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Record a ping: the job ran fine, or with `--fail`, it ran and failed.
+    ///
+    /// Example: backup.sh && steward heartbeats ping nightly-backup || steward heartbeats ping
+    /// nightly-backup --fail
+    Ping {
+        /// The heartbeat's name.
+        name: String,
+        /// Report that the job failed.
+        #[arg(long)]
+        fail: bool,
         #[command(flatten)]
         client: ClientArgs,
     },

@@ -26,6 +26,8 @@ fn main() -> ExitCode {
         Command::Keys(command) => commands::keys::run(command),
         Command::Audit(command) => commands::audit::run(command),
         Command::Tasks(command) => commands::tasks::run(command),
+        Command::Schedule(command) => commands::schedule::run(command),
+        Command::Heartbeats(command) => commands::schedule::run_heartbeats(command),
     };
     match result {
         Ok(code) => code,

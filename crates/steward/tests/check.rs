@@ -275,16 +275,16 @@ note = "again"
 #[test]
 fn an_unknown_top_level_section_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let text = "[schedulez]\nevery = \"1h\"\n\n[[workspaces]]\nkey = \"a\"\n";
+    let text = "[monitorz]\nevery = \"1h\"\n\n[[workspaces]]\nkey = \"a\"\n";
     let run = check_text(dir.path(), "top.toml", text);
     assert_eq!(run.code, Some(2), "{}", run.context());
     let errors = run.errors();
     assert_eq!(errors.len(), 1, "{}", run.context());
     assert!(
-        errors[0].starts_with("top.toml:1:2: error: unknown key `schedulez`"),
+        errors[0].starts_with("top.toml:1:2: error: unknown key `monitorz`"),
         "{errors:?}"
     );
-    // Nothing is close to `schedulez`, so the known keys are listed instead.
+    // Nothing is close to `monitorz`, so the known keys are listed instead.
     assert!(errors[0].contains("expected one of:"), "{errors:?}");
     assert!(errors[0].contains("workspaces"), "{errors:?}");
 }

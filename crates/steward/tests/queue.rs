@@ -16,7 +16,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 use steward_store_postgres::testing::TestDatabase;
-use support::{Daemon, eventually, steward};
+use support::{Daemon, db_scalar, eventually, steward};
 
 /// A tiny agent on loopback: `POST /apply` answers `applied` for even `n`, `skipped` for odd
 /// ones, and 500 when the payload says `"fail": true`. Returns its base URL and a call counter.
@@ -487,26 +487,4 @@ fn workers_reconnect_after_their_connections_are_cut() {
         daemon.logs().contains("terminat") || daemon.logs().contains("failed"),
         "the cut was noticed"
     );
-}
-
-/// One number from the test database.
-fn db_scalar(db: &TestDatabase, sql: &str) -> i64 {
-    let url = db.url.clone();
-    let sql = sql.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(async move {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap()
-            })
-    })
-    .join()
-    .unwrap()
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod import;
 pub mod keys;
 pub mod migrate;
+pub mod schedule;
 pub mod tasks;
 pub mod up;
 

@@ -247,7 +247,29 @@ fn start_work(
         upkeep::UpkeepOptions::default(),
         stop.clone(),
     ));
+    handles.push(start_scheduler(control, instance, stop));
     handles
+}
+
+/// Starts the scheduler: it fires while this instance holds the scheduler lease.
+fn start_scheduler(
+    control: &Arc<ControlPlane>,
+    instance: String,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    use steward_engine::scheduler;
+    let settings = control.config().settings.scheduler;
+    let mut options = scheduler::SchedulerOptions::new(instance);
+    options.lease_ms = settings.lease_ms;
+    options.grace_ms = settings.grace_ms;
+    let source = Arc::clone(control);
+    scheduler::spawn(
+        Arc::clone(control.store()),
+        control.bus().clone(),
+        Arc::new(move || source.config()),
+        options,
+        stop.clone(),
+    )
 }
 
 /// This instance's name as a lease owner: host, pid and a random suffix (a restarted process

@@ -239,3 +239,25 @@ fn unique() -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// One integer from `sql` on the test database `db` (a count, a sum).
+pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) -> i64 {
+    let url = db.url.clone();
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            })
+    })
+    .join()
+    .unwrap()
+}

@@ -1,0 +1,113 @@
+//! Leadership: one instance at a time holds the scheduler lease and fires. The holder renews
+//! it every third of its length; the others try to take it as often as a fifth of its length
+//! (at most every second), so a dead leader is replaced within about one lease length. The
+//! fire transactions check the lease themselves, so a leader that lost it without noticing
+//! still cannot fire.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_core::Event;
+use steward_store::schedules::SCHEDULER_ROLE;
+use steward_store::{Lease, Store, now_ms};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::bus::EventBus;
+
+/// Holds or seeks the scheduler lease until `shutdown`, publishing the lease held (if any) on
+/// `held`. On shutdown the lease is given up so another instance need not wait for it.
+pub(crate) async fn lead(
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    instance: String,
+    lease_ms: u64,
+    held: watch::Sender<Option<Lease>>,
+    shutdown: CancellationToken,
+) {
+    let mut current: Option<Lease> = None;
+    loop {
+        current = renew(store.as_ref(), &bus, &instance, lease_ms, current).await;
+        held.send_if_modified(|published| {
+            let changed = published.as_ref().map(|l| l.fence) != current.as_ref().map(|l| l.fence);
+            *published = current.clone();
+            changed
+        });
+        let wait = if current.is_some() {
+            lease_ms / 3
+        } else {
+            (lease_ms / 5).min(1_000)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait.max(50))) => {}
+            () = shutdown.cancelled() => break,
+        }
+    }
+    if let Some(lease) = current {
+        held.send_replace(None);
+        if let Err(error) = store.release_lease(SCHEDULER_ROLE, &lease.holder).await {
+            tracing::warn!(%error, "giving up the scheduler lease failed; it will expire");
+        }
+        announce(&bus, &lease, false);
+    }
+}
+
+/// One attempt to take or keep the lease; returns the lease held afterwards.
+async fn renew(
+    store: &dyn Store,
+    bus: &EventBus,
+    instance: &str,
+    lease_ms: u64,
+    current: Option<Lease>,
+) -> Option<Lease> {
+    match store
+        .acquire_lease(SCHEDULER_ROLE, instance, lease_ms)
+        .await
+    {
+        Ok(Some(lease)) => {
+            if current.as_ref().map(|l| l.fence) != Some(lease.fence) {
+                tracing::info!(
+                    instance,
+                    fence = lease.fence,
+                    "this instance now leads the scheduler"
+                );
+                announce(bus, &lease, true);
+            }
+            Some(lease)
+        }
+        Ok(None) => {
+            if let Some(lost) = &current {
+                tracing::warn!(
+                    instance,
+                    fence = lost.fence,
+                    "the scheduler lease was taken over"
+                );
+                announce(bus, lost, false);
+            }
+            None
+        }
+        Err(error) => {
+            // Keep leading while the lease cannot have expired; the store refuses stale fires
+            // anyway.
+            tracing::warn!(%error, "renewing the scheduler lease failed");
+            match current {
+                Some(lease) if lease.expires_at_ms > now_ms() => Some(lease),
+                Some(lease) => {
+                    announce(bus, &lease, false);
+                    None
+                }
+                None => None,
+            }
+        }
+    }
+}
+
+fn announce(bus: &EventBus, lease: &Lease, leading: bool) {
+    metrics::gauge!("steward_scheduler_leader").set(if leading { 1.0 } else { 0.0 });
+    bus.publish(Event::LeadershipChanged {
+        role: lease.role.clone(),
+        holder: lease.holder.clone(),
+        fence: lease.fence,
+        leading,
+    });
+}

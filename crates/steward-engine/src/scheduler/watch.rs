@@ -1,0 +1,138 @@
+//! Deadlines the leader watches: schedules whose fires must succeed within a time
+//! (`expect_success_within`), and heartbeats that external jobs must ping every period. A
+//! missed deadline becomes an event (and a heartbeat's new state is stored and audited), for
+//! the alerting to act on.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use steward_config::Config;
+use steward_core::Event;
+use steward_core::audit::Actor;
+use steward_core::schedule::HeartbeatSpec;
+use steward_core::schedule::heartbeat::evaluate as evaluate_heartbeat;
+use steward_store::{HeartbeatRecord, Store, now_ms};
+
+use crate::bus::EventBus;
+
+/// How often deadlines are looked at.
+const EVERY: Duration = Duration::from_secs(1);
+
+/// Checks deadlines at most once a second.
+pub(crate) struct Watcher {
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    last: Option<Instant>,
+    registered: Option<Vec<String>>,
+}
+
+impl Watcher {
+    pub(crate) fn new(store: Arc<dyn Store>, bus: EventBus) -> Self {
+        Self {
+            store,
+            bus,
+            last: None,
+            registered: None,
+        }
+    }
+
+    /// Looks at every deadline if a second has passed since the last look.
+    pub(crate) async fn check(&mut self, config: &Config, actor: &Actor) {
+        if self.last.is_some_and(|at| at.elapsed() < EVERY) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.overdue_fires(config).await;
+        self.heartbeats(config, actor).await;
+    }
+
+    async fn overdue_fires(&self, config: &Config) {
+        let now = now_ms();
+        for spec in &config.schedules {
+            let Some(within) = spec.expect_success_within_ms else {
+                continue;
+            };
+            match self.store.flag_overdue_runs(&spec.name, within, now).await {
+                Ok(runs) => {
+                    for run in runs {
+                        tracing::warn!(schedule = %spec.name, slot_ms = run.slot_ms, task = ?run.task_id, "a scheduled run did not succeed in time");
+                        metrics::counter!("steward_schedule_overdue_total").increment(1);
+                        self.bus.publish(Event::ScheduleOverdue {
+                            schedule: spec.name.clone(),
+                            slot_ms: run.slot_ms,
+                            task_id: run.task_id,
+                            task_status: run.task_status,
+                        });
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(schedule = %spec.name, %error, "checking overdue runs failed")
+                }
+            }
+        }
+    }
+
+    async fn heartbeats(&mut self, config: &Config, actor: &Actor) {
+        if config.heartbeats.is_empty() {
+            return;
+        }
+        let names: Vec<String> = config.heartbeats.iter().map(|h| h.name.clone()).collect();
+        let records = if self.registered.as_ref() == Some(&names) {
+            self.store.heartbeat_records().await
+        } else {
+            let registered = self.store.register_heartbeats(&names, now_ms()).await;
+            if registered.is_ok() {
+                self.registered = Some(names);
+            }
+            registered
+        };
+        let records = match records {
+            Ok(records) => records,
+            Err(error) => {
+                tracing::warn!(%error, "reading heartbeats failed");
+                return;
+            }
+        };
+        let now = now_ms();
+        for spec in &config.heartbeats {
+            if let Some(record) = records.iter().find(|r| r.name == spec.name) {
+                settle_heartbeat(self.store.as_ref(), &self.bus, spec, record, now, actor).await;
+            }
+        }
+    }
+}
+
+/// Moves `record` to the state its pings call for at `now_ms`, if that differs, and publishes
+/// the change (once, whichever instance gets there first).
+pub(crate) async fn settle_heartbeat(
+    store: &dyn Store,
+    bus: &EventBus,
+    spec: &HeartbeatSpec,
+    record: &HeartbeatRecord,
+    now_ms: i64,
+    actor: &Actor,
+) {
+    let wanted = evaluate_heartbeat(spec, record.last_ping, record.watching_since_ms, now_ms);
+    if wanted == record.state {
+        return;
+    }
+    match store
+        .set_heartbeat_state(&spec.name, record.state, wanted, now_ms, actor)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(heartbeat = %spec.name, from = record.state.as_str(), to = wanted.as_str(), "heartbeat changed state");
+            metrics::counter!("steward_heartbeat_transitions_total", "to" => wanted.as_str())
+                .increment(1);
+            bus.publish(Event::HeartbeatChanged {
+                name: spec.name.clone(),
+                from: record.state,
+                to: wanted,
+            });
+        }
+        Ok(false) => {}
+        Err(error) => {
+            tracing::warn!(heartbeat = %spec.name, %error, "recording a heartbeat state failed")
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! The scheduler's state on PostgreSQL, shared by every instance: leases decide which one
+//! fires (their expiry is read on the database's clock, so instances' clocks need not agree),
+//! a fire batch checks its lease and locks its schedules' states in the transaction that
+//! enqueues, so a deposed leader can never fire a slot twice. Batches travel as arrays.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use steward_core::audit::Actor;
+use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_store::schedules::{
+    FireTrigger, HeartbeatRecord, Lease, MAX_RUN_PAGE, RunQuery, RunStatus, ScheduleRun,
+    ScheduleState, ScheduleTick, TickPlan, TickResult, lease_lost, not_found, plan_ticks,
+    run_task_ids, tick_results,
+};
+use steward_store::tasks::parse_status;
+use steward_store::{Enqueued, StoreError, now_ms};
+
+use crate::{append_audit, db_err, tasks};
+
+fn ms(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Takes or renews a lease.
+pub(crate) async fn acquire_lease(
+    pool: &PgPool,
+    role: &str,
+    holder: &str,
+    ttl_ms: u64,
+) -> Result<Option<Lease>, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO leases (role, holder, fence, expires_at_ms, acquired_at_ms) \
+         SELECT $1, $2, 1, n + $3, n FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS n) AS clock \
+         ON CONFLICT (role) DO UPDATE SET \
+         fence = CASE WHEN leases.holder = excluded.holder THEN leases.fence \
+                      ELSE leases.fence + 1 END, \
+         acquired_at_ms = CASE WHEN leases.holder = excluded.holder \
+                               THEN leases.acquired_at_ms ELSE excluded.acquired_at_ms END, \
+         holder = excluded.holder, expires_at_ms = excluded.expires_at_ms \
+         WHERE leases.holder = excluded.holder OR leases.expires_at_ms <= excluded.acquired_at_ms \
+         RETURNING role, holder, fence, expires_at_ms",
+    )
+    .bind(role)
+    .bind(holder)
+    .bind(ms(ttl_ms))
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(lease_from_row).transpose()
+}
+
+/// Lets a lease lapse at once.
+pub(crate) async fn release_lease(
+    pool: &PgPool,
+    role: &str,
+    holder: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE role = $1 AND holder = $2")
+        .bind(role)
+        .bind(holder)
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// The recorded lease on `role`.
+pub(crate) async fn current_lease(pool: &PgPool, role: &str) -> Result<Option<Lease>, StoreError> {
+    let row = sqlx::query("SELECT role, holder, fence, expires_at_ms FROM leases WHERE role = $1")
+        .bind(role)
+        .fetch_optional(pool)
+        .await
+        .map_err(db_err)?;
+    row.as_ref().map(lease_from_row).transpose()
+}
+
+fn lease_from_row(row: &PgRow) -> Result<Lease, StoreError> {
+    Ok(Lease {
+        role: row.try_get("role").map_err(db_err)?,
+        holder: row.try_get("holder").map_err(db_err)?,
+        fence: row.try_get("fence").map_err(db_err)?,
+        expires_at_ms: row.try_get("expires_at_ms").map_err(db_err)?,
+    })
+}
+
+/// Fails unless `lease` is still the current, unexpired one.
+async fn check_lease(conn: &mut PgConnection, lease: &Lease) -> Result<(), StoreError> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT fence FROM leases WHERE role = $1 AND holder = $2 AND fence = $3 \
+         AND expires_at_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint FOR SHARE",
+    )
+    .bind(&lease.role)
+    .bind(&lease.holder)
+    .bind(lease.fence)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    match held {
+        Some(_) => Ok(()),
+        None => Err(lease_lost(lease)),
+    }
+}
+
+const STATE_COLUMNS: &str = "name, paused, cursor_ms, changed_at_ms, changed_by";
+
+/// Creates missing states (cursor at `now_ms`) and returns the states of `names`, locked
+/// until the caller's transaction ends.
+pub(crate) async fn register_schedules(
+    conn: &mut PgConnection,
+    names: &[String],
+    now_ms: i64,
+) -> Result<Vec<ScheduleState>, StoreError> {
+    sqlx::query(
+        "INSERT INTO schedule_state (name, cursor_ms, changed_at_ms) \
+         SELECT n, $1, $1 FROM unnest($2::text[]) AS n ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(now_ms)
+    .bind(names)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    states_of(conn, names).await.map(|m| {
+        names
+            .iter()
+            .filter_map(|n| m.get(n).cloned())
+            .collect::<Vec<_>>()
+    })
+}
+
+async fn states_of(
+    conn: &mut PgConnection,
+    names: &[String],
+) -> Result<HashMap<String, ScheduleState>, StoreError> {
+    // FOR UPDATE: a fire batch holds its schedules until it commits, so a concurrent one
+    // sees the cursors it moved.
+    let rows = sqlx::query(&format!(
+        "SELECT {STATE_COLUMNS} FROM schedule_state WHERE name = ANY($1) ORDER BY name FOR UPDATE"
+    ))
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| state_from_row(row).map(|s| (s.name.clone(), s)))
+        .collect()
+}
+
+/// Every recorded state.
+pub(crate) async fn schedule_states(pool: &PgPool) -> Result<Vec<ScheduleState>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {STATE_COLUMNS} FROM schedule_state ORDER BY name"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(state_from_row).collect()
+}
+
+fn state_from_row(row: &PgRow) -> Result<ScheduleState, StoreError> {
+    Ok(ScheduleState {
+        name: row.try_get("name").map_err(db_err)?,
+        paused: row.try_get("paused").map_err(db_err)?,
+        cursor_ms: row.try_get("cursor_ms").map_err(db_err)?,
+        changed_at_ms: row.try_get("changed_at_ms").map_err(db_err)?,
+        changed_by: row.try_get("changed_by").map_err(db_err)?,
+    })
+}
+
+/// Applies a batch of ticks inside the caller's transaction; returns the results and the
+/// queues that received tasks.
+pub(crate) async fn fire(
+    conn: &mut PgConnection,
+    lease: Option<&Lease>,
+    ticks: &[ScheduleTick],
+    actor: &Actor,
+) -> Result<(Vec<TickResult>, Vec<String>), StoreError> {
+    if let Some(lease) = lease {
+        check_lease(conn, lease).await?;
+    }
+    let names: Vec<String> = ticks.iter().map(|t| t.schedule.clone()).collect();
+    let states = states_of(conn, &names).await?;
+    let open = open_tasks(conn, ticks).await?;
+    let plan = plan_ticks(ticks, &states, &open);
+    for &id in &plan.cancel {
+        tasks::cancel(conn, id, actor).await?;
+    }
+    let enqueued: Vec<Enqueued> = if plan.enqueue.is_empty() {
+        Vec::new()
+    } else {
+        tasks::enqueue(conn, &plan.enqueue, actor).await?
+    };
+    insert_runs(conn, &plan, &enqueued).await?;
+    move_cursors(conn, &plan).await?;
+    let results = tick_results(ticks, &plan, &enqueued);
+    if lease.is_none() {
+        audit_manual_fires(conn, ticks, &results, actor).await?;
+    }
+    let queues = plan.enqueue.iter().map(|t| t.queue.clone()).collect();
+    Ok((results, queues))
+}
+
+/// The unfinished tasks of the ticks' schedules whose overlap policy looks at them.
+async fn open_tasks(
+    conn: &mut PgConnection,
+    ticks: &[ScheduleTick],
+) -> Result<HashMap<String, Vec<i64>>, StoreError> {
+    let watched: Vec<&str> = ticks
+        .iter()
+        .filter(|t| t.overlap != steward_core::schedule::OverlapPolicy::Allow)
+        .map(|t| t.schedule.as_str())
+        .collect();
+    let mut open: HashMap<String, Vec<i64>> = HashMap::new();
+    if watched.is_empty() {
+        return Ok(open);
+    }
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT schedule, id FROM tasks WHERE schedule = ANY($1) \
+         AND status IN ('queued', 'running', 'failed') ORDER BY id",
+    )
+    .bind(&watched)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    for (schedule, id) in rows {
+        open.entry(schedule).or_default().push(id);
+    }
+    Ok(open)
+}
+
+async fn insert_runs(
+    conn: &mut PgConnection,
+    plan: &TickPlan,
+    enqueued: &[Enqueued],
+) -> Result<(), StoreError> {
+    if plan.runs.is_empty() {
+        return Ok(());
+    }
+    let runs = &plan.runs;
+    // DO NOTHING: a slot fired already (by an earlier leader) keeps its one row.
+    sqlx::query(
+        "INSERT INTO schedule_runs (schedule, slot_ms, trigger, status, reason, task_id, \
+         fired_at_ms) \
+         SELECT s, sl, tr, st, re, ti, $7 FROM unnest($1::text[], $2::bigint[], $3::text[], \
+         $4::text[], $5::text[], $6::bigint[]) WITH ORDINALITY AS r(s, sl, tr, st, re, ti, ord) \
+         ORDER BY ord ON CONFLICT DO NOTHING",
+    )
+    .bind(runs.iter().map(|r| r.schedule.clone()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.slot_ms).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.trigger.as_str()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.reason.clone()).collect::<Vec<_>>())
+    .bind(run_task_ids(plan, enqueued))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn move_cursors(conn: &mut PgConnection, plan: &TickPlan) -> Result<(), StoreError> {
+    if plan.cursors.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO schedule_state (name, cursor_ms, changed_at_ms) \
+         SELECT n, c, $3 FROM unnest($1::text[], $2::bigint[]) AS s(n, c) \
+         ON CONFLICT (name) DO UPDATE SET \
+         cursor_ms = greatest(schedule_state.cursor_ms, excluded.cursor_ms)",
+    )
+    .bind(
+        plan.cursors
+            .iter()
+            .map(|(n, _)| n.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(plan.cursors.iter().map(|(_, c)| *c).collect::<Vec<_>>())
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn audit_manual_fires(
+    conn: &mut PgConnection,
+    ticks: &[ScheduleTick],
+    results: &[TickResult],
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    for (tick, result) in ticks.iter().zip(results) {
+        for (fire, outcome) in tick.fires.iter().zip(&result.outcomes) {
+            let entry = steward_store::audit::schedule_triggered(
+                actor,
+                &tick.schedule,
+                fire.task.origin.workspace.clone(),
+                outcome,
+            );
+            append_audit(conn, entry).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Pauses or resumes, inside the caller's transaction.
+pub(crate) async fn set_paused(
+    conn: &mut PgConnection,
+    name: &str,
+    paused: bool,
+    now_ms: i64,
+    actor: &Actor,
+) -> Result<ScheduleState, StoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO schedule_state (name, paused, cursor_ms, changed_at_ms, changed_by) \
+         VALUES ($1, $2, $3, $3, $4) ON CONFLICT (name) DO UPDATE SET \
+         paused = excluded.paused, changed_at_ms = excluded.changed_at_ms, \
+         changed_by = excluded.changed_by, \
+         cursor_ms = CASE WHEN excluded.paused THEN schedule_state.cursor_ms \
+                          ELSE greatest(schedule_state.cursor_ms, excluded.cursor_ms) END \
+         RETURNING {STATE_COLUMNS}"
+    ))
+    .bind(name)
+    .bind(paused)
+    .bind(now_ms)
+    .bind(&actor.name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let state = state_from_row(&row)?;
+    append_audit(
+        conn,
+        steward_store::audit::schedule_paused(actor, name, paused),
+    )
+    .await?;
+    Ok(state)
+}
+
+const RUN_COLUMNS: &str = "r.id, r.schedule, r.slot_ms, r.trigger, r.status, r.reason, \
+     r.task_id, r.fired_at_ms, r.overdue, t.status AS task_status, t.outcome, \
+     t.started_at_ms, t.finished_at_ms, t.error";
+
+/// Runs newest first.
+pub(crate) async fn runs(pool: &PgPool, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
+         WHERE ($1::text IS NULL OR r.schedule = $1) AND r.id < $2 ORDER BY r.id DESC LIMIT $3"
+    ))
+    .bind(&query.schedule)
+    .bind(query.before_id.unwrap_or(i64::MAX))
+    .bind(i64::from(query.limit.clamp(1, MAX_RUN_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(run_from_row).collect()
+}
+
+/// The latest run of each schedule.
+pub(crate) async fn last_runs(pool: &PgPool) -> Result<Vec<ScheduleRun>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
+         WHERE r.id IN (SELECT max(id) FROM schedule_runs GROUP BY schedule) ORDER BY r.schedule"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(run_from_row).collect()
+}
+
+/// Flags the fired runs of `schedule` whose task did not succeed within `within_ms` of the
+/// slot.
+pub(crate) async fn flag_overdue(
+    conn: &mut PgConnection,
+    schedule: &str,
+    within_ms: u64,
+    now_ms: i64,
+) -> Result<Vec<ScheduleRun>, StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "UPDATE schedule_runs SET overdue = TRUE WHERE schedule = $1 AND status = 'fired' \
+         AND NOT overdue AND slot_ms + $2 < $3 AND NOT EXISTS (SELECT 1 FROM tasks t \
+         WHERE t.id = schedule_runs.task_id AND t.status = 'succeeded' \
+         AND t.finished_at_ms <= schedule_runs.slot_ms + $2) RETURNING id",
+    )
+    .bind(schedule)
+    .bind(ms(within_ms))
+    .bind(now_ms)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(&format!(
+        "SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
+         WHERE r.id = ANY($1) ORDER BY r.id"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(run_from_row).collect()
+}
+
+fn run_from_row(row: &PgRow) -> Result<ScheduleRun, StoreError> {
+    let trigger: String = row.try_get("trigger").map_err(db_err)?;
+    let status: String = row.try_get("status").map_err(db_err)?;
+    let task_status: Option<String> = row.try_get("task_status").map_err(db_err)?;
+    Ok(ScheduleRun {
+        id: row.try_get("id").map_err(db_err)?,
+        schedule: row.try_get("schedule").map_err(db_err)?,
+        slot_ms: row.try_get("slot_ms").map_err(db_err)?,
+        trigger: FireTrigger::parse(&trigger)
+            .ok_or_else(|| StoreError::Corrupt(format!("run trigger `{trigger}`")))?,
+        status: RunStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("run status `{status}`")))?,
+        reason: row.try_get("reason").map_err(db_err)?,
+        task_id: row.try_get("task_id").map_err(db_err)?,
+        fired_at_ms: row.try_get("fired_at_ms").map_err(db_err)?,
+        task_status: task_status.as_deref().map(parse_status).transpose()?,
+        outcome: row.try_get("outcome").map_err(db_err)?,
+        started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
+        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
+        error: row.try_get("error").map_err(db_err)?,
+        overdue: row.try_get("overdue").map_err(db_err)?,
+    })
+}
+
+const HEARTBEAT_COLUMNS: &str =
+    "name, last_ping_ms, last_status, pings, state, state_changed_at_ms, watching_since_ms";
+
+/// Creates missing heartbeat records and returns those of `names`.
+pub(crate) async fn register_heartbeats(
+    conn: &mut PgConnection,
+    names: &[String],
+    now_ms: i64,
+) -> Result<Vec<HeartbeatRecord>, StoreError> {
+    sqlx::query(
+        "INSERT INTO heartbeats (name, state, state_changed_at_ms, watching_since_ms) \
+         SELECT n, 'new', $1, $1 FROM unnest($2::text[]) AS n ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(now_ms)
+    .bind(names)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {HEARTBEAT_COLUMNS} FROM heartbeats \
+         WHERE name = ANY($1) ORDER BY name"
+    ))
+    .bind(names)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(heartbeat_from_row).collect()
+}
+
+/// Records a ping.
+pub(crate) async fn record_ping(
+    pool: &PgPool,
+    name: &str,
+    status: PingStatus,
+    at_ms: i64,
+) -> Result<HeartbeatRecord, StoreError> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO heartbeats (name, last_ping_ms, last_status, pings, state, \
+         state_changed_at_ms, watching_since_ms) VALUES ($1, $2, $3, 1, 'new', $2, $2) \
+         ON CONFLICT (name) DO UPDATE SET last_ping_ms = excluded.last_ping_ms, \
+         last_status = excluded.last_status, pings = heartbeats.pings + 1 \
+         RETURNING {HEARTBEAT_COLUMNS}"
+    ))
+    .bind(name)
+    .bind(at_ms)
+    .bind(status.as_str())
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    heartbeat_from_row(&row)
+}
+
+/// Every heartbeat record.
+pub(crate) async fn heartbeat_records(pool: &PgPool) -> Result<Vec<HeartbeatRecord>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {HEARTBEAT_COLUMNS} FROM heartbeats ORDER BY name"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(heartbeat_from_row).collect()
+}
+
+/// Moves a heartbeat from `from` to `to` if it is still in `from`, audited.
+pub(crate) async fn set_heartbeat_state(
+    conn: &mut PgConnection,
+    name: &str,
+    from: HeartbeatState,
+    to: HeartbeatState,
+    at_ms: i64,
+    actor: &Actor,
+) -> Result<bool, StoreError> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT state FROM heartbeats WHERE name = $1 FOR UPDATE")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    if exists.is_none() {
+        return Err(not_found("heartbeat", name));
+    }
+    let changed = sqlx::query(
+        "UPDATE heartbeats SET state = $1, state_changed_at_ms = $2 WHERE name = $3 \
+         AND state = $4",
+    )
+    .bind(to.as_str())
+    .bind(at_ms)
+    .bind(name)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected()
+        == 1;
+    if changed {
+        append_audit(
+            conn,
+            steward_store::audit::heartbeat_state(actor, name, from, to),
+        )
+        .await?;
+    }
+    Ok(changed)
+}
+
+fn heartbeat_from_row(row: &PgRow) -> Result<HeartbeatRecord, StoreError> {
+    let last_ms: Option<i64> = row.try_get("last_ping_ms").map_err(db_err)?;
+    let last_status: Option<String> = row.try_get("last_status").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let last_ping = match (last_ms, last_status) {
+        (Some(at), Some(status)) => Some((
+            at,
+            PingStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("ping status `{status}`")))?,
+        )),
+        _ => None,
+    };
+    Ok(HeartbeatRecord {
+        name: row.try_get("name").map_err(db_err)?,
+        last_ping,
+        pings: row.try_get("pings").map_err(db_err)?,
+        state: HeartbeatState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("heartbeat state `{state}`")))?,
+        state_changed_at_ms: row.try_get("state_changed_at_ms").map_err(db_err)?,
+        watching_since_ms: row.try_get("watching_since_ms").map_err(db_err)?,
+    })
+}
