@@ -14,6 +14,8 @@ mod schedules;
 mod schema;
 pub mod settings;
 mod source;
+#[cfg(test)]
+mod test_support;
 mod walk;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -610,35 +610,7 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn env(name: &str) -> Option<String> {
-        (name == "TOKEN").then(|| "hunter2".to_owned())
-    }
-
-    fn parse(text: &str) -> crate::Config {
-        match parse_str("f.toml", text, &env) {
-            Ok(loaded) => loaded.config,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn errors(text: &str) -> String {
-        match parse_str("f.toml", text, &env) {
-            Ok(loaded) => panic!("accepted: {:?}", loaded.config),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    /// Asserts that an error on `line` contains `expected` (which names the field).
-    #[track_caller]
-    fn assert_error(text: &str, line: usize, expected: &str) {
-        let all = errors(text);
-        let prefix = format!("f.toml:{line}:");
-        assert!(
-            all.lines()
-                .any(|l| l.starts_with(&prefix) && l.contains(": error: ") && l.contains(expected)),
-            "expected an error on line {line} containing {expected:?}, got:\n{all}"
-        );
-    }
+    use crate::test_support::{assert_error, env, errors, parse};
 
     /// A queue (lines 1–3) and a schedule's first lines (4–7) without its timing: a case's own
     /// lines start on line 8.

@@ -10,8 +10,9 @@ use steward_core::Event;
 use tokio::sync::broadcast;
 
 /// How many events a slow subscriber may fall behind before it starts missing some (it is told
-/// how many it missed).
-const CAPACITY: usize = 1024;
+/// how many it missed). Ten thousand schedules firing in the same second publish as many
+/// events at once.
+const CAPACITY: usize = 16_384;
 
 /// An event with its sequence number (per process) and publication time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
-use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Secret, Service, Step, Workspace, WorkspaceStatus,
@@ -24,9 +24,10 @@ use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
 };
 use steward_store::{
-    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, Lease, LeaseState,
-    MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState,
-    ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup, now_ms,
+    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
+    Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
+    ScheduleState, ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup,
+    now_ms,
 };
 use tokio::sync::broadcast;
 
@@ -329,6 +330,10 @@ impl Store for PostgresStore {
         tasks::claim(&self.pool, claim).await
     }
 
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError> {
+        tasks::next_due(&self.pool, queue).await
+    }
+
     async fn extend_leases(
         &self,
         worker: &str,
@@ -440,12 +445,13 @@ impl Store for PostgresStore {
     async fn set_schedule_paused(
         &self,
         name: &str,
+        workspace: Option<&str>,
         paused: bool,
         now_ms: i64,
         actor: &Actor,
     ) -> Result<ScheduleState, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = schedules::set_paused(&mut tx, name, paused, now_ms, actor).await;
+        let result = schedules::set_paused(&mut tx, name, workspace, paused, now_ms, actor).await;
         settle(result, tx).await
     }
 
@@ -493,14 +499,11 @@ impl Store for PostgresStore {
 
     async fn set_heartbeat_state(
         &self,
-        name: &str,
-        from: HeartbeatState,
-        to: HeartbeatState,
-        at_ms: i64,
+        change: &HeartbeatTransition,
         actor: &Actor,
     ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = schedules::set_heartbeat_state(&mut tx, name, from, to, at_ms, actor).await;
+        let result = schedules::set_heartbeat_state(&mut tx, change, actor).await;
         settle(result, tx).await
     }
 

@@ -128,6 +128,17 @@ async fn existing_keys(
     Ok(rows.into_iter().collect())
 }
 
+/// The earliest run-at of the queue's waiting tasks.
+pub(crate) async fn next_due(pool: &PgPool, queue: &str) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT min(run_at_ms) FROM tasks WHERE queue = $1 AND status IN ('queued', 'failed')",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)
+}
+
 /// Leases due tasks to the claiming worker, skipping rows other claims hold.
 pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
     let now = now_ms();

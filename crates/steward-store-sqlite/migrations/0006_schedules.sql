@@ -28,6 +28,8 @@ CREATE TABLE schedule_runs (
     reason       TEXT,
     task_id      INTEGER,
     fired_at_ms  INTEGER NOT NULL,
+    -- The dead-man's switch looked at it once its deadline passed; `overdue` is what it found.
+    deadline_checked INTEGER NOT NULL DEFAULT 0,
     overdue      INTEGER NOT NULL DEFAULT 0
 );
 -- A slot fires at most once, whichever instance leads.
@@ -36,7 +38,7 @@ CREATE UNIQUE INDEX schedule_runs_slot ON schedule_runs (schedule, slot_ms)
 CREATE INDEX schedule_runs_by_schedule ON schedule_runs (schedule, id);
 -- What the dead-man's switch reads.
 CREATE INDEX schedule_runs_pending ON schedule_runs (schedule, slot_ms)
-    WHERE status = 'fired' AND overdue = 0;
+    WHERE status = 'fired' AND deadline_checked = 0;
 -- What overlap policies read: a schedule's unfinished tasks.
 CREATE INDEX tasks_schedule_open ON tasks (schedule)
     WHERE schedule IS NOT NULL AND status IN ('queued', 'running', 'failed');

@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
-use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
 use steward_core::{
     Dependency, Registry, RegistryDiff, Role, Service, Step, Workspace, WorkspaceStatus,
@@ -27,9 +27,10 @@ use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
 };
 use steward_store::{
-    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, Lease, LeaseState,
-    MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState,
-    ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup, now_ms,
+    ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
+    Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
+    ScheduleState, ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup,
+    now_ms,
 };
 use tokio::sync::Mutex;
 use tokio::sync::broadcast;
@@ -338,6 +339,10 @@ impl Store for SqliteStore {
         tasks::claim(&self.writer, claim).await
     }
 
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError> {
+        tasks::next_due(&self.reader, queue).await
+    }
+
     async fn extend_leases(
         &self,
         worker: &str,
@@ -469,12 +474,13 @@ impl Store for SqliteStore {
     async fn set_schedule_paused(
         &self,
         name: &str,
+        workspace: Option<&str>,
         paused: bool,
         now_ms: i64,
         actor: &Actor,
     ) -> Result<ScheduleState, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let state = schedules::set_paused(&mut tx, name, paused, now_ms, actor).await?;
+        let state = schedules::set_paused(&mut tx, name, workspace, paused, now_ms, actor).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(state)
     }
@@ -525,14 +531,11 @@ impl Store for SqliteStore {
 
     async fn set_heartbeat_state(
         &self,
-        name: &str,
-        from: HeartbeatState,
-        to: HeartbeatState,
-        at_ms: i64,
+        change: &HeartbeatTransition,
         actor: &Actor,
     ) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let changed = schedules::set_heartbeat_state(&mut tx, name, from, to, at_ms, actor).await?;
+        let changed = schedules::set_heartbeat_state(&mut tx, change, actor).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
     }

@@ -11,9 +11,10 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use steward_core::audit::Actor;
 use steward_core::schedule::{HeartbeatState, PingStatus};
 use steward_store::schedules::{
-    FireTrigger, HeartbeatRecord, Lease, MAX_RUN_PAGE, RunQuery, RunStatus, ScheduleRun,
-    ScheduleState, ScheduleTick, TickPlan, TickResult, lease_lost, not_found, plan_ticks,
-    run_task_ids, tick_results,
+    FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, MAX_EXPECT_WITHIN_MS, MAX_RUN_PAGE,
+    RunQuery, RunStatus, ScheduleRun, ScheduleState, ScheduleTick, TickPlan, TickResult,
+    lease_lost, not_found, open_by_schedule, plan_ticks, run_task_ids, tick_results,
+    watched_schedules,
 };
 use steward_store::tasks::parse_status;
 use steward_store::{Enqueued, StoreError, now_ms};
@@ -188,7 +189,11 @@ pub(crate) async fn fire(
     let open = open_tasks(conn, ticks).await?;
     let plan = plan_ticks(ticks, &states, &open);
     for &id in &plan.cancel {
-        tasks::cancel(conn, id, actor).await?;
+        match tasks::cancel(conn, id, actor).await {
+            // Finished since it was read: there is nothing left to replace.
+            Ok(_) | Err(StoreError::State(_)) => {}
+            Err(e) => return Err(e),
+        }
     }
     let enqueued: Vec<Enqueued> = if plan.enqueue.is_empty() {
         Vec::new()
@@ -210,27 +215,20 @@ async fn open_tasks(
     conn: &mut SqliteConnection,
     ticks: &[ScheduleTick],
 ) -> Result<HashMap<String, Vec<i64>>, StoreError> {
-    let watched: Vec<&str> = ticks
-        .iter()
-        .filter(|t| t.overlap != steward_core::schedule::OverlapPolicy::Allow)
-        .map(|t| t.schedule.as_str())
-        .collect();
-    let mut open: HashMap<String, Vec<i64>> = HashMap::new();
+    let watched = watched_schedules(ticks);
     if watched.is_empty() {
-        return Ok(open);
+        return Ok(HashMap::new());
     }
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT schedule, id FROM tasks WHERE schedule IN (SELECT value FROM json_each(?)) \
+    let rows: Vec<(String, i64, bool)> = sqlx::query_as(
+        "SELECT schedule, id, cancel_requested FROM tasks \
+         WHERE schedule IN (SELECT value FROM json_each(?)) \
          AND status IN ('queued', 'running', 'failed') ORDER BY id",
     )
     .bind(json!(watched).to_string())
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
-    for (schedule, id) in rows {
-        open.entry(schedule).or_default().push(id);
-    }
-    Ok(open)
+    Ok(open_by_schedule(ticks, rows))
 }
 
 async fn insert_runs(
@@ -313,6 +311,7 @@ async fn audit_manual_fires(
 pub(crate) async fn set_paused(
     conn: &mut SqliteConnection,
     name: &str,
+    workspace: Option<&str>,
     paused: bool,
     now_ms: i64,
     actor: &Actor,
@@ -334,9 +333,21 @@ pub(crate) async fn set_paused(
     .await
     .map_err(db_err)?;
     let state = state_from_row(&row)?;
+    if paused {
+        // Fires written ahead of their slot are withdrawn: a paused schedule runs nothing new.
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', finished_at_ms = ?1 WHERE schedule = ?2 \
+         AND status = 'queued' AND run_at_ms > ?1",
+        )
+        .bind(now_ms)
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
     append_audit(
         conn,
-        steward_store::audit::schedule_paused(actor, name, paused),
+        steward_store::audit::schedule_paused(actor, name, workspace, paused),
     )
     .await?;
     Ok(state)
@@ -376,26 +387,34 @@ pub(crate) async fn last_runs(pool: &SqlitePool) -> Result<Vec<ScheduleRun>, Sto
     rows.iter().map(run_from_row).collect()
 }
 
-/// Flags the fired runs of `schedule` whose task did not succeed within `within_ms` of the
-/// slot.
+/// Settles the fired runs of `schedule` whose deadline (`within_ms` after the slot) passed
+/// by `now_ms`, each once, and returns those whose task had not succeeded by then (flagged
+/// overdue). Runs that succeeded in time are settled too, so a later purge of their task does
+/// not make them look overdue.
 pub(crate) async fn flag_overdue(
     conn: &mut SqliteConnection,
     schedule: &str,
     within_ms: u64,
     now_ms: i64,
 ) -> Result<Vec<ScheduleRun>, StoreError> {
-    let ids: Vec<i64> = sqlx::query_scalar(
-        "UPDATE schedule_runs SET overdue = 1 WHERE schedule = ?1 AND status = 'fired' \
-         AND overdue = 0 AND slot_ms + ?2 < ?3 AND NOT EXISTS (SELECT 1 FROM tasks t \
-         WHERE t.id = schedule_runs.task_id AND t.status = 'succeeded' \
-         AND t.finished_at_ms <= schedule_runs.slot_ms + ?2) RETURNING id",
+    let within = ms(within_ms.min(MAX_EXPECT_WITHIN_MS));
+    let settled: Vec<(i64, bool)> = sqlx::query_as(
+        "UPDATE schedule_runs SET deadline_checked = 1, overdue = NOT EXISTS (SELECT 1 \
+         FROM tasks t WHERE t.id = schedule_runs.task_id AND t.status = 'succeeded' \
+         AND t.finished_at_ms <= schedule_runs.slot_ms + ?2) \
+         WHERE schedule = ?1 AND status = 'fired' AND deadline_checked = 0 AND slot_ms < ?3 \
+         RETURNING id, overdue",
     )
     .bind(schedule)
-    .bind(ms(within_ms))
-    .bind(now_ms)
+    .bind(within)
+    .bind(now_ms.saturating_sub(within))
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
+    let ids: Vec<i64> = settled
+        .into_iter()
+        .filter_map(|(id, overdue)| overdue.then_some(id))
+        .collect();
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -499,41 +518,36 @@ pub(crate) async fn heartbeat_records(
     rows.iter().map(heartbeat_from_row).collect()
 }
 
-/// Moves a heartbeat from `from` to `to` if it is still in `from`, audited.
+/// Applies a heartbeat transition if the state and latest ping are still as read, audited.
 pub(crate) async fn set_heartbeat_state(
     conn: &mut SqliteConnection,
-    name: &str,
-    from: HeartbeatState,
-    to: HeartbeatState,
-    at_ms: i64,
+    change: &HeartbeatTransition,
     actor: &Actor,
 ) -> Result<bool, StoreError> {
     let exists: Option<String> = sqlx::query_scalar("SELECT state FROM heartbeats WHERE name = ?")
-        .bind(name)
+        .bind(&change.name)
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_err)?;
     if exists.is_none() {
-        return Err(not_found("heartbeat", name));
+        return Err(not_found("heartbeat", &change.name));
     }
     let changed = sqlx::query(
-        "UPDATE heartbeats SET state = ?, state_changed_at_ms = ? WHERE name = ? AND state = ?",
+        "UPDATE heartbeats SET state = ?, state_changed_at_ms = ? WHERE name = ? \
+         AND state = ? AND last_ping_ms IS ?",
     )
-    .bind(to.as_str())
-    .bind(at_ms)
-    .bind(name)
-    .bind(from.as_str())
+    .bind(change.to.as_str())
+    .bind(change.at_ms)
+    .bind(&change.name)
+    .bind(change.from.as_str())
+    .bind(change.seen_ping_ms)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?
     .rows_affected()
         == 1;
     if changed {
-        append_audit(
-            conn,
-            steward_store::audit::heartbeat_state(actor, name, from, to),
-        )
-        .await?;
+        append_audit(conn, steward_store::audit::heartbeat_state(actor, change)).await?;
     }
     Ok(changed)
 }

@@ -103,6 +103,17 @@ async fn existing_keys(
 }
 
 /// Leases due tasks to the claiming worker.
+/// The earliest run-at of the queue's waiting tasks.
+pub(crate) async fn next_due(pool: &SqlitePool, queue: &str) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(
+        "SELECT min(run_at_ms) FROM tasks WHERE queue = ? AND status IN ('queued', 'failed')",
+    )
+    .bind(queue)
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)
+}
+
 pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
     let now = now_ms();
     let expires = now.saturating_add(i64::try_from(claim.lease_ms).unwrap_or(i64::MAX));

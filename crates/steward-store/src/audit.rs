@@ -99,7 +99,12 @@ pub fn task_changed(
 }
 
 /// `schedule.pause` or `schedule.resume`.
-pub fn schedule_paused(actor: &Actor, name: &str, paused: bool) -> AuditEntry {
+pub fn schedule_paused(
+    actor: &Actor,
+    name: &str,
+    workspace: Option<&str>,
+    paused: bool,
+) -> AuditEntry {
     AuditEntry {
         actor: actor.clone(),
         action: if paused {
@@ -109,7 +114,7 @@ pub fn schedule_paused(actor: &Actor, name: &str, paused: bool) -> AuditEntry {
         }
         .into(),
         target: format!("schedule/{name}"),
-        workspace: None,
+        workspace: workspace.map(str::to_owned),
         details: json!({ "paused": paused }),
     }
 }
@@ -142,16 +147,14 @@ pub fn schedule_triggered(
 /// `heartbeat.state`: a heartbeat moved from one state to another.
 pub fn heartbeat_state(
     actor: &Actor,
-    name: &str,
-    from: steward_core::schedule::HeartbeatState,
-    to: steward_core::schedule::HeartbeatState,
+    change: &crate::schedules::HeartbeatTransition,
 ) -> AuditEntry {
     AuditEntry {
         actor: actor.clone(),
         action: "heartbeat.state".into(),
-        target: format!("heartbeat/{name}"),
-        workspace: None,
-        details: json!({ "from": from.as_str(), "to": to.as_str() }),
+        target: format!("heartbeat/{}", change.name),
+        workspace: change.workspace.clone(),
+        details: json!({ "from": change.from.as_str(), "to": change.to.as_str() }),
     }
 }
 

@@ -81,6 +81,7 @@ macro_rules! conformance_suite {
             cancellation,
             purge_removes_only_old_finished_tasks,
             wakeups_announce_enqueues,
+            next_due_names_the_earliest_waiting_task,
             leases_have_one_holder_and_fence_takeovers,
             slots_fire_once_and_deposed_leaders_cannot_fire,
             overlap_policies_act_on_unfinished_tasks,
@@ -2026,6 +2027,30 @@ pub async fn purge_removes_only_old_finished_tasks(store: &Arc<dyn Store>) {
         "another queue's finished task stays"
     );
     assert_eq!(run_statuses(store, other).await, ["succeeded"]);
+}
+
+/// An idle worker learns when the next waiting task of its queue is due.
+pub async fn next_due_names_the_earliest_waiting_task(store: &Arc<dyn Store>) {
+    assert_eq!(store.next_due_ms("nd").await.expect("next due"), None);
+    let now = crate::now_ms();
+    let at = |run_at_ms| NewTask {
+        run_at_ms,
+        ..new_task("nd", "noop")
+    };
+    enqueue(store, &[at(now + 60_000), at(now + 5_000), at(now + 9_000)]).await;
+    enqueue(
+        store,
+        &[NewTask {
+            run_at_ms: now + 1_000,
+            ..new_task("other", "noop")
+        }],
+    )
+    .await;
+    assert_eq!(
+        store.next_due_ms("nd").await.expect("next due"),
+        Some(now + 5_000),
+        "the earliest of this queue's waiting tasks"
+    );
 }
 
 /// A listener subscribed before an enqueue hears the queue's name.

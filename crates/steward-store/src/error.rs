@@ -43,6 +43,9 @@ pub enum StoreError {
     /// The thing is not in a state that allows the change.
     #[error("{0}")]
     State(String),
+    /// A leadership lease the call was made under is no longer held: nothing was written.
+    #[error("{0}")]
+    LeaseLost(String),
     /// Stored data could not be decoded.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
@@ -60,6 +63,7 @@ impl StoreError {
             StoreError::Conflict(_) => "conflict",
             StoreError::NotFound(_) => "not_found",
             StoreError::State(_) => "state",
+            StoreError::LeaseLost(_) => "lease_lost",
             StoreError::Corrupt(_) => "corrupt",
         }
     }

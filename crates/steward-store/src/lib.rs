@@ -20,10 +20,10 @@ use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
 pub use schedules::{
-    Fire, FireOutcome, FireTrigger, HeartbeatRecord, Lease, RunQuery, RunStatus, ScheduleRun,
-    ScheduleState, ScheduleTick, SkipReason, TickResult,
+    Fire, FireOutcome, FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, RunQuery,
+    RunStatus, ScheduleRun, ScheduleState, ScheduleTick, SkipReason, TickResult,
 };
-use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_core::schedule::PingStatus;
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
 
 pub use error::{BoxError, StoreError};
@@ -218,6 +218,10 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent claims (from any process) never take the same task.
     async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError>;
 
+    /// The earliest run-at among `queue`'s tasks waiting to run (queued, or failed and waiting
+    /// for their retry), so an idle worker can sleep until exactly then.
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError>;
+
     /// Extends `worker`'s leases on `(task id, fence)` pairs to now + `lease_ms` and reports,
     /// for each, whether it is still held and whether cancellation was asked for.
     async fn extend_leases(
@@ -307,11 +311,13 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
     ) -> Result<Vec<TickResult>, StoreError>;
 
-    /// Pauses or resumes a schedule, audited. Resuming moves the cursor to `now_ms`: slots
-    /// that passed while paused are not caught up.
+    /// Pauses or resumes a schedule, audited. Pausing cancels its queued tasks not yet due
+    /// (fires written ahead of their slot); resuming moves the cursor to `now_ms`: slots that
+    /// passed while paused are not caught up.
     async fn set_schedule_paused(
         &self,
         name: &str,
+        workspace: Option<&str>,
         paused: bool,
         now_ms: i64,
         actor: &Actor,
@@ -323,8 +329,9 @@ pub trait Store: Send + Sync + 'static {
     /// The latest recorded run of each schedule.
     async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError>;
 
-    /// Dead-man's switch: flags (once) and returns `schedule`'s fired runs whose slot is more
-    /// than `within_ms` before `now_ms` and whose task has not succeeded.
+    /// Dead-man's switch: settles (once) `schedule`'s fired runs whose slot is more than
+    /// `within_ms` before `now_ms`, and returns those whose task did not succeed within
+    /// `within_ms` of its slot, flagged overdue.
     async fn flag_overdue_runs(
         &self,
         schedule: &str,
@@ -350,14 +357,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every heartbeat record.
     async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError>;
 
-    /// Moves a heartbeat from `from` to `to`, audited; false (nothing written) when its state
-    /// is no longer `from`, so concurrent evaluators record each transition once.
+    /// Applies `change`, audited; false (nothing written) when the heartbeat's state or latest
+    /// ping is no longer what the change was decided from, so concurrent evaluators record each
+    /// transition once and a ping that lands meanwhile is never overruled.
     async fn set_heartbeat_state(
         &self,
-        name: &str,
-        from: HeartbeatState,
-        to: HeartbeatState,
-        at_ms: i64,
+        change: &HeartbeatTransition,
         actor: &Actor,
     ) -> Result<bool, StoreError>;
 

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
-use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
 use crate::{
-    ApiKey, AuditQuery, Claim, Enqueued, HeartbeatRecord, Lease, LeaseState, MigrationReport,
-    NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store, StoreError,
-    TaskCount, TaskQuery, TickResult, Wakeup,
+    ApiKey, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition, Lease, LeaseState,
+    MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store,
+    StoreError, TaskCount, TaskQuery, TickResult, Wakeup,
 };
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
@@ -150,6 +150,11 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError> {
+        self.observe("next_due_ms", self.inner.next_due_ms(queue))
+            .await
+    }
+
     async fn extend_leases(
         &self,
         worker: &str,
@@ -276,13 +281,15 @@ impl<S: Store> Store for Metered<S> {
     async fn set_schedule_paused(
         &self,
         name: &str,
+        workspace: Option<&str>,
         paused: bool,
         now_ms: i64,
         actor: &Actor,
     ) -> Result<ScheduleState, StoreError> {
         self.observe(
             "set_schedule_paused",
-            self.inner.set_schedule_paused(name, paused, now_ms, actor),
+            self.inner
+                .set_schedule_paused(name, workspace, paused, now_ms, actor),
         )
         .await
     }
@@ -339,15 +346,12 @@ impl<S: Store> Store for Metered<S> {
 
     async fn set_heartbeat_state(
         &self,
-        name: &str,
-        from: HeartbeatState,
-        to: HeartbeatState,
-        at_ms: i64,
+        change: &HeartbeatTransition,
         actor: &Actor,
     ) -> Result<bool, StoreError> {
         self.observe(
             "set_heartbeat_state",
-            self.inner.set_heartbeat_state(name, from, to, at_ms, actor),
+            self.inner.set_heartbeat_state(change, actor),
         )
         .await
     }

@@ -141,6 +141,8 @@ pub struct TickResult {
     pub schedule: String,
     /// Per fire.
     pub outcomes: Vec<FireOutcome>,
+    /// The tick's missed slots were recorded (they were new, and the schedule not paused).
+    pub missed_recorded: bool,
 }
 
 /// A schedule's runtime state (its definition lives in the config).
@@ -251,6 +253,26 @@ pub struct HeartbeatRecord {
     pub watching_since_ms: i64,
 }
 
+/// A heartbeat's move from one state to another, decided from what was read of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatTransition {
+    /// The heartbeat.
+    pub name: String,
+    /// Its workspace (for the audit event).
+    pub workspace: Option<String>,
+    /// The state read.
+    pub from: HeartbeatState,
+    /// The state to move to.
+    pub to: HeartbeatState,
+    /// The latest ping's time as read (`None`: never pinged).
+    pub seen_ping_ms: Option<i64>,
+    /// When.
+    pub at_ms: i64,
+}
+
+/// The longest dead-man's switch period honoured (a hundred years): longer ones are this.
+pub const MAX_EXPECT_WITHIN_MS: u64 = 100 * 365 * 24 * 3600 * 1000;
+
 /// A stored run row to insert.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRow {
@@ -285,6 +307,8 @@ pub struct TickPlan {
     pub cursors: Vec<(String, i64)>,
     /// Per tick, per fire: `Ok(index into enqueue, replaced tasks)` or the skip.
     pub outcomes: Vec<Vec<FireDecision>>,
+    /// Per tick: its missed slots were recorded.
+    pub missed_recorded: Vec<bool>,
 }
 
 /// Decides a batch of ticks. `states` are the current states of the ticks' schedules (absent:
@@ -303,6 +327,7 @@ pub fn plan_ticks(
             // A schedule ticks once per batch; a repeat is handled already by the first.
             outcomes.extend(tick.fires.iter().map(|_| Err(SkipReason::AlreadyHandled)));
             plan.outcomes.push(outcomes);
+            plan.missed_recorded.push(false);
             continue;
         }
         let cursor = state.map(|s| s.cursor_ms);
@@ -343,7 +368,10 @@ pub fn plan_ticks(
             record_run(&mut plan.runs, tick, fire, &decision);
             outcomes.push(decision);
         }
-        if let Some(missed) = &tick.missed {
+        // Missed slots are news only once (a retried tick repeats them) and not while paused.
+        let advances = cursor.is_none_or(|c| tick.cursor_ms > c);
+        let record_missed = tick.missed.is_some() && advances && !paused;
+        if let Some(missed) = tick.missed.as_ref().filter(|_| record_missed) {
             plan.runs.push(RunRow {
                 schedule: tick.schedule.clone(),
                 slot_ms: missed.last_ms,
@@ -353,11 +381,46 @@ pub fn plan_ticks(
                 task_index: None,
             });
         }
-        let new_cursor = cursor.map_or(tick.cursor_ms, |c| c.max(tick.cursor_ms));
-        plan.cursors.push((tick.schedule.clone(), new_cursor));
+        // A manual tick (cursor `i64::MIN`) leaves the cursor alone.
+        if tick.cursor_ms != i64::MIN {
+            let new_cursor = cursor.map_or(tick.cursor_ms, |c| c.max(tick.cursor_ms));
+            plan.cursors.push((tick.schedule.clone(), new_cursor));
+        }
         plan.outcomes.push(outcomes);
+        plan.missed_recorded.push(record_missed);
     }
     plan
+}
+
+/// The unfinished tasks each overlap policy looks at, from `(schedule, task, cancel requested)`
+/// rows: `forbid` waits for all of them; `replace` cancels those not already being stopped
+/// (asking a running task to stop twice would only repeat the request and its audit event).
+pub fn open_by_schedule(
+    ticks: &[ScheduleTick],
+    rows: Vec<(String, i64, bool)>,
+) -> HashMap<String, Vec<i64>> {
+    let replacing: HashSet<&str> = ticks
+        .iter()
+        .filter(|t| t.overlap == OverlapPolicy::Replace)
+        .map(|t| t.schedule.as_str())
+        .collect();
+    let mut open: HashMap<String, Vec<i64>> = HashMap::new();
+    for (schedule, id, cancel_requested) in rows {
+        if cancel_requested && replacing.contains(schedule.as_str()) {
+            continue;
+        }
+        open.entry(schedule).or_default().push(id);
+    }
+    open
+}
+
+/// The schedules of `ticks` whose overlap policy looks at unfinished tasks.
+pub fn watched_schedules(ticks: &[ScheduleTick]) -> Vec<&str> {
+    ticks
+        .iter()
+        .filter(|t| t.overlap != OverlapPolicy::Allow)
+        .map(|t| t.schedule.as_str())
+        .collect()
 }
 
 /// Fires and overlap skips are recorded; a paused or already-handled slot leaves no row (a
@@ -402,8 +465,10 @@ pub fn tick_results(
     ticks
         .iter()
         .zip(&plan.outcomes)
-        .map(|(tick, outcomes)| TickResult {
+        .zip(&plan.missed_recorded)
+        .map(|((tick, outcomes), missed_recorded)| TickResult {
             schedule: tick.schedule.clone(),
+            missed_recorded: *missed_recorded,
             outcomes: outcomes
                 .iter()
                 .map(|decision| match decision {
@@ -432,7 +497,7 @@ pub fn run_task_ids(plan: &TickPlan, enqueued: &[crate::Enqueued]) -> Vec<Option
 
 /// The error a fire batch gets when its lease is no longer the current one.
 pub fn lease_lost(lease: &Lease) -> crate::StoreError {
-    crate::StoreError::State(format!(
+    crate::StoreError::LeaseLost(format!(
         "the {} lease (fence {}) is no longer held by `{}`",
         lease.role, lease.fence, lease.holder
     ))

@@ -93,6 +93,10 @@ pub enum EnqueueError {
     Store(#[from] StoreError),
 }
 
+/// Idempotency keys the scheduler gives its fires (`schedule:NAME:SLOT`); a caller may not use
+/// them, or it could take a slot's place and the schedule would never run.
+pub const RESERVED_KEY_PREFIX: &str = "schedule:";
+
 /// Checks `requests` against the queues and executors in force and stores them in one
 /// transaction; any refused task refuses the whole call.
 pub async fn enqueue(
@@ -188,6 +192,15 @@ fn checked(
         origin,
     };
     task.validate(now).map_err(|e| invalid(e.to_string()))?;
+    if task
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|key| key.starts_with(RESERVED_KEY_PREFIX))
+    {
+        return Err(invalid(format!(
+            "`idempotency_key`: keys starting with `{RESERVED_KEY_PREFIX}` are the scheduler's"
+        )));
+    }
     Ok(task)
 }
 

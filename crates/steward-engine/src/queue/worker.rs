@@ -294,8 +294,17 @@ fn start_all(
     }
 }
 
+/// Waits for a wake-up of this queue, the next waiting task's run-at (a delayed task, a
+/// retry), or the poll interval, whichever comes first.
 async fn wait_for_work(shared: &Shared, wakeups: &mut broadcast::Receiver<steward_store::Wakeup>) {
-    let deadline = tokio::time::sleep(shared.options.poll_interval);
+    let mut wait = shared.options.poll_interval;
+    if let Ok(Some(due)) = shared.store.next_due_ms(&shared.spec.name).await {
+        // A task due already but not claimed is held by another claim for a moment: look
+        // again shortly rather than spin.
+        let until_due = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
+        wait = wait.min(Duration::from_millis(until_due.max(2)));
+    }
+    let deadline = tokio::time::sleep(wait);
     tokio::pin!(deadline);
     loop {
         tokio::select! {

@@ -41,16 +41,20 @@ pub struct SchedulerOptions {
     pub grace_ms: u64,
     /// The longest the scheduler sleeps without looking at its config and deadlines.
     pub max_sleep: Duration,
+    /// How long before its slot a schedule with `overlap = "allow"` is fired, its task due at
+    /// the slot (so thousands of schedules on one slot are all enqueued when it comes).
+    pub lookahead_ms: u64,
 }
 
 impl SchedulerOptions {
-    /// Defaults (10 s lease, 5 s grace) for `instance`.
+    /// Defaults (10 s lease, 5 s grace, 2 s lookahead) for `instance`.
     pub fn new(instance: impl Into<String>) -> Self {
         Self {
             instance: instance.into(),
             lease_ms: 10_000,
             grace_ms: 5_000,
             max_sleep: Duration::from_secs(1),
+            lookahead_ms: 2_000,
         }
     }
 }
@@ -105,7 +109,12 @@ impl Scheduler {
         loop {
             let lease = leadership.borrow_and_update().clone();
             match lease {
-                Some(lease) => self.lead(&lease, &mut leadership, shutdown).await,
+                Some(lease) => {
+                    self.lead(&lease, &mut leadership, shutdown).await;
+                    // Leading stopped (the lease moved on, or the store failed): wait for news
+                    // of the lease or a moment before trying again, never spin.
+                    self.pause(&mut leadership, shutdown).await;
+                }
                 None => {
                     tokio::select! {
                         changed = leadership.changed() => if changed.is_err() { return },
@@ -132,7 +141,16 @@ impl Scheduler {
             self.pause(leadership, shutdown).await;
             return;
         };
-        let mut watcher = watch::Watcher::new(Arc::clone(&self.store), self.bus.clone());
+        // Deadlines are checked beside the fires, never in their way.
+        let watching = CancellationToken::new();
+        let _stop_watching = watching.clone().drop_guard();
+        tokio::spawn(watch::run(
+            Arc::clone(&self.store),
+            self.bus.clone(),
+            Arc::clone(&self.config),
+            self.actor.clone(),
+            watching,
+        ));
         loop {
             let latest = (self.config)();
             if !Arc::ptr_eq(&latest, &config) {
@@ -143,13 +161,12 @@ impl Scheduler {
                 }
             }
             if let Err(error) = self.fire_due(lease, &mut table).await {
-                if matches!(error, StoreError::State(_)) {
+                if matches!(error, StoreError::LeaseLost(_)) {
                     tracing::warn!(%error, "stopping fires: the lease moved on");
                     return;
                 }
                 tracing::warn!(%error, "firing schedules failed; retrying");
             }
-            watcher.check(&config, &self.actor).await;
             let now = now_ms();
             let sleep_ms = table
                 .next_fire_ms()
@@ -191,7 +208,13 @@ impl Scheduler {
                 let states: HashMap<_, _> =
                     states.into_iter().map(|s| (s.name.clone(), s)).collect();
                 metrics::gauge!("steward_schedules").set(specs.len() as f64);
-                Some(Timetable::new(specs, &config.queues, &states, now))
+                Some(Timetable::new(
+                    specs,
+                    &config.queues,
+                    &states,
+                    now,
+                    self.options.lookahead_ms,
+                ))
             }
             Err(error) => {
                 tracing::warn!(%error, "reading schedule states failed");
@@ -229,7 +252,7 @@ impl Scheduler {
                     for (index, _, _) in batch {
                         table.retry_at(*index, retry);
                     }
-                    let lost = matches!(error, StoreError::State(_));
+                    let lost = matches!(error, StoreError::LeaseLost(_));
                     first_error.get_or_insert(error);
                     if lost {
                         for rest in batches.by_ref() {
@@ -289,7 +312,7 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(missed) = &tick.missed {
+        if let Some(missed) = tick.missed.as_ref().filter(|_| result.missed_recorded) {
             metrics::counter!("steward_schedule_missed_slots_total").increment(missed.count);
             self.bus.publish(Event::SlotsMissed {
                 schedule: tick.schedule.clone(),

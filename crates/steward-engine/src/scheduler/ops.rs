@@ -111,9 +111,9 @@ pub async fn set_paused(
     paused: bool,
     actor: &Actor,
 ) -> Result<ScheduleState, OpsError> {
-    find(config, name)?;
+    let spec = find(config, name)?;
     Ok(store
-        .set_schedule_paused(name, paused, now_ms(), actor)
+        .set_schedule_paused(name, spec.workspace.as_deref(), paused, now_ms(), actor)
         .await?)
 }
 

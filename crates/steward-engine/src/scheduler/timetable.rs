@@ -7,7 +7,9 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use steward_core::queue::QueueSpec;
-use steward_core::schedule::{ScheduleSpec, idempotency_key, jitter_offset_ms, plan_due};
+use steward_core::schedule::{
+    OverlapPolicy, ScheduleSpec, idempotency_key, jitter_offset_ms, plan_due,
+};
 use steward_core::task::{NewTask, RetryPolicy, TaskOrigin};
 use steward_store::{Fire, FireTrigger, ScheduleState, ScheduleTick};
 
@@ -18,8 +20,10 @@ pub(crate) struct Timetable {
     cursors: Vec<i64>,
     /// By index into `specs`: attempts for its tasks (its own or its queue's).
     attempts: Vec<u32>,
-    /// `(fire time, index)`: the slot plus its jitter.
+    /// `(fire time, index)`: the slot plus its jitter, less the lookahead.
     heap: BinaryHeap<Reverse<(i64, usize)>>,
+    /// How long before its slot a fire may be written (see [`Timetable::ahead_ms`]).
+    lookahead_ms: i64,
 }
 
 impl Timetable {
@@ -30,6 +34,7 @@ impl Timetable {
         queues: &[QueueSpec],
         states: &HashMap<String, ScheduleState>,
         now_ms: i64,
+        lookahead_ms: u64,
     ) -> Self {
         let cursors = specs
             .iter()
@@ -44,6 +49,7 @@ impl Timetable {
             cursors,
             attempts,
             heap: BinaryHeap::new(),
+            lookahead_ms: i64::try_from(lookahead_ms).unwrap_or(0),
         };
         for index in 0..table.specs.len() {
             table.schedule_next(index);
@@ -76,16 +82,21 @@ impl Timetable {
             }
             self.heap.pop();
             let spec = &self.specs[index];
+            let ahead = self.ahead_ms(spec);
             let plan = plan_due(
                 &spec.timing,
                 &spec.zone,
                 spec.missed,
                 self.cursors[index],
-                now_ms,
-                grace_ms.saturating_add(spec.jitter_ms),
+                now_ms.saturating_add(ahead),
+                grace_ms
+                    .saturating_add(spec.jitter_ms)
+                    .saturating_add(ahead.unsigned_abs()),
             );
-            let fires = plan
-                .fire
+            // A disabled schedule's slots pass like a paused one's: re-enabling it does not
+            // catch up on the time it was off.
+            let enabled_fires = if spec.enabled { &plan.fire[..] } else { &[] };
+            let fires = enabled_fires
                 .iter()
                 .map(|&(slot, catch_up)| {
                     let trigger = if catch_up {
@@ -93,7 +104,9 @@ impl Timetable {
                     } else {
                         FireTrigger::Slot
                     };
-                    fire_of(spec, self.attempts[index], slot, trigger, now_ms)
+                    // A fire written ahead of its slot makes its task due at the slot.
+                    let due = slot.saturating_add(offset(spec, slot)).max(now_ms);
+                    fire_of(spec, self.attempts[index], slot, trigger, due)
                 })
                 .collect();
             due.push((
@@ -102,7 +115,7 @@ impl Timetable {
                     schedule: spec.name.clone(),
                     overlap: spec.overlap,
                     fires,
-                    missed: plan.skipped,
+                    missed: plan.skipped.filter(|_| spec.enabled),
                     cursor_ms: plan.cursor_ms,
                 },
                 at,
@@ -127,12 +140,23 @@ impl Timetable {
 
     fn schedule_next(&mut self, index: usize) {
         let spec = &self.specs[index];
-        if !spec.enabled {
-            return;
-        }
         if let Some(slot) = spec.timing.next_after(&spec.zone, self.cursors[index]) {
-            let fire_at = slot.saturating_add(offset(spec, slot));
+            let fire_at = slot
+                .saturating_add(offset(spec, slot))
+                .saturating_sub(self.ahead_ms(spec));
             self.heap.push(Reverse((fire_at, index)));
+        }
+    }
+
+    /// How long before its slot `spec` fires. A schedule whose runs may overlap is fired
+    /// ahead, its task due at the slot: a worker starts it on time however many schedules share
+    /// the slot. One with an overlap policy fires at the slot, since the policy must look at
+    /// the state of that moment.
+    fn ahead_ms(&self, spec: &ScheduleSpec) -> i64 {
+        if spec.overlap == OverlapPolicy::Allow && spec.enabled {
+            self.lookahead_ms
+        } else {
+            0
         }
     }
 }
@@ -161,7 +185,7 @@ pub(crate) fn fire_of(
     max_attempts: u32,
     slot_ms: i64,
     trigger: FireTrigger,
-    now_ms: i64,
+    run_at_ms: i64,
 ) -> Fire {
     let key = match trigger {
         FireTrigger::Manual => format!("{}:manual", idempotency_key(&spec.name, slot_ms)),
@@ -175,7 +199,7 @@ pub(crate) fn fire_of(
             kind: spec.task.kind.clone(),
             payload: spec.task.payload.to_string(),
             priority: spec.task.priority,
-            run_at_ms: now_ms,
+            run_at_ms,
             max_attempts,
             idempotency_key: Some(key),
             origin: TaskOrigin {

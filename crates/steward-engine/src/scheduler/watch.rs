@@ -11,41 +11,47 @@ use steward_core::Event;
 use steward_core::audit::Actor;
 use steward_core::schedule::HeartbeatSpec;
 use steward_core::schedule::heartbeat::evaluate as evaluate_heartbeat;
-use steward_store::{HeartbeatRecord, Store, now_ms};
+use steward_store::{HeartbeatRecord, HeartbeatTransition, Store, now_ms};
 
+use super::ConfigSource;
 use crate::bus::EventBus;
+use tokio_util::sync::CancellationToken;
 
 /// How often deadlines are looked at.
 const EVERY: Duration = Duration::from_secs(1);
 
-/// Checks deadlines at most once a second.
-pub(crate) struct Watcher {
+/// Checks every deadline once a second until `stop` (the leader stops leading).
+pub(crate) async fn run(
     store: Arc<dyn Store>,
     bus: EventBus,
-    last: Option<Instant>,
+    config: ConfigSource,
+    actor: Actor,
+    stop: CancellationToken,
+) {
+    let mut watcher = Watcher {
+        store,
+        bus,
+        registered: None,
+    };
+    loop {
+        let started = Instant::now();
+        let config = config();
+        watcher.overdue_fires(&config).await;
+        watcher.heartbeats(&config, &actor).await;
+        tokio::select! {
+            () = tokio::time::sleep(EVERY.saturating_sub(started.elapsed())) => {}
+            () = stop.cancelled() => return,
+        }
+    }
+}
+
+struct Watcher {
+    store: Arc<dyn Store>,
+    bus: EventBus,
     registered: Option<Vec<String>>,
 }
 
 impl Watcher {
-    pub(crate) fn new(store: Arc<dyn Store>, bus: EventBus) -> Self {
-        Self {
-            store,
-            bus,
-            last: None,
-            registered: None,
-        }
-    }
-
-    /// Looks at every deadline if a second has passed since the last look.
-    pub(crate) async fn check(&mut self, config: &Config, actor: &Actor) {
-        if self.last.is_some_and(|at| at.elapsed() < EVERY) {
-            return;
-        }
-        self.last = Some(Instant::now());
-        self.overdue_fires(config).await;
-        self.heartbeats(config, actor).await;
-    }
-
     async fn overdue_fires(&self, config: &Config) {
         let now = now_ms();
         for spec in &config.schedules {
@@ -116,10 +122,15 @@ pub(crate) async fn settle_heartbeat(
     if wanted == record.state {
         return;
     }
-    match store
-        .set_heartbeat_state(&spec.name, record.state, wanted, now_ms, actor)
-        .await
-    {
+    let change = HeartbeatTransition {
+        name: spec.name.clone(),
+        workspace: spec.workspace.clone(),
+        from: record.state,
+        to: wanted,
+        seen_ping_ms: record.last_ping.map(|(at, _)| at),
+        at_ms: now_ms,
+    };
+    match store.set_heartbeat_state(&change, actor).await {
         Ok(true) => {
             tracing::info!(heartbeat = %spec.name, from = record.state.as_str(), to = wanted.as_str(), "heartbeat changed state");
             metrics::counter!("steward_heartbeat_transitions_total", "to" => wanted.as_str())

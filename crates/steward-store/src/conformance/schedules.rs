@@ -11,8 +11,8 @@ use super::{
 };
 use crate::schedules::SCHEDULER_ROLE;
 use crate::{
-    Fire, FireOutcome, FireTrigger, Lease, RunQuery, RunStatus, ScheduleRun, ScheduleTick,
-    SkipReason, Store, StoreError, TickResult,
+    Fire, FireOutcome, FireTrigger, HeartbeatTransition, Lease, RunQuery, RunStatus, ScheduleRun,
+    ScheduleTick, SkipReason, Store, StoreError, TickResult,
 };
 
 /// Each schedule's tasks go to a queue of their own, so a claim takes only that schedule's.
@@ -215,7 +215,7 @@ pub async fn slots_fire_once_and_deposed_leaders_cannot_fire(store: &Arc<dyn Sto
         )
         .await;
     assert!(
-        matches!(stale, Err(StoreError::State(_))),
+        matches!(stale, Err(StoreError::LeaseLost(_))),
         "a deposed leader's batch is refused: {stale:?}"
     );
     assert_eq!(
@@ -347,7 +347,7 @@ pub async fn pause_resume_and_manual_triggers(store: &Arc<dyn Store>) {
         .expect("register");
     let lease = lead(store, "a").await;
     let paused = store
-        .set_schedule_paused("p", true, now - 55_000, &actor())
+        .set_schedule_paused("p", Some("ops"), true, now - 55_000, &actor())
         .await
         .expect("pause");
     assert!(paused.paused);
@@ -383,7 +383,7 @@ pub async fn pause_resume_and_manual_triggers(store: &Arc<dyn Store>) {
     assert_eq!(audited(store, "schedule.pause").await.len(), 1);
 
     let resumed = store
-        .set_schedule_paused("p", false, now, &actor())
+        .set_schedule_paused("p", Some("ops"), false, now, &actor())
         .await
         .expect("resume");
     assert!(!resumed.paused);
@@ -409,7 +409,13 @@ pub async fn missed_slots_are_recorded(store: &Arc<dyn Store>) {
         last_ms: now - 2_000,
         count_is_lower_bound: false,
     });
-    fire_ticks(store, Some(&lease), &[t]).await;
+    let first = fire_ticks(store, Some(&lease), std::slice::from_ref(&t)).await;
+    assert!(first[0].missed_recorded);
+    let retried = fire_ticks(store, Some(&lease), &[t]).await;
+    assert!(
+        !retried[0].missed_recorded,
+        "a retried tick does not record its missed slots again"
+    );
     let runs = runs_of(store, "m").await;
     assert_eq!(runs.len(), 2, "{runs:?}");
     let missed = runs
@@ -468,6 +474,29 @@ pub async fn overdue_fires_are_flagged_once(store: &Arc<dyn Store>) {
             .is_empty(),
         "a run is flagged once"
     );
+    // The fire that succeeded in time stays settled once its task is purged; the third is
+    // overdue once its own deadline passes.
+    store
+        .purge_tasks(&queue_of("d"), crate::now_ms() + 1, 100)
+        .await
+        .expect("purge");
+    let much_later = later + 60_000;
+    let flagged = store
+        .flag_overdue_runs("d", 30_000, much_later)
+        .await
+        .expect("flag later");
+    assert_eq!(
+        flagged.iter().map(|r| r.task_id).collect::<Vec<_>>(),
+        [Some(ids[2])],
+        "a purged task's run that succeeded in time is not overdue"
+    );
+    assert!(
+        store
+            .flag_overdue_runs("d", u64::MAX, much_later)
+            .await
+            .expect("an absurd period is no error")
+            .is_empty()
+    );
 }
 
 /// Pings are recorded; a state transition is written (and audited) once however many
@@ -487,27 +516,24 @@ pub async fn heartbeats_record_pings_and_transitions_once(store: &Arc<dyn Store>
         .expect("ping");
     assert_eq!(pinged.last_ping, Some((now + 1, PingStatus::Ok)));
     assert_eq!(pinged.pings, 1);
+    let change = |from, to, seen_ping_ms| HeartbeatTransition {
+        name: "backup".into(),
+        workspace: Some("ops".into()),
+        from,
+        to,
+        seen_ping_ms,
+        at_ms: now + 1,
+    };
+    let up = change(HeartbeatState::New, HeartbeatState::Up, Some(now + 1));
     assert!(
         store
-            .set_heartbeat_state(
-                "backup",
-                HeartbeatState::New,
-                HeartbeatState::Up,
-                now + 1,
-                &actor()
-            )
+            .set_heartbeat_state(&up, &actor())
             .await
             .expect("transition")
     );
     assert!(
         !store
-            .set_heartbeat_state(
-                "backup",
-                HeartbeatState::New,
-                HeartbeatState::Up,
-                now + 1,
-                &actor()
-            )
+            .set_heartbeat_state(&up, &actor())
             .await
             .expect("repeat"),
         "a transition from a state it left is refused"
@@ -522,13 +548,24 @@ pub async fn heartbeats_record_pings_and_transitions_once(store: &Arc<dyn Store>
         HeartbeatState::Up,
         "pings do not move the state by themselves"
     );
-    assert_eq!(audited(store, "heartbeat.state").await.len(), 1);
+    // Decided from the first ping, a move to `late` loses to the ping that landed since.
+    let stale = change(HeartbeatState::Up, HeartbeatState::Late, Some(now + 1));
+    assert!(
+        !store
+            .set_heartbeat_state(&stale, &actor())
+            .await
+            .expect("stale transition"),
+        "a transition decided before the latest ping is refused"
+    );
+    let audits = audited(store, "heartbeat.state").await;
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0].workspace.as_deref(), Some("ops"));
     let unknown = store
         .set_heartbeat_state(
-            "nobody",
-            HeartbeatState::New,
-            HeartbeatState::Up,
-            now,
+            &HeartbeatTransition {
+                name: "nobody".into(),
+                ..up.clone()
+            },
             &actor(),
         )
         .await;
