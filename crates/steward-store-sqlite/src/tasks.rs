@@ -55,22 +55,29 @@ pub(crate) async fn enqueue(
             ])
         })
         .collect();
+    // AUTOINCREMENT ids only grow and this transaction is the only writer, so the new rows
+    // are exactly those above the sequence as it stands now.
+    let before: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'tasks'), 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
     // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
-    let inserted: Vec<(i64, Option<String>)> = sqlx::query_as(
+    sqlx::query(
         "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
          idempotency_key, workspace, schedule, alert, caller, created_at_ms) \
          SELECT value->>0, value->>1, value->>2, value->>3, 'queued', value->>4, value->>5, \
          value->>6, value->>7, value->>8, value->>9, value->>10, ? \
          FROM json_each(?) WHERE true ORDER BY key \
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+         ON CONFLICT (idempotency_key) DO NOTHING",
     )
     .bind(now)
     .bind(serde_json::Value::Array(rows).to_string())
-    .fetch_all(&mut *conn)
+    .execute(&mut *conn)
     .await
     .map_err(db_err)?;
-    let mut inserted = inserted;
-    inserted.sort_unstable_by_key(|(id, _)| *id);
+    let inserted = inserted_since(conn, before).await?;
     let existing = existing_keys(conn, tasks, &inserted).await?;
     let answers = pair_enqueued(tasks, &inserted, &existing)?;
     append_audit(
@@ -79,6 +86,25 @@ pub(crate) async fn enqueue(
     )
     .await?;
     Ok(answers)
+}
+
+/// The `(id, key)` of every task above id `before`, in id order, read as one JSON row: the
+/// driver hands each result row across threads, which for a batch of 10,000 cost more than
+/// the insert itself.
+async fn inserted_since(
+    conn: &mut SqliteConnection,
+    before: i64,
+) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    let rows: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(id, idempotency_key)) \
+         FROM (SELECT id, idempotency_key FROM tasks WHERE id > ? ORDER BY id)",
+    )
+    .bind(before)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    serde_json::from_str(rows.as_deref().unwrap_or("[]"))
+        .map_err(|e| StoreError::Corrupt(format!("inserted task ids: {e}")))
 }
 
 /// The ids of tasks holding the keys of `tasks` that were not inserted.
