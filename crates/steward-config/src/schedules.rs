@@ -8,12 +8,15 @@ use serde_json::{Map, Number, Value as Json};
 use steward_core::queue::QueueSpec;
 use steward_core::schedule::timing::parse_instant;
 use steward_core::schedule::{
-    CronExpr, HeartbeatSpec, MissedPolicy, OverlapPolicy, ScheduleSpec, TaskTemplate, Timing, Zone,
+    CronExpr, HeartbeatSpec, MissedPolicy, OverlapPolicy, RETENTION_SCHEDULE, ScheduleSpec,
+    TaskTemplate, Timing, Zone,
 };
 use steward_core::task::{MAX_ATTEMPTS, MAX_PRIORITY};
 use toml_edit::{Item, TableLike, Value};
 
-use crate::schema::{Workspaces, first_declaration, literal, name_field, workspace_ref};
+use crate::schema::{
+    Workspaces, first_declaration, literal, name_field, unreserved, workspace_ref,
+};
 use crate::walk::{Cx, Fields, Span, Spanned, suggestion};
 
 const SCHEDULE_KEYS: &[&str] = &[
@@ -169,6 +172,7 @@ pub(crate) fn read_schedules(
     for (i, (table, span)) in root.tables(cx, "schedules").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("schedules[{i}]"), span, SCHEDULE_KEYS);
         let name = name_field(cx, &t, "name");
+        let name = unreserved(cx, &t, name, RETENTION_SCHEDULE, "schedule");
         let workspace = t
             .string(cx, "workspace")
             .and_then(|v| workspace_ref(cx, &t, "workspace", v, workspaces));

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use steward_core::queue::{
-    BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, QueueSpec, ShellSpec,
+    BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, PRUNE_KIND, QueueSpec, SYSTEM_QUEUE,
+    ShellSpec,
 };
 use steward_core::schedule::{HeartbeatSpec, ScheduleSpec};
 use steward_core::task::{MAX_ATTEMPTS, RetryPolicy};
@@ -327,6 +328,29 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
 }
 
 /// A checked name (workspace key, service name, type), or `None` after reporting why not.
+/// `name`, unless it is `reserved` (reported at its value).
+pub(crate) fn unreserved(
+    cx: &mut Cx<'_>,
+    table: &Fields<'_>,
+    name: Option<Spanned<String>>,
+    reserved: &str,
+    what: &str,
+) -> Option<Spanned<String>> {
+    name.filter(|name| {
+        let taken = name.value == reserved;
+        if taken {
+            cx.error(
+                &name.span,
+                format!(
+                    "`{}`: `{reserved}` is Steward's own {what}; choose another name",
+                    table.field("name")
+                ),
+            );
+        }
+        !taken
+    })
+}
+
 pub(crate) fn name_field(
     cx: &mut Cx<'_>,
     table: &Fields<'_>,
@@ -580,6 +604,7 @@ fn read_queues(
     for (i, (table, span)) in root.tables(cx, "queues").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("queues[{i}]"), span, QUEUE_KEYS);
         let name = name_field(cx, &t, "name");
+        let name = unreserved(cx, &t, name, SYSTEM_QUEUE, "queue");
         let mut queue = QueueSpec::new(name.as_ref().map_or("", |n| n.value.as_str()), &[]);
         let (kinds, all_kinds_read) = read_kinds(cx, &t, &known);
         queue.kinds = kinds;
@@ -761,7 +786,7 @@ fn read_executors(
     for (i, (table, span)) in root.tables(cx, "executors").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("executors[{i}]"), span, EXECUTOR_KEYS);
         let name = name_field(cx, &t, "name").filter(|name| {
-            let builtin = BUILTIN_KINDS.contains(&name.value.as_str());
+            let builtin = BUILTIN_KINDS.contains(&name.value.as_str()) || name.value == PRUNE_KIND;
             if builtin {
                 cx.error(
                     &name.span,

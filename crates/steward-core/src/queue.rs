@@ -13,6 +13,19 @@ pub const NOOP_KIND: &str = "noop";
 pub const SLEEP_KIND: &str = "sleep";
 /// The kinds built into the binary.
 pub const BUILTIN_KINDS: [&str; 2] = [NOOP_KIND, SLEEP_KIND];
+/// Steward's own queue, for its built-in scheduled work (retention); the name is reserved.
+pub const SYSTEM_QUEUE: &str = "steward";
+/// The built-in that deletes what is past its retention; only [`SYSTEM_QUEUE`] runs it, and
+/// no `[[executors]]` entry may take its name.
+pub const PRUNE_KIND: &str = "prune";
+
+/// [`SYSTEM_QUEUE`]: one task at a time, its finished tasks kept a week.
+pub fn system_queue() -> QueueSpec {
+    let mut queue = QueueSpec::new(SYSTEM_QUEUE, &[PRUNE_KIND]);
+    queue.concurrency = 1;
+    queue.timeout_ms = 10 * 60 * 1000;
+    queue
+}
 
 /// A queue and how its tasks are worked.
 #[derive(Debug, Clone, PartialEq, Eq)]

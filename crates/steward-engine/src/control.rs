@@ -70,8 +70,17 @@ impl ControlPlane {
         config: Config,
         env: SystemEnv,
     ) -> Result<(Self, RegistryDiff), EngineError> {
-        let executors = Arc::new(Executors::from_specs(&config.executors)?);
+        let config = with_builtins(config);
         let queues = Arc::new(config.queues.clone());
+        let mut executors = Executors::from_specs(&config.executors)?;
+        executors.insert(
+            steward_core::queue::PRUNE_KIND,
+            Arc::new(crate::executors::Prune::new(
+                Arc::clone(&store),
+                Arc::clone(&queues),
+            )),
+        );
+        let executors = Arc::new(executors);
         let diff = sync(&store, &bus, &config.registry, &Actor::system("startup")).await?;
         let control = Self {
             queues,
@@ -144,7 +153,7 @@ impl ControlPlane {
     pub async fn reload(&self, actor: &Actor) -> Result<ReloadOutcome, EngineError> {
         let _one_at_a_time = self.reload_lock.lock().await;
         let env = Arc::clone(&self.env);
-        let loaded = match load_file(&self.config_path, &move |name| env(name)) {
+        let mut loaded = match load_file(&self.config_path, &move |name| env(name)) {
             Ok(loaded) => loaded,
             Err(e) => {
                 let problems = e.diagnostics().map_or(1, |d| d.errors().count());
@@ -155,6 +164,7 @@ impl ControlPlane {
                 return Err(e.into());
             }
         };
+        loaded.config = with_builtins(loaded.config);
         let diff = match sync(&self.store, &self.bus, &loaded.config.registry, actor).await {
             Ok(diff) => diff,
             Err(e) => {
@@ -223,6 +233,16 @@ async fn sync(
         });
     }
     Ok(diff)
+}
+
+/// `config` with Steward's own scheduled work added: the system queue and the retention
+/// schedule (their names are reserved, so nothing in the file collides with them).
+fn with_builtins(mut config: Config) -> Config {
+    config.queues.push(steward_core::queue::system_queue());
+    config
+        .schedules
+        .push(steward_core::schedule::retention_schedule());
+    config
 }
 
 fn restart_required(

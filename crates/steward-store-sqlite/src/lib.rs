@@ -485,6 +485,14 @@ impl Store for SqliteStore {
         Ok(state)
     }
 
+    async fn purge_schedule_runs(
+        &self,
+        taskless_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        schedules::purge_runs(&self.writer, taskless_before_ms, limit).await
+    }
+
     async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
         schedules::runs(&self.reader, query).await
     }

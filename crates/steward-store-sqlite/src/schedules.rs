@@ -353,6 +353,25 @@ pub(crate) async fn set_paused(
     Ok(state)
 }
 
+/// Deletes runs whose task is gone, and task-less runs older than `taskless_before_ms`.
+pub(crate) async fn purge_runs(
+    pool: &SqlitePool,
+    taskless_before_ms: i64,
+    limit: u32,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM schedule_runs WHERE id IN (SELECT r.id FROM schedule_runs r \
+         WHERE (r.task_id IS NULL AND r.fired_at_ms < ?1) OR (r.task_id IS NOT NULL \
+         AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.id = r.task_id)) LIMIT ?2)",
+    )
+    .bind(taskless_before_ms)
+    .bind(i64::from(limit))
+    .execute(pool)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
+
 const RUN_COLUMNS: &str = "r.id, r.schedule, r.slot_ms, r.trigger, r.status, r.reason, \
      r.task_id, r.fired_at_ms, r.overdue, t.status AS task_status, t.outcome, \
      t.started_at_ms, t.finished_at_ms, t.error";

@@ -89,6 +89,7 @@ macro_rules! conformance_suite {
             missed_slots_are_recorded,
             overdue_fires_are_flagged_once,
             heartbeats_record_pings_and_transitions_once,
+            schedule_runs_go_with_their_tasks,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

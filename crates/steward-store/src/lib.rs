@@ -323,6 +323,14 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
     ) -> Result<ScheduleState, StoreError>;
 
+    /// Deletes up to `limit` schedule runs whose task retention has deleted, and runs without a
+    /// task (skips, missed slots) recorded before `taskless_before_ms`; returns how many.
+    async fn purge_schedule_runs(
+        &self,
+        taskless_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
+
     /// Recorded runs matching `query`, newest first, with their tasks' progress.
     async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError>;
 

@@ -294,6 +294,18 @@ impl<S: Store> Store for Metered<S> {
         .await
     }
 
+    async fn purge_schedule_runs(
+        &self,
+        taskless_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        self.observe(
+            "purge_schedule_runs",
+            self.inner.purge_schedule_runs(taskless_before_ms, limit),
+        )
+        .await
+    }
+
     async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
         self.observe("schedule_runs", self.inner.schedule_runs(query))
             .await

@@ -529,3 +529,66 @@ fn the_clisonix_example_is_valid_and_its_report_follows_berlin_time() {
         "the error names the field: {out:?}"
     );
 }
+
+/// Retention is a built-in scheduled task: `steward-retention` runs the `prune` built-in on
+/// Steward's own queue, deleting finished tasks past their queue's retention.
+#[test]
+fn retention_runs_as_a_built_in_scheduled_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        "[[queues]]\nname = \"jobs\"\nkinds = [\"noop\"]\nretention = \"1s\"\n",
+    );
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let created = daemon.send(
+        reqwest::Method::POST,
+        "/api/v1/tasks",
+        Some(serde_json::json!({ "queue": "jobs", "kind": "noop" })),
+    );
+    assert_eq!(created.status(), 201);
+    let id = created.json::<Value>().unwrap()["task"]["id"]
+        .as_i64()
+        .unwrap();
+    eventually(Duration::from_secs(10), "the task succeeded", || {
+        daemon.get_json(&format!("/api/v1/tasks/{id}"))["task"]["status"] == "succeeded"
+    });
+    let schedules = daemon.get_json("/api/v1/schedules");
+    let retention = schedules["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "steward-retention")
+        .expect("the built-in retention schedule is listed")
+        .clone();
+    assert_eq!(retention["task"]["queue"], "steward");
+    assert_eq!(retention["task"]["kind"], "prune");
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(
+        daemon
+            .post("/api/v1/schedules/steward-retention/trigger")
+            .status(),
+        201
+    );
+    eventually(Duration::from_secs(10), "the finished task pruned", || {
+        daemon.get(&format!("/api/v1/tasks/{id}")).status() == 404
+    });
+    eventually(Duration::from_secs(10), "the prune run recorded", || {
+        runs(&daemon, "steward-retention")
+            .iter()
+            .any(|r| r["trigger"] == "manual" && r["task_status"] == "succeeded")
+    });
+    // The names are Steward's own.
+    let reserved = write_config(
+        dir.path(),
+        "[[queues]]\nname = \"steward\"\nkinds = [\"noop\"]\n\n[[executors]]\nname = \"prune\"\ntype = \"shell\"\ncommand = \"true\"\n",
+    );
+    let out = steward()
+        .args(["check", "--config", reserved.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("`steward` is Steward's own queue"), "{text}");
+    assert!(text.contains("`prune` is a built-in kind"), "{text}");
+}

@@ -11,6 +11,37 @@ pub use heartbeat::{HeartbeatSpec, HeartbeatState, PingStatus};
 pub use plan::{DuePlan, MissedSlots, idempotency_key, jitter_offset_ms, plan_due};
 pub use timing::{CronError, CronExpr, Timing, Zone, ZoneError};
 
+/// The built-in schedule that runs retention; its name is reserved.
+pub const RETENTION_SCHEDULE: &str = "steward-retention";
+
+/// [`RETENTION_SCHEDULE`]: every minute, the `prune` built-in on Steward's own queue deletes
+/// finished tasks (with their runs) past their queue's `retention`. One run at a time; a
+/// minute missed is not caught up (the next run covers it).
+pub fn retention_schedule() -> ScheduleSpec {
+    ScheduleSpec {
+        name: RETENTION_SCHEDULE.into(),
+        workspace: None,
+        description: Some("Delete finished tasks past their queue's retention".into()),
+        owner: Some("steward".into()),
+        timing: Timing::Every {
+            interval_ms: 60_000,
+        },
+        zone: Zone::utc(),
+        task: TaskTemplate {
+            queue: crate::queue::SYSTEM_QUEUE.into(),
+            kind: crate::queue::PRUNE_KIND.into(),
+            payload: serde_json::Value::Object(serde_json::Map::new()),
+            priority: 0,
+            max_attempts: Some(1),
+        },
+        overlap: OverlapPolicy::Forbid,
+        missed: MissedPolicy::Skip,
+        jitter_ms: 0,
+        enabled: true,
+        expect_success_within_ms: None,
+    }
+}
+
 /// A schedule: when it fires and what each fire enqueues.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScheduleSpec {

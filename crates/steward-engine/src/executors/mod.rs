@@ -4,6 +4,7 @@
 
 mod builtin;
 mod http;
+mod prune;
 mod shell;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use builtin::{Noop, Sleep};
 pub use http::HttpExecutor;
+pub use prune::{Prune, purge_queue};
 pub use shell::ShellExecutor;
 
 /// What a successful attempt produced.

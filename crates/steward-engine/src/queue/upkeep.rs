@@ -1,6 +1,6 @@
-//! Per-instance queue upkeep: taking back expired leases, deleting finished tasks past their
-//! queue's retention, and sampling queue depth for metrics. Every instance runs it; the store
-//! makes concurrent runs safe (a lease is reaped once, a row deleted once).
+//! Per-instance queue upkeep: taking back expired leases and sampling queue depth for metrics.
+//! Every instance runs it; the store makes concurrent runs safe (a lease is reaped once).
+//! Retention is a scheduled task (the `prune` built-in), not upkeep.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -20,8 +20,6 @@ use crate::bus::EventBus;
 pub struct UpkeepOptions {
     /// Between looks for expired leases.
     pub reap_every: Duration,
-    /// Between retention sweeps.
-    pub purge_every: Duration,
     /// Between depth samples.
     pub sample_every: Duration,
 }
@@ -30,13 +28,12 @@ impl Default for UpkeepOptions {
     fn default() -> Self {
         Self {
             reap_every: Duration::from_secs(1),
-            purge_every: Duration::from_secs(60),
             sample_every: Duration::from_secs(5),
         }
     }
 }
 
-/// The most leases reaped, or tasks purged, per statement.
+/// The most leases reaped per statement.
 const SWEEP: u32 = 5_000;
 
 /// Starts the upkeep loops; they end when `shutdown` is cancelled.
@@ -49,15 +46,13 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reap = tokio::time::interval(options.reap_every);
-        let mut purge = tokio::time::interval(options.purge_every);
         let mut sample = tokio::time::interval(options.sample_every);
-        for timer in [&mut reap, &mut purge, &mut sample] {
+        for timer in [&mut reap, &mut sample] {
             timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         }
         loop {
             tokio::select! {
                 _ = reap.tick() => reap_expired(&*store, &bus).await,
-                _ = purge.tick() => purge_finished(&*store, &queues).await,
                 _ = sample.tick() => sample_depth(&*store, &queues).await,
                 () = shutdown.cancelled() => return,
             }
@@ -90,33 +85,6 @@ pub async fn reap_expired(store: &dyn Store, bus: &EventBus) {
             attempt: 0,
             outcome: None,
         });
-    }
-}
-
-/// Deletes finished tasks older than their queue's retention.
-pub async fn purge_finished(store: &dyn Store, queues: &[QueueSpec]) {
-    for queue in queues {
-        let Some(retention) = queue.retention_ms else {
-            continue;
-        };
-        let before = now_ms().saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX));
-        loop {
-            match store.purge_tasks(&queue.name, before, SWEEP).await {
-                Ok(0) => break,
-                Ok(purged) => {
-                    metrics::counter!("steward_tasks_purged_total", "queue" => queue.name.clone())
-                        .increment(purged);
-                    tracing::info!(queue = %queue.name, purged, "finished tasks past retention deleted");
-                    if purged < u64::from(SWEEP) {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(queue = %queue.name, %error, "retention sweep failed");
-                    break;
-                }
-            }
-        }
     }
 }
 

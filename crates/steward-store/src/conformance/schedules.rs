@@ -576,3 +576,59 @@ pub async fn heartbeats_record_pings_and_transitions_once(store: &Arc<dyn Store>
     let all = store.heartbeat_records().await.expect("records");
     assert_eq!(all.len(), 1);
 }
+
+/// Retention of schedule runs: a run goes once its task is purged; a task-less run (a skip,
+/// missed slots) once it is older than the cut-off.
+pub async fn schedule_runs_go_with_their_tasks(store: &Arc<dyn Store>) {
+    let now = crate::now_ms();
+    store
+        .register_schedules(&["g".into()], now - 60_000)
+        .await
+        .expect("register");
+    let lease = lead(store, "a").await;
+    let mut t = tick("g", OverlapPolicy::Forbid, &[now - 50_000, now - 40_000]);
+    t.missed = Some(MissedSlots {
+        count: 1,
+        first_ms: now - 55_000,
+        last_ms: now - 55_000,
+        count_is_lower_bound: false,
+    });
+    let fired = fire_ticks(store, Some(&lease), &[t]).await;
+    let task = fired_task(&fired[0].outcomes[0]);
+    assert_eq!(
+        runs_of(store, "g").await.len(),
+        3,
+        "a fire, a skip, a missed run"
+    );
+    assert_eq!(
+        store
+            .purge_schedule_runs(now - 120_000, 100)
+            .await
+            .expect("purge"),
+        0,
+        "nothing is old enough and the task still exists"
+    );
+    let attempt = claim_only(store, &queue_of("g"), "w", LONG_LEASE_MS, task).await;
+    assert!(complete(store, completion(&attempt, succeeded())).await);
+    store
+        .purge_tasks(&queue_of("g"), crate::now_ms() + 1, 100)
+        .await
+        .expect("purge tasks");
+    assert_eq!(
+        store
+            .purge_schedule_runs(now - 120_000, 100)
+            .await
+            .expect("purge"),
+        1,
+        "the run of the purged task goes"
+    );
+    assert_eq!(
+        store
+            .purge_schedule_runs(crate::now_ms() + 1, 100)
+            .await
+            .expect("purge"),
+        2,
+        "task-less runs go once past the cut-off"
+    );
+    assert!(runs_of(store, "g").await.is_empty());
+}

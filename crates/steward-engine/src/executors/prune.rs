@@ -1,0 +1,95 @@
+//! The `prune` built-in: retention as a scheduled task. Run by the built-in
+//! `steward-retention` schedule on Steward's own queue, it deletes each queue's finished tasks
+//! (with their runs) older than the queue's `retention`. Audit events are never pruned.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::json;
+use steward_core::queue::QueueSpec;
+use steward_core::task::Task;
+use steward_store::{Store, StoreError, now_ms};
+
+use super::{Executor, Failure, Output, RunContext};
+
+/// The most tasks deleted per statement.
+const SWEEP: u32 = 5_000;
+
+/// Deletes what is past its retention, in the store every instance shares.
+pub struct Prune {
+    store: Arc<dyn Store>,
+    queues: Arc<Vec<QueueSpec>>,
+}
+
+impl Prune {
+    /// A pruner of `queues`' finished tasks in `store`.
+    pub fn new(store: Arc<dyn Store>, queues: Arc<Vec<QueueSpec>>) -> Self {
+        Self { store, queues }
+    }
+}
+
+#[async_trait]
+impl Executor for Prune {
+    async fn run(&self, _task: &Task, cx: &RunContext) -> Result<Output, Failure> {
+        let mut purged = serde_json::Map::new();
+        for queue in self.queues.iter() {
+            if cx.cancel.is_cancelled() {
+                return Err(Failure::retryable("stopped"));
+            }
+            let count = purge_queue(self.store.as_ref(), queue)
+                .await
+                .map_err(|e| Failure::retryable(format!("pruning `{}`: {e}", queue.name)))?;
+            if count > 0 {
+                purged.insert(queue.name.clone(), json!(count));
+            }
+        }
+        let runs = purge_schedule_runs(self.store.as_ref())
+            .await
+            .map_err(|e| Failure::retryable(format!("pruning schedule runs: {e}")))?;
+        Ok(Output {
+            result: Some(json!({ "purged": purged, "schedule_runs": runs })),
+            ..Output::default()
+        })
+    }
+}
+
+/// How long a schedule run without a task (a skip, missed slots) is kept: a week. Runs with a
+/// task go when retention deletes their task.
+pub const TASKLESS_RUN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// Deletes schedule runs whose task retention deleted, and old task-less runs.
+pub async fn purge_schedule_runs(store: &dyn Store) -> Result<u64, StoreError> {
+    let before = now_ms().saturating_sub(TASKLESS_RUN_RETENTION_MS);
+    let mut total = 0;
+    loop {
+        let purged = store.purge_schedule_runs(before, SWEEP).await?;
+        total += purged;
+        if purged < u64::from(SWEEP) {
+            return Ok(total);
+        }
+    }
+}
+
+/// Deletes `queue`'s finished tasks older than its retention, in sweeps; returns how many.
+pub async fn purge_queue(store: &dyn Store, queue: &QueueSpec) -> Result<u64, StoreError> {
+    let Some(retention) = queue.retention_ms else {
+        return Ok(0);
+    };
+    let before = now_ms().saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX));
+    let mut total = 0;
+    loop {
+        let purged = store.purge_tasks(&queue.name, before, SWEEP).await?;
+        total += purged;
+        if purged > 0 {
+            metrics::counter!("steward_tasks_purged_total", "queue" => queue.name.clone())
+                .increment(purged);
+        }
+        if purged < u64::from(SWEEP) {
+            break;
+        }
+    }
+    if total > 0 {
+        tracing::info!(queue = %queue.name, purged = total, "finished tasks past retention deleted");
+    }
+    Ok(total)
+}
