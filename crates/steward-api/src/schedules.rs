@@ -154,14 +154,10 @@ pub(crate) async fn get_schedule(
 ) -> Result<impl IntoResponse, ApiError> {
     visible_schedule(&state, &caller, &name)?;
     let config = state.control.config();
-    let views = ops::list(state.control.store().as_ref(), &config)
+    let view = ops::view(state.control.store().as_ref(), &config, &name)
         .await
         .map_err(ops_error)?;
-    let view = views
-        .iter()
-        .find(|v| v.spec.name == name)
-        .ok_or_else(|| ops_error(OpsError::UnknownSchedule(name.clone())))?;
-    Ok(Json(schedule_json(view)))
+    Ok(Json(schedule_json(&view)))
 }
 
 /// Query of `GET /api/v1/schedules/{name}/runs`.

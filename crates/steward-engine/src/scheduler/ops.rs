@@ -2,6 +2,8 @@
 //! them with their next fire and last run, page through run history, pause, resume, trigger
 //! a run now, and record a heartbeat's ping.
 
+use std::collections::HashMap;
+
 use steward_config::Config;
 use steward_core::Event;
 use steward_core::audit::Actor;
@@ -62,27 +64,74 @@ pub fn find_heartbeat<'a>(config: &'a Config, name: &str) -> Result<&'a Heartbea
 
 /// Every configured schedule with its state, next slot and last run.
 pub async fn list(store: &dyn Store, config: &Config) -> Result<Vec<ScheduleView>, OpsError> {
-    let states = store.schedule_states().await?;
-    let last_runs = store.last_schedule_runs().await?;
+    let mut states: HashMap<String, ScheduleState> = store
+        .schedule_states()
+        .await?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    let mut last_runs: HashMap<String, ScheduleRun> = store
+        .last_schedule_runs()
+        .await?
+        .into_iter()
+        .map(|r| (r.schedule.clone(), r))
+        .collect();
     let now = now_ms();
     Ok(config
         .schedules
         .iter()
         .map(|spec| {
-            let state = states.iter().find(|s| s.name == spec.name).cloned();
-            let paused = state.as_ref().is_some_and(|s| s.paused);
-            let from = state.as_ref().map_or(now, |s| s.cursor_ms.max(now));
-            let next_slot_ms = (spec.enabled && !paused)
-                .then(|| spec.timing.next_after(&spec.zone, from))
-                .flatten();
-            ScheduleView {
-                spec: spec.clone(),
-                state,
-                next_slot_ms,
-                last_run: last_runs.iter().find(|r| r.schedule == spec.name).cloned(),
-            }
+            view_of(
+                spec,
+                states.remove(&spec.name),
+                last_runs.remove(&spec.name),
+                now,
+            )
         })
         .collect())
+}
+
+/// The schedule called `name`, with its state, next slot and last run (read for it alone).
+pub async fn view(
+    store: &dyn Store,
+    config: &Config,
+    name: &str,
+) -> Result<ScheduleView, OpsError> {
+    let spec = find(config, name)?;
+    let state = store
+        .schedule_states()
+        .await?
+        .into_iter()
+        .find(|s| s.name == name);
+    let last_run = store
+        .schedule_runs(&RunQuery {
+            schedule: Some(name.to_owned()),
+            before_id: None,
+            limit: 1,
+        })
+        .await?
+        .into_iter()
+        .next();
+    Ok(view_of(spec, state, last_run, now_ms()))
+}
+
+fn view_of(
+    spec: &ScheduleSpec,
+    state: Option<ScheduleState>,
+    last_run: Option<ScheduleRun>,
+    now: i64,
+) -> ScheduleView {
+    let paused = state.as_ref().is_some_and(|s| s.paused);
+    let from = state.as_ref().map_or(now, |s| s.cursor_ms.max(now));
+    let next_slot_ms = (spec.enabled && !paused)
+        .then(|| spec.timing.next_after(&spec.zone, from))
+        .flatten();
+    ScheduleView {
+        spec: spec.clone(),
+        state,
+        next_slot_ms,
+        last_run,
+    }
 }
 
 /// A page of `name`'s runs, newest first.
