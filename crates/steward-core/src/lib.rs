@@ -2,11 +2,13 @@
 //! reconciliation diff between two registries, secrets that never print, and the events the
 //! control plane publishes, durable tasks and the queues and executors that work them, and
 //! schedules (cron in a time zone, intervals, one-off times; missed-run policies, jitter) and
-//! heartbeats. Nothing in this crate does I/O or reads a clock.
+//! heartbeats, and health-check conditions (Gatus-compatible, parsed and evaluated against a
+//! probe's result). Nothing in this crate does I/O or reads a clock.
 
 pub mod audit;
 pub mod auth;
 pub mod event;
+pub mod health;
 pub mod queue;
 pub mod registry;
 pub mod schedule;
