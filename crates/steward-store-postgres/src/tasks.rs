@@ -242,7 +242,7 @@ pub(crate) async fn complete(
 
 /// Takes back expired leases (ones another reaper holds are skipped) and records their runs.
 pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reaped>, StoreError> {
-    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+    let rows: Vec<(i64, String, String, String, String, i32)> = sqlx::query_as(
         "WITH expired AS (SELECT id AS e_id, coalesce(lease_owner, '') AS e_owner, \
          coalesce(started_at_ms, $1) AS e_started FROM tasks \
          WHERE status = 'running' AND lease_expires_at_ms < $1 \
@@ -255,11 +255,12 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
          error = format('lease expired: worker `%s` stopped sending heartbeats', e.e_owner), \
          run_at_ms = $1, lease_owner = NULL, lease_expires_at_ms = NULL \
          FROM expired e WHERE t.id = e.e_id \
-         RETURNING t.id, t.queue, t.status, t.attempt, t.error, e.e_owner, e.e_started), \
+         RETURNING t.id, t.queue, t.kind, t.status, t.attempt, t.error, e.e_owner, \
+         e.e_started), \
          runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
          status, error) SELECT id, attempt, e_owner, e_started, $1, 'lease_expired', error \
          FROM upd) \
-         SELECT id, queue, status, e_owner FROM upd",
+         SELECT id, queue, status, e_owner, kind, attempt FROM upd",
     )
     .bind(now)
     .bind(i64::from(limit))
@@ -268,18 +269,20 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
     .map_err(db_err)?;
     let queued: Vec<&str> = rows
         .iter()
-        .filter(|(_, _, status, _)| status == "queued")
-        .map(|(_, queue, _, _)| queue.as_str())
+        .filter(|(_, _, status, ..)| status == "queued")
+        .map(|(_, queue, ..)| queue.as_str())
         .collect();
     if !queued.is_empty() {
         let mut conn = pool.acquire().await.map_err(db_err)?;
         notify(&mut conn, queued.into_iter()).await?;
     }
     rows.into_iter()
-        .map(|(id, queue, status, worker)| {
+        .map(|(id, queue, status, worker, kind, attempt)| {
             Ok(Reaped {
                 task_id: id,
                 queue,
+                kind,
+                attempt: to_u32(attempt)?,
                 worker,
                 status: parse_status(&status)?,
             })

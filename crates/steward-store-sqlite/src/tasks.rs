@@ -276,14 +276,15 @@ pub(crate) async fn reap(
         })
         .collect();
     let batch = serde_json::Value::Array(rows).to_string();
-    let updated: Vec<(i64, String, String)> = sqlx::query_as(
+    let updated: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
         "UPDATE tasks SET \
          status = CASE WHEN cancel_requested THEN 'cancelled' \
                        WHEN attempt >= max_attempts THEN 'dead' ELSE 'queued' END, \
          finished_at_ms = CASE WHEN cancel_requested OR attempt >= max_attempts THEN ? END, \
          error = e.error, run_at_ms = ?, lease_owner = NULL, lease_expires_at_ms = NULL \
          FROM (SELECT value->>0 AS id, value->>4 AS error FROM json_each(?)) AS e \
-         WHERE tasks.id = e.id RETURNING tasks.id, tasks.queue, tasks.status",
+         WHERE tasks.id = e.id \
+         RETURNING tasks.id, tasks.queue, tasks.status, tasks.kind, tasks.attempt",
     )
     .bind(now)
     .bind(now)
@@ -307,10 +308,13 @@ pub(crate) async fn reap(
         .collect();
     updated
         .into_iter()
-        .map(|(id, queue, status)| {
+        .map(|(id, queue, status, kind, attempt)| {
             Ok(Reaped {
                 task_id: id,
                 queue,
+                kind,
+                attempt: u32::try_from(attempt)
+                    .map_err(|_| StoreError::Corrupt(format!("task {id}: attempt {attempt}")))?,
                 worker: owners.get(&id).copied().unwrap_or_default().to_string(),
                 status: parse_status(&status)?,
             })

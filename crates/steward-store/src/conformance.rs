@@ -1665,6 +1665,8 @@ pub async fn expired_leases_are_reaped(store: &Arc<dyn Store>) {
         [Reaped {
             task_id: id,
             queue: "reap".into(),
+            kind: "noop".into(),
+            attempt: 1,
             worker: "w1".into(),
             status: TaskStatus::Queued,
         }],
@@ -1770,6 +1772,8 @@ pub async fn expired_leases_are_reaped(store: &Arc<dyn Store>) {
         [Reaped {
             task_id: once,
             queue: "reap-once".into(),
+            kind: "noop".into(),
+            attempt: 1,
             worker: "w3".into(),
             status: TaskStatus::Dead,
         }],
@@ -1888,6 +1892,8 @@ pub async fn cancellation(store: &Arc<dyn Store>) {
         [Reaped {
             task_id: abandoned,
             queue: "c-expired".into(),
+            kind: "noop".into(),
+            attempt: 1,
             worker: "w3".into(),
             status: TaskStatus::Cancelled,
         }],

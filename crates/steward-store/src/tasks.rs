@@ -49,6 +49,10 @@ pub struct Reaped {
     pub task_id: i64,
     /// Its queue.
     pub queue: String,
+    /// Its kind.
+    pub kind: String,
+    /// The attempt whose lease expired.
+    pub attempt: u32,
     /// The worker that lost it.
     pub worker: String,
     /// What the task became: `queued` again, `dead` when out of attempts, `cancelled` when

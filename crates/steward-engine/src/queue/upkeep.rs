@@ -80,9 +80,9 @@ pub async fn reap_expired(store: &dyn Store, bus: &EventBus) {
         bus.publish(Event::TaskChanged {
             id: lost.task_id,
             queue: lost.queue,
-            kind: String::new(),
+            kind: lost.kind,
             status: lost.status,
-            attempt: 0,
+            attempt: lost.attempt,
             outcome: None,
         });
     }
