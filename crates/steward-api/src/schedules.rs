@@ -33,10 +33,7 @@ fn ops_error(e: OpsError) -> ApiError {
 
 /// True when `caller` may see something of `workspace`.
 fn in_scope(caller: &Caller, workspace: Option<&String>) -> bool {
-    match &caller.principal.workspace {
-        Some(scope) => workspace == Some(scope),
-        None => true,
-    }
+    caller.principal.sees(workspace.map(String::as_str))
 }
 
 /// The schedule `name`, if the caller may see it.

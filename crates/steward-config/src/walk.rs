@@ -281,35 +281,14 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// An optional positive integer.
+    /// An optional positive integer, at most `max`.
     pub fn positive_integer(&self, cx: &mut Cx<'_>, key: &str, max: i64) -> Option<Spanned<u32>> {
-        let item = self.item(key)?;
-        let span = item.span();
-        match item.as_integer() {
-            Some(n) if (1..=max).contains(&n) => u32::try_from(n).ok().map(|value| Spanned {
-                value,
-                span,
-                template: None,
-            }),
-            Some(n) => {
-                cx.error(
-                    &span,
-                    format!("`{}`: {n} is out of range (1 to {max})", self.field(key)),
-                );
-                None
-            }
-            None => {
-                cx.error(
-                    &span,
-                    format!(
-                        "`{}`: expected an integer, found {}",
-                        self.field(key),
-                        item.type_name()
-                    ),
-                );
-                None
-            }
-        }
+        let n = self.integer(cx, key, 1..=max)?;
+        u32::try_from(n.value).ok().map(|value| Spanned {
+            value,
+            span: n.span,
+            template: None,
+        })
     }
 
     /// An optional integer within `range`.

@@ -38,7 +38,8 @@ fn to_i32(n: u32) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-fn ms(n: u64) -> i64 {
+/// Milliseconds as a database integer, saturating.
+pub(crate) fn ms(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 

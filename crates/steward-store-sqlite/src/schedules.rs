@@ -19,11 +19,8 @@ use steward_store::schedules::{
 use steward_store::tasks::parse_status;
 use steward_store::{Enqueued, StoreError, now_ms};
 
+use crate::tasks::ms;
 use crate::{append_audit, db_err, tasks};
-
-fn ms(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
 
 /// Takes or renews a lease.
 pub(crate) async fn acquire_lease(

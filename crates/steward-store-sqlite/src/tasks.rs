@@ -129,6 +129,11 @@ async fn existing_keys(
 }
 
 /// Leases due tasks to the claiming worker.
+/// Milliseconds as a database integer, saturating.
+pub(crate) fn ms(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 /// The earliest run-at of the queue's waiting tasks.
 pub(crate) async fn next_due(pool: &SqlitePool, queue: &str) -> Result<Option<i64>, StoreError> {
     sqlx::query_scalar(
@@ -142,7 +147,7 @@ pub(crate) async fn next_due(pool: &SqlitePool, queue: &str) -> Result<Option<i6
 
 pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
     let now = now_ms();
-    let expires = now.saturating_add(i64::try_from(claim.lease_ms).unwrap_or(i64::MAX));
+    let expires = now.saturating_add(ms(claim.lease_ms));
     let rows = sqlx::query(concat!(
         "UPDATE tasks SET status = 'running', attempt = attempt + 1, fence = fence + 1, \
          lease_owner = ?, lease_expires_at_ms = ?, started_at_ms = ? \
@@ -174,7 +179,7 @@ pub(crate) async fn extend(
     leases: &[(i64, i64)],
     lease_ms: u64,
 ) -> Result<Vec<LeaseState>, StoreError> {
-    let expires = now_ms().saturating_add(i64::try_from(lease_ms).unwrap_or(i64::MAX));
+    let expires = now_ms().saturating_add(ms(lease_ms));
     let extended: Vec<(i64, bool)> = sqlx::query_as(
         "UPDATE tasks SET lease_expires_at_ms = ? \
          FROM (SELECT value->>0 AS id, value->>1 AS fence FROM json_each(?)) AS l \

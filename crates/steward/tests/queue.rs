@@ -362,15 +362,7 @@ fn idempotency_cancellation_and_retries() {
 }
 
 fn postgres_daemon(dir: &Path, config: &Path, db: &TestDatabase) -> Daemon {
-    Daemon::start(
-        dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--database",
-            db.url.as_str(),
-        ],
-    )
+    Daemon::start_on_postgres(dir, config, db)
 }
 
 fn chores_config(dir: &Path) -> PathBuf {

@@ -319,15 +319,7 @@ fn leader_pid(db: &TestDatabase) -> i64 {
 }
 
 fn postgres_daemon(dir: &Path, config: &Path, db: &TestDatabase, key: Option<&str>) -> Daemon {
-    let mut daemon = Daemon::start(
-        dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--database",
-            db.url.as_str(),
-        ],
-    );
+    let mut daemon = Daemon::start_on_postgres(dir, config, db);
     if let Some(key) = key {
         daemon.use_key(key);
     }

@@ -233,13 +233,23 @@ pub async fn ping(
 ) -> Result<HeartbeatRecord, OpsError> {
     let spec = find_heartbeat(config, name)?;
     let now = now_ms();
-    let record = store.record_ping(name, status, now).await?;
-    settle_heartbeat(store, bus, spec, &record, now, actor).await;
-    let records = store.heartbeat_records().await?;
-    Ok(records
-        .into_iter()
-        .find(|r| r.name == name)
-        .unwrap_or(record))
+    let mut record = store.record_ping(name, status, now).await?;
+    match settle_heartbeat(store, bus, spec, &record, now, actor).await {
+        Some(state) if state == record.state => Ok(record),
+        Some(state) => {
+            record.state = state;
+            record.state_changed_at_ms = now;
+            Ok(record)
+        }
+        // Another evaluator moved it meanwhile: read what it wrote.
+        None => {
+            let records = store.heartbeat_records().await?;
+            Ok(records
+                .into_iter()
+                .find(|r| r.name == name)
+                .unwrap_or(record))
+        }
+    }
 }
 
 /// Every configured heartbeat with its record (`None` until first seen).

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use steward_config::Config;
 use steward_core::Event;
 use steward_core::audit::Actor;
-use steward_core::schedule::HeartbeatSpec;
 use steward_core::schedule::heartbeat::evaluate as evaluate_heartbeat;
+use steward_core::schedule::{HeartbeatSpec, HeartbeatState};
 use steward_store::{HeartbeatRecord, HeartbeatTransition, Store, now_ms};
 
 use super::ConfigSource;
@@ -109,7 +109,8 @@ impl Watcher {
 }
 
 /// Moves `record` to the state its pings call for at `now_ms`, if that differs, and publishes
-/// the change (once, whichever instance gets there first).
+/// the change (once, whichever instance gets there first). Returns the state the record is
+/// known to have now, or `None` when another writer got there first or the write failed.
 pub(crate) async fn settle_heartbeat(
     store: &dyn Store,
     bus: &EventBus,
@@ -117,10 +118,10 @@ pub(crate) async fn settle_heartbeat(
     record: &HeartbeatRecord,
     now_ms: i64,
     actor: &Actor,
-) {
+) -> Option<HeartbeatState> {
     let wanted = evaluate_heartbeat(spec, record.last_ping, record.watching_since_ms, now_ms);
     if wanted == record.state {
-        return;
+        return Some(wanted);
     }
     let change = HeartbeatTransition {
         name: spec.name.clone(),
@@ -140,10 +141,12 @@ pub(crate) async fn settle_heartbeat(
                 from: record.state,
                 to: wanted,
             });
+            Some(wanted)
         }
-        Ok(false) => {}
+        Ok(false) => None,
         Err(error) => {
-            tracing::warn!(heartbeat = %spec.name, %error, "recording a heartbeat state failed")
+            tracing::warn!(heartbeat = %spec.name, %error, "recording a heartbeat state failed");
+            None
         }
     }
 }

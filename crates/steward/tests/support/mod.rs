@@ -63,6 +63,23 @@ impl Daemon {
         Daemon::start(dir, &args)
     }
 
+    /// Starts a daemon on `config` with the PostgreSQL test database `db`.
+    pub fn start_on_postgres(
+        dir: &Path,
+        config: &Path,
+        db: &steward_store_postgres::testing::TestDatabase,
+    ) -> Daemon {
+        Daemon::start(
+            dir,
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "--database",
+                db.url.as_str(),
+            ],
+        )
+    }
+
     /// Like [`Daemon::start`], returning the exit status and standard error if it stops first.
     pub fn try_start(log_dir: &Path, args: &[&str]) -> Result<Daemon, (ExitStatus, String)> {
         std::fs::create_dir_all(log_dir).unwrap();
