@@ -4,6 +4,7 @@
 
 pub mod auth;
 mod error;
+mod health;
 pub mod listener;
 mod metrics_layer;
 pub mod routes;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub options: ApiOptions,
     /// The `/metrics` renderer.
     pub metrics: MetricsRenderer,
+    /// The prober, for "run this check now" (absent where the instance does not probe).
+    pub prober: Option<steward_engine::prober::ProberHandle>,
 }
 
 impl AppState {
@@ -95,7 +98,14 @@ impl AppState {
             limiters: Arc::new(Limiters::new(options.rate_limits)),
             options,
             metrics,
+            prober: None,
         }
+    }
+
+    /// The same state, able to run checks on request through `prober`.
+    pub fn with_prober(mut self, prober: steward_engine::prober::ProberHandle) -> Self {
+        self.prober = Some(prober);
+        self
     }
 }
 

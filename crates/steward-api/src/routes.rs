@@ -85,8 +85,44 @@ pub fn table() -> Vec<RouteSpec> {
             || get(get_workspace),
         ),
         spec(Method::GET, "/api/v1/services", R(Role::Viewer), || {
-            get(list_services)
+            get(crate::health::list_services)
         }),
+        spec(
+            Method::GET,
+            "/api/v1/services/{name}/checks",
+            R(Role::Viewer),
+            || get(crate::health::service_checks),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/services/{name}/transitions",
+            R(Role::Viewer),
+            || get(crate::health::service_transitions),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/checks/{name}",
+            R(Role::Viewer),
+            || get(crate::health::get_check),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/checks/{name}/results",
+            R(Role::Viewer),
+            || get(crate::health::check_results),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/checks/{name}/transitions",
+            R(Role::Viewer),
+            || get(crate::health::check_transitions),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/checks/{name}/run",
+            R(Role::Operator),
+            || post(crate::health::run_check),
+        ),
         spec(Method::GET, "/api/v1/graph", R(Role::Viewer), || get(graph)),
         spec(
             Method::POST,
@@ -352,14 +388,6 @@ async fn get_workspace(
         "depends_on": depends_on,
         "depended_on_by": depended_on_by,
     })))
-}
-
-async fn list_services(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
-    let registry = visible_registry(&state, &caller).await?;
-    Ok(Json(json!({ "services": registry.services })))
 }
 
 /// A node of the dependency graph: a workspace and the services it owns.

@@ -86,6 +86,17 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             "/metrics" | "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services"
             | "/api/v1/graph",
         ) => keyed(any_key),
+        // Scoped keys are held to their workspace's services and checks by the handlers
+        // (tested in `tests/health.rs` of the binary).
+        (
+            "GET",
+            "/api/v1/services/{name}/checks"
+            | "/api/v1/services/{name}/transitions"
+            | "/api/v1/checks/{name}"
+            | "/api/v1/checks/{name}/results"
+            | "/api/v1/checks/{name}/transitions",
+        ) => keyed(any_key),
+        ("POST", "/api/v1/checks/{name}/run") => keyed(operator_any_scope),
         // Probed with the key's own workspace (`trading`); another workspace is checked below.
         ("GET", "/api/v1/workspaces/{key}") => keyed(any_key),
         ("GET", "/api/v1/audit") => keyed(admin_any_scope),

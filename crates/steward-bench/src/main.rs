@@ -13,7 +13,12 @@
 //! `steward-bench schedules [--backend sqlite|postgres] [--schedules N] [--due-seconds S]
 //! [--idle-seconds I]` runs the scheduler with N schedules due every second for S seconds
 //! (wake and commit lateness p50/p99/max, CPU), then N schedules not due for I seconds (CPU).
+//!
+//! `steward-bench health [--backend sqlite|postgres] [--targets N] [--interval S] [--seconds M]`
+//! probes N HTTP targets (served by a child process on loopback) every S seconds and reports the
+//! prober's CPU per 1,000 probes, RSS and probe lateness p50/p95/p99 over M seconds.
 
+mod health;
 mod queue;
 mod schedules;
 
@@ -91,6 +96,31 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         idle_seconds: u64,
     },
+    /// The prober: CPU per 1,000 probes, RSS and lateness with N HTTP targets on loopback.
+    Health {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// Targets, one check each.
+        #[arg(long, default_value_t = 1_000)]
+        targets: usize,
+        /// Seconds between two probes of a target.
+        #[arg(long, default_value_t = 30)]
+        interval: u64,
+        /// Seconds measured after the warm-up (default: three intervals, at least 30).
+        #[arg(long)]
+        seconds: Option<u64>,
+        /// Loopback sockets the targets are spread over.
+        #[arg(long, default_value_t = 16)]
+        ports: usize,
+    },
+    /// Serves the health benchmark's targets (started by `health`; not for direct use).
+    #[command(hide = true)]
+    HealthTargets {
+        /// Listening sockets.
+        #[arg(long, default_value_t = 16)]
+        ports: usize,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,6 +189,30 @@ async fn main() -> anyhow::Result<()> {
             store.close().await;
             result
         }
+        Command::Health {
+            backend,
+            targets,
+            interval,
+            seconds,
+            ports,
+        } => {
+            let dir = tempfile::tempdir()?;
+            let (store, db) = open(backend, dir.path(), 10).await?;
+            if let Some(db) = &db {
+                print_postgres_settings(&db.url).await?;
+            }
+            let interval = interval.max(1);
+            let bench = health::HealthBench {
+                targets: targets.max(1),
+                interval_s: interval,
+                seconds: seconds.unwrap_or((interval * 3).max(30)).max(1),
+                ports: ports.max(1),
+            };
+            let result = health::run(Arc::clone(&store), &bench).await;
+            store.close().await;
+            result
+        }
+        Command::HealthTargets { ports } => health::serve_targets(ports).await,
     }
 }
 
@@ -282,4 +336,24 @@ async fn audit_writes(backend: Backend, seconds: u64, concurrency: usize) -> any
         "verified {verified} events, wrote {count}"
     );
     Ok(())
+}
+
+/// This process's CPU time (user + system) so far.
+pub(crate) fn cpu_time() -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc/self/stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: u64 = fields
+        .get(11..13)
+        .context("unexpected /proc/self/stat")?
+        .iter()
+        .map(|f| f.parse::<u64>().unwrap_or(0))
+        .sum();
+    // Linux reports in USER_HZ, 100 per second on every mainstream build.
+    Ok(Duration::from_millis(ticks * 10))
 }

@@ -91,26 +91,6 @@ fn config(n: usize, timing: &str) -> anyhow::Result<steward_config::Config> {
     Ok(loaded.config)
 }
 
-/// This process's CPU time (user + system) so far.
-fn cpu_time() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    // Fields after the command name (which may hold spaces) start at its closing parenthesis.
-    let rest = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("unexpected /proc/self/stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields
-        .get(11..13)
-        .context("unexpected /proc/self/stat")?
-        .iter()
-        .map(|f| f.parse::<u64>().unwrap_or(0))
-        .sum();
-    // Linux reports in USER_HZ, 100 per second on every mainstream build.
-    Ok(Duration::from_millis(ticks * 10))
-}
-
 /// Runs the scheduler on `config` for `seconds`; returns the CPU share of one core it used.
 async fn run_for(
     store: &Arc<dyn Store>,
@@ -134,9 +114,9 @@ async fn run_for(
     // lookahead at once) take a few seconds; measure the steady state.
     tokio::time::sleep(Duration::from_secs(5)).await;
     lateness.clear();
-    let (cpu, wall) = (cpu_time()?, Instant::now());
+    let (cpu, wall) = (crate::cpu_time()?, Instant::now());
     tokio::time::sleep(Duration::from_secs(seconds)).await;
-    let share = (cpu_time()? - cpu).as_secs_f64() / wall.elapsed().as_secs_f64();
+    let share = (crate::cpu_time()? - cpu).as_secs_f64() / wall.elapsed().as_secs_f64();
     stop.cancel();
     handle.await.context("the scheduler failed")?;
     Ok(share)

@@ -4,8 +4,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use steward_core::health::spec::Probe;
 use steward_core::queue::ExecutorSpec;
 
+use crate::checks::escape_glob;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
 use crate::schema::{Config, read_config};
 use crate::source::{Source, position_in_bytes};
@@ -88,7 +90,8 @@ impl LoadError {
 }
 
 /// Reads, parses and validates a config file. Relative paths inside it (`storage.data_dir`,
-/// `audit.mirror`, a shell executor's `workdir`) are resolved against the file's directory.
+/// `audit.mirror`, a shell executor's or a command check's `workdir`, a `cert_file` check's
+/// `paths`) are resolved against the file's directory.
 pub fn load_file(path: &Path, env: Env<'_>) -> Result<Loaded, LoadError> {
     let name = path.display().to_string();
     let text = read_text(path, &name)?;
@@ -96,19 +99,39 @@ pub fn load_file(path: &Path, env: Env<'_>) -> Result<Loaded, LoadError> {
     let Config {
         settings,
         executors,
+        checks,
         ..
     } = &mut loaded.config;
     let workdirs = executors.iter_mut().filter_map(|executor| match executor {
         ExecutorSpec::Shell(shell) => shell.workdir.as_mut(),
         ExecutorSpec::Http(_) => None,
     });
+    let mut patterns = Vec::new();
+    let mut check_workdirs = Vec::new();
+    for check in checks.iter_mut() {
+        match &mut check.probe {
+            Probe::CertFile { paths } => patterns.extend(paths.iter_mut()),
+            Probe::Command(command) => check_workdirs.extend(command.workdir.as_mut()),
+            Probe::Http(_) | Probe::Tcp { .. } | Probe::Tls { .. } => {}
+        }
+    }
     for relative in [settings.data_dir.as_mut(), settings.audit_mirror.as_mut()]
         .into_iter()
         .flatten()
         .chain(workdirs)
+        .chain(check_workdirs)
         .filter(|p| p.is_relative())
     {
         *relative = base_dir(path).join(&*relative);
+    }
+    // A pattern is resolved like a path; the directory is escaped, so that glob characters in
+    // its name match themselves.
+    let prefix = PathBuf::from(escape_glob(&base_dir(path).to_string_lossy()));
+    for pattern in patterns
+        .into_iter()
+        .filter(|p| Path::new(p.as_str()).is_relative())
+    {
+        *pattern = prefix.join(&*pattern).to_string_lossy().into_owned();
     }
     Ok(loaded)
 }
@@ -397,6 +420,19 @@ mod tests {
             "grace = \"1s\"\n",
             "payload = { a = nan, b = [1, { c = 2 }] }\n",
             "[schedules.payload]\n",
+            "[[checks]]\n",
+            "[health]\n",
+            "keep_results = \"2h\"\n",
+            "keep_rollups = \"1h\"\n",
+            "check_service_urls = false\n",
+            "service = \"nn\"\n",
+            "type = \"tcp\"\n",
+            "type = \"cert_file\"\n",
+            "address = \"h\"\n",
+            "paths = [\"/x/[\", \"\"]\n",
+            "conditions = [\"[STATUS] == 200\", \"[STATU]\"]\n",
+            "expect_status = [200]\n",
+            "interval = \"5s\"\n",
         ]);
         prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
     }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use steward_core::health::spec::{CheckSpec, HealthSettings};
 use steward_core::queue::{
     BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, PRUNE_KIND, QueueSpec, SYSTEM_QUEUE,
     ShellSpec,
@@ -15,6 +16,7 @@ use steward_core::{
 };
 use toml_edit::TableLike;
 
+use crate::checks::{ServiceSite, read_checks, read_health};
 use crate::schedules::{SchedulerSettings, read_heartbeats, read_scheduler, read_schedules};
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
 
@@ -32,6 +34,8 @@ const ROOT_KEYS: &[&str] = &[
     "schedules",
     "heartbeats",
     "scheduler",
+    "checks",
+    "health",
 ];
 const API_KEYS: &[&str] = &[
     "metrics_public",
@@ -127,6 +131,10 @@ pub struct Config {
     pub schedules: Vec<ScheduleSpec>,
     /// `[[heartbeats]]`, in file order.
     pub heartbeats: Vec<HeartbeatSpec>,
+    /// `[[checks]]` in file order, then the default HTTP check of each service with an http(s)
+    /// `url` and no check of its own (unless `health.check_service_urls = false`), in service
+    /// order.
+    pub checks: Vec<CheckSpec>,
 }
 
 /// How log lines are written.
@@ -168,7 +176,7 @@ pub struct ApiSettings {
 }
 
 /// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`, `[api]`,
-/// `[audit]`, `[scheduler]`).
+/// `[audit]`, `[scheduler]`, `[health]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// `server.listen`: the HTTP address.
@@ -191,19 +199,25 @@ pub struct FileSettings {
     pub audit_mirror: Option<PathBuf>,
     /// `[scheduler]`, with the defaults filled in for what the file leaves out.
     pub scheduler: SchedulerSettings,
+    /// `[health]` (its retention and concurrency), with the defaults filled in for what the file
+    /// leaves out.
+    pub health: HealthSettings,
 }
 
 /// Reads the whole document, reporting every problem into `cx`.
 pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let root = Fields::open(cx, root, "", Some(0..0), ROOT_KEYS);
-    let settings = read_settings(cx, &root);
+    let mut settings = read_settings(cx, &root);
+    let (health, check_service_urls) = read_health(cx, &root);
+    settings.health = health;
     let workspaces = read_workspaces(cx, &root);
     let dependencies = read_dependencies(cx, &root, &workspaces);
-    let (services, bad_urls) = read_services(cx, &root, &workspaces);
+    let (services, bad_urls, sites) = read_services(cx, &root, &workspaces);
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
     let (queues, partial_kinds) = read_queues(cx, &root, &executor_names);
     let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
+    let checks = read_checks(cx, &root, &sites, check_service_urls);
     Config {
         settings,
         registry: Registry::new(
@@ -215,6 +229,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         executors,
         schedules,
         heartbeats,
+        checks,
     }
 }
 
@@ -520,16 +535,18 @@ fn read_dependencies(
     dependencies
 }
 
-/// The services, and the names of those whose `url` was written but refused (so that executors
-/// naming them do not report a second, misleading problem).
+/// The services, the names of those whose `url` was written but refused (so that executors
+/// naming them do not report a second, misleading problem), and what checks need to know of
+/// each (in file order).
 fn read_services(
     cx: &mut Cx<'_>,
     root: &Fields<'_>,
     workspaces: &std::collections::BTreeMap<String, (Workspace, Span)>,
-) -> (Vec<Service>, HashSet<String>) {
+) -> (Vec<Service>, HashSet<String>, Vec<ServiceSite>) {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut services = Vec::new();
     let mut bad_urls = HashSet::new();
+    let mut sites = Vec::new();
     for (i, (table, span)) in root.tables(cx, "services").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("services[{i}]"), span, SERVICE_KEYS);
         let name = name_field(cx, &t, "name");
@@ -537,18 +554,28 @@ fn read_services(
         service.workspace = t
             .string(cx, "workspace")
             .and_then(|v| workspace_ref(cx, &t, "workspace", v, workspaces));
-        service.url = t.string(cx, "url").and_then(|u| checked_url(cx, &t, u));
+        let url = t.string(cx, "url");
+        service.url = url.clone().and_then(|u| checked_url(cx, &t, u));
         service.node = t.string(cx, "node").map(Spanned::kept);
         service.labels = t.labels(cx, "labels");
         let Some(name) = name else { continue };
-        if service.url.is_none() && t.item("url").is_some() {
+        let url_refused = service.url.is_none() && t.item("url").is_some();
+        if url_refused {
             bad_urls.insert(name.value.clone());
         }
+        let site = ServiceSite {
+            name: name.value.clone(),
+            name_span: name.span.clone(),
+            name_field: t.field("name"),
+            url: url.filter(|_| service.url.is_some()),
+            url_refused,
+        };
         if first_declaration(cx, &mut seen, &t, "service", name) {
             services.push(service);
+            sites.push(site);
         }
     }
-    (services, bad_urls)
+    (services, bad_urls, sites)
 }
 
 /// Remembers where `name` was declared and answers true; a second declaration of the same
@@ -1035,7 +1062,7 @@ fn service_ref(
 
 /// `headers`: valid names, no two differing only in case, values that fit in a header. Values
 /// may use `${VAR}`; the secret holds the value. `None` when any is refused.
-fn read_headers(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<BTreeMap<String, Secret>> {
+pub(crate) fn read_headers(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<BTreeMap<String, Secret>> {
     let field = t.field("headers");
     let mut ok = true;
     let mut headers = BTreeMap::new();
@@ -1157,6 +1184,23 @@ fn read_shell(cx: &mut Cx<'_>, t: &Fields<'_>, name: &str) -> Option<ShellSpec> 
             );
         }
     }
+    let env = read_env(cx, t);
+    let workdir = read_workdir(cx, t);
+    let spec = ShellSpec {
+        name: name.to_owned(),
+        command: command?,
+        args: args.into_iter().map(|a| a.value).collect(),
+        params: params?,
+        env: env?,
+        workdir: workdir?,
+    };
+    ok.then_some(spec)
+}
+
+/// `env`: variable name → value. Values may use `${VAR}`; the secret holds the value. `None`
+/// when a name is refused.
+pub(crate) fn read_env(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<BTreeMap<String, Secret>> {
+    let mut ok = true;
     let mut env = BTreeMap::new();
     for (var, value) in t.string_table(cx, "env", true) {
         if is_env_name(&var.value) {
@@ -1173,30 +1217,27 @@ fn read_shell(cx: &mut Cx<'_>, t: &Fields<'_>, name: &str) -> Option<ShellSpec> 
             ok = false;
         }
     }
-    let workdir = t.literal_string(cx, "workdir").and_then(|dir| {
-        if dir.value.is_empty() {
-            cx.error(
-                &dir.span,
-                format!("`{}`: must not be empty", t.field("workdir")),
-            );
-            return None;
-        }
-        Some(PathBuf::from(dir.value))
-    });
-    let workdir_ok = workdir.is_some() || t.item("workdir").is_none();
-    let spec = ShellSpec {
-        name: name.to_owned(),
-        command: command?,
-        args: args.into_iter().map(|a| a.value).collect(),
-        params: params?,
-        env,
-        workdir,
-    };
-    (ok && workdir_ok).then_some(spec)
+    ok.then_some(env)
 }
 
-/// A shell executor's `command`: one program, never a command line.
-fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
+/// `workdir`, taken as written: `Some(None)` when not given, `None` when refused.
+pub(crate) fn read_workdir(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Option<PathBuf>> {
+    if t.item("workdir").is_none() {
+        return Some(None);
+    }
+    let dir = t.literal_string(cx, "workdir")?;
+    if dir.value.is_empty() {
+        cx.error(
+            &dir.span,
+            format!("`{}`: must not be empty", t.field("workdir")),
+        );
+        return None;
+    }
+    Some(Some(PathBuf::from(dir.value)))
+}
+
+/// A shell executor's (or a command check's) `command`: one program, never a command line.
+pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
     let field = t.field("command");
     if t.item("command").is_none() {
         cx.error(

@@ -110,4 +110,17 @@ pub enum Event {
         /// The state now.
         to: crate::schedule::HeartbeatState,
     },
+    /// A health check changed state (after its thresholds, so a single blip is no event).
+    CheckChanged {
+        /// The check.
+        check: String,
+        /// The service it watches.
+        service: String,
+        /// The state before.
+        from: crate::health::state::CheckState,
+        /// The state now.
+        to: crate::health::state::CheckState,
+        /// The probe's failure or failed conditions, in one line (empty when it passed).
+        reason: String,
+    },
 }

@@ -78,6 +78,7 @@ impl ControlPlane {
             Arc::new(crate::executors::Prune::new(
                 Arc::clone(&store),
                 Arc::clone(&queues),
+                config.settings.health,
             )),
         );
         let executors = Arc::new(executors);
@@ -262,6 +263,8 @@ fn restart_required(
         ("api", old.api != new.api),
         ("audit.mirror", old.audit_mirror != new.audit_mirror),
         ("scheduler", old.scheduler != new.scheduler),
+        // Retention and the probe cap are read when the prober and the pruner start.
+        ("health", old.health != new.health),
     ]
     .into_iter()
     .filter_map(|(setting, changed)| changed.then_some(setting))

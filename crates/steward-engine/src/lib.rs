@@ -8,6 +8,8 @@ pub mod bus;
 mod control;
 pub mod executors;
 pub mod keys;
+mod lease;
+pub mod prober;
 pub mod queue;
 pub mod scheduler;
 

@@ -2,6 +2,7 @@
 //! Cross-instance coordination uses PostgreSQL itself (transaction-scoped advisory locks), never
 //! anything home-made.
 
+mod health;
 mod schedules;
 mod tasks;
 #[cfg(feature = "testing")]
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
+use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{
@@ -22,6 +24,9 @@ use steward_core::{
 use steward_store::batch::Batcher;
 use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
+};
+use steward_store::health::{
+    CheckRecord, CheckTransition, HealthPruned, ProbeBatch, ProbeRecord, TransitionQuery,
 };
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
@@ -513,6 +518,52 @@ impl Store for PostgresStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let result = schedules::set_heartbeat_state(&mut tx, change, actor).await;
         settle(result, tx).await
+    }
+
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = health::record(&mut tx, batch).await;
+        settle(result, tx).await
+    }
+
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError> {
+        health::records(&self.pool).await
+    }
+
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        health::results(&self.pool, check, since_ms, limit).await
+    }
+
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        health::rollups(&self.pool, check, from_ms, to_ms).await
+    }
+
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError> {
+        health::transitions(&self.pool, query).await
+    }
+
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError> {
+        health::prune(&self.pool, results_before_ms, rollups_before_ms).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

@@ -2,6 +2,7 @@
 //! pool of read-only ones, foreign keys on, and an exclusive lock on the data directory so that
 //! two daemons never share it.
 
+mod health;
 mod lock;
 mod schedules;
 mod tasks;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Connection, Row};
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
+use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
 use steward_core::{
@@ -25,6 +27,9 @@ use steward_core::{
 use steward_store::batch::Batcher;
 use steward_store::codec::{
     decode_audit_details, decode_labels, decode_repo, encode_labels, encode_repo,
+};
+use steward_store::health::{
+    CheckRecord, CheckTransition, HealthPruned, ProbeBatch, ProbeRecord, TransitionQuery,
 };
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
@@ -546,6 +551,52 @@ impl Store for SqliteStore {
         let changed = schedules::set_heartbeat_state(&mut tx, change, actor).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(changed)
+    }
+
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        health::record(&mut tx, batch).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError> {
+        health::records(&self.reader).await
+    }
+
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        health::results(&self.reader, check, since_ms, limit).await
+    }
+
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        health::rollups(&self.reader, check, from_ms, to_ms).await
+    }
+
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError> {
+        health::transitions(&self.reader, query).await
+    }
+
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError> {
+        health::prune(&self.writer, results_before_ms, rollups_before_ms).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

@@ -20,7 +20,9 @@ use crate::{
     TaskQuery,
 };
 
+mod health;
 mod schedules;
+pub use health::*;
 pub use schedules::*;
 
 fn actor() -> Actor {
@@ -90,6 +92,14 @@ macro_rules! conformance_suite {
             overdue_fires_are_flagged_once,
             heartbeats_record_pings_and_transitions_once,
             schedule_runs_go_with_their_tasks,
+            probe_batches_round_trip,
+            rollup_increments_add_up,
+            check_states_are_replaced,
+            probe_results_page_newest_first,
+            check_transitions_filter_and_page,
+            prune_removes_only_older_health_rows,
+            an_empty_probe_batch_is_a_no_op,
+            a_batch_of_five_thousand_results_is_one_call,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod batch;
 pub mod codec;
 mod error;
+pub mod health;
 mod metered;
 pub mod schedules;
 pub mod tasks;
@@ -19,10 +20,15 @@ use steward_core::audit::{Actor, AuditEvent};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
+pub use health::{
+    CheckRecord, CheckTransition, HealthPruned, NewTransition, ProbeBatch, ProbeRecord,
+    TransitionQuery,
+};
 pub use schedules::{
     Fire, FireOutcome, FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, RunQuery,
     RunStatus, ScheduleRun, ScheduleState, ScheduleTick, SkipReason, TickResult,
 };
+use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
 
@@ -373,6 +379,46 @@ pub trait Store: Send + Sync + 'static {
         change: &HeartbeatTransition,
         actor: &Actor,
     ) -> Result<bool, StoreError>;
+
+    /// Writes a prober batch in one transaction: raw results appended, roll-up increments
+    /// added to the stored roll-ups (see [`ProbeBatch::rollups`]), states replaced, transitions
+    /// appended in order.
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError>;
+
+    /// Every check's persisted state, by check name.
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError>;
+
+    /// `check`'s raw results that started at or after `since_ms`, newest first, at most `limit`
+    /// (capped at [`health::MAX_HEALTH_PAGE`]).
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError>;
+
+    /// `check`'s per-minute roll-ups for the minutes starting in `[from_ms, to_ms)`, oldest
+    /// first.
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError>;
+
+    /// Recorded transitions, newest first.
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError>;
+
+    /// Deletes raw results started before `results_before_ms`, and roll-ups and transitions
+    /// before `rollups_before_ms`.
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError>;
 
     /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
     /// through this instance or (where the backend can tell) another one.

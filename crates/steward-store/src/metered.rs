@@ -7,13 +7,15 @@ use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
+use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
 use crate::{
-    ApiKey, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition, Lease, LeaseState,
-    MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store,
-    StoreError, TaskCount, TaskQuery, TickResult, Wakeup,
+    ApiKey, AuditQuery, CheckRecord, CheckTransition, Claim, Enqueued, HealthPruned,
+    HeartbeatRecord, HeartbeatTransition, Lease, LeaseState, MigrationReport, NewKey, ProbeBatch,
+    ProbeRecord, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store, StoreError,
+    TaskCount, TaskQuery, TickResult, TransitionQuery, Wakeup,
 };
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
@@ -349,6 +351,63 @@ impl<S: Store> Store for Metered<S> {
     ) -> Result<HeartbeatRecord, StoreError> {
         self.observe("record_ping", self.inner.record_ping(name, status, at_ms))
             .await
+    }
+
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError> {
+        self.observe("record_probes", self.inner.record_probes(batch))
+            .await
+    }
+
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError> {
+        self.observe("check_records", self.inner.check_records())
+            .await
+    }
+
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        self.observe(
+            "probe_results",
+            self.inner.probe_results(check, since_ms, limit),
+        )
+        .await
+    }
+
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        self.observe(
+            "check_rollups",
+            self.inner.check_rollups(check, from_ms, to_ms),
+        )
+        .await
+    }
+
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError> {
+        self.observe("check_transitions", self.inner.check_transitions(query))
+            .await
+    }
+
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError> {
+        self.observe(
+            "prune_health",
+            self.inner
+                .prune_health(results_before_ms, rollups_before_ms),
+        )
+        .await
     }
 
     async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {

@@ -47,6 +47,70 @@ pub enum Command {
     /// List heartbeats and ping them from external jobs through the API.
     #[command(subcommand, visible_alias = "heartbeat")]
     Heartbeats(HeartbeatsCommand),
+    /// Print every service's health at a glance: its state (up, degraded, down, impacted,
+    /// unknown), its checks and what impacts it.
+    ///
+    /// Example: steward status; steward status --output json
+    Status(StatusArgs),
+    /// Inspect health checks, read their history and run one now, through the API.
+    #[command(subcommand)]
+    Checks(ChecksCommand),
+}
+
+/// `steward status`
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `steward checks …`
+#[derive(Debug, Subcommand)]
+pub enum ChecksCommand {
+    /// List checks with their service, type, state and last probe.
+    ///
+    /// Example: steward checks ls
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one check: state, last result with each condition, latency percentiles and failure
+    /// ratio over a window, certificate.
+    ///
+    /// Example: steward checks show nn-http --window 24h
+    Show {
+        /// The check's name.
+        name: String,
+        /// The window for percentiles, e.g. 15m, 1h, 7d (1m to 30d).
+        #[arg(long, default_value = "1h")]
+        window: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Probe a check now and print the judged result.
+    ///
+    /// Example: steward checks run nn-http
+    Run {
+        /// The check's name.
+        name: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List a check's state changes, newest first.
+    ///
+    /// Example: steward checks history nn-http --limit 20
+    History {
+        /// The check's name.
+        name: String,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Only those with an id below this (the previous page's last).
+        #[arg(long)]
+        before: Option<i64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// Where a running Steward answers, and the key to call it with.

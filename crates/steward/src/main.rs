@@ -28,6 +28,8 @@ fn main() -> ExitCode {
         Command::Tasks(command) => commands::tasks::run(command),
         Command::Schedule(command) => commands::schedule::run(command),
         Command::Heartbeats(command) => commands::schedule::run_heartbeats(command),
+        Command::Status(args) => commands::health::status(args),
+        Command::Checks(command) => commands::health::run(command),
     };
     match result {
         Ok(code) => code,

@@ -106,7 +106,7 @@ fn the_vizion_example_is_valid() {
     assert_eq!(run.code, Some(0), "{}", run.context());
     assert!(
         run.stdout
-            .contains("ok (8 workspaces, 19 dependencies, 4 services; 0 warnings)"),
+            .contains("ok (8 workspaces, 19 dependencies, 4 services, 4 checks; 0 warnings)"),
         "{}",
         run.context()
     );
@@ -265,8 +265,9 @@ note = "again"
     );
     assert!(run.errors().is_empty(), "{}", run.context());
     assert!(
-        run.stdout
-            .contains("edge.toml: ok (2 workspaces, 1 dependencies, 0 services; 1 warning)"),
+        run.stdout.contains(
+            "edge.toml: ok (2 workspaces, 1 dependencies, 0 services, 0 checks; 1 warning)"
+        ),
         "{}",
         run.context()
     );
@@ -333,8 +334,9 @@ fn an_unset_variable_is_an_error_and_a_set_one_passes() {
     run.assert_no_panic();
     assert_eq!(run.code, Some(0), "{}", run.context());
     assert!(
-        run.stdout
-            .contains("env.toml: ok (1 workspaces, 0 dependencies, 0 services; 0 warnings)"),
+        run.stdout.contains(
+            "env.toml: ok (1 workspaces, 0 dependencies, 0 services, 0 checks; 0 warnings)"
+        ),
         "{}",
         run.context()
     );

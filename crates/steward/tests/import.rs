@@ -130,8 +130,9 @@ fn the_imported_toml_passes_check() {
     let run = steward(dir.path(), &["check", "--config", "steward.toml"]);
     assert_eq!(run.code, Some(0), "{}", run.context());
     assert!(
-        run.stdout
-            .contains("steward.toml: ok (8 workspaces, 19 dependencies, 4 services; 0 warnings)"),
+        run.stdout.contains(
+            "steward.toml: ok (8 workspaces, 19 dependencies, 4 services, 4 checks; 0 warnings)"
+        ),
         "{}",
         run.context()
     );

@@ -7,12 +7,15 @@
 //!   impacted when a workspace they depend on has a down service;
 //! - [`cert`]: certificates parsed from PEM or DER and classed valid / warning / critical /
 //!   expired by days left;
+//! - [`spec`]: what a check is: its probe (http, tcp, tls, cert_file, command), interval,
+//!   timeout, thresholds, labels and conditions;
 //! - [`rollup`]: per-minute roll-ups with a fixed latency histogram, from which percentiles over
 //!   any window are computed.
 
 pub mod cert;
 pub mod condition;
 pub mod rollup;
+pub mod spec;
 pub mod state;
 
 pub use condition::{Condition, ConditionError, Outcome, ProbeContext, evaluate_all};

@@ -1,11 +1,13 @@
 //! The `prune` built-in: retention as a scheduled task. Run by the built-in
 //! `steward-retention` schedule on Steward's own queue, it deletes each queue's finished tasks
-//! (with their runs) older than the queue's `retention`. Audit events are never pruned.
+//! (with their runs) older than the queue's `retention`, schedule runs whose task is gone, and
+//! probe results and roll-ups past `[health]`'s retention. Audit events are never pruned.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::json;
+use steward_core::health::spec::HealthSettings;
 use steward_core::queue::QueueSpec;
 use steward_core::task::Task;
 use steward_store::{Store, StoreError, now_ms};
@@ -19,12 +21,18 @@ const SWEEP: u32 = 5_000;
 pub struct Prune {
     store: Arc<dyn Store>,
     queues: Arc<Vec<QueueSpec>>,
+    health: HealthSettings,
 }
 
 impl Prune {
-    /// A pruner of `queues`' finished tasks in `store`.
-    pub fn new(store: Arc<dyn Store>, queues: Arc<Vec<QueueSpec>>) -> Self {
-        Self { store, queues }
+    /// A pruner of `queues`' finished tasks and of probe history kept as `health` says, in
+    /// `store`.
+    pub fn new(store: Arc<dyn Store>, queues: Arc<Vec<QueueSpec>>, health: HealthSettings) -> Self {
+        Self {
+            store,
+            queues,
+            health,
+        }
     }
 }
 
@@ -46,11 +54,44 @@ impl Executor for Prune {
         let runs = purge_schedule_runs(self.store.as_ref())
             .await
             .map_err(|e| Failure::retryable(format!("pruning schedule runs: {e}")))?;
+        let health = prune_health(self.store.as_ref(), &self.health)
+            .await
+            .map_err(|e| Failure::retryable(format!("pruning probe history: {e}")))?;
         Ok(Output {
-            result: Some(json!({ "purged": purged, "schedule_runs": runs })),
+            result: Some(json!({
+                "purged": purged,
+                "schedule_runs": runs,
+                "probe_results": health.results,
+                "probe_rollups": health.rollups,
+                "check_transitions": health.transitions,
+            })),
             ..Output::default()
         })
     }
+}
+
+/// Deletes raw probe results and roll-ups (with transitions) past their retention.
+pub async fn prune_health(
+    store: &dyn Store,
+    health: &HealthSettings,
+) -> Result<steward_store::HealthPruned, StoreError> {
+    let now = now_ms();
+    let before = |keep: u64| now.saturating_sub(i64::try_from(keep).unwrap_or(i64::MAX));
+    let pruned = store
+        .prune_health(
+            before(health.keep_results_ms),
+            before(health.keep_rollups_ms),
+        )
+        .await?;
+    if pruned.results + pruned.rollups + pruned.transitions > 0 {
+        tracing::info!(
+            results = pruned.results,
+            rollups = pruned.rollups,
+            transitions = pruned.transitions,
+            "probe history past retention deleted"
+        );
+    }
+    Ok(pruned)
 }
 
 /// How long a schedule run without a task (a skip, missed slots) is kept: a week. Runs with a

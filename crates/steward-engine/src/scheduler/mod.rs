@@ -1,10 +1,9 @@
-//! The central scheduler: the instance holding the scheduler lease ([`lease`]) fires every
+//! The central scheduler: the instance holding the scheduler lease ([`crate::lease`]) fires every
 //! schedule's slots from one timetable ([`timetable`]), batching the schedules due at the same
 //! moment into one transaction; it also runs the dead-man's switches and heartbeat deadlines
 //! ([`watch`]). What people ask of schedules — list, history, pause, resume, trigger — is in
 //! [`ops`].
 
-mod lease;
 pub mod ops;
 mod timetable;
 mod watch;
@@ -69,7 +68,8 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
     let (held, leadership) = signal::channel(None);
-    let leader = tokio::spawn(lease::lead(
+    let leader = tokio::spawn(crate::lease::lead(
+        steward_store::schedules::SCHEDULER_ROLE,
         Arc::clone(&store),
         bus.clone(),
         options.instance.clone(),

@@ -32,13 +32,15 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let r = &loaded.config.registry;
+    // Checks count the default ones of services with an http(s) url too.
     writeln!(
         out,
-        "{}: ok ({} workspaces, {} dependencies, {} services; {} warning{})",
+        "{}: ok ({} workspaces, {} dependencies, {} services, {} checks; {} warning{})",
         args.config.display(),
         r.workspaces.len(),
         r.dependencies.len(),
         r.services.len(),
+        loaded.config.checks.len(),
         loaded.warnings.len(),
         if loaded.warnings.len() == 1 { "" } else { "s" }
     )?;

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod health;
 pub mod import;
 pub mod keys;
 pub mod migrate;

@@ -209,7 +209,7 @@ fn render_times(times: &[String], output: OutputFormat) -> String {
 // ---------------------------------------------------------------------------------------------
 
 /// `base/NAME[/action]`, with `NAME` encoded as one path segment.
-fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow::Result<String> {
+pub(crate) fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow::Result<String> {
     if name.is_empty() || name == "." || name == ".." {
         bail!("`{name}` is not a valid name");
     }
@@ -307,7 +307,7 @@ fn run_row(run: &Value) -> Vec<String> {
 }
 
 /// A duration for people: `350ms`, `12.3s`, `4m05s`, `2h07m`.
-fn duration(ms: i64) -> String {
+pub(crate) fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     if ms < 1000 {
         format!("{ms}ms")

@@ -185,12 +185,12 @@ async fn serve(
 
     spawn_metrics_upkeep(metrics.clone());
     let stop_work = tokio_util::sync::CancellationToken::new();
-    let workers = start_work(&control, &stop_work);
+    let (mut workers, prober) = start_work(&control, &stop_work)?;
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
     let options = api_options(&control.config().settings.api);
-    let state = AppState::new(Arc::clone(&control), auth, options, renderer);
+    let state = AppState::new(Arc::clone(&control), auth, options, renderer).with_prober(prober);
 
     tracing::info!(
         %addr,
@@ -206,7 +206,7 @@ async fn serve(
     let served = steward_api::serve(listener, state, shutdown_requested(stop_signals)).await;
     // Workers finish (or hand back) their attempts before the store closes.
     stop_work.cancel();
-    for worker in workers {
+    for worker in workers.drain(..) {
         let _ = worker.await;
     }
     served.context("the HTTP server failed")?;
@@ -215,11 +215,15 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts one worker per declared queue, and the queue upkeep (reaper, retention, depth).
+/// Starts one worker per declared queue, the queue upkeep (reaper, retention, depth), the
+/// scheduler and the prober.
 fn start_work(
     control: &Arc<ControlPlane>,
     stop: &tokio_util::sync::CancellationToken,
-) -> Vec<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<(
+    Vec<tokio::task::JoinHandle<()>>,
+    steward_engine::prober::ProberHandle,
+)> {
     use steward_engine::queue::{upkeep, worker};
     let store = control.store();
     let queues = control.queues();
@@ -247,8 +251,35 @@ fn start_work(
         upkeep::UpkeepOptions::default(),
         stop.clone(),
     ));
-    handles.push(start_scheduler(control, instance, stop));
-    handles
+    handles.push(start_scheduler(control, instance.clone(), stop));
+    let (prober, probing) = start_prober(control, instance, stop)?;
+    handles.push(probing);
+    Ok((handles, prober))
+}
+
+/// Starts the prober: it probes the checks while this instance holds the prober lease.
+fn start_prober(
+    control: &Arc<ControlPlane>,
+    instance: String,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<(
+    steward_engine::prober::ProberHandle,
+    tokio::task::JoinHandle<()>,
+)> {
+    use steward_engine::prober;
+    let config = control.config();
+    let mut options = prober::ProberOptions::new(instance);
+    options.lease_ms = config.settings.scheduler.lease_ms;
+    options.max_concurrent = config.settings.health.max_concurrent;
+    let source = Arc::clone(control);
+    prober::spawn(
+        Arc::clone(control.store()),
+        control.bus().clone(),
+        Arc::new(move || source.config()),
+        options,
+        stop.clone(),
+    )
+    .context("cannot start the prober")
 }
 
 /// Starts the scheduler: it fires while this instance holds the scheduler lease.

@@ -1,23 +1,23 @@
-//! Leadership: one instance at a time holds the scheduler lease and fires. The holder renews
-//! it every third of its length; the others try to take it as often as a fifth of its length
-//! (at most every second), so a dead leader is replaced within about one lease length. The
-//! fire transactions check the lease themselves, so a leader that lost it without noticing
-//! still cannot fire.
+//! Leadership: one instance at a time holds a role's lease (the scheduler's, the prober's) and
+//! does that role's work. The holder renews it every third of its length; the others try to
+//! take it as often as a fifth of its length (at most every second), so a dead leader is
+//! replaced within about one lease length. The scheduler's fire transactions check the lease
+//! themselves, so a leader that lost it without noticing still cannot fire.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use steward_core::Event;
-use steward_store::schedules::SCHEDULER_ROLE;
 use steward_store::{Lease, Store, now_ms};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 
-/// Holds or seeks the scheduler lease until `shutdown`, publishing the lease held (if any) on
+/// Holds or seeks `role`'s lease until `shutdown`, publishing the lease held (if any) on
 /// `held`. On shutdown the lease is given up so another instance need not wait for it.
 pub(crate) async fn lead(
+    role: &'static str,
     store: Arc<dyn Store>,
     bus: EventBus,
     instance: String,
@@ -27,7 +27,7 @@ pub(crate) async fn lead(
 ) {
     let mut current: Option<Lease> = None;
     loop {
-        current = renew(store.as_ref(), &bus, &instance, lease_ms, current).await;
+        current = renew(role, store.as_ref(), &bus, &instance, lease_ms, current).await;
         held.send_if_modified(|published| {
             let changed = published.as_ref().map(|l| l.fence) != current.as_ref().map(|l| l.fence);
             *published = current.clone();
@@ -45,8 +45,8 @@ pub(crate) async fn lead(
     }
     if let Some(lease) = current {
         held.send_replace(None);
-        if let Err(error) = store.release_lease(SCHEDULER_ROLE, &lease.holder).await {
-            tracing::warn!(%error, "giving up the scheduler lease failed; it will expire");
+        if let Err(error) = store.release_lease(role, &lease.holder).await {
+            tracing::warn!(%error, role, "giving up the lease failed; it will expire");
         }
         announce(&bus, &lease, false);
     }
@@ -54,22 +54,21 @@ pub(crate) async fn lead(
 
 /// One attempt to take or keep the lease; returns the lease held afterwards.
 async fn renew(
+    role: &'static str,
     store: &dyn Store,
     bus: &EventBus,
     instance: &str,
     lease_ms: u64,
     current: Option<Lease>,
 ) -> Option<Lease> {
-    match store
-        .acquire_lease(SCHEDULER_ROLE, instance, lease_ms)
-        .await
-    {
+    match store.acquire_lease(role, instance, lease_ms).await {
         Ok(Some(lease)) => {
             if current.as_ref().map(|l| l.fence) != Some(lease.fence) {
                 tracing::info!(
                     instance,
+                    role,
                     fence = lease.fence,
-                    "this instance now leads the scheduler"
+                    "this instance now holds the lease"
                 );
                 announce(bus, &lease, true);
             }
@@ -79,8 +78,9 @@ async fn renew(
             if let Some(lost) = &current {
                 tracing::warn!(
                     instance,
+                    role,
                     fence = lost.fence,
-                    "the scheduler lease was taken over"
+                    "the lease was taken over"
                 );
                 announce(bus, lost, false);
             }
@@ -89,7 +89,7 @@ async fn renew(
         Err(error) => {
             // Keep leading while the lease cannot have expired; the store refuses stale fires
             // anyway.
-            tracing::warn!(%error, "renewing the scheduler lease failed");
+            tracing::warn!(%error, role, "renewing the lease failed");
             match current {
                 Some(lease) if lease.expires_at_ms > now_ms() => Some(lease),
                 Some(lease) => {
@@ -103,7 +103,12 @@ async fn renew(
 }
 
 fn announce(bus: &EventBus, lease: &Lease, leading: bool) {
-    metrics::gauge!("steward_scheduler_leader").set(if leading { 1.0 } else { 0.0 });
+    let value = if leading { 1.0 } else { 0.0 };
+    metrics::gauge!("steward_leader", "role" => lease.role.clone()).set(value);
+    if lease.role == steward_store::schedules::SCHEDULER_ROLE {
+        // The scheduler's own gauge predates the per-role one; dashboards use it.
+        metrics::gauge!("steward_scheduler_leader").set(value);
+    }
     bus.publish(Event::LeadershipChanged {
         role: lease.role.clone(),
         holder: lease.holder.clone(),

@@ -1,0 +1,544 @@
+//! The I/O of one probe: an HTTP request, a TCP connect, a TLS handshake, certificate files read
+//! from disk, or a declared command. Each yields an [`Observation`] for the conditions; none
+//! ever panics or outlives its timeout.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use steward_core::health::ProbeContext;
+use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
+use steward_core::health::spec::{
+    CheckSpec, CommandProbe, HttpProbe, MAX_BODY_BYTES, MAX_REDIRECTS, Probe, Redirects,
+};
+use steward_store::now_ms;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+use super::tls;
+
+/// Why a probe could not be made, as a bounded set (it labels a metric).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cause {
+    /// It did not finish within the check's timeout.
+    Timeout,
+    /// Nothing listens there (connection refused or reset while connecting).
+    Refused,
+    /// The name did not resolve.
+    Dns,
+    /// The TLS handshake or certificate verification failed.
+    Tls,
+    /// Another network failure (reset mid-response, unreachable network, …).
+    Io,
+    /// The HTTP exchange failed (malformed response, too many redirects, …).
+    Http,
+    /// The response body could not be read.
+    Body,
+    /// The command could not start or exited with a non-zero status.
+    Command,
+    /// Certificate files could not be found or read.
+    File,
+    /// A certificate could not be parsed.
+    Certificate,
+}
+
+impl Cause {
+    /// The name used in results, metrics and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Refused => "refused",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Io => "io",
+            Self::Http => "http",
+            Self::Body => "body",
+            Self::Command => "command",
+            Self::File => "file",
+            Self::Certificate => "certificate",
+        }
+    }
+}
+
+/// Why a probe failed before any condition was looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The class.
+    pub cause: Cause,
+    /// One line, without secrets.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(cause: Cause, message: impl Into<String>) -> Self {
+        Self {
+            cause,
+            message: message.into(),
+        }
+    }
+}
+
+/// What one probe saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    /// When it started.
+    pub started_ms: i64,
+    /// How long it took (up to the timeout).
+    pub latency_ms: u64,
+    /// The values conditions are evaluated against.
+    pub context: ProbeContext,
+    /// Set when the probe itself failed; such a probe fails whatever its conditions say.
+    pub failure: Option<Failure>,
+    /// The soonest expiry among the certificates it saw.
+    pub cert_not_after_ms: Option<i64>,
+}
+
+/// Makes probes; holds the HTTP clients (one per TLS-verification × redirect policy), which
+/// are cheap to share.
+#[derive(Clone)]
+pub struct Prober {
+    clients: HashMap<(bool, bool), reqwest::Client>,
+}
+
+impl Prober {
+    /// Builds the HTTP clients.
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let mut clients = HashMap::new();
+        for verify in [true, false] {
+            for follow in [true, false] {
+                let policy = if follow {
+                    reqwest::redirect::Policy::limited(MAX_REDIRECTS)
+                } else {
+                    reqwest::redirect::Policy::none()
+                };
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("steward-prober/", env!("CARGO_PKG_VERSION")))
+                    .redirect(policy)
+                    .danger_accept_invalid_certs(!verify)
+                    .tls_info(true)
+                    // A probe measures a fresh connection each time, as a new client would
+                    // see it; idle pooled connections would hide a server that stopped
+                    // accepting.
+                    .pool_max_idle_per_host(0)
+                    .build()?;
+                clients.insert((verify, follow), client);
+            }
+        }
+        Ok(Self { clients })
+    }
+
+    /// Probes `spec` once, within its timeout.
+    pub async fn probe(&self, spec: &CheckSpec) -> Observation {
+        let started_ms = now_ms();
+        let clock = Instant::now();
+        let timeout = Duration::from_millis(spec.timeout_ms);
+        let outcome = tokio::time::timeout(timeout, self.probe_inner(&spec.probe)).await;
+        let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut seen = match outcome {
+            Ok(seen) => seen,
+            Err(_) => Seen::failed(Failure::new(
+                Cause::Timeout,
+                format!("no answer within {} ms", spec.timeout_ms),
+            )),
+        };
+        seen.context.response_time_ms = Some(latency_ms);
+        seen.context.certificate_expiration_ms = seen.not_after_ms.map(|at| at - started_ms);
+        Observation {
+            started_ms,
+            latency_ms,
+            context: seen.context,
+            failure: seen.failure,
+            cert_not_after_ms: seen.not_after_ms,
+        }
+    }
+
+    async fn probe_inner(&self, probe: &Probe) -> Seen {
+        match probe {
+            Probe::Http(http) => self.http(http).await,
+            Probe::Tcp { address } => tcp(address).await,
+            Probe::Tls {
+                address,
+                server_name,
+                verify,
+            } => tls_probe(address, server_name, *verify).await,
+            Probe::CertFile { paths } => cert_files(paths.clone()).await,
+            Probe::Command(command) => run_command(command).await,
+        }
+    }
+
+    async fn http(&self, http: &HttpProbe) -> Seen {
+        let follow = http.redirects == Redirects::Follow;
+        let Some(client) = self.clients.get(&(http.verify_tls, follow)) else {
+            return Seen::failed(Failure::new(Cause::Http, "no HTTP client"));
+        };
+        let method = match reqwest::Method::from_bytes(http.method.as_bytes()) {
+            Ok(method) => method,
+            Err(_) => return Seen::failed(Failure::new(Cause::Http, "invalid method")),
+        };
+        // The probe's own timeout (around this call) bounds the request, so that a timeout
+        // always reads the same.
+        let mut request = client.request(method, http.url.expose());
+        for (name, value) in &http.headers {
+            request = request.header(name.as_str(), value.expose());
+        }
+        if let Some(body) = &http.body {
+            request = request.body(body.clone());
+        }
+        let mut response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => return Seen::failed(classify_reqwest(&error)),
+        };
+        let mut seen = Seen::connected();
+        seen.context.status = Some(response.status().as_u16());
+        seen.context.ip = response.remote_addr().map(|a| a.ip().to_string());
+        seen.not_after_ms = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate())
+            .and_then(|der| parse_der(der).ok())
+            .map(|cert| cert.not_after_ms);
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_BODY_BYTES.saturating_sub(body.len());
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() >= MAX_BODY_BYTES {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    let failure = classify_reqwest(&error);
+                    seen.failure = Some(Failure::new(
+                        if failure.cause == Cause::Timeout {
+                            Cause::Timeout
+                        } else {
+                            Cause::Body
+                        },
+                        format!("reading the body: {}", failure.message),
+                    ));
+                    break;
+                }
+            }
+        }
+        seen.context.body = Some(String::from_utf8_lossy(&body).into_owned());
+        seen
+    }
+}
+
+/// What a probe gathered before the common fields are filled in.
+struct Seen {
+    context: ProbeContext,
+    failure: Option<Failure>,
+    not_after_ms: Option<i64>,
+}
+
+impl Seen {
+    fn connected() -> Self {
+        Self {
+            context: ProbeContext {
+                connected: true,
+                ..ProbeContext::default()
+            },
+            failure: None,
+            not_after_ms: None,
+        }
+    }
+
+    fn failed(failure: Failure) -> Self {
+        Self {
+            context: ProbeContext::default(),
+            failure: Some(failure),
+            not_after_ms: None,
+        }
+    }
+}
+
+/// Sorts a reqwest error into a cause, with a message that never shows the URL (it may hold a
+/// secret).
+fn classify_reqwest(error: &reqwest::Error) -> Failure {
+    let chain = error_chain(error);
+    let lower = chain.to_ascii_lowercase();
+    let cause = if error.is_timeout() {
+        Cause::Timeout
+    } else if lower.contains("dns error") || lower.contains("failed to lookup") {
+        Cause::Dns
+    } else if lower.contains("connection refused") {
+        Cause::Refused
+    } else if lower.contains("certificate")
+        || lower.contains("tls")
+        || lower.contains("handshake")
+        || lower.contains("invalid peer")
+    {
+        Cause::Tls
+    } else if error.is_redirect() || error.is_builder() || error.is_request() && !error.is_connect()
+    {
+        if lower.contains("connection") || lower.contains("closed") || lower.contains("reset") {
+            Cause::Io
+        } else {
+            Cause::Http
+        }
+    } else if error.is_body() || error.is_decode() {
+        Cause::Body
+    } else {
+        Cause::Io
+    };
+    Failure::new(cause, chain)
+}
+
+/// The error and its sources in one line, without the URL reqwest prefixes.
+fn error_chain(error: &reqwest::Error) -> String {
+    let mut top = error.to_string();
+    if let Some(url) = error.url() {
+        top = top.replace(&format!(" for url ({url})"), "");
+    }
+    let mut parts = vec![top];
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        source = inner.source();
+    }
+    parts.join(": ")
+}
+
+/// Resolves `address` (`host:port`) to its first socket address.
+async fn resolve(address: &str) -> Result<SocketAddr, Failure> {
+    if let Ok(addr) = address.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    match tokio::net::lookup_host(address).await {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| Failure::new(Cause::Dns, format!("{address}: no address"))),
+        Err(error) => Err(Failure::new(Cause::Dns, format!("{address}: {error}"))),
+    }
+}
+
+/// Sorts a connect error into a cause.
+fn connect_failure(address: &str, error: &std::io::Error) -> Failure {
+    let cause = match error.kind() {
+        std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::ConnectionReset => {
+            Cause::Refused
+        }
+        std::io::ErrorKind::TimedOut => Cause::Timeout,
+        _ => Cause::Io,
+    };
+    Failure::new(cause, format!("connecting to {address}: {error}"))
+}
+
+async fn tcp(address: &str) -> Seen {
+    let addr = match resolve(address).await {
+        Ok(addr) => addr,
+        Err(failure) => return Seen::failed(failure),
+    };
+    match TcpStream::connect(addr).await {
+        Ok(_) => {
+            let mut seen = Seen::connected();
+            seen.context.ip = Some(addr.ip().to_string());
+            seen
+        }
+        Err(error) => Seen::failed(connect_failure(address, &error)),
+    }
+}
+
+async fn tls_probe(address: &str, server_name: &str, verify: bool) -> Seen {
+    let addr = match resolve(address).await {
+        Ok(addr) => addr,
+        Err(failure) => return Seen::failed(failure),
+    };
+    let stream = match TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(error) => return Seen::failed(connect_failure(address, &error)),
+    };
+    let handshake = tls::handshake(stream, server_name, verify).await;
+    let mut seen = Seen::connected();
+    seen.context.ip = Some(addr.ip().to_string());
+    seen.not_after_ms = handshake
+        .peer
+        .as_deref()
+        .and_then(|der| parse_der(der).ok())
+        .map(|cert| cert.not_after_ms);
+    if let Some(error) = handshake.error {
+        // The certificate was read even if it was refused: conditions can still report how
+        // long it has left.
+        seen.context.connected = false;
+        seen.failure = Some(Failure::new(Cause::Tls, error));
+    } else if handshake.peer.is_none() {
+        seen.failure = Some(Failure::new(Cause::Tls, "the server sent no certificate"));
+    }
+    seen
+}
+
+/// Reads the files matching `patterns`; the soonest expiry among their leaf certificates counts,
+/// and `[BODY]` lists every file's certificate as JSON for conditions and people.
+async fn cert_files(patterns: Vec<String>) -> Seen {
+    match tokio::task::spawn_blocking(move || read_cert_files(&patterns)).await {
+        Ok(seen) => seen,
+        Err(error) => Seen::failed(Failure::new(Cause::File, error.to_string())),
+    }
+}
+
+fn read_cert_files(patterns: &[String]) -> Seen {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for pattern in patterns {
+        match glob::glob(pattern) {
+            Ok(paths) => files.extend(paths.filter_map(Result::ok)),
+            Err(error) => {
+                return Seen::failed(Failure::new(
+                    Cause::File,
+                    format!("pattern `{pattern}`: {error}"),
+                ));
+            }
+        }
+    }
+    files.sort();
+    files.dedup();
+    if files.is_empty() {
+        return Seen::failed(Failure::new(
+            Cause::File,
+            format!("no file matches {}", patterns.join(", ")),
+        ));
+    }
+    let mut listed = Vec::new();
+    let mut soonest: Option<i64> = None;
+    let now = now_ms();
+    for path in &files {
+        let leaf = match read_leaf(path) {
+            Ok(leaf) => leaf,
+            Err(failure) => return Seen::failed(failure),
+        };
+        soonest = Some(soonest.map_or(leaf.not_after_ms, |s| s.min(leaf.not_after_ms)));
+        listed.push(serde_json::json!({
+            "path": path.display().to_string(),
+            "subject": leaf.subject,
+            "issuer": leaf.issuer,
+            "names": leaf.names,
+            "not_after_ms": leaf.not_after_ms,
+            "days_left": leaf.days_left(now),
+            "class": leaf.class(now).as_str(),
+        }));
+    }
+    let mut seen = Seen::connected();
+    seen.not_after_ms = soonest;
+    seen.context.body = Some(serde_json::Value::Array(listed).to_string());
+    seen
+}
+
+/// The first (leaf) certificate of a PEM file.
+fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Failure::new(Cause::File, format!("{}: {e}", path.display())))?;
+    let chain = parse_pem_chain(&bytes)
+        .map_err(|e| Failure::new(Cause::Certificate, format!("{}: {e}", path.display())))?;
+    chain.into_iter().next().ok_or_else(|| {
+        Failure::new(
+            Cause::Certificate,
+            format!("{}: no certificate", path.display()),
+        )
+    })
+}
+
+/// Runs the declared command; its standard output (capped) is `[BODY]`, exit status 0 is
+/// `[CONNECTED]`. The child is killed if the probe times out.
+async fn run_command(spec: &CommandProbe) -> Seen {
+    let mut command = tokio::process::Command::new(&spec.command);
+    command
+        .args(&spec.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in &spec.env {
+        command.env(name, value.expose());
+    }
+    if let Some(dir) = &spec.workdir {
+        command.current_dir(dir);
+    }
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            return Seen::failed(Failure::new(
+                Cause::Command,
+                format!("cannot start `{}`: {error}", spec.command),
+            ));
+        }
+    };
+    let stdout = read_capped(child.stdout.take());
+    let stderr = read_capped(child.stderr.take());
+    let (status, stdout, stderr) = tokio::join!(child.wait(), stdout, stderr);
+    let mut seen = Seen::connected();
+    seen.context.body = Some(String::from_utf8_lossy(&stdout).into_owned());
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            seen.context.connected = false;
+            let first_line = String::from_utf8_lossy(&stderr)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect::<String>();
+            seen.failure = Some(Failure::new(
+                Cause::Command,
+                format!("`{}` exited with {status}: {first_line}", spec.command),
+            ));
+        }
+        Err(error) => {
+            seen.context.connected = false;
+            seen.failure = Some(Failure::new(
+                Cause::Command,
+                format!("waiting for `{}`: {error}", spec.command),
+            ));
+        }
+    }
+    seen
+}
+
+/// Reads a child's pipe to its end, keeping at most [`MAX_BODY_BYTES`] (the rest is drained so
+/// the child never blocks on a full pipe).
+async fn read_capped<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
+    let Some(mut pipe) = pipe else {
+        return Vec::new();
+    };
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match pipe.read(&mut buf).await {
+            Ok(0) | Err(_) => return kept,
+            Ok(n) => {
+                let room = MAX_BODY_BYTES.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_cause_has_a_distinct_name() {
+        let all = [
+            Cause::Timeout,
+            Cause::Refused,
+            Cause::Dns,
+            Cause::Tls,
+            Cause::Io,
+            Cause::Http,
+            Cause::Body,
+            Cause::Command,
+            Cause::File,
+            Cause::Certificate,
+        ];
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), all.len());
+    }
+}
