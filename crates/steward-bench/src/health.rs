@@ -46,6 +46,8 @@ pub async fn run(store: Arc<dyn Store>, bench: &HealthBench) -> anyhow::Result<(
         .context("installing the metrics recorder")?;
     let mut targets = TargetProcess::spawn(bench.ports)?;
     let config = Arc::new(config(bench, &targets.ports)?);
+    // As `steward up` does after loading its config.
+    steward_engine::memory::release_freed_memory();
     let (loaded_rss, _) = memory()?;
     let source: prober::ConfigSource = Arc::new(move || Arc::clone(&config));
     let stop = CancellationToken::new();
@@ -58,10 +60,14 @@ pub async fn run(store: Arc<dyn Store>, bench: &HealthBench) -> anyhow::Result<(
         options,
         stop.clone(),
     )?;
+    // The daemon's upkeep: histograms every 5 s, freed memory back every minute.
     let upkeep = tokio::spawn(async move {
-        loop {
+        for turn in 0u64.. {
             tokio::time::sleep(Duration::from_secs(5)).await;
             recorder.run_upkeep();
+            if turn % 12 == 11 {
+                steward_engine::memory::release_freed_memory();
+            }
         }
     });
 

@@ -192,6 +192,8 @@ impl ControlPlane {
             .store(Arc::new(loaded.config.registry.clone()));
         self.config.store(Arc::new(loaded.config));
         metrics::counter!("steward_config_reloads_total", "result" => "applied").increment(1);
+        // The parse and the sync were a burst; give its memory back.
+        crate::memory::release_freed_memory();
         Ok(ReloadOutcome {
             diff,
             warnings: loaded.warnings,

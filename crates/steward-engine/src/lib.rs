@@ -9,6 +9,7 @@ mod control;
 pub mod executors;
 pub mod keys;
 mod lease;
+pub mod memory;
 pub mod prober;
 pub mod queue;
 pub mod scheduler;

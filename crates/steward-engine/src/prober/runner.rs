@@ -3,7 +3,7 @@
 //! about once a second.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,8 @@ struct Entry {
     next_due_ms: i64,
     /// Probes of this check running now: a scheduled one, and perhaps one run on request.
     in_flight: u32,
-    /// Bumped when the entry is replaced by a reload, so results of the old spec are dropped.
+    /// Unique to this entry's spec: bumped when a reload changes the check, so results of the
+    /// old spec are dropped.
     generation: u64,
     duration: metrics::Histogram,
     up: metrics::Gauge,
@@ -47,20 +48,27 @@ struct Entry {
 
 /// A finished probe, back from its task.
 struct Finished {
-    name: String,
+    index: usize,
     generation: u64,
+    spec: Arc<CheckSpec>,
     seen: Observation,
     judgement: Judgement,
     reply: Option<oneshot::Sender<RunReport>>,
 }
 
-/// What has been judged since the last write to the store.
+/// What has been judged since the last write to the store (checks by timetable index).
 #[derive(Default)]
 struct Pending {
     results: Vec<ProbeRecord>,
-    rollups: HashMap<(String, i64), Rollup>,
-    dirty: HashSet<String>,
+    rollups: HashMap<(usize, i64), Rollup>,
+    dirty: HashSet<usize>,
     transitions: Vec<NewTransition>,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.results.is_empty() && self.transitions.is_empty() && self.dirty.is_empty()
+    }
 }
 
 /// Above this many unwritten results (the store has been failing for a while), the oldest raw
@@ -69,8 +77,49 @@ const MAX_PENDING_RESULTS: usize = 200_000;
 /// A batch is written early once it holds this many results.
 const FLUSH_AT_RESULTS: usize = 5_000;
 
+/// Metric handles used on every probe, resolved once.
+struct Meters {
+    probes: [metrics::Counter; 3],
+    checks: [metrics::Gauge; 4],
+}
+
+impl Meters {
+    fn new() -> Self {
+        let verdict = |v| metrics::counter!("steward_probes_total", "verdict" => steward_store::health::verdict_name(v));
+        Self {
+            probes: [
+                verdict(ProbeVerdict::Pass),
+                verdict(ProbeVerdict::SlowPass),
+                verdict(ProbeVerdict::Fail),
+            ],
+            checks: CheckState::ALL
+                .map(|state| metrics::gauge!("steward_checks", "state" => state.as_str())),
+        }
+    }
+
+    fn probe(&self, verdict: ProbeVerdict) {
+        let i = match verdict {
+            ProbeVerdict::Pass => 0,
+            ProbeVerdict::SlowPass => 1,
+            ProbeVerdict::Fail => 2,
+        };
+        self.probes[i].increment(1);
+    }
+}
+
+/// The position of a state in [`CheckState::ALL`].
+fn state_index(state: CheckState) -> usize {
+    CheckState::ALL
+        .iter()
+        .position(|s| *s == state)
+        .unwrap_or(0)
+}
+
 pub(super) struct Runner {
     pub store: Arc<dyn Store>,
+    /// The runtime the store's connections belong to: every store call runs there, so that
+    /// connections opened for the prober outlive its own runtime.
+    pub store_runtime: tokio::runtime::Handle,
     pub bus: EventBus,
     pub config: ConfigSource,
     pub options: ProberOptions,
@@ -86,11 +135,12 @@ impl Runner {
         mut requests: mpsc::Receiver<RunNow>,
         shutdown: CancellationToken,
     ) {
+        let meters = Meters::new();
         loop {
             let lease = leadership.borrow_and_update().clone();
             if let Some(lease) = lease {
                 self.stats.set_leading(true);
-                self.lead(&lease, &mut leadership, &mut requests, &shutdown)
+                self.lead(&lease, &meters, &mut leadership, &mut requests, &shutdown)
                     .await;
                 self.stats.set_leading(false);
             }
@@ -108,15 +158,25 @@ impl Runner {
         }
     }
 
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, String> {
+        let store = Arc::clone(&self.store);
+        self.store_runtime
+            .spawn(async move { store.check_records().await })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
     async fn lead(
         &self,
         lease: &Lease,
+        meters: &Meters,
         leadership: &mut watch::Receiver<Option<Lease>>,
         requests: &mut mpsc::Receiver<RunNow>,
         shutdown: &CancellationToken,
     ) {
         let records = loop {
-            match self.store.check_records().await {
+            match self.check_records().await {
                 Ok(records) => break records,
                 Err(error) => {
                     tracing::warn!(%error, "cannot read the checks' states; retrying");
@@ -138,6 +198,8 @@ impl Runner {
         loop {
             let latest = (self.config)();
             if !Arc::ptr_eq(&latest, &config) {
+                // Pending work names checks by their place in the old timetable.
+                self.write(&table, meters, &mut pending).await;
                 config = latest;
                 table.reload(&config, now_ms());
                 tracing::info!(checks = table.entries.len(), "checks reloaded");
@@ -147,19 +209,19 @@ impl Runner {
             tokio::select! {
                 () = tokio::time::sleep(sleep) => {}
                 Some(finished) = done_rx.recv() => {
-                    self.absorb(&mut table, &mut pending, finished);
+                    self.absorb(&mut table, meters, &mut pending, finished);
                     // Take whatever else finished meanwhile before sleeping again.
                     while let Ok(finished) = done_rx.try_recv() {
-                        self.absorb(&mut table, &mut pending, finished);
+                        self.absorb(&mut table, meters, &mut pending, finished);
                     }
                     if pending.results.len() >= FLUSH_AT_RESULTS {
-                        self.write(&table, &mut pending).await;
+                        self.write(&table, meters, &mut pending).await;
                     }
                 }
                 Some(request) = requests.recv() => {
                     self.start_now(&mut table, &permits, &done_tx, request);
                 }
-                _ = flush.tick() => self.write(&table, &mut pending).await,
+                _ = flush.tick() => self.write(&table, meters, &mut pending).await,
                 changed = leadership.changed() => {
                     let same = changed.is_ok()
                         && leadership.borrow().as_ref().map(|l| l.fence) == Some(lease.fence);
@@ -172,9 +234,9 @@ impl Runner {
         }
         // Results already judged are written even as leadership ends.
         while let Ok(finished) = done_rx.try_recv() {
-            self.absorb(&mut table, &mut pending, finished);
+            self.absorb(&mut table, meters, &mut pending, finished);
         }
-        self.write(&table, &mut pending).await;
+        self.write(&table, meters, &mut pending).await;
     }
 
     /// Starts the probes that are due, each in its own task (bounded by `permits`).
@@ -185,13 +247,12 @@ impl Runner {
         done: &mpsc::Sender<Finished>,
     ) {
         let now = now_ms();
-        while let Some(&Reverse((due, ref name_gen))) = table.heap.peek() {
+        while let Some(&Reverse((due, index, generation))) = table.heap.peek() {
             if due > now {
                 break;
             }
-            let (name, generation) = name_gen.clone();
             table.heap.pop();
-            let Some(entry) = table.entries.get_mut(&name) else {
+            let Some(entry) = table.entries.get_mut(index) else {
                 continue;
             };
             if entry.generation != generation || entry.next_due_ms != due {
@@ -200,14 +261,14 @@ impl Runner {
             entry.next_due_ms = next_slot(due, entry.spec.interval_ms, now);
             table
                 .heap
-                .push(Reverse((entry.next_due_ms, (name.clone(), generation))));
+                .push(Reverse((entry.next_due_ms, index, generation)));
             if entry.in_flight > 0 {
                 // The previous probe has not finished within an interval: skip this slot.
                 self.stats.count_skipped();
                 continue;
             }
             entry.in_flight += 1;
-            self.spawn_probe(entry, name, permits, done, Some(due), None);
+            self.spawn_probe(entry, index, permits, done, Some(due), None);
         }
     }
 
@@ -218,21 +279,20 @@ impl Runner {
         done: &mpsc::Sender<Finished>,
         request: RunNow,
     ) {
-        match table.entries.get_mut(&request.check) {
-            Some(entry) => {
-                entry.in_flight += 1;
-                let name = request.check.clone();
-                self.spawn_probe(entry, name, permits, done, None, Some(request.reply));
-            }
+        let Some(&index) = table.by_name.get(&request.check) else {
             // Dropping the reply tells the handle to probe by itself (e.g. a disabled check).
-            None => drop(request),
+            return;
+        };
+        if let Some(entry) = table.entries.get_mut(index) {
+            entry.in_flight += 1;
+            self.spawn_probe(entry, index, permits, done, None, Some(request.reply));
         }
     }
 
     fn spawn_probe(
         &self,
         entry: &Entry,
-        name: String,
+        index: usize,
         permits: &Arc<Semaphore>,
         done: &mpsc::Sender<Finished>,
         due_ms: Option<i64>,
@@ -256,8 +316,9 @@ impl Runner {
             let judgement = judge(&conditions, &seen);
             let _ = done
                 .send(Finished {
-                    name,
+                    index,
                     generation,
+                    spec,
                     seen,
                     judgement,
                     reply,
@@ -267,30 +328,38 @@ impl Runner {
     }
 
     /// Tracks one finished probe: state, transition, metrics, and what to write.
-    fn absorb(&self, table: &mut Table, pending: &mut Pending, finished: Finished) {
+    fn absorb(
+        &self,
+        table: &mut Table,
+        meters: &Meters,
+        pending: &mut Pending,
+        finished: Finished,
+    ) {
         let Finished {
-            name,
+            index,
             generation,
+            spec,
             seen,
             judgement,
             reply,
         } = finished;
-        let Some(entry) = table.entries.get_mut(&name) else {
+        let Some(index) = table.locate(index, generation, &spec.name) else {
             return;
         };
-        if entry.generation != generation {
-            return;
-        }
+        let entry = &mut table.entries[index];
         entry.in_flight = entry.in_flight.saturating_sub(1);
         // A probe run on request may finish before a scheduled one that started earlier.
         entry.last_probe_ms = entry.last_probe_ms.max(Some(seen.started_ms));
         self.stats.count_probe();
-        let spec = &entry.spec;
+        meters.probe(judgement.verdict);
         let transition = entry.tracker.observe(judgement.verdict, &spec.thresholds);
         if let Some(change) = transition {
             entry.since_ms = seen.started_ms;
+            table.counts[state_index(change.from)] =
+                table.counts[state_index(change.from)].saturating_sub(1);
+            table.counts[state_index(change.to)] += 1;
             tracing::info!(
-                check = %name,
+                check = %spec.name,
                 service = %spec.service,
                 from = %change.from,
                 to = %change.to,
@@ -298,14 +367,14 @@ impl Runner {
                 "check changed state"
             );
             self.bus.publish(Event::CheckChanged {
-                check: name.clone(),
+                check: spec.name.clone(),
                 service: spec.service.clone(),
                 from: change.from,
                 to: change.to,
                 reason: judgement.reason.clone(),
             });
             pending.transitions.push(NewTransition {
-                check: name.clone(),
+                check: spec.name.clone(),
                 service: spec.service.clone(),
                 from: change.from,
                 to: change.to,
@@ -313,29 +382,40 @@ impl Runner {
                 reason: judgement.reason.clone(),
             });
         }
-        record_metrics(entry, &name, &seen, &judgement);
+        let entry = &table.entries[index];
+        record_metrics(entry, &seen);
         let failed = judgement.verdict == ProbeVerdict::Fail;
+        let minute = minute_of(seen.started_ms);
         pending
             .rollups
-            .entry((name.clone(), minute_of(seen.started_ms)))
-            .or_insert_with(|| Rollup::new(minute_of(seen.started_ms)))
+            .entry((index, minute))
+            .or_insert_with(|| Rollup::new(minute))
             .record(seen.latency_ms, !failed);
-        pending.dirty.insert(name.clone());
+        pending.dirty.insert(index);
+        let cause = seen.failure.as_ref().map(|f| f.cause.as_str());
+        if let Some(cause) = cause {
+            metrics::counter!(
+                "steward_probe_errors_total",
+                "check" => spec.name.clone(),
+                "cause" => cause
+            )
+            .increment(1);
+        }
         let record = ProbeRecord {
-            check: name.clone(),
+            check: spec.name.clone(),
             at_ms: seen.started_ms,
             verdict: judgement.verdict,
             latency_ms: seen.latency_ms,
             status: seen.context.status,
-            cause: seen.failure.as_ref().map(|f| f.cause.as_str().to_owned()),
-            error: seen.failure.as_ref().map(|f| f.message.clone()),
-            conditions: judgement.conditions.clone(),
+            cause: cause.map(str::to_owned),
+            error: seen.failure.map(|f| f.message),
+            conditions: judgement.conditions,
             cert_not_after_ms: seen.cert_not_after_ms,
         };
         if let Some(reply) = reply {
             let _ = reply.send(RunReport {
                 record: record.clone(),
-                reason: judgement.reason.clone(),
+                reason: judgement.reason,
                 state: entry.tracker.state(),
                 recorded: true,
             });
@@ -352,40 +432,51 @@ impl Runner {
     }
 
     /// Writes what is pending; on failure keeps it for the next attempt.
-    async fn write(&self, table: &Table, pending: &mut Pending) {
-        if pending.results.is_empty() && pending.transitions.is_empty() && pending.dirty.is_empty()
-        {
+    async fn write(&self, table: &Table, meters: &Meters, pending: &mut Pending) {
+        if pending.is_empty() {
             return;
         }
+        let name = |index: usize| table.entries.get(index).map(|e| e.spec.name.clone());
         let batch = ProbeBatch {
             results: pending.results.clone(),
             rollups: pending
                 .rollups
                 .iter()
-                .map(|((name, _), rollup)| (name.clone(), rollup.clone()))
+                .filter_map(|((index, _), rollup)| Some((name(*index)?, rollup.clone())))
                 .collect(),
             states: pending
                 .dirty
                 .iter()
-                .filter_map(|name| table.entries.get(name).map(|e| record_of(name, e)))
+                .filter_map(|&index| table.entries.get(index).map(record_of))
                 .collect(),
             transitions: pending.transitions.clone(),
         };
-        match self.store.record_probes(&batch).await {
-            Ok(()) => {
+        let count = batch.results.len();
+        let store = Arc::clone(&self.store);
+        let written = self
+            .store_runtime
+            .spawn(async move { store.record_probes(&batch).await })
+            .await;
+        match written {
+            Ok(Ok(())) => {
                 *pending = Pending::default();
-                table.publish_counts();
+                for (gauge, count) in meters.checks.iter().zip(table.counts) {
+                    gauge.set(count as f64);
+                }
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, results = count, "writing probe results failed; keeping them for the next attempt");
             }
             Err(error) => {
-                tracing::warn!(%error, results = batch.results.len(), "writing probe results failed; keeping them for the next attempt");
+                tracing::warn!(%error, results = count, "writing probe results failed; keeping them for the next attempt");
             }
         }
     }
 }
 
-fn record_of(name: &str, entry: &Entry) -> CheckRecord {
+fn record_of(entry: &Entry) -> CheckRecord {
     CheckRecord {
-        check: name.to_owned(),
+        check: entry.spec.name.clone(),
         service: entry.spec.service.clone(),
         state: entry.tracker.state(),
         consecutive_failures: entry.tracker.consecutive_failures(),
@@ -395,25 +486,15 @@ fn record_of(name: &str, entry: &Entry) -> CheckRecord {
     }
 }
 
-fn record_metrics(entry: &Entry, name: &str, seen: &Observation, judgement: &Judgement) {
+fn record_metrics(entry: &Entry, seen: &Observation) {
     entry.duration.record(seen.latency_ms as f64 / 1_000.0);
     match entry.tracker.state() {
         CheckState::Up | CheckState::Degraded => entry.up.set(1.0),
         CheckState::Down => entry.up.set(0.0),
         CheckState::Unknown => {}
     }
-    metrics::counter!("steward_probes_total", "verdict" => steward_store::health::verdict_name(judgement.verdict))
-        .increment(1);
-    if let Some(failure) = &seen.failure {
-        metrics::counter!(
-            "steward_probe_errors_total",
-            "check" => name.to_owned(),
-            "cause" => failure.cause.as_str()
-        )
-        .increment(1);
-    }
     if let Some(not_after) = seen.cert_not_after_ms {
-        metrics::gauge!("steward_check_certificate_days_left", "check" => name.to_owned())
+        metrics::gauge!("steward_check_certificate_days_left", "check" => entry.spec.name.clone())
             .set(days_left(not_after, seen.started_ms) as f64);
     }
 }
@@ -444,18 +525,18 @@ fn phase(name: &str, interval_ms: u64) -> i64 {
 
 /// The timetable: every enabled check, and a min-heap of when each is next due.
 struct Table {
-    entries: BTreeMap<String, Entry>,
-    heap: BinaryHeap<Reverse<(i64, (String, u64))>>,
+    entries: Vec<Entry>,
+    by_name: HashMap<String, usize>,
+    /// (due, index in `entries`, generation).
+    heap: BinaryHeap<Reverse<(i64, usize, u64)>>,
+    /// Checks per state, in the order of [`CheckState::ALL`].
+    counts: [u64; 4],
     next_generation: u64,
 }
 
 impl Table {
     fn new(config: &Config, records: &[CheckRecord], now: i64) -> Self {
-        let mut table = Self {
-            entries: BTreeMap::new(),
-            heap: BinaryHeap::new(),
-            next_generation: 0,
-        };
+        let mut table = Self::empty();
         let restored: HashMap<&str, &CheckRecord> =
             records.iter().map(|r| (r.check.as_str(), r)).collect();
         for spec in config.checks.iter().filter(|s| s.enabled) {
@@ -468,7 +549,18 @@ impl Table {
             });
             table.insert(spec, tracker, now);
         }
+        table.count_states();
         table
+    }
+
+    fn empty() -> Self {
+        Self {
+            entries: Vec::new(),
+            by_name: HashMap::new(),
+            heap: BinaryHeap::new(),
+            counts: [0; 4],
+            next_generation: 0,
+        }
     }
 
     fn insert(
@@ -500,24 +592,40 @@ impl Table {
             duration: metrics::histogram!("steward_check_duration_seconds", "check" => name.clone()),
             up: metrics::gauge!("steward_check_up", "check" => name.clone(), "service" => spec.service.clone()),
         };
-        self.heap.push(Reverse((first, (name.clone(), generation))));
-        self.entries.insert(name, entry);
+        self.push(entry);
+    }
+
+    fn push(&mut self, entry: Entry) {
+        let index = self.entries.len();
+        self.heap
+            .push(Reverse((entry.next_due_ms, index, entry.generation)));
+        self.by_name.insert(entry.spec.name.clone(), index);
+        self.entries.push(entry);
+    }
+
+    /// Where the entry a probe was started for is now: its old place, or (after a reload
+    /// moved it) its place by name; `None` when the check was removed or changed since.
+    fn locate(&self, index: usize, generation: u64, name: &str) -> Option<usize> {
+        if self.entries.get(index).map(|e| e.generation) == Some(generation) {
+            return Some(index);
+        }
+        let moved = *self.by_name.get(name)?;
+        (self.entries.get(moved).map(|e| e.generation) == Some(generation)).then_some(moved)
     }
 
     /// Applies a new config: unchanged checks keep their state and slot, changed ones keep
     /// their state and start afresh, removed ones go.
     fn reload(&mut self, config: &Config, now: i64) {
-        let mut old = std::mem::take(&mut self.entries);
-        self.heap.clear();
+        let old = std::mem::replace(self, Self::empty());
+        self.next_generation = old.next_generation;
+        let mut old_entries: HashMap<String, Entry> = old
+            .entries
+            .into_iter()
+            .map(|e| (e.spec.name.clone(), e))
+            .collect();
         for spec in config.checks.iter().filter(|s| s.enabled) {
-            match old.remove(&spec.name) {
-                Some(entry) if *entry.spec == *spec => {
-                    self.heap.push(Reverse((
-                        entry.next_due_ms,
-                        (spec.name.clone(), entry.generation),
-                    )));
-                    self.entries.insert(spec.name.clone(), entry);
-                }
+            match old_entries.remove(&spec.name) {
+                Some(entry) if *entry.spec == *spec => self.push(entry),
                 Some(entry) => self.insert(
                     spec,
                     Some((entry.tracker, entry.since_ms, entry.last_probe_ms)),
@@ -526,24 +634,21 @@ impl Table {
                 None => self.insert(spec, None, now),
             }
         }
+        self.count_states();
+    }
+
+    fn count_states(&mut self) {
+        self.counts = [0; 4];
+        for entry in &self.entries {
+            self.counts[state_index(entry.tracker.state())] += 1;
+        }
     }
 
     fn sleep_until_next(&self, now: i64, max: Duration) -> Duration {
-        let wait = self.heap.peek().map_or(u64::MAX, |Reverse((due, _))| {
+        let wait = self.heap.peek().map_or(u64::MAX, |Reverse((due, _, _))| {
             u64::try_from(due - now).unwrap_or(0)
         });
         Duration::from_millis(wait).min(max)
-    }
-
-    fn publish_counts(&self) {
-        let mut counts: HashMap<CheckState, u64> = HashMap::new();
-        for entry in self.entries.values() {
-            *counts.entry(entry.tracker.state()).or_default() += 1;
-        }
-        for state in CheckState::ALL {
-            metrics::gauge!("steward_checks", "state" => state.as_str())
-                .set(counts.get(&state).copied().unwrap_or(0) as f64);
-        }
     }
 }
 

@@ -170,6 +170,8 @@ async fn serve(
     .await
     .context("cannot sync the registry into the database")?;
     let control = Arc::new(control);
+    // Parsing the config and syncing the registry were a burst; give its memory back.
+    steward_engine::memory::release_freed_memory();
     bootstrap_admin_key(store.as_ref(), admin_hash.as_ref()).await?;
     if let Some(path) = control.config().settings.audit_mirror.clone() {
         steward_engine::audit_mirror::spawn(Arc::clone(&store), path)
@@ -314,13 +316,17 @@ fn worker_name() -> String {
     format!("{host}:{}:{suffix:08x}", std::process::id())
 }
 
-/// Histograms need periodic upkeep to bound their memory.
+/// Histograms need periodic upkeep to bound their memory; and once a minute, memory freed
+/// since (by probes, requests, batches) goes back to the system.
 fn spawn_metrics_upkeep(handle: PrometheusHandle) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
+        for turn in 0u64.. {
             tick.tick().await;
             handle.run_upkeep();
+            if turn % 12 == 11 {
+                steward_engine::memory::release_freed_memory();
+            }
         }
     });
 }
