@@ -307,11 +307,14 @@ pub(crate) async fn run_check(
             "this instance does not probe",
         ));
     };
-    let report = prober.run_now(&name).await.map_err(|e| match e {
-        RunError::UnknownCheck(_) => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
-        }
-    })?;
+    let report = prober
+        .run_now(&name, &caller.actor())
+        .await
+        .map_err(|e| match e {
+            RunError::UnknownCheck(_) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string())
+            }
+        })?;
     tracing::info!(
         check = %name,
         actor = %caller.principal.name,

@@ -15,6 +15,7 @@ use rcgen::{CertificateParams, DnType, KeyPair};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use steward_config::Config;
 use steward_core::Event;
+use steward_core::audit::Actor;
 use steward_core::health::state::{CheckState, ProbeVerdict, ServiceState};
 use steward_engine::EventBus;
 use steward_engine::prober::{self, ProberHandle, ProberOptions, RunError, ops};
@@ -1066,7 +1067,11 @@ enabled = false
     let mut events = bus.subscribe();
     let leader = Running::leading(&store, &bus, &config, "leader").await;
 
-    let failed = leader.handle.run_now("api-now").await.unwrap();
+    let failed = leader
+        .handle
+        .run_now("api-now", &Actor::system("test"))
+        .await
+        .unwrap();
     assert!(failed.recorded);
     assert_eq!(failed.record.check, "api-now");
     assert_eq!(failed.record.verdict, ProbeVerdict::Fail);
@@ -1080,7 +1085,11 @@ enabled = false
     assert_eq!(failed.state, CheckState::Down);
 
     server.set(Mode::Healthy);
-    let passed = leader.handle.run_now("api-now").await.unwrap();
+    let passed = leader
+        .handle
+        .run_now("api-now", &Actor::system("test"))
+        .await
+        .unwrap();
     assert!(passed.recorded);
     assert_eq!(passed.record.verdict, ProbeVerdict::Pass);
     assert_eq!(passed.record.status, Some(200));
@@ -1095,6 +1104,21 @@ enabled = false
         (ats.contains(&failed.record.at_ms) && ats.contains(&passed.record.at_ms)).then_some(all)
     });
     assert!(stored.contains(&failed.record) && stored.contains(&passed.record));
+    // Each run on request is audited with its result, in the same write.
+    let audited = store
+        .audit_events(&steward_store::AuditQuery {
+            action: Some("check.run".into()),
+            limit: 100,
+            ..steward_store::AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    let verdicts: Vec<&str> = audited
+        .iter()
+        .filter(|e| e.target == "api-now")
+        .map(|e| e.details["verdict"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(verdicts, ["fail", "pass"], "{audited:?}");
     state_becomes(&store, "api-now", CheckState::Up).await;
     let published = check_events(&mut events, "api-now");
     assert!(
@@ -1105,7 +1129,11 @@ enabled = false
     );
 
     // A disabled check is probed and judged, not recorded.
-    let paused = leader.handle.run_now("api-paused").await.unwrap();
+    let paused = leader
+        .handle
+        .run_now("api-paused", &Actor::system("test"))
+        .await
+        .unwrap();
     assert!(!paused.recorded);
     assert_eq!(paused.record.verdict, ProbeVerdict::Pass);
     assert_eq!(paused.state, CheckState::Unknown);
@@ -1116,7 +1144,11 @@ enabled = false
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!other.handle.stats().leading());
     server.set(Mode::Failing);
-    let looked = other.handle.run_now("api-now").await.unwrap();
+    let looked = other
+        .handle
+        .run_now("api-now", &Actor::system("test"))
+        .await
+        .unwrap();
     assert!(!looked.recorded);
     assert_eq!(looked.record.verdict, ProbeVerdict::Fail);
     assert_eq!(looked.record.status, Some(500));
@@ -1135,7 +1167,7 @@ enabled = false
     );
 
     assert!(matches!(
-        leader.handle.run_now("nope").await,
+        leader.handle.run_now("nope", &Actor::system("test")).await,
         Err(RunError::UnknownCheck(name)) if name == "nope"
     ));
     other.stop().await;

@@ -48,7 +48,12 @@ pub(crate) async fn record(conn: &mut PgConnection, batch: &ProbeBatch) -> Resul
     insert_results(conn, &batch.results).await?;
     add_rollups(conn, &batch.rollups).await?;
     replace_states(conn, &batch.states).await?;
-    insert_transitions(conn, &batch.transitions).await
+    insert_transitions(conn, &batch.transitions).await?;
+    // Last, so that the audit head's lock is held only until the commit.
+    for entry in &batch.audit {
+        crate::append_audit(conn, entry.clone()).await?;
+    }
+    Ok(())
 }
 
 /// Appends raw results, in batch order.
@@ -508,6 +513,7 @@ mod tests {
                 last_probe_ms: Some(60_000),
             }],
             transitions: Vec::new(),
+            audit: Vec::new(),
         };
         store.record_probes(&batch).await.expect("record");
         let mut raw = sqlx::PgConnection::connect(&db.url)

@@ -32,6 +32,28 @@ pub fn key_created(action: &str, actor: &Actor, key: &ApiKey) -> AuditEntry {
     }
 }
 
+/// `check.run`: someone probed a check at once; details hold the judged result.
+pub fn check_run(
+    actor: &Actor,
+    check: &str,
+    workspace: Option<String>,
+    result: &crate::ProbeRecord,
+) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "check.run".into(),
+        target: check.to_owned(),
+        workspace,
+        details: json!({
+            "verdict": crate::health::verdict_name(result.verdict),
+            "at_ms": result.at_ms,
+            "latency_ms": result.latency_ms,
+            "status": result.status,
+            "cause": result.cause,
+        }),
+    }
+}
+
 /// `key.revoke`.
 pub fn key_revoked(actor: &Actor, key: &ApiKey) -> AuditEntry {
     AuditEntry {

@@ -1,6 +1,7 @@
 //! The shapes of the prober's calls every backend implements: raw probe results, per-minute
 //! roll-ups, each check's current state and its transitions, and their pruning.
 
+use steward_core::audit::AuditEntry;
 use steward_core::health::rollup::Rollup;
 use steward_core::health::state::{CheckState, ProbeVerdict};
 
@@ -91,6 +92,9 @@ pub struct ProbeBatch {
     pub states: Vec<CheckRecord>,
     /// State changes, in the order they happened.
     pub transitions: Vec<NewTransition>,
+    /// Audit entries for what people asked of the prober (a check run on request), appended in
+    /// the same transaction as the results they produced.
+    pub audit: Vec<AuditEntry>,
 }
 
 impl ProbeBatch {
@@ -100,6 +104,7 @@ impl ProbeBatch {
             && self.rollups.is_empty()
             && self.states.is_empty()
             && self.transitions.is_empty()
+            && self.audit.is_empty()
     }
 }
 

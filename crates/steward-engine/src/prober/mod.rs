@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use steward_config::Config;
+use steward_core::audit::Actor;
 use steward_core::health::rollup::Rollup;
 use steward_core::health::state::CheckState;
 use steward_store::health::PROBER_ROLE;
@@ -170,10 +171,10 @@ impl ProberHandle {
         &self.stats
     }
 
-    /// Probes `check` at once. On the instance that probes, the result counts toward the
-    /// check's state like any other; elsewhere (or for a disabled check) the probe is made and
-    /// judged here and nothing is recorded.
-    pub async fn run_now(&self, check: &str) -> Result<RunReport, RunError> {
+    /// Probes `check` at once for `actor`. On the instance that probes, the result counts
+    /// toward the check's state like any other and is audited with it; elsewhere (or for a
+    /// disabled check) the probe is made and judged here and nothing is recorded.
+    pub async fn run_now(&self, check: &str, actor: &Actor) -> Result<RunReport, RunError> {
         let config = (self.config)();
         let spec = config
             .checks
@@ -182,9 +183,19 @@ impl ProberHandle {
             .ok_or_else(|| RunError::UnknownCheck(check.to_owned()))?;
         if self.stats.leading() && spec.enabled {
             let (reply, answer) = oneshot::channel();
+            let workspace = config
+                .registry
+                .services
+                .iter()
+                .find(|s| s.name == spec.service)
+                .and_then(|s| s.workspace.clone());
             let request = runner::RunNow {
                 check: check.to_owned(),
-                reply,
+                asked: runner::Asked {
+                    reply,
+                    actor: actor.clone(),
+                    workspace,
+                },
             };
             if self.requests.send(request).await.is_ok()
                 && let Ok(report) = answer.await

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use steward_config::Config;
 use steward_core::Event;
+use steward_core::audit::{Actor, AuditEntry};
 use steward_core::health::Condition;
 use steward_core::health::cert::days_left;
 use steward_core::health::rollup::{Rollup, minute_of};
@@ -26,7 +27,16 @@ use crate::bus::EventBus;
 /// A request to probe a check at once, answered once the result is judged and tracked.
 pub(super) struct RunNow {
     pub check: String,
+    pub asked: Asked,
+}
+
+/// Who asked for a probe, and where to answer.
+pub(super) struct Asked {
     pub reply: oneshot::Sender<RunReport>,
+    /// Recorded in the audit trail with the result.
+    pub actor: Actor,
+    /// The workspace of the check's service.
+    pub workspace: Option<String>,
 }
 
 /// One check in the timetable.
@@ -53,7 +63,7 @@ struct Finished {
     spec: Arc<CheckSpec>,
     seen: Observation,
     judgement: Judgement,
-    reply: Option<oneshot::Sender<RunReport>>,
+    asked: Option<Asked>,
 }
 
 /// What has been judged since the last write to the store (checks by timetable index).
@@ -63,11 +73,15 @@ struct Pending {
     rollups: HashMap<(usize, i64), Rollup>,
     dirty: HashSet<usize>,
     transitions: Vec<NewTransition>,
+    audit: Vec<AuditEntry>,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.results.is_empty() && self.transitions.is_empty() && self.dirty.is_empty()
+        self.results.is_empty()
+            && self.transitions.is_empty()
+            && self.dirty.is_empty()
+            && self.audit.is_empty()
     }
 }
 
@@ -285,7 +299,7 @@ impl Runner {
         };
         if let Some(entry) = table.entries.get_mut(index) {
             entry.in_flight += 1;
-            self.spawn_probe(entry, index, permits, done, None, Some(request.reply));
+            self.spawn_probe(entry, index, permits, done, None, Some(request.asked));
         }
     }
 
@@ -296,7 +310,7 @@ impl Runner {
         permits: &Arc<Semaphore>,
         done: &mpsc::Sender<Finished>,
         due_ms: Option<i64>,
-        reply: Option<oneshot::Sender<RunReport>>,
+        asked: Option<Asked>,
     ) {
         let spec = Arc::clone(&entry.spec);
         let conditions = Arc::clone(&entry.conditions);
@@ -321,7 +335,7 @@ impl Runner {
                     spec,
                     seen,
                     judgement,
-                    reply,
+                    asked,
                 })
                 .await;
         });
@@ -341,7 +355,7 @@ impl Runner {
             spec,
             seen,
             judgement,
-            reply,
+            asked,
         } = finished;
         let Some(index) = table.locate(index, generation, &spec.name) else {
             return;
@@ -412,8 +426,14 @@ impl Runner {
             conditions: judgement.conditions,
             cert_not_after_ms: seen.cert_not_after_ms,
         };
-        if let Some(reply) = reply {
-            let _ = reply.send(RunReport {
+        if let Some(asked) = asked {
+            pending.audit.push(steward_store::audit::check_run(
+                &asked.actor,
+                &spec.name,
+                asked.workspace,
+                &record,
+            ));
+            let _ = asked.reply.send(RunReport {
                 record: record.clone(),
                 reason: judgement.reason,
                 state: entry.tracker.state(),
@@ -450,6 +470,7 @@ impl Runner {
                 .filter_map(|&index| table.entries.get(index).map(record_of))
                 .collect(),
             transitions: pending.transitions.clone(),
+            audit: pending.audit.clone(),
         };
         let count = batch.results.len();
         let store = Arc::clone(&self.store);

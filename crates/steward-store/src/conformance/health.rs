@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use steward_core::audit::Actor;
 use steward_core::health::rollup::{OVERFLOW_MS, Rollup, percentiles};
 use steward_core::health::state::{CheckState, ProbeVerdict};
 
@@ -174,9 +175,27 @@ pub async fn probe_batches_round_trip(store: &Arc<dyn Store>) {
             ],
             states: states.clone(),
             transitions: changes.clone(),
+            audit: vec![crate::audit::check_run(
+                &Actor::key("ops", Some("192.0.2.7".into())),
+                "api-health",
+                Some("shop".into()),
+                &full,
+            )],
         },
     )
     .await;
+    let audited = store
+        .audit_events(&crate::AuditQuery {
+            action: Some("check.run".into()),
+            limit: 10,
+            ..crate::AuditQuery::default()
+        })
+        .await
+        .expect("audit events");
+    assert_eq!(audited.len(), 1, "the run is audited with its result");
+    assert_eq!(audited[0].target, "api-health");
+    assert_eq!(audited[0].workspace.as_deref(), Some("shop"));
+    assert_eq!(audited[0].details["verdict"], "fail");
 
     assert_eq!(
         results_of(store, "api-health").await,
@@ -504,6 +523,7 @@ pub async fn prune_removes_only_older_health_rows(store: &Arc<dyn Store>) {
                 transition("web", "svc", Down, Up, m1),
                 transition("web", "svc", Up, Down, m2),
             ],
+            audit: Vec::new(),
         },
     )
     .await;
