@@ -9,11 +9,13 @@ use std::collections::HashMap;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use steward_core::health::rollup::Rollup;
-use steward_core::health::state::CheckState;
 use steward_store::StoreError;
+use steward_store::codec::{
+    decode_check_state, decode_conditions, decode_count, decode_rollup, decode_verdict,
+};
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
-    ProbeRecord, TransitionQuery, merge_rollup_increments, parse_verdict, verdict_name,
+    ProbeRecord, TransitionQuery, merge_rollup_increments, verdict_name,
 };
 
 use crate::db_err;
@@ -376,34 +378,6 @@ fn encode_err(e: serde_json::Error) -> StoreError {
     StoreError::Database(Box::new(e))
 }
 
-/// A stored count, which must not be negative.
-fn decode_count<T: TryFrom<i64>>(n: i64, what: &str, check: &str) -> Result<T, StoreError> {
-    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("check `{check}`: {what} {n}")))
-}
-
-fn decode_state(text: &str) -> Result<CheckState, StoreError> {
-    CheckState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("check state `{text}`")))
-}
-
-/// A stored roll-up. The histogram may be shorter or longer than the current layout's: merging
-/// and percentiles handle any length, as `Rollup::merge` documents.
-fn decode_rollup(
-    check: &str,
-    minute_ms: i64,
-    count: i64,
-    failures: i64,
-    buckets: &str,
-) -> Result<Rollup, StoreError> {
-    Ok(Rollup {
-        minute_ms,
-        count: decode_count(count, "roll-up count", check)?,
-        failures: decode_count(failures, "roll-up failures", check)?,
-        buckets: serde_json::from_str(buckets).map_err(|e| {
-            StoreError::Corrupt(format!("check `{check}` roll-up {minute_ms} buckets: {e}"))
-        })?,
-    })
-}
-
 fn result_from_row(row: &SqliteRow) -> Result<ProbeRecord, StoreError> {
     let check: String = row.try_get("check_name").map_err(db_err)?;
     let verdict: String = row.try_get("verdict").map_err(db_err)?;
@@ -412,16 +386,14 @@ fn result_from_row(row: &SqliteRow) -> Result<ProbeRecord, StoreError> {
     let conditions: String = row.try_get("conditions").map_err(db_err)?;
     Ok(ProbeRecord {
         at_ms: row.try_get("at_ms").map_err(db_err)?,
-        verdict: parse_verdict(&verdict)
-            .ok_or_else(|| StoreError::Corrupt(format!("probe verdict `{verdict}`")))?,
+        verdict: decode_verdict(&verdict)?,
         latency_ms: decode_count(latency, "latency", &check)?,
         status: status
             .map(|s| decode_count(s, "HTTP status", &check))
             .transpose()?,
         cause: row.try_get("cause").map_err(db_err)?,
         error: row.try_get("error").map_err(db_err)?,
-        conditions: serde_json::from_str(&conditions)
-            .map_err(|e| StoreError::Corrupt(format!("check `{check}` result conditions: {e}")))?,
+        conditions: decode_conditions(&check, &conditions)?,
         cert_not_after_ms: row.try_get("cert_not_after_ms").map_err(db_err)?,
         check,
     })
@@ -434,7 +406,7 @@ fn record_from_row(row: &SqliteRow) -> Result<CheckRecord, StoreError> {
     let successes: i64 = row.try_get("consecutive_successes").map_err(db_err)?;
     Ok(CheckRecord {
         service: row.try_get("service").map_err(db_err)?,
-        state: decode_state(&state)?,
+        state: decode_check_state(&state)?,
         consecutive_failures: decode_count(failures, "consecutive failures", &check)?,
         consecutive_successes: decode_count(successes, "consecutive successes", &check)?,
         since_ms: row.try_get("since_ms").map_err(db_err)?,
@@ -451,8 +423,8 @@ fn transition_from_row(row: &SqliteRow) -> Result<CheckTransition, StoreError> {
         transition: NewTransition {
             check: row.try_get("check_name").map_err(db_err)?,
             service: row.try_get("service").map_err(db_err)?,
-            from: decode_state(&from)?,
-            to: decode_state(&to)?,
+            from: decode_check_state(&from)?,
+            to: decode_check_state(&to)?,
             at_ms: row.try_get("at_ms").map_err(db_err)?,
             reason: row.try_get("reason").map_err(db_err)?,
         },
@@ -464,7 +436,7 @@ mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
 
     use sqlx::Connection;
-    use steward_core::health::state::ProbeVerdict;
+    use steward_core::health::state::{CheckState, ProbeVerdict};
     use steward_store::Store;
 
     use super::*;

@@ -1,7 +1,9 @@
-//! How structured fields are stored in text/JSON columns, shared by every backend so that both
-//! write and read the same shapes.
+//! How structured fields are stored in text/JSON columns, and how stored values are checked
+//! on the way back, shared by every backend so that both write and read the same shapes.
 
 use steward_core::Repo;
+use steward_core::health::rollup::Rollup;
+use steward_core::health::state::{CheckState, ProbeVerdict};
 use steward_core::registry::Labels;
 
 use crate::StoreError;
@@ -39,6 +41,53 @@ pub fn decode_audit_details(text: &str) -> Result<serde_json::Value, StoreError>
     } else {
         Ok(serde_json::json!({ "non_canonical_details": text }))
     }
+}
+
+/// A stored count of `check`'s, which must fit its type (never negative).
+pub fn decode_count<T: TryFrom<i64>>(n: i64, what: &str, check: &str) -> Result<T, StoreError> {
+    T::try_from(n).map_err(|_| StoreError::Corrupt(format!("check `{check}`: {what} {n}")))
+}
+
+/// A stored check state.
+pub fn decode_check_state(text: &str) -> Result<CheckState, StoreError> {
+    CheckState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("check state `{text}`")))
+}
+
+/// A stored probe verdict.
+pub fn decode_verdict(text: &str) -> Result<ProbeVerdict, StoreError> {
+    crate::health::parse_verdict(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("probe verdict `{text}`")))
+}
+
+/// A result's resolved conditions, stored as a JSON array of `[held, text]` pairs.
+pub fn encode_conditions(conditions: &[(bool, String)]) -> String {
+    // Booleans and strings always serialize.
+    serde_json::to_string(conditions).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A result's resolved conditions from their stored JSON.
+pub fn decode_conditions(check: &str, text: &str) -> Result<Vec<(bool, String)>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("check `{check}` result conditions: {e}")))
+}
+
+/// A stored roll-up. The histogram may be shorter or longer than the current layout's: merging
+/// and percentiles handle any length, as `Rollup::merge` documents.
+pub fn decode_rollup(
+    check: &str,
+    minute_ms: i64,
+    count: i64,
+    failures: i64,
+    buckets: &str,
+) -> Result<Rollup, StoreError> {
+    Ok(Rollup {
+        minute_ms,
+        count: decode_count(count, "roll-up count", check)?,
+        failures: decode_count(failures, "roll-up failures", check)?,
+        buckets: serde_json::from_str(buckets).map_err(|e| {
+            StoreError::Corrupt(format!("check `{check}` roll-up {minute_ms} buckets: {e}"))
+        })?,
+    })
 }
 
 #[cfg(test)]
