@@ -323,7 +323,7 @@ pub(crate) async fn run_check(
     );
     Ok(Json(json!({
         "check": name,
-        "result": ResultView::from(&report.record),
+        "result": ResultView::of(&report.record, now_ms()),
         "reason": report.reason,
         "state": report.state,
         "recorded": report.recorded,

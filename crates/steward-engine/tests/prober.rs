@@ -976,6 +976,14 @@ successes_before_up = 1
     assert!((9..=10).contains(&cert.days_left), "{cert:?}");
     let last = view.last_result.clone().unwrap();
     assert_eq!(last.verdict, "fail");
+    // The peer certificate's subject, issuer and names are kept with the result.
+    assert_eq!(last.certificates.len(), 1, "{last:?}");
+    let peer = &last.certificates[0];
+    assert!(peer.subject.contains("steward prober test"), "{peer:?}");
+    assert_eq!(peer.issuer, peer.subject, "self-signed: {peer:?}");
+    assert!(peer.names.iter().any(|n| n == "localhost"), "{peer:?}");
+    assert_eq!(peer.standing.class, "critical");
+    assert_eq!(peer.path, None);
     assert_eq!(last.cause, None, "the handshake worked: {last:?}");
     assert_eq!(
         view.conditions,
@@ -1029,6 +1037,21 @@ successes_before_up = 1
     assert!((19..=20).contains(&cert.days_left), "{cert:?}");
     let last = files.last_result.unwrap();
     assert_eq!(last.verdict, "pass", "20 days is more than 14: {last:?}");
+    // One certificate per file, each classed on its own.
+    let mut classes: Vec<(String, &str)> = last
+        .certificates
+        .iter()
+        .map(|c| {
+            let file = c.path.as_deref().unwrap_or_default();
+            let name = std::path::Path::new(file).file_name().unwrap();
+            (name.to_string_lossy().into_owned(), c.standing.class)
+        })
+        .collect();
+    classes.sort();
+    assert_eq!(
+        classes,
+        [("long.pem".into(), "valid"), ("soon.pem".into(), "warning")]
+    );
     prober.stop().await;
 }
 

@@ -12,7 +12,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use steward_core::health::rollup::Rollup;
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_check_state, decode_conditions, decode_count, decode_rollup, decode_verdict,
+    decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
+    decode_verdict, encode_certificates, encode_conditions,
 };
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
@@ -30,8 +31,8 @@ const HEALTH_WRITE_LOCK: i64 = 0x0073_7465_7768_6c74;
 const PRUNE_CHUNK: i64 = 10_000;
 
 /// The columns of a raw result, in the order [`result_from_row`] reads them.
-const RESULT_COLUMNS: &str =
-    "check_name, at_ms, verdict, latency_ms, status, cause, error, conditions, cert_not_after_ms";
+const RESULT_COLUMNS: &str = "check_name, at_ms, verdict, latency_ms, status, cause, error, \
+     conditions, cert_not_after_ms, certificates";
 
 /// The columns of a check's state, in the order [`record_from_row`] reads them.
 const STATE_COLUMNS: &str = "check_name, service, state, consecutive_failures, \
@@ -73,18 +74,22 @@ async fn insert_results(
     let statuses: Vec<Option<i32>> = results.iter().map(|r| r.status.map(i32::from)).collect();
     let causes: Vec<Option<&str>> = results.iter().map(|r| r.cause.as_deref()).collect();
     let errors: Vec<Option<&str>> = results.iter().map(|r| r.error.as_deref()).collect();
-    let conditions = results
+    let conditions: Vec<String> = results
         .iter()
-        .map(|r| serde_json::to_string(&r.conditions).map_err(encode_err))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|r| encode_conditions(&r.conditions))
+        .collect();
     let certs: Vec<Option<i64>> = results.iter().map(|r| r.cert_not_after_ms).collect();
+    let certificates: Vec<Option<String>> = results
+        .iter()
+        .map(|r| encode_certificates(&r.certificates))
+        .collect();
     sqlx::query(
         "INSERT INTO check_results (check_name, at_ms, verdict, latency_ms, status, cause, \
-         error, conditions, cert_not_after_ms) \
-         SELECT c, a, v, l, s, ca, e, co, ce \
+         error, conditions, cert_not_after_ms, certificates) \
+         SELECT c, a, v, l, s, ca, e, co, ce, cs \
          FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::int[], \
-         $6::text[], $7::text[], $8::text[], $9::bigint[]) WITH ORDINALITY \
-         AS n(c, a, v, l, s, ca, e, co, ce, ord) ORDER BY ord",
+         $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) WITH ORDINALITY \
+         AS n(c, a, v, l, s, ca, e, co, ce, cs, ord) ORDER BY ord",
     )
     .bind(&checks)
     .bind(&at)
@@ -95,6 +100,7 @@ async fn insert_results(
     .bind(&errors)
     .bind(&conditions)
     .bind(&certs)
+    .bind(&certificates)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -380,6 +386,7 @@ fn result_from_row(row: &PgRow) -> Result<ProbeRecord, StoreError> {
     let latency: i64 = row.try_get("latency_ms").map_err(db_err)?;
     let status: Option<i32> = row.try_get("status").map_err(db_err)?;
     let conditions: String = row.try_get("conditions").map_err(db_err)?;
+    let certificates: Option<String> = row.try_get("certificates").map_err(db_err)?;
     Ok(ProbeRecord {
         at_ms: row.try_get("at_ms").map_err(db_err)?,
         verdict: decode_verdict(&verdict)?,
@@ -391,6 +398,7 @@ fn result_from_row(row: &PgRow) -> Result<ProbeRecord, StoreError> {
         error: row.try_get("error").map_err(db_err)?,
         conditions: decode_conditions(&check, &conditions)?,
         cert_not_after_ms: row.try_get("cert_not_after_ms").map_err(db_err)?,
+        certificates: decode_certificates(&check, certificates.as_deref())?,
         check,
     })
 }
@@ -473,6 +481,7 @@ mod tests {
                 error: None,
                 conditions: vec![(true, "[STATUS] (200) == 200".into())],
                 cert_not_after_ms: None,
+                certificates: Vec::new(),
             }],
             rollups: vec![("c".into(), rollup)],
             states: vec![CheckRecord {

@@ -11,7 +11,8 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use steward_core::health::rollup::Rollup;
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_check_state, decode_conditions, decode_count, decode_rollup, decode_verdict,
+    decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
+    decode_verdict, encode_certificates, encode_conditions,
 };
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
@@ -26,8 +27,8 @@ use crate::tasks::ms;
 const PRUNE_CHUNK: i64 = 10_000;
 
 /// The columns of a raw result, in the order [`result_from_row`] reads them.
-const RESULT_COLUMNS: &str =
-    "check_name, at_ms, verdict, latency_ms, status, cause, error, conditions, cert_not_after_ms";
+const RESULT_COLUMNS: &str = "check_name, at_ms, verdict, latency_ms, status, cause, error, \
+     conditions, cert_not_after_ms, certificates";
 
 /// The columns of a check's state, in the order [`record_from_row`] reads them.
 const STATE_COLUMNS: &str = "check_name, service, state, consecutive_failures, \
@@ -72,16 +73,17 @@ async fn insert_results(
                 r.cause.as_deref(),
                 r.error.as_deref(),
                 // Nested as a string, so `->>` hands the column exactly this text.
-                serde_json::to_string(&r.conditions).map_err(encode_err)?,
+                encode_conditions(&r.conditions),
                 r.cert_not_after_ms,
+                encode_certificates(&r.certificates),
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
     sqlx::query(
         "INSERT INTO check_results (check_name, at_ms, verdict, latency_ms, status, cause, \
-         error, conditions, cert_not_after_ms) \
+         error, conditions, cert_not_after_ms, certificates) \
          SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
-         value->>7, value->>8 FROM json_each(?) ORDER BY key",
+         value->>7, value->>8, value->>9 FROM json_each(?) ORDER BY key",
     )
     .bind(serde_json::to_string(&rows).map_err(encode_err)?)
     .execute(&mut *conn)
@@ -384,6 +386,7 @@ fn result_from_row(row: &SqliteRow) -> Result<ProbeRecord, StoreError> {
     let latency: i64 = row.try_get("latency_ms").map_err(db_err)?;
     let status: Option<i64> = row.try_get("status").map_err(db_err)?;
     let conditions: String = row.try_get("conditions").map_err(db_err)?;
+    let certificates: Option<String> = row.try_get("certificates").map_err(db_err)?;
     Ok(ProbeRecord {
         at_ms: row.try_get("at_ms").map_err(db_err)?,
         verdict: decode_verdict(&verdict)?,
@@ -395,6 +398,7 @@ fn result_from_row(row: &SqliteRow) -> Result<ProbeRecord, StoreError> {
         error: row.try_get("error").map_err(db_err)?,
         conditions: decode_conditions(&check, &conditions)?,
         cert_not_after_ms: row.try_get("cert_not_after_ms").map_err(db_err)?,
+        certificates: decode_certificates(&check, certificates.as_deref())?,
         check,
     })
 }
@@ -461,6 +465,7 @@ mod tests {
                 error: None,
                 conditions: vec![(true, "[STATUS] (200) == 200".into())],
                 cert_not_after_ms: None,
+                certificates: Vec::new(),
             }],
             rollups: vec![("c".into(), rollup.clone())],
             states: vec![CheckRecord {

@@ -71,6 +71,25 @@ pub fn decode_conditions(check: &str, text: &str) -> Result<Vec<(bool, String)>,
         .map_err(|e| StoreError::Corrupt(format!("check `{check}` result conditions: {e}")))
 }
 
+/// The certificates a result saw, as a JSON array; `None` (SQL NULL) when it saw none.
+pub fn encode_certificates(certificates: &[crate::CertSeen]) -> Option<String> {
+    if certificates.is_empty() {
+        return None;
+    }
+    serde_json::to_string(certificates).ok()
+}
+
+/// The certificates a result saw, from their stored JSON (NULL: none).
+pub fn decode_certificates(
+    check: &str,
+    text: Option<&str>,
+) -> Result<Vec<crate::CertSeen>, StoreError> {
+    text.map_or(Ok(Vec::new()), |text| {
+        serde_json::from_str(text)
+            .map_err(|e| StoreError::Corrupt(format!("check `{check}` result certificates: {e}")))
+    })
+}
+
 /// A stored roll-up. The histogram may be shorter or longer than the current layout's: merging
 /// and percentiles handle any length, as `Rollup::merge` documents.
 pub fn decode_rollup(

@@ -33,6 +33,24 @@ pub struct ProbeRecord {
     pub conditions: Vec<(bool, String)>,
     /// The soonest expiry of a certificate the probe saw, for TLS and certificate-file checks.
     pub cert_not_after_ms: Option<i64>,
+    /// Each certificate it saw: the peer's (TLS, HTTPS) or one per file (certificate files).
+    pub certificates: Vec<CertSeen>,
+}
+
+/// A certificate a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertSeen {
+    /// The file it was read from (certificate-file checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Its subject.
+    pub subject: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The DNS names and addresses it is valid for.
+    pub names: Vec<String>,
+    /// When it expires.
+    pub not_after_ms: i64,
 }
 
 /// A check's persisted state, from which its tracker resumes after a restart.

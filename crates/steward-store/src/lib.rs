@@ -21,7 +21,7 @@ use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
 pub use health::{
-    CheckRecord, CheckTransition, HealthPruned, NewTransition, ProbeBatch, ProbeRecord,
+    CertSeen, CheckRecord, CheckTransition, HealthPruned, NewTransition, ProbeBatch, ProbeRecord,
     TransitionQuery,
 };
 pub use schedules::{

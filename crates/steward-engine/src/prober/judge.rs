@@ -75,6 +75,7 @@ mod tests {
             },
             failure: None,
             cert_not_after_ms: None,
+            certificates: Vec::new(),
         }
     }
 

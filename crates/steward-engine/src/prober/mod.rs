@@ -216,6 +216,7 @@ impl ProberHandle {
                 error: seen.failure.as_ref().map(|f| f.message.clone()),
                 conditions: judgement.conditions,
                 cert_not_after_ms: seen.cert_not_after_ms,
+                certificates: seen.certificates,
             },
             reason: judgement.reason,
             state: CheckState::Unknown,

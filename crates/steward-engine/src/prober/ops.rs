@@ -73,6 +73,32 @@ pub struct CertView {
     pub class: &'static str,
 }
 
+impl CertView {
+    fn at(not_after_ms: i64, now_ms: i64) -> Self {
+        Self {
+            not_after_ms,
+            days_left: days_left(not_after_ms, now_ms),
+            class: class_name(classify(not_after_ms, now_ms)),
+        }
+    }
+}
+
+/// A certificate a probe saw, with its standing now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CertDetail {
+    /// The file it was read from (certificate-file checks).
+    pub path: Option<String>,
+    /// Its subject.
+    pub subject: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The names it is valid for.
+    pub names: Vec<String>,
+    /// Expiry, days left and class.
+    #[serde(flatten)]
+    pub standing: CertView,
+}
+
 /// One check in full.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckView {
@@ -125,6 +151,8 @@ pub struct ResultView {
     pub error: Option<String>,
     /// Each condition as resolved, with whether it held.
     pub conditions: Vec<ConditionView>,
+    /// The certificates it saw, classed as of now.
+    pub certificates: Vec<CertDetail>,
 }
 
 /// A condition as resolved against one result.
@@ -136,8 +164,9 @@ pub struct ConditionView {
     pub condition: String,
 }
 
-impl From<&ProbeRecord> for ResultView {
-    fn from(r: &ProbeRecord) -> Self {
+impl ResultView {
+    /// `r` for people and scripts, its certificates classed as of `now_ms`.
+    pub fn of(r: &ProbeRecord, now_ms: i64) -> Self {
         Self {
             at_ms: r.at_ms,
             verdict: steward_store::health::verdict_name(r.verdict),
@@ -151,6 +180,17 @@ impl From<&ProbeRecord> for ResultView {
                 .map(|(success, condition)| ConditionView {
                     success: *success,
                     condition: condition.clone(),
+                })
+                .collect(),
+            certificates: r
+                .certificates
+                .iter()
+                .map(|c| CertDetail {
+                    path: c.path.clone(),
+                    subject: c.subject.clone(),
+                    issuer: c.issuer.clone(),
+                    names: c.names.clone(),
+                    standing: CertView::at(c.not_after_ms, now_ms),
                 })
                 .collect(),
         }
@@ -317,7 +357,7 @@ pub async fn results(
         .probe_results(check, since_ms, limit)
         .await?
         .iter()
-        .map(ResultView::from)
+        .map(|r| ResultView::of(r, steward_store::now_ms()))
         .collect())
 }
 
@@ -359,11 +399,7 @@ async fn view(
     let last_result = last.first();
     let certificate = last_result
         .and_then(|r| r.cert_not_after_ms)
-        .map(|not_after| CertView {
-            not_after_ms: not_after,
-            days_left: days_left(not_after, now_ms),
-            class: class_name(classify(not_after, now_ms)),
-        });
+        .map(|not_after| CertView::at(not_after, now_ms));
     Ok(CheckView {
         brief: brief(spec, record),
         service: spec.service.clone(),
@@ -378,7 +414,7 @@ async fn view(
             .collect(),
         consecutive_failures: record.map_or(0, |r| r.consecutive_failures),
         consecutive_successes: record.map_or(0, |r| r.consecutive_successes),
-        last_result: last_result.map(ResultView::from),
+        last_result: last_result.map(|r| ResultView::of(r, now_ms)),
         window_ms,
         latency: percentiles(&rollups),
         failure_ratio: failure_ratio(&rollups),

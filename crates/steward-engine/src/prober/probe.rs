@@ -13,7 +13,7 @@ use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
     CheckSpec, CommandProbe, HttpProbe, MAX_BODY_BYTES, MAX_REDIRECTS, Probe, Redirects,
 };
-use steward_store::now_ms;
+use steward_store::{CertSeen, now_ms};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
@@ -93,6 +93,19 @@ pub struct Observation {
     pub failure: Option<Failure>,
     /// The soonest expiry among the certificates it saw.
     pub cert_not_after_ms: Option<i64>,
+    /// Each certificate it saw.
+    pub certificates: Vec<CertSeen>,
+}
+
+/// A parsed certificate as results keep it.
+fn seen_cert(cert: CertInfo, path: Option<&Path>) -> CertSeen {
+    CertSeen {
+        path: path.map(|p| p.display().to_string()),
+        subject: cert.subject,
+        issuer: cert.issuer,
+        names: cert.names,
+        not_after_ms: cert.not_after_ms,
+    }
 }
 
 /// Makes probes; holds the HTTP clients (one per TLS-verification × redirect policy), which
@@ -144,13 +157,15 @@ impl Prober {
             )),
         };
         seen.context.response_time_ms = Some(latency_ms);
-        seen.context.certificate_expiration_ms = seen.not_after_ms.map(|at| at - started_ms);
+        let not_after_ms = seen.certificates.iter().map(|c| c.not_after_ms).min();
+        seen.context.certificate_expiration_ms = not_after_ms.map(|at| at - started_ms);
         Observation {
             started_ms,
             latency_ms,
             context: seen.context,
             failure: seen.failure,
-            cert_not_after_ms: seen.not_after_ms,
+            cert_not_after_ms: not_after_ms,
+            certificates: seen.certificates,
         }
     }
 
@@ -193,12 +208,14 @@ impl Prober {
         let mut seen = Seen::connected();
         seen.context.status = Some(response.status().as_u16());
         seen.context.ip = response.remote_addr().map(|a| a.ip().to_string());
-        seen.not_after_ms = response
+        seen.certificates = response
             .extensions()
             .get::<reqwest::tls::TlsInfo>()
             .and_then(|info| info.peer_certificate())
             .and_then(|der| parse_der(der).ok())
-            .map(|cert| cert.not_after_ms);
+            .map(|cert| seen_cert(cert, None))
+            .into_iter()
+            .collect();
         let mut body = Vec::new();
         loop {
             match response.chunk().await {
@@ -233,7 +250,7 @@ impl Prober {
 struct Seen {
     context: ProbeContext,
     failure: Option<Failure>,
-    not_after_ms: Option<i64>,
+    certificates: Vec<CertSeen>,
 }
 
 impl Seen {
@@ -244,7 +261,7 @@ impl Seen {
                 ..ProbeContext::default()
             },
             failure: None,
-            not_after_ms: None,
+            certificates: Vec::new(),
         }
     }
 
@@ -252,7 +269,7 @@ impl Seen {
         Self {
             context: ProbeContext::default(),
             failure: Some(failure),
-            not_after_ms: None,
+            certificates: Vec::new(),
         }
     }
 }
@@ -359,11 +376,13 @@ async fn tls_probe(address: &str, server_name: &str, verify: bool) -> Seen {
     let handshake = tls::handshake(stream, server_name, verify).await;
     let mut seen = Seen::connected();
     seen.context.ip = Some(addr.ip().to_string());
-    seen.not_after_ms = handshake
+    seen.certificates = handshake
         .peer
         .as_deref()
         .and_then(|der| parse_der(der).ok())
-        .map(|cert| cert.not_after_ms);
+        .map(|cert| seen_cert(cert, None))
+        .into_iter()
+        .collect();
     if let Some(error) = handshake.error {
         // The certificate was read even if it was refused: conditions can still report how
         // long it has left.
@@ -406,14 +425,13 @@ fn read_cert_files(patterns: &[String]) -> Seen {
         ));
     }
     let mut listed = Vec::new();
-    let mut soonest: Option<i64> = None;
+    let mut certificates = Vec::new();
     let now = now_ms();
     for path in &files {
         let leaf = match read_leaf(path) {
             Ok(leaf) => leaf,
             Err(failure) => return Seen::failed(failure),
         };
-        soonest = Some(soonest.map_or(leaf.not_after_ms, |s| s.min(leaf.not_after_ms)));
         listed.push(serde_json::json!({
             "path": path.display().to_string(),
             "subject": leaf.subject,
@@ -423,9 +441,10 @@ fn read_cert_files(patterns: &[String]) -> Seen {
             "days_left": leaf.days_left(now),
             "class": leaf.class(now).as_str(),
         }));
+        certificates.push(seen_cert(leaf, Some(path)));
     }
     let mut seen = Seen::connected();
-    seen.not_after_ms = soonest;
+    seen.certificates = certificates;
     seen.context.body = Some(serde_json::Value::Array(listed).to_string());
     seen
 }

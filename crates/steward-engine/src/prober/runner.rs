@@ -425,6 +425,7 @@ impl Runner {
             error: seen.failure.map(|f| f.message),
             conditions: judgement.conditions,
             cert_not_after_ms: seen.cert_not_after_ms,
+            certificates: seen.certificates,
         };
         if let Some(asked) = asked {
             pending.audit.push(steward_store::audit::check_run(

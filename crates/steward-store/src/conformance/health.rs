@@ -30,6 +30,7 @@ fn result(check: &str, at_ms: i64, verdict: ProbeVerdict, latency_ms: u64) -> Pr
         error: None,
         conditions: Vec::new(),
         cert_not_after_ms: None,
+        certificates: Vec::new(),
     }
 }
 
@@ -132,6 +133,22 @@ pub async fn probe_batches_round_trip(store: &Arc<dyn Store>) {
             (false, r#"[BODY].status ("down\n") == "UP""#.into()),
         ],
         cert_not_after_ms: Some(T0 + 90 * 86_400_000),
+        certificates: vec![
+            crate::CertSeen {
+                path: None,
+                subject: "CN=api.example.com".into(),
+                issuer: "CN=R3, O=Let's Encrypt".into(),
+                names: vec!["api.example.com".into(), "ü.example".into()],
+                not_after_ms: T0 + 90 * 86_400_000,
+            },
+            crate::CertSeen {
+                path: Some("/etc/letsencrypt/live/api/fullchain.pem".into()),
+                subject: "CN=api".into(),
+                issuer: "CN=R3".into(),
+                names: Vec::new(),
+                not_after_ms: T0 + 91 * 86_400_000,
+            },
+        ],
     };
     let bare = result("api-health", T0 + 31_000, ProbeVerdict::Pass, 0);
     let slow = ProbeRecord {

@@ -172,6 +172,20 @@ impl Paint {
         }
     }
 
+    /// A certificate class, coloured green (valid), yellow (warning) or red (critical, expired).
+    fn cert_class(self, class: &str) -> String {
+        let state = match class {
+            "valid" => "up",
+            "warning" => "degraded",
+            _ => "down",
+        };
+        if self.on {
+            self.state(state).replace(state, class)
+        } else {
+            class.to_owned()
+        }
+    }
+
     /// The state's name, coloured green (up), yellow (degraded, impacted), red (down) or dim.
     fn state(self, state: &str) -> String {
         if !self.on {
@@ -292,6 +306,30 @@ fn result_lines(result: &Value, paint: Paint) -> Vec<String> {
             cell(&result["cause"])
         ));
     }
+    for cert in result["certificates"].as_array().into_iter().flatten() {
+        let names: Vec<String> = cert["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(cell)
+            .collect();
+        lines.push(format!(
+            "  certificate{}: {}, {} days left ({}); {}; issuer {}",
+            cert["path"]
+                .as_str()
+                .map(|p| format!(" {p}"))
+                .unwrap_or_default(),
+            paint.cert_class(&cell(&cert["class"])),
+            cell(&cert["days_left"]),
+            instant(&cert["not_after_ms"]),
+            if names.is_empty() {
+                cell(&cert["subject"])
+            } else {
+                names.join(", ")
+            },
+            cell(&cert["issuer"]),
+        ));
+    }
     for condition in result["conditions"].as_array().into_iter().flatten() {
         let mark = if condition["success"] == Value::Bool(true) {
             "✓"
@@ -386,6 +424,25 @@ mod tests {
             vec!["db", "-", "down", "1/2 up", "db-tcp down"]
         );
         assert_eq!(summary(&[impacted, down]), "2 services: 1 down, 1 impacted");
+    }
+
+    #[test]
+    fn results_list_their_certificates() {
+        let result = json!({
+            "verdict": "fail", "latency_ms": 12, "status": null, "cause": null,
+            "conditions": [{"success": false, "condition": "[CERTIFICATE_EXPIRATION] (216h) > 336h"}],
+            "certificates": [{
+                "path": "/etc/letsencrypt/live/a/fullchain.pem", "subject": "CN=a.example",
+                "issuer": "CN=R3", "names": ["a.example", "www.a.example"],
+                "not_after_ms": 0, "days_left": 9, "class": "critical"
+            }]
+        });
+        let lines = result_lines(&result, Paint { on: false });
+        assert_eq!(
+            lines[1],
+            "  certificate /etc/letsencrypt/live/a/fullchain.pem: critical, 9 days left (1970-01-01T00:00:00Z); a.example, www.a.example; issuer CN=R3"
+        );
+        assert_eq!(lines[2], "  ✗ [CERTIFICATE_EXPIRATION] (216h) > 336h");
     }
 
     #[test]
