@@ -440,7 +440,7 @@ mod tests {
         let lines = result_lines(&result, Paint { on: false });
         assert_eq!(
             lines[1],
-            "  certificate /etc/letsencrypt/live/a/fullchain.pem: critical, 9 days left (1970-01-01T00:00:00Z); a.example, www.a.example; issuer CN=R3"
+            "  certificate /etc/letsencrypt/live/a/fullchain.pem: critical, 9 days left (1970-01-01T00:00:00+00:00); a.example, www.a.example; issuer CN=R3"
         );
         assert_eq!(lines[2], "  ✗ [CERTIFICATE_EXPIRATION] (216h) > 336h");
     }
