@@ -2,9 +2,11 @@
 //! reconciliation diff between two registries, secrets that never print, and the events the
 //! control plane publishes, durable tasks and the queues and executors that work them, and
 //! schedules (cron in a time zone, intervals, one-off times; missed-run policies, jitter) and
-//! heartbeats, and health-check conditions (Gatus-compatible, parsed and evaluated against a
-//! probe's result). Nothing in this crate does I/O or reads a clock.
+//! heartbeats, health checks (what they declare, Gatus-compatible conditions, states, certificate
+//! classes, roll-ups), and alerts (their fingerprints, and reading alerts other systems post).
+//! Nothing in this crate does I/O or reads a clock.
 
+pub mod alert;
 pub mod audit;
 pub mod auth;
 pub mod event;
