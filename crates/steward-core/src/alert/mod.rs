@@ -1,9 +1,10 @@
 //! Alerts: what an alert is (a label set with annotations, a severity and a time span), how it
 //! is identified (the fingerprint of its labels, computed as Prometheus and Alertmanager do, so
-//! the same alert has the same fingerprint in both), and reading alerts that other systems post
-//! ([`ingest`]).
+//! the same alert has the same fingerprint in both), reading alerts that other systems post
+//! ([`ingest`]), and routing them to receivers through a tree of label matchers ([`route`]).
 
 pub mod ingest;
+pub mod route;
 
 use std::fmt;
 
