@@ -5,6 +5,7 @@
 
 pub mod ingest;
 pub mod route;
+pub mod spec;
 
 use std::fmt;
 
