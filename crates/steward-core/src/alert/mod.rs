@@ -1,8 +1,10 @@
 //! Alerts: what an alert is (a label set with annotations, a severity and a time span), how it
 //! is identified (the fingerprint of its labels, computed as Prometheus and Alertmanager do, so
 //! the same alert has the same fingerprint in both), reading alerts that other systems post
-//! ([`ingest`]), and routing them to receivers through a tree of label matchers ([`route`]).
+//! ([`ingest`]), routing them to receivers through a tree of label matchers ([`route`]), when
+//! a group of them is notified ([`group`]), and what `[alerting]` declares ([`spec`]).
 
+pub mod group;
 pub mod ingest;
 pub mod route;
 pub mod spec;
