@@ -350,7 +350,7 @@ fn read_task(
 }
 
 /// Checks that `queue` names a declared queue, suggesting the closest one if it does not.
-fn queue_ref<'q>(
+pub(crate) fn queue_ref<'q>(
     cx: &mut Cx<'_>,
     t: &Fields<'_>,
     name: Spanned<String>,
@@ -379,7 +379,7 @@ fn queue_ref<'q>(
 }
 
 /// Checks that `queue` runs tasks of `kind` (the check every enqueue passes).
-fn kind_ref(
+pub(crate) fn kind_ref(
     cx: &mut Cx<'_>,
     t: &Fields<'_>,
     kind: Spanned<String>,
@@ -410,7 +410,7 @@ fn kind_ref(
 }
 
 /// `payload`: any TOML value as JSON (`{}` when not given), no larger than the queue accepts.
-fn read_payload(cx: &mut Cx<'_>, t: &Fields<'_>, queue: Option<&QueueSpec>) -> Option<Json> {
+pub(crate) fn read_payload(cx: &mut Cx<'_>, t: &Fields<'_>, queue: Option<&QueueSpec>) -> Option<Json> {
     let Some(item) = t.item("payload") else {
         return Some(Json::Object(Map::new()));
     };

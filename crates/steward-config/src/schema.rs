@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use steward_core::alert::spec::AlertingSpec;
 use steward_core::health::spec::{CheckSpec, HealthSettings};
 use steward_core::queue::{
     BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, PRUNE_KIND, QueueSpec, SYSTEM_QUEUE,
@@ -16,6 +17,7 @@ use steward_core::{
 };
 use toml_edit::TableLike;
 
+use crate::alerting::read_alerting;
 use crate::checks::{ServiceSite, read_checks, read_health};
 use crate::schedules::{SchedulerSettings, read_heartbeats, read_scheduler, read_schedules};
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
@@ -36,6 +38,7 @@ const ROOT_KEYS: &[&str] = &[
     "scheduler",
     "checks",
     "health",
+    "alerting",
 ];
 const API_KEYS: &[&str] = &[
     "metrics_public",
@@ -135,6 +138,9 @@ pub struct Config {
     /// `url` and no check of its own (unless `health.check_service_urls = false`), in service
     /// order.
     pub checks: Vec<CheckSpec>,
+    /// `[alerting]`: receivers, the route tree, inhibition rules and settings (the default,
+    /// with no route, when the file has no `[alerting]`).
+    pub alerting: AlertingSpec,
 }
 
 /// How log lines are written.
@@ -218,6 +224,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
     let checks = read_checks(cx, &root, &sites, check_service_urls);
+    let alerting = read_alerting(cx, &root, &queues, &partial_kinds);
     Config {
         settings,
         registry: Registry::new(
@@ -230,6 +237,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         schedules,
         heartbeats,
         checks,
+        alerting,
     }
 }
 

@@ -2,10 +2,12 @@
 //! is identified (the fingerprint of its labels, computed as Prometheus and Alertmanager do, so
 //! the same alert has the same fingerprint in both), reading alerts that other systems post
 //! ([`ingest`]), routing them to receivers through a tree of label matchers ([`route`]), when
-//! a group of them is notified ([`group`]), and what `[alerting]` declares ([`spec`]).
+//! a group of them is notified ([`group`]), what mutes them ([`mute`]: silences and
+//! maintenance windows) and what `[alerting]` declares ([`spec`]).
 
 pub mod group;
 pub mod ingest;
+pub mod mute;
 pub mod route;
 pub mod spec;
 
