@@ -433,6 +433,23 @@ mod tests {
             "conditions = [\"[STATUS] == 200\", \"[STATU]\"]\n",
             "expect_status = [200]\n",
             "interval = \"5s\"\n",
+            "[alerting]\n",
+            "resolve_timeout = \"1s\"\n",
+            "[[alerting.receivers]]\n",
+            "type = \"webhook\"\n",
+            "type = \"telegram\"\n",
+            "chat_id = 1\n",
+            "to = [\"a@b\", \"x\"]\n",
+            "[alerting.route]\n",
+            "[[alerting.route.routes]]\n",
+            "receiver = \"s\"\n",
+            "matchers = [\"a=b\", \"c=~(\"]\n",
+            "group_by = [\"...\", \"a\"]\n",
+            "continue = true\n",
+            "remediate = { queue = \"s\", kind = \"noop\" }\n",
+            "[[alerting.inhibit_rules]]\n",
+            "source_matchers = [\"a=b\"]\n",
+            "equal = [\"a-b\"]\n",
         ]);
         prop::collection::vec(token, 0..30).prop_map(|tokens| tokens.concat())
     }

@@ -410,7 +410,11 @@ pub(crate) fn kind_ref(
 }
 
 /// `payload`: any TOML value as JSON (`{}` when not given), no larger than the queue accepts.
-pub(crate) fn read_payload(cx: &mut Cx<'_>, t: &Fields<'_>, queue: Option<&QueueSpec>) -> Option<Json> {
+pub(crate) fn read_payload(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    queue: Option<&QueueSpec>,
+) -> Option<Json> {
     let Some(item) = t.item("payload") else {
         return Some(Json::Object(Map::new()));
     };

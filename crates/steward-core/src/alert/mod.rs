@@ -3,13 +3,15 @@
 //! the same alert has the same fingerprint in both), reading alerts that other systems post
 //! ([`ingest`]), routing them to receivers through a tree of label matchers ([`route`]), when
 //! a group of them is notified ([`group`]), what mutes them ([`mute`]: silences and
-//! maintenance windows) and what `[alerting]` declares ([`spec`]).
+//! maintenance windows), what `[alerting]` declares ([`spec`]) and the body webhook receivers
+//! get, in Alertmanager's format ([`webhook`]).
 
 pub mod group;
 pub mod ingest;
 pub mod mute;
 pub mod route;
 pub mod spec;
+pub mod webhook;
 
 use std::fmt;
 

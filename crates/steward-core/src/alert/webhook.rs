@@ -1,0 +1,221 @@
+//! The body of a notification as Alertmanager's webhook receiver sends it (version 4), so n8n,
+//! OpenClaw or anything written for Alertmanager receives Steward's notifications unchanged.
+
+use serde::Serialize;
+
+use super::{AlertState, Fingerprint};
+use crate::registry::Labels;
+use crate::schedule::Zone;
+use crate::schedule::timing::format_instant;
+
+/// Alertmanager's "not set" time, which its webhook sends for an alert without an end.
+const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// One alert of a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifiedAlert {
+    /// Its identity.
+    pub fingerprint: Fingerprint,
+    /// Firing or resolved.
+    pub state: AlertState,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its annotations.
+    pub annotations: Labels,
+    /// When it started.
+    pub starts_at_ms: i64,
+    /// When it ended, once resolved.
+    pub ends_at_ms: Option<i64>,
+    /// A link back to its source.
+    pub generator_url: Option<String>,
+}
+
+/// Alertmanager's webhook JSON (version 4).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookBody {
+    /// Always "4".
+    pub version: &'static str,
+    /// Identifies the group (route and grouping labels).
+    pub group_key: String,
+    /// Alerts left out by the receiver's `max_alerts`.
+    pub truncated_alerts: usize,
+    /// "firing" while any alert of the group fires, else "resolved".
+    pub status: &'static str,
+    /// The receiver's name.
+    pub receiver: String,
+    /// The labels the group is keyed by.
+    pub group_labels: Labels,
+    /// Labels every alert shares.
+    pub common_labels: Labels,
+    /// Annotations every alert shares.
+    pub common_annotations: Labels,
+    /// Where Steward answers (its API's URL).
+    #[serde(rename = "externalURL")]
+    pub external_url: String,
+    /// The alerts.
+    pub alerts: Vec<WebhookAlert>,
+}
+
+/// One alert in Alertmanager's webhook JSON.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookAlert {
+    /// "firing" or "resolved".
+    pub status: &'static str,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its annotations.
+    pub annotations: Labels,
+    /// RFC 3339.
+    pub starts_at: String,
+    /// RFC 3339, or Go's zero time while it fires.
+    pub ends_at: String,
+    /// A link back to its source ("" when none).
+    #[serde(rename = "generatorURL")]
+    pub generator_url: String,
+    /// 16 hex digits.
+    pub fingerprint: String,
+}
+
+/// Builds the body for `receiver` from a group's alerts (firing first, as Alertmanager orders
+/// them), keeping at most `max_alerts` (0: all).
+pub fn webhook_body(
+    receiver: &str,
+    group_key: &str,
+    group_labels: &Labels,
+    alerts: &[NotifiedAlert],
+    max_alerts: usize,
+    external_url: &str,
+) -> WebhookBody {
+    let mut ordered: Vec<&NotifiedAlert> = alerts.iter().collect();
+    ordered.sort_by_key(|a| (a.state != AlertState::Firing, a.starts_at_ms, a.fingerprint));
+    let kept = if max_alerts == 0 {
+        ordered.len()
+    } else {
+        max_alerts.min(ordered.len())
+    };
+    let firing = alerts.iter().any(|a| a.state == AlertState::Firing);
+    let utc = Zone::utc();
+    WebhookBody {
+        version: "4",
+        group_key: group_key.to_owned(),
+        truncated_alerts: ordered.len() - kept,
+        status: if firing { "firing" } else { "resolved" },
+        receiver: receiver.to_owned(),
+        group_labels: group_labels.clone(),
+        common_labels: common(alerts.iter().map(|a| &a.labels)),
+        common_annotations: common(alerts.iter().map(|a| &a.annotations)),
+        external_url: external_url.to_owned(),
+        alerts: ordered
+            .into_iter()
+            .take(kept)
+            .map(|a| WebhookAlert {
+                status: a.state.as_str(),
+                labels: a.labels.clone(),
+                annotations: a.annotations.clone(),
+                starts_at: format_instant(a.starts_at_ms, &utc),
+                ends_at: a
+                    .ends_at_ms
+                    .filter(|_| a.state == AlertState::Resolved)
+                    .map_or_else(|| GO_ZERO_TIME.to_owned(), |ms| format_instant(ms, &utc)),
+                generator_url: a.generator_url.clone().unwrap_or_default(),
+                fingerprint: a.fingerprint.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// The pairs every one of `sets` has (empty when there are none).
+fn common<'a>(mut sets: impl Iterator<Item = &'a Labels>) -> Labels {
+    let Some(first) = sets.next() else {
+        return Labels::new();
+    };
+    let mut shared = first.clone();
+    for set in sets {
+        shared.retain(|k, v| set.get(k) == Some(v));
+    }
+    shared
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn alert(service: &str, state: AlertState, starts_at_ms: i64) -> NotifiedAlert {
+        let l = labels(&[("alertname", "ApiDown"), ("service", service)]);
+        NotifiedAlert {
+            fingerprint: Fingerprint::of(&l),
+            state,
+            labels: l,
+            annotations: labels(&[("summary", "down"), ("host", service)]),
+            starts_at_ms,
+            ends_at_ms: (state == AlertState::Resolved).then_some(starts_at_ms + 60_000),
+            generator_url: None,
+        }
+    }
+
+    #[test]
+    fn the_body_is_alertmanagers_webhook_json() {
+        let alerts = [
+            alert("web", AlertState::Resolved, 0),
+            alert("api", AlertState::Firing, 1_000),
+        ];
+        let body = webhook_body(
+            "n8n",
+            "{}:{alertname=\"ApiDown\"}",
+            &labels(&[("alertname", "ApiDown")]),
+            &alerts,
+            0,
+            "http://steward:8710",
+        );
+        let json = serde_json::to_value(&body).unwrap();
+        assert_eq!(json["version"], "4");
+        assert_eq!(json["status"], "firing");
+        assert_eq!(json["receiver"], "n8n");
+        assert_eq!(json["externalURL"], "http://steward:8710");
+        assert_eq!(json["truncatedAlerts"], 0);
+        assert_eq!(
+            json["commonLabels"],
+            serde_json::json!({"alertname": "ApiDown"})
+        );
+        assert_eq!(
+            json["commonAnnotations"],
+            serde_json::json!({"summary": "down"})
+        );
+        assert_eq!(
+            json["alerts"][0]["labels"]["service"], "api",
+            "firing first"
+        );
+        assert_eq!(json["alerts"][0]["endsAt"], GO_ZERO_TIME);
+        assert_eq!(json["alerts"][0]["generatorURL"], "");
+        assert_eq!(json["alerts"][1]["status"], "resolved");
+        assert_eq!(json["alerts"][1]["endsAt"], "1970-01-01T00:01:00+00:00");
+        assert_eq!(
+            json["alerts"][0]["fingerprint"],
+            alerts[1].fingerprint.to_string()
+        );
+    }
+
+    #[test]
+    fn max_alerts_truncates_and_says_how_many() {
+        let alerts: Vec<NotifiedAlert> = (0..5)
+            .map(|i| alert(&format!("s{i}"), AlertState::Firing, i))
+            .collect();
+        let body = webhook_body("r", "k", &Labels::new(), &alerts, 2, "");
+        assert_eq!(body.alerts.len(), 2);
+        assert_eq!(body.truncated_alerts, 3);
+        let resolved = [alert("a", AlertState::Resolved, 0)];
+        assert_eq!(
+            webhook_body("r", "k", &Labels::new(), &resolved, 0, "").status,
+            "resolved"
+        );
+    }
+}
