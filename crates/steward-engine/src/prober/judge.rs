@@ -4,7 +4,7 @@ use steward_core::health::Condition;
 use steward_core::health::condition::evaluate_all;
 use steward_core::health::state::ProbeVerdict;
 
-use super::probe::Observation;
+use super::probe::{Observation, printable};
 
 /// An observation judged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +51,9 @@ pub fn judge(conditions: &[Condition], seen: &Observation) -> Judgement {
         verdict,
         conditions: outcomes
             .into_iter()
-            .map(|o| (o.success, o.resolved))
+            .map(|o| (o.success, printable(&o.resolved)))
             .collect(),
-        reason,
+        reason: printable(&reason),
     }
 }
 

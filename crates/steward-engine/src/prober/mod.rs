@@ -197,8 +197,11 @@ impl ProberHandle {
                     workspace,
                 },
             };
+            // Bounded: if the loop cannot answer (a store outage at the start of leading), the
+            // probe is made here instead.
+            let patience = Duration::from_millis(spec.timeout_ms.saturating_add(5_000));
             if self.requests.send(request).await.is_ok()
-                && let Ok(report) = answer.await
+                && let Ok(Ok(report)) = tokio::time::timeout(patience, answer).await
             {
                 return Ok(report);
             }
@@ -251,38 +254,29 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<(ProberHandle, JoinHandle<()>), StartError> {
     let prober = Prober::new()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let stats = Arc::new(Stats::new());
     let (held, leadership) = watch::channel(None);
     let (requests, inbox) = mpsc::channel(64);
-    // The lease is given up only after the loop has written what it holds.
-    let stop_leading = CancellationToken::new();
-    let leader = tokio::spawn(crate::lease::lead(
-        PROBER_ROLE,
-        Arc::clone(&store),
-        bus.clone(),
-        options.instance.clone(),
-        options.lease_ms,
-        held,
-        stop_leading.clone(),
-    ));
     let handle = ProberHandle {
         requests,
         config: Arc::clone(&config),
         prober: prober.clone(),
         stats: Arc::clone(&stats),
     };
+    let instance = options.instance.clone();
+    let lease_ms = options.lease_ms;
     let runner = runner::Runner {
-        store,
+        store: Arc::clone(&store),
         store_runtime: tokio::runtime::Handle::current(),
-        bus,
+        bus: bus.clone(),
         config,
         options,
         prober,
-        stats,
+        stats: Arc::clone(&stats),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let (finished, ended) = oneshot::channel::<()>();
     std::thread::Builder::new()
         .name("steward-prober".into())
@@ -290,9 +284,25 @@ pub fn spawn(
             runtime.block_on(runner.run(leadership, inbox, shutdown));
             let _ = finished.send(());
         })?;
+    // The lease is sought only once the loop runs, and given up only after it has written
+    // what it holds.
+    let stop_leading = CancellationToken::new();
+    let leader = tokio::spawn(crate::lease::lead(
+        PROBER_ROLE,
+        store,
+        bus,
+        instance,
+        lease_ms,
+        held,
+        stop_leading.clone(),
+    ));
     let task = tokio::spawn(async move {
-        // Ends when the prober's thread does (or dies).
-        let _ = ended.await;
+        // Ends when the prober's thread does, or dies (its panic is the reason the sender was
+        // dropped without a word).
+        if ended.await.is_err() {
+            tracing::error!("the prober's thread died; this instance no longer probes");
+        }
+        stats.set_leading(false);
         stop_leading.cancel();
         if let Err(error) = leader.await {
             tracing::warn!(%error, "the prober's lease task failed");

@@ -42,6 +42,8 @@ pub enum Cause {
     File,
     /// A certificate could not be parsed.
     Certificate,
+    /// The probe itself broke (a bug); the check fails rather than stalls.
+    Internal,
 }
 
 impl Cause {
@@ -58,6 +60,7 @@ impl Cause {
             Self::Command => "command",
             Self::File => "file",
             Self::Certificate => "certificate",
+            Self::Internal => "internal",
         }
     }
 }
@@ -72,11 +75,23 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn new(cause: Cause, message: impl Into<String>) -> Self {
+    pub(super) fn new(cause: Cause, message: impl Into<String>) -> Self {
         Self {
             cause,
-            message: message.into(),
+            message: printable(&message.into()),
         }
+    }
+}
+
+/// `text` with control characters (a NUL in a probed server's answer, terminal escapes)
+/// replaced by U+FFFD: results are stored (PostgreSQL refuses NUL in text) and printed.
+pub(super) fn printable(text: &str) -> String {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .collect()
+    } else {
+        text.to_owned()
     }
 }
 
@@ -97,22 +112,49 @@ pub struct Observation {
     pub certificates: Vec<CertSeen>,
 }
 
+impl Observation {
+    /// A probe that broke before it could observe anything (its task panicked): it fails with
+    /// [`Cause::Internal`], so its check keeps being probed instead of waiting on it forever.
+    pub fn broken(started_ms: i64, message: impl Into<String>) -> Self {
+        Self {
+            started_ms,
+            latency_ms: 0,
+            context: ProbeContext::default(),
+            failure: Some(Failure::new(Cause::Internal, message)),
+            cert_not_after_ms: None,
+            certificates: Vec::new(),
+        }
+    }
+}
+
 /// A parsed certificate as results keep it.
 fn seen_cert(cert: CertInfo, path: Option<&Path>) -> CertSeen {
     CertSeen {
-        path: path.map(|p| p.display().to_string()),
-        subject: cert.subject,
-        issuer: cert.issuer,
-        names: cert.names,
+        path: path.map(|p| printable(&p.display().to_string())),
+        subject: printable(&cert.subject),
+        issuer: printable(&cert.issuer),
+        names: cert.names.iter().map(|n| printable(n)).collect(),
         not_after_ms: cert.not_after_ms,
     }
 }
 
-/// Makes probes; holds the HTTP clients (one per TLS-verification × redirect policy), which
+/// How a client treats redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Follow {
+    /// Not at all.
+    Never,
+    /// Up to [`MAX_REDIRECTS`], anywhere.
+    Anywhere,
+    /// Up to [`MAX_REDIRECTS`], only to the same scheme, host and port: a check's headers may
+    /// hold secrets, and reqwest forwards custom headers to other hosts.
+    SameOrigin,
+}
+
+/// Makes probes; holds the HTTP clients (one per TLS verification × redirect policy), which
 /// are cheap to share.
 #[derive(Clone)]
 pub struct Prober {
-    clients: HashMap<(bool, bool), reqwest::Client>,
+    clients: HashMap<(bool, Follow), reqwest::Client>,
 }
 
 impl Prober {
@@ -120,15 +162,29 @@ impl Prober {
     pub fn new() -> Result<Self, reqwest::Error> {
         let mut clients = HashMap::new();
         for verify in [true, false] {
-            for follow in [true, false] {
-                let policy = if follow {
-                    reqwest::redirect::Policy::limited(MAX_REDIRECTS)
-                } else {
-                    reqwest::redirect::Policy::none()
+            for follow in [Follow::Never, Follow::Anywhere, Follow::SameOrigin] {
+                let policy = match follow {
+                    Follow::Never => reqwest::redirect::Policy::none(),
+                    Follow::Anywhere => reqwest::redirect::Policy::limited(MAX_REDIRECTS),
+                    Follow::SameOrigin => reqwest::redirect::Policy::custom(|attempt| {
+                        let first = attempt.previous().first();
+                        let same =
+                            first.is_some_and(|first| first.origin() == attempt.url().origin());
+                        if attempt.previous().len() > MAX_REDIRECTS {
+                            attempt.error("too many redirects")
+                        } else if same {
+                            attempt.follow()
+                        } else {
+                            // The 3xx itself is the answer conditions see.
+                            attempt.stop()
+                        }
+                    }),
                 };
                 let client = reqwest::Client::builder()
                     .user_agent(concat!("steward-prober/", env!("CARGO_PKG_VERSION")))
                     .redirect(policy)
+                    // A URL's query may hold a secret; never pass it on in a Referer.
+                    .referer(false)
                     .danger_accept_invalid_certs(!verify)
                     .tls_info(true)
                     // A probe measures a fresh connection each time, as a new client would
@@ -184,7 +240,11 @@ impl Prober {
     }
 
     async fn http(&self, http: &HttpProbe) -> Seen {
-        let follow = http.redirects == Redirects::Follow;
+        let follow = match http.redirects {
+            Redirects::None => Follow::Never,
+            Redirects::Follow if http.headers.is_empty() => Follow::Anywhere,
+            Redirects::Follow => Follow::SameOrigin,
+        };
         let Some(client) = self.clients.get(&(http.verify_tls, follow)) else {
             return Seen::failed(Failure::new(Cause::Http, "no HTTP client"));
         };
@@ -544,6 +604,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_from_probed_servers_is_made_printable() {
+        assert_eq!(printable("ok"), "ok");
+        assert_eq!(printable("a\0b\u{1b}[31m"), "a\u{fffd}b\u{fffd}[31m");
+        let failure = Failure::new(Cause::Command, "exit 3: \0oops");
+        assert_eq!(failure.message, "exit 3: \u{fffd}oops");
+    }
+
+    #[test]
     fn every_cause_has_a_distinct_name() {
         let all = [
             Cause::Timeout,
@@ -556,6 +624,7 @@ mod tests {
             Cause::Command,
             Cause::File,
             Cause::Certificate,
+            Cause::Internal,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());

@@ -74,6 +74,9 @@ struct Pending {
     dirty: HashSet<usize>,
     transitions: Vec<NewTransition>,
     audit: Vec<AuditEntry>,
+    /// Failed writes in a row, and when the next may be tried.
+    failures: u32,
+    retry_at: Option<tokio::time::Instant>,
 }
 
 impl Pending {
@@ -90,6 +93,8 @@ impl Pending {
 const MAX_PENDING_RESULTS: usize = 200_000;
 /// A batch is written early once it holds this many results.
 const FLUSH_AT_RESULTS: usize = 5_000;
+/// The longest wait between two attempts to write while the store fails.
+const MAX_WRITE_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Metric handles used on every probe, resolved once.
 struct Meters {
@@ -153,7 +158,6 @@ impl Runner {
         loop {
             let lease = leadership.borrow_and_update().clone();
             if let Some(lease) = lease {
-                self.stats.set_leading(true);
                 self.lead(&lease, &meters, &mut leadership, &mut requests, &shutdown)
                     .await;
                 self.stats.set_leading(false);
@@ -204,6 +208,8 @@ impl Runner {
         let mut config = (self.config)();
         let mut table = Table::new(&config, &records, now_ms());
         tracing::info!(checks = table.entries.len(), "probing");
+        // Only now can requests to run a check be served here.
+        self.stats.set_leading(true);
         let permits = Arc::new(Semaphore::new(self.options.max_concurrent.max(1) as usize));
         let (done_tx, mut done_rx) = mpsc::channel::<Finished>(4096);
         let mut pending = Pending::default();
@@ -213,7 +219,18 @@ impl Runner {
             let latest = (self.config)();
             if !Arc::ptr_eq(&latest, &config) {
                 // Pending work names checks by their place in the old timetable.
-                self.write(&table, meters, &mut pending).await;
+                self.write(&table, meters, &mut pending, true).await;
+                if !pending.rollups.is_empty() || !pending.dirty.is_empty() {
+                    // The store is failing: results and transitions (which carry names) stay
+                    // pending; roll-up increments are dropped, and states are written again
+                    // with the next probe of each check.
+                    tracing::warn!(
+                        rollups = pending.rollups.len(),
+                        "the store is failing across a reload: unwritten roll-up increments dropped"
+                    );
+                    pending.rollups.clear();
+                    pending.dirty.clear();
+                }
                 config = latest;
                 table.reload(&config, now_ms());
                 tracing::info!(checks = table.entries.len(), "checks reloaded");
@@ -229,13 +246,13 @@ impl Runner {
                         self.absorb(&mut table, meters, &mut pending, finished);
                     }
                     if pending.results.len() >= FLUSH_AT_RESULTS {
-                        self.write(&table, meters, &mut pending).await;
+                        self.write(&table, meters, &mut pending, false).await;
                     }
                 }
                 Some(request) = requests.recv() => {
                     self.start_now(&mut table, &permits, &done_tx, request);
                 }
-                _ = flush.tick() => self.write(&table, meters, &mut pending).await,
+                _ = flush.tick() => self.write(&table, meters, &mut pending, false).await,
                 changed = leadership.changed() => {
                     let same = changed.is_ok()
                         && leadership.borrow().as_ref().map(|l| l.fence) == Some(lease.fence);
@@ -250,7 +267,7 @@ impl Runner {
         while let Ok(finished) = done_rx.try_recv() {
             self.absorb(&mut table, meters, &mut pending, finished);
         }
-        self.write(&table, meters, &mut pending).await;
+        self.write(&table, meters, &mut pending, true).await;
     }
 
     /// Starts the probes that are due, each in its own task (bounded by `permits`).
@@ -323,11 +340,25 @@ impl Runner {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
+            let started = now_ms();
             if let Some(due) = due_ms {
-                stats.record_lateness(now_ms().saturating_sub(due));
+                stats.record_lateness(started.saturating_sub(due));
             }
-            let seen = prober.probe(&spec).await;
-            let judgement = judge(&conditions, &seen);
+            // Probed in a task of its own, so that a panic in it is a failed probe, not a
+            // check whose probe never comes back.
+            let probe_spec = Arc::clone(&spec);
+            let probed = tokio::spawn(async move {
+                let seen = prober.probe(&probe_spec).await;
+                let judgement = judge(&conditions, &seen);
+                (seen, judgement)
+            })
+            .await;
+            let (seen, judgement) = probed.unwrap_or_else(|error| {
+                tracing::error!(check = %spec.name, %error, "a probe broke");
+                let seen = Observation::broken(started, format!("the probe broke: {error}"));
+                let judgement = judge(&[], &seen);
+                (seen, judgement)
+            });
             let _ = done
                 .send(Finished {
                     index,
@@ -452,14 +483,23 @@ impl Runner {
         }
     }
 
-    /// Writes what is pending; on failure keeps it for the next attempt.
-    async fn write(&self, table: &Table, meters: &Meters, pending: &mut Pending) {
+    /// Writes what is pending; on failure keeps it and backs off (1 s, doubling to 30 s), so a
+    /// failing store neither stalls probing nor is hammered. `force` ignores the back-off (the
+    /// last write before leadership ends).
+    async fn write(&self, table: &Table, meters: &Meters, pending: &mut Pending, force: bool) {
         if pending.is_empty() {
+            return;
+        }
+        if !force
+            && pending
+                .retry_at
+                .is_some_and(|at| tokio::time::Instant::now() < at)
+        {
             return;
         }
         let name = |index: usize| table.entries.get(index).map(|e| e.spec.name.clone());
         let batch = ProbeBatch {
-            results: pending.results.clone(),
+            results: std::mem::take(&mut pending.results),
             rollups: pending
                 .rollups
                 .iter()
@@ -470,29 +510,54 @@ impl Runner {
                 .iter()
                 .filter_map(|&index| table.entries.get(index).map(record_of))
                 .collect(),
-            transitions: pending.transitions.clone(),
-            audit: pending.audit.clone(),
+            transitions: std::mem::take(&mut pending.transitions),
+            audit: std::mem::take(&mut pending.audit),
         };
         let count = batch.results.len();
         let store = Arc::clone(&self.store);
         let written = self
             .store_runtime
-            .spawn(async move { store.record_probes(&batch).await })
+            .spawn(async move {
+                let result = store.record_probes(&batch).await;
+                (batch, result)
+            })
             .await;
-        match written {
-            Ok(Ok(())) => {
+        let error = match written {
+            Ok((_, Ok(()))) => {
                 *pending = Pending::default();
                 for (gauge, count) in meters.checks.iter().zip(table.counts) {
                     gauge.set(count as f64);
                 }
+                return;
             }
-            Ok(Err(error)) => {
-                tracing::warn!(%error, results = count, "writing probe results failed; keeping them for the next attempt");
+            Ok((batch, Err(error))) => {
+                // Put back what was taken, ahead of what came in meanwhile.
+                let ProbeBatch {
+                    mut results,
+                    mut transitions,
+                    mut audit,
+                    ..
+                } = batch;
+                results.append(&mut pending.results);
+                transitions.append(&mut pending.transitions);
+                audit.append(&mut pending.audit);
+                pending.results = results;
+                pending.transitions = transitions;
+                pending.audit = audit;
+                error.to_string()
             }
-            Err(error) => {
-                tracing::warn!(%error, results = count, "writing probe results failed; keeping them for the next attempt");
-            }
-        }
+            // The write task itself failed: its batch is gone with it; keep what remains.
+            Err(error) => error.to_string(),
+        };
+        pending.failures = pending.failures.saturating_add(1);
+        let backoff = Duration::from_secs(1 << pending.failures.min(5)).min(MAX_WRITE_BACKOFF);
+        pending.retry_at = Some(tokio::time::Instant::now() + backoff);
+        tracing::warn!(
+            %error,
+            results = count,
+            retry_in_s = backoff.as_secs(),
+            "writing probe results failed; keeping them for the next attempt"
+        );
     }
 }
 
