@@ -2,6 +2,7 @@
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
+mod alerts;
 pub mod auth;
 mod error;
 mod health;

@@ -211,6 +211,40 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Operator),
             || post(crate::schedules::trigger),
         ),
+        batch_spec(Method::POST, "/api/v1/alerts", R(Role::Operator), || {
+            post(crate::alerts::post_alerts)
+        }),
+        // Where Prometheus and other Alertmanager clients post.
+        batch_spec(Method::POST, "/api/v2/alerts", R(Role::Operator), || {
+            post(crate::alerts::post_alerts)
+        }),
+        spec(Method::GET, "/api/v1/alerts", R(Role::Viewer), || {
+            get(crate::alerts::list_alerts)
+        }),
+        spec(
+            Method::GET,
+            "/api/v1/alerts/{fingerprint}",
+            R(Role::Viewer),
+            || get(crate::alerts::get_alert),
+        ),
+        spec(
+            Method::POST,
+            "/api/v1/alerts/{fingerprint}/ack",
+            R(Role::Operator),
+            || post(crate::alerts::ack_alert),
+        ),
+        spec(Method::GET, "/api/v1/silences", R(Role::Viewer), || {
+            get(crate::alerts::list_silences)
+        }),
+        spec(Method::POST, "/api/v1/silences", R(Role::Operator), || {
+            post(crate::alerts::create_silence)
+        }),
+        spec(
+            Method::DELETE,
+            "/api/v1/silences/{id}",
+            R(Role::Operator),
+            || delete(crate::alerts::expire_silence),
+        ),
         spec(Method::GET, "/api/v1/heartbeats", R(Role::Viewer), || {
             get(crate::schedules::list_heartbeats)
         }),

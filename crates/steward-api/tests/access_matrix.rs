@@ -97,6 +97,18 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             | "/api/v1/checks/{name}/transitions",
         ) => keyed(any_key),
         ("POST", "/api/v1/checks/{name}/run") => keyed(operator_any_scope),
+        // Scoped keys are held to their workspace's alerts and silences by the handlers.
+        ("GET", "/api/v1/alerts" | "/api/v1/alerts/{fingerprint}" | "/api/v1/silences") => {
+            keyed(any_key)
+        }
+        (
+            "POST",
+            "/api/v1/alerts"
+            | "/api/v2/alerts"
+            | "/api/v1/alerts/{fingerprint}/ack"
+            | "/api/v1/silences",
+        )
+        | ("DELETE", "/api/v1/silences/{id}") => keyed(operator_any_scope),
         // Probed with the key's own workspace (`trading`); another workspace is checked below.
         ("GET", "/api/v1/workspaces/{key}") => keyed(any_key),
         ("GET", "/api/v1/audit") => keyed(admin_any_scope),
@@ -259,11 +271,13 @@ fn every_route_has_an_expectation() {
                 route.path
             );
         }
+        // `/api/v2/alerts` is where Alertmanager clients post; it is the one exception.
         assert!(
             route.path.starts_with("/api/v1/")
                 || route.access == Access::Public
-                || route.path == "/metrics",
-            "{} {}: only health routes and /metrics live outside /api/v1",
+                || route.path == "/metrics"
+                || route.path == "/api/v2/alerts",
+            "{} {}: only health routes, /metrics and Alertmanager's /api/v2/alerts live outside /api/v1",
             route.method,
             route.path
         );

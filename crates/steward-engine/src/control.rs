@@ -79,6 +79,7 @@ impl ControlPlane {
                 Arc::clone(&store),
                 Arc::clone(&queues),
                 config.settings.health,
+                config.alerting.settings.retention_ms,
             )),
         );
         let executors = Arc::new(executors);

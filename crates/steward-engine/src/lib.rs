@@ -3,6 +3,7 @@
 //! and executors. Later engines (scheduler, prober, alert manager) live here too; they meet in the store and on the bus, never
 //! by calling into each other.
 
+pub mod alerting;
 pub mod audit_mirror;
 pub mod bus;
 mod control;

@@ -2,6 +2,7 @@
 //! Cross-instance coordination uses PostgreSQL itself (transaction-scoped advisory locks), never
 //! anything home-made.
 
+mod alerts;
 mod health;
 mod schedules;
 mod tasks;
@@ -14,6 +15,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Row};
+use steward_core::alert::Fingerprint;
+use steward_core::alert::mute::Silence;
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
 use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
@@ -28,6 +31,7 @@ use steward_store::codec::{
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, ProbeBatch, ProbeRecord, TransitionQuery,
 };
+use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
     Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
@@ -564,6 +568,77 @@ impl Store for PostgresStore {
         rollups_before_ms: i64,
     ) -> Result<HealthPruned, StoreError> {
         health::prune(&self.pool, results_before_ms, rollups_before_ms).await
+    }
+
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = alerts::receive(&mut tx, receipts, actor).await;
+        settle(result, tx).await
+    }
+
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        alerts::resolve_stale(&self.pool, source, received_before_ms, now_ms).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::list(&self.pool, query).await
+    }
+
+    async fn alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        alerts::get(&self.pool, fingerprint).await
+    }
+
+    async fn ack_alert(
+        &self,
+        fingerprint: Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = alerts::ack(&mut tx, fingerprint, ack, actor).await;
+        settle(result, tx).await
+    }
+
+    async fn create_silence(
+        &self,
+        silence: &Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = alerts::create_silence(&mut tx, silence, created_at_ms, actor).await;
+        settle(result, tx).await
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = alerts::expire_silence(&mut tx, id, now_ms, actor).await;
+        settle(result, tx).await
+    }
+
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+        alerts::silences(&self.pool, now_ms).await
+    }
+
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        alerts::prune(&self.pool, before_ms).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

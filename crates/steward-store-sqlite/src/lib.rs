@@ -2,6 +2,7 @@
 //! pool of read-only ones, foreign keys on, and an exclusive lock on the data directory so that
 //! two daemons never share it.
 
+mod alerts;
 mod health;
 mod lock;
 mod schedules;
@@ -17,6 +18,8 @@ use sqlx::sqlite::{
     SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Row};
+use steward_core::alert::Fingerprint;
+use steward_core::alert::mute::Silence;
 use steward_core::audit::{Actor, ActorKind, AuditEntry, AuditEvent};
 use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
@@ -31,6 +34,7 @@ use steward_store::codec::{
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, ProbeBatch, ProbeRecord, TransitionQuery,
 };
+use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
     Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
@@ -597,6 +601,81 @@ impl Store for SqliteStore {
         rollups_before_ms: i64,
     ) -> Result<HealthPruned, StoreError> {
         health::prune(&self.writer, results_before_ms, rollups_before_ms).await
+    }
+
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let changes = alerts::receive(&mut tx, receipts, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(changes)
+    }
+
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        alerts::resolve_stale(&self.writer, source, received_before_ms, now_ms).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::list(&self.reader, query).await
+    }
+
+    async fn alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        alerts::get(&self.reader, fingerprint).await
+    }
+
+    async fn ack_alert(
+        &self,
+        fingerprint: Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let alert = alerts::ack(&mut tx, fingerprint, ack, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(alert)
+    }
+
+    async fn create_silence(
+        &self,
+        silence: &Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let stored = alerts::create_silence(&mut tx, silence, created_at_ms, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(stored)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let silence = alerts::expire_silence(&mut tx, id, now_ms, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(silence)
+    }
+
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+        alerts::silences(&self.reader, now_ms).await
+    }
+
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        alerts::prune(&self.writer, before_ms).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

@@ -180,6 +180,90 @@ pub fn heartbeat_state(
     }
 }
 
+/// `alert.receive`: one event per call of
+/// [`Store::receive_alerts`](crate::Store::receive_alerts), however many receipts it carried;
+/// details hold what they did, in total and per source.
+pub fn alerts_received(
+    actor: &Actor,
+    receipts: &[crate::AlertReceipt],
+    changes: &[crate::AlertChange],
+) -> AuditEntry {
+    use std::collections::BTreeMap;
+
+    use crate::alerts::ReceiptCounts;
+    let mut total = ReceiptCounts::default();
+    let mut sources: BTreeMap<&str, ReceiptCounts> = BTreeMap::new();
+    for (receipt, &change) in receipts.iter().zip(changes) {
+        total.add(change);
+        sources
+            .entry(receipt.source.as_str())
+            .or_default()
+            .add(change);
+    }
+    AuditEntry {
+        actor: actor.clone(),
+        action: "alert.receive".into(),
+        target: "alerts".into(),
+        workspace: None,
+        details: json!({
+            "count": receipts.len(),
+            "counts": total,
+            "sources": sources,
+        }),
+    }
+}
+
+/// `alert.ack`: someone acknowledged a firing alert's current episode.
+pub fn alert_acked(actor: &Actor, alert: &crate::StoredAlert, ack: &crate::Ack) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "alert.ack".into(),
+        target: format!("alert/{}", alert.fingerprint),
+        workspace: None,
+        details: json!({
+            "episode": alert.episode,
+            "by": ack.by,
+            "at_ms": ack.at_ms,
+            "note": ack.note,
+        }),
+    }
+}
+
+/// `silence.create`: its matchers (as written), span, author and comment.
+pub fn silence_created(actor: &Actor, silence: &crate::StoredSilence) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "silence.create".into(),
+        target: format!("silence/{}", silence.id),
+        workspace: None,
+        details: json!({
+            "matchers": silence.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "starts_at_ms": silence.starts_at_ms,
+            "ends_at_ms": silence.ends_at_ms,
+            "created_by": silence.created_by,
+            "comment": silence.comment,
+        }),
+    }
+}
+
+/// `silence.expire`: a silence ended early; details hold the end it had and has now.
+pub fn silence_expired(
+    actor: &Actor,
+    silence: &crate::StoredSilence,
+    previous_ends_at_ms: i64,
+) -> AuditEntry {
+    AuditEntry {
+        actor: actor.clone(),
+        action: "silence.expire".into(),
+        target: format!("silence/{}", silence.id),
+        workspace: None,
+        details: json!({
+            "from_ends_at_ms": previous_ends_at_ms,
+            "ends_at_ms": silence.ends_at_ms,
+        }),
+    }
+}
+
 /// How verifying the audit chain failed.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {

@@ -19,6 +19,51 @@ pub fn decode_labels(json: &str) -> Result<Labels, StoreError> {
     serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("labels: {e}")))
 }
 
+/// Matchers as a JSON array of their texts (as [`Matcher`]'s `Display` writes them).
+///
+/// [`Matcher`]: steward_core::alert::route::Matcher
+pub fn encode_matchers(matchers: &[steward_core::alert::route::Matcher]) -> String {
+    let texts: Vec<String> = matchers.iter().map(ToString::to_string).collect();
+    // A sequence of strings always serializes.
+    serde_json::to_string(&texts).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// Matchers from a JSON array of their texts, each parsed again.
+pub fn decode_matchers(json: &str) -> Result<Vec<steward_core::alert::route::Matcher>, StoreError> {
+    let texts: Vec<String> =
+        serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("matchers: {e}")))?;
+    texts
+        .iter()
+        .map(|text| {
+            steward_core::alert::route::Matcher::parse(text)
+                .map_err(|e| StoreError::Corrupt(format!("matcher {e}")))
+        })
+        .collect()
+}
+
+/// A fingerprint from its 16 hex digits.
+pub fn decode_fingerprint(text: &str) -> Result<steward_core::alert::Fingerprint, StoreError> {
+    steward_core::alert::Fingerprint::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("alert fingerprint `{text}`")))
+}
+
+/// An alert's state from its name.
+pub fn decode_alert_state(text: &str) -> Result<steward_core::alert::AlertState, StoreError> {
+    use steward_core::alert::AlertState;
+    [AlertState::Firing, AlertState::Resolved]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("alert state `{text}`")))
+}
+
+/// A severity from its name.
+pub fn decode_severity(text: &str) -> Result<steward_core::alert::Severity, StoreError> {
+    steward_core::alert::Severity::ALL
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("alert severity `{text}`")))
+}
+
 /// A repo as a JSON object, `None` stays SQL NULL.
 pub fn encode_repo(repo: Option<&Repo>) -> Option<String> {
     repo.and_then(|r| serde_json::to_string(r).ok())
@@ -112,6 +157,41 @@ pub fn decode_rollup(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn matchers_round_trip_and_damage_is_corrupt() {
+        use steward_core::alert::route::Matcher;
+        let matchers: Vec<Matcher> = [r#"a="x \"y\"""#, r#"b=~"web-\\d+|db""#, "c!=", "d!~e"]
+            .iter()
+            .map(|m| Matcher::parse(m).expect("matcher"))
+            .collect();
+        assert_eq!(
+            decode_matchers(&encode_matchers(&matchers)).ok(),
+            Some(matchers)
+        );
+        for damaged in ["", "{}", "[1]", r#"["no operator"]"#, r#"["a=~\"(\""]"#] {
+            assert!(
+                matches!(decode_matchers(damaged), Err(StoreError::Corrupt(_))),
+                "{damaged}"
+            );
+        }
+        assert!(matches!(
+            decode_fingerprint("xyz"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_alert_state("on"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_severity("page"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert_eq!(
+            decode_severity("critical").ok(),
+            Some(steward_core::alert::Severity::Critical)
+        );
+    }
 
     #[test]
     fn round_trips() {

@@ -20,8 +20,10 @@ use crate::{
     TaskQuery,
 };
 
+mod alerts;
 mod health;
 mod schedules;
+pub use alerts::*;
 pub use health::*;
 pub use schedules::*;
 
@@ -100,6 +102,17 @@ macro_rules! conformance_suite {
             prune_removes_only_older_health_rows,
             an_empty_probe_batch_is_a_no_op,
             a_batch_of_five_thousand_results_is_one_call,
+            an_alert_fires_resolves_and_refires,
+            an_alert_may_arrive_resolved,
+            receipts_of_one_alert_in_a_call_apply_in_order,
+            a_batch_of_ten_thousand_alerts_is_one_call,
+            each_receive_call_is_audited_once,
+            stale_alerts_resolve_by_source_and_age,
+            alert_listings_filter_and_limit,
+            acks_need_a_firing_alert,
+            silences_are_created_listed_and_expired,
+            prune_removes_only_old_resolved_alerts_and_ended_silences,
+            concurrent_receipts_lose_no_update,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -3,6 +3,7 @@
 //! this trait. [`Metered`] wraps any backend with timing and error metrics, and the
 //! `conformance` feature holds the story suite that every backend's tests run.
 
+pub mod alerts;
 pub mod audit;
 pub mod batch;
 pub mod codec;
@@ -20,6 +21,7 @@ use steward_core::audit::{Actor, AuditEvent};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
+pub use alerts::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 pub use health::{
     CertSeen, CheckRecord, CheckTransition, HealthPruned, NewTransition, ProbeBatch, ProbeRecord,
     TransitionQuery,
@@ -419,6 +421,77 @@ pub trait Store: Send + Sync + 'static {
         results_before_ms: i64,
         rollups_before_ms: i64,
     ) -> Result<HealthPruned, StoreError>;
+
+    /// Merges received alerts into the stored ones of the same fingerprint, in one transaction
+    /// with one audit event (`alert.receive`, with counts) for the call; answers what each
+    /// receipt did, in order:
+    /// - a new fingerprint is stored firing ([`AlertChange::Fired`]), or resolved when it
+    ///   arrives with an end already past ([`AlertChange::Resolved`]);
+    /// - a firing alert received with a past end resolves ([`AlertChange::Resolved`]);
+    /// - a resolved alert received firing starts a new episode: episode + 1, its start from the
+    ///   receipt (or the receipt time), any acknowledgement cleared ([`AlertChange::Refired`]);
+    /// - otherwise labels stay, annotations, severity, end, generator URL and receipt time are
+    ///   refreshed ([`AlertChange::Unchanged`]).
+    ///
+    /// Several receipts of one fingerprint in a call apply in order.
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError>;
+
+    /// Resolves, at `now_ms`, the firing alerts from `source` that have no end and were last
+    /// received before `received_before_ms` (senders that stopped re-sending them); answers
+    /// their fingerprints.
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<steward_core::alert::Fingerprint>, StoreError>;
+
+    /// Alerts, most recently received first.
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// One alert.
+    async fn alert(
+        &self,
+        fingerprint: steward_core::alert::Fingerprint,
+    ) -> Result<Option<StoredAlert>, StoreError>;
+
+    /// Acknowledges a firing alert's current episode, audited (`alert.ack`);
+    /// [`StoreError::NotFound`] when there is no such alert, [`StoreError::State`] when it is
+    /// resolved.
+    async fn ack_alert(
+        &self,
+        fingerprint: steward_core::alert::Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError>;
+
+    /// Stores a silence (already validated), audited (`silence.create`).
+    async fn create_silence(
+        &self,
+        silence: &steward_core::alert::mute::Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError>;
+
+    /// Ends a silence at `now_ms` (if it ends later), audited (`silence.expire`);
+    /// [`StoreError::NotFound`] when there is none with that id.
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError>;
+
+    /// The silences that have not ended at `now_ms` (in force or to come), by id.
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError>;
+
+    /// Deletes alerts resolved before `before_ms` and silences that ended before it; answers
+    /// how many of each.
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError>;
 
     /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
     /// through this instance or (where the backend can tell) another one.

@@ -7,15 +7,18 @@ use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
 use steward_core::{Registry, RegistryDiff};
 
+use steward_core::alert::Fingerprint;
+use steward_core::alert::mute::Silence;
 use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
 use crate::{
-    ApiKey, AuditQuery, CheckRecord, CheckTransition, Claim, Enqueued, HealthPruned,
-    HeartbeatRecord, HeartbeatTransition, Lease, LeaseState, MigrationReport, NewKey, ProbeBatch,
-    ProbeRecord, Reaped, RunQuery, ScheduleRun, ScheduleState, ScheduleTick, Store, StoreError,
-    TaskCount, TaskQuery, TickResult, TransitionQuery, Wakeup,
+    Ack, AlertChange, AlertQuery, AlertReceipt, ApiKey, AuditQuery, CheckRecord, CheckTransition,
+    Claim, Enqueued, HealthPruned, HeartbeatRecord, HeartbeatTransition, Lease, LeaseState,
+    MigrationReport, NewKey, ProbeBatch, ProbeRecord, Reaped, RunQuery, ScheduleRun, ScheduleState,
+    ScheduleTick, Store, StoreError, StoredAlert, StoredSilence, TaskCount, TaskQuery, TickResult,
+    TransitionQuery, Wakeup,
 };
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
@@ -408,6 +411,82 @@ impl<S: Store> Store for Metered<S> {
                 .prune_health(results_before_ms, rollups_before_ms),
         )
         .await
+    }
+
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError> {
+        self.observe("receive_alerts", self.inner.receive_alerts(receipts, actor))
+            .await
+    }
+
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        self.observe(
+            "resolve_stale_alerts",
+            self.inner
+                .resolve_stale_alerts(source, received_before_ms, now_ms),
+        )
+        .await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        self.observe("alerts", self.inner.alerts(query)).await
+    }
+
+    async fn alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        self.observe("alert", self.inner.alert(fingerprint)).await
+    }
+
+    async fn ack_alert(
+        &self,
+        fingerprint: Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError> {
+        self.observe("ack_alert", self.inner.ack_alert(fingerprint, ack, actor))
+            .await
+    }
+
+    async fn create_silence(
+        &self,
+        silence: &Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        self.observe(
+            "create_silence",
+            self.inner.create_silence(silence, created_at_ms, actor),
+        )
+        .await
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        self.observe(
+            "expire_silence",
+            self.inner.expire_silence(id, now_ms, actor),
+        )
+        .await
+    }
+
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+        self.observe("silences", self.inner.silences(now_ms)).await
+    }
+
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        self.observe("prune_alerts", self.inner.prune_alerts(before_ms))
+            .await
     }
 
     async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {

@@ -1,7 +1,8 @@
 //! The `prune` built-in: retention as a scheduled task. Run by the built-in
 //! `steward-retention` schedule on Steward's own queue, it deletes each queue's finished tasks
 //! (with their runs) older than the queue's `retention`, schedule runs whose task is gone, and
-//! probe results and roll-ups past `[health]`'s retention. Audit events are never pruned.
+//! probe results and roll-ups past `[health]`'s retention, and resolved alerts and ended silences
+//! past `[alerting]`'s. Audit events are never pruned.
 
 use std::sync::Arc;
 
@@ -22,16 +23,24 @@ pub struct Prune {
     store: Arc<dyn Store>,
     queues: Arc<Vec<QueueSpec>>,
     health: HealthSettings,
+    alerts_retention_ms: u64,
 }
 
 impl Prune {
     /// A pruner of `queues`' finished tasks and of probe history kept as `health` says, in
     /// `store`.
-    pub fn new(store: Arc<dyn Store>, queues: Arc<Vec<QueueSpec>>, health: HealthSettings) -> Self {
+    /// `alerts_retention_ms` is how long resolved alerts and ended silences are kept.
+    pub fn new(
+        store: Arc<dyn Store>,
+        queues: Arc<Vec<QueueSpec>>,
+        health: HealthSettings,
+        alerts_retention_ms: u64,
+    ) -> Self {
         Self {
             store,
             queues,
             health,
+            alerts_retention_ms,
         }
     }
 }
@@ -57,10 +66,19 @@ impl Executor for Prune {
         let health = prune_health(self.store.as_ref(), &self.health)
             .await
             .map_err(|e| Failure::retryable(format!("pruning probe history: {e}")))?;
+        let before =
+            now_ms().saturating_sub(i64::try_from(self.alerts_retention_ms).unwrap_or(i64::MAX));
+        let (alerts, silences) = self
+            .store
+            .prune_alerts(before)
+            .await
+            .map_err(|e| Failure::retryable(format!("pruning alerts: {e}")))?;
         Ok(Output {
             result: Some(json!({
                 "purged": purged,
                 "schedule_runs": runs,
+                "alerts": alerts,
+                "silences": silences,
                 "probe_results": health.results,
                 "probe_rollups": health.rollups,
                 "check_transitions": health.transitions,

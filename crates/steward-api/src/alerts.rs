@@ -1,0 +1,425 @@
+//! `/api/v1/alerts` and `/api/v1/silences`: alerts posted by other systems (Steward's shape, or
+//! Alertmanager's v2 `postableAlerts` — also accepted at `/api/v2/alerts`, where Prometheus
+//! and other Alertmanager senders post), listing and acknowledging alerts, and silences.
+//!
+//! A workspace-scoped key posts alerts for its workspace only: each alert gets its `workspace`
+//! label (one naming another workspace is refused), and it sees only alerts and silences of its
+//! workspace.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use steward_core::alert::ingest::parse_alerts;
+use steward_core::alert::mute::Silence;
+use steward_core::alert::route::Matcher;
+use steward_core::alert::{AlertState, Fingerprint, IncomingAlert, Severity};
+use steward_core::registry::Labels;
+use steward_store::alerts::{EXTERNAL_SOURCE, MAX_ALERT_PAGE};
+use steward_store::{
+    Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence, now_ms,
+};
+
+use crate::auth::Caller;
+use crate::routes::store_error;
+use crate::{ApiError, AppState};
+
+/// The label that ties an alert to a workspace.
+const WORKSPACE_LABEL: &str = "workspace";
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, code, message)
+}
+
+/// Whether the caller may see an alert (or silence) with these labels.
+fn visible(caller: &Caller, labels: &Labels) -> bool {
+    caller
+        .principal
+        .sees(labels.get(WORKSPACE_LABEL).map(String::as_str))
+}
+
+/// Ties a scoped caller's alert to its workspace.
+fn scope_alert(caller: &Caller, alert: &mut IncomingAlert, index: usize) -> Result<(), ApiError> {
+    let Some(own) = caller.principal.workspace.as_ref() else {
+        return Ok(());
+    };
+    match alert.labels.get(WORKSPACE_LABEL) {
+        Some(named) if named != own => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "`alerts[{index}].labels.workspace`: this key may post only for workspace `{own}`"
+            ),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            alert.labels.insert(WORKSPACE_LABEL.to_owned(), own.clone());
+            Ok(())
+        }
+    }
+}
+
+/// `POST /api/v1/alerts` (and `/api/v2/alerts`): every alert of the call is stored, or none.
+pub(crate) async fn post_alerts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let mut alerts = parse_alerts(&body).map_err(|e| {
+        invalid(
+            "invalid_alerts",
+            "the alerts were refused; nothing was stored",
+        )
+        .with_details(e.problems)
+    })?;
+    for (i, alert) in alerts.iter_mut().enumerate() {
+        scope_alert(&caller, alert, i)?;
+    }
+    let received_ms = now_ms();
+    let receipts: Vec<AlertReceipt> = alerts
+        .into_iter()
+        .map(|alert| AlertReceipt {
+            alert,
+            source: EXTERNAL_SOURCE.to_owned(),
+            received_ms,
+        })
+        .collect();
+    let changes = state
+        .control
+        .store()
+        .receive_alerts(&receipts, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    let count = |kind: AlertChange| changes.iter().filter(|c| **c == kind).count();
+    metrics::counter!("steward_alerts_received_total", "source" => EXTERNAL_SOURCE)
+        .increment(receipts.len() as u64);
+    Ok(Json(json!({
+        "accepted": receipts.len(),
+        "fired": count(AlertChange::Fired),
+        "refired": count(AlertChange::Refired),
+        "resolved": count(AlertChange::Resolved),
+        "unchanged": count(AlertChange::Unchanged),
+    })))
+}
+
+fn alert_json(alert: &StoredAlert) -> Value {
+    json!({
+        "fingerprint": alert.fingerprint.to_string(),
+        "labels": alert.labels,
+        "annotations": alert.annotations,
+        "severity": alert.severity.as_str(),
+        "source": alert.source,
+        "state": alert.state.as_str(),
+        "starts_at_ms": alert.starts_at_ms,
+        "ends_at_ms": alert.ends_at_ms,
+        "last_received_ms": alert.last_received_ms,
+        "generator_url": alert.generator_url,
+        "episode": alert.episode,
+        "ack": alert.ack.as_ref().map(|a| json!({ "by": a.by, "at_ms": a.at_ms, "note": a.note })),
+    })
+}
+
+/// Query of `GET /api/v1/alerts`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AlertsQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    severity: Option<String>,
+    /// `name=value` pairs separated by commas.
+    #[serde(default)]
+    labels: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/alerts?state=firing&severity=critical&labels=service=api,env=prod&limit=N`.
+pub(crate) async fn list_alerts(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<AlertsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_ALERT_PAGE {
+        return Err(invalid(
+            "invalid_query",
+            format!("`limit` must be 1 to {MAX_ALERT_PAGE}"),
+        ));
+    }
+    let alert_state = match query.state.as_deref() {
+        None => None,
+        Some("firing") => Some(AlertState::Firing),
+        Some("resolved") => Some(AlertState::Resolved),
+        Some(other) => {
+            return Err(invalid(
+                "invalid_query",
+                format!("`state`: `{other}` is not firing or resolved"),
+            ));
+        }
+    };
+    let severity = match query.severity.as_deref() {
+        None => None,
+        Some(text) => Some(Severity::parse(text).ok_or_else(|| {
+            invalid(
+                "invalid_query",
+                format!("`severity`: `{text}` is not critical, warning or info"),
+            )
+        })?),
+    };
+    let mut labels = Labels::new();
+    for pair in query.labels.iter().flat_map(|l| l.split(',')) {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(invalid(
+                "invalid_query",
+                format!("`labels`: `{pair}` is not name=value"),
+            ));
+        };
+        labels.insert(name.trim().to_owned(), value.trim().to_owned());
+    }
+    if let Some(own) = &caller.principal.workspace {
+        labels.insert(WORKSPACE_LABEL.to_owned(), own.clone());
+    }
+    let alerts = state
+        .control
+        .store()
+        .alerts(&AlertQuery {
+            state: alert_state,
+            severity,
+            labels,
+            limit,
+        })
+        .await
+        .map_err(store_error)?;
+    let alerts: Vec<Value> = alerts.iter().map(alert_json).collect();
+    Ok(Json(json!({ "alerts": alerts })))
+}
+
+fn fingerprint(text: &str) -> Result<Fingerprint, ApiError> {
+    Fingerprint::parse(text).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert `{text}` (fingerprints are 16 hex digits)"),
+        )
+    })
+}
+
+/// The alert `text` names, if the caller may see it.
+async fn visible_alert(
+    state: &AppState,
+    caller: &Caller,
+    text: &str,
+) -> Result<StoredAlert, ApiError> {
+    let fp = fingerprint(text)?;
+    match state.control.store().alert(fp).await.map_err(store_error)? {
+        Some(alert) if visible(caller, &alert.labels) => Ok(alert),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no alert `{text}`"),
+        )),
+    }
+}
+
+/// `GET /api/v1/alerts/{fingerprint}`.
+pub(crate) async fn get_alert(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(text): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let alert = visible_alert(&state, &caller, &text).await?;
+    Ok(Json(alert_json(&alert)))
+}
+
+/// Body of `POST /api/v1/alerts/{fingerprint}/ack`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AckBody {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /api/v1/alerts/{fingerprint}/ack`: no repeats of the current episode until it changes.
+pub(crate) async fn ack_alert(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(text): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: AckBody = if body.is_empty() {
+        AckBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| invalid("invalid_body", format!("invalid acknowledgement: {e}")))?
+    };
+    if body.note.chars().count() > 4_096 {
+        return Err(invalid("invalid_body", "`note`: at most 4096 characters"));
+    }
+    let alert = visible_alert(&state, &caller, &text).await?;
+    let ack = Ack {
+        by: caller.principal.name.clone(),
+        at_ms: now_ms(),
+        note: body.note,
+    };
+    let acked = state
+        .control
+        .store()
+        .ack_alert(alert.fingerprint, &ack, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(alert_json(&acked)))
+}
+
+fn silence_json(silence: &StoredSilence) -> Value {
+    json!({
+        "id": silence.id,
+        "matchers": silence.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "starts_at_ms": silence.starts_at_ms,
+        "ends_at_ms": silence.ends_at_ms,
+        "created_by": silence.created_by,
+        "created_at_ms": silence.created_at_ms,
+        "comment": silence.comment,
+    })
+}
+
+/// Whether a scoped caller may see or touch a silence: it must pin its workspace.
+fn silence_visible(caller: &Caller, matchers: &[Matcher]) -> bool {
+    match &caller.principal.workspace {
+        None => true,
+        Some(own) => matchers.iter().any(|m| {
+            m.name == WORKSPACE_LABEL
+                && m.op == steward_core::alert::route::MatchOp::Equal
+                && &m.value == own
+        }),
+    }
+}
+
+/// `GET /api/v1/silences`: those in force or to come.
+pub(crate) async fn list_silences(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<impl IntoResponse, ApiError> {
+    let silences = state
+        .control
+        .store()
+        .silences(now_ms())
+        .await
+        .map_err(store_error)?;
+    let silences: Vec<Value> = silences
+        .iter()
+        .filter(|s| silence_visible(&caller, &s.matchers))
+        .map(silence_json)
+        .collect();
+    Ok(Json(json!({ "silences": silences })))
+}
+
+/// Body of `POST /api/v1/silences`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SilenceBody {
+    matchers: Vec<String>,
+    #[serde(default)]
+    starts_at_ms: Option<i64>,
+    #[serde(default)]
+    ends_at_ms: Option<i64>,
+    /// How long from its start, e.g. `2h` (instead of `ends_at_ms`).
+    #[serde(default)]
+    duration: Option<String>,
+    comment: String,
+}
+
+/// `POST /api/v1/silences`: 201 with the silence.
+pub(crate) async fn create_silence(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let body: SilenceBody = serde_json::from_slice(&body)
+        .map_err(|e| invalid("invalid_body", format!("invalid silence: {e}")))?;
+    let mut matchers = Vec::with_capacity(body.matchers.len());
+    for (i, text) in body.matchers.iter().enumerate() {
+        matchers.push(
+            Matcher::parse(text)
+                .map_err(|e| invalid("invalid_body", format!("`matchers[{i}]`: {e}")))?,
+        );
+    }
+    if let Some(own) = &caller.principal.workspace
+        && !silence_visible(&caller, &matchers)
+    {
+        matchers.push(
+            Matcher::new(
+                WORKSPACE_LABEL,
+                steward_core::alert::route::MatchOp::Equal,
+                own,
+            )
+            .map_err(|e| invalid("invalid_body", e.to_string()))?,
+        );
+    }
+    let now = now_ms();
+    let starts_at_ms = body.starts_at_ms.unwrap_or(now);
+    let ends_at_ms = match (body.ends_at_ms, body.duration.as_deref()) {
+        (Some(end), None) => end,
+        (None, Some(text)) => {
+            let duration = humantime::parse_duration(text)
+                .map_err(|e| invalid("invalid_body", format!("`duration`: `{text}`: {e}")))?;
+            starts_at_ms.saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX))
+        }
+        _ => {
+            return Err(invalid(
+                "invalid_body",
+                "give exactly one of `ends_at_ms` and `duration`",
+            ));
+        }
+    };
+    let silence = Silence {
+        id: 0,
+        matchers,
+        starts_at_ms,
+        ends_at_ms,
+        created_by: caller.principal.name.clone(),
+        comment: body.comment,
+    };
+    silence
+        .validate()
+        .map_err(|e| invalid("invalid_body", e.to_string()))?;
+    let stored = state
+        .control
+        .store()
+        .create_silence(&silence, now, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    Ok((StatusCode::CREATED, Json(silence_json(&stored))))
+}
+
+/// `DELETE /api/v1/silences/{id}`: ends it now.
+pub(crate) async fn expire_silence(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, ApiError> {
+    let store = state.control.store();
+    let now = now_ms();
+    let visible = store
+        .silences(i64::MIN)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .find(|s| s.id == id)
+        .is_some_and(|s| silence_visible(&caller, &s.matchers));
+    if !visible {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no silence {id}"),
+        ));
+    }
+    let expired = store
+        .expire_silence(id, now, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(silence_json(&expired)))
+}

@@ -1,0 +1,437 @@
+//! Alerts and silences on PostgreSQL. A call of `receive_alerts` is one transaction of a fixed
+//! number of statements whatever its size: the batch's new fingerprints are inserted first
+//! (`ON CONFLICT DO NOTHING`, so that two calls racing to create one alert queue on its key
+//! instead of both creating it), the rows of the others read and locked with one
+//! `SELECT … FOR UPDATE`, the receipts merged in Rust by the shared rules of
+//! [`merge_receipts`], and the results written back with one upsert over `unnest(…)` (an
+//! upsert rather than an update, so that a row pruned in between is written again).
+//! Locks are taken in fingerprint order, so concurrent calls cannot lose each other's updates
+//! and do not deadlock on each other.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
+use sqlx::query::Query;
+use sqlx::{Postgres, QueryBuilder, Row};
+use steward_core::alert::mute::Silence;
+use steward_core::alert::{AlertState, Fingerprint};
+use steward_core::audit::Actor;
+use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipt, merge_receipts};
+use steward_store::codec::{
+    decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
+    encode_labels, encode_matchers,
+};
+use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
+use steward_store::{StoredSilence, audit};
+
+use crate::db_err;
+
+/// The columns of an alert, in the order [`alert_from_row`] reads them and [`bind_alerts`]
+/// binds them.
+const ALERT_COLUMNS: &str = "fingerprint, labels, annotations, severity, source, state, \
+     starts_at_ms, ends_at_ms, last_received_ms, generator_url, episode, acked_by, \
+     acked_at_ms, ack_note";
+
+/// [`ALERT_COLUMNS`] as arrays to unpack with `unnest`, in the same order.
+const ALERT_ARRAYS: &str = "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+     $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[], \
+     $12::text[], $13::bigint[], $14::text[]";
+
+/// The columns of a silence, in the order [`silence_from_row`] reads them.
+const SILENCE_COLUMNS: &str =
+    "id, matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, comment";
+
+/// Merges receipts into the stored alerts inside the caller's transaction, audited once.
+pub(crate) async fn receive(
+    conn: &mut PgConnection,
+    receipts: &[AlertReceipt],
+    actor: &Actor,
+) -> Result<Vec<AlertChange>, StoreError> {
+    // Each fingerprint as its first receipt would create it, in fingerprint order.
+    let mut firsts: BTreeMap<Fingerprint, StoredAlert> = BTreeMap::new();
+    for receipt in receipts {
+        firsts
+            .entry(receipt.alert.fingerprint())
+            .or_insert_with(|| merge_receipt(None, receipt).0);
+    }
+    let candidates: Vec<&StoredAlert> = firsts.values().collect();
+    let inserted: Vec<String> = bind_alerts(
+        sqlx::query_scalar(&format!(
+            "INSERT INTO alerts ({ALERT_COLUMNS}) SELECT * FROM unnest({ALERT_ARRAYS}) \
+             ON CONFLICT (fingerprint) DO NOTHING RETURNING fingerprint"
+        )),
+        &candidates,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let inserted: HashSet<String> = inserted.into_iter().collect();
+    let existing: Vec<String> = firsts
+        .keys()
+        .map(ToString::to_string)
+        .filter(|f| !inserted.contains(f))
+        .collect();
+    let mut stored = HashMap::with_capacity(firsts.len());
+    if !existing.is_empty() {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ANY($1) \
+             ORDER BY fingerprint COLLATE \"C\" FOR UPDATE"
+        ))
+        .bind(&existing)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
+        for row in &rows {
+            let alert = alert_from_row(row)?;
+            stored.insert(alert.fingerprint, alert);
+        }
+    }
+    // The inserted rows are what merging their first receipt into nothing gives, so merging
+    // starts from nothing for them.
+    let (changes, touched) = merge_receipts(&mut stored, receipts);
+    let written: Vec<&StoredAlert> = touched
+        .iter()
+        .filter_map(|f| stored.get(f))
+        .filter(|a| {
+            !inserted.contains(&a.fingerprint.to_string()) || firsts.get(&a.fingerprint) != Some(*a)
+        })
+        .collect();
+    if !written.is_empty() {
+        bind_alerts(
+            sqlx::query(&format!(
+                "INSERT INTO alerts ({ALERT_COLUMNS}) SELECT * FROM unnest({ALERT_ARRAYS}) \
+                 ON CONFLICT (fingerprint) DO UPDATE SET labels = excluded.labels, \
+                 annotations = excluded.annotations, severity = excluded.severity, \
+                 source = excluded.source, state = excluded.state, \
+                 starts_at_ms = excluded.starts_at_ms, ends_at_ms = excluded.ends_at_ms, \
+                 last_received_ms = excluded.last_received_ms, \
+                 generator_url = excluded.generator_url, episode = excluded.episode, \
+                 acked_by = excluded.acked_by, acked_at_ms = excluded.acked_at_ms, \
+                 ack_note = excluded.ack_note"
+            )),
+            &written,
+        )
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    // Last, so that the audit head's lock is held only until the commit.
+    crate::append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
+    Ok(changes)
+}
+
+/// Binds `alerts` as the arrays of [`ALERT_ARRAYS`].
+fn bind_alerts<'q, Q: BindArrays<'q>>(query: Q, alerts: &[&StoredAlert]) -> Q {
+    let text = |f: fn(&StoredAlert) -> String| alerts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let int = |f: fn(&StoredAlert) -> i64| alerts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let ack = |f: fn(&Ack) -> String| {
+        alerts
+            .iter()
+            .map(|a| a.ack.as_ref().map(f))
+            .collect::<Vec<_>>()
+    };
+    query
+        .bind_array(text(|a| a.fingerprint.to_string()))
+        .bind_array(text(|a| encode_labels(&a.labels)))
+        .bind_array(text(|a| encode_labels(&a.annotations)))
+        .bind_array(text(|a| a.severity.as_str().to_owned()))
+        .bind_array(text(|a| a.source.clone()))
+        .bind_array(text(|a| a.state.as_str().to_owned()))
+        .bind_array(int(|a| a.starts_at_ms))
+        .bind_array(alerts.iter().map(|a| a.ends_at_ms).collect::<Vec<_>>())
+        .bind_array(int(|a| a.last_received_ms))
+        .bind_array(
+            alerts
+                .iter()
+                .map(|a| a.generator_url.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind_array(int(|a| a.episode))
+        .bind_array(ack(|k| k.by.clone()))
+        .bind_array(
+            alerts
+                .iter()
+                .map(|a| a.ack.as_ref().map(|k| k.at_ms))
+                .collect::<Vec<_>>(),
+        )
+        .bind_array(ack(|k| k.note.clone()))
+}
+
+/// A query arrays can be bound to: plain queries and scalar ones alike.
+trait BindArrays<'q>: Sized {
+    fn bind_array<T>(self, values: Vec<T>) -> Self
+    where
+        Vec<T>: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send;
+}
+
+impl<'q> BindArrays<'q> for Query<'q, Postgres, PgArguments> {
+    fn bind_array<T>(self, values: Vec<T>) -> Self
+    where
+        Vec<T>: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        self.bind(values)
+    }
+}
+
+impl<'q, O> BindArrays<'q> for sqlx::query::QueryScalar<'q, Postgres, O, PgArguments> {
+    fn bind_array<T>(self, values: Vec<T>) -> Self
+    where
+        Vec<T>: 'q + sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        self.bind(values)
+    }
+}
+
+/// Resolves, at `now_ms`, the firing alerts from `source` without an end last received before
+/// `received_before_ms`; answers their fingerprints, in order. The rows are locked in
+/// fingerprint order first, as `receive` locks them.
+pub(crate) async fn resolve_stale(
+    pool: &PgPool,
+    source: &str,
+    received_before_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<Fingerprint>, StoreError> {
+    let resolved: Vec<String> = sqlx::query_scalar(
+        "UPDATE alerts SET state = 'resolved', ends_at_ms = $3 WHERE fingerprint IN (\
+         SELECT fingerprint FROM alerts WHERE state = 'firing' AND source = $1 \
+         AND last_received_ms < $2 AND ends_at_ms IS NULL \
+         ORDER BY fingerprint COLLATE \"C\" FOR UPDATE) \
+         AND state = 'firing' AND source = $1 AND last_received_ms < $2 \
+         AND ends_at_ms IS NULL RETURNING fingerprint",
+    )
+    .bind(source)
+    .bind(received_before_ms)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut fingerprints = resolved
+        .iter()
+        .map(|f| decode_fingerprint(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    fingerprints.sort_unstable();
+    Ok(fingerprints)
+}
+
+/// Alerts matching `query`, most recently received first.
+pub(crate) async fn list(
+    pool: &PgPool,
+    query: &AlertQuery,
+) -> Result<Vec<StoredAlert>, StoreError> {
+    // Only the filters given are written into the statement, so that the planner can pick the
+    // matching index.
+    let mut select =
+        QueryBuilder::<Postgres>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE true"));
+    if let Some(state) = query.state {
+        select.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(severity) = query.severity {
+        select.push(" AND severity = ").push_bind(severity.as_str());
+    }
+    if !query.labels.is_empty() {
+        select
+            .push(" AND labels::jsonb @> ")
+            .push_bind(encode_labels(&query.labels))
+            .push("::jsonb");
+    }
+    select
+        .push(" ORDER BY last_received_ms DESC, fingerprint LIMIT ")
+        .push_bind(i64::from(query.limit.min(MAX_ALERT_PAGE)));
+    let rows = select.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(alert_from_row).collect()
+}
+
+/// One alert.
+pub(crate) async fn get(
+    pool: &PgPool,
+    fingerprint: Fingerprint,
+) -> Result<Option<StoredAlert>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = $1"
+    ))
+    .bind(fingerprint.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(alert_from_row).transpose()
+}
+
+/// Acknowledges a firing alert inside the caller's transaction, audited.
+pub(crate) async fn ack(
+    conn: &mut PgConnection,
+    fingerprint: Fingerprint,
+    ack: &Ack,
+    actor: &Actor,
+) -> Result<StoredAlert, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = $1 FOR UPDATE"
+    ))
+    .bind(fingerprint.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(mut alert) = row.as_ref().map(alert_from_row).transpose()? else {
+        return Err(StoreError::NotFound(format!("alert {fingerprint}")));
+    };
+    if alert.state != AlertState::Firing {
+        return Err(StoreError::State(format!(
+            "alert {fingerprint} is resolved: only a firing alert can be acknowledged"
+        )));
+    }
+    sqlx::query(
+        "UPDATE alerts SET acked_by = $1, acked_at_ms = $2, ack_note = $3 \
+         WHERE fingerprint = $4",
+    )
+    .bind(&ack.by)
+    .bind(ack.at_ms)
+    .bind(&ack.note)
+    .bind(fingerprint.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    alert.ack = Some(ack.clone());
+    crate::append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
+    Ok(alert)
+}
+
+/// Stores a silence inside the caller's transaction, audited.
+pub(crate) async fn create_silence(
+    conn: &mut PgConnection,
+    silence: &Silence,
+    created_at_ms: i64,
+    actor: &Actor,
+) -> Result<StoredSilence, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO silences (matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, \
+         comment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(encode_matchers(&silence.matchers))
+    .bind(silence.starts_at_ms)
+    .bind(silence.ends_at_ms)
+    .bind(&silence.created_by)
+    .bind(created_at_ms)
+    .bind(&silence.comment)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let stored = StoredSilence {
+        id,
+        matchers: silence.matchers.clone(),
+        starts_at_ms: silence.starts_at_ms,
+        ends_at_ms: silence.ends_at_ms,
+        created_by: silence.created_by.clone(),
+        created_at_ms,
+        comment: silence.comment.clone(),
+    };
+    crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
+    Ok(stored)
+}
+
+/// Ends a silence at `now_ms` (if it ends later) inside the caller's transaction, audited.
+pub(crate) async fn expire_silence(
+    conn: &mut PgConnection,
+    id: i64,
+    now_ms: i64,
+    actor: &Actor,
+) -> Result<StoredSilence, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SILENCE_COLUMNS} FROM silences WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(mut silence) = row.as_ref().map(silence_from_row).transpose()? else {
+        return Err(StoreError::NotFound(format!("silence {id}")));
+    };
+    let previous = silence.ends_at_ms;
+    if silence.ends_at_ms > now_ms {
+        sqlx::query("UPDATE silences SET ends_at_ms = $1 WHERE id = $2")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        silence.ends_at_ms = now_ms;
+    }
+    crate::append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
+    Ok(silence)
+}
+
+/// The silences not ended at `now_ms`, by id.
+pub(crate) async fn silences(pool: &PgPool, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at_ms > $1 ORDER BY id"
+    ))
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(silence_from_row).collect()
+}
+
+/// Deletes alerts resolved before `before_ms` and silences ended before it.
+pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> Result<(u64, u64), StoreError> {
+    // A resolved alert always has an end; the receipt time stands in should one lack it.
+    let alerts = sqlx::query(
+        "DELETE FROM alerts WHERE state = 'resolved' AND (ends_at_ms < $1 \
+         OR (ends_at_ms IS NULL AND last_received_ms < $1))",
+    )
+    .bind(before_ms)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    let silences = sqlx::query("DELETE FROM silences WHERE ends_at_ms < $1")
+        .bind(before_ms)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    Ok((alerts, silences))
+}
+
+fn alert_from_row(row: &PgRow) -> Result<StoredAlert, StoreError> {
+    let fingerprint: String = row.try_get("fingerprint").map_err(db_err)?;
+    let labels: String = row.try_get("labels").map_err(db_err)?;
+    let annotations: String = row.try_get("annotations").map_err(db_err)?;
+    let severity: String = row.try_get("severity").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let acked_by: Option<String> = row.try_get("acked_by").map_err(db_err)?;
+    let acked_at_ms: Option<i64> = row.try_get("acked_at_ms").map_err(db_err)?;
+    let ack_note: Option<String> = row.try_get("ack_note").map_err(db_err)?;
+    Ok(StoredAlert {
+        fingerprint: decode_fingerprint(&fingerprint)?,
+        labels: decode_labels(&labels)?,
+        annotations: decode_labels(&annotations)?,
+        severity: decode_severity(&severity)?,
+        source: row.try_get("source").map_err(db_err)?,
+        state: decode_alert_state(&state)?,
+        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
+        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
+        last_received_ms: row.try_get("last_received_ms").map_err(db_err)?,
+        generator_url: row.try_get("generator_url").map_err(db_err)?,
+        episode: row.try_get("episode").map_err(db_err)?,
+        ack: match (acked_by, acked_at_ms) {
+            (Some(by), Some(at_ms)) => Some(Ack {
+                by,
+                at_ms,
+                note: ack_note.unwrap_or_default(),
+            }),
+            _ => None,
+        },
+    })
+}
+
+fn silence_from_row(row: &PgRow) -> Result<StoredSilence, StoreError> {
+    let matchers: String = row.try_get("matchers").map_err(db_err)?;
+    Ok(StoredSilence {
+        id: row.try_get("id").map_err(db_err)?,
+        matchers: decode_matchers(&matchers)?,
+        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
+        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
+        created_by: row.try_get("created_by").map_err(db_err)?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
+        comment: row.try_get("comment").map_err(db_err)?,
+    })
+}

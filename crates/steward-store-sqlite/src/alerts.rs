@@ -1,0 +1,370 @@
+//! Alerts and silences on SQLite. A call of `receive_alerts` is one transaction on the single
+//! writer connection: the stored alerts of the batch's fingerprints are read with one statement
+//! (the fingerprints unpacked from a JSON array with `json_each`), merged in Rust by the shared
+//! rules of [`merge_receipts`], and written back with one upsert; no other connection writes
+//! the file, so nothing can interleave.
+
+use std::collections::HashMap;
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use steward_core::alert::mute::Silence;
+use steward_core::alert::{AlertState, Fingerprint};
+use steward_core::audit::Actor;
+use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipts};
+use steward_store::codec::{
+    decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
+    encode_labels, encode_matchers,
+};
+use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
+use steward_store::{StoredSilence, audit};
+
+use crate::db_err;
+
+/// The columns of an alert, in the order [`alert_from_row`] reads them.
+const ALERT_COLUMNS: &str = "fingerprint, labels, annotations, severity, source, state, \
+     starts_at_ms, ends_at_ms, last_received_ms, generator_url, episode, acked_by, \
+     acked_at_ms, ack_note";
+
+/// The columns of a silence, in the order [`silence_from_row`] reads them.
+const SILENCE_COLUMNS: &str =
+    "id, matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, comment";
+
+/// Merges receipts into the stored alerts inside the caller's transaction, audited once.
+pub(crate) async fn receive(
+    conn: &mut SqliteConnection,
+    receipts: &[AlertReceipt],
+    actor: &Actor,
+) -> Result<Vec<AlertChange>, StoreError> {
+    let mut fingerprints: Vec<String> = receipts
+        .iter()
+        .map(|r| r.alert.fingerprint().to_string())
+        .collect();
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    let rows = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(serde_json::to_string(&fingerprints).map_err(encode_err)?)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut stored = HashMap::with_capacity(fingerprints.len());
+    for row in &rows {
+        let alert = alert_from_row(row)?;
+        stored.insert(alert.fingerprint, alert);
+    }
+    let (changes, touched) = merge_receipts(&mut stored, receipts);
+    let written: Vec<&StoredAlert> = touched.iter().filter_map(|f| stored.get(f)).collect();
+    upsert(conn, &written).await?;
+    crate::append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
+    Ok(changes)
+}
+
+/// Writes alerts whole, inserting or replacing the row of each fingerprint.
+async fn upsert(conn: &mut SqliteConnection, alerts: &[&StoredAlert]) -> Result<(), StoreError> {
+    if alerts.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a.fingerprint.to_string(),
+                // Nested as strings, so `->>` hands the columns exactly this text.
+                encode_labels(&a.labels),
+                encode_labels(&a.annotations),
+                a.severity.as_str(),
+                a.source.as_str(),
+                a.state.as_str(),
+                a.starts_at_ms,
+                a.ends_at_ms,
+                a.last_received_ms,
+                a.generator_url.as_deref(),
+                a.episode,
+                a.ack.as_ref().map(|k| k.by.as_str()),
+                a.ack.as_ref().map(|k| k.at_ms),
+                a.ack.as_ref().map(|k| k.note.as_str()),
+            )
+        })
+        .collect();
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
+    sqlx::query(&format!(
+        "INSERT INTO alerts ({ALERT_COLUMNS}) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+         value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, value->>13 \
+         FROM json_each(?) WHERE true ON CONFLICT (fingerprint) DO UPDATE SET \
+         labels = excluded.labels, annotations = excluded.annotations, \
+         severity = excluded.severity, source = excluded.source, state = excluded.state, \
+         starts_at_ms = excluded.starts_at_ms, ends_at_ms = excluded.ends_at_ms, \
+         last_received_ms = excluded.last_received_ms, generator_url = excluded.generator_url, \
+         episode = excluded.episode, acked_by = excluded.acked_by, \
+         acked_at_ms = excluded.acked_at_ms, ack_note = excluded.ack_note"
+    ))
+    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Resolves, at `now_ms`, the firing alerts from `source` without an end last received before
+/// `received_before_ms`; answers their fingerprints, in order.
+pub(crate) async fn resolve_stale(
+    pool: &SqlitePool,
+    source: &str,
+    received_before_ms: i64,
+    now_ms: i64,
+) -> Result<Vec<Fingerprint>, StoreError> {
+    let resolved: Vec<String> = sqlx::query_scalar(
+        "UPDATE alerts SET state = 'resolved', ends_at_ms = ?3 WHERE state = 'firing' \
+         AND source = ?1 AND last_received_ms < ?2 AND ends_at_ms IS NULL RETURNING fingerprint",
+    )
+    .bind(source)
+    .bind(received_before_ms)
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    let mut fingerprints = resolved
+        .iter()
+        .map(|f| decode_fingerprint(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    fingerprints.sort_unstable();
+    Ok(fingerprints)
+}
+
+/// Alerts matching `query`, most recently received first.
+pub(crate) async fn list(
+    pool: &SqlitePool,
+    query: &AlertQuery,
+) -> Result<Vec<StoredAlert>, StoreError> {
+    // Only the filters given are written into the statement, so that SQLite can pick the
+    // matching index.
+    let mut select =
+        QueryBuilder::<Sqlite>::new(format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE true"));
+    if let Some(state) = query.state {
+        select.push(" AND state = ").push_bind(state.as_str());
+    }
+    if let Some(severity) = query.severity {
+        select.push(" AND severity = ").push_bind(severity.as_str());
+    }
+    if !query.labels.is_empty() {
+        // No pair of the query's is missing from the alert's labels.
+        select
+            .push(" AND NOT EXISTS (SELECT 1 FROM json_each(")
+            .push_bind(encode_labels(&query.labels))
+            .push(
+                ") AS q WHERE NOT EXISTS (SELECT 1 FROM json_each(alerts.labels) AS l \
+                 WHERE l.key = q.key AND l.value = q.value))",
+            );
+    }
+    select
+        .push(" ORDER BY last_received_ms DESC, fingerprint LIMIT ")
+        .push_bind(i64::from(query.limit.min(MAX_ALERT_PAGE)));
+    let rows = select.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(alert_from_row).collect()
+}
+
+/// One alert.
+pub(crate) async fn get(
+    pool: &SqlitePool,
+    fingerprint: Fingerprint,
+) -> Result<Option<StoredAlert>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?"
+    ))
+    .bind(fingerprint.to_string())
+    .fetch_optional(pool)
+    .await
+    .map_err(db_err)?;
+    row.as_ref().map(alert_from_row).transpose()
+}
+
+/// Acknowledges a firing alert inside the caller's transaction, audited.
+pub(crate) async fn ack(
+    conn: &mut SqliteConnection,
+    fingerprint: Fingerprint,
+    ack: &Ack,
+    actor: &Actor,
+) -> Result<StoredAlert, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint = ?"
+    ))
+    .bind(fingerprint.to_string())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(mut alert) = row.as_ref().map(alert_from_row).transpose()? else {
+        return Err(StoreError::NotFound(format!("alert {fingerprint}")));
+    };
+    if alert.state != AlertState::Firing {
+        return Err(StoreError::State(format!(
+            "alert {fingerprint} is resolved: only a firing alert can be acknowledged"
+        )));
+    }
+    sqlx::query(
+        "UPDATE alerts SET acked_by = ?, acked_at_ms = ?, ack_note = ? WHERE fingerprint = ?",
+    )
+    .bind(&ack.by)
+    .bind(ack.at_ms)
+    .bind(&ack.note)
+    .bind(fingerprint.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    alert.ack = Some(ack.clone());
+    crate::append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
+    Ok(alert)
+}
+
+/// Stores a silence inside the caller's transaction, audited.
+pub(crate) async fn create_silence(
+    conn: &mut SqliteConnection,
+    silence: &Silence,
+    created_at_ms: i64,
+    actor: &Actor,
+) -> Result<StoredSilence, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO silences (matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, \
+         comment) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+    )
+    .bind(encode_matchers(&silence.matchers))
+    .bind(silence.starts_at_ms)
+    .bind(silence.ends_at_ms)
+    .bind(&silence.created_by)
+    .bind(created_at_ms)
+    .bind(&silence.comment)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let stored = StoredSilence {
+        id,
+        matchers: silence.matchers.clone(),
+        starts_at_ms: silence.starts_at_ms,
+        ends_at_ms: silence.ends_at_ms,
+        created_by: silence.created_by.clone(),
+        created_at_ms,
+        comment: silence.comment.clone(),
+    };
+    crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
+    Ok(stored)
+}
+
+/// Ends a silence at `now_ms` (if it ends later) inside the caller's transaction, audited.
+pub(crate) async fn expire_silence(
+    conn: &mut SqliteConnection,
+    id: i64,
+    now_ms: i64,
+    actor: &Actor,
+) -> Result<StoredSilence, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT {SILENCE_COLUMNS} FROM silences WHERE id = ?"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(mut silence) = row.as_ref().map(silence_from_row).transpose()? else {
+        return Err(StoreError::NotFound(format!("silence {id}")));
+    };
+    let previous = silence.ends_at_ms;
+    if silence.ends_at_ms > now_ms {
+        sqlx::query("UPDATE silences SET ends_at_ms = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+        silence.ends_at_ms = now_ms;
+    }
+    crate::append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
+    Ok(silence)
+}
+
+/// The silences not ended at `now_ms`, by id.
+pub(crate) async fn silences(
+    pool: &SqlitePool,
+    now_ms: i64,
+) -> Result<Vec<StoredSilence>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SILENCE_COLUMNS} FROM silences WHERE ends_at_ms > ? ORDER BY id"
+    ))
+    .bind(now_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(silence_from_row).collect()
+}
+
+/// Deletes alerts resolved before `before_ms` and silences ended before it.
+pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<(u64, u64), StoreError> {
+    // A resolved alert always has an end; the receipt time stands in should one lack it.
+    let alerts = sqlx::query(
+        "DELETE FROM alerts WHERE state = 'resolved' AND (ends_at_ms < ?1 \
+         OR (ends_at_ms IS NULL AND last_received_ms < ?1))",
+    )
+    .bind(before_ms)
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    let silences = sqlx::query("DELETE FROM silences WHERE ends_at_ms < ?")
+        .bind(before_ms)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    Ok((alerts, silences))
+}
+
+/// Why a batch could not be written as JSON. Strings, numbers and sequences of them always
+/// serialize; the error is kept typed anyway.
+fn encode_err(e: serde_json::Error) -> StoreError {
+    StoreError::Database(Box::new(e))
+}
+
+fn alert_from_row(row: &SqliteRow) -> Result<StoredAlert, StoreError> {
+    let fingerprint: String = row.try_get("fingerprint").map_err(db_err)?;
+    let labels: String = row.try_get("labels").map_err(db_err)?;
+    let annotations: String = row.try_get("annotations").map_err(db_err)?;
+    let severity: String = row.try_get("severity").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let acked_by: Option<String> = row.try_get("acked_by").map_err(db_err)?;
+    let acked_at_ms: Option<i64> = row.try_get("acked_at_ms").map_err(db_err)?;
+    let ack_note: Option<String> = row.try_get("ack_note").map_err(db_err)?;
+    Ok(StoredAlert {
+        fingerprint: decode_fingerprint(&fingerprint)?,
+        labels: decode_labels(&labels)?,
+        annotations: decode_labels(&annotations)?,
+        severity: decode_severity(&severity)?,
+        source: row.try_get("source").map_err(db_err)?,
+        state: decode_alert_state(&state)?,
+        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
+        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
+        last_received_ms: row.try_get("last_received_ms").map_err(db_err)?,
+        generator_url: row.try_get("generator_url").map_err(db_err)?,
+        episode: row.try_get("episode").map_err(db_err)?,
+        ack: match (acked_by, acked_at_ms) {
+            (Some(by), Some(at_ms)) => Some(Ack {
+                by,
+                at_ms,
+                note: ack_note.unwrap_or_default(),
+            }),
+            _ => None,
+        },
+    })
+}
+
+fn silence_from_row(row: &SqliteRow) -> Result<StoredSilence, StoreError> {
+    let matchers: String = row.try_get("matchers").map_err(db_err)?;
+    Ok(StoredSilence {
+        id: row.try_get("id").map_err(db_err)?,
+        matchers: decode_matchers(&matchers)?,
+        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
+        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
+        created_by: row.try_get("created_by").map_err(db_err)?,
+        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
+        comment: row.try_get("comment").map_err(db_err)?,
+    })
+}
