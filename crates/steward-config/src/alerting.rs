@@ -2,7 +2,6 @@
 //! to them (with optional remediation tasks), inhibition rules, and alerting's settings.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::time::Duration;
 
 use steward_core::Secret;
 use steward_core::alert::is_label_name;
@@ -15,7 +14,7 @@ use steward_core::queue::QueueSpec;
 
 use crate::schedules::{kind_ref, queue_ref, read_payload};
 use crate::schema::{first_declaration, literal, name_field, read_headers};
-use crate::walk::{Cx, Fields, Span, Spanned, suggestion, url_problem};
+use crate::walk::{Cx, Element, Fields, Span, Spanned, suggestion, url_problem};
 
 const ALERTING_KEYS: &[&str] = &[
     "resolve_timeout",
@@ -128,57 +127,13 @@ impl ReceiverType {
     }
 }
 
-/// A duration as messages show it (`1m 30s`).
-fn shown(ms: u64) -> humantime::FormattedDuration {
-    humantime::format_duration(Duration::from_millis(ms))
-}
-
-/// An optional duration of at least `min` milliseconds (zero allowed when `min` is zero).
-fn at_least(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str, min: u64) -> Option<u64> {
-    let d = if min == 0 {
-        t.duration_ms_or_zero(cx, key)?
-    } else {
-        t.duration_ms(cx, key)?
-    };
-    if d.value < min {
-        cx.error(
-            &d.span,
-            format!(
-                "`{}`: {} is less than {}, the shortest allowed",
-                t.field(key),
-                shown(d.value),
-                shown(min)
-            ),
-        );
-        return None;
-    }
-    Some(d.value)
-}
-
-/// Refuses `${VAR}` in a value kept and shown in the clear.
-fn no_env(
-    cx: &mut Cx<'_>,
-    t: &Fields<'_>,
-    key: &str,
-    value: Spanned<String>,
-) -> Option<Spanned<String>> {
-    if value.template.is_some() {
-        cx.error(
-            &value.span,
-            format!(
-                "`{}`: cannot use `${{VAR}}`: this value is not kept secret (only `url`, `webhook_url`, `headers`, `bot_token` and `password` are)",
-                t.field(key)
-            ),
-        );
-        return None;
-    }
-    Some(value)
-}
+/// Why `${VAR}` is refused in a value kept and shown in the clear.
+const NOT_SECRET: &str = "cannot use `${VAR}`: this value is not kept secret (only `url`, `webhook_url`, `headers`, `bot_token` and `password` are)";
 
 /// An optional string kept in the clear: `${VAR}` refused, and not empty.
 fn plain_string(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Spanned<String>> {
     let value = t.string(cx, key)?;
-    let value = no_env(cx, t, key, value)?;
+    let value = t.without_template(cx, key, value, NOT_SECRET)?;
     if value.value.is_empty() {
         cx.error(
             &value.span,
@@ -192,53 +147,28 @@ fn plain_string(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Spanned<St
 /// A required string kept in the clear: `${VAR}` refused, and not empty.
 fn required_plain(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Spanned<String>> {
     let value = t.required_string(cx, key)?;
-    no_env(cx, t, key, value)
+    t.without_template(cx, key, value, NOT_SECRET)
 }
-
-/// An element of an array: its field name (`…matchers[1]`) and value.
-type Element = (String, Spanned<String>);
 
 /// An optional array of strings taken as written (no `${VAR}`, no NUL), each with its field
 /// name (`…matchers[1]`). `None` when absent; the flag is false when anything was refused.
 fn string_list(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<(Vec<Element>, bool)> {
-    let item = t.item(key)?;
-    let Some(array) = item.as_array() else {
-        cx.error(
-            &item.span(),
-            format!(
-                "`{}`: expected an array of strings, found {}",
-                t.field(key),
-                item.type_name()
-            ),
-        );
-        return Some((Vec::new(), false));
-    };
-    let mut ok = true;
-    let mut values = Vec::new();
-    for (i, value) in array.iter().enumerate() {
-        let field = format!("{}[{i}]", t.field(key));
-        let problem = match value.as_str() {
-            None => format!("expected a string, found {}", value.type_name()),
-            Some(s) if s.contains('\0') => "must not contain a NUL character".to_owned(),
-            Some(s) if s.contains("${") => {
-                "cannot use `${VAR}`: this value is shown in the API and in messages".to_owned()
-            }
-            Some(s) => {
-                values.push((
-                    field,
-                    Spanned {
-                        value: s.to_owned(),
-                        span: value.span(),
-                        template: None,
-                    },
-                ));
-                continue;
-            }
-        };
-        cx.error(&value.span(), format!("`{field}`: {problem}"));
-        ok = false;
+    let (values, mut ok) = t.indexed_strings(cx, key)?;
+    let mut kept = Vec::with_capacity(values.len());
+    for (field, value) in values {
+        if value.value.contains("${") {
+            cx.error(
+                &value.span,
+                format!(
+                    "`{field}`: cannot use `${{VAR}}`: this value is shown in the API and in messages"
+                ),
+            );
+            ok = false;
+        } else {
+            kept.push((field, value));
+        }
     }
-    Some((values, ok))
+    Some((kept, ok))
 }
 
 /// An optional array of matchers, each parsed as Alertmanager does; `None` when any is refused.
@@ -371,13 +301,22 @@ pub(crate) fn read_alerting(
 
 fn read_settings(cx: &mut Cx<'_>, t: &Fields<'_>) -> AlertingSettings {
     let mut settings = AlertingSettings::default();
-    if let Some(ms) = at_least(cx, t, "resolve_timeout", MIN_RESOLVE_TIMEOUT_MS) {
+    if let Some(ms) = t
+        .duration_at_least(cx, "resolve_timeout", MIN_RESOLVE_TIMEOUT_MS)
+        .map(|d| d.value)
+    {
         settings.resolve_timeout_ms = ms;
     }
-    if let Some(ms) = at_least(cx, t, "notification_ttl", MIN_NOTIFICATION_TTL_MS) {
+    if let Some(ms) = t
+        .duration_at_least(cx, "notification_ttl", MIN_NOTIFICATION_TTL_MS)
+        .map(|d| d.value)
+    {
         settings.notification_ttl_ms = ms;
     }
-    if let Some(ms) = at_least(cx, t, "retention", MIN_RETENTION_MS) {
+    if let Some(ms) = t
+        .duration_at_least(cx, "retention", MIN_RETENTION_MS)
+        .map(|d| d.value)
+    {
         settings.retention_ms = ms;
     }
     settings
@@ -500,7 +439,7 @@ fn read_kind(cx: &mut Cx<'_>, t: &Fields<'_>, kind: ReceiverType) -> Option<Rece
             let chat_id = read_chat_id(cx, t);
             let api_url = if t.item("api_url").is_some() {
                 t.string(cx, "api_url")
-                    .and_then(|v| no_env(cx, t, "api_url", v))
+                    .and_then(|v| t.without_template(cx, "api_url", v, NOT_SECRET))
                     .and_then(|v| http_url(cx, t, "api_url", v))
                     .map(|v| v.value)
             } else {
@@ -725,9 +664,13 @@ impl RouteReader<'_> {
             }
         }
         let group_by = self.read_group_by(cx, t);
-        let group_wait_ms = at_least(cx, t, "group_wait", 0);
-        let group_interval_ms = at_least(cx, t, "group_interval", MIN_GROUP_INTERVAL_MS);
-        let repeat_interval_ms = at_least(cx, t, "repeat_interval", MIN_REPEAT_INTERVAL_MS);
+        let group_wait_ms = t.duration_at_least(cx, "group_wait", 0).map(|d| d.value);
+        let group_interval_ms = t
+            .duration_at_least(cx, "group_interval", MIN_GROUP_INTERVAL_MS)
+            .map(|d| d.value);
+        let repeat_interval_ms = t
+            .duration_at_least(cx, "repeat_interval", MIN_REPEAT_INTERVAL_MS)
+            .map(|d| d.value);
         if let Some(remediation) = self.read_remediate(cx, t) {
             self.remediations.insert(path.clone(), remediation);
         }

@@ -14,7 +14,7 @@ use steward_core::health::state::Thresholds;
 use steward_core::registry::Labels;
 
 use crate::schema::{literal, name_field, read_command, read_env, read_headers, read_workdir};
-use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
 
 const HEALTH_KEYS: &[&str] = &[
     "keep_results",
@@ -111,48 +111,6 @@ pub(crate) struct ServiceSite {
     pub url_refused: bool,
 }
 
-/// A duration as messages show it, in the units a config writes (`1m 30s`, `31d`).
-fn shown(ms: u64) -> String {
-    const UNITS: [(&str, u64); 5] = [
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    let mut rest = ms;
-    let mut parts = Vec::new();
-    for (unit, size) in UNITS {
-        if rest >= size {
-            parts.push(format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    if parts.is_empty() {
-        "0s".to_owned()
-    } else {
-        parts.join(" ")
-    }
-}
-
-/// An optional duration of at least `min` milliseconds.
-fn at_least(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str, min: u64) -> Option<Spanned<u64>> {
-    let d = t.duration_ms(cx, key)?;
-    if d.value < min {
-        cx.error(
-            &d.span,
-            format!(
-                "`{}`: {} is less than {}, the shortest allowed",
-                t.field(key),
-                shown(d.value),
-                shown(min)
-            ),
-        );
-        return None;
-    }
-    Some(d)
-}
-
 /// Reads `[health]`: its settings, and whether services get a default HTTP check
 /// (`check_service_urls`, true when not given).
 pub(crate) fn read_health(cx: &mut Cx<'_>, root: &Fields<'_>) -> (HealthSettings, bool) {
@@ -163,8 +121,8 @@ pub(crate) fn read_health(cx: &mut Cx<'_>, root: &Fields<'_>) -> (HealthSettings
     else {
         return (settings, true);
     };
-    let results = at_least(cx, &t, "keep_results", MIN_KEEP_RESULTS_MS);
-    let rollups = at_least(cx, &t, "keep_rollups", MIN_KEEP_ROLLUPS_MS);
+    let results = t.duration_at_least(cx, "keep_results", MIN_KEEP_RESULTS_MS);
+    let rollups = t.duration_at_least(cx, "keep_rollups", MIN_KEEP_ROLLUPS_MS);
     // Compare only what was read well: a refused value has been reported already.
     let results_ok = results.is_some() || t.item("keep_results").is_none();
     let rollups_ok = rollups.is_some() || t.item("keep_rollups").is_none();
@@ -181,8 +139,8 @@ pub(crate) fn read_health(cx: &mut Cx<'_>, root: &Fields<'_>) -> (HealthSettings
                 format!(
                     "`{}`: {} is less than `keep_results` ({}); roll-ups must be kept at least as long as the results they summarise",
                     t.field("keep_rollups"),
-                    shown(rollups.value),
-                    shown(settings.keep_results_ms)
+                    shown_ms(rollups.value),
+                    shown_ms(settings.keep_results_ms)
                 ),
             ),
             (Some(results), None) => cx.error(
@@ -190,8 +148,8 @@ pub(crate) fn read_health(cx: &mut Cx<'_>, root: &Fields<'_>) -> (HealthSettings
                 format!(
                     "`{}`: {} is more than `keep_rollups` ({}, the default); raise `keep_rollups` too",
                     t.field("keep_results"),
-                    shown(results.value),
-                    shown(settings.keep_rollups_ms)
+                    shown_ms(results.value),
+                    shown_ms(settings.keep_rollups_ms)
                 ),
             ),
             (None, None) => {}
@@ -401,9 +359,9 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> (Option<u64>, Option<u64>) {
                 format!(
                     "`{}`: {} is out of range ({} to {})",
                     t.field("interval"),
-                    shown(d.value),
-                    shown(MIN_INTERVAL_MS),
-                    shown(MAX_INTERVAL_MS)
+                    shown_ms(d.value),
+                    shown_ms(MIN_INTERVAL_MS),
+                    shown_ms(MAX_INTERVAL_MS)
                 ),
             );
             None
@@ -418,8 +376,8 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> (Option<u64>, Option<u64>) {
                 format!(
                     "`{}`: {} is less than {}, the shortest allowed",
                     t.field("timeout"),
-                    shown(d.value),
-                    shown(MIN_TIMEOUT_MS)
+                    shown_ms(d.value),
+                    shown_ms(MIN_TIMEOUT_MS)
                 ),
             );
             None
@@ -436,8 +394,8 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> (Option<u64>, Option<u64>) {
                     format!(
                         "`{}`: {} is more than the interval ({}{default}); a probe must end before the next one starts",
                         t.field("timeout"),
-                        shown(d.value),
-                        shown(interval)
+                        shown_ms(d.value),
+                        shown_ms(interval)
                     ),
                 );
                 None
@@ -462,55 +420,14 @@ fn read_thresholds(cx: &mut Cx<'_>, t: &Fields<'_>) -> Thresholds {
     thresholds
 }
 
-/// An optional array of strings taken as written, each with its index in the array (elements
-/// that are not strings, or hold a NUL character, are reported and left out).
-fn indexed_strings(
-    cx: &mut Cx<'_>,
-    t: &Fields<'_>,
-    key: &str,
-) -> Option<Vec<(String, Spanned<String>)>> {
-    let item = t.item(key)?;
-    let Some(array) = item.as_array() else {
-        cx.error(
-            &item.span(),
-            format!(
-                "`{}`: expected an array of strings, found {}",
-                t.field(key),
-                item.type_name()
-            ),
-        );
-        return None;
-    };
-    let mut values = Vec::new();
-    for (j, value) in array.iter().enumerate() {
-        let path = format!("{}[{j}]", t.field(key));
-        match value.as_str() {
-            Some(s) if s.contains('\0') => cx.error(
-                &value.span(),
-                format!("`{path}`: must not contain a NUL character"),
-            ),
-            Some(s) => values.push((
-                path,
-                Spanned {
-                    value: s.to_owned(),
-                    span: value.span(),
-                    template: None,
-                },
-            )),
-            None => cx.error(
-                &value.span(),
-                format!("`{path}`: expected a string, found {}", value.type_name()),
-            ),
-        }
-    }
-    Some(values)
-}
-
 /// `conditions`, each parsed; one that does not parse is reported at its string, with the
 /// column of the problem within the condition.
 fn read_conditions(cx: &mut Cx<'_>, t: &Fields<'_>) -> Vec<Condition> {
     let mut conditions = Vec::new();
-    for (path, text) in indexed_strings(cx, t, "conditions").unwrap_or_default() {
+    let written = t
+        .indexed_strings(cx, "conditions")
+        .map(|(written, _)| written);
+    for (path, text) in written.unwrap_or_default() {
         match Condition::parse(&text.value) {
             Ok(condition) => conditions.push(condition),
             // The error reads `column N: what is wrong`.
@@ -614,12 +531,11 @@ fn read_http(
     let headers = read_headers(cx, t);
     let body = match t.string(cx, "body") {
         Some(body) => Some(Some(
-            no_env(
+            t.without_template(
                 cx,
-                t,
                 "body",
                 body,
-                "it is not kept secret; pass secrets in `headers`",
+                "cannot use `${VAR}`: it is not kept secret; pass secrets in `headers`",
             )?
             .value,
         )),
@@ -748,24 +664,6 @@ fn read_http_url(
     Some(Secret::new(joined))
 }
 
-/// Refuses `${VAR}` in a field whose value is kept in the clear (`why` says so).
-fn no_env(
-    cx: &mut Cx<'_>,
-    t: &Fields<'_>,
-    key: &str,
-    value: Spanned<String>,
-    why: &str,
-) -> Option<Spanned<String>> {
-    if value.template.is_some() {
-        cx.error(
-            &value.span,
-            format!("`{}`: cannot use `${{VAR}}`: {why}", t.field(key)),
-        );
-        return None;
-    }
-    Some(value)
-}
-
 /// A tcp or tls check's `host:port` and the host in it (without brackets), from `address` or
 /// else from its service's `url`.
 fn read_address(
@@ -775,7 +673,12 @@ fn read_address(
 ) -> Option<(String, String)> {
     if t.item("address").is_some() {
         let raw = t.string(cx, "address")?;
-        let raw = no_env(cx, t, "address", raw, "it is shown in results and the API")?;
+        let raw = t.without_template(
+            cx,
+            "address",
+            raw,
+            "cannot use `${VAR}`: it is shown in results and the API",
+        )?;
         return match address_host(&raw.value) {
             Ok(host) => Some((raw.value, host)),
             Err(problem) => {
@@ -858,12 +761,11 @@ fn read_server_name(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Option<String>> {
         return Some(None);
     }
     let raw = t.string(cx, "server_name")?;
-    let raw = no_env(
+    let raw = t.without_template(
         cx,
-        t,
         "server_name",
         raw,
-        "it is shown in results and the API",
+        "cannot use `${VAR}`: it is shown in results and the API",
     )?;
     let problem = if raw.value.is_empty() {
         "must not be empty".to_owned()
@@ -898,9 +800,12 @@ fn read_cert_paths(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Vec<String>> {
         );
         return None;
     };
-    let written = indexed_strings(cx, t, "paths")?;
-    let count = item.as_array().map_or(0, |a| a.len());
-    if count == 0 {
+    let (written, mut ok) = t.indexed_strings(cx, "paths")?;
+    if written.is_empty() {
+        // Unless its elements (or the array itself) were refused, and said so.
+        if !ok {
+            return None;
+        }
         cx.error(
             &item.span(),
             format!(
@@ -910,7 +815,6 @@ fn read_cert_paths(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Vec<String>> {
         );
         return None;
     }
-    let mut ok = written.len() == count;
     let mut paths = Vec::new();
     for (path, pattern) in written {
         let problem = if pattern.value.is_empty() {
@@ -1985,15 +1889,6 @@ verify_tls = false
         // Equal retentions are fine.
         let config = parse("[health]\nkeep_results = \"2h\"\nkeep_rollups = \"2h\"\n");
         assert_eq!(config.settings.health.keep_rollups_ms, 7_200_000);
-    }
-
-    #[test]
-    fn durations_are_shown_as_a_config_writes_them() {
-        assert_eq!(shown(0), "0s");
-        assert_eq!(shown(500), "500ms");
-        assert_eq!(shown(90_000), "1m 30s");
-        assert_eq!(shown(MAX_INTERVAL_MS), "1d");
-        assert_eq!(shown(31 * 86_400_000 + 1), "31d 1ms");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! must send) and `[scheduler]` (how instances share the firing of schedules).
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use serde_json::{Map, Number, Value as Json};
 use steward_core::queue::QueueSpec;
@@ -17,7 +16,7 @@ use toml_edit::{Item, TableLike, Value};
 use crate::schema::{
     Workspaces, first_declaration, literal, name_field, unreserved, workspace_ref,
 };
-use crate::walk::{Cx, Fields, Span, Spanned, suggestion};
+use crate::walk::{Cx, Fields, Span, Spanned, shown_ms, suggestion};
 
 const SCHEDULE_KEYS: &[&str] = &[
     "name",
@@ -103,11 +102,6 @@ pub(crate) fn default_heartbeat_grace_ms(period_ms: u64) -> u64 {
     (period_ms / 5).max(MIN_PERIOD_MS)
 }
 
-/// A duration as messages show it (`1m 30s`).
-fn shown(ms: u64) -> humantime::FormattedDuration {
-    humantime::format_duration(Duration::from_millis(ms))
-}
-
 /// Reads `[scheduler]`.
 pub(crate) fn read_scheduler(cx: &mut Cx<'_>, root: &Fields<'_>) -> SchedulerSettings {
     let mut settings = SchedulerSettings::default();
@@ -127,35 +121,20 @@ pub(crate) fn read_scheduler(cx: &mut Cx<'_>, root: &Fields<'_>) -> SchedulerSet
                 format!(
                     "`{}`: {} is out of range ({} to {})",
                     t.field("lease"),
-                    shown(lease.value),
-                    shown(*range.start()),
-                    shown(*range.end())
+                    shown_ms(lease.value),
+                    shown_ms(*range.start()),
+                    shown_ms(*range.end())
                 ),
             );
         }
     }
-    if let Some(grace) = at_least(cx, &t, "grace", SchedulerSettings::MIN_GRACE_MS) {
+    if let Some(grace) = t
+        .duration_at_least(cx, "grace", SchedulerSettings::MIN_GRACE_MS)
+        .map(|d| d.value)
+    {
         settings.grace_ms = grace;
     }
     settings
-}
-
-/// An optional duration of at least `min` milliseconds.
-fn at_least(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str, min: u64) -> Option<u64> {
-    let d = t.duration_ms(cx, key)?;
-    if d.value < min {
-        cx.error(
-            &d.span,
-            format!(
-                "`{}`: {} is less than {}, the shortest allowed",
-                t.field(key),
-                shown(d.value),
-                shown(min)
-            ),
-        );
-        return None;
-    }
-    Some(d.value)
 }
 
 /// Reads `[[schedules]]`. `queues` are the declared queues; `partial_kinds` names those some of
@@ -223,8 +202,11 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
         .filter(|key| t.item(key).is_some())
         .collect();
     let cron = read_cron(cx, t);
-    let every =
-        at_least(cx, t, "every", MIN_PERIOD_MS).map(|interval_ms| Timing::Every { interval_ms });
+    let every = t
+        .duration_at_least(cx, "every", MIN_PERIOD_MS)
+        .map(|d| Timing::Every {
+            interval_ms: d.value,
+        });
     let at = read_at(cx, t);
     match written.as_slice() {
         [] => {
@@ -558,8 +540,8 @@ fn read_jitter(cx: &mut Cx<'_>, t: &Fields<'_>, timing: Option<&Timing>) -> u64 
             format!(
                 "`{}`: {} is not less than the interval (`every` is {}); each fire must start before the next slot",
                 t.field("jitter"),
-                shown(jitter.value),
-                shown(*interval_ms)
+                shown_ms(jitter.value),
+                shown_ms(*interval_ms)
             ),
         );
     }
@@ -591,9 +573,12 @@ pub(crate) fn read_heartbeats(
             );
             None
         } else {
-            at_least(cx, &t, "period", MIN_PERIOD_MS)
+            t.duration_at_least(cx, "period", MIN_PERIOD_MS)
+                .map(|d| d.value)
         };
-        let grace_ms = at_least(cx, &t, "grace", MIN_PERIOD_MS);
+        let grace_ms = t
+            .duration_at_least(cx, "grace", MIN_PERIOD_MS)
+            .map(|d| d.value);
         let Some(name) = name else { continue };
         let name_value = name.value.clone();
         if !first_declaration(cx, &mut seen, &t, "heartbeat", name) {

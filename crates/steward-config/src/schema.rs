@@ -20,7 +20,7 @@ use toml_edit::TableLike;
 use crate::alerting::read_alerting;
 use crate::checks::{ServiceSite, read_checks, read_health};
 use crate::schedules::{SchedulerSettings, read_heartbeats, read_scheduler, read_schedules};
-use crate::walk::{Cx, Fields, Span, Spanned, is_name, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
 
 const ROOT_KEYS: &[&str] = &[
     "server",
@@ -449,17 +449,7 @@ pub(crate) fn literal(
     key: &str,
     value: Spanned<String>,
 ) -> Option<Spanned<String>> {
-    if value.template.is_some() {
-        cx.error(
-            &value.span,
-            format!(
-                "`{}`: names and references cannot use `${{VAR}}`",
-                table.field(key)
-            ),
-        );
-        return None;
-    }
-    Some(value)
+    table.without_template(cx, key, value, "names and references cannot use `${VAR}`")
 }
 
 /// Checks that a field names a declared workspace, suggesting the closest one if it does not.
@@ -755,15 +745,14 @@ fn read_retry(cx: &mut Cx<'_>, t: &Fields<'_>) -> RetryPolicy {
         retry.cap_ms = cap.value;
     }
     if base_ok && cap_ok && retry.cap_ms < retry.base_ms {
-        let shown = |ms: u64| humantime::format_duration(std::time::Duration::from_millis(ms));
         match (&base, &cap) {
             (_, Some(cap)) => cx.error(
                 &cap.span,
                 format!(
                     "`{}`: {} is less than `backoff_base` ({})",
                     t.field("backoff_cap"),
-                    shown(retry.cap_ms),
-                    shown(retry.base_ms)
+                    shown_ms(retry.cap_ms),
+                    shown_ms(retry.base_ms)
                 ),
             ),
             (Some(base), None) => cx.error(
@@ -771,8 +760,8 @@ fn read_retry(cx: &mut Cx<'_>, t: &Fields<'_>) -> RetryPolicy {
                 format!(
                     "`{}`: {} is more than `backoff_cap` ({}, the default); raise `backoff_cap` too",
                     t.field("backoff_base"),
-                    shown(retry.base_ms),
-                    shown(retry.cap_ms)
+                    shown_ms(retry.base_ms),
+                    shown_ms(retry.cap_ms)
                 ),
             ),
             (None, None) => {}

@@ -403,6 +403,45 @@ impl<'a> Fields<'a> {
         self.read_duration(cx, key, true, false)
     }
 
+    /// An optional duration of at least `min` milliseconds (zero accepted when `min` is zero);
+    /// a shorter one is reported, naming the shortest allowed.
+    pub fn duration_at_least(&self, cx: &mut Cx<'_>, key: &str, min: u64) -> Option<Spanned<u64>> {
+        let d = if min == 0 {
+            self.duration_ms_or_zero(cx, key)?
+        } else {
+            self.duration_ms(cx, key)?
+        };
+        if d.value < min {
+            cx.error(
+                &d.span,
+                format!(
+                    "`{}`: {} is less than {}, the shortest allowed",
+                    self.field(key),
+                    shown_ms(d.value),
+                    shown_ms(min)
+                ),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// `value` if it was written without `${VAR}`; otherwise `problem` is reported at it
+    /// (for values that are shown in the clear, or identify things).
+    pub fn without_template(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        value: Spanned<String>,
+        problem: &str,
+    ) -> Option<Spanned<String>> {
+        if value.template.is_some() {
+            cx.error(&value.span, format!("`{}`: {problem}", self.field(key)));
+            return None;
+        }
+        Some(value)
+    }
+
     /// Like [`Fields::duration_ms`], but zero (`"0s"`) is accepted.
     pub fn duration_ms_or_zero(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<u64>> {
         self.read_duration(cx, key, false, true).and_then(|d| {
@@ -593,6 +632,48 @@ impl<'a> Fields<'a> {
         Some(values)
     }
 
+    /// An optional array of strings taken as written (no `${VAR}` interpolation), each with its
+    /// field name (`…paths[1]`); elements that are not strings, or hold a NUL character, are
+    /// reported and left out. `None` when absent; the flag is false when anything was refused,
+    /// the array itself included.
+    pub fn indexed_strings(&self, cx: &mut Cx<'_>, key: &str) -> Option<(Vec<Element>, bool)> {
+        let item = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{}`: expected an array of strings, found {}",
+                    self.field(key),
+                    item.type_name()
+                ),
+            );
+            return Some((Vec::new(), false));
+        };
+        let mut ok = true;
+        let mut values = Vec::new();
+        for (i, value) in array.iter().enumerate() {
+            let field = format!("{}[{i}]", self.field(key));
+            let problem = match value.as_str() {
+                None => format!("expected a string, found {}", value.type_name()),
+                Some(s) if s.contains('\0') => "must not contain a NUL character".to_owned(),
+                Some(s) => {
+                    values.push((
+                        field,
+                        Spanned {
+                            value: s.to_owned(),
+                            span: value.span(),
+                            template: None,
+                        },
+                    ));
+                    continue;
+                }
+            };
+            cx.error(&value.span(), format!("`{field}`: {problem}"));
+            ok = false;
+        }
+        Some((values, ok))
+    }
+
     /// A table of string labels: `labels = { team = "ops" }` or a `[….labels]` section.
     pub fn labels(&self, cx: &mut Cx<'_>, key: &str) -> Labels {
         let mut labels = Labels::new();
@@ -675,6 +756,33 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// An element of an array: its field name (`…matchers[1]`) and value.
+pub(crate) type Element = (String, Spanned<String>);
+
+/// A duration as messages show it, in the units a config writes (`1m 30s`, `31d`).
+pub(crate) fn shown_ms(ms: u64) -> String {
+    const UNITS: [(&str, u64); 5] = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut rest = ms;
+    let mut parts = Vec::new();
+    for (unit, size) in UNITS {
+        if rest >= size {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+    }
+    if parts.is_empty() {
+        "0s".to_owned()
+    } else {
+        parts.join(" ")
+    }
+}
+
 /// A name for workspaces, services, dependency types (see [`steward_core::registry::is_valid_name`]).
 pub(crate) fn is_name(s: &str) -> bool {
     steward_core::registry::is_valid_name(s)
@@ -712,6 +820,15 @@ pub(crate) fn suggestion<'k>(input: &str, known: &[&'k str]) -> Option<&'k str> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_shown_as_a_config_writes_them() {
+        assert_eq!(shown_ms(0), "0s");
+        assert_eq!(shown_ms(500), "500ms");
+        assert_eq!(shown_ms(90_000), "1m 30s");
+        assert_eq!(shown_ms(86_400_000), "1d");
+        assert_eq!(shown_ms(31 * 86_400_000 + 1), "31d 1ms");
+    }
 
     #[test]
     fn names() {
