@@ -369,19 +369,7 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> (Option<u64>, Option<u64>) {
         None if t.item("interval").is_some() => None,
         None => Some(DEFAULT_INTERVAL_MS),
     };
-    let timeout_ms = match t.duration_ms(cx, "timeout") {
-        Some(d) if d.value < MIN_TIMEOUT_MS => {
-            cx.error(
-                &d.span,
-                format!(
-                    "`{}`: {} is less than {}, the shortest allowed",
-                    t.field("timeout"),
-                    shown_ms(d.value),
-                    shown_ms(MIN_TIMEOUT_MS)
-                ),
-            );
-            None
-        }
+    let timeout_ms = match t.duration_at_least(cx, "timeout", MIN_TIMEOUT_MS) {
         Some(d) => match interval_ms {
             Some(interval) if d.value > interval => {
                 let default = if t.item("interval").is_none() {
