@@ -314,15 +314,7 @@ pub(crate) async fn create_silence(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    let stored = StoredSilence {
-        id,
-        matchers: silence.matchers.clone(),
-        starts_at_ms: silence.starts_at_ms,
-        ends_at_ms: silence.ends_at_ms,
-        created_by: silence.created_by.clone(),
-        created_at_ms,
-        comment: silence.comment.clone(),
-    };
+    let stored = StoredSilence::stored(silence, id, created_at_ms);
     crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
 }

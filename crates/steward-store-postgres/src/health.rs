@@ -13,7 +13,7 @@ use steward_core::health::rollup::Rollup;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
-    decode_verdict, encode_certificates, encode_conditions,
+    decode_verdict, encode_certificates, encode_conditions, encode_json,
 };
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
@@ -147,9 +147,9 @@ async fn add_rollups(
             }
             None => increment.clone(),
         };
-        counts.push(saturating(total.count));
-        failures.push(saturating(total.failures));
-        buckets.push(serde_json::to_string(&total.buckets).map_err(encode_err)?);
+        counts.push(ms(total.count));
+        failures.push(ms(total.failures));
+        buckets.push(encode_json(&total.buckets)?);
     }
     sqlx::query(
         "INSERT INTO check_rollups (check_name, minute_ms, count, failures, buckets) \
@@ -367,17 +367,6 @@ async fn prune_chunks(
             return Ok(total);
         }
     }
-}
-
-/// A count as a database integer, saturating.
-fn saturating(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Why a column could not be written as JSON. Strings, numbers and sequences of them always
-/// serialize; the error is kept typed anyway.
-fn encode_err(e: serde_json::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
 }
 
 fn result_from_row(row: &PgRow) -> Result<ProbeRecord, StoreError> {

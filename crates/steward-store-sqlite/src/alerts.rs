@@ -14,7 +14,7 @@ use steward_core::audit::Actor;
 use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipts};
 use steward_store::codec::{
     decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
-    encode_labels, encode_matchers,
+    encode_json, encode_labels, encode_matchers,
 };
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
 use steward_store::{StoredSilence, audit};
@@ -45,7 +45,7 @@ pub(crate) async fn receive(
     let rows = sqlx::query(&format!(
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE fingerprint IN (SELECT value FROM json_each(?))"
     ))
-    .bind(serde_json::to_string(&fingerprints).map_err(encode_err)?)
+    .bind(encode_json(&fingerprints)?)
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -101,7 +101,7 @@ async fn upsert(conn: &mut SqliteConnection, alerts: &[&StoredAlert]) -> Result<
          episode = excluded.episode, acked_by = excluded.acked_by, \
          acked_at_ms = excluded.acked_at_ms, ack_note = excluded.ack_note"
     ))
-    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .bind(encode_json(&rows)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -238,15 +238,7 @@ pub(crate) async fn create_silence(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    let stored = StoredSilence {
-        id,
-        matchers: silence.matchers.clone(),
-        starts_at_ms: silence.starts_at_ms,
-        ends_at_ms: silence.ends_at_ms,
-        created_by: silence.created_by.clone(),
-        created_at_ms,
-        comment: silence.comment.clone(),
-    };
+    let stored = StoredSilence::stored(silence, id, created_at_ms);
     crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
 }
@@ -316,12 +308,6 @@ pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<(u64, u64
         .map_err(db_err)?
         .rows_affected();
     Ok((alerts, silences))
-}
-
-/// Why a batch could not be written as JSON. Strings, numbers and sequences of them always
-/// serialize; the error is kept typed anyway.
-fn encode_err(e: serde_json::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
 }
 
 fn alert_from_row(row: &SqliteRow) -> Result<StoredAlert, StoreError> {

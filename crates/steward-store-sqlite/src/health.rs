@@ -12,7 +12,7 @@ use steward_core::health::rollup::Rollup;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
-    decode_verdict, encode_certificates, encode_conditions,
+    decode_verdict, encode_certificates, encode_conditions, encode_json,
 };
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
@@ -85,7 +85,7 @@ async fn insert_results(
          SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
          value->>7, value->>8, value->>9 FROM json_each(?) ORDER BY key",
     )
-    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .bind(encode_json(&rows)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -115,7 +115,7 @@ async fn add_rollups(
          r.buckets)) FROM json_each(?) AS k JOIN check_rollups AS r \
          ON r.check_name = k.value->>0 AND r.minute_ms = k.value->>1",
     )
-    .bind(serde_json::to_string(&keys).map_err(encode_err)?)
+    .bind(encode_json(&keys)?)
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -140,9 +140,9 @@ async fn add_rollups(
             Ok((
                 check,
                 total.minute_ms,
-                saturating(total.count),
-                saturating(total.failures),
-                serde_json::to_string(&total.buckets).map_err(encode_err)?,
+                ms(total.count),
+                ms(total.failures),
+                encode_json(&total.buckets)?,
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -153,7 +153,7 @@ async fn add_rollups(
          WHERE true ON CONFLICT (check_name, minute_ms) DO UPDATE SET \
          count = excluded.count, failures = excluded.failures, buckets = excluded.buckets",
     )
-    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .bind(encode_json(&rows)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -193,7 +193,7 @@ async fn replace_states(
          consecutive_successes = excluded.consecutive_successes, \
          since_ms = excluded.since_ms, last_probe_ms = excluded.last_probe_ms",
     )
-    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .bind(encode_json(&rows)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -226,7 +226,7 @@ async fn insert_transitions(
          reason) SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
          FROM json_each(?) ORDER BY key",
     )
-    .bind(serde_json::to_string(&rows).map_err(encode_err)?)
+    .bind(encode_json(&rows)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -367,17 +367,6 @@ async fn prune_chunks(
             return Ok(total);
         }
     }
-}
-
-/// A count as a database integer, saturating.
-fn saturating(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-/// Why a batch or column could not be written as JSON. Strings, numbers and sequences of them
-/// always serialize; the error is kept typed anyway.
-fn encode_err(e: serde_json::Error) -> StoreError {
-    StoreError::Database(Box::new(e))
 }
 
 fn result_from_row(row: &SqliteRow) -> Result<ProbeRecord, StoreError> {

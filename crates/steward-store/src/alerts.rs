@@ -107,6 +107,25 @@ pub struct StoredSilence {
     pub comment: String,
 }
 
+impl StoredSilence {
+    /// `silence` as stored under `id` at `created_at_ms`.
+    pub fn stored(
+        silence: &steward_core::alert::mute::Silence,
+        id: i64,
+        created_at_ms: i64,
+    ) -> Self {
+        Self {
+            id,
+            matchers: silence.matchers.clone(),
+            starts_at_ms: silence.starts_at_ms,
+            ends_at_ms: silence.ends_at_ms,
+            created_by: silence.created_by.clone(),
+            created_at_ms,
+            comment: silence.comment.clone(),
+        }
+    }
+}
+
 /// Merges one receipt into the stored alert of its fingerprint (`None` when there is none
 /// yet), following the rules of [`Store::receive_alerts`](crate::Store::receive_alerts):
 /// answers the alert to store and what the receipt did. Pure, so that every backend applies

@@ -8,6 +8,12 @@ use steward_core::registry::Labels;
 
 use crate::StoreError;
 
+/// A batch or column as JSON text. Strings, numbers and sequences of them always serialize; the
+/// error is kept typed anyway.
+pub fn encode_json(value: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(Box::new(e)))
+}
+
 /// Labels as a JSON object.
 pub fn encode_labels(labels: &Labels) -> String {
     // A map of strings always serializes.
