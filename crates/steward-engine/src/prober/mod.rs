@@ -208,20 +208,10 @@ impl ProberHandle {
         }
         let seen = self.prober.probe(spec).await;
         let judgement = judge::judge(&spec.effective_conditions(), &seen);
+        let (record, reason) = judgement.into_record(check, seen);
         Ok(RunReport {
-            record: ProbeRecord {
-                check: check.to_owned(),
-                at_ms: seen.started_ms,
-                verdict: judgement.verdict,
-                latency_ms: seen.latency_ms,
-                status: seen.context.status,
-                cause: seen.failure.as_ref().map(|f| f.cause.as_str().to_owned()),
-                error: seen.failure.as_ref().map(|f| f.message.clone()),
-                conditions: judgement.conditions,
-                cert_not_after_ms: seen.cert_not_after_ms,
-                certificates: seen.certificates,
-            },
-            reason: judgement.reason,
+            record,
+            reason,
             state: CheckState::Unknown,
             recorded: false,
         })

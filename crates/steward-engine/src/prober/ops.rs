@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use steward_config::Config;
 use steward_core::Registry;
-use steward_core::health::cert::{CertClass, classify, days_left};
+use steward_core::health::cert::{classify, days_left};
 use steward_core::health::rollup::{Percentiles, failure_ratio, minute_of, percentiles};
 use steward_core::health::spec::CheckSpec;
 use steward_core::health::state::{CheckState, ServiceState, service_states};
@@ -78,7 +78,7 @@ impl CertView {
         Self {
             not_after_ms,
             days_left: days_left(not_after_ms, now_ms),
-            class: class_name(classify(not_after_ms, now_ms)),
+            class: classify(not_after_ms, now_ms).as_str(),
         }
     }
 }
@@ -420,8 +420,4 @@ async fn view(
         failure_ratio: failure_ratio(&rollups),
         certificate,
     })
-}
-
-fn class_name(class: CertClass) -> &'static str {
-    class.as_str()
 }

@@ -446,18 +446,7 @@ impl Runner {
             )
             .increment(1);
         }
-        let record = ProbeRecord {
-            check: spec.name.clone(),
-            at_ms: seen.started_ms,
-            verdict: judgement.verdict,
-            latency_ms: seen.latency_ms,
-            status: seen.context.status,
-            cause: cause.map(str::to_owned),
-            error: seen.failure.map(|f| f.message),
-            conditions: judgement.conditions,
-            cert_not_after_ms: seen.cert_not_after_ms,
-            certificates: seen.certificates,
-        };
+        let (record, reason) = judgement.into_record(&spec.name, seen);
         if let Some(asked) = asked {
             pending.audit.push(steward_store::audit::check_run(
                 &asked.actor,
@@ -467,7 +456,7 @@ impl Runner {
             ));
             let _ = asked.reply.send(RunReport {
                 record: record.clone(),
-                reason: judgement.reason,
+                reason,
                 state: entry.tracker.state(),
                 recorded: true,
             });
