@@ -88,6 +88,18 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+pub fn encode_query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A JSON value as a table cell (`-` for null).
 pub fn cell(value: &Value) -> String {
     match value {
@@ -106,4 +118,16 @@ pub fn block_on<T>(
         .build()
         .context("cannot start the async runtime")?
         .block_on(future)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("1h"), "1h");
+        assert_eq!(encode_query_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(encode_query_value("-_.~"), "-_.~");
+    }
 }

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::cli::{AuditCommand, AuditFilter, OutputFormat};
-use crate::client::{Client, block_on, cell, print_table};
+use crate::client::{Client, block_on, cell, encode_query_value, print_table};
 
 fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
     let mut q = format!("/api/v1/audit?after={after}&limit={limit}");
@@ -19,22 +19,10 @@ fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
         ("actor_kind", &filter.actor_kind),
     ] {
         if let Some(v) = value {
-            q.push_str(&format!("&{name}={}", encode(v)));
+            q.push_str(&format!("&{name}={}", encode_query_value(v)));
         }
     }
     q
-}
-
-/// Percent-encodes a query value.
-fn encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Parses `SEQ:HASH`.

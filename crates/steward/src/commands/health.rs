@@ -10,7 +10,7 @@ use steward_core::schedule::Zone;
 use steward_core::schedule::timing::format_instant;
 
 use crate::cli::{ChecksCommand, OutputFormat, StatusArgs};
-use crate::client::{Client, block_on, cell, print_table};
+use crate::client::{Client, block_on, cell, encode_query_value, print_table};
 use crate::commands::schedule::{duration, item_path};
 
 /// Runs `steward status`.
@@ -89,7 +89,7 @@ pub fn run(command: ChecksCommand) -> anyhow::Result<ExitCode> {
                 client,
             } => {
                 let mut path = item_path("/api/v1/checks", &name, None)?;
-                path.push_str(&format!("?window={}", urlencode(&window)));
+                path.push_str(&format!("?window={}", encode_query_value(&window)));
                 let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
                 if client.output == OutputFormat::Json {
                     println!("{answer}");
@@ -272,18 +272,6 @@ fn summary(services: &[Value]) -> String {
 fn instant(ms: &Value) -> String {
     ms.as_i64()
         .map_or_else(|| "-".to_owned(), |ms| format_instant(ms, &Zone::default()))
-}
-
-fn urlencode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A result as lines: verdict, latency and status, failure, then each condition.
