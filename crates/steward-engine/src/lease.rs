@@ -14,10 +14,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 
+/// A role leadership is held for: its lease's name, and the gauge that is 1 on its holder.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Role {
+    /// The lease's name in the store.
+    pub name: &'static str,
+    /// A gauge of its own, beside `steward_leader{role}`.
+    pub gauge: &'static str,
+}
+
+/// The scheduler's role.
+pub(crate) const SCHEDULER: Role = Role {
+    name: steward_store::schedules::SCHEDULER_ROLE,
+    gauge: "steward_scheduler_leader",
+};
+
+/// The prober's role.
+pub(crate) const PROBER: Role = Role {
+    name: steward_store::health::PROBER_ROLE,
+    gauge: "steward_prober_leader",
+};
+
 /// Holds or seeks `role`'s lease until `shutdown`, publishing the lease held (if any) on
 /// `held`. On shutdown the lease is given up so another instance need not wait for it.
 pub(crate) async fn lead(
-    role: &'static str,
+    role: Role,
     store: Arc<dyn Store>,
     bus: EventBus,
     instance: String,
@@ -45,32 +66,32 @@ pub(crate) async fn lead(
     }
     if let Some(lease) = current {
         held.send_replace(None);
-        if let Err(error) = store.release_lease(role, &lease.holder).await {
-            tracing::warn!(%error, role, "giving up the lease failed; it will expire");
+        if let Err(error) = store.release_lease(role.name, &lease.holder).await {
+            tracing::warn!(%error, role = role.name, "giving up the lease failed; it will expire");
         }
-        announce(&bus, &lease, false);
+        announce(&bus, role, &lease, false);
     }
 }
 
 /// One attempt to take or keep the lease; returns the lease held afterwards.
 async fn renew(
-    role: &'static str,
+    role: Role,
     store: &dyn Store,
     bus: &EventBus,
     instance: &str,
     lease_ms: u64,
     current: Option<Lease>,
 ) -> Option<Lease> {
-    match store.acquire_lease(role, instance, lease_ms).await {
+    match store.acquire_lease(role.name, instance, lease_ms).await {
         Ok(Some(lease)) => {
             if current.as_ref().map(|l| l.fence) != Some(lease.fence) {
                 tracing::info!(
                     instance,
-                    role,
+                    role = role.name,
                     fence = lease.fence,
                     "this instance now holds the lease"
                 );
-                announce(bus, &lease, true);
+                announce(bus, role, &lease, true);
             }
             Some(lease)
         }
@@ -78,22 +99,22 @@ async fn renew(
             if let Some(lost) = &current {
                 tracing::warn!(
                     instance,
-                    role,
+                    role = role.name,
                     fence = lost.fence,
                     "the lease was taken over"
                 );
-                announce(bus, lost, false);
+                announce(bus, role, lost, false);
             }
             None
         }
         Err(error) => {
             // Keep leading while the lease cannot have expired; the store refuses stale fires
             // anyway.
-            tracing::warn!(%error, role, "renewing the lease failed");
+            tracing::warn!(%error, role = role.name, "renewing the lease failed");
             match current {
                 Some(lease) if lease.expires_at_ms > now_ms() => Some(lease),
                 Some(lease) => {
-                    announce(bus, &lease, false);
+                    announce(bus, role, &lease, false);
                     None
                 }
                 None => None,
@@ -102,13 +123,10 @@ async fn renew(
     }
 }
 
-fn announce(bus: &EventBus, lease: &Lease, leading: bool) {
+fn announce(bus: &EventBus, role: Role, lease: &Lease, leading: bool) {
     let value = if leading { 1.0 } else { 0.0 };
-    metrics::gauge!("steward_leader", "role" => lease.role.clone()).set(value);
-    if lease.role == steward_store::schedules::SCHEDULER_ROLE {
-        // The scheduler's own gauge predates the per-role one; dashboards use it.
-        metrics::gauge!("steward_scheduler_leader").set(value);
-    }
+    metrics::gauge!("steward_leader", "role" => role.name).set(value);
+    metrics::gauge!(role.gauge).set(value);
     bus.publish(Event::LeadershipChanged {
         role: lease.role.clone(),
         holder: lease.holder.clone(),

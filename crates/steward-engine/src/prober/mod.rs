@@ -20,7 +20,6 @@ use steward_config::Config;
 use steward_core::audit::Actor;
 use steward_core::health::rollup::Rollup;
 use steward_core::health::state::CheckState;
-use steward_store::health::PROBER_ROLE;
 use steward_store::{ProbeRecord, Store};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -127,7 +126,6 @@ impl Stats {
 
     fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Relaxed);
-        metrics::gauge!("steward_prober_leader").set(if leading { 1.0 } else { 0.0 });
     }
 
     fn count_probe(&self) {
@@ -278,7 +276,7 @@ pub fn spawn(
     // what it holds.
     let stop_leading = CancellationToken::new();
     let leader = tokio::spawn(crate::lease::lead(
-        PROBER_ROLE,
+        crate::lease::PROBER,
         store,
         bus,
         instance,

@@ -69,7 +69,7 @@ pub fn spawn(
 ) -> JoinHandle<()> {
     let (held, leadership) = signal::channel(None);
     let leader = tokio::spawn(crate::lease::lead(
-        steward_store::schedules::SCHEDULER_ROLE,
+        crate::lease::SCHEDULER,
         Arc::clone(&store),
         bus.clone(),
         options.instance.clone(),
