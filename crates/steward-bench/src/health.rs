@@ -36,10 +36,7 @@ pub async fn run(store: Arc<dyn Store>, bench: &HealthBench) -> anyhow::Result<(
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Suffix("_seconds".into()),
-            &[
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ],
+            steward_engine::SECONDS_BUCKETS,
         )
         .context("invalid histogram buckets")?
         .install_recorder()

@@ -16,5 +16,10 @@ pub mod queue;
 pub mod scheduler;
 
 pub use bus::{Envelope, EventBus};
+
+/// Histogram buckets for every `*_seconds` metric the engines record: 0.5 ms to 10 s.
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};
 pub use keys::{AuthError, Authenticator, KeyRequest};

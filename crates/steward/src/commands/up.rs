@@ -19,11 +19,6 @@ use crate::cli::{LogArgs, UpArgs};
 use crate::commands::{load_or_exit, settings_or_exit};
 use crate::{logging, store};
 
-/// Histogram buckets for every `*_seconds` metric: 0.5 ms to 10 s.
-const SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
 pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = match load_or_exit(&args.config) {
@@ -135,7 +130,10 @@ async fn bootstrap_admin_key(
 
 fn install_metrics() -> anyhow::Result<PrometheusHandle> {
     let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .set_buckets_for_metric(
+            Matcher::Suffix("_seconds".into()),
+            steward_engine::SECONDS_BUCKETS,
+        )
         .context("invalid histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
