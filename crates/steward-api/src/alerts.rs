@@ -1,6 +1,7 @@
 //! `/api/v1/alerts` and `/api/v1/silences`: alerts posted by other systems (Steward's shape, or
 //! Alertmanager's v2 `postableAlerts` — also accepted at `/api/v2/alerts`, where Prometheus
-//! and other Alertmanager senders post), listing and acknowledging alerts, and silences.
+//! and other Alertmanager senders post), listing and acknowledging alerts (with the
+//! notifications about them), silences, and the notification outbox.
 //!
 //! A workspace-scoped key posts alerts for its workspace only: each alert gets its `workspace`
 //! label (one naming another workspace is refused), and it sees only alerts and silences of its
@@ -13,12 +14,16 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use steward_core::Event;
 use steward_core::alert::ingest::parse_alerts;
 use steward_core::alert::mute::Silence;
 use steward_core::alert::route::Matcher;
 use steward_core::alert::{AlertState, Fingerprint, IncomingAlert, Severity};
 use steward_core::registry::Labels;
 use steward_store::alerts::{EXTERNAL_SOURCE, MAX_ALERT_PAGE};
+use steward_store::notifications::{
+    Attempt, MAX_NOTIFICATION_PAGE, NotificationQuery, NotificationState, StoredNotification,
+};
 use steward_store::{
     Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence, now_ms,
 };
@@ -93,6 +98,7 @@ pub(crate) async fn post_alerts(
         .receive_alerts(&receipts, &caller.actor())
         .await
         .map_err(store_error)?;
+    announce_changes(&state, &receipts, &changes);
     let count = |kind: AlertChange| changes.iter().filter(|c| **c == kind).count();
     metrics::counter!("steward_alerts_received_total", "source" => EXTERNAL_SOURCE)
         .increment(receipts.len() as u64);
@@ -103,6 +109,24 @@ pub(crate) async fn post_alerts(
         "resolved": count(AlertChange::Resolved),
         "unchanged": count(AlertChange::Unchanged),
     })))
+}
+
+/// Tells the dispatcher which alerts changed state, so it need not wait for its next read.
+fn announce_changes(state: &AppState, receipts: &[AlertReceipt], changes: &[AlertChange]) {
+    let mut seen = std::collections::HashSet::new();
+    let fingerprints: Vec<Fingerprint> = receipts
+        .iter()
+        .zip(changes)
+        .filter(|(_, change)| **change != AlertChange::Unchanged)
+        .map(|(receipt, _)| receipt.alert.fingerprint())
+        .filter(|fp| seen.insert(*fp))
+        .collect();
+    if !fingerprints.is_empty() {
+        state
+            .control
+            .bus()
+            .publish(Event::AlertsChanged { fingerprints });
+    }
 }
 
 fn alert_json(alert: &StoredAlert) -> Value {
@@ -232,7 +256,109 @@ pub(crate) async fn get_alert(
     Path(text): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let alert = visible_alert(&state, &caller, &text).await?;
-    Ok(Json(alert_json(&alert)))
+    let store = state.control.store();
+    let query = NotificationQuery {
+        fingerprint: Some(alert.fingerprint),
+        limit: NOTIFICATIONS_SHOWN,
+        ..NotificationQuery::default()
+    };
+    let mut notifications = Vec::new();
+    for notification in store.notifications(&query).await.map_err(store_error)? {
+        let attempts = store
+            .notification_attempts(notification.id)
+            .await
+            .map_err(store_error)?;
+        let mut shown = notification_json(&notification);
+        shown["attempt_log"] = attempts.iter().map(attempt_json).collect();
+        notifications.push(shown);
+    }
+    let mut shown = alert_json(&alert);
+    shown["notifications"] = Value::Array(notifications);
+    Ok(Json(shown))
+}
+
+/// How many of an alert's notifications its detail shows (the newest).
+const NOTIFICATIONS_SHOWN: u32 = 20;
+
+fn notification_json(n: &StoredNotification) -> Value {
+    json!({
+        "id": n.id,
+        "receiver": n.notice.receiver,
+        "group_key": n.notice.group_key,
+        "reason": n.notice.reason,
+        "status": n.notice.status().as_str(),
+        "alerts": n.notice.alerts.len(),
+        "state": n.state.as_str(),
+        "attempts": n.attempts,
+        "created_ms": n.created_ms,
+        "next_attempt_ms": n.next_attempt_ms,
+        "expires_ms": n.expires_ms,
+        "finished_ms": n.finished_ms,
+        "last_error": n.last_error,
+    })
+}
+
+fn attempt_json(a: &Attempt) -> Value {
+    json!({
+        "at_ms": a.at_ms,
+        "latency_ms": a.latency_ms,
+        "status": a.status,
+        "error": a.error,
+    })
+}
+
+/// Query of `GET /api/v1/notifications`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NotificationsQuery {
+    #[serde(default)]
+    receiver: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/notifications`: the outbox, newest first. A scoped caller sees only those all
+/// of whose alerts are of its workspace.
+pub(crate) async fn list_notifications(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<NotificationsQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let wanted = match query.state.as_deref() {
+        None => None,
+        Some(text) => Some(NotificationState::parse(text).ok_or_else(|| {
+            invalid(
+                "invalid_query",
+                format!("`state`: `{text}` is not pending, delivered or failed"),
+            )
+        })?),
+    };
+    let limit = query.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_NOTIFICATION_PAGE {
+        return Err(invalid(
+            "invalid_query",
+            format!("`limit`: between 1 and {MAX_NOTIFICATION_PAGE}"),
+        ));
+    }
+    let found = state
+        .control
+        .store()
+        .notifications(&NotificationQuery {
+            fingerprint: None,
+            receiver: query.receiver,
+            state: wanted,
+            limit,
+        })
+        .await
+        .map_err(store_error)?;
+    let shown: Vec<Value> = found
+        .iter()
+        .filter(|n| n.notice.alerts.iter().all(|a| visible(&caller, &a.labels)))
+        .map(notification_json)
+        .collect();
+    Ok(Json(json!({ "notifications": shown })))
 }
 
 /// Body of `POST /api/v1/alerts/{fingerprint}/ack`.
@@ -271,6 +397,9 @@ pub(crate) async fn ack_alert(
         .ack_alert(alert.fingerprint, &ack, &caller.actor())
         .await
         .map_err(store_error)?;
+    state.control.bus().publish(Event::AlertsChanged {
+        fingerprints: vec![acked.fingerprint],
+    });
     Ok(Json(alert_json(&acked)))
 }
 
@@ -392,6 +521,7 @@ pub(crate) async fn create_silence(
         .create_silence(&silence, now, &caller.actor())
         .await
         .map_err(store_error)?;
+    state.control.bus().publish(Event::SilencesChanged);
     Ok((StatusCode::CREATED, Json(silence_json(&stored))))
 }
 
@@ -423,5 +553,6 @@ pub(crate) async fn expire_silence(
         .expire_silence(id, now, &caller.actor())
         .await
         .map_err(store_error)?;
+    state.control.bus().publish(Event::SilencesChanged);
     Ok(Json(silence_json(&expired)))
 }

@@ -233,6 +233,12 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Operator),
             || post(crate::alerts::ack_alert),
         ),
+        spec(
+            Method::GET,
+            "/api/v1/notifications",
+            R(Role::Viewer),
+            || get(crate::alerts::list_notifications),
+        ),
         spec(Method::GET, "/api/v1/silences", R(Role::Viewer), || {
             get(crate::alerts::list_silences)
         }),

@@ -98,9 +98,13 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         ) => keyed(any_key),
         ("POST", "/api/v1/checks/{name}/run") => keyed(operator_any_scope),
         // Scoped keys are held to their workspace's alerts and silences by the handlers.
-        ("GET", "/api/v1/alerts" | "/api/v1/alerts/{fingerprint}" | "/api/v1/silences") => {
-            keyed(any_key)
-        }
+        (
+            "GET",
+            "/api/v1/alerts"
+            | "/api/v1/alerts/{fingerprint}"
+            | "/api/v1/silences"
+            | "/api/v1/notifications",
+        ) => keyed(any_key),
         (
             "POST",
             "/api/v1/alerts"

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use steward_core::Secret;
 use steward_core::alert::is_label_name;
+use steward_core::alert::mute::{MAX_WINDOW_MS, MaintenanceWindow};
 use steward_core::alert::route::{GroupBy, Matcher, Route};
 use steward_core::alert::spec::{
-    AlertingSettings, AlertingSpec, DEFAULT_TELEGRAM_API, InhibitRule, ReceiverKind, ReceiverSpec,
-    Remediation,
+    AlertingSettings, AlertingSpec, DEFAULT_TELEGRAM_API, Escalation, InhibitRule, ReceiverKind,
+    ReceiverSpec, Remediation,
 };
 use steward_core::queue::QueueSpec;
 
@@ -23,6 +24,8 @@ const ALERTING_KEYS: &[&str] = &[
     "receivers",
     "route",
     "inhibit_rules",
+    "maintenance",
+    "external_url",
 ];
 /// The keys every receiver may have, whatever its type.
 const COMMON_KEYS: &[&str] = &["name", "type", "send_resolved", "template"];
@@ -68,8 +71,15 @@ const ROUTE_KEYS: &[&str] = &[
     "repeat_interval",
     "routes",
     "remediate",
+    "escalate",
 ];
 const REMEDIATE_KEYS: &[&str] = &["queue", "kind", "payload"];
+const ESCALATE_KEYS: &[&str] = &["after", "receiver"];
+const MAINTENANCE_KEYS: &[&str] = &["name", "matchers", "cron", "timezone", "duration"];
+/// The shortest `escalate.after`.
+const MIN_ESCALATE_AFTER_MS: u64 = 1_000;
+/// The shortest maintenance window.
+const MIN_WINDOW_MS: u64 = 60_000;
 const INHIBIT_KEYS: &[&str] = &["source_matchers", "target_matchers", "equal"];
 
 /// The shortest `resolve_timeout`.
@@ -262,6 +272,7 @@ pub(crate) fn read_alerting(
         queues,
         partial_kinds,
         remediations: BTreeMap::new(),
+        escalations: BTreeMap::new(),
     };
     match t.item("route") {
         Some(item) => {
@@ -295,6 +306,9 @@ pub(crate) fn read_alerting(
         }
     }
     spec.remediations = routes.remediations;
+    spec.escalations = routes.escalations;
+    spec.maintenance = read_maintenance(cx, &t);
+    spec.external_url = read_external_url(cx, &t);
     spec.inhibit_rules = read_inhibit_rules(cx, &t);
     spec
 }
@@ -357,7 +371,13 @@ fn read_receivers(
                 );
                 None
             }
-            Some(text) => Some(Some(text.value)),
+            Some(text) => match steward_core::alert::template::check(&text.value) {
+                Ok(()) => Some(Some(text.value)),
+                Err(e) => {
+                    cx.error(&text.span, format!("`{}`: {e}", t.field("template")));
+                    None
+                }
+            },
             None if t.item("template").is_some() => None,
             None => Some(None),
         };
@@ -628,6 +648,7 @@ struct RouteReader<'a> {
     queues: &'a [QueueSpec],
     partial_kinds: &'a HashSet<String>,
     remediations: BTreeMap<Vec<usize>, Remediation>,
+    escalations: BTreeMap<Vec<usize>, Escalation>,
 }
 
 impl RouteReader<'_> {
@@ -673,6 +694,9 @@ impl RouteReader<'_> {
             .map(|d| d.value);
         if let Some(remediation) = self.read_remediate(cx, t) {
             self.remediations.insert(path.clone(), remediation);
+        }
+        if let Some(escalation) = self.read_escalate(cx, t) {
+            self.escalations.insert(path.clone(), escalation);
         }
         let mut routes = Vec::new();
         if path.len() >= MAX_ROUTE_DEPTH {
@@ -771,6 +795,30 @@ impl RouteReader<'_> {
         Some(GroupBy::Labels(labels))
     }
 
+    /// `escalate`: after how long an unacknowledged firing alert also goes to which receiver.
+    fn read_escalate(&mut self, cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Escalation> {
+        let item = t.item("escalate")?;
+        let e = Fields::open_item(cx, item, t.field("escalate"), ESCALATE_KEYS)?;
+        let after = e.duration_at_least(cx, "after", MIN_ESCALATE_AFTER_MS);
+        if after.is_none() && e.item("after").is_none() {
+            cx.error(
+                &e.span,
+                format!(
+                    "`{}`: missing required field (e.g. \"15m\")",
+                    e.field("after")
+                ),
+            );
+        }
+        let receiver = e
+            .required_string(cx, "receiver")
+            .and_then(|v| literal(cx, &e, "receiver", v))
+            .and_then(|v| self.receiver_ref(cx, &e, v));
+        Some(Escalation {
+            after_ms: after?.value,
+            receiver: receiver?,
+        })
+    }
+
     /// `remediate`: a task on a declared queue of a kind it runs, enqueued per firing alert.
     fn read_remediate(&self, cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Remediation> {
         let item = t.item("remediate")?;
@@ -793,6 +841,93 @@ impl RouteReader<'_> {
             payload: payload?,
         })
     }
+}
+
+/// Reads `[[alerting.maintenance]]`: recurring windows (a cron start in a time zone, and a
+/// duration) that mute the alerts matching their matchers.
+fn read_maintenance(cx: &mut Cx<'_>, alerting: &Fields<'_>) -> Vec<MaintenanceWindow> {
+    let mut windows = Vec::new();
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for (i, (table, span)) in alerting.tables(cx, "maintenance").into_iter().enumerate() {
+        let path = format!("{}[{i}]", alerting.field("maintenance"));
+        let t = Fields::open(cx, table, path, span, MAINTENANCE_KEYS);
+        let name = t
+            .required_string(cx, "name")
+            .and_then(|v| literal(cx, &t, "name", v));
+        if let Some(name) = &name
+            && !names.insert(name.value.clone())
+        {
+            cx.error(
+                &name.span,
+                format!(
+                    "`{}`: a maintenance window named `{}` is declared already",
+                    t.field("name"),
+                    name.value
+                ),
+            );
+        }
+        let matchers = read_matchers(cx, &t, "matchers");
+        let starts = if t.item("cron").is_some() {
+            crate::schedules::read_cron(cx, &t)
+        } else {
+            cx.error(
+                &t.span,
+                format!(
+                    "`{}`: missing required field (when each window starts, e.g. \"0 2 * * SUN\")",
+                    t.field("cron")
+                ),
+            );
+            None
+        };
+        let zone = crate::schedules::read_zone(cx, &t);
+        let duration = t.duration_at_least(cx, "duration", MIN_WINDOW_MS);
+        if t.item("duration").is_none() {
+            cx.error(
+                &t.span,
+                format!(
+                    "`{}`: missing required field (e.g. \"2h\")",
+                    t.field("duration")
+                ),
+            );
+        }
+        let duration = duration.and_then(|d| {
+            if d.value > MAX_WINDOW_MS {
+                cx.error(
+                    &d.span,
+                    format!(
+                        "`{}`: at most 7 days (a longer mute is a silence, or a route change)",
+                        t.field("duration")
+                    ),
+                );
+                None
+            } else {
+                Some(d.value)
+            }
+        });
+        if let (Some(name), Some(matchers), Some(starts), Some(zone), Some(duration_ms)) =
+            (name, matchers, starts, zone, duration)
+        {
+            windows.push(MaintenanceWindow {
+                name: name.value,
+                matchers,
+                starts,
+                zone,
+                duration_ms,
+            });
+        }
+    }
+    windows
+}
+
+/// `external_url`: an http(s) URL receivers link back to.
+fn read_external_url(cx: &mut Cx<'_>, alerting: &Fields<'_>) -> Option<String> {
+    let raw = alerting.literal_string(cx, "external_url")?;
+    let field = alerting.field("external_url");
+    if let Some(problem) = url_problem(&raw.value, &raw.value) {
+        cx.error(&raw.span, format!("`{field}`: {problem}"));
+        return None;
+    }
+    Some(raw.value.trim_end_matches('/').to_owned())
 }
 
 /// Reads `[[alerting.inhibit_rules]]`.
@@ -1313,6 +1448,81 @@ target_matchers = ["alertname!~\"Node.*\""]
                 "f.toml:1:1: error: `alerting.receivers[0].url`: missing required field"
             ),
             "{all}"
+        );
+    }
+
+    #[test]
+    fn escalations_maintenance_windows_and_the_external_url_are_read() {
+        let text = format!(
+            "{}[alerting]\nexternal_url = \"https://steward.example.com/\"\n[[alerting.maintenance]]\nname = \"sunday\"\nmatchers = [\"env=prod\"]\ncron = \"0 2 * * SUN\"\ntimezone = \"Europe/Berlin\"\nduration = \"2h\"\n",
+            route("escalate = { after = \"15m\", receiver = \"r\" }")
+        );
+        let config = parse(&text);
+        let alerting = &config.alerting;
+        assert_eq!(
+            alerting.escalations.get(&Vec::new()),
+            Some(&Escalation {
+                after_ms: 900_000,
+                receiver: "r".into()
+            })
+        );
+        assert_eq!(
+            alerting.external_url.as_deref(),
+            Some("https://steward.example.com")
+        );
+        let window = &alerting.maintenance[0];
+        assert_eq!(window.name, "sunday");
+        assert_eq!(window.duration_ms, 7_200_000);
+        assert_eq!(window.matchers, vec![m("env=prod")]);
+        // Sunday 2026-11-29 03:00 in Berlin (02:00 UTC) is inside; 05:00 is not.
+        assert!(window.occurrence_at(1_795_917_600_000).is_some());
+        assert!(
+            window
+                .occurrence_at(1_795_917_600_000 + 3 * 3_600_000)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_is_located() {
+        assert_error(
+            "[[alerting.receivers]]\nname = \"r\"\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/x\"\ntemplate = \"{{ alerts | nosuchfilter }}\"\n[alerting.route]\nreceiver = \"r\"\n",
+            5,
+            "`alerting.receivers[0].template`:",
+        );
+    }
+
+    #[test]
+    fn bad_escalations_and_windows_are_located() {
+        assert_error(
+            &route("escalate = { after = \"15m\", receiver = \"pager\" }"),
+            7,
+            "`alerting.route.escalate.receiver`: unknown receiver `pager`",
+        );
+        assert_error(
+            &route("escalate = { receiver = \"r\" }"),
+            7,
+            "`alerting.route.escalate.after`: missing required field",
+        );
+        assert_error(
+            "[[alerting.maintenance]]\nname = \"w\"\ncron = \"0 2 * * *\"\nduration = \"8d\"\n",
+            4,
+            "`alerting.maintenance[0].duration`: at most 7 days",
+        );
+        assert_error(
+            "[[alerting.maintenance]]\nname = \"w\"\ncron = \"0 2 * *\"\nduration = \"1h\"\n",
+            3,
+            "`alerting.maintenance[0].cron`",
+        );
+        assert_error(
+            "[[alerting.maintenance]]\nname = \"w\"\nduration = \"1h\"\n",
+            1,
+            "`alerting.maintenance[0].cron`: missing required field",
+        );
+        assert_error(
+            "[alerting]\nexternal_url = \"nope\"\n",
+            2,
+            "`alerting.external_url`: `nope` is not a URL",
         );
     }
 

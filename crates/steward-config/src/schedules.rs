@@ -241,7 +241,7 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
     }
 }
 
-fn read_cron(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
+pub(crate) fn read_cron(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
     let raw = t.literal_string(cx, "cron")?;
     match CronExpr::parse(&raw.value) {
         Ok(cron) => Some(Timing::Cron(cron)),
@@ -274,7 +274,7 @@ fn read_at(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
 }
 
 /// `timezone`: an IANA zone name, UTC when not given; `None` when refused.
-fn read_zone(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Zone> {
+pub(crate) fn read_zone(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Zone> {
     if t.item("timezone").is_none() {
         return Some(Zone::utc());
     }

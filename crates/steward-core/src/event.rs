@@ -110,6 +110,14 @@ pub enum Event {
         /// The state now.
         to: crate::schedule::HeartbeatState,
     },
+    /// Alerts started firing, fired again, resolved or were acknowledged (so the dispatcher
+    /// looks at them at once instead of at its next full read).
+    AlertsChanged {
+        /// The alerts concerned.
+        fingerprints: Vec<crate::alert::Fingerprint>,
+    },
+    /// A silence was created or expired.
+    SilencesChanged,
     /// A health check changed state (after its thresholds, so a single blip is no event).
     CheckChanged {
         /// The check.

@@ -35,6 +35,12 @@ pub(crate) const PROBER: Role = Role {
     gauge: "steward_prober_leader",
 };
 
+/// The alert manager's role (dispatching and sending notifications).
+pub(crate) const ALERTING: Role = Role {
+    name: steward_store::alerts::ALERTING_ROLE,
+    gauge: "steward_alerting_leader",
+};
+
 /// Holds or seeks `role`'s lease until `shutdown`, publishing the lease held (if any) on
 /// `held`. On shutdown the lease is given up so another instance need not wait for it.
 pub(crate) async fn lead(

@@ -181,6 +181,48 @@ pub(crate) async fn get(
     row.as_ref().map(alert_from_row).transpose()
 }
 
+/// The stored alerts among `fingerprints`.
+pub(crate) async fn by_fingerprint(
+    pool: &SqlitePool,
+    fingerprints: &[Fingerprint],
+) -> Result<Vec<StoredAlert>, StoreError> {
+    if fingerprints.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<String> = fingerprints
+        .iter()
+        .take(MAX_ALERT_PAGE as usize)
+        .map(ToString::to_string)
+        .collect();
+    let rows = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts \
+         WHERE fingerprint IN (SELECT value FROM json_each(?))"
+    ))
+    .bind(serde_json::Value::from(wanted).to_string())
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(alert_from_row).collect()
+}
+
+/// Firing alerts after `after`, by fingerprint.
+pub(crate) async fn firing_after(
+    pool: &SqlitePool,
+    after: Option<Fingerprint>,
+    limit: u32,
+) -> Result<Vec<StoredAlert>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE state = 'firing' AND fingerprint > ? \
+         ORDER BY fingerprint LIMIT ?"
+    ))
+    .bind(after.map(|fp| fp.to_string()).unwrap_or_default())
+    .bind(i64::from(limit.min(MAX_ALERT_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(alert_from_row).collect()
+}
+
 /// Acknowledges a firing alert inside the caller's transaction, audited.
 pub(crate) async fn ack(
     conn: &mut SqliteConnection,

@@ -5,6 +5,7 @@
 mod alerts;
 mod health;
 mod lock;
+mod notifications;
 mod schedules;
 mod tasks;
 
@@ -33,6 +34,10 @@ use steward_store::codec::{
 };
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, ProbeBatch, ProbeRecord, TransitionQuery,
+};
+use steward_store::notifications::{
+    Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
+    StoredNotification,
 };
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
@@ -634,6 +639,21 @@ impl Store for SqliteStore {
         alerts::get(&self.reader, fingerprint).await
     }
 
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: &[Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::by_fingerprint(&self.reader, fingerprints).await
+    }
+
+    async fn firing_alerts_after(
+        &self,
+        after: Option<Fingerprint>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::firing_after(&self.reader, after, limit).await
+    }
+
     async fn ack_alert(
         &self,
         fingerprint: Fingerprint,
@@ -676,6 +696,63 @@ impl Store for SqliteStore {
 
     async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
         alerts::prune(&self.writer, before_ms).await
+    }
+
+    async fn alert_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        notifications::groups(&self.reader).await
+    }
+
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<i64>, StoreError> {
+        if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let ids = notifications::write(&mut tx, write, now_ms()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(ids)
+    }
+
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        notifications::due(&self.reader, now_ms, limit).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
+        notifications::next_due(&self.reader).await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        outcome: AttemptOutcome,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let recorded = notifications::record_attempt(&mut tx, id, attempt, outcome).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        notifications::list(&self.reader, query).await
+    }
+
+    async fn notification_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        notifications::attempts(&self.reader, id).await
+    }
+
+    async fn notification_counts(&self) -> Result<Vec<NotificationCount>, StoreError> {
+        notifications::counts(&self.reader).await
+    }
+
+    async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        notifications::prune(&self.writer, before_ms).await
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {

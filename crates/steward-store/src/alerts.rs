@@ -7,6 +7,8 @@ use steward_core::registry::Labels;
 
 /// The most alerts or silences one listing returns.
 pub const MAX_ALERT_PAGE: u32 = 10_000;
+/// The lease held by the instance that dispatches and sends notifications.
+pub const ALERTING_ROLE: &str = "alerting";
 /// The source of alerts posted through the API.
 pub const EXTERNAL_SOURCE: &str = "external";
 

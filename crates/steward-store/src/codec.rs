@@ -160,6 +160,57 @@ pub fn decode_rollup(
     })
 }
 
+/// A notification's content from its stored JSON.
+pub fn decode_notice(
+    id: i64,
+    text: &str,
+) -> Result<steward_core::alert::notice::Notice, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("notification {id} notice: {e}")))
+}
+
+/// A stored notification state.
+pub fn decode_notification_state(
+    text: &str,
+) -> Result<crate::notifications::NotificationState, StoreError> {
+    crate::notifications::NotificationState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("notification state `{text}`")))
+}
+
+/// A notification's stored attempt count, which must fit a `u32`.
+pub fn decode_attempt_count(id: i64, n: i64) -> Result<u32, StoreError> {
+    u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("notification {id} attempts {n}")))
+}
+
+/// An attempt's stored reply code, which must fit a `u16`.
+pub fn decode_attempt_status(id: i64, n: Option<i64>) -> Result<Option<u16>, StoreError> {
+    n.map(|n| {
+        u16::try_from(n)
+            .map_err(|_| StoreError::Corrupt(format!("notification {id} attempt status {n}")))
+    })
+    .transpose()
+}
+
+/// A group's route (child indices from the root) from its stored JSON array.
+pub fn decode_route_path(key: &str, text: &str) -> Result<Vec<usize>, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("alert group `{key}` route path: {e}")))
+}
+
+/// A group's clock from its stored JSON.
+pub fn decode_group_clock(
+    key: &str,
+    text: &str,
+) -> Result<steward_core::alert::group::GroupClock, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("alert group `{key}` clock: {e}")))
+}
+
+/// A stored row count, never negative.
+pub fn decode_row_count(n: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{what}: count {n}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

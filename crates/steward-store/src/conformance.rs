@@ -22,9 +22,11 @@ use crate::{
 
 mod alerts;
 mod health;
+mod notifications;
 mod schedules;
 pub use alerts::*;
 pub use health::*;
+pub use notifications::*;
 pub use schedules::*;
 
 fn actor() -> Actor {
@@ -113,6 +115,16 @@ macro_rules! conformance_suite {
             silences_are_created_listed_and_expired,
             prune_removes_only_old_resolved_alerts_and_ended_silences,
             concurrent_receipts_lose_no_update,
+            alert_groups_are_upserted_updated_and_deleted,
+            dispatched_notifications_are_queued_in_order,
+            each_group_sends_its_notifications_in_order,
+            future_attempts_wait_and_the_next_due_is_reported,
+            attempts_are_recorded_and_finish_notifications,
+            racing_deliveries_record_one_attempt,
+            notification_listings_filter_newest_first,
+            notifications_are_counted_per_receiver_and_state,
+            prune_removes_only_old_finished_notifications,
+            a_dispatch_of_five_thousand_is_one_call,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

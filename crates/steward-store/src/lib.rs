@@ -10,6 +10,7 @@ pub mod codec;
 mod error;
 pub mod health;
 mod metered;
+pub mod notifications;
 pub mod schedules;
 pub mod tasks;
 
@@ -459,6 +460,21 @@ pub trait Store: Send + Sync + 'static {
         fingerprint: steward_core::alert::Fingerprint,
     ) -> Result<Option<StoredAlert>, StoreError>;
 
+    /// The stored alerts among `fingerprints` (at most [`alerts::MAX_ALERT_PAGE`] of them), in
+    /// no particular order; those not stored are left out.
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: &[steward_core::alert::Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// Up to `limit` (at most [`alerts::MAX_ALERT_PAGE`]) firing alerts whose fingerprints
+    /// come after `after`, by fingerprint: reads every firing alert, page by page.
+    async fn firing_alerts_after(
+        &self,
+        after: Option<steward_core::alert::Fingerprint>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError>;
+
     /// Acknowledges a firing alert's current episode, audited (`alert.ack`);
     /// [`StoreError::NotFound`] when there is no such alert, [`StoreError::State`] when it is
     /// resolved.
@@ -492,6 +508,61 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes alerts resolved before `before_ms` and silences that ended before it; answers
     /// how many of each.
     async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError>;
+
+    /// The groups the dispatcher keeps, by key.
+    async fn alert_groups(&self) -> Result<Vec<notifications::GroupRecord>, StoreError>;
+
+    /// Applies one dispatcher pass in one transaction: upserts `groups` (by key), deletes the
+    /// `finished` ones, and queues `notifications` as pending with their first attempt due at
+    /// their creation; answers the new notifications' ids, ascending, in order.
+    async fn write_dispatch(
+        &self,
+        write: &notifications::DispatchWrite,
+    ) -> Result<Vec<i64>, StoreError>;
+
+    /// Up to `limit` notifications to attempt at `now_ms`, by id: pending ones whose attempt is
+    /// due and that are the oldest pending notification of their group (so each group's
+    /// notifications go out in order: a later one waits until the earlier is delivered or
+    /// fails).
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<notifications::StoredNotification>, StoreError>;
+
+    /// The earliest next attempt among the pending notifications heading their groups, so the
+    /// sender can sleep until then.
+    async fn next_notification_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Records an attempt on a pending notification and what follows from it, in one
+    /// transaction; false (nothing written) when the notification is not pending.
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &notifications::Attempt,
+        outcome: notifications::AttemptOutcome,
+    ) -> Result<bool, StoreError>;
+
+    /// Notifications matching `query`, newest first.
+    async fn notifications(
+        &self,
+        query: &notifications::NotificationQuery,
+    ) -> Result<Vec<notifications::StoredNotification>, StoreError>;
+
+    /// A notification's attempts, oldest first.
+    async fn notification_attempts(
+        &self,
+        id: i64,
+    ) -> Result<Vec<notifications::Attempt>, StoreError>;
+
+    /// Notifications per receiver and state.
+    async fn notification_counts(
+        &self,
+    ) -> Result<Vec<notifications::NotificationCount>, StoreError>;
+
+    /// Deletes delivered and failed notifications (with their attempts) that finished before
+    /// `before_ms`; answers how many.
+    async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError>;
 
     /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
     /// through this instance or (where the backend can tell) another one.

@@ -13,6 +13,10 @@ use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
+use crate::notifications::{
+    Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
+    StoredNotification,
+};
 use crate::{
     Ack, AlertChange, AlertQuery, AlertReceipt, ApiKey, AuditQuery, CheckRecord, CheckTransition,
     Claim, Enqueued, HealthPruned, HeartbeatRecord, HeartbeatTransition, Lease, LeaseState,
@@ -444,6 +448,29 @@ impl<S: Store> Store for Metered<S> {
         self.observe("alert", self.inner.alert(fingerprint)).await
     }
 
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: &[Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        self.observe(
+            "alerts_by_fingerprint",
+            self.inner.alerts_by_fingerprint(fingerprints),
+        )
+        .await
+    }
+
+    async fn firing_alerts_after(
+        &self,
+        after: Option<Fingerprint>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        self.observe(
+            "firing_alerts_after",
+            self.inner.firing_alerts_after(after, limit),
+        )
+        .await
+    }
+
     async fn ack_alert(
         &self,
         fingerprint: Fingerprint,
@@ -487,6 +514,75 @@ impl<S: Store> Store for Metered<S> {
     async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
         self.observe("prune_alerts", self.inner.prune_alerts(before_ms))
             .await
+    }
+
+    async fn alert_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        self.observe("alert_groups", self.inner.alert_groups())
+            .await
+    }
+
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<i64>, StoreError> {
+        self.observe("write_dispatch", self.inner.write_dispatch(write))
+            .await
+    }
+
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        self.observe(
+            "due_notifications",
+            self.inner.due_notifications(now_ms, limit),
+        )
+        .await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
+        self.observe("next_notification_due", self.inner.next_notification_due())
+            .await
+    }
+
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        outcome: AttemptOutcome,
+    ) -> Result<bool, StoreError> {
+        self.observe(
+            "record_attempt",
+            self.inner.record_attempt(id, attempt, outcome),
+        )
+        .await
+    }
+
+    async fn notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        self.observe("notifications", self.inner.notifications(query))
+            .await
+    }
+
+    async fn notification_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        self.observe(
+            "notification_attempts",
+            self.inner.notification_attempts(id),
+        )
+        .await
+    }
+
+    async fn notification_counts(&self) -> Result<Vec<NotificationCount>, StoreError> {
+        self.observe("notification_counts", self.inner.notification_counts())
+            .await
+    }
+
+    async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.observe(
+            "prune_notifications",
+            self.inner.prune_notifications(before_ms),
+        )
+        .await
     }
 
     async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {

@@ -4,8 +4,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use steward_core::alert::route::Matcher;
+use steward_core::alert::{Fingerprint, Severity};
+use steward_core::registry::Labels;
 use steward_core::schedule::timing::parse_instant;
 use steward_core::schedule::{CronExpr, Zone};
+use steward_store::alerts::MAX_ALERT_PAGE;
+
+use crate::commands::alerts::{
+    parse_comment, parse_fingerprint, parse_label, parse_labels, parse_matcher, parse_note,
+    parse_severity, parse_silence_duration,
+};
 
 /// Steward: scheduling, durable tasks, health, alerts, audit and the fleet for self-hosted
 /// AI-agent platforms, in one binary.
@@ -55,6 +64,138 @@ pub enum Command {
     /// Inspect health checks, read their history and run one now, through the API.
     #[command(subcommand)]
     Checks(ChecksCommand),
+    /// List, show and acknowledge alerts and manage silences through the API; preview where
+    /// the config's route tree sends an alert, offline.
+    #[command(subcommand, visible_alias = "alert")]
+    Alerts(AlertsCommand),
+}
+
+/// `steward alerts …`
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List alerts, most recently received first.
+    ///
+    /// ACK names who acknowledged the alert's current episode (`-`: nobody). LABELS are the
+    /// labels other than `alertname`, which has its own column. `--output json` prints the
+    /// API's answer.
+    ///
+    /// Example: steward alerts ls --state firing --severity critical --label service=api
+    Ls {
+        /// Only firing or only resolved alerts.
+        #[arg(long, value_parser = ["firing", "resolved"])]
+        state: Option<String>,
+        /// Only alerts of this severity: critical, warning or info.
+        #[arg(long, value_parser = parse_severity)]
+        severity: Option<Severity>,
+        /// Only alerts with this label and value (`name=value`); repeat it to require several.
+        #[arg(long = "label", value_name = "NAME=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
+        /// At most this many alerts.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_ALERT_PAGE)))]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show one alert: its state and episode, severity, times, labels, annotations, its
+    /// acknowledgement, and the notifications sent about it (when the server reports them).
+    ///
+    /// Example: steward alerts show 8a3f0c2e91b4d7f5
+    Show {
+        /// The alert's fingerprint: 16 hex digits, as `steward alerts ls` prints it.
+        #[arg(value_parser = parse_fingerprint)]
+        fingerprint: Fingerprint,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Acknowledge an alert's current episode: its group is not notified again about it until
+    /// it changes (the acknowledgement is cleared when the alert fires again).
+    ///
+    /// Example: steward alerts ack 8a3f0c2e91b4d7f5 --note 'restarting the API'
+    Ack {
+        /// The alert's fingerprint: 16 hex digits.
+        #[arg(value_parser = parse_fingerprint)]
+        fingerprint: Fingerprint,
+        /// Why, or what is being done about it (at most 4096 characters).
+        #[arg(long, value_name = "TEXT", value_parser = parse_note)]
+        note: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Silence the alerts every matcher matches, from now for a duration or until a time, and
+    /// print the new silence's id.
+    ///
+    /// Matchers are Alertmanager's: `name=value`, `name!=value`, `name=~regex`,
+    /// `name!~regex` (expressions anchored; a value may be double-quoted). A missing label
+    /// reads as the empty string. With `--output json`, prints the whole silence.
+    ///
+    /// Example: steward alerts silence --matcher alertname=ApiDown --matcher
+    /// 'service=~"api|web"' --duration 2h --comment 'deploying'
+    Silence {
+        /// A label matcher; repeat it for several (all must match).
+        #[arg(long = "matcher", value_name = "MATCHER", required = true, value_parser = parse_matcher)]
+        matchers: Vec<Matcher>,
+        /// How long from now, e.g. 30m, 2h, 1d, 1h30m (units: ms, s, m, h, d, w).
+        #[arg(
+            long,
+            value_name = "DURATION",
+            required_unless_present = "until",
+            conflicts_with = "until",
+            value_parser = parse_silence_duration
+        )]
+        duration: Option<u64>,
+        /// Until this time (RFC 3339 with an offset, e.g. 2026-12-01T08:00:00+01:00).
+        #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+        until: Option<i64>,
+        /// Why: shown with the silence, next to the name of the key that created it.
+        #[arg(
+            long,
+            value_name = "TEXT",
+            default_value = "no comment given (created with steward alerts silence)",
+            value_parser = parse_comment
+        )]
+        comment: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List the silences in force or to come.
+    ///
+    /// Example: steward alerts silences
+    Silences {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// End a silence now.
+    ///
+    /// Example: steward alerts unsilence 12
+    Unsilence {
+        /// The silence's id, as `steward alerts silence` or `silences` printed it.
+        #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Print where the config's `[alerting.route]` tree sends an alert with these labels
+    /// (offline: no server needed).
+    ///
+    /// One line per destination, in tree order: the route's place (`/` is the root, `/0/1`
+    /// the second child of the first child), its matchers, the receiver, the grouping labels,
+    /// the group wait, interval and repeat interval it inherits, and the key of the group the
+    /// alert falls in. Silences, inhibition and acknowledgements are not considered. Exits with
+    /// code 1 when the config has no `[alerting.route]`, 2 when the config or labels are not
+    /// valid.
+    ///
+    /// Example: steward alerts test-route --labels alertname=ApiDown,severity=critical,service=api
+    TestRoute {
+        /// The alert's labels: `name=value` pairs separated by commas.
+        #[arg(long, value_name = "NAME=VALUE,…", value_parser = parse_labels)]
+        labels: Labels,
+        /// The config file.
+        #[arg(long, short, env = "STEWARD_CONFIG", default_value = "steward.toml")]
+        config: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long, value_enum, default_value = "table")]
+        output: OutputFormat,
+    },
 }
 
 /// `steward status`

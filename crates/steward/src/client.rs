@@ -109,6 +109,19 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
+/// A time in milliseconds since the epoch (a JSON number) as RFC 3339 in UTC; `-` when absent.
+pub fn instant(ms: &Value) -> String {
+    ms.as_i64().map_or_else(
+        || "-".to_owned(),
+        |ms| {
+            steward_core::schedule::timing::format_instant(
+                ms,
+                &steward_core::schedule::Zone::default(),
+            )
+        },
+    )
+}
+
 /// Runs an async client command on a small runtime.
 pub fn block_on<T>(
     future: impl std::future::Future<Output = anyhow::Result<T>>,

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Heartbeats(command) => commands::schedule::run_heartbeats(command),
         Command::Status(args) => commands::health::status(args),
         Command::Checks(command) => commands::health::run(command),
+        Command::Alerts(command) => commands::alerts::run(command),
     };
     match result {
         Ok(code) => code,

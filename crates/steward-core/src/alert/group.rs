@@ -12,6 +12,8 @@
 
 use std::collections::BTreeSet;
 
+use serde::{Deserialize, Serialize};
+
 use super::Fingerprint;
 
 /// The timing a group follows (from its route).
@@ -28,7 +30,7 @@ pub struct Timing {
 }
 
 /// What a group holds now: the fingerprints of its firing and of its resolved alerts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Contents {
     /// Alerts firing.
     pub firing: BTreeSet<Fingerprint>,
@@ -48,7 +50,8 @@ pub enum Decision {
 }
 
 /// Why a group is notified.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// Its first notification, after `group_wait`.
     First,
@@ -59,7 +62,7 @@ pub enum Reason {
 }
 
 /// The state of one group's timing, kept in the store so a restart resumes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupClock {
     /// When the group got its first alert.
     pub created_ms: i64,

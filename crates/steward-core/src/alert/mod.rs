@@ -9,8 +9,10 @@
 pub mod group;
 pub mod ingest;
 pub mod mute;
+pub mod notice;
 pub mod route;
 pub mod spec;
+pub mod template;
 pub mod webhook;
 
 use std::fmt;
@@ -69,7 +71,7 @@ impl fmt::Display for Severity {
 }
 
 /// Whether an alert is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// Its condition holds.
@@ -134,6 +136,13 @@ impl fmt::Display for Fingerprint {
 impl Serialize for Fingerprint {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom("a fingerprint is 16 hex digits"))
     }
 }
 

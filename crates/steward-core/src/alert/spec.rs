@@ -22,6 +22,9 @@ pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 pub struct AlertingSpec {
     /// Settings.
     pub settings: AlertingSettings,
+    /// `external_url`: the address notifications link back to (Alertmanager's
+    /// `--web.external-url`); `None`: `http://` and the listen address.
+    pub external_url: Option<String>,
     /// `[[alerting.receivers]]`, in file order.
     pub receivers: Vec<ReceiverSpec>,
     /// `[alerting.route]`: the root names a receiver; `None` when alerting is not configured.
@@ -29,8 +32,13 @@ pub struct AlertingSpec {
     /// Remediation tasks by route path (child indices from the root, as in
     /// [`super::route::Destination::path`]).
     pub remediations: BTreeMap<Vec<usize>, Remediation>,
+    /// Escalations by route path: where a firing alert also goes when nobody acknowledged it
+    /// in time.
+    pub escalations: BTreeMap<Vec<usize>, Escalation>,
     /// `[[alerting.inhibit_rules]]`, in file order.
     pub inhibit_rules: Vec<InhibitRule>,
+    /// `[[alerting.maintenance]]`: recurring windows that mute matching alerts.
+    pub maintenance: Vec<super::mute::MaintenanceWindow>,
 }
 
 /// `[alerting]`'s own settings.
@@ -136,6 +144,16 @@ pub struct Remediation {
     pub kind: String,
     /// The payload; string values are minijinja templates over the alert (`{{ labels.service }}`).
     pub payload: Json,
+}
+
+/// A route's escalation: a firing alert not acknowledged within `after_ms` of its start is
+/// also sent to `receiver` (in groups of its own, notified at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Escalation {
+    /// How long an alert may fire unacknowledged.
+    pub after_ms: u64,
+    /// The next receiver.
+    pub receiver: String,
 }
 
 /// Mutes target alerts while a source alert fires, where both agree on the `equal` labels

@@ -12,7 +12,7 @@ use crate::schedule::timing::format_instant;
 const GO_ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
 /// One alert of a notification.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct NotifiedAlert {
     /// Its identity.
     pub fingerprint: Fingerprint,

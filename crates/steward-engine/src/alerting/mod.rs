@@ -1,25 +1,254 @@
-//! The alert manager's running side. For now: external alerts whose senders stopped re-sending
-//! them resolve after `alerting.resolve_timeout` (as in Alertmanager), checked every few
-//! seconds by every instance (resolving is idempotent in the store).
+//! The alert manager's running side, on the instance holding the `alerting` lease:
+//! - [`dispatch`] routes alerts into groups, times them and writes notifications (and
+//!   remediation tasks) to the outbox;
+//! - [`sender`] attempts the outbox's notifications through [`deliver`], retrying with backoff
+//!   until delivered or expired;
+//! - [`muting`] says which alerts silences, maintenance windows and inhibition hold back.
+//!
+//! Every instance also resolves external alerts whose senders stopped re-sending them, after
+//! `alerting.resolve_timeout` (as in Alertmanager); resolving is idempotent in the store.
+
+pub mod deliver;
+mod dispatch;
+pub mod muting;
+mod sender;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use steward_config::Config;
+use steward_core::Event;
+use steward_core::alert::Fingerprint;
+use steward_core::registry::Registry;
 use steward_store::alerts::EXTERNAL_SOURCE;
-use steward_store::{Store, now_ms};
+use steward_store::{Lease, Store, now_ms};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::EventBus;
+use crate::lease;
+
 /// Gives the config in force.
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
+/// Gives the registry in force.
+pub type RegistrySource = Arc<dyn Fn() -> Arc<Registry> + Send + Sync>;
 
 /// How often stale alerts are looked for.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+/// How often the dispatcher reads every firing alert, the silences and the service states.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How long the dispatcher waits before trying again after the store failed it.
+const RETRY_MS: i64 = 1_000;
+/// Timeout of one delivery attempt.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How the alert manager runs.
+#[derive(Debug, Clone)]
+pub struct AlertingOptions {
+    /// This instance's name as a lease holder.
+    pub instance: String,
+    /// The `alerting` lease's length.
+    pub lease_ms: u64,
+    /// Steward's URL as receivers should link to it.
+    pub external_url: String,
+}
+
+/// Starts the alert manager: it dispatches and sends while this instance holds the `alerting`
+/// lease, until `shutdown`.
+pub fn spawn(
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    config: ConfigSource,
+    registry: RegistrySource,
+    options: AlertingOptions,
+    shutdown: CancellationToken,
+) -> Result<JoinHandle<()>, deliver::DeliverError> {
+    let deliverer = Arc::new(deliver::Deliverer::new(
+        options.external_url.clone(),
+        ATTEMPT_TIMEOUT,
+    )?);
+    let (held, mut leadership) = watch::channel::<Option<Lease>>(None);
+    let leading = tokio::spawn(lease::lead(
+        lease::ALERTING,
+        Arc::clone(&store),
+        bus.clone(),
+        options.instance.clone(),
+        options.lease_ms,
+        held,
+        shutdown.clone(),
+    ));
+    Ok(tokio::spawn(async move {
+        loop {
+            // Wait to lead.
+            while leadership.borrow_and_update().is_none() {
+                tokio::select! {
+                    changed = leadership.changed() => if changed.is_err() { let _ = leading.await; return; },
+                    () = shutdown.cancelled() => { let _ = leading.await; return; }
+                }
+            }
+            let term = shutdown.child_token();
+            let wake = Arc::new(Notify::new());
+            let dispatching = tokio::spawn(dispatch_loop(
+                Arc::clone(&store),
+                bus.subscribe(),
+                Arc::clone(&config),
+                Arc::clone(&registry),
+                Arc::clone(&wake),
+                term.clone(),
+            ));
+            let sending = tokio::spawn(sender::run(
+                Arc::clone(&store),
+                Arc::clone(&config),
+                Arc::clone(&deliverer),
+                wake,
+                term.clone(),
+            ));
+            // Lead until the lease is lost or given up.
+            while leadership.borrow_and_update().is_some() {
+                tokio::select! {
+                    changed = leadership.changed() => if changed.is_err() { break },
+                    () = shutdown.cancelled() => break,
+                }
+            }
+            term.cancel();
+            let _ = dispatching.await;
+            let _ = sending.await;
+            if shutdown.is_cancelled() {
+                let _ = leading.await;
+                return;
+            }
+        }
+    }))
+}
+
+/// Runs the dispatcher until `stop`: a pass whenever a group is due, alerts or silences change,
+/// the config is reloaded, or (every few seconds) after reading everything again.
+async fn dispatch_loop(
+    store: Arc<dyn Store>,
+    mut events: broadcast::Receiver<crate::bus::Envelope>,
+    config: ConfigSource,
+    registry: RegistrySource,
+    wake_sender: Arc<Notify>,
+    stop: CancellationToken,
+) {
+    let mut dispatcher = loop {
+        match dispatch::Dispatcher::load(Arc::clone(&store), config(), &registry(), now_ms()).await
+        {
+            Ok(dispatcher) => break dispatcher,
+            Err(error) => {
+                tracing::warn!(%error, "the dispatcher cannot load its state; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(RETRY_MS as u64)) => {}
+                    () = stop.cancelled() => return,
+                }
+            }
+        }
+    };
+    tracing::info!("dispatching alerts");
+    // Whatever the outbox holds from before is sent now.
+    wake_sender.notify_one();
+    let mut refresh = tokio::time::interval(REFRESH_EVERY);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    refresh.reset();
+    loop {
+        let mut changed: Vec<Fingerprint> = Vec::new();
+        let mut silences = false;
+        let mut full = false;
+        let sleep = dispatcher
+            .next_due()
+            .map_or(Duration::from_secs(3_600), |at| {
+                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+            });
+        tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => note(event, &mut changed, &mut silences, &mut full),
+            _ = refresh.tick() => full = true,
+            () = tokio::time::sleep(sleep) => {}
+        }
+        // Take in everything already announced, so a burst of posts makes one pass.
+        loop {
+            match events.try_recv() {
+                Err(
+                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
+                ) => break,
+                event => note(
+                    event.map_err(|e| match e {
+                        broadcast::error::TryRecvError::Lagged(n) => {
+                            broadcast::error::RecvError::Lagged(n)
+                        }
+                        _ => broadcast::error::RecvError::Closed,
+                    }),
+                    &mut changed,
+                    &mut silences,
+                    &mut full,
+                ),
+            }
+        }
+        let now = now_ms();
+        let current = config();
+        if !Arc::ptr_eq(&current, dispatcher.config()) {
+            dispatcher.set_config(current, now);
+        }
+        let read = if full {
+            dispatcher.refresh(&registry(), now).await
+        } else {
+            let mut result = Ok(());
+            if !changed.is_empty() {
+                result = dispatcher.alerts_changed(&changed, now).await;
+            }
+            if silences && result.is_ok() {
+                result = dispatcher.silences_changed(now).await;
+            }
+            result
+        };
+        if let Err(error) = read {
+            tracing::warn!(%error, "the dispatcher cannot read alerts; it reads everything again shortly");
+            refresh.reset_after(Duration::from_millis(RETRY_MS as u64));
+        }
+        let now = now_ms();
+        let plan = dispatcher.plan(now);
+        let notifications = plan.notifications();
+        match dispatcher.commit(plan, now + RETRY_MS).await {
+            Ok(()) if notifications > 0 => wake_sender.notify_one(),
+            Ok(()) => {}
+            Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
+        }
+        if full {
+            let (firing, muted, groups) = dispatcher.counts(now);
+            #[allow(clippy::cast_precision_loss)]
+            {
+                metrics::gauge!("steward_alerts", "state" => "firing").set(firing as f64);
+                metrics::gauge!("steward_alerts", "state" => "muted").set(muted as f64);
+                metrics::gauge!("steward_alert_groups").set(groups as f64);
+            }
+        }
+    }
+}
+
+/// Notes what an event asks of the dispatcher.
+fn note(
+    event: Result<crate::bus::Envelope, broadcast::error::RecvError>,
+    changed: &mut Vec<Fingerprint>,
+    silences: &mut bool,
+    full: &mut bool,
+) {
+    match event {
+        Ok(envelope) => match envelope.event {
+            Event::AlertsChanged { fingerprints } => changed.extend(fingerprints),
+            Event::SilencesChanged => *silences = true,
+            Event::CheckChanged { .. } | Event::RegistrySynced { .. } => *full = true,
+            _ => {}
+        },
+        // Missed events: read everything.
+        Err(_) => *full = true,
+    }
+}
 
 /// Starts resolving stale external alerts until `shutdown`.
 pub fn spawn_resolver(
     store: Arc<dyn Store>,
+    bus: EventBus,
     config: ConfigSource,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
@@ -42,6 +271,9 @@ pub fn spawn_resolver(
                     metrics::counter!("steward_alerts_timed_out_total")
                         .increment(resolved.len() as u64);
                     tracing::info!(count = resolved.len(), "alerts no longer re-sent resolved");
+                    bus.publish(Event::AlertsChanged {
+                        fingerprints: resolved,
+                    });
                 }
                 Ok(_) => {}
                 Err(error) => tracing::warn!(%error, "resolving stale alerts failed"),

@@ -73,12 +73,18 @@ impl Executor for Prune {
             .prune_alerts(before)
             .await
             .map_err(|e| Failure::retryable(format!("pruning alerts: {e}")))?;
+        let notifications = self
+            .store
+            .prune_notifications(before)
+            .await
+            .map_err(|e| Failure::retryable(format!("pruning notifications: {e}")))?;
         Ok(Output {
             result: Some(json!({
                 "purged": purged,
                 "schedule_runs": runs,
                 "alerts": alerts,
                 "silences": silences,
+                "notifications": notifications,
                 "probe_results": health.results,
                 "probe_rollups": health.rollups,
                 "check_transitions": health.transitions,

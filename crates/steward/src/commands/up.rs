@@ -185,7 +185,7 @@ async fn serve(
 
     spawn_metrics_upkeep(metrics.clone());
     let stop_work = tokio_util::sync::CancellationToken::new();
-    let (mut workers, prober) = start_work(&control, &stop_work)?;
+    let (mut workers, prober) = start_work(&control, addr, &stop_work)?;
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
@@ -216,9 +216,10 @@ async fn serve(
 }
 
 /// Starts one worker per declared queue, the queue upkeep (reaper, retention, depth), the
-/// scheduler and the prober.
+/// scheduler, the prober and the alert manager.
 fn start_work(
     control: &Arc<ControlPlane>,
+    addr: std::net::SocketAddr,
     stop: &tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<(
     Vec<tokio::task::JoinHandle<()>>,
@@ -257,10 +258,45 @@ fn start_work(
     let source = Arc::clone(control);
     handles.push(steward_engine::alerting::spawn_resolver(
         Arc::clone(control.store()),
+        control.bus().clone(),
         Arc::new(move || source.config()),
         stop.clone(),
     ));
+    handles.push(start_alerting(control, addr, worker_name(), stop)?);
     Ok((handles, prober))
+}
+
+/// Starts the alert manager: it dispatches and sends notifications while this instance holds
+/// the alerting lease.
+fn start_alerting(
+    control: &Arc<ControlPlane>,
+    addr: std::net::SocketAddr,
+    instance: String,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use steward_engine::alerting;
+    let config = control.config();
+    let external_url = config
+        .alerting
+        .external_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let options = alerting::AlertingOptions {
+        instance,
+        lease_ms: config.settings.scheduler.lease_ms,
+        external_url,
+    };
+    let configs = Arc::clone(control);
+    let registries = Arc::clone(control);
+    alerting::spawn(
+        Arc::clone(control.store()),
+        control.bus().clone(),
+        Arc::new(move || configs.config()),
+        Arc::new(move || registries.registry()),
+        options,
+        stop.clone(),
+    )
+    .context("cannot start the alert manager")
 }
 
 /// Starts the prober: it probes the checks while this instance holds the prober lease.

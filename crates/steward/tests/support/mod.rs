@@ -278,3 +278,4 @@ pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) 
     .join()
     .unwrap()
 }
+pub mod receiver;

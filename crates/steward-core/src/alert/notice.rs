@@ -1,0 +1,134 @@
+//! What a notification says: the snapshot of a group taken when its clock said to notify
+//! ([`super::group`]). It is written to the outbox before anything is sent, and rendered for
+//! its receiver's kind only when sent, so a retry sends the same alerts the group held then.
+
+use serde::{Deserialize, Serialize};
+
+use super::group::Reason;
+use super::webhook::{NotifiedAlert, WebhookBody, webhook_body};
+use super::{AlertState, Fingerprint};
+use crate::registry::Labels;
+
+/// A notification's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    /// The receiver it goes to.
+    pub receiver: String,
+    /// The group it is about ([`group_key`]).
+    pub group_key: String,
+    /// The labels the group is keyed by.
+    pub group_labels: Labels,
+    /// Why it was sent.
+    pub reason: Reason,
+    /// The group's alerts then: firing ones, and resolved ones the receiver had been told fired.
+    pub alerts: Vec<NotifiedAlert>,
+}
+
+impl Notice {
+    /// Firing while any of its alerts fires.
+    pub fn status(&self) -> AlertState {
+        if self.alerts.iter().any(|a| a.state == AlertState::Firing) {
+            AlertState::Firing
+        } else {
+            AlertState::Resolved
+        }
+    }
+
+    /// The fingerprints of its alerts, in order.
+    pub fn fingerprints(&self) -> Vec<Fingerprint> {
+        self.alerts.iter().map(|a| a.fingerprint).collect()
+    }
+
+    /// Alertmanager's webhook JSON for it, keeping at most `max_alerts` alerts (0: all).
+    pub fn webhook_body(&self, max_alerts: usize, external_url: &str) -> WebhookBody {
+        webhook_body(
+            &self.receiver,
+            &self.group_key,
+            &self.group_labels,
+            &self.alerts,
+            max_alerts,
+            external_url,
+        )
+    }
+}
+
+/// Names a group: the route that took its alerts (child indices from the root), its receiver
+/// and its grouping labels, e.g. `/0/2:ops:{service="api"}`. Stable across restarts for the
+/// same config, so a stored group's clock is found again.
+pub fn group_key(path: &[usize], receiver: &str, labels: &Labels) -> String {
+    let mut key = String::from("/");
+    key.push_str(
+        &path
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join("/"),
+    );
+    key.push(':');
+    key.push_str(receiver);
+    key.push_str(":{");
+    for (i, (name, value)) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        key.push_str(name);
+        key.push('=');
+        // JSON quoting escapes quotes and control characters in the value.
+        key.push_str(&serde_json::Value::String(value.clone()).to_string());
+    }
+    key.push('}');
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn group_keys_name_route_receiver_and_labels() {
+        assert_eq!(group_key(&[], "ops", &Labels::new()), "/:ops:{}");
+        assert_eq!(
+            group_key(
+                &[0, 2],
+                "ops",
+                &labels(&[("service", "api"), ("env", "p\"r")])
+            ),
+            r#"/0/2:ops:{env="p\"r",service="api"}"#
+        );
+    }
+
+    #[test]
+    fn a_notice_round_trips_through_json() {
+        let notice = Notice {
+            receiver: "ops".into(),
+            group_key: "/:ops:{}".into(),
+            group_labels: Labels::new(),
+            reason: Reason::Changed,
+            alerts: vec![NotifiedAlert {
+                fingerprint: Fingerprint(0xabc),
+                state: AlertState::Resolved,
+                labels: labels(&[("alertname", "Down")]),
+                annotations: Labels::new(),
+                starts_at_ms: 1,
+                ends_at_ms: Some(2),
+                generator_url: None,
+            }],
+        };
+        let json = serde_json::to_string(&notice).unwrap();
+        assert!(
+            json.contains(r#""fingerprint":"0000000000000abc""#),
+            "{json}"
+        );
+        assert!(json.contains(r#""reason":"changed""#), "{json}");
+        let back: Notice = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, notice);
+        assert_eq!(back.status(), AlertState::Resolved);
+    }
+}

@@ -1,0 +1,1105 @@
+//! The dispatcher: routes alerts into groups, runs each group's clock
+//! ([`steward_core::alert::group`]), and turns what the clocks decide into notifications in the
+//! outbox, plus remediation tasks. Each pass's decisions are written in one transaction before
+//! memory moves on, so a crash never loses a decided notification and never sends one twice.
+//!
+//! What it knows comes from the store: every firing alert (re-read in full every few seconds,
+//! which also catches alerts posted to other instances) and, in between, the alerts named by
+//! [`Event::AlertsChanged`] on this instance's bus.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::sync::Arc;
+
+use steward_config::Config;
+use steward_core::alert::group::{Contents, Decision, GroupClock, Timing};
+use steward_core::alert::notice::{Notice, group_key};
+use steward_core::alert::route::Destination;
+use steward_core::alert::webhook::NotifiedAlert;
+use steward_core::alert::{AlertState, Fingerprint, template};
+use steward_core::audit::Actor;
+use steward_core::registry::Registry;
+use steward_core::task::{NewTask, TaskOrigin};
+use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
+use steward_store::notifications::{DispatchWrite, GroupRecord, NewNotification};
+use steward_store::{Store, StoreError};
+
+use super::muting::Muting;
+
+/// The actor remediation tasks are enqueued as.
+const COMPONENT: &str = "alerting";
+
+/// A group as the dispatcher keeps it.
+#[derive(Debug)]
+struct Group {
+    record: GroupRecord,
+    timing: Timing,
+    /// Its alerts: firing ones routed here, and resolved ones its receiver was told fired.
+    members: BTreeSet<Fingerprint>,
+    /// When its clock is next looked at (heap entries at other times are stale).
+    next_due: i64,
+    /// Created (or changed) since the last write.
+    unsaved: bool,
+}
+
+/// What one pass decided, to be written before memory follows it.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Groups whose clocks move, with the members to drop once written.
+    updates: Vec<(GroupRecord, Vec<Fingerprint>)>,
+    /// Groups that are done.
+    finished: Vec<String>,
+    /// Notifications to queue.
+    notifications: Vec<NewNotification>,
+    /// Remediation tasks (idempotent per alert episode and route).
+    tasks: Vec<NewTask>,
+    /// When each looked-at group is next due.
+    next: Vec<(String, i64)>,
+}
+
+impl Plan {
+    /// Notifications decided.
+    pub(crate) fn notifications(&self) -> usize {
+        self.notifications.len()
+    }
+}
+
+/// The dispatcher's state.
+pub(crate) struct Dispatcher {
+    store: Arc<dyn Store>,
+    config: Arc<Config>,
+    known: HashMap<Fingerprint, StoredAlert>,
+    groups: HashMap<String, Group>,
+    due: BinaryHeap<Reverse<(i64, String)>>,
+    muting: Muting,
+    sources_stale: bool,
+    /// When alerts reach their route's escalation time (stale entries are harmless).
+    escalations: BinaryHeap<Reverse<(i64, Fingerprint)>>,
+}
+
+impl Dispatcher {
+    /// Loads the stored groups, every firing alert and the silences, and routes the alerts.
+    pub(crate) async fn load(
+        store: Arc<dyn Store>,
+        config: Arc<Config>,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Result<Self, StoreError> {
+        let mut groups = HashMap::new();
+        for record in store.alert_groups().await? {
+            let group = Group {
+                timing: default_timing(),
+                members: BTreeSet::new(),
+                next_due: now_ms,
+                unsaved: false,
+                record,
+            };
+            groups.insert(group.record.key.clone(), group);
+        }
+        let muting = Muting::new(
+            store.silences(now_ms).await?,
+            config.alerting.maintenance.clone(),
+            config.alerting.inhibit_rules.clone(),
+            impacted_services(store.as_ref(), &config, registry).await,
+        );
+        let mut dispatcher = Self {
+            store,
+            config,
+            known: HashMap::new(),
+            groups,
+            due: BinaryHeap::new(),
+            muting,
+            sources_stale: true,
+            escalations: BinaryHeap::new(),
+        };
+        dispatcher.read_firing().await?;
+        // Alerts a group told its receiver were firing and that resolved since: the receiver
+        // is still owed the resolution.
+        let owed: Vec<Fingerprint> = dispatcher
+            .groups
+            .values()
+            .flat_map(|g| g.record.clock.notified.firing.iter().copied())
+            .filter(|fp| !dispatcher.known.contains_key(fp))
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        dispatcher.read_alerts(&owed).await?;
+        dispatcher.reroute(now_ms);
+        Ok(dispatcher)
+    }
+
+    /// Reads every firing alert again (and the alerts known to be firing that no longer are),
+    /// the silences and the impacted services: catches what other instances received and what
+    /// no event announced.
+    pub(crate) async fn refresh(
+        &mut self,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let before: Vec<Fingerprint> = self.firing().collect();
+        let seen = self.read_firing().await?;
+        let gone: Vec<Fingerprint> = before.into_iter().filter(|fp| !seen.contains(fp)).collect();
+        self.read_alerts(&gone).await?;
+        for fp in gone {
+            // Neither firing nor stored any more (pruned): nothing to tell anyone.
+            if self
+                .known
+                .get(&fp)
+                .is_some_and(|a| a.state == AlertState::Firing)
+            {
+                self.known.remove(&fp);
+            }
+        }
+        self.muting.set_silences(self.store.silences(now_ms).await?);
+        self.muting
+            .set_impacted(impacted_services(self.store.as_ref(), &self.config, registry).await);
+        self.forget_unowed();
+        self.reroute(now_ms);
+        Ok(())
+    }
+
+    /// Takes in alerts that changed (read again by fingerprint).
+    pub(crate) async fn alerts_changed(
+        &mut self,
+        fingerprints: &[Fingerprint],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let read = self.read_alerts(fingerprints).await?;
+        for fp in read {
+            self.route(fp, now_ms);
+        }
+        self.sources_stale = true;
+        Ok(())
+    }
+
+    /// Reads the silences again.
+    pub(crate) async fn silences_changed(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        self.muting.set_silences(self.store.silences(now_ms).await?);
+        Ok(())
+    }
+
+    /// Follows a reloaded config: new routes, timings, rules and windows.
+    pub(crate) fn set_config(&mut self, config: Arc<Config>, now_ms: i64) {
+        self.muting.set_config(
+            config.alerting.maintenance.clone(),
+            config.alerting.inhibit_rules.clone(),
+        );
+        self.config = config;
+        self.reroute(now_ms);
+    }
+
+    /// The config followed.
+    pub(crate) fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// When the earliest group or escalation is due, if any.
+    pub(crate) fn next_due(&self) -> Option<i64> {
+        let group = self.due.peek().map(|Reverse((at, _))| *at);
+        let escalation = self.escalations.peek().map(|Reverse((at, _))| *at);
+        group.into_iter().chain(escalation).min()
+    }
+
+    /// Counts for metrics: firing alerts, of which muted, and groups.
+    pub(crate) fn counts(&self, now_ms: i64) -> (usize, usize, usize) {
+        let (firing, muted) = super::muting::count_muted(&self.muting, self.known.values(), now_ms);
+        (firing, muted, self.groups.len())
+    }
+
+    /// Reads every firing alert, page by page; answers their fingerprints.
+    async fn read_firing(&mut self) -> Result<HashSet<Fingerprint>, StoreError> {
+        let mut seen = HashSet::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .firing_alerts_after(after, MAX_ALERT_PAGE)
+                .await?;
+            let full = page.len() >= MAX_ALERT_PAGE as usize;
+            after = page.last().map(|a| a.fingerprint);
+            for alert in page {
+                seen.insert(alert.fingerprint);
+                self.known.insert(alert.fingerprint, alert);
+            }
+            if !full {
+                break;
+            }
+        }
+        self.sources_stale = true;
+        Ok(seen)
+    }
+
+    /// Reads these alerts; answers those found.
+    async fn read_alerts(
+        &mut self,
+        fingerprints: &[Fingerprint],
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        let mut found = Vec::with_capacity(fingerprints.len());
+        for chunk in fingerprints.chunks(MAX_ALERT_PAGE as usize) {
+            for alert in self.store.alerts_by_fingerprint(chunk).await? {
+                found.push(alert.fingerprint);
+                self.known.insert(alert.fingerprint, alert);
+            }
+        }
+        Ok(found)
+    }
+
+    fn firing(&self) -> impl Iterator<Item = Fingerprint> + '_ {
+        self.known
+            .values()
+            .filter(|a| a.state == AlertState::Firing)
+            .map(|a| a.fingerprint)
+    }
+
+    /// Drops resolved alerts no group owes a resolution for.
+    fn forget_unowed(&mut self) {
+        let owed: HashSet<Fingerprint> = self
+            .groups
+            .values()
+            .flat_map(|g| g.members.iter().chain(&g.record.clock.notified.firing))
+            .copied()
+            .collect();
+        self.known
+            .retain(|fp, alert| alert.state == AlertState::Firing || owed.contains(fp));
+    }
+
+    /// Routes every known alert again (after a load, a refresh or a reload).
+    fn reroute(&mut self, now_ms: i64) {
+        self.escalations.clear();
+        for group in self.groups.values_mut() {
+            group.members.clear();
+        }
+        let all: Vec<Fingerprint> = self.known.keys().copied().collect();
+        for fp in all {
+            self.route(fp, now_ms);
+        }
+        // Every group is looked at now; its clock says when it is next due.
+        let keys: Vec<String> = self.groups.keys().cloned().collect();
+        for key in keys {
+            self.schedule(&key, now_ms);
+        }
+        self.sources_stale = true;
+    }
+
+    /// Puts a known alert in the groups its routes lead to, creating groups for a firing one;
+    /// and, past its route's escalation time while unacknowledged, in the escalation's groups.
+    fn route(&mut self, fp: Fingerprint, now_ms: i64) {
+        let Some(alert) = self.known.get(&fp) else {
+            return;
+        };
+        let Some(route) = &self.config.alerting.route else {
+            return;
+        };
+        let firing = alert.state == AlertState::Firing;
+        let mut joins = Vec::new();
+        for destination in route.destinations(&alert.labels) {
+            let labels = destination.group_by.key(&alert.labels);
+            let key = group_key(&destination.path, &destination.receiver, &labels);
+            let timing = timing_of(&self.config, &destination.receiver, &destination);
+            if let Some(escalation) = self.config.alerting.escalations.get(&destination.path)
+                && firing
+                && alert.ack.is_none()
+            {
+                let at = alert.starts_at_ms.saturating_add(ms(escalation.after_ms));
+                if now_ms >= at {
+                    let timing = Timing {
+                        group_wait_ms: 0,
+                        ..timing_of(&self.config, &escalation.receiver, &destination)
+                    };
+                    // Its own groups, apart from the route's (even for the same receiver).
+                    let key = format!(
+                        "!{}",
+                        group_key(&destination.path, &escalation.receiver, &labels)
+                    );
+                    joins.push((
+                        key,
+                        escalation.receiver.clone(),
+                        destination.path.clone(),
+                        labels.clone(),
+                        timing,
+                    ));
+                } else {
+                    self.escalations.push(Reverse((at, fp)));
+                }
+            }
+            joins.push((key, destination.receiver, destination.path, labels, timing));
+        }
+        for (key, receiver, path, labels, timing) in joins {
+            self.join(fp, firing, key, receiver, path, labels, timing, now_ms);
+        }
+    }
+
+    /// Puts `fp` in the group `key`, creating it when the alert fires.
+    #[allow(clippy::too_many_arguments)]
+    fn join(
+        &mut self,
+        fp: Fingerprint,
+        firing: bool,
+        key: String,
+        receiver: String,
+        path: Vec<usize>,
+        labels: steward_core::registry::Labels,
+        timing: Timing,
+        now_ms: i64,
+    ) {
+        if let Some(group) = self.groups.get_mut(&key) {
+            group.timing = timing;
+            if group.record.route_path != path {
+                group.record.route_path = path;
+                group.unsaved = true;
+            }
+            if firing || group.record.clock.notified.firing.contains(&fp) {
+                group.members.insert(fp);
+            }
+            return;
+        }
+        if !firing {
+            return;
+        }
+        let due = now_ms.saturating_add(ms(timing.group_wait_ms));
+        let group = Group {
+            record: GroupRecord {
+                key: key.clone(),
+                receiver,
+                route_path: path,
+                labels,
+                clock: GroupClock::new(now_ms),
+            },
+            timing,
+            members: BTreeSet::from([fp]),
+            next_due: due,
+            unsaved: true,
+        };
+        self.groups.insert(key.clone(), group);
+        self.due.push(Reverse((due, key)));
+    }
+
+    /// Has `key` looked at `at_ms`.
+    fn schedule(&mut self, key: &str, at_ms: i64) {
+        if let Some(group) = self.groups.get_mut(key) {
+            group.next_due = at_ms;
+            self.due.push(Reverse((at_ms, key.to_owned())));
+        }
+    }
+
+    /// Decides every group due at `now_ms`.
+    pub(crate) fn plan(&mut self, now_ms: i64) -> Plan {
+        if self.sources_stale {
+            self.muting.index_sources(self.known.values());
+            self.sources_stale = false;
+        }
+        while let Some(Reverse((at, fp))) = self.escalations.peek().copied() {
+            if at > now_ms {
+                break;
+            }
+            self.escalations.pop();
+            self.route(fp, now_ms);
+        }
+        let mut plan = Plan::default();
+        let mut looked = HashSet::new();
+        while let Some(Reverse((at, _))) = self.due.peek() {
+            if *at > now_ms {
+                break;
+            }
+            let Some(Reverse((at, key))) = self.due.pop() else {
+                break;
+            };
+            let current = self.groups.get(&key).map(|g| g.next_due);
+            if current != Some(at) || !looked.insert(key.clone()) {
+                continue; // stale entry, or already looked at in this pass
+            }
+            self.decide(&key, now_ms, &mut plan);
+        }
+        // New or re-routed groups are written even when their clocks did not move, so a
+        // restart finds them with their creation time.
+        let planned: HashSet<&str> = plan.updates.iter().map(|(r, _)| r.key.as_str()).collect();
+        let unsaved: Vec<GroupRecord> = self
+            .groups
+            .values()
+            .filter(|g| g.unsaved && !planned.contains(g.record.key.as_str()))
+            .filter(|g| !plan.finished.contains(&g.record.key))
+            .map(|g| g.record.clone())
+            .collect();
+        plan.updates
+            .extend(unsaved.into_iter().map(|r| (r, Vec::new())));
+        plan
+    }
+
+    /// Decides one group.
+    fn decide(&self, key: &str, now_ms: i64, plan: &mut Plan) {
+        let Some(group) = self.groups.get(key) else {
+            return;
+        };
+        let (contents, muted_firing) = self.contents(group, now_ms);
+        let mut clock = group.record.clock.clone();
+        let acknowledged = !contents.firing.is_empty()
+            && contents
+                .firing
+                .iter()
+                .all(|fp| self.known.get(fp).is_some_and(|a| a.ack.is_some()));
+        let mut moved = false;
+        if acknowledged && clock.acknowledged.as_ref() != Some(&contents.firing) {
+            clock.acknowledge(&contents.firing);
+            moved = true;
+        }
+        let interval = ms(group.timing.group_interval_ms.max(1));
+        match clock.decide(now_ms, &contents, &group.timing) {
+            Decision::Notify(reason) => {
+                let told_firing = clock.notified.firing.clone();
+                clock.notified(now_ms, &contents);
+                let alerts = self.notified_alerts(&contents, group.timing.send_resolved);
+                if !alerts.is_empty() {
+                    plan.notifications.push(NewNotification {
+                        notice: Notice {
+                            receiver: group.record.receiver.clone(),
+                            group_key: group.record.key.clone(),
+                            group_labels: group.record.labels.clone(),
+                            reason,
+                            alerts,
+                        },
+                        created_ms: now_ms,
+                        expires_ms: now_ms.saturating_add(ms(self
+                            .config
+                            .alerting
+                            .settings
+                            .notification_ttl_ms)),
+                    });
+                }
+                let newly_firing = contents.firing.difference(&told_firing).copied();
+                self.remediate(&group.record.route_path, newly_firing, now_ms, plan);
+                let record = GroupRecord {
+                    clock,
+                    ..group.record.clone()
+                };
+                plan.updates
+                    .push((record, contents.resolved.iter().copied().collect()));
+                plan.next
+                    .push((key.to_owned(), now_ms.saturating_add(interval)));
+            }
+            Decision::WaitUntil(at) => {
+                if moved {
+                    let record = GroupRecord {
+                        clock,
+                        ..group.record.clone()
+                    };
+                    plan.updates.push((record, Vec::new()));
+                }
+                plan.next.push((key.to_owned(), at));
+            }
+            Decision::Finished if muted_firing > 0 => {
+                // Its alerts still fire, muted: look again when muting may have ended.
+                plan.next
+                    .push((key.to_owned(), now_ms.saturating_add(interval)));
+            }
+            Decision::Finished => plan.finished.push(key.to_owned()),
+        }
+    }
+
+    /// What `group` holds now, muted alerts left out; and how many firing alerts are muted.
+    fn contents(&self, group: &Group, now_ms: i64) -> (Contents, usize) {
+        let mut contents = Contents::default();
+        let mut muted = 0;
+        for fp in &group.members {
+            let Some(alert) = self.known.get(fp) else {
+                continue;
+            };
+            match alert.state {
+                AlertState::Firing if self.muting.why(alert, now_ms).is_some() => muted += 1,
+                AlertState::Firing => {
+                    contents.firing.insert(*fp);
+                }
+                AlertState::Resolved => {
+                    if group.record.clock.notified.firing.contains(fp) {
+                        contents.resolved.insert(*fp);
+                    }
+                }
+            }
+        }
+        (contents, muted)
+    }
+
+    /// The alerts a notification of `contents` carries.
+    fn notified_alerts(&self, contents: &Contents, send_resolved: bool) -> Vec<NotifiedAlert> {
+        let resolved = contents.resolved.iter().filter(|_| send_resolved);
+        contents
+            .firing
+            .iter()
+            .chain(resolved)
+            .filter_map(|fp| self.known.get(fp))
+            .map(notified)
+            .collect()
+    }
+
+    /// Remediation tasks for alerts that fire on a route carrying one, once per episode.
+    fn remediate(
+        &self,
+        path: &[usize],
+        firing: impl Iterator<Item = Fingerprint>,
+        now_ms: i64,
+        plan: &mut Plan,
+    ) {
+        let Some(remediation) = self.config.alerting.remediations.get(path) else {
+            return;
+        };
+        let route = path
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        for fp in firing {
+            let Some(alert) = self.known.get(&fp) else {
+                continue;
+            };
+            let payload = match template::render_payload(&remediation.payload, &notified(alert)) {
+                Ok(payload) => payload,
+                Err(error) => {
+                    metrics::counter!("steward_remediations_total", "result" => "failed")
+                        .increment(1);
+                    tracing::warn!(%error, fingerprint = %fp, "remediation payload does not render");
+                    continue;
+                }
+            };
+            let max_attempts = self
+                .config
+                .queues
+                .iter()
+                .find(|q| q.name == remediation.queue)
+                .map_or(
+                    steward_core::task::RetryPolicy::default().max_attempts,
+                    |q| q.retry.max_attempts,
+                );
+            plan.tasks.push(NewTask {
+                queue: remediation.queue.clone(),
+                kind: remediation.kind.clone(),
+                payload: payload.to_string(),
+                priority: 0,
+                run_at_ms: now_ms,
+                max_attempts,
+                idempotency_key: Some(format!("alert:{fp}:{}:route{route}", alert.episode)),
+                origin: TaskOrigin {
+                    workspace: alert.labels.get("workspace").cloned(),
+                    schedule: None,
+                    alert: Some(fp.to_string()),
+                    caller: Some(COMPONENT.to_owned()),
+                },
+            });
+        }
+    }
+
+    /// Writes a plan, then moves memory to it. On failure nothing moves and the groups are
+    /// looked at again at `retry_ms`.
+    pub(crate) async fn commit(&mut self, plan: Plan, retry_ms: i64) -> Result<(), StoreError> {
+        if !plan.tasks.is_empty() {
+            // Idempotent per alert episode: enqueued before the write, so a failed write
+            // followed by a retry cannot lose a task nor make two.
+            match self
+                .store
+                .enqueue_tasks(&plan.tasks, &Actor::system(COMPONENT))
+                .await
+            {
+                Ok(_) => metrics::counter!("steward_remediations_total", "result" => "enqueued")
+                    .increment(plan.tasks.len() as u64),
+                Err(error) => {
+                    metrics::counter!("steward_remediations_total", "result" => "failed")
+                        .increment(plan.tasks.len() as u64);
+                    tracing::warn!(%error, count = plan.tasks.len(), "remediation tasks were not enqueued");
+                }
+            }
+        }
+        let write = DispatchWrite {
+            groups: plan
+                .updates
+                .iter()
+                .map(|(record, _)| record.clone())
+                .collect(),
+            finished: plan.finished.clone(),
+            notifications: plan.notifications,
+        };
+        if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
+            self.apply_schedule(plan.next);
+            return Ok(());
+        }
+        if let Err(error) = self.store.write_dispatch(&write).await {
+            let keys: Vec<String> = plan
+                .next
+                .into_iter()
+                .map(|(key, _)| key)
+                .chain(plan.finished)
+                .collect();
+            for key in keys {
+                self.schedule(&key, retry_ms);
+            }
+            return Err(error);
+        }
+        for (record, resolved) in plan.updates {
+            if let Some(group) = self.groups.get_mut(&record.key) {
+                for fp in &resolved {
+                    group.members.remove(fp);
+                }
+                group.record = record;
+                group.unsaved = false;
+            }
+        }
+        for key in &plan.finished {
+            self.groups.remove(key);
+        }
+        self.apply_schedule(plan.next);
+        Ok(())
+    }
+
+    fn apply_schedule(&mut self, next: Vec<(String, i64)>) {
+        for (key, at) in next {
+            self.schedule(&key, at);
+        }
+    }
+}
+
+/// The timing of groups at `destination` notifying `receiver`.
+fn timing_of(config: &Config, receiver: &str, destination: &Destination) -> Timing {
+    let send_resolved = config
+        .alerting
+        .receivers
+        .iter()
+        .find(|r| r.name == receiver)
+        .is_none_or(|r| r.send_resolved);
+    Timing {
+        group_wait_ms: destination.group_wait_ms,
+        group_interval_ms: destination.group_interval_ms,
+        repeat_interval_ms: destination.repeat_interval_ms,
+        send_resolved,
+    }
+}
+
+/// The timing of a stored group none of whose alerts is routed to it any more.
+fn default_timing() -> Timing {
+    use steward_core::alert::route::{
+        DEFAULT_GROUP_INTERVAL_MS, DEFAULT_GROUP_WAIT_MS, DEFAULT_REPEAT_INTERVAL_MS,
+    };
+    Timing {
+        group_wait_ms: DEFAULT_GROUP_WAIT_MS,
+        group_interval_ms: DEFAULT_GROUP_INTERVAL_MS,
+        repeat_interval_ms: DEFAULT_REPEAT_INTERVAL_MS,
+        send_resolved: true,
+    }
+}
+
+/// A stored alert as a notification carries it.
+fn notified(alert: &StoredAlert) -> NotifiedAlert {
+    NotifiedAlert {
+        fingerprint: alert.fingerprint,
+        state: alert.state,
+        labels: alert.labels.clone(),
+        annotations: alert.annotations.clone(),
+        starts_at_ms: alert.starts_at_ms,
+        ends_at_ms: alert.ends_at_ms,
+        generator_url: alert.generator_url.clone(),
+    }
+}
+
+/// Services held back by a down dependency, with the down services; empty when the health
+/// states cannot be read (nothing is held rather than everything).
+async fn impacted_services(
+    store: &dyn Store,
+    config: &Config,
+    registry: &Registry,
+) -> HashMap<String, Vec<String>> {
+    match crate::prober::ops::services(store, config, registry).await {
+        Ok(services) => services
+            .into_iter()
+            .filter(|s| !s.impacted_by.is_empty())
+            .map(|s| (s.name, s.impacted_by))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "service states unreadable; no automatic inhibition");
+            HashMap::new()
+        }
+    }
+}
+
+fn ms(duration_ms: u64) -> i64 {
+    i64::try_from(duration_ms).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    //! The dispatcher against a real SQLite store, with time passed in: grouping and timing,
+    //! repeats and acknowledgements, resolution, silences, inhibition, escalation, remediation
+    //! and a restart.
+
+    use super::*;
+    use steward_core::alert::IncomingAlert;
+    use steward_core::alert::group::Reason;
+    use steward_core::alert::mute::Silence;
+    use steward_core::alert::route::Matcher;
+    use steward_core::registry::Labels;
+    use steward_store::notifications::{NotificationQuery, StoredNotification};
+    use steward_store::{Ack, AlertReceipt};
+    use steward_store_sqlite::SqliteStore;
+
+    const T0: i64 = 1_800_000_000_000;
+
+    const CONFIG: &str = r#"
+[[queues]]
+name = "platform"
+kinds = ["noop"]
+
+[[alerting.receivers]]
+name = "ops"
+type = "webhook"
+url = "http://127.0.0.1:9/"
+
+[[alerting.receivers]]
+name = "pager"
+type = "webhook"
+url = "http://127.0.0.1:9/"
+
+[alerting.route]
+receiver = "ops"
+group_by = ["alertname"]
+group_wait = "30s"
+group_interval = "5m"
+repeat_interval = "1h"
+
+[[alerting.route.routes]]
+matchers = ["team=db"]
+receiver = "ops"
+group_by = ["alertname"]
+escalate = { after = "10m", receiver = "pager" }
+remediate = { queue = "platform", kind = "noop", payload = { restart = "{{ labels.instance }}" } }
+
+[[alerting.inhibit_rules]]
+source_matchers = ["severity=critical"]
+target_matchers = ["severity=warning"]
+equal = ["instance"]
+"#;
+
+    struct Harness {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        dispatcher: Dispatcher,
+    }
+
+    impl Harness {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let store = open(dir.path()).await;
+            let dispatcher =
+                Dispatcher::load(Arc::clone(&store), config(), &Registry::default(), T0)
+                    .await
+                    .unwrap();
+            Self {
+                _dir: dir,
+                store,
+                dispatcher,
+            }
+        }
+
+        async fn restart(&mut self) {
+            self.dispatcher =
+                Dispatcher::load(Arc::clone(&self.store), config(), &Registry::default(), T0)
+                    .await
+                    .unwrap();
+        }
+
+        /// Posts alerts at `at` and tells the dispatcher, as the API does.
+        async fn post(&mut self, at: i64, alerts: &[IncomingAlert]) {
+            let receipts: Vec<AlertReceipt> = alerts
+                .iter()
+                .map(|alert| AlertReceipt {
+                    alert: alert.clone(),
+                    source: "external".into(),
+                    received_ms: at,
+                })
+                .collect();
+            self.store
+                .receive_alerts(&receipts, &Actor::system("test"))
+                .await
+                .unwrap();
+            let fps: Vec<Fingerprint> = alerts.iter().map(IncomingAlert::fingerprint).collect();
+            self.dispatcher.alerts_changed(&fps, at).await.unwrap();
+        }
+
+        /// One pass at `at`, written; answers the notifications it queued.
+        async fn pass(&mut self, at: i64) -> Vec<StoredNotification> {
+            let before = self.all().await.len();
+            let plan = self.dispatcher.plan(at);
+            self.dispatcher.commit(plan, at + 1_000).await.unwrap();
+            let mut all = self.all().await;
+            all.truncate(all.len() - before);
+            all.reverse();
+            all
+        }
+
+        async fn all(&self) -> Vec<StoredNotification> {
+            self.store
+                .notifications(&NotificationQuery {
+                    limit: 1_000,
+                    ..NotificationQuery::default()
+                })
+                .await
+                .unwrap()
+        }
+    }
+
+    async fn open(dir: &std::path::Path) -> Arc<dyn Store> {
+        let store = SqliteStore::open(&dir.join("data")).await.unwrap();
+        store.migrate().await.unwrap();
+        Arc::new(store)
+    }
+
+    fn config() -> Arc<Config> {
+        match steward_config::parse_str("steward.toml", CONFIG, &|_| None) {
+            Ok(loaded) => Arc::new(loaded.config),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn alert(pairs: &[(&str, &str)]) -> IncomingAlert {
+        let labels: Labels = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        IncomingAlert {
+            labels,
+            annotations: Labels::new(),
+            severity: steward_core::alert::Severity::Warning,
+            starts_at_ms: None,
+            ends_at_ms: None,
+            generator_url: None,
+        }
+    }
+
+    fn resolved(mut alert: IncomingAlert, at: i64) -> IncomingAlert {
+        alert.ends_at_ms = Some(at);
+        alert
+    }
+
+    fn names(n: &StoredNotification) -> Vec<(String, &'static str)> {
+        n.notice
+            .alerts
+            .iter()
+            .map(|a| (a.labels["instance"].clone(), a.state.as_str()))
+            .collect()
+    }
+
+    const MIN: i64 = 60_000;
+
+    #[tokio::test]
+    async fn groups_wait_then_notify_changes_on_their_interval_and_repeat_hourly() {
+        let mut h = Harness::new().await;
+        let a = alert(&[("alertname", "Down"), ("instance", "a")]);
+        let b = alert(&[("alertname", "Down"), ("instance", "b")]);
+        let other = alert(&[("alertname", "Slow"), ("instance", "a")]);
+        h.post(T0, &[a.clone(), other.clone()]).await;
+        h.post(T0 + 10_000, std::slice::from_ref(&b)).await;
+        assert!(h.pass(T0 + 29_999).await.is_empty(), "group_wait holds");
+        assert_eq!(h.dispatcher.next_due(), Some(T0 + 30_000));
+        let first = h.pass(T0 + 30_000).await;
+        assert_eq!(first.len(), 2, "one notification per group");
+        let down = first
+            .iter()
+            .find(|n| n.notice.group_labels["alertname"] == "Down")
+            .unwrap();
+        assert_eq!(down.notice.reason, Reason::First);
+        assert_eq!(
+            names(down),
+            [("a".into(), "firing"), ("b".into(), "firing")]
+        );
+        assert_eq!(down.notice.receiver, "ops");
+        // A resolution waits for the group's next tick, then is told.
+        h.post(T0 + MIN, &[resolved(b.clone(), T0 + MIN)]).await;
+        assert!(h.pass(T0 + 5 * MIN).await.is_empty());
+        let changed = h.pass(T0 + 30_000 + 5 * MIN).await;
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].notice.reason, Reason::Changed);
+        assert_eq!(
+            names(&changed[0]),
+            [("a".into(), "firing"), ("b".into(), "resolved")]
+        );
+        // Unchanged: nothing until the repeat interval has passed since the last notification.
+        let last = T0 + 30_000 + 5 * MIN;
+        let mut at = last;
+        let mut repeats = Vec::new();
+        while at < last + 70 * MIN {
+            at += 5 * MIN;
+            repeats.extend(h.pass(at).await.into_iter().map(|n| (at, n)));
+        }
+        let down_repeats: Vec<_> = repeats
+            .iter()
+            .filter(|(_, n)| n.notice.group_labels["alertname"] == "Down")
+            .collect();
+        assert_eq!(down_repeats.len(), 1, "{repeats:?}");
+        assert_eq!(down_repeats[0].0, last + 60 * MIN);
+        assert_eq!(down_repeats[0].1.notice.reason, Reason::Repeat);
+        assert_eq!(
+            names(&down_repeats[0].1),
+            [("a".into(), "firing")],
+            "resolved ones told once"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_acknowledgement_stops_repeats_until_the_group_changes() {
+        let mut h = Harness::new().await;
+        let a = alert(&[("alertname", "Down"), ("instance", "a")]);
+        h.post(T0, std::slice::from_ref(&a)).await;
+        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
+        let ack = Ack {
+            by: "ops".into(),
+            at_ms: T0 + MIN,
+            note: "on it".into(),
+        };
+        h.store
+            .ack_alert(a.fingerprint(), &ack, &Actor::system("test"))
+            .await
+            .unwrap();
+        h.dispatcher
+            .alerts_changed(&[a.fingerprint()], T0 + MIN)
+            .await
+            .unwrap();
+        let mut at = T0 + 30_000;
+        for _ in 0..30 {
+            at += 5 * MIN;
+            assert!(
+                h.pass(at).await.is_empty(),
+                "acknowledged: no repeat at {at}"
+            );
+        }
+        // A new alert in the group ends the acknowledgement.
+        let b = alert(&[("alertname", "Down"), ("instance", "b")]);
+        h.post(at, std::slice::from_ref(&b)).await;
+        let changed = h.pass(at + 5 * MIN).await;
+        assert_eq!(changed.len(), 1);
+        assert_eq!(
+            names(&changed[0]),
+            [("a".into(), "firing"), ("b".into(), "firing")]
+        );
+    }
+
+    #[tokio::test]
+    async fn silences_and_inhibition_hold_alerts_back() {
+        let mut h = Harness::new().await;
+        let silence = Silence {
+            id: 0,
+            matchers: vec![Matcher::parse("alertname=Noisy").unwrap()],
+            starts_at_ms: T0,
+            ends_at_ms: T0 + 10 * MIN,
+            created_by: "ops".into(),
+            comment: "known".into(),
+        };
+        h.store
+            .create_silence(&silence, T0, &Actor::system("test"))
+            .await
+            .unwrap();
+        h.dispatcher.silences_changed(T0).await.unwrap();
+        let noisy = alert(&[("alertname", "Noisy"), ("instance", "a")]);
+        let mut critical = alert(&[
+            ("alertname", "Down"),
+            ("instance", "x"),
+            ("severity", "critical"),
+        ]);
+        critical.severity = steward_core::alert::Severity::Critical;
+        let warning = alert(&[
+            ("alertname", "Slow"),
+            ("instance", "x"),
+            ("severity", "warning"),
+        ]);
+        let elsewhere = alert(&[
+            ("alertname", "Slow"),
+            ("instance", "y"),
+            ("severity", "warning"),
+        ]);
+        h.post(T0, &[noisy, critical, warning, elsewhere]).await;
+        let sent = h.pass(T0 + 30_000).await;
+        let mut told: Vec<_> = sent.iter().flat_map(names).collect();
+        told.sort();
+        assert_eq!(
+            told,
+            [("x".into(), "firing"), ("y".into(), "firing")],
+            "the silenced alert and the inhibited warning on x are held: {sent:?}"
+        );
+        // Once the silence ends, the held alert is told at its group's next look.
+        let after = h.pass(T0 + 30_000 + 10 * MIN).await;
+        assert_eq!(after.len(), 1, "{after:?}");
+        assert_eq!(after[0].notice.group_labels["alertname"], "Noisy");
+    }
+
+    #[tokio::test]
+    async fn an_unacknowledged_alert_escalates_and_remediation_runs_once_per_episode() {
+        let mut h = Harness::new().await;
+        let db = alert(&[("alertname", "DbDown"), ("instance", "db1"), ("team", "db")]);
+        h.post(T0, std::slice::from_ref(&db)).await;
+        let first = h.pass(T0 + 30_000).await;
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].notice.receiver, "ops");
+        assert!(h.pass(T0 + 30_000 + 5 * MIN).await.is_empty());
+        assert_eq!(
+            h.dispatcher.next_due(),
+            Some(T0 + 10 * MIN),
+            "the escalation is due next"
+        );
+        let escalated = h.pass(T0 + 10 * MIN).await;
+        assert_eq!(escalated.len(), 1, "{escalated:?}");
+        assert_eq!(escalated[0].notice.receiver, "pager");
+        assert!(escalated[0].notice.group_key.starts_with('!'));
+        // Remediation: one task for the episode, however often the group is notified.
+        h.pass(T0 + 90 * MIN).await;
+        let tasks = h
+            .store
+            .list_tasks(&steward_store::TaskQuery {
+                queue: Some("platform".into()),
+                limit: 100,
+                ..steward_store::TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].payload, serde_json::json!({ "restart": "db1" }));
+        assert_eq!(
+            tasks[0].origin.alert.as_deref(),
+            Some(db.fingerprint().to_string().as_str())
+        );
+        // Resolved, then firing again: a second episode, a second task.
+        h.post(T0 + 100 * MIN, &[resolved(db.clone(), T0 + 100 * MIN)])
+            .await;
+        h.pass(T0 + 105 * MIN).await;
+        h.post(T0 + 110 * MIN, std::slice::from_ref(&db)).await;
+        h.pass(T0 + 120 * MIN).await;
+        let tasks = h
+            .store
+            .list_tasks(&steward_store::TaskQuery {
+                queue: Some("platform".into()),
+                limit: 100,
+                ..steward_store::TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(tasks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_restart_resumes_group_timing_and_owes_resolutions() {
+        let mut h = Harness::new().await;
+        let a = alert(&[("alertname", "Down"), ("instance", "a")]);
+        h.post(T0, std::slice::from_ref(&a)).await;
+        h.pass(T0 + 1_000).await; // writes the new group
+        h.restart().await;
+        assert!(
+            h.pass(T0 + 29_000).await.is_empty(),
+            "group_wait counts from the first alert"
+        );
+        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
+        h.post(T0 + MIN, &[resolved(a.clone(), T0 + MIN)]).await;
+        h.restart().await;
+        let told = h.pass(T0 + 30_000 + 5 * MIN).await;
+        assert_eq!(
+            told.len(),
+            1,
+            "the resolution is still owed after a restart"
+        );
+        assert_eq!(names(&told[0]), [("a".into(), "resolved")]);
+        // Then the group is done.
+        assert!(h.pass(T0 + 30_000 + 10 * MIN).await.is_empty());
+        assert!(h.store.alert_groups().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,239 @@
+//! Why an alert is held back from notifications: a silence, a maintenance window, an
+//! inhibition rule, or (automatic inhibition) its service being impacted by a down dependency,
+//! so the dependency's alert speaks for it.
+
+use std::collections::HashMap;
+
+use steward_core::alert::AlertState;
+use steward_core::alert::mute::MaintenanceWindow;
+use steward_core::alert::spec::InhibitRule;
+use steward_core::registry::Labels;
+use steward_store::alerts::{StoredAlert, StoredSilence};
+
+/// The label naming the service an alert is about, for automatic inhibition.
+pub const SERVICE_LABEL: &str = "service";
+
+/// Why an alert is muted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Muted {
+    /// By the silence with this id.
+    Silenced(i64),
+    /// By the maintenance window with this name.
+    Maintenance(String),
+    /// By an inhibition rule (the index of the rule).
+    Inhibited(usize),
+    /// Its service depends on these down services.
+    Impacted(Vec<String>),
+}
+
+/// Everything that mutes alerts at one moment.
+#[derive(Debug, Default)]
+pub struct Muting {
+    silences: Vec<StoredSilence>,
+    windows: Vec<MaintenanceWindow>,
+    rules: Vec<InhibitRule>,
+    /// Per rule: the `equal` label values of the firing alerts matching its source, with how
+    /// many alerts share them (an alert must not inhibit itself).
+    sources: Vec<HashMap<Vec<Option<String>>, usize>>,
+    /// Services impacted by a down dependency, with the down services.
+    impacted: HashMap<String, Vec<String>>,
+}
+
+impl Muting {
+    /// Muting by `silences`, `windows` and inhibition `rules`, with `impacted` services held.
+    pub fn new(
+        silences: Vec<StoredSilence>,
+        windows: Vec<MaintenanceWindow>,
+        rules: Vec<InhibitRule>,
+        impacted: HashMap<String, Vec<String>>,
+    ) -> Self {
+        let sources = vec![HashMap::new(); rules.len()];
+        Self {
+            silences,
+            windows,
+            rules,
+            sources,
+            impacted,
+        }
+    }
+
+    /// Replaces the silences.
+    pub fn set_silences(&mut self, silences: Vec<StoredSilence>) {
+        self.silences = silences;
+    }
+
+    /// Replaces the impacted services.
+    pub fn set_impacted(&mut self, impacted: HashMap<String, Vec<String>>) {
+        self.impacted = impacted;
+    }
+
+    /// Replaces the windows and rules (after a config reload).
+    pub fn set_config(&mut self, windows: Vec<MaintenanceWindow>, rules: Vec<InhibitRule>) {
+        self.windows = windows;
+        self.sources = vec![HashMap::new(); rules.len()];
+        self.rules = rules;
+    }
+
+    /// Indexes the firing alerts that can inhibit others (cost: alerts × rules; nothing when
+    /// there are no rules).
+    pub fn index_sources<'a>(&mut self, alerts: impl Iterator<Item = &'a StoredAlert>) {
+        if self.rules.is_empty() {
+            return;
+        }
+        for index in &mut self.sources {
+            index.clear();
+        }
+        for alert in alerts.filter(|a| a.state == AlertState::Firing) {
+            for (rule, index) in self.rules.iter().zip(self.sources.iter_mut()) {
+                if rule.source.iter().all(|m| m.matches(&alert.labels)) {
+                    *index.entry(equal_values(rule, &alert.labels)).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Why `alert` is muted at `now_ms`, if it is.
+    pub fn why(&self, alert: &StoredAlert, now_ms: i64) -> Option<Muted> {
+        if let Some(silence) = self.silences.iter().find(|s| {
+            (s.starts_at_ms..s.ends_at_ms).contains(&now_ms)
+                && s.matchers.iter().all(|m| m.matches(&alert.labels))
+        }) {
+            return Some(Muted::Silenced(silence.id));
+        }
+        if let Some(window) = self.windows.iter().find(|w| w.mutes(&alert.labels, now_ms)) {
+            return Some(Muted::Maintenance(window.name.clone()));
+        }
+        if let Some(rule) = self.inhibiting_rule(&alert.labels) {
+            return Some(Muted::Inhibited(rule));
+        }
+        alert
+            .labels
+            .get(SERVICE_LABEL)
+            .and_then(|service| self.impacted.get(service))
+            .map(|down| Muted::Impacted(down.clone()))
+    }
+
+    /// The first rule whose sources inhibit an alert with `labels`.
+    fn inhibiting_rule(&self, labels: &Labels) -> Option<usize> {
+        self.rules
+            .iter()
+            .zip(&self.sources)
+            .position(|(rule, index)| {
+                if !rule.target.iter().all(|m| m.matches(labels)) {
+                    return false;
+                }
+                let sharing = index.get(&equal_values(rule, labels)).copied().unwrap_or(0);
+                // The alert itself may be one of the sources; it does not count.
+                let itself = usize::from(rule.source.iter().all(|m| m.matches(labels)));
+                sharing > itself
+            })
+    }
+}
+
+/// The values of a rule's `equal` labels in `labels` (a missing label counts as equal to a
+/// missing label).
+fn equal_values(rule: &InhibitRule, labels: &Labels) -> Vec<Option<String>> {
+    rule.equal
+        .iter()
+        .map(|name| labels.get(name).cloned())
+        .collect()
+}
+
+/// Counts alerts by what mutes them, for metrics.
+pub fn count_muted<'a>(
+    muting: &Muting,
+    alerts: impl Iterator<Item = &'a StoredAlert>,
+    now_ms: i64,
+) -> (usize, usize) {
+    let mut firing = 0;
+    let mut muted = 0;
+    for alert in alerts.filter(|a| a.state == AlertState::Firing) {
+        firing += 1;
+        if muting.why(alert, now_ms).is_some() {
+            muted += 1;
+        }
+    }
+    (firing, muted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::alert::route::Matcher;
+    use steward_core::alert::{Fingerprint, Severity};
+
+    fn alert(pairs: &[(&str, &str)]) -> StoredAlert {
+        let labels: Labels = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        StoredAlert {
+            fingerprint: Fingerprint::of(&labels),
+            labels,
+            annotations: Labels::new(),
+            severity: Severity::Warning,
+            source: "external".into(),
+            state: AlertState::Firing,
+            starts_at_ms: 0,
+            ends_at_ms: None,
+            last_received_ms: 0,
+            generator_url: None,
+            episode: 1,
+            ack: None,
+        }
+    }
+
+    fn rule() -> InhibitRule {
+        InhibitRule {
+            source: vec![Matcher::parse("severity=critical").unwrap()],
+            target: vec![Matcher::parse("severity=~warning|critical").unwrap()],
+            equal: vec!["service".into()],
+        }
+    }
+
+    #[test]
+    fn inhibition_needs_another_firing_source_with_equal_labels() {
+        let critical = alert(&[("severity", "critical"), ("service", "api")]);
+        let warning = alert(&[("severity", "warning"), ("service", "api")]);
+        let other = alert(&[("severity", "warning"), ("service", "db")]);
+        let mut muting = Muting::new(vec![], vec![], vec![rule()], HashMap::new());
+        muting.index_sources([&critical, &warning, &other].into_iter());
+        assert_eq!(muting.why(&warning, 0), Some(Muted::Inhibited(0)));
+        assert_eq!(muting.why(&other, 0), None, "equal labels differ");
+        assert_eq!(muting.why(&critical, 0), None, "never by itself");
+        let second = alert(&[("severity", "critical"), ("service", "api"), ("x", "y")]);
+        muting.index_sources([&critical, &second].into_iter());
+        assert_eq!(muting.why(&critical, 0), Some(Muted::Inhibited(0)));
+        let mut resolved = critical.clone();
+        resolved.state = AlertState::Resolved;
+        muting.index_sources([&resolved].into_iter());
+        assert_eq!(
+            muting.why(&warning, 0),
+            None,
+            "resolved sources inhibit nothing"
+        );
+    }
+
+    #[test]
+    fn silences_apply_within_their_time_and_impact_holds_by_service() {
+        let api = alert(&[("alertname", "Down"), ("service", "api")]);
+        let silence = StoredSilence {
+            id: 7,
+            matchers: vec![Matcher::parse("service=api").unwrap()],
+            starts_at_ms: 100,
+            ends_at_ms: 200,
+            created_by: "ops".into(),
+            created_at_ms: 0,
+            comment: String::new(),
+        };
+        let impacted = HashMap::from([("api".to_owned(), vec!["db".to_owned()])]);
+        let muting = Muting::new(vec![silence], vec![], vec![], impacted);
+        assert_eq!(muting.why(&api, 150), Some(Muted::Silenced(7)));
+        assert_eq!(
+            muting.why(&api, 200),
+            Some(Muted::Impacted(vec!["db".into()]))
+        );
+        let web = alert(&[("service", "web")]);
+        assert_eq!(muting.why(&web, 150), None);
+    }
+}

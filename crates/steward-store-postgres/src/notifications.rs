@@ -1,0 +1,557 @@
+//! The notification outbox on PostgreSQL: the dispatcher's groups, notifications, the alerts
+//! each carries and its attempts. A dispatcher pass is one transaction of a fixed number of
+//! statements whatever its size, each over arrays unpacked with `unnest`. The new
+//! notifications' ids are drawn from their sequence first and handed out in ascending order, so
+//! that they ascend in the pass's order even while another instance draws from the sequence
+//! too. Groups are upserted in key order, so concurrent passes lock them in the same order and
+//! do not deadlock on each other.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+use steward_store::StoreError;
+use steward_store::codec::{
+    decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
+    decode_notification_state, decode_route_path, decode_row_count, encode_json, encode_labels,
+};
+use steward_store::notifications::{
+    Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
+    NewNotification, NotificationCount, NotificationQuery, StoredNotification, attempt_error,
+};
+
+use crate::db_err;
+
+/// Notifications one pruning statement deletes (their alerts and attempts go with them): each
+/// chunk is its own short transaction, so no pass holds locks on (or bloats one transaction
+/// with) weeks of notifications.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// The columns of a notification, in the order [`notification_from_row`] reads them.
+const NOTIFICATION_COLUMNS: &str = "id, notice, state, attempts, created_ms, next_attempt_ms, \
+     expires_ms, finished_ms, last_error";
+
+/// Pending notifications that head their group: no older one of the group is still pending.
+/// Probes `notifications_pending` once per candidate.
+const HEADS: &str = "n.state = 'pending' AND NOT EXISTS (SELECT 1 FROM notifications AS o \
+     WHERE o.state = 'pending' AND o.group_key = n.group_key AND o.id < n.id)";
+
+/// The groups the dispatcher keeps, by key (in byte order, as SQLite sorts them).
+pub(crate) async fn groups(pool: &PgPool) -> Result<Vec<GroupRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT key, receiver, route_path, labels, clock FROM alert_groups \
+         ORDER BY key COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(group_from_row).collect()
+}
+
+/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications'
+/// ids in order.
+pub(crate) async fn write(
+    conn: &mut PgConnection,
+    write: &DispatchWrite,
+    now_ms: i64,
+) -> Result<Vec<i64>, StoreError> {
+    upsert_groups(conn, &write.groups, now_ms).await?;
+    if !write.finished.is_empty() {
+        sqlx::query("DELETE FROM alert_groups WHERE key = ANY($1)")
+            .bind(&write.finished)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    let ids = insert_notifications(conn, &write.notifications).await?;
+    link_alerts(conn, &write.notifications, &ids).await?;
+    Ok(ids)
+}
+
+/// Inserts or replaces groups by key; a key listed twice ends with its last record.
+async fn upsert_groups(
+    conn: &mut PgConnection,
+    groups: &[GroupRecord],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    // One row per key (an upsert may not touch a row twice), in key order (the lock order).
+    let latest: BTreeMap<&str, &GroupRecord> = groups.iter().map(|g| (g.key.as_str(), g)).collect();
+    if latest.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = latest.keys().copied().collect();
+    let receivers: Vec<&str> = latest.values().map(|g| g.receiver.as_str()).collect();
+    let paths = latest
+        .values()
+        .map(|g| encode_json(&g.route_path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels: Vec<String> = latest.values().map(|g| encode_labels(&g.labels)).collect();
+    let clocks = latest
+        .values()
+        .map(|g| encode_json(&g.clock))
+        .collect::<Result<Vec<_>, _>>()?;
+    sqlx::query(
+        "INSERT INTO alert_groups (key, receiver, route_path, labels, clock, updated_ms) \
+         SELECT k, r, p, l, c, $6 \
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) \
+         AS u(k, r, p, l, c) \
+         ON CONFLICT (key) DO UPDATE SET receiver = excluded.receiver, \
+         route_path = excluded.route_path, labels = excluded.labels, clock = excluded.clock, \
+         updated_ms = excluded.updated_ms",
+    )
+    .bind(&keys)
+    .bind(&receivers)
+    .bind(&paths)
+    .bind(&labels)
+    .bind(&clocks)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Queues notifications as pending, due at their creation, in order; answers their ids.
+async fn insert_notifications(
+    conn: &mut PgConnection,
+    notifications: &[NewNotification],
+) -> Result<Vec<i64>, StoreError> {
+    if notifications.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(notifications.len()).unwrap_or(i64::MAX);
+    let drawn: Option<Vec<i64>> = sqlx::query_scalar(
+        "SELECT array_agg(nextval(pg_get_serial_sequence('notifications', 'id'))) \
+         FROM generate_series(1, $1)",
+    )
+    .bind(count)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let mut ids = drawn.unwrap_or_default();
+    // A sequence hands out ascending values, but the aggregate need not keep their order.
+    ids.sort_unstable();
+    if ids.len() != notifications.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} notification ids drawn for {} notifications",
+            ids.len(),
+            notifications.len()
+        )));
+    }
+    let group_keys: Vec<&str> = notifications
+        .iter()
+        .map(|n| n.notice.group_key.as_str())
+        .collect();
+    let receivers: Vec<&str> = notifications
+        .iter()
+        .map(|n| n.notice.receiver.as_str())
+        .collect();
+    let notices = notifications
+        .iter()
+        .map(|n| encode_json(&n.notice))
+        .collect::<Result<Vec<_>, _>>()?;
+    let created: Vec<i64> = notifications.iter().map(|n| n.created_ms).collect();
+    let expires: Vec<i64> = notifications.iter().map(|n| n.expires_ms).collect();
+    sqlx::query(
+        "INSERT INTO notifications (id, group_key, receiver, notice, state, created_ms, \
+         next_attempt_ms, expires_ms) \
+         SELECT i, g, r, n, 'pending', c, c, e \
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+         $6::bigint[]) AS u(i, g, r, n, c, e)",
+    )
+    .bind(&ids)
+    .bind(&group_keys)
+    .bind(&receivers)
+    .bind(&notices)
+    .bind(&created)
+    .bind(&expires)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(ids)
+}
+
+/// Records which alerts each new notification carries.
+async fn link_alerts(
+    conn: &mut PgConnection,
+    notifications: &[NewNotification],
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    let mut fingerprints = Vec::new();
+    let mut notification_ids = Vec::new();
+    for (notification, &id) in notifications.iter().zip(ids) {
+        // A notice names each alert once; a set keeps the key unique should one repeat.
+        let distinct: BTreeSet<_> = notification
+            .notice
+            .alerts
+            .iter()
+            .map(|a| a.fingerprint)
+            .collect();
+        for fingerprint in distinct {
+            fingerprints.push(fingerprint.to_string());
+            notification_ids.push(id);
+        }
+    }
+    if fingerprints.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO notification_alerts (fingerprint, notification_id) \
+         SELECT * FROM unnest($1::text[], $2::bigint[])",
+    )
+    .bind(&fingerprints)
+    .bind(&notification_ids)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Up to `limit` due notifications heading their groups, by id.
+pub(crate) async fn due(
+    pool: &PgPool,
+    now_ms: i64,
+    limit: u32,
+) -> Result<Vec<StoredNotification>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications AS n \
+         WHERE n.next_attempt_ms <= $1 AND {HEADS} ORDER BY n.id LIMIT $2"
+    ))
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(notification_from_row).collect()
+}
+
+/// The earliest next attempt among the notifications heading their groups.
+pub(crate) async fn next_due(pool: &PgPool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(&format!(
+        "SELECT min(n.next_attempt_ms) FROM notifications AS n WHERE {HEADS}"
+    ))
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)
+}
+
+/// Records an attempt on a pending notification inside the caller's transaction; false
+/// (nothing written) when it is not pending. The update locks the row, so of two racing
+/// attempts on one notification the second sees what the first left: once delivered or given
+/// up, it records nothing.
+pub(crate) async fn record_attempt(
+    conn: &mut PgConnection,
+    id: i64,
+    attempt: &Attempt,
+    outcome: AttemptOutcome,
+) -> Result<bool, StoreError> {
+    let effect = AttemptEffect::of(attempt, outcome);
+    let updated = sqlx::query(
+        "UPDATE notifications SET state = $1, attempts = attempts + 1, \
+         next_attempt_ms = coalesce($2, next_attempt_ms), finished_ms = $3, last_error = $4 \
+         WHERE id = $5 AND state = 'pending'",
+    )
+    .bind(effect.state.as_str())
+    .bind(effect.next_attempt_ms)
+    .bind(effect.finished_ms)
+    .bind(effect.last_error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id)
+    .bind(attempt.at_ms)
+    .bind(attempt.latency_ms)
+    .bind(attempt.status.map(i32::from))
+    .bind(attempt.error.as_deref().map(attempt_error))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(true)
+}
+
+/// Notifications matching `query`, newest first.
+pub(crate) async fn list(
+    pool: &PgPool,
+    query: &NotificationQuery,
+) -> Result<Vec<StoredNotification>, StoreError> {
+    // Only the filters given are written into the statement, so that the planner can pick the
+    // matching index.
+    let mut select = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE true"
+    ));
+    if let Some(fingerprint) = query.fingerprint {
+        select
+            .push(
+                " AND id IN (SELECT notification_id FROM notification_alerts WHERE fingerprint = ",
+            )
+            .push_bind(fingerprint.to_string())
+            .push(")");
+    }
+    if let Some(receiver) = &query.receiver {
+        select.push(" AND receiver = ").push_bind(receiver.as_str());
+    }
+    if let Some(state) = query.state {
+        select.push(" AND state = ").push_bind(state.as_str());
+    }
+    select
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(query.limit.min(MAX_NOTIFICATION_PAGE)));
+    let rows = select.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(notification_from_row).collect()
+}
+
+/// A notification's attempts, oldest first.
+pub(crate) async fn attempts(pool: &PgPool, id: i64) -> Result<Vec<Attempt>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT at_ms, latency_ms, status, error FROM notification_attempts \
+         WHERE notification_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            let status: Option<i32> = row.try_get("status").map_err(db_err)?;
+            Ok(Attempt {
+                at_ms: row.try_get("at_ms").map_err(db_err)?,
+                latency_ms: row.try_get("latency_ms").map_err(db_err)?,
+                status: decode_attempt_status(id, status.map(i64::from))?,
+                error: row.try_get("error").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Notifications per receiver and state (in byte order, as SQLite sorts them).
+pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<NotificationCount>, StoreError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT receiver, state, count(*) FROM notifications GROUP BY receiver, state \
+         ORDER BY receiver COLLATE \"C\", state COLLATE \"C\"",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(receiver, state, count)| {
+            Ok(NotificationCount {
+                state: decode_notification_state(&state)?,
+                count: decode_row_count(count, &format!("notifications of `{receiver}`"))?,
+                receiver,
+            })
+        })
+        .collect()
+}
+
+/// Deletes delivered and failed notifications (their alerts and attempts by cascade) that
+/// finished before `before_ms`, a chunk per statement until a chunk comes back short.
+pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM notifications WHERE id = ANY(ARRAY(SELECT id FROM notifications \
+             WHERE finished_ms < $1 AND state IN ('delivered', 'failed') LIMIT $2))",
+        )
+        .bind(before_ms)
+        .bind(PRUNE_CHUNK)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        total = total.saturating_add(deleted);
+        if deleted < PRUNE_CHUNK.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+fn group_from_row(row: &PgRow) -> Result<GroupRecord, StoreError> {
+    let key: String = row.try_get("key").map_err(db_err)?;
+    let route_path: String = row.try_get("route_path").map_err(db_err)?;
+    let labels: String = row.try_get("labels").map_err(db_err)?;
+    let clock: String = row.try_get("clock").map_err(db_err)?;
+    Ok(GroupRecord {
+        receiver: row.try_get("receiver").map_err(db_err)?,
+        route_path: decode_route_path(&key, &route_path)?,
+        labels: decode_labels(&labels)?,
+        clock: decode_group_clock(&key, &clock)?,
+        key,
+    })
+}
+
+fn notification_from_row(row: &PgRow) -> Result<StoredNotification, StoreError> {
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let notice: String = row.try_get("notice").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+    Ok(StoredNotification {
+        id,
+        notice: decode_notice(id, &notice)?,
+        state: decode_notification_state(&state)?,
+        attempts: decode_attempt_count(id, attempts)?,
+        created_ms: row.try_get("created_ms").map_err(db_err)?,
+        next_attempt_ms: row.try_get("next_attempt_ms").map_err(db_err)?,
+        expires_ms: row.try_get("expires_ms").map_err(db_err)?,
+        finished_ms: row.try_get("finished_ms").map_err(db_err)?,
+        last_error: row.try_get("last_error").map_err(db_err)?,
+    })
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use sqlx::Connection;
+    use steward_core::Secret;
+    use steward_core::alert::group::{GroupClock, Reason};
+    use steward_core::alert::notice::Notice;
+    use steward_store::Store;
+
+    use super::*;
+    use crate::PostgresStore;
+    use crate::testing::TestDatabase;
+
+    fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, StoreError>) {
+        match got {
+            Err(StoreError::Corrupt(_)) => {}
+            other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
+        }
+    }
+
+    async fn tamper(raw: &mut sqlx::PgConnection, sql: &str) {
+        sqlx::raw_sql(sql).execute(&mut *raw).await.expect(sql);
+    }
+
+    fn everything() -> NotificationQuery {
+        NotificationQuery {
+            limit: MAX_NOTIFICATION_PAGE,
+            ..NotificationQuery::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_rows_are_reported_as_corrupt() {
+        let Some(db) = TestDatabase::create().await else {
+            return;
+        };
+        let store = PostgresStore::connect(&Secret::new(db.url.clone()), 4)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        let notice = Notice {
+            receiver: "ops".into(),
+            group_key: "/:ops:{}".into(),
+            group_labels: Default::default(),
+            reason: Reason::First,
+            alerts: Vec::new(),
+        };
+        let ids = store
+            .write_dispatch(&DispatchWrite {
+                groups: vec![GroupRecord {
+                    key: "/:ops:{}".into(),
+                    receiver: "ops".into(),
+                    route_path: vec![0],
+                    labels: Default::default(),
+                    clock: GroupClock::new(1_000),
+                }],
+                finished: Vec::new(),
+                notifications: vec![NewNotification {
+                    notice,
+                    created_ms: 1_000,
+                    expires_ms: 2_000,
+                }],
+            })
+            .await
+            .expect("write");
+        let attempt = Attempt {
+            at_ms: 1_000,
+            latency_ms: 5,
+            status: Some(503),
+            error: None,
+        };
+        assert!(
+            store
+                .record_attempt(ids[0], &attempt, AttemptOutcome::RetryAt(1_500))
+                .await
+                .expect("attempt")
+        );
+        let mut raw = sqlx::PgConnection::connect(&db.url)
+            .await
+            .expect("raw connection");
+        assert_eq!(
+            store
+                .notifications(&everything())
+                .await
+                .expect("intact")
+                .len(),
+            1
+        );
+
+        tamper(
+            &mut raw,
+            "UPDATE notifications SET notice = '{\"receiver\":'",
+        )
+        .await;
+        assert_corrupt("notice", store.notifications(&everything()).await);
+        assert_corrupt(
+            "notice of a due one",
+            store.due_notifications(i64::MAX, 10).await,
+        );
+        tamper(&mut raw, "UPDATE notifications SET notice = '{}'").await;
+        assert_corrupt("notice shape", store.notifications(&everything()).await);
+        tamper(
+            &mut raw,
+            "UPDATE notifications SET notice = '{\"receiver\":\"ops\",\"group_key\":\"/:ops:{}\",\
+             \"group_labels\":{},\"reason\":\"first\",\"alerts\":[]}', attempts = -1",
+        )
+        .await;
+        assert_corrupt("attempts", store.notifications(&everything()).await);
+        // The state's CHECK is dropped, to write what it forbids.
+        tamper(
+            &mut raw,
+            "ALTER TABLE notifications DROP CONSTRAINT notifications_state_check; \
+             UPDATE notifications SET attempts = 1, state = 'sent'",
+        )
+        .await;
+        assert_corrupt("state", store.notifications(&everything()).await);
+        assert_corrupt("state counted", store.notification_counts().await);
+        tamper(&mut raw, "UPDATE notification_attempts SET status = 70000").await;
+        assert_corrupt("status", store.notification_attempts(ids[0]).await);
+
+        assert_eq!(store.alert_groups().await.expect("intact").len(), 1);
+        tamper(&mut raw, "UPDATE alert_groups SET clock = 'tick'").await;
+        assert_corrupt("clock", store.alert_groups().await);
+        tamper(
+            &mut raw,
+            "UPDATE alert_groups SET clock = '{\"created_ms\":1}'",
+        )
+        .await;
+        assert_corrupt("clock shape", store.alert_groups().await);
+        let clock = serde_json::to_string(&GroupClock::new(1_000)).expect("clock");
+        tamper(
+            &mut raw,
+            &format!("UPDATE alert_groups SET clock = '{clock}', route_path = '[-1]'"),
+        )
+        .await;
+        assert_corrupt("route path", store.alert_groups().await);
+        tamper(
+            &mut raw,
+            "UPDATE alert_groups SET route_path = '[0]', labels = '[]'",
+        )
+        .await;
+        assert_corrupt("labels", store.alert_groups().await);
+        tamper(&mut raw, "UPDATE alert_groups SET labels = '{}'").await;
+        assert_eq!(store.alert_groups().await.expect("repaired").len(), 1);
+        raw.close().await.expect("close raw");
+        store.close().await;
+    }
+}

@@ -1,0 +1,546 @@
+//! The notification outbox on SQLite: the dispatcher's groups, notifications, the alerts each
+//! carries and its attempts. A dispatcher pass is one transaction on the single writer
+//! connection, and each of its parts one statement over a JSON array unpacked with
+//! `json_each`, whatever its size; no other connection writes the file, so the ids it hands
+//! out are exactly those above the sequence as it stood when the pass began.
+
+use std::collections::BTreeSet;
+
+use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use steward_store::StoreError;
+use steward_store::codec::{
+    decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
+    decode_notification_state, decode_route_path, decode_row_count, encode_json, encode_labels,
+};
+use steward_store::notifications::{
+    Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
+    NewNotification, NotificationCount, NotificationQuery, StoredNotification, attempt_error,
+};
+
+use crate::db_err;
+
+/// Notifications one pruning statement deletes (their alerts and attempts go with them): each
+/// chunk is its own short write transaction, so the dispatcher and the sender get the writer
+/// in between instead of waiting for the whole pass.
+const PRUNE_CHUNK: i64 = 5_000;
+
+/// The columns of a notification, in the order [`notification_from_row`] reads them.
+const NOTIFICATION_COLUMNS: &str = "id, notice, state, attempts, created_ms, next_attempt_ms, \
+     expires_ms, finished_ms, last_error";
+
+/// Pending notifications that head their group: no older one of the group is still pending.
+/// Read from `notifications_pending` (named, because without statistics SQLite would rather
+/// walk the whole table in id order, delivered history included), with one probe of it per
+/// candidate.
+const HEADS: &str = "n.state = 'pending' AND NOT EXISTS (SELECT 1 FROM notifications AS o \
+     WHERE o.state = 'pending' AND o.group_key = n.group_key AND o.id < n.id)";
+
+/// The groups the dispatcher keeps, by key.
+pub(crate) async fn groups(pool: &SqlitePool) -> Result<Vec<GroupRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT key, receiver, route_path, labels, clock FROM alert_groups ORDER BY key",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(group_from_row).collect()
+}
+
+/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications'
+/// ids in order.
+pub(crate) async fn write(
+    conn: &mut SqliteConnection,
+    write: &DispatchWrite,
+    now_ms: i64,
+) -> Result<Vec<i64>, StoreError> {
+    upsert_groups(conn, &write.groups, now_ms).await?;
+    if !write.finished.is_empty() {
+        sqlx::query("DELETE FROM alert_groups WHERE key IN (SELECT value FROM json_each(?))")
+            .bind(encode_json(&write.finished)?)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
+    let ids = insert_notifications(conn, &write.notifications).await?;
+    link_alerts(conn, &write.notifications, &ids).await?;
+    Ok(ids)
+}
+
+/// Inserts or replaces groups by key; a key listed twice ends with its last record (the rows
+/// are applied in order).
+async fn upsert_groups(
+    conn: &mut SqliteConnection,
+    groups: &[GroupRecord],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let rows = groups
+        .iter()
+        .map(|g| {
+            Ok((
+                g.key.as_str(),
+                g.receiver.as_str(),
+                // Nested as strings, so `->>` hands the columns exactly this text.
+                encode_json(&g.route_path)?,
+                encode_labels(&g.labels),
+                encode_json(&g.clock)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
+    sqlx::query(
+        "INSERT INTO alert_groups (key, receiver, route_path, labels, clock, updated_ms) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ?1 \
+         FROM json_each(?2) WHERE true ORDER BY json_each.key \
+         ON CONFLICT (key) DO UPDATE SET receiver = excluded.receiver, \
+         route_path = excluded.route_path, labels = excluded.labels, clock = excluded.clock, \
+         updated_ms = excluded.updated_ms",
+    )
+    .bind(now_ms)
+    .bind(encode_json(&rows)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Queues notifications as pending, due at their creation, in order; answers their ids.
+async fn insert_notifications(
+    conn: &mut SqliteConnection,
+    notifications: &[NewNotification],
+) -> Result<Vec<i64>, StoreError> {
+    if notifications.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = notifications
+        .iter()
+        .map(|n| {
+            Ok((
+                n.notice.group_key.as_str(),
+                n.notice.receiver.as_str(),
+                encode_json(&n.notice)?,
+                n.created_ms,
+                n.expires_ms,
+            ))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    // AUTOINCREMENT ids only grow and this transaction is the only writer, so the new rows
+    // are exactly those above the sequence as it stands now.
+    let before: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'notifications'), 0)",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    sqlx::query(
+        "INSERT INTO notifications (group_key, receiver, notice, state, created_ms, \
+         next_attempt_ms, expires_ms) \
+         SELECT value->>0, value->>1, value->>2, 'pending', value->>3, value->>3, value->>4 \
+         FROM json_each(?) ORDER BY key",
+    )
+    .bind(encode_json(&rows)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    // One JSON row rather than a row per id: the driver hands each result row across threads,
+    // which for thousands of ids costs more than the insert.
+    let ids: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(id) FROM (SELECT id FROM notifications WHERE id > ? ORDER BY id)",
+    )
+    .bind(before)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let ids: Vec<i64> = serde_json::from_str(ids.as_deref().unwrap_or("[]"))
+        .map_err(|e| StoreError::Corrupt(format!("inserted notification ids: {e}")))?;
+    if ids.len() != notifications.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} notifications inserted, {} found above id {before}",
+            notifications.len(),
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// Records which alerts each new notification carries.
+async fn link_alerts(
+    conn: &mut SqliteConnection,
+    notifications: &[NewNotification],
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    let links: Vec<(String, i64)> = notifications
+        .iter()
+        .zip(ids)
+        .flat_map(|(n, &id)| {
+            // A notice names each alert once; a set keeps the key unique should one repeat.
+            let fingerprints: BTreeSet<_> = n.notice.alerts.iter().map(|a| a.fingerprint).collect();
+            fingerprints.into_iter().map(move |f| (f.to_string(), id))
+        })
+        .collect();
+    if links.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO notification_alerts (fingerprint, notification_id) \
+         SELECT value->>0, value->>1 FROM json_each(?)",
+    )
+    .bind(encode_json(&links)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Up to `limit` due notifications heading their groups, by id.
+pub(crate) async fn due(
+    pool: &SqlitePool,
+    now_ms: i64,
+    limit: u32,
+) -> Result<Vec<StoredNotification>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications AS n \
+         INDEXED BY notifications_pending \
+         WHERE n.next_attempt_ms <= ?1 AND {HEADS} ORDER BY n.id LIMIT ?2"
+    ))
+    .bind(now_ms)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(notification_from_row).collect()
+}
+
+/// The earliest next attempt among the notifications heading their groups.
+pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreError> {
+    sqlx::query_scalar(&format!(
+        "SELECT min(n.next_attempt_ms) FROM notifications AS n \
+         INDEXED BY notifications_pending WHERE {HEADS}"
+    ))
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)
+}
+
+/// Records an attempt on a pending notification inside the caller's transaction; false
+/// (nothing written) when it is not pending.
+pub(crate) async fn record_attempt(
+    conn: &mut SqliteConnection,
+    id: i64,
+    attempt: &Attempt,
+    outcome: AttemptOutcome,
+) -> Result<bool, StoreError> {
+    let effect = AttemptEffect::of(attempt, outcome);
+    let updated = sqlx::query(
+        "UPDATE notifications SET state = ?, attempts = attempts + 1, \
+         next_attempt_ms = coalesce(?, next_attempt_ms), finished_ms = ?, last_error = ? \
+         WHERE id = ? AND state = 'pending'",
+    )
+    .bind(effect.state.as_str())
+    .bind(effect.next_attempt_ms)
+    .bind(effect.finished_ms)
+    .bind(effect.last_error)
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(attempt.at_ms)
+    .bind(attempt.latency_ms)
+    .bind(attempt.status.map(i64::from))
+    .bind(attempt.error.as_deref().map(attempt_error))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(true)
+}
+
+/// Notifications matching `query`, newest first.
+pub(crate) async fn list(
+    pool: &SqlitePool,
+    query: &NotificationQuery,
+) -> Result<Vec<StoredNotification>, StoreError> {
+    // Only the filters given are written into the statement, so that SQLite can pick the
+    // matching index.
+    let mut select = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE true"
+    ));
+    if let Some(fingerprint) = query.fingerprint {
+        select
+            .push(
+                " AND id IN (SELECT notification_id FROM notification_alerts WHERE fingerprint = ",
+            )
+            .push_bind(fingerprint.to_string())
+            .push(")");
+    }
+    if let Some(receiver) = &query.receiver {
+        select.push(" AND receiver = ").push_bind(receiver.as_str());
+    }
+    if let Some(state) = query.state {
+        select.push(" AND state = ").push_bind(state.as_str());
+    }
+    select
+        .push(" ORDER BY id DESC LIMIT ")
+        .push_bind(i64::from(query.limit.min(MAX_NOTIFICATION_PAGE)));
+    let rows = select.build().fetch_all(pool).await.map_err(db_err)?;
+    rows.iter().map(notification_from_row).collect()
+}
+
+/// A notification's attempts, oldest first.
+pub(crate) async fn attempts(pool: &SqlitePool, id: i64) -> Result<Vec<Attempt>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT at_ms, latency_ms, status, error FROM notification_attempts \
+         WHERE notification_id = ? ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(Attempt {
+                at_ms: row.try_get("at_ms").map_err(db_err)?,
+                latency_ms: row.try_get("latency_ms").map_err(db_err)?,
+                status: decode_attempt_status(id, row.try_get("status").map_err(db_err)?)?,
+                error: row.try_get("error").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Notifications per receiver and state.
+pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<NotificationCount>, StoreError> {
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT receiver, state, count(*) FROM notifications GROUP BY receiver, state \
+         ORDER BY receiver, state",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|(receiver, state, count)| {
+            Ok(NotificationCount {
+                state: decode_notification_state(&state)?,
+                count: decode_row_count(count, &format!("notifications of `{receiver}`"))?,
+                receiver,
+            })
+        })
+        .collect()
+}
+
+/// Deletes delivered and failed notifications (their alerts and attempts by cascade) that
+/// finished before `before_ms`, a chunk per statement until a chunk comes back short.
+pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    loop {
+        let deleted = sqlx::query(
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications \
+             WHERE finished_ms < ?1 AND state IN ('delivered', 'failed') LIMIT ?2)",
+        )
+        .bind(before_ms)
+        .bind(PRUNE_CHUNK)
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        total = total.saturating_add(deleted);
+        if deleted < PRUNE_CHUNK.unsigned_abs() {
+            return Ok(total);
+        }
+    }
+}
+
+fn group_from_row(row: &SqliteRow) -> Result<GroupRecord, StoreError> {
+    let key: String = row.try_get("key").map_err(db_err)?;
+    let route_path: String = row.try_get("route_path").map_err(db_err)?;
+    let labels: String = row.try_get("labels").map_err(db_err)?;
+    let clock: String = row.try_get("clock").map_err(db_err)?;
+    Ok(GroupRecord {
+        receiver: row.try_get("receiver").map_err(db_err)?,
+        route_path: decode_route_path(&key, &route_path)?,
+        labels: decode_labels(&labels)?,
+        clock: decode_group_clock(&key, &clock)?,
+        key,
+    })
+}
+
+fn notification_from_row(row: &SqliteRow) -> Result<StoredNotification, StoreError> {
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let notice: String = row.try_get("notice").map_err(db_err)?;
+    let state: String = row.try_get("state").map_err(db_err)?;
+    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
+    Ok(StoredNotification {
+        id,
+        notice: decode_notice(id, &notice)?,
+        state: decode_notification_state(&state)?,
+        attempts: decode_attempt_count(id, attempts)?,
+        created_ms: row.try_get("created_ms").map_err(db_err)?,
+        next_attempt_ms: row.try_get("next_attempt_ms").map_err(db_err)?,
+        expires_ms: row.try_get("expires_ms").map_err(db_err)?,
+        finished_ms: row.try_get("finished_ms").map_err(db_err)?,
+        last_error: row.try_get("last_error").map_err(db_err)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use sqlx::Connection;
+    use steward_core::alert::group::{GroupClock, Reason};
+    use steward_core::alert::notice::Notice;
+    use steward_store::Store;
+
+    use super::*;
+    use crate::SqliteStore;
+
+    /// A store holding one group and one notification with one attempt, and a raw connection
+    /// to its file.
+    async fn store_with_one_of_each() -> (tempfile::TempDir, SqliteStore, sqlx::SqliteConnection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let notice = Notice {
+            receiver: "ops".into(),
+            group_key: "/:ops:{}".into(),
+            group_labels: Default::default(),
+            reason: Reason::First,
+            alerts: Vec::new(),
+        };
+        let ids = store
+            .write_dispatch(&DispatchWrite {
+                groups: vec![GroupRecord {
+                    key: "/:ops:{}".into(),
+                    receiver: "ops".into(),
+                    route_path: vec![0],
+                    labels: Default::default(),
+                    clock: GroupClock::new(1_000),
+                }],
+                finished: Vec::new(),
+                notifications: vec![NewNotification {
+                    notice,
+                    created_ms: 1_000,
+                    expires_ms: 2_000,
+                }],
+            })
+            .await
+            .expect("write");
+        let attempt = Attempt {
+            at_ms: 1_000,
+            latency_ms: 5,
+            status: Some(503),
+            error: None,
+        };
+        assert!(
+            store
+                .record_attempt(ids[0], &attempt, AttemptOutcome::RetryAt(1_500))
+                .await
+                .expect("attempt")
+        );
+        let url = format!("sqlite://{}", store.path().display());
+        let raw = sqlx::SqliteConnection::connect(&url)
+            .await
+            .expect("raw connection");
+        (dir, store, raw)
+    }
+
+    async fn tamper(raw: &mut sqlx::SqliteConnection, sql: &str) {
+        sqlx::raw_sql(sql).execute(&mut *raw).await.expect(sql);
+    }
+
+    fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, StoreError>) {
+        match got {
+            Err(StoreError::Corrupt(_)) => {}
+            other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
+        }
+    }
+
+    fn everything() -> NotificationQuery {
+        NotificationQuery {
+            limit: MAX_NOTIFICATION_PAGE,
+            ..NotificationQuery::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn damaged_rows_are_reported_as_corrupt() {
+        let (_dir, store, mut raw) = store_with_one_of_each().await;
+        assert_eq!(
+            store
+                .notifications(&everything())
+                .await
+                .expect("intact")
+                .len(),
+            1
+        );
+
+        tamper(
+            &mut raw,
+            "UPDATE notifications SET notice = '{\"receiver\":'",
+        )
+        .await;
+        assert_corrupt("notice", store.notifications(&everything()).await);
+        assert_corrupt(
+            "notice of a due one",
+            store.due_notifications(i64::MAX, 10).await,
+        );
+        tamper(&mut raw, "UPDATE notifications SET notice = '{}'").await;
+        assert_corrupt("notice shape", store.notifications(&everything()).await);
+        tamper(
+            &mut raw,
+            "UPDATE notifications SET notice = '{\"receiver\":\"ops\",\"group_key\":\"/:ops:{}\",\
+             \"group_labels\":{},\"reason\":\"first\",\"alerts\":[]}', attempts = -1",
+        )
+        .await;
+        assert_corrupt("attempts", store.notifications(&everything()).await);
+        // The state's CHECK is lifted for this connection only, to write what it forbids.
+        tamper(
+            &mut raw,
+            "PRAGMA ignore_check_constraints = ON; \
+             UPDATE notifications SET attempts = 1, state = 'sent'",
+        )
+        .await;
+        assert_corrupt("state", store.notifications(&everything()).await);
+        assert_corrupt("state counted", store.notification_counts().await);
+        tamper(&mut raw, "UPDATE notification_attempts SET status = 70000").await;
+        assert_corrupt("status", store.notification_attempts(1).await);
+
+        assert_eq!(store.alert_groups().await.expect("intact").len(), 1);
+        tamper(&mut raw, "UPDATE alert_groups SET clock = 'tick'").await;
+        assert_corrupt("clock", store.alert_groups().await);
+        tamper(
+            &mut raw,
+            "UPDATE alert_groups SET clock = '{\"created_ms\":1}'",
+        )
+        .await;
+        assert_corrupt("clock shape", store.alert_groups().await);
+        let clock = serde_json::to_string(&GroupClock::new(1_000)).expect("clock");
+        tamper(
+            &mut raw,
+            &format!("UPDATE alert_groups SET clock = '{clock}', route_path = '[-1]'"),
+        )
+        .await;
+        assert_corrupt("route path", store.alert_groups().await);
+        tamper(
+            &mut raw,
+            "UPDATE alert_groups SET route_path = '[0]', labels = '[]'",
+        )
+        .await;
+        assert_corrupt("labels", store.alert_groups().await);
+        tamper(&mut raw, "UPDATE alert_groups SET labels = '{}'").await;
+        assert_eq!(store.alert_groups().await.expect("repaired").len(), 1);
+        raw.close().await.expect("close raw");
+        store.close().await;
+    }
+}

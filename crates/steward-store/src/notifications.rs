@@ -1,0 +1,276 @@
+//! The shapes of the notification outbox every backend implements: the groups the dispatcher
+//! keeps (their clocks, so a restart resumes their timing), notifications written before they
+//! are sent, and each attempt to send one.
+
+use steward_core::alert::Fingerprint;
+use steward_core::alert::group::GroupClock;
+use steward_core::alert::notice::Notice;
+use steward_core::registry::Labels;
+
+/// The most notifications one listing returns.
+pub const MAX_NOTIFICATION_PAGE: u32 = 1_000;
+/// The longest error text kept for an attempt, in characters.
+pub const MAX_ATTEMPT_ERROR_CHARS: usize = 1_000;
+
+/// A group of alerts as the dispatcher keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Its key ([`steward_core::alert::notice::group_key`]).
+    pub key: String,
+    /// Its receiver.
+    pub receiver: String,
+    /// The route that took its alerts (child indices from the root).
+    pub route_path: Vec<usize>,
+    /// The labels it is keyed by.
+    pub labels: Labels,
+    /// Its timing state.
+    pub clock: GroupClock,
+}
+
+/// A notification to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewNotification {
+    /// What it says (its receiver and group key included).
+    pub notice: Notice,
+    /// When it was decided; also its first attempt's due time.
+    pub created_ms: i64,
+    /// When it stops being retried.
+    pub expires_ms: i64,
+}
+
+/// What the dispatcher decided in one pass, written in one transaction: groups whose clocks
+/// moved, groups that finished, and the notifications that follow.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DispatchWrite {
+    /// Groups to insert or update.
+    pub groups: Vec<GroupRecord>,
+    /// Keys of groups to delete.
+    pub finished: Vec<String>,
+    /// Notifications to queue, in order (ids ascend in this order).
+    pub notifications: Vec<NewNotification>,
+}
+
+/// Where a notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotificationState {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// Its receiver accepted it.
+    Delivered,
+    /// Given up: expired, rejected for good, or its receiver is no longer configured.
+    Failed,
+}
+
+impl NotificationState {
+    /// The name used in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses [`Self::as_str`]'s names.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A notification as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredNotification {
+    /// Its id; ascending in the order notifications were decided.
+    pub id: i64,
+    /// What it says.
+    pub notice: Notice,
+    /// Where it stands.
+    pub state: NotificationState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it was decided.
+    pub created_ms: i64,
+    /// When its next attempt is due (while pending).
+    pub next_attempt_ms: i64,
+    /// When it stops being retried.
+    pub expires_ms: i64,
+    /// When it was delivered or given up.
+    pub finished_ms: Option<i64>,
+    /// The latest attempt's error, if it failed.
+    pub last_error: Option<String>,
+}
+
+/// One attempt to send a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// When it started.
+    pub at_ms: i64,
+    /// How long it took.
+    pub latency_ms: i64,
+    /// The HTTP status (or SMTP reply code) the receiver answered, if it answered.
+    pub status: Option<u16>,
+    /// What went wrong, when it did (at most [`MAX_ATTEMPT_ERROR_CHARS`]).
+    pub error: Option<String>,
+}
+
+/// What an attempt leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Delivered: the notification is done.
+    Delivered,
+    /// Try again at this time.
+    RetryAt(i64),
+    /// Give up: the notification fails.
+    GiveUp,
+}
+
+/// Which notifications to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotificationQuery {
+    /// Only those carrying this alert.
+    pub fingerprint: Option<Fingerprint>,
+    /// Only for this receiver.
+    pub receiver: Option<String>,
+    /// Only in this state.
+    pub state: Option<NotificationState>,
+    /// At most this many (capped at [`MAX_NOTIFICATION_PAGE`]).
+    pub limit: u32,
+}
+
+/// Notifications per receiver and state (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationCount {
+    /// The receiver.
+    pub receiver: String,
+    /// The state.
+    pub state: NotificationState,
+    /// How many.
+    pub count: u64,
+}
+
+/// What recording an attempt writes to its notification: decided here once, so that both
+/// backends move notifications the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptEffect<'a> {
+    /// The state it moves to.
+    pub state: NotificationState,
+    /// Its next attempt's due time when another follows; `None` leaves the stored one.
+    pub next_attempt_ms: Option<i64>,
+    /// When it finished, once delivered or given up.
+    pub finished_ms: Option<i64>,
+    /// The error it keeps (cut to [`MAX_ATTEMPT_ERROR_CHARS`]); none once delivered.
+    pub last_error: Option<&'a str>,
+}
+
+impl<'a> AttemptEffect<'a> {
+    /// The effect of `attempt` leading to `outcome`. A notification finishes when its last
+    /// attempt ended rather than when it started, so that pruning keeps it at least as long as
+    /// the attempt.
+    pub fn of(attempt: &'a Attempt, outcome: AttemptOutcome) -> Self {
+        let ended_ms = attempt.at_ms.saturating_add(attempt.latency_ms.max(0));
+        let error = attempt.error.as_deref().map(attempt_error);
+        match outcome {
+            AttemptOutcome::Delivered => Self {
+                state: NotificationState::Delivered,
+                next_attempt_ms: None,
+                finished_ms: Some(ended_ms),
+                last_error: None,
+            },
+            AttemptOutcome::RetryAt(at_ms) => Self {
+                state: NotificationState::Pending,
+                next_attempt_ms: Some(at_ms),
+                finished_ms: None,
+                last_error: error,
+            },
+            AttemptOutcome::GiveUp => Self {
+                state: NotificationState::Failed,
+                next_attempt_ms: None,
+                finished_ms: Some(ended_ms),
+                last_error: error,
+            },
+        }
+    }
+}
+
+/// `error` cut to at most [`MAX_ATTEMPT_ERROR_CHARS`] characters (on a character boundary), so
+/// that a receiver answering with a whole page cannot bloat the outbox.
+pub fn attempt_error(error: &str) -> &str {
+    match error.char_indices().nth(MAX_ATTEMPT_ERROR_CHARS) {
+        Some((end, _)) => &error[..end],
+        None => error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(error: Option<&str>) -> Attempt {
+        Attempt {
+            at_ms: 1_000,
+            latency_ms: 250,
+            status: Some(500),
+            error: error.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn outcomes_move_the_notification() {
+        let failed = attempt(Some("boom"));
+        assert_eq!(
+            AttemptEffect::of(&failed, AttemptOutcome::RetryAt(9_000)),
+            AttemptEffect {
+                state: NotificationState::Pending,
+                next_attempt_ms: Some(9_000),
+                finished_ms: None,
+                last_error: Some("boom"),
+            }
+        );
+        assert_eq!(
+            AttemptEffect::of(&failed, AttemptOutcome::GiveUp),
+            AttemptEffect {
+                state: NotificationState::Failed,
+                next_attempt_ms: None,
+                finished_ms: Some(1_250),
+                last_error: Some("boom"),
+            }
+        );
+        assert_eq!(
+            AttemptEffect::of(&failed, AttemptOutcome::Delivered),
+            AttemptEffect {
+                state: NotificationState::Delivered,
+                next_attempt_ms: None,
+                finished_ms: Some(1_250),
+                last_error: None,
+            }
+        );
+    }
+
+    #[test]
+    fn errors_are_cut_on_character_boundaries() {
+        assert_eq!(attempt_error("short"), "short");
+        let long = "é".repeat(MAX_ATTEMPT_ERROR_CHARS + 5);
+        let cut = attempt_error(&long);
+        assert_eq!(cut.chars().count(), MAX_ATTEMPT_ERROR_CHARS);
+        assert!(long.starts_with(cut));
+        let exact = "x".repeat(MAX_ATTEMPT_ERROR_CHARS);
+        assert_eq!(attempt_error(&exact), exact);
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in [
+            NotificationState::Pending,
+            NotificationState::Delivered,
+            NotificationState::Failed,
+        ] {
+            assert_eq!(NotificationState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(NotificationState::parse("sent"), None);
+    }
+}

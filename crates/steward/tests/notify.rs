@@ -1,0 +1,259 @@
+//! Notifications end to end, on the real binary and a real loopback receiver: alerts posted,
+//! grouped and fanned out to two webhooks; the receivers answer 500 for a while, Steward is
+//! killed with SIGKILL with notifications pending, restarted, and then every notification is
+//! delivered, in order per group, exactly once; a remediation task is enqueued once per
+//! firing. On SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use steward_store_postgres::testing::TestDatabase;
+use support::receiver::Receiver;
+use support::{Daemon, eventually};
+
+fn write_config(dir: &Path, receiver: &Receiver) -> std::path::PathBuf {
+    let text = format!(
+        r#"
+[[queues]]
+name = "platform"
+kinds = ["noop"]
+
+[alerting]
+notification_ttl = "1h"
+
+[[alerting.receivers]]
+name = "n8n"
+type = "webhook"
+url = "{n8n}"
+
+[[alerting.receivers]]
+name = "openclaw"
+type = "webhook"
+url = "{openclaw}"
+headers = {{ Authorization = "Bearer s3cret" }}
+
+[alerting.route]
+receiver = "n8n"
+group_by = ["alertname"]
+group_wait = "1s"
+group_interval = "1s"
+
+[[alerting.route.routes]]
+matchers = ["severity=critical"]
+receiver = "n8n"
+continue = true
+remediate = {{ queue = "platform", kind = "noop", payload = {{ plan = "restart {{{{ labels.instance }}}}" }} }}
+
+[[alerting.route.routes]]
+receiver = "openclaw"
+"#,
+        n8n = receiver.url("/n8n"),
+        openclaw = receiver.url("/openclaw"),
+    );
+    let path = dir.join("steward.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn post_alerts(daemon: &Daemon, alerts: Value) {
+    let response = daemon.send(Method::POST, "/api/v2/alerts", Some(alerts));
+    assert_eq!(response.status(), 200, "{}", response.text().unwrap());
+}
+
+fn notifications(daemon: &Daemon, query: &str) -> Vec<Value> {
+    daemon.get_json(&format!("/api/v1/notifications?limit=1000{query}"))["notifications"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// What a receiver was told, as (status, instance → alert status) per notification.
+fn told(body: &Value) -> (String, BTreeMap<String, String>) {
+    let alerts = body["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["labels"]["instance"].as_str().unwrap().to_owned(),
+                a["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (body["status"].as_str().unwrap().to_owned(), alerts)
+}
+
+fn scenario(dir: &Path, start: impl Fn() -> Daemon, receiver: &Receiver) {
+    receiver.answer(500);
+    let mut daemon = start();
+    let key = daemon.key.clone().unwrap();
+    post_alerts(
+        &daemon,
+        json!([
+            { "labels": { "alertname": "ApiDown", "instance": "api-1", "severity": "critical" } },
+            { "labels": { "alertname": "ApiDown", "instance": "api-2", "severity": "critical" } },
+            { "labels": { "alertname": "DiskFull", "instance": "db-1", "severity": "warning" } },
+        ]),
+    );
+    // The receiver refuses: attempts are made and recorded, the notifications stay pending.
+    eventually(Duration::from_secs(20), "attempts answered 500", || {
+        receiver.received().len() >= 4
+    });
+    let pending = notifications(&daemon, "&state=pending");
+    assert!(!pending.is_empty());
+    assert!(
+        pending
+            .iter()
+            .any(|n| n["last_error"].as_str().is_some_and(|e| e.contains("500"))),
+        "{pending:?}"
+    );
+    // A change while the receiver is down queues behind the first notification of its group.
+    post_alerts(
+        &daemon,
+        json!([{ "labels": { "alertname": "ApiDown", "instance": "api-2", "severity": "critical" },
+                 "endsAt": "2020-01-01T00:00:00Z" }]),
+    );
+    eventually(Duration::from_secs(10), "the change is queued", || {
+        notifications(&daemon, "&state=pending").len() >= 5
+    });
+    daemon.signal("KILL");
+    daemon.wait_exit(Duration::from_secs(10));
+    let refused_before_restart = receiver.received().len();
+
+    receiver.answer(200);
+    let mut daemon = start();
+    daemon.use_key(&key);
+    eventually(
+        Duration::from_secs(60),
+        "every notification delivered",
+        || notifications(&daemon, "&state=pending").is_empty(),
+    );
+    let all = notifications(&daemon, "");
+    assert!(
+        all.iter().all(|n| n["state"] == "delivered"),
+        "nothing failed: {all:?}"
+    );
+    let accepted = receiver.accepted();
+    assert_eq!(
+        accepted.len(),
+        all.len(),
+        "each notification accepted exactly once (nothing was answered 2xx before the kill)"
+    );
+    assert!(refused_before_restart >= 4);
+
+    // In order per group: the first notification of ApiDown (two firing) before its change.
+    for path in ["/n8n", "/openclaw"] {
+        let api_down: Vec<_> = accepted
+            .iter()
+            .filter(|r| r.path == path && r.body["groupLabels"]["alertname"] == "ApiDown")
+            .map(|r| told(&r.body))
+            .collect();
+        let expected_first = (
+            "firing".to_owned(),
+            BTreeMap::from([
+                ("api-1".to_owned(), "firing".to_owned()),
+                ("api-2".to_owned(), "firing".to_owned()),
+            ]),
+        );
+        let expected_change = (
+            "firing".to_owned(),
+            BTreeMap::from([
+                ("api-1".to_owned(), "firing".to_owned()),
+                ("api-2".to_owned(), "resolved".to_owned()),
+            ]),
+        );
+        assert_eq!(api_down, [expected_first, expected_change], "{path}");
+    }
+    // The critical alerts went to both receivers; the warning only to openclaw.
+    let disk: Vec<_> = accepted
+        .iter()
+        .filter(|r| r.body["groupLabels"]["alertname"] == "DiskFull")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(disk, ["/openclaw"]);
+    // Alertmanager's webhook JSON.
+    let sample = &accepted[0].body;
+    assert_eq!(sample["version"], "4");
+    assert!(
+        sample["externalURL"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://")
+    );
+
+    // The alert's detail lists its notifications with their attempts.
+    let fp = daemon.get_json("/api/v1/alerts?state=firing")["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["labels"]["instance"] == "api-1")
+        .unwrap()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let detail = daemon.get_json(&format!("/api/v1/alerts/{fp}"));
+    let shown = detail["notifications"].as_array().unwrap();
+    assert!(shown.len() >= 3, "{detail}");
+    let statuses: Vec<_> = shown
+        .iter()
+        .flat_map(|n| n["attempt_log"].as_array().unwrap().clone())
+        .map(|a| a["status"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        statuses.contains(&500) && statuses.contains(&200),
+        "{statuses:?}"
+    );
+
+    // One remediation task per critical alert's firing, across the restart.
+    let tasks = daemon.get_json("/api/v1/tasks?queue=platform")["tasks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut plans: Vec<_> = tasks
+        .iter()
+        .map(|t| t["payload"]["plan"].as_str().unwrap().to_owned())
+        .collect();
+    plans.sort();
+    assert_eq!(plans, ["restart api-1", "restart api-2"]);
+
+    let metrics = daemon.get("/metrics").text().unwrap();
+    assert!(
+        metrics.contains(r#"steward_notifications_total{receiver="n8n",result="delivered"}"#),
+        "{metrics}"
+    );
+    let _ = dir;
+}
+
+#[test]
+fn notifications_survive_a_receiver_outage_and_a_sigkill_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let config = write_config(dir.path(), &receiver);
+    scenario(
+        dir.path(),
+        || Daemon::start_on_sqlite(dir.path(), &config, &[]),
+        &receiver,
+    );
+}
+
+#[test]
+fn notifications_survive_a_receiver_outage_and_a_sigkill_on_postgres() {
+    let Some(db) = TestDatabase::create_blocking() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start();
+    let config = write_config(dir.path(), &receiver);
+    scenario(
+        dir.path(),
+        || Daemon::start_on_postgres(dir.path(), &config, &db),
+        &receiver,
+    );
+}
