@@ -7,6 +7,7 @@ use steward_core::Secret;
 use steward_core::alert::is_label_name;
 use steward_core::alert::mute::{MAX_WINDOW_MS, MaintenanceWindow};
 use steward_core::alert::route::{GroupBy, Matcher, Route};
+use steward_core::alert::rules::MIN_RULE_INTERVAL_MS;
 use steward_core::alert::spec::{
     AlertingSettings, AlertingSpec, DEFAULT_TELEGRAM_API, Escalation, InhibitRule, ReceiverKind,
     ReceiverSpec, Remediation,
@@ -26,6 +27,8 @@ const ALERTING_KEYS: &[&str] = &[
     "inhibit_rules",
     "maintenance",
     "external_url",
+    "rules",
+    "rule_interval",
 ];
 /// The keys every receiver may have, whatever its type.
 const COMMON_KEYS: &[&str] = &["name", "type", "send_resolved", "template"];
@@ -255,6 +258,7 @@ pub(crate) fn read_alerting(
     root: &Fields<'_>,
     queues: &[QueueSpec],
     partial_kinds: &HashSet<String>,
+    refs: &crate::alert_rules::Declared<'_>,
 ) -> AlertingSpec {
     let mut spec = AlertingSpec::default();
     let Some(t) = root
@@ -310,6 +314,10 @@ pub(crate) fn read_alerting(
     spec.maintenance = read_maintenance(cx, &t);
     spec.external_url = read_external_url(cx, &t);
     spec.inhibit_rules = read_inhibit_rules(cx, &t);
+    spec.rules = crate::alert_rules::read_rules(cx, &t, refs);
+    if let Some(interval) = t.duration_at_least(cx, "rule_interval", MIN_RULE_INTERVAL_MS) {
+        spec.rule_interval_ms = interval.value;
+    }
     spec
 }
 

@@ -6,6 +6,7 @@
 //! pass reports *all* problems (unknown keys, wrong types, duplicates, dangling references), each
 //! at the line and column it comes from.
 
+mod alert_rules;
 mod alerting;
 mod checks;
 mod diagnostic;

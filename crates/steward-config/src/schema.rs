@@ -224,7 +224,13 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
     let checks = read_checks(cx, &root, &sites, check_service_urls);
-    let alerting = read_alerting(cx, &root, &queues, &partial_kinds);
+    let declared = crate::alert_rules::Declared {
+        checks: checks.iter().map(|c| c.name.as_str()).collect(),
+        schedules: schedules.iter().map(|s| s.name.as_str()).collect(),
+        heartbeats: heartbeats.iter().map(|h| h.name.as_str()).collect(),
+        queues: queues.iter().map(|q| q.name.as_str()).collect(),
+    };
+    let alerting = read_alerting(cx, &root, &queues, &partial_kinds, &declared);
     Config {
         settings,
         registry: Registry::new(

@@ -257,3 +257,91 @@ fn notifications_survive_a_receiver_outage_and_a_sigkill_on_postgres() {
         &receiver,
     );
 }
+
+/// A built-in rule end to end: a check goes down, the `check_down` rule raises an alert, its
+/// receiver is told; the check comes back, and the resolution is told.
+#[test]
+fn a_check_down_rule_notifies_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Receiver::start();
+    let hook = Receiver::start();
+    target.answer(500);
+    let text = format!(
+        r#"
+[[services]]
+name = "api"
+url = "{target}"
+
+[[checks]]
+name = "api-health"
+service = "api"
+path = "/health"
+interval = "1s"
+failures_before_down = 1
+successes_before_up = 1
+
+[health]
+check_service_urls = false
+
+[alerting]
+rule_interval = "1s"
+
+[[alerting.receivers]]
+name = "ops"
+type = "webhook"
+url = "{hook}"
+
+[alerting.route]
+receiver = "ops"
+group_by = ["alertname", "service"]
+group_wait = "0s"
+group_interval = "1s"
+
+[[alerting.rules]]
+name = "ApiDown"
+when = "check_down"
+checks = ["api-health"]
+severity = "critical"
+annotations = {{ runbook_url = "https://wiki.example.com/api" }}
+"#,
+        target = target.url(""),
+        hook = hook.url("/ops"),
+    );
+    let config = dir.path().join("steward.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    eventually(
+        Duration::from_secs(20),
+        "the down alert is notified",
+        || !hook.accepted().is_empty(),
+    );
+    let first = hook.accepted()[0].body.clone();
+    assert_eq!(first["status"], "firing", "{first}");
+    let alert = &first["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "ApiDown");
+    assert_eq!(alert["labels"]["check"], "api-health");
+    assert_eq!(alert["labels"]["severity"], "critical");
+    assert_eq!(
+        alert["annotations"]["runbook_url"],
+        "https://wiki.example.com/api"
+    );
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("check api-health of api is down"),
+        "{alert}"
+    );
+    target.answer(200);
+    eventually(
+        Duration::from_secs(20),
+        "the resolution is notified",
+        || {
+            hook.accepted()
+                .iter()
+                .any(|r| r.body["status"] == "resolved")
+        },
+    );
+    let alerts = daemon.get_json("/api/v1/alerts?state=resolved")["alerts"].clone();
+    assert_eq!(alerts[0]["source"], "rule:ApiDown", "{alerts}");
+}

@@ -79,7 +79,9 @@ fn nyx_config(dir: &Path, agent: &str) -> PathBuf {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nyx/steward.toml");
     let text = std::fs::read_to_string(example)
         .unwrap()
-        .replace("http://127.0.0.1:8790", agent);
+        .replace("http://127.0.0.1:8790", agent)
+        // The bot token would come from the environment; the test's Telegram is nowhere.
+        .replace("${NYX_TELEGRAM_BOT_TOKEN}", "123:test-token");
     let path = dir.join("steward.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -463,6 +463,10 @@ fn the_clisonix_example_is_valid_and_its_report_follows_berlin_time() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/clisonix/steward.toml");
     let out = steward()
         .args(["check", "--config", config.to_str().unwrap()])
+        .env(
+            "CLISONIX_SLACK_WEBHOOK",
+            "https://hooks.slack.com/services/T0/B0/X",
+        )
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod mute;
 pub mod notice;
 pub mod route;
+pub mod rules;
 pub mod spec;
 pub mod template;
 pub mod webhook;

@@ -18,7 +18,7 @@ pub const DEFAULT_ALERT_RETENTION_MS: u64 = 30 * 24 * 3_600_000;
 pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
 /// `[alerting]`: everything about turning alerts into notifications.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertingSpec {
     /// Settings.
     pub settings: AlertingSettings,
@@ -37,6 +37,10 @@ pub struct AlertingSpec {
     pub escalations: BTreeMap<Vec<usize>, Escalation>,
     /// `[[alerting.inhibit_rules]]`, in file order.
     pub inhibit_rules: Vec<InhibitRule>,
+    /// `[[alerting.rules]]`: built-in rules, in file order.
+    pub rules: Vec<super::rules::RuleSpec>,
+    /// How often the rules are evaluated.
+    pub rule_interval_ms: u64,
     /// `[[alerting.maintenance]]`: recurring windows that mute matching alerts.
     pub maintenance: Vec<super::mute::MaintenanceWindow>,
 }
@@ -50,6 +54,23 @@ pub struct AlertingSettings {
     pub notification_ttl_ms: u64,
     /// Resolved alerts and finished notifications older than this are pruned.
     pub retention_ms: u64,
+}
+
+impl Default for AlertingSpec {
+    fn default() -> Self {
+        Self {
+            settings: AlertingSettings::default(),
+            external_url: None,
+            receivers: Vec::new(),
+            route: None,
+            remediations: BTreeMap::new(),
+            escalations: BTreeMap::new(),
+            inhibit_rules: Vec::new(),
+            rules: Vec::new(),
+            rule_interval_ms: super::rules::DEFAULT_RULE_INTERVAL_MS,
+            maintenance: Vec::new(),
+        }
+    }
 }
 
 impl Default for AlertingSettings {

@@ -3,7 +3,8 @@
 //!   remediation tasks) to the outbox;
 //! - [`sender`] attempts the outbox's notifications through [`deliver`], retrying with backoff
 //!   until delivered or expired;
-//! - [`muting`] says which alerts silences, maintenance windows and inhibition hold back.
+//! - [`muting`] says which alerts silences, maintenance windows and inhibition hold back;
+//! - `rules` evaluates `[[alerting.rules]]` and posts what they find.
 //!
 //! Every instance also resolves external alerts whose senders stopped re-sending them, after
 //! `alerting.resolve_timeout` (as in Alertmanager); resolving is idempotent in the store.
@@ -11,6 +12,7 @@
 pub mod deliver;
 mod dispatch;
 pub mod muting;
+mod rules;
 mod sender;
 
 use std::sync::Arc;
@@ -104,6 +106,12 @@ pub fn spawn(
                 wake,
                 term.clone(),
             ));
+            let evaluating = tokio::spawn(rules::run(
+                Arc::clone(&store),
+                bus.clone(),
+                Arc::clone(&config),
+                term.clone(),
+            ));
             // Lead until the lease is lost or given up.
             while leadership.borrow_and_update().is_some() {
                 tokio::select! {
@@ -114,6 +122,7 @@ pub fn spawn(
             term.cancel();
             let _ = dispatching.await;
             let _ = sending.await;
+            let _ = evaluating.await;
             if shutdown.is_cancelled() {
                 let _ = leading.await;
                 return;

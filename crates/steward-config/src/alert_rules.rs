@@ -1,0 +1,545 @@
+//! `[[alerting.rules]]`: built-in alert rules over checks, certificates, schedules, heartbeats
+//! and queues (see [`steward_core::alert::rules`]). Each `when` takes its own keys; a key of
+//! another `when` is an error that names the ones that do apply, and every name a rule lists
+//! (checks, schedules, heartbeats, queues) must be declared.
+
+use std::collections::BTreeSet;
+
+use steward_core::alert::rules::{Condition, Percentile, RuleSpec, Subjects, WHENS};
+use steward_core::alert::{Severity, is_label_name};
+use steward_core::health::state::CheckState;
+use steward_core::registry::Labels;
+
+use crate::schema::literal;
+use crate::walk::{Cx, Fields, suggestion};
+
+/// The keys every rule may have.
+const COMMON_KEYS: &[&str] = &["name", "when", "severity", "labels", "annotations"];
+/// Each `when`'s own keys.
+const OWN_KEYS: &[(&str, &[&str])] = &[
+    ("check_down", &["checks", "for"]),
+    ("check_degraded", &["checks", "for"]),
+    (
+        "check_latency",
+        &["checks", "percentile", "window", "latency_above"],
+    ),
+    ("check_failure_ratio", &["checks", "window", "ratio_above"]),
+    ("cert_expiry", &["checks", "days_left_below"]),
+    ("schedule_failed", &["schedules"]),
+    ("heartbeat_missed", &["heartbeats"]),
+    ("task_dead", &["queues", "dead_above"]),
+    ("queue_depth", &["queues", "depth_above"]),
+    ("queue_age", &["queues", "age_above"]),
+];
+/// The shortest window over which latency or failures are judged.
+const MIN_WINDOW_MS: u64 = 60_000;
+/// The longest (check roll-ups are kept 30 days by default; a day is plenty for an alert).
+const MAX_WINDOW_MS: u64 = 24 * 3_600_000;
+
+/// What rules may name.
+pub(crate) struct Declared<'a> {
+    /// Check names.
+    pub checks: Vec<&'a str>,
+    /// Schedule names.
+    pub schedules: Vec<&'a str>,
+    /// Heartbeat names.
+    pub heartbeats: Vec<&'a str>,
+    /// Queue names.
+    pub queues: Vec<&'a str>,
+}
+
+/// Every key a rule may have, for the unknown-key check (each `when`'s own are checked after).
+fn all_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = COMMON_KEYS.to_vec();
+    for (_, own) in OWN_KEYS {
+        for key in *own {
+            if !keys.contains(key) {
+                keys.push(key);
+            }
+        }
+    }
+    keys
+}
+
+/// Reads `[[alerting.rules]]`.
+pub(crate) fn read_rules(
+    cx: &mut Cx<'_>,
+    alerting: &Fields<'_>,
+    declared: &Declared<'_>,
+) -> Vec<RuleSpec> {
+    let keys = all_keys();
+    let mut rules = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, (table, span)) in alerting.tables(cx, "rules").into_iter().enumerate() {
+        let path = format!("{}[{i}]", alerting.field("rules"));
+        let t = Fields::open(cx, table, path, span, &keys);
+        let name = t
+            .required_string(cx, "name")
+            .and_then(|v| literal(cx, &t, "name", v))
+            .and_then(|name| {
+                if !is_label_name(&name.value) {
+                    cx.error(
+                        &name.span,
+                        format!(
+                            "`{}`: `{}` is not a valid alertname (letters, digits and `_`, not starting with a digit)",
+                            t.field("name"),
+                            name.value
+                        ),
+                    );
+                    return None;
+                }
+                if !names.insert(name.value.clone()) {
+                    cx.error(
+                        &name.span,
+                        format!(
+                            "`{}`: a rule named `{}` is declared already",
+                            t.field("name"),
+                            name.value
+                        ),
+                    );
+                    return None;
+                }
+                Some(name.value)
+            });
+        let severity = read_severity(cx, &t);
+        let labels = alert_labels(cx, &t, "labels");
+        let annotations = t.labels(cx, "annotations");
+        let condition = read_condition(cx, &t, declared);
+        if let (Some(name), Some(severity), Some(labels), Some(condition)) =
+            (name, severity, labels, condition)
+        {
+            rules.push(RuleSpec {
+                name,
+                severity,
+                labels,
+                annotations,
+                condition,
+            });
+        }
+    }
+    rules
+}
+
+/// `severity`: critical, warning (the default) or info.
+fn read_severity(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Severity> {
+    const CHOICES: [(&str, Severity); 3] = [
+        ("critical", Severity::Critical),
+        ("warning", Severity::Warning),
+        ("info", Severity::Info),
+    ];
+    if t.item("severity").is_none() {
+        return Some(Severity::Warning);
+    }
+    t.choice(cx, "severity", &CHOICES).map(|s| s.value)
+}
+
+/// Labels whose names are Prometheus label names (alerts' labels are).
+fn alert_labels(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Labels> {
+    let labels = t.labels(cx, key);
+    let mut ok = true;
+    for name in labels.keys() {
+        if !is_label_name(name) || name == "alertname" || name == "severity" {
+            cx.error(
+                &t.key_span(key).unwrap_or_else(|| t.span.clone()),
+                format!(
+                    "`{}`: `{name}` cannot be an alert label (letters, digits and `_`; `alertname` and `severity` are the rule's own)",
+                    t.field(key)
+                ),
+            );
+            ok = false;
+        }
+    }
+    ok.then_some(labels)
+}
+
+/// `when` and its own keys.
+fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> Option<Condition> {
+    let when = t
+        .required_string(cx, "when")
+        .and_then(|v| literal(cx, t, "when", v))?;
+    let Some((when_name, own)) = OWN_KEYS.iter().find(|(w, _)| *w == when.value) else {
+        let hint = suggestion(&when.value, &WHENS)
+            .map(|s| format!("; did you mean `{s}`?"))
+            .unwrap_or_default();
+        cx.error(
+            &when.span,
+            format!(
+                "`{}`: `{}` is not one of: {}{hint}",
+                t.field("when"),
+                when.value,
+                WHENS.join(", ")
+            ),
+        );
+        return None;
+    };
+    // Keys that belong to another `when`.
+    let mut foreign = false;
+    for (other, keys) in OWN_KEYS {
+        for key in *keys {
+            if own.contains(key) || other == when_name {
+                continue;
+            }
+            if let Some(span) = t.key_span(key) {
+                cx.error(
+                    &span,
+                    format!(
+                        "`{}`: does not apply to `when = \"{when_name}\"` (its keys: {})",
+                        t.field(key),
+                        own.join(", ")
+                    ),
+                );
+                foreign = true;
+            }
+        }
+    }
+    let condition = match *when_name {
+        "check_down" | "check_degraded" => {
+            let state = if *when_name == "check_down" {
+                CheckState::Down
+            } else {
+                CheckState::Degraded
+            };
+            let checks = subjects(cx, t, "checks", "check", &declared.checks)?;
+            let for_ms = match t.item("for") {
+                None => 0,
+                Some(_) => t.duration_at_least(cx, "for", 0)?.value,
+            };
+            Condition::CheckState {
+                checks,
+                state,
+                for_ms,
+            }
+        }
+        "check_latency" => {
+            let checks = subjects(cx, t, "checks", "check", &declared.checks);
+            let percentile = match t.integer(cx, "percentile", 1..=100) {
+                None if t.item("percentile").is_none() => Some(Percentile::P95),
+                None => None,
+                Some(n) => Percentile::of(n.value).or_else(|| {
+                    cx.error(
+                        &n.span,
+                        format!("`{}`: 50, 95 or 99", t.field("percentile")),
+                    );
+                    None
+                }),
+            };
+            let window_ms = window(cx, t);
+            let above_ms = required(cx, t, "latency_above", "\"1s\"")
+                .and_then(|()| t.duration_at_least(cx, "latency_above", 1));
+            Condition::CheckLatency {
+                checks: checks?,
+                percentile: percentile?,
+                window_ms: window_ms?,
+                above_ms: above_ms?.value,
+            }
+        }
+        "check_failure_ratio" => {
+            let checks = subjects(cx, t, "checks", "check", &declared.checks);
+            let window_ms = window(cx, t);
+            let above = required(cx, t, "ratio_above", "0.01").and_then(|()| ratio(cx, t));
+            Condition::CheckFailureRatio {
+                checks: checks?,
+                window_ms: window_ms?,
+                above: above?,
+            }
+        }
+        "cert_expiry" => {
+            let checks = subjects(cx, t, "checks", "check", &declared.checks);
+            let days = required(cx, t, "days_left_below", "14")
+                .and_then(|()| t.integer(cx, "days_left_below", 1..=3_650));
+            Condition::CertExpiry {
+                checks: checks?,
+                days_left_below: days?.value,
+            }
+        }
+        "schedule_failed" => Condition::ScheduleFailed {
+            schedules: subjects(cx, t, "schedules", "schedule", &declared.schedules)?,
+        },
+        "heartbeat_missed" => Condition::HeartbeatMissed {
+            heartbeats: subjects(cx, t, "heartbeats", "heartbeat", &declared.heartbeats)?,
+        },
+        "task_dead" => {
+            let queues = subjects(cx, t, "queues", "queue", &declared.queues);
+            let above = match t.item("dead_above") {
+                None => Some(0),
+                Some(_) => t
+                    .integer(cx, "dead_above", 0..=i64::from(u32::MAX))
+                    .map(|n| n.value.unsigned_abs()),
+            };
+            Condition::TaskDead {
+                queues: queues?,
+                above: above?,
+            }
+        }
+        "queue_depth" => {
+            let queues = subjects(cx, t, "queues", "queue", &declared.queues);
+            let above = required(cx, t, "depth_above", "1000")
+                .and_then(|()| t.integer(cx, "depth_above", 0..=i64::from(u32::MAX)));
+            Condition::QueueDepth {
+                queues: queues?,
+                above: above?.value.unsigned_abs(),
+            }
+        }
+        "queue_age" => {
+            let queues = subjects(cx, t, "queues", "queue", &declared.queues);
+            let above = required(cx, t, "age_above", "\"10m\"")
+                .and_then(|()| t.duration_at_least(cx, "age_above", 1_000));
+            Condition::QueueAge {
+                queues: queues?,
+                above_ms: above?.value,
+            }
+        }
+        _ => return None,
+    };
+    (!foreign).then_some(condition)
+}
+
+/// Reports a missing required key; `Some(())` when it is there.
+fn required(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str, example: &str) -> Option<()> {
+    if t.item(key).is_some() {
+        return Some(());
+    }
+    cx.error(
+        &t.span,
+        format!(
+            "`{}`: missing required field (e.g. {example})",
+            t.field(key)
+        ),
+    );
+    None
+}
+
+/// `window`: 5 minutes unless given, between a minute and a day.
+fn window(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<u64> {
+    if t.item("window").is_none() {
+        return Some(5 * 60_000);
+    }
+    let w = t.duration_at_least(cx, "window", MIN_WINDOW_MS)?;
+    if w.value > MAX_WINDOW_MS {
+        cx.error(&w.span, format!("`{}`: at most 1d", t.field("window")));
+        return None;
+    }
+    Some(w.value)
+}
+
+/// `ratio_above`: a number between 0 and 1.
+fn ratio(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<f64> {
+    let item = t.item("ratio_above")?;
+    #[allow(clippy::cast_precision_loss)]
+    let value = item
+        .as_float()
+        .or_else(|| item.as_integer().map(|n| n as f64));
+    match value {
+        Some(v) if (0.0..1.0).contains(&v) => Some(v),
+        Some(v) => {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{}`: {v} is not a ratio from 0 up to (not including) 1, e.g. 0.01 for 1 %",
+                    t.field("ratio_above")
+                ),
+            );
+            None
+        }
+        None => {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{}`: expected a number, found {}",
+                    t.field("ratio_above"),
+                    item.type_name()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A list of declared names (`what`s), none meaning all.
+fn subjects(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    key: &str,
+    what: &str,
+    known: &[&str],
+) -> Option<Subjects> {
+    let Some(names) = t.strings(cx, key) else {
+        return t.item(key).is_none().then(Subjects::default);
+    };
+    let mut ok = true;
+    for name in &names {
+        if !known.contains(&name.value.as_str()) {
+            let hint = suggestion(&name.value, known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            cx.error(
+                &name.span,
+                format!("`{}`: unknown {what} `{}`{hint}", t.field(key), name.value),
+            );
+            ok = false;
+        }
+    }
+    ok.then(|| Subjects(names.into_iter().map(|n| n.value).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{assert_error, parse};
+    use proptest::prelude::*;
+
+    /// A queue, a check and a schedule to refer to (lines 1–13); a case's rule starts on 14.
+    const BASE: &str = r#"[[queues]]
+name = "platform"
+kinds = ["noop"]
+[[services]]
+name = "api"
+url = "http://127.0.0.1:1/"
+[[schedules]]
+name = "nightly"
+every = "1h"
+queue = "platform"
+kind = "noop"
+[alerting]
+rule_interval = "30s"
+"#;
+
+    fn with(rule: &str) -> String {
+        format!("{BASE}[[alerting.rules]]\n{rule}\n")
+    }
+
+    #[test]
+    fn every_kind_of_rule_is_read() {
+        let text = format!(
+            "{BASE}{}",
+            [
+                "[[alerting.rules]]\nname = \"ApiDown\"\nwhen = \"check_down\"\nchecks = [\"api-http\"]\nfor = \"1m\"\nseverity = \"critical\"\nlabels = { team = \"platform\" }\nannotations = { runbook_url = \"https://wiki/api\" }",
+                "[[alerting.rules]]\nname = \"ApiSlow\"\nwhen = \"check_latency\"\npercentile = 99\nwindow = \"10m\"\nlatency_above = \"1s\"",
+                "[[alerting.rules]]\nname = \"Errors\"\nwhen = \"check_failure_ratio\"\nratio_above = 0.01",
+                "[[alerting.rules]]\nname = \"Cert\"\nwhen = \"cert_expiry\"\ndays_left_below = 14",
+                "[[alerting.rules]]\nname = \"Nightly\"\nwhen = \"schedule_failed\"\nschedules = [\"nightly\"]",
+                "[[alerting.rules]]\nname = \"Dead\"\nwhen = \"task_dead\"",
+                "[[alerting.rules]]\nname = \"Deep\"\nwhen = \"queue_depth\"\nqueues = [\"platform\"]\ndepth_above = 1000",
+                "[[alerting.rules]]\nname = \"Old\"\nwhen = \"queue_age\"\nage_above = \"10m\"",
+            ]
+            .join("\n")
+        );
+        let config = parse(&text);
+        let rules = &config.alerting.rules;
+        assert_eq!(config.alerting.rule_interval_ms, 30_000);
+        assert_eq!(rules.len(), 8);
+        assert_eq!(
+            rules[0].condition,
+            Condition::CheckState {
+                checks: Subjects(vec!["api-http".into()]),
+                state: CheckState::Down,
+                for_ms: 60_000
+            }
+        );
+        assert_eq!(rules[0].severity, Severity::Critical);
+        assert_eq!(rules[0].labels["team"], "platform");
+        assert_eq!(
+            rules[1].condition,
+            Condition::CheckLatency {
+                checks: Subjects::default(),
+                percentile: Percentile::P99,
+                window_ms: 600_000,
+                above_ms: 1_000
+            }
+        );
+        assert_eq!(
+            rules[2].condition,
+            Condition::CheckFailureRatio {
+                checks: Subjects::default(),
+                window_ms: 300_000,
+                above: 0.01
+            }
+        );
+        assert_eq!(rules[2].severity, Severity::Warning, "the default");
+        assert_eq!(
+            rules[5].condition,
+            Condition::TaskDead {
+                queues: Subjects::default(),
+                above: 0
+            }
+        );
+        assert_eq!(
+            rules[7].condition,
+            Condition::QueueAge {
+                queues: Subjects::default(),
+                above_ms: 600_000
+            }
+        );
+    }
+
+    #[test]
+    fn mistakes_are_located_and_explained() {
+        assert_error(
+            &with("name = \"X\"\nwhen = \"check_dwn\""),
+            16,
+            "`alerting.rules[0].when`: `check_dwn` is not one of: check_down, check_degraded, check_latency, check_failure_ratio, cert_expiry, schedule_failed, heartbeat_missed, task_dead, queue_depth, queue_age; did you mean `check_down`?",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"check_down\"\nchecks = [\"api-htp\"]"),
+            17,
+            "`alerting.rules[0].checks`: unknown check `api-htp`; did you mean `api-http`?",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"check_down\"\ndepth_above = 3"),
+            17,
+            "`alerting.rules[0].depth_above`: does not apply to `when = \"check_down\"` (its keys: checks, for)",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"check_latency\""),
+            14,
+            "`alerting.rules[0].latency_above`: missing required field (e.g. \"1s\")",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"check_failure_ratio\"\nratio_above = 5"),
+            17,
+            "`alerting.rules[0].ratio_above`: 5 is not a ratio",
+        );
+        assert_error(
+            &with(
+                "name = \"X\"\nwhen = \"check_latency\"\nlatency_above = \"1s\"\npercentile = 90",
+            ),
+            18,
+            "`alerting.rules[0].percentile`: 50, 95 or 99",
+        );
+        assert_error(
+            &with("name = \"X-1\"\nwhen = \"task_dead\""),
+            15,
+            "`alerting.rules[0].name`: `X-1` is not a valid alertname",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"task_dead\"\nlabels = { severity = \"x\" }"),
+            17,
+            "`severity` cannot be an alert label",
+        );
+        assert_error(
+            &with("name = \"X\"\nwhen = \"queue_depth\"\nqueues = [\"nope\"]\ndepth_above = 1"),
+            17,
+            "`alerting.rules[0].queues`: unknown queue `nope`",
+        );
+        assert_error(
+            &format!(
+                "{}[[alerting.rules]]\nname = \"X\"\nwhen = \"task_dead\"\n",
+                with("name = \"X\"\nwhen = \"task_dead\"")
+            ),
+            18,
+            "a rule named `X` is declared already",
+        );
+    }
+
+    proptest! {
+        /// Whatever a rule's `when` and threshold say, reading never panics and a refusal is
+        /// located.
+        #[test]
+        fn arbitrary_rules_never_panic(when in "[a-z_]{0,20}", value in "[0-9a-z.\"]{0,8}") {
+            let text = with(&format!("name = \"R\"\nwhen = \"{when}\"\ndepth_above = {value}\n"));
+            if let Err(e) = crate::load::parse_str("f.toml", &text, &|_| None) {
+                prop_assert!(e.to_string().starts_with("f.toml:"), "{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,541 @@
+//! Evaluates `[[alerting.rules]]` every `alerting.rule_interval` on the instance leading
+//! alerting: gathers the facts each rule needs from the store (check states, probe roll-ups,
+//! certificates, schedule runs, heartbeats, queue counts), posts the alerts of subjects that
+//! meet a rule (source `rule:NAME`), and resolves those of subjects that no longer do — or of
+//! rules no longer declared. Only changes are posted, so the audit trail records each firing
+//! and each resolution once, not every evaluation.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use steward_config::Config;
+use steward_core::Event;
+use steward_core::alert::rules::{
+    Condition, Finding, RULE_SOURCE_PREFIX, RuleSpec, check_state_holds, heartbeat_missed,
+};
+use steward_core::alert::{Fingerprint, IncomingAlert};
+use steward_core::audit::Actor;
+use steward_core::health::rollup::{minute_of, percentiles};
+use steward_core::registry::Labels;
+use steward_core::task::TaskStatus;
+use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
+use steward_store::{AlertChange, AlertReceipt, CheckRecord, RunStatus, Store, StoreError, now_ms};
+use tokio_util::sync::CancellationToken;
+
+use super::ConfigSource;
+use crate::bus::EventBus;
+
+/// The actor rule alerts are posted as.
+const COMPONENT: &str = "alerting.rules";
+
+/// Evaluates the rules until `stop`.
+pub(crate) async fn run(
+    store: Arc<dyn Store>,
+    bus: EventBus,
+    config: ConfigSource,
+    stop: CancellationToken,
+) {
+    loop {
+        let current = config();
+        let wait = Duration::from_millis(current.alerting.rule_interval_ms);
+        match evaluate_and_post(store.as_ref(), &current, now_ms()).await {
+            Ok(changed) if !changed.is_empty() => {
+                bus.publish(Event::AlertsChanged {
+                    fingerprints: changed,
+                });
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "evaluating alert rules failed"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One evaluation at `now_ms`: posts what started or stopped holding; answers the alerts that
+/// changed.
+pub(crate) async fn evaluate_and_post(
+    store: &dyn Store,
+    config: &Config,
+    now_ms: i64,
+) -> Result<Vec<Fingerprint>, StoreError> {
+    let firing_now = firing_rule_alerts(store).await?;
+    let mut seen: HashSet<Fingerprint> = HashSet::new();
+    let mut receipts = Vec::new();
+    let facts = Facts::gather(store, config).await?;
+    for rule in &config.alerting.rules {
+        let source = rule.source();
+        for finding in facts.findings(store, config, rule, now_ms).await? {
+            let alert = rule.alert(finding);
+            let fp = alert.fingerprint();
+            seen.insert(fp);
+            if !firing_now.contains_key(&fp) {
+                receipts.push(AlertReceipt {
+                    alert,
+                    source: source.clone(),
+                    received_ms: now_ms,
+                });
+            }
+        }
+    }
+    for (fp, stored) in &firing_now {
+        if !seen.contains(fp) {
+            receipts.push(AlertReceipt {
+                alert: IncomingAlert {
+                    labels: stored.labels.clone(),
+                    annotations: stored.annotations.clone(),
+                    severity: stored.severity,
+                    starts_at_ms: Some(stored.starts_at_ms),
+                    ends_at_ms: Some(now_ms),
+                    generator_url: stored.generator_url.clone(),
+                },
+                source: stored.source.clone(),
+                received_ms: now_ms,
+            });
+        }
+    }
+    if receipts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let changes = store
+        .receive_alerts(&receipts, &Actor::system(COMPONENT))
+        .await?;
+    let changed: Vec<Fingerprint> = receipts
+        .iter()
+        .zip(&changes)
+        .filter(|(_, c)| **c != AlertChange::Unchanged)
+        .map(|(r, _)| r.alert.fingerprint())
+        .collect();
+    metrics::counter!("steward_alerts_received_total", "source" => "rule")
+        .increment(receipts.len() as u64);
+    Ok(changed)
+}
+
+/// The firing alerts rules raised, by fingerprint.
+async fn firing_rule_alerts(
+    store: &dyn Store,
+) -> Result<HashMap<Fingerprint, StoredAlert>, StoreError> {
+    let mut found = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = store.firing_alerts_after(after, MAX_ALERT_PAGE).await?;
+        let full = page.len() >= MAX_ALERT_PAGE as usize;
+        after = page.last().map(|a| a.fingerprint);
+        for alert in page {
+            if alert.source.starts_with(RULE_SOURCE_PREFIX) {
+                found.insert(alert.fingerprint, alert);
+            }
+        }
+        if !full {
+            return Ok(found);
+        }
+    }
+}
+
+/// What every evaluation reads once, whatever the rules.
+struct Facts {
+    checks: HashMap<String, CheckRecord>,
+}
+
+impl Facts {
+    async fn gather(store: &dyn Store, config: &Config) -> Result<Self, StoreError> {
+        let wants_checks = config.alerting.rules.iter().any(|r| {
+            matches!(
+                r.condition,
+                Condition::CheckState { .. }
+                    | Condition::CheckLatency { .. }
+                    | Condition::CheckFailureRatio { .. }
+                    | Condition::CertExpiry { .. }
+            )
+        });
+        let checks = if wants_checks {
+            store
+                .check_records()
+                .await?
+                .into_iter()
+                .map(|r| (r.check.clone(), r))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        Ok(Self { checks })
+    }
+
+    /// The subjects meeting `rule` at `now_ms`.
+    async fn findings(
+        &self,
+        store: &dyn Store,
+        config: &Config,
+        rule: &RuleSpec,
+        now_ms: i64,
+    ) -> Result<Vec<Finding>, StoreError> {
+        let mut found = Vec::new();
+        match &rule.condition {
+            Condition::CheckState {
+                checks,
+                state,
+                for_ms,
+            } => {
+                for check in config
+                    .checks
+                    .iter()
+                    .filter(|c| c.enabled && checks.covers(&c.name))
+                {
+                    let Some(record) = self.checks.get(&check.name) else {
+                        continue;
+                    };
+                    if check_state_holds(record.state, record.since_ms, *state, *for_ms, now_ms) {
+                        found.push(Finding {
+                            labels: check_labels(config, &check.name, &check.service),
+                            since_ms: Some(record.since_ms),
+                            summary: format!(
+                                "check {} of {} is {} since {}",
+                                check.name,
+                                check.service,
+                                record.state.as_str(),
+                                ago(now_ms - record.since_ms)
+                            ),
+                            value: record.state.as_str().to_owned(),
+                        });
+                    }
+                }
+            }
+            Condition::CheckLatency {
+                checks,
+                percentile,
+                window_ms,
+                above_ms,
+            } => {
+                for check in config
+                    .checks
+                    .iter()
+                    .filter(|c| c.enabled && checks.covers(&c.name))
+                {
+                    let stats = window_stats(store, &check.name, *window_ms, now_ms).await?;
+                    let value = match percentile {
+                        steward_core::alert::rules::Percentile::P50 => stats.p50_ms,
+                        steward_core::alert::rules::Percentile::P95 => stats.p95_ms,
+                        steward_core::alert::rules::Percentile::P99 => stats.p99_ms,
+                    };
+                    if let Some(value) = value.filter(|v| v > above_ms) {
+                        found.push(Finding {
+                            labels: check_labels(config, &check.name, &check.service),
+                            since_ms: None,
+                            summary: format!(
+                                "{} latency of check {} is {value} ms over the last {} (above {above_ms} ms)",
+                                percentile.as_str(),
+                                check.name,
+                                ago(i64::try_from(*window_ms).unwrap_or(i64::MAX))
+                            ),
+                            value: format!("{value}ms"),
+                        });
+                    }
+                }
+            }
+            Condition::CheckFailureRatio {
+                checks,
+                window_ms,
+                above,
+            } => {
+                for check in config
+                    .checks
+                    .iter()
+                    .filter(|c| c.enabled && checks.covers(&c.name))
+                {
+                    let stats = window_stats(store, &check.name, *window_ms, now_ms).await?;
+                    if stats.count == 0 {
+                        continue;
+                    }
+                    #[allow(clippy::cast_precision_loss)]
+                    let ratio = stats.failures as f64 / stats.count as f64;
+                    if ratio > *above {
+                        found.push(Finding {
+                            labels: check_labels(config, &check.name, &check.service),
+                            since_ms: None,
+                            summary: format!(
+                                "{} of {} probes of check {} failed over the last {} ({:.2} % > {:.2} %)",
+                                stats.failures,
+                                stats.count,
+                                check.name,
+                                ago(i64::try_from(*window_ms).unwrap_or(i64::MAX)),
+                                ratio * 100.0,
+                                above * 100.0
+                            ),
+                            value: format!("{ratio:.4}"),
+                        });
+                    }
+                }
+            }
+            Condition::CertExpiry {
+                checks,
+                days_left_below,
+            } => {
+                for check in config
+                    .checks
+                    .iter()
+                    .filter(|c| c.enabled && checks.covers(&c.name))
+                {
+                    let Some(not_after) = store
+                        .probe_results(&check.name, 0, 1)
+                        .await?
+                        .first()
+                        .and_then(|r| r.cert_not_after_ms)
+                    else {
+                        continue;
+                    };
+                    let days_left = (not_after - now_ms).div_euclid(86_400_000);
+                    if days_left < *days_left_below {
+                        found.push(Finding {
+                            labels: check_labels(config, &check.name, &check.service),
+                            since_ms: None,
+                            summary: format!(
+                                "the certificate check {} sees expires in {days_left} days (fewer than {days_left_below})",
+                                check.name
+                            ),
+                            value: days_left.to_string(),
+                        });
+                    }
+                }
+            }
+            Condition::ScheduleFailed { schedules } => {
+                for run in store.last_schedule_runs().await? {
+                    if !schedules.covers(&run.schedule)
+                        || !config.schedules.iter().any(|s| s.name == run.schedule)
+                    {
+                        continue;
+                    }
+                    let why = if run.status == RunStatus::Missed {
+                        Some("missed its slot".to_owned())
+                    } else if run.task_status == Some(TaskStatus::Dead) {
+                        Some(format!(
+                            "its task failed: {}",
+                            run.error.as_deref().unwrap_or("no error given")
+                        ))
+                    } else if run.overdue {
+                        Some("its task did not succeed in time (dead-man's switch)".to_owned())
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        found.push(Finding {
+                            labels: Labels::from([("schedule".into(), run.schedule.clone())]),
+                            since_ms: Some(run.slot_ms),
+                            summary: format!(
+                                "schedule {}: the run of its latest slot {why}",
+                                run.schedule
+                            ),
+                            value: run.status.as_str().to_owned(),
+                        });
+                    }
+                }
+            }
+            Condition::HeartbeatMissed { heartbeats } => {
+                for record in store.heartbeat_records().await? {
+                    if heartbeats.covers(&record.name)
+                        && config.heartbeats.iter().any(|h| h.name == record.name)
+                        && heartbeat_missed(record.state)
+                    {
+                        found.push(Finding {
+                            labels: Labels::from([("heartbeat".into(), record.name.clone())]),
+                            since_ms: Some(record.state_changed_at_ms),
+                            summary: format!(
+                                "heartbeat {} is {} since {}",
+                                record.name,
+                                record.state.as_str(),
+                                ago(now_ms - record.state_changed_at_ms)
+                            ),
+                            value: record.state.as_str().to_owned(),
+                        });
+                    }
+                }
+            }
+            Condition::TaskDead { queues, above } => {
+                for count in store.task_counts().await? {
+                    let dead = count.count.unsigned_abs();
+                    if count.status == TaskStatus::Dead
+                        && queues.covers(&count.queue)
+                        && dead > *above
+                    {
+                        found.push(Finding {
+                            labels: Labels::from([("queue".into(), count.queue.clone())]),
+                            since_ms: None,
+                            summary: format!("queue {} holds {dead} dead tasks", count.queue),
+                            value: dead.to_string(),
+                        });
+                    }
+                }
+            }
+            Condition::QueueDepth { queues, above } => {
+                let mut waiting: HashMap<String, u64> = HashMap::new();
+                for count in store.task_counts().await? {
+                    if matches!(count.status, TaskStatus::Queued | TaskStatus::Failed) {
+                        *waiting.entry(count.queue).or_default() += count.count.unsigned_abs();
+                    }
+                }
+                for (queue, depth) in waiting {
+                    if queues.covers(&queue) && depth > *above {
+                        found.push(Finding {
+                            summary: format!(
+                                "queue {queue} has {depth} tasks waiting (more than {above})"
+                            ),
+                            labels: Labels::from([("queue".into(), queue)]),
+                            since_ms: None,
+                            value: depth.to_string(),
+                        });
+                    }
+                }
+            }
+            Condition::QueueAge { queues, above_ms } => {
+                for count in store.task_counts().await? {
+                    let Some(oldest) = count.oldest_due_at_ms else {
+                        continue;
+                    };
+                    let age = now_ms.saturating_sub(oldest);
+                    if queues.covers(&count.queue)
+                        && age > i64::try_from(*above_ms).unwrap_or(i64::MAX)
+                    {
+                        found.push(Finding {
+                            summary: format!(
+                                "the oldest task due in queue {} has waited {}",
+                                count.queue,
+                                ago(age)
+                            ),
+                            labels: Labels::from([("queue".into(), count.queue.clone())]),
+                            since_ms: Some(oldest),
+                            value: format!("{}s", age / 1_000),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A check's subject labels: the check, its service and the service's workspace.
+fn check_labels(config: &Config, check: &str, service: &str) -> Labels {
+    let mut labels = Labels::from([
+        ("check".into(), check.to_owned()),
+        ("service".into(), service.to_owned()),
+    ]);
+    if let Some(workspace) = config
+        .registry
+        .services
+        .iter()
+        .find(|s| s.name == service)
+        .and_then(|s| s.workspace.clone())
+    {
+        labels.insert("workspace".into(), workspace);
+    }
+    labels
+}
+
+/// Probe counts and latency percentiles of `check` over the `window_ms` before `now_ms`.
+async fn window_stats(
+    store: &dyn Store,
+    check: &str,
+    window_ms: u64,
+    now_ms: i64,
+) -> Result<steward_core::health::rollup::Percentiles, StoreError> {
+    let window = i64::try_from(window_ms).unwrap_or(i64::MAX);
+    // Whole minutes, the current one included so the latest probes count.
+    let from = minute_of(now_ms.saturating_sub(window)) + 60_000;
+    let rollups = store
+        .check_rollups(check, from, minute_of(now_ms) + 60_000)
+        .await?;
+    Ok(percentiles(&rollups))
+}
+
+/// A duration as people say it: `45s`, `12m`, `3h`, `2d`.
+fn ago(ms: i64) -> String {
+    let s = ms.max(0) / 1_000;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3_600 => format!("{}m", s / 60),
+        3_600..86_400 => format!("{}h", s / 3_600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::task::{NewTask, TaskOrigin};
+    use steward_store_sqlite::SqliteStore;
+
+    fn config(rules: &str) -> Config {
+        let text = format!("[[queues]]\nname = \"platform\"\nkinds = [\"noop\"]\n{rules}");
+        match steward_config::parse_str("steward.toml", &text, &|_| None) {
+            Ok(loaded) => loaded.config,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn rule_alerts_fire_once_and_resolve_when_the_rule_no_longer_holds_or_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        store.migrate().await.unwrap();
+        let deep = config(
+            "[[alerting.rules]]\nname = \"Deep\"\nwhen = \"queue_depth\"\ndepth_above = 2\nseverity = \"critical\"",
+        );
+        let now = now_ms();
+        assert!(
+            evaluate_and_post(&store, &deep, now)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let tasks: Vec<NewTask> = (0..3)
+            .map(|i| NewTask {
+                queue: "platform".into(),
+                kind: "noop".into(),
+                payload: "{}".into(),
+                priority: 0,
+                run_at_ms: now + 3_600_000 + i,
+                max_attempts: 1,
+                idempotency_key: None,
+                origin: TaskOrigin::default(),
+            })
+            .collect();
+        store
+            .enqueue_tasks(&tasks, &Actor::system("test"))
+            .await
+            .unwrap();
+        let fired = evaluate_and_post(&store, &deep, now + 1).await.unwrap();
+        assert_eq!(fired.len(), 1);
+        let alert = store.alert(fired[0]).await.unwrap().unwrap();
+        assert_eq!(alert.labels["alertname"], "Deep");
+        assert_eq!(alert.labels["queue"], "platform");
+        assert_eq!(alert.source, "rule:Deep");
+        assert_eq!(
+            alert.annotations["summary"],
+            "queue platform has 3 tasks waiting (more than 2)"
+        );
+        assert!(
+            evaluate_and_post(&store, &deep, now + 2)
+                .await
+                .unwrap()
+                .is_empty(),
+            "still holding: nothing posted again"
+        );
+        // The rule is removed from the config: its alert resolves.
+        let gone = config("");
+        let resolved = evaluate_and_post(&store, &gone, now + 3).await.unwrap();
+        assert_eq!(resolved, fired);
+        let alert = store.alert(fired[0]).await.unwrap().unwrap();
+        assert_eq!(alert.state, steward_core::alert::AlertState::Resolved);
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(ago(-5), "0s");
+        assert_eq!(ago(45_000), "45s");
+        assert_eq!(ago(12 * 60_000), "12m");
+        assert_eq!(ago(3 * 3_600_000), "3h");
+        assert_eq!(ago(2 * 86_400_000), "2d");
+    }
+}
