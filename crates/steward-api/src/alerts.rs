@@ -264,6 +264,16 @@ pub(crate) async fn get_alert(
     };
     let mut notifications = Vec::new();
     for notification in store.notifications(&query).await.map_err(store_error)? {
+        // A group's notification may carry other workspaces' alerts: shown only to a caller
+        // who may see them all.
+        if !notification
+            .notice
+            .alerts
+            .iter()
+            .all(|a| visible(&caller, &a.labels))
+        {
+            continue;
+        }
         let attempts = store
             .notification_attempts(notification.id)
             .await
@@ -342,6 +352,9 @@ pub(crate) async fn list_notifications(
             format!("`limit`: between 1 and {MAX_NOTIFICATION_PAGE}"),
         ));
     }
+    // A scoped caller's notifications are picked from a wider page, since others' come
+    // between them.
+    let scoped = caller.principal.workspace.is_some();
     let found = state
         .control
         .store()
@@ -349,13 +362,14 @@ pub(crate) async fn list_notifications(
             fingerprint: None,
             receiver: query.receiver,
             state: wanted,
-            limit,
+            limit: if scoped { MAX_NOTIFICATION_PAGE } else { limit },
         })
         .await
         .map_err(store_error)?;
     let shown: Vec<Value> = found
         .iter()
         .filter(|n| n.notice.alerts.iter().all(|a| visible(&caller, &a.labels)))
+        .take(limit as usize)
         .map(notification_json)
         .collect();
     Ok(Json(json!({ "notifications": shown })))

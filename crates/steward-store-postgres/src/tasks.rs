@@ -431,7 +431,7 @@ pub(crate) async fn retry(
 pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> {
     let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT queue, status, count(*), \
-         min(CASE WHEN status = 'queued' AND run_at_ms <= $1 THEN created_at_ms END) \
+         min(CASE WHEN status = 'queued' AND run_at_ms <= $1 THEN GREATEST(created_at_ms, run_at_ms) END) \
          FROM tasks GROUP BY queue, status ORDER BY queue, status",
     )
     .bind(now_ms())

@@ -736,6 +736,19 @@ impl Store for SqliteStore {
         Ok(recorded)
     }
 
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, Attempt, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let mut recorded = Vec::with_capacity(attempts.len());
+        for (id, attempt, outcome) in attempts {
+            recorded.push(notifications::record_attempt(&mut tx, *id, attempt, *outcome).await?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
     async fn notifications(
         &self,
         query: &NotificationQuery,

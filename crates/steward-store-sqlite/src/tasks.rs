@@ -456,7 +456,7 @@ pub(crate) async fn retry(
 pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreError> {
     let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
         "SELECT queue, status, count(*), \
-         min(CASE WHEN status = 'queued' AND run_at_ms <= ? THEN created_at_ms END) \
+         min(CASE WHEN status = 'queued' AND run_at_ms <= ? THEN max(created_at_ms, run_at_ms) END) \
          FROM tasks GROUP BY queue, status ORDER BY queue, status",
     )
     .bind(now_ms())

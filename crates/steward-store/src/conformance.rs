@@ -121,6 +121,8 @@ macro_rules! conformance_suite {
             future_attempts_wait_and_the_next_due_is_reported,
             attempts_are_recorded_and_finish_notifications,
             racing_deliveries_record_one_attempt,
+            attempts_recorded_together_are_each_judged,
+            alerts_are_read_by_fingerprint_and_firing_ones_page_by_page,
             notification_listings_filter_newest_first,
             notifications_are_counted_per_receiver_and_state,
             prune_removes_only_old_finished_notifications,

@@ -543,6 +543,13 @@ pub trait Store: Send + Sync + 'static {
         outcome: notifications::AttemptOutcome,
     ) -> Result<bool, StoreError>;
 
+    /// Records several attempts as [`Store::record_attempt`] does, in one transaction (the
+    /// sender's completions arrive in bursts); answers, per attempt, whether it was recorded.
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, notifications::Attempt, notifications::AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError>;
+
     /// Notifications matching `query`, newest first.
     async fn notifications(
         &self,

@@ -556,6 +556,14 @@ impl<S: Store> Store for Metered<S> {
         .await
     }
 
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, Attempt, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.observe("record_attempts", self.inner.record_attempts(attempts))
+            .await
+    }
+
     async fn notifications(
         &self,
         query: &NotificationQuery,

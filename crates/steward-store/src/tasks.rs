@@ -89,7 +89,8 @@ pub struct TaskCount {
     pub status: TaskStatus,
     /// How many.
     pub count: i64,
-    /// For `queued`: the enqueue time of the oldest task already due.
+    /// For `queued`: since when the longest-waiting due task has waited (its enqueue time, or
+    /// its run-at time when it was enqueued to run later).
     pub oldest_due_at_ms: Option<i64>,
 }
 

@@ -38,8 +38,6 @@ struct Group {
     members: BTreeSet<Fingerprint>,
     /// When its clock is next looked at (heap entries at other times are stale).
     next_due: i64,
-    /// Created (or changed) since the last write.
-    unsaved: bool,
 }
 
 /// What one pass decided, to be written before memory follows it.
@@ -53,6 +51,8 @@ pub(crate) struct Plan {
     notifications: Vec<NewNotification>,
     /// Remediation tasks (idempotent per alert episode and route).
     tasks: Vec<NewTask>,
+    /// The (alert, route) pairs those tasks are for, with the episode.
+    remediated: Vec<((Fingerprint, Vec<usize>), i64)>,
     /// When each looked-at group is next due.
     next: Vec<(String, i64)>,
 }
@@ -73,6 +73,11 @@ pub(crate) struct Dispatcher {
     due: BinaryHeap<Reverse<(i64, String)>>,
     muting: Muting,
     sources_stale: bool,
+    /// Groups created or re-routed since the last write.
+    unsaved: HashSet<String>,
+    /// The episode each (alert, route) pair last had a remediation task enqueued for (a
+    /// restart forgets it; the tasks' idempotency keys then keep the count at one).
+    remediated: HashMap<(Fingerprint, Vec<usize>), i64>,
     /// When alerts reach their route's escalation time (stale entries are harmless).
     escalations: BinaryHeap<Reverse<(i64, Fingerprint)>>,
 }
@@ -91,7 +96,6 @@ impl Dispatcher {
                 timing: default_timing(),
                 members: BTreeSet::new(),
                 next_due: now_ms,
-                unsaved: false,
                 record,
             };
             groups.insert(group.record.key.clone(), group);
@@ -111,6 +115,8 @@ impl Dispatcher {
             muting,
             sources_stale: true,
             escalations: BinaryHeap::new(),
+            unsaved: HashSet::new(),
+            remediated: HashMap::new(),
         };
         dispatcher.read_firing().await?;
         // Alerts a group told its receiver were firing and that resolved since: the receiver
@@ -261,11 +267,15 @@ impl Dispatcher {
             .collect();
         self.known
             .retain(|fp, alert| alert.state == AlertState::Firing || owed.contains(fp));
+        let known = &self.known;
+        self.remediated.retain(|(fp, _), _| known.contains_key(fp));
     }
 
     /// Routes every known alert again (after a load, a refresh or a reload).
     fn reroute(&mut self, now_ms: i64) {
+        // Every group is scheduled again below: older entries would only pile up.
         self.escalations.clear();
+        self.due.clear();
         for group in self.groups.values_mut() {
             group.members.clear();
         }
@@ -296,29 +306,32 @@ impl Dispatcher {
             let labels = destination.group_by.key(&alert.labels);
             let key = group_key(&destination.path, &destination.receiver, &labels);
             let timing = timing_of(&self.config, &destination.receiver, &destination);
-            if let Some(escalation) = self.config.alerting.escalations.get(&destination.path)
-                && firing
-                && alert.ack.is_none()
-            {
+            if let Some(escalation) = self.config.alerting.escalations.get(&destination.path) {
+                // Its own groups, apart from the route's (even for the same receiver).
+                let escalated_key = format!(
+                    "!{}",
+                    group_key(&destination.path, &escalation.receiver, &labels)
+                );
+                // Once escalated, an alert stays in its escalation group, so that receiver
+                // hears of its resolution (an acknowledgement ends the repeats there too).
+                let escalated = self.groups.get(&escalated_key).is_some_and(|g| {
+                    g.members.contains(&fp) || g.record.clock.notified.firing.contains(&fp)
+                });
                 let at = alert.starts_at_ms.saturating_add(ms(escalation.after_ms));
-                if now_ms >= at {
+                let due = firing && alert.ack.is_none();
+                if escalated || (due && now_ms >= at) {
                     let timing = Timing {
                         group_wait_ms: 0,
                         ..timing_of(&self.config, &escalation.receiver, &destination)
                     };
-                    // Its own groups, apart from the route's (even for the same receiver).
-                    let key = format!(
-                        "!{}",
-                        group_key(&destination.path, &escalation.receiver, &labels)
-                    );
                     joins.push((
-                        key,
+                        escalated_key,
                         escalation.receiver.clone(),
                         destination.path.clone(),
                         labels.clone(),
                         timing,
                     ));
-                } else {
+                } else if due {
                     self.escalations.push(Reverse((at, fp)));
                 }
             }
@@ -346,7 +359,7 @@ impl Dispatcher {
             group.timing = timing;
             if group.record.route_path != path {
                 group.record.route_path = path;
-                group.unsaved = true;
+                self.unsaved.insert(key.clone());
             }
             if firing || group.record.clock.notified.firing.contains(&fp) {
                 group.members.insert(fp);
@@ -368,8 +381,8 @@ impl Dispatcher {
             timing,
             members: BTreeSet::from([fp]),
             next_due: due,
-            unsaved: true,
         };
+        self.unsaved.insert(key.clone());
         self.groups.insert(key.clone(), group);
         self.due.push(Reverse((due, key)));
     }
@@ -412,12 +425,17 @@ impl Dispatcher {
         }
         // New or re-routed groups are written even when their clocks did not move, so a
         // restart finds them with their creation time.
-        let planned: HashSet<&str> = plan.updates.iter().map(|(r, _)| r.key.as_str()).collect();
+        let planned: HashSet<&str> = plan
+            .updates
+            .iter()
+            .map(|(r, _)| r.key.as_str())
+            .chain(plan.finished.iter().map(String::as_str))
+            .collect();
         let unsaved: Vec<GroupRecord> = self
-            .groups
-            .values()
-            .filter(|g| g.unsaved && !planned.contains(g.record.key.as_str()))
-            .filter(|g| !plan.finished.contains(&g.record.key))
+            .unsaved
+            .iter()
+            .filter(|key| !planned.contains(key.as_str()))
+            .filter_map(|key| self.groups.get(key))
             .map(|g| g.record.clone())
             .collect();
         plan.updates
@@ -441,11 +459,21 @@ impl Dispatcher {
         if acknowledged && clock.acknowledged.as_ref() != Some(&contents.firing) {
             clock.acknowledge(&contents.firing);
             moved = true;
+        } else if !acknowledged && clock.acknowledged.is_some() {
+            // An alert fired again (a new episode clears its acknowledgement) or a new one
+            // joined: repeats resume.
+            clock.acknowledged = None;
+            moved = true;
         }
         let interval = ms(group.timing.group_interval_ms.max(1));
         match clock.decide(now_ms, &contents, &group.timing) {
+            Decision::Notify(_) if muted_firing > 0 && self.nothing_to_say(&contents, group) => {
+                // Only muting changed the group: nothing is sent, and the clock stays, so the
+                // receiver is still owed the resolution of what it was told fired.
+                plan.next
+                    .push((key.to_owned(), now_ms.saturating_add(interval)));
+            }
             Decision::Notify(reason) => {
-                let told_firing = clock.notified.firing.clone();
                 clock.notified(now_ms, &contents);
                 let alerts = self.notified_alerts(&contents, group.timing.send_resolved);
                 if !alerts.is_empty() {
@@ -465,8 +493,7 @@ impl Dispatcher {
                             .notification_ttl_ms)),
                     });
                 }
-                let newly_firing = contents.firing.difference(&told_firing).copied();
-                self.remediate(&group.record.route_path, newly_firing, now_ms, plan);
+                self.remediate(&group.record.route_path, &contents.firing, now_ms, plan);
                 let record = GroupRecord {
                     clock,
                     ..group.record.clone()
@@ -518,6 +545,11 @@ impl Dispatcher {
         (contents, muted)
     }
 
+    /// Whether a notification of `contents` would carry nothing.
+    fn nothing_to_say(&self, contents: &Contents, group: &Group) -> bool {
+        contents.firing.is_empty() && (contents.resolved.is_empty() || !group.timing.send_resolved)
+    }
+
     /// The alerts a notification of `contents` carries.
     fn notified_alerts(&self, contents: &Contents, send_resolved: bool) -> Vec<NotifiedAlert> {
         let resolved = contents.resolved.iter().filter(|_| send_resolved);
@@ -534,7 +566,7 @@ impl Dispatcher {
     fn remediate(
         &self,
         path: &[usize],
-        firing: impl Iterator<Item = Fingerprint>,
+        firing: &BTreeSet<Fingerprint>,
         now_ms: i64,
         plan: &mut Plan,
     ) {
@@ -546,10 +578,14 @@ impl Dispatcher {
             .map(usize::to_string)
             .collect::<Vec<_>>()
             .join(".");
-        for fp in firing {
+        for &fp in firing {
             let Some(alert) = self.known.get(&fp) else {
                 continue;
             };
+            let done = (fp, path.to_vec());
+            if self.remediated.get(&done) == Some(&alert.episode) {
+                continue; // this episode's task was enqueued already
+            }
             let payload = match template::render_payload(&remediation.payload, &notified(alert)) {
                 Ok(payload) => payload,
                 Err(error) => {
@@ -559,19 +595,29 @@ impl Dispatcher {
                     continue;
                 }
             };
-            let max_attempts = self
+            let queue = self
                 .config
                 .queues
                 .iter()
-                .find(|q| q.name == remediation.queue)
-                .map_or(
-                    steward_core::task::RetryPolicy::default().max_attempts,
-                    |q| q.retry.max_attempts,
-                );
+                .find(|q| q.name == remediation.queue);
+            let payload = payload.to_string();
+            if let Some(limit) = queue.map(|q| q.max_payload_bytes)
+                && payload.len() > limit
+            {
+                // Rendered from the alert's labels: too big for its queue, it is never taken.
+                metrics::counter!("steward_remediations_total", "result" => "failed").increment(1);
+                tracing::warn!(fingerprint = %fp, bytes = payload.len(), limit, "remediation payload too large for its queue");
+                continue;
+            }
+            let max_attempts = queue.map_or(
+                steward_core::task::RetryPolicy::default().max_attempts,
+                |q| q.retry.max_attempts,
+            );
+            plan.remediated.push((done, alert.episode));
             plan.tasks.push(NewTask {
                 queue: remediation.queue.clone(),
                 kind: remediation.kind.clone(),
-                payload: payload.to_string(),
+                payload,
                 priority: 0,
                 run_at_ms: now_ms,
                 max_attempts,
@@ -592,20 +638,19 @@ impl Dispatcher {
         if !plan.tasks.is_empty() {
             // Idempotent per alert episode: enqueued before the write, so a failed write
             // followed by a retry cannot lose a task nor make two.
-            match self
+            // Nothing is written until they are: the pass is decided again, so no task is lost.
+            if let Err(error) = self
                 .store
                 .enqueue_tasks(&plan.tasks, &Actor::system(COMPONENT))
                 .await
             {
-                Ok(_) => metrics::counter!("steward_remediations_total", "result" => "enqueued")
-                    .increment(plan.tasks.len() as u64),
-                Err(error) => {
-                    metrics::counter!("steward_remediations_total", "result" => "failed")
-                        .increment(plan.tasks.len() as u64);
-                    tracing::warn!(%error, count = plan.tasks.len(), "remediation tasks were not enqueued");
-                }
+                self.retry_plan(plan.next, plan.finished, retry_ms);
+                return Err(error);
             }
+            metrics::counter!("steward_remediations_total", "result" => "enqueued")
+                .increment(plan.tasks.len() as u64);
         }
+        self.remediated.extend(plan.remediated);
         let write = DispatchWrite {
             groups: plan
                 .updates
@@ -620,15 +665,7 @@ impl Dispatcher {
             return Ok(());
         }
         if let Err(error) = self.store.write_dispatch(&write).await {
-            let keys: Vec<String> = plan
-                .next
-                .into_iter()
-                .map(|(key, _)| key)
-                .chain(plan.finished)
-                .collect();
-            for key in keys {
-                self.schedule(&key, retry_ms);
-            }
+            self.retry_plan(plan.next, plan.finished, retry_ms);
             return Err(error);
         }
         for (record, resolved) in plan.updates {
@@ -637,14 +674,23 @@ impl Dispatcher {
                     group.members.remove(fp);
                 }
                 group.record = record;
-                group.unsaved = false;
             }
         }
         for key in &plan.finished {
             self.groups.remove(key);
         }
+        // Written now (or gone), except groups made or re-routed after the plan was made.
+        self.unsaved.clear();
         self.apply_schedule(plan.next);
         Ok(())
+    }
+
+    /// Has the groups of a plan that was not written looked at again at `retry_ms`.
+    fn retry_plan(&mut self, next: Vec<(String, i64)>, finished: Vec<String>, retry_ms: i64) {
+        let keys = next.into_iter().map(|(key, _)| key).chain(finished);
+        for key in keys {
+            self.schedule(&key, retry_ms);
+        }
     }
 
     fn apply_schedule(&mut self, next: Vec<(String, i64)>) {
@@ -766,6 +812,12 @@ receiver = "ops"
 group_by = ["alertname"]
 escalate = { after = "10m", receiver = "pager" }
 remediate = { queue = "platform", kind = "noop", payload = { restart = "{{ labels.instance }}" } }
+
+[[alerting.maintenance]]
+name = "hourly"
+matchers = ["env=maint"]
+cron = "0 * * * *"
+duration = "10m"
 
 [[alerting.inhibit_rules]]
 source_matchers = ["severity=critical"]
@@ -1025,6 +1077,19 @@ equal = ["instance"]
     }
 
     #[tokio::test]
+    async fn a_maintenance_window_mutes_until_it_ends() {
+        let mut h = Harness::new().await;
+        // T0 is on the hour: the window runs from T0 for ten minutes.
+        let a = alert(&[("alertname", "Down"), ("instance", "a"), ("env", "maint")]);
+        h.post(T0, std::slice::from_ref(&a)).await;
+        assert!(h.pass(T0 + 30_000).await.is_empty());
+        assert!(h.pass(T0 + 30_000 + 5 * MIN).await.is_empty());
+        let told = h.pass(T0 + 30_000 + 10 * MIN).await;
+        assert_eq!(told.len(), 1, "told once the window ended");
+        assert_eq!(names(&told[0]), [("a".into(), "firing")]);
+    }
+
+    #[tokio::test]
     async fn an_unacknowledged_alert_escalates_and_remediation_runs_once_per_episode() {
         let mut h = Harness::new().await;
         let db = alert(&[("alertname", "DbDown"), ("instance", "db1"), ("team", "db")]);
@@ -1075,6 +1140,61 @@ equal = ["instance"]
             .await
             .unwrap();
         assert_eq!(tasks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn escalation_receivers_and_silenced_alerts_are_still_told_resolutions() {
+        let mut h = Harness::new().await;
+        let db = alert(&[("alertname", "DbDown"), ("instance", "db1"), ("team", "db")]);
+        h.post(T0, std::slice::from_ref(&db)).await;
+        h.pass(T0 + 30_000).await;
+        let escalated = h.pass(T0 + 10 * MIN).await;
+        assert_eq!(escalated[0].notice.receiver, "pager");
+        h.post(T0 + 11 * MIN, &[resolved(db.clone(), T0 + 11 * MIN)])
+            .await;
+        // A full re-read re-routes everything: the pager is still owed the resolution.
+        h.dispatcher
+            .refresh(&Registry::default(), T0 + 11 * MIN)
+            .await
+            .unwrap();
+        let mut told = Vec::new();
+        for minutes in [12, 13, 16, 21] {
+            told.extend(h.pass(T0 + minutes * MIN).await);
+        }
+        let pager: Vec<_> = told
+            .iter()
+            .filter(|n| n.notice.receiver == "pager")
+            .collect();
+        assert_eq!(pager.len(), 1, "{told:?}");
+        assert_eq!(names(pager[0]), [("db1".into(), "resolved")]);
+
+        // Told firing, then silenced, then resolved under the silence: the resolution is told.
+        let a = alert(&[("alertname", "Quiet"), ("instance", "q")]);
+        let t = T0 + 30 * MIN;
+        h.post(t, std::slice::from_ref(&a)).await;
+        assert_eq!(h.pass(t + 30_000).await.len(), 1);
+        let silence = Silence {
+            id: 0,
+            matchers: vec![Matcher::parse("alertname=Quiet").unwrap()],
+            starts_at_ms: t + MIN,
+            ends_at_ms: t + 60 * MIN,
+            created_by: "ops".into(),
+            comment: "noisy".into(),
+        };
+        h.store
+            .create_silence(&silence, t + MIN, &Actor::system("test"))
+            .await
+            .unwrap();
+        h.dispatcher.silences_changed(t + MIN).await.unwrap();
+        assert!(
+            h.pass(t + 30_000 + 5 * MIN).await.is_empty(),
+            "muted: nothing to say"
+        );
+        h.post(t + 6 * MIN, &[resolved(a.clone(), t + 6 * MIN)])
+            .await;
+        let told = h.pass(t + 30_000 + 10 * MIN).await;
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert_eq!(names(&told[0]), [("q".into(), "resolved")]);
     }
 
     #[tokio::test]

@@ -89,6 +89,7 @@ pub fn spawn(
                     () = shutdown.cancelled() => { let _ = leading.await; return; }
                 }
             }
+            let fence = leadership.borrow().as_ref().map(|l| l.fence);
             let term = shutdown.child_token();
             let wake = Arc::new(Notify::new());
             let dispatching = tokio::spawn(dispatch_loop(
@@ -112,8 +113,9 @@ pub fn spawn(
                 Arc::clone(&config),
                 term.clone(),
             ));
-            // Lead until the lease is lost or given up.
-            while leadership.borrow_and_update().is_some() {
+            // Lead until the lease is lost, given up, or taken anew (another fence: another
+            // leader may have written in between, so the state is read again).
+            while leadership.borrow_and_update().as_ref().map(|l| l.fence) == fence {
                 tokio::select! {
                     changed = leadership.changed() => if changed.is_err() { break },
                     () = shutdown.cancelled() => break,

@@ -2,7 +2,7 @@
 //! inhibition rule, or (automatic inhibition) its service being impacted by a down dependency,
 //! so the dependency's alert speaks for it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use steward_core::alert::AlertState;
 use steward_core::alert::mute::MaintenanceWindow;
@@ -37,6 +37,9 @@ pub struct Muting {
     sources: Vec<HashMap<Vec<Option<String>>, usize>>,
     /// Services impacted by a down dependency, with the down services.
     impacted: HashMap<String, Vec<String>>,
+    /// The `service` labels of firing alerts: an impacted service's alerts are held only while
+    /// a down dependency has an alert of its own to speak for them.
+    alerting_services: HashSet<String>,
 }
 
 impl Muting {
@@ -54,6 +57,7 @@ impl Muting {
             rules,
             sources,
             impacted,
+            alerting_services: HashSet::new(),
         }
     }
 
@@ -74,16 +78,17 @@ impl Muting {
         self.rules = rules;
     }
 
-    /// Indexes the firing alerts that can inhibit others (cost: alerts × rules; nothing when
-    /// there are no rules).
+    /// Indexes the firing alerts that can inhibit others (cost: alerts × rules), and the
+    /// services firing alerts are about.
     pub fn index_sources<'a>(&mut self, alerts: impl Iterator<Item = &'a StoredAlert>) {
-        if self.rules.is_empty() {
-            return;
-        }
+        self.alerting_services.clear();
         for index in &mut self.sources {
             index.clear();
         }
         for alert in alerts.filter(|a| a.state == AlertState::Firing) {
+            if let Some(service) = alert.labels.get(SERVICE_LABEL) {
+                self.alerting_services.insert(service.clone());
+            }
             for (rule, index) in self.rules.iter().zip(self.sources.iter_mut()) {
                 if rule.source.iter().all(|m| m.matches(&alert.labels)) {
                     *index.entry(equal_values(rule, &alert.labels)).or_default() += 1;
@@ -110,6 +115,7 @@ impl Muting {
             .labels
             .get(SERVICE_LABEL)
             .and_then(|service| self.impacted.get(service))
+            .filter(|down| down.iter().any(|d| self.alerting_services.contains(d)))
             .map(|down| Muted::Impacted(down.clone()))
     }
 
@@ -227,8 +233,16 @@ mod tests {
             comment: String::new(),
         };
         let impacted = HashMap::from([("api".to_owned(), vec!["db".to_owned()])]);
-        let muting = Muting::new(vec![silence], vec![], vec![], impacted);
+        let mut muting = Muting::new(vec![silence], vec![], vec![], impacted);
         assert_eq!(muting.why(&api, 150), Some(Muted::Silenced(7)));
+        muting.index_sources([&api].into_iter());
+        assert_eq!(
+            muting.why(&api, 200),
+            None,
+            "db has no alert to speak for api"
+        );
+        let db = alert(&[("alertname", "Down"), ("service", "db")]);
+        muting.index_sources([&api, &db].into_iter());
         assert_eq!(
             muting.why(&api, 200),
             Some(Muted::Impacted(vec!["db".into()]))

@@ -28,6 +28,8 @@ use crate::bus::EventBus;
 
 /// The actor rule alerts are posted as.
 const COMPONENT: &str = "alerting.rules";
+/// How many of a check's latest results are searched for the certificate it last saw.
+const CERT_LOOKBACK: u32 = 20;
 
 /// Evaluates the rules until `stop`.
 pub(crate) async fn run(
@@ -68,7 +70,21 @@ pub(crate) async fn evaluate_and_post(
     let facts = Facts::gather(store, config).await?;
     for rule in &config.alerting.rules {
         let source = rule.source();
-        for finding in facts.findings(store, config, rule, now_ms).await? {
+        let findings = match facts.findings(store, config, rule, now_ms).await {
+            Ok(findings) => findings,
+            Err(error) => {
+                // This rule's alerts stay as they are; the other rules go on.
+                tracing::warn!(%error, rule = %rule.name, "a rule could not be evaluated");
+                seen.extend(
+                    firing_now
+                        .iter()
+                        .filter(|(_, a)| a.source == source)
+                        .map(|(fp, _)| *fp),
+                );
+                continue;
+            }
+        };
+        for finding in findings {
             let alert = rule.alert(finding);
             let fp = alert.fingerprint();
             seen.insert(fp);
@@ -135,9 +151,10 @@ async fn firing_rule_alerts(
     }
 }
 
-/// What every evaluation reads once, whatever the rules.
+/// What every evaluation reads once, whatever the number of rules needing it.
 struct Facts {
     checks: HashMap<String, CheckRecord>,
+    tasks: Vec<steward_store::TaskCount>,
 }
 
 impl Facts {
@@ -161,7 +178,20 @@ impl Facts {
         } else {
             HashMap::new()
         };
-        Ok(Self { checks })
+        let wants_tasks = config.alerting.rules.iter().any(|r| {
+            matches!(
+                r.condition,
+                Condition::TaskDead { .. }
+                    | Condition::QueueDepth { .. }
+                    | Condition::QueueAge { .. }
+            )
+        });
+        let tasks = if wants_tasks {
+            store.task_counts().await?
+        } else {
+            Vec::new()
+        };
+        Ok(Self { checks, tasks })
     }
 
     /// The subjects meeting `rule` at `now_ms`.
@@ -278,11 +308,13 @@ impl Facts {
                     .iter()
                     .filter(|c| c.enabled && checks.covers(&c.name))
                 {
+                    // The latest result that saw a certificate: a probe that could not connect
+                    // says nothing about it (and must not resolve the alert).
                     let Some(not_after) = store
-                        .probe_results(&check.name, 0, 1)
+                        .probe_results(&check.name, 0, CERT_LOOKBACK)
                         .await?
-                        .first()
-                        .and_then(|r| r.cert_not_after_ms)
+                        .iter()
+                        .find_map(|r| r.cert_not_after_ms)
                     else {
                         continue;
                     };
@@ -353,7 +385,7 @@ impl Facts {
                 }
             }
             Condition::TaskDead { queues, above } => {
-                for count in store.task_counts().await? {
+                for count in &self.tasks {
                     let dead = count.count.unsigned_abs();
                     if count.status == TaskStatus::Dead
                         && queues.covers(&count.queue)
@@ -370,9 +402,10 @@ impl Facts {
             }
             Condition::QueueDepth { queues, above } => {
                 let mut waiting: HashMap<String, u64> = HashMap::new();
-                for count in store.task_counts().await? {
+                for count in &self.tasks {
                     if matches!(count.status, TaskStatus::Queued | TaskStatus::Failed) {
-                        *waiting.entry(count.queue).or_default() += count.count.unsigned_abs();
+                        *waiting.entry(count.queue.clone()).or_default() +=
+                            count.count.unsigned_abs();
                     }
                 }
                 for (queue, depth) in waiting {
@@ -389,7 +422,7 @@ impl Facts {
                 }
             }
             Condition::QueueAge { queues, above_ms } => {
-                for count in store.task_counts().await? {
+                for count in &self.tasks {
                     let Some(oldest) = count.oldest_due_at_ms else {
                         continue;
                     };

@@ -3,7 +3,7 @@
 //! with what follows from it: delivered, retried with backoff, or given up once expired or
 //! rejected for good.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,21 @@ struct Finished {
     outcome: AttemptOutcome,
 }
 
+/// What the sender keeps between its turns.
+#[derive(Default)]
+struct Sending {
+    /// Attempts running.
+    attempts: JoinSet<Finished>,
+    /// Which notification each running attempt is for (a panic names only its task).
+    tasks: HashMap<tokio::task::Id, (i64, String, i64, u32, i64)>,
+    /// Notifications attempted and not yet recorded: never attempted again meanwhile.
+    in_flight: HashSet<i64>,
+    /// Attempts made whose recording failed, kept until it succeeds.
+    unrecorded: Vec<Finished>,
+    /// Store failures in a row (reading or recording), for the backoff.
+    failures: u32,
+}
+
 /// Sends notifications until `stop`; `wake` says new ones were written.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
@@ -49,78 +64,174 @@ pub(crate) async fn run(
     wake: Arc<Notify>,
     stop: CancellationToken,
 ) {
-    let mut in_flight: HashSet<i64> = HashSet::new();
-    let mut attempts: JoinSet<Finished> = JoinSet::new();
-    let mut failures: u32 = 0;
+    let mut s = Sending::default();
     loop {
         let mut wait_ms = IDLE_POLL_MS;
-        if in_flight.len() < MAX_IN_FLIGHT {
+        // What was attempted is recorded before anything else is attempted.
+        if !s.unrecorded.is_empty() {
+            let pending = std::mem::take(&mut s.unrecorded);
+            s.record(store.as_ref(), pending).await;
+        }
+        if s.unrecorded.is_empty() && s.in_flight.len() < MAX_IN_FLIGHT {
             match store.due_notifications(now_ms(), BATCH).await {
                 Ok(due) => {
-                    failures = 0;
+                    s.failures = 0;
                     let config = config();
                     for notification in due {
-                        if in_flight.len() >= MAX_IN_FLIGHT {
+                        if s.in_flight.len() >= MAX_IN_FLIGHT {
                             break;
                         }
-                        if in_flight.insert(notification.id) {
-                            let receiver = receiver(&config, &notification.notice.receiver);
-                            let deliverer = Arc::clone(&deliverer);
-                            attempts.spawn(attempt(deliverer, receiver, notification));
+                        if !s.in_flight.contains(&notification.id) {
+                            s.start(&config, &deliverer, notification);
                         }
                     }
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
+                    s.failures = s.failures.saturating_add(1);
                     tracing::warn!(%error, "reading the outbox failed");
                 }
             }
-            if in_flight.is_empty() {
+            if s.in_flight.is_empty() {
                 wait_ms = match store.next_notification_due().await {
                     Ok(Some(at)) => (at - now_ms()).clamp(0, IDLE_POLL_MS),
-                    Ok(None) => IDLE_POLL_MS,
-                    Err(_) => IDLE_POLL_MS,
+                    Ok(None) | Err(_) => IDLE_POLL_MS,
                 };
             }
         }
-        if failures > 0 {
-            wait_ms = wait_ms.max(backoff_ms(failures));
+        if s.failures > 0 {
+            wait_ms = wait_ms.max(backoff_ms(s.failures));
         }
-        let sleep = if in_flight.is_empty() {
+        let sleep = if s.attempts.is_empty() {
             Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
         } else {
             POLL
         };
         tokio::select! {
             () = stop.cancelled() => {
-                // Attempts cut short stay pending and are made again by whoever leads next.
-                attempts.abort_all();
+                s.drain(store.as_ref()).await;
                 return;
             }
-            () = wake.notified() => {}
-            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                let mut finished = vec![done];
-                while let Some(more) = attempts.try_join_next() {
+            () = wake.notified(), if s.unrecorded.is_empty() => {}
+            Some(joined) = s.attempts.join_next_with_id(), if !s.attempts.is_empty() => {
+                let mut finished = vec![joined];
+                while let Some(more) = s.attempts.try_join_next_with_id() {
                     finished.push(more);
                 }
-                for done in finished {
-                    match done {
-                        Ok(done) => {
-                            in_flight.remove(&done.id);
-                            record(store.as_ref(), done).await;
-                        }
-                        Err(error) => {
-                            // A panicking attempt leaves its notification pending; it is
-                            // attempted again after the in-flight set is rebuilt.
-                            tracing::error!(%error, "a notification attempt panicked");
-                            if attempts.is_empty() {
-                                in_flight.clear();
-                            }
-                        }
-                    }
-                }
+                let done = s.settle(finished);
+                s.record(store.as_ref(), done).await;
             }
             () = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+impl Sending {
+    /// Starts an attempt on `notification`.
+    fn start(
+        &mut self,
+        config: &Config,
+        deliverer: &Arc<Deliverer>,
+        notification: StoredNotification,
+    ) {
+        self.in_flight.insert(notification.id);
+        let receiver_spec = receiver(config, &notification.notice.receiver);
+        let about = (
+            notification.id,
+            notification.notice.receiver.clone(),
+            notification.created_ms,
+            notification.attempts,
+            notification.expires_ms,
+        );
+        let handle =
+            self.attempts
+                .spawn(attempt(Arc::clone(deliverer), receiver_spec, notification));
+        self.tasks.insert(handle.id(), about);
+    }
+
+    /// Turns joined attempts into attempts to record; a panicked one counts as a failed
+    /// attempt, retried with backoff like any other.
+    fn settle(
+        &mut self,
+        joined: Vec<Result<(tokio::task::Id, Finished), tokio::task::JoinError>>,
+    ) -> Vec<Finished> {
+        let mut done = Vec::with_capacity(joined.len());
+        for result in joined {
+            match result {
+                Ok((id, finished)) => {
+                    self.tasks.remove(&id);
+                    count(&finished);
+                    done.push(finished);
+                }
+                Err(error) => {
+                    tracing::error!(%error, "a notification attempt panicked");
+                    let Some((id, receiver, created_ms, attempts, expires_ms)) =
+                        self.tasks.remove(&error.id())
+                    else {
+                        continue;
+                    };
+                    let at_ms = now_ms();
+                    let next = at_ms.saturating_add(backoff_ms(attempts + 1));
+                    let finished = Finished {
+                        id,
+                        receiver,
+                        created_ms,
+                        attempt: Attempt {
+                            at_ms,
+                            latency_ms: 0,
+                            status: None,
+                            error: Some("internal error: the attempt panicked".into()),
+                        },
+                        outcome: if next >= expires_ms {
+                            AttemptOutcome::GiveUp
+                        } else {
+                            AttemptOutcome::RetryAt(next)
+                        },
+                    };
+                    count(&finished);
+                    done.push(finished);
+                }
+            }
+        }
+        done
+    }
+
+    /// Records attempts; those whose recording failed are kept (still in flight) and
+    /// recorded again before anything else is attempted.
+    async fn record(&mut self, store: &dyn Store, done: Vec<Finished>) {
+        if done.is_empty() {
+            return;
+        }
+        if record(store, &done).await {
+            self.failures = 0;
+            for attempt in &done {
+                self.in_flight.remove(&attempt.id);
+            }
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            self.unrecorded.extend(done);
+        }
+    }
+
+    /// On stop: lets the attempts in flight finish (within an attempt's timeout) and records
+    /// them, so a hand-over or a shutdown does not send them again.
+    async fn drain(&mut self, store: &dyn Store) {
+        let deadline = tokio::time::Instant::now() + super::ATTEMPT_TIMEOUT;
+        let mut finished = Vec::new();
+        while !self.attempts.is_empty() {
+            match tokio::time::timeout_at(deadline, self.attempts.join_next_with_id()).await {
+                Ok(Some(joined)) => finished.push(joined),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        // Cut short: they stay pending and are made again by whoever leads next.
+        self.attempts.abort_all();
+        let mut done = self.settle(finished);
+        done.append(&mut self.unrecorded);
+        if !done.is_empty() && !record(store, &done).await {
+            tracing::warn!(
+                count = done.len(),
+                "attempts made before stopping were not recorded"
+            );
         }
     }
 }
@@ -186,8 +297,26 @@ async fn attempt(
     }
 }
 
-/// Records an attempt and counts it.
-async fn record(store: &dyn Store, done: Finished) {
+/// Records a burst of attempts in one write; false when the write failed.
+async fn record(store: &dyn Store, done: &[Finished]) -> bool {
+    if done.is_empty() {
+        return true;
+    }
+    let batch: Vec<_> = done
+        .iter()
+        .map(|d| (d.id, d.attempt.clone(), d.outcome))
+        .collect();
+    match store.record_attempts(&batch).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::warn!(%error, count = batch.len(), "recording attempts failed; retrying");
+            false
+        }
+    }
+}
+
+/// Counts one attempt in the metrics, and logs one that did not deliver.
+fn count(done: &Finished) {
     let result = match done.outcome {
         AttemptOutcome::Delivered => "delivered",
         AttemptOutcome::RetryAt(_) => "retried",
@@ -216,14 +345,6 @@ async fn record(store: &dyn Store, done: Finished) {
             result,
             "notification not delivered"
         );
-    }
-    // A failed record leaves the notification pending: it is attempted again, so the receiver
-    // may hear it twice, never not at all.
-    if let Err(error) = store
-        .record_attempt(done.id, &done.attempt, done.outcome)
-        .await
-    {
-        tracing::warn!(%error, notification = done.id, "recording an attempt failed");
     }
 }
 

@@ -93,9 +93,10 @@ pub enum EnqueueError {
     Store(#[from] StoreError),
 }
 
-/// Idempotency keys the scheduler gives its fires (`schedule:NAME:SLOT`); a caller may not use
-/// them, or it could take a slot's place and the schedule would never run.
-pub const RESERVED_KEY_PREFIX: &str = "schedule:";
+/// Idempotency keys the scheduler gives its fires (`schedule:NAME:SLOT`) and the alert
+/// manager its remediation tasks (`alert:FINGERPRINT:EPISODE:ROUTE`); a caller may not use
+/// them, or it could take their place and the schedule or the remediation would never run.
+pub const RESERVED_KEY_PREFIXES: [&str; 2] = ["schedule:", "alert:"];
 
 /// Checks `requests` against the queues and executors in force and stores them in one
 /// transaction; any refused task refuses the whole call.
@@ -192,13 +193,13 @@ fn checked(
         origin,
     };
     task.validate(now).map_err(|e| invalid(e.to_string()))?;
-    if task
-        .idempotency_key
-        .as_deref()
-        .is_some_and(|key| key.starts_with(RESERVED_KEY_PREFIX))
-    {
+    if let Some(prefix) = task.idempotency_key.as_deref().and_then(|key| {
+        RESERVED_KEY_PREFIXES
+            .into_iter()
+            .find(|prefix| key.starts_with(prefix))
+    }) {
         return Err(invalid(format!(
-            "`idempotency_key`: keys starting with `{RESERVED_KEY_PREFIX}` are the scheduler's"
+            "`idempotency_key`: keys starting with `{prefix}` are Steward's own (schedules' fires and alerts' remediation)"
         )));
     }
     Ok(task)

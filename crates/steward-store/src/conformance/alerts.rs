@@ -880,3 +880,80 @@ pub async fn concurrent_receipts_lose_no_update(store: &Arc<dyn Store>) {
         .await
         .expect("the chain verifies");
 }
+
+/// Alerts are read back by fingerprint (unknown ones left out), and every firing alert can be
+/// read page by page in fingerprint order, resolved ones skipped.
+pub async fn alerts_are_read_by_fingerprint_and_firing_ones_page_by_page(store: &Arc<dyn Store>) {
+    let t0 = 1_700_000_000_000;
+    let alerts: Vec<IncomingAlert> = (0..25)
+        .map(|i| incoming("Paged", &[("n", &i.to_string())]))
+        .collect();
+    receive(
+        store,
+        alerts
+            .iter()
+            .map(|a| receipt(a.clone(), "external", t0))
+            .collect(),
+    )
+    .await;
+    // Every fifth resolves.
+    let mut ended = Vec::new();
+    for alert in alerts.iter().step_by(5) {
+        let mut alert = alert.clone();
+        alert.ends_at_ms = Some(t0);
+        ended.push(receipt(alert, "external", t0 + 1));
+    }
+    receive(store, ended).await;
+
+    let wanted = [
+        alerts[0].fingerprint(),
+        alerts[1].fingerprint(),
+        Fingerprint(7),
+    ];
+    let mut found: Vec<Fingerprint> = store
+        .alerts_by_fingerprint(&wanted)
+        .await
+        .expect("by fingerprint")
+        .iter()
+        .map(|a| a.fingerprint)
+        .collect();
+    found.sort();
+    let mut expected = vec![alerts[0].fingerprint(), alerts[1].fingerprint()];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(
+        store
+            .alerts_by_fingerprint(&[])
+            .await
+            .expect("none")
+            .is_empty()
+    );
+
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .firing_alerts_after(after, 7)
+            .await
+            .expect("firing page");
+        assert!(page.len() <= 7);
+        assert!(page.iter().all(|a| a.state == AlertState::Firing));
+        after = page.last().map(|a| a.fingerprint);
+        let done = page.len() < 7;
+        paged.extend(page.into_iter().map(|a| a.fingerprint));
+        if done {
+            break;
+        }
+    }
+    let mut firing: Vec<Fingerprint> = alerts
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 0)
+        .map(|(_, a)| a.fingerprint())
+        .collect();
+    firing.sort();
+    assert_eq!(
+        paged, firing,
+        "every firing alert once, in fingerprint order"
+    );
+}

@@ -576,6 +576,63 @@ pub async fn racing_deliveries_record_one_attempt(store: &Arc<dyn Store>) {
     );
 }
 
+/// Attempts recorded in one call each follow their own outcome; one on a finished
+/// notification is refused without spoiling the others.
+pub async fn attempts_recorded_together_are_each_judged(store: &Arc<dyn Store>) {
+    let ids = queue(
+        store,
+        vec![
+            new(notice("ops", "api", &[1]), T0),
+            new(notice("ops", "db", &[2]), T0),
+            new(notice("pager", "api", &[1]), T0),
+        ],
+    )
+    .await;
+    let ok = |at| Attempt {
+        at_ms: at,
+        latency_ms: 2,
+        status: Some(200),
+        error: None,
+    };
+    let failed = Attempt {
+        at_ms: T0,
+        latency_ms: 3,
+        status: Some(503),
+        error: Some("503 Service Unavailable".into()),
+    };
+    let recorded = store
+        .record_attempts(&[
+            (ids[0], ok(T0), AttemptOutcome::Delivered),
+            (ids[1], failed.clone(), AttemptOutcome::RetryAt(T0 + 1_000)),
+            (ids[2], failed, AttemptOutcome::GiveUp),
+        ])
+        .await
+        .expect("record attempts");
+    assert_eq!(recorded, [true, true, true]);
+    assert_eq!(get(store, ids[0]).await.state, NotificationState::Delivered);
+    let retried = get(store, ids[1]).await;
+    assert_eq!(retried.state, NotificationState::Pending);
+    assert_eq!(retried.next_attempt_ms, T0 + 1_000);
+    assert_eq!(get(store, ids[2]).await.state, NotificationState::Failed);
+    let again = store
+        .record_attempts(&[
+            (ids[0], ok(T0 + 5), AttemptOutcome::Delivered),
+            (ids[1], ok(T0 + 5), AttemptOutcome::Delivered),
+        ])
+        .await
+        .expect("record attempts");
+    assert_eq!(
+        again,
+        [false, true],
+        "a delivered notification takes no attempt"
+    );
+    assert_eq!(get(store, ids[0]).await.attempts, 1);
+    assert_eq!(
+        store.record_attempts(&[]).await.expect("nothing"),
+        Vec::<bool>::new()
+    );
+}
+
 /// Listings filter by alert, receiver and state, newest first, up to the limit (capped).
 pub async fn notification_listings_filter_newest_first(store: &Arc<dyn Store>) {
     let ids = queue(
