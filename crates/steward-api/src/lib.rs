@@ -34,6 +34,8 @@ pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Open connections at most, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Open connections from one address unless configured: a quarter of the default cap.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 
 /// How the API is exposed.
 #[derive(Debug, Clone)]
@@ -46,6 +48,8 @@ pub struct ApiOptions {
     pub cors_origins: Vec<String>,
     /// Open connections at most.
     pub max_connections: usize,
+    /// Open connections from one address at most.
+    pub max_connections_per_address: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Largest body of the batch routes (`POST /api/v1/tasks`).
@@ -61,6 +65,7 @@ impl Default for ApiOptions {
             rate_limits: RateLimits::default(),
             cors_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             max_body_bytes: MAX_BODY_BYTES,
             max_batch_body_bytes: MAX_BATCH_BODY_BYTES,
             request_timeout: REQUEST_TIMEOUT,
@@ -172,7 +177,12 @@ pub async fn serve(
             limiters.prune();
         }
     });
-    let listener = listener::LimitedListener::new(listener, state.options.max_connections, idle);
+    let listener = listener::LimitedListener::new(
+        listener,
+        state.options.max_connections,
+        state.options.max_connections_per_address,
+        idle,
+    );
     let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -44,6 +44,7 @@ const API_KEYS: &[&str] = &[
     "metrics_public",
     "cors_origins",
     "max_connections",
+    "max_connections_per_address",
     "max_body_bytes",
     "request_timeout_secs",
     "rate_limits",
@@ -167,6 +168,8 @@ pub struct ApiSettings {
     pub cors_origins: Vec<String>,
     /// Open connections at most; further ones wait to be accepted.
     pub max_connections: Option<u32>,
+    /// Open connections from one address at most; further ones from it are closed.
+    pub max_connections_per_address: Option<u32>,
     /// Largest request body, in bytes.
     pub max_body_bytes: Option<u32>,
     /// Longest a request may take, in seconds.
@@ -315,6 +318,9 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
         metrics_public: api.boolean(cx, "metrics_public"),
         max_connections: api
             .positive_integer(cx, "max_connections", 1_000_000)
+            .map(|n| n.value),
+        max_connections_per_address: api
+            .positive_integer(cx, "max_connections_per_address", 1_000_000)
             .map(|n| n.value),
         max_body_bytes: api
             .positive_integer(cx, "max_body_bytes", 1 << 30)

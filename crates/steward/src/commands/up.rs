@@ -75,6 +75,9 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
         max_connections: api
             .max_connections
             .map_or(defaults.max_connections, |n| n as usize),
+        max_connections_per_address: api
+            .max_connections_per_address
+            .map_or(defaults.max_connections_per_address, |n| n as usize),
         max_body_bytes: api
             .max_body_bytes
             .map_or(defaults.max_body_bytes, |n| n as usize),
