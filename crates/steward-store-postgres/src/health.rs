@@ -436,13 +436,7 @@ mod tests {
     use super::*;
     use crate::PostgresStore;
     use crate::testing::TestDatabase;
-
-    fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, StoreError>) {
-        match got {
-            Err(StoreError::Corrupt(_)) => {}
-            other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
-        }
-    }
+    use steward_store::conformance::assert_corrupt;
 
     async fn tamper(raw: &mut sqlx::PgConnection, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut *raw).await.expect(sql);

@@ -434,6 +434,7 @@ mod tests {
 
     use super::*;
     use crate::SqliteStore;
+    use steward_store::conformance::assert_corrupt;
 
     /// A store holding one result, roll-up, state and transition of check `c`, and a raw
     /// connection to its file.
@@ -479,13 +480,6 @@ mod tests {
 
     async fn tamper(raw: &mut sqlx::SqliteConnection, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut *raw).await.expect(sql);
-    }
-
-    fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, StoreError>) {
-        match got {
-            Err(StoreError::Corrupt(_)) => {}
-            other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
-        }
     }
 
     #[tokio::test]

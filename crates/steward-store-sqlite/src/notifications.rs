@@ -404,6 +404,7 @@ mod tests {
 
     use super::*;
     use crate::SqliteStore;
+    use steward_store::conformance::assert_corrupt;
 
     /// A store holding one group and one notification with one attempt, and a raw connection
     /// to its file.
@@ -457,13 +458,6 @@ mod tests {
 
     async fn tamper(raw: &mut sqlx::SqliteConnection, sql: &str) {
         sqlx::raw_sql(sql).execute(&mut *raw).await.expect(sql);
-    }
-
-    fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, StoreError>) {
-        match got {
-            Err(StoreError::Corrupt(_)) => {}
-            other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
-        }
     }
 
     fn everything() -> NotificationQuery {

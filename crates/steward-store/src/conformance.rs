@@ -2157,3 +2157,13 @@ pub fn tamper_cases() -> Vec<(&'static str, steward_core::audit::ChainBreak)> {
         ),
     ]
 }
+
+/// Asserts that a read of damaged rows failed as [`StoreError::Corrupt`](crate::StoreError)
+/// (each backend's unit tests damage rows behind the store's back and read them).
+#[track_caller]
+pub fn assert_corrupt<T: std::fmt::Debug>(what: &str, got: Result<T, crate::StoreError>) {
+    match got {
+        Err(crate::StoreError::Corrupt(_)) => {}
+        other => panic!("{what}: expected a corrupt-data error, got {other:?}"),
+    }
+}

@@ -209,11 +209,7 @@ impl Facts {
                 state,
                 for_ms,
             } => {
-                for check in config
-                    .checks
-                    .iter()
-                    .filter(|c| c.enabled && checks.covers(&c.name))
-                {
+                for check in covered(config, checks) {
                     let Some(record) = self.checks.get(&check.name) else {
                         continue;
                     };
@@ -239,11 +235,7 @@ impl Facts {
                 window_ms,
                 above_ms,
             } => {
-                for check in config
-                    .checks
-                    .iter()
-                    .filter(|c| c.enabled && checks.covers(&c.name))
-                {
+                for check in covered(config, checks) {
                     let stats = window_stats(store, &check.name, *window_ms, now_ms).await?;
                     let value = match percentile {
                         steward_core::alert::rules::Percentile::P50 => stats.p50_ms,
@@ -270,11 +262,7 @@ impl Facts {
                 window_ms,
                 above,
             } => {
-                for check in config
-                    .checks
-                    .iter()
-                    .filter(|c| c.enabled && checks.covers(&c.name))
-                {
+                for check in covered(config, checks) {
                     let stats = window_stats(store, &check.name, *window_ms, now_ms).await?;
                     if stats.count == 0 {
                         continue;
@@ -303,11 +291,7 @@ impl Facts {
                 checks,
                 days_left_below,
             } => {
-                for check in config
-                    .checks
-                    .iter()
-                    .filter(|c| c.enabled && checks.covers(&c.name))
-                {
+                for check in covered(config, checks) {
                     // The latest result that saw a certificate: a probe that could not connect
                     // says nothing about it (and must not resolve the alert).
                     let Some(not_after) = store
@@ -446,6 +430,17 @@ impl Facts {
         }
         Ok(found)
     }
+}
+
+/// The enabled checks a rule covers.
+fn covered<'a>(
+    config: &'a Config,
+    checks: &'a steward_core::alert::rules::Subjects,
+) -> impl Iterator<Item = &'a steward_core::health::spec::CheckSpec> {
+    config
+        .checks
+        .iter()
+        .filter(move |c| c.enabled && checks.covers(&c.name))
 }
 
 /// A check's subject labels: the check, its service and the service's workspace.
