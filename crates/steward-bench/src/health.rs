@@ -165,17 +165,7 @@ async fn failed_results(store: &dyn Store, bench: &HealthBench) -> anyhow::Resul
 
 /// This process's resident memory and its peak, in bytes.
 fn memory() -> anyhow::Result<(u64, u64)> {
-    let status =
-        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    Ok((field("VmRSS:"), field("VmHWM:")))
+    crate::memory_of("self")
 }
 
 /// The child process serving the targets.

@@ -17,7 +17,20 @@
 //! `steward-bench health [--backend sqlite|postgres] [--targets N] [--interval S] [--seconds M]`
 //! probes N HTTP targets (served by a child process on loopback) every S seconds and reports the
 //! prober's CPU per 1,000 probes, RSS and probe lateness p50/p95/p99 over M seconds.
+//!
+//! `steward-bench alerts [--backend sqlite|postgres] [--shape few|many]
+//! [--rates 2000,5000,10000,20000] [--seconds 5] [--groups 5000] [--batch 100] [--in-flight 16]
+//! [--group-wait 2s] [--steward-log FILE]` starts the release `steward` binary (built next to
+//! this one) with a webhook receiver served by the bench on loopback and `group_by =
+//! ["alertname"]`, then posts Alertmanager v2 alerts to `/api/v2/alerts` in batches at each rate
+//! in turn: `few` spreads each step's alerts (rate × seconds) over 10 fresh alertnames, `many`
+//! posts `--groups` alerts with an alertname each (one-alert groups). Per step it prints the
+//! alerts accepted per second, how late each group's notification arrived past group_wait
+//! (p50/p99/max), duplicate notifications, groups (and alerts) never notified, the daemon's RSS,
+//! peak RSS and CPU time, and where its store time went (from its `/metrics`). Build both
+//! first: `cargo build --release -p steward -p steward-bench`.
 
+mod alerts;
 mod health;
 mod queue;
 mod schedules;
@@ -113,6 +126,37 @@ enum Command {
         /// Loopback sockets the targets are spread over.
         #[arg(long, default_value_t = 16)]
         ports: usize,
+    },
+    /// External alerts into a real `steward up`: accepted alerts/s, notification latency past
+    /// group_wait, duplicates, losses, RSS and CPU, at increasing rates.
+    Alerts {
+        /// Which store the daemon uses.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// `few`: 10 groups per step; `many`: one-alert groups.
+        #[arg(long, value_enum, default_value = "few")]
+        shape: alerts::Shape,
+        /// Target rates in alerts per second, one step each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "2000,5000,10000,20000")]
+        rates: Vec<u64>,
+        /// Seconds each step posts for (`few`).
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// One-alert groups per step (`many`).
+        #[arg(long, default_value_t = 5_000)]
+        groups: usize,
+        /// Alerts per request (at most 10,000).
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Requests in flight at most.
+        #[arg(long, default_value_t = 16)]
+        in_flight: usize,
+        /// The route's group_wait (`2s`, `500ms`, …).
+        #[arg(long, default_value = "2s", value_parser = alerts::parse_duration)]
+        group_wait: Duration,
+        /// Keep the daemon's log in this file (default: a temporary file, removed).
+        #[arg(long)]
+        steward_log: Option<std::path::PathBuf>,
     },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
@@ -210,6 +254,51 @@ async fn main() -> anyhow::Result<()> {
             };
             let result = health::run(Arc::clone(&store), &bench).await;
             store.close().await;
+            result
+        }
+        Command::Alerts {
+            backend,
+            shape,
+            rates,
+            seconds,
+            groups,
+            batch,
+            in_flight,
+            group_wait,
+            steward_log,
+        } => {
+            anyhow::ensure!(
+                !rates.is_empty() && rates.iter().all(|&r| r > 0),
+                "--rates: give positive rates, e.g. 2000,5000,10000"
+            );
+            let db = match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => {
+                    let db = steward_store_postgres::testing::TestDatabase::create()
+                        .await
+                        .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
+                    print_postgres_settings(&db.url).await?;
+                    Some(db)
+                }
+            };
+            let bench = alerts::AlertsBench {
+                backend: match backend {
+                    Backend::Sqlite => "sqlite",
+                    Backend::Postgres => "postgres",
+                },
+                database: db.as_ref().map(|db| db.url.clone()),
+                shape,
+                rates,
+                seconds: seconds.max(1),
+                groups: groups.max(1),
+                batch: batch.clamp(1, 10_000),
+                in_flight: in_flight.max(1),
+                group_wait,
+                steward_log,
+            };
+            // The daemon is stopped before the database is dropped.
+            let result = alerts::run(&bench).await;
+            drop(db);
             result
         }
         Command::HealthTargets { ports } => health::serve_targets(ports).await,
@@ -340,20 +429,43 @@ async fn audit_writes(backend: Backend, seconds: u64, concurrency: usize) -> any
 
 /// This process's CPU time (user + system) so far.
 pub(crate) fn cpu_time() -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    cpu_time_of("self")
+}
+
+/// The CPU time (user + system, all threads) so far of the process `/proc/{process}`
+/// describes (`self` or a pid).
+pub(crate) fn cpu_time_of(process: &str) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{process}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     // Fields after the command name (which may hold spaces) start at its closing parenthesis.
     let rest = stat
         .rsplit_once(')')
         .map(|(_, rest)| rest)
-        .context("unexpected /proc/self/stat")?;
+        .with_context(|| format!("unexpected {path}"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
     let ticks: u64 = fields
         .get(11..13)
-        .context("unexpected /proc/self/stat")?
+        .with_context(|| format!("unexpected {path}"))?
         .iter()
         .map(|f| f.parse::<u64>().unwrap_or(0))
         .sum();
     // Linux reports in USER_HZ, 100 per second on every mainstream build.
     Ok(Duration::from_millis(ticks * 10))
+}
+
+/// The resident memory and its peak (VmRSS, VmHWM), in bytes, of the process
+/// `/proc/{process}` describes (`self` or a pid).
+pub(crate) fn memory_of(process: &str) -> anyhow::Result<(u64, u64)> {
+    let path = format!("/proc/{process}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    Ok((field("VmRSS:"), field("VmHWM:")))
 }

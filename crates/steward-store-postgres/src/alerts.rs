@@ -279,6 +279,29 @@ pub(crate) async fn by_fingerprint(
     rows.iter().map(alert_from_row).collect()
 }
 
+/// Alerts received at or after `since_ms`, after the `after` pair.
+pub(crate) async fn received_after(
+    pool: &PgPool,
+    since_ms: i64,
+    after: Option<(i64, Fingerprint)>,
+    limit: u32,
+) -> Result<Vec<StoredAlert>, StoreError> {
+    let (at, fp) = after.map_or((i64::MIN, String::new()), |(at, fp)| (at, fp.to_string()));
+    let rows = sqlx::query(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE last_received_ms >= $1 \
+         AND (last_received_ms, fingerprint COLLATE \"C\") > ($2, $3 COLLATE \"C\") \
+         ORDER BY last_received_ms, fingerprint COLLATE \"C\" LIMIT $4"
+    ))
+    .bind(since_ms)
+    .bind(at)
+    .bind(fp)
+    .bind(i64::from(limit.min(MAX_ALERT_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.iter().map(alert_from_row).collect()
+}
+
 /// Firing alerts after `after`, by fingerprint.
 pub(crate) async fn firing_after(
     pool: &PgPool,

@@ -145,6 +145,10 @@ impl Store for PostgresStore {
         "postgres"
     }
 
+    fn exclusive(&self) -> bool {
+        false
+    }
+
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         // Instances starting together queue on this session lock, so each migration is
         // applied, and reported, by exactly one of them.
@@ -610,6 +614,15 @@ impl Store for PostgresStore {
         fingerprints: &[Fingerprint],
     ) -> Result<Vec<StoredAlert>, StoreError> {
         alerts::by_fingerprint(&self.pool, fingerprints).await
+    }
+
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, Fingerprint)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::received_after(&self.pool, since_ms, after, limit).await
     }
 
     async fn firing_alerts_after(

@@ -165,6 +165,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn exclusive(&self) -> bool {
+        true
+    }
+
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         let before = {
             let mut conn = self.writer.acquire().await.map_err(db_err)?;
@@ -644,6 +648,15 @@ impl Store for SqliteStore {
         fingerprints: &[Fingerprint],
     ) -> Result<Vec<StoredAlert>, StoreError> {
         alerts::by_fingerprint(&self.reader, fingerprints).await
+    }
+
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, Fingerprint)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        alerts::received_after(&self.reader, since_ms, after, limit).await
     }
 
     async fn firing_alerts_after(

@@ -123,6 +123,7 @@ macro_rules! conformance_suite {
             racing_deliveries_record_one_attempt,
             attempts_recorded_together_are_each_judged,
             alerts_are_read_by_fingerprint_and_firing_ones_page_by_page,
+            alerts_received_since_a_time_page_by_receipt,
             notification_listings_filter_newest_first,
             notifications_are_counted_per_receiver_and_state,
             prune_removes_only_old_finished_notifications,

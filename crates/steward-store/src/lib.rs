@@ -154,6 +154,10 @@ pub trait Store: Send + Sync + 'static {
     /// The backend's name (`sqlite`, `postgres`), used as a metric label.
     fn backend(&self) -> &'static str;
 
+    /// Whether this instance is the only writer of the database (an embedded file under a
+    /// lock): then the events on its own bus tell it every change, and nothing need be polled.
+    fn exclusive(&self) -> bool;
+
     /// Applies the migrations this binary embeds that the database has not seen yet.
     async fn migrate(&self) -> Result<MigrationReport, StoreError>;
 
@@ -465,6 +469,16 @@ pub trait Store: Send + Sync + 'static {
     async fn alerts_by_fingerprint(
         &self,
         fingerprints: &[steward_core::alert::Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError>;
+
+    /// Up to `limit` (at most [`alerts::MAX_ALERT_PAGE`]) alerts last received at or after
+    /// `since_ms`, by receipt time then fingerprint, after the `after` pair: what other
+    /// instances received, page by page.
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, steward_core::alert::Fingerprint)>,
+        limit: u32,
     ) -> Result<Vec<StoredAlert>, StoreError>;
 
     /// Up to `limit` (at most [`alerts::MAX_ALERT_PAGE`]) firing alerts whose fingerprints

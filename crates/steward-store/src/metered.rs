@@ -70,6 +70,10 @@ impl<S: Store> Store for Metered<S> {
         self.inner.backend()
     }
 
+    fn exclusive(&self) -> bool {
+        self.inner.exclusive()
+    }
+
     async fn migrate(&self) -> Result<MigrationReport, StoreError> {
         self.observe("migrate", self.inner.migrate()).await
     }
@@ -455,6 +459,19 @@ impl<S: Store> Store for Metered<S> {
         self.observe(
             "alerts_by_fingerprint",
             self.inner.alerts_by_fingerprint(fingerprints),
+        )
+        .await
+    }
+
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, Fingerprint)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        self.observe(
+            "alerts_received_after",
+            self.inner.alerts_received_after(since_ms, after, limit),
         )
         .await
     }

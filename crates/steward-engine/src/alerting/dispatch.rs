@@ -29,6 +29,21 @@ use super::muting::Muting;
 /// The actor remediation tasks are enqueued as.
 const COMPONENT: &str = "alerting";
 
+/// How far before the last catch-up the next one reads again, for receipts whose
+/// transactions were still committing.
+const CATCH_UP_MARGIN_MS: i64 = 2_000;
+
+/// A full read of the firing alerts, page by page.
+#[derive(Debug)]
+struct Scan {
+    /// The last fingerprint read.
+    after: Option<Fingerprint>,
+    /// The fingerprints seen firing.
+    seen: HashSet<Fingerprint>,
+    /// When it began.
+    started_ms: i64,
+}
+
 /// A group as the dispatcher keeps it.
 #[derive(Debug)]
 struct Group {
@@ -73,6 +88,10 @@ pub(crate) struct Dispatcher {
     due: BinaryHeap<Reverse<(i64, String)>>,
     muting: Muting,
     sources_stale: bool,
+    /// A full read of the firing alerts under way.
+    scan: Option<Scan>,
+    /// Until when alerts received were taken in by [`Self::catch_up`].
+    caught_up_ms: i64,
     /// Groups created or re-routed since the last write.
     unsaved: HashSet<String>,
     /// The episode each (alert, route) pair last had a remediation task enqueued for (a
@@ -117,8 +136,10 @@ impl Dispatcher {
             escalations: BinaryHeap::new(),
             unsaved: HashSet::new(),
             remediated: HashMap::new(),
+            scan: None,
+            caught_up_ms: now_ms,
         };
-        dispatcher.read_firing().await?;
+        while dispatcher.scan_step(now_ms).await? {}
         // Alerts a group told its receiver were firing and that resolved since: the receiver
         // is still owed the resolution.
         let owed: Vec<Fingerprint> = dispatcher
@@ -134,34 +155,118 @@ impl Dispatcher {
         Ok(dispatcher)
     }
 
-    /// Reads every firing alert again (and the alerts known to be firing that no longer are),
-    /// the silences and the impacted services: catches what other instances received and what
-    /// no event announced.
+    /// Reads every firing alert again, the silences and the impacted services, at once (the
+    /// running dispatcher spreads the same work with [`Self::scan_step`]).
+    #[cfg(test)]
     pub(crate) async fn refresh(
         &mut self,
         registry: &Registry,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let before: Vec<Fingerprint> = self.firing().collect();
-        let seen = self.read_firing().await?;
-        let gone: Vec<Fingerprint> = before.into_iter().filter(|fp| !seen.contains(fp)).collect();
-        self.read_alerts(&gone).await?;
-        for fp in gone {
-            // Neither firing nor stored any more (pruned): nothing to tell anyone.
-            if self
-                .known
-                .get(&fp)
-                .is_some_and(|a| a.state == AlertState::Firing)
-            {
-                self.known.remove(&fp);
-            }
-        }
+        self.refresh_context(registry, now_ms).await?;
+        while self.scan_step(now_ms).await? {}
+        Ok(())
+    }
+
+    /// Reads the silences and the services' states again (cheap: done every few seconds).
+    pub(crate) async fn refresh_context(
+        &mut self,
+        registry: &Registry,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         self.muting.set_silences(self.store.silences(now_ms).await?);
         self.muting
             .set_impacted(impacted_services(self.store.as_ref(), &self.config, registry).await);
-        self.forget_unowed();
-        self.reroute(now_ms);
+        self.sources_stale = true;
         Ok(())
+    }
+
+    /// Takes in the alerts received since the last catch-up (less a margin for transactions
+    /// still committing then): what other instances of a shared database received.
+    pub(crate) async fn catch_up(&mut self, now_ms: i64) -> Result<(), StoreError> {
+        let since = self.caught_up_ms.saturating_sub(CATCH_UP_MARGIN_MS);
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .alerts_received_after(since, after, MAX_ALERT_PAGE)
+                .await?;
+            let full = page.len() >= MAX_ALERT_PAGE as usize;
+            after = page.last().map(|a| (a.last_received_ms, a.fingerprint));
+            for alert in page {
+                self.take(alert, now_ms);
+            }
+            if !full {
+                break;
+            }
+        }
+        self.caught_up_ms = now_ms;
+        Ok(())
+    }
+
+    /// Whether a full read of the firing alerts is under way.
+    pub(crate) fn scanning(&self) -> bool {
+        self.scan.is_some()
+    }
+
+    /// Reads one page of a full read of the firing alerts, starting one if none is under way;
+    /// true while pages remain. At its end, the alerts thought firing that it did not see (and
+    /// that were received before it began) are read again: resolved, or gone.
+    pub(crate) async fn scan_step(&mut self, now_ms: i64) -> Result<bool, StoreError> {
+        let scan = self.scan.get_or_insert_with(|| Scan {
+            after: None,
+            seen: HashSet::new(),
+            started_ms: now_ms,
+        });
+        let after = scan.after;
+        let page = self
+            .store
+            .firing_alerts_after(after, MAX_ALERT_PAGE)
+            .await?;
+        let full = page.len() >= MAX_ALERT_PAGE as usize;
+        if let Some(scan) = self.scan.as_mut() {
+            scan.after = page.last().map(|a| a.fingerprint);
+            scan.seen.extend(page.iter().map(|a| a.fingerprint));
+        }
+        for alert in page {
+            self.take(alert, now_ms);
+        }
+        if full {
+            return Ok(true);
+        }
+        let Some(scan) = self.scan.take() else {
+            return Ok(false);
+        };
+        let gone: Vec<Fingerprint> = self
+            .known
+            .values()
+            .filter(|a| a.state == AlertState::Firing && a.last_received_ms < scan.started_ms)
+            .map(|a| a.fingerprint)
+            .filter(|fp| !scan.seen.contains(fp))
+            .collect();
+        let found: HashSet<Fingerprint> = self.read_alerts(&gone).await?.into_iter().collect();
+        for fp in gone {
+            if found.contains(&fp) {
+                self.route(fp, now_ms);
+            } else {
+                // Not stored any more (pruned): nothing to tell anyone.
+                self.known.remove(&fp);
+            }
+        }
+        self.forget_unowed();
+        self.sources_stale = true;
+        Ok(false)
+    }
+
+    /// Keeps `alert` as read and routes it (routing an alert already in its groups changes
+    /// nothing).
+    fn take(&mut self, alert: StoredAlert, now_ms: i64) {
+        let fp = alert.fingerprint;
+        if self.known.get(&fp) != Some(&alert) {
+            self.known.insert(fp, alert);
+            self.route(fp, now_ms);
+            self.sources_stale = true;
+        }
     }
 
     /// Takes in alerts that changed (read again by fingerprint).
@@ -212,29 +317,6 @@ impl Dispatcher {
         (firing, muted, self.groups.len())
     }
 
-    /// Reads every firing alert, page by page; answers their fingerprints.
-    async fn read_firing(&mut self) -> Result<HashSet<Fingerprint>, StoreError> {
-        let mut seen = HashSet::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .firing_alerts_after(after, MAX_ALERT_PAGE)
-                .await?;
-            let full = page.len() >= MAX_ALERT_PAGE as usize;
-            after = page.last().map(|a| a.fingerprint);
-            for alert in page {
-                seen.insert(alert.fingerprint);
-                self.known.insert(alert.fingerprint, alert);
-            }
-            if !full {
-                break;
-            }
-        }
-        self.sources_stale = true;
-        Ok(seen)
-    }
-
     /// Reads these alerts; answers those found.
     async fn read_alerts(
         &mut self,
@@ -248,13 +330,6 @@ impl Dispatcher {
             }
         }
         Ok(found)
-    }
-
-    fn firing(&self) -> impl Iterator<Item = Fingerprint> + '_ {
-        self.known
-            .values()
-            .filter(|a| a.state == AlertState::Firing)
-            .map(|a| a.fingerprint)
     }
 
     /// Drops resolved alerts no group owes a resolution for.
@@ -369,6 +444,10 @@ impl Dispatcher {
         if !firing {
             return;
         }
+        // group_wait counts from the first alert's arrival: never from before it, even when
+        // `now_ms` was taken before a long read that the alert arrived during.
+        let received = self.known.get(&fp).map_or(now_ms, |a| a.last_received_ms);
+        let now_ms = now_ms.max(received);
         let due = now_ms.saturating_add(ms(timing.group_wait_ms));
         let group = Group {
             record: GroupRecord {

@@ -6,8 +6,8 @@
 //! - [`muting`] says which alerts silences, maintenance windows and inhibition hold back;
 //! - `rules` evaluates `[[alerting.rules]]` and posts what they find.
 //!
-//! Every instance also resolves external alerts whose senders stopped re-sending them, after
-//! `alerting.resolve_timeout` (as in Alertmanager); resolving is idempotent in the store.
+//! The same instance resolves external alerts whose senders stopped re-sending them, after
+//! `alerting.resolve_timeout` (as in Alertmanager).
 
 pub mod deliver;
 mod dispatch;
@@ -38,8 +38,14 @@ pub type RegistrySource = Arc<dyn Fn() -> Arc<Registry> + Send + Sync>;
 
 /// How often stale alerts are looked for.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
-/// How often the dispatcher reads every firing alert, the silences and the service states.
+/// How often the dispatcher reads the silences and the service states (and, on a shared
+/// database, the alerts other instances received).
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How often the dispatcher reads every firing alert again on a database only it writes (a
+/// safety net: events announce every change there).
+const SCAN_EVERY_EXCLUSIVE: Duration = Duration::from_secs(300);
+/// The same on a shared database (acknowledgements through other instances show then).
+const SCAN_EVERY_SHARED: Duration = Duration::from_secs(60);
 /// How long the dispatcher waits before trying again after the store failed it.
 const RETRY_MS: i64 = 1_000;
 /// Timeout of one delivery attempt.
@@ -107,6 +113,12 @@ pub fn spawn(
                 wake,
                 term.clone(),
             ));
+            let resolving = tokio::spawn(resolve_loop(
+                Arc::clone(&store),
+                bus.clone(),
+                Arc::clone(&config),
+                term.clone(),
+            ));
             let evaluating = tokio::spawn(rules::run(
                 Arc::clone(&store),
                 bus.clone(),
@@ -125,6 +137,7 @@ pub fn spawn(
             let _ = dispatching.await;
             let _ = sending.await;
             let _ = evaluating.await;
+            let _ = resolving.await;
             if shutdown.is_cancelled() {
                 let _ = leading.await;
                 return;
@@ -162,19 +175,36 @@ async fn dispatch_loop(
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.reset();
+    // Other instances of a shared database post alerts no event here announces: they are
+    // caught up with every few seconds. A full read, one page per turn, is a safety net.
+    let shared = !store.exclusive();
+    let scan_every = if shared {
+        SCAN_EVERY_SHARED
+    } else {
+        SCAN_EVERY_EXCLUSIVE
+    };
+    let mut scan = tokio::time::interval(scan_every);
+    scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    scan.reset();
+    let mut scan_wanted = false;
     loop {
         let mut changed: Vec<Fingerprint> = Vec::new();
         let mut silences = false;
-        let mut full = false;
-        let sleep = dispatcher
-            .next_due()
-            .map_or(Duration::from_secs(3_600), |at| {
-                Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
-            });
+        let mut context = false;
+        let sleep = if dispatcher.scanning() || scan_wanted {
+            Duration::ZERO
+        } else {
+            dispatcher
+                .next_due()
+                .map_or(Duration::from_secs(3_600), |at| {
+                    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
+                })
+        };
         tokio::select! {
             () = stop.cancelled() => return,
-            event = events.recv() => note(event, &mut changed, &mut silences, &mut full),
-            _ = refresh.tick() => full = true,
+            event = events.recv() => note(event, &mut changed, &mut silences, &mut context, &mut scan_wanted),
+            _ = refresh.tick() => context = true,
+            _ = scan.tick() => scan_wanted = true,
             () = tokio::time::sleep(sleep) => {}
         }
         // Take in everything already announced, so a burst of posts makes one pass.
@@ -192,7 +222,8 @@ async fn dispatch_loop(
                     }),
                     &mut changed,
                     &mut silences,
-                    &mut full,
+                    &mut context,
+                    &mut scan_wanted,
                 ),
             }
         }
@@ -201,21 +232,29 @@ async fn dispatch_loop(
         if !Arc::ptr_eq(&current, dispatcher.config()) {
             dispatcher.set_config(current, now);
         }
-        let read = if full {
-            dispatcher.refresh(&registry(), now).await
-        } else {
-            let mut result = Ok(());
-            if !changed.is_empty() {
-                result = dispatcher.alerts_changed(&changed, now).await;
-            }
-            if silences && result.is_ok() {
-                result = dispatcher.silences_changed(now).await;
-            }
-            result
-        };
-        if let Err(error) = read {
+        let scan_page = scan_wanted || dispatcher.scanning();
+        if let Err(error) = read(
+            &mut dispatcher,
+            &registry,
+            Reads {
+                changed: &changed,
+                silences,
+                context,
+                catch_up: context && shared,
+                scan: scan_page,
+            },
+            now,
+        )
+        .await
+        {
             tracing::warn!(%error, "the dispatcher cannot read alerts; it reads everything again shortly");
-            refresh.reset_after(Duration::from_millis(RETRY_MS as u64));
+            scan_wanted = true;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(RETRY_MS as u64)) => {}
+                () = stop.cancelled() => return,
+            }
+        } else {
+            scan_wanted = false;
         }
         let now = now_ms();
         let plan = dispatcher.plan(now);
@@ -225,7 +264,7 @@ async fn dispatch_loop(
             Ok(()) => {}
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
         }
-        if full {
+        if context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
             {
@@ -237,58 +276,96 @@ async fn dispatch_loop(
     }
 }
 
+/// What one turn of the dispatcher reads.
+struct Reads<'a> {
+    /// Alerts announced as changed.
+    changed: &'a [Fingerprint],
+    /// The silences changed.
+    silences: bool,
+    /// Time to read the silences and the services' states again.
+    context: bool,
+    /// Time to take in what other instances received.
+    catch_up: bool,
+    /// A page of the full read is due.
+    scan: bool,
+}
+
+/// Does one turn's reads.
+async fn read(
+    dispatcher: &mut dispatch::Dispatcher,
+    registry: &RegistrySource,
+    reads: Reads<'_>,
+    now: i64,
+) -> Result<(), steward_store::StoreError> {
+    if !reads.changed.is_empty() {
+        dispatcher.alerts_changed(reads.changed, now).await?;
+    }
+    if reads.context {
+        dispatcher.refresh_context(&registry(), now).await?;
+    } else if reads.silences {
+        dispatcher.silences_changed(now).await?;
+    }
+    if reads.catch_up {
+        dispatcher.catch_up(now).await?;
+    }
+    if reads.scan {
+        dispatcher.scan_step(now).await?;
+    }
+    Ok(())
+}
+
 /// Notes what an event asks of the dispatcher.
 fn note(
     event: Result<crate::bus::Envelope, broadcast::error::RecvError>,
     changed: &mut Vec<Fingerprint>,
     silences: &mut bool,
-    full: &mut bool,
+    context: &mut bool,
+    scan: &mut bool,
 ) {
     match event {
         Ok(envelope) => match envelope.event {
             Event::AlertsChanged { fingerprints } => changed.extend(fingerprints),
             Event::SilencesChanged => *silences = true,
-            Event::CheckChanged { .. } | Event::RegistrySynced { .. } => *full = true,
+            Event::CheckChanged { .. } | Event::RegistrySynced { .. } => *context = true,
             _ => {}
         },
         // Missed events: read everything.
-        Err(_) => *full = true,
+        Err(_) => *scan = true,
     }
 }
 
-/// Starts resolving stale external alerts until `shutdown`.
-pub fn spawn_resolver(
+/// Resolves external alerts no longer re-sent, until `stop` (on the leader only, so the
+/// dispatcher hears of every resolution through this instance's bus).
+async fn resolve_loop(
     store: Arc<dyn Store>,
     bus: EventBus,
     config: ConfigSource,
-    shutdown: CancellationToken,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RESOLVE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                () = shutdown.cancelled() => return,
-            }
-            let timeout = config().alerting.settings.resolve_timeout_ms;
-            let now = now_ms();
-            let cutoff = now.saturating_sub(i64::try_from(timeout).unwrap_or(i64::MAX));
-            match store
-                .resolve_stale_alerts(EXTERNAL_SOURCE, cutoff, now)
-                .await
-            {
-                Ok(resolved) if !resolved.is_empty() => {
-                    metrics::counter!("steward_alerts_timed_out_total")
-                        .increment(resolved.len() as u64);
-                    tracing::info!(count = resolved.len(), "alerts no longer re-sent resolved");
-                    bus.publish(Event::AlertsChanged {
-                        fingerprints: resolved,
-                    });
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "resolving stale alerts failed"),
-            }
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(RESOLVE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.cancelled() => return,
         }
-    })
+        let timeout = config().alerting.settings.resolve_timeout_ms;
+        let now = now_ms();
+        let cutoff = now.saturating_sub(i64::try_from(timeout).unwrap_or(i64::MAX));
+        match store
+            .resolve_stale_alerts(EXTERNAL_SOURCE, cutoff, now)
+            .await
+        {
+            Ok(resolved) if !resolved.is_empty() => {
+                metrics::counter!("steward_alerts_timed_out_total")
+                    .increment(resolved.len() as u64);
+                tracing::info!(count = resolved.len(), "alerts no longer re-sent resolved");
+                bus.publish(Event::AlertsChanged {
+                    fingerprints: resolved,
+                });
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "resolving stale alerts failed"),
+        }
+    }
 }

@@ -21,7 +21,7 @@ use super::ConfigSource;
 use super::deliver::{Deliverer, Delivery, Verdict};
 
 /// Attempts in flight at once, across receivers.
-const MAX_IN_FLIGHT: usize = 128;
+const MAX_IN_FLIGHT: usize = 512;
 /// Due notifications read at a time.
 const BATCH: u32 = 256;
 /// The first retry's delay; each further one doubles, up to [`MAX_BACKOFF_MS`].
@@ -73,7 +73,9 @@ pub(crate) async fn run(
             s.record(store.as_ref(), pending).await;
         }
         if s.unrecorded.is_empty() && s.in_flight.len() < MAX_IN_FLIGHT {
-            match store.due_notifications(now_ms(), BATCH).await {
+            // The heads in flight come back too (they are the oldest): read past them.
+            let limit = BATCH.saturating_add(u32::try_from(s.in_flight.len()).unwrap_or(u32::MAX));
+            match store.due_notifications(now_ms(), limit).await {
                 Ok(due) => {
                     s.failures = 0;
                     let config = config();

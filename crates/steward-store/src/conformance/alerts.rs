@@ -957,3 +957,48 @@ pub async fn alerts_are_read_by_fingerprint_and_firing_ones_page_by_page(store: 
         "every firing alert once, in fingerprint order"
     );
 }
+
+/// Alerts received since a time are read page by page, by receipt time then fingerprint.
+pub async fn alerts_received_since_a_time_page_by_receipt(store: &Arc<dyn Store>) {
+    let t0 = 1_700_000_000_000;
+    for (i, at) in [t0, t0 + 10, t0 + 10, t0 + 10, t0 + 20]
+        .into_iter()
+        .enumerate()
+    {
+        receive(
+            store,
+            vec![receipt(
+                incoming("Recent", &[("n", &i.to_string())]),
+                "external",
+                at,
+            )],
+        )
+        .await;
+    }
+    let mut read = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .alerts_received_after(t0 + 10, after, 2)
+            .await
+            .expect("received after");
+        after = page.last().map(|a| (a.last_received_ms, a.fingerprint));
+        let done = page.len() < 2;
+        read.extend(
+            page.into_iter()
+                .map(|a| (a.last_received_ms, a.fingerprint)),
+        );
+        if done {
+            break;
+        }
+    }
+    assert_eq!(
+        read.len(),
+        4,
+        "the four received at or after t0 + 10: {read:?}"
+    );
+    let mut sorted = read.clone();
+    sorted.sort();
+    assert_eq!(read, sorted, "by receipt time, then fingerprint");
+    assert_eq!(read.last().map(|r| r.0), Some(t0 + 20));
+}

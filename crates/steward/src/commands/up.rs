@@ -258,13 +258,6 @@ fn start_work(
     handles.push(start_scheduler(control, instance.clone(), stop));
     let (prober, probing) = start_prober(control, instance, stop)?;
     handles.push(probing);
-    let source = Arc::clone(control);
-    handles.push(steward_engine::alerting::spawn_resolver(
-        Arc::clone(control.store()),
-        control.bus().clone(),
-        Arc::new(move || source.config()),
-        stop.clone(),
-    ));
     handles.push(start_alerting(control, addr, worker_name(), stop)?);
     Ok((handles, prober))
 }
