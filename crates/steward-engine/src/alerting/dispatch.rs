@@ -476,7 +476,9 @@ impl Dispatcher {
 
     /// Decides every group due at `now_ms`.
     pub(crate) fn plan(&mut self, now_ms: i64) -> Plan {
-        if self.sources_stale {
+        // The index is read only when groups are decided: passes that only take in alerts
+        // (most of them, under a burst) do not rebuild it.
+        if self.sources_stale && self.next_due().is_some_and(|at| at <= now_ms) {
             self.muting.index_sources(self.known.values());
             self.sources_stale = false;
         }

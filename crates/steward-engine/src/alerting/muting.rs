@@ -79,9 +79,12 @@ impl Muting {
     }
 
     /// Indexes the firing alerts that can inhibit others (cost: alerts × rules), and the
-    /// services firing alerts are about.
+    /// services firing alerts are about; nothing when no rule or impacted service reads them.
     pub fn index_sources<'a>(&mut self, alerts: impl Iterator<Item = &'a StoredAlert>) {
         self.alerting_services.clear();
+        if !self.needs_index() {
+            return;
+        }
         for index in &mut self.sources {
             index.clear();
         }
@@ -95,6 +98,11 @@ impl Muting {
                 }
             }
         }
+    }
+
+    /// Whether anything reads the index: inhibition rules, or impacted services.
+    pub fn needs_index(&self) -> bool {
+        !self.rules.is_empty() || !self.impacted.is_empty()
     }
 
     /// Why `alert` is muted at `now_ms`, if it is.
