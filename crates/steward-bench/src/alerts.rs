@@ -883,6 +883,7 @@ async fn scrape(client: &reqwest::Client, url: &str, key: &str) -> HashMap<Strin
         .filter(|l| {
             l.starts_with("steward_store_operation_duration_seconds_")
                 || l.starts_with("steward_notification_delay_seconds_")
+                || l.starts_with("steward_notification_attempt_seconds_")
         })
         .filter_map(|l| {
             let (series, value) = l.rsplit_once(' ')?;
@@ -931,6 +932,21 @@ fn print_store_time(before: &HashMap<String, f64>, after: &HashMap<String, f64>)
             line,
             " outbox: {delivered:.0} delivered {:.0} ms after their decision on average",
             delta("steward_notification_delay_seconds_sum") * 1_000.0 / delivered
+        );
+    }
+    let attempts: (f64, f64) = after
+        .keys()
+        .filter(|series| series.starts_with("steward_notification_attempt_seconds_count"))
+        .map(|count| {
+            let sum = count.replacen("_count", "_sum", 1);
+            (delta(count), delta(&sum))
+        })
+        .fold((0.0, 0.0), |(n, t), (dn, dt)| (n + dn, t + dt));
+    if attempts.0 > 0.0 {
+        let _ = write!(
+            line,
+            ", each attempt taking {:.0} ms",
+            attempts.1 * 1_000.0 / attempts.0
         );
     }
     println!("{}", line.trim_end_matches(';'));
