@@ -715,14 +715,8 @@ impl Store for PostgresStore {
         attempts: &[(i64, Attempt, AttemptOutcome)],
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let mut recorded = Vec::with_capacity(attempts.len());
-        for (id, attempt, outcome) in attempts {
-            match notifications::record_attempt(&mut tx, *id, attempt, *outcome).await {
-                Ok(done) => recorded.push(done),
-                Err(error) => return settle(Err(error), tx).await,
-            }
-        }
-        settle(Ok(recorded), tx).await
+        let result = notifications::record_attempts(&mut tx, attempts).await;
+        settle(result, tx).await
     }
 
     async fn notifications(

@@ -278,6 +278,86 @@ pub(crate) async fn record_attempt(
     Ok(true)
 }
 
+/// Records several attempts inside the caller's transaction with two statements whatever
+/// their number; answers, per attempt, whether its notification was pending (only those are
+/// written).
+pub(crate) async fn record_attempts(
+    conn: &mut PgConnection,
+    attempts: &[(i64, Attempt, AttemptOutcome)],
+) -> Result<Vec<bool>, StoreError> {
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids = Vec::with_capacity(attempts.len());
+    let mut states = Vec::with_capacity(attempts.len());
+    let mut next = Vec::with_capacity(attempts.len());
+    let mut finished = Vec::with_capacity(attempts.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(attempts.len());
+    let mut at = Vec::with_capacity(attempts.len());
+    let mut latency = Vec::with_capacity(attempts.len());
+    let mut statuses: Vec<Option<i32>> = Vec::with_capacity(attempts.len());
+    let mut attempt_errors: Vec<Option<String>> = Vec::with_capacity(attempts.len());
+    for (id, attempt, outcome) in attempts {
+        let effect = AttemptEffect::of(attempt, *outcome);
+        ids.push(*id);
+        states.push(effect.state.as_str());
+        next.push(effect.next_attempt_ms);
+        finished.push(effect.finished_ms);
+        errors.push(effect.last_error.map(str::to_owned));
+        at.push(attempt.at_ms);
+        latency.push(attempt.latency_ms);
+        statuses.push(attempt.status.map(i32::from));
+        attempt_errors.push(
+            attempt
+                .error
+                .as_deref()
+                .map(|e| attempt_error(e).to_owned()),
+        );
+    }
+    // One notification appears once in a batch (the sender attempts it once at a time).
+    let updated: Vec<i64> = sqlx::query_scalar(
+        "UPDATE notifications AS n SET state = i.state, attempts = n.attempts + 1, \
+         next_attempt_ms = coalesce(i.next_attempt_ms, n.next_attempt_ms), \
+         finished_ms = i.finished_ms, last_error = i.last_error \
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::text[]) \
+              AS i(id, state, next_attempt_ms, finished_ms, last_error) \
+         WHERE n.id = i.id AND n.state = 'pending' RETURNING n.id",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&next)
+    .bind(&finished)
+    .bind(&errors)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let updated: std::collections::HashSet<i64> = updated.into_iter().collect();
+    let recorded: Vec<bool> = ids.iter().map(|id| updated.contains(id)).collect();
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::int[], $5::text[])",
+    )
+    .bind(only_recorded(&ids, &recorded))
+    .bind(only_recorded(&at, &recorded))
+    .bind(only_recorded(&latency, &recorded))
+    .bind(only_recorded(&statuses, &recorded))
+    .bind(only_recorded(&attempt_errors, &recorded))
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(recorded)
+}
+
+/// The values whose attempt was recorded.
+fn only_recorded<T: Clone>(values: &[T], recorded: &[bool]) -> Vec<T> {
+    values
+        .iter()
+        .zip(recorded)
+        .filter(|(_, r)| **r)
+        .map(|(v, _)| v.clone())
+        .collect()
+}
+
 /// Notifications matching `query`, newest first.
 pub(crate) async fn list(
     pool: &PgPool,

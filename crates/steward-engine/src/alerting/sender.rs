@@ -14,7 +14,7 @@ use steward_store::notifications::{
 };
 use steward_store::{Store, now_ms};
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use super::ConfigSource;
@@ -50,13 +50,21 @@ struct Sending {
     tasks: HashMap<tokio::task::Id, (i64, String, i64, u32, i64)>,
     /// Notifications attempted and not yet recorded: never attempted again meanwhile.
     in_flight: HashSet<i64>,
-    /// Attempts made whose recording failed, kept until it succeeds.
-    unrecorded: Vec<Finished>,
-    /// Store failures in a row (reading or recording), for the backoff.
+    /// Attempts made, to be recorded (their notifications stay in flight until they are).
+    to_record: Vec<Finished>,
+    /// After a failed recording, when to try again.
+    record_after: Option<tokio::time::Instant>,
+    /// Failed recordings in a row, for their backoff.
     failures: u32,
+    /// Failed reads of the outbox in a row, for theirs.
+    read_failures: u32,
 }
 
-/// Sends notifications until `stop`; `wake` says new ones were written.
+/// A recording under way: the attempts it writes, and whether the write succeeded.
+type Recording = JoinHandle<(Vec<Finished>, bool)>;
+
+/// Sends notifications until `stop`; `wake` says new ones were written. Attempts are recorded
+/// by a task of their own, so new attempts never wait for the last ones' write.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     config: ConfigSource,
@@ -65,19 +73,18 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut s = Sending::default();
+    let mut recording: Option<(Recording, Vec<i64>)> = None;
     loop {
-        let mut wait_ms = IDLE_POLL_MS;
-        // What was attempted is recorded before anything else is attempted.
-        if !s.unrecorded.is_empty() {
-            let pending = std::mem::take(&mut s.unrecorded);
-            s.record(store.as_ref(), pending).await;
+        if recording.is_none() {
+            recording = s.start_recording(&store);
         }
-        if s.unrecorded.is_empty() && s.in_flight.len() < MAX_IN_FLIGHT {
+        let mut wait_ms = IDLE_POLL_MS;
+        if s.in_flight.len() < MAX_IN_FLIGHT {
             // The heads in flight come back too (they are the oldest): read past them.
             let limit = BATCH.saturating_add(u32::try_from(s.in_flight.len()).unwrap_or(u32::MAX));
             match store.due_notifications(now_ms(), limit).await {
                 Ok(due) => {
-                    s.failures = 0;
+                    s.read_failures = 0;
                     let config = config();
                     for notification in due {
                         if s.in_flight.len() >= MAX_IN_FLIGHT {
@@ -89,7 +96,7 @@ pub(crate) async fn run(
                     }
                 }
                 Err(error) => {
-                    s.failures = s.failures.saturating_add(1);
+                    s.read_failures = s.read_failures.saturating_add(1);
                     tracing::warn!(%error, "reading the outbox failed");
                 }
             }
@@ -100,30 +107,49 @@ pub(crate) async fn run(
                 };
             }
         }
-        if s.failures > 0 {
-            wait_ms = wait_ms.max(backoff_ms(s.failures));
+        if s.read_failures > 0 {
+            wait_ms = wait_ms.max(backoff_ms(s.read_failures));
         }
-        let sleep = if s.attempts.is_empty() {
+        let mut sleep = if s.in_flight.is_empty() {
             Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
         } else {
             POLL
         };
+        if let Some(at) = s.record_after
+            && recording.is_none()
+        {
+            sleep = sleep.min(at.saturating_duration_since(tokio::time::Instant::now()));
+        }
         tokio::select! {
             () = stop.cancelled() => {
-                s.drain(store.as_ref()).await;
+                s.drain(store.as_ref(), recording.take()).await;
                 return;
             }
-            () = wake.notified(), if s.unrecorded.is_empty() => {}
+            () = wake.notified() => {}
             Some(joined) = s.attempts.join_next_with_id(), if !s.attempts.is_empty() => {
                 let mut finished = vec![joined];
                 while let Some(more) = s.attempts.try_join_next_with_id() {
                     finished.push(more);
                 }
                 let done = s.settle(finished);
-                s.record(store.as_ref(), done).await;
+                s.to_record.extend(done);
+            }
+            recorded = join_recording(&mut recording) => {
+                let ids = recording.take().map(|(_, ids)| ids).unwrap_or_default();
+                s.recorded(recorded, ids);
             }
             () = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+/// Waits for the recording under way, if any (never, when none is).
+async fn join_recording(
+    recording: &mut Option<(Recording, Vec<i64>)>,
+) -> Result<(Vec<Finished>, bool), tokio::task::JoinError> {
+    match recording {
+        Some((handle, _)) => handle.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -197,27 +223,69 @@ impl Sending {
         done
     }
 
-    /// Records attempts; those whose recording failed are kept (still in flight) and
-    /// recorded again before anything else is attempted.
-    async fn record(&mut self, store: &dyn Store, done: Vec<Finished>) {
-        if done.is_empty() {
-            return;
+    /// Starts recording what was attempted, unless nothing was or a failed recording's
+    /// backoff runs.
+    fn start_recording(&mut self, store: &Arc<dyn Store>) -> Option<(Recording, Vec<i64>)> {
+        if self.to_record.is_empty()
+            || self
+                .record_after
+                .is_some_and(|at| at > tokio::time::Instant::now())
+        {
+            return None;
         }
-        if record(store, &done).await {
-            self.failures = 0;
-            for attempt in &done {
-                self.in_flight.remove(&attempt.id);
+        let batch = std::mem::take(&mut self.to_record);
+        let ids = batch.iter().map(|f| f.id).collect();
+        let store = Arc::clone(store);
+        let handle = tokio::spawn(async move {
+            let ok = record(store.as_ref(), &batch).await;
+            (batch, ok)
+        });
+        Some((handle, ids))
+    }
+
+    /// Takes in a recording's end: recorded notifications leave the in-flight set; a failed
+    /// write is retried after a backoff, before the attempts made since.
+    fn recorded(
+        &mut self,
+        result: Result<(Vec<Finished>, bool), tokio::task::JoinError>,
+        ids: Vec<i64>,
+    ) {
+        match result {
+            Ok((_, true)) => {
+                self.failures = 0;
+                self.record_after = None;
+                for id in ids {
+                    self.in_flight.remove(&id);
+                }
             }
-        } else {
-            self.failures = self.failures.saturating_add(1);
-            self.unrecorded.extend(done);
+            Ok((mut batch, false)) => {
+                self.failures = self.failures.saturating_add(1);
+                self.record_after =
+                    Some(tokio::time::Instant::now() + backoff_duration(self.failures));
+                batch.append(&mut self.to_record);
+                self.to_record = batch;
+            }
+            Err(error) => {
+                // The attempts are lost from memory; their notifications are still pending and
+                // are attempted again (a receiver may hear them twice).
+                tracing::error!(%error, "recording attempts panicked");
+                for id in ids {
+                    self.in_flight.remove(&id);
+                }
+            }
         }
     }
 
     /// On stop: lets the attempts in flight finish (within an attempt's timeout) and records
     /// them, so a hand-over or a shutdown does not send them again.
-    async fn drain(&mut self, store: &dyn Store) {
+    async fn drain(&mut self, store: &dyn Store, recording: Option<(Recording, Vec<i64>)>) {
         let deadline = tokio::time::Instant::now() + super::ATTEMPT_TIMEOUT;
+        let mut done = Vec::new();
+        if let Some((handle, _)) = recording
+            && let Ok(Ok((batch, false))) = tokio::time::timeout_at(deadline, handle).await
+        {
+            done = batch;
+        }
         let mut finished = Vec::new();
         while !self.attempts.is_empty() {
             match tokio::time::timeout_at(deadline, self.attempts.join_next_with_id()).await {
@@ -227,8 +295,8 @@ impl Sending {
         }
         // Cut short: they stay pending and are made again by whoever leads next.
         self.attempts.abort_all();
-        let mut done = self.settle(finished);
-        done.append(&mut self.unrecorded);
+        done.append(&mut self.to_record);
+        done.extend(self.settle(finished));
         if !done.is_empty() && !record(store, &done).await {
             tracing::warn!(
                 count = done.len(),
@@ -358,6 +426,11 @@ fn receiver(config: &Config, name: &str) -> Option<ReceiverSpec> {
         .iter()
         .find(|r| r.name == name)
         .cloned()
+}
+
+/// [`backoff_ms`] as a duration.
+fn backoff_duration(attempt: u32) -> Duration {
+    Duration::from_millis(u64::try_from(backoff_ms(attempt)).unwrap_or(0))
 }
 
 /// The delay before attempt `attempt + 1` (1 s, doubling, at most 30 s), with up to a fifth
