@@ -445,10 +445,16 @@ fn three_processes_work_ten_thousand_tasks_exactly_once() {
     );
     let runs = db_scalar(
         &db,
-        "SELECT count(*) FROM task_runs WHERE status = 'succeeded'",
+        // The built-in retention task (queue `steward`) may run too when a minute turns.
+        "SELECT count(*) FROM task_runs r JOIN tasks t ON t.id = r.task_id \
+         WHERE r.status = 'succeeded' AND t.queue = 'chores'",
     );
     assert_eq!(runs, 10_000, "each task completed exactly once");
-    let workers = db_scalar(&db, "SELECT count(DISTINCT worker) FROM task_runs");
+    let workers = db_scalar(
+        &db,
+        "SELECT count(DISTINCT r.worker) FROM task_runs r JOIN tasks t ON t.id = r.task_id \
+         WHERE t.queue = 'chores'",
+    );
     assert!(workers >= 2, "the work was shared ({workers} workers)");
 }
 
