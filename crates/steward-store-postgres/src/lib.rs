@@ -699,17 +699,6 @@ impl Store for PostgresStore {
         notifications::next_due(&self.pool).await
     }
 
-    async fn record_attempt(
-        &self,
-        id: i64,
-        attempt: &Attempt,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = notifications::record_attempt(&mut tx, id, attempt, outcome).await;
-        settle(result, tx).await
-    }
-
     async fn record_attempts(
         &self,
         attempts: &[(i64, Attempt, AttemptOutcome)],

@@ -235,49 +235,6 @@ pub(crate) async fn next_due(pool: &PgPool) -> Result<Option<i64>, StoreError> {
     .map_err(db_err)
 }
 
-/// Records an attempt on a pending notification inside the caller's transaction; false
-/// (nothing written) when it is not pending. The update locks the row, so of two racing
-/// attempts on one notification the second sees what the first left: once delivered or given
-/// up, it records nothing.
-pub(crate) async fn record_attempt(
-    conn: &mut PgConnection,
-    id: i64,
-    attempt: &Attempt,
-    outcome: AttemptOutcome,
-) -> Result<bool, StoreError> {
-    let effect = AttemptEffect::of(attempt, outcome);
-    let updated = sqlx::query(
-        "UPDATE notifications SET state = $1, attempts = attempts + 1, \
-         next_attempt_ms = coalesce($2, next_attempt_ms), finished_ms = $3, last_error = $4 \
-         WHERE id = $5 AND state = 'pending'",
-    )
-    .bind(effect.state.as_str())
-    .bind(effect.next_attempt_ms)
-    .bind(effect.finished_ms)
-    .bind(effect.last_error)
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(false);
-    }
-    sqlx::query(
-        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(id)
-    .bind(attempt.at_ms)
-    .bind(attempt.latency_ms)
-    .bind(attempt.status.map(i32::from))
-    .bind(attempt.error.as_deref().map(attempt_error))
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    Ok(true)
-}
-
 /// Records several attempts inside the caller's transaction with two statements whatever
 /// their number; answers, per attempt, whether its notification was pending (only those are
 /// written).

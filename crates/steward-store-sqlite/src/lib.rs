@@ -747,18 +747,6 @@ impl Store for SqliteStore {
         notifications::next_due(&self.reader).await
     }
 
-    async fn record_attempt(
-        &self,
-        id: i64,
-        attempt: &Attempt,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let recorded = notifications::record_attempt(&mut tx, id, attempt, outcome).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(recorded)
-    }
-
     async fn record_attempts(
         &self,
         attempts: &[(i64, Attempt, AttemptOutcome)],

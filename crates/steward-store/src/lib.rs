@@ -548,21 +548,26 @@ pub trait Store: Send + Sync + 'static {
     /// sender can sleep until then.
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError>;
 
-    /// Records an attempt on a pending notification and what follows from it, in one
-    /// transaction; false (nothing written) when the notification is not pending.
+    /// Records attempts on pending notifications and what follows from each, in one
+    /// transaction (the sender's completions arrive in bursts); answers, per attempt, whether it
+    /// was recorded: false (nothing written for it) when its notification is not pending.
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, notifications::Attempt, notifications::AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Records one attempt, as [`Store::record_attempts`] does.
     async fn record_attempt(
         &self,
         id: i64,
         attempt: &notifications::Attempt,
         outcome: notifications::AttemptOutcome,
-    ) -> Result<bool, StoreError>;
-
-    /// Records several attempts as [`Store::record_attempt`] does, in one transaction (the
-    /// sender's completions arrive in bursts); answers, per attempt, whether it was recorded.
-    async fn record_attempts(
-        &self,
-        attempts: &[(i64, notifications::Attempt, notifications::AttemptOutcome)],
-    ) -> Result<Vec<bool>, StoreError>;
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .record_attempts(&[(id, attempt.clone(), outcome)])
+            .await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
 
     /// Notifications matching `query`, newest first.
     async fn notifications(

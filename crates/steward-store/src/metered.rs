@@ -560,19 +560,6 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
-    async fn record_attempt(
-        &self,
-        id: i64,
-        attempt: &Attempt,
-        outcome: AttemptOutcome,
-    ) -> Result<bool, StoreError> {
-        self.observe(
-            "record_attempt",
-            self.inner.record_attempt(id, attempt, outcome),
-        )
-        .await
-    }
-
     async fn record_attempts(
         &self,
         attempts: &[(i64, Attempt, AttemptOutcome)],
