@@ -31,17 +31,31 @@ const COMPONENT: &str = "alerting.rules";
 /// How many of a check's latest results are searched for the certificate it last saw.
 const CERT_LOOKBACK: u32 = 20;
 
-/// Evaluates the rules until `stop`.
+/// Evaluates the rules until `stop`. The firing alerts rules raised are read once; after
+/// that only the evaluator changes them, so it keeps them itself instead of reading every
+/// firing alert again at each evaluation.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     bus: EventBus,
     config: ConfigSource,
     stop: CancellationToken,
 ) {
+    let mut firing = loop {
+        match firing_rule_alerts(store.as_ref()).await {
+            Ok(firing) => break firing,
+            Err(error) => {
+                tracing::warn!(%error, "reading the alerts rules raised failed; retrying");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
     loop {
         let current = config();
         let wait = Duration::from_millis(current.alerting.rule_interval_ms);
-        match evaluate_and_post(store.as_ref(), &current, now_ms()).await {
+        match evaluate_and_post(store.as_ref(), &current, &mut firing, now_ms()).await {
             Ok(changed) if !changed.is_empty() => {
                 bus.publish(Event::AlertsChanged {
                     fingerprints: changed,
@@ -57,14 +71,15 @@ pub(crate) async fn run(
     }
 }
 
-/// One evaluation at `now_ms`: posts what started or stopped holding; answers the alerts that
-/// changed.
+/// One evaluation at `now_ms`: posts what started or stopped holding, and keeps `firing` (the
+/// receipts of the rules' firing alerts, by fingerprint) in step once posted; answers the
+/// alerts that changed.
 pub(crate) async fn evaluate_and_post(
     store: &dyn Store,
     config: &Config,
+    firing: &mut HashMap<Fingerprint, AlertReceipt>,
     now_ms: i64,
 ) -> Result<Vec<Fingerprint>, StoreError> {
-    let firing_now = firing_rule_alerts(store).await?;
     let mut seen: HashSet<Fingerprint> = HashSet::new();
     let mut receipts = Vec::new();
     let facts = Facts::gather(store, config).await?;
@@ -76,9 +91,9 @@ pub(crate) async fn evaluate_and_post(
                 // This rule's alerts stay as they are; the other rules go on.
                 tracing::warn!(%error, rule = %rule.name, "a rule could not be evaluated");
                 seen.extend(
-                    firing_now
+                    firing
                         .iter()
-                        .filter(|(_, a)| a.source == source)
+                        .filter(|(_, r)| r.source == source)
                         .map(|(fp, _)| *fp),
                 );
                 continue;
@@ -88,7 +103,7 @@ pub(crate) async fn evaluate_and_post(
             let alert = rule.alert(finding);
             let fp = alert.fingerprint();
             seen.insert(fp);
-            if !firing_now.contains_key(&fp) {
+            if !firing.contains_key(&fp) {
                 receipts.push(AlertReceipt {
                     alert,
                     source: source.clone(),
@@ -97,18 +112,13 @@ pub(crate) async fn evaluate_and_post(
             }
         }
     }
-    for (fp, stored) in &firing_now {
+    for (fp, fired) in firing.iter() {
         if !seen.contains(fp) {
+            let mut alert = fired.alert.clone();
+            alert.ends_at_ms = Some(now_ms);
             receipts.push(AlertReceipt {
-                alert: IncomingAlert {
-                    labels: stored.labels.clone(),
-                    annotations: stored.annotations.clone(),
-                    severity: stored.severity,
-                    starts_at_ms: Some(stored.starts_at_ms),
-                    ends_at_ms: Some(now_ms),
-                    generator_url: stored.generator_url.clone(),
-                },
-                source: stored.source.clone(),
+                alert,
+                source: fired.source.clone(),
                 received_ms: now_ms,
             });
         }
@@ -119,35 +129,57 @@ pub(crate) async fn evaluate_and_post(
     let changes = store
         .receive_alerts(&receipts, &Actor::system(COMPONENT))
         .await?;
-    let changed: Vec<Fingerprint> = receipts
-        .iter()
-        .zip(&changes)
-        .filter(|(_, c)| **c != AlertChange::Unchanged)
-        .map(|(r, _)| r.alert.fingerprint())
-        .collect();
     metrics::counter!("steward_alerts_received_total", "source" => "rule")
         .increment(receipts.len() as u64);
+    let mut changed = Vec::new();
+    for (receipt, change) in receipts.into_iter().zip(changes) {
+        let fp = receipt.alert.fingerprint();
+        if change != AlertChange::Unchanged {
+            changed.push(fp);
+        }
+        if receipt.alert.ends_at_ms.is_some() {
+            firing.remove(&fp);
+        } else {
+            firing.insert(fp, receipt);
+        }
+    }
     Ok(changed)
 }
 
-/// The firing alerts rules raised, by fingerprint.
+/// The firing alerts rules raised, by fingerprint, as the receipts that made them fire.
 async fn firing_rule_alerts(
     store: &dyn Store,
-) -> Result<HashMap<Fingerprint, StoredAlert>, StoreError> {
+) -> Result<HashMap<Fingerprint, AlertReceipt>, StoreError> {
     let mut found = HashMap::new();
     let mut after = None;
     loop {
         let page = store.firing_alerts_after(after, MAX_ALERT_PAGE).await?;
         let full = page.len() >= MAX_ALERT_PAGE as usize;
         after = page.last().map(|a| a.fingerprint);
-        for alert in page {
-            if alert.source.starts_with(RULE_SOURCE_PREFIX) {
-                found.insert(alert.fingerprint, alert);
+        for stored in page {
+            if stored.source.starts_with(RULE_SOURCE_PREFIX) {
+                found.insert(stored.fingerprint, fired_receipt(stored));
             }
         }
         if !full {
             return Ok(found);
         }
+    }
+}
+
+/// A stored firing alert as the receipt that would post it again.
+fn fired_receipt(stored: StoredAlert) -> AlertReceipt {
+    AlertReceipt {
+        alert: IncomingAlert {
+            labels: stored.labels,
+            annotations: stored.annotations,
+            severity: stored.severity,
+            starts_at_ms: Some(stored.starts_at_ms),
+            ends_at_ms: None,
+            generator_url: stored.generator_url,
+        },
+        source: stored.source,
+        received_ms: stored.last_received_ms,
     }
 }
 
@@ -511,8 +543,9 @@ mod tests {
             "[[alerting.rules]]\nname = \"Deep\"\nwhen = \"queue_depth\"\ndepth_above = 2\nseverity = \"critical\"",
         );
         let now = now_ms();
+        let mut firing = firing_rule_alerts(&store).await.unwrap();
         assert!(
-            evaluate_and_post(&store, &deep, now)
+            evaluate_and_post(&store, &deep, &mut firing, now)
                 .await
                 .unwrap()
                 .is_empty()
@@ -533,18 +566,26 @@ mod tests {
             .enqueue_tasks(&tasks, &Actor::system("test"))
             .await
             .unwrap();
-        let fired = evaluate_and_post(&store, &deep, now + 1).await.unwrap();
+        let fired = evaluate_and_post(&store, &deep, &mut firing, now + 1)
+            .await
+            .unwrap();
         assert_eq!(fired.len(), 1);
         let alert = store.alert(fired[0]).await.unwrap().unwrap();
         assert_eq!(alert.labels["alertname"], "Deep");
         assert_eq!(alert.labels["queue"], "platform");
         assert_eq!(alert.source, "rule:Deep");
+        // What the evaluator keeps is what a fresh start reads back.
+        let read_back = firing_rule_alerts(&store).await.unwrap();
+        assert_eq!(
+            read_back.keys().collect::<Vec<_>>(),
+            firing.keys().collect::<Vec<_>>()
+        );
         assert_eq!(
             alert.annotations["summary"],
             "queue platform has 3 tasks waiting (more than 2)"
         );
         assert!(
-            evaluate_and_post(&store, &deep, now + 2)
+            evaluate_and_post(&store, &deep, &mut firing, now + 2)
                 .await
                 .unwrap()
                 .is_empty(),
@@ -552,7 +593,9 @@ mod tests {
         );
         // The rule is removed from the config: its alert resolves.
         let gone = config("");
-        let resolved = evaluate_and_post(&store, &gone, now + 3).await.unwrap();
+        let resolved = evaluate_and_post(&store, &gone, &mut firing, now + 3)
+            .await
+            .unwrap();
         assert_eq!(resolved, fired);
         let alert = store.alert(fired[0]).await.unwrap().unwrap();
         assert_eq!(alert.state, steward_core::alert::AlertState::Resolved);

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use steward_config::Config;
 use steward_core::alert::spec::ReceiverSpec;
-use steward_store::notifications::{
-    Attempt, AttemptOutcome, MAX_ATTEMPT_ERROR_CHARS, StoredNotification,
-};
+use steward_core::task::RetryPolicy;
+use steward_store::notifications::{Attempt, AttemptOutcome, StoredNotification};
 use steward_store::{Store, now_ms};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
@@ -24,10 +23,13 @@ use super::deliver::{Deliverer, Delivery, Verdict};
 const MAX_IN_FLIGHT: usize = 512;
 /// Due notifications read at a time.
 const BATCH: u32 = 256;
-/// The first retry's delay; each further one doubles, up to [`MAX_BACKOFF_MS`].
-const FIRST_BACKOFF_MS: i64 = 1_000;
-/// The longest delay between attempts, so a receiver back up is caught up with soon.
-const MAX_BACKOFF_MS: i64 = 30_000;
+/// Retries' delays: 1 s, doubling, at most 30 s (the task queue's doubling rule; only
+/// `ceiling_ms` is used, with jitter of its own).
+const BACKOFF: RetryPolicy = RetryPolicy {
+    max_attempts: u32::MAX,
+    base_ms: 1_000,
+    cap_ms: 30_000,
+};
 /// How often the outbox is looked at while attempts are in flight, or when idle.
 const POLL: Duration = Duration::from_secs(1);
 const IDLE_POLL_MS: i64 = 5_000;
@@ -198,7 +200,6 @@ impl Sending {
                         continue;
                     };
                     let at_ms = now_ms();
-                    let next = at_ms.saturating_add(backoff_ms(attempts + 1));
                     let finished = Finished {
                         id,
                         receiver,
@@ -209,11 +210,7 @@ impl Sending {
                             status: None,
                             error: Some("internal error: the attempt panicked".into()),
                         },
-                        outcome: if next >= expires_ms {
-                            AttemptOutcome::GiveUp
-                        } else {
-                            AttemptOutcome::RetryAt(next)
-                        },
+                        outcome: retry_or_give_up(at_ms, attempts, expires_ms),
                     };
                     count(&finished);
                     done.push(finished);
@@ -345,12 +342,7 @@ async fn attempt(
         Verdict::Delivered => AttemptOutcome::Delivered,
         Verdict::Reject => AttemptOutcome::GiveUp,
         Verdict::Retry => {
-            let next = now_ms().saturating_add(backoff_ms(notification.attempts + 1));
-            if next >= notification.expires_ms {
-                AttemptOutcome::GiveUp
-            } else {
-                AttemptOutcome::RetryAt(next)
-            }
+            retry_or_give_up(now_ms(), notification.attempts, notification.expires_ms)
         }
     };
     Finished {
@@ -361,7 +353,8 @@ async fn attempt(
             at_ms,
             latency_ms,
             status,
-            error: error.map(|e| e.chars().take(MAX_ATTEMPT_ERROR_CHARS).collect()),
+            // The store keeps at most MAX_ATTEMPT_ERROR_CHARS of it.
+            error,
         },
         outcome,
     }
@@ -433,13 +426,22 @@ fn backoff_duration(attempt: u32) -> Duration {
     Duration::from_millis(u64::try_from(backoff_ms(attempt)).unwrap_or(0))
 }
 
+/// What follows a failed attempt made at `at_ms` on a notification attempted `attempts` times
+/// before: another attempt after the backoff, unless that would be past its expiry.
+fn retry_or_give_up(at_ms: i64, attempts: u32, expires_ms: i64) -> AttemptOutcome {
+    let next = at_ms.saturating_add(backoff_ms(attempts + 1));
+    if next >= expires_ms {
+        AttemptOutcome::GiveUp
+    } else {
+        AttemptOutcome::RetryAt(next)
+    }
+}
+
 /// The delay before attempt `attempt + 1` (1 s, doubling, at most 30 s), with up to a fifth
 /// of jitter so retries of many groups do not arrive in one burst.
 fn backoff_ms(attempt: u32) -> i64 {
-    let doublings = attempt.saturating_sub(1).min(16);
-    let base = FIRST_BACKOFF_MS
-        .saturating_mul(1_i64 << doublings)
-        .min(MAX_BACKOFF_MS);
+    let ceiling = BACKOFF.ceiling_ms(attempt);
+    let base = i64::try_from(ceiling).unwrap_or(i64::MAX);
     let jitter = i64::from(getrandom::u32().unwrap_or(0) % 1_000) * base / 5_000;
     base - jitter
 }
