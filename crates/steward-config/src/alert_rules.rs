@@ -224,8 +224,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
                 }),
             };
             let window_ms = window(cx, t);
-            let above_ms = required(cx, t, "latency_above", "\"1s\"")
-                .and_then(|()| t.duration_at_least(cx, "latency_above", 1));
+            let above_ms = t
+                .required_item(cx, "latency_above", "e.g. \"1s\"")
+                .and_then(|_| t.duration_at_least(cx, "latency_above", 1));
             Condition::CheckLatency {
                 checks: checks?,
                 percentile: percentile?,
@@ -236,7 +237,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         "check_failure_ratio" => {
             let checks = subjects(cx, t, "checks", "check", &declared.checks);
             let window_ms = window(cx, t);
-            let above = required(cx, t, "ratio_above", "0.01").and_then(|()| ratio(cx, t));
+            let above = t
+                .required_item(cx, "ratio_above", "e.g. 0.01")
+                .and_then(|_| ratio(cx, t));
             Condition::CheckFailureRatio {
                 checks: checks?,
                 window_ms: window_ms?,
@@ -245,8 +248,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         }
         "cert_expiry" => {
             let checks = subjects(cx, t, "checks", "check", &declared.checks);
-            let days = required(cx, t, "days_left_below", "14")
-                .and_then(|()| t.integer(cx, "days_left_below", 1..=3_650));
+            let days = t
+                .required_item(cx, "days_left_below", "e.g. 14")
+                .and_then(|_| t.integer(cx, "days_left_below", 1..=3_650));
             Condition::CertExpiry {
                 checks: checks?,
                 days_left_below: days?.value,
@@ -273,8 +277,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         }
         "queue_depth" => {
             let queues = subjects(cx, t, "queues", "queue", &declared.queues);
-            let above = required(cx, t, "depth_above", "1000")
-                .and_then(|()| t.integer(cx, "depth_above", 0..=i64::from(u32::MAX)));
+            let above = t
+                .required_item(cx, "depth_above", "e.g. 1000")
+                .and_then(|_| t.integer(cx, "depth_above", 0..=i64::from(u32::MAX)));
             Condition::QueueDepth {
                 queues: queues?,
                 above: above?.value.unsigned_abs(),
@@ -282,8 +287,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         }
         "queue_age" => {
             let queues = subjects(cx, t, "queues", "queue", &declared.queues);
-            let above = required(cx, t, "age_above", "\"10m\"")
-                .and_then(|()| t.duration_at_least(cx, "age_above", 1_000));
+            let above = t
+                .required_item(cx, "age_above", "e.g. \"10m\"")
+                .and_then(|_| t.duration_at_least(cx, "age_above", 1_000));
             Condition::QueueAge {
                 queues: queues?,
                 above_ms: above?.value,
@@ -292,21 +298,6 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         _ => return None,
     };
     (!foreign).then_some(condition)
-}
-
-/// Reports a missing required key; `Some(())` when it is there.
-fn required(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str, example: &str) -> Option<()> {
-    if t.item(key).is_some() {
-        return Some(());
-    }
-    cx.error(
-        &t.span,
-        format!(
-            "`{}`: missing required field (e.g. {example})",
-            t.field(key)
-        ),
-    );
-    None
 }
 
 /// `window`: 5 minutes unless given, between a minute and a day.

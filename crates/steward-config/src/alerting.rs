@@ -204,16 +204,7 @@ fn read_matchers(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Vec<Match
 
 /// Matchers that must be given and not empty.
 fn required_matchers(cx: &mut Cx<'_>, t: &Fields<'_>, key: &str) -> Option<Vec<Matcher>> {
-    let Some(item) = t.item(key) else {
-        cx.error(
-            &t.span,
-            format!(
-                "`{}`: missing required field (e.g. [\"severity=critical\"])",
-                t.field(key)
-            ),
-        );
-        return None;
-    };
+    let item = t.required_item(cx, key, "e.g. [\"severity=critical\"]")?;
     let matchers = read_matchers(cx, t, key)?;
     if matchers.is_empty() && item.as_array().is_some_and(|a| a.is_empty()) {
         cx.error(
@@ -572,16 +563,7 @@ fn read_chat_id(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
 
 /// `to`: required, not empty, each an address.
 fn read_recipients(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Vec<String>> {
-    let Some(item) = t.item("to") else {
-        cx.error(
-            &t.span,
-            format!(
-                "`{}`: missing required field (e.g. [\"ops@example.com\"])",
-                t.field("to")
-            ),
-        );
-        return None;
-    };
+    let item = t.required_item(cx, "to", "e.g. [\"ops@example.com\"]")?;
     let (addresses, mut ok) = string_list(cx, t, "to")?;
     if ok && addresses.is_empty() {
         cx.error(
@@ -807,16 +789,9 @@ impl RouteReader<'_> {
     fn read_escalate(&mut self, cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Escalation> {
         let item = t.item("escalate")?;
         let e = Fields::open_item(cx, item, t.field("escalate"), ESCALATE_KEYS)?;
-        let after = e.duration_at_least(cx, "after", MIN_ESCALATE_AFTER_MS);
-        if after.is_none() && e.item("after").is_none() {
-            cx.error(
-                &e.span,
-                format!(
-                    "`{}`: missing required field (e.g. \"15m\")",
-                    e.field("after")
-                ),
-            );
-        }
+        let after = e
+            .required_item(cx, "after", "e.g. \"15m\"")
+            .and_then(|_| e.duration_at_least(cx, "after", MIN_ESCALATE_AFTER_MS));
         let receiver = e
             .required_string(cx, "receiver")
             .and_then(|v| literal(cx, &e, "receiver", v))
@@ -875,29 +850,13 @@ fn read_maintenance(cx: &mut Cx<'_>, alerting: &Fields<'_>) -> Vec<MaintenanceWi
             );
         }
         let matchers = read_matchers(cx, &t, "matchers");
-        let starts = if t.item("cron").is_some() {
-            crate::schedules::read_cron(cx, &t)
-        } else {
-            cx.error(
-                &t.span,
-                format!(
-                    "`{}`: missing required field (when each window starts, e.g. \"0 2 * * SUN\")",
-                    t.field("cron")
-                ),
-            );
-            None
-        };
+        let starts = t
+            .required_item(cx, "cron", "when each window starts, e.g. \"0 2 * * SUN\"")
+            .and_then(|_| crate::schedules::read_cron(cx, &t));
         let zone = crate::schedules::read_zone(cx, &t);
-        let duration = t.duration_at_least(cx, "duration", MIN_WINDOW_MS);
-        if t.item("duration").is_none() {
-            cx.error(
-                &t.span,
-                format!(
-                    "`{}`: missing required field (e.g. \"2h\")",
-                    t.field("duration")
-                ),
-            );
-        }
+        let duration = t
+            .required_item(cx, "duration", "e.g. \"2h\"")
+            .and_then(|_| t.duration_at_least(cx, "duration", MIN_WINDOW_MS));
         let duration = duration.and_then(|d| {
             if d.value > MAX_WINDOW_MS {
                 cx.error(

@@ -778,16 +778,11 @@ fn read_server_name(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Option<String>> {
 
 /// A cert_file check's `paths`: required, not empty, each a glob pattern.
 fn read_cert_paths(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Vec<String>> {
-    let Some(item) = t.item("paths") else {
-        cx.error(
-            &t.span,
-            format!(
-                "`{}`: missing required field (the certificate files, e.g. paths = [\"/etc/letsencrypt/live/*/fullchain.pem\"])",
-                t.field("paths")
-            ),
-        );
-        return None;
-    };
+    let item = t.required_item(
+        cx,
+        "paths",
+        "the certificate files, e.g. paths = [\"/etc/letsencrypt/live/*/fullchain.pem\"]",
+    )?;
     let (written, mut ok) = t.indexed_strings(cx, "paths")?;
     if written.is_empty() {
         // Unless its elements (or the array itself) were refused, and said so.

@@ -231,6 +231,19 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The item at `key`, reporting it missing (with `hint`, e.g. an example value) when it
+    /// is not written.
+    pub fn required_item(&self, cx: &mut Cx<'_>, key: &str, hint: &str) -> Option<&'a Item> {
+        let item = self.item(key);
+        if item.is_none() {
+            cx.error(
+                &self.span,
+                format!("`{}`: missing required field ({hint})", self.field(key)),
+            );
+        }
+        item
+    }
+
     /// A string field that must be present and non-empty.
     pub fn required_string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
         if self.item(key).is_none() {

@@ -188,9 +188,7 @@ async fn dispatch_loop(
     scan.reset();
     let mut scan_wanted = false;
     loop {
-        let mut changed: Vec<Fingerprint> = Vec::new();
-        let mut silences = false;
-        let mut context = false;
+        let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
             Duration::ZERO
         } else {
@@ -202,29 +200,17 @@ async fn dispatch_loop(
         };
         tokio::select! {
             () = stop.cancelled() => return,
-            event = events.recv() => note(event, &mut changed, &mut silences, &mut context, &mut scan_wanted),
-            _ = refresh.tick() => context = true,
+            event = events.recv() => reads.note(event.ok()),
+            _ = refresh.tick() => reads.context = true,
             _ = scan.tick() => scan_wanted = true,
             () = tokio::time::sleep(sleep) => {}
         }
         // Take in everything already announced, so a burst of posts makes one pass.
         loop {
             match events.try_recv() {
-                Err(
-                    broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed,
-                ) => break,
-                event => note(
-                    event.map_err(|e| match e {
-                        broadcast::error::TryRecvError::Lagged(n) => {
-                            broadcast::error::RecvError::Lagged(n)
-                        }
-                        _ => broadcast::error::RecvError::Closed,
-                    }),
-                    &mut changed,
-                    &mut silences,
-                    &mut context,
-                    &mut scan_wanted,
-                ),
+                Ok(event) => reads.note(Some(event)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => reads.note(None),
+                Err(_) => break,
             }
         }
         let now = now_ms();
@@ -232,21 +218,9 @@ async fn dispatch_loop(
         if !Arc::ptr_eq(&current, dispatcher.config()) {
             dispatcher.set_config(current, now);
         }
-        let scan_page = scan_wanted || dispatcher.scanning();
-        if let Err(error) = read(
-            &mut dispatcher,
-            &registry,
-            Reads {
-                changed: &changed,
-                silences,
-                context,
-                catch_up: context && shared,
-                scan: scan_page,
-            },
-            now,
-        )
-        .await
-        {
+        reads.scan |= scan_wanted || dispatcher.scanning();
+        reads.catch_up = reads.context && shared;
+        if let Err(error) = read(&mut dispatcher, &registry, &reads, now).await {
             tracing::warn!(%error, "the dispatcher cannot read alerts; it reads everything again shortly");
             scan_wanted = true;
             tokio::select! {
@@ -264,7 +238,7 @@ async fn dispatch_loop(
             Ok(()) => {}
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
         }
-        if context {
+        if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
             {
@@ -276,10 +250,11 @@ async fn dispatch_loop(
     }
 }
 
-/// What one turn of the dispatcher reads.
-struct Reads<'a> {
+/// What one turn of the dispatcher reads, from the events and timers it woke to.
+#[derive(Default)]
+struct Reads {
     /// Alerts announced as changed.
-    changed: &'a [Fingerprint],
+    changed: Vec<Fingerprint>,
     /// The silences changed.
     silences: bool,
     /// Time to read the silences and the services' states again.
@@ -290,15 +265,31 @@ struct Reads<'a> {
     scan: bool,
 }
 
+impl Reads {
+    /// Notes what an event asks for; `None` when events were missed: everything is read.
+    fn note(&mut self, event: Option<crate::bus::Envelope>) {
+        let Some(envelope) = event else {
+            self.scan = true;
+            return;
+        };
+        match envelope.event {
+            Event::AlertsChanged { fingerprints } => self.changed.extend(fingerprints),
+            Event::SilencesChanged => self.silences = true,
+            Event::CheckChanged { .. } | Event::RegistrySynced { .. } => self.context = true,
+            _ => {}
+        }
+    }
+}
+
 /// Does one turn's reads.
 async fn read(
     dispatcher: &mut dispatch::Dispatcher,
     registry: &RegistrySource,
-    reads: Reads<'_>,
+    reads: &Reads,
     now: i64,
 ) -> Result<(), steward_store::StoreError> {
     if !reads.changed.is_empty() {
-        dispatcher.alerts_changed(reads.changed, now).await?;
+        dispatcher.alerts_changed(&reads.changed, now).await?;
     }
     if reads.context {
         dispatcher.refresh_context(&registry(), now).await?;
@@ -312,26 +303,6 @@ async fn read(
         dispatcher.scan_step(now).await?;
     }
     Ok(())
-}
-
-/// Notes what an event asks of the dispatcher.
-fn note(
-    event: Result<crate::bus::Envelope, broadcast::error::RecvError>,
-    changed: &mut Vec<Fingerprint>,
-    silences: &mut bool,
-    context: &mut bool,
-    scan: &mut bool,
-) {
-    match event {
-        Ok(envelope) => match envelope.event {
-            Event::AlertsChanged { fingerprints } => changed.extend(fingerprints),
-            Event::SilencesChanged => *silences = true,
-            Event::CheckChanged { .. } | Event::RegistrySynced { .. } => *context = true,
-            _ => {}
-        },
-        // Missed events: read everything.
-        Err(_) => *scan = true,
-    }
 }
 
 /// Resolves external alerts no longer re-sent, until `stop` (on the leader only, so the
