@@ -16,6 +16,7 @@ pub mod registry;
 pub mod schedule;
 pub mod secret;
 pub mod task;
+pub mod text;
 
 pub use auth::{Principal, Role};
 pub use event::Event;

@@ -31,6 +31,7 @@
 //! by [`MAX_OUTPUT_BYTES`]: a notification longer than that is cut (marked `…`), a payload
 //! fails.
 
+use crate::text::one_line;
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io;
@@ -300,7 +301,7 @@ pub fn render(
             text: truncate_html(&text, TELEGRAM_MAX_TEXT),
         },
         Format::Email => {
-            let subject = match set_subject.map(|s| one_line(&s)) {
+            let subject = match set_subject.map(|s| one_line(&s, MAX_SUBJECT_CHARS)) {
                 Some(s) if !s.is_empty() => s,
                 _ => {
                     let (s, _) = run(
@@ -311,7 +312,7 @@ pub fn render(
                         MAX_OUTPUT_BYTES,
                         Overflow::Truncate,
                     )?;
-                    one_line(&s)
+                    one_line(&s, MAX_SUBJECT_CHARS)
                 }
             };
             Message {
@@ -684,22 +685,6 @@ fn printable(text: &str) -> String {
         out.push('…');
     }
     out
-}
-
-/// A subject header: whitespace runs become one space, at most [`MAX_SUBJECT_CHARS`].
-fn one_line(text: &str) -> String {
-    let words: Vec<&str> = text.split_whitespace().collect();
-    let joined = words.join(" ");
-    let joined: String = joined
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if joined.chars().count() <= MAX_SUBJECT_CHARS {
-        return joined;
-    }
-    let mut cut: String = joined.chars().take(MAX_SUBJECT_CHARS - 1).collect();
-    cut.push('…');
-    cut
 }
 
 /// Collects output up to a limit; past it, writes fail or are dropped (see [`Overflow`]), and

@@ -22,6 +22,7 @@ use serde_json::json;
 use steward_core::alert::notice::Notice;
 use steward_core::alert::spec::{ReceiverKind, ReceiverSpec};
 use steward_core::alert::template::{self, Format, Message};
+use steward_core::text::one_line;
 
 /// The most bytes of a response body read (enough for any error text or Telegram's answer).
 const MAX_RESPONSE_BYTES: usize = 16 * 1024;
@@ -506,21 +507,8 @@ async fn read_body(mut response: reqwest::Response) -> Vec<u8> {
 
 /// The start of a response body as one printable line.
 fn quote(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    if flat.chars().count() > MAX_QUOTED_CHARS {
-        let mut cut: String = flat.chars().take(MAX_QUOTED_CHARS).collect();
-        cut.push('…');
-        cut
-    } else {
-        flat
-    }
+    // The quote keeps MAX_QUOTED_CHARS characters before its ellipsis.
+    one_line(&String::from_utf8_lossy(body), MAX_QUOTED_CHARS + 1)
 }
 
 /// An error with its causes, each once (libraries often repeat their source's text).

@@ -6,7 +6,8 @@ use steward_core::health::state::ProbeVerdict;
 
 use steward_store::ProbeRecord;
 
-use super::probe::{Observation, printable};
+use super::probe::Observation;
+use steward_core::text::printable;
 
 /// An observation judged.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
     CheckSpec, CommandProbe, HttpProbe, MAX_BODY_BYTES, MAX_REDIRECTS, Probe, Redirects,
 };
+use steward_core::text::printable;
 use steward_store::{CertSeen, now_ms};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
@@ -80,18 +81,6 @@ impl Failure {
             cause,
             message: printable(&message.into()),
         }
-    }
-}
-
-/// `text` with control characters (a NUL in a probed server's answer, terminal escapes)
-/// replaced by U+FFFD: results are stored (PostgreSQL refuses NUL in text) and printed.
-pub(super) fn printable(text: &str) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-            .collect()
-    } else {
-        text.to_owned()
     }
 }
 
@@ -602,14 +591,6 @@ async fn read_capped<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn text_from_probed_servers_is_made_printable() {
-        assert_eq!(printable("ok"), "ok");
-        assert_eq!(printable("a\0b\u{1b}[31m"), "a\u{fffd}b\u{fffd}[31m");
-        let failure = Failure::new(Cause::Command, "exit 3: \0oops");
-        assert_eq!(failure.message, "exit 3: \u{fffd}oops");
-    }
 
     #[test]
     fn every_cause_has_a_distinct_name() {

@@ -13,6 +13,7 @@ use steward_core::alert::{
     Fingerprint, MAX_LABEL_VALUE_CHARS, MAX_LABELS, Severity, is_label_name,
 };
 use steward_core::registry::Labels;
+use steward_core::text::printable;
 
 use crate::EXIT_INVALID;
 use crate::cli::{AlertsCommand, OutputFormat};
@@ -529,7 +530,7 @@ fn destination_row(d: &Value) -> Vec<String> {
 /// A JSON value as text for a terminal. Alerts carry text from other systems, so control
 /// characters (which could drive the terminal) are shown as U+FFFD.
 fn text(value: &Value) -> String {
-    printable(cell(value))
+    printable(&cell(value))
 }
 
 /// Like [`text`], but keeping line breaks (annotations such as `description` often have
@@ -537,20 +538,9 @@ fn text(value: &Value) -> String {
 fn block(value: &Value) -> String {
     cell(value)
         .split('\n')
-        .map(|line| printable(line.to_owned()))
+        .map(printable)
         .collect::<Vec<_>>()
         .join("\n    ")
-}
-
-/// `text` with control characters shown as U+FFFD (see [`text`]).
-fn printable(text: String) -> String {
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-            .collect()
-    } else {
-        text
-    }
 }
 
 /// `name=value` pairs of a label object, comma-separated (as `--labels` takes them), leaving
@@ -561,7 +551,7 @@ fn pairs(labels: &Value, skip: &str) -> String {
         .into_iter()
         .flatten()
         .filter(|(name, _)| name.as_str() != skip)
-        .map(|(name, value)| format!("{}={}", printable(name.clone()), text(value)))
+        .map(|(name, value)| format!("{}={}", printable(name), text(value)))
         .collect();
     if pairs.is_empty() {
         "-".to_owned()
@@ -615,7 +605,7 @@ fn show_lines(alert: &Value) -> Vec<String> {
             "ack: by {} at {}{}",
             text(&ack["by"]),
             instant(&ack["at_ms"]),
-            note.map(|n| format!(": {}", printable(n.to_owned())))
+            note.map(|n| format!(": {}", printable(n)))
                 .unwrap_or_default()
         ));
     }
@@ -627,7 +617,7 @@ fn show_lines(alert: &Value) -> Vec<String> {
             .as_object()
             .into_iter()
             .flatten()
-            .map(|(name, value)| format!("  {}: {}", printable(name.clone()), block(value)))
+            .map(|(name, value)| format!("  {}: {}", printable(name), block(value)))
             .collect();
         if entries.is_empty() {
             lines.push(format!("{title}: none"));
