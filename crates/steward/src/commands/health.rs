@@ -6,11 +6,9 @@ use std::process::ExitCode;
 
 use reqwest::Method;
 use serde_json::Value;
-use steward_core::schedule::Zone;
-use steward_core::schedule::timing::format_instant;
 
 use crate::cli::{ChecksCommand, OutputFormat, StatusArgs};
-use crate::client::{Client, block_on, cell, encode_query_value, print_table};
+use crate::client::{Client, block_on, cell, encode_query_value, instant, print_table};
 use crate::commands::schedule::{duration, item_path};
 
 /// Runs `steward status`.
@@ -266,12 +264,6 @@ fn summary(services: &[Value]) -> String {
             parts.join(", ")
         }
     )
-}
-
-/// A time in milliseconds since the epoch, in UTC; `-` when absent.
-fn instant(ms: &Value) -> String {
-    ms.as_i64()
-        .map_or_else(|| "-".to_owned(), |ms| format_instant(ms, &Zone::default()))
 }
 
 /// A result as lines: verdict, latency and status, failure, then each condition.
