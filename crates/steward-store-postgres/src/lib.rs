@@ -690,9 +690,10 @@ impl Store for PostgresStore {
     async fn due_notifications(
         &self,
         now_ms: i64,
+        excluding: &[i64],
         limit: u32,
     ) -> Result<Vec<StoredNotification>, StoreError> {
-        notifications::due(&self.pool, now_ms, limit).await
+        notifications::due(&self.pool, now_ms, excluding, limit).await
     }
 
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {

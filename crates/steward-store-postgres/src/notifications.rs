@@ -211,14 +211,17 @@ async fn link_alerts(
 pub(crate) async fn due(
     pool: &PgPool,
     now_ms: i64,
+    excluding: &[i64],
     limit: u32,
 ) -> Result<Vec<StoredNotification>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {NOTIFICATION_COLUMNS} FROM notifications AS n \
-         WHERE n.next_attempt_ms <= $1 AND {HEADS} ORDER BY n.id LIMIT $2"
+         WHERE n.next_attempt_ms <= $1 AND NOT (n.id = ANY($3)) AND {HEADS} \
+         ORDER BY n.id LIMIT $2"
     ))
     .bind(now_ms)
     .bind(i64::from(limit))
+    .bind(excluding)
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
@@ -535,7 +538,7 @@ mod tests {
         assert_corrupt("notice", store.notifications(&everything()).await);
         assert_corrupt(
             "notice of a due one",
-            store.due_notifications(i64::MAX, 10).await,
+            store.due_notifications(i64::MAX, &[], 10).await,
         );
         tamper(&mut raw, "UPDATE notifications SET notice = '{}'").await;
         assert_corrupt("notice shape", store.notifications(&everything()).await);

@@ -738,9 +738,10 @@ impl Store for SqliteStore {
     async fn due_notifications(
         &self,
         now_ms: i64,
+        excluding: &[i64],
         limit: u32,
     ) -> Result<Vec<StoredNotification>, StoreError> {
-        notifications::due(&self.reader, now_ms, limit).await
+        notifications::due(&self.reader, now_ms, excluding, limit).await
     }
 
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {

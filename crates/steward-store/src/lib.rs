@@ -537,10 +537,11 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` notifications to attempt at `now_ms`, by id: pending ones whose attempt is
     /// due and that are the oldest pending notification of their group (so each group's
     /// notifications go out in order: a later one waits until the earlier is delivered or
-    /// fails).
+    /// fails). Those in `excluding` (the ones the caller is attempting already) are left out.
     async fn due_notifications(
         &self,
         now_ms: i64,
+        excluding: &[i64],
         limit: u32,
     ) -> Result<Vec<notifications::StoredNotification>, StoreError>;
 

@@ -546,11 +546,12 @@ impl<S: Store> Store for Metered<S> {
     async fn due_notifications(
         &self,
         now_ms: i64,
+        excluding: &[i64],
         limit: u32,
     ) -> Result<Vec<StoredNotification>, StoreError> {
         self.observe(
             "due_notifications",
-            self.inner.due_notifications(now_ms, limit),
+            self.inner.due_notifications(now_ms, excluding, limit),
         )
         .await
     }

@@ -82,19 +82,15 @@ pub(crate) async fn run(
         }
         let mut wait_ms = IDLE_POLL_MS;
         if s.in_flight.len() < MAX_IN_FLIGHT {
-            // The heads in flight come back too (they are the oldest): read past them.
-            let limit = BATCH.saturating_add(u32::try_from(s.in_flight.len()).unwrap_or(u32::MAX));
-            match store.due_notifications(now_ms(), limit).await {
+            // The heads in flight are not read again.
+            let excluding: Vec<i64> = s.in_flight.iter().copied().collect();
+            match store.due_notifications(now_ms(), &excluding, BATCH).await {
                 Ok(due) => {
                     s.read_failures = 0;
                     let config = config();
-                    for notification in due {
-                        if s.in_flight.len() >= MAX_IN_FLIGHT {
-                            break;
-                        }
-                        if !s.in_flight.contains(&notification.id) {
-                            s.start(&config, &deliverer, notification);
-                        }
+                    let room = MAX_IN_FLIGHT - s.in_flight.len();
+                    for notification in due.into_iter().take(room) {
+                        s.start(&config, &deliverer, notification);
                     }
                 }
                 Err(error) => {
