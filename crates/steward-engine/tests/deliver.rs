@@ -44,8 +44,8 @@ fn alert(service: &str, state: AlertState, starts_at_ms: i64) -> NotifiedAlert {
     NotifiedAlert {
         fingerprint: Fingerprint::of(&l),
         state,
-        labels: l,
-        annotations: labels(&[("summary", "API is down")]),
+        labels: l.into(),
+        annotations: labels(&[("summary", "API is down")]).into(),
         starts_at_ms,
         ends_at_ms: (state == AlertState::Resolved).then_some(starts_at_ms + 60_000),
         generator_url: None,

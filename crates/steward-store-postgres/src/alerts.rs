@@ -459,8 +459,8 @@ fn alert_from_row(row: &PgRow) -> Result<StoredAlert, StoreError> {
     let ack_note: Option<String> = row.try_get("ack_note").map_err(db_err)?;
     Ok(StoredAlert {
         fingerprint: decode_fingerprint(&fingerprint)?,
-        labels: decode_labels(&labels)?,
-        annotations: decode_labels(&annotations)?,
+        labels: decode_labels(&labels)?.into(),
+        annotations: decode_labels(&annotations)?.into(),
         severity: decode_severity(&severity)?,
         source: row.try_get("source").map_err(db_err)?,
         state: decode_alert_state(&state)?,

@@ -34,7 +34,7 @@ use steward_store::health::{
 };
 use steward_store::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
-    StoredNotification,
+    Queued, StoredNotification,
 };
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
@@ -678,7 +678,7 @@ impl Store for PostgresStore {
         notifications::groups(&self.pool).await
     }
 
-    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<i64>, StoreError> {
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<Queued>, StoreError> {
         if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
             return Ok(Vec::new());
         }
@@ -698,6 +698,10 @@ impl Store for PostgresStore {
 
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
         notifications::next_due(&self.pool).await
+    }
+
+    async fn link_notifications(&self) -> Result<u64, StoreError> {
+        notifications::link_alerts(&self.pool).await
     }
 
     async fn record_attempts(

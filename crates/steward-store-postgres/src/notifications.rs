@@ -6,7 +6,7 @@
 //! too. Groups are upserted in key order, so concurrent passes lock them in the same order and
 //! do not deadlock on each other.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -17,7 +17,8 @@ use steward_store::codec::{
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
-    NewNotification, NotificationCount, NotificationQuery, StoredNotification, attempt_error,
+    NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
+    attempt_error,
 };
 
 use crate::db_err;
@@ -48,13 +49,13 @@ pub(crate) async fn groups(pool: &PgPool) -> Result<Vec<GroupRecord>, StoreError
     rows.iter().map(group_from_row).collect()
 }
 
-/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications'
-/// ids in order.
+/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications
+/// in order.
 pub(crate) async fn write(
     conn: &mut PgConnection,
     write: &DispatchWrite,
     now_ms: i64,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Queued>, StoreError> {
     upsert_groups(conn, &write.groups, now_ms).await?;
     if !write.finished.is_empty() {
         sqlx::query("DELETE FROM alert_groups WHERE key = ANY($1)")
@@ -64,8 +65,32 @@ pub(crate) async fn write(
             .map_err(db_err)?;
     }
     let ids = insert_notifications(conn, &write.notifications).await?;
-    link_alerts(conn, &write.notifications, &ids).await?;
-    Ok(ids)
+    heads(conn, &ids).await
+}
+
+/// Which of the notifications just inserted (`ids`, ascending) head their groups: those no
+/// older pending notification of the same group precedes.
+async fn heads(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Queued>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let behind: Vec<i64> = sqlx::query_scalar(
+        "SELECT n.id FROM notifications AS n WHERE n.id = ANY($1) \
+         AND EXISTS (SELECT 1 FROM notifications AS o WHERE o.state = 'pending' \
+         AND o.group_key = n.group_key AND o.id < n.id)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let behind: HashSet<i64> = behind.into_iter().collect();
+    Ok(ids
+        .iter()
+        .map(|&id| Queued {
+            id,
+            heads_group: !behind.contains(&id),
+        })
+        .collect())
 }
 
 /// Inserts or replaces groups by key; a key listed twice ends with its last record.
@@ -171,40 +196,23 @@ async fn insert_notifications(
     Ok(ids)
 }
 
-/// Records which alerts each new notification carries.
-async fn link_alerts(
-    conn: &mut PgConnection,
-    notifications: &[NewNotification],
-    ids: &[i64],
-) -> Result<(), StoreError> {
-    let mut fingerprints = Vec::new();
-    let mut notification_ids = Vec::new();
-    for (notification, &id) in notifications.iter().zip(ids) {
-        // A notice names each alert once; a set keeps the key unique should one repeat.
-        let distinct: BTreeSet<_> = notification
-            .notice
-            .alerts
-            .iter()
-            .map(|a| a.fingerprint)
-            .collect();
-        for fingerprint in distinct {
-            fingerprints.push(fingerprint.to_string());
-            notification_ids.push(id);
-        }
-    }
-    if fingerprints.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
+/// Records which alerts the notifications above the highest one linked carry, from their
+/// notices; answers how many links it wrote. Links only ever appear in id order, so those above
+/// the highest are exactly the unlinked ones (a link already there, after pruning lowered the
+/// highest, is left as it is).
+pub(crate) async fn link_alerts(pool: &PgPool) -> Result<u64, StoreError> {
+    let linked = sqlx::query(
         "INSERT INTO notification_alerts (fingerprint, notification_id) \
-         SELECT * FROM unnest($1::text[], $2::bigint[])",
+         SELECT DISTINCT a->>'fingerprint', n.id \
+         FROM notifications AS n, jsonb_array_elements(n.notice::jsonb -> 'alerts') AS a \
+         WHERE n.id > (SELECT coalesce(max(notification_id), 0) FROM notification_alerts) \
+         ON CONFLICT DO NOTHING",
     )
-    .bind(&fingerprints)
-    .bind(&notification_ids)
-    .execute(&mut *conn)
+    .execute(pool)
     .await
-    .map_err(db_err)?;
-    Ok(())
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(linked)
 }
 
 /// Up to `limit` due notifications heading their groups, by id.
@@ -514,7 +522,7 @@ mod tests {
         };
         assert!(
             store
-                .record_attempt(ids[0], &attempt, AttemptOutcome::RetryAt(1_500))
+                .record_attempt(ids[0].id, &attempt, AttemptOutcome::RetryAt(1_500))
                 .await
                 .expect("attempt")
         );
@@ -559,7 +567,7 @@ mod tests {
         assert_corrupt("state", store.notifications(&everything()).await);
         assert_corrupt("state counted", store.notification_counts().await);
         tamper(&mut raw, "UPDATE notification_attempts SET status = 70000").await;
-        assert_corrupt("status", store.notification_attempts(ids[0]).await);
+        assert_corrupt("status", store.notification_attempts(ids[0].id).await);
 
         assert_eq!(store.alert_groups().await.expect("intact").len(), 1);
         tamper(&mut raw, "UPDATE alert_groups SET clock = 'tick'").await;

@@ -37,7 +37,7 @@ use steward_store::health::{
 };
 use steward_store::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
-    StoredNotification,
+    Queued, StoredNotification,
 };
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
@@ -725,14 +725,14 @@ impl Store for SqliteStore {
         notifications::groups(&self.reader).await
     }
 
-    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<i64>, StoreError> {
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<Queued>, StoreError> {
         if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
             return Ok(Vec::new());
         }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let ids = notifications::write(&mut tx, write, now_ms()).await?;
+        let queued = notifications::write(&mut tx, write, now_ms()).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(ids)
+        Ok(queued)
     }
 
     async fn due_notifications(
@@ -746,6 +746,11 @@ impl Store for SqliteStore {
 
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
         notifications::next_due(&self.reader).await
+    }
+
+    async fn link_notifications(&self) -> Result<u64, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        notifications::link_alerts(&mut conn).await
     }
 
     async fn record_attempts(

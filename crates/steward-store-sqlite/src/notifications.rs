@@ -4,7 +4,7 @@
 //! `json_each`, whatever its size; no other connection writes the file, so the ids it hands
 //! out are exactly those above the sequence as it stood when the pass began.
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -15,7 +15,8 @@ use steward_store::codec::{
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
-    NewNotification, NotificationCount, NotificationQuery, StoredNotification, attempt_error,
+    NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
+    attempt_error,
 };
 
 use crate::db_err;
@@ -24,6 +25,10 @@ use crate::db_err;
 /// chunk is its own short write transaction, so the dispatcher and the sender get the writer
 /// in between instead of waiting for the whole pass.
 const PRUNE_CHUNK: i64 = 5_000;
+
+/// Notifications one INSERT statement queues: seven values each, five of them bound, well
+/// under SQLite's 32,766 parameters.
+const INSERT_CHUNK: usize = 1_000;
 
 /// The columns of a notification, in the order [`notification_from_row`] reads them.
 const NOTIFICATION_COLUMNS: &str = "id, notice, state, attempts, created_ms, next_attempt_ms, \
@@ -47,13 +52,13 @@ pub(crate) async fn groups(pool: &SqlitePool) -> Result<Vec<GroupRecord>, StoreE
     rows.iter().map(group_from_row).collect()
 }
 
-/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications'
-/// ids in order.
+/// Applies a dispatcher pass inside the caller's transaction; answers the new notifications
+/// in order.
 pub(crate) async fn write(
     conn: &mut SqliteConnection,
     write: &DispatchWrite,
     now_ms: i64,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<Queued>, StoreError> {
     upsert_groups(conn, &write.groups, now_ms).await?;
     if !write.finished.is_empty() {
         sqlx::query("DELETE FROM alert_groups WHERE key IN (SELECT value FROM json_each(?))")
@@ -63,8 +68,7 @@ pub(crate) async fn write(
             .map_err(db_err)?;
     }
     let ids = insert_notifications(conn, &write.notifications).await?;
-    link_alerts(conn, &write.notifications, &ids).await?;
-    Ok(ids)
+    heads(conn, &ids).await
 }
 
 /// Inserts or replaces groups by key; a key listed twice ends with its last record (the rows
@@ -115,18 +119,6 @@ async fn insert_notifications(
     if notifications.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = notifications
-        .iter()
-        .map(|n| {
-            Ok((
-                n.notice.group_key.as_str(),
-                n.notice.receiver.as_str(),
-                encode_json(&n.notice)?,
-                n.created_ms,
-                n.expires_ms,
-            ))
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
     // AUTOINCREMENT ids only grow and this transaction is the only writer, so the new rows
     // are exactly those above the sequence as it stands now.
     let before: i64 = sqlx::query_scalar(
@@ -135,16 +127,34 @@ async fn insert_notifications(
     .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    sqlx::query(
-        "INSERT INTO notifications (group_key, receiver, notice, state, created_ms, \
-         next_attempt_ms, expires_ms) \
-         SELECT value->>0, value->>1, value->>2, 'pending', value->>3, value->>3, value->>4 \
-         FROM json_each(?) ORDER BY key",
-    )
-    .bind(encode_json(&rows)?)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    // Notices are bound as they are, not nested in a JSON array for `json_each`: a notice of
+    // a large group runs to megabytes, which nesting would escape and SQLite parse again.
+    for chunk in notifications.chunks(INSERT_CHUNK) {
+        let notices = chunk
+            .iter()
+            .map(|n| encode_json(&n.notice))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO notifications (group_key, receiver, notice, state, created_ms, \
+             next_attempt_ms, expires_ms) ",
+        );
+        insert.push_values(chunk.iter().zip(notices), |mut row, (n, notice)| {
+            row.push_bind(n.notice.group_key.as_str())
+                .push_bind(n.notice.receiver.as_str())
+                .push_bind(notice)
+                .push("'pending'")
+                .push_bind(n.created_ms)
+                .push_bind(n.created_ms)
+                .push_bind(n.expires_ms);
+        });
+        // Its text varies with the chunk's length: not worth a place in the statement cache.
+        insert
+            .build()
+            .persistent(false)
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)?;
+    }
     // One JSON row rather than a row per id: the driver hands each result row across threads,
     // which for thousands of ids costs more than the insert.
     let ids: Option<String> = sqlx::query_scalar(
@@ -166,33 +176,49 @@ async fn insert_notifications(
     Ok(ids)
 }
 
-/// Records which alerts each new notification carries.
-async fn link_alerts(
-    conn: &mut SqliteConnection,
-    notifications: &[NewNotification],
-    ids: &[i64],
-) -> Result<(), StoreError> {
-    let links: Vec<(String, i64)> = notifications
-        .iter()
-        .zip(ids)
-        .flat_map(|(n, &id)| {
-            // A notice names each alert once; a set keeps the key unique should one repeat.
-            let fingerprints: BTreeSet<_> = n.notice.alerts.iter().map(|a| a.fingerprint).collect();
-            fingerprints.into_iter().map(move |f| (f.to_string(), id))
-        })
-        .collect();
-    if links.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO notification_alerts (fingerprint, notification_id) \
-         SELECT value->>0, value->>1 FROM json_each(?)",
+/// Which of the notifications just inserted (`ids`, ascending) head their groups: those no
+/// older pending notification of the same group precedes.
+async fn heads(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec<Queued>, StoreError> {
+    let Some(&first) = ids.first() else {
+        return Ok(Vec::new());
+    };
+    let behind: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(n.id) FROM notifications AS n WHERE n.id >= ? \
+         AND EXISTS (SELECT 1 FROM notifications AS o INDEXED BY notifications_pending \
+         WHERE o.state = 'pending' AND o.group_key = n.group_key AND o.id < n.id)",
     )
-    .bind(encode_json(&links)?)
-    .execute(&mut *conn)
+    .bind(first)
+    .fetch_one(&mut *conn)
     .await
     .map_err(db_err)?;
-    Ok(())
+    let behind: HashSet<i64> = serde_json::from_str(behind.as_deref().unwrap_or("[]"))
+        .map_err(|e| StoreError::Corrupt(format!("notifications behind their group: {e}")))?;
+    Ok(ids
+        .iter()
+        .map(|&id| Queued {
+            id,
+            heads_group: !behind.contains(&id),
+        })
+        .collect())
+}
+
+/// Records which alerts the notifications above the highest one linked carry, from their
+/// notices; answers how many links it wrote. One statement: links only ever appear in id order,
+/// so those above the highest are exactly the unlinked ones (a link already there, after
+/// pruning lowered the highest, is left as it is).
+pub(crate) async fn link_alerts(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let linked = sqlx::query(
+        "INSERT INTO notification_alerts (fingerprint, notification_id) \
+         SELECT DISTINCT a.value->>'fingerprint', n.id \
+         FROM notifications AS n, json_each(n.notice, '$.alerts') AS a \
+         WHERE n.id > (SELECT coalesce(max(notification_id), 0) FROM notification_alerts) \
+         ON CONFLICT DO NOTHING",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    Ok(linked)
 }
 
 /// Up to `limit` due notifications heading their groups, by id.
@@ -449,7 +475,7 @@ mod tests {
         };
         assert!(
             store
-                .record_attempt(ids[0], &attempt, AttemptOutcome::RetryAt(1_500))
+                .record_attempt(ids[0].id, &attempt, AttemptOutcome::RetryAt(1_500))
                 .await
                 .expect("attempt")
         );

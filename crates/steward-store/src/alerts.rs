@@ -1,6 +1,8 @@
 //! The shapes of the alert manager's calls every backend implements: alerts as received and
 //! their lifecycle (firing episodes, resolution, acknowledgement), and silences.
 
+use std::sync::Arc;
+
 use steward_core::alert::route::Matcher;
 use steward_core::alert::{AlertState, Fingerprint, IncomingAlert, Severity};
 use steward_core::registry::Labels;
@@ -17,10 +19,10 @@ pub const EXTERNAL_SOURCE: &str = "external";
 pub struct StoredAlert {
     /// Its identity (the fingerprint of its labels).
     pub fingerprint: Fingerprint,
-    /// Its labels.
-    pub labels: Labels,
-    /// Its annotations, as last received.
-    pub annotations: Labels,
+    /// Its labels (shared with the notifications that carry it).
+    pub labels: Arc<Labels>,
+    /// Its annotations, as last received (shared likewise).
+    pub annotations: Arc<Labels>,
     /// Its severity, as last received.
     pub severity: Severity,
     /// Where it comes from: `external` (posted) or `rule:NAME` (a built-in rule).
@@ -145,8 +147,8 @@ pub fn merge_receipt(
         };
         let new = StoredAlert {
             fingerprint: alert.fingerprint(),
-            labels: alert.labels.clone(),
-            annotations: alert.annotations.clone(),
+            labels: Arc::new(alert.labels.clone()),
+            annotations: Arc::new(alert.annotations.clone()),
             severity: alert.severity,
             source: receipt.source.clone(),
             state: incoming,
@@ -160,8 +162,13 @@ pub fn merge_receipt(
         return (new, change);
     };
     // What every receipt refreshes; the labels (the identity) stay.
+    let annotations = if *stored.annotations == alert.annotations {
+        Arc::clone(&stored.annotations)
+    } else {
+        Arc::new(alert.annotations.clone())
+    };
     let mut next = StoredAlert {
-        annotations: alert.annotations.clone(),
+        annotations,
         severity: alert.severity,
         source: receipt.source.clone(),
         ends_at_ms: alert.ends_at_ms,

@@ -127,6 +127,7 @@ macro_rules! conformance_suite {
             notification_listings_filter_newest_first,
             notifications_are_counted_per_receiver_and_state,
             prune_removes_only_old_finished_notifications,
+            notifications_are_linked_to_their_alerts_apart,
             a_dispatch_of_five_thousand_is_one_call,
         );
     };

@@ -528,11 +528,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies one dispatcher pass in one transaction: upserts `groups` (by key), deletes the
     /// `finished` ones, and queues `notifications` as pending with their first attempt due at
-    /// their creation; answers the new notifications' ids, ascending, in order.
+    /// their creation; answers the new notifications' ids, ascending, in order, each with
+    /// whether it heads its group (no older notification of the group is pending). Which
+    /// alerts they carry is recorded later, by [`Store::link_notifications`].
     async fn write_dispatch(
         &self,
         write: &notifications::DispatchWrite,
-    ) -> Result<Vec<i64>, StoreError>;
+    ) -> Result<Vec<notifications::Queued>, StoreError>;
 
     /// Up to `limit` notifications to attempt at `now_ms`, by id: pending ones whose attempt is
     /// due and that are the oldest pending notification of their group (so each group's
@@ -548,6 +550,14 @@ pub trait Store: Send + Sync + 'static {
     /// The earliest next attempt among the pending notifications heading their groups, so the
     /// sender can sleep until then.
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Records which alerts the notifications written since the last call carry (those above
+    /// the highest notification linked so far), read from their notices, so that
+    /// [`NotificationQuery::fingerprint`](notifications::NotificationQuery) finds them;
+    /// answers how many links it wrote. Kept out of [`Store::write_dispatch`] so a pass's
+    /// notifications go out without waiting for thousands of links; whatever a crash left
+    /// unlinked is linked by the next call.
+    async fn link_notifications(&self) -> Result<u64, StoreError>;
 
     /// Records attempts on pending notifications and what follows from each, in one
     /// transaction (the sender's completions arrive in bursts); answers, per attempt, whether it

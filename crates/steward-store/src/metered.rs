@@ -15,7 +15,7 @@ use steward_core::task::{Completion, NewTask, Task, TaskRun};
 
 use crate::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
-    StoredNotification,
+    Queued, StoredNotification,
 };
 use crate::{
     Ack, AlertChange, AlertQuery, AlertReceipt, ApiKey, AuditQuery, CheckRecord, CheckTransition,
@@ -538,7 +538,7 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
-    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<i64>, StoreError> {
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<Queued>, StoreError> {
         self.observe("write_dispatch", self.inner.write_dispatch(write))
             .await
     }
@@ -558,6 +558,11 @@ impl<S: Store> Store for Metered<S> {
 
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
         self.observe("next_notification_due", self.inner.next_notification_due())
+            .await
+    }
+
+    async fn link_notifications(&self) -> Result<u64, StoreError> {
+        self.observe("link_notifications", self.inner.link_notifications())
             .await
     }
 

@@ -50,6 +50,34 @@ pub struct DispatchWrite {
     pub notifications: Vec<NewNotification>,
 }
 
+/// A notification a dispatcher pass queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    /// Its id.
+    pub id: i64,
+    /// No older notification of its group was pending when it was written: it is due at once,
+    /// as `due_notifications` would answer it, so its writer may hand it to the sender
+    /// instead of the sender reading it back.
+    pub heads_group: bool,
+}
+
+impl NewNotification {
+    /// It as stored once queued as `id`: pending, its first attempt due at its creation.
+    pub fn queued(self, id: i64) -> StoredNotification {
+        StoredNotification {
+            id,
+            notice: self.notice,
+            state: NotificationState::Pending,
+            attempts: 0,
+            created_ms: self.created_ms,
+            next_attempt_ms: self.created_ms,
+            expires_ms: self.expires_ms,
+            finished_ms: None,
+            last_error: None,
+        }
+    }
+}
+
 /// Where a notification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum NotificationState {

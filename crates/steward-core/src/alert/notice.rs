@@ -40,7 +40,7 @@ impl Notice {
     }
 
     /// Alertmanager's webhook JSON for it, keeping at most `max_alerts` alerts (0: all).
-    pub fn webhook_body(&self, max_alerts: usize, external_url: &str) -> WebhookBody {
+    pub fn webhook_body(&self, max_alerts: usize, external_url: &str) -> WebhookBody<'_> {
         webhook_body(
             &self.receiver,
             &self.group_key,
@@ -114,8 +114,8 @@ mod tests {
             alerts: vec![NotifiedAlert {
                 fingerprint: Fingerprint(0xabc),
                 state: AlertState::Resolved,
-                labels: labels(&[("alertname", "Down")]),
-                annotations: Labels::new(),
+                labels: labels(&[("alertname", "Down")]).into(),
+                annotations: Labels::new().into(),
                 starts_at_ms: 1,
                 ends_at_ms: Some(2),
                 generator_url: None,

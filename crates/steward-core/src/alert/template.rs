@@ -444,12 +444,12 @@ struct AlertData<'a> {
     fingerprint: &'a str,
 }
 
-impl<'a> From<&'a WebhookAlert> for AlertData<'a> {
-    fn from(a: &'a WebhookAlert) -> Self {
+impl<'a> From<&'a WebhookAlert<'a>> for AlertData<'a> {
+    fn from(a: &'a WebhookAlert<'a>) -> Self {
         Self {
             status: a.status,
-            labels: &a.labels,
-            annotations: &a.annotations,
+            labels: a.labels,
+            annotations: a.annotations,
             starts_at: &a.starts_at,
             ends_at: &a.ends_at,
             generator_url: &a.generator_url,
@@ -497,8 +497,8 @@ fn sample_context() -> Value {
         .collect();
     let alert = WebhookAlert {
         status: "firing",
-        labels: labels.clone(),
-        annotations: annotations.clone(),
+        labels: &labels,
+        annotations: &annotations,
         starts_at: "1970-01-01T00:00:00+00:00".to_owned(),
         ends_at: "0001-01-01T00:00:00Z".to_owned(),
         generator_url: String::new(),
@@ -511,8 +511,8 @@ fn sample_context() -> Value {
         status: "firing",
         receiver: "sample".to_owned(),
         group_labels: Labels::new(),
-        common_labels: labels,
-        common_annotations: annotations,
+        common_labels: labels.clone(),
+        common_annotations: annotations.clone(),
         external_url: String::new(),
         alerts: vec![alert],
     };
@@ -831,11 +831,12 @@ mod tests {
         NotifiedAlert {
             fingerprint: Fingerprint::of(&l),
             state,
-            labels: l,
+            labels: l.into(),
             annotations: labels(&[
                 ("summary", "API is down"),
                 ("description", "5xx <for> 5 minutes & more"),
-            ]),
+            ])
+            .into(),
             starts_at_ms: 60_000,
             ends_at_ms: (state == AlertState::Resolved).then_some(120_000),
             generator_url: Some("http://prom/graph?a=1&b=2".into()),
@@ -975,7 +976,8 @@ mod tests {
         for i in 0..500 {
             let mut a = alert(&format!("svc{i}"), AlertState::Firing);
             for j in 0..60 {
-                a.labels.insert(format!("label{j}"), format!("{i:040}"));
+                std::sync::Arc::make_mut(&mut a.labels)
+                    .insert(format!("label{j}"), format!("{i:040}"));
             }
             a.fingerprint = Fingerprint(i);
             alerts.push(a);

@@ -1,6 +1,8 @@
 //! The body of a notification as Alertmanager's webhook receiver sends it (version 4), so n8n,
 //! OpenClaw or anything written for Alertmanager receives Steward's notifications unchanged.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::{AlertState, Fingerprint};
@@ -18,10 +20,11 @@ pub struct NotifiedAlert {
     pub fingerprint: Fingerprint,
     /// Firing or resolved.
     pub state: AlertState,
-    /// Its labels.
-    pub labels: Labels,
-    /// Its annotations.
-    pub annotations: Labels,
+    /// Its labels (shared with the alert they were taken from: a large group's notification
+    /// would otherwise copy thousands of label sets).
+    pub labels: Arc<Labels>,
+    /// Its annotations (shared likewise).
+    pub annotations: Arc<Labels>,
     /// When it started.
     pub starts_at_ms: i64,
     /// When it ended, once resolved.
@@ -33,7 +36,7 @@ pub struct NotifiedAlert {
 /// Alertmanager's webhook JSON (version 4).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookBody {
+pub struct WebhookBody<'a> {
     /// Always "4".
     pub version: &'static str,
     /// Identifies the group (route and grouping labels).
@@ -54,19 +57,19 @@ pub struct WebhookBody {
     #[serde(rename = "externalURL")]
     pub external_url: String,
     /// The alerts.
-    pub alerts: Vec<WebhookAlert>,
+    pub alerts: Vec<WebhookAlert<'a>>,
 }
 
 /// One alert in Alertmanager's webhook JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookAlert {
+pub struct WebhookAlert<'a> {
     /// "firing" or "resolved".
     pub status: &'static str,
     /// Its labels.
-    pub labels: Labels,
+    pub labels: &'a Labels,
     /// Its annotations.
-    pub annotations: Labels,
+    pub annotations: &'a Labels,
     /// RFC 3339.
     pub starts_at: String,
     /// RFC 3339, or Go's zero time while it fires.
@@ -80,14 +83,14 @@ pub struct WebhookAlert {
 
 /// Builds the body for `receiver` from a group's alerts (firing first, as Alertmanager orders
 /// them), keeping at most `max_alerts` (0: all).
-pub fn webhook_body(
+pub fn webhook_body<'a>(
     receiver: &str,
     group_key: &str,
     group_labels: &Labels,
-    alerts: &[NotifiedAlert],
+    alerts: &'a [NotifiedAlert],
     max_alerts: usize,
     external_url: &str,
-) -> WebhookBody {
+) -> WebhookBody<'a> {
     let mut ordered: Vec<&NotifiedAlert> = alerts.iter().collect();
     ordered.sort_by_key(|a| (a.state != AlertState::Firing, a.starts_at_ms, a.fingerprint));
     let kept = if max_alerts == 0 {
@@ -104,16 +107,16 @@ pub fn webhook_body(
         status: if firing { "firing" } else { "resolved" },
         receiver: receiver.to_owned(),
         group_labels: group_labels.clone(),
-        common_labels: common(alerts.iter().map(|a| &a.labels)),
-        common_annotations: common(alerts.iter().map(|a| &a.annotations)),
+        common_labels: common(alerts.iter().map(|a| &*a.labels)),
+        common_annotations: common(alerts.iter().map(|a| &*a.annotations)),
         external_url: external_url.to_owned(),
         alerts: ordered
             .into_iter()
             .take(kept)
             .map(|a| WebhookAlert {
                 status: a.state.as_str(),
-                labels: a.labels.clone(),
-                annotations: a.annotations.clone(),
+                labels: &a.labels,
+                annotations: &a.annotations,
                 starts_at: format_instant(a.starts_at_ms, &utc),
                 ends_at: a
                     .ends_at_ms
@@ -154,8 +157,8 @@ mod tests {
         NotifiedAlert {
             fingerprint: Fingerprint::of(&l),
             state,
-            labels: l,
-            annotations: labels(&[("summary", "down"), ("host", service)]),
+            labels: l.into(),
+            annotations: labels(&[("summary", "down"), ("host", service)]).into(),
             starts_at_ms,
             ends_at_ms: (state == AlertState::Resolved).then_some(starts_at_ms + 60_000),
             generator_url: None,

@@ -21,7 +21,9 @@ use steward_core::audit::Actor;
 use steward_core::registry::Registry;
 use steward_core::task::{NewTask, TaskOrigin};
 use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
-use steward_store::notifications::{DispatchWrite, GroupRecord, NewNotification};
+use steward_store::notifications::{
+    DispatchWrite, GroupRecord, NewNotification, StoredNotification,
+};
 use steward_store::{Store, StoreError};
 
 use super::muting::Muting;
@@ -713,9 +715,14 @@ impl Dispatcher {
         }
     }
 
-    /// Writes a plan, then moves memory to it. On failure nothing moves and the groups are
-    /// looked at again at `retry_ms`.
-    pub(crate) async fn commit(&mut self, plan: Plan, retry_ms: i64) -> Result<(), StoreError> {
+    /// Writes a plan, then moves memory to it; answers the new notifications that head their
+    /// groups, as stored, for the sender to attempt at once. On failure nothing moves and the
+    /// groups are looked at again at `retry_ms`.
+    pub(crate) async fn commit(
+        &mut self,
+        plan: Plan,
+        retry_ms: i64,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
         if !plan.tasks.is_empty() {
             // Idempotent per alert episode: enqueued before the write, so a failed write
             // followed by a retry cannot lose a task nor make two.
@@ -743,12 +750,22 @@ impl Dispatcher {
         };
         if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
             self.apply_schedule(plan.next);
-            return Ok(());
+            return Ok(Vec::new());
         }
-        if let Err(error) = self.store.write_dispatch(&write).await {
-            self.retry_plan(plan.next, plan.finished, retry_ms);
-            return Err(error);
-        }
+        let queued = match self.store.write_dispatch(&write).await {
+            Ok(queued) => queued,
+            Err(error) => {
+                self.retry_plan(plan.next, plan.finished, retry_ms);
+                return Err(error);
+            }
+        };
+        let heads = write
+            .notifications
+            .into_iter()
+            .zip(queued)
+            .filter(|(_, q)| q.heads_group)
+            .map(|(notification, q)| notification.queued(q.id))
+            .collect();
         for (record, resolved) in plan.updates {
             if let Some(group) = self.groups.get_mut(&record.key) {
                 for fp in &resolved {
@@ -763,7 +780,7 @@ impl Dispatcher {
         // Written now (or gone), except groups made or re-routed after the plan was made.
         self.unsaved.clear();
         self.apply_schedule(plan.next);
-        Ok(())
+        Ok(heads)
     }
 
     /// Has the groups of a plan that was not written looked at again at `retry_ms`.
@@ -956,10 +973,14 @@ equal = ["instance"]
         async fn pass(&mut self, at: i64) -> Vec<StoredNotification> {
             let before = self.all().await.len();
             let plan = self.dispatcher.plan(at);
-            self.dispatcher.commit(plan, at + 1_000).await.unwrap();
+            let heads = self.dispatcher.commit(plan, at + 1_000).await.unwrap();
             let mut all = self.all().await;
             all.truncate(all.len() - before);
             all.reverse();
+            // What the sender is handed is what it would read back.
+            for head in &heads {
+                assert!(all.contains(head), "{head:?} not stored as handed");
+            }
             all
         }
 

@@ -23,8 +23,9 @@ use steward_core::Event;
 use steward_core::alert::Fingerprint;
 use steward_core::registry::Registry;
 use steward_store::alerts::EXTERNAL_SOURCE;
+use steward_store::notifications::StoredNotification;
 use steward_store::{Lease, Store, now_ms};
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +51,8 @@ const SCAN_EVERY_SHARED: Duration = Duration::from_secs(60);
 const RETRY_MS: i64 = 1_000;
 /// Timeout of one delivery attempt.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Dispatcher passes whose notifications may wait for the sender to take them over.
+const HANDOFF_PASSES: usize = 64;
 
 /// How the alert manager runs.
 #[derive(Debug, Clone)]
@@ -98,19 +101,23 @@ pub fn spawn(
             let fence = leadership.borrow().as_ref().map(|l| l.fence);
             let term = shutdown.child_token();
             let wake = Arc::new(Notify::new());
+            let (handoff, handed) = mpsc::channel(HANDOFF_PASSES);
             let dispatching = tokio::spawn(dispatch_loop(
                 Arc::clone(&store),
                 bus.subscribe(),
                 Arc::clone(&config),
                 Arc::clone(&registry),
-                Arc::clone(&wake),
+                Outbox {
+                    wake: Arc::clone(&wake),
+                    handoff,
+                },
                 term.clone(),
             ));
             let sending = tokio::spawn(sender::run(
                 Arc::clone(&store),
                 Arc::clone(&config),
                 Arc::clone(&deliverer),
-                wake,
+                sender::Inbox { wake, handed },
                 term.clone(),
             ));
             let resolving = tokio::spawn(resolve_loop(
@@ -146,6 +153,24 @@ pub fn spawn(
     }))
 }
 
+/// How the dispatcher tells the sender of notifications it wrote.
+struct Outbox {
+    /// Says the outbox holds notifications to read.
+    wake: Arc<Notify>,
+    /// Hands over notifications heading their groups, as written, so the sender need not
+    /// read them back (when it is full, the sender is woken to read them instead).
+    handoff: mpsc::Sender<Vec<StoredNotification>>,
+}
+
+impl Outbox {
+    /// Passes a pass's new group heads to the sender.
+    fn hand_over(&self, heads: Vec<StoredNotification>) {
+        if !heads.is_empty() && self.handoff.try_send(heads).is_err() {
+            self.wake.notify_one();
+        }
+    }
+}
+
 /// Runs the dispatcher until `stop`: a pass whenever a group is due, alerts or silences change,
 /// the config is reloaded, or (every few seconds) after reading everything again.
 async fn dispatch_loop(
@@ -153,7 +178,7 @@ async fn dispatch_loop(
     mut events: broadcast::Receiver<crate::bus::Envelope>,
     config: ConfigSource,
     registry: RegistrySource,
-    wake_sender: Arc<Notify>,
+    outbox: Outbox,
     stop: CancellationToken,
 ) {
     let mut dispatcher = loop {
@@ -171,7 +196,7 @@ async fn dispatch_loop(
     };
     tracing::info!("dispatching alerts");
     // Whatever the outbox holds from before is sent now.
-    wake_sender.notify_one();
+    outbox.wake.notify_one();
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.reset();
@@ -187,6 +212,8 @@ async fn dispatch_loop(
     scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     scan.reset();
     let mut scan_wanted = false;
+    // Notifications a crash left unlinked from their alerts are linked at the first turn.
+    let mut links_owed = true;
     loop {
         let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
@@ -234,9 +261,23 @@ async fn dispatch_loop(
         let plan = dispatcher.plan(now);
         let notifications = plan.notifications();
         match dispatcher.commit(plan, now + RETRY_MS).await {
-            Ok(()) if notifications > 0 => wake_sender.notify_one(),
-            Ok(()) => {}
+            // Notifications behind an earlier one of their group are read by the sender once
+            // that one is done.
+            Ok(heads) => {
+                outbox.hand_over(heads);
+                links_owed |= notifications > 0;
+            }
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
+        }
+        // Only once the sender has the pass's notifications: thousands of links would
+        // otherwise hold them back.
+        if links_owed {
+            match store.link_notifications().await {
+                Ok(_) => links_owed = false,
+                Err(error) => {
+                    tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
+                }
+            }
         }
         if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);

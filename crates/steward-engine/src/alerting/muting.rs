@@ -183,8 +183,8 @@ mod tests {
             .collect();
         StoredAlert {
             fingerprint: Fingerprint::of(&labels),
-            labels,
-            annotations: Labels::new(),
+            labels: labels.into(),
+            annotations: Labels::new().into(),
             severity: Severity::Warning,
             source: "external".into(),
             state: AlertState::Firing,

@@ -171,8 +171,8 @@ async fn firing_rule_alerts(
 fn fired_receipt(stored: StoredAlert) -> AlertReceipt {
     AlertReceipt {
         alert: IncomingAlert {
-            labels: stored.labels,
-            annotations: stored.annotations,
+            labels: Arc::unwrap_or_clone(stored.labels),
+            annotations: Arc::unwrap_or_clone(stored.annotations),
             severity: stored.severity,
             starts_at_ms: Some(stored.starts_at_ms),
             ends_at_ms: None,

@@ -12,7 +12,7 @@ use steward_core::alert::spec::ReceiverSpec;
 use steward_core::task::RetryPolicy;
 use steward_store::notifications::{Attempt, AttemptOutcome, StoredNotification};
 use steward_store::{Store, now_ms};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -60,20 +60,33 @@ struct Sending {
     failures: u32,
     /// Failed reads of the outbox in a row, for theirs.
     read_failures: u32,
+    /// The highest id attempted so far. The dispatcher writes notifications one pass at a
+    /// time, with ascending ids, and the outbox is read in id order: a notification handed
+    /// over at or below it was read from the outbox and attempted already.
+    highest_started: i64,
+}
+
+/// How the sender hears of new notifications.
+pub(crate) struct Inbox {
+    /// The outbox holds notifications to read.
+    pub wake: Arc<Notify>,
+    /// Notifications heading their groups, handed over by the dispatcher as it wrote them.
+    pub handed: mpsc::Receiver<Vec<StoredNotification>>,
 }
 
 /// A recording under way: the attempts it writes, and whether the write succeeded.
 type Recording = JoinHandle<(Vec<Finished>, bool)>;
 
-/// Sends notifications until `stop`; `wake` says new ones were written. Attempts are recorded
-/// by a task of their own, so new attempts never wait for the last ones' write.
+/// Sends notifications until `stop`, as the outbox and `inbox` bring them. Attempts are
+/// recorded by a task of their own, so new attempts never wait for the last ones' write.
 pub(crate) async fn run(
     store: Arc<dyn Store>,
     config: ConfigSource,
     deliverer: Arc<Deliverer>,
-    wake: Arc<Notify>,
+    inbox: Inbox,
     stop: CancellationToken,
 ) {
+    let Inbox { wake, mut handed } = inbox;
     let mut s = Sending::default();
     let mut recording: Option<(Recording, Vec<i64>)> = None;
     loop {
@@ -124,6 +137,7 @@ pub(crate) async fn run(
                 return;
             }
             () = wake.notified() => {}
+            Some(heads) = handed.recv() => s.take_over(&config(), &deliverer, heads),
             Some(joined) = s.attempts.join_next_with_id(), if !s.attempts.is_empty() => {
                 let mut finished = vec![joined];
                 while let Some(more) = s.attempts.try_join_next_with_id() {
@@ -152,6 +166,33 @@ async fn join_recording(
 }
 
 impl Sending {
+    /// Attempts the notifications the dispatcher handed over, except those attempted already
+    /// and those there is no room for (left to the next read of the outbox).
+    fn take_over(
+        &mut self,
+        config: &Config,
+        deliverer: &Arc<Deliverer>,
+        heads: Vec<StoredNotification>,
+    ) {
+        for notification in heads {
+            if self.takes_over(notification.id) {
+                self.start(config, deliverer, notification);
+            }
+        }
+    }
+
+    /// Whether notification `id`, handed over, is to be attempted now: not when it was read
+    /// from the outbox and attempted already, nor when the attempts in flight leave no room.
+    fn takes_over(&self, id: i64) -> bool {
+        id > self.highest_started && self.in_flight.len() < MAX_IN_FLIGHT
+    }
+
+    /// Notes that notification `id` is being attempted.
+    fn started(&mut self, id: i64) {
+        self.in_flight.insert(id);
+        self.highest_started = self.highest_started.max(id);
+    }
+
     /// Starts an attempt on `notification`.
     fn start(
         &mut self,
@@ -159,7 +200,7 @@ impl Sending {
         deliverer: &Arc<Deliverer>,
         notification: StoredNotification,
     ) {
-        self.in_flight.insert(notification.id);
+        self.started(notification.id);
         let receiver_spec = receiver(config, &notification.notice.receiver);
         let about = (
             notification.id,
@@ -445,6 +486,24 @@ fn backoff_ms(attempt: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handed_over_notifications_read_already_or_without_room_are_left() {
+        let mut s = Sending::default();
+        assert!(s.takes_over(1));
+        // Read from the outbox first: the hand-over of it, or of anything before it, comes late.
+        s.started(7);
+        assert!(!s.takes_over(7));
+        assert!(!s.takes_over(3));
+        assert!(s.takes_over(8));
+        // Done and recorded: still not attempted again.
+        s.in_flight.remove(&7);
+        assert!(!s.takes_over(7));
+        for id in 100..100 + MAX_IN_FLIGHT as i64 {
+            s.started(id);
+        }
+        assert!(!s.takes_over(10_000), "no room: left to the next read");
+    }
 
     #[test]
     fn backoff_doubles_up_to_its_ceiling_with_bounded_jitter() {

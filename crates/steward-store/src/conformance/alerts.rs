@@ -107,8 +107,8 @@ pub async fn an_alert_fires_resolves_and_refires(store: &Arc<dyn Store>) {
         fired,
         StoredAlert {
             fingerprint,
-            labels: alert.labels.clone(),
-            annotations: alert.annotations.clone(),
+            labels: alert.labels.clone().into(),
+            annotations: alert.annotations.clone().into(),
             severity: Severity::Warning,
             source: "external".into(),
             state: AlertState::Firing,
@@ -138,7 +138,7 @@ pub async fn an_alert_fires_resolves_and_refires(store: &Arc<dyn Store>) {
     );
     let refreshed = get(store, fingerprint).await;
     assert_eq!(refreshed.state, AlertState::Firing);
-    assert_eq!(refreshed.annotations, again.annotations);
+    assert_eq!(*refreshed.annotations, again.annotations);
     assert_eq!(refreshed.severity, Severity::Critical);
     assert_eq!(
         refreshed.starts_at_ms,
@@ -148,7 +148,7 @@ pub async fn an_alert_fires_resolves_and_refires(store: &Arc<dyn Store>) {
     assert_eq!(refreshed.ends_at_ms, Some(T0 + 600 * SECOND));
     assert_eq!(refreshed.last_received_ms, T0 + 10 * SECOND);
     assert_eq!(refreshed.generator_url, None);
-    assert_eq!(refreshed.labels, alert.labels);
+    assert_eq!(*refreshed.labels, alert.labels);
     assert_eq!(refreshed.episode, 1);
 
     let ack = Ack {
@@ -568,7 +568,7 @@ pub async fn alert_listings_filter_and_limit(store: &Arc<dyn Store>) {
     );
 
     let found = get(store, receipts[2].alert.fingerprint()).await;
-    assert_eq!(found.labels, receipts[2].alert.labels);
+    assert_eq!(*found.labels, receipts[2].alert.labels);
     assert_eq!(found.severity, Severity::Critical);
     assert_eq!(
         store

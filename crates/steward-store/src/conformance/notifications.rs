@@ -15,7 +15,7 @@ use crate::Store;
 use crate::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, MAX_ATTEMPT_ERROR_CHARS,
     MAX_NOTIFICATION_PAGE, NewNotification, NotificationCount, NotificationQuery,
-    NotificationState, StoredNotification,
+    NotificationState, Queued, StoredNotification,
 };
 
 /// The time the stories' clocks start at.
@@ -49,8 +49,8 @@ fn notice(receiver: &str, service: &str, fingerprints: &[u64]) -> Notice {
             .map(|&f| NotifiedAlert {
                 fingerprint: Fingerprint(f),
                 state: AlertState::Firing,
-                labels: labels(&[("alertname", "Down"), ("service", service)]),
-                annotations: labels(&[("summary", "ü \"quoted\"\nline")]),
+                labels: labels(&[("alertname", "Down"), ("service", service)]).into(),
+                annotations: labels(&[("summary", "ü \"quoted\"\nline")]).into(),
                 starts_at_ms: T0 - 60 * SECOND,
                 ends_at_ms: None,
                 generator_url: Some("http://prometheus/graph?g0.expr=up".into()),
@@ -90,7 +90,17 @@ fn group(receiver: &str, service: &str, firing: &[u64]) -> GroupRecord {
 }
 
 async fn write(store: &Arc<dyn Store>, write: DispatchWrite) -> Vec<i64> {
-    store.write_dispatch(&write).await.expect("write dispatch")
+    written(store, write).await.iter().map(|q| q.id).collect()
+}
+
+/// A pass written and its alerts linked, as the dispatcher does.
+async fn written(store: &Arc<dyn Store>, write: DispatchWrite) -> Vec<Queued> {
+    let queued = store.write_dispatch(&write).await.expect("write dispatch");
+    store
+        .link_notifications()
+        .await
+        .expect("link notifications");
+    queued
 }
 
 async fn queue(store: &Arc<dyn Store>, notifications: Vec<NewNotification>) -> Vec<i64> {
@@ -250,6 +260,11 @@ pub async fn dispatched_notifications_are_queued_in_order(store: &Arc<dyn Store>
         }
     );
     assert_eq!(
+        stored,
+        new(notice("ops", "api", &[1, 2]), T0).queued(first[0]),
+        "a writer's own copy of what it queued is what the store holds"
+    );
+    assert_eq!(
         listed(store, all()).await,
         [second[0], first[2], first[1], first[0]],
         "newest first"
@@ -259,17 +274,26 @@ pub async fn dispatched_notifications_are_queued_in_order(store: &Arc<dyn Store>
 /// A group's notifications go out one at a time, in order: a later one is not due while an
 /// earlier one is pending (even waiting for a retry), while other groups' are.
 pub async fn each_group_sends_its_notifications_in_order(store: &Arc<dyn Store>) {
-    let ids = queue(
+    let queued = written(
         store,
-        vec![
-            new(notice("ops", "api", &[1]), T0),
-            new(notice("ops", "api", &[1, 2]), T0 + SECOND),
-            new(notice("ops", "db", &[3]), T0 + 2 * SECOND),
-            // Same labels, another receiver: another group.
-            new(notice("pager", "api", &[1]), T0 + 3 * SECOND),
-        ],
+        DispatchWrite {
+            notifications: vec![
+                new(notice("ops", "api", &[1]), T0),
+                new(notice("ops", "api", &[1, 2]), T0 + SECOND),
+                new(notice("ops", "db", &[3]), T0 + 2 * SECOND),
+                // Same labels, another receiver: another group.
+                new(notice("pager", "api", &[1]), T0 + 3 * SECOND),
+            ],
+            ..DispatchWrite::default()
+        },
     )
     .await;
+    assert_eq!(
+        queued.iter().map(|q| q.heads_group).collect::<Vec<_>>(),
+        [true, false, true, true],
+        "the second of a group in one pass waits behind the first"
+    );
+    let ids: Vec<i64> = queued.iter().map(|q| q.id).collect();
     let (api1, api2, db, pager) = (ids[0], ids[1], ids[2], ids[3]);
     let now = T0 + 10 * SECOND;
     assert_eq!(due(store, now).await, [api1, db, pager]);
@@ -302,6 +326,25 @@ pub async fn each_group_sends_its_notifications_in_order(store: &Arc<dyn Store>)
     );
     assert_eq!(due(store, now).await, [db, pager]);
     assert_eq!(due(store, now + 30 * SECOND).await, [api1, db, pager]);
+    // A later pass's notification waits behind its group's pending ones too, as a new group's
+    // heads its group at once.
+    let later = written(
+        store,
+        DispatchWrite {
+            notifications: vec![
+                new(notice("ops", "api", &[2]), now),
+                new(notice("ops", "web", &[5]), now),
+            ],
+            ..DispatchWrite::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        later.iter().map(|q| q.heads_group).collect::<Vec<_>>(),
+        [false, true]
+    );
+    let (api3, web) = (later[0].id, later[1].id);
+    assert!(attempt(store, web, now, Some(200), None, AttemptOutcome::Delivered).await);
 
     // Delivered: the group's next one is due.
     assert!(
@@ -328,7 +371,8 @@ pub async fn each_group_sends_its_notifications_in_order(store: &Arc<dyn Store>)
         )
         .await
     );
-    assert_eq!(due(store, now + 31 * SECOND).await, [db, pager]);
+    assert_eq!(due(store, now + 31 * SECOND).await, [db, pager, api3]);
+    assert!(attempt(store, api3, now, Some(200), None, AttemptOutcome::Delivered).await);
     assert!(attempt(store, db, now, Some(200), None, AttemptOutcome::Delivered).await);
     assert!(
         attempt(
@@ -925,6 +969,51 @@ pub async fn prune_removes_only_old_finished_notifications(store: &Arc<dyn Store
     assert_eq!(listed(store, all()).await, [pending]);
 }
 
+/// Which alerts a notification carries is recorded apart from its pass, for every notification
+/// written since the last time, and only once.
+pub async fn notifications_are_linked_to_their_alerts_apart(store: &Arc<dyn Store>) {
+    let by_alert = |f| NotificationQuery {
+        fingerprint: Some(Fingerprint(f)),
+        ..all()
+    };
+    let pass = |notifications| DispatchWrite {
+        notifications,
+        ..DispatchWrite::default()
+    };
+    let first = store
+        .write_dispatch(&pass(vec![
+            new(notice("ops", "api", &[1, 2]), T0),
+            new(notice("ops", "db", &[2]), T0),
+        ]))
+        .await
+        .expect("write");
+    assert!(
+        listed(store, by_alert(2)).await.is_empty(),
+        "not linked yet"
+    );
+    assert_eq!(store.link_notifications().await.expect("link"), 3);
+    assert_eq!(listed(store, by_alert(2)).await, [first[1].id, first[0].id]);
+    assert_eq!(listed(store, by_alert(1)).await, [first[0].id]);
+    assert_eq!(store.link_notifications().await.expect("link"), 0, "once");
+
+    // Two passes left unlinked (as by a crash between a pass and its links) are linked by
+    // the next call.
+    let second = store
+        .write_dispatch(&pass(vec![new(notice("ops", "api", &[1]), T0)]))
+        .await
+        .expect("write");
+    let third = store
+        .write_dispatch(&pass(vec![new(notice("pager", "web", &[3, 1]), T0)]))
+        .await
+        .expect("write");
+    assert_eq!(store.link_notifications().await.expect("link"), 3);
+    assert_eq!(
+        listed(store, by_alert(1)).await,
+        [third[0].id, second[0].id, first[0].id]
+    );
+    assert_eq!(listed(store, by_alert(3)).await, [third[0].id]);
+}
+
 /// A pass of five thousand groups and five thousand notifications is one call, and the sender
 /// finds each group's head among them.
 pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
@@ -975,7 +1064,7 @@ pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
 
     // A second pass: every group moves on, finishes, or is followed up.
     let finished: Vec<String> = pass.groups.iter().map(|g| g.key.clone()).collect();
-    let more = write(
+    let more = written(
         store,
         DispatchWrite {
             groups: Vec::new(),
@@ -984,6 +1073,11 @@ pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
         },
     )
     .await;
+    assert!(
+        more.iter().all(|q| !q.heads_group),
+        "each waits behind its group's first"
+    );
+    let more: Vec<i64> = more.iter().map(|q| q.id).collect();
     assert!(more[0] > ids[4_999]);
     assert!(store.alert_groups().await.expect("groups").is_empty());
     // Each group's follow-up waits behind its first notification.
