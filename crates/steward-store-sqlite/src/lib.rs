@@ -758,10 +758,7 @@ impl Store for SqliteStore {
         attempts: &[(i64, Attempt, AttemptOutcome)],
     ) -> Result<Vec<bool>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let mut recorded = Vec::with_capacity(attempts.len());
-        for (id, attempt, outcome) in attempts {
-            recorded.push(notifications::record_attempt(&mut tx, *id, attempt, *outcome).await?);
-        }
+        let recorded = notifications::record_attempts(&mut tx, attempts).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(recorded)
     }

@@ -255,45 +255,74 @@ pub(crate) async fn next_due(pool: &SqlitePool) -> Result<Option<i64>, StoreErro
     .map_err(db_err)
 }
 
-/// Records an attempt on a pending notification inside the caller's transaction; false
-/// (nothing written) when it is not pending.
-pub(crate) async fn record_attempt(
+/// Records attempts on pending notifications inside the caller's transaction, in three
+/// statements whatever their number (the sender's completions come in bursts of hundreds);
+/// answers, per attempt, whether it was recorded: not when its notification is not pending.
+/// A notification appears once in a batch (the sender attempts it once at a time).
+pub(crate) async fn record_attempts(
     conn: &mut SqliteConnection,
-    id: i64,
-    attempt: &Attempt,
-    outcome: AttemptOutcome,
-) -> Result<bool, StoreError> {
-    let effect = AttemptEffect::of(attempt, outcome);
-    let updated = sqlx::query(
-        "UPDATE notifications SET state = ?, attempts = attempts + 1, \
-         next_attempt_ms = coalesce(?, next_attempt_ms), finished_ms = ?, last_error = ? \
-         WHERE id = ? AND state = 'pending'",
+    attempts: &[(i64, Attempt, AttemptOutcome)],
+) -> Result<Vec<bool>, StoreError> {
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<i64> = attempts.iter().map(|(id, _, _)| *id).collect();
+    let pending: Option<String> = sqlx::query_scalar(
+        "SELECT json_group_array(id) FROM notifications \
+         WHERE state = 'pending' AND id IN (SELECT value FROM json_each(?))",
     )
-    .bind(effect.state.as_str())
-    .bind(effect.next_attempt_ms)
-    .bind(effect.finished_ms)
-    .bind(effect.last_error)
-    .bind(id)
-    .execute(&mut *conn)
+    .bind(encode_json(&ids)?)
+    .fetch_one(&mut *conn)
     .await
-    .map_err(db_err)?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(false);
+    .map_err(db_err)?;
+    let pending: HashSet<i64> = serde_json::from_str(pending.as_deref().unwrap_or("[]"))
+        .map_err(|e| StoreError::Corrupt(format!("pending notifications: {e}")))?;
+    let recorded: Vec<bool> = ids.iter().map(|id| pending.contains(id)).collect();
+    let taken = attempts.iter().zip(&recorded).filter(|(_, r)| **r);
+    let mut effects = Vec::new();
+    let mut rows = Vec::new();
+    for ((id, attempt, outcome), _) in taken {
+        let effect = AttemptEffect::of(attempt, *outcome);
+        effects.push((
+            *id,
+            effect.state.as_str(),
+            effect.next_attempt_ms,
+            effect.finished_ms,
+            effect.last_error,
+        ));
+        rows.push((
+            *id,
+            attempt.at_ms,
+            attempt.latency_ms,
+            attempt.status,
+            attempt.error.as_deref().map(attempt_error),
+        ));
+    }
+    if rows.is_empty() {
+        return Ok(recorded);
     }
     sqlx::query(
-        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
-         VALUES (?, ?, ?, ?, ?)",
+        "UPDATE notifications SET state = e.state, attempts = attempts + 1, \
+         next_attempt_ms = coalesce(e.next_attempt_ms, notifications.next_attempt_ms), \
+         finished_ms = e.finished_ms, last_error = e.last_error \
+         FROM (SELECT value->>0 AS id, value->>1 AS state, value->>2 AS next_attempt_ms, \
+               value->>3 AS finished_ms, value->>4 AS last_error FROM json_each(?)) AS e \
+         WHERE notifications.id = e.id",
     )
-    .bind(id)
-    .bind(attempt.at_ms)
-    .bind(attempt.latency_ms)
-    .bind(attempt.status.map(i64::from))
-    .bind(attempt.error.as_deref().map(attempt_error))
+    .bind(encode_json(&effects)?)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
-    Ok(true)
+    sqlx::query(
+        "INSERT INTO notification_attempts (notification_id, at_ms, latency_ms, status, error) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?) \
+         ORDER BY key",
+    )
+    .bind(encode_json(&rows)?)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(recorded)
 }
 
 /// Notifications matching `query`, newest first.

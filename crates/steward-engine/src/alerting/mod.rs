@@ -53,6 +53,10 @@ const RETRY_MS: i64 = 1_000;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Dispatcher passes whose notifications may wait for the sender to take them over.
 const HANDOFF_PASSES: usize = 64;
+/// How often at most the dispatcher links notifications to their alerts while busy.
+const LINK_EVERY: Duration = Duration::from_secs(1);
+/// The dispatcher counts as busy while events wait or a group is due this soon.
+const BUSY_WITHIN_MS: i64 = 20;
 
 /// How the alert manager runs.
 #[derive(Debug, Clone)]
@@ -213,7 +217,7 @@ async fn dispatch_loop(
     scan.reset();
     let mut scan_wanted = false;
     // Notifications a crash left unlinked from their alerts are linked at the first turn.
-    let mut links_owed = true;
+    let mut links = Links::default();
     loop {
         let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
@@ -224,6 +228,7 @@ async fn dispatch_loop(
                 .map_or(Duration::from_secs(3_600), |at| {
                     Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0))
                 })
+                .min(links.wait())
         };
         tokio::select! {
             () = stop.cancelled() => return,
@@ -265,20 +270,15 @@ async fn dispatch_loop(
             // that one is done.
             Ok(heads) => {
                 outbox.hand_over(heads);
-                links_owed |= notifications > 0;
+                links.owed |= notifications > 0;
             }
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
         }
-        // Only once the sender has the pass's notifications: thousands of links would
-        // otherwise hold them back.
-        if links_owed {
-            match store.link_notifications().await {
-                Ok(_) => links_owed = false,
-                Err(error) => {
-                    tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
-                }
-            }
-        }
+        let busy = !events.is_empty()
+            || dispatcher
+                .next_due()
+                .is_some_and(|at| at <= now_ms() + BUSY_WITHIN_MS);
+        links.write(store.as_ref(), busy).await;
         if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
@@ -286,6 +286,59 @@ async fn dispatch_loop(
                 metrics::gauge!("steward_alerts", "state" => "firing").set(firing as f64);
                 metrics::gauge!("steward_alerts", "state" => "muted").set(muted as f64);
                 metrics::gauge!("steward_alert_groups").set(groups as f64);
+            }
+        }
+    }
+}
+
+/// Links notifications to their alerts ([`Store::link_notifications`]) after the sender has
+/// them (thousands of links would otherwise hold them back): at once when the dispatcher has
+/// nothing else to do, else at most every [`LINK_EVERY`], so that a burst of passes takes the
+/// store's writer for links once, not after every pass.
+struct Links {
+    /// Notifications were written since the last linking.
+    owed: bool,
+    /// When linking last ran.
+    last: tokio::time::Instant,
+    /// The last linking failed.
+    failed: bool,
+}
+
+impl Default for Links {
+    fn default() -> Self {
+        Self {
+            owed: true,
+            last: tokio::time::Instant::now(),
+            failed: false,
+        }
+    }
+}
+
+impl Links {
+    /// How long until linking is due (long while nothing is owed).
+    fn wait(&self) -> Duration {
+        if self.owed {
+            (self.last + LINK_EVERY).saturating_duration_since(tokio::time::Instant::now())
+        } else {
+            Duration::from_secs(3_600)
+        }
+    }
+
+    /// Links what is owed, unless the dispatcher is `busy` and linked less than
+    /// [`LINK_EVERY`] ago; a failure is tried again [`LINK_EVERY`] later.
+    async fn write(&mut self, store: &dyn Store, busy: bool) {
+        if !self.owed || ((busy || self.failed) && !self.wait().is_zero()) {
+            return;
+        }
+        self.last = tokio::time::Instant::now();
+        match store.link_notifications().await {
+            Ok(_) => {
+                self.owed = false;
+                self.failed = false;
+            }
+            Err(error) => {
+                self.failed = true;
+                tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
             }
         }
     }

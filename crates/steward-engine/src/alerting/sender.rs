@@ -89,40 +89,21 @@ pub(crate) async fn run(
     let Inbox { wake, mut handed } = inbox;
     let mut s = Sending::default();
     let mut recording: Option<(Recording, Vec<i64>)> = None;
+    // The outbox is read when woken, when a recording may have let a group's next
+    // notification through, when a retry falls due, and every POLL while attempts run; not
+    // after every hand-over or completed attempt.
+    let mut read_at = tokio::time::Instant::now();
     loop {
         if recording.is_none() {
             recording = s.start_recording(&store);
         }
-        let mut wait_ms = IDLE_POLL_MS;
-        if s.in_flight.len() < MAX_IN_FLIGHT {
-            // The heads in flight are not read again.
-            let excluding: Vec<i64> = s.in_flight.iter().copied().collect();
-            match store.due_notifications(now_ms(), &excluding, BATCH).await {
-                Ok(due) => {
-                    s.read_failures = 0;
-                    let config = config();
-                    let room = MAX_IN_FLIGHT - s.in_flight.len();
-                    for notification in due.into_iter().take(room) {
-                        s.start(&config, &deliverer, notification);
-                    }
-                }
-                Err(error) => {
-                    s.read_failures = s.read_failures.saturating_add(1);
-                    tracing::warn!(%error, "reading the outbox failed");
-                }
-            }
-            if s.in_flight.is_empty() {
-                wait_ms = match store.next_notification_due().await {
-                    Ok(Some(at)) => (at - now_ms()).clamp(0, IDLE_POLL_MS),
-                    Ok(None) | Err(_) => IDLE_POLL_MS,
-                };
-            }
+        let room = s.in_flight.len() < MAX_IN_FLIGHT;
+        if room && tokio::time::Instant::now() >= read_at {
+            let wait = s.read_outbox(store.as_ref(), &config(), &deliverer).await;
+            read_at = tokio::time::Instant::now() + wait;
         }
-        if s.read_failures > 0 {
-            wait_ms = wait_ms.max(backoff_ms(s.read_failures));
-        }
-        let mut sleep = if s.in_flight.is_empty() {
-            Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+        let mut sleep = if room {
+            read_at.saturating_duration_since(tokio::time::Instant::now())
         } else {
             POLL
         };
@@ -136,8 +117,12 @@ pub(crate) async fn run(
                 s.drain(store.as_ref(), recording.take()).await;
                 return;
             }
-            () = wake.notified() => {}
-            Some(heads) = handed.recv() => s.take_over(&config(), &deliverer, heads),
+            () = wake.notified() => read_at = tokio::time::Instant::now(),
+            Some(heads) = handed.recv() => {
+                if !s.take_over(&config(), &deliverer, heads) {
+                    read_at = tokio::time::Instant::now();
+                }
+            }
             Some(joined) = s.attempts.join_next_with_id(), if !s.attempts.is_empty() => {
                 let mut finished = vec![joined];
                 while let Some(more) = s.attempts.try_join_next_with_id() {
@@ -149,6 +134,7 @@ pub(crate) async fn run(
             recorded = join_recording(&mut recording) => {
                 let ids = recording.take().map(|(_, ids)| ids).unwrap_or_default();
                 s.recorded(recorded, ids);
+                read_at = tokio::time::Instant::now();
             }
             () = tokio::time::sleep(sleep) => {}
         }
@@ -166,19 +152,58 @@ async fn join_recording(
 }
 
 impl Sending {
-    /// Attempts the notifications the dispatcher handed over, except those attempted already
-    /// and those there is no room for (left to the next read of the outbox).
+    /// Reads the outbox's due notifications, past those in flight, and attempts them; answers
+    /// how long until the next read.
+    async fn read_outbox(
+        &mut self,
+        store: &dyn Store,
+        config: &Config,
+        deliverer: &Arc<Deliverer>,
+    ) -> Duration {
+        // The heads in flight are not read again.
+        let excluding: Vec<i64> = self.in_flight.iter().copied().collect();
+        match store.due_notifications(now_ms(), &excluding, BATCH).await {
+            Ok(due) => {
+                self.read_failures = 0;
+                let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
+                for notification in due.into_iter().take(room) {
+                    self.start(config, deliverer, notification);
+                }
+            }
+            Err(error) => {
+                self.read_failures = self.read_failures.saturating_add(1);
+                tracing::warn!(%error, "reading the outbox failed");
+                return backoff_duration(self.read_failures);
+            }
+        }
+        if !self.in_flight.is_empty() {
+            return POLL;
+        }
+        let wait_ms = match store.next_notification_due().await {
+            Ok(Some(at)) => (at - now_ms()).clamp(0, IDLE_POLL_MS),
+            Ok(None) | Err(_) => IDLE_POLL_MS,
+        };
+        Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+    }
+
+    /// Attempts the notifications the dispatcher handed over, except those attempted already;
+    /// answers false when some had to be left for want of room (the next read of the outbox
+    /// finds them).
     fn take_over(
         &mut self,
         config: &Config,
         deliverer: &Arc<Deliverer>,
         heads: Vec<StoredNotification>,
-    ) {
+    ) -> bool {
+        let mut all = true;
         for notification in heads {
             if self.takes_over(notification.id) {
                 self.start(config, deliverer, notification);
+            } else if notification.id > self.highest_started {
+                all = false;
             }
         }
+        all
     }
 
     /// Whether notification `id`, handed over, is to be attempted now: not when it was read
