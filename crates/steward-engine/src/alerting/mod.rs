@@ -270,7 +270,9 @@ async fn dispatch_loop(
             // that one is done.
             Ok(heads) => {
                 outbox.hand_over(heads);
-                links.owed |= notifications > 0;
+                if notifications > 0 {
+                    links.owe();
+                }
             }
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
         }
@@ -315,6 +317,15 @@ impl Default for Links {
 }
 
 impl Links {
+    /// Notes that a pass wrote notifications. While busy, their links wait a full
+    /// [`LINK_EVERY`], so that parsing the pass's notices does not compete with sending them.
+    fn owe(&mut self) {
+        if !self.owed {
+            self.owed = true;
+            self.last = tokio::time::Instant::now();
+        }
+    }
+
     /// How long until linking is due (long while nothing is owed).
     fn wait(&self) -> Duration {
         if self.owed {
