@@ -445,3 +445,77 @@ async fn resolve_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::alert::AlertState;
+    use steward_core::alert::group::Reason;
+    use steward_core::alert::notice::Notice;
+    use steward_core::alert::webhook::NotifiedAlert;
+    use steward_store::notifications::{DispatchWrite, NewNotification, NotificationQuery};
+    use steward_store_sqlite::SqliteStore;
+
+    /// A pass writing one notification about alert `fp`.
+    fn pass(fp: u64) -> DispatchWrite {
+        DispatchWrite {
+            notifications: vec![NewNotification {
+                notice: Notice {
+                    receiver: "ops".into(),
+                    group_key: format!("/:ops:{{fp=\"{fp}\"}}"),
+                    group_labels: steward_core::registry::Labels::new(),
+                    reason: Reason::Changed,
+                    alerts: vec![NotifiedAlert {
+                        fingerprint: Fingerprint(fp),
+                        state: AlertState::Firing,
+                        labels: Arc::default(),
+                        annotations: Arc::default(),
+                        starts_at_ms: 1,
+                        ends_at_ms: None,
+                        generator_url: None,
+                    }],
+                },
+                created_ms: 1,
+                expires_ms: i64::MAX,
+            }],
+            ..DispatchWrite::default()
+        }
+    }
+
+    async fn linked(store: &dyn Store, fp: u64) -> usize {
+        store
+            .notifications(&NotificationQuery {
+                fingerprint: Some(Fingerprint(fp)),
+                limit: 10,
+                ..NotificationQuery::default()
+            })
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn links_follow_at_once_when_idle_and_a_second_later_while_busy() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        store.migrate().await.unwrap();
+        // What an earlier leader wrote and did not link.
+        store.write_dispatch(&pass(1)).await.unwrap();
+        let mut links = Links::default();
+        links.write(&store, true).await;
+        assert_eq!(linked(&store, 1).await, 0, "busy: waits");
+        links.write(&store, false).await;
+        assert_eq!(linked(&store, 1).await, 1, "idle: at once");
+        assert!(!links.owed);
+
+        store.write_dispatch(&pass(2)).await.unwrap();
+        links.owe();
+        links.write(&store, true).await;
+        assert_eq!(linked(&store, 2).await, 0, "a busy pass's links wait");
+        assert!(links.wait() > LINK_EVERY / 2, "{:?}", links.wait());
+        links.last -= LINK_EVERY;
+        links.write(&store, true).await;
+        assert_eq!(linked(&store, 2).await, 1, "a second later");
+        assert_eq!(links.wait(), Duration::from_secs(3_600), "nothing owed");
+    }
+}
