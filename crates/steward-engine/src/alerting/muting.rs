@@ -107,6 +107,11 @@ impl Muting {
 
     /// Why `alert` is muted at `now_ms`, if it is.
     pub fn why(&self, alert: &StoredAlert, now_ms: i64) -> Option<Muted> {
+        // Asked for every alert of every group decided: without anything that could mute, the
+        // alert's labels are not even looked at.
+        if self.mutes_nothing() {
+            return None;
+        }
         if let Some(silence) = self.silences.iter().find(|s| {
             (s.starts_at_ms..s.ends_at_ms).contains(&now_ms)
                 && s.matchers.iter().all(|m| m.matches(&alert.labels))
@@ -125,6 +130,14 @@ impl Muting {
             .and_then(|service| self.impacted.get(service))
             .filter(|down| down.iter().any(|d| self.alerting_services.contains(d)))
             .map(|down| Muted::Impacted(down.clone()))
+    }
+
+    /// No silence, window, inhibition rule or impacted service is known.
+    fn mutes_nothing(&self) -> bool {
+        self.silences.is_empty()
+            && self.windows.is_empty()
+            && self.rules.is_empty()
+            && self.impacted.is_empty()
     }
 
     /// The first rule whose sources inhibit an alert with `labels`.
@@ -257,5 +270,22 @@ mod tests {
         );
         let web = alert(&[("service", "web")]);
         assert_eq!(muting.why(&web, 150), None);
+    }
+
+    #[test]
+    fn impact_alone_still_mutes_and_an_empty_muting_mutes_nothing() {
+        let api = alert(&[("alertname", "Down"), ("service", "api")]);
+        let db = alert(&[("alertname", "Down"), ("service", "db")]);
+        let impacted = HashMap::from([("api".to_owned(), vec!["db".to_owned()])]);
+        let mut muting = Muting::new(vec![], vec![], vec![], impacted);
+        assert!(!muting.mutes_nothing());
+        muting.index_sources([&api, &db].into_iter());
+        assert_eq!(
+            muting.why(&api, 0),
+            Some(Muted::Impacted(vec!["db".into()]))
+        );
+        let empty = Muting::new(vec![], vec![], vec![], HashMap::new());
+        assert!(empty.mutes_nothing());
+        assert_eq!(empty.why(&api, 0), None);
     }
 }
