@@ -84,13 +84,7 @@ async fn heads(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Queued>, Stor
     .await
     .map_err(db_err)?;
     let behind: HashSet<i64> = behind.into_iter().collect();
-    Ok(ids
-        .iter()
-        .map(|&id| Queued {
-            id,
-            heads_group: !behind.contains(&id),
-        })
-        .collect())
+    Ok(Queued::all(ids, &behind))
 }
 
 /// Inserts or replaces groups by key; a key listed twice ends with its last record.

@@ -193,13 +193,7 @@ async fn heads(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec<Queued>, 
     .map_err(db_err)?;
     let behind: HashSet<i64> = serde_json::from_str(behind.as_deref().unwrap_or("[]"))
         .map_err(|e| StoreError::Corrupt(format!("notifications behind their group: {e}")))?;
-    Ok(ids
-        .iter()
-        .map(|&id| Queued {
-            id,
-            heads_group: !behind.contains(&id),
-        })
-        .collect())
+    Ok(Queued::all(ids, &behind))
 }
 
 /// Records which alerts the notifications above the highest one linked carry, from their

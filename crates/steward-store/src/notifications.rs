@@ -61,6 +61,19 @@ pub struct Queued {
     pub heads_group: bool,
 }
 
+impl Queued {
+    /// The notifications `ids` as queued, those in `behind` waiting behind an older pending one
+    /// of their group.
+    pub fn all(ids: &[i64], behind: &std::collections::HashSet<i64>) -> Vec<Self> {
+        ids.iter()
+            .map(|&id| Self {
+                id,
+                heads_group: !behind.contains(&id),
+            })
+            .collect()
+    }
+}
+
 impl NewNotification {
     /// It as stored once queued as `id`: pending, its first attempt due at its creation.
     pub fn queued(self, id: i64) -> StoredNotification {
