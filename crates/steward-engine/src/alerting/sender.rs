@@ -21,6 +21,10 @@ use super::deliver::{Deliverer, Delivery, Verdict};
 
 /// Attempts in flight at once, across receivers.
 const MAX_IN_FLIGHT: usize = 512;
+/// Notifications attempted and not yet recorded, at most (those waiting for their recording
+/// hold no connection, so they do not count against [`MAX_IN_FLIGHT`]; this bounds the
+/// memory they hold while the store cannot record).
+const MAX_UNRECORDED: usize = 16_384;
 /// Due notifications read at a time.
 const BATCH: u32 = 256;
 /// Retries' delays: 1 s, doubling, at most 30 s (the task queue's doubling rule; only
@@ -97,7 +101,7 @@ pub(crate) async fn run(
         if recording.is_none() {
             recording = s.start_recording(&store);
         }
-        let room = s.in_flight.len() < MAX_IN_FLIGHT;
+        let room = s.room() > 0;
         if room && tokio::time::Instant::now() >= read_at {
             let wait = s.read_outbox(store.as_ref(), &config(), &deliverer).await;
             read_at = tokio::time::Instant::now() + wait;
@@ -165,7 +169,7 @@ impl Sending {
         match store.due_notifications(now_ms(), &excluding, BATCH).await {
             Ok(due) => {
                 self.read_failures = 0;
-                let room = MAX_IN_FLIGHT.saturating_sub(self.in_flight.len());
+                let room = self.room();
                 for notification in due.into_iter().take(room) {
                     self.start(config, deliverer, notification);
                 }
@@ -209,7 +213,15 @@ impl Sending {
     /// Whether notification `id`, handed over, is to be attempted now: not when it was read
     /// from the outbox and attempted already, nor when the attempts in flight leave no room.
     fn takes_over(&self, id: i64) -> bool {
-        id > self.highest_started && self.in_flight.len() < MAX_IN_FLIGHT
+        id > self.highest_started && self.room() > 0
+    }
+
+    /// How many more attempts may start: running ones are bounded by [`MAX_IN_FLIGHT`], and
+    /// those awaiting their recording as well by [`MAX_UNRECORDED`].
+    fn room(&self) -> usize {
+        MAX_IN_FLIGHT
+            .saturating_sub(self.attempts.len())
+            .min(MAX_UNRECORDED.saturating_sub(self.in_flight.len()))
     }
 
     /// Notes that notification `id` is being attempted.
@@ -524,10 +536,12 @@ mod tests {
         // Done and recorded: still not attempted again.
         s.in_flight.remove(&7);
         assert!(!s.takes_over(7));
-        for id in 100..100 + MAX_IN_FLIGHT as i64 {
+        // Attempted and waiting for their recording (none running any more): bounded by
+        // what may be kept unrecorded.
+        for id in 100..100 + MAX_UNRECORDED as i64 {
             s.started(id);
         }
-        assert!(!s.takes_over(10_000), "no room: left to the next read");
+        assert!(!s.takes_over(100_000), "no room: left to the next read");
     }
 
     #[test]
