@@ -279,15 +279,7 @@ impl Steward {
         log: &Path,
     ) -> anyhow::Result<Self> {
         let mut command = Command::new(exe);
-        for var in [
-            "STEWARD_CONFIG",
-            "STEWARD_LISTEN",
-            "STEWARD_DATA_DIR",
-            "STEWARD_DATABASE",
-            "STEWARD_MAX_CONNECTIONS",
-            "STEWARD_LOG",
-            "STEWARD_LOG_FORMAT",
-        ] {
+        for var in steward_config::settings::ENVIRONMENT {
             command.env_remove(var);
         }
         command.arg("up").arg("--config").arg(config).args([

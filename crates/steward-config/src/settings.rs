@@ -183,6 +183,20 @@ fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8710))
 }
 
+/// Every `STEWARD_…` environment variable `steward up` reads: the config file's path (taken by
+/// the command line) and the settings [`DaemonSettings::resolve`] takes from the environment.
+/// Whoever starts the daemon for a test or a benchmark clears these, so that the caller's
+/// environment cannot change what is measured.
+pub const ENVIRONMENT: [&str; 7] = [
+    "STEWARD_CONFIG",
+    "STEWARD_LISTEN",
+    "STEWARD_DATA_DIR",
+    "STEWARD_DATABASE",
+    "STEWARD_MAX_CONNECTIONS",
+    "STEWARD_LOG",
+    "STEWARD_LOG_FORMAT",
+];
+
 fn env_var(env: Env<'_>, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
 }
@@ -198,6 +212,22 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn every_variable_the_settings_read_is_listed() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        let recording = |name: &str| {
+            asked.borrow_mut().push(name.to_owned());
+            None
+        };
+        DaemonSettings::resolve(&FileSettings::default(), &recording, &Overrides::default())
+            .unwrap();
+        let asked = asked.into_inner();
+        assert!(!asked.is_empty());
+        for name in &asked {
+            assert!(ENVIRONMENT.contains(&name.as_str()), "{name} is not listed");
+        }
     }
 
     #[test]

@@ -16,15 +16,7 @@ pub fn vizion_config() -> PathBuf {
 /// A `steward` command with no `STEWARD_…` settings inherited from the caller's environment.
 pub fn steward() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_steward"));
-    for var in [
-        "STEWARD_CONFIG",
-        "STEWARD_LISTEN",
-        "STEWARD_DATA_DIR",
-        "STEWARD_DATABASE",
-        "STEWARD_MAX_CONNECTIONS",
-        "STEWARD_LOG",
-        "STEWARD_LOG_FORMAT",
-    ] {
+    for var in steward_config::settings::ENVIRONMENT {
         cmd.env_remove(var);
     }
     cmd
