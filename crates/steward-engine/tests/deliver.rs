@@ -64,6 +64,7 @@ fn notice() -> Notice {
             alert("db", AlertState::Resolved, 0),
             alert("api", AlertState::Firing, 1_000),
         ],
+        encodings: Default::default(),
     }
 }
 

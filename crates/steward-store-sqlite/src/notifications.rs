@@ -471,6 +471,7 @@ mod tests {
             group_labels: Default::default(),
             reason: Reason::First,
             alerts: Vec::new(),
+            encodings: Default::default(),
         };
         let ids = store
             .write_dispatch(&DispatchWrite {

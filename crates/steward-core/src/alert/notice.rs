@@ -2,15 +2,19 @@
 //! ([`super::group`]). It is written to the outbox before anything is sent, and rendered for
 //! its receiver's kind only when sent, so a retry sends the same alerts the group held then.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::group::Reason;
-use super::webhook::{NotifiedAlert, WebhookBody, webhook_body};
+use super::webhook::{
+    AlertJson, EncodedAlert, NotifiedAlert, WebhookBody, webhook_body, webhook_body_with,
+};
 use super::{AlertState, Fingerprint};
 use crate::registry::Labels;
 
 /// A notification's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Notice {
     /// The receiver it goes to.
     pub receiver: String,
@@ -22,9 +26,49 @@ pub struct Notice {
     pub reason: Reason,
     /// The group's alerts then: firing ones, and resolved ones the receiver had been told fired.
     pub alerts: Vec<NotifiedAlert>,
+    /// Its alerts' JSON written beforehand, if any ([`Notice::encoded`]).
+    #[serde(skip)]
+    pub encodings: Encodings,
+}
+
+/// The JSON of a notice's alerts written beforehand, alert by alert. A cache: it takes no part
+/// in comparisons, and an entry that does not match its alert is not used.
+#[derive(Clone, Default)]
+pub struct Encodings(Vec<Arc<EncodedAlert>>);
+
+impl PartialEq for Encodings {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Encodings {}
+
+impl std::fmt::Debug for Encodings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Encodings({})", self.0.len())
+    }
 }
 
 impl Notice {
+    /// A notice of alerts whose JSON is written already.
+    pub fn encoded(
+        receiver: String,
+        group_key: String,
+        group_labels: Labels,
+        reason: Reason,
+        alerts: Vec<Arc<EncodedAlert>>,
+    ) -> Self {
+        Self {
+            receiver,
+            group_key,
+            group_labels,
+            reason,
+            alerts: alerts.iter().map(|a| a.alert().clone()).collect(),
+            encodings: Encodings(alerts),
+        }
+    }
+
     /// Firing while any of its alerts fires.
     pub fn status(&self) -> AlertState {
         if self.alerts.iter().any(|a| a.state == AlertState::Firing) {
@@ -49,6 +93,66 @@ impl Notice {
             max_alerts,
             external_url,
         )
+    }
+
+    /// [`Notice::webhook_body`] as JSON, copying the alerts' JSON written beforehand.
+    pub fn webhook_json(
+        &self,
+        max_alerts: usize,
+        external_url: &str,
+    ) -> Result<Vec<u8>, serde_json::Error> {
+        let utc = crate::schedule::Zone::utc();
+        let body = webhook_body_with(
+            &self.receiver,
+            &self.group_key,
+            &self.group_labels,
+            &self.alerts,
+            max_alerts,
+            external_url,
+            |index, alert| match self.encoding(index).and_then(EncodedAlert::webhook) {
+                Some(raw) => AlertJson::Raw(raw),
+                None => AlertJson::Fields(super::webhook::webhook_alert(alert, &utc)),
+            },
+        );
+        serde_json::to_vec(&body)
+    }
+
+    /// The encoding of alert `index`, when it was written from that alert.
+    fn encoding(&self, index: usize) -> Option<&EncodedAlert> {
+        let encoded = self.encodings.0.get(index)?;
+        (Some(encoded.alert()) == self.alerts.get(index)).then_some(&**encoded)
+    }
+}
+
+/// Stored as its fields, the alerts' JSON copied where it was written beforehand.
+impl Serialize for Notice {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Stored<'a> {
+            receiver: &'a str,
+            group_key: &'a str,
+            group_labels: &'a Labels,
+            reason: Reason,
+            alerts: Vec<AlertJson<'a, &'a NotifiedAlert>>,
+        }
+        Stored {
+            receiver: &self.receiver,
+            group_key: &self.group_key,
+            group_labels: &self.group_labels,
+            reason: self.reason,
+            alerts: self
+                .alerts
+                .iter()
+                .enumerate()
+                .map(
+                    |(index, alert)| match self.encoding(index).and_then(EncodedAlert::stored) {
+                        Some(raw) => AlertJson::Raw(raw),
+                        None => AlertJson::Fields(alert),
+                    },
+                )
+                .collect(),
+        }
+        .serialize(serializer)
     }
 }
 
@@ -120,6 +224,7 @@ mod tests {
                 ends_at_ms: Some(2),
                 generator_url: None,
             }],
+            encodings: Default::default(),
         };
         let json = serde_json::to_string(&notice).unwrap();
         assert!(

@@ -850,6 +850,7 @@ mod tests {
             group_labels: labels(&[("alertname", "ApiDown")]),
             reason: Reason::Changed,
             alerts,
+            encodings: Default::default(),
         }
     }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{AlertState, Fingerprint};
 use crate::registry::Labels;
@@ -33,10 +34,65 @@ pub struct NotifiedAlert {
     pub generator_url: Option<String>,
 }
 
+/// A notified alert with its JSON for the outbox and for webhook bodies, written when the alert
+/// changed: a large group's notification then copies its alerts' JSON instead of writing it
+/// anew, twice, while its receiver waits.
+#[derive(Debug)]
+pub struct EncodedAlert {
+    alert: NotifiedAlert,
+    /// As the outbox stores it (`None`: written when needed).
+    stored: Option<Box<RawValue>>,
+    /// As a webhook body carries it.
+    webhook: Option<Box<RawValue>>,
+}
+
+impl EncodedAlert {
+    /// Writes `alert`'s JSON.
+    pub fn new(alert: NotifiedAlert) -> Self {
+        // Labels and strings always serialize; were one not to, it is written when needed.
+        let stored = serde_json::value::to_raw_value(&alert).ok();
+        let webhook = serde_json::value::to_raw_value(&webhook_alert(&alert, &Zone::utc())).ok();
+        Self {
+            alert,
+            stored,
+            webhook,
+        }
+    }
+
+    /// The alert.
+    pub fn alert(&self) -> &NotifiedAlert {
+        &self.alert
+    }
+
+    /// Its JSON as the outbox stores it.
+    pub fn stored(&self) -> Option<&RawValue> {
+        self.stored.as_deref()
+    }
+
+    /// Its JSON as a webhook body carries it.
+    pub fn webhook(&self) -> Option<&RawValue> {
+        self.webhook.as_deref()
+    }
+}
+
+/// An alert in JSON written beforehand, or to be written from its fields (serializes only with
+/// `serde_json`, the one serializer its raw form has meaning for).
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AlertJson<'a, A> {
+    /// Written beforehand.
+    Raw(&'a RawValue),
+    /// To be written.
+    Fields(A),
+}
+
 /// Alertmanager's webhook JSON (version 4).
+pub type WebhookBody<'a> = WebhookBodyOf<WebhookAlert<'a>>;
+
+/// Alertmanager's webhook JSON (version 4), each alert written as an `A`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WebhookBody<'a> {
+pub struct WebhookBodyOf<A> {
     /// Always "4".
     pub version: &'static str,
     /// Identifies the group (route and grouping labels).
@@ -57,7 +113,7 @@ pub struct WebhookBody<'a> {
     #[serde(rename = "externalURL")]
     pub external_url: String,
     /// The alerts.
-    pub alerts: Vec<WebhookAlert<'a>>,
+    pub alerts: Vec<A>,
 }
 
 /// One alert in Alertmanager's webhook JSON.
@@ -91,16 +147,37 @@ pub fn webhook_body<'a>(
     max_alerts: usize,
     external_url: &str,
 ) -> WebhookBody<'a> {
-    let mut ordered: Vec<&NotifiedAlert> = alerts.iter().collect();
-    ordered.sort_by_key(|a| (a.state != AlertState::Firing, a.starts_at_ms, a.fingerprint));
+    let utc = Zone::utc();
+    webhook_body_with(
+        receiver,
+        group_key,
+        group_labels,
+        alerts,
+        max_alerts,
+        external_url,
+        |_, alert| webhook_alert(alert, &utc),
+    )
+}
+
+/// [`webhook_body`], each kept alert written by `write` (given its index in `alerts`).
+pub fn webhook_body_with<'a, A>(
+    receiver: &str,
+    group_key: &str,
+    group_labels: &Labels,
+    alerts: &'a [NotifiedAlert],
+    max_alerts: usize,
+    external_url: &str,
+    mut write: impl FnMut(usize, &'a NotifiedAlert) -> A,
+) -> WebhookBodyOf<A> {
+    let mut ordered: Vec<(usize, &NotifiedAlert)> = alerts.iter().enumerate().collect();
+    ordered.sort_by_key(|(_, a)| (a.state != AlertState::Firing, a.starts_at_ms, a.fingerprint));
     let kept = if max_alerts == 0 {
         ordered.len()
     } else {
         max_alerts.min(ordered.len())
     };
     let firing = alerts.iter().any(|a| a.state == AlertState::Firing);
-    let utc = Zone::utc();
-    WebhookBody {
+    WebhookBodyOf {
         version: "4",
         group_key: group_key.to_owned(),
         truncated_alerts: ordered.len() - kept,
@@ -113,19 +190,24 @@ pub fn webhook_body<'a>(
         alerts: ordered
             .into_iter()
             .take(kept)
-            .map(|a| WebhookAlert {
-                status: a.state.as_str(),
-                labels: &a.labels,
-                annotations: &a.annotations,
-                starts_at: format_instant(a.starts_at_ms, &utc),
-                ends_at: a
-                    .ends_at_ms
-                    .filter(|_| a.state == AlertState::Resolved)
-                    .map_or_else(|| GO_ZERO_TIME.to_owned(), |ms| format_instant(ms, &utc)),
-                generator_url: a.generator_url.clone().unwrap_or_default(),
-                fingerprint: a.fingerprint.to_string(),
-            })
+            .map(|(index, alert)| write(index, alert))
             .collect(),
+    }
+}
+
+/// One alert as the webhook body carries it.
+pub(crate) fn webhook_alert<'a>(alert: &'a NotifiedAlert, utc: &Zone) -> WebhookAlert<'a> {
+    WebhookAlert {
+        status: alert.state.as_str(),
+        labels: &alert.labels,
+        annotations: &alert.annotations,
+        starts_at: format_instant(alert.starts_at_ms, utc),
+        ends_at: alert
+            .ends_at_ms
+            .filter(|_| alert.state == AlertState::Resolved)
+            .map_or_else(|| GO_ZERO_TIME.to_owned(), |ms| format_instant(ms, utc)),
+        generator_url: alert.generator_url.clone().unwrap_or_default(),
+        fingerprint: alert.fingerprint.to_string(),
     }
 }
 

@@ -146,7 +146,6 @@ impl Deliverer {
                     headers,
                     max_alerts,
                 } => {
-                    let body = notice.webhook_body(*max_alerts, &self.external_url);
                     let mut map = HeaderMap::new();
                     for (name, value) in headers {
                         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
@@ -164,7 +163,7 @@ impl Deliverer {
                         value.set_sensitive(true);
                         map.insert(name, value);
                     }
-                    match serde_json::to_vec(&body) {
+                    match notice.webhook_json(*max_alerts, &self.external_url) {
                         Ok(json) => {
                             self.post_json(url.expose(), map, json, Answer::Status)
                                 .await

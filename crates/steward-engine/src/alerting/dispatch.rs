@@ -15,7 +15,7 @@ use steward_config::Config;
 use steward_core::alert::group::{Contents, Decision, GroupClock, Timing};
 use steward_core::alert::notice::{Notice, group_key};
 use steward_core::alert::route::Destination;
-use steward_core::alert::webhook::NotifiedAlert;
+use steward_core::alert::webhook::EncodedAlert;
 use steward_core::alert::{AlertState, Fingerprint, template};
 use steward_core::audit::Actor;
 use steward_core::registry::Registry;
@@ -26,6 +26,7 @@ use steward_store::notifications::{
 };
 use steward_store::{Store, StoreError};
 
+use super::known::{self, Known};
 use super::muting::Muting;
 
 /// The actor remediation tasks are enqueued as.
@@ -85,7 +86,7 @@ impl Plan {
 pub(crate) struct Dispatcher {
     store: Arc<dyn Store>,
     config: Arc<Config>,
-    known: HashMap<Fingerprint, StoredAlert>,
+    known: Known,
     groups: HashMap<String, Group>,
     due: BinaryHeap<Reverse<(i64, String)>>,
     muting: Muting,
@@ -130,7 +131,7 @@ impl Dispatcher {
         let mut dispatcher = Self {
             store,
             config,
-            known: HashMap::new(),
+            known: Known::default(),
             groups,
             due: BinaryHeap::new(),
             muting,
@@ -264,8 +265,7 @@ impl Dispatcher {
     /// nothing).
     fn take(&mut self, alert: StoredAlert, now_ms: i64) {
         let fp = alert.fingerprint;
-        if self.known.get(&fp) != Some(&alert) {
-            self.known.insert(fp, alert);
+        if self.known.insert(alert) {
             self.route(fp, now_ms);
             self.sources_stale = true;
         }
@@ -328,7 +328,7 @@ impl Dispatcher {
         for chunk in fingerprints.chunks(MAX_ALERT_PAGE as usize) {
             for alert in self.store.alerts_by_fingerprint(chunk).await? {
                 found.push(alert.fingerprint);
-                self.known.insert(alert.fingerprint, alert);
+                self.known.insert(alert);
             }
         }
         Ok(found)
@@ -343,7 +343,7 @@ impl Dispatcher {
             .copied()
             .collect();
         self.known
-            .retain(|fp, alert| alert.state == AlertState::Firing || owed.contains(fp));
+            .retain(|alert| alert.state == AlertState::Firing || owed.contains(&alert.fingerprint));
         let known = &self.known;
         self.remediated.retain(|(fp, _), _| known.contains_key(fp));
     }
@@ -446,18 +446,19 @@ impl Dispatcher {
         if !firing {
             return;
         }
-        // group_wait counts from the first alert's arrival: never from before it, even when
-        // `now_ms` was taken before a long read that the alert arrived during.
-        let received = self.known.get(&fp).map_or(now_ms, |a| a.last_received_ms);
-        let now_ms = now_ms.max(received);
-        let due = now_ms.saturating_add(ms(timing.group_wait_ms));
+        let created_ms = group_start(
+            self.known.get(&fp).map_or(now_ms, |a| a.last_received_ms),
+            now_ms,
+            &timing,
+        );
+        let due = created_ms.saturating_add(ms(timing.group_wait_ms));
         let group = Group {
             record: GroupRecord {
                 key: key.clone(),
                 receiver,
                 route_path: path,
                 labels,
-                clock: GroupClock::new(now_ms),
+                clock: GroupClock::new(created_ms),
             },
             timing,
             members: BTreeSet::from([fp]),
@@ -561,13 +562,13 @@ impl Dispatcher {
                 let alerts = self.notified_alerts(&contents, group.timing.send_resolved);
                 if !alerts.is_empty() {
                     plan.notifications.push(NewNotification {
-                        notice: Notice {
-                            receiver: group.record.receiver.clone(),
-                            group_key: group.record.key.clone(),
-                            group_labels: group.record.labels.clone(),
+                        notice: Notice::encoded(
+                            group.record.receiver.clone(),
+                            group.record.key.clone(),
+                            group.record.labels.clone(),
                             reason,
                             alerts,
-                        },
+                        ),
                         created_ms: now_ms,
                         expires_ms: now_ms.saturating_add(ms(self
                             .config
@@ -634,14 +635,14 @@ impl Dispatcher {
     }
 
     /// The alerts a notification of `contents` carries.
-    fn notified_alerts(&self, contents: &Contents, send_resolved: bool) -> Vec<NotifiedAlert> {
+    fn notified_alerts(&self, contents: &Contents, send_resolved: bool) -> Vec<Arc<EncodedAlert>> {
         let resolved = contents.resolved.iter().filter(|_| send_resolved);
         contents
             .firing
             .iter()
             .chain(resolved)
-            .filter_map(|fp| self.known.get(fp))
-            .map(notified)
+            .filter_map(|fp| self.known.encoded(fp))
+            .cloned()
             .collect()
     }
 
@@ -669,7 +670,10 @@ impl Dispatcher {
             if self.remediated.get(&done) == Some(&alert.episode) {
                 continue; // this episode's task was enqueued already
             }
-            let payload = match template::render_payload(&remediation.payload, &notified(alert)) {
+            let payload = match template::render_payload(
+                &remediation.payload,
+                &known::notified(alert),
+            ) {
                 Ok(payload) => payload,
                 Err(error) => {
                     metrics::counter!("steward_remediations_total", "result" => "failed")
@@ -799,6 +803,19 @@ impl Dispatcher {
 }
 
 /// The timing of groups at `destination` notifying `receiver`.
+/// When a group whose first alert arrived at `arrived_ms` (as its receiver stamped it) and is
+/// taken in at `now_ms` starts its group_wait: at the arrival, so that a store slow to write
+/// and announce the alert delays the taking in, not the notification; but never before
+/// `now_ms` less the group_wait, so that a group made for an old alert (at a start, or by a
+/// new config's routes) still waits its group_wait for company.
+fn group_start(arrived_ms: i64, now_ms: i64, timing: &Timing) -> i64 {
+    if arrived_ms > now_ms.saturating_sub(ms(timing.group_wait_ms)) {
+        arrived_ms
+    } else {
+        now_ms
+    }
+}
+
 fn timing_of(config: &Config, receiver: &str, destination: &Destination) -> Timing {
     let send_resolved = config
         .alerting
@@ -824,19 +841,6 @@ fn default_timing() -> Timing {
         group_interval_ms: DEFAULT_GROUP_INTERVAL_MS,
         repeat_interval_ms: DEFAULT_REPEAT_INTERVAL_MS,
         send_resolved: true,
-    }
-}
-
-/// A stored alert as a notification carries it.
-fn notified(alert: &StoredAlert) -> NotifiedAlert {
-    NotifiedAlert {
-        fingerprint: alert.fingerprint,
-        state: alert.state,
-        labels: alert.labels.clone(),
-        annotations: alert.annotations.clone(),
-        starts_at_ms: alert.starts_at_ms,
-        ends_at_ms: alert.ends_at_ms,
-        generator_url: alert.generator_url.clone(),
     }
 }
 

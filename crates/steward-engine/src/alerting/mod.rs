@@ -3,6 +3,7 @@
 //!   remediation tasks) to the outbox;
 //! - [`sender`] attempts the outbox's notifications through [`deliver`], retrying with backoff
 //!   until delivered or expired;
+//! - [`known`] keeps the alerts the dispatcher knows, with their notification JSON;
 //! - [`muting`] says which alerts silences, maintenance windows and inhibition hold back;
 //! - `rules` evaluates `[[alerting.rules]]` and posts what they find.
 //!
@@ -11,6 +12,7 @@
 
 pub mod deliver;
 mod dispatch;
+mod known;
 pub mod muting;
 mod rules;
 mod sender;
@@ -474,6 +476,7 @@ mod tests {
                         ends_at_ms: None,
                         generator_url: None,
                     }],
+                    encodings: Default::default(),
                 },
                 created_ms: 1,
                 expires_ms: i64::MAX,

@@ -56,6 +56,7 @@ fn notice(receiver: &str, service: &str, fingerprints: &[u64]) -> Notice {
                 generator_url: Some("http://prometheus/graph?g0.expr=up".into()),
             })
             .collect(),
+        encodings: Default::default(),
     }
 }
 

@@ -1,0 +1,127 @@
+//! The alerts the dispatcher knows, each with its notification JSON written when it was taken
+//! in: a group of thousands is then notified by copying its alerts' JSON, not by writing it
+//! while the receiver waits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use steward_core::alert::Fingerprint;
+use steward_core::alert::webhook::{EncodedAlert, NotifiedAlert};
+use steward_store::alerts::StoredAlert;
+
+/// Alerts by fingerprint, with their encodings.
+#[derive(Default)]
+pub(crate) struct Known {
+    alerts: HashMap<Fingerprint, (StoredAlert, Arc<EncodedAlert>)>,
+}
+
+impl Known {
+    /// The alert with this fingerprint.
+    pub(crate) fn get(&self, fp: &Fingerprint) -> Option<&StoredAlert> {
+        self.alerts.get(fp).map(|(alert, _)| alert)
+    }
+
+    /// The alert as a notification carries it, with its JSON.
+    pub(crate) fn encoded(&self, fp: &Fingerprint) -> Option<&Arc<EncodedAlert>> {
+        self.alerts.get(fp).map(|(_, encoded)| encoded)
+    }
+
+    /// Whether the alert is known.
+    pub(crate) fn contains_key(&self, fp: &Fingerprint) -> bool {
+        self.alerts.contains_key(fp)
+    }
+
+    /// Takes `alert` in, writing its JSON unless it is known unchanged; true when it changed.
+    pub(crate) fn insert(&mut self, alert: StoredAlert) -> bool {
+        if self.get(&alert.fingerprint) == Some(&alert) {
+            return false;
+        }
+        let encoded = Arc::new(EncodedAlert::new(notified(&alert)));
+        self.alerts.insert(alert.fingerprint, (alert, encoded));
+        true
+    }
+
+    /// Forgets an alert.
+    pub(crate) fn remove(&mut self, fp: &Fingerprint) {
+        self.alerts.remove(fp);
+    }
+
+    /// Keeps the alerts `keep` says to.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&StoredAlert) -> bool) {
+        self.alerts.retain(|_, (alert, _)| keep(alert));
+    }
+
+    /// Every fingerprint.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Fingerprint> {
+        self.alerts.keys()
+    }
+
+    /// Every alert.
+    pub(crate) fn values(&self) -> impl Iterator<Item = &StoredAlert> {
+        self.alerts.values().map(|(alert, _)| alert)
+    }
+}
+
+/// An alert as a notification carries it.
+pub(crate) fn notified(alert: &StoredAlert) -> NotifiedAlert {
+    NotifiedAlert {
+        fingerprint: alert.fingerprint,
+        state: alert.state,
+        labels: alert.labels.clone(),
+        annotations: alert.annotations.clone(),
+        starts_at_ms: alert.starts_at_ms,
+        ends_at_ms: alert.ends_at_ms,
+        generator_url: alert.generator_url.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use steward_core::alert::{AlertState, Severity};
+
+    fn alert(state: AlertState) -> StoredAlert {
+        let labels: steward_core::registry::Labels = [("alertname", "Down"), ("instance", "a")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        StoredAlert {
+            fingerprint: Fingerprint::of(&labels),
+            labels: Arc::new(labels),
+            annotations: Arc::default(),
+            severity: Severity::Warning,
+            source: "external".into(),
+            state,
+            starts_at_ms: 1_000,
+            ends_at_ms: (state == AlertState::Resolved).then_some(2_000),
+            last_received_ms: 1_000,
+            generator_url: None,
+            episode: 1,
+            ack: None,
+        }
+    }
+
+    #[test]
+    fn an_alert_is_encoded_when_it_changes_and_not_when_it_comes_again_unchanged() {
+        let mut known = Known::default();
+        let firing = alert(AlertState::Firing);
+        let fp = firing.fingerprint;
+        assert!(known.insert(firing.clone()));
+        let first = Arc::clone(known.encoded(&fp).unwrap());
+        assert_eq!(first.alert(), &notified(&firing));
+        let json: serde_json::Value = serde_json::from_str(first.webhook().unwrap().get()).unwrap();
+        assert_eq!(json["status"], "firing");
+
+        assert!(!known.insert(firing), "unchanged");
+        assert!(Arc::ptr_eq(&first, known.encoded(&fp).unwrap()));
+
+        assert!(known.insert(alert(AlertState::Resolved)));
+        let json: serde_json::Value =
+            serde_json::from_str(known.encoded(&fp).unwrap().stored().unwrap().get()).unwrap();
+        assert_eq!(json["state"], "resolved");
+        assert_eq!(json["ends_at_ms"], 2_000);
+
+        known.retain(|a| a.state == AlertState::Firing);
+        assert!(!known.contains_key(&fp));
+    }
+}
