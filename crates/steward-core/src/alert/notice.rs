@@ -236,4 +236,76 @@ mod tests {
         assert_eq!(back, notice);
         assert_eq!(back.status(), AlertState::Resolved);
     }
+
+    fn alert(instance: &str, state: AlertState, starts_at_ms: i64) -> NotifiedAlert {
+        let l = labels(&[("alertname", "Down"), ("instance", instance)]);
+        NotifiedAlert {
+            fingerprint: Fingerprint::of(&l),
+            state,
+            labels: l.into(),
+            annotations: labels(&[("summary", "a \"quoted\" é")]).into(),
+            starts_at_ms,
+            ends_at_ms: (state == AlertState::Resolved).then_some(starts_at_ms + 1_500),
+            generator_url: Some("http://prom/graph".into()),
+        }
+    }
+
+    #[test]
+    fn a_notice_of_encoded_alerts_writes_the_same_json_as_one_written_from_its_fields() {
+        let encoded: Vec<Arc<EncodedAlert>> = [
+            alert("b", AlertState::Firing, 2_000),
+            alert("a", AlertState::Resolved, 1_000),
+            alert("c", AlertState::Firing, 1_000),
+        ]
+        .into_iter()
+        .map(|a| Arc::new(EncodedAlert::new(a)))
+        .collect();
+        let notice = Notice::encoded(
+            "ops".into(),
+            "/:ops:{}".into(),
+            labels(&[("alertname", "Down")]),
+            Reason::Changed,
+            encoded,
+        );
+        let plain = Notice {
+            encodings: Encodings::default(),
+            ..notice.clone()
+        };
+        assert_eq!(
+            serde_json::to_string(&notice).unwrap(),
+            serde_json::to_string(&plain).unwrap()
+        );
+        for max_alerts in [0, 2] {
+            assert_eq!(
+                notice.webhook_json(max_alerts, "http://steward").unwrap(),
+                serde_json::to_vec(&plain.webhook_body(max_alerts, "http://steward")).unwrap(),
+                "max_alerts {max_alerts}"
+            );
+        }
+        let back: Notice = serde_json::from_str(&serde_json::to_string(&notice).unwrap()).unwrap();
+        assert_eq!(back, notice);
+    }
+
+    #[test]
+    fn an_encoding_that_no_longer_matches_its_alert_is_not_used() {
+        let mut notice = Notice::encoded(
+            "ops".into(),
+            "/:ops:{}".into(),
+            Labels::new(),
+            Reason::First,
+            vec![Arc::new(EncodedAlert::new(alert(
+                "a",
+                AlertState::Firing,
+                1_000,
+            )))],
+        );
+        notice.alerts[0].state = AlertState::Resolved;
+        notice.alerts[0].ends_at_ms = Some(3_000);
+        let stored: serde_json::Value = serde_json::to_value(&notice).unwrap();
+        assert_eq!(stored["alerts"][0]["state"], "resolved");
+        let body: serde_json::Value =
+            serde_json::from_slice(&notice.webhook_json(0, "").unwrap()).unwrap();
+        assert_eq!(body["alerts"][0]["status"], "resolved");
+        assert_eq!(body["status"], "resolved");
+    }
 }
