@@ -28,7 +28,7 @@ use steward_store::alerts::EXTERNAL_SOURCE;
 use steward_store::notifications::StoredNotification;
 use steward_store::{Lease, Store, now_ms};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
@@ -237,6 +237,7 @@ async fn dispatch_loop(
             event = events.recv() => reads.note(event.ok()),
             _ = refresh.tick() => reads.context = true,
             _ = scan.tick() => scan_wanted = true,
+            ended = links.finished() => links.settle(ended),
             () = tokio::time::sleep(sleep) => {}
         }
         // Take in everything already announced, so a burst of posts makes one pass.
@@ -282,7 +283,7 @@ async fn dispatch_loop(
             || dispatcher
                 .next_due()
                 .is_some_and(|at| at <= now_ms() + BUSY_WITHIN_MS);
-        links.write(store.as_ref(), busy).await;
+        links.start(&store, busy);
         if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
@@ -298,14 +299,18 @@ async fn dispatch_loop(
 /// Links notifications to their alerts ([`Store::link_notifications`]) after the sender has
 /// them (thousands of links would otherwise hold them back): at once when the dispatcher has
 /// nothing else to do, else at most every [`LINK_EVERY`], so that a burst of passes takes the
-/// store's writer for links once, not after every pass.
+/// store's writer for links once, not after every pass. Linking runs in a task of its own, one
+/// at a time: parsing a burst's notices can take a busy database a second, which no pass waits
+/// for.
 struct Links {
-    /// Notifications were written since the last linking.
+    /// Notifications were written that no linking under way or done covers.
     owed: bool,
-    /// When linking last ran.
+    /// When linking last started.
     last: tokio::time::Instant,
     /// The last linking failed.
     failed: bool,
+    /// The linking under way.
+    running: Option<JoinHandle<Result<u64, steward_store::StoreError>>>,
 }
 
 impl Default for Links {
@@ -314,6 +319,16 @@ impl Default for Links {
             owed: true,
             last: tokio::time::Instant::now(),
             failed: false,
+            running: None,
+        }
+    }
+}
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        // A linking cut short rolls back; the next leader links from the notices.
+        if let Some(running) = &self.running {
+            running.abort();
         }
     }
 }
@@ -328,32 +343,53 @@ impl Links {
         }
     }
 
-    /// How long until linking is due (long while nothing is owed).
+    /// How long until linking is due (long while nothing is owed or linking runs: its end
+    /// wakes the dispatcher through [`Links::finished`]).
     fn wait(&self) -> Duration {
-        if self.owed {
+        if self.owed && self.running.is_none() {
             (self.last + LINK_EVERY).saturating_duration_since(tokio::time::Instant::now())
         } else {
             Duration::from_secs(3_600)
         }
     }
 
-    /// Links what is owed, unless the dispatcher is `busy` and linked less than
-    /// [`LINK_EVERY`] ago; a failure is tried again [`LINK_EVERY`] later.
-    async fn write(&mut self, store: &dyn Store, busy: bool) {
-        if !self.owed || ((busy || self.failed) && !self.wait().is_zero()) {
+    /// Starts linking what is owed, unless linking runs already, or the dispatcher is `busy`
+    /// (or the last linking failed) and linking started less than [`LINK_EVERY`] ago.
+    fn start(&mut self, store: &Arc<dyn Store>, busy: bool) {
+        if self.running.is_some() || !self.owed || ((busy || self.failed) && !self.wait().is_zero())
+        {
             return;
         }
         self.last = tokio::time::Instant::now();
-        match store.link_notifications().await {
-            Ok(_) => {
-                self.owed = false;
-                self.failed = false;
-            }
-            Err(error) => {
-                self.failed = true;
-                tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
-            }
+        self.owed = false;
+        let store = Arc::clone(store);
+        self.running = Some(tokio::spawn(
+            async move { store.link_notifications().await },
+        ));
+    }
+
+    /// Waits for the linking under way to end (forever when none runs).
+    async fn finished(&mut self) -> Result<Result<u64, steward_store::StoreError>, JoinError> {
+        match self.running.as_mut() {
+            Some(running) => running.await,
+            None => std::future::pending().await,
         }
+    }
+
+    /// Takes in how a linking ended; a failed one is owed again, [`LINK_EVERY`] later.
+    fn settle(&mut self, ended: Result<Result<u64, steward_store::StoreError>, JoinError>) {
+        self.running = None;
+        let error = match ended {
+            Ok(Ok(_)) => {
+                self.failed = false;
+                return;
+            }
+            Ok(Err(error)) => error.to_string(),
+            Err(error) => error.to_string(),
+        };
+        self.failed = true;
+        self.owed = true;
+        tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
     }
 }
 
@@ -500,25 +536,52 @@ mod tests {
     #[tokio::test]
     async fn links_follow_at_once_when_idle_and_a_second_later_while_busy() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-        store.migrate().await.unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
         // What an earlier leader wrote and did not link.
         store.write_dispatch(&pass(1)).await.unwrap();
         let mut links = Links::default();
-        links.write(&store, true).await;
-        assert_eq!(linked(&store, 1).await, 0, "busy: waits");
-        links.write(&store, false).await;
-        assert_eq!(linked(&store, 1).await, 1, "idle: at once");
-        assert!(!links.owed);
+        links.start(&store, true);
+        assert!(links.running.is_none(), "busy: waits");
+        links.start(&store, false);
+        let ended = links.finished().await;
+        links.settle(ended);
+        assert_eq!(linked(store.as_ref(), 1).await, 1, "idle: at once");
+        assert!(!links.owed && !links.failed);
 
         store.write_dispatch(&pass(2)).await.unwrap();
         links.owe();
-        links.write(&store, true).await;
-        assert_eq!(linked(&store, 2).await, 0, "a busy pass's links wait");
+        links.start(&store, true);
+        assert!(links.running.is_none(), "a busy pass's links wait");
         assert!(links.wait() > LINK_EVERY / 2, "{:?}", links.wait());
         links.last -= LINK_EVERY;
-        links.write(&store, true).await;
-        assert_eq!(linked(&store, 2).await, 1, "a second later");
-        assert_eq!(links.wait(), Duration::from_secs(3_600), "nothing owed");
+        links.start(&store, true);
+        links.owe();
+        assert_eq!(
+            links.wait(),
+            Duration::from_secs(3_600),
+            "its end wakes the dispatcher"
+        );
+        let ended = links.finished().await;
+        links.settle(ended);
+        assert_eq!(linked(store.as_ref(), 2).await, 1, "a second later");
+        assert!(links.owed, "what was written while it ran is owed still");
+    }
+
+    #[tokio::test]
+    async fn a_failed_linking_is_owed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let mut links = Links::default();
+        links.start(&store, false);
+        links.running.as_ref().unwrap().abort();
+        let ended = links.finished().await;
+        links.settle(ended);
+        assert!(links.owed && links.failed && links.running.is_none());
+        links.start(&store, false);
+        assert!(links.running.is_none(), "a failure waits a second");
     }
 }
