@@ -130,8 +130,9 @@ async fn upsert_groups(
     Ok(())
 }
 
-/// Notifications inserted per statement (8 parameters each, of PostgreSQL's 65,535).
-const INSERT_CHUNK: usize = 1_000;
+/// From this size on a notice is inserted as a parameter of its own (see
+/// [`insert_notifications`]).
+const LARGE_NOTICE_BYTES: usize = 64 * 1024;
 
 /// Queues notifications as pending, due at their creation, in order; answers their ids.
 async fn insert_notifications(
@@ -160,43 +161,87 @@ async fn insert_notifications(
             notifications.len()
         )));
     }
-    // Each notice its own parameter, not an element of one array: a notice of a large group
-    // runs to megabytes, and the server handles a parameter that size several times faster
-    // than an array of them.
-    for (chunk, chunk_ids) in notifications
-        .chunks(INSERT_CHUNK)
-        .zip(ids.chunks(INSERT_CHUNK))
-    {
-        let notices = chunk
-            .iter()
-            .map(|n| encode_json(&n.notice))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut insert = QueryBuilder::<Postgres>::new(
-            "INSERT INTO notifications (id, group_key, receiver, notice, state, created_ms, \
-             next_attempt_ms, expires_ms) ",
-        );
-        insert.push_values(
-            chunk.iter().zip(chunk_ids).zip(notices),
-            |mut row, ((n, id), notice)| {
-                row.push_bind(*id)
-                    .push_bind(n.notice.group_key.as_str())
-                    .push_bind(n.notice.receiver.as_str())
-                    .push_bind(notice)
-                    .push("'pending'")
-                    .push_bind(n.created_ms)
-                    .push_bind(n.created_ms)
-                    .push_bind(n.expires_ms);
-            },
-        );
-        // Its text varies with the chunk's length: not worth a place in the statement cache.
-        insert
-            .build()
-            .persistent(false)
-            .execute(&mut *conn)
-            .await
-            .map_err(db_err)?;
+    let notices = notifications
+        .iter()
+        .map(|n| encode_json(&n.notice))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rows: Vec<(&NewNotification, i64, String)> = notifications
+        .iter()
+        .zip(ids.iter().copied())
+        .zip(notices)
+        .map(|((n, id), notice)| (n, id, notice))
+        .collect();
+    // Small notices go as arrays in one prepared statement. A large one goes as a parameter of
+    // its own: the server takes a megabyte parameter several times faster than the same text
+    // as an element of an array, while a statement with a row per notification is parsed anew.
+    let (large, small): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .partition(|(_, _, notice)| notice.len() >= LARGE_NOTICE_BYTES);
+    insert_small(conn, small).await?;
+    for row in large {
+        insert_large(conn, row).await?;
     }
     Ok(ids)
+}
+
+/// Inserts notifications whose notices are small, in one statement.
+async fn insert_small(
+    conn: &mut PgConnection,
+    rows: Vec<(&NewNotification, i64, String)>,
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = rows.iter().map(|(_, id, _)| *id).collect();
+    let group_keys: Vec<&str> = rows
+        .iter()
+        .map(|(n, _, _)| n.notice.group_key.as_str())
+        .collect();
+    let receivers: Vec<&str> = rows
+        .iter()
+        .map(|(n, _, _)| n.notice.receiver.as_str())
+        .collect();
+    let created: Vec<i64> = rows.iter().map(|(n, _, _)| n.created_ms).collect();
+    let expires: Vec<i64> = rows.iter().map(|(n, _, _)| n.expires_ms).collect();
+    let notices: Vec<String> = rows.into_iter().map(|(_, _, notice)| notice).collect();
+    sqlx::query(
+        "INSERT INTO notifications (id, group_key, receiver, notice, state, created_ms, \
+         next_attempt_ms, expires_ms) \
+         SELECT i, g, r, n, 'pending', c, c, e \
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], \
+         $6::bigint[]) AS u(i, g, r, n, c, e)",
+    )
+    .bind(&ids)
+    .bind(&group_keys)
+    .bind(&receivers)
+    .bind(&notices)
+    .bind(&created)
+    .bind(&expires)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Inserts one notification whose notice is large.
+async fn insert_large(
+    conn: &mut PgConnection,
+    (n, id, notice): (&NewNotification, i64, String),
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO notifications (id, group_key, receiver, notice, state, created_ms, \
+         next_attempt_ms, expires_ms) VALUES ($1, $2, $3, $4, 'pending', $5, $5, $6)",
+    )
+    .bind(id)
+    .bind(n.notice.group_key.as_str())
+    .bind(n.notice.receiver.as_str())
+    .bind(notice)
+    .bind(n.created_ms)
+    .bind(n.expires_ms)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// Records which alerts the notifications above the highest one linked carry, from their

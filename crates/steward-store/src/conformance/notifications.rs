@@ -272,6 +272,52 @@ pub async fn dispatched_notifications_are_queued_in_order(store: &Arc<dyn Store>
     );
 }
 
+/// A pass mixing a notice of a large group (hundreds of kilobytes, written from its alerts'
+/// JSON as the dispatcher writes it) with small ones queues them all in order, each read back
+/// whole.
+pub async fn large_and_small_notices_are_queued_in_order(store: &Arc<dyn Store>) {
+    let fingerprints: Vec<u64> = (1..=2_000).collect();
+    let large = notice("ops", "api", &fingerprints);
+    let encoded = Notice::encoded(
+        large.receiver.clone(),
+        large.group_key.clone(),
+        large.group_labels.clone(),
+        large.reason,
+        large
+            .alerts
+            .iter()
+            .map(|a| Arc::new(steward_core::alert::webhook::EncodedAlert::new(a.clone())))
+            .collect(),
+    );
+    let ids = queue(
+        store,
+        vec![
+            new(notice("ops", "db", &[3]), T0),
+            new(encoded, T0),
+            new(notice("ops", "web", &[4]), T0),
+        ],
+    )
+    .await;
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert_eq!(get(store, ids[0]).await.notice, notice("ops", "db", &[3]));
+    assert_eq!(get(store, ids[1]).await.notice, large);
+    assert_eq!(get(store, ids[2]).await.notice, notice("ops", "web", &[4]));
+    assert_eq!(due(store, T0).await, ids, "each heads its group");
+    let carrying = store
+        .notifications(&NotificationQuery {
+            fingerprint: Some(Fingerprint(1_999)),
+            ..all()
+        })
+        .await
+        .expect("by fingerprint");
+    assert_eq!(
+        carrying.iter().map(|n| n.id).collect::<Vec<_>>(),
+        [ids[1]],
+        "its alerts are linked"
+    );
+}
+
 /// A group's notifications go out one at a time, in order: a later one is not due while an
 /// earlier one is pending (even waiting for a retry), while other groups' are.
 pub async fn each_group_sends_its_notifications_in_order(store: &Arc<dyn Store>) {
