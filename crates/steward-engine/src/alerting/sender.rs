@@ -47,13 +47,40 @@ struct Finished {
     outcome: AttemptOutcome,
 }
 
+/// The notification a running attempt is for: what a panicked attempt is recorded with.
+struct Running {
+    id: i64,
+    receiver: String,
+    created_ms: i64,
+    attempts: u32,
+    expires_ms: i64,
+}
+
+impl Running {
+    /// The failed attempt a panic at `at_ms` counts as, retried with backoff like any other.
+    fn panicked(self, at_ms: i64) -> Finished {
+        Finished {
+            id: self.id,
+            receiver: self.receiver,
+            created_ms: self.created_ms,
+            attempt: Attempt {
+                at_ms,
+                latency_ms: 0,
+                status: None,
+                error: Some("internal error: the attempt panicked".into()),
+            },
+            outcome: retry_or_give_up(at_ms, self.attempts, self.expires_ms),
+        }
+    }
+}
+
 /// What the sender keeps between its turns.
 #[derive(Default)]
 struct Sending {
     /// Attempts running.
     attempts: JoinSet<Finished>,
     /// Which notification each running attempt is for (a panic names only its task).
-    tasks: HashMap<tokio::task::Id, (i64, String, i64, u32, i64)>,
+    tasks: HashMap<tokio::task::Id, Running>,
     /// Notifications attempted and not yet recorded: never attempted again meanwhile.
     in_flight: HashSet<i64>,
     /// Attempts made, to be recorded (their notifications stay in flight until they are).
@@ -239,13 +266,13 @@ impl Sending {
     ) {
         self.started(notification.id);
         let receiver_spec = receiver(config, &notification.notice.receiver);
-        let about = (
-            notification.id,
-            notification.notice.receiver.clone(),
-            notification.created_ms,
-            notification.attempts,
-            notification.expires_ms,
-        );
+        let about = Running {
+            id: notification.id,
+            receiver: notification.notice.receiver.clone(),
+            created_ms: notification.created_ms,
+            attempts: notification.attempts,
+            expires_ms: notification.expires_ms,
+        };
         let handle =
             self.attempts
                 .spawn(attempt(Arc::clone(deliverer), receiver_spec, notification));
@@ -268,24 +295,10 @@ impl Sending {
                 }
                 Err(error) => {
                     tracing::error!(%error, "a notification attempt panicked");
-                    let Some((id, receiver, created_ms, attempts, expires_ms)) =
-                        self.tasks.remove(&error.id())
-                    else {
+                    let Some(running) = self.tasks.remove(&error.id()) else {
                         continue;
                     };
-                    let at_ms = now_ms();
-                    let finished = Finished {
-                        id,
-                        receiver,
-                        created_ms,
-                        attempt: Attempt {
-                            at_ms,
-                            latency_ms: 0,
-                            status: None,
-                            error: Some("internal error: the attempt panicked".into()),
-                        },
-                        outcome: retry_or_give_up(at_ms, attempts, expires_ms),
-                    };
+                    let finished = running.panicked(now_ms());
                     count(&finished);
                     done.push(finished);
                 }
@@ -523,6 +536,33 @@ fn backoff_ms(attempt: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panicked_attempt_is_a_failed_one_retried_until_its_notification_expires() {
+        let running = |expires_ms| Running {
+            id: 7,
+            receiver: "ops".into(),
+            created_ms: 1_000,
+            attempts: 0,
+            expires_ms,
+        };
+        let finished = running(3_600_000).panicked(2_000);
+        assert_eq!((finished.id, finished.receiver.as_str()), (7, "ops"));
+        assert_eq!(finished.attempt.at_ms, 2_000);
+        assert_eq!(
+            finished.attempt.error.as_deref(),
+            Some("internal error: the attempt panicked")
+        );
+        assert!(
+            matches!(finished.outcome, AttemptOutcome::RetryAt(at) if at > 2_000),
+            "{:?}",
+            finished.outcome
+        );
+        assert_eq!(
+            running(2_500).panicked(2_000).outcome,
+            AttemptOutcome::GiveUp
+        );
+    }
 
     #[test]
     fn handed_over_notifications_read_already_or_without_room_are_left() {
