@@ -31,12 +31,19 @@ impl Known {
         self.alerts.contains_key(fp)
     }
 
-    /// Takes `alert` in, writing its JSON unless it is known unchanged; true when it changed.
+    /// Takes `alert` in; true when it changed. Its JSON is written again only when what a
+    /// notification carries of it changed: an alert re-sent as it was (a new receipt time, the
+    /// steady state of Alertmanager-style senders) keeps the JSON it has.
     pub(crate) fn insert(&mut self, alert: StoredAlert) -> bool {
-        if self.get(&alert.fingerprint) == Some(&alert) {
+        let known = self.alerts.get(&alert.fingerprint);
+        if known.is_some_and(|(stored, _)| stored == &alert) {
             return false;
         }
-        let encoded = Arc::new(EncodedAlert::new(notified(&alert)));
+        let carried = notified(&alert);
+        let encoded = match known {
+            Some((_, encoded)) if encoded.alert() == &carried => Arc::clone(encoded),
+            _ => Arc::new(EncodedAlert::new(carried)),
+        };
         self.alerts.insert(alert.fingerprint, (alert, encoded));
         true
     }
@@ -102,7 +109,7 @@ mod tests {
     }
 
     #[test]
-    fn an_alert_is_encoded_when_it_changes_and_not_when_it_comes_again_unchanged() {
+    fn an_alert_is_encoded_when_what_notifications_carry_of_it_changes() {
         let mut known = Known::default();
         let firing = alert(AlertState::Firing);
         let fp = firing.fingerprint;
@@ -112,8 +119,18 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(first.webhook().unwrap().get()).unwrap();
         assert_eq!(json["status"], "firing");
 
-        assert!(!known.insert(firing), "unchanged");
+        assert!(!known.insert(firing.clone()), "unchanged");
         assert!(Arc::ptr_eq(&first, known.encoded(&fp).unwrap()));
+        let resent = StoredAlert {
+            last_received_ms: 5_000,
+            ..firing
+        };
+        assert!(known.insert(resent.clone()), "a new receipt is a change");
+        assert_eq!(known.get(&fp), Some(&resent));
+        assert!(
+            Arc::ptr_eq(&first, known.encoded(&fp).unwrap()),
+            "but not of what a notification carries"
+        );
 
         assert!(known.insert(alert(AlertState::Resolved)));
         let json: serde_json::Value =
