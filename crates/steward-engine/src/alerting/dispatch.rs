@@ -26,7 +26,7 @@ use steward_store::notifications::{
 };
 use steward_store::{Store, StoreError};
 
-use super::known::{self, Known};
+use super::known::Known;
 use super::muting::Muting;
 
 /// The actor remediation tasks are enqueued as.
@@ -663,17 +663,14 @@ impl Dispatcher {
             .collect::<Vec<_>>()
             .join(".");
         for &fp in firing {
-            let Some(alert) = self.known.get(&fp) else {
+            let Some((alert, encoded)) = self.known.with_encoding(&fp) else {
                 continue;
             };
             let done = (fp, path.to_vec());
             if self.remediated.get(&done) == Some(&alert.episode) {
                 continue; // this episode's task was enqueued already
             }
-            let payload = match template::render_payload(
-                &remediation.payload,
-                &known::notified(alert),
-            ) {
+            let payload = match template::render_payload(&remediation.payload, encoded.alert()) {
                 Ok(payload) => payload,
                 Err(error) => {
                     metrics::counter!("steward_remediations_total", "result" => "failed")
@@ -802,7 +799,6 @@ impl Dispatcher {
     }
 }
 
-/// The timing of groups at `destination` notifying `receiver`.
 /// When a group whose first alert arrived at `arrived_ms` (as its receiver stamped it) and is
 /// taken in at `now_ms` starts its group_wait: at the arrival, so that a store slow to write
 /// and announce the alert delays the taking in, not the notification; but never before
@@ -816,6 +812,7 @@ fn group_start(arrived_ms: i64, now_ms: i64, timing: &Timing) -> i64 {
     }
 }
 
+/// The timing of groups at `destination` notifying `receiver`.
 fn timing_of(config: &Config, receiver: &str, destination: &Destination) -> Timing {
     let send_resolved = config
         .alerting

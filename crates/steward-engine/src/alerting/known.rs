@@ -18,12 +18,20 @@ pub(crate) struct Known {
 impl Known {
     /// The alert with this fingerprint.
     pub(crate) fn get(&self, fp: &Fingerprint) -> Option<&StoredAlert> {
-        self.alerts.get(fp).map(|(alert, _)| alert)
+        self.with_encoding(fp).map(|(alert, _)| alert)
     }
 
     /// The alert as a notification carries it, with its JSON.
     pub(crate) fn encoded(&self, fp: &Fingerprint) -> Option<&Arc<EncodedAlert>> {
-        self.alerts.get(fp).map(|(_, encoded)| encoded)
+        self.with_encoding(fp).map(|(_, encoded)| encoded)
+    }
+
+    /// The alert both as stored and as a notification carries it.
+    pub(crate) fn with_encoding(
+        &self,
+        fp: &Fingerprint,
+    ) -> Option<(&StoredAlert, &Arc<EncodedAlert>)> {
+        self.alerts.get(fp).map(|(alert, encoded)| (alert, encoded))
     }
 
     /// Whether the alert is known.
@@ -70,7 +78,7 @@ impl Known {
 }
 
 /// An alert as a notification carries it.
-pub(crate) fn notified(alert: &StoredAlert) -> NotifiedAlert {
+fn notified(alert: &StoredAlert) -> NotifiedAlert {
     NotifiedAlert {
         fingerprint: alert.fingerprint,
         state: alert.state,

@@ -134,10 +134,7 @@ impl Muting {
 
     /// No silence, window, inhibition rule or impacted service is known.
     fn mutes_nothing(&self) -> bool {
-        self.silences.is_empty()
-            && self.windows.is_empty()
-            && self.rules.is_empty()
-            && self.impacted.is_empty()
+        self.silences.is_empty() && self.windows.is_empty() && !self.needs_index()
     }
 
     /// The first rule whose sources inhibit an alert with `labels`.

@@ -47,7 +47,8 @@ struct Finished {
     outcome: AttemptOutcome,
 }
 
-/// The notification a running attempt is for: what a panicked attempt is recorded with.
+/// The notification an attempt is for: what is recorded when the attempt ends without an
+/// answer (given up before sending, or panicked).
 struct Running {
     id: i64,
     receiver: String,
@@ -57,8 +58,19 @@ struct Running {
 }
 
 impl Running {
-    /// The failed attempt a panic at `at_ms` counts as, retried with backoff like any other.
-    fn panicked(self, at_ms: i64) -> Finished {
+    /// The attempt on `notification`.
+    fn of(notification: &StoredNotification) -> Self {
+        Self {
+            id: notification.id,
+            receiver: notification.notice.receiver.clone(),
+            created_ms: notification.created_ms,
+            attempts: notification.attempts,
+            expires_ms: notification.expires_ms,
+        }
+    }
+
+    /// The attempt made at `at_ms` that got no answer, for `error`, leading to `outcome`.
+    fn unanswered(self, at_ms: i64, error: String, outcome: AttemptOutcome) -> Finished {
         Finished {
             id: self.id,
             receiver: self.receiver,
@@ -67,10 +79,20 @@ impl Running {
                 at_ms,
                 latency_ms: 0,
                 status: None,
-                error: Some("internal error: the attempt panicked".into()),
+                error: Some(error),
             },
-            outcome: retry_or_give_up(at_ms, self.attempts, self.expires_ms),
+            outcome,
         }
+    }
+
+    /// The failed attempt a panic at `at_ms` counts as, retried with backoff like any other.
+    fn panicked(self, at_ms: i64) -> Finished {
+        let outcome = retry_or_give_up(at_ms, self.attempts, self.expires_ms);
+        self.unanswered(
+            at_ms,
+            "internal error: the attempt panicked".into(),
+            outcome,
+        )
     }
 }
 
@@ -266,13 +288,7 @@ impl Sending {
     ) {
         self.started(notification.id);
         let receiver_spec = receiver(config, &notification.notice.receiver);
-        let about = Running {
-            id: notification.id,
-            receiver: notification.notice.receiver.clone(),
-            created_ms: notification.created_ms,
-            attempts: notification.attempts,
-            expires_ms: notification.expires_ms,
-        };
+        let about = Running::of(&notification);
         let handle =
             self.attempts
                 .spawn(attempt(Arc::clone(deliverer), receiver_spec, notification));
@@ -397,18 +413,8 @@ async fn attempt(
     notification: StoredNotification,
 ) -> Finished {
     let at_ms = now_ms();
-    let give_up = |error: String| Finished {
-        id: notification.id,
-        receiver: notification.notice.receiver.clone(),
-        created_ms: notification.created_ms,
-        attempt: Attempt {
-            at_ms,
-            latency_ms: 0,
-            status: None,
-            error: Some(error),
-        },
-        outcome: AttemptOutcome::GiveUp,
-    };
+    let give_up =
+        |error: String| Running::of(&notification).unanswered(at_ms, error, AttemptOutcome::GiveUp);
     if at_ms >= notification.expires_ms {
         return give_up("expired before it could be delivered".into());
     }
