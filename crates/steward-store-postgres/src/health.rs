@@ -429,12 +429,10 @@ mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
 
     use sqlx::Connection;
-    use steward_core::Secret;
     use steward_core::health::state::{CheckState, ProbeVerdict};
     use steward_store::Store;
 
     use super::*;
-    use crate::PostgresStore;
     use crate::testing::TestDatabase;
     use steward_store::conformance::assert_corrupt;
 
@@ -447,10 +445,7 @@ mod tests {
         let Some(db) = TestDatabase::create().await else {
             return;
         };
-        let store = PostgresStore::connect(&Secret::new(db.url.clone()), 4)
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.migrated_store(4).await;
         let mut rollup = Rollup::new(60_000);
         rollup.record(5, true);
         let batch = ProbeBatch {

@@ -507,13 +507,11 @@ mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
 
     use sqlx::Connection;
-    use steward_core::Secret;
     use steward_core::alert::group::{GroupClock, Reason};
     use steward_core::alert::notice::Notice;
     use steward_store::Store;
 
     use super::*;
-    use crate::PostgresStore;
     use crate::testing::TestDatabase;
     use steward_store::conformance::assert_corrupt;
 
@@ -533,10 +531,7 @@ mod tests {
         let Some(db) = TestDatabase::create().await else {
             return;
         };
-        let store = PostgresStore::connect(&Secret::new(db.url.clone()), 2)
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
+        let _store = db.migrated_store(2).await;
         let mut raw = sqlx::PgConnection::connect(&db.url)
             .await
             .expect("raw connection");
@@ -562,10 +557,7 @@ mod tests {
         let Some(db) = TestDatabase::create().await else {
             return;
         };
-        let store = PostgresStore::connect(&Secret::new(db.url.clone()), 4)
-            .await
-            .expect("connect");
-        store.migrate().await.expect("migrate");
+        let store = db.migrated_store(4).await;
         let notice = Notice {
             receiver: "ops".into(),
             group_key: "/:ops:{}".into(),

@@ -78,6 +78,19 @@ impl TestDatabase {
         })
     }
 
+    /// A store on this database with every migration applied.
+    pub async fn migrated_store(&self, max_connections: u32) -> crate::PostgresStore {
+        use steward_store::Store as _;
+        let store = crate::PostgresStore::connect(
+            &steward_core::Secret::new(self.url.clone()),
+            max_connections,
+        )
+        .await
+        .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
     /// [`TestDatabase::create`] for synchronous tests.
     pub fn create_blocking() -> Option<Self> {
         tokio::runtime::Builder::new_current_thread()

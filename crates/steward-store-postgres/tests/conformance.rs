@@ -77,10 +77,7 @@ async fn an_unreachable_server_is_a_connect_error() {
 async fn verify_after(tamper: &str) -> Option<Result<u64, steward_store::audit::VerifyError>> {
     use sqlx::Connection;
     let db = TestDatabase::create().await?;
-    let store = PostgresStore::connect(&Secret::new(db.url.clone()), 4)
-        .await
-        .expect("connect");
-    store.migrate().await.expect("migrate");
+    let store = db.migrated_store(4).await;
     for name in ["a", "b", "c"] {
         let key = steward_store::conformance::new_key(name, steward_core::Role::Viewer, None);
         store
