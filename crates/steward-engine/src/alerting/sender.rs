@@ -37,6 +37,10 @@ const BACKOFF: RetryPolicy = RetryPolicy {
 /// How often the outbox is looked at while attempts are in flight, or when idle.
 const POLL: Duration = Duration::from_secs(1);
 const IDLE_POLL_MS: i64 = 5_000;
+/// How soon after the last read a recording has the outbox read again: under a burst,
+/// recordings end every few milliseconds, and a read after each would cost the store more than
+/// the notifications they may let through (those behind one of their group's) are worth.
+const REREAD_AFTER_RECORDING: Duration = Duration::from_millis(100);
 
 /// What one attempt came to.
 struct Finished {
@@ -117,6 +121,23 @@ struct Sending {
     /// time, with ascending ids, and the outbox is read in id order: a notification handed
     /// over at or below it was read from the outbox and attempted already.
     highest_started: i64,
+    /// A read of the outbox runs.
+    reading: bool,
+    /// Notifications started while a read of the outbox runs: its answer, read before, may
+    /// still name them (attempted, even recorded, since).
+    started_while_reading: HashSet<i64>,
+    /// When the last read of the outbox started.
+    last_read: Option<tokio::time::Instant>,
+}
+
+/// A read of the outbox under way: the due notifications, and when the next one falls due if
+/// asked (while nothing is in flight).
+type Reading = JoinHandle<Result<Due, steward_store::StoreError>>;
+
+/// What a read of the outbox found.
+struct Due {
+    notifications: Vec<StoredNotification>,
+    next_ms: Option<i64>,
 }
 
 /// How the sender hears of new notifications.
@@ -144,18 +165,23 @@ pub(crate) async fn run(
     let mut recording: Option<(Recording, Vec<i64>)> = None;
     // The outbox is read when woken, when a recording may have let a group's next
     // notification through, when a retry falls due, and every POLL while attempts run; not
-    // after every hand-over or completed attempt.
+    // after every hand-over or completed attempt. A read runs in a task of its own, so that
+    // hand-overs are attempted while it runs.
     let mut read_at = tokio::time::Instant::now();
+    let mut reading: Option<Reading> = None;
     loop {
         if recording.is_none() {
             recording = s.start_recording(&store);
         }
         let room = s.room() > 0;
-        if room && tokio::time::Instant::now() >= read_at {
-            let wait = s.read_outbox(store.as_ref(), &config(), &deliverer).await;
-            read_at = tokio::time::Instant::now() + wait;
+        if room && reading.is_none() && tokio::time::Instant::now() >= read_at {
+            reading = Some(s.start_reading(&store));
+            // Whatever asks for a read while this one runs sets an earlier time.
+            read_at = tokio::time::Instant::now() + Duration::from_secs(3_600);
         }
-        let mut sleep = if room {
+        let mut sleep = if reading.is_some() {
+            POLL
+        } else if room {
             read_at.saturating_duration_since(tokio::time::Instant::now())
         } else {
             POLL
@@ -173,7 +199,7 @@ pub(crate) async fn run(
             () = wake.notified() => read_at = tokio::time::Instant::now(),
             Some(heads) = handed.recv() => {
                 if !s.take_over(&config(), &deliverer, heads) {
-                    read_at = tokio::time::Instant::now();
+                    read_at = read_at.min(tokio::time::Instant::now());
                 }
             }
             Some(joined) = s.attempts.join_next_with_id(), if !s.attempts.is_empty() => {
@@ -187,10 +213,25 @@ pub(crate) async fn run(
             recorded = join_recording(&mut recording) => {
                 let ids = recording.take().map(|(_, ids)| ids).unwrap_or_default();
                 s.recorded(recorded, ids);
-                read_at = tokio::time::Instant::now();
+                read_at = read_at.min(s.reread_after_recording());
+            }
+            read = join_reading(&mut reading) => {
+                reading = None;
+                let wait = s.read(read, &config(), &deliverer);
+                read_at = read_at.min(tokio::time::Instant::now() + wait);
             }
             () = tokio::time::sleep(sleep) => {}
         }
+    }
+}
+
+/// Waits for the read of the outbox under way, if any (never, when none is).
+async fn join_reading(
+    reading: &mut Option<Reading>,
+) -> Result<Result<Due, steward_store::StoreError>, tokio::task::JoinError> {
+    match reading {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -205,38 +246,83 @@ async fn join_recording(
 }
 
 impl Sending {
-    /// Reads the outbox's due notifications, past those in flight, and attempts them; answers
-    /// how long until the next read.
-    async fn read_outbox(
+    /// Starts reading the outbox's due notifications, past those in flight (and, when none is
+    /// in flight, when the next one falls due).
+    fn start_reading(&mut self, store: &Arc<dyn Store>) -> Reading {
+        // The heads in flight are not read again.
+        let excluding: Vec<i64> = self.in_flight.iter().copied().collect();
+        let idle = excluding.is_empty();
+        self.reading = true;
+        self.last_read = Some(tokio::time::Instant::now());
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            let notifications = store.due_notifications(now_ms(), &excluding, BATCH).await?;
+            let next_ms = if idle && notifications.is_empty() {
+                store.next_notification_due().await?
+            } else {
+                None
+            };
+            Ok(Due {
+                notifications,
+                next_ms,
+            })
+        })
+    }
+
+    /// Attempts what a read of the outbox found, except what was started since it began;
+    /// answers how long until the next read.
+    fn read(
         &mut self,
-        store: &dyn Store,
+        read: Result<Result<Due, steward_store::StoreError>, tokio::task::JoinError>,
         config: &Config,
         deliverer: &Arc<Deliverer>,
     ) -> Duration {
-        // The heads in flight are not read again.
-        let excluding: Vec<i64> = self.in_flight.iter().copied().collect();
-        match store.due_notifications(now_ms(), &excluding, BATCH).await {
-            Ok(due) => {
-                self.read_failures = 0;
-                let room = self.room();
-                for notification in due.into_iter().take(room) {
-                    self.start(config, deliverer, notification);
-                }
-            }
-            Err(error) => {
-                self.read_failures = self.read_failures.saturating_add(1);
-                tracing::warn!(%error, "reading the outbox failed");
-                return backoff_duration(self.read_failures);
-            }
+        let due = match read {
+            Ok(Ok(due)) => due,
+            Ok(Err(error)) => return self.read_failed(&error),
+            Err(error) => return self.read_failed(&error),
+        };
+        self.read_failures = 0;
+        for notification in self.unstarted(due.notifications) {
+            self.start(config, deliverer, notification);
         }
         if !self.in_flight.is_empty() {
             return POLL;
         }
-        let wait_ms = match store.next_notification_due().await {
-            Ok(Some(at)) => (at - now_ms()).clamp(0, IDLE_POLL_MS),
-            Ok(None) | Err(_) => IDLE_POLL_MS,
-        };
+        let wait_ms = due
+            .next_ms
+            .map_or(IDLE_POLL_MS, |at| (at - now_ms()).clamp(0, IDLE_POLL_MS));
         Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))
+    }
+
+    /// Ends a read of the outbox: what it found, less what was started since it began, as
+    /// much as there is room for.
+    fn unstarted(&mut self, due: Vec<StoredNotification>) -> Vec<StoredNotification> {
+        self.reading = false;
+        let started_meanwhile = std::mem::take(&mut self.started_while_reading);
+        let mut fresh: Vec<StoredNotification> = due
+            .into_iter()
+            .filter(|n| !started_meanwhile.contains(&n.id) && !self.in_flight.contains(&n.id))
+            .collect();
+        fresh.truncate(self.room());
+        fresh
+    }
+
+    /// Notes a failed read of the outbox; answers the backoff before the next.
+    fn read_failed(&mut self, error: &dyn std::fmt::Display) -> Duration {
+        self.reading = false;
+        self.started_while_reading.clear();
+        self.read_failures = self.read_failures.saturating_add(1);
+        tracing::warn!(%error, "reading the outbox failed");
+        backoff_duration(self.read_failures)
+    }
+
+    /// When the outbox is read after a recording: at once, unless it was read less than
+    /// [`REREAD_AFTER_RECORDING`] ago.
+    fn reread_after_recording(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        self.last_read
+            .map_or(now, |last| (last + REREAD_AFTER_RECORDING).max(now))
     }
 
     /// Attempts the notifications the dispatcher handed over, except those attempted already;
@@ -276,6 +362,9 @@ impl Sending {
     /// Notes that notification `id` is being attempted.
     fn started(&mut self, id: i64) {
         self.in_flight.insert(id);
+        if self.reading {
+            self.started_while_reading.insert(id);
+        }
         self.highest_started = self.highest_started.max(id);
     }
 
@@ -588,6 +677,48 @@ mod tests {
             s.started(id);
         }
         assert!(!s.takes_over(100_000), "no room: left to the next read");
+    }
+
+    fn stored(id: i64) -> StoredNotification {
+        StoredNotification {
+            id,
+            notice: steward_core::alert::notice::Notice {
+                receiver: "ops".into(),
+                group_key: "/:ops:{}".into(),
+                group_labels: Default::default(),
+                reason: steward_core::alert::group::Reason::First,
+                alerts: Vec::new(),
+                encodings: Default::default(),
+            },
+            state: steward_store::notifications::NotificationState::Pending,
+            attempts: 0,
+            created_ms: 0,
+            next_attempt_ms: 0,
+            expires_ms: i64::MAX,
+            finished_ms: None,
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_read_of_the_outbox_leaves_what_was_started_while_it_ran() {
+        let mut s = Sending::default();
+        s.started(1);
+        s.in_flight.remove(&1); // attempted and recorded before the read began
+        s.reading = true;
+        s.started(2); // handed over while it ran...
+        s.started(3);
+        s.in_flight.remove(&3); // ...and even recorded since
+        let ids = |due: Vec<StoredNotification>| due.iter().map(|n| n.id).collect::<Vec<_>>();
+        let due = s.unstarted(vec![stored(2), stored(3), stored(4)]);
+        assert_eq!(ids(due), vec![4]);
+        // The next read's answer was read after those recordings: it is taken as it is.
+        s.reading = true;
+        assert_eq!(ids(s.unstarted(vec![stored(5)])), vec![5]);
+        assert!(s.started_while_reading.is_empty());
+        // Started while no read runs: nothing to remember.
+        s.started(6);
+        assert!(s.started_while_reading.is_empty());
     }
 
     #[test]
