@@ -75,6 +75,21 @@ pub(crate) struct Plan {
     next: Vec<(String, i64)>,
 }
 
+/// A group's alerts as a pass finds them.
+#[derive(Default)]
+struct Snapshot {
+    /// Its unmuted alerts.
+    contents: Contents,
+    /// How many of its firing alerts are muted.
+    muted: usize,
+    /// Whether it has unmuted firing alerts, all acknowledged.
+    acknowledged: bool,
+    /// Its unmuted firing alerts, as notifications carry them.
+    firing: Vec<Arc<EncodedAlert>>,
+    /// Its resolved alerts its receiver was told fired, as notifications carry them.
+    resolved: Vec<Arc<EncodedAlert>>,
+}
+
 impl Plan {
     /// Notifications decided.
     pub(crate) fn notifications(&self) -> usize {
@@ -532,13 +547,14 @@ impl Dispatcher {
         let Some(group) = self.groups.get(key) else {
             return;
         };
-        let (contents, muted_firing) = self.contents(group, now_ms);
+        let Snapshot {
+            contents,
+            muted: muted_firing,
+            acknowledged,
+            firing,
+            resolved,
+        } = self.snapshot(group, now_ms);
         let mut clock = group.record.clock.clone();
-        let acknowledged = !contents.firing.is_empty()
-            && contents
-                .firing
-                .iter()
-                .all(|fp| self.known.get(fp).is_some_and(|a| a.ack.is_some()));
         let mut moved = false;
         if acknowledged && clock.acknowledged.as_ref() != Some(&contents.firing) {
             clock.acknowledge(&contents.firing);
@@ -559,7 +575,10 @@ impl Dispatcher {
             }
             Decision::Notify(reason) => {
                 clock.notified(now_ms, &contents);
-                let alerts = self.notified_alerts(&contents, group.timing.send_resolved);
+                let mut alerts = firing;
+                if group.timing.send_resolved {
+                    alerts.extend(resolved);
+                }
                 if !alerts.is_empty() {
                     plan.notifications.push(NewNotification {
                         notice: Notice::encoded(
@@ -606,44 +625,47 @@ impl Dispatcher {
         }
     }
 
-    /// What `group` holds now, muted alerts left out; and how many firing alerts are muted.
-    fn contents(&self, group: &Group, now_ms: i64) -> (Contents, usize) {
-        let mut contents = Contents::default();
-        let mut muted = 0;
+    /// What `group` holds now, muted alerts left out (each member looked up once: a large
+    /// group's members are many).
+    fn snapshot(&self, group: &Group, now_ms: i64) -> Snapshot {
+        let mut snapshot = Snapshot {
+            acknowledged: true,
+            ..Snapshot::default()
+        };
+        let (mut firing, mut resolved) = (Vec::new(), Vec::new());
         for fp in &group.members {
-            let Some(alert) = self.known.get(fp) else {
+            let Some((alert, encoded)) = self.known.with_encoding(fp) else {
                 continue;
             };
             match alert.state {
-                AlertState::Firing if self.muting.why(alert, now_ms).is_some() => muted += 1,
+                AlertState::Firing if self.muting.why(alert, now_ms).is_some() => {
+                    snapshot.muted += 1;
+                }
                 AlertState::Firing => {
-                    contents.firing.insert(*fp);
+                    firing.push(*fp);
+                    snapshot.firing.push(Arc::clone(encoded));
+                    snapshot.acknowledged &= alert.ack.is_some();
                 }
                 AlertState::Resolved => {
                     if group.record.clock.notified.firing.contains(fp) {
-                        contents.resolved.insert(*fp);
+                        resolved.push(*fp);
+                        snapshot.resolved.push(Arc::clone(encoded));
                     }
                 }
             }
         }
-        (contents, muted)
+        snapshot.acknowledged &= !firing.is_empty();
+        // In order already: the sets are built in bulk.
+        snapshot.contents = Contents {
+            firing: firing.into_iter().collect(),
+            resolved: resolved.into_iter().collect(),
+        };
+        snapshot
     }
 
     /// Whether a notification of `contents` would carry nothing.
     fn nothing_to_say(&self, contents: &Contents, group: &Group) -> bool {
         contents.firing.is_empty() && (contents.resolved.is_empty() || !group.timing.send_resolved)
-    }
-
-    /// The alerts a notification of `contents` carries.
-    fn notified_alerts(&self, contents: &Contents, send_resolved: bool) -> Vec<Arc<EncodedAlert>> {
-        let resolved = contents.resolved.iter().filter(|_| send_resolved);
-        contents
-            .firing
-            .iter()
-            .chain(resolved)
-            .filter_map(|fp| self.known.encoded(fp))
-            .cloned()
-            .collect()
     }
 
     /// Remediation tasks for alerts that fire on a route carrying one, once per episode.

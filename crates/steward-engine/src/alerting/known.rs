@@ -21,11 +21,6 @@ impl Known {
         self.with_encoding(fp).map(|(alert, _)| alert)
     }
 
-    /// The alert as a notification carries it, with its JSON.
-    pub(crate) fn encoded(&self, fp: &Fingerprint) -> Option<&Arc<EncodedAlert>> {
-        self.with_encoding(fp).map(|(_, encoded)| encoded)
-    }
-
     /// The alert both as stored and as a notification carries it.
     pub(crate) fn with_encoding(
         &self,
@@ -122,13 +117,13 @@ mod tests {
         let firing = alert(AlertState::Firing);
         let fp = firing.fingerprint;
         assert!(known.insert(firing.clone()));
-        let first = Arc::clone(known.encoded(&fp).unwrap());
+        let first = Arc::clone(known.with_encoding(&fp).unwrap().1);
         assert_eq!(first.alert(), &notified(&firing));
         let json: serde_json::Value = serde_json::from_str(first.webhook().unwrap().get()).unwrap();
         assert_eq!(json["status"], "firing");
 
         assert!(!known.insert(firing.clone()), "unchanged");
-        assert!(Arc::ptr_eq(&first, known.encoded(&fp).unwrap()));
+        assert!(Arc::ptr_eq(&first, known.with_encoding(&fp).unwrap().1));
         let resent = StoredAlert {
             last_received_ms: 5_000,
             ..firing
@@ -136,13 +131,14 @@ mod tests {
         assert!(known.insert(resent.clone()), "a new receipt is a change");
         assert_eq!(known.get(&fp), Some(&resent));
         assert!(
-            Arc::ptr_eq(&first, known.encoded(&fp).unwrap()),
+            Arc::ptr_eq(&first, known.with_encoding(&fp).unwrap().1),
             "but not of what a notification carries"
         );
 
         assert!(known.insert(alert(AlertState::Resolved)));
         let json: serde_json::Value =
-            serde_json::from_str(known.encoded(&fp).unwrap().stored().unwrap().get()).unwrap();
+            serde_json::from_str(known.with_encoding(&fp).unwrap().1.stored().unwrap().get())
+                .unwrap();
         assert_eq!(json["state"], "resolved");
         assert_eq!(json["ends_at_ms"], 2_000);
 
