@@ -55,10 +55,9 @@ const RETRY_MS: i64 = 1_000;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Dispatcher passes whose notifications may wait for the sender to take them over.
 const HANDOFF_PASSES: usize = 64;
-/// How often at most the dispatcher links notifications to their alerts while busy.
+/// How long after a pass wrote notifications they are linked to their alerts, and how often at
+/// most linking runs.
 const LINK_EVERY: Duration = Duration::from_secs(1);
-/// The dispatcher counts as busy while events wait or a group is due this soon.
-const BUSY_WITHIN_MS: i64 = 20;
 
 /// How the alert manager runs.
 #[derive(Debug, Clone)]
@@ -279,11 +278,7 @@ async fn dispatch_loop(
             }
             Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
         }
-        let busy = !events.is_empty()
-            || dispatcher
-                .next_due()
-                .is_some_and(|at| at <= now_ms() + BUSY_WITHIN_MS);
-        links.start(&store, busy);
+        links.start(&store);
         if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
@@ -296,29 +291,28 @@ async fn dispatch_loop(
     }
 }
 
-/// Links notifications to their alerts ([`Store::link_notifications`]) after the sender has
-/// them (thousands of links would otherwise hold them back): at once when the dispatcher has
-/// nothing else to do, else at most every [`LINK_EVERY`], so that a burst of passes takes the
-/// store's writer for links once, not after every pass. Linking runs in a task of its own, one
-/// at a time: parsing a burst's notices can take a busy database a second, which no pass waits
-/// for.
+/// Links notifications to their alerts ([`Store::link_notifications`]) once they are likely
+/// sent: [`LINK_EVERY`] after a pass wrote them (parsing a large group's notices takes the
+/// store a while, which its receiver would otherwise wait for), and at most that often, so that
+/// a burst of passes is linked in a few runs, not one per pass. What an earlier leader left
+/// unlinked is linked at once. Linking runs in a task of its own, one at a time, which no pass
+/// waits for.
 struct Links {
     /// Notifications were written that no linking under way or done covers.
     owed: bool,
     /// When linking last started.
     last: tokio::time::Instant,
-    /// The last linking failed.
-    failed: bool,
     /// The linking under way.
     running: Option<JoinHandle<Result<u64, steward_store::StoreError>>>,
 }
 
 impl Default for Links {
     fn default() -> Self {
+        let now = tokio::time::Instant::now();
         Self {
             owed: true,
-            last: tokio::time::Instant::now(),
-            failed: false,
+            // Due at once.
+            last: now.checked_sub(LINK_EVERY).unwrap_or(now),
             running: None,
         }
     }
@@ -334,8 +328,8 @@ impl Drop for Links {
 }
 
 impl Links {
-    /// Notes that a pass wrote notifications. While busy, their links wait a full
-    /// [`LINK_EVERY`], so that parsing the pass's notices does not compete with sending them.
+    /// Notes that a pass wrote notifications: linked [`LINK_EVERY`] later, or with the
+    /// notifications owed already.
     fn owe(&mut self) {
         if !self.owed {
             self.owed = true;
@@ -353,11 +347,9 @@ impl Links {
         }
     }
 
-    /// Starts linking what is owed, unless linking runs already, or the dispatcher is `busy`
-    /// (or the last linking failed) and linking started less than [`LINK_EVERY`] ago.
-    fn start(&mut self, store: &Arc<dyn Store>, busy: bool) {
-        if self.running.is_some() || !self.owed || ((busy || self.failed) && !self.wait().is_zero())
-        {
+    /// Starts linking what is owed when it is due ([`Links::wait`]) and no linking runs.
+    fn start(&mut self, store: &Arc<dyn Store>) {
+        if self.running.is_some() || !self.owed || !self.wait().is_zero() {
             return;
         }
         self.last = tokio::time::Instant::now();
@@ -380,14 +372,10 @@ impl Links {
     fn settle(&mut self, ended: Result<Result<u64, steward_store::StoreError>, JoinError>) {
         self.running = None;
         let error = match ended {
-            Ok(Ok(_)) => {
-                self.failed = false;
-                return;
-            }
+            Ok(Ok(_)) => return,
             Ok(Err(error)) => error.to_string(),
             Err(error) => error.to_string(),
         };
-        self.failed = true;
         self.owed = true;
         tracing::warn!(%error, "linking notifications to their alerts failed; retrying");
     }
@@ -534,7 +522,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn links_follow_at_once_when_idle_and_a_second_later_while_busy() {
+    async fn links_follow_a_second_after_their_pass_and_what_was_left_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
         sqlite.migrate().await.unwrap();
@@ -542,21 +530,23 @@ mod tests {
         // What an earlier leader wrote and did not link.
         store.write_dispatch(&pass(1)).await.unwrap();
         let mut links = Links::default();
-        links.start(&store, true);
-        assert!(links.running.is_none(), "busy: waits");
-        links.start(&store, false);
+        assert!(links.wait().is_zero());
+        links.start(&store);
         let ended = links.finished().await;
         links.settle(ended);
-        assert_eq!(linked(store.as_ref(), 1).await, 1, "idle: at once");
-        assert!(!links.owed && !links.failed);
+        assert_eq!(linked(store.as_ref(), 1).await, 1, "at once");
+        assert!(!links.owed);
 
         store.write_dispatch(&pass(2)).await.unwrap();
         links.owe();
-        links.start(&store, true);
-        assert!(links.running.is_none(), "a busy pass's links wait");
+        links.start(&store);
+        assert!(
+            links.running.is_none(),
+            "a pass's links wait for its sending"
+        );
         assert!(links.wait() > LINK_EVERY / 2, "{:?}", links.wait());
         links.last -= LINK_EVERY;
-        links.start(&store, true);
+        links.start(&store);
         links.owe();
         assert_eq!(
             links.wait(),
@@ -567,6 +557,7 @@ mod tests {
         links.settle(ended);
         assert_eq!(linked(store.as_ref(), 2).await, 1, "a second later");
         assert!(links.owed, "what was written while it ran is owed still");
+        assert!(links.wait() > LINK_EVERY / 2, "and waits its second");
     }
 
     #[tokio::test]
@@ -576,12 +567,12 @@ mod tests {
         sqlite.migrate().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let mut links = Links::default();
-        links.start(&store, false);
+        links.start(&store);
         links.running.as_ref().unwrap().abort();
         let ended = links.finished().await;
         links.settle(ended);
-        assert!(links.owed && links.failed && links.running.is_none());
-        links.start(&store, false);
+        assert!(links.owed && links.running.is_none());
+        links.start(&store);
         assert!(links.running.is_none(), "a failure waits a second");
     }
 }
