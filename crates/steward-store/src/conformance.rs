@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
             prune_removes_only_old_finished_notifications,
             notifications_are_linked_to_their_alerts_apart,
             large_and_small_notices_are_queued_in_order,
+            many_large_notices_are_queued_in_order,
             a_dispatch_of_five_thousand_is_one_call,
         );
     };

@@ -318,6 +318,33 @@ pub async fn large_and_small_notices_are_queued_in_order(store: &Arc<dyn Store>)
     );
 }
 
+/// A pass of many large notices (a burst of large groups), among small ones, keeps each
+/// notice with its notification and their order.
+pub async fn many_large_notices_are_queued_in_order(store: &Arc<dyn Store>) {
+    // About 100 KiB each: stored as large notices.
+    let large = |g: u64| {
+        notice(
+            "ops",
+            &format!("big{g}"),
+            &(g * 1_000..g * 1_000 + 500).collect::<Vec<_>>(),
+        )
+    };
+    let mut notices = Vec::new();
+    for g in 1..=11 {
+        notices.push(large(g));
+        if g % 4 == 0 {
+            notices.push(notice("ops", &format!("small{g}"), &[g]));
+        }
+    }
+    let ids = queue(store, notices.iter().map(|n| new(n.clone(), T0)).collect()).await;
+    assert_eq!(ids.len(), notices.len());
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    for (id, notice) in ids.iter().zip(&notices) {
+        assert_eq!(&get(store, *id).await.notice, notice, "notification {id}");
+    }
+    assert_eq!(due(store, T0).await, ids, "each heads its group");
+}
+
 /// A group's notifications go out one at a time, in order: a later one is not due while an
 /// earlier one is pending (even waiting for a retry), while other groups' are.
 pub async fn each_group_sends_its_notifications_in_order(store: &Arc<dyn Store>) {
