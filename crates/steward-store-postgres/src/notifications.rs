@@ -527,7 +527,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn notices_are_compressed_with_lz4_where_the_server_has_it() {
+    async fn notices_and_group_clocks_are_compressed_with_lz4_where_the_server_has_it() {
         let Some(db) = TestDatabase::create().await else {
             return;
         };
@@ -542,14 +542,22 @@ mod tests {
         .fetch_optional(&mut raw)
         .await
         .expect("settings");
-        let method: Option<String> = sqlx::query_scalar(
-            "SELECT nullif(attcompression::text, '') FROM pg_attribute \
-             WHERE attrelid = 'notifications'::regclass AND attname = 'notice'",
-        )
-        .fetch_one(&mut raw)
-        .await
-        .expect("column");
-        assert_eq!(method.as_deref(), has_lz4.unwrap_or(false).then_some("l"));
+        for (table, column) in [("notifications", "notice"), ("alert_groups", "clock")] {
+            let method: Option<String> = sqlx::query_scalar(
+                "SELECT nullif(attcompression::text, '') FROM pg_attribute \
+                 WHERE attrelid = $1::regclass AND attname = $2",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_one(&mut raw)
+            .await
+            .expect("column");
+            assert_eq!(
+                method.as_deref(),
+                has_lz4.unwrap_or(false).then_some("l"),
+                "{table}.{column}"
+            );
+        }
     }
 
     #[tokio::test]
