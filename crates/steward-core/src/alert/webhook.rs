@@ -28,9 +28,12 @@ pub struct NotifiedAlert {
     pub annotations: Arc<Labels>,
     /// When it started.
     pub starts_at_ms: i64,
-    /// When it ended, once resolved.
+    /// When it ended, once resolved (left out of the JSON while unset, as it is for most of a
+    /// large group's alerts, whose notice is written before it is sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at_ms: Option<i64>,
-    /// A link back to its source.
+    /// A link back to its source (left out of the JSON while unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_url: Option<String>,
 }
 
