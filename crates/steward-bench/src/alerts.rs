@@ -120,11 +120,13 @@ pub async fn run(bench: &AlertsBench) -> anyhow::Result<()> {
     for (index, &rate) in bench.rates.iter().enumerate() {
         let plan = StepPlan::new(bench, index, rate);
         let (cpu_before, own_before) = (cpu_time(pid)?, crate::cpu_time()?);
+        let (stall_before, step_start) = (cpu_stall(), Instant::now());
         let metrics_before = scrape(&client, &url, &key).await;
         let posted = post(&client, &endpoint, &key, &plan, bench, rate).await;
         let outcome = wait_for_notifications(&inbox, &plan, &posted, bench).await;
         let cpu = cpu_time(pid)? - cpu_before;
         let own = crate::cpu_time()? - own_before;
+        let stall = stall_share(stall_before, cpu_stall(), step_start.elapsed());
         let (rss, peak) = memory(pid)?;
         print_row(
             bench.shape,
@@ -133,6 +135,7 @@ pub async fn run(bench: &AlertsBench) -> anyhow::Result<()> {
             &outcome,
             (rss, peak),
             (cpu, own),
+            stall,
         );
         if let Some(error) = &posted.first_error {
             println!("    first error: {error}");
@@ -171,7 +174,7 @@ pub async fn run(bench: &AlertsBench) -> anyhow::Result<()> {
         "  store: the daemon's time in store calls during the step (steward_store_operation_duration_seconds, waits for the connection included), the top 4; outbox: a notification's decision to its delivery (steward_notification_delay_seconds)"
     );
     println!(
-        "  latency: a group's first notification's arrival minus (its first alert's send + group_wait; negative: notified early); dup: notifications beyond the first per group{}; lost: groups never notified{}; RSS, peak and CPU s: steward's; own s: the bench's CPU",
+        "  latency: a group's first notification's arrival minus (its first alert's send + group_wait; negative: notified early); dup: notifications beyond the first per group{}; lost: groups never notified{}; RSS, peak and CPU s: steward's; own s: the bench's CPU; stall %: the share of the step some task on this host waited for a CPU (/proc/pressure/cpu): a contended host lengthens every latency",
         if bench.shape == Shape::Many {
             " / alerts repeated within a group"
         } else {
@@ -815,7 +818,7 @@ fn print_header(shape: Shape) {
         Shape::Many => ("dup n/a", "lost g/a"),
     };
     println!(
-        "  {:>7} {:>7} {:>10} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8} {:>6} {:>6}",
+        "  {:>7} {:>7} {:>10} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7} {:>8} {:>6} {:>6} {:>7}",
         "rate/s",
         "alerts",
         "accepted/s",
@@ -830,11 +833,13 @@ fn print_header(shape: Shape) {
         "RSS MB",
         "peak MB",
         "CPU s",
-        "own s"
+        "own s",
+        "stall %"
     );
 }
 
-/// One step's row: `memory` is the daemon's (RSS, peak), `cpu` its CPU time and the bench's.
+/// One step's row: `memory` is the daemon's (RSS, peak), `cpu` its CPU time and the bench's,
+/// `stall` the host's CPU stall share.
 fn print_row(
     shape: Shape,
     rate: u64,
@@ -842,6 +847,7 @@ fn print_row(
     outcome: &Outcome,
     memory: (u64, u64),
     cpu: (Duration, Duration),
+    stall: Option<f64>,
 ) {
     let (dup, lost) = match shape {
         Shape::Few => (outcome.duplicates.to_string(), outcome.lost.to_string()),
@@ -857,7 +863,7 @@ fn print_row(
         0.0
     };
     println!(
-        "  {:>7} {:>7} {:>10.0} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7.1} {:>8.1} {:>6.2} {:>6.2}",
+        "  {:>7} {:>7} {:>10.0} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8} {:>8} {:>9} {:>7.1} {:>8.1} {:>6.2} {:>6.2} {:>7}",
         rate,
         posted.accepted_alerts,
         accepted,
@@ -872,8 +878,29 @@ fn print_row(
         memory.0 as f64 / 1e6,
         memory.1 as f64 / 1e6,
         cpu.0.as_secs_f64(),
-        cpu.1.as_secs_f64()
+        cpu.1.as_secs_f64(),
+        stall.map_or_else(|| "-".to_owned(), |share| format!("{:.1}", share * 100.0))
     );
+}
+
+/// The host's CPU stall so far: microseconds in which some runnable task waited for a CPU
+/// (Linux's pressure stall information; `None` where the kernel does not report it).
+fn cpu_stall() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/pressure/cpu").ok()?;
+    text.lines()
+        .find(|line| line.starts_with("some "))?
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("total="))?
+        .parse()
+        .ok()
+}
+
+/// The share of `elapsed` some task on the host waited for a CPU, from two readings of
+/// [`cpu_stall`]: a contended host makes every latency longer.
+fn stall_share(before: Option<u64>, after: Option<u64>, elapsed: Duration) -> Option<f64> {
+    let stalled_us = after?.checked_sub(before?)?;
+    let elapsed_us = elapsed.as_micros();
+    (elapsed_us > 0).then(|| stalled_us as f64 / elapsed_us as f64)
 }
 
 /// The daemon's store-call and notification-delay totals from `/metrics`, by series (empty when
@@ -978,4 +1005,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         _ => return Err(format!("`{text}`: the unit must be ms, s or m")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stall_share_is_the_stalled_part_of_the_step() {
+        let second = Duration::from_secs(1);
+        assert_eq!(stall_share(Some(100), Some(250_100), second), Some(0.25));
+        assert_eq!(stall_share(None, Some(1), second), None, "not reported");
+        assert_eq!(
+            stall_share(Some(5), Some(1), second),
+            None,
+            "a reset counter"
+        );
+        assert_eq!(stall_share(Some(1), Some(2), Duration::ZERO), None);
+    }
 }
