@@ -3,7 +3,7 @@
 //! with what follows from it: delivered, retried with backoff, or given up once expired or
 //! rejected for good.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -107,8 +107,12 @@ struct Sending {
     attempts: JoinSet<Finished>,
     /// Which notification each running attempt is for (a panic names only its task).
     tasks: HashMap<tokio::task::Id, Running>,
-    /// Notifications attempted and not yet recorded: never attempted again meanwhile.
+    /// Notifications attempted and not yet recorded, or waiting their turn: never attempted
+    /// again meanwhile.
     in_flight: HashSet<i64>,
+    /// Notifications handed over while [`MAX_IN_FLIGHT`] attempts ran, in order: each starts
+    /// as soon as one of those ends (reading them back from the outbox would wait for a read).
+    waiting: VecDeque<StoredNotification>,
     /// Attempts made, to be recorded (their notifications stay in flight until they are).
     to_record: Vec<Finished>,
     /// After a failed recording, when to try again.
@@ -128,6 +132,19 @@ struct Sending {
     started_while_reading: HashSet<i64>,
     /// When the last read of the outbox started.
     last_read: Option<tokio::time::Instant>,
+}
+
+/// What becomes of a notification handed over by the dispatcher.
+#[derive(Debug, PartialEq, Eq)]
+enum Handed {
+    /// Attempted at once.
+    Start,
+    /// Attempted as soon as a running attempt ends.
+    Wait,
+    /// Read from the outbox and attempted already: its hand-over came late.
+    ReadAlready,
+    /// No room even to wait: left to the next read of the outbox.
+    Leave,
 }
 
 /// A read of the outbox under way: the due notifications, and when the next one falls due if
@@ -209,6 +226,7 @@ pub(crate) async fn run(
                 }
                 let done = s.settle(finished);
                 s.to_record.extend(done);
+                s.start_waiting(&config(), &deliverer);
             }
             recorded = join_recording(&mut recording) => {
                 let ids = recording.take().map(|(_, ids)| ids).unwrap_or_default();
@@ -325,9 +343,9 @@ impl Sending {
             .map_or(now, |last| (last + REREAD_AFTER_RECORDING).max(now))
     }
 
-    /// Attempts the notifications the dispatcher handed over, except those attempted already;
-    /// answers false when some had to be left for want of room (the next read of the outbox
-    /// finds them).
+    /// Attempts the notifications the dispatcher handed over, or has them wait their turn,
+    /// except those attempted already; answers false when some had to be left for want of
+    /// room (the next read of the outbox finds them).
     fn take_over(
         &mut self,
         config: &Config,
@@ -336,24 +354,49 @@ impl Sending {
     ) -> bool {
         let mut all = true;
         for notification in heads {
-            if self.takes_over(notification.id) {
-                self.start(config, deliverer, notification);
-            } else if notification.id > self.highest_started {
-                all = false;
+            match self.handed(notification.id) {
+                Handed::Start => self.start(config, deliverer, notification),
+                Handed::Wait => {
+                    self.started(notification.id);
+                    self.waiting.push_back(notification);
+                }
+                Handed::ReadAlready => {}
+                Handed::Leave => all = false,
             }
         }
         all
     }
 
-    /// Whether notification `id`, handed over, is to be attempted now: not when it was read
-    /// from the outbox and attempted already, nor when the attempts in flight leave no room.
-    fn takes_over(&self, id: i64) -> bool {
-        id > self.highest_started && self.room() > 0
+    /// What becomes of notification `id`, handed over.
+    fn handed(&self, id: i64) -> Handed {
+        if id <= self.highest_started {
+            Handed::ReadAlready
+        } else if self.in_flight.len() >= MAX_UNRECORDED {
+            Handed::Leave
+        } else if self.waiting.is_empty() && self.attempts.len() < MAX_IN_FLIGHT {
+            Handed::Start
+        } else {
+            Handed::Wait
+        }
     }
 
-    /// How many more attempts may start: running ones are bounded by [`MAX_IN_FLIGHT`], and
-    /// those awaiting their recording as well by [`MAX_UNRECORDED`].
+    /// Starts waiting notifications while attempts may run.
+    fn start_waiting(&mut self, config: &Config, deliverer: &Arc<Deliverer>) {
+        while self.attempts.len() < MAX_IN_FLIGHT {
+            let Some(notification) = self.waiting.pop_front() else {
+                return;
+            };
+            self.spawn_attempt(config, deliverer, notification);
+        }
+    }
+
+    /// How many more attempts may start from a read of the outbox: none while handed-over
+    /// ones wait; running ones are bounded by [`MAX_IN_FLIGHT`], and those awaiting their
+    /// recording as well by [`MAX_UNRECORDED`].
     fn room(&self) -> usize {
+        if !self.waiting.is_empty() {
+            return 0;
+        }
         MAX_IN_FLIGHT
             .saturating_sub(self.attempts.len())
             .min(MAX_UNRECORDED.saturating_sub(self.in_flight.len()))
@@ -376,6 +419,16 @@ impl Sending {
         notification: StoredNotification,
     ) {
         self.started(notification.id);
+        self.spawn_attempt(config, deliverer, notification);
+    }
+
+    /// Runs an attempt on `notification`, noted as started already.
+    fn spawn_attempt(
+        &mut self,
+        config: &Config,
+        deliverer: &Arc<Deliverer>,
+        notification: StoredNotification,
+    ) {
         let receiver_spec = receiver(config, &notification.notice.receiver);
         let about = Running::of(&notification);
         let handle =
@@ -660,23 +713,28 @@ mod tests {
     }
 
     #[test]
-    fn handed_over_notifications_read_already_or_without_room_are_left() {
+    fn handed_over_notifications_start_wait_or_are_left() {
         let mut s = Sending::default();
-        assert!(s.takes_over(1));
+        assert_eq!(s.handed(1), Handed::Start);
         // Read from the outbox first: the hand-over of it, or of anything before it, comes late.
         s.started(7);
-        assert!(!s.takes_over(7));
-        assert!(!s.takes_over(3));
-        assert!(s.takes_over(8));
+        assert_eq!(s.handed(7), Handed::ReadAlready);
+        assert_eq!(s.handed(3), Handed::ReadAlready);
+        assert_eq!(s.handed(8), Handed::Start);
         // Done and recorded: still not attempted again.
         s.in_flight.remove(&7);
-        assert!(!s.takes_over(7));
-        // Attempted and waiting for their recording (none running any more): bounded by
-        // what may be kept unrecorded.
+        assert_eq!(s.handed(7), Handed::ReadAlready);
+        // Every attempt slot taken: it waits its turn, and so does whatever comes after it;
+        // no read of the outbox starts meanwhile.
+        s.waiting.push_back(stored(8));
+        s.started(8);
+        assert_eq!(s.handed(9), Handed::Wait);
+        assert_eq!(s.room(), 0);
+        // Attempted and waiting for their recording: bounded by what may be kept unrecorded.
         for id in 100..100 + MAX_UNRECORDED as i64 {
             s.started(id);
         }
-        assert!(!s.takes_over(100_000), "no room: left to the next read");
+        assert_eq!(s.handed(100_000), Handed::Leave, "left to the next read");
     }
 
     fn stored(id: i64) -> StoredNotification {
