@@ -125,11 +125,9 @@ struct Sending {
     /// time, with ascending ids, and the outbox is read in id order: a notification handed
     /// over at or below it was read from the outbox and attempted already.
     highest_started: i64,
-    /// A read of the outbox runs.
-    reading: bool,
-    /// Notifications started while a read of the outbox runs: its answer, read before, may
-    /// still name them (attempted, even recorded, since).
-    started_while_reading: HashSet<i64>,
+    /// While a read of the outbox runs, the notifications started since it began: its answer,
+    /// read before, may still name them (attempted, even recorded, since).
+    started_while_reading: Option<HashSet<i64>>,
     /// When the last read of the outbox started.
     last_read: Option<tokio::time::Instant>,
 }
@@ -196,9 +194,7 @@ pub(crate) async fn run(
             // Whatever asks for a read while this one runs sets an earlier time.
             read_at = tokio::time::Instant::now() + Duration::from_secs(3_600);
         }
-        let mut sleep = if reading.is_some() {
-            POLL
-        } else if room {
+        let mut sleep = if room && reading.is_none() {
             read_at.saturating_duration_since(tokio::time::Instant::now())
         } else {
             POLL
@@ -270,7 +266,7 @@ impl Sending {
         // The heads in flight are not read again.
         let excluding: Vec<i64> = self.in_flight.iter().copied().collect();
         let idle = excluding.is_empty();
-        self.reading = true;
+        self.started_while_reading = Some(HashSet::new());
         self.last_read = Some(tokio::time::Instant::now());
         let store = Arc::clone(store);
         tokio::spawn(async move {
@@ -316,8 +312,7 @@ impl Sending {
     /// Ends a read of the outbox: what it found, less what was started since it began, as
     /// much as there is room for.
     fn unstarted(&mut self, due: Vec<StoredNotification>) -> Vec<StoredNotification> {
-        self.reading = false;
-        let started_meanwhile = std::mem::take(&mut self.started_while_reading);
+        let started_meanwhile = self.started_while_reading.take().unwrap_or_default();
         let mut fresh: Vec<StoredNotification> = due
             .into_iter()
             .filter(|n| !started_meanwhile.contains(&n.id) && !self.in_flight.contains(&n.id))
@@ -328,8 +323,7 @@ impl Sending {
 
     /// Notes a failed read of the outbox; answers the backoff before the next.
     fn read_failed(&mut self, error: &dyn std::fmt::Display) -> Duration {
-        self.reading = false;
-        self.started_while_reading.clear();
+        self.started_while_reading = None;
         self.read_failures = self.read_failures.saturating_add(1);
         tracing::warn!(%error, "reading the outbox failed");
         backoff_duration(self.read_failures)
@@ -405,8 +399,8 @@ impl Sending {
     /// Notes that notification `id` is being attempted.
     fn started(&mut self, id: i64) {
         self.in_flight.insert(id);
-        if self.reading {
-            self.started_while_reading.insert(id);
+        if let Some(meanwhile) = &mut self.started_while_reading {
+            meanwhile.insert(id);
         }
         self.highest_started = self.highest_started.max(id);
     }
@@ -738,24 +732,18 @@ mod tests {
     }
 
     fn stored(id: i64) -> StoredNotification {
-        StoredNotification {
-            id,
-            notice: steward_core::alert::notice::Notice {
-                receiver: "ops".into(),
-                group_key: "/:ops:{}".into(),
-                group_labels: Default::default(),
-                reason: steward_core::alert::group::Reason::First,
-                alerts: Vec::new(),
-                encodings: Default::default(),
-            },
-            state: steward_store::notifications::NotificationState::Pending,
-            attempts: 0,
+        steward_store::notifications::NewNotification {
+            notice: steward_core::alert::notice::Notice::encoded(
+                "ops".into(),
+                "/:ops:{}".into(),
+                Default::default(),
+                steward_core::alert::group::Reason::First,
+                Vec::new(),
+            ),
             created_ms: 0,
-            next_attempt_ms: 0,
             expires_ms: i64::MAX,
-            finished_ms: None,
-            last_error: None,
         }
+        .queued(id)
     }
 
     #[test]
@@ -763,7 +751,7 @@ mod tests {
         let mut s = Sending::default();
         s.started(1);
         s.in_flight.remove(&1); // attempted and recorded before the read began
-        s.reading = true;
+        s.started_while_reading = Some(HashSet::new());
         s.started(2); // handed over while it ran...
         s.started(3);
         s.in_flight.remove(&3); // ...and even recorded since
@@ -771,12 +759,12 @@ mod tests {
         let due = s.unstarted(vec![stored(2), stored(3), stored(4)]);
         assert_eq!(ids(due), vec![4]);
         // The next read's answer was read after those recordings: it is taken as it is.
-        s.reading = true;
+        s.started_while_reading = Some(HashSet::new());
         assert_eq!(ids(s.unstarted(vec![stored(5)])), vec![5]);
-        assert!(s.started_while_reading.is_empty());
+        assert!(s.started_while_reading.is_none());
         // Started while no read runs: nothing to remember.
         s.started(6);
-        assert!(s.started_while_reading.is_empty());
+        assert!(s.started_while_reading.is_none());
     }
 
     #[test]
