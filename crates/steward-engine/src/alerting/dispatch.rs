@@ -632,7 +632,6 @@ impl Dispatcher {
             acknowledged: true,
             ..Snapshot::default()
         };
-        let (mut firing, mut resolved) = (Vec::new(), Vec::new());
         for fp in &group.members {
             let Some((alert, encoded)) = self.known.with_encoding(fp) else {
                 continue;
@@ -642,23 +641,27 @@ impl Dispatcher {
                     snapshot.muted += 1;
                 }
                 AlertState::Firing => {
-                    firing.push(*fp);
                     snapshot.firing.push(Arc::clone(encoded));
                     snapshot.acknowledged &= alert.ack.is_some();
                 }
                 AlertState::Resolved => {
                     if group.record.clock.notified.firing.contains(fp) {
-                        resolved.push(*fp);
                         snapshot.resolved.push(Arc::clone(encoded));
                     }
                 }
             }
         }
-        snapshot.acknowledged &= !firing.is_empty();
-        // In order already: the sets are built in bulk.
+        snapshot.acknowledged &= !snapshot.firing.is_empty();
+        // In the members' order already: the sets are built in bulk.
+        let fingerprints = |alerts: &[Arc<EncodedAlert>]| {
+            alerts
+                .iter()
+                .map(|a| a.alert().fingerprint)
+                .collect::<BTreeSet<_>>()
+        };
         snapshot.contents = Contents {
-            firing: firing.into_iter().collect(),
-            resolved: resolved.into_iter().collect(),
+            firing: fingerprints(&snapshot.firing),
+            resolved: fingerprints(&snapshot.resolved),
         };
         snapshot
     }
