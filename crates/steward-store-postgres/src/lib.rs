@@ -700,8 +700,8 @@ impl Store for PostgresStore {
         notifications::next_due(&self.pool).await
     }
 
-    async fn link_notifications(&self) -> Result<u64, StoreError> {
-        notifications::link_alerts(&self.pool).await
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError> {
+        notifications::link_alerts(&self.pool, up_to).await
     }
 
     async fn record_attempts(

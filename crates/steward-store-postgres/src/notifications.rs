@@ -248,14 +248,16 @@ async fn insert_large(
 /// notices; answers how many links it wrote. Links only ever appear in id order, so those above
 /// the highest are exactly the unlinked ones (a link already there, after pruning lowered the
 /// highest, is left as it is).
-pub(crate) async fn link_alerts(pool: &PgPool) -> Result<u64, StoreError> {
+pub(crate) async fn link_alerts(pool: &PgPool, up_to: i64) -> Result<u64, StoreError> {
     let linked = sqlx::query(
         "INSERT INTO notification_alerts (fingerprint, notification_id) \
          SELECT DISTINCT a->>'fingerprint', n.id \
          FROM notifications AS n, jsonb_array_elements(n.notice::jsonb -> 'alerts') AS a \
          WHERE n.id > (SELECT coalesce(max(notification_id), 0) FROM notification_alerts) \
+         AND n.id <= $1 \
          ON CONFLICT DO NOTHING",
     )
+    .bind(up_to)
     .execute(pool)
     .await
     .map_err(db_err)?

@@ -748,9 +748,9 @@ impl Store for SqliteStore {
         notifications::next_due(&self.reader).await
     }
 
-    async fn link_notifications(&self) -> Result<u64, StoreError> {
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(db_err)?;
-        notifications::link_alerts(&mut conn).await
+        notifications::link_alerts(&mut conn, up_to).await
     }
 
     async fn record_attempts(

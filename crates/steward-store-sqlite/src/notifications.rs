@@ -200,14 +200,19 @@ async fn heads(conn: &mut SqliteConnection, ids: &[i64]) -> Result<Vec<Queued>, 
 /// notices; answers how many links it wrote. One statement: links only ever appear in id order,
 /// so those above the highest are exactly the unlinked ones (a link already there, after
 /// pruning lowered the highest, is left as it is).
-pub(crate) async fn link_alerts(conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+pub(crate) async fn link_alerts(
+    conn: &mut SqliteConnection,
+    up_to: i64,
+) -> Result<u64, StoreError> {
     let linked = sqlx::query(
         "INSERT INTO notification_alerts (fingerprint, notification_id) \
          SELECT DISTINCT a.value->>'fingerprint', n.id \
          FROM notifications AS n, json_each(n.notice, '$.alerts') AS a \
          WHERE n.id > (SELECT coalesce(max(notification_id), 0) FROM notification_alerts) \
+         AND n.id <= ?1 \
          ON CONFLICT DO NOTHING",
     )
+    .bind(up_to)
     .execute(&mut *conn)
     .await
     .map_err(db_err)?

@@ -552,12 +552,14 @@ pub trait Store: Send + Sync + 'static {
     async fn next_notification_due(&self) -> Result<Option<i64>, StoreError>;
 
     /// Records which alerts the notifications written since the last call carry (those above
-    /// the highest notification linked so far), read from their notices, so that
-    /// [`NotificationQuery::fingerprint`](notifications::NotificationQuery) finds them;
+    /// the highest notification linked so far, up to id `up_to`), read from their notices, so
+    /// that [`NotificationQuery::fingerprint`](notifications::NotificationQuery) finds them;
     /// answers how many links it wrote. Kept out of [`Store::write_dispatch`] so a pass's
     /// notifications go out without waiting for thousands of links; whatever a crash left
-    /// unlinked is linked by the next call.
-    async fn link_notifications(&self) -> Result<u64, StoreError>;
+    /// unlinked is linked by the next call. The caller names in `up_to` an id below which no
+    /// write is under way: passes written at once may commit out of id order, and a
+    /// notification committed below one linked already would never be linked.
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError>;
 
     /// Records attempts on pending notifications and what follows from each, in one
     /// transaction (the sender's completions arrive in bursts); answers, per attempt, whether it

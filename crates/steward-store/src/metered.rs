@@ -561,8 +561,8 @@ impl<S: Store> Store for Metered<S> {
             .await
     }
 
-    async fn link_notifications(&self) -> Result<u64, StoreError> {
-        self.observe("link_notifications", self.inner.link_notifications())
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError> {
+        self.observe("link_notifications", self.inner.link_notifications(up_to))
             .await
     }
 

@@ -2,6 +2,9 @@
 //! ([`steward_core::alert::group`]), and turns what the clocks decide into notifications in the
 //! outbox, plus remediation tasks. Each pass's decisions are written in one transaction before
 //! memory moves on, so a crash never loses a decided notification and never sends one twice.
+//! Passes are written in tasks of their own, several at once: a pass need not wait for the
+//! previous one's write, since no group is in two passes being written (a group whose pass is
+//! being written is decided again once it is written).
 //!
 //! What it knows comes from the store: every firing alert (re-read in full every few seconds,
 //! which also catches alerts posted to other instances) and, in between, the alerts named by
@@ -22,9 +25,10 @@ use steward_core::registry::Registry;
 use steward_core::task::{NewTask, TaskOrigin};
 use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
 use steward_store::notifications::{
-    DispatchWrite, GroupRecord, NewNotification, StoredNotification,
+    DispatchWrite, GroupRecord, NewNotification, NotificationQuery, StoredNotification,
 };
 use steward_store::{Store, StoreError};
+use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
 use super::muting::Muting;
@@ -73,6 +77,64 @@ pub(crate) struct Plan {
     remediated: Vec<((Fingerprint, Vec<usize>), i64)>,
     /// When each looked-at group is next due.
     next: Vec<(String, i64)>,
+    /// When it was decided.
+    decided_ms: i64,
+}
+
+/// What a pass being written moves in memory once it is written.
+#[derive(Debug)]
+struct Unwritten {
+    /// Groups whose clocks move, with the members to drop.
+    updates: Vec<(String, GroupClock, Vec<Fingerprint>)>,
+    /// Groups that are done.
+    finished: Vec<String>,
+    /// When each looked-at group is next due.
+    next: Vec<(String, i64)>,
+    /// The remediations its tasks stand for.
+    remediated: Vec<((Fingerprint, Vec<usize>), i64)>,
+    /// The unsaved groups it writes (unsaved again if it fails).
+    unsaved: Vec<String>,
+    /// Notifications it queues.
+    notifications: usize,
+    /// When it was decided.
+    decided_ms: i64,
+    /// When its groups are looked at again if it fails.
+    retry_ms: i64,
+    /// [`Dispatcher::written_to`] when it began: its notifications' ids are higher.
+    floor: i64,
+}
+
+impl Unwritten {
+    /// Every group it touches.
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.updates
+            .iter()
+            .map(|(key, _, _)| key)
+            .chain(&self.finished)
+            .chain(self.next.iter().map(|(key, _)| key))
+            .chain(&self.unsaved)
+    }
+}
+
+/// A pass written.
+#[derive(Debug, Default)]
+pub(crate) struct Written {
+    /// Its new notifications that head their groups, as stored, for the sender to attempt at
+    /// once.
+    pub(crate) heads: Vec<StoredNotification>,
+    /// How many notifications it queued.
+    pub(crate) notifications: usize,
+    /// Every notification up to this id is in a pass written (or was there before):
+    /// those of passes still being written have higher ids.
+    pub(crate) announced_to: i64,
+}
+
+/// What writing a pass stored.
+struct Stored {
+    /// Its new notifications that head their groups.
+    heads: Vec<StoredNotification>,
+    /// Its highest notification id.
+    highest: Option<i64>,
 }
 
 /// A group's alerts as a pass finds them.
@@ -88,13 +150,6 @@ struct Snapshot {
     firing: Vec<Arc<EncodedAlert>>,
     /// Its resolved alerts its receiver was told fired, as notifications carry them.
     resolved: Vec<Arc<EncodedAlert>>,
-}
-
-impl Plan {
-    /// Notifications decided.
-    pub(crate) fn notifications(&self) -> usize {
-        self.notifications.len()
-    }
 }
 
 /// The dispatcher's state.
@@ -117,6 +172,16 @@ pub(crate) struct Dispatcher {
     remediated: HashMap<(Fingerprint, Vec<usize>), i64>,
     /// When alerts reach their route's escalation time (stale entries are harmless).
     escalations: BinaryHeap<Reverse<(i64, Fingerprint)>>,
+    /// Passes being written, each in a task of its own.
+    writes: JoinSet<Result<Stored, StoreError>>,
+    /// What each of them moves in memory once written, by task.
+    unwritten: HashMap<TaskId, Unwritten>,
+    /// The groups of those passes: no pass decides them until theirs is written.
+    in_flight: HashSet<String>,
+    /// Of those, the ones found due meanwhile: looked at again once their pass is written.
+    deferred: HashSet<String>,
+    /// The highest notification id in the outbox at the start or in a pass written since.
+    written_to: i64,
 }
 
 impl Dispatcher {
@@ -143,6 +208,7 @@ impl Dispatcher {
             config.alerting.inhibit_rules.clone(),
             impacted_services(store.as_ref(), &config, registry).await,
         );
+        let written_to = highest_notification(store.as_ref()).await?;
         let mut dispatcher = Self {
             store,
             config,
@@ -156,6 +222,11 @@ impl Dispatcher {
             remediated: HashMap::new(),
             scan: None,
             caught_up_ms: now_ms,
+            writes: JoinSet::new(),
+            unwritten: HashMap::new(),
+            in_flight: HashSet::new(),
+            deferred: HashSet::new(),
+            written_to,
         };
         while dispatcher.scan_step(now_ms).await? {}
         // Alerts a group told its receiver were firing and that resolved since: the receiver
@@ -492,7 +563,7 @@ impl Dispatcher {
         }
     }
 
-    /// Decides every group due at `now_ms`.
+    /// Decides every group due at `now_ms`, except those of passes being written.
     pub(crate) fn plan(&mut self, now_ms: i64) -> Plan {
         // The index is read only when groups are decided: passes that only take in alerts
         // (most of them, under a burst) do not rebuild it.
@@ -507,7 +578,10 @@ impl Dispatcher {
             self.escalations.pop();
             self.route(fp, now_ms);
         }
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            decided_ms: now_ms,
+            ..Plan::default()
+        };
         let mut looked = HashSet::new();
         while let Some(Reverse((at, _))) = self.due.peek() {
             if *at > now_ms {
@@ -520,10 +594,17 @@ impl Dispatcher {
             if current != Some(at) || !looked.insert(key.clone()) {
                 continue; // stale entry, or already looked at in this pass
             }
+            if self.in_flight.contains(&key) {
+                self.deferred.insert(key);
+                continue;
+            }
             self.decide(&key, now_ms, &mut plan);
         }
         // New or re-routed groups are written even when their clocks did not move, so a
-        // restart finds them with their creation time.
+        // restart finds them with their creation time (those of passes being written, once
+        // those are written).
+        let groups = &self.groups;
+        self.unsaved.retain(|key| groups.contains_key(key));
         let planned: HashSet<&str> = plan
             .updates
             .iter()
@@ -533,7 +614,7 @@ impl Dispatcher {
         let unsaved: Vec<GroupRecord> = self
             .unsaved
             .iter()
-            .filter(|key| !planned.contains(key.as_str()))
+            .filter(|key| !planned.contains(key.as_str()) && !self.in_flight.contains(*key))
             .filter_map(|key| self.groups.get(key))
             .map(|g| g.record.clone())
             .collect();
@@ -741,80 +822,202 @@ impl Dispatcher {
         }
     }
 
-    /// Writes a plan, then moves memory to it; answers the new notifications that head their
-    /// groups, as stored, for the sender to attempt at once. On failure nothing moves and the
-    /// groups are looked at again at `retry_ms`.
+    /// Starts writing a plan in a task of its own ([`Self::written`] moves memory to it once
+    /// written); its groups are left out of later plans until then. A plan that writes nothing
+    /// only schedules its groups. On failure nothing moves and the groups are looked at again
+    /// at `retry_ms`.
+    pub(crate) fn write(&mut self, plan: Plan, retry_ms: i64) {
+        let Plan {
+            updates,
+            finished,
+            notifications,
+            tasks,
+            remediated,
+            next,
+            decided_ms,
+        } = plan;
+        if updates.is_empty() && finished.is_empty() && notifications.is_empty() {
+            self.apply_schedule(next);
+            return;
+        }
+        let write = DispatchWrite {
+            groups: updates.iter().map(|(record, _)| record.clone()).collect(),
+            finished: finished.clone(),
+            notifications,
+        };
+        let unsaved = write
+            .groups
+            .iter()
+            .map(|record| &record.key)
+            .chain(&finished)
+            .filter(|key| self.unsaved.remove(key.as_str()))
+            .cloned()
+            .collect();
+        let unwritten = Unwritten {
+            updates: updates
+                .into_iter()
+                .map(|(record, resolved)| (record.key, record.clock, resolved))
+                .collect(),
+            finished,
+            next,
+            remediated,
+            unsaved,
+            notifications: write.notifications.len(),
+            decided_ms,
+            retry_ms,
+            floor: self.written_to,
+        };
+        self.in_flight.extend(unwritten.keys().cloned());
+        let store = Arc::clone(&self.store);
+        let task = self.writes.spawn(write_pass(store, tasks, write));
+        self.unwritten.insert(task.id(), unwritten);
+    }
+
+    /// How many passes are being written.
+    pub(crate) fn writing(&self) -> usize {
+        self.unwritten.len()
+    }
+
+    /// Waits for a pass being written to be written (forever while none is), then moves memory
+    /// to it; answers what it queued. Cancel-safe.
+    pub(crate) async fn written(&mut self) -> Result<Written, StoreError> {
+        let Some(joined) = self.writes.join_next_with_id().await else {
+            return std::future::pending().await;
+        };
+        let (task, result) = match joined {
+            Ok((task, result)) => (task, result),
+            Err(error) => (
+                error.id(),
+                Err(StoreError::State(format!(
+                    "writing a dispatcher pass ended abnormally: {error}"
+                ))),
+            ),
+        };
+        let Some(unwritten) = self.unwritten.remove(&task) else {
+            return Err(StoreError::State("a dispatcher pass written twice".into()));
+        };
+        for key in unwritten.keys() {
+            self.in_flight.remove(key);
+        }
+        match result {
+            Ok(stored) => {
+                self.written_to = self.written_to.max(stored.highest.unwrap_or(0));
+                let notifications = unwritten.notifications;
+                self.apply(unwritten);
+                Ok(Written {
+                    heads: stored.heads,
+                    notifications,
+                    announced_to: self.announced_to(),
+                })
+            }
+            Err(error) => {
+                self.retry(unwritten);
+                Err(error)
+            }
+        }
+    }
+
+    /// The highest notification id in the outbox at the start or in a pass written since.
+    pub(crate) fn written_to(&self) -> i64 {
+        self.written_to
+    }
+
+    /// Every notification up to this id is in a pass written, or was in the outbox at the
+    /// start: passes being written draw theirs above what was written when they began.
+    pub(crate) fn announced_to(&self) -> i64 {
+        self.unwritten
+            .values()
+            .map(|u| u.floor)
+            .fold(self.written_to, i64::min)
+    }
+
+    /// Writes a plan and moves memory to it, with every pass being written; answers the new
+    /// notifications that head their groups.
+    #[cfg(test)]
     pub(crate) async fn commit(
         &mut self,
         plan: Plan,
         retry_ms: i64,
     ) -> Result<Vec<StoredNotification>, StoreError> {
-        if !plan.tasks.is_empty() {
-            // Idempotent per alert episode: enqueued before the write, so a failed write
-            // followed by a retry cannot lose a task nor make two.
-            // Nothing is written until they are: the pass is decided again, so no task is lost.
-            if let Err(error) = self
-                .store
-                .enqueue_tasks(&plan.tasks, &Actor::system(COMPONENT))
-                .await
-            {
-                self.retry_plan(plan.next, plan.finished, retry_ms);
-                return Err(error);
-            }
-            metrics::counter!("steward_remediations_total", "result" => "enqueued")
-                .increment(plan.tasks.len() as u64);
+        self.write(plan, retry_ms);
+        let mut heads = Vec::new();
+        while self.writing() > 0 {
+            heads.extend(self.written().await?.heads);
         }
-        self.remediated.extend(plan.remediated);
-        let write = DispatchWrite {
-            groups: plan
-                .updates
-                .iter()
-                .map(|(record, _)| record.clone())
-                .collect(),
-            finished: plan.finished.clone(),
-            notifications: plan.notifications,
-        };
-        if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
-            self.apply_schedule(plan.next);
-            return Ok(Vec::new());
-        }
-        let queued = match self.store.write_dispatch(&write).await {
-            Ok(queued) => queued,
-            Err(error) => {
-                self.retry_plan(plan.next, plan.finished, retry_ms);
-                return Err(error);
-            }
-        };
-        let heads = write
-            .notifications
-            .into_iter()
-            .zip(queued)
-            .filter(|(_, q)| q.heads_group)
-            .map(|(notification, q)| notification.queued(q.id))
-            .collect();
-        for (record, resolved) in plan.updates {
-            if let Some(group) = self.groups.get_mut(&record.key) {
-                for fp in &resolved {
-                    group.members.remove(fp);
-                }
-                group.record = record;
-            }
-        }
-        for key in &plan.finished {
-            self.groups.remove(key);
-        }
-        // Written now (or gone), except groups made or re-routed after the plan was made.
-        self.unsaved.clear();
-        self.apply_schedule(plan.next);
         Ok(heads)
     }
 
-    /// Has the groups of a plan that was not written looked at again at `retry_ms`.
-    fn retry_plan(&mut self, next: Vec<(String, i64)>, finished: Vec<String>, retry_ms: i64) {
-        let keys = next.into_iter().map(|(key, _)| key).chain(finished);
-        for key in keys {
+    /// Moves memory to a pass written.
+    fn apply(&mut self, unwritten: Unwritten) {
+        let Unwritten {
+            updates,
+            finished,
+            next,
+            remediated,
+            decided_ms,
+            ..
+        } = unwritten;
+        self.remediated.extend(remediated);
+        for (key, clock, resolved) in updates {
+            let Some(group) = self.groups.get_mut(&key) else {
+                continue;
+            };
+            for fp in resolved {
+                // Unless it fired again while the pass was written.
+                if self
+                    .known
+                    .get(&fp)
+                    .is_none_or(|a| a.state != AlertState::Firing)
+                {
+                    group.members.remove(&fp);
+                }
+            }
+            group.record.clock = clock;
+        }
+        let mut rejoining = Vec::new();
+        for key in &finished {
+            if let Some(group) = self.groups.remove(key) {
+                rejoining.extend(group.members);
+            }
+        }
+        let deferred: Vec<String> = next
+            .iter()
+            .map(|(key, _)| key)
+            .chain(&finished)
+            .filter(|key| self.deferred.remove(key.as_str()))
+            .cloned()
+            .collect();
+        self.apply_schedule(next);
+        // Alerts that joined a finished group while it was written start a group anew.
+        for fp in rejoining {
+            if self
+                .known
+                .get(&fp)
+                .is_some_and(|a| a.state == AlertState::Firing)
+            {
+                self.route(fp, decided_ms);
+            }
+        }
+        for key in deferred {
+            self.schedule(&key, decided_ms);
+        }
+    }
+
+    /// Has the groups of a pass that was not written looked at again at its retry time, and
+    /// marks the unsaved ones it would have written unsaved again.
+    fn retry(&mut self, unwritten: Unwritten) {
+        let Unwritten {
+            finished,
+            next,
+            unsaved,
+            retry_ms,
+            ..
+        } = unwritten;
+        for key in next.into_iter().map(|(key, _)| key).chain(finished) {
+            self.deferred.remove(&key);
             self.schedule(&key, retry_ms);
         }
+        self.unsaved.extend(unsaved);
     }
 
     fn apply_schedule(&mut self, next: Vec<(String, i64)>) {
@@ -822,6 +1025,44 @@ impl Dispatcher {
             self.schedule(&key, at);
         }
     }
+}
+
+/// Writes a pass: its remediation tasks first (idempotent per alert episode, so a failed write
+/// retried cannot lose a task nor make two), then its groups and notifications; answers the new
+/// notifications that head their groups, as stored.
+async fn write_pass(
+    store: Arc<dyn Store>,
+    tasks: Vec<NewTask>,
+    write: DispatchWrite,
+) -> Result<Stored, StoreError> {
+    if !tasks.is_empty() {
+        store
+            .enqueue_tasks(&tasks, &Actor::system(COMPONENT))
+            .await?;
+        metrics::counter!("steward_remediations_total", "result" => "enqueued")
+            .increment(tasks.len() as u64);
+    }
+    let queued = store.write_dispatch(&write).await?;
+    let highest = queued.iter().map(|q| q.id).max();
+    let heads = write
+        .notifications
+        .into_iter()
+        .zip(queued)
+        .filter(|(_, q)| q.heads_group)
+        .map(|(notification, q)| notification.queued(q.id))
+        .collect();
+    Ok(Stored { heads, highest })
+}
+
+/// The highest notification id in the outbox (0 when it is empty).
+async fn highest_notification(store: &dyn Store) -> Result<i64, StoreError> {
+    let newest = store
+        .notifications(&NotificationQuery {
+            limit: 1,
+            ..NotificationQuery::default()
+        })
+        .await?;
+    Ok(newest.first().map_or(0, |n| n.id))
 }
 
 /// When a group whose first alert arrived at `arrived_ms` (as its receiver stamped it) and is
@@ -1133,6 +1374,97 @@ equal = ["instance"]
             [("a".into(), "firing")],
             "resolved ones told once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_group_is_decided_again_only_once_its_pass_is_written() {
+        let mut h = Harness::new().await;
+        h.post(T0, &[alert(&[("alertname", "Down"), ("instance", "a")])])
+            .await;
+        let at = T0 + 30_000;
+        let plan = h.dispatcher.plan(at);
+        h.dispatcher.write(plan, at + 1_000);
+        assert_eq!(h.dispatcher.writing(), 1);
+        // A reload has every group looked at at once: this one waits for its pass.
+        h.dispatcher.set_config(config(), at);
+        let again = h.dispatcher.plan(at);
+        assert!(again.notifications.is_empty() && again.updates.is_empty());
+        h.dispatcher.write(again, at + 1_000);
+        assert_eq!(h.dispatcher.writing(), 1, "nothing to write");
+        let written = h.dispatcher.written().await.unwrap();
+        assert_eq!((written.notifications, written.heads.len()), (1, 1));
+        assert_eq!(written.announced_to, written.heads[0].id);
+        assert_eq!(h.dispatcher.next_due(), Some(at), "looked at again");
+        assert!(h.pass(at).await.is_empty(), "and told once");
+    }
+
+    #[tokio::test]
+    async fn passes_written_at_once_announce_only_what_precedes_them_all() {
+        let mut h = Harness::new().await;
+        h.post(T0, &[alert(&[("alertname", "Down")])]).await;
+        h.post(T0 + 1_000, &[alert(&[("alertname", "Slow")])]).await;
+        // Both groups written as new first (a group waits for any pass writing it).
+        assert!(h.pass(T0 + 1_000).await.is_empty());
+        for at in [T0 + 30_000, T0 + 31_000] {
+            let plan = h.dispatcher.plan(at);
+            assert_eq!(plan.notifications.len(), 1);
+            h.dispatcher.write(plan, at + 1_000);
+        }
+        assert_eq!(h.dispatcher.writing(), 2);
+        let first = h.dispatcher.written().await.unwrap();
+        assert_eq!(
+            first.announced_to, 0,
+            "the other pass may draw lower ids than this one's"
+        );
+        let second = h.dispatcher.written().await.unwrap();
+        let ids = [first.heads[0].id, second.heads[0].id];
+        assert_eq!(second.announced_to, *ids.iter().max().unwrap());
+        // A new leader starts from what the outbox holds.
+        h.restart().await;
+        assert_eq!(h.dispatcher.announced_to(), second.announced_to);
+    }
+
+    #[tokio::test]
+    async fn an_alert_joining_a_group_its_pass_finishes_starts_a_new_group() {
+        let mut h = Harness::new().await;
+        let a = alert(&[("alertname", "Down"), ("instance", "a")]);
+        h.post(T0, std::slice::from_ref(&a)).await;
+        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
+        h.post(T0 + MIN, &[resolved(a.clone(), T0 + MIN)]).await;
+        assert_eq!(h.pass(T0 + 30_000 + 5 * MIN).await.len(), 1, "resolved");
+        let at = T0 + 30_000 + 10 * MIN;
+        let plan = h.dispatcher.plan(at);
+        assert_eq!(plan.finished.len(), 1);
+        h.dispatcher.write(plan, at + 1_000);
+        // It fires again while the group is being dropped.
+        h.post(at, std::slice::from_ref(&a)).await;
+        h.dispatcher.written().await.unwrap();
+        assert!(
+            h.pass(at + 29_999).await.is_empty(),
+            "a group_wait of its own"
+        );
+        let fired = h.pass(at + 30_000).await;
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].notice.reason, Reason::First);
+        assert_eq!(names(&fired[0]), [("a".into(), "firing")]);
+    }
+
+    #[tokio::test]
+    async fn an_alert_firing_again_while_its_resolution_is_written_stays_in_its_group() {
+        let mut h = Harness::new().await;
+        let a = alert(&[("alertname", "Down"), ("instance", "a")]);
+        h.post(T0, std::slice::from_ref(&a)).await;
+        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
+        h.post(T0 + MIN, &[resolved(a.clone(), T0 + MIN)]).await;
+        let at = T0 + 30_000 + 5 * MIN;
+        let plan = h.dispatcher.plan(at);
+        assert_eq!(plan.notifications.len(), 1, "the resolution");
+        h.dispatcher.write(plan, at + 1_000);
+        h.post(at, std::slice::from_ref(&a)).await;
+        h.dispatcher.written().await.unwrap();
+        let again = h.pass(at + 5 * MIN).await;
+        assert_eq!(again.len(), 1);
+        assert_eq!(names(&again[0]), [("a".into(), "firing")]);
     }
 
     #[tokio::test]

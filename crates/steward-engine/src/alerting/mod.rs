@@ -33,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 use crate::lease;
+use sender::Handoff;
 
 /// Gives the config in force.
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
@@ -55,6 +56,10 @@ const RETRY_MS: i64 = 1_000;
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Dispatcher passes whose notifications may wait for the sender to take them over.
 const HANDOFF_PASSES: usize = 64;
+/// Dispatcher passes being written at once, at most: groups falling due while a pass is
+/// written go out in the next one without waiting for it, so that a slow write does not make
+/// the next pass larger, and that one's write slower still.
+const WRITES_AT_ONCE: usize = 3;
 /// How long after a pass wrote notifications they are linked to their alerts, and how often at
 /// most linking runs.
 const LINK_EVERY: Duration = Duration::from_secs(1);
@@ -115,6 +120,7 @@ pub fn spawn(
                 Outbox {
                     wake: Arc::clone(&wake),
                     handoff,
+                    announced_to: 0,
                 },
                 term.clone(),
             ));
@@ -164,14 +170,23 @@ struct Outbox {
     wake: Arc<Notify>,
     /// Hands over notifications heading their groups, as written, so the sender need not
     /// read them back (when it is full, the sender is woken to read them instead).
-    handoff: mpsc::Sender<Vec<StoredNotification>>,
+    handoff: mpsc::Sender<Handoff>,
+    /// The last [`Handoff::announced_to`] handed over.
+    announced_to: i64,
 }
 
 impl Outbox {
-    /// Passes a pass's new group heads to the sender.
-    fn hand_over(&self, heads: Vec<StoredNotification>) {
-        if !heads.is_empty() && self.handoff.try_send(heads).is_err() {
-            self.wake.notify_one();
+    /// Passes a pass's new group heads to the sender, with how far the passes written reach.
+    fn hand_over(&mut self, heads: Vec<StoredNotification>, announced_to: i64) {
+        if heads.is_empty() && announced_to <= self.announced_to {
+            return;
+        }
+        match self.handoff.try_send(Handoff {
+            heads,
+            announced_to,
+        }) {
+            Ok(()) => self.announced_to = announced_to,
+            Err(_) => self.wake.notify_one(),
         }
     }
 }
@@ -183,7 +198,7 @@ async fn dispatch_loop(
     mut events: broadcast::Receiver<crate::bus::Envelope>,
     config: ConfigSource,
     registry: RegistrySource,
-    outbox: Outbox,
+    mut outbox: Outbox,
     stop: CancellationToken,
 ) {
     let mut dispatcher = loop {
@@ -201,6 +216,7 @@ async fn dispatch_loop(
     };
     tracing::info!("dispatching alerts");
     // Whatever the outbox holds from before is sent now.
+    outbox.hand_over(Vec::new(), dispatcher.announced_to());
     outbox.wake.notify_one();
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -223,6 +239,9 @@ async fn dispatch_loop(
         let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
             Duration::ZERO
+        } else if dispatcher.writing() >= WRITES_AT_ONCE {
+            // The end of a write wakes it.
+            links.wait()
         } else {
             dispatcher
                 .next_due()
@@ -232,7 +251,11 @@ async fn dispatch_loop(
                 .min(links.wait())
         };
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => break,
+            written = dispatcher.written() => {
+                settle(written, &mut outbox, &mut links);
+                continue;
+            }
             event = events.recv() => reads.note(event.ok()),
             _ = refresh.tick() => reads.context = true,
             _ = scan.tick() => scan_wanted = true,
@@ -259,26 +282,17 @@ async fn dispatch_loop(
             scan_wanted = true;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(RETRY_MS as u64)) => {}
-                () = stop.cancelled() => return,
+                () = stop.cancelled() => break,
             }
         } else {
             scan_wanted = false;
         }
-        let now = now_ms();
-        let plan = dispatcher.plan(now);
-        let notifications = plan.notifications();
-        match dispatcher.commit(plan, now + RETRY_MS).await {
-            // Notifications behind an earlier one of their group are read by the sender once
-            // that one is done.
-            Ok(heads) => {
-                outbox.hand_over(heads);
-                if notifications > 0 {
-                    links.owe();
-                }
-            }
-            Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
+        if dispatcher.writing() < WRITES_AT_ONCE {
+            let now = now_ms();
+            let plan = dispatcher.plan(now);
+            dispatcher.write(plan, now + RETRY_MS);
         }
-        links.start(&store);
+        links.start(&store, dispatcher.announced_to(), dispatcher.written_to());
         if reads.context {
             let (firing, muted, groups) = dispatcher.counts(now);
             #[allow(clippy::cast_precision_loss)]
@@ -288,6 +302,31 @@ async fn dispatch_loop(
                 metrics::gauge!("steward_alert_groups").set(groups as f64);
             }
         }
+    }
+    // Passes under way are written to the end rather than cut short.
+    while dispatcher.writing() > 0 {
+        let written = dispatcher.written().await;
+        settle(written, &mut outbox, &mut links);
+    }
+}
+
+/// Takes in a written pass: its new group heads go to the sender, and its notifications are
+/// linked to their alerts.
+fn settle(
+    written: Result<dispatch::Written, steward_store::StoreError>,
+    outbox: &mut Outbox,
+    links: &mut Links,
+) {
+    match written {
+        // Notifications behind an earlier one of their group are read by the sender once
+        // that one is done.
+        Ok(written) => {
+            outbox.hand_over(written.heads, written.announced_to);
+            if written.notifications > 0 {
+                links.owe();
+            }
+        }
+        Err(error) => tracing::warn!(%error, "writing notifications failed; retrying"),
     }
 }
 
@@ -347,17 +386,19 @@ impl Links {
         }
     }
 
-    /// Starts linking what is owed when it is due ([`Links::wait`]) and no linking runs.
-    fn start(&mut self, store: &Arc<dyn Store>) {
+    /// Starts linking what is owed when it is due ([`Links::wait`]) and no linking runs, up to
+    /// notification `up_to` (below it, no pass is being written). Notifications written above
+    /// it, up to `written_to`, stay owed.
+    fn start(&mut self, store: &Arc<dyn Store>, up_to: i64, written_to: i64) {
         if self.running.is_some() || !self.owed || !self.wait().is_zero() {
             return;
         }
         self.last = tokio::time::Instant::now();
-        self.owed = false;
+        self.owed = up_to < written_to;
         let store = Arc::clone(store);
-        self.running = Some(tokio::spawn(
-            async move { store.link_notifications().await },
-        ));
+        self.running = Some(tokio::spawn(async move {
+            store.link_notifications(up_to).await
+        }));
     }
 
     /// Waits for the linking under way to end (forever when none runs).
@@ -531,7 +572,7 @@ mod tests {
         store.write_dispatch(&pass(1)).await.unwrap();
         let mut links = Links::default();
         assert!(links.wait().is_zero());
-        links.start(&store);
+        links.start(&store, i64::MAX, i64::MAX);
         let ended = links.finished().await;
         links.settle(ended);
         assert_eq!(linked(store.as_ref(), 1).await, 1, "at once");
@@ -539,14 +580,14 @@ mod tests {
 
         store.write_dispatch(&pass(2)).await.unwrap();
         links.owe();
-        links.start(&store);
+        links.start(&store, i64::MAX, i64::MAX);
         assert!(
             links.running.is_none(),
             "a pass's links wait for its sending"
         );
         assert!(links.wait() > LINK_EVERY / 2, "{:?}", links.wait());
         links.last -= LINK_EVERY;
-        links.start(&store);
+        links.start(&store, i64::MAX, i64::MAX);
         links.owe();
         assert_eq!(
             links.wait(),
@@ -561,18 +602,42 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn what_is_written_above_the_linkable_stays_owed() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let first = store.write_dispatch(&pass(1)).await.unwrap()[0].id;
+        let second = store.write_dispatch(&pass(2)).await.unwrap()[0].id;
+        // The second pass committed while a pass below it was still being written.
+        let mut links = Links::default();
+        links.start(&store, first, second);
+        let ended = links.finished().await;
+        links.settle(ended);
+        assert_eq!(linked(store.as_ref(), 1).await, 1);
+        assert_eq!(linked(store.as_ref(), 2).await, 0, "not yet");
+        assert!(links.owed, "owed still");
+        links.last -= LINK_EVERY;
+        links.start(&store, second, second);
+        let ended = links.finished().await;
+        links.settle(ended);
+        assert_eq!(linked(store.as_ref(), 2).await, 1);
+        assert!(!links.owed);
+    }
+
+    #[tokio::test]
     async fn a_failed_linking_is_owed_again() {
         let dir = tempfile::tempdir().unwrap();
         let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
         sqlite.migrate().await.unwrap();
         let store: Arc<dyn Store> = Arc::new(sqlite);
         let mut links = Links::default();
-        links.start(&store);
+        links.start(&store, i64::MAX, i64::MAX);
         links.running.as_ref().unwrap().abort();
         let ended = links.finished().await;
         links.settle(ended);
         assert!(links.owed && links.running.is_none());
-        links.start(&store);
+        links.start(&store, i64::MAX, i64::MAX);
         assert!(links.running.is_none(), "a failure waits a second");
     }
 }

@@ -3,7 +3,7 @@
 //! with what follows from it: delivered, retried with backoff, or given up once expired or
 //! rejected for good.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,10 +121,13 @@ struct Sending {
     failures: u32,
     /// Failed reads of the outbox in a row, for theirs.
     read_failures: u32,
-    /// The highest id attempted so far. The dispatcher writes notifications one pass at a
-    /// time, with ascending ids, and the outbox is read in id order: a notification handed
-    /// over at or below it was read from the outbox and attempted already.
-    highest_started: i64,
+    /// Every notification up to this id that will ever be handed over has been (see
+    /// [`Handoff::announced_to`]).
+    announced_to: i64,
+    /// Notifications above [`Self::announced_to`] started from a read of the outbox: their
+    /// hand-over, should it come, comes late. The dispatcher writes several passes at once,
+    /// so hand-overs do not come in id order.
+    read_ahead: BTreeSet<i64>,
     /// While a read of the outbox runs, the notifications started since it began: its answer,
     /// read before, may still name them (attempted, even recorded, since).
     started_while_reading: Option<HashSet<i64>>,
@@ -160,7 +163,18 @@ pub(crate) struct Inbox {
     /// The outbox holds notifications to read.
     pub wake: Arc<Notify>,
     /// Notifications heading their groups, handed over by the dispatcher as it wrote them.
-    pub handed: mpsc::Receiver<Vec<StoredNotification>>,
+    pub handed: mpsc::Receiver<Handoff>,
+}
+
+/// What the dispatcher hands over after writing a pass.
+#[derive(Debug, Default)]
+pub(crate) struct Handoff {
+    /// The pass's new notifications that head their groups, as stored.
+    pub heads: Vec<StoredNotification>,
+    /// No notification up to this id is handed over after this hand-over: those of passes
+    /// still being written have higher ids. (A hand-over the channel had no room for is
+    /// dropped, its notifications read from the outbox instead; a later one covers it.)
+    pub announced_to: i64,
 }
 
 /// A recording under way: the attempts it writes, and whether the write succeeded.
@@ -210,8 +224,8 @@ pub(crate) async fn run(
                 return;
             }
             () = wake.notified() => read_at = tokio::time::Instant::now(),
-            Some(heads) = handed.recv() => {
-                if !s.take_over(&config(), &deliverer, heads) {
+            Some(handoff) = handed.recv() => {
+                if !s.take_over(&config(), &deliverer, handoff) {
                     read_at = read_at.min(tokio::time::Instant::now());
                 }
             }
@@ -298,6 +312,7 @@ impl Sending {
         };
         self.read_failures = 0;
         for notification in self.unstarted(due.notifications) {
+            self.read_before_handed_over(notification.id);
             self.start(config, deliverer, notification);
         }
         if !self.in_flight.is_empty() {
@@ -340,14 +355,9 @@ impl Sending {
     /// Attempts the notifications the dispatcher handed over, or has them wait their turn,
     /// except those attempted already; answers false when some had to be left for want of
     /// room (the next read of the outbox finds them).
-    fn take_over(
-        &mut self,
-        config: &Config,
-        deliverer: &Arc<Deliverer>,
-        heads: Vec<StoredNotification>,
-    ) -> bool {
+    fn take_over(&mut self, config: &Config, deliverer: &Arc<Deliverer>, handoff: Handoff) -> bool {
         let mut all = true;
-        for notification in heads {
+        for notification in handoff.heads {
             match self.handed(notification.id) {
                 Handed::Start => self.start(config, deliverer, notification),
                 Handed::Wait => {
@@ -358,12 +368,30 @@ impl Sending {
                 Handed::Leave => all = false,
             }
         }
+        self.announced(handoff.announced_to);
         all
+    }
+
+    /// Notes that notification `id` was read from the outbox: above the mark, its hand-over
+    /// may still come.
+    fn read_before_handed_over(&mut self, id: i64) {
+        if id > self.announced_to {
+            self.read_ahead.insert(id);
+        }
+    }
+
+    /// Moves the mark up to `announced_to`: what is at or below it was handed over already, or
+    /// never will be.
+    fn announced(&mut self, announced_to: i64) {
+        if announced_to > self.announced_to {
+            self.announced_to = announced_to;
+            self.read_ahead = self.read_ahead.split_off(&(announced_to + 1));
+        }
     }
 
     /// What becomes of notification `id`, handed over.
     fn handed(&self, id: i64) -> Handed {
-        if id <= self.highest_started {
+        if self.read_ahead.contains(&id) || self.in_flight.contains(&id) {
             Handed::ReadAlready
         } else if self.in_flight.len() >= MAX_UNRECORDED {
             Handed::Leave
@@ -402,7 +430,6 @@ impl Sending {
         if let Some(meanwhile) = &mut self.started_while_reading {
             meanwhile.insert(id);
         }
-        self.highest_started = self.highest_started.max(id);
     }
 
     /// Starts an attempt on `notification`.
@@ -710,10 +737,12 @@ mod tests {
     fn handed_over_notifications_start_wait_or_are_left() {
         let mut s = Sending::default();
         assert_eq!(s.handed(1), Handed::Start);
-        // Read from the outbox first: the hand-over of it, or of anything before it, comes late.
+        // Read from the outbox first: the hand-over of it comes late.
+        s.read_before_handed_over(7);
         s.started(7);
         assert_eq!(s.handed(7), Handed::ReadAlready);
-        assert_eq!(s.handed(3), Handed::ReadAlready);
+        // One of a pass written at the same time, handed over after a later one's.
+        assert_eq!(s.handed(3), Handed::Start);
         assert_eq!(s.handed(8), Handed::Start);
         // Done and recorded: still not attempted again.
         s.in_flight.remove(&7);
@@ -729,6 +758,27 @@ mod tests {
             s.started(id);
         }
         assert_eq!(s.handed(100_000), Handed::Leave, "left to the next read");
+    }
+
+    #[test]
+    fn notifications_read_ahead_of_their_hand_over_are_remembered_until_the_mark_passes() {
+        let mut s = Sending::default();
+        s.announced(5);
+        // At or below the mark: its hand-over came already, or never will.
+        s.read_before_handed_over(4);
+        s.read_before_handed_over(7);
+        s.read_before_handed_over(9);
+        assert_eq!(s.read_ahead.iter().copied().collect::<Vec<_>>(), [7, 9]);
+        s.announced(3);
+        assert_eq!(s.announced_to, 5, "the mark never moves back");
+        s.announced(8);
+        assert_eq!(s.read_ahead.iter().copied().collect::<Vec<_>>(), [9]);
+        assert_eq!(s.handed(9), Handed::ReadAlready);
+        assert_eq!(
+            s.handed(7),
+            Handed::Start,
+            "forgotten: no hand-over of it comes now"
+        );
     }
 
     fn stored(id: i64) -> StoredNotification {

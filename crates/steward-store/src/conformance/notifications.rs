@@ -98,7 +98,7 @@ async fn write(store: &Arc<dyn Store>, write: DispatchWrite) -> Vec<i64> {
 async fn written(store: &Arc<dyn Store>, write: DispatchWrite) -> Vec<Queued> {
     let queued = store.write_dispatch(&write).await.expect("write dispatch");
     store
-        .link_notifications()
+        .link_notifications(i64::MAX)
         .await
         .expect("link notifications");
     queued
@@ -1070,10 +1070,20 @@ pub async fn notifications_are_linked_to_their_alerts_apart(store: &Arc<dyn Stor
         listed(store, by_alert(2)).await.is_empty(),
         "not linked yet"
     );
-    assert_eq!(store.link_notifications().await.expect("link"), 3);
+    // Up to the id named only.
+    assert_eq!(
+        store.link_notifications(first[0].id).await.expect("link"),
+        2
+    );
+    assert_eq!(listed(store, by_alert(2)).await, [first[0].id]);
+    assert_eq!(store.link_notifications(i64::MAX).await.expect("link"), 1);
     assert_eq!(listed(store, by_alert(2)).await, [first[1].id, first[0].id]);
     assert_eq!(listed(store, by_alert(1)).await, [first[0].id]);
-    assert_eq!(store.link_notifications().await.expect("link"), 0, "once");
+    assert_eq!(
+        store.link_notifications(i64::MAX).await.expect("link"),
+        0,
+        "once"
+    );
 
     // Two passes left unlinked (as by a crash between a pass and its links) are linked by
     // the next call.
@@ -1085,7 +1095,7 @@ pub async fn notifications_are_linked_to_their_alerts_apart(store: &Arc<dyn Stor
         .write_dispatch(&pass(vec![new(notice("pager", "web", &[3, 1]), T0)]))
         .await
         .expect("write");
-    assert_eq!(store.link_notifications().await.expect("link"), 3);
+    assert_eq!(store.link_notifications(i64::MAX).await.expect("link"), 3);
     assert_eq!(
         listed(store, by_alert(1)).await,
         [third[0].id, second[0].id, first[0].id]
