@@ -56,6 +56,9 @@ pub(crate) async fn write(
     write: &DispatchWrite,
     now_ms: i64,
 ) -> Result<Vec<Queued>, StoreError> {
+    if let Some(lease) = &write.lease {
+        crate::schedules::check_lease(conn, lease).await?;
+    }
     upsert_groups(conn, &write.groups, now_ms).await?;
     if !write.finished.is_empty() {
         sqlx::query("DELETE FROM alert_groups WHERE key = ANY($1)")
@@ -591,6 +594,7 @@ mod tests {
                     created_ms: 1_000,
                     expires_ms: 2_000,
                 }],
+                lease: None,
             })
             .await
             .expect("write");

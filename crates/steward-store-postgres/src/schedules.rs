@@ -84,7 +84,7 @@ fn lease_from_row(row: &PgRow) -> Result<Lease, StoreError> {
 }
 
 /// Fails unless `lease` is still the current, unexpired one.
-async fn check_lease(conn: &mut PgConnection, lease: &Lease) -> Result<(), StoreError> {
+pub(crate) async fn check_lease(conn: &mut PgConnection, lease: &Lease) -> Result<(), StoreError> {
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT fence FROM leases WHERE role = $1 AND holder = $2 AND fence = $3 \
          AND expires_at_ms > (extract(epoch FROM clock_timestamp()) * 1000)::bigint FOR SHARE",

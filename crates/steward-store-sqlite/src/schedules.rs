@@ -90,7 +90,10 @@ fn lease_from_row(row: &SqliteRow) -> Result<Lease, StoreError> {
 }
 
 /// Fails unless `lease` is still the current, unexpired one.
-async fn check_lease(conn: &mut SqliteConnection, lease: &Lease) -> Result<(), StoreError> {
+pub(crate) async fn check_lease(
+    conn: &mut SqliteConnection,
+    lease: &Lease,
+) -> Result<(), StoreError> {
     let held: Option<i64> = sqlx::query_scalar(
         "SELECT fence FROM leases WHERE role = ? AND holder = ? AND fence = ? \
          AND expires_at_ms > ?",

@@ -131,6 +131,7 @@ macro_rules! conformance_suite {
             large_and_small_notices_are_queued_in_order,
             many_large_notices_are_queued_in_order,
             a_dispatch_of_five_thousand_is_one_call,
+            a_deposed_dispatchers_pass_writes_nothing,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -48,6 +48,10 @@ pub struct DispatchWrite {
     pub finished: Vec<String>,
     /// Notifications to queue, in order (ids ascend in this order).
     pub notifications: Vec<NewNotification>,
+    /// The dispatcher's lease: when set, nothing is written
+    /// ([`StoreError::LeaseLost`](crate::StoreError::LeaseLost)) unless it is still the current,
+    /// unexpired one, so a deposed dispatcher cannot queue what its successor decides too.
+    pub lease: Option<crate::Lease>,
 }
 
 /// A notification a dispatcher pass queued.

@@ -27,7 +27,7 @@ use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
 use steward_store::notifications::{
     DispatchWrite, GroupRecord, NewNotification, NotificationQuery, StoredNotification,
 };
-use steward_store::{Store, StoreError};
+use steward_store::{Lease, Store, StoreError};
 use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
@@ -182,14 +182,18 @@ pub(crate) struct Dispatcher {
     deferred: HashSet<String>,
     /// The highest notification id in the outbox at the start or in a pass written since.
     written_to: i64,
+    /// The `alerting` lease every pass is written under (none in tests).
+    lease: Option<Lease>,
 }
 
 impl Dispatcher {
-    /// Loads the stored groups, every firing alert and the silences, and routes the alerts.
+    /// Loads the stored groups, every firing alert and the silences, and routes the alerts;
+    /// its passes are written only while `lease` is held.
     pub(crate) async fn load(
         store: Arc<dyn Store>,
         config: Arc<Config>,
         registry: &Registry,
+        lease: Option<Lease>,
         now_ms: i64,
     ) -> Result<Self, StoreError> {
         let mut groups = HashMap::new();
@@ -227,6 +231,7 @@ impl Dispatcher {
             in_flight: HashSet::new(),
             deferred: HashSet::new(),
             written_to,
+            lease,
         };
         while dispatcher.scan_step(now_ms).await? {}
         // Alerts a group told its receiver were firing and that resolved since: the receiver
@@ -844,6 +849,7 @@ impl Dispatcher {
             groups: updates.iter().map(|(record, _)| record.clone()).collect(),
             finished: finished.clone(),
             notifications,
+            lease: self.lease.clone(),
         };
         let unsaved = write
             .groups
@@ -1201,7 +1207,7 @@ equal = ["instance"]
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path()).await;
             let dispatcher =
-                Dispatcher::load(Arc::clone(&store), config(), &Registry::default(), T0)
+                Dispatcher::load(Arc::clone(&store), config(), &Registry::default(), None, T0)
                     .await
                     .unwrap();
             Self {
@@ -1212,10 +1218,15 @@ equal = ["instance"]
         }
 
         async fn restart(&mut self) {
-            self.dispatcher =
-                Dispatcher::load(Arc::clone(&self.store), config(), &Registry::default(), T0)
-                    .await
-                    .unwrap();
+            self.dispatcher = Dispatcher::load(
+                Arc::clone(&self.store),
+                config(),
+                &Registry::default(),
+                None,
+                T0,
+            )
+            .await
+            .unwrap();
         }
 
         /// Posts alerts at `at` and tells the dispatcher, as the API does.
@@ -1465,6 +1476,44 @@ equal = ["instance"]
         let again = h.pass(at + 5 * MIN).await;
         assert_eq!(again.len(), 1);
         assert_eq!(names(&again[0]), [("a".into(), "firing")]);
+    }
+
+    #[tokio::test]
+    async fn a_deposed_dispatcher_writes_nothing_and_moves_nothing() {
+        let mut h = Harness::new().await;
+        let lease = h
+            .store
+            .acquire_lease("alerting", "a", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        h.dispatcher = Dispatcher::load(
+            Arc::clone(&h.store),
+            config(),
+            &Registry::default(),
+            Some(lease),
+            T0,
+        )
+        .await
+        .unwrap();
+        h.post(T0, &[alert(&[("alertname", "Down")])]).await;
+        h.store.release_lease("alerting", "a").await.unwrap();
+        h.store
+            .acquire_lease("alerting", "b", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        let at = T0 + 30_000;
+        let plan = h.dispatcher.plan(at);
+        assert_eq!(plan.notifications.len(), 1);
+        h.dispatcher.write(plan, at + 1_000);
+        let refused = h.dispatcher.written().await;
+        assert!(
+            matches!(refused, Err(StoreError::LeaseLost(_))),
+            "{refused:?}"
+        );
+        assert!(h.all().await.is_empty());
+        assert_eq!(h.dispatcher.next_due(), Some(at + 1_000), "decided again");
     }
 
     #[tokio::test]

@@ -108,12 +108,14 @@ pub fn spawn(
                     () = shutdown.cancelled() => { let _ = leading.await; return; }
                 }
             }
-            let fence = leadership.borrow().as_ref().map(|l| l.fence);
+            let lease = leadership.borrow().clone();
+            let fence = lease.as_ref().map(|l| l.fence);
             let term = shutdown.child_token();
             let wake = Arc::new(Notify::new());
             let (handoff, handed) = mpsc::channel(HANDOFF_PASSES);
             let dispatching = tokio::spawn(dispatch_loop(
                 Arc::clone(&store),
+                lease,
                 bus.subscribe(),
                 Arc::clone(&config),
                 Arc::clone(&registry),
@@ -195,6 +197,7 @@ impl Outbox {
 /// the config is reloaded, or (every few seconds) after reading everything again.
 async fn dispatch_loop(
     store: Arc<dyn Store>,
+    lease: Option<Lease>,
     mut events: broadcast::Receiver<crate::bus::Envelope>,
     config: ConfigSource,
     registry: RegistrySource,
@@ -202,7 +205,14 @@ async fn dispatch_loop(
     stop: CancellationToken,
 ) {
     let mut dispatcher = loop {
-        match dispatch::Dispatcher::load(Arc::clone(&store), config(), &registry(), now_ms()).await
+        match dispatch::Dispatcher::load(
+            Arc::clone(&store),
+            config(),
+            &registry(),
+            lease.clone(),
+            now_ms(),
+        )
+        .await
         {
             Ok(dispatcher) => break dispatcher,
             Err(error) => {

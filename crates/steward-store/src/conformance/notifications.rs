@@ -11,12 +11,12 @@ use steward_core::alert::webhook::NotifiedAlert;
 use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::registry::Labels;
 
-use crate::Store;
 use crate::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, MAX_ATTEMPT_ERROR_CHARS,
     MAX_NOTIFICATION_PAGE, NewNotification, NotificationCount, NotificationQuery,
     NotificationState, Queued, StoredNotification,
 };
+use crate::{Store, StoreError};
 
 /// The time the stories' clocks start at.
 const T0: i64 = 1_700_000_000_000;
@@ -217,6 +217,7 @@ pub async fn alert_groups_are_upserted_updated_and_deleted(store: &Arc<dyn Store
             groups: vec![api_later.clone(), cache.clone()],
             finished: vec![db.key.clone(), "/9:nobody:{}".into()],
             notifications: Vec::new(),
+            lease: None,
         },
     )
     .await;
@@ -1103,6 +1104,47 @@ pub async fn notifications_are_linked_to_their_alerts_apart(store: &Arc<dyn Stor
     assert_eq!(listed(store, by_alert(3)).await, [third[0].id]);
 }
 
+/// A pass written under a lease that lapsed, or that another instance took over, writes
+/// nothing: a deposed dispatcher cannot queue what its successor decides too.
+pub async fn a_deposed_dispatchers_pass_writes_nothing(store: &Arc<dyn Store>) {
+    let lease = store
+        .acquire_lease("alerting", "a", 60_000)
+        .await
+        .expect("acquire")
+        .expect("free");
+    let pass = |service: &str| DispatchWrite {
+        groups: vec![group("ops", service, &[1])],
+        notifications: vec![new(notice("ops", service, &[1]), T0)],
+        lease: Some(lease.clone()),
+        ..DispatchWrite::default()
+    };
+    let held = write(store, pass("api")).await;
+    assert_eq!(held.len(), 1, "written while the lease is held");
+    store.release_lease("alerting", "a").await.expect("release");
+    let lapsed = store.write_dispatch(&pass("db")).await;
+    assert!(
+        matches!(lapsed, Err(StoreError::LeaseLost(_))),
+        "{lapsed:?}"
+    );
+    store
+        .acquire_lease("alerting", "b", 60_000)
+        .await
+        .expect("acquire")
+        .expect("taken over");
+    let deposed = store.write_dispatch(&pass("db")).await;
+    assert!(
+        matches!(deposed, Err(StoreError::LeaseLost(_))),
+        "{deposed:?}"
+    );
+    assert_eq!(listed(store, all()).await, held, "nothing else queued");
+    let groups = store.alert_groups().await.expect("groups");
+    assert_eq!(
+        groups.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(),
+        [key("ops", "api").as_str()],
+        "nor any group written"
+    );
+}
+
 /// A pass of five thousand groups and five thousand notifications is one call, and the sender
 /// finds each group's head among them.
 pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
@@ -1116,6 +1158,7 @@ pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
         notifications: (0..GROUPS)
             .map(|i| new(notice("ops", &service(i), &[i, i + GROUPS]), T0))
             .collect(),
+        lease: None,
     };
     let ids = write(store, pass.clone()).await;
     assert_eq!(ids.len(), 5_000);
@@ -1159,6 +1202,7 @@ pub async fn a_dispatch_of_five_thousand_is_one_call(store: &Arc<dyn Store>) {
             groups: Vec::new(),
             finished,
             notifications: pass.notifications.clone(),
+            lease: None,
         },
     )
     .await;
