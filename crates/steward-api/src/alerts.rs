@@ -113,14 +113,7 @@ pub(crate) async fn post_alerts(
 
 /// Tells the dispatcher which alerts changed state, so it need not wait for its next read.
 fn announce_changes(state: &AppState, receipts: &[AlertReceipt], changes: &[AlertChange]) {
-    let mut seen = std::collections::HashSet::new();
-    let fingerprints: Vec<Fingerprint> = receipts
-        .iter()
-        .zip(changes)
-        .filter(|(_, change)| **change != AlertChange::Unchanged)
-        .map(|(receipt, _)| receipt.alert.fingerprint())
-        .filter(|fp| seen.insert(*fp))
-        .collect();
+    let fingerprints = steward_store::alerts::changed_fingerprints(receipts, changes);
     if !fingerprints.is_empty() {
         state
             .control

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod health;
+mod listen;
 mod notifications;
 mod schedules;
 mod tasks;
@@ -36,7 +37,9 @@ use steward_store::notifications::{
     Attempt, AttemptOutcome, DispatchWrite, GroupRecord, NotificationCount, NotificationQuery,
     Queued, StoredNotification,
 };
-use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
+use steward_store::{
+    Ack, AlertChange, AlertQuery, AlertReceipt, RemoteAlerts, StoredAlert, StoredSilence,
+};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
     Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
@@ -71,7 +74,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PostgresStore {
     pool: PgPool,
     key_writes: Batcher<(NewKey, Actor), Result<ApiKey, StoreError>>,
-    wakeups: broadcast::Sender<Wakeup>,
+    /// Where announcements from every instance go, and this store's name in its own.
+    heard: listen::Listeners,
     /// The `LISTEN` task, started by the first subscriber, stopped by `close`.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -99,9 +103,25 @@ impl PostgresStore {
         Ok(Self {
             pool,
             key_writes,
-            wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+            heard: listen::Listeners {
+                wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+                alerts: broadcast::channel(steward_store::alerts::REMOTE_ALERTS_BUFFER).0,
+                origin: listen::new_origin(),
+            },
             listener: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Starts the `LISTEN` task unless it runs.
+    fn start_listening(&self) {
+        if let Ok(mut listener) = self.listener.lock()
+            && listener.is_none()
+        {
+            *listener = Some(tokio::spawn(listen::listen(
+                self.pool.clone(),
+                self.heard.clone(),
+            )));
+        }
     }
 
     async fn migrate_locked(&self) -> Result<MigrationReport, StoreError> {
@@ -588,7 +608,15 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = alerts::receive(&mut tx, receipts, actor).await;
+        let result = match alerts::receive(&mut tx, receipts, actor).await {
+            Ok(changes) => {
+                let changed = steward_store::alerts::changed_fingerprints(receipts, &changes);
+                listen::announce_alerts(&mut tx, &self.heard.origin, &changed)
+                    .await
+                    .map(|()| changes)
+            }
+            Err(error) => Err(error),
+        };
         settle(result, tx).await
     }
 
@@ -640,7 +668,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredAlert, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = alerts::ack(&mut tx, fingerprint, ack, actor).await;
+        let result = match alerts::ack(&mut tx, fingerprint, ack, actor).await {
+            Ok(alert) => listen::announce_alerts(&mut tx, &self.heard.origin, &[fingerprint])
+                .await
+                .map(|()| alert),
+            Err(error) => Err(error),
+        };
         settle(result, tx).await
     }
 
@@ -651,7 +684,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredSilence, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = alerts::create_silence(&mut tx, silence, created_at_ms, actor).await;
+        let result = match alerts::create_silence(&mut tx, silence, created_at_ms, actor).await {
+            Ok(created) => listen::announce_silences(&mut tx, &self.heard.origin)
+                .await
+                .map(|()| created),
+            Err(error) => Err(error),
+        };
         settle(result, tx).await
     }
 
@@ -662,7 +700,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredSilence, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = alerts::expire_silence(&mut tx, id, now_ms, actor).await;
+        let result = match alerts::expire_silence(&mut tx, id, now_ms, actor).await {
+            Ok(expired) => listen::announce_silences(&mut tx, &self.heard.origin)
+                .await
+                .map(|()| expired),
+            Err(error) => Err(error),
+        };
         settle(result, tx).await
     }
 
@@ -733,15 +776,14 @@ impl Store for PostgresStore {
     }
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
-        let receiver = self.wakeups.subscribe();
-        if let Ok(mut listener) = self.listener.lock()
-            && listener.is_none()
-        {
-            *listener = Some(tokio::spawn(tasks::listen(
-                self.pool.clone(),
-                self.wakeups.clone(),
-            )));
-        }
+        let receiver = self.heard.wakeups.subscribe();
+        self.start_listening();
+        receiver
+    }
+
+    fn remote_alerts(&self) -> broadcast::Receiver<RemoteAlerts> {
+        let receiver = self.heard.alerts.subscribe();
+        self.start_listening();
         receiver
     }
 

@@ -6,19 +6,18 @@
 use std::collections::HashMap;
 
 use sqlx::Row;
-use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
 use steward_store::tasks::{
-    ANY_QUEUE, CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
+    CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
     pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found,
 };
 use steward_store::{
-    Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, Wakeup, now_ms,
+    Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
 };
-use tokio::sync::broadcast;
 
 use crate::{append_audit, db_err};
 
@@ -462,45 +461,6 @@ pub(crate) async fn purge(
     .await
     .map_err(db_err)?;
     Ok(u64::try_from(purged).unwrap_or(0))
-}
-
-/// Forwards `NOTIFY`s from every instance to `wakeups` until the task is aborted. After a lost
-/// connection it reconnects and sends [`ANY_QUEUE`], since notifications may have been missed.
-pub(crate) async fn listen(pool: PgPool, wakeups: broadcast::Sender<Wakeup>) {
-    loop {
-        match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen(CHANNEL).await {
-                Ok(()) => {
-                    let _ = wakeups.send(Wakeup::from(ANY_QUEUE));
-                    forward(&mut listener, &wakeups).await;
-                }
-                Err(error) => tracing::warn!(%error, "cannot listen for task notifications"),
-            },
-            Err(error) => tracing::warn!(%error, "cannot connect to listen for task notifications"),
-        }
-        if pool.is_closed() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-}
-
-async fn forward(listener: &mut PgListener, wakeups: &broadcast::Sender<Wakeup>) {
-    loop {
-        match listener.try_recv().await {
-            Ok(Some(notification)) => {
-                let _ = wakeups.send(Wakeup::from(notification.payload()));
-            }
-            // The connection was lost; the next receive reconnects.
-            Ok(None) => {
-                let _ = wakeups.send(Wakeup::from(ANY_QUEUE));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "task notifications interrupted");
-                return;
-            }
-        }
-    }
 }
 
 fn to_u32(n: i32) -> Result<u32, StoreError> {

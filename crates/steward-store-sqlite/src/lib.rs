@@ -80,6 +80,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// In-process wake-ups: only this process writes the file, so no other source exists.
     wakeups: broadcast::Sender<Wakeup>,
+    /// Never sent on (kept so that receivers wait instead of seeing it closed).
+    remote_alerts: broadcast::Sender<steward_store::RemoteAlerts>,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -138,6 +140,7 @@ impl SqliteStore {
             lock: Mutex::new(Some(lock)),
             path,
             wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+            remote_alerts: broadcast::channel(1).0,
         })
     }
 
@@ -784,6 +787,11 @@ impl Store for SqliteStore {
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
+    }
+
+    fn remote_alerts(&self) -> broadcast::Receiver<steward_store::RemoteAlerts> {
+        // One instance writes a data directory: there is never anything to announce.
+        self.remote_alerts.subscribe()
     }
 
     async fn close(&self) {

@@ -14,6 +14,39 @@ pub const ALERTING_ROLE: &str = "alerting";
 /// The source of alerts posted through the API.
 pub const EXTERNAL_SOURCE: &str = "external";
 
+/// A change to alerts or silences made through another instance sharing the database, as the
+/// store hears of it ([`Store::remote_alerts`](crate::Store::remote_alerts)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteAlerts {
+    /// These alerts were received (with a change) or acknowledged.
+    Changed(Arc<[Fingerprint]>),
+    /// Silences were created or expired.
+    SilencesChanged,
+    /// Announcements may have been missed (the listening connection was lost and made again):
+    /// what was received meanwhile is to be read.
+    Missed,
+}
+
+/// The alerts a receive call changed (fired, fired again or resolved), each once, in the order
+/// received: what is worth announcing.
+pub fn changed_fingerprints(
+    receipts: &[AlertReceipt],
+    changes: &[AlertChange],
+) -> Vec<Fingerprint> {
+    let mut seen = std::collections::HashSet::new();
+    receipts
+        .iter()
+        .zip(changes)
+        .filter(|(_, change)| **change != AlertChange::Unchanged)
+        .map(|(receipt, _)| receipt.alert.fingerprint())
+        .filter(|fp| seen.insert(*fp))
+        .collect()
+}
+
+/// How many remote announcements a slow reader may fall behind by before it is told it missed
+/// some.
+pub const REMOTE_ALERTS_BUFFER: usize = 1_024;
+
 /// An alert as stored: its latest labels, annotations and timing, and its lifecycle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAlert {

@@ -22,7 +22,9 @@ use steward_core::audit::{Actor, AuditEvent};
 use steward_core::task::{Completion, NewTask, Task, TaskRun};
 use steward_core::{Registry, RegistryDiff, Role};
 
-pub use alerts::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
+pub use alerts::{
+    Ack, AlertChange, AlertQuery, AlertReceipt, RemoteAlerts, StoredAlert, StoredSilence,
+};
 pub use health::{
     CertSeen, CheckRecord, CheckTransition, HealthPruned, NewTransition, ProbeBatch, ProbeRecord,
     TransitionQuery,
@@ -606,6 +608,11 @@ pub trait Store: Send + Sync + 'static {
     /// Wake-ups for workers: a queue's name each time tasks may have become ready in it,
     /// through this instance or (where the backend can tell) another one.
     fn task_wakeups(&self) -> tokio::sync::broadcast::Receiver<Wakeup>;
+
+    /// Alerts received or acknowledged, and silences changed, through other instances sharing
+    /// the database, where the backend can tell (PostgreSQL's `NOTIFY`); nothing on a database
+    /// only this instance writes. Those announcements can be lost, so readers still poll.
+    fn remote_alerts(&self) -> tokio::sync::broadcast::Receiver<alerts::RemoteAlerts>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

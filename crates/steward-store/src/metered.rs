@@ -624,6 +624,10 @@ impl<S: Store> Store for Metered<S> {
         self.inner.task_wakeups()
     }
 
+    fn remote_alerts(&self) -> tokio::sync::broadcast::Receiver<crate::RemoteAlerts> {
+        self.inner.remote_alerts()
+    }
+
     async fn close(&self) {
         self.inner.close().await;
     }

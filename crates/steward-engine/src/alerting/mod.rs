@@ -24,7 +24,7 @@ use steward_config::Config;
 use steward_core::Event;
 use steward_core::alert::Fingerprint;
 use steward_core::registry::Registry;
-use steward_store::alerts::EXTERNAL_SOURCE;
+use steward_store::alerts::{EXTERNAL_SOURCE, RemoteAlerts};
 use steward_store::notifications::StoredNotification;
 use steward_store::{Lease, Store, now_ms};
 use tokio::sync::{Notify, broadcast, mpsc, watch};
@@ -245,6 +245,8 @@ async fn dispatch_loop(
     let mut scan_wanted = false;
     // Notifications a crash left unlinked from their alerts are linked at the first turn.
     let mut links = Links::default();
+    // What other instances of a shared database announce, as soon as they commit it.
+    let mut remote = Some(store.remote_alerts());
     loop {
         let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
@@ -267,6 +269,7 @@ async fn dispatch_loop(
                 continue;
             }
             event = events.recv() => reads.note(event.ok()),
+            heard = next_remote(&mut remote) => reads.note_remote(heard, &mut remote),
             _ = refresh.tick() => reads.context = true,
             _ = scan.tick() => scan_wanted = true,
             ended = links.finished() => links.settle(ended),
@@ -280,13 +283,16 @@ async fn dispatch_loop(
                 Err(_) => break,
             }
         }
+        while let Some(heard) = remote.as_mut().and_then(try_remote) {
+            reads.note_remote(heard, &mut remote);
+        }
         let now = now_ms();
         let current = config();
         if !Arc::ptr_eq(&current, dispatcher.config()) {
             dispatcher.set_config(current, now);
         }
         reads.scan |= scan_wanted || dispatcher.scanning();
-        reads.catch_up = reads.context && shared;
+        reads.catch_up |= reads.context && shared;
         if let Err(error) = read(&mut dispatcher, &registry, &reads, now).await {
             tracing::warn!(%error, "the dispatcher cannot read alerts; it reads everything again shortly");
             scan_wanted = true;
@@ -448,6 +454,24 @@ struct Reads {
 }
 
 impl Reads {
+    /// Notes what another instance announced; when announcements were missed, what was
+    /// received meanwhile and the silences are read. A closed channel is not listened to again.
+    fn note_remote(
+        &mut self,
+        heard: Result<RemoteAlerts, broadcast::error::RecvError>,
+        remote: &mut Option<broadcast::Receiver<RemoteAlerts>>,
+    ) {
+        match heard {
+            Ok(RemoteAlerts::Changed(fingerprints)) => self.changed.extend(fingerprints.iter()),
+            Ok(RemoteAlerts::SilencesChanged) => self.silences = true,
+            Ok(RemoteAlerts::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                self.catch_up = true;
+                self.silences = true;
+            }
+            Err(broadcast::error::RecvError::Closed) => *remote = None,
+        }
+    }
+
     /// Notes what an event asks for; `None` when events were missed: everything is read.
     fn note(&mut self, event: Option<crate::bus::Envelope>) {
         let Some(envelope) = event else {
@@ -460,6 +484,32 @@ impl Reads {
             Event::CheckChanged { .. } | Event::RegistrySynced { .. } => self.context = true,
             _ => {}
         }
+    }
+}
+
+/// The next announcement from other instances (never, once the store stopped them).
+async fn next_remote(
+    remote: &mut Option<broadcast::Receiver<RemoteAlerts>>,
+) -> Result<RemoteAlerts, broadcast::error::RecvError> {
+    match remote {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An announcement from other instances already heard, if any.
+fn try_remote(
+    receiver: &mut broadcast::Receiver<RemoteAlerts>,
+) -> Option<Result<RemoteAlerts, broadcast::error::RecvError>> {
+    match receiver.try_recv() {
+        Ok(heard) => Some(Ok(heard)),
+        Err(broadcast::error::TryRecvError::Lagged(n)) => {
+            Some(Err(broadcast::error::RecvError::Lagged(n)))
+        }
+        Err(broadcast::error::TryRecvError::Closed) => {
+            Some(Err(broadcast::error::RecvError::Closed))
+        }
+        Err(broadcast::error::TryRecvError::Empty) => None,
     }
 }
 
