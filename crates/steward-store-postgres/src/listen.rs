@@ -51,7 +51,7 @@ pub(crate) async fn announce_alerts(
         .chunks(FINGERPRINTS_PER_PAYLOAD)
         .map(|chunk| alerts_payload(origin, chunk))
         .collect();
-    announce(conn, payloads).await
+    notify(conn, ALERTS_CHANNEL, &payloads).await
 }
 
 /// Announces, inside the caller's transaction, that silences changed.
@@ -59,15 +59,21 @@ pub(crate) async fn announce_silences(
     conn: &mut PgConnection,
     origin: &str,
 ) -> Result<(), StoreError> {
-    announce(conn, vec![format!("{origin} s")]).await
+    notify(conn, ALERTS_CHANNEL, &[format!("{origin} s")]).await
 }
 
-async fn announce(conn: &mut PgConnection, payloads: Vec<String>) -> Result<(), StoreError> {
+/// Sends each payload on `channel` when the caller's transaction commits.
+pub(crate) async fn notify<S: AsRef<str>>(
+    conn: &mut PgConnection,
+    channel: &str,
+    payloads: &[S],
+) -> Result<(), StoreError> {
     if payloads.is_empty() {
         return Ok(());
     }
+    let payloads: Vec<&str> = payloads.iter().map(AsRef::as_ref).collect();
     sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
-        .bind(ALERTS_CHANNEL)
+        .bind(channel)
         .bind(&payloads)
         .execute(&mut *conn)
         .await

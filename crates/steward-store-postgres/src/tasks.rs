@@ -95,17 +95,7 @@ async fn notify<'q>(
     conn: &mut PgConnection,
     queues: impl Iterator<Item = &'q str>,
 ) -> Result<(), StoreError> {
-    let queues = distinct_queues(queues);
-    if queues.is_empty() {
-        return Ok(());
-    }
-    sqlx::query("SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q")
-        .bind(CHANNEL)
-        .bind(&queues)
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
-    Ok(())
+    crate::listen::notify(conn, CHANNEL, &distinct_queues(queues)).await
 }
 
 /// The ids of tasks holding the keys of `tasks` that were not inserted.

@@ -610,6 +610,14 @@ mod tests {
         }
     }
 
+    /// A migrated store in a temporary directory (removed when the first is dropped).
+    async fn sqlite() -> (tempfile::TempDir, Arc<dyn Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        sqlite.migrate().await.unwrap();
+        (dir, Arc::new(sqlite))
+    }
+
     async fn linked(store: &dyn Store, fp: u64) -> usize {
         store
             .notifications(&NotificationQuery {
@@ -624,10 +632,7 @@ mod tests {
 
     #[tokio::test]
     async fn links_follow_a_second_after_their_pass_and_what_was_left_at_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-        sqlite.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let (_dir, store) = sqlite().await;
         // What an earlier leader wrote and did not link.
         store.write_dispatch(&pass(1)).await.unwrap();
         let mut links = Links::default();
@@ -663,10 +668,7 @@ mod tests {
 
     #[tokio::test]
     async fn what_is_written_above_the_linkable_stays_owed() {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-        sqlite.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let (_dir, store) = sqlite().await;
         let first = store.write_dispatch(&pass(1)).await.unwrap()[0].id;
         let second = store.write_dispatch(&pass(2)).await.unwrap()[0].id;
         // The second pass committed while a pass below it was still being written.
@@ -687,10 +689,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_linking_is_owed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-        sqlite.migrate().await.unwrap();
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let (_dir, store) = sqlite().await;
         let mut links = Links::default();
         links.start(&store, i64::MAX, i64::MAX);
         links.running.as_ref().unwrap().abort();
