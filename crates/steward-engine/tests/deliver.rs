@@ -227,7 +227,7 @@ async fn a_webhook_gets_alertmanager_json_with_its_headers() {
         ]),
         max_alerts: 2,
     };
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(
         delivery,
         Delivery {
@@ -265,6 +265,29 @@ async fn a_webhook_gets_alertmanager_json_with_its_headers() {
 }
 
 #[tokio::test]
+async fn the_configured_external_url_replaces_the_default_at_each_attempt() {
+    let sink = HttpSink::start(200, "{}").await;
+    let kind = ReceiverKind::Webhook {
+        url: Secret::new(sink.url("/hook")),
+        headers: BTreeMap::new(),
+        max_alerts: 0,
+    };
+    let deliverer = deliverer();
+    for named in [Some("https://steward.example.com"), None] {
+        let delivery = deliverer
+            .deliver(&receiver(kind.clone()), &notice(), named)
+            .await;
+        assert_eq!(delivery.verdict, Verdict::Delivered);
+    }
+    let linked: Vec<serde_json::Value> = sink
+        .requests()
+        .iter()
+        .map(|r| r.json()["externalURL"].clone())
+        .collect();
+    assert_eq!(linked, ["https://steward.example.com", EXTERNAL_URL]);
+}
+
+#[tokio::test]
 async fn statuses_decide_retry_or_reject_and_errors_keep_secrets() {
     // The answers echo the secret, as a careless server might.
     let echo = format!(r#"{{"error":"bad token s3cret at /hook?token=s3cret","token":"{TOKEN}"}}"#);
@@ -282,7 +305,7 @@ async fn statuses_decide_retry_or_reject_and_errors_keep_secrets() {
             headers: BTreeMap::new(),
             max_alerts: 0,
         };
-        let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+        let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
         assert_eq!(delivery.verdict, verdict, "{status}: {delivery:?}");
         assert_eq!(delivery.status, Some(status));
         let error = delivery.error.as_deref().unwrap();
@@ -303,7 +326,7 @@ async fn a_closed_port_is_retried_without_a_status() {
         headers: BTreeMap::new(),
         max_alerts: 0,
     };
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Retry, "{delivery:?}");
     assert_eq!(delivery.status, None);
     let error = delivery.error.as_deref().unwrap();
@@ -317,7 +340,7 @@ async fn a_closed_port_is_retried_without_a_status() {
         chat_id: "42".into(),
         api_url: format!("http://{addr}"),
     };
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Retry);
     assert_eq!(delivery.status, None);
     assert_no_secret(&delivery, &[TOKEN, "AAHsecretTOKENhalf"]);
@@ -332,7 +355,7 @@ async fn a_server_that_never_answers_times_out_and_is_retried() {
         channel: None,
     };
     let started = Instant::now();
-    let delivery = deliverer.deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer.deliver(&receiver(kind), &notice(), None).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -358,7 +381,7 @@ async fn slack_gets_text_and_channel() {
         channel: Some("#ops".into()),
     };
     let delivery = deliverer()
-        .deliver(&receiver(kind.clone()), &notice())
+        .deliver(&receiver(kind.clone()), &notice(), None)
         .await;
     assert_eq!(delivery.verdict, Verdict::Delivered, "{delivery:?}");
     let request = &sink.requests()[0];
@@ -381,7 +404,7 @@ async fn slack_gets_text_and_channel() {
         channel: None,
     });
     custom.template = Some("{{ firing|length }} firing <{{ external_url }}|steward>".into());
-    let delivery = deliverer().deliver(&custom, &notice()).await;
+    let delivery = deliverer().deliver(&custom, &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Delivered);
     let body = sink.requests()[1].json();
     assert_eq!(
@@ -398,7 +421,7 @@ async fn a_template_that_fails_is_rejected_without_a_request() {
         channel: None,
     });
     spec.template = Some("{{ title|no_such_filter }}".into());
-    let delivery = deliverer().deliver(&spec, &notice()).await;
+    let delivery = deliverer().deliver(&spec, &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Reject);
     assert_eq!(delivery.status, None);
     assert!(
@@ -410,7 +433,7 @@ async fn a_template_that_fails_is_rejected_without_a_request() {
         "{delivery:?}"
     );
     spec.template = Some("{# nothing #}  ".into());
-    let delivery = deliverer().deliver(&spec, &notice()).await;
+    let delivery = deliverer().deliver(&spec, &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Reject);
     assert!(sink.requests().is_empty());
 }
@@ -423,7 +446,7 @@ async fn telegram_gets_send_message_in_html() {
         chat_id: "-100123".into(),
         api_url: format!("{}/", sink.url("")),
     };
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Delivered, "{delivery:?}");
     assert_eq!(delivery.status, Some(200));
     let request = &sink.requests()[0];
@@ -454,7 +477,7 @@ async fn telegrams_refusals_are_failures_even_under_200() {
         api_url: sink.url(""),
     };
     let delivery = deliverer()
-        .deliver(&receiver(kind.clone()), &notice())
+        .deliver(&receiver(kind.clone()), &notice(), None)
         .await;
     assert_eq!(delivery.verdict, Verdict::Reject, "{delivery:?}");
     assert_eq!(
@@ -473,7 +496,7 @@ async fn telegrams_refusals_are_failures_even_under_200() {
         chat_id: "42".into(),
         api_url: sink.url(""),
     };
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Retry, "{delivery:?}");
     assert_eq!(delivery.status, Some(429));
     assert_no_secret(&delivery, &[TOKEN]);
@@ -626,7 +649,7 @@ fn email(smarthost: String, starttls: bool) -> ReceiverKind {
 async fn an_email_reaches_every_recipient_in_one_message() {
     let sink = SmtpSink::start(SmtpMode::default()).await;
     let delivery = deliverer()
-        .deliver(&receiver(email(sink.smarthost(), false)), &notice())
+        .deliver(&receiver(email(sink.smarthost(), false)), &notice(), None)
         .await;
     assert_eq!(
         delivery,
@@ -695,7 +718,7 @@ async fn an_email_logs_in_when_a_username_is_set_and_takes_the_templates_subject
         "{% set subject = receiver ~ ': ' ~ firing|length ~ ' firing' %}Custom body for {{ receiver }}"
             .into(),
     );
-    let delivery = deliverer().deliver(&spec, &notice()).await;
+    let delivery = deliverer().deliver(&spec, &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Delivered, "{delivery:?}");
     let commands = sink.commands.lock().unwrap().clone();
     // AUTH PLAIN carries base64("\0mailer\0pw-secret").
@@ -727,7 +750,7 @@ async fn starttls_is_required_when_asked_for() {
         *username = Some("mailer".into());
         *password = Some(Secret::new("pw-secret"));
     }
-    let delivery = deliverer().deliver(&receiver(kind), &notice()).await;
+    let delivery = deliverer().deliver(&receiver(kind), &notice(), None).await;
     assert_eq!(delivery.verdict, Verdict::Retry, "{delivery:?}");
     assert_eq!(delivery.status, None);
     let error = delivery.error.as_deref().unwrap();
@@ -753,7 +776,7 @@ async fn smtp_refusals_and_unreachable_servers() {
     })
     .await;
     let delivery = deliverer()
-        .deliver(&receiver(email(sink.smarthost(), false)), &notice())
+        .deliver(&receiver(email(sink.smarthost(), false)), &notice(), None)
         .await;
     assert_eq!(delivery.verdict, Verdict::Reject, "{delivery:?}");
     assert_eq!(delivery.status, Some(550));
@@ -768,13 +791,13 @@ async fn smtp_refusals_and_unreachable_servers() {
 
     let addr = closed_port().await;
     let delivery = deliverer()
-        .deliver(&receiver(email(addr.to_string(), false)), &notice())
+        .deliver(&receiver(email(addr.to_string(), false)), &notice(), None)
         .await;
     assert_eq!(delivery.verdict, Verdict::Retry, "{delivery:?}");
     assert_eq!(delivery.status, None);
 
     let delivery = deliverer()
-        .deliver(&receiver(email("no-port".into(), false)), &notice())
+        .deliver(&receiver(email("no-port".into(), false)), &notice(), None)
         .await;
     assert_eq!(delivery.verdict, Verdict::Reject, "{delivery:?}");
     assert_eq!(

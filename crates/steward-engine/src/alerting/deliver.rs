@@ -102,15 +102,20 @@ impl Delivery {
 /// a fresh SMTP connection per email.
 pub struct Deliverer {
     http: reqwest::Client,
-    external_url: String,
+    /// Where messages link to when the config names no `alerting.external_url`.
+    default_external_url: String,
     timeout: Duration,
     hello: ClientId,
 }
 
 impl Deliverer {
-    /// Makes a deliverer whose messages link to `external_url` (Steward's URL as receivers
-    /// should see it) and whose attempts each take at most `timeout`.
-    pub fn new(external_url: impl Into<String>, timeout: Duration) -> Result<Self, DeliverError> {
+    /// Makes a deliverer whose messages link to `default_external_url` (Steward's URL as
+    /// receivers should see it) unless an attempt names another, and whose attempts each take
+    /// at most `timeout`.
+    pub fn new(
+        default_external_url: impl Into<String>,
+        timeout: Duration,
+    ) -> Result<Self, DeliverError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("steward/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
@@ -129,16 +134,23 @@ impl Deliverer {
             .map_or_else(ClientId::default, ClientId::Domain);
         Ok(Self {
             http,
-            external_url: external_url.into(),
+            default_external_url: default_external_url.into(),
             timeout,
             hello,
         })
     }
 
-    /// Makes one attempt at delivering `notice` to `receiver`. Never fails: what went wrong is
-    /// in the [`Delivery`]. Whether resolved notices are wanted (`send_resolved`) is the
-    /// caller's decision.
-    pub async fn deliver(&self, receiver: &ReceiverSpec, notice: &Notice) -> Delivery {
+    /// Makes one attempt at delivering `notice` to `receiver`, its message linking to
+    /// `external_url` (the config's, as it is now) or else the default. Never fails: what went
+    /// wrong is in the [`Delivery`]. Whether resolved notices are wanted (`send_resolved`) is
+    /// the caller's decision.
+    pub async fn deliver(
+        &self,
+        receiver: &ReceiverSpec,
+        notice: &Notice,
+        external_url: Option<&str>,
+    ) -> Delivery {
+        let external_url = external_url.unwrap_or(&self.default_external_url);
         let attempt = async {
             match &receiver.kind {
                 ReceiverKind::Webhook {
@@ -163,7 +175,7 @@ impl Deliverer {
                         value.set_sensitive(true);
                         map.insert(name, value);
                     }
-                    match notice.webhook_json(*max_alerts, &self.external_url) {
+                    match notice.webhook_json(*max_alerts, external_url) {
                         Ok(json) => {
                             self.post_json(url.expose(), map, json, Answer::Status)
                                 .await
@@ -175,7 +187,7 @@ impl Deliverer {
                     webhook_url,
                     channel,
                 } => {
-                    let text = match self.render(Format::Slack, receiver, notice) {
+                    let text = match self.render(Format::Slack, receiver, notice, external_url) {
                         Ok(message) => message.text,
                         Err(rejected) => return rejected,
                     };
@@ -192,7 +204,7 @@ impl Deliverer {
                     chat_id,
                     api_url,
                 } => {
-                    let text = match self.render(Format::Telegram, receiver, notice) {
+                    let text = match self.render(Format::Telegram, receiver, notice, external_url) {
                         Ok(message) => message.text,
                         Err(rejected) => return rejected,
                     };
@@ -228,7 +240,7 @@ impl Deliverer {
                     password,
                     starttls,
                 } => {
-                    let message = match self.render(Format::Email, receiver, notice) {
+                    let message = match self.render(Format::Email, receiver, notice, external_url) {
                         Ok(message) => message,
                         Err(rejected) => return rejected,
                     };
@@ -280,14 +292,10 @@ impl Deliverer {
         format: Format,
         receiver: &ReceiverSpec,
         notice: &Notice,
+        external_url: &str,
     ) -> Result<Message, Delivery> {
-        let message = template::render(
-            format,
-            receiver.template.as_deref(),
-            notice,
-            &self.external_url,
-        )
-        .map_err(|e| Delivery::reject(None, format!("cannot render the message: {e}")))?;
+        let message = template::render(format, receiver.template.as_deref(), notice, external_url)
+            .map_err(|e| Delivery::reject(None, format!("cannot render the message: {e}")))?;
         if message.text.trim().is_empty() {
             return Err(Delivery::reject(
                 None,

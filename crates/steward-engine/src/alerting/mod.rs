@@ -71,8 +71,8 @@ pub struct AlertingOptions {
     pub instance: String,
     /// The `alerting` lease's length.
     pub lease_ms: u64,
-    /// Steward's URL as receivers should link to it.
-    pub external_url: String,
+    /// Steward's URL as receivers should link to it when `alerting.external_url` names none.
+    pub default_external_url: String,
 }
 
 /// Starts the alert manager: it dispatches and sends while this instance holds the `alerting`
@@ -86,7 +86,7 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, deliver::DeliverError> {
     let deliverer = Arc::new(deliver::Deliverer::new(
-        options.external_url.clone(),
+        options.default_external_url.clone(),
         ATTEMPT_TIMEOUT,
     )?);
     let (held, mut leadership) = watch::channel::<Option<Lease>>(None);

@@ -452,9 +452,12 @@ impl Sending {
     ) {
         let receiver_spec = receiver(config, &notification.notice.receiver);
         let about = Running::of(&notification);
-        let handle =
-            self.attempts
-                .spawn(attempt(Arc::clone(deliverer), receiver_spec, notification));
+        let handle = self.attempts.spawn(attempt(
+            Arc::clone(deliverer),
+            receiver_spec,
+            config.alerting.external_url.clone(),
+            notification,
+        ));
         self.tasks.insert(handle.id(), about);
     }
 
@@ -573,6 +576,7 @@ impl Sending {
 async fn attempt(
     deliverer: Arc<Deliverer>,
     receiver: Option<ReceiverSpec>,
+    external_url: Option<String>,
     notification: StoredNotification,
 ) -> Finished {
     let at_ms = now_ms();
@@ -592,7 +596,9 @@ async fn attempt(
         status,
         error,
         verdict,
-    } = deliverer.deliver(&receiver, &notification.notice).await;
+    } = deliverer
+        .deliver(&receiver, &notification.notice, external_url.as_deref())
+        .await;
     let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let outcome = match verdict {
         Verdict::Delivered => AttemptOutcome::Delivered,

@@ -272,15 +272,11 @@ fn start_alerting(
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     use steward_engine::alerting;
     let config = control.config();
-    let external_url = config
-        .alerting
-        .external_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
     let options = alerting::AlertingOptions {
         instance,
         lease_ms: config.settings.scheduler.lease_ms,
-        external_url,
+        // `alerting.external_url`, read at each attempt, replaces it (a reload applies).
+        default_external_url: format!("http://{addr}"),
     };
     let configs = Arc::clone(control);
     let registries = Arc::clone(control);
