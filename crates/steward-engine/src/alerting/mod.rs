@@ -688,6 +688,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn hand_overs_carry_the_mark_and_a_full_channel_wakes_the_sender_instead() {
+        let (handoff, mut handed) = mpsc::channel(1);
+        let wake = Arc::new(Notify::new());
+        let mut outbox = Outbox {
+            wake: Arc::clone(&wake),
+            handoff,
+            announced_to: 0,
+        };
+        outbox.hand_over(Vec::new(), 0);
+        assert!(handed.try_recv().is_err(), "nothing new to say");
+        outbox.hand_over(Vec::new(), 5);
+        assert_eq!(handed.try_recv().unwrap().announced_to, 5, "the mark alone");
+        outbox.hand_over(Vec::new(), 5);
+        assert!(handed.try_recv().is_err());
+        outbox.hand_over(Vec::new(), 7);
+        outbox.hand_over(Vec::new(), 9);
+        // The channel was full: the sender is woken to read, and the mark goes again.
+        let woken = tokio::time::timeout(Duration::ZERO, wake.notified()).await;
+        assert!(woken.is_ok(), "woken");
+        assert_eq!(handed.try_recv().unwrap().announced_to, 7);
+        outbox.hand_over(Vec::new(), 9);
+        assert_eq!(handed.try_recv().unwrap().announced_to, 9);
+    }
+
+    #[tokio::test]
     async fn a_failed_linking_is_owed_again() {
         let (_dir, store) = sqlite().await;
         let mut links = Links::default();
