@@ -233,14 +233,12 @@ mod tests {
             ends_at_ms: None,
             generator_url: None,
         };
-        let receipts: Vec<AlertReceipt> = ["Down", "Slow", "Down"]
-            .into_iter()
-            .map(|name| AlertReceipt {
-                alert: alert(name),
-                source: "external".into(),
-                received_ms: 1_000,
-            })
-            .collect();
+        let receipt = |name: &str| AlertReceipt {
+            alert: alert(name),
+            source: "external".into(),
+            received_ms: 1_000,
+        };
+        let receipts: Vec<AlertReceipt> = ["Down", "Slow", "Down"].map(receipt).to_vec();
         let actor = Actor::system("test");
         let waiting = next(&mut heard);
         other.receive_alerts(&receipts, &actor).await.unwrap();
@@ -279,24 +277,12 @@ mod tests {
         // to it either (its bus carries them).
         other.receive_alerts(&receipts[..1], &actor).await.unwrap();
         leader
-            .receive_alerts(
-                &[AlertReceipt {
-                    alert: alert("Own"),
-                    ..receipts[0].clone()
-                }],
-                &actor,
-            )
+            .receive_alerts(&[receipt("Own")], &actor)
             .await
             .unwrap();
         let waiting = next(&mut heard);
         other
-            .receive_alerts(
-                &[AlertReceipt {
-                    alert: alert("Last"),
-                    ..receipts[0].clone()
-                }],
-                &actor,
-            )
+            .receive_alerts(&[receipt("Last")], &actor)
             .await
             .unwrap();
         assert_eq!(

@@ -1247,6 +1247,15 @@ equal = ["instance"]
             self.dispatcher.alerts_changed(&fps, at).await.unwrap();
         }
 
+        /// Posts `alert` at T0, has its group notified after its group_wait, and resolves it
+        /// a minute later (its group tells the resolution at its next tick, T0 + 5m30s).
+        async fn notified_then_resolved(&mut self, alert: &IncomingAlert) {
+            self.post(T0, std::slice::from_ref(alert)).await;
+            assert_eq!(self.pass(T0 + 30_000).await.len(), 1);
+            self.post(T0 + MIN, &[resolved(alert.clone(), T0 + MIN)])
+                .await;
+        }
+
         /// One pass at `at`, written; answers the notifications it queued.
         async fn pass(&mut self, at: i64) -> Vec<StoredNotification> {
             let before = self.all().await.len();
@@ -1439,9 +1448,7 @@ equal = ["instance"]
     async fn an_alert_joining_a_group_its_pass_finishes_starts_a_new_group() {
         let mut h = Harness::new().await;
         let a = alert(&[("alertname", "Down"), ("instance", "a")]);
-        h.post(T0, std::slice::from_ref(&a)).await;
-        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
-        h.post(T0 + MIN, &[resolved(a.clone(), T0 + MIN)]).await;
+        h.notified_then_resolved(&a).await;
         assert_eq!(h.pass(T0 + 30_000 + 5 * MIN).await.len(), 1, "resolved");
         let at = T0 + 30_000 + 10 * MIN;
         let plan = h.dispatcher.plan(at);
@@ -1464,9 +1471,7 @@ equal = ["instance"]
     async fn an_alert_firing_again_while_its_resolution_is_written_stays_in_its_group() {
         let mut h = Harness::new().await;
         let a = alert(&[("alertname", "Down"), ("instance", "a")]);
-        h.post(T0, std::slice::from_ref(&a)).await;
-        assert_eq!(h.pass(T0 + 30_000).await.len(), 1);
-        h.post(T0 + MIN, &[resolved(a.clone(), T0 + MIN)]).await;
+        h.notified_then_resolved(&a).await;
         let at = T0 + 30_000 + 5 * MIN;
         let plan = h.dispatcher.plan(at);
         assert_eq!(plan.notifications.len(), 1, "the resolution");
