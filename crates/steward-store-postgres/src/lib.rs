@@ -608,15 +608,13 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = match alerts::receive(&mut tx, receipts, actor).await {
-            Ok(changes) => {
-                let changed = steward_store::alerts::changed_fingerprints(receipts, &changes);
-                listen::announce_alerts(&mut tx, &self.heard.origin, &changed)
-                    .await
-                    .map(|()| changes)
-            }
-            Err(error) => Err(error),
-        };
+        let result = async {
+            let changes = alerts::receive(&mut tx, receipts, actor).await?;
+            let changed = steward_store::alerts::changed_fingerprints(receipts, &changes);
+            listen::announce_alerts(&mut tx, &self.heard.origin, &changed).await?;
+            Ok(changes)
+        }
+        .await;
         settle(result, tx).await
     }
 
@@ -668,12 +666,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredAlert, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = match alerts::ack(&mut tx, fingerprint, ack, actor).await {
-            Ok(alert) => listen::announce_alerts(&mut tx, &self.heard.origin, &[fingerprint])
-                .await
-                .map(|()| alert),
-            Err(error) => Err(error),
-        };
+        let result = async {
+            let alert = alerts::ack(&mut tx, fingerprint, ack, actor).await?;
+            listen::announce_alerts(&mut tx, &self.heard.origin, &[fingerprint]).await?;
+            Ok(alert)
+        }
+        .await;
         settle(result, tx).await
     }
 
@@ -684,12 +682,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredSilence, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = match alerts::create_silence(&mut tx, silence, created_at_ms, actor).await {
-            Ok(created) => listen::announce_silences(&mut tx, &self.heard.origin)
-                .await
-                .map(|()| created),
-            Err(error) => Err(error),
-        };
+        let result = async {
+            let created = alerts::create_silence(&mut tx, silence, created_at_ms, actor).await?;
+            listen::announce_silences(&mut tx, &self.heard.origin).await?;
+            Ok(created)
+        }
+        .await;
         settle(result, tx).await
     }
 
@@ -700,12 +698,12 @@ impl Store for PostgresStore {
         actor: &Actor,
     ) -> Result<StoredSilence, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let result = match alerts::expire_silence(&mut tx, id, now_ms, actor).await {
-            Ok(expired) => listen::announce_silences(&mut tx, &self.heard.origin)
-                .await
-                .map(|()| expired),
-            Err(error) => Err(error),
-        };
+        let result = async {
+            let expired = alerts::expire_silence(&mut tx, id, now_ms, actor).await?;
+            listen::announce_silences(&mut tx, &self.heard.origin).await?;
+            Ok(expired)
+        }
+        .await;
         settle(result, tx).await
     }
 

@@ -98,13 +98,14 @@ fn read_alerts_payload(payload: &str, own: &str) -> Option<RemoteAlerts> {
     }
     match rest.split_once(' ') {
         None if rest == "s" => Some(RemoteAlerts::SilencesChanged),
-        Some(("a", list)) => list
-            .split(',')
-            .map(Fingerprint::parse)
-            .collect::<Option<Vec<_>>>()
-            .map_or(Some(RemoteAlerts::Missed), |fps| {
-                Some(RemoteAlerts::Changed(fps.into()))
-            }),
+        Some(("a", list)) => Some(
+            list.split(',')
+                .map(Fingerprint::parse)
+                .collect::<Option<Vec<_>>>()
+                .map_or(RemoteAlerts::Missed, |fps| {
+                    RemoteAlerts::Changed(fps.into())
+                }),
+        ),
         _ => Some(RemoteAlerts::Missed),
     }
 }

@@ -187,7 +187,7 @@ impl Deliverer {
                     webhook_url,
                     channel,
                 } => {
-                    let text = match self.render(Format::Slack, receiver, notice, external_url) {
+                    let text = match Self::render(Format::Slack, receiver, notice, external_url) {
                         Ok(message) => message.text,
                         Err(rejected) => return rejected,
                     };
@@ -204,7 +204,8 @@ impl Deliverer {
                     chat_id,
                     api_url,
                 } => {
-                    let text = match self.render(Format::Telegram, receiver, notice, external_url) {
+                    let text = match Self::render(Format::Telegram, receiver, notice, external_url)
+                    {
                         Ok(message) => message.text,
                         Err(rejected) => return rejected,
                     };
@@ -240,7 +241,8 @@ impl Deliverer {
                     password,
                     starttls,
                 } => {
-                    let message = match self.render(Format::Email, receiver, notice, external_url) {
+                    let message = match Self::render(Format::Email, receiver, notice, external_url)
+                    {
                         Ok(message) => message,
                         Err(rejected) => return rejected,
                     };
@@ -288,7 +290,6 @@ impl Deliverer {
     /// Renders the receiver's text; a template that fails is rejected, since it would fail
     /// the same way on every retry.
     fn render(
-        &self,
         format: Format,
         receiver: &ReceiverSpec,
         notice: &Notice,

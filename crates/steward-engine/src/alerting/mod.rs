@@ -245,8 +245,9 @@ async fn dispatch_loop(
     let mut scan_wanted = false;
     // Notifications a crash left unlinked from their alerts are linked at the first turn.
     let mut links = Links::default();
-    // What other instances of a shared database announce, as soon as they commit it.
-    let mut remote = Some(store.remote_alerts());
+    // What other instances of a shared database announce, as soon as they commit it (the
+    // store keeps its sender for as long as it lives, so this never closes).
+    let mut remote = store.remote_alerts();
     loop {
         let mut reads = Reads::default();
         let sleep = if dispatcher.scanning() || scan_wanted {
@@ -269,7 +270,7 @@ async fn dispatch_loop(
                 continue;
             }
             event = events.recv() => reads.note(event.ok()),
-            heard = next_remote(&mut remote) => reads.note_remote(heard, &mut remote),
+            heard = remote.recv() => reads.note_remote(heard.ok()),
             _ = refresh.tick() => reads.context = true,
             _ = scan.tick() => scan_wanted = true,
             ended = links.finished() => links.settle(ended),
@@ -283,8 +284,12 @@ async fn dispatch_loop(
                 Err(_) => break,
             }
         }
-        while let Some(heard) = remote.as_mut().and_then(try_remote) {
-            reads.note_remote(heard, &mut remote);
+        loop {
+            match remote.try_recv() {
+                Ok(heard) => reads.note_remote(Some(heard)),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => reads.note_remote(None),
+                Err(_) => break,
+            }
         }
         let now = now_ms();
         let current = config();
@@ -454,21 +459,16 @@ struct Reads {
 }
 
 impl Reads {
-    /// Notes what another instance announced; when announcements were missed, what was
-    /// received meanwhile and the silences are read. A closed channel is not listened to again.
-    fn note_remote(
-        &mut self,
-        heard: Result<RemoteAlerts, broadcast::error::RecvError>,
-        remote: &mut Option<broadcast::Receiver<RemoteAlerts>>,
-    ) {
+    /// Notes what another instance announced; `None` when announcements were missed: what was
+    /// received meanwhile and the silences are read.
+    fn note_remote(&mut self, heard: Option<RemoteAlerts>) {
         match heard {
-            Ok(RemoteAlerts::Changed(fingerprints)) => self.changed.extend(fingerprints.iter()),
-            Ok(RemoteAlerts::SilencesChanged) => self.silences = true,
-            Ok(RemoteAlerts::Missed) | Err(broadcast::error::RecvError::Lagged(_)) => {
+            Some(RemoteAlerts::Changed(fingerprints)) => self.changed.extend(fingerprints.iter()),
+            Some(RemoteAlerts::SilencesChanged) => self.silences = true,
+            Some(RemoteAlerts::Missed) | None => {
                 self.catch_up = true;
                 self.silences = true;
             }
-            Err(broadcast::error::RecvError::Closed) => *remote = None,
         }
     }
 
@@ -484,32 +484,6 @@ impl Reads {
             Event::CheckChanged { .. } | Event::RegistrySynced { .. } => self.context = true,
             _ => {}
         }
-    }
-}
-
-/// The next announcement from other instances (never, once the store stopped them).
-async fn next_remote(
-    remote: &mut Option<broadcast::Receiver<RemoteAlerts>>,
-) -> Result<RemoteAlerts, broadcast::error::RecvError> {
-    match remote {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// An announcement from other instances already heard, if any.
-fn try_remote(
-    receiver: &mut broadcast::Receiver<RemoteAlerts>,
-) -> Option<Result<RemoteAlerts, broadcast::error::RecvError>> {
-    match receiver.try_recv() {
-        Ok(heard) => Some(Ok(heard)),
-        Err(broadcast::error::TryRecvError::Lagged(n)) => {
-            Some(Err(broadcast::error::RecvError::Lagged(n)))
-        }
-        Err(broadcast::error::TryRecvError::Closed) => {
-            Some(Err(broadcast::error::RecvError::Closed))
-        }
-        Err(broadcast::error::TryRecvError::Empty) => None,
     }
 }
 

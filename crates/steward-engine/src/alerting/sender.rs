@@ -167,7 +167,7 @@ pub(crate) struct Inbox {
 }
 
 /// What the dispatcher hands over after writing a pass.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Handoff {
     /// The pass's new notifications that head their groups, as stored.
     pub heads: Vec<StoredNotification>,
