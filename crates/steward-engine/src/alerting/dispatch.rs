@@ -117,7 +117,7 @@ impl Unwritten {
 }
 
 /// A pass written.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Written {
     /// Its new notifications that head their groups, as stored, for the sender to attempt at
     /// once.
@@ -133,8 +133,8 @@ pub(crate) struct Written {
 struct Stored {
     /// Its new notifications that head their groups.
     heads: Vec<StoredNotification>,
-    /// Its highest notification id.
-    highest: Option<i64>,
+    /// Its highest notification id (0 when it queued none).
+    highest: i64,
 }
 
 /// A group's alerts as a pass finds them.
@@ -902,25 +902,38 @@ impl Dispatcher {
         let Some(unwritten) = self.unwritten.remove(&task) else {
             return Err(StoreError::State("a dispatcher pass written twice".into()));
         };
+        let mut deferred = Vec::new();
         for key in unwritten.keys() {
             self.in_flight.remove(key);
+            if self.deferred.remove(key) {
+                deferred.push(key.clone());
+            }
         }
-        match result {
+        let (written, look_again_ms) = match result {
             Ok(stored) => {
-                self.written_to = self.written_to.max(stored.highest.unwrap_or(0));
+                self.written_to = self.written_to.max(stored.highest);
+                let decided_ms = unwritten.decided_ms;
                 let notifications = unwritten.notifications;
                 self.apply(unwritten);
-                Ok(Written {
+                let written = Written {
                     heads: stored.heads,
                     notifications,
                     announced_to: self.announced_to(),
-                })
+                };
+                (Ok(written), decided_ms)
             }
             Err(error) => {
+                let retry_ms = unwritten.retry_ms;
                 self.retry(unwritten);
-                Err(error)
+                (Err(error), retry_ms)
             }
+        };
+        // Found due while the pass was written: looked at again now that it is (or at the
+        // retry, when it was not), whatever the pass planned for them.
+        for key in deferred {
+            self.schedule(&key, look_again_ms);
         }
+        written
     }
 
     /// The highest notification id in the outbox at the start or in a pass written since.
@@ -986,13 +999,6 @@ impl Dispatcher {
                 rejoining.extend(group.members);
             }
         }
-        let deferred: Vec<String> = next
-            .iter()
-            .map(|(key, _)| key)
-            .chain(&finished)
-            .filter(|key| self.deferred.remove(key.as_str()))
-            .cloned()
-            .collect();
         self.apply_schedule(next);
         // Alerts that joined a finished group while it was written start a group anew.
         for fp in rejoining {
@@ -1003,9 +1009,6 @@ impl Dispatcher {
             {
                 self.route(fp, decided_ms);
             }
-        }
-        for key in deferred {
-            self.schedule(&key, decided_ms);
         }
     }
 
@@ -1020,7 +1023,6 @@ impl Dispatcher {
             ..
         } = unwritten;
         for key in next.into_iter().map(|(key, _)| key).chain(finished) {
-            self.deferred.remove(&key);
             self.schedule(&key, retry_ms);
         }
         self.unsaved.extend(unsaved);
@@ -1049,7 +1051,7 @@ async fn write_pass(
             .increment(tasks.len() as u64);
     }
     let queued = store.write_dispatch(&write).await?;
-    let highest = queued.iter().map(|q| q.id).max();
+    let highest = queued.iter().map(|q| q.id).max().unwrap_or(0);
     let heads = write
         .notifications
         .into_iter()
@@ -1416,6 +1418,26 @@ equal = ["instance"]
         assert_eq!(written.announced_to, written.heads[0].id);
         assert_eq!(h.dispatcher.next_due(), Some(at), "looked at again");
         assert!(h.pass(at).await.is_empty(), "and told once");
+    }
+
+    #[tokio::test]
+    async fn a_new_group_due_while_a_pass_writes_it_is_decided_once_written() {
+        let mut h = Harness::new().await;
+        h.post(T0, &[alert(&[("alertname", "Down")])]).await;
+        h.post(T0 + 1_000, &[alert(&[("alertname", "Slow")])]).await;
+        // The first pass notifies `Down` and writes `Slow` as new...
+        let at = T0 + 30_000;
+        let plan = h.dispatcher.plan(at);
+        assert_eq!(plan.notifications.len(), 1);
+        h.dispatcher.write(plan, at + 1_000);
+        // ...and `Slow` falls due while that is written.
+        let meanwhile = h.dispatcher.plan(T0 + 31_000);
+        assert!(meanwhile.notifications.is_empty());
+        h.dispatcher.write(meanwhile, T0 + 32_000);
+        h.dispatcher.written().await.unwrap();
+        let slow = h.pass(T0 + 31_000).await;
+        assert_eq!(slow.len(), 1, "decided once its pass is written");
+        assert_eq!(slow[0].notice.group_labels["alertname"], "Slow");
     }
 
     #[tokio::test]
