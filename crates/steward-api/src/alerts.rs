@@ -7,8 +7,7 @@
 //! label (one naming another workspace is refused), and it sees only alerts and silences of its
 //! workspace.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -29,6 +28,7 @@ use steward_store::{
 };
 
 use crate::auth::Caller;
+use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::routes::store_error;
 use crate::{ApiError, AppState};
 
@@ -71,7 +71,7 @@ fn scope_alert(caller: &Caller, alert: &mut IncomingAlert, index: usize) -> Resu
 pub(crate) async fn post_alerts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let mut alerts = parse_alerts(&body).map_err(|e| {
         invalid(
@@ -158,15 +158,9 @@ pub(crate) struct AlertsQuery {
 pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<AlertsQuery>,
+    ApiQuery(query): ApiQuery<AlertsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_ALERT_PAGE {
-        return Err(invalid(
-            "invalid_query",
-            format!("`limit` must be 1 to {MAX_ALERT_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, 100, MAX_ALERT_PAGE)?;
     let alert_state = match query.state.as_deref() {
         None => None,
         Some("firing") => Some(AlertState::Firing),
@@ -246,7 +240,7 @@ async fn visible_alert(
 pub(crate) async fn get_alert(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(text): Path<String>,
+    ApiPath(text): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let alert = visible_alert(&state, &caller, &text).await?;
     let store = state.control.store();
@@ -327,7 +321,7 @@ pub(crate) struct NotificationsQuery {
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<NotificationsQuery>,
+    ApiQuery(query): ApiQuery<NotificationsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let wanted = match query.state.as_deref() {
         None => None,
@@ -338,13 +332,7 @@ pub(crate) async fn list_notifications(
             )
         })?),
     };
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_NOTIFICATION_PAGE {
-        return Err(invalid(
-            "invalid_query",
-            format!("`limit`: between 1 and {MAX_NOTIFICATION_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, 100, MAX_NOTIFICATION_PAGE)?;
     // A scoped caller's notifications are picked from a wider page, since others' come
     // between them.
     let scoped = caller.principal.workspace.is_some();
@@ -380,8 +368,8 @@ pub(crate) struct AckBody {
 pub(crate) async fn ack_alert(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(text): Path<String>,
-    body: Bytes,
+    ApiPath(text): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let body: AckBody = if body.is_empty() {
         AckBody::default()
@@ -472,7 +460,7 @@ pub(crate) struct SilenceBody {
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let body: SilenceBody = serde_json::from_slice(&body)
         .map_err(|e| invalid("invalid_body", format!("invalid silence: {e}")))?;
@@ -536,7 +524,7 @@ pub(crate) async fn create_silence(
 pub(crate) async fn expire_silence(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     let store = state.control.store();
     let now = now_ms();

@@ -138,7 +138,7 @@ impl Limiters {
 
     /// `Some(wait)` while `ip` is refused for having failed too often.
     fn blocked_wait(&self, ip: IpAddr) -> Option<Duration> {
-        let ip = failure_key(ip);
+        let ip = crate::listener::address_key(ip);
         let mut blocked = self.blocked.lock().ok()?;
         let until = *blocked.get(&ip)?;
         let now = Instant::now();
@@ -152,7 +152,7 @@ impl Limiters {
 
     /// Counts a failed authentication from `ip`; `Some(wait)` once it must be refused.
     fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
-        let ip = failure_key(ip);
+        let ip = crate::listener::address_key(ip);
         let wait = self
             .failures
             .check_key(&ip)
@@ -162,19 +162,6 @@ impl Limiters {
             blocked.insert(ip, Instant::now() + wait);
         }
         Some(wait)
-    }
-}
-
-/// What failures are counted against: the address, or for IPv6 its /64 (one host usually holds
-/// a whole /64, and would otherwise get a fresh allowance per address).
-fn failure_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mut segments = v6.segments();
-            segments[4..].fill(0);
-            IpAddr::V6(std::net::Ipv6Addr::from(segments))
-        }
-        v4 => v4,
     }
 }
 
@@ -272,6 +259,10 @@ pub(crate) async fn authorize(
             return unauthenticated();
         }
     };
+    // A valid key keeps its connection from being evicted for newcomers when the cap is full.
+    if let Some(connection) = request.extensions().get::<crate::listener::Connection>() {
+        connection.0.prove();
+    }
     if !principal.has_role(role) {
         return forbidden(&format!("this needs the `{role}` role"));
     }
@@ -292,24 +283,4 @@ pub(crate) async fn authorize(
     }
     request.extensions_mut().insert(Caller { principal, ip });
     next.run(request).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv6_failures_count_per_slash_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
-        assert_eq!(failure_key(a), failure_key(b));
-        assert_ne!(
-            failure_key(a),
-            failure_key("2001:db8:1:3::1".parse().unwrap())
-        );
-        assert_eq!(
-            failure_key("::ffff:10.0.0.7".parse().unwrap()),
-            "10.0.0.7".parse::<IpAddr>().unwrap()
-        );
-    }
 }

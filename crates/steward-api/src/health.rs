@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -19,6 +19,7 @@ use steward_store::health::MAX_HEALTH_PAGE;
 use steward_store::{TransitionQuery, now_ms};
 
 use crate::auth::Caller;
+use crate::extract::{ApiPath, ApiQuery, page_limit};
 use crate::routes::store_error;
 use crate::{ApiError, AppState};
 
@@ -88,14 +89,6 @@ fn window(text: Option<&str>) -> Result<i64, ApiError> {
     Ok(ms)
 }
 
-fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_HEALTH_PAGE {
-        return Err(bad_query(format!("`limit` must be 1 to {MAX_HEALTH_PAGE}")));
-    }
-    Ok(limit)
-}
-
 /// The registry as stored, for dependency impact over every workspace (a scoped caller still
 /// sees its services impacted by an outage elsewhere, without the other service's name).
 async fn stored_registry(state: &AppState) -> Result<Registry, ApiError> {
@@ -152,8 +145,8 @@ pub(crate) struct WindowQuery {
 pub(crate) async fn service_checks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<WindowQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let window_ms = window(query.window.as_deref())?;
     let config = state.control.config();
@@ -174,8 +167,8 @@ pub(crate) async fn service_checks(
 pub(crate) async fn get_check(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<WindowQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<WindowQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let window_ms = window(query.window.as_deref())?;
     let config = state.control.config();
@@ -206,10 +199,10 @@ pub(crate) struct ResultsQuery {
 pub(crate) async fn check_results(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<ResultsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ResultsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     let config = state.control.config();
     visible_check(&config, &caller, &name)?;
     let results = ops::results(
@@ -254,10 +247,10 @@ async fn transitions_page(
 pub(crate) async fn check_transitions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<TransitionsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<TransitionsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     visible_check(&state.control.config(), &caller, &name)?;
     transitions_page(
         &state,
@@ -276,10 +269,10 @@ pub(crate) async fn check_transitions(
 pub(crate) async fn service_transitions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<TransitionsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<TransitionsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let limit = page_limit(query.limit)?;
+    let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     visible_service(&state.control.config(), &caller, &name)?;
     transitions_page(
         &state,
@@ -297,7 +290,7 @@ pub(crate) async fn service_transitions(
 pub(crate) async fn run_check(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     visible_check(&state.control.config(), &caller, &name)?;
     let Some(prober) = state.prober.as_ref() else {

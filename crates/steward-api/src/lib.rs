@@ -5,11 +5,14 @@
 mod alerts;
 pub mod auth;
 mod error;
+mod extract;
 mod health;
+pub mod limits;
 pub mod listener;
 mod metrics_layer;
 pub mod routes;
 mod schedules;
+mod serve;
 mod tasks;
 
 use std::sync::Arc;
@@ -22,6 +25,7 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{Access, Limiters, RateLimits};
 pub use error::ApiError;
+pub use limits::MinRate;
 
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -32,6 +36,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// The longest a request may take by default before it is answered with 408.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest a request's headers may take to arrive by default (also how long an idle
+/// keep-alive connection is kept).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pace a request body must keep by default: 8 KiB per second on average after 5 s.
+pub const MIN_BODY_RATE: MinRate = MinRate {
+    grace: Duration::from_secs(5),
+    bytes_per_second: 8 * 1024,
+};
 /// Open connections at most, by default.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Open connections from one address unless configured: a quarter of the default cap.
@@ -56,6 +68,10 @@ pub struct ApiOptions {
     pub max_batch_body_bytes: usize,
     /// Longest a request may take.
     pub request_timeout: Duration,
+    /// Longest a request's headers may take to arrive.
+    pub header_timeout: Duration,
+    /// The pace a request body must keep.
+    pub min_body_rate: MinRate,
 }
 
 impl Default for ApiOptions {
@@ -69,6 +85,8 @@ impl Default for ApiOptions {
             max_body_bytes: MAX_BODY_BYTES,
             max_batch_body_bytes: MAX_BATCH_BODY_BYTES,
             request_timeout: REQUEST_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
+            min_body_rate: MIN_BODY_RATE,
         }
     }
 }
@@ -131,7 +149,9 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             options.request_timeout,
-        ));
+        ))
+        // Outermost but for CORS: whatever answered an error, it leaves as the documented JSON.
+        .layer(axum::middleware::from_fn(error::json_errors));
     match cors(&options.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,
@@ -167,8 +187,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Idle longer than a request may take (plus a margin) means nobody is coming back.
-    let idle = state.options.request_timeout + Duration::from_secs(30);
+    let options = state.options.clone();
     let limiters = Arc::clone(&state.limiters);
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
@@ -177,14 +196,14 @@ pub async fn serve(
             limiters.prune();
         }
     });
-    let listener = listener::LimitedListener::new(
-        listener,
-        state.options.max_connections,
-        state.options.max_connections_per_address,
-        idle,
-    );
-    let app = router(state).into_make_service_with_connect_info::<listener::PeerAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let admission =
+        listener::Admission::new(options.max_connections, options.max_connections_per_address);
+    let session = serve::Session {
+        header_timeout: options.header_timeout,
+        // Idle longer than a request may take (plus a margin) means nobody is coming back.
+        idle: options.request_timeout + Duration::from_secs(30),
+        body_rate: options.min_body_rate,
+    };
+    serve::run(listener, admission, router(state), session, shutdown).await;
+    Ok(())
 }

@@ -1,98 +1,293 @@
-//! A TCP listener that caps open connections: past the cap, new connections wait in the
-//! kernel's backlog until one closes, instead of each taking memory and a task. One address
-//! may hold only so many of them (further ones from it are closed at once), so a single client
-//! cannot take every place; and a connection that neither reads nor writes for the idle time
-//! is closed, so silent clients cannot hold places either.
+//! Who gets a connection: a cap on open connections, a share per address, and room kept for
+//! newcomers when the cap is reached.
+//!
+//! Addresses are counted as the caller's IPv4 address or IPv6 /64 (one host usually holds a
+//! whole /64). A connection is *proven* once it carried a request with a valid key; until then
+//! it may be evicted. When every place is taken, a connection from an address holding fewer
+//! places than the address holding the most unproven ones takes the oldest of those: a few
+//! addresses trickling headers (slowloris) can fill the cap, but never keep out a caller from
+//! elsewhere — a health check, an operator with a key. A newcomer from the address holding the
+//! most is refused at once instead. Only when every place is held by proven connections do new
+//! ones wait in the kernel's backlog.
+//!
+//! A connection that neither reads nor writes for the idle time is closed as well, so a client
+//! that stops reading its answer cannot hold a place either.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
 
-/// Connections open per address.
-type PerAddress = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
-/// Accepts at most `max` connections at a time, and `per_address` from one address.
-pub struct LimitedListener {
-    inner: TcpListener,
-    permits: Arc<Semaphore>,
-    per_address: usize,
-    open: PerAddress,
-    idle: Duration,
-}
-
-impl LimitedListener {
-    /// Wraps `inner`: at most `max` connections, `per_address` of them from one address, each
-    /// closed after `idle` without reading or writing anything.
-    pub fn new(inner: TcpListener, max: usize, per_address: usize, idle: Duration) -> Self {
-        Self {
-            inner,
-            permits: Arc::new(Semaphore::new(max.max(1))),
-            per_address: per_address.max(1),
-            open: Arc::default(),
-            idle,
+/// What places are counted against: an IPv4 address, or an IPv6 /64.
+pub fn address_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(Ipv6Addr::from(segments))
         }
-    }
-
-    /// Takes a place for a connection from `ip`, unless it holds all of its places already.
-    fn admit(&self, ip: IpAddr) -> Option<AddressPlace> {
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let count = open.entry(ip).or_default();
-        if *count >= self.per_address {
-            return None;
-        }
-        *count += 1;
-        Some(AddressPlace {
-            open: Arc::clone(&self.open),
-            ip,
-        })
+        v4 => v4,
     }
 }
 
-/// A connection's place among its address's; given back when the connection is dropped.
-struct AddressPlace {
-    open: PerAddress,
-    ip: IpAddr,
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its address holds `max_connections_per_address` already.
+    PerAddress,
+    /// Every place is taken and its address holds as many as any other: it would take more
+    /// than its share.
+    FairShare,
+    /// Every place is held by a proven connection: nothing can make room but one closing.
+    Busy,
 }
 
-impl Drop for AddressPlace {
-    fn drop(&mut self) {
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.ip);
+impl Refusal {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::PerAddress => "per_address",
+            Refusal::FairShare => "fair_share",
+            Refusal::Busy => "busy",
+        }
+    }
+}
+
+/// One open connection, as the places know it.
+struct Held {
+    proven: bool,
+    evict: Arc<Notify>,
+}
+
+/// The connections of one address, oldest first.
+#[derive(Default)]
+struct Holder {
+    connections: BTreeMap<u64, Held>,
+    unproven: usize,
+}
+
+#[derive(Default)]
+struct Places {
+    next_id: u64,
+    open: usize,
+    by_address: HashMap<IpAddr, Holder>,
+}
+
+impl Places {
+    /// The address with the most unproven connections, and how many.
+    fn largest_unproven(&self) -> Option<(IpAddr, usize)> {
+        self.by_address
+            .iter()
+            .filter(|(_, holder)| holder.unproven > 0)
+            .map(|(key, holder)| (*key, holder.unproven))
+            .max_by_key(|(_, unproven)| *unproven)
+    }
+
+    /// Closes the oldest unproven connection of `key`.
+    fn evict_oldest_of(&mut self, key: IpAddr) {
+        let Some(holder) = self.by_address.get_mut(&key) else {
+            return;
+        };
+        let Some(id) = holder
+            .connections
+            .iter()
+            .find(|(_, held)| !held.proven)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        if let Some(held) = holder.connections.remove(&id) {
+            held.evict.notify_one();
+            holder.unproven -= 1;
+            self.open -= 1;
+            if holder.connections.is_empty() {
+                self.by_address.remove(&key);
             }
         }
     }
+
+    fn release(&mut self, key: IpAddr, id: u64) {
+        let Some(holder) = self.by_address.get_mut(&key) else {
+            return;
+        };
+        // An evicted connection was counted out when it was evicted.
+        if let Some(held) = holder.connections.remove(&id) {
+            if !held.proven {
+                holder.unproven -= 1;
+            }
+            self.open -= 1;
+            if holder.connections.is_empty() {
+                self.by_address.remove(&key);
+            }
+        }
+    }
+
+    fn prove(&mut self, key: IpAddr, id: u64) {
+        if let Some(holder) = self.by_address.get_mut(&key)
+            && let Some(held) = holder.connections.get_mut(&id)
+            && !held.proven
+        {
+            held.proven = true;
+            holder.unproven -= 1;
+        }
+    }
 }
 
-/// A connection holding its place under the caps until it is dropped or falls idle.
-pub struct LimitedIo {
+/// The places under the connection caps, shared by the accept loop and the connections.
+pub struct Admission {
+    max: usize,
+    per_address: usize,
+    places: Mutex<Places>,
+    freed: Notify,
+}
+
+impl Admission {
+    /// At most `max` connections, `per_address` of them from one address.
+    pub fn new(max: usize, per_address: usize) -> Arc<Self> {
+        Arc::new(Self {
+            max: max.max(1),
+            per_address: per_address.max(1),
+            places: Mutex::default(),
+            freed: Notify::new(),
+        })
+    }
+
+    fn places(&self) -> MutexGuard<'_, Places> {
+        self.places.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until a new connection could be admitted: a place is free, or some connection
+    /// could be evicted for it. While every place is held by proven connections, new ones wait
+    /// in the kernel's backlog.
+    pub async fn room(&self) {
+        loop {
+            let freed = self.freed.notified();
+            {
+                let places = self.places();
+                if places.open < self.max || places.largest_unproven().is_some() {
+                    return;
+                }
+            }
+            freed.await;
+        }
+    }
+
+    /// Takes a place for a connection from `ip`, evicting another address's oldest unproven
+    /// connection when every place is taken.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Place, Refusal> {
+        let key = address_key(ip);
+        let mut places = self.places();
+        let held = places
+            .by_address
+            .get(&key)
+            .map_or(0, |h| h.connections.len());
+        if held >= self.per_address {
+            return Err(Refusal::PerAddress);
+        }
+        if places.open >= self.max {
+            match places.largest_unproven() {
+                Some((victim, unproven)) if victim != key && unproven > held => {
+                    places.evict_oldest_of(victim);
+                    metrics::counter!("steward_http_connections_evicted_total").increment(1);
+                }
+                Some(_) => return Err(Refusal::FairShare),
+                None => return Err(Refusal::Busy),
+            }
+        }
+        let id = places.next_id;
+        places.next_id += 1;
+        places.open += 1;
+        let evict = Arc::new(Notify::new());
+        let holder = places.by_address.entry(key).or_default();
+        holder.connections.insert(
+            id,
+            Held {
+                proven: false,
+                evict: Arc::clone(&evict),
+            },
+        );
+        holder.unproven += 1;
+        metrics::gauge!("steward_http_connections").set(places.open as f64);
+        Ok(Place {
+            admission: Arc::clone(self),
+            key,
+            id,
+            evict,
+        })
+    }
+
+    /// Open connections now.
+    pub fn open(&self) -> usize {
+        self.places().open
+    }
+}
+
+/// A connection's place; given back when dropped.
+pub struct Place {
+    admission: Arc<Admission>,
+    key: IpAddr,
+    id: u64,
+    evict: Arc<Notify>,
+}
+
+impl Place {
+    /// The connection carried a request with a valid key: it is not evicted for newcomers.
+    pub fn prove(&self) {
+        self.admission.places().prove(self.key, self.id);
+    }
+
+    /// Completes when the connection was evicted to make room for a newcomer.
+    pub fn evicted(&self) -> impl Future<Output = ()> + Send + 'static {
+        let evict = Arc::clone(&self.evict);
+        async move { evict.notified().await }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let open = {
+            let mut places = self.admission.places();
+            places.release(self.key, self.id);
+            places.open
+        };
+        metrics::gauge!("steward_http_connections").set(open as f64);
+        self.admission.freed.notify_waiters();
+    }
+}
+
+/// The peer's address, as handlers and middleware see it.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
+
+/// The connection a request came on, as the authorisation middleware sees it.
+#[derive(Clone)]
+pub struct Connection(pub Arc<Place>);
+
+/// A connection that is closed after `idle` without reading or writing anything.
+pub struct IdleIo {
     stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-    _place: AddressPlace,
     idle: Duration,
     deadline: Pin<Box<tokio::time::Sleep>>,
 }
 
-impl LimitedIo {
+impl IdleIo {
+    /// Wraps `stream`, closing it after `idle` without traffic.
+    pub fn new(stream: TcpStream, idle: Duration) -> Self {
+        Self {
+            stream,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
     /// Moves the idle deadline: the connection did something.
     fn active(&mut self) {
         let next = tokio::time::Instant::now() + self.idle;
@@ -109,63 +304,7 @@ impl LimitedIo {
     }
 }
 
-/// The peer's address, as handlers and middleware see it.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, LimitedListener>> for PeerAddr {
-    fn connect_info(stream: IncomingStream<'_, LimitedListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
-impl axum::serve::Listener for LimitedListener {
-    type Io = LimitedIo;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // The semaphore is never closed, so acquiring only waits.
-        let permit = loop {
-            if let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await {
-                break permit;
-            }
-        };
-        loop {
-            match self.inner.accept().await {
-                Ok((stream, addr)) => {
-                    let Some(place) = self.admit(addr.ip()) else {
-                        // Dropping the stream closes it; the place under the cap stays ours.
-                        metrics::counter!("steward_http_connections_refused_total", "reason" => "per_address")
-                            .increment(1);
-                        tracing::debug!(peer = %addr.ip(), "too many connections from one address");
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let deadline = Box::pin(tokio::time::sleep(self.idle));
-                    let io = LimitedIo {
-                        stream,
-                        _permit: permit,
-                        _place: place,
-                        idle: self.idle,
-                        deadline,
-                    };
-                    return (io, addr);
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
-    }
-}
-
-impl AsyncRead for LimitedIo {
+impl AsyncRead for IdleIo {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -189,7 +328,7 @@ impl AsyncRead for LimitedIo {
     }
 }
 
-impl AsyncWrite for LimitedIo {
+impl AsyncWrite for IdleIo {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -243,109 +382,4 @@ impl AsyncWrite for LimitedIo {
 }
 
 #[cfg(test)]
-mod tests {
-    //! Real sockets on loopback against `axum::serve`.
-
-    use super::*;
-    use std::io::{Read, Write};
-
-    /// Serves a one-route app on loopback with these limits; answers its address.
-    async fn serve(max: usize, per_address: usize, idle: Duration) -> SocketAddr {
-        let inner = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let listener = LimitedListener::new(inner, max, per_address, idle);
-        let addr = axum::serve::Listener::local_addr(&listener).unwrap();
-        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        addr
-    }
-
-    /// Whether the server closed `stream` within `within` (reads end or fail).
-    fn closed_within(stream: &mut std::net::TcpStream, within: Duration) -> bool {
-        stream.set_read_timeout(Some(within)).unwrap();
-        let mut buf = [0u8; 256];
-        loop {
-            match stream.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return false;
-                }
-                Err(_) => return true,
-            }
-        }
-    }
-
-    fn get(stream: &mut std::net::TcpStream) -> String {
-        stream
-            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        let mut buf = [0u8; 512];
-        let n = stream.read(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_silent_connection_is_closed_after_the_idle_time_and_a_busy_one_is_not() {
-        let addr = serve(16, 16, Duration::from_millis(400)).await;
-        tokio::task::spawn_blocking(move || {
-            let mut silent = std::net::TcpStream::connect(addr).unwrap();
-            let mut busy = std::net::TcpStream::connect(addr).unwrap();
-            // The busy one keeps asking, much more often than the idle time.
-            for _ in 0..8 {
-                assert!(get(&mut busy).starts_with("HTTP/1.1 200"));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            assert!(
-                closed_within(&mut silent, Duration::from_millis(500)),
-                "silent for over 800 ms: closed"
-            );
-            assert!(get(&mut busy).starts_with("HTTP/1.1 200"), "still open");
-        })
-        .await
-        .unwrap();
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn one_address_holds_at_most_its_share_of_connections() {
-        let addr = serve(16, 2, Duration::from_secs(30)).await;
-        tokio::task::spawn_blocking(move || {
-            let mut first = std::net::TcpStream::connect(addr).unwrap();
-            let mut second = std::net::TcpStream::connect(addr).unwrap();
-            assert!(get(&mut first).starts_with("HTTP/1.1 200"));
-            assert!(get(&mut second).starts_with("HTTP/1.1 200"));
-            let mut third = std::net::TcpStream::connect(addr).unwrap();
-            assert!(
-                closed_within(&mut third, Duration::from_secs(2)),
-                "a third from the same address is closed"
-            );
-            assert!(
-                get(&mut first).starts_with("HTTP/1.1 200"),
-                "the others stay"
-            );
-            drop(second);
-            // Its place is given back once the server sees it closed.
-            let mut again = None;
-            for _ in 0..50 {
-                let mut next = std::net::TcpStream::connect(addr).unwrap();
-                if !closed_within(&mut next, Duration::from_millis(100)) {
-                    again = Some(next);
-                    break;
-                }
-            }
-            let mut again = again.expect("a place comes free");
-            assert!(get(&mut again).starts_with("HTTP/1.1 200"));
-        })
-        .await
-        .unwrap();
-    }
-}
+mod tests;

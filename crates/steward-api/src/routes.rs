@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, delete, get, post};
@@ -17,9 +17,8 @@ use steward_core::{Dependency, Registry, Role, Service, WorkspaceStatus};
 use steward_engine::KeyRequest;
 use steward_store::{ApiKey, AuditQuery, StoreError};
 
-use tower_http::limit::RequestBodyLimitLayer;
-
 use crate::auth::{Access, Caller};
+use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::{ApiError, AppState};
 
 /// One route: method, path template, who may call it, and its handler.
@@ -302,7 +301,7 @@ pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
         } else {
             options.max_body_bytes
         };
-        let handler = (route.handler)().layer(RequestBodyLimitLayer::new(limit));
+        let handler = (route.handler)().layer(DefaultBodyLimit::max(limit));
         let merged = match by_path.remove(route.path) {
             Some(existing) => existing.merge(handler),
             None => handler,
@@ -401,7 +400,7 @@ async fn list_workspaces(
 async fn get_workspace(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let registry = visible_registry(&state, &caller).await?;
     let workspace = registry.workspace(&key).ok_or_else(|| {
@@ -528,7 +527,7 @@ struct CreateKey {
 async fn create_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let request: CreateKey = parse_body(&body)?;
     let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
@@ -573,7 +572,7 @@ async fn create_key(
 async fn revoke_key(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = state
         .control
@@ -601,17 +600,14 @@ struct AuditParams {
 async fn list_audit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<AuditParams>,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     // A scoped admin reads only its workspace's trail.
     let workspace = match &caller.principal.workspace {
         Some(scope) => Some(scope.clone()),
         None => params.workspace,
     };
-    let limit = params
-        .limit
-        .unwrap_or(100)
-        .clamp(1, steward_store::MAX_AUDIT_PAGE);
+    let limit = page_limit(params.limit, 100, steward_store::MAX_AUDIT_PAGE)?;
     let actor_kind = match params.actor_kind.as_deref() {
         None => None,
         Some(raw) => Some(steward_core::audit::ActorKind::parse(raw).ok_or_else(|| {

@@ -3,7 +3,7 @@
 //! workspace-scoped key sees and touches only its workspace's schedules and heartbeats (others
 //! answer 404, as if they did not exist).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -18,6 +18,7 @@ use steward_store::schedules::MAX_RUN_PAGE;
 use steward_store::{FireOutcome, HeartbeatRecord, ScheduleRun, ScheduleState};
 
 use crate::auth::Caller;
+use crate::extract::{ApiPath, ApiQuery, page_limit};
 use crate::routes::store_error;
 use crate::{ApiError, AppState};
 
@@ -147,7 +148,7 @@ pub(crate) async fn list_schedules(
 pub(crate) async fn get_schedule(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     visible_schedule(&state, &caller, &name)?;
     let config = state.control.config();
@@ -171,18 +172,11 @@ pub(crate) struct RunsQuery {
 pub(crate) async fn list_runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(query): Query<RunsQuery>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<RunsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let spec = visible_schedule(&state, &caller, &name)?;
-    let limit = query.limit.unwrap_or(50);
-    if limit == 0 || limit > MAX_RUN_PAGE {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_query",
-            format!("`limit` must be 1 to {MAX_RUN_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit, 50, MAX_RUN_PAGE)?;
     let config = state.control.config();
     let runs = ops::runs(
         state.control.store().as_ref(),
@@ -226,7 +220,7 @@ async fn set_paused(
 pub(crate) async fn pause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_paused(&state, &caller, &name, true).await
 }
@@ -235,7 +229,7 @@ pub(crate) async fn pause(
 pub(crate) async fn resume(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     set_paused(&state, &caller, &name, false).await
 }
@@ -245,7 +239,7 @@ pub(crate) async fn resume(
 pub(crate) async fn trigger(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     visible_schedule(&state, &caller, &name)?;
     let config = state.control.config();
@@ -351,7 +345,7 @@ async fn ping(
 pub(crate) async fn ping_ok(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     ping(&state, &caller, &name, PingStatus::Ok).await
 }
@@ -360,7 +354,7 @@ pub(crate) async fn ping_ok(
 pub(crate) async fn ping_fail(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     ping(&state, &caller, &name, PingStatus::Fail).await
 }

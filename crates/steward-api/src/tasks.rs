@@ -2,8 +2,7 @@
 //! and counts. A workspace-scoped key enqueues only for its workspace and sees only its
 //! workspace's tasks.
 
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -14,6 +13,7 @@ use steward_engine::queue::{EnqueueError, EnqueueRequest};
 use steward_store::TaskQuery;
 
 use crate::auth::Caller;
+use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::routes::{parse_body, store_error};
 use crate::{ApiError, AppState};
 
@@ -106,7 +106,7 @@ fn enqueue_error(e: EnqueueError) -> ApiError {
 pub(crate) async fn enqueue(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
     let value: serde_json::Value = parse_body(&body)?;
     let batch = value.get("tasks").is_some();
@@ -182,7 +182,7 @@ async fn visible(state: &AppState, caller: &Caller, id: i64) -> Result<Task, Api
 pub(crate) async fn get_task(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     let task = visible(&state, &caller, id).await?;
     let runs = state
@@ -211,7 +211,7 @@ pub(crate) struct ListParams {
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<impl IntoResponse, ApiError> {
     let status = params
         .status
@@ -225,10 +225,7 @@ pub(crate) async fn list_tasks(
                 format!("`status`: {e}"),
             )
         })?;
-    let limit = params
-        .limit
-        .unwrap_or(100)
-        .clamp(1, steward_store::tasks::MAX_TASK_PAGE);
+    let limit = page_limit(params.limit, 100, steward_store::tasks::MAX_TASK_PAGE)?;
     let workspace = match &caller.principal.workspace {
         Some(scope) => Some(scope.clone()),
         None => params.workspace,
@@ -281,7 +278,7 @@ async fn change_task(
 pub(crate) async fn cancel_task(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     change_task(state, caller, id, TaskChange::Cancel).await
 }
@@ -290,7 +287,7 @@ pub(crate) async fn cancel_task(
 pub(crate) async fn retry_task(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     change_task(state, caller, id, TaskChange::Retry).await
 }

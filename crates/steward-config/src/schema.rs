@@ -46,7 +46,10 @@ const API_KEYS: &[&str] = &[
     "max_connections",
     "max_connections_per_address",
     "max_body_bytes",
+    "max_batch_body_bytes",
     "request_timeout_secs",
+    "header_timeout_secs",
+    "min_body_bytes_per_second",
     "rate_limits",
 ];
 const AUDIT_KEYS: &[&str] = &["mirror"];
@@ -172,8 +175,14 @@ pub struct ApiSettings {
     pub max_connections_per_address: Option<u32>,
     /// Largest request body, in bytes.
     pub max_body_bytes: Option<u32>,
+    /// Largest body of a batch route (`POST /api/v1/tasks`, posted alerts), in bytes.
+    pub max_batch_body_bytes: Option<u32>,
     /// Longest a request may take, in seconds.
     pub request_timeout_secs: Option<u32>,
+    /// Longest a request's headers may take to arrive, in seconds.
+    pub header_timeout_secs: Option<u32>,
+    /// The average rate a request body must keep after its first 5 seconds.
+    pub min_body_bytes_per_second: Option<u32>,
     /// Requests per second per `viewer` key.
     pub viewer_rate: Option<u32>,
     /// Requests per second per `operator` key.
@@ -325,8 +334,17 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
         max_body_bytes: api
             .positive_integer(cx, "max_body_bytes", 1 << 30)
             .map(|n| n.value),
+        max_batch_body_bytes: api
+            .positive_integer(cx, "max_batch_body_bytes", 1 << 30)
+            .map(|n| n.value),
         request_timeout_secs: api
             .positive_integer(cx, "request_timeout_secs", 3600)
+            .map(|n| n.value),
+        header_timeout_secs: api
+            .positive_integer(cx, "header_timeout_secs", 300)
+            .map(|n| n.value),
+        min_body_bytes_per_second: api
+            .positive_integer(cx, "min_body_bytes_per_second", 1 << 30)
             .map(|n| n.value),
         ..ApiSettings::default()
     };

@@ -112,18 +112,23 @@ fn count(daemon: &Daemon, queue: &str, status: &str) -> i64 {
         .map_or(0, |q| q["counts"][status].as_i64().unwrap())
 }
 
+/// Every task of `queue`, whatever its status, from one reading (tasks being worked move
+/// between statuses from one reading to the next).
 fn total(daemon: &Daemon, queue: &str) -> i64 {
-    [
-        "queued",
-        "running",
-        "succeeded",
-        "failed",
-        "dead",
-        "cancelled",
-    ]
-    .iter()
-    .map(|s| count(daemon, queue, s))
-    .sum()
+    let queues = daemon.get_json("/api/v1/queues");
+    queues["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == json!(queue))
+        .map_or(0, |q| {
+            q["counts"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|n| n.as_i64().unwrap())
+                .sum()
+        })
 }
 
 fn error_code(response: reqwest::blocking::Response) -> (u16, String) {
@@ -242,6 +247,66 @@ fn bad_input_is_refused_whole_with_stable_codes() {
         .unwrap();
     assert_eq!(error_code(not_json), (400, "invalid_body".to_string()));
     assert_eq!(total(&daemon, "chores"), 0, "nothing was half-written");
+}
+
+#[test]
+fn a_batch_is_taken_up_to_the_configured_body_limit_and_refused_as_json_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 4 * 1024 * 1024;
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nmax_batch_body_bytes = {limit}\n\n\
+             [[queues]]\nname = \"chores\"\nkinds = [\"noop\"]\nconcurrency = 64\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let tasks = |size: usize, first: usize| -> Vec<Value> {
+        (first..first + 10_000)
+            .map(|i| json!({ "queue": "chores", "kind": "noop", "payload": { "n": i, "pad": "x".repeat(size) } }))
+            .collect()
+    };
+
+    // 10,000 tasks of about 300 bytes: past the framework's 2 MiB default, under the limit.
+    let batch = json!({ "tasks": tasks(300, 0) });
+    let length = batch.to_string().len();
+    assert!((3 << 20..limit).contains(&length), "{length} bytes");
+    let response = enqueue(&daemon, batch);
+    assert_eq!(response.status(), 201);
+    assert_eq!(response.json::<Value>().unwrap()["created"], 10_000);
+
+    // One byte past the limit: the documented JSON, and nothing stored.
+    let mut padded = json!({ "tasks": tasks(0, 10_000) }).to_string();
+    padded.insert_str(1, &" ".repeat(limit + 1 - padded.len()));
+    assert_eq!(padded.len(), limit + 1);
+    let over = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/tasks", daemon.url))
+        .bearer_auth(daemon.key.as_deref().unwrap())
+        .header("content-type", "application/json")
+        .body(padded)
+        .send()
+        .unwrap();
+    assert_eq!(error_code(over), (413, "payload_too_large".to_string()));
+    assert_eq!(total(&daemon, "chores"), 10_000);
+
+    // The CLI's file of 10,000 lines of 300 bytes goes in one call.
+    let file = dir.path().join("tasks.jsonl");
+    let lines: Vec<String> = tasks(300, 20_000).iter().map(Value::to_string).collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let output = steward()
+        .args(["tasks", "enqueue", "--file", file.to_str().unwrap()])
+        .env("STEWARD_URL", &daemon.url)
+        .env("STEWARD_API_KEY", daemon.key.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(total(&daemon, "chores"), 20_000);
 }
 
 #[test]

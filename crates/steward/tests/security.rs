@@ -458,12 +458,15 @@ fn each_key_is_held_to_its_role_rate() {
 }
 
 #[test]
-fn connections_beyond_the_cap_wait_for_a_free_slot() {
+fn past_the_cap_newcomers_wait_for_keyed_connections_and_take_anonymous_ones_elsewhere() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let daemon = start_with_api(dir.path(), "max_connections = 2");
+    let key = daemon.key.clone().unwrap();
     let addr = daemon.url.trim_start_matches("http://").to_owned();
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let keyed =
+        format!("GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\r\n");
+    let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     let open = |addr: &str| {
         let s = std::net::TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -474,22 +477,151 @@ fn connections_beyond_the_cap_wait_for_a_free_slot() {
         let mut buf = [0_u8; 12];
         s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.1 200")
     };
+    // Two connections that showed a valid key hold every place: a third waits its turn.
     let mut first = open(&addr);
     let mut second = open(&addr);
-    first.write_all(request).unwrap();
-    second.write_all(request).unwrap();
+    first.write_all(keyed.as_bytes()).unwrap();
+    second.write_all(keyed.as_bytes()).unwrap();
     assert!(answered(&mut first) && answered(&mut second));
     let mut third = open(&addr);
-    third.write_all(request).unwrap();
+    third.write_all(health.as_bytes()).unwrap();
     assert!(
         !answered(&mut third),
-        "a third connection waits while two are open"
+        "a third connection waits while two keyed ones are open"
     );
     drop(first);
     third
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     assert!(answered(&mut third), "and is served once one closes");
+
+    // Now an anonymous connection holds a place: one more from the same address is refused at
+    // once rather than left waiting.
+    let mut fourth = open(&addr);
+    fourth.write_all(health.as_bytes()).unwrap();
+    let mut buf = [0_u8; 64];
+    fourth
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert!(
+        matches!(fourth.read(&mut buf), Ok(0) | Err(_)),
+        "closed, not served"
+    );
+}
+
+/// One attacker connection from `from`: sends a request line, then a header line every
+/// second, and connects again at once whenever the server closes it, until `stop`.
+async fn slowloris(
+    from: std::net::IpAddr,
+    server: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    use tokio::io::AsyncWriteExt;
+    while !stop.is_cancelled() {
+        let connected = async {
+            let socket = tokio::net::TcpSocket::new_v4().ok()?;
+            socket.bind(std::net::SocketAddr::new(from, 0)).ok()?;
+            socket.connect(server).await.ok()
+        };
+        if let Some(mut stream) = connected.await {
+            let mut line: &[u8] = b"GET /healthz HTTP/1.1\r\n";
+            while stream.write_all(line).await.is_ok() {
+                line = b"X-Slow: y\r\n";
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sends `request` from `from` on a fresh connection; the status line, within a second.
+async fn answer_within_a_second(
+    from: std::net::IpAddr,
+    server: std::net::SocketAddr,
+    request: &str,
+) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
+        socket
+            .bind(std::net::SocketAddr::new(from, 0))
+            .map_err(|e| e.to_string())?;
+        let mut stream = socket.connect(server).await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0_u8; 256];
+        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        Ok(String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(1), exchange)
+        .await
+        .map_err(|_| "no answer within a second".to_owned())?
+}
+
+#[test]
+fn a_slowloris_flood_of_1100_connections_never_keeps_out_health_or_a_keyed_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default caps: 1,024 connections, 256 per address.
+    let daemon = start(dir.path());
+    let key = daemon.key.clone().unwrap();
+    let server: std::net::SocketAddr = daemon.url.trim_start_matches("http://").parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        // Five addresses, 220 connections each: every one under its share, together past the cap.
+        let attackers: Vec<_> = (2..=6)
+            .flat_map(|last| std::iter::repeat_n(std::net::IpAddr::from([127, 0, 0, last]), 220))
+            .map(|from| tokio::spawn(slowloris(from, server, stop.clone())))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let health = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        let keyed = format!(
+            "GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
+        );
+        let checker = std::net::IpAddr::from([127, 0, 0, 1]);
+        let operator = std::net::IpAddr::from([127, 0, 0, 7]);
+        let until = std::time::Instant::now() + Duration::from_secs(12);
+        let mut rounds = 0;
+        while std::time::Instant::now() < until {
+            let (h, k) = tokio::join!(
+                answer_within_a_second(checker, server, health),
+                answer_within_a_second(operator, server, &keyed)
+            );
+            assert_eq!(h.as_deref(), Ok("HTTP/1.1 200 OK"), "/healthz, round {rounds}");
+            assert_eq!(k.as_deref(), Ok("HTTP/1.1 200 OK"), "whoami, round {rounds}");
+            rounds += 1;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        // The flood did fill the cap: places were taken from it for the callers above.
+        let metrics = format!(
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
+        );
+        let _ = answer_within_a_second(operator, server, &metrics).await;
+        stop.cancel();
+        for attacker in attackers {
+            attacker.await.unwrap();
+        }
+    });
+    let metrics = daemon.get("/metrics").text().unwrap();
+    let evicted = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("steward_http_connections_evicted_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(evicted > 0.0, "the flood never filled the cap:\n{metrics}");
 }
 
 #[test]

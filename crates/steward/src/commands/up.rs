@@ -81,14 +81,27 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
         max_body_bytes: api
             .max_body_bytes
             .map_or(defaults.max_body_bytes, |n| n as usize),
-        max_batch_body_bytes: defaults
+        // A batch route takes at least what any route takes.
+        max_batch_body_bytes: api
             .max_batch_body_bytes
+            .map_or(defaults.max_batch_body_bytes, |n| n as usize)
             .max(api.max_body_bytes.map_or(0, |n| n as usize)),
         request_timeout: api
             .request_timeout_secs
             .map_or(defaults.request_timeout, |s| {
                 Duration::from_secs(u64::from(s))
             }),
+        header_timeout: api
+            .header_timeout_secs
+            .map_or(defaults.header_timeout, |s| {
+                Duration::from_secs(u64::from(s))
+            }),
+        min_body_rate: steward_api::MinRate {
+            bytes_per_second: api
+                .min_body_bytes_per_second
+                .map_or(defaults.min_body_rate.bytes_per_second, u64::from),
+            ..defaults.min_body_rate
+        },
     }
 }
 
