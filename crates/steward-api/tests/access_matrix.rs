@@ -81,11 +81,11 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
     };
     Some(match (method.as_str(), path) {
         ("GET", "/healthz" | "/readyz") => Allowed,
-        (
-            "GET",
-            "/metrics" | "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services"
-            | "/api/v1/graph",
-        ) => keyed(any_key),
+        ("GET", "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph") => {
+            keyed(any_key)
+        }
+        // Metrics name every workspace's checks and queues: not for a scoped key.
+        ("GET", "/metrics") => keyed(unscoped),
         // Scoped keys are held to their workspace's services and checks by the handlers
         // (tested in `tests/health.rs` of the binary).
         (
