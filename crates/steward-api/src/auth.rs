@@ -15,6 +15,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use steward_core::audit::Actor;
 use steward_core::{Principal, Role};
+use steward_engine::keys::Standing;
 
 use crate::{ApiError, AppState};
 
@@ -94,7 +95,13 @@ pub struct Limiters {
     failures: DefaultKeyedRateLimiter<IpAddr>,
     /// Addresses refused until a time, after exhausting their failures.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// When each address last failed to authenticate.
+    last_failure: Mutex<HashMap<IpAddr, Instant>>,
 }
+
+/// How long a failure marks its address as failing (its callers wait behind clean ones for
+/// the slow environment key).
+const FAILING_FOR: Duration = Duration::from_secs(60);
 
 impl Limiters {
     /// Limiters for `limits`.
@@ -108,6 +115,7 @@ impl Limiters {
             ]),
             failures: RateLimiter::keyed(Quota::per_minute(limits.auth_failures_per_minute)),
             blocked: Mutex::new(HashMap::new()),
+            last_failure: Mutex::new(HashMap::new()),
         }
     }
 
@@ -129,10 +137,33 @@ impl Limiters {
         }
         self.failures.retain_recent();
         self.failures.shrink_to_fit();
+        let now = Instant::now();
         if let Ok(mut blocked) = self.blocked.lock() {
-            let now = Instant::now();
             blocked.retain(|_, until| *until > now);
             blocked.shrink_to_fit();
+        }
+        if let Ok(mut last_failure) = self.last_failure.lock() {
+            last_failure.retain(|_, at| now.duration_since(*at) < FAILING_FOR);
+            last_failure.shrink_to_fit();
+        }
+    }
+
+    /// How `ip` has behaved lately, given whether it is blocked now.
+    fn standing(&self, ip: IpAddr, blocked: bool) -> Standing {
+        if blocked {
+            return Standing::Blocked;
+        }
+        let ip = crate::listener::address_key(ip);
+        let failing = self
+            .last_failure
+            .lock()
+            .ok()
+            .and_then(|last| last.get(&ip).copied())
+            .is_some_and(|at| at.elapsed() < FAILING_FOR);
+        if failing {
+            Standing::Failing
+        } else {
+            Standing::Clean
         }
     }
 
@@ -153,6 +184,9 @@ impl Limiters {
     /// Counts a failed authentication from `ip`; `Some(wait)` once it must be refused.
     fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
         let ip = crate::listener::address_key(ip);
+        if let Ok(mut last_failure) = self.last_failure.lock() {
+            last_failure.insert(ip, Instant::now());
+        }
         let wait = self
             .failures
             .check_key(&ip)
@@ -185,6 +219,19 @@ fn too_many(wait: Duration, message: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
+    response
+}
+
+fn verification_busy() -> Response {
+    let mut response = ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "auth_busy",
+        "key verification is busy; try again shortly",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
 
@@ -233,16 +280,25 @@ pub(crate) async fn authorize(
         .map(|c| c.0.0.ip());
     // An address that failed too often is refused unless it presents a valid key: guessing a
     // 256-bit key is hopeless anyway, the block exists to cap wasted work, and the owner of a
-    // valid key on a shared address must not be locked out by someone else's failures.
+    // valid key on a shared address must not be locked out by someone else's failures. Its
+    // standing only orders it behind cleaner addresses for the slow environment key.
     let blocked = ip.and_then(|ip| state.limiters.blocked_wait(ip));
+    let standing = ip.map_or(Standing::Clean, |ip| {
+        state.limiters.standing(ip, blocked.is_some())
+    });
     let outcome = match presented_key(request.headers()) {
         None => None,
-        Some(key) => Some(state.auth.authenticate_with(key, blocked.is_none()).await),
+        Some(key) => Some(state.auth.authenticate_from(key, standing).await),
     };
     let principal = match (outcome, blocked) {
         (Some(Ok(principal)), _) => principal,
         (Some(Err(steward_engine::AuthError::Store(e))), _) => {
             return ApiError::store(&e).into_response();
+        }
+        // Not a verdict on the key: the caller is told to come back, and not counted as failing.
+        (Some(Err(steward_engine::AuthError::Busy)), _) => {
+            metrics::counter!("steward_auth_failures_total", "reason" => "busy").increment(1);
+            return verification_busy();
         }
         (_, Some(wait)) => {
             return too_many(wait, "too many failed authentications from this address");

@@ -1,8 +1,10 @@
 //! API keys: creating them (the plaintext exists only in the answer) and authenticating them.
 
+mod gate;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHash;
@@ -11,6 +13,8 @@ use steward_core::audit::Actor;
 use steward_core::auth::{check_key_format, digests_match, format_key, key_digest, key_hint};
 use steward_core::{Principal, Role};
 use steward_store::{ApiKey, NewKey, Store, StoreError, now_ms};
+
+pub use gate::Standing;
 
 /// How long a verified key is trusted without asking the store again. Revocation through this
 /// instance takes effect at once; through another instance, within this time.
@@ -33,7 +37,8 @@ pub enum AuthError {
     /// Revoked or expired.
     #[error("revoked or expired key")]
     Unusable,
-    /// Verifying against `STEWARD_ADMIN_KEY_HASH` is busy (its Argon2 runs are capped).
+    /// Verifying against `STEWARD_ADMIN_KEY_HASH` is busy: callers in better standing held
+    /// every place in its queue, or the wait was too long. Not a verdict on the key.
     #[error("key verification is busy")]
     Busy,
     /// The store failed.
@@ -142,12 +147,20 @@ pub struct Authenticator {
     /// Bumped by [`Authenticator::forget_all`]: a lookup that started before a revocation must
     /// not cache what it read.
     generation: AtomicU64,
-    /// Argon2 takes tens of MiB and milliseconds per run; at most this many run at once.
-    argon2_permits: tokio::sync::Semaphore,
+    /// Argon2 takes tens of MiB and milliseconds per run; at most a few run at once, handed
+    /// out by the caller's standing.
+    argon2: Arc<gate::Gate>,
+    /// The digest of the `STEWARD_ADMIN_KEY_HASH` key once it was verified: it cannot be
+    /// revoked short of a restart, so it never needs Argon2 (or a slot) again.
+    env_admin_digest: OnceLock<String>,
 }
 
 /// Concurrent Argon2 verifications at most.
-const ARGON2_PERMITS: usize = 2;
+const ARGON2_SLOTS: usize = 2;
+/// Callers waiting for an Argon2 slot at most.
+const ARGON2_WAITING: usize = 64;
+/// The longest a caller waits for an Argon2 slot.
+const ARGON2_MAX_WAIT: Duration = Duration::from_secs(10);
 
 impl Authenticator {
     /// An authenticator over `store`; `admin_hash` is `STEWARD_ADMIN_KEY_HASH`, if set.
@@ -158,25 +171,33 @@ impl Authenticator {
             cache: Mutex::new(HashMap::new()),
             touched: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
-            argon2_permits: tokio::sync::Semaphore::new(ARGON2_PERMITS),
+            argon2: gate::Gate::new(ARGON2_SLOTS, ARGON2_WAITING, ARGON2_MAX_WAIT),
+            env_admin_digest: OnceLock::new(),
         }
     }
 
     /// The principal a presented key stands for.
     pub async fn authenticate(&self, presented: &str) -> Result<Principal, AuthError> {
-        self.authenticate_with(presented, true).await
+        self.authenticate_from(presented, Standing::Clean).await
     }
 
-    /// Like [`Authenticator::authenticate`]; with `allow_slow` false, the Argon2-hashed
-    /// environment key is not tried (for callers already refused for failing too often).
-    pub async fn authenticate_with(
+    /// Like [`Authenticator::authenticate`], for a caller whose address has this `standing`:
+    /// it decides only how soon the Argon2-hashed environment key is tried, never whether.
+    pub async fn authenticate_from(
         &self,
         presented: &str,
-        allow_slow: bool,
+        standing: Standing,
     ) -> Result<Principal, AuthError> {
         // The digest (one SHA-256) finds keys verified recently; the format and checksum check
         // (a base58 decode) is only needed before asking the store.
         let digest = key_digest(presented);
+        if self
+            .env_admin_digest
+            .get()
+            .is_some_and(|known| digests_match(known, &digest))
+        {
+            return Ok(env_admin_principal());
+        }
         let now = now_ms();
         if let Some(principal) = self.cached(&digest, now) {
             return Ok(principal);
@@ -198,8 +219,7 @@ impl Authenticator {
                 principal
             }
             Some(_) => return Err(AuthError::Unusable),
-            None if allow_slow => self.env_admin(presented, &digest, generation).await?,
-            None => return Err(AuthError::Unknown),
+            None => self.env_admin(presented, &digest, standing).await?,
         };
         Ok(principal)
     }
@@ -263,19 +283,21 @@ impl Authenticator {
     }
 
     /// The key given as an Argon2 hash in `STEWARD_ADMIN_KEY_HASH`. Argon2 is slow on purpose,
-    /// so a match is cached like a stored key.
+    /// so a match is remembered until the process ends.
     async fn env_admin(
         &self,
         presented: &str,
         digest: &str,
-        generation: u64,
+        standing: Standing,
     ) -> Result<Principal, AuthError> {
         let Some(phc) = self.admin_hash.clone() else {
             return Err(AuthError::Unknown);
         };
-        let Ok(_permit) = self.argon2_permits.try_acquire() else {
-            return Err(AuthError::Busy);
-        };
+        let _slot = self
+            .argon2
+            .enter(standing)
+            .await
+            .map_err(|gate::Busy| AuthError::Busy)?;
         let presented = presented.to_owned();
         let matches = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&phc).is_ok_and(|hash| {
@@ -289,13 +311,17 @@ impl Authenticator {
         if !matches {
             return Err(AuthError::Unknown);
         }
-        let principal = Principal {
-            name: ENV_ADMIN_NAME.into(),
-            role: Role::Admin,
-            workspace: None,
-        };
-        self.remember(digest, &principal, None, generation);
-        Ok(principal)
+        let _ = self.env_admin_digest.set(digest.to_owned());
+        Ok(env_admin_principal())
+    }
+}
+
+/// Who the `STEWARD_ADMIN_KEY_HASH` key stands for.
+fn env_admin_principal() -> Principal {
+    Principal {
+        name: ENV_ADMIN_NAME.into(),
+        role: Role::Admin,
+        workspace: None,
     }
 }
 
@@ -383,7 +409,9 @@ mod tests {
     fn env_admin_key() -> (String, String) {
         let key = format_key(&[3; 32]);
         let salt = SaltString::encode_b64(b"a fixed test salt").unwrap();
-        let phc = Argon2::default()
+        // Light parameters: the tests are about who gets verified, not about Argon2's cost.
+        let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+        let phc = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
             .hash_password(key.as_bytes(), &salt)
             .unwrap()
             .to_string();
@@ -410,16 +438,56 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_caller_cannot_reach_the_slow_environment_key() {
+    async fn a_blocked_caller_with_the_environment_key_still_gets_in() {
         let dir = tempfile::tempdir().unwrap();
         let store = store(dir.path()).await;
         let (key, phc) = env_admin_key();
         let auth = Authenticator::new(store, Some(phc));
-        assert!(matches!(
-            auth.authenticate_with(&key, false).await,
-            Err(AuthError::Unknown)
-        ));
-        assert!(auth.authenticate_with(&key, true).await.is_ok());
+        let principal = auth
+            .authenticate_from(&key, Standing::Blocked)
+            .await
+            .unwrap();
+        assert_eq!(principal.name, ENV_ADMIN_NAME);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_environment_key_gets_through_a_flood_of_guesses_and_never_waits_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(dir.path()).await;
+        let (key, phc) = env_admin_key();
+        let auth = Arc::new(Authenticator::new(store, Some(phc)));
+        // Forty callers from failing addresses keep every Argon2 slot and the queue busy.
+        let stop = tokio_util::sync::CancellationToken::new();
+        let flood: Vec<_> = (0..40_u8)
+            .map(|i| {
+                let auth = Arc::clone(&auth);
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    while !stop.is_cancelled() {
+                        let guess = format_key(&[i.wrapping_add(100); 32]);
+                        let _ = auth.authenticate_from(&guess, Standing::Failing).await;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let first = auth.authenticate_from(&key, Standing::Clean).await;
+        assert_eq!(
+            first.unwrap().name,
+            ENV_ADMIN_NAME,
+            "a clean caller is served"
+        );
+        // Once verified, no slot is needed, whatever the caller's standing.
+        for _ in 0..6 {
+            let started = Instant::now();
+            let again = auth.authenticate_from(&key, Standing::Blocked).await;
+            assert_eq!(again.unwrap().name, ENV_ADMIN_NAME);
+            assert!(started.elapsed() < Duration::from_millis(50));
+        }
+        stop.cancel();
+        for task in flood {
+            task.await.unwrap();
+        }
     }
 
     #[tokio::test]

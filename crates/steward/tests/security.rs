@@ -663,3 +663,126 @@ fn the_audit_trail_is_mirrored_to_a_jsonl_file() {
         "registry.sync, key.bootstrap, key.create, in order, once each"
     );
 }
+
+/// A key and its Argon2 PHC string for `STEWARD_ADMIN_KEY_HASH`, with light parameters so a
+/// debug build verifies it in milliseconds.
+fn recovery_key() -> (String, String) {
+    use argon2::PasswordHasher;
+    let key = steward_core::auth::format_key(&[7; 32]);
+    let salt = argon2::password_hash::SaltString::encode_b64(b"recovery key salt").unwrap();
+    let params = argon2::Params::new(1024, 1, 1, None).unwrap();
+    let phc = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+        .hash_password(key.as_bytes(), &salt)
+        .unwrap()
+        .to_string();
+    (key, phc)
+}
+
+/// GET `path` with `key` from the loopback address `from`; the status.
+async fn status_from(
+    from: std::net::IpAddr,
+    server: std::net::SocketAddr,
+    path: &str,
+    key: &str,
+) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return 0;
+    };
+    if socket.bind(std::net::SocketAddr::new(from, 0)).is_err() {
+        return 0;
+    }
+    let Ok(mut stream) = socket.connect(server).await else {
+        return 0;
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {key}\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).await.is_err() {
+        return 0;
+    }
+    let mut buf = [0_u8; 12];
+    match stream.read_exact(&mut buf).await {
+        Ok(_) => std::str::from_utf8(&buf[9..12])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+#[test]
+fn the_recovery_key_is_never_refused_for_other_callers_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, phc) = recovery_key();
+    let config = vizion_config();
+    let data = dir.path().join("data");
+    let daemon = Daemon::try_start_with_env(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        &[("STEWARD_ADMIN_KEY_HASH", phc.as_str())],
+    )
+    .unwrap();
+    let server: std::net::SocketAddr = daemon.url.trim_start_matches("http://").parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let clean = std::net::IpAddr::from([127, 0, 0, 1]);
+        // An address blocked by guesses made from it (by someone sharing it).
+        let blocked = std::net::IpAddr::from([127, 0, 0, 2]);
+        let guess = steward_core::auth::format_key(&[1; 32]);
+        let mut statuses = Vec::new();
+        for _ in 0..11 {
+            statuses.push(status_from(blocked, server, "/api/v1/whoami", &guess).await);
+        }
+        assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+        let stop = tokio_util::sync::CancellationToken::new();
+        // Guesses from 500 addresses, 64 at a time: every Argon2 slot stays busy, and each
+        // address is soon blocked for failing.
+        let flood: Vec<_> = (0..64_u16)
+            .map(|worker| {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let mut n = worker;
+                    while !stop.is_cancelled() {
+                        let address = std::net::IpAddr::from([
+                            127,
+                            0,
+                            1 + (n / 250) as u8,
+                            1 + (n % 250) as u8,
+                        ]);
+                        let guess = steward_core::auth::format_key(&[(n % 251) as u8; 32]);
+                        status_from(address, server, "/api/v1/whoami", &guess).await;
+                        n = (n + 64) % 500;
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for attempt in 0..6 {
+            assert_eq!(
+                status_from(clean, server, "/api/v1/whoami", &key).await,
+                200,
+                "clean, try {attempt}"
+            );
+            assert_eq!(
+                status_from(blocked, server, "/api/v1/whoami", &key).await,
+                200,
+                "blocked, try {attempt}"
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        stop.cancel();
+        for task in flood {
+            task.await.unwrap();
+        }
+    });
+}

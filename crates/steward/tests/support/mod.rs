@@ -74,9 +74,19 @@ impl Daemon {
 
     /// Like [`Daemon::start`], returning the exit status and standard error if it stops first.
     pub fn try_start(log_dir: &Path, args: &[&str]) -> Result<Daemon, (ExitStatus, String)> {
+        Self::try_start_with_env(log_dir, args, &[])
+    }
+
+    /// Like [`Daemon::try_start`], with these environment variables set for the daemon.
+    pub fn try_start_with_env(
+        log_dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<Daemon, (ExitStatus, String)> {
         std::fs::create_dir_all(log_dir).unwrap();
         let stderr = log_dir.join(format!("steward-{}.log", unique()));
         let mut child = steward()
+            .envs(env.iter().copied())
             .arg("up")
             .args(["--listen", "127.0.0.1:0", "--log-level", "info,sqlx=warn"])
             .args(args)
