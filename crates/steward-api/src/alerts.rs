@@ -100,15 +100,43 @@ pub(crate) async fn post_alerts(
         .map_err(store_error)?;
     announce_changes(&state, &receipts, &changes);
     let count = |kind: AlertChange| changes.iter().filter(|c| **c == kind).count();
+    let refused = refused_alerts(&receipts, &changes);
+    let accepted = receipts.len() - count(AlertChange::Refused);
     metrics::counter!("steward_alerts_received_total", "source" => EXTERNAL_SOURCE)
-        .increment(receipts.len() as u64);
+        .increment(accepted as u64);
+    if !refused.is_empty() {
+        tracing::warn!(
+            refused = refused.len(),
+            caller = %caller.principal.name,
+            "posted alerts refused: built-in rules raised alerts of their label sets"
+        );
+    }
     Ok(Json(json!({
-        "accepted": receipts.len(),
+        "accepted": accepted,
         "fired": count(AlertChange::Fired),
         "refired": count(AlertChange::Refired),
         "resolved": count(AlertChange::Resolved),
         "unchanged": count(AlertChange::Unchanged),
+        "refused": refused,
     })))
+}
+
+/// The posted alerts left alone because a built-in rule owns their label set: where each was
+/// in the call, its fingerprint and why.
+fn refused_alerts(receipts: &[AlertReceipt], changes: &[AlertChange]) -> Vec<Value> {
+    receipts
+        .iter()
+        .zip(changes)
+        .enumerate()
+        .filter(|(_, (_, change))| **change == AlertChange::Refused)
+        .map(|(index, (receipt, _))| {
+            json!({
+                "index": index,
+                "fingerprint": receipt.alert.fingerprint().to_string(),
+                "reason": "raised by a built-in rule; only the rule changes it",
+            })
+        })
+        .collect()
 }
 
 /// Tells the dispatcher which alerts changed state, so it need not wait for its next read.

@@ -37,7 +37,7 @@ pub fn changed_fingerprints(
     receipts
         .iter()
         .zip(changes)
-        .filter(|(_, change)| **change != AlertChange::Unchanged)
+        .filter(|(_, change)| matches!(change, AlertChange::Fired | AlertChange::Refired | AlertChange::Resolved))
         .map(|(receipt, _)| receipt.alert.fingerprint())
         .filter(|fp| seen.insert(*fp))
         .collect()
@@ -110,6 +110,9 @@ pub enum AlertChange {
     Resolved,
     /// Received again with the same state (annotations and times refreshed).
     Unchanged,
+    /// Posted from outside for an alert a built-in rule raised: only that rule changes it, so
+    /// nothing was stored.
+    Refused,
 }
 
 /// Which alerts to list, most recently received first.
@@ -194,6 +197,9 @@ pub fn merge_receipt(
         };
         return (new, change);
     };
+    if is_rule_source(&stored.source) && !is_rule_source(&receipt.source) {
+        return (stored.clone(), AlertChange::Refused);
+    }
     // What every receipt refreshes; the labels (the identity) stay.
     let annotations = if *stored.annotations == alert.annotations {
         Arc::clone(&stored.annotations)
@@ -228,6 +234,11 @@ pub fn merge_receipt(
     (next, change)
 }
 
+/// Whether alerts from `source` were raised by a built-in rule.
+pub fn is_rule_source(source: &str) -> bool {
+    source.starts_with(steward_core::alert::rules::RULE_SOURCE_PREFIX)
+}
+
 /// Merges receipts, in order, into the stored alerts of their fingerprints (`stored`, which
 /// holds those found; it is updated in place). Answers what each receipt did, in order, and
 /// the fingerprints whose stored alert changed, each once, in the order first touched.
@@ -241,8 +252,11 @@ pub fn merge_receipts(
     for receipt in receipts {
         let fingerprint = receipt.alert.fingerprint();
         let (next, change) = merge_receipt(stored.get(&fingerprint), receipt);
-        stored.insert(fingerprint, next);
         changes.push(change);
+        if change == AlertChange::Refused {
+            continue;
+        }
+        stored.insert(fingerprint, next);
         if seen.insert(fingerprint) {
             touched.push(fingerprint);
         }
@@ -262,6 +276,13 @@ pub struct ReceiptCounts {
     pub resolved: u64,
     /// Alerts received again in the same state.
     pub unchanged: u64,
+    /// Posted alerts refused because a built-in rule raised an alert of their label set.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ReceiptCounts {
@@ -272,6 +293,7 @@ impl ReceiptCounts {
             AlertChange::Refired => &mut self.refired,
             AlertChange::Resolved => &mut self.resolved,
             AlertChange::Unchanged => &mut self.unchanged,
+            AlertChange::Refused => &mut self.refused,
         };
         *n = n.saturating_add(1);
     }
@@ -307,6 +329,24 @@ mod tests {
             source: "external".into(),
             received_ms,
         }
+    }
+
+    #[test]
+    fn only_rules_change_what_a_rule_raised() {
+        let rule = AlertReceipt {
+            source: "rule:Down".into(),
+            ..receipt(incoming("a", None), 100)
+        };
+        let (raised, _) = merge_receipt(None, &rule);
+        let posted = receipt(incoming("a", Some(150)), 200);
+        let (kept, change) = merge_receipt(Some(&raised), &posted);
+        assert_eq!(change, AlertChange::Refused);
+        assert_eq!(kept, raised);
+        // A rule takes over what was posted first.
+        let (external, _) = merge_receipt(None, &receipt(incoming("a", None), 100));
+        let (taken, change) = merge_receipt(Some(&external), &rule);
+        assert_eq!(change, AlertChange::Unchanged);
+        assert_eq!(taken.source, "rule:Down");
     }
 
     #[test]

@@ -109,6 +109,7 @@ macro_rules! conformance_suite {
             receipts_of_one_alert_in_a_call_apply_in_order,
             a_batch_of_ten_thousand_alerts_is_one_call,
             each_receive_call_is_audited_once,
+            alerts_raised_by_rules_are_changed_only_by_rules,
             stale_alerts_resolve_by_source_and_age,
             alert_listings_filter_and_limit,
             acks_need_a_firing_alert,

@@ -438,7 +438,10 @@ pub trait Store: Send + Sync + 'static {
     /// - a resolved alert received firing starts a new episode: episode + 1, its start from the
     ///   receipt (or the receipt time), any acknowledgement cleared ([`AlertChange::Refired`]);
     /// - otherwise labels stay, annotations, severity, end, generator URL and receipt time are
-    ///   refreshed ([`AlertChange::Unchanged`]).
+    ///   refreshed ([`AlertChange::Unchanged`]);
+    /// - but an alert a built-in rule raised (source `rule:NAME`) is changed only by rules: a
+    ///   receipt from another source leaves it as it is ([`AlertChange::Refused`]). A rule's
+    ///   receipt takes over an alert posted from outside.
     ///
     /// Several receipts of one fingerprint in a call apply in order.
     async fn receive_alerts(

@@ -259,7 +259,8 @@ fn notifications_survive_a_receiver_outage_and_a_sigkill_on_postgres() {
 }
 
 /// A built-in rule end to end: a check goes down, the `check_down` rule raises an alert, its
-/// receiver is told; the check comes back, and the resolution is told.
+/// receiver is told; a posted resolution of the same label set is refused; the check comes
+/// back, and the resolution is told.
 #[test]
 fn a_check_down_rule_notifies_and_resolves() {
     let dir = tempfile::tempdir().unwrap();
@@ -331,6 +332,26 @@ annotations = {{ runbook_url = "https://wiki.example.com/api" }}
             .unwrap()
             .starts_with("check api-health of api is down"),
         "{alert}"
+    );
+
+    // An operator's key posts the rule's label set as resolved: refused, the rule's alert is
+    // left as it is.
+    let ended = "2020-01-01T00:00:00Z";
+    let posted = daemon.send(
+        reqwest::Method::POST,
+        "/api/v2/alerts",
+        Some(json!([{ "labels": alert["labels"].clone(), "endsAt": ended }])),
+    );
+    assert_eq!(posted.status(), 200);
+    let answer: Value = posted.json().unwrap();
+    assert_eq!(answer["accepted"], 0, "{answer}");
+    assert_eq!(answer["refused"][0]["index"], 0, "{answer}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let firing = daemon.get_json("/api/v1/alerts?state=firing")["alerts"].clone();
+    assert_eq!(firing[0]["source"], "rule:ApiDown", "{firing}");
+    assert!(
+        hook.accepted().iter().all(|r| r.body["status"] == "firing"),
+        "no resolution was told"
     );
     target.answer(200);
     eventually(

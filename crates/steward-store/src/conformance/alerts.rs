@@ -401,6 +401,57 @@ pub async fn each_receive_call_is_audited_once(store: &Arc<dyn Store>) {
         .expect("the chain verifies");
 }
 
+/// An alert a built-in rule raised is changed only by rules: a posted resolution (or any
+/// other receipt from outside) of its label set is refused and stores nothing, while the rule
+/// takes over an alert first posted from outside.
+pub async fn alerts_raised_by_rules_are_changed_only_by_rules(store: &Arc<dyn Store>) {
+    let owned = incoming("CmdDown", &[("check", "cmd-missing")]);
+    let mut posted_resolution = owned.clone();
+    posted_resolution.ends_at_ms = Some(T0);
+    let changes = receive(
+        store,
+        vec![
+            receipt(owned.clone(), "rule:CmdDown", T0),
+            receipt(posted_resolution.clone(), "external", T0 + SECOND),
+            receipt(owned.clone(), "external", T0 + 2 * SECOND),
+        ],
+    )
+    .await;
+    assert_eq!(
+        changes,
+        [AlertChange::Fired, AlertChange::Refused, AlertChange::Refused]
+    );
+    let kept = get(store, owned.fingerprint()).await;
+    assert_eq!(
+        (kept.state, kept.source.as_str(), kept.last_received_ms),
+        (AlertState::Firing, "rule:CmdDown", T0),
+        "left exactly as the rule wrote it"
+    );
+    // In a later call, too.
+    let later = receive(
+        store,
+        vec![receipt(posted_resolution, "external", T0 + 3 * SECOND)],
+    )
+    .await;
+    assert_eq!(later, [AlertChange::Refused]);
+    assert_eq!(get(store, owned.fingerprint()).await.state, AlertState::Firing);
+    let details = &events(store, "alert.receive").await[1].details;
+    assert_eq!(details["counts"]["refused"], json!(1), "{details}");
+
+    // A rule takes over what was posted first.
+    let first_posted = incoming("QueueDeep", &[]);
+    receive(store, vec![receipt(first_posted.clone(), "external", T0)]).await;
+    receive(
+        store,
+        vec![receipt(first_posted.clone(), "rule:QueueDeep", T0 + SECOND)],
+    )
+    .await;
+    assert_eq!(
+        get(store, first_posted.fingerprint()).await.source,
+        "rule:QueueDeep"
+    );
+}
+
 /// Stale resolution takes only firing alerts from the source, without an end, received
 /// before the cut-off.
 pub async fn stale_alerts_resolve_by_source_and_age(store: &Arc<dyn Store>) {
