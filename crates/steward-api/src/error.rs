@@ -43,6 +43,16 @@ impl ApiError {
         }
     }
 
+    /// The stable code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message shown to the caller.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// Adds one line of detail per problem.
     pub fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;
@@ -58,8 +68,12 @@ impl ApiError {
         )
     }
 
-    /// The store failed: logged in full, answered without its text.
+    /// The store failed: logged in full, answered without its text. A value the store cannot
+    /// hold is the caller's to fix (400 `invalid_input`), not an outage.
     pub fn store(e: &StoreError) -> Self {
+        if let StoreError::Unstorable(why) = e {
+            return Self::new(StatusCode::BAD_REQUEST, "invalid_input", why.clone());
+        }
         tracing::error!(error = %e, kind = e.kind(), "store error while serving a request");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

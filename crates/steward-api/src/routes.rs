@@ -540,10 +540,19 @@ async fn create_key(
             request.name
         )));
     }
-    if let Some(ws) = request.workspace.as_deref().filter(|ws| !is_valid_name(ws)) {
-        return Err(invalid(format!(
-            "`workspace`: `{ws}` is not a valid workspace key"
-        )));
+    if let Some(ws) = request.workspace.as_deref() {
+        if !is_valid_name(ws) {
+            return Err(invalid(format!(
+                "`workspace`: `{ws}` is not a valid workspace key"
+            )));
+        }
+        // A key for a workspace nobody declared sees nothing now, and everything of whatever
+        // is declared under that name later.
+        if state.control.registry().workspace(ws).is_none() {
+            return Err(invalid(format!(
+                "`workspace`: no workspace `{ws}` is declared"
+            )));
+        }
     }
     let expires_at_ms = match request.expires_in_seconds {
         Some(0) => return Err(invalid("`expires_in_seconds`: must be positive".into())),

@@ -94,7 +94,16 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
                         ..EnqueueRequest::default()
                     })
                     .collect();
-                enqueue(store.as_ref(), &bus, &queues, &executors, requests, &actor).await?;
+                enqueue(
+                    store.as_ref(),
+                    &bus,
+                    &queues,
+                    &executors,
+                    &steward_core::Registry::default(),
+                    requests,
+                    &actor,
+                )
+                .await?;
             }
             anyhow::Ok(())
         });
@@ -151,6 +160,7 @@ pub async fn run(store: Arc<dyn Store>, bench: &QueueBench) -> anyhow::Result<()
             &bus,
             &queues,
             &executors,
+            &steward_core::Registry::default(),
             vec![request],
             &actor,
         )

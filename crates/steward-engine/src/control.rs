@@ -139,6 +139,7 @@ impl ControlPlane {
             &self.bus,
             &self.queues,
             &self.executors,
+            &self.registry(),
             requests,
             actor,
         )

@@ -81,7 +81,21 @@ pub struct PostgresStore {
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if refuses_a_character(&e) {
+        return StoreError::Unstorable(
+            "a value holds a character PostgreSQL cannot store (such as NUL)".into(),
+        );
+    }
     StoreError::Database(Box::new(e))
+}
+
+/// Whether PostgreSQL refused a value for a character it cannot hold: a NUL in `text`
+/// (`character_not_in_repertoire`) or `\u0000` in `jsonb` (`untranslatable_character`). The
+/// value is at fault, not the database, so trying again cannot help.
+fn refuses_a_character(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "22021" || code == "22P05")
 }
 
 impl PostgresStore {

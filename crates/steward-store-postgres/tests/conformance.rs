@@ -112,3 +112,39 @@ async fn verify_names_edited_deleted_and_reordered_audit_rows() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_value_holding_a_nul_is_unstorable_not_an_outage() {
+    use steward_core::audit::Actor;
+    use steward_core::task::{NewTask, TaskOrigin};
+    use steward_store::{Store as _, StoreError};
+    let Some(db) = TestDatabase::create().await else {
+        return;
+    };
+    let store = db.migrated_store(2).await;
+    let task = |payload: &str, key: Option<&str>| NewTask {
+        queue: "q".into(),
+        kind: "noop".into(),
+        payload: payload.into(),
+        priority: 0,
+        run_at_ms: 0,
+        max_attempts: 1,
+        idempotency_key: key.map(str::to_owned),
+        origin: TaskOrigin::default(),
+    };
+    for refused in [
+        task(r#"{"msg":"a\u0000b"}"#, None),
+        task("{}", Some("key\u{0}")),
+    ] {
+        match store.enqueue_tasks(&[refused], &Actor::system("t")).await {
+            Err(StoreError::Unstorable(_)) => {}
+            other => panic!("expected unstorable, got {other:?}"),
+        }
+    }
+    // The store is fine afterwards.
+    store
+        .enqueue_tasks(&[task("{}", Some("key"))], &Actor::system("t"))
+        .await
+        .unwrap();
+    store.close().await;
+}

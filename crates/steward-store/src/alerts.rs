@@ -37,7 +37,12 @@ pub fn changed_fingerprints(
     receipts
         .iter()
         .zip(changes)
-        .filter(|(_, change)| matches!(change, AlertChange::Fired | AlertChange::Refired | AlertChange::Resolved))
+        .filter(|(_, change)| {
+            matches!(
+                change,
+                AlertChange::Fired | AlertChange::Refired | AlertChange::Resolved
+            )
+        })
         .map(|(receipt, _)| receipt.alert.fingerprint())
         .filter(|fp| seen.insert(*fp))
         .collect()

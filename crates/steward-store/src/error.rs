@@ -46,6 +46,10 @@ pub enum StoreError {
     /// A leadership lease the call was made under is no longer held: nothing was written.
     #[error("{0}")]
     LeaseLost(String),
+    /// A value cannot be stored as it is (a character the database cannot hold): the input is
+    /// at fault, and trying again cannot help.
+    #[error("{0}")]
+    Unstorable(String),
     /// Stored data could not be decoded.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
@@ -64,6 +68,7 @@ impl StoreError {
             StoreError::NotFound(_) => "not_found",
             StoreError::State(_) => "state",
             StoreError::LeaseLost(_) => "lease_lost",
+            StoreError::Unstorable(_) => "unstorable",
             StoreError::Corrupt(_) => "corrupt",
         }
     }

@@ -8,6 +8,9 @@ use crate::schedule::{Timing, Zone};
 
 /// The longest a maintenance window may last.
 pub const MAX_WINDOW_MS: u64 = 7 * 24 * 3_600_000;
+/// The longest a silence may last: what must stay muted longer belongs in the config (a route,
+/// an inhibition rule or a maintenance window), where it is reviewed.
+pub const MAX_SILENCE_MS: i64 = 365 * 24 * 3_600_000;
 
 /// A silence: alerts its matchers all match are muted from `starts_at_ms` until `ends_at_ms`.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,6 +41,11 @@ pub enum SilenceError {
     /// No comment saying why.
     #[error("a silence needs a comment saying why")]
     NoComment,
+    /// It would last longer than [`MAX_SILENCE_MS`].
+    #[error(
+        "a silence lasts at most 365 days; mute for longer in the config (a route, an inhibition rule or a maintenance window)"
+    )]
+    TooLong,
 }
 
 impl Silence {
@@ -48,6 +56,14 @@ impl Silence {
         }
         if self.ends_at_ms <= self.starts_at_ms {
             return Err(SilenceError::EndsBeforeStart);
+        }
+        // Subtracted without overflow: both ends come from outside.
+        if self
+            .ends_at_ms
+            .checked_sub(self.starts_at_ms)
+            .is_none_or(|length| length > MAX_SILENCE_MS)
+        {
+            return Err(SilenceError::TooLong);
         }
         if self.comment.trim().is_empty() {
             return Err(SilenceError::NoComment);
@@ -140,9 +156,31 @@ mod tests {
         assert_eq!(backwards.validate(), Err(SilenceError::EndsBeforeStart));
         let silent = Silence {
             comment: "  ".into(),
-            ..silence
+            ..silence.clone()
         };
         assert_eq!(silent.validate(), Err(SilenceError::NoComment));
+        let year = Silence {
+            ends_at_ms: 1_000 + MAX_SILENCE_MS,
+            ..silence.clone()
+        };
+        assert!(year.validate().is_ok());
+        for (starts_at_ms, ends_at_ms) in [
+            (1_000, 1_001 + MAX_SILENCE_MS),
+            (1_000, 1_000 + 100_000 * 86_400_000),
+            (i64::MIN, i64::MAX),
+            (-1, i64::MAX),
+        ] {
+            let long = Silence {
+                starts_at_ms,
+                ends_at_ms,
+                ..silence.clone()
+            };
+            assert_eq!(
+                long.validate(),
+                Err(SilenceError::TooLong),
+                "{starts_at_ms}..{ends_at_ms}"
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 
+use crate::executors::Executors;
 use steward_config::Config;
 use steward_core::alert::group::{Contents, Decision, GroupClock, Timing};
 use steward_core::alert::notice::{Notice, group_key};
@@ -184,6 +185,9 @@ pub(crate) struct Dispatcher {
     written_to: i64,
     /// The `alerting` lease every pass is written under (none in tests).
     lease: Option<Lease>,
+    /// What remediation payloads are checked against before their task is written (the
+    /// built-ins until [`Self::check_payloads_with`]).
+    executors: Arc<Executors>,
 }
 
 impl Dispatcher {
@@ -232,6 +236,7 @@ impl Dispatcher {
             deferred: HashSet::new(),
             written_to,
             lease,
+            executors: Arc::new(Executors::builtins()),
         };
         while dispatcher.scan_step(now_ms).await? {}
         // Alerts a group told its receiver were firing and that resolved since: the receiver
@@ -380,6 +385,12 @@ impl Dispatcher {
     pub(crate) async fn silences_changed(&mut self, now_ms: i64) -> Result<(), StoreError> {
         self.muting.set_silences(self.store.silences(now_ms).await?);
         Ok(())
+    }
+
+    /// Checks remediation payloads with `executors` (the workers'), so a task that its executor
+    /// would refuse is never enqueued to die when it runs.
+    pub(crate) fn check_payloads_with(&mut self, executors: Arc<Executors>) {
+        self.executors = executors;
     }
 
     /// Follows a reloaded config: new routes, timings, rules and windows.
@@ -790,6 +801,11 @@ impl Dispatcher {
                     continue;
                 }
             };
+            if let Some(reason) = self.refuses_payload(&remediation.kind, &payload) {
+                metrics::counter!("steward_remediations_total", "result" => "failed").increment(1);
+                tracing::warn!(fingerprint = %fp, kind = %remediation.kind, %reason, "remediation payload refused by its executor");
+                continue;
+            }
             let queue = self
                 .config
                 .queues
@@ -825,6 +841,12 @@ impl Dispatcher {
                 },
             });
         }
+    }
+
+    /// Why the executor of `kind` would refuse `payload`, as an enqueue through the API would
+    /// be refused (`None`: it takes it, or the kind has no executor here to ask).
+    fn refuses_payload(&self, kind: &str, payload: &serde_json::Value) -> Option<String> {
+        self.executors.get(kind)?.validate(payload).err()
     }
 
     /// Starts writing a plan in a task of its own ([`Self::written`] moves memory to it once
@@ -1693,6 +1715,44 @@ equal = ["instance"]
             .await
             .unwrap();
         assert_eq!(tasks.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_remediation_payload_its_executor_refuses_is_never_enqueued() {
+        let mut h = Harness::new().await;
+        // The route's kind checked as a shell executor would check it: `restart` must be a
+        // database host's name.
+        let shell = crate::executors::ShellExecutor::new(steward_core::queue::ShellSpec {
+            name: "noop".into(),
+            command: "true".into(),
+            args: vec!["{restart}".into()],
+            params: [("restart".to_owned(), "db[0-9]+".to_owned())].into(),
+            env: std::collections::BTreeMap::new(),
+            workdir: None,
+        })
+        .unwrap();
+        let mut executors = Executors::builtins();
+        executors.insert("noop", Arc::new(shell));
+        h.dispatcher.check_payloads_with(Arc::new(executors));
+        let good = alert(&[("alertname", "DbDown"), ("instance", "db2"), ("team", "db")]);
+        let bad = alert(&[
+            ("alertname", "DbDown"),
+            ("instance", "db1; rm -rf /"),
+            ("team", "db"),
+        ]);
+        h.post(T0, &[good.clone(), bad]).await;
+        h.pass(T0 + 30_000).await;
+        let tasks = h
+            .store
+            .list_tasks(&steward_store::TaskQuery {
+                queue: Some("platform".into()),
+                limit: 100,
+                ..steward_store::TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        let payloads: Vec<_> = tasks.iter().map(|t| t.payload.clone()).collect();
+        assert_eq!(payloads, [serde_json::json!({ "restart": "db2" })]);
     }
 
     #[tokio::test]

@@ -76,12 +76,14 @@ pub struct AlertingOptions {
 }
 
 /// Starts the alert manager: it dispatches and sends while this instance holds the `alerting`
-/// lease, until `shutdown`.
+/// lease, until `shutdown`. Remediation payloads are checked by `executors`, as tasks posted
+/// to the API are.
 pub fn spawn(
     store: Arc<dyn Store>,
     bus: EventBus,
     config: ConfigSource,
     registry: RegistrySource,
+    executors: Arc<crate::executors::Executors>,
     options: AlertingOptions,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, deliver::DeliverError> {
@@ -117,8 +119,11 @@ pub fn spawn(
                 Arc::clone(&store),
                 lease,
                 bus.subscribe(),
-                Arc::clone(&config),
-                Arc::clone(&registry),
+                Sources {
+                    config: Arc::clone(&config),
+                    registry: Arc::clone(&registry),
+                    executors: Arc::clone(&executors),
+                },
                 Outbox {
                     wake: Arc::clone(&wake),
                     handoff,
@@ -195,15 +200,27 @@ impl Outbox {
 
 /// Runs the dispatcher until `stop`: a pass whenever a group is due, alerts or silences change,
 /// the config is reloaded, or (every few seconds) after reading everything again.
+/// What the dispatcher reads from the control plane: the config and registry in force, and
+/// the executors remediation payloads are checked by.
+struct Sources {
+    config: ConfigSource,
+    registry: RegistrySource,
+    executors: Arc<crate::executors::Executors>,
+}
+
 async fn dispatch_loop(
     store: Arc<dyn Store>,
     lease: Option<Lease>,
     mut events: broadcast::Receiver<crate::bus::Envelope>,
-    config: ConfigSource,
-    registry: RegistrySource,
+    sources: Sources,
     mut outbox: Outbox,
     stop: CancellationToken,
 ) {
+    let Sources {
+        config,
+        registry,
+        executors,
+    } = sources;
     let mut dispatcher = loop {
         match dispatch::Dispatcher::load(
             Arc::clone(&store),
@@ -214,7 +231,10 @@ async fn dispatch_loop(
         )
         .await
         {
-            Ok(dispatcher) => break dispatcher,
+            Ok(mut dispatcher) => {
+                dispatcher.check_payloads_with(Arc::clone(&executors));
+                break dispatcher;
+            }
             Err(error) => {
                 tracing::warn!(%error, "the dispatcher cannot load its state; retrying");
                 tokio::select! {

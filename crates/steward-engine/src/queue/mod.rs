@@ -7,10 +7,10 @@ pub mod worker;
 
 use std::collections::HashMap;
 
-use steward_core::Event;
 use steward_core::audit::Actor;
 use steward_core::queue::QueueSpec;
 use steward_core::task::{MAX_ENQUEUE_BATCH, NewTask, TaskError, TaskOrigin};
+use steward_core::{Event, Registry};
 use steward_store::{Enqueued, Store, StoreError};
 
 use crate::bus::EventBus;
@@ -98,13 +98,14 @@ pub enum EnqueueError {
 /// them, or it could take their place and the schedule or the remediation would never run.
 pub const RESERVED_KEY_PREFIXES: [&str; 2] = ["schedule:", "alert:"];
 
-/// Checks `requests` against the queues and executors in force and stores them in one
-/// transaction; any refused task refuses the whole call.
+/// Checks `requests` against the queues, executors and workspaces in force and stores them in
+/// one transaction; any refused task refuses the whole call.
 pub async fn enqueue(
     store: &dyn Store,
     bus: &EventBus,
     queues: &[QueueSpec],
     executors: &Executors,
+    registry: &Registry,
     requests: Vec<EnqueueRequest>,
     actor: &Actor,
 ) -> Result<Vec<Enqueued>, EnqueueError> {
@@ -116,6 +117,18 @@ pub async fn enqueue(
     }
     let by_name: HashMap<&str, &QueueSpec> = queues.iter().map(|q| (q.name.as_str(), q)).collect();
     let now = steward_store::now_ms();
+    if let Some((index, workspace)) = requests.iter().enumerate().find_map(|(index, r)| {
+        r.origin
+            .workspace
+            .as_deref()
+            .filter(|w| registry.workspace(w).is_none())
+            .map(|w| (index, w))
+    }) {
+        return Err(EnqueueError::Invalid {
+            index,
+            reason: format!("`workspace`: no workspace `{workspace}` is declared"),
+        });
+    }
     let tasks = requests
         .into_iter()
         .enumerate()

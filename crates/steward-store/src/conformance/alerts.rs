@@ -419,7 +419,11 @@ pub async fn alerts_raised_by_rules_are_changed_only_by_rules(store: &Arc<dyn St
     .await;
     assert_eq!(
         changes,
-        [AlertChange::Fired, AlertChange::Refused, AlertChange::Refused]
+        [
+            AlertChange::Fired,
+            AlertChange::Refused,
+            AlertChange::Refused
+        ]
     );
     let kept = get(store, owned.fingerprint()).await;
     assert_eq!(
@@ -434,7 +438,10 @@ pub async fn alerts_raised_by_rules_are_changed_only_by_rules(store: &Arc<dyn St
     )
     .await;
     assert_eq!(later, [AlertChange::Refused]);
-    assert_eq!(get(store, owned.fingerprint()).await.state, AlertState::Firing);
+    assert_eq!(
+        get(store, owned.fingerprint()).await.state,
+        AlertState::Firing
+    );
     let details = &events(store, "alert.receive").await[1].details;
     assert_eq!(details["counts"]["refused"], json!(1), "{details}");
 

@@ -298,6 +298,7 @@ fn start_alerting(
         control.bus().clone(),
         Arc::new(move || configs.config()),
         Arc::new(move || registries.registry()),
+        Arc::clone(control.executors()),
         options,
         stop.clone(),
     )
