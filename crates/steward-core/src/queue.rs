@@ -157,26 +157,78 @@ impl ShellSpec {
     /// The `{field}` placeholders its arguments use, in order of first use.
     pub fn placeholders(&self) -> Vec<&str> {
         let mut found = Vec::new();
-        for arg in &self.args {
-            let mut rest = arg.as_str();
-            while let Some(open) = rest.find('{') {
-                let Some(close) = rest[open..].find('}') else {
-                    break;
-                };
-                let name = &rest[open + 1..open + close];
-                if !found.contains(&name) {
-                    found.push(name);
-                }
-                rest = &rest[open + close + 1..];
+        for piece in self.args.iter().flat_map(|arg| arg_pieces(arg)) {
+            if let ArgPiece::Field(name) = piece
+                && !found.contains(&name)
+            {
+                found.push(name);
             }
         }
         found
     }
+
+    /// The arguments with each `{field}` replaced by `value_of(field)`, in one left-to-right
+    /// pass: text a value brings in is never scanned again, so a value may contain `{…}`
+    /// verbatim. A placeholder without a value is kept as written.
+    pub fn fill_args<'v>(&self, value_of: impl Fn(&str) -> Option<&'v str>) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|arg| {
+                let mut filled = String::with_capacity(arg.len());
+                for piece in arg_pieces(arg) {
+                    match piece {
+                        ArgPiece::Text(text) => filled.push_str(text),
+                        ArgPiece::Field(name) => match value_of(name) {
+                            Some(value) => filled.push_str(value),
+                            None => {
+                                filled.push('{');
+                                filled.push_str(name);
+                                filled.push('}');
+                            }
+                        },
+                    }
+                }
+                filled
+            })
+            .collect()
+    }
+}
+
+/// A piece of a `shell` executor's argument.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgPiece<'a> {
+    /// Literal text.
+    Text(&'a str),
+    /// A `{field}` placeholder, by its field's name.
+    Field(&'a str),
+}
+
+/// Splits `arg` into literal text and `{field}` placeholders, left to right: the one place
+/// that knows the placeholder syntax. A `{` runs to the next `}`; a `{` with no `}` after it
+/// is text.
+pub fn arg_pieces(arg: &str) -> Vec<ArgPiece<'_>> {
+    let mut pieces = Vec::new();
+    let mut rest = arg;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        if open > 0 {
+            pieces.push(ArgPiece::Text(&rest[..open]));
+        }
+        pieces.push(ArgPiece::Field(&rest[open + 1..open + close]));
+        rest = &rest[open + close + 1..];
+    }
+    if !rest.is_empty() {
+        pieces.push(ArgPiece::Text(rest));
+    }
+    pieces
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn placeholders_in_order_of_first_use() {
@@ -193,6 +245,57 @@ mod tests {
             workdir: None,
         };
         assert_eq!(spec.placeholders(), ["database", "mode"]);
+    }
+
+    #[test]
+    fn arguments_split_into_text_and_fields() {
+        assert_eq!(
+            arg_pieces("--db={database}.{x}{"),
+            [
+                ArgPiece::Text("--db="),
+                ArgPiece::Field("database"),
+                ArgPiece::Text("."),
+                ArgPiece::Field("x"),
+                ArgPiece::Text("{"),
+            ]
+        );
+        assert_eq!(arg_pieces(""), []);
+        assert_eq!(
+            arg_pieces("}{}"),
+            [ArgPiece::Text("}"), ArgPiece::Field("")]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn pieces_put_together_give_the_argument_back(arg in "[a-z{}]{0,24}") {
+            let joined: String = arg_pieces(&arg)
+                .into_iter()
+                .map(|piece| match piece {
+                    ArgPiece::Text(text) => text.to_string(),
+                    ArgPiece::Field(name) => format!("{{{name}}}"),
+                })
+                .collect();
+            prop_assert_eq!(joined, arg);
+        }
+
+        #[test]
+        fn filled_values_are_never_scanned_again(value in "[a-z{}]{0,16}") {
+            let spec = ShellSpec {
+                name: "s".into(),
+                command: "run".into(),
+                args: vec!["<{v}>".into(), "{w}{v}".into()],
+                params: BTreeMap::new(),
+                env: BTreeMap::new(),
+                workdir: None,
+            };
+            let filled = spec.fill_args(|name| match name {
+                "v" => Some(value.as_str()),
+                "w" => Some("{v}"),
+                _ => None,
+            });
+            prop_assert_eq!(filled, vec![format!("<{value}>"), format!("{{v}}{value}")]);
+        }
     }
 
     #[test]

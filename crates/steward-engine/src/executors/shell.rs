@@ -72,14 +72,7 @@ impl ShellExecutor {
 
     fn arguments(&self, values: &BTreeMap<String, String>) -> Vec<String> {
         self.spec
-            .args
-            .iter()
-            .map(|arg| {
-                values.iter().fold(arg.clone(), |arg, (name, value)| {
-                    arg.replace(&format!("{{{name}}}"), value)
-                })
-            })
-            .collect()
+            .fill_args(|name| values.get(name).map(String::as_str))
     }
 }
 
@@ -190,6 +183,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
+    use proptest::prelude::*;
     use serde_json::json;
     use steward_core::task::{TaskOrigin, TaskStatus};
     use tokio_util::sync::CancellationToken;
@@ -270,6 +264,48 @@ mod tests {
             .unwrap_err();
         assert!(failed.error.contains("exit status: 3"), "{}", failed.error);
         assert_eq!(failed.tail.as_deref(), Some("hello bob\n"));
+    }
+
+    #[test]
+    fn a_value_is_inserted_once_and_never_scanned_again() {
+        let shell = ShellExecutor::new(spec(
+            &["--msg={msg}", "{other}"],
+            &[("msg", ".*"), ("other", ".*")],
+        ))
+        .unwrap();
+        let values = shell
+            .values(&json!({ "msg": "{other}", "other": "zzz" }))
+            .unwrap();
+        assert_eq!(shell.arguments(&values), ["--msg={other}", "zzz"]);
+    }
+
+    /// A value made of placeholder-like pieces (`{a}`, `{b}`, stray braces) and plain text.
+    fn tricky_value() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("{a}".to_string()),
+                Just("{b}".to_string()),
+                "[a-z{}]{0,3}"
+            ],
+            0..6,
+        )
+        .prop_map(|pieces| pieces.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn values_appear_verbatim_in_the_arguments(a in tricky_value(), b in tricky_value()) {
+            let shell = ShellExecutor::new(spec(
+                &["--a={a}", "{b}-{a}", "{b}", "{", "x}{"],
+                &[("a", ".*"), ("b", ".*")],
+            ))
+            .unwrap();
+            let values = BTreeMap::from([("a".to_string(), a.clone()), ("b".to_string(), b.clone())]);
+            prop_assert_eq!(
+                shell.arguments(&values),
+                vec![format!("--a={a}"), format!("{b}-{a}"), b.clone(), "{".to_string(), "x}{".to_string()]
+            );
+        }
     }
 
     #[tokio::test]
