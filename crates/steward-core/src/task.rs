@@ -423,6 +423,18 @@ pub fn tail(text: &str, max: usize) -> &str {
     &text[start..]
 }
 
+/// Cuts `text` to its first `max` bytes on a character boundary.
+pub fn head(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +513,14 @@ mod tests {
         assert_eq!(tail("abcdef", 3), "def");
         assert_eq!(tail("aé", 1), "");
         assert_eq!(tail("aéb", 3), "éb");
+    }
+
+    #[test]
+    fn head_keeps_the_start_on_a_char_boundary() {
+        assert_eq!(head("abc", 10), "abc");
+        assert_eq!(head("abcdef", 3), "abc");
+        assert_eq!(head("éa", 1), "");
+        assert_eq!(head("aéb", 3), "aé");
     }
 
     proptest! {

@@ -12,6 +12,7 @@ pub mod keys;
 mod lease;
 pub mod memory;
 pub mod prober;
+mod process;
 pub mod queue;
 pub mod scheduler;
 

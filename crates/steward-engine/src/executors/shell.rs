@@ -1,19 +1,17 @@
 //! The `shell` executor: runs one declared program with arguments filled from validated payload
 //! fields. There is no shell in between, so a payload can never inject a command; the program
-//! runs in its own process group, and the whole group is killed when the attempt is stopped.
+//! runs as [`crate::process`] runs every program: in its own process group, killed whole when
+//! the attempt is stopped or the program exits.
 
 use std::collections::BTreeMap;
-use std::process::Stdio;
 
 use async_trait::async_trait;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use regex::Regex;
 use steward_core::queue::ShellSpec;
 use steward_core::task::{MAX_TAIL_BYTES, Task, tail};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{Executor, Failure, Output, RunContext};
+use crate::process::{Keep, Program};
 
 /// Runs a declared command.
 pub struct ShellExecutor {
@@ -76,36 +74,6 @@ impl ShellExecutor {
     }
 }
 
-/// Kills the process group unless disarmed: an attempt that is dropped (timeout, cancellation,
-/// shutdown) takes every process it started with it.
-struct GroupGuard {
-    pgid: Option<Pid>,
-}
-
-impl Drop for GroupGuard {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.pgid {
-            let _ = killpg(pgid, Signal::SIGKILL);
-        }
-    }
-}
-
-/// Reads a stream to its end, keeping only its last `MAX_TAIL_BYTES`.
-async fn read_tail(mut stream: impl AsyncRead + Unpin) -> Vec<u8> {
-    let mut kept = Vec::new();
-    let mut buffer = [0u8; 8192];
-    while let Ok(n) = stream.read(&mut buffer).await {
-        if n == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buffer[..n]);
-        if kept.len() > 2 * MAX_TAIL_BYTES {
-            kept.drain(..kept.len() - MAX_TAIL_BYTES);
-        }
-    }
-    kept
-}
-
 #[async_trait]
 impl Executor for ShellExecutor {
     fn validate(&self, payload: &serde_json::Value) -> Result<(), String> {
@@ -114,55 +82,26 @@ impl Executor for ShellExecutor {
 
     async fn run(&self, task: &Task, _cx: &RunContext) -> Result<Output, Failure> {
         let values = self.values(&task.payload).map_err(Failure::permanent)?;
-        let mut command = tokio::process::Command::new(&self.spec.command);
-        command
-            .args(self.arguments(&values))
-            .envs(self.spec.env.iter().map(|(k, v)| (k, v.expose())))
-            .env("STEWARD_TASK_ID", task.id.to_string())
-            .env("STEWARD_TASK_ATTEMPT", task.attempt.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(dir) = &self.spec.workdir {
-            command.current_dir(dir);
-        }
-        let mut child = command.spawn().map_err(|e| {
-            Failure::retryable(format!("cannot start `{}`: {e}", self.spec.command))
-        })?;
-        let mut guard = GroupGuard {
-            pgid: child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .map(Pid::from_raw),
+        let args = self.arguments(&values);
+        let extra_env = [
+            ("STEWARD_TASK_ID", task.id.to_string()),
+            ("STEWARD_TASK_ATTEMPT", task.attempt.to_string()),
+        ];
+        let program = Program {
+            command: &self.spec.command,
+            args: &args,
+            env: &self.spec.env,
+            extra_env: &extra_env,
+            workdir: self.spec.workdir.as_deref(),
         };
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let (status, out, err) = tokio::join!(
-            child.wait(),
-            async {
-                match stdout {
-                    Some(s) => read_tail(s).await,
-                    None => Vec::new(),
-                }
-            },
-            async {
-                match stderr {
-                    Some(s) => read_tail(s).await,
-                    None => Vec::new(),
-                }
-            },
-        );
-        guard.pgid = None;
-        let mut output = String::from_utf8_lossy(&out).into_owned();
-        if !err.is_empty() {
-            output.push_str(&String::from_utf8_lossy(&err));
-        }
+        let finished = program
+            .run(Keep::Tail(MAX_TAIL_BYTES))
+            .await
+            .map_err(|error| Failure::retryable(error.to_string()))?;
+        let mut output = finished.stdout.text();
+        output.push_str(&finished.stderr.text());
         let tail = Some(tail(&output, MAX_TAIL_BYTES).to_string());
-        let status = status
-            .map_err(|e| Failure::retryable(format!("waiting for `{}`: {e}", self.spec.command)))?;
-        if status.success() {
+        if finished.status.success() {
             Ok(Output {
                 outcome: None,
                 result: None,
@@ -170,7 +109,7 @@ impl Executor for ShellExecutor {
             })
         } else {
             Err(Failure {
-                error: format!("`{}` exited with {status}", self.spec.command),
+                error: format!("`{}` exited with {}", self.spec.command, finished.status),
                 retryable: true,
                 tail,
             })
@@ -309,6 +248,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attempt_ends_with_its_program_and_takes_what_it_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; echo done", pid_file.display());
+        let shell = ShellExecutor::new(spec(&["-c", &script], &[])).unwrap();
+        let ran = tokio::time::timeout(Duration::from_secs(5), shell.run(&task(json!({})), &cx()))
+            .await
+            .expect("the attempt should end when its program does")
+            .unwrap();
+        assert_eq!(ran.tail.as_deref(), Some("done\n"));
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(gone(pid.trim()), "the leftover sleep {pid} still runs");
+    }
+
+    /// Whether process `pid` ends within two seconds: a killed process closes its files a
+    /// moment before it is reaped, or left a zombie for its new parent.
+    fn gone(pid: &str) -> bool {
+        (0..100).any(|_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+            if stat.map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        })
+    }
+
+    #[tokio::test]
     async fn a_dropped_attempt_takes_its_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
@@ -319,17 +286,7 @@ mod tests {
         let stopped =
             tokio::time::timeout(Duration::from_millis(500), shell.run(&t, &context)).await;
         assert!(stopped.is_err(), "the attempt should still be running");
-        let pid: i32 = std::fs::read_to_string(&pid_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        let gone = (0..100).any(|_| {
-            std::thread::sleep(Duration::from_millis(20));
-            // A killed child of a killed shell is reparented and reaped, or left a zombie.
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z"))
-        });
-        assert!(gone, "the grandchild {pid} survived");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        assert!(gone(pid.trim()), "the grandchild {pid} survived");
     }
 }

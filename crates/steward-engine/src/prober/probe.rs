@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use steward_core::health::ProbeContext;
@@ -15,10 +14,10 @@ use steward_core::health::spec::{
 };
 use steward_core::text::printable;
 use steward_store::{CertSeen, now_ms};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::tls;
+use crate::process::{Keep, Program};
 
 /// Why a probe could not be made, as a bounded set (it labels a metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -512,85 +511,121 @@ fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
     })
 }
 
-/// Runs the declared command; its standard output (capped) is `[BODY]`, exit status 0 is
-/// `[CONNECTED]`. The child is killed if the probe times out.
+/// Runs the declared command as [`crate::process`] runs every program; its standard output
+/// (capped) is `[BODY]`, exit status 0 is `[CONNECTED]`. A timeout kills its whole process
+/// group.
 async fn run_command(spec: &CommandProbe) -> Seen {
-    let mut command = tokio::process::Command::new(&spec.command);
-    command
-        .args(&spec.args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (name, value) in &spec.env {
-        command.env(name, value.expose());
-    }
-    if let Some(dir) = &spec.workdir {
-        command.current_dir(dir);
-    }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => {
-            return Seen::failed(Failure::new(
-                Cause::Command,
-                format!("cannot start `{}`: {error}", spec.command),
-            ));
-        }
+    let program = Program {
+        command: &spec.command,
+        args: &spec.args,
+        env: &spec.env,
+        extra_env: &[],
+        workdir: spec.workdir.as_deref(),
     };
-    let stdout = read_capped(child.stdout.take());
-    let stderr = read_capped(child.stderr.take());
-    let (status, stdout, stderr) = tokio::join!(child.wait(), stdout, stderr);
+    let finished = match program.run(Keep::Head(MAX_BODY_BYTES)).await {
+        Ok(finished) => finished,
+        Err(error) => return Seen::failed(Failure::new(Cause::Command, error.to_string())),
+    };
     let mut seen = Seen::connected();
-    seen.context.body = Some(String::from_utf8_lossy(&stdout).into_owned());
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            seen.context.connected = false;
-            let first_line = String::from_utf8_lossy(&stderr)
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect::<String>();
-            seen.failure = Some(Failure::new(
-                Cause::Command,
-                format!("`{}` exited with {status}: {first_line}", spec.command),
-            ));
-        }
-        Err(error) => {
-            seen.context.connected = false;
-            seen.failure = Some(Failure::new(
-                Cause::Command,
-                format!("waiting for `{}`: {error}", spec.command),
-            ));
-        }
+    seen.context.body = Some(finished.stdout.text());
+    if !finished.status.success() {
+        seen.context.connected = false;
+        let stderr = finished.stderr.text();
+        let first_line: String = stderr
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        seen.failure = Some(Failure::new(
+            Cause::Command,
+            format!(
+                "`{}` exited with {}: {first_line}",
+                spec.command, finished.status
+            ),
+        ));
     }
     seen
 }
 
-/// Reads a child's pipe to its end, keeping at most [`MAX_BODY_BYTES`] (the rest is drained so
-/// the child never blocks on a full pipe).
-async fn read_capped<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
-    let Some(mut pipe) = pipe else {
-        return Vec::new();
-    };
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    loop {
-        match pipe.read(&mut buf).await {
-            Ok(0) | Err(_) => return kept,
-            Ok(n) => {
-                let room = MAX_BODY_BYTES.saturating_sub(kept.len());
-                kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use steward_core::health::spec::CommandProbe;
+    use steward_core::health::state::Thresholds;
+
     use super::*;
+
+    fn command_check(script: &str, timeout_ms: u64) -> CheckSpec {
+        CheckSpec {
+            name: "c".into(),
+            service: "s".into(),
+            probe: Probe::Command(CommandProbe {
+                command: "sh".into(),
+                args: vec!["-c".into(), script.into()],
+                env: BTreeMap::new(),
+                workdir: None,
+            }),
+            interval_ms: 60_000,
+            timeout_ms,
+            thresholds: Thresholds::default(),
+            labels: BTreeMap::new(),
+            conditions: Vec::new(),
+            enabled: true,
+        }
+    }
+
+    /// Whether process `pid` ends within two seconds: a killed process closes its files a
+    /// moment before it is reaped, or left a zombie for its new parent.
+    fn gone(pid: i32) -> bool {
+        (0..100).any(|_| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+            if stat.map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        })
+    }
+
+    fn read_pid(path: &Path) -> i32 {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_command_takes_its_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
+        let seen = Prober::new()
+            .unwrap()
+            .probe(&command_check(&script, 300))
+            .await;
+        assert_eq!(seen.failure.map(|f| f.cause), Some(Cause::Timeout));
+        let pid = read_pid(&pid_file);
+        assert!(gone(pid), "the grandchild {pid} survived the probe");
+    }
+
+    #[tokio::test]
+    async fn a_command_that_exits_is_not_held_open_by_what_it_left_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = format!("sleep 30 & echo $! > {}; echo ok", pid_file.display());
+        let seen = Prober::new()
+            .unwrap()
+            .probe(&command_check(&script, 10_000))
+            .await;
+        assert_eq!(seen.failure, None);
+        assert!(seen.latency_ms < 5_000, "took {} ms", seen.latency_ms);
+        assert_eq!(seen.context.body.as_deref(), Some("ok\n"));
+        assert!(gone(read_pid(&pid_file)), "the leftover sleep still runs");
+    }
 
     #[test]
     fn every_cause_has_a_distinct_name() {

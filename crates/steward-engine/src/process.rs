@@ -1,0 +1,246 @@
+//! Starting a declared program, for a `shell` task or a `command` check: one place that decides
+//! how Steward runs someone else's code.
+//!
+//! - The program runs in a process group of its own, and the whole group is killed when the
+//!   run is dropped (a timeout, a cancellation, a shutdown), so nothing it started outlives it.
+//! - When the program itself exits, whatever it left running in its group is killed too: such
+//!   a leftover would otherwise hold its standard output open, and reading it would wait for
+//!   the leftover to end (or for the timeout) instead of for the program.
+//! - Its output is read as it comes, keeping only a bounded head or tail of each stream, so a
+//!   chatty program never blocks on a full pipe nor fills memory.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use steward_core::Secret;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// How long the pipes are still read after the program exited and its group was killed: a
+/// process that left the group (`setsid`) may hold them open, and is not waited for.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// Which part of an output stream is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// Its first bytes, up to this many (what a check's conditions read).
+    Head(usize),
+    /// Its last bytes, up to this many (the end explains a failure).
+    Tail(usize),
+}
+
+/// A program to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Program<'a> {
+    /// An absolute path, or a name looked up in `PATH`.
+    pub command: &'a str,
+    /// Its arguments.
+    pub args: &'a [String],
+    /// Variables the config declares for it.
+    pub env: &'a BTreeMap<String, Secret>,
+    /// Variables Steward adds (a task's id and attempt).
+    pub extra_env: &'a [(&'static str, String)],
+    /// The working directory, when declared.
+    pub workdir: Option<&'a Path>,
+}
+
+/// Why a program could not be run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProgramError {
+    /// It could not be started (not found, not executable, a bad working directory).
+    #[error("cannot start `{command}`: {source}")]
+    Start {
+        /// The program.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Waiting for it failed.
+    #[error("waiting for `{command}`: {source}")]
+    Wait {
+        /// The program.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// What a finished program left.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    /// How it ended.
+    pub status: ExitStatus,
+    /// What it wrote to standard output (the part kept).
+    pub stdout: Captured,
+    /// What it wrote to standard error (the part kept).
+    pub stderr: Captured,
+}
+
+/// The kept part of one output stream.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    keep: Keep,
+    bytes: Vec<u8>,
+}
+
+impl Captured {
+    fn new(keep: Keep) -> Self {
+        Self {
+            keep,
+            bytes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, chunk: &[u8]) {
+        match self.keep {
+            Keep::Head(max) => {
+                let room = max.saturating_sub(self.bytes.len());
+                self.bytes
+                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            Keep::Tail(max) => {
+                self.bytes.extend_from_slice(chunk);
+                // Trimmed in steps rather than on every chunk, so keeping the tail costs
+                // amortised constant time per byte.
+                if self.bytes.len() > 2 * max {
+                    self.bytes.drain(..self.bytes.len() - max);
+                }
+            }
+        }
+    }
+
+    /// The kept part as text (invalid UTF-8 replaced), at most its `Keep` bound in bytes.
+    pub fn text(&self) -> String {
+        let text = String::from_utf8_lossy(&self.bytes);
+        match self.keep {
+            Keep::Head(max) => steward_core::task::head(&text, max).to_owned(),
+            Keep::Tail(max) => steward_core::task::tail(&text, max).to_owned(),
+        }
+    }
+
+    /// Reads `pipe` to its end (or its first error) into this capture.
+    async fn read_from(&mut self, pipe: Option<impl AsyncRead + Unpin>) {
+        let Some(mut pipe) = pipe else {
+            return;
+        };
+        let mut buffer = [0u8; 8192];
+        while let Ok(n) = pipe.read(&mut buffer).await {
+            if n == 0 {
+                break;
+            }
+            self.push(&buffer[..n]);
+        }
+    }
+}
+
+/// Kills the process group unless it was killed already: a run that is dropped takes every
+/// process it started with it.
+struct GroupGuard {
+    pgid: Option<Pid>,
+}
+
+impl GroupGuard {
+    fn of(child: &tokio::process::Child) -> Self {
+        Self {
+            pgid: child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(pgid) = self.pgid.take() {
+            // ESRCH (nothing left in the group) is the usual answer, and fine.
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Program<'_> {
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(self.command);
+        command
+            .args(self.args)
+            .envs(self.env.iter().map(|(name, value)| (name, value.expose())))
+            .envs(self.extra_env.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = self.workdir {
+            command.current_dir(dir);
+        }
+        command
+    }
+
+    /// Runs the program to its end, keeping `keep` of each output stream. Dropping the future
+    /// kills the program's whole process group.
+    pub async fn run(&self, keep: Keep) -> Result<Finished, ProgramError> {
+        let mut child = self
+            .command()
+            .spawn()
+            .map_err(|source| ProgramError::Start {
+                command: self.command.to_owned(),
+                source,
+            })?;
+        let mut group = GroupGuard::of(&child);
+        let (stdout_pipe, stderr_pipe) = (child.stdout.take(), child.stderr.take());
+        let mut stdout = Captured::new(keep);
+        let mut stderr = Captured::new(keep);
+        let status = {
+            let reading = async {
+                tokio::join!(stdout.read_from(stdout_pipe), stderr.read_from(stderr_pipe));
+            };
+            tokio::pin!(reading);
+            let mut read_all = false;
+            let status = loop {
+                tokio::select! {
+                    status = child.wait() => break status,
+                    () = &mut reading, if !read_all => read_all = true,
+                }
+            };
+            group.kill();
+            if !read_all {
+                let _ = tokio::time::timeout(DRAIN_GRACE, &mut reading).await;
+            }
+            status
+        };
+        let status = status.map_err(|source| ProgramError::Wait {
+            command: self.command.to_owned(),
+            source,
+        })?;
+        Ok(Finished {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_keeps_the_start_and_a_tail_the_end() {
+        let mut head = Captured::new(Keep::Head(4));
+        let mut tail = Captured::new(Keep::Tail(4));
+        for chunk in [b"abc".as_slice(), b"defgh", b"ij"] {
+            head.push(chunk);
+            tail.push(chunk);
+        }
+        assert_eq!(head.text(), "abcd");
+        assert_eq!(tail.text(), "ghij");
+    }
+}
