@@ -1,6 +1,9 @@
 //! Starting a declared program, for a `shell` task or a `command` check: one place that decides
 //! how Steward runs someone else's code.
 //!
+//! - The program starts with a clean environment: `PATH` (a default one when the daemon has
+//!   none), `HOME` and `LANG` from the daemon, then the variables the config declares for it
+//!   and those Steward adds. Nothing else of the daemon's environment reaches it.
 //! - The program runs in a process group of its own, and the whole group is killed when the
 //!   run is dropped (a timeout, a cancellation, a shutdown), so nothing it started outlives it.
 //! - When the program itself exits, whatever it left running in its group is killed too: such
@@ -22,6 +25,14 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 /// How long the pipes are still read after the program exited and its group was killed: a
 /// process that left the group (`setsid`) may hold them open, and is not waited for.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+
+/// `PATH` for a program when the daemon itself has none.
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// The daemon's variables a program gets (when the daemon has them); every other one stays
+/// behind, as the daemon's environment holds its own secrets (`STEWARD_DATABASE`, the values
+/// behind `${VAR}`).
+const INHERITED: [&str; 3] = ["PATH", "HOME", "LANG"];
 
 /// Which part of an output stream is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +180,18 @@ impl Drop for GroupGuard {
 impl Program<'_> {
     fn command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(self.command);
+        command.env_clear();
+        for name in INHERITED {
+            match std::env::var_os(name) {
+                Some(value) => {
+                    command.env(name, value);
+                }
+                None if name == "PATH" => {
+                    command.env(name, DEFAULT_PATH);
+                }
+                None => {}
+            }
+        }
         command
             .args(self.args)
             .envs(self.env.iter().map(|(name, value)| (name, value.expose())))
@@ -231,6 +254,42 @@ impl Program<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names of the variables `/usr/bin/env` saw.
+    fn names_seen(env_output: &str) -> Vec<String> {
+        env_output
+            .lines()
+            .filter_map(|line| line.split_once('=').map(|(name, _)| name.to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_program_sees_only_path_home_lang_and_what_it_is_given() {
+        let env = BTreeMap::from([("DECLARED".to_owned(), Secret::new("declared-value"))]);
+        let extra_env = [("STEWARD_TASK_ID", "7".to_owned())];
+        let program = Program {
+            command: "/usr/bin/env",
+            args: &[],
+            env: &env,
+            extra_env: &extra_env,
+            workdir: None,
+        };
+        let finished = program.run(Keep::Tail(1 << 16)).await.unwrap();
+        let output = finished.stdout.text();
+        let mut expected = vec!["DECLARED", "PATH", "STEWARD_TASK_ID"];
+        for inherited in ["HOME", "LANG"] {
+            if std::env::var_os(inherited).is_some() {
+                expected.push(inherited);
+            }
+        }
+        expected.sort_unstable();
+        let mut seen = names_seen(&output);
+        seen.sort_unstable();
+        assert_eq!(seen, expected, "{output}");
+        assert!(output.contains("DECLARED=declared-value\n"), "{output}");
+        let path = std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned());
+        assert!(output.contains(&format!("PATH={path}\n")), "{output}");
+    }
 
     #[test]
     fn a_head_keeps_the_start_and_a_tail_the_end() {
