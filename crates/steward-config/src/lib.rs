@@ -15,6 +15,7 @@ mod interpolate;
 mod load;
 mod schedules;
 mod schema;
+mod secrets;
 pub mod settings;
 mod source;
 #[cfg(test)]

@@ -145,6 +145,8 @@ pub struct Config {
     /// `[alerting]`: receivers, the route tree, inhibition rules and settings (the default,
     /// with no route, when the file has no `[alerting]`).
     pub alerting: AlertingSpec,
+    /// Every value a `${VAR}` reference was replaced with (see [`Config::secrets`]).
+    pub(crate) resolved: Vec<Secret>,
 }
 
 /// How log lines are written.
@@ -256,6 +258,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         heartbeats,
         checks,
         alerting,
+        resolved: cx.take_resolved().into_iter().map(Secret::new).collect(),
     }
 }
 

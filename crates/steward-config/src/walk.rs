@@ -43,11 +43,13 @@ impl Spanned<String> {
     }
 }
 
-/// The walk's state: the source (for positions), the environment (for `${VAR}`) and the
-/// problems found so far.
+/// The walk's state: the source (for positions), the environment (for `${VAR}`), the values
+/// taken from it and the problems found so far.
 pub(crate) struct Cx<'s> {
     source: &'s Source,
     env: &'s dyn Fn(&str) -> Option<String>,
+    /// Every value a `${VAR}` was replaced with: each is a secret.
+    resolved: Vec<String>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -56,8 +58,14 @@ impl<'s> Cx<'s> {
         Self {
             source,
             env,
+            resolved: Vec::new(),
             diagnostics: Vec::new(),
         }
+    }
+
+    /// The values `${VAR}` references were replaced with so far, leaving none behind.
+    pub fn take_resolved(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.resolved)
     }
 
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
@@ -198,11 +206,16 @@ impl<'a> Fields<'a> {
     pub fn string(&self, cx: &mut Cx<'_>, key: &str) -> Option<Spanned<String>> {
         let (raw, span) = self.raw_string(cx, key)?;
         let used_env = std::cell::Cell::new(false);
+        let resolved = std::cell::RefCell::new(Vec::new());
         let env = |name: &str| {
             used_env.set(true);
-            (cx.env)(name)
+            let value = (cx.env)(name);
+            resolved.borrow_mut().extend(value.clone());
+            value
         };
-        match interpolate(raw, &env) {
+        let interpolated = interpolate(raw, &env);
+        cx.resolved.extend(resolved.into_inner());
+        match interpolated {
             Ok(value) => Some(Spanned {
                 value,
                 span,
