@@ -7,7 +7,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use steward_config::{Config, Diagnostic, LoadError, load_file};
 use steward_core::audit::Actor;
-use steward_core::{Event, Registry, RegistryDiff};
+use steward_core::redact::Redactor;
+use steward_core::{Event, Registry, RegistryDiff, Secret};
 use steward_store::{Store, StoreError};
 use tokio::sync::Mutex;
 
@@ -17,6 +18,15 @@ use crate::queue::{EnqueueError, EnqueueRequest};
 
 /// Reads environment variables for `${VAR}` interpolation.
 pub type SystemEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Gives the secrets to mask in force (see [`ControlPlane::redactor`]).
+pub type RedactorSource = Arc<dyn Fn() -> Arc<Redactor> + Send + Sync>;
+
+/// A source that masks nothing, for what runs without a control plane (benchmarks, tests).
+pub fn no_redaction() -> RedactorSource {
+    let none = Arc::new(Redactor::default());
+    Arc::new(move || Arc::clone(&none))
+}
 
 /// Why the engine could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +68,10 @@ pub struct ControlPlane {
     queues: Arc<Vec<steward_core::queue::QueueSpec>>,
     /// The executors the workers were started with.
     executors: Arc<Executors>,
+    /// Secrets the daemon holds outside the file (a database URL from its environment).
+    daemon_secrets: Vec<Secret>,
+    /// The secrets of `config` and `daemon_secrets`, masked in what programs and probes leave.
+    redactor: ArcSwap<Redactor>,
 }
 
 impl ControlPlane {
@@ -92,10 +106,30 @@ impl ControlPlane {
             config_path: config_path.to_path_buf(),
             env,
             registry: ArcSwap::from_pointee(config.registry.clone()),
+            redactor: ArcSwap::from_pointee(redactor(&config, &[])),
             config: ArcSwap::from_pointee(config),
             reload_lock: Mutex::new(()),
+            daemon_secrets: Vec::new(),
         };
         Ok((control, diff))
+    }
+
+    /// Adds secrets the daemon holds outside the config file (the database URL it was given
+    /// in its environment or on the command line) to those masked; call it before starting
+    /// workers or the prober.
+    pub fn with_daemon_secrets(mut self, secrets: Vec<Secret>) -> Self {
+        self.daemon_secrets = secrets;
+        self.redactor.store(Arc::new(redactor(
+            &self.config.load(),
+            &self.daemon_secrets,
+        )));
+        self
+    }
+
+    /// The secrets in force, to mask in anything stored from a program or a probe: those of
+    /// the config (see [`Config::secrets`]) and the daemon's own. A reload replaces them.
+    pub fn redactor(&self) -> Arc<Redactor> {
+        self.redactor.load_full()
     }
 
     /// The store.
@@ -192,6 +226,8 @@ impl ControlPlane {
         }
         self.registry
             .store(Arc::new(loaded.config.registry.clone()));
+        self.redactor
+            .store(Arc::new(redactor(&loaded.config, &self.daemon_secrets)));
         self.config.store(Arc::new(loaded.config));
         metrics::counter!("steward_config_reloads_total", "result" => "applied").increment(1);
         // The parse and the sync were a burst; give its memory back.
@@ -238,6 +274,12 @@ async fn sync(
         });
     }
     Ok(diff)
+}
+
+/// Masks the secrets of `config` and `daemon`.
+fn redactor(config: &Config, daemon: &[Secret]) -> Redactor {
+    let secrets = config.secrets();
+    Redactor::new(secrets.iter().chain(daemon).map(Secret::expose))
 }
 
 /// `config` with Steward's own scheduled work added: the system queue and the retention

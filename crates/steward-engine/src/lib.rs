@@ -22,5 +22,7 @@ pub use bus::{Envelope, EventBus};
 pub const SECONDS_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-pub use control::{ControlPlane, EngineError, ReloadOutcome, SystemEnv};
+pub use control::{
+    ControlPlane, EngineError, RedactorSource, ReloadOutcome, SystemEnv, no_redaction,
+};
 pub use keys::{AuthError, Authenticator, KeyRequest};

@@ -10,7 +10,8 @@
 //!   a leftover would otherwise hold its standard output open, and reading it would wait for
 //!   the leftover to end (or for the timeout) instead of for the program.
 //! - Its output is read as it comes, keeping only a bounded head or tail of each stream, so a
-//!   chatty program never blocks on a full pipe nor fills memory.
+//!   chatty program never blocks on a full pipe nor fills memory; the secrets Steward knows
+//!   are masked in what is kept.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use steward_core::Secret;
+use steward_core::redact::Redactor;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// How long the pipes are still read after the program exited and its group was killed: a
@@ -95,6 +97,8 @@ pub(crate) struct Finished {
 pub(crate) struct Captured {
     keep: Keep,
     bytes: Vec<u8>,
+    /// Some of the stream was left out.
+    cut: bool,
 }
 
 impl Captured {
@@ -102,6 +106,7 @@ impl Captured {
         Self {
             keep,
             bytes: Vec::new(),
+            cut: false,
         }
     }
 
@@ -109,6 +114,7 @@ impl Captured {
         match self.keep {
             Keep::Head(max) => {
                 let room = max.saturating_sub(self.bytes.len());
+                self.cut |= chunk.len() > room;
                 self.bytes
                     .extend_from_slice(&chunk[..chunk.len().min(room)]);
             }
@@ -118,17 +124,26 @@ impl Captured {
                 // amortised constant time per byte.
                 if self.bytes.len() > 2 * max {
                     self.bytes.drain(..self.bytes.len() - max);
+                    self.cut = true;
                 }
             }
         }
     }
 
-    /// The kept part as text (invalid UTF-8 replaced), at most its `Keep` bound in bytes.
-    pub fn text(&self) -> String {
+    /// The kept part as text (invalid UTF-8 replaced), with every secret `redactor` knows
+    /// masked, at most its `Keep` bound in bytes. Secrets are masked before the text is cut
+    /// to its bound, and a secret split where the stream itself was cut is masked at that
+    /// edge, so nothing of a secret long enough to matter is left.
+    pub fn text(&self, redactor: &Redactor) -> String {
         let text = String::from_utf8_lossy(&self.bytes);
+        let masked = match (self.keep, self.cut) {
+            (_, false) => redactor.redact(&text),
+            (Keep::Head(_), true) => redactor.redact_head(&text),
+            (Keep::Tail(_), true) => redactor.redact_tail(&text),
+        };
         match self.keep {
-            Keep::Head(max) => steward_core::task::head(&text, max).to_owned(),
-            Keep::Tail(max) => steward_core::task::tail(&text, max).to_owned(),
+            Keep::Head(max) => steward_core::task::head(&masked, max).to_owned(),
+            Keep::Tail(max) => steward_core::task::tail(&masked, max).to_owned(),
         }
     }
 
@@ -275,7 +290,7 @@ mod tests {
             workdir: None,
         };
         let finished = program.run(Keep::Tail(1 << 16)).await.unwrap();
-        let output = finished.stdout.text();
+        let output = finished.stdout.text(&Redactor::default());
         let mut expected = vec!["DECLARED", "PATH", "STEWARD_TASK_ID"];
         for inherited in ["HOME", "LANG"] {
             if std::env::var_os(inherited).is_some() {
@@ -292,6 +307,21 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_split_by_the_cut_leaves_nothing() {
+        let redactor = Redactor::new(["SECRET-VALUE"]);
+        let mut tail = Captured::new(Keep::Tail(10));
+        tail.push(b"xxxxxxxxxSECRET-VALUE");
+        tail.push(b"!!");
+        assert_eq!(tail.text(&redactor), "***!!");
+        let mut head = Captured::new(Keep::Head(10));
+        head.push(b"ok SECRET-VALUE");
+        assert_eq!(head.text(&redactor), "ok ***");
+        let mut whole = Captured::new(Keep::Tail(100));
+        whole.push(b"pw=SECRET-VALUE\n");
+        assert_eq!(whole.text(&redactor), "pw=***\n");
+    }
+
+    #[test]
     fn a_head_keeps_the_start_and_a_tail_the_end() {
         let mut head = Captured::new(Keep::Head(4));
         let mut tail = Captured::new(Keep::Tail(4));
@@ -299,7 +329,8 @@ mod tests {
             head.push(chunk);
             tail.push(chunk);
         }
-        assert_eq!(head.text(), "abcd");
-        assert_eq!(tail.text(), "ghij");
+        let none = Redactor::default();
+        assert_eq!(head.text(&none), "abcd");
+        assert_eq!(tail.text(&none), "ghij");
     }
 }

@@ -74,7 +74,8 @@ impl HttpExecutor {
         }
     }
 
-    /// Reads at most `max_response_bytes` of the body.
+    /// Reads at most `max_response_bytes` of the body (a body that reaches it may have been
+    /// cut).
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, Failure> {
         let mut body = Vec::new();
         while let Some(chunk) = response
@@ -121,7 +122,14 @@ impl Executor for HttpExecutor {
             .map_err(|e| Failure::retryable(format!("{} {url}: {e}", self.method)))?;
         let status = response.status();
         let body = self.read_body(response).await?;
-        let text = String::from_utf8_lossy(&body).into_owned();
+        let text = String::from_utf8_lossy(&body);
+        // A secret the limit cut in two is masked at the end too: the worker, which masks the
+        // rest, no longer knows where the body was cut.
+        let text = if body.len() >= self.spec.max_response_bytes {
+            cx.redactor.redact_head(&text).into_owned()
+        } else {
+            text.into_owned()
+        };
         let json: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
         if !self.succeeded(status) {
             // Client errors other than timeouts and rate limits will fail the same way again.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use steward_core::Registry;
 use steward_core::queue::ExecutorSpec;
+use steward_core::redact::Redactor;
 use steward_core::task::Task;
 use tokio_util::sync::CancellationToken;
 
@@ -43,7 +44,26 @@ pub struct Failure {
     pub tail: Option<String>,
 }
 
+impl Output {
+    /// This output with every secret `redactor` knows masked.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.outcome = self.outcome.map(|o| redactor.redact(&o).into_owned());
+        if let Some(result) = self.result.as_mut() {
+            redactor.redact_json(result);
+        }
+        self.tail = self.tail.map(|t| redactor.redact(&t).into_owned());
+        self
+    }
+}
+
 impl Failure {
+    /// This failure with every secret `redactor` knows masked.
+    pub fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.error = redactor.redact(&self.error).into_owned();
+        self.tail = self.tail.map(|t| redactor.redact(&t).into_owned());
+        self
+    }
+
     /// A failure worth retrying.
     pub fn retryable(error: impl Into<String>) -> Self {
         Self {
@@ -70,6 +90,9 @@ pub struct RunContext {
     pub cancel: CancellationToken,
     /// The registry, for executors that address services by name.
     pub registry: Arc<Registry>,
+    /// The secrets to mask in what the attempt keeps (the worker masks its output and error
+    /// again; an executor that cuts text masks it before the cut).
+    pub redactor: Arc<Redactor>,
 }
 
 /// One kind of work.

@@ -80,7 +80,7 @@ impl Executor for ShellExecutor {
         self.values(payload).map(|_| ())
     }
 
-    async fn run(&self, task: &Task, _cx: &RunContext) -> Result<Output, Failure> {
+    async fn run(&self, task: &Task, cx: &RunContext) -> Result<Output, Failure> {
         let values = self.values(&task.payload).map_err(Failure::permanent)?;
         let args = self.arguments(&values);
         let extra_env = [
@@ -98,8 +98,8 @@ impl Executor for ShellExecutor {
             .run(Keep::Tail(MAX_TAIL_BYTES))
             .await
             .map_err(|error| Failure::retryable(error.to_string()))?;
-        let mut output = finished.stdout.text();
-        output.push_str(&finished.stderr.text());
+        let mut output = finished.stdout.text(&cx.redactor);
+        output.push_str(&finished.stderr.text(&cx.redactor));
         let tail = Some(tail(&output, MAX_TAIL_BYTES).to_string());
         if finished.status.success() {
             Ok(Output {
@@ -124,6 +124,7 @@ mod tests {
 
     use proptest::prelude::*;
     use serde_json::json;
+    use steward_core::redact::Redactor;
     use steward_core::task::{TaskOrigin, TaskStatus};
     use tokio_util::sync::CancellationToken;
 
@@ -172,6 +173,7 @@ mod tests {
         RunContext {
             cancel: CancellationToken::new(),
             registry: Arc::new(steward_core::Registry::default()),
+            redactor: Arc::new(Redactor::default()),
         }
     }
 

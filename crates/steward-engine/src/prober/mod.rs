@@ -26,13 +26,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
+use crate::control::RedactorSource;
 pub use probe::Prober;
 
 /// Gives the config in force (read on every wake-up; a new one reloads the timetable).
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
 
 /// How the prober runs on this instance.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProberOptions {
     /// This instance's unique name (the lease holder).
     pub instance: String,
@@ -44,10 +45,13 @@ pub struct ProberOptions {
     pub flush_interval: Duration,
     /// The longest the loop sleeps without looking at its config.
     pub max_sleep: Duration,
+    /// The secrets to mask in what probes observe (read at every probe).
+    pub redactor: RedactorSource,
 }
 
 impl ProberOptions {
-    /// Defaults (10 s lease, 512 probes in flight, writes every second) for `instance`.
+    /// Defaults (10 s lease, 512 probes in flight, writes every second, no secrets to mask)
+    /// for `instance`.
     pub fn new(instance: impl Into<String>) -> Self {
         Self {
             instance: instance.into(),
@@ -55,6 +59,7 @@ impl ProberOptions {
             max_concurrent: steward_core::health::spec::HealthSettings::DEFAULT_MAX_CONCURRENT,
             flush_interval: Duration::from_secs(1),
             max_sleep: Duration::from_secs(1),
+            redactor: crate::no_redaction(),
         }
     }
 }
@@ -241,7 +246,7 @@ pub fn spawn(
     options: ProberOptions,
     shutdown: CancellationToken,
 ) -> Result<(ProberHandle, JoinHandle<()>), StartError> {
-    let prober = Prober::new()?;
+    let prober = Prober::new(Arc::clone(&options.redactor))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -12,11 +12,13 @@ use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
     CheckSpec, CommandProbe, HttpProbe, MAX_BODY_BYTES, MAX_REDIRECTS, Probe, Redirects,
 };
+use steward_core::redact::Redactor;
 use steward_core::text::printable;
 use steward_store::{CertSeen, now_ms};
 use tokio::net::TcpStream;
 
 use super::tls;
+use crate::control::RedactorSource;
 use crate::process::{Keep, Program};
 
 /// Why a probe could not be made, as a bounded set (it labels a metric).
@@ -81,6 +83,11 @@ impl Failure {
             message: printable(&message.into()),
         }
     }
+
+    fn redacted(mut self, redactor: &Redactor) -> Self {
+        self.message = redactor.redact(&self.message).into_owned();
+        self
+    }
 }
 
 /// What one probe saw.
@@ -139,15 +146,16 @@ enum Follow {
 }
 
 /// Makes probes; holds the HTTP clients (one per TLS verification × redirect policy), which
-/// are cheap to share.
+/// are cheap to share, and the source of the secrets masked in what probes see.
 #[derive(Clone)]
 pub struct Prober {
     clients: HashMap<(bool, Follow), reqwest::Client>,
+    redactor: RedactorSource,
 }
 
 impl Prober {
-    /// Builds the HTTP clients.
-    pub fn new() -> Result<Self, reqwest::Error> {
+    /// Builds the HTTP clients; every observation has the secrets `redactor` gives masked.
+    pub fn new(redactor: RedactorSource) -> Result<Self, reqwest::Error> {
         let mut clients = HashMap::new();
         for verify in [true, false] {
             for follow in [Follow::Never, Follow::Anywhere, Follow::SameOrigin] {
@@ -183,15 +191,18 @@ impl Prober {
                 clients.insert((verify, follow), client);
             }
         }
-        Ok(Self { clients })
+        Ok(Self { clients, redactor })
     }
 
-    /// Probes `spec` once, within its timeout.
+    /// Probes `spec` once, within its timeout. The secrets Steward knows are masked in what
+    /// it observed (a body, an error) before conditions see it, so that neither a result nor
+    /// a resolved condition can show one.
     pub async fn probe(&self, spec: &CheckSpec) -> Observation {
+        let redactor = (self.redactor)();
         let started_ms = now_ms();
         let clock = Instant::now();
         let timeout = Duration::from_millis(spec.timeout_ms);
-        let outcome = tokio::time::timeout(timeout, self.probe_inner(&spec.probe)).await;
+        let outcome = tokio::time::timeout(timeout, self.probe_inner(&spec.probe, &redactor)).await;
         let latency_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut seen = match outcome {
             Ok(seen) => seen,
@@ -207,15 +218,15 @@ impl Prober {
             started_ms,
             latency_ms,
             context: seen.context,
-            failure: seen.failure,
+            failure: seen.failure.map(|failure| failure.redacted(&redactor)),
             cert_not_after_ms: not_after_ms,
             certificates: seen.certificates,
         }
     }
 
-    async fn probe_inner(&self, probe: &Probe) -> Seen {
+    async fn probe_inner(&self, probe: &Probe, redactor: &Redactor) -> Seen {
         match probe {
-            Probe::Http(http) => self.http(http).await,
+            Probe::Http(http) => self.http(http, redactor).await,
             Probe::Tcp { address } => tcp(address).await,
             Probe::Tls {
                 address,
@@ -223,11 +234,11 @@ impl Prober {
                 verify,
             } => tls_probe(address, server_name, *verify).await,
             Probe::CertFile { paths } => cert_files(paths.clone()).await,
-            Probe::Command(command) => run_command(command).await,
+            Probe::Command(command) => run_command(command, redactor).await,
         }
     }
 
-    async fn http(&self, http: &HttpProbe) -> Seen {
+    async fn http(&self, http: &HttpProbe, redactor: &Redactor) -> Seen {
         let follow = match http.redirects {
             Redirects::None => Follow::Never,
             Redirects::Follow if http.headers.is_empty() => Follow::Anywhere,
@@ -289,7 +300,13 @@ impl Prober {
                 }
             }
         }
-        seen.context.body = Some(String::from_utf8_lossy(&body).into_owned());
+        let text = String::from_utf8_lossy(&body);
+        let masked = if body.len() >= MAX_BODY_BYTES {
+            redactor.redact_head(&text)
+        } else {
+            redactor.redact(&text)
+        };
+        seen.context.body = Some(masked.into_owned());
         seen
     }
 }
@@ -514,7 +531,7 @@ fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
 /// Runs the declared command as [`crate::process`] runs every program; its standard output
 /// (capped) is `[BODY]`, exit status 0 is `[CONNECTED]`. A timeout kills its whole process
 /// group.
-async fn run_command(spec: &CommandProbe) -> Seen {
+async fn run_command(spec: &CommandProbe, redactor: &Redactor) -> Seen {
     let program = Program {
         command: &spec.command,
         args: &spec.args,
@@ -527,10 +544,10 @@ async fn run_command(spec: &CommandProbe) -> Seen {
         Err(error) => return Seen::failed(Failure::new(Cause::Command, error.to_string())),
     };
     let mut seen = Seen::connected();
-    seen.context.body = Some(finished.stdout.text());
+    seen.context.body = Some(finished.stdout.text(redactor));
     if !finished.status.success() {
         seen.context.connected = false;
-        let stderr = finished.stderr.text();
+        let stderr = finished.stderr.text(redactor);
         let first_line: String = stderr
             .lines()
             .next()
@@ -603,7 +620,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let seen = Prober::new()
+        let seen = Prober::new(crate::no_redaction())
             .unwrap()
             .probe(&command_check(&script, 300))
             .await;
@@ -617,7 +634,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; echo ok", pid_file.display());
-        let seen = Prober::new()
+        let seen = Prober::new(crate::no_redaction())
             .unwrap()
             .probe(&command_check(&script, 10_000))
             .await;

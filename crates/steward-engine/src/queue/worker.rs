@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
+use crate::control::RedactorSource;
 use crate::executors::{Executors, Output, RunContext};
 
 /// Gives the registry in force (read once per claimed batch).
@@ -38,15 +39,18 @@ pub struct WorkerOptions {
     pub poll_interval: Duration,
     /// How long in-flight attempts may finish after shutdown begins before they are stopped.
     pub shutdown_grace: Duration,
+    /// The secrets to mask in what attempts leave (read once per claimed batch).
+    pub redactor: RedactorSource,
 }
 
 impl WorkerOptions {
-    /// Defaults for a worker named `worker`.
+    /// Defaults for a worker named `worker` (masking no secrets).
     pub fn new(worker: impl Into<String>) -> Self {
         Self {
             worker: worker.into(),
             poll_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
+            redactor: crate::no_redaction(),
         }
     }
 }
@@ -252,6 +256,7 @@ fn start_all(
 ) {
     let now = now_ms();
     let registry = registry();
+    let redactor = (shared.options.redactor)();
     let mut first = Some(first);
     for task in claimed {
         let ready_at = task.run_at_ms.max(task.created_at_ms);
@@ -289,6 +294,7 @@ fn start_all(
         let cx = RunContext {
             cancel: stop,
             registry: Arc::clone(&registry),
+            redactor: Arc::clone(&redactor),
         };
         tokio::spawn(attempt(Arc::clone(shared), task, cx, reason, permit));
     }
@@ -434,8 +440,11 @@ async fn execute(
     let timeout = Duration::from_millis(shared.spec.timeout_ms);
     tokio::select! {
         outcome = tokio::time::timeout(timeout, executor.run(task, cx)) => match outcome {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(failure)) => Err((failure.error, failure.retryable, failure.tail)),
+            Ok(Ok(output)) => Ok(output.redacted(&cx.redactor)),
+            Ok(Err(failure)) => {
+                let failure = failure.redacted(&cx.redactor);
+                Err((failure.error, failure.retryable, failure.tail))
+            }
             Err(_) => Err((format!("timed out after {} ms", shared.spec.timeout_ms), true, None)),
         },
         () = cx.cancel.cancelled() => Err(("stopped".into(), true, None)),

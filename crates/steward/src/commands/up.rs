@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use steward_api::{ApiOptions, AppState, MetricsRenderer};
 use steward_config::{Config, DaemonSettings};
 use steward_core::audit::Actor;
-use steward_engine::{Authenticator, ControlPlane, EventBus, SystemEnv};
+use steward_engine::{Authenticator, ControlPlane, EventBus, RedactorSource, SystemEnv};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -183,7 +183,7 @@ async fn serve(
     )
     .await
     .context("cannot sync the registry into the database")?;
-    let control = Arc::new(control);
+    let control = Arc::new(control.with_daemon_secrets(settings.database.secrets()));
     // Parsing the config and syncing the registry were a burst; give its memory back.
     steward_engine::memory::release_freed_memory();
     bootstrap_admin_key(store.as_ref(), admin_hash.as_ref()).await?;
@@ -250,13 +250,15 @@ fn start_work(
     let mut handles: Vec<_> = queues
         .iter()
         .map(|spec| {
+            let mut options = worker::WorkerOptions::new(format!("{instance}/{}", spec.name));
+            options.redactor = redactor_source(control);
             worker::spawn(
                 Arc::clone(store),
                 control.bus().clone(),
                 Arc::clone(control.executors()),
                 Arc::clone(&registry),
                 spec.clone(),
-                worker::WorkerOptions::new(format!("{instance}/{}", spec.name)),
+                options,
                 stop.clone(),
             )
         })
@@ -319,6 +321,7 @@ fn start_prober(
     let mut options = prober::ProberOptions::new(instance);
     options.lease_ms = config.settings.scheduler.lease_ms;
     options.max_concurrent = config.settings.health.max_concurrent;
+    options.redactor = redactor_source(control);
     let source = Arc::clone(control);
     prober::spawn(
         Arc::clone(control.store()),
@@ -328,6 +331,12 @@ fn start_prober(
         stop.clone(),
     )
     .context("cannot start the prober")
+}
+
+/// The secrets in force, for what masks them in the output of programs and probes.
+fn redactor_source(control: &Arc<ControlPlane>) -> RedactorSource {
+    let source = Arc::clone(control);
+    Arc::new(move || source.redactor())
 }
 
 /// Starts the scheduler: it fires while this instance holds the scheduler lease.
