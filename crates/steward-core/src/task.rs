@@ -299,6 +299,12 @@ pub enum TaskError {
     /// The run-at time is too far away.
     #[error("`run_at`/`delay`: at most one year ahead")]
     Delay,
+    /// Both a run-at time and a delay were given.
+    #[error("give `run_at` or `delay_ms`, not both")]
+    RunAtAndDelay,
+    /// The delay is negative.
+    #[error("`delay_ms`: must not be negative")]
+    NegativeDelay,
     /// The attempts are out of range.
     #[error("`max_attempts`: {0} is out of range (1 to {MAX_ATTEMPTS})")]
     Attempts(i64),
@@ -319,13 +325,14 @@ impl NewTask {
         if !is_valid_name(&self.kind) {
             return Err(TaskError::KindName(self.kind.clone()));
         }
-        if self.priority.abs() > MAX_PRIORITY {
+        // A range, not `abs()`: the absolute value of `i32::MIN` does not fit an `i32`.
+        if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&self.priority) {
             return Err(TaskError::Priority(i64::from(self.priority)));
         }
         if self.run_at_ms > now_ms.saturating_add(MAX_DELAY_MS) {
             return Err(TaskError::Delay);
         }
-        if self.max_attempts == 0 || self.max_attempts > MAX_ATTEMPTS {
+        if !(1..=MAX_ATTEMPTS).contains(&self.max_attempts) {
             return Err(TaskError::Attempts(i64::from(self.max_attempts)));
         }
         if self
@@ -346,6 +353,40 @@ impl NewTask {
             }
         }
         Ok(())
+    }
+}
+
+/// A priority given as any integer (a JSON number, a flag): within `-MAX_PRIORITY` to
+/// `MAX_PRIORITY`, or refused.
+pub fn priority_from(value: i64) -> Result<i32, TaskError> {
+    i32::try_from(value)
+        .ok()
+        .filter(|p| (-MAX_PRIORITY..=MAX_PRIORITY).contains(p))
+        .ok_or(TaskError::Priority(value))
+}
+
+/// Attempts given as any integer: 1 to [`MAX_ATTEMPTS`], or refused.
+pub fn attempts_from(value: i64) -> Result<u32, TaskError> {
+    u32::try_from(value)
+        .ok()
+        .filter(|n| (1..=MAX_ATTEMPTS).contains(n))
+        .ok_or(TaskError::Attempts(value))
+}
+
+/// When a task runs, given at most one of a run-at time and a non-negative delay from `now_ms`
+/// (neither: now). A delay past the end of time saturates, and [`NewTask::validate`] refuses
+/// it as too far ahead.
+pub fn run_at_from(
+    run_at_ms: Option<i64>,
+    delay_ms: Option<i64>,
+    now_ms: i64,
+) -> Result<i64, TaskError> {
+    match (run_at_ms, delay_ms) {
+        (Some(_), Some(_)) => Err(TaskError::RunAtAndDelay),
+        (Some(at), None) => Ok(at),
+        (None, Some(delay)) if delay < 0 => Err(TaskError::NegativeDelay),
+        (None, Some(delay)) => Ok(now_ms.saturating_add(delay)),
+        (None, None) => Ok(now_ms),
     }
 }
 
@@ -523,7 +564,89 @@ mod tests {
         assert_eq!(head("aéb", 3), "aé");
     }
 
+    /// Integers at and around the edges of every range a task's numbers are checked against.
+    fn edge_i64() -> impl Strategy<Value = i64> {
+        let limits = [
+            i64::MIN,
+            i64::from(i32::MIN),
+            -i64::from(MAX_PRIORITY),
+            0,
+            1,
+            i64::from(MAX_PRIORITY),
+            i64::from(MAX_ATTEMPTS),
+            MAX_DELAY_MS,
+            i64::from(i32::MAX),
+            i64::from(u32::MAX),
+            i64::MAX,
+        ];
+        let near: Vec<i64> = limits
+            .iter()
+            .flat_map(|&n| [n.saturating_sub(1), n, n.saturating_add(1)])
+            .collect();
+        prop_oneof![proptest::sample::select(near), any::<i64>()]
+    }
+
+    fn edge_i32() -> impl Strategy<Value = i32> {
+        edge_i64().prop_map(|n| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX }))
+    }
+
+    fn edge_u32() -> impl Strategy<Value = u32> {
+        edge_i64().prop_map(|n| u32::try_from(n).unwrap_or(if n < 0 { 0 } else { u32::MAX }))
+    }
+
     proptest! {
+        #[test]
+        fn validation_accepts_exactly_the_documented_ranges(
+            priority in edge_i32(),
+            max_attempts in edge_u32(),
+            run_at_ms in edge_i64(),
+            now_ms in edge_i64(),
+        ) {
+            let new = NewTask { priority, max_attempts, run_at_ms, ..task() };
+            let expected = if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority) {
+                Err(TaskError::Priority(i64::from(priority)))
+            } else if i128::from(run_at_ms) > i128::from(now_ms) + i128::from(MAX_DELAY_MS) {
+                Err(TaskError::Delay)
+            } else if !(1..=MAX_ATTEMPTS).contains(&max_attempts) {
+                Err(TaskError::Attempts(i64::from(max_attempts)))
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(new.validate(now_ms), expected);
+        }
+
+        #[test]
+        fn integers_from_outside_convert_only_within_range(value in edge_i64()) {
+            let max = i64::from(MAX_PRIORITY);
+            match priority_from(value) {
+                Ok(p) => prop_assert!((-max..=max).contains(&value) && i64::from(p) == value),
+                Err(e) => prop_assert!(!(-max..=max).contains(&value) && e == TaskError::Priority(value)),
+            }
+            let attempts = 1..=i64::from(MAX_ATTEMPTS);
+            match attempts_from(value) {
+                Ok(n) => prop_assert!(attempts.contains(&value) && i64::from(n) == value),
+                Err(e) => prop_assert!(!attempts.contains(&value) && e == TaskError::Attempts(value)),
+            }
+        }
+
+        #[test]
+        fn run_at_times_never_overflow(
+            run_at in proptest::option::of(edge_i64()),
+            delay in proptest::option::of(edge_i64()),
+            now in edge_i64(),
+        ) {
+            let expected = match (run_at, delay) {
+                (Some(_), Some(_)) => Err(TaskError::RunAtAndDelay),
+                (Some(at), None) => Ok(at),
+                (None, Some(d)) if d < 0 => Err(TaskError::NegativeDelay),
+                (None, Some(d)) => {
+                    Ok(i64::try_from(i128::from(now) + i128::from(d)).unwrap_or(i64::MAX))
+                }
+                (None, None) => Ok(now),
+            };
+            prop_assert_eq!(run_at_from(run_at, delay, now), expected);
+        }
+
         #[test]
         fn delays_stay_under_the_ceiling_and_the_cap(
             base in 1u64..100_000, cap in 1u64..10_000_000, attempt in 1u32..2_000, unit in 0.0f64..1.0

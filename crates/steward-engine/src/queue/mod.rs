@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use steward_core::audit::Actor;
 use steward_core::queue::QueueSpec;
-use steward_core::task::{MAX_ENQUEUE_BATCH, NewTask, TaskError, TaskOrigin};
+use steward_core::task::{
+    MAX_ENQUEUE_BATCH, NewTask, TaskError, TaskOrigin, attempts_from, priority_from, run_at_from,
+};
 use steward_core::{Event, Registry};
 use steward_store::{Enqueued, Store, StoreError};
 
@@ -176,23 +178,13 @@ fn checked(
         });
     }
     executor.validate(&payload).map_err(invalid)?;
-    let run_at_ms = match (request.run_at_ms, request.delay_ms) {
-        (Some(_), Some(_)) => return Err(invalid("give `run_at` or `delay_ms`, not both".into())),
-        (Some(at), None) => at,
-        (None, Some(delay)) if delay < 0 => {
-            return Err(invalid("`delay_ms`: must not be negative".into()));
-        }
-        (None, Some(delay)) => now.saturating_add(delay),
-        (None, None) => now,
+    let refused = |error: TaskError| invalid(error.to_string());
+    let run_at_ms = run_at_from(request.run_at_ms, request.delay_ms, now).map_err(refused)?;
+    let priority = priority_from(request.priority.unwrap_or(0)).map_err(refused)?;
+    let max_attempts = match request.max_attempts {
+        Some(n) => attempts_from(n).map_err(refused)?,
+        None => queue.retry.max_attempts,
     };
-    let priority = i32::try_from(request.priority.unwrap_or(0))
-        .map_err(|_| invalid(TaskError::Priority(request.priority.unwrap_or(0)).to_string()))?;
-    let max_attempts = u32::try_from(
-        request
-            .max_attempts
-            .unwrap_or(i64::from(queue.retry.max_attempts)),
-    )
-    .map_err(|_| invalid(TaskError::Attempts(request.max_attempts.unwrap_or(0)).to_string()))?;
     let mut origin = request.origin;
     origin.caller.get_or_insert_with(|| actor.name.clone());
     let task = NewTask {
@@ -236,5 +228,93 @@ fn record_enqueue(bus: &EventBus, tasks: &[NewTask], answers: &[Enqueued]) {
             count: tasks.len(),
             created,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use steward_core::task::{MAX_ATTEMPTS, MAX_DELAY_MS, MAX_PRIORITY};
+
+    use super::*;
+
+    /// Integers at and around the edges of the ranges a task's numbers are checked against.
+    fn edge() -> impl Strategy<Value = Option<i64>> {
+        let limits = [
+            i64::MIN,
+            i64::from(i32::MIN),
+            -i64::from(MAX_PRIORITY),
+            0,
+            i64::from(MAX_PRIORITY),
+            i64::from(MAX_ATTEMPTS),
+            MAX_DELAY_MS,
+            i64::from(i32::MAX),
+            i64::from(u32::MAX),
+            i64::MAX,
+        ];
+        let near: Vec<i64> = limits
+            .iter()
+            .flat_map(|&n| [n.saturating_sub(1), n, n.saturating_add(1)])
+            .collect();
+        proptest::option::of(prop_oneof![proptest::sample::select(near), any::<i64>()])
+    }
+
+    fn request(
+        priority: Option<i64>,
+        run_at_ms: Option<i64>,
+        delay_ms: Option<i64>,
+        max_attempts: Option<i64>,
+    ) -> EnqueueRequest {
+        EnqueueRequest {
+            queue: "q".into(),
+            kind: "noop".into(),
+            payload: None,
+            priority,
+            run_at_ms,
+            delay_ms,
+            max_attempts,
+            idempotency_key: None,
+            origin: TaskOrigin::default(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn numbers_from_outside_are_checked_without_overflow(
+            priority in edge(),
+            run_at_ms in edge(),
+            delay_ms in edge(),
+            max_attempts in edge(),
+        ) {
+            let queue = QueueSpec::new("q", &["noop"]);
+            let queues = HashMap::from([("q", &queue)]);
+            let now = 1_800_000_000_000;
+            let checked = checked(
+                0,
+                request(priority, run_at_ms, delay_ms, max_attempts),
+                &queues,
+                &Executors::builtins(),
+                now,
+                &Actor::system("test"),
+            );
+            let in_range = |value: Option<i64>, default: i64, low: i64, high: i64| {
+                (low..=high).contains(&value.unwrap_or(default))
+            };
+            let max = i64::from(MAX_PRIORITY);
+            let when_ok = match (run_at_ms, delay_ms) {
+                (Some(_), Some(_)) => false,
+                (Some(at), None) => at <= now + MAX_DELAY_MS,
+                (None, Some(delay)) => (0..=MAX_DELAY_MS).contains(&delay),
+                (None, None) => true,
+            };
+            let ok = in_range(priority, 0, -max, max)
+                && in_range(max_attempts, 5, 1, i64::from(MAX_ATTEMPTS))
+                && when_ok;
+            prop_assert_eq!(checked.is_ok(), ok, "{:?}", checked.err());
+            if let Ok(task) = checked {
+                prop_assert_eq!(i64::from(task.priority), priority.unwrap_or(0));
+                prop_assert_eq!(i64::from(task.max_attempts), max_attempts.unwrap_or(5));
+            }
+        }
     }
 }
