@@ -8,11 +8,13 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::path::Path;
 
 use steward_core::registry::Labels;
 use steward_core::{Dependency, DependencyId, Repo, Service, Workspace, WorkspaceStatus};
 
+use crate::file::{FileError, open_regular};
 use crate::walk::{is_name, url_problem};
 
 /// One CSV input: its name (for messages) and its bytes.
@@ -39,14 +41,9 @@ pub struct Imported {
 /// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    /// A file could not be read.
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// A file could not be read, or is not a regular file.
+    #[error(transparent)]
+    Read(#[from] FileError),
     /// The files have problems; each is `FILE:LINE: message`.
     #[error("{}", .problems.join("\n"))]
     Invalid {
@@ -61,11 +58,15 @@ pub fn import_files(
     dependencies: &Path,
     services: Option<&Path>,
 ) -> Result<Imported, ImportError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| ImportError::Read {
-            path: p.display().to_string(),
-            source,
-        })
+    let read = |p: &Path| -> Result<Vec<u8>, ImportError> {
+        let (mut file, meta) = open_regular(p)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(|source| FileError::Io {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        Ok(bytes)
     };
     let ws = read(workspaces)?;
     let deps = read(dependencies)?;
@@ -460,6 +461,24 @@ mod tests {
             name: name.into(),
             bytes: Box::leak(text.as_bytes().to_vec().into_boxed_slice()),
         }
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let workspaces = dir.path().join("workspaces.csv");
+        let dependencies = dir.path().join("deps.csv");
+        std::fs::write(&workspaces, WS).unwrap();
+        crate::test_support::mkfifo(&dependencies);
+        let name = dependencies.display().to_string();
+        let err = crate::test_support::within_seconds(move || {
+            import_files(&workspaces, &dependencies, None)
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{name}: not a regular file (a FIFO)")
+        );
     }
 
     #[test]

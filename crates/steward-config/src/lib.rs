@@ -1,6 +1,7 @@
 //! `steward.toml`: reading, validating and reporting every problem as `FILE:LINE:COL`, `${VAR}`
-//! interpolation, the daemon settings (defaults, then file, then `STEWARD_…` environment), and
-//! the import of registries kept as CSV.
+//! interpolation, the daemon settings (defaults, then file, then `STEWARD_…` environment),
+//! the import of registries kept as CSV, and opening the files a config names without blocking
+//! on a FIFO.
 //!
 //! The parser walks the TOML document itself rather than deserializing with serde, so that one
 //! pass reports *all* problems (unknown keys, wrong types, duplicates, dangling references), each
@@ -10,6 +11,7 @@ mod alert_rules;
 mod alerting;
 mod checks;
 mod diagnostic;
+pub mod file;
 pub mod import;
 mod interpolate;
 mod load;

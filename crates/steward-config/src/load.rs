@@ -9,6 +9,7 @@ use steward_core::queue::ExecutorSpec;
 
 use crate::checks::escape_glob;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
+use crate::file::{FileError, open_regular};
 use crate::schema::{Config, read_config};
 use crate::source::{Source, position_in_bytes};
 use crate::walk::Cx;
@@ -32,20 +33,9 @@ pub struct Loaded {
 /// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// The file could not be opened or read.
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The path is a directory or another non-file.
-    #[error("{path}: not a regular file")]
-    NotAFile {
-        /// The path.
-        path: String,
-    },
+    /// The file could not be opened or read, or is not a regular file.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The file is larger than [`MAX_CONFIG_BYTES`].
     #[error(
         "{path}: file is {size} bytes, more than the {MAX_CONFIG_BYTES}-byte limit for a config file"
@@ -144,17 +134,7 @@ fn base_dir(path: &Path) -> PathBuf {
 }
 
 fn read_text(path: &Path, name: &str) -> Result<String, LoadError> {
-    let read_err = |source| LoadError::Read {
-        path: name.to_owned(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_err)?;
-    let meta = file.metadata().map_err(read_err)?;
-    if !meta.is_file() {
-        return Err(LoadError::NotAFile {
-            path: name.to_owned(),
-        });
-    }
+    let (file, meta) = open_regular(path)?;
     if meta.len() > MAX_CONFIG_BYTES {
         return Err(LoadError::TooLarge {
             path: name.to_owned(),
@@ -165,7 +145,10 @@ fn read_text(path: &Path, name: &str) -> Result<String, LoadError> {
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(read_err)?;
+        .map_err(|source| FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
         return Err(LoadError::TooLarge {
             path: name.to_owned(),
@@ -330,6 +313,20 @@ mod tests {
             err.to_string()
                 .contains("environment variable `NOPE` is not set"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("steward.toml");
+        crate::test_support::mkfifo(&path);
+        let name = path.display().to_string();
+        let err =
+            crate::test_support::within_seconds(move || load_file(&path, &no_env)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{name}: not a regular file (a FIFO)")
         );
     }
 

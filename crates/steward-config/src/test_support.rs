@@ -36,3 +36,26 @@ pub(crate) fn assert_error(text: &str, line: usize, expected: &str) {
         "expected an error on line {line} containing {expected:?}, got:\n{all}"
     );
 }
+
+/// Makes a named pipe at `path` (opening one for reading blocks until a writer comes).
+pub(crate) fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run mkfifo: {e}"));
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// Runs `f` on a thread of its own and answers what it returns, or panics if it has not
+/// returned within five seconds (a blocked open would otherwise hang the test forever).
+#[track_caller]
+pub(crate) fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(value) => value,
+        Err(_) => panic!("still blocked after 5 s"),
+    }
+}

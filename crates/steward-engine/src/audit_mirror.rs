@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use steward_config::file::{FileError, open_regular, open_regular_with};
 use steward_store::{AuditQuery, Store};
 
 /// How often the store is asked for new events.
@@ -25,6 +26,24 @@ pub enum MirrorError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The path names a FIFO, a directory or a device: appending to a FIFO nobody reads
+    /// blocks once its buffer is full.
+    #[error("audit mirror {}: not a regular file ({kind})", .path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+}
+
+impl From<FileError> for MirrorError {
+    fn from(e: FileError) -> Self {
+        match e {
+            FileError::Io { path, source } => MirrorError::Io { path, source },
+            FileError::NotAFile { path, kind } => MirrorError::NotAFile { path, kind },
+        }
+    }
 }
 
 /// The sequence number of the last event in an existing mirror file (0 when empty or new).
@@ -33,12 +52,14 @@ pub fn last_mirrored_seq(path: &Path) -> Result<i64, MirrorError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io(e)),
+    let (mut file, meta) = match open_regular(path) {
+        Ok(opened) => opened,
+        Err(FileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
     };
-    let len = file.metadata().map_err(io)?.len();
+    let len = meta.len();
     file.seek(SeekFrom::Start(len.saturating_sub(TAIL_BYTES)))
         .map_err(io)?;
     let mut tail = String::new();
@@ -80,12 +101,13 @@ pub async fn mirror_once(store: &dyn Store, path: &Path, after: i64) -> Result<i
             text.push_str(&serde_json::to_string(event).unwrap_or_default());
             text.push('\n');
         }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .open(path)
-            .map_err(io)?;
+        let (mut file, _) = open_regular_with(
+            path,
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true),
+        )?;
         if !ends_with_newline(&mut file).map_err(io)? {
             // A line torn by a crash stays a line of its own, so the next event parses.
             file.write_all(b"\n").map_err(io)?;
@@ -141,6 +163,41 @@ mod tests {
             hint: "stw_…".into(),
             expires_at_ms: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reading = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || last_mirrored_seq(&path))
+        };
+        let Ok(resume) = tokio::time::timeout(Duration::from_secs(5), reading).await else {
+            // A writer lets the blocked read end, so that the runtime can shut down.
+            drop(std::fs::OpenOptions::new().write(true).open(&path));
+            panic!("reading the mirror's tail blocked");
+        };
+        let resume = resume.unwrap();
+        let expected = format!(
+            "audit mirror {}: not a regular file (a FIFO)",
+            path.display()
+        );
+        assert_eq!(resume.unwrap_err().to_string(), expected);
+        let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+            .create_key(&key("a"), &Actor::system("t"))
+            .await
+            .unwrap();
+        let err = mirror_once(&store, &path, 0).await.unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        store.close().await;
     }
 
     #[tokio::test]

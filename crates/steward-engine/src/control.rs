@@ -385,4 +385,33 @@ mod tests {
             2
         );
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_config_path_that_became_a_fifo_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let control = Arc::new(control(dir.path(), GOOD).await);
+        let path = control.config_path().to_path_buf();
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let reload = tokio::spawn({
+            let control = Arc::clone(&control);
+            async move { control.reload(&Actor::system("test")).await }
+        });
+        let Ok(outcome) = tokio::time::timeout(std::time::Duration::from_secs(5), reload).await
+        else {
+            // A writer lets the blocked read end, so that the runtime can shut down.
+            drop(std::fs::OpenOptions::new().write(true).open(&path));
+            panic!("the reload blocked on the FIFO");
+        };
+        let err = outcome.unwrap().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("{}: not a regular file (a FIFO)", path.display())
+        );
+        assert_eq!(control.config().registry.workspaces.len(), 2);
+    }
 }

@@ -364,7 +364,37 @@ fn a_directory_is_one_line() {
     std::fs::create_dir(dir.path().join("conf.d")).unwrap();
     let run = check_in(dir.path(), "conf.d");
     let line = assert_one_line_failure(&run);
-    assert_eq!(line, "conf.d: not a regular file");
+    assert_eq!(line, "conf.d: not a regular file (a directory)");
+}
+
+#[test]
+fn a_fifo_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("mkfifo")
+        .arg(dir.path().join("pipe.toml"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let mut child = steward(dir.path())
+        .args(["check", "--config", "pipe.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening a FIFO for reading blocks until a writer comes: a hang fails the test.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("steward check still blocked on a FIFO after 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    run.assert_no_panic();
+    let line = assert_one_line_failure(&run);
+    assert_eq!(line, "pipe.toml: not a regular file (a FIFO)");
 }
 
 #[test]

@@ -3,10 +3,12 @@
 //! ever panics or outlives its timeout.
 
 use std::collections::HashMap;
+use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use steward_config::file::{FileError, open_regular};
 use steward_core::health::ProbeContext;
 use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
@@ -516,8 +518,7 @@ fn read_cert_files(patterns: &[String]) -> Seen {
 
 /// The first (leaf) certificate of a PEM file.
 fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Failure::new(Cause::File, format!("{}: {e}", path.display())))?;
+    let bytes = read_regular(path).map_err(|e| Failure::new(Cause::File, e.to_string()))?;
     let chain = parse_pem_chain(&bytes)
         .map_err(|e| Failure::new(Cause::Certificate, format!("{}: {e}", path.display())))?;
     chain.into_iter().next().ok_or_else(|| {
@@ -526,6 +527,19 @@ fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
             format!("{}: no certificate", path.display()),
         )
     })
+}
+
+/// The bytes of a regular file; a FIFO a glob matched would otherwise block the read, and
+/// with it a blocking thread, for good.
+fn read_regular(path: &Path) -> Result<Vec<u8>, FileError> {
+    let (mut file, meta) = open_regular(path)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|source| FileError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(bytes)
 }
 
 /// Runs the declared command as [`crate::process`] runs every program; its standard output
@@ -661,5 +675,30 @@ mod tests {
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());
+    }
+
+    #[tokio::test]
+    async fn a_fifo_matched_by_a_pattern_fails_the_probe_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let pipe = dir.path().join("live.pem");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&pipe)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let pattern = format!("{}/*.pem", dir.path().display());
+        let Ok(seen) =
+            tokio::time::timeout(Duration::from_secs(5), cert_files(vec![pattern])).await
+        else {
+            // A writer lets the blocked read end, so that the runtime can shut down.
+            drop(std::fs::OpenOptions::new().write(true).open(&pipe));
+            panic!("reading the certificate files blocked");
+        };
+        let failure = seen.failure.expect("the probe fails");
+        assert_eq!(failure.cause, Cause::File);
+        assert_eq!(
+            failure.message,
+            format!("{}: not a regular file (a FIFO)", pipe.display())
+        );
     }
 }

@@ -31,7 +31,7 @@ pub fn run(args: &ImportCsvArgs) -> anyhow::Result<ExitCode> {
         args.services.as_deref(),
     ) {
         Ok(imported) => imported,
-        Err(e @ ImportError::Read { .. }) => {
+        Err(e @ ImportError::Read(_)) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
