@@ -204,12 +204,19 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return value.strip_prefix("Bearer ").map(str::trim);
+        return bearer_token(value);
     }
     headers
         .get("x-api-key")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
+}
+
+/// The token of an `Authorization: Bearer …` value. Clients send the scheme in any case
+/// (`bearer` is common), and HTTP says schemes ignore case.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 fn too_many(wait: Duration, message: &str) -> Response {
@@ -339,4 +346,33 @@ pub(crate) async fn authorize(
     }
     request.extensions_mut().insert(Caller { principal, ip });
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_matches_in_any_case() {
+        let presented = |authorization: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(authorization).unwrap(),
+            );
+            presented_key(&headers).map(str::to_owned)
+        };
+        for value in [
+            "Bearer stw_x",
+            "bearer stw_x",
+            "BEARER stw_x",
+            "bEaReR   stw_x ",
+            "Bearer\tstw_x",
+        ] {
+            assert_eq!(presented(value).as_deref(), Some("stw_x"), "{value:?}");
+        }
+        for value in ["Basic stw_x", "Bearerstw_x", "Bearer", "stw_x"] {
+            assert_eq!(presented(value), None, "{value:?}");
+        }
+    }
 }
