@@ -1791,6 +1791,15 @@ verify_tls = false
     }
 
     #[test]
+    fn a_command_check_cannot_use_variables() {
+        assert_error(
+            &with("type = \"command\"\ncommand = \"${UNSET}\""),
+            9,
+            "`checks[0].command`: cannot use `${VAR}`: the program is taken as written",
+        );
+    }
+
+    #[test]
     fn command_errors_name_the_field_and_line() {
         let command = |lines: &str| with(&format!("type = \"command\"\n{lines}"));
         assert_error(

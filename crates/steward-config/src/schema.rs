@@ -1266,7 +1266,9 @@ pub(crate) fn read_workdir(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Option<Pat
     Some(Some(PathBuf::from(dir.value)))
 }
 
-/// A shell executor's (or a command check's) `command`: one program, never a command line.
+/// A shell executor's (or a command check's) `command`: one program, never a command line,
+/// taken as written (it is shown in runs, results and the API, and names a program rather
+/// than holding a secret).
 pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
     let field = t.field("command");
     if t.item("command").is_none() {
@@ -1278,7 +1280,11 @@ pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
         );
         return None;
     }
-    let command = t.literal_string(cx, "command")?;
+    let command = t.verbatim_string(
+        cx,
+        "command",
+        "cannot use `${VAR}`: the program is taken as written (write `$${` for a literal `${`)",
+    )?;
     let problem = if command.value.is_empty() {
         "must not be empty".to_owned()
     } else if command.value.chars().any(char::is_whitespace) {
@@ -1943,6 +1949,29 @@ kinds = ["sleep"]
             "command = \"run\"\nargs = [\"{db}\"]\nparams = { db = \"(\" }",
         ));
         assert_eq!(all.lines().count(), 1, "{all}");
+    }
+
+    #[test]
+    fn a_shell_command_cannot_use_variables() {
+        let s = "[[executors]]\nname = \"s\"\ntype = \"shell\"\n";
+        // Set or not, a reference is refused with the same message.
+        for command in ["${UNSET}", "${TOKEN}", "/opt/${TOKEN}/run"] {
+            assert_error(
+                &format!("{s}command = \"{command}\"\n"),
+                4,
+                "`executors[0].command`: cannot use `${VAR}`: the program is taken as written",
+            );
+        }
+        let malformed = errors(&format!("{s}command = \"${{oops\"\n"));
+        assert!(
+            malformed.contains("`executors[0].command`: malformed variable reference"),
+            "{malformed}"
+        );
+        let config = parse(&format!("{s}command = \"/opt/$${{x}}/run\"\n"));
+        let ExecutorSpec::Shell(shell) = &config.executors[0] else {
+            panic!("not a shell executor");
+        };
+        assert_eq!(shell.command, "/opt/${x}/run", "`$${{` is a literal `${{`");
     }
 
     #[test]

@@ -232,16 +232,52 @@ impl<'a> Fields<'a> {
                 None
             }
             Err(InterpolationError::Malformed(reference)) => {
-                cx.error(
-                    &span,
-                    format!(
-                        "`{}`: malformed variable reference `{reference}` (write `${{NAME}}`, or `$${{` for a literal `${{`)",
-                        self.field(key)
-                    ),
-                );
+                self.malformed_reference(cx, key, &span, &reference);
                 None
             }
         }
+    }
+
+    /// An optional string that must not use `${VAR}`: a reference is refused with `problem`
+    /// whether its variable is set or not, so the value never depends on the environment it was
+    /// read in. `$${` stands for a literal `${`, as everywhere.
+    pub fn verbatim_string(
+        &self,
+        cx: &mut Cx<'_>,
+        key: &str,
+        problem: &str,
+    ) -> Option<Spanned<String>> {
+        let (raw, span) = self.raw_string(cx, key)?;
+        let referenced = std::cell::Cell::new(false);
+        let any = |_: &str| {
+            referenced.set(true);
+            Some(String::new())
+        };
+        match interpolate(raw, &any) {
+            Ok(value) if !referenced.get() => Some(Spanned {
+                value,
+                span,
+                template: None,
+            }),
+            Ok(_) | Err(InterpolationError::Unset(_)) => {
+                cx.error(&span, format!("`{}`: {problem}", self.field(key)));
+                None
+            }
+            Err(InterpolationError::Malformed(reference)) => {
+                self.malformed_reference(cx, key, &span, &reference);
+                None
+            }
+        }
+    }
+
+    fn malformed_reference(&self, cx: &mut Cx<'_>, key: &str, span: &Span, reference: &str) {
+        cx.error(
+            span,
+            format!(
+                "`{}`: malformed variable reference `{reference}` (write `${{NAME}}`, or `$${{` for a literal `${{`)",
+                self.field(key)
+            ),
+        );
     }
 
     /// The item at `key`, reporting it missing (with `hint`, e.g. an example value) when it

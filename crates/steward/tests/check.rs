@@ -614,3 +614,41 @@ lease = "10ms"
         run.context()
     );
 }
+
+#[test]
+fn commands_that_use_variables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"[[services]]
+name = "db"
+
+[[executors]]
+name = "backup"
+type = "shell"
+command = "${UNSET}"
+
+[[checks]]
+service = "db"
+type = "command"
+command = "${PG_ISREADY}"
+"#;
+    std::fs::write(dir.path().join("vars.toml"), text).unwrap();
+    // A set variable is refused as an unset one is.
+    let run = Run::from(
+        steward(dir.path())
+            .env("PG_ISREADY", "/usr/bin/pg_isready")
+            .args(["check", "--config", "vars.toml"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_no_panic();
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    assert_eq!(
+        run.errors(),
+        [
+            "vars.toml:7:11: error: `executors[0].command`: cannot use `${VAR}`: the program is taken as written (write `$${` for a literal `${`)",
+            "vars.toml:12:11: error: `checks[0].command`: cannot use `${VAR}`: the program is taken as written (write `$${` for a literal `${`)",
+        ],
+        "{}",
+        run.context()
+    );
+}
