@@ -13,7 +13,9 @@ use steward_core::health::spec::{
 use steward_core::health::state::Thresholds;
 use steward_core::registry::Labels;
 
-use crate::schema::{literal, name_field, read_command, read_env, read_headers, read_workdir};
+use crate::schema::{
+    literal, name_field, read_command, read_env, read_headers, read_workdir, warn_unless_runnable,
+};
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
 
 const HEALTH_KEYS: &[&str] = &[
@@ -497,8 +499,11 @@ fn read_probe(
             let args = t.strings(cx, "args").unwrap_or_default();
             let env = read_env(cx, t);
             let workdir = read_workdir(cx, t);
+            if let (Some(command), Some(env)) = (&command, &env) {
+                warn_unless_runnable(cx, t, command, env);
+            }
             Some(Probe::Command(CommandProbe {
-                command: command?,
+                command: command?.value,
                 args: args.into_iter().map(|a| a.value).collect(),
                 env: env?,
                 workdir: workdir?,
@@ -1796,6 +1801,22 @@ verify_tls = false
             &with("type = \"command\"\ncommand = \"${UNSET}\""),
             9,
             "`checks[0].command`: cannot use `${VAR}`: the program is taken as written",
+        );
+    }
+
+    #[test]
+    fn a_command_check_warns_of_a_missing_program() {
+        let command = |lines: &str| with(&format!("type = \"command\"\n{lines}"));
+        let loaded = parse_str(
+            "f.toml",
+            &command("command = \"/nonexistent/probe\""),
+            &|_| None,
+        )
+        .unwrap();
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            ["f.toml:9:11: warning: `checks[0].command`: `/nonexistent/probe` does not exist"]
         );
     }
 

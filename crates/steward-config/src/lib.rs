@@ -15,6 +15,7 @@ pub mod file;
 pub mod import;
 mod interpolate;
 mod load;
+mod program;
 mod schedules;
 mod schema;
 mod secrets;

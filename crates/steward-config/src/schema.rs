@@ -19,6 +19,7 @@ use toml_edit::TableLike;
 
 use crate::alerting::read_alerting;
 use crate::checks::{ServiceSite, read_checks, read_health};
+use crate::program::program_problem;
 use crate::schedules::{SchedulerSettings, read_heartbeats, read_scheduler, read_schedules};
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
 
@@ -1216,9 +1217,12 @@ fn read_shell(cx: &mut Cx<'_>, t: &Fields<'_>, name: &str) -> Option<ShellSpec> 
     }
     let env = read_env(cx, t);
     let workdir = read_workdir(cx, t);
+    if let (Some(command), Some(env)) = (&command, &env) {
+        warn_unless_runnable(cx, t, command, env);
+    }
     let spec = ShellSpec {
         name: name.to_owned(),
-        command: command?,
+        command: command?.value,
         args: args.into_iter().map(|a| a.value).collect(),
         params: params?,
         env: env?,
@@ -1269,7 +1273,7 @@ pub(crate) fn read_workdir(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Option<Pat
 /// A shell executor's (or a command check's) `command`: one program, never a command line,
 /// taken as written (it is shown in runs, results and the API, and names a program rather
 /// than holding a secret).
-pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
+pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Spanned<String>> {
     let field = t.field("command");
     if t.item("command").is_none() {
         cx.error(
@@ -1298,10 +1302,30 @@ pub(crate) fn read_command(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<String> {
             command.value
         )
     } else {
-        return Some(command.value);
+        return Some(command);
     };
     cx.error(&command.span, format!("`{field}`: {problem}"));
     None
+}
+
+/// Warns when `command` cannot be run where the config is read, looking a bare name up in the
+/// PATH it would run with (its own `env`'s, else the environment's).
+pub(crate) fn warn_unless_runnable(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    command: &Spanned<String>,
+    env: &BTreeMap<String, Secret>,
+) {
+    let path_var = match env.get("PATH") {
+        Some(path) => Some(path.expose().to_owned()),
+        None => cx.env("PATH"),
+    };
+    if let Some(problem) = program_problem(&command.value, path_var.as_deref()) {
+        cx.warning(
+            &command.span,
+            format!("`{}`: {problem}", t.field("command")),
+        );
+    }
 }
 
 /// The `{field}` placeholders of one argument (see [`ShellSpec::placeholders`]), or why the
@@ -1972,6 +1996,64 @@ kinds = ["sleep"]
             panic!("not a shell executor");
         };
         assert_eq!(shell.command, "/opt/${x}/run", "`$${{` is a literal `${{`");
+    }
+
+    #[test]
+    fn a_program_missing_here_is_a_warning_at_its_location() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        let other = dir.path().join("other");
+        for (path, mode) in [
+            (bin.join("tool"), 0o755),
+            (bin.join("data"), 0o644),
+            (other.join("elsewhere"), 0o755),
+        ] {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let path_var = format!("/nonexistent:{}", bin.display());
+        let env = |name: &str| (name == "PATH").then(|| path_var.clone());
+        let shell = |name: &str, lines: &str| {
+            format!("[[executors]]\nname = \"{name}\"\ntype = \"shell\"\n{lines}\n")
+        };
+        let text = [
+            shell("found", "command = \"tool\""),
+            shell(
+                "absolute",
+                &format!("command = \"{}\"", bin.join("tool").display()),
+            ),
+            shell("typo", "command = \"toool\""),
+            shell("gone", "command = \"/nonexistent/run\""),
+            shell(
+                "plain",
+                &format!("command = \"{}\"", bin.join("data").display()),
+            ),
+            shell("dir", &format!("command = \"{}\"", bin.display())),
+            shell(
+                "own-path",
+                &format!(
+                    "command = \"elsewhere\"\nenv = {{ PATH = \"{}\" }}",
+                    other.display()
+                ),
+            ),
+        ]
+        .concat();
+        let loaded = parse_str("f.toml", &text, &env).unwrap();
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            [
+                "f.toml:12:11: warning: `executors[2].command`: `toool` is not found in PATH (the daemon's PATH may differ)".to_owned(),
+                "f.toml:16:11: warning: `executors[3].command`: `/nonexistent/run` does not exist".to_owned(),
+                format!("f.toml:20:11: warning: `executors[4].command`: `{}` is not executable", bin.join("data").display()),
+                format!("f.toml:24:11: warning: `executors[5].command`: `{}` is not a file", bin.display()),
+            ]
+        );
+        // Without PATH, where a bare name would be found is unknown: nothing is said.
+        let loaded = parse_str("f.toml", &shell("typo", "command = \"toool\""), &|_| None).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     }
 
     #[test]

@@ -76,6 +76,11 @@ impl<'s> Cx<'s> {
         self.push(Severity::Warning, span, message.into());
     }
 
+    /// The environment variable `name`, as the walk sees the environment.
+    pub fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name)
+    }
+
     /// `FILE:LINE:COL` of a span, for messages that point at another place.
     pub fn locate(&self, span: &Span) -> String {
         let (line, column) = self.source.position(span.as_ref().map_or(0, |s| s.start));

@@ -104,9 +104,22 @@ fn the_vizion_example_is_valid() {
     let dir = tempfile::tempdir().unwrap();
     let run = check_in(dir.path(), VIZION);
     assert_eq!(run.code, Some(0), "{}", run.context());
+    // The example's own programs live on its host; anywhere else each is a located warning.
+    let warnings = run.warnings();
     assert!(
-        run.stdout
-            .contains("ok (8 workspaces, 19 dependencies, 4 services, 4 checks; 0 warnings)"),
+        warnings.len() <= 3
+            && warnings
+                .iter()
+                .all(|w| w.contains(": warning: `executors[") && w.ends_with("` does not exist")),
+        "{}",
+        run.context()
+    );
+    let plural = if warnings.len() == 1 { "" } else { "s" };
+    assert!(
+        run.stdout.contains(&format!(
+            "ok (8 workspaces, 19 dependencies, 4 services, 4 checks; {} warning{plural})",
+            warnings.len()
+        )),
         "{}",
         run.context()
     );
@@ -516,7 +529,15 @@ fn a_bad_steward_listen_fails_the_check() {
             .unwrap(),
     );
     run.assert_no_panic();
-    let line = assert_one_line_failure(&run);
+    assert_eq!(run.code, Some(2), "{}", run.context());
+    // Warnings about the example's programs may come first; the failure is one line.
+    let failures: Vec<&str> = run
+        .lines()
+        .into_iter()
+        .filter(|l| !l.contains(": warning: "))
+        .collect();
+    assert_eq!(failures.len(), 1, "{}", run.context());
+    let line = failures[0];
     assert!(line.contains("STEWARD_LISTEN"), "{line}");
     assert!(line.contains("garbage"), "{line}");
     assert!(!run.stdout.contains(": ok ("), "{}", run.context());
@@ -648,6 +669,60 @@ command = "${PG_ISREADY}"
             "vars.toml:7:11: error: `executors[0].command`: cannot use `${VAR}`: the program is taken as written (write `$${` for a literal `${`)",
             "vars.toml:12:11: error: `checks[0].command`: cannot use `${VAR}`: the program is taken as written (write `$${` for a literal `${`)",
         ],
+        "{}",
+        run.context()
+    );
+}
+
+#[test]
+fn programs_missing_here_are_located_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"[[services]]
+name = "db"
+
+[[executors]]
+name = "backup"
+type = "shell"
+command = "no-such-program-here"
+
+[[queues]]
+name = "maintenance"
+kinds = ["backup"]
+
+[[checks]]
+service = "db"
+type = "command"
+command = "/nonexistent/pg_isready"
+
+[[checks]]
+service = "db"
+name = "found"
+type = "command"
+command = "sh"
+"#;
+    std::fs::write(dir.path().join("programs.toml"), text).unwrap();
+    let run = Run::from(
+        steward(dir.path())
+            .env("PATH", "/usr/bin:/bin")
+            .args(["check", "--config", "programs.toml"])
+            .output()
+            .unwrap(),
+    );
+    run.assert_no_panic();
+    assert_eq!(run.code, Some(0), "{}", run.context());
+    assert_eq!(
+        run.warnings(),
+        [
+            "programs.toml:7:11: warning: `executors[0].command`: `no-such-program-here` is not found in PATH (the daemon's PATH may differ)",
+            "programs.toml:16:11: warning: `checks[0].command`: `/nonexistent/pg_isready` does not exist",
+        ],
+        "{}",
+        run.context()
+    );
+    assert!(
+        run.stdout.contains(
+            "programs.toml: ok (0 workspaces, 0 dependencies, 1 services, 2 checks; 2 warnings)"
+        ),
         "{}",
         run.context()
     );

@@ -420,6 +420,9 @@ fn test_route(labels: &Labels, config: &Path, output: OutputFormat) -> anyhow::R
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
+    for warning in &loaded.warnings {
+        eprintln!("{warning}");
+    }
     let Some(route) = &loaded.config.alerting.route else {
         bail!(
             "{}: there is no [alerting.route], so alerts are stored but sent nowhere; declare \

@@ -6,22 +6,23 @@ use anyhow::Context;
 use steward_config::FileSettings;
 
 use crate::cli::{LogArgs, MigrateArgs};
-use crate::commands::{load_or_exit, settings_or_exit};
+use crate::commands::{load_or_exit, log_warnings, settings_or_exit};
 use crate::{logging, store};
 
 pub fn run(args: MigrateArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
+    let (file, warnings) = match &args.config {
         Some(path) => match load_or_exit(path) {
-            Ok(loaded) => loaded.config.settings,
+            Ok(loaded) => (loaded.config.settings, loaded.warnings),
             Err(code) => return Ok(code),
         },
-        None => FileSettings::default(),
+        None => (FileSettings::default(), Vec::new()),
     };
     let settings = match settings_or_exit(&file, args.database, None, log) {
         Ok(settings) => settings,
         Err(code) => return Ok(code),
     };
     logging::init(settings.log_format, &settings.log_level)?;
+    log_warnings(&warnings);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

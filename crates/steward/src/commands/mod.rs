@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use steward_config::{DaemonSettings, LoadError, Loaded, Overrides, load_file};
+use steward_config::{DaemonSettings, Diagnostic, LoadError, Loaded, Overrides, load_file};
 
 use crate::EXIT_INVALID;
 use crate::cli::{DatabaseArgs, LogArgs};
@@ -42,20 +42,29 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// Loads the config for a long-running command: problems go to standard error and become exit
-/// code 2.
+/// Loads the config for a command that is not `check`: problems go to standard error and become
+/// exit code 2. Warnings are left to the caller: a daemon logs them ([`log_warnings`]) once its
+/// logging is set up, so that JSON logs hold nothing but JSON.
 pub fn load_or_exit(path: &Path) -> Result<Loaded, ExitCode> {
     match load_file(path, &crate::store::env) {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                eprintln!("{warning}");
-            }
-            Ok(loaded)
-        }
+        Ok(loaded) => Ok(loaded),
         Err(e) => {
             report_load_error(&mut std::io::stderr(), &e);
             Err(ExitCode::from(EXIT_INVALID))
         }
+    }
+}
+
+/// Logs a config's warnings, each with its location.
+pub fn log_warnings(warnings: &[Diagnostic]) {
+    for warning in warnings {
+        tracing::warn!(
+            file = %warning.file,
+            line = warning.line,
+            column = warning.column,
+            "config warning: {}",
+            warning.message
+        );
     }
 }
 

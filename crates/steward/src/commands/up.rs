@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{LogArgs, UpArgs};
-use crate::commands::{load_or_exit, settings_or_exit};
+use crate::commands::{load_or_exit, log_warnings, settings_or_exit};
 use crate::{logging, store};
 
 pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
@@ -35,6 +35,7 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     logging::init(settings.log_format, &settings.log_level)?;
+    log_warnings(&loaded.warnings);
     let metrics = install_metrics()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
