@@ -126,6 +126,7 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(|e| StoreError::Connect(Box::new(e)))?;
+        schedules::end_earlier_leases(&writer).await?;
         let pool = writer.clone();
         let key_writes =
             Batcher::spawn(move |requests| Box::pin(create_keys(pool.clone(), requests)));

@@ -52,6 +52,35 @@ pub(crate) async fn acquire_lease(
     row.as_ref().map(lease_from_row).transpose()
 }
 
+/// Ends every lease recorded by an earlier process. The caller holds the data-directory lock,
+/// so that process is gone, and its successor need not wait out what it held (a whole lease
+/// after a crash). Fences are kept: the next holder's is still higher than any used before.
+pub(crate) async fn end_earlier_leases(pool: &SqlitePool) -> Result<(), StoreError> {
+    // A database not migrated yet has no leases table, and so no leases.
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db_err)?;
+    if exists == 0 {
+        return Ok(());
+    }
+    let ended = sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE expires_at_ms > ?")
+        .bind(now_ms())
+        .execute(pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+    if ended > 0 {
+        tracing::info!(
+            leases = ended,
+            "ended the leases an earlier process left; this one holds the data directory"
+        );
+    }
+    Ok(())
+}
+
 /// Lets a lease lapse at once.
 pub(crate) async fn release_lease(
     pool: &SqlitePool,
@@ -592,4 +621,45 @@ fn heartbeat_from_row(row: &SqliteRow) -> Result<HeartbeatRecord, StoreError> {
         state_changed_at_ms: row.try_get("state_changed_at_ms").map_err(db_err)?,
         watching_since_ms: row.try_get("watching_since_ms").map_err(db_err)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use steward_store::Store;
+
+    use crate::SqliteStore;
+
+    #[tokio::test]
+    async fn a_reopened_store_ends_the_leases_an_earlier_process_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let old = store
+            .acquire_lease("scheduler", "old", 60_000)
+            .await
+            .unwrap()
+            .unwrap();
+        // Closed without giving the lease up, as by a crash.
+        store.close().await;
+
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let new = store
+            .acquire_lease("scheduler", "new", 60_000)
+            .await
+            .unwrap()
+            .expect("the lease is taken at once");
+        assert_eq!(new.fence, old.fence + 1, "fencing still goes up");
+        assert_eq!(
+            store
+                .acquire_lease("scheduler", "old", 60_000)
+                .await
+                .unwrap(),
+            None,
+            "the new holder keeps it"
+        );
+        store.close().await;
+    }
 }

@@ -249,6 +249,36 @@ kind = "noop"
 
 /// Slots that passed while the daemon was stopped follow each schedule's missed-run policy.
 /// (The outage is scaled down from minutes to seconds: the policies count slots, not time.)
+/// A daemon killed with SIGKILL leaves its leases recorded; on SQLite its successor holds the
+/// data-directory lock, so it takes them at once instead of waiting them out (10 s).
+#[test]
+fn a_restart_after_sigkill_fires_again_at_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), SQLITE_CONFIG);
+    let mut first = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let key = first.key.clone().unwrap();
+    eventually(Duration::from_secs(10), "two fires of `tick`", || {
+        fired_slots(&runs(&first, "tick")).len() >= 2
+    });
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(10));
+    // The killed leader fired at most two seconds ahead: a later slot was fired after it.
+    let killed_at = now_ms();
+    let mut second = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    second.use_key(&key);
+    let restarted = Instant::now();
+    eventually(
+        Duration::from_secs(3),
+        "a fire by the restarted daemon within 3 s",
+        || {
+            fired_slots(&runs(&second, "tick"))
+                .iter()
+                .any(|slot| *slot > killed_at + 2_000)
+        },
+    );
+    eprintln!("fired again {:?} after the restart", restarted.elapsed());
+}
+
 #[test]
 fn missed_runs_after_downtime_follow_each_policy() {
     let dir = tempfile::tempdir().unwrap();
