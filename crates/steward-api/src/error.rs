@@ -1,6 +1,8 @@
 //! Errors as JSON: `{"error": {"code": "...", "message": "..."}}`, with stable codes. Store
 //! error text is logged, never sent.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use axum::Json;
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -8,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use steward_engine::EngineError;
-use steward_store::StoreError;
+use steward_store::{StoreError, now_ms};
 
 /// An error answer.
 #[derive(Debug)]
@@ -69,17 +71,60 @@ impl ApiError {
     }
 
     /// The store failed: logged in full, answered without its text. A value the store cannot
-    /// hold is the caller's to fix (400 `invalid_input`), not an outage.
+    /// hold is the caller's to fix (400 `invalid_input`); damaged or undecodable data is 500
+    /// `store_corrupt` (trying again does not help); anything else is 503 `store_unavailable`.
     pub fn store(e: &StoreError) -> Self {
         if let StoreError::Unstorable(why) = e {
             return Self::new(StatusCode::BAD_REQUEST, "invalid_input", why.clone());
         }
         tracing::error!(error = %e, kind = e.kind(), "store error while serving a request");
+        match e {
+            StoreError::Damaged { recovery, .. } => {
+                log_recovery(recovery);
+                Self::damaged_store(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+            StoreError::Corrupt(_) => Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_corrupt",
+                "stored data cannot be decoded; see the server log",
+            ),
+            _ => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the database is unavailable; try again shortly",
+            ),
+        }
+    }
+
+    /// The database file is damaged (`store_corrupt`), answered with `status`.
+    pub fn damaged_store(status: StatusCode) -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the database is unavailable; try again shortly",
+            status,
+            "store_corrupt",
+            "the database file is damaged; see the server log for how to recover it",
         )
+    }
+}
+
+/// When the recovery steps were last logged (ms since the Unix epoch).
+static RECOVERY_LOGGED_MS: AtomicI64 = AtomicI64::new(i64::MIN);
+
+/// Logs how to recover a damaged file, at most once a minute: every read of a damaged row
+/// fails the same way, and the steps need saying once, not per request.
+fn log_recovery(recovery: &str) {
+    let now = now_ms();
+    let last = RECOVERY_LOGGED_MS.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < 60_000 {
+        return;
+    }
+    if RECOVERY_LOGGED_MS
+        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+        .is_ok()
+    {
+        tracing::error!(
+            recovery = %recovery,
+            "the database file is damaged; reads of the damaged rows fail until it is recovered"
+        );
     }
 }
 
@@ -191,4 +236,34 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
         }
     }
     json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_and_undecodable_data_are_store_corrupt_and_the_rest_unavailable() {
+        let damaged = StoreError::Damaged {
+            source: "database disk image is malformed".into(),
+            recovery: "recover it",
+        };
+        let cases = [
+            (damaged, 500, "store_corrupt"),
+            (StoreError::Corrupt("labels".into()), 500, "store_corrupt"),
+            (
+                StoreError::Database("timeout".into()),
+                503,
+                "store_unavailable",
+            ),
+        ];
+        for (error, status, code) in cases {
+            let answer = ApiError::store(&error);
+            assert_eq!(
+                (answer.status.as_u16(), answer.code),
+                (status, code),
+                "{error}"
+            );
+        }
+    }
 }

@@ -341,8 +341,8 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result
     })
 }
 
-/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, anything
-/// else `store_unavailable`.
+/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, damaged
+/// data `store_corrupt`, anything else `store_unavailable`.
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
@@ -365,14 +365,13 @@ async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the store answers too.
+/// Readiness: the store answers too, and its file was not found damaged at start.
 async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    state
-        .control
-        .store()
-        .ping()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let store = state.control.store();
+    if store.damaged() {
+        return Err(ApiError::damaged_store(StatusCode::SERVICE_UNAVAILABLE));
+    }
+    store.ping().await.map_err(|e| ApiError::store(&e))?;
     Ok(Json(
         json!({ "status": "ready", "store": state.control.store().backend() }),
     ))

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod health;
+mod integrity;
 mod lock;
 mod notifications;
 mod schedules;
@@ -11,6 +12,7 @@ mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -42,9 +44,9 @@ use steward_store::notifications::{
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence};
 use steward_store::{
     ApiKey, AppliedMigration, AuditQuery, Claim, Enqueued, HeartbeatRecord, HeartbeatTransition,
-    Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery, ScheduleRun,
-    ScheduleState, ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult, Wakeup,
-    now_ms,
+    Integrity, Lease, LeaseState, MAX_AUDIT_PAGE, MigrationReport, NewKey, Reaped, RunQuery,
+    ScheduleRun, ScheduleState, ScheduleTick, Store, StoreError, TaskCount, TaskQuery, TickResult,
+    Wakeup, now_ms,
 };
 use tokio::sync::Mutex;
 use tokio::sync::broadcast;
@@ -82,9 +84,17 @@ pub struct SqliteStore {
     wakeups: broadcast::Sender<Wakeup>,
     /// Never sent on (kept so that receivers wait instead of seeing it closed).
     remote_alerts: broadcast::Sender<steward_store::RemoteAlerts>,
+    /// Whether the last integrity check found the file damaged.
+    damaged: AtomicBool,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+    if integrity::is_damage(&e) {
+        return StoreError::Damaged {
+            source: Box::new(e),
+            recovery: integrity::RECOVERY,
+        };
+    }
     StoreError::Database(Box::new(e))
 }
 
@@ -142,6 +152,7 @@ impl SqliteStore {
             path,
             wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
             remote_alerts: broadcast::channel(1).0,
+            damaged: AtomicBool::new(false),
         })
     }
 
@@ -199,6 +210,21 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.reader.acquire().await.map_err(db_err)?;
         conn.ping().await.map_err(db_err)
+    }
+
+    async fn check_integrity(&self, budget: Duration) -> Result<Integrity, StoreError> {
+        let integrity = integrity::quick_check(&self.path, budget).await?;
+        self.damaged.store(
+            matches!(integrity, Integrity::Damaged { .. }),
+            Ordering::Relaxed,
+        );
+        let data_dir = self.path.parent().unwrap_or(&self.path);
+        integrity::log(data_dir, &integrity);
+        Ok(integrity)
+    }
+
+    fn damaged(&self) -> bool {
+        self.damaged.load(Ordering::Relaxed)
     }
 
     async fn registry(&self) -> Result<Registry, StoreError> {

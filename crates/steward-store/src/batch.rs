@@ -79,15 +79,15 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         }
                     }
                     Err(e) => {
-                        // StoreError is not Clone: every caller gets the same text, one keeps
-                        // the original.
-                        let text = e.to_string();
+                        // StoreError is not Clone: one caller keeps the original, the others
+                        // get a copy of it.
                         let mut replies = replies.into_iter();
-                        if let Some(first) = replies.next() {
-                            let _ = first.send(Err(e));
-                        }
+                        let first = replies.next();
                         for reply in replies {
-                            let _ = reply.send(Err(StoreError::Database(text.clone().into())));
+                            let _ = reply.send(Err(e.for_another_caller()));
+                        }
+                        if let Some(first) = first {
+                            let _ = first.send(Err(e));
                         }
                     }
                 }
@@ -185,5 +185,32 @@ mod tests {
             Batcher::spawn(|_| Box::pin(async { Err(StoreError::Corrupt("disk on fire".into())) }));
         let err = batcher.submit(1).await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_file_fails_every_request_of_its_batch_as_damaged() {
+        let batcher: Arc<Batcher<u32, u32>> = Arc::new(Batcher::spawn(|_| {
+            Box::pin(async {
+                Err(StoreError::Damaged {
+                    source: "page 7 is malformed".into(),
+                    recovery: "recover the file",
+                })
+            })
+        }));
+        let callers: Vec<_> = (0..8)
+            .map(|i| {
+                let batcher = Arc::clone(&batcher);
+                tokio::spawn(async move { batcher.submit(i).await })
+            })
+            .collect();
+        for caller in callers {
+            match caller.await.unwrap() {
+                Err(StoreError::Damaged { source, recovery }) => {
+                    assert_eq!(source.to_string(), "page 7 is malformed");
+                    assert_eq!(recovery, "recover the file");
+                }
+                other => panic!("expected a damaged file, got {other:?}"),
+            }
+        }
     }
 }

@@ -16,8 +16,8 @@ use steward_core::{Dependency, Registry, Repo, Role, Service, Workspace, Workspa
 use crate::audit::verify_audit;
 use crate::tasks::{MAX_TASK_PAGE, TaskCount};
 use crate::{
-    AuditQuery, Claim, Enqueued, LeaseState, MAX_AUDIT_PAGE, NewKey, Reaped, Store, StoreError,
-    TaskQuery,
+    AuditQuery, Claim, Enqueued, Integrity, LeaseState, MAX_AUDIT_PAGE, NewKey, Reaped, Store,
+    StoreError, TaskQuery,
 };
 
 mod alerts;
@@ -62,6 +62,7 @@ macro_rules! conformance_suite {
     ($factory:path) => {
         $crate::conformance_suite!(@stories $factory;
             migrate_is_idempotent,
+            a_sound_database_passes_its_integrity_check,
             sync_into_an_empty_store_adds_everything,
             a_second_sync_of_the_same_registry_changes_nothing,
             sync_applies_updates_and_removals,
@@ -199,6 +200,24 @@ pub fn sample_registry() -> Registry {
         ],
         vec![nn, n8n],
     )
+}
+
+/// A sound database passes its integrity check (or its backend leaves checking to the server)
+/// and is not taken for damaged.
+pub async fn a_sound_database_passes_its_integrity_check(store: &Arc<dyn Store>) {
+    store
+        .sync_registry(&sample_registry(), &actor())
+        .await
+        .expect("sync");
+    let integrity = store
+        .check_integrity(std::time::Duration::from_secs(10))
+        .await
+        .expect("integrity check");
+    assert!(
+        matches!(integrity, Integrity::Passed { .. } | Integrity::NotChecked),
+        "{integrity:?}"
+    );
+    assert!(!store.damaged());
 }
 
 fn entity_count(r: &Registry) -> usize {

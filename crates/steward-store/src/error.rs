@@ -53,6 +53,15 @@ pub enum StoreError {
     /// Stored data could not be decoded.
     #[error("stored data cannot be decoded: {0}")]
     Corrupt(String),
+    /// The database reports its file damaged (a page it cannot read). Retrying does not help:
+    /// the file must be recovered, as `recovery` says.
+    #[error("the database file is damaged: {source}")]
+    Damaged {
+        /// What the database reported.
+        source: BoxError,
+        /// How an operator recovers the file.
+        recovery: &'static str,
+    },
 }
 
 impl StoreError {
@@ -69,7 +78,20 @@ impl StoreError {
             StoreError::State(_) => "state",
             StoreError::LeaseLost(_) => "lease_lost",
             StoreError::Unstorable(_) => "unstorable",
-            StoreError::Corrupt(_) => "corrupt",
+            StoreError::Corrupt(_) | StoreError::Damaged { .. } => "corrupt",
+        }
+    }
+
+    /// The same failure for another caller of a batch that failed as a whole (the error is
+    /// not `Clone`): a damaged file stays a damaged file, anything else becomes its text.
+    pub fn for_another_caller(&self) -> StoreError {
+        match self {
+            StoreError::Damaged { source, recovery } => StoreError::Damaged {
+                source: source.to_string().into(),
+                recovery,
+            },
+            StoreError::Unstorable(why) => StoreError::Unstorable(why.clone()),
+            other => StoreError::Database(other.to_string().into()),
         }
     }
 }

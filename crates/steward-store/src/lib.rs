@@ -58,6 +58,30 @@ pub struct MigrationReport {
     pub version: i64,
 }
 
+/// What a check of the database's own structure found ([`Store::check_integrity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// The backend leaves this to its server (PostgreSQL checks its own pages).
+    NotChecked,
+    /// The whole database was read and found sound.
+    Passed {
+        /// How long the check took.
+        elapsed_ms: u64,
+    },
+    /// The check ran out of its time; what it read was sound.
+    CutShort {
+        /// How long it ran.
+        elapsed_ms: u64,
+    },
+    /// The database file is damaged.
+    Damaged {
+        /// How long the check took.
+        elapsed_ms: u64,
+        /// The first problems, as the database described them.
+        problems: Vec<String>,
+    },
+}
+
 /// A key to store; the plaintext never reaches the store, only its digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewKey {
@@ -165,6 +189,21 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Reads the database's own structure for at most about `budget` (SQLite's
+    /// `PRAGMA quick_check`), logs what it found (with how to recover a damaged file) and
+    /// remembers it for [`Store::damaged`]. The default, for backends whose server looks after
+    /// its own files, checks nothing.
+    async fn check_integrity(&self, budget: std::time::Duration) -> Result<Integrity, StoreError> {
+        let _ = budget;
+        Ok(Integrity::NotChecked)
+    }
+
+    /// Whether the last [`Store::check_integrity`] found the database damaged: readiness fails
+    /// while it did, since reads of the damaged rows fail until the file is recovered.
+    fn damaged(&self) -> bool {
+        false
+    }
 
     /// The stored registry, in canonical order.
     async fn registry(&self) -> Result<Registry, StoreError>;

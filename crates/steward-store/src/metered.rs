@@ -1,7 +1,7 @@
 //! Timing and error metrics for any store, so backends need no metrics code of their own.
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use steward_core::audit::{Actor, AuditEvent};
@@ -19,10 +19,10 @@ use crate::notifications::{
 };
 use crate::{
     Ack, AlertChange, AlertQuery, AlertReceipt, ApiKey, AuditQuery, CheckRecord, CheckTransition,
-    Claim, Enqueued, HealthPruned, HeartbeatRecord, HeartbeatTransition, Lease, LeaseState,
-    MigrationReport, NewKey, ProbeBatch, ProbeRecord, Reaped, RunQuery, ScheduleRun, ScheduleState,
-    ScheduleTick, Store, StoreError, StoredAlert, StoredSilence, TaskCount, TaskQuery, TickResult,
-    TransitionQuery, Wakeup,
+    Claim, Enqueued, HealthPruned, HeartbeatRecord, HeartbeatTransition, Integrity, Lease,
+    LeaseState, MigrationReport, NewKey, ProbeBatch, ProbeRecord, Reaped, RunQuery, ScheduleRun,
+    ScheduleState, ScheduleTick, Store, StoreError, StoredAlert, StoredSilence, TaskCount,
+    TaskQuery, TickResult, TransitionQuery, Wakeup,
 };
 
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
@@ -80,6 +80,20 @@ impl<S: Store> Store for Metered<S> {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.observe("ping", self.inner.ping()).await
+    }
+
+    async fn check_integrity(&self, budget: Duration) -> Result<Integrity, StoreError> {
+        let integrity = self
+            .observe("check_integrity", self.inner.check_integrity(budget))
+            .await?;
+        let damaged = matches!(integrity, Integrity::Damaged { .. });
+        metrics::gauge!("steward_store_damaged", "backend" => self.inner.backend())
+            .set(if damaged { 1.0 } else { 0.0 });
+        Ok(integrity)
+    }
+
+    fn damaged(&self) -> bool {
+        self.inner.damaged()
     }
 
     async fn registry(&self) -> Result<Registry, StoreError> {

@@ -19,6 +19,10 @@ use crate::cli::{LogArgs, UpArgs};
 use crate::commands::{load_or_exit, log_warnings, settings_or_exit};
 use crate::{logging, store};
 
+/// How long the start-up integrity check of an embedded database may take: large files are
+/// checked in part rather than delaying the start.
+const INTEGRITY_CHECK_BUDGET: Duration = Duration::from_secs(10);
+
 pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded = match load_or_exit(&args.config) {
@@ -173,6 +177,10 @@ async fn serve(
         .context("cannot migrate the database")?;
     for m in &report.applied {
         tracing::info!(version = m.version, description = %m.description, "migration applied");
+    }
+    // The store logs what the check finds; a damaged file keeps the daemon up, not ready.
+    if let Err(error) = store.check_integrity(INTEGRITY_CHECK_BUDGET).await {
+        tracing::warn!(%error, "the integrity check could not run; carrying on");
     }
     let env: SystemEnv = Arc::new(store::env);
     let (control, _) = ControlPlane::start(
