@@ -13,6 +13,41 @@ pub fn printable(text: &str) -> String {
     }
 }
 
+/// `text` with each NUL replaced by U+FFFD and nothing else changed (lines and tabs stay): no
+/// store keeps a NUL the same way (PostgreSQL refuses one in text), so what a program printed
+/// or a server answered is stored with it made visible instead.
+pub fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// [`without_nul`] for every string and key of a JSON value (PostgreSQL's `jsonb` refuses
+/// `\u0000`).
+pub fn json_without_nul(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => {
+            if let std::borrow::Cow::Owned(clean) = without_nul(text) {
+                *text = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(json_without_nul),
+        Value::Object(fields) => {
+            if fields.keys().any(|key| key.contains('\0')) {
+                let taken = std::mem::take(fields);
+                for (key, field) in taken {
+                    fields.insert(without_nul(&key).into_owned(), field);
+                }
+            }
+            fields.values_mut().for_each(json_without_nul);
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 /// `text` on one line: whitespace runs become one space, control characters spaces, and it is
 /// cut to at most `max_chars` characters, the last an ellipsis when it was cut.
 pub fn one_line(text: &str, max_chars: usize) -> String {
@@ -34,6 +69,23 @@ pub fn one_line(text: &str, max_chars: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nuls_are_made_visible_and_nothing_else_changes() {
+        assert_eq!(without_nul("a\nb\tc"), "a\nb\tc");
+        assert!(matches!(
+            without_nul("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert_eq!(without_nul("a\0b\0"), "a\u{fffd}b\u{fffd}");
+        let mut json =
+            serde_json::json!({ "k\u{0}": ["x\u{0}", 1, { "y": "\u{0}" }], "ok": "line\n" });
+        json_without_nul(&mut json);
+        assert_eq!(
+            json,
+            serde_json::json!({ "k\u{fffd}": ["x\u{fffd}", 1, { "y": "\u{fffd}" }], "ok": "line\n" })
+        );
+    }
 
     #[test]
     fn control_characters_are_shown_not_obeyed() {

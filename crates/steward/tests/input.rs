@@ -185,6 +185,86 @@ fn refused_as_bad_input(daemon: &Daemon) {
     assert_eq!(taken.status(), 201);
 }
 
+/// A program printing NUL bytes, as a task and as a check: what it printed is kept with each
+/// NUL made visible, on both backends (PostgreSQL refuses a NUL, and a completion it refuses
+/// would be retried for ever).
+fn programs_printing_nul(dir: &Path) -> PathBuf {
+    let path = dir.join("programs.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[services]]
+name = "db"
+
+[[checks]]
+name = "nul-check"
+service = "db"
+type = "command"
+command = "sh"
+args = ["-c", "printf 'bad\\000news' >&2; exit 1"]
+interval = "1s"
+
+[[executors]]
+name = "nul"
+type = "shell"
+command = "printf"
+args = ["out\\000put"]
+
+[[queues]]
+name = "chores"
+kinds = ["nul"]
+"#,
+    )
+    .unwrap();
+    path
+}
+
+fn nul_output_is_kept_visible(daemon: &Daemon) {
+    let posted = daemon.send(
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({ "queue": "chores", "kind": "nul" })),
+    );
+    assert_eq!(posted.status(), 201);
+    let id = posted.json::<Value>().unwrap()["task"]["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/api/v1/tasks/{id}");
+    support::eventually(
+        std::time::Duration::from_secs(20),
+        "the task's completion to be stored",
+        || daemon.get_json(&path)["task"]["status"] == "succeeded",
+    );
+    let runs = daemon.get_json(&path)["runs"].clone();
+    assert_eq!(runs[0]["output_tail"], "out\u{fffd}put", "{runs}");
+    support::eventually(
+        std::time::Duration::from_secs(20),
+        "the check's failure to be stored",
+        || {
+            daemon.get_json("/api/v1/checks/nul-check/results")["results"][0]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("bad\u{fffd}news"))
+        },
+    );
+}
+
+#[test]
+fn programs_printing_nul_are_stored_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &programs_printing_nul(dir.path()), &[]);
+    nul_output_is_kept_visible(&daemon);
+}
+
+#[test]
+fn programs_printing_nul_are_stored_on_postgres() {
+    let Some(db) = TestDatabase::create_blocking() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_on_postgres(dir.path(), &programs_printing_nul(dir.path()), &db);
+    nul_output_is_kept_visible(&daemon);
+}
+
 #[test]
 fn bad_input_is_refused_as_such_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
