@@ -88,6 +88,17 @@ pub struct SqliteStore {
     damaged: AtomicBool,
 }
 
+/// Whether the database has a table called `name` (one not migrated yet has none).
+pub(crate) async fn table_exists(pool: &SqlitePool, name: &str) -> Result<bool, StoreError> {
+    let found: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .map_err(db_err)?;
+    Ok(found > 0)
+}
+
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
     if integrity::is_damage(&e) {
         return StoreError::Damaged {
@@ -137,6 +148,7 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Connect(Box::new(e)))?;
         schedules::end_earlier_leases(&writer).await?;
+        tasks::end_earlier_leases(&writer).await?;
         let pool = writer.clone();
         let key_writes =
             Batcher::spawn(move |requests| Box::pin(create_keys(pool.clone(), requests)));

@@ -57,13 +57,7 @@ pub(crate) async fn acquire_lease(
 /// after a crash). Fences are kept: the next holder's is still higher than any used before.
 pub(crate) async fn end_earlier_leases(pool: &SqlitePool) -> Result<(), StoreError> {
     // A database not migrated yet has no leases table, and so no leases.
-    let exists: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'leases'",
-    )
-    .fetch_one(pool)
-    .await
-    .map_err(db_err)?;
-    if exists == 0 {
+    if !crate::table_exists(pool, "leases").await? {
         return Ok(());
     }
     let ended = sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE expires_at_ms > ?")

@@ -525,3 +525,78 @@ fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
         finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
     })
 }
+
+/// Ends the task leases an earlier process left, so the reaper returns its running tasks to
+/// their queues at its next pass instead of a whole lease later. The caller holds the
+/// data-directory lock: the process that claimed them is gone, and its attempts with it.
+pub(crate) async fn end_earlier_leases(pool: &SqlitePool) -> Result<(), StoreError> {
+    if !crate::table_exists(pool, "tasks").await? {
+        return Ok(());
+    }
+    let ended = sqlx::query(
+        "UPDATE tasks SET lease_expires_at_ms = 0 \
+         WHERE status = 'running' AND lease_expires_at_ms > ?",
+    )
+    .bind(now_ms())
+    .execute(pool)
+    .await
+    .map_err(db_err)?
+    .rows_affected();
+    if ended > 0 {
+        tracing::info!(
+            tasks = ended,
+            "ended the task leases an earlier process left; their tasks go back to their queues"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use steward_core::audit::Actor;
+    use steward_core::task::{NewTask, TaskOrigin, TaskStatus};
+    use steward_store::{Claim, Store, now_ms};
+
+    use crate::SqliteStore;
+
+    #[tokio::test]
+    async fn a_reopened_store_returns_the_tasks_an_earlier_process_was_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let task = NewTask {
+            queue: "q".into(),
+            kind: "noop".into(),
+            payload: "{}".into(),
+            priority: 0,
+            run_at_ms: 0,
+            max_attempts: 3,
+            idempotency_key: None,
+            origin: TaskOrigin::default(),
+        };
+        store
+            .enqueue_tasks(&[task], &Actor::system("t"))
+            .await
+            .unwrap();
+        let claim = Claim {
+            queue: "q".into(),
+            worker: "old".into(),
+            limit: 1,
+            lease_ms: 600_000,
+        };
+        let claimed = store.claim_tasks(&claim).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Closed while running it, as by a crash.
+        store.close().await;
+
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let reaped = store.reap_expired_leases(now_ms(), 100).await.unwrap();
+        assert_eq!(reaped.len(), 1, "taken back at once, not ten minutes later");
+        let task = store.task(claimed[0].id).await.unwrap().unwrap();
+        assert_eq!(task.status, TaskStatus::Queued);
+        store.close().await;
+    }
+}

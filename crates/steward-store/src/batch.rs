@@ -63,7 +63,11 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                 // A panic while writing fails this batch only; the writer keeps serving.
                 let written = match tokio::spawn(write(requests)).await {
                     Ok(result) => result,
-                    Err(e) => Err(StoreError::Corrupt(format!("the batch writer failed: {e}"))),
+                    // Not damaged data: an internal failure, answered as the store being
+                    // unavailable (retrying may work).
+                    Err(e) => Err(StoreError::Database(
+                        format!("the batch writer failed: {e}").into(),
+                    )),
                 };
                 match written {
                     Ok(answers) if answers.len() == size => {
@@ -75,7 +79,7 @@ impl<Req: Send + 'static, Resp: Send + 'static> Batcher<Req, Resp> {
                         let message =
                             format!("batch writer answered {} of {size} requests", answers.len());
                         for reply in replies {
-                            let _ = reply.send(Err(StoreError::Corrupt(message.clone())));
+                            let _ = reply.send(Err(StoreError::Database(message.clone().into())));
                         }
                     }
                     Err(e) => {
@@ -185,6 +189,13 @@ mod tests {
             Batcher::spawn(|_| Box::pin(async { Err(StoreError::Corrupt("disk on fire".into())) }));
         let err = batcher.submit(1).await.unwrap_err();
         assert!(err.to_string().contains("disk on fire"));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_writer_is_an_unavailable_store_not_damaged_data() {
+        let batcher: Batcher<u32, u32> = Batcher::spawn(|_| Box::pin(async { panic!("bug") }));
+        let err = batcher.submit(1).await.unwrap_err();
+        assert_eq!(err.kind(), "database", "{err}");
     }
 
     #[tokio::test]

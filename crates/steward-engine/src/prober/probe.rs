@@ -516,9 +516,13 @@ fn read_cert_files(patterns: &[String]) -> Seen {
     seen
 }
 
+/// The largest certificate file read: a PEM chain is a few KiB, and a glob that matched a
+/// large file by mistake must not be read whole on every probe.
+const MAX_CERT_FILE_BYTES: u64 = 1024 * 1024;
+
 /// The first (leaf) certificate of a PEM file.
 fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
-    let bytes = read_regular(path).map_err(|e| Failure::new(Cause::File, e.to_string()))?;
+    let bytes = read_regular(path, MAX_CERT_FILE_BYTES)?;
     let chain = parse_pem_chain(&bytes)
         .map_err(|e| Failure::new(Cause::Certificate, format!("{}: {e}", path.display())))?;
     chain.into_iter().next().ok_or_else(|| {
@@ -529,16 +533,29 @@ fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
     })
 }
 
-/// The bytes of a regular file; a FIFO a glob matched would otherwise block the read, and
-/// with it a blocking thread, for good.
-fn read_regular(path: &Path) -> Result<Vec<u8>, FileError> {
-    let (mut file, meta) = open_regular(path)?;
+/// The bytes of a regular file of at most `max` bytes; a FIFO a glob matched would otherwise
+/// block the read, and with it a blocking thread, for good.
+fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, Failure> {
+    let file_error = |e: FileError| Failure::new(Cause::File, e.to_string());
+    let (file, meta) = open_regular(path).map_err(file_error)?;
+    if meta.len() > max {
+        return Err(Failure::new(
+            Cause::File,
+            format!(
+                "{}: {} bytes, more than the {max} a certificate file may hold",
+                path.display(),
+                meta.len()
+            ),
+        ));
+    }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|source| FileError::Io {
+    // Bounded even if the file grows between the check and the read.
+    file.take(max).read_to_end(&mut bytes).map_err(|source| {
+        file_error(FileError::Io {
             path: path.to_path_buf(),
             source,
-        })?;
+        })
+    })?;
     Ok(bytes)
 }
 
@@ -656,6 +673,20 @@ mod tests {
         assert!(seen.latency_ms < 5_000, "took {} ms", seen.latency_ms);
         assert_eq!(seen.context.body.as_deref(), Some("ok\n"));
         assert!(gone(read_pid(&pid_file)), "the leftover sleep still runs");
+    }
+
+    #[test]
+    fn a_certificate_file_larger_than_a_megabyte_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.pem");
+        std::fs::write(&path, vec![b'x'; 1024 * 1024 + 1]).unwrap();
+        let failure = read_leaf(&path).unwrap_err();
+        assert_eq!(failure.cause, Cause::File);
+        assert!(
+            failure.message.contains("more than the 1048576"),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]
