@@ -3,18 +3,15 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::sync::Arc;
+mod support;
+
+use support::Fixture;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use steward_api::Access;
 use steward_api::routes::table;
-use steward_api::{Access, ApiOptions, AppState, MetricsRenderer, RateLimits};
 use steward_core::Role;
-use steward_core::audit::Actor;
-use steward_engine::keys::create_key;
-use steward_engine::{Authenticator, ControlPlane, EventBus, KeyRequest, SystemEnv};
-use steward_store::Store;
-use steward_store_sqlite::SqliteStore;
 use tower::ServiceExt;
 
 const CONFIG: &str = r#"
@@ -156,68 +153,8 @@ fn callers() -> Vec<Caller> {
     callers
 }
 
-struct Fixture {
-    app: axum::Router,
-    keys: Vec<((Role, bool), String)>,
-    _dir: tempfile::TempDir,
-}
-
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("steward.toml");
-    std::fs::write(&config_path, CONFIG).unwrap();
-    let loaded = steward_config::load_file(&config_path, &|_| None).unwrap();
-    let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-    store.migrate().await.unwrap();
-    let store: Arc<dyn Store> = Arc::new(store);
-    let env: SystemEnv = Arc::new(|_| None);
-    let (control, _) = ControlPlane::start(
-        Arc::clone(&store),
-        EventBus::new(),
-        &config_path,
-        loaded.config,
-        env,
-    )
-    .await
-    .unwrap();
-    let mut keys = Vec::new();
-    for role in Role::ALL {
-        for scoped in [false, true] {
-            let request = KeyRequest {
-                name: format!("{role}-{}", if scoped { "trading" } else { "all" }),
-                role,
-                workspace: scoped.then(|| "trading".to_owned()),
-                expires_at_ms: None,
-            };
-            let (_, secret) = create_key(store.as_ref(), &request, &Actor::system("test"))
-                .await
-                .unwrap();
-            keys.push(((role, scoped), secret));
-        }
-    }
-    let big = std::num::NonZeroU32::new(1_000_000).unwrap();
-    let options = ApiOptions {
-        metrics_public: false,
-        rate_limits: RateLimits {
-            viewer: big,
-            operator: big,
-            admin: big,
-            auth_failures_per_minute: big,
-        },
-        ..ApiOptions::default()
-    };
-    let metrics: MetricsRenderer = Arc::new(String::new);
-    let state = AppState::new(
-        Arc::new(control),
-        Arc::new(Authenticator::new(store, None)),
-        options,
-        metrics,
-    );
-    Fixture {
-        app: steward_api::router(state),
-        keys,
-        _dir: dir,
-    }
+    support::on_sqlite(CONFIG).await
 }
 
 fn concrete(path: &str) -> String {

@@ -8,6 +8,10 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
+
+use support::Fixture;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -16,14 +20,9 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
 use serde_json::Value;
 use steward_api::routes::table;
-use steward_api::{ApiOptions, AppState, MetricsRenderer, RateLimits};
 use steward_core::Role;
-use steward_core::audit::Actor;
-use steward_engine::keys::create_key;
-use steward_engine::{Authenticator, ControlPlane, EventBus, KeyRequest, SystemEnv};
 use steward_store::Store;
 use steward_store_postgres::testing::TestDatabase;
-use steward_store_sqlite::SqliteStore;
 use tower::ServiceExt;
 
 const CONFIG: &str = r#"
@@ -118,67 +117,6 @@ const VALUES: &[&str] = &[
     "",
 ];
 
-struct Fixture {
-    app: axum::Router,
-    store: Arc<dyn Store>,
-    keys: Vec<String>,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture(store: Arc<dyn Store>, dir: tempfile::TempDir) -> Fixture {
-    let config_path = dir.path().join("steward.toml");
-    std::fs::write(&config_path, CONFIG).unwrap();
-    let loaded = steward_config::load_file(&config_path, &|_| None).unwrap();
-    let env: SystemEnv = Arc::new(|_| None);
-    let (control, _) = ControlPlane::start(
-        Arc::clone(&store),
-        EventBus::new(),
-        &config_path,
-        loaded.config,
-        env,
-    )
-    .await
-    .unwrap();
-    let mut keys = Vec::new();
-    for role in Role::ALL {
-        for scoped in [false, true] {
-            let request = KeyRequest {
-                name: format!("{role}-{scoped}"),
-                role,
-                workspace: scoped.then(|| "trading".to_owned()),
-                expires_at_ms: None,
-            };
-            let (_, secret) = create_key(store.as_ref(), &request, &Actor::system("test"))
-                .await
-                .unwrap();
-            keys.push(secret);
-        }
-    }
-    let big = std::num::NonZeroU32::new(1_000_000).unwrap();
-    let options = ApiOptions {
-        rate_limits: RateLimits {
-            viewer: big,
-            operator: big,
-            admin: big,
-            auth_failures_per_minute: big,
-        },
-        ..ApiOptions::default()
-    };
-    let metrics: MetricsRenderer = Arc::new(String::new);
-    let state = AppState::new(
-        Arc::new(control),
-        Arc::new(Authenticator::new(Arc::clone(&store), None)),
-        options,
-        metrics,
-    );
-    Fixture {
-        app: steward_api::router(state),
-        store,
-        keys,
-        _dir: dir,
-    }
-}
-
 /// One request, before it is put together.
 #[derive(Debug, Clone)]
 struct Case {
@@ -257,7 +195,7 @@ fn encode(text: &str) -> String {
 }
 
 /// The request a case stands for, with its method and path template.
-fn request(case: &Case, keys: &[String]) -> (Method, &'static str, Request<Body>) {
+fn request(case: &Case, keys: &[((Role, bool), String)]) -> (Method, &'static str, Request<Body>) {
     let routes = table();
     let route = &routes[case.route];
     let mut path = route.path.to_owned();
@@ -279,7 +217,7 @@ fn request(case: &Case, keys: &[String]) -> (Method, &'static str, Request<Body>
     let mut builder = Request::builder().method(route.method.clone()).uri(&path);
     match case.caller {
         None => {}
-        Some(i) if i < keys.len() => builder = builder.header("x-api-key", keys[i].as_str()),
+        Some(i) if i < keys.len() => builder = builder.header("x-api-key", keys[i].1.as_str()),
         Some(_) => {
             builder = builder.header(
                 "authorization",
@@ -373,35 +311,30 @@ fn run(fx: &Fixture, runtime: &tokio::runtime::Runtime, cases: u32, store_up: bo
     }
 }
 
-#[test]
-fn arbitrary_input_to_every_route_is_answered_without_5xx_as_json_and_stores_nothing_refused() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    let fx = runtime.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
-        store.migrate().await.unwrap();
-        fixture(Arc::new(store), dir).await
-    });
+        .unwrap()
+}
+
+#[test]
+fn arbitrary_input_to_every_route_is_answered_without_5xx_as_json_and_stores_nothing_refused() {
+    let runtime = runtime();
+    let fx = runtime.block_on(support::on_sqlite(CONFIG));
     run(&fx, &runtime, 3_000, true);
 }
 
 #[test]
 fn on_postgres_too_arbitrary_input_is_never_answered_as_an_outage() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let Some(db) = runtime.block_on(TestDatabase::create()) else {
         return;
     };
     let fx = runtime.block_on(async {
         let store = db.migrated_store(4).await;
-        fixture(Arc::new(store), tempfile::tempdir().unwrap()).await
+        support::on_store(Arc::new(store), CONFIG, tempfile::tempdir().unwrap()).await
     });
     run(&fx, &runtime, 1_000, true);
     drop(fx);
@@ -410,17 +343,13 @@ fn on_postgres_too_arbitrary_input_is_never_answered_as_an_outage() {
 
 #[test]
 fn while_the_store_is_down_the_only_5xx_is_store_unavailable() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     let Some(db) = runtime.block_on(TestDatabase::create()) else {
         return;
     };
     let fx = runtime.block_on(async {
         let store = db.migrated_store(4).await;
-        fixture(Arc::new(store), tempfile::tempdir().unwrap()).await
+        support::on_store(Arc::new(store), CONFIG, tempfile::tempdir().unwrap()).await
     });
     // DROP DATABASE … WITH (FORCE): every connection dies, none can be made again.
     drop(db);

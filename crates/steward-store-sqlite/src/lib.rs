@@ -148,7 +148,6 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Connect(Box::new(e)))?;
         schedules::end_earlier_leases(&writer).await?;
-        tasks::end_earlier_leases(&writer).await?;
         let pool = writer.clone();
         let key_writes =
             Batcher::spawn(move |requests| Box::pin(create_keys(pool.clone(), requests)));

@@ -52,23 +52,35 @@ pub(crate) async fn acquire_lease(
     row.as_ref().map(lease_from_row).transpose()
 }
 
-/// Ends every lease recorded by an earlier process. The caller holds the data-directory lock,
-/// so that process is gone, and its successor need not wait out what it held (a whole lease
-/// after a crash). Fences are kept: the next holder's is still higher than any used before.
+/// Ends every lease recorded by an earlier process: its roles' (scheduler, prober, alerting)
+/// and its running tasks'. The caller holds the data-directory lock, so that process is gone,
+/// and its successor need not wait out what it held (a whole lease after a crash): it leads at
+/// once, and the reaper returns the tasks at its next pass. Fences are kept: the next holder's
+/// is still higher than any used before.
 pub(crate) async fn end_earlier_leases(pool: &SqlitePool) -> Result<(), StoreError> {
-    // A database not migrated yet has no leases table, and so no leases.
+    // A database not migrated this far has no leases table (and its tasks none to end).
     if !crate::table_exists(pool, "leases").await? {
         return Ok(());
     }
-    let ended = sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE expires_at_ms > ?")
-        .bind(now_ms())
-        .execute(pool)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-    if ended > 0 {
+    let now = now_ms();
+    let mut ended = [0_u64; 2];
+    for (count, statement) in ended.iter_mut().zip([
+        "UPDATE leases SET expires_at_ms = 0 WHERE expires_at_ms > ?",
+        "UPDATE tasks SET lease_expires_at_ms = 0 \
+         WHERE status = 'running' AND lease_expires_at_ms > ?",
+    ]) {
+        *count = sqlx::query(statement)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+    }
+    let [leases, tasks] = ended;
+    if leases + tasks > 0 {
         tracing::info!(
-            leases = ended,
+            leases,
+            tasks,
             "ended the leases an earlier process left; this one holds the data directory"
         );
     }

@@ -526,31 +526,6 @@ fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
     })
 }
 
-/// Ends the task leases an earlier process left, so the reaper returns its running tasks to
-/// their queues at its next pass instead of a whole lease later. The caller holds the
-/// data-directory lock: the process that claimed them is gone, and its attempts with it.
-pub(crate) async fn end_earlier_leases(pool: &SqlitePool) -> Result<(), StoreError> {
-    if !crate::table_exists(pool, "tasks").await? {
-        return Ok(());
-    }
-    let ended = sqlx::query(
-        "UPDATE tasks SET lease_expires_at_ms = 0 \
-         WHERE status = 'running' AND lease_expires_at_ms > ?",
-    )
-    .bind(now_ms())
-    .execute(pool)
-    .await
-    .map_err(db_err)?
-    .rows_affected();
-    if ended > 0 {
-        tracing::info!(
-            tasks = ended,
-            "ended the task leases an earlier process left; their tasks go back to their queues"
-        );
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]

@@ -509,6 +509,16 @@ fn past_the_cap_newcomers_wait_for_keyed_connections_and_take_anonymous_ones_els
     );
 }
 
+/// A connection to `server` from the loopback address `from` (any of 127.0.0.0/8).
+async fn connect_from(
+    from: std::net::IpAddr,
+    server: std::net::SocketAddr,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(std::net::SocketAddr::new(from, 0))?;
+    socket.connect(server).await
+}
+
 /// One attacker connection from `from`: sends a request line, then a header line every
 /// second, and connects again at once whenever the server closes it, until `stop`.
 async fn slowloris(
@@ -518,12 +528,7 @@ async fn slowloris(
 ) {
     use tokio::io::AsyncWriteExt;
     while !stop.is_cancelled() {
-        let connected = async {
-            let socket = tokio::net::TcpSocket::new_v4().ok()?;
-            socket.bind(std::net::SocketAddr::new(from, 0)).ok()?;
-            socket.connect(server).await.ok()
-        };
-        if let Some(mut stream) = connected.await {
+        if let Ok(mut stream) = connect_from(from, server).await {
             let mut line: &[u8] = b"GET /healthz HTTP/1.1\r\n";
             while stream.write_all(line).await.is_ok() {
                 line = b"X-Slow: y\r\n";
@@ -545,11 +550,9 @@ async fn answer_within_a_second(
 ) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let exchange = async {
-        let socket = tokio::net::TcpSocket::new_v4().map_err(|e| e.to_string())?;
-        socket
-            .bind(std::net::SocketAddr::new(from, 0))
+        let mut stream = connect_from(from, server)
+            .await
             .map_err(|e| e.to_string())?;
-        let mut stream = socket.connect(server).await.map_err(|e| e.to_string())?;
         stream
             .write_all(request.as_bytes())
             .await
@@ -686,13 +689,7 @@ async fn status_from(
     key: &str,
 ) -> u16 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
-        return 0;
-    };
-    if socket.bind(std::net::SocketAddr::new(from, 0)).is_err() {
-        return 0;
-    }
-    let Ok(mut stream) = socket.connect(server).await else {
+    let Ok(mut stream) = connect_from(from, server).await else {
         return 0;
     };
     let request = format!(

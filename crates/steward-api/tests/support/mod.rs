@@ -1,0 +1,89 @@
+//! The API in process for tests: a real store, a control plane started on a config, one key
+//! per role and scope, and limits high enough never to get in the way.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use steward_api::{ApiOptions, AppState, MetricsRenderer, RateLimits};
+use steward_core::Role;
+use steward_core::audit::Actor;
+use steward_engine::keys::create_key;
+use steward_engine::{Authenticator, ControlPlane, EventBus, KeyRequest, SystemEnv};
+use steward_store::Store;
+use steward_store_sqlite::SqliteStore;
+
+/// The router, the store under it, and a key for each role, unscoped and scoped to `trading`.
+pub struct Fixture {
+    /// The whole HTTP application.
+    pub app: axum::Router,
+    /// The store it serves.
+    pub store: Arc<dyn Store>,
+    /// `((role, scoped), secret)` for every role, unscoped and scoped.
+    pub keys: Vec<((Role, bool), String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// The API over a fresh SQLite store, on `config` (which must declare `trading`).
+pub async fn on_sqlite(config: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("data")).await.unwrap();
+    store.migrate().await.unwrap();
+    on_store(Arc::new(store), config, dir).await
+}
+
+/// The API over `store`, on `config`, with its config file written in `dir`.
+pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDir) -> Fixture {
+    let config_path = dir.path().join("steward.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let loaded = steward_config::load_file(&config_path, &|_| None).unwrap();
+    let env: SystemEnv = Arc::new(|_| None);
+    let (control, _) = ControlPlane::start(
+        Arc::clone(&store),
+        EventBus::new(),
+        &config_path,
+        loaded.config,
+        env,
+    )
+    .await
+    .unwrap();
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        for scoped in [false, true] {
+            let request = KeyRequest {
+                name: format!("{role}-{}", if scoped { "trading" } else { "all" }),
+                role,
+                workspace: scoped.then(|| "trading".to_owned()),
+                expires_at_ms: None,
+            };
+            let (_, secret) = create_key(store.as_ref(), &request, &Actor::system("test"))
+                .await
+                .unwrap();
+            keys.push(((role, scoped), secret));
+        }
+    }
+    let big = std::num::NonZeroU32::new(1_000_000).unwrap();
+    let options = ApiOptions {
+        metrics_public: false,
+        rate_limits: RateLimits {
+            viewer: big,
+            operator: big,
+            admin: big,
+            auth_failures_per_minute: big,
+        },
+        ..ApiOptions::default()
+    };
+    let metrics: MetricsRenderer = Arc::new(String::new);
+    let state = AppState::new(
+        Arc::new(control),
+        Arc::new(Authenticator::new(Arc::clone(&store), None)),
+        options,
+        metrics,
+    );
+    Fixture {
+        app: steward_api::router(state),
+        store,
+        keys,
+        _dir: dir,
+    }
+}
