@@ -4,9 +4,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Json;
-use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use steward_engine::EngineError;
@@ -222,8 +220,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 
 /// Turns every error answer that is not JSON (a timeout's empty 408, a limit's text) into the
 /// documented JSON with a stable code, keeping its other headers (`Retry-After`, `Allow`).
-pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+pub(crate) async fn json_errors(response: Response) -> Response {
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) || is_json(response.headers()) {
         return response;

@@ -151,7 +151,7 @@ pub fn router(state: AppState) -> Router {
             options.request_timeout,
         ))
         // Outermost but for CORS: whatever answered an error, it leaves as the documented JSON.
-        .layer(axum::middleware::from_fn(error::json_errors));
+        .layer(axum::middleware::map_response(error::json_errors));
     match cors(&options.cors_origins) {
         Some(layer) => router.layer(layer),
         None => router,

@@ -47,20 +47,33 @@ pub struct MinRateBody<B> {
     rate: MinRate,
     started: Instant,
     received: u64,
-    deadline: Pin<Box<Sleep>>,
+    /// Set the first time the body is not ready: most bodies (and every empty one) never
+    /// wait, and so never cost a timer.
+    deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> MinRateBody<B> {
     /// Wraps `inner`, starting its clock now.
     pub fn new(inner: B, rate: MinRate) -> Self {
-        let started = Instant::now();
         Self {
             inner,
             rate,
-            started,
+            started: Instant::now(),
             received: 0,
-            deadline: Box::pin(tokio::time::sleep_until(rate.deadline(started, 0))),
+            deadline: None,
         }
+    }
+
+    /// The timer for the bytes received so far, set or moved.
+    fn deadline(&mut self) -> Pin<&mut Sleep> {
+        let at = self.rate.deadline(self.started, self.received);
+        let sleep = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if sleep.deadline() != at {
+            sleep.as_mut().reset(at);
+        }
+        sleep.as_mut()
     }
 }
 
@@ -81,14 +94,12 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.received = this.received.saturating_add(data.len() as u64);
-                    let next = this.rate.deadline(this.started, this.received);
-                    this.deadline.as_mut().reset(next);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending => match this.deadline().poll(cx) {
                 Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTooSlow {
                     bytes_per_second: this.rate.bytes_per_second,
                 })))),

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -221,6 +222,7 @@ impl Admission {
             key,
             id,
             evict,
+            proven: AtomicBool::new(false),
         })
     }
 
@@ -236,12 +238,16 @@ pub struct Place {
     key: IpAddr,
     id: u64,
     evict: Arc<Notify>,
+    /// Proven already: the places' lock is taken once per connection, not once per request.
+    proven: AtomicBool,
 }
 
 impl Place {
     /// The connection carried a request with a valid key: it is not evicted for newcomers.
     pub fn prove(&self) {
-        self.admission.places().prove(self.key, self.id);
+        if !self.proven.swap(true, Ordering::Relaxed) {
+            self.admission.places().prove(self.key, self.id);
+        }
     }
 
     /// Completes when the connection was evicted to make room for a newcomer.
