@@ -30,13 +30,25 @@ pub enum FileError {
         /// What it is instead, such as `a FIFO`.
         kind: &'static str,
     },
+    /// The file is larger than its reader takes.
+    #[error("{}: {size} bytes, more than the {max} it may hold", .path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (at least `max + 1` when it grew while read).
+        size: u64,
+        /// The most it may hold.
+        max: u64,
+    },
 }
 
 impl FileError {
     /// The file the error is about.
     pub fn path(&self) -> &Path {
         match self {
-            FileError::Io { path, .. } | FileError::NotAFile { path, .. } => path,
+            FileError::Io { path, .. }
+            | FileError::NotAFile { path, .. }
+            | FileError::TooLarge { path, .. } => path,
         }
     }
 }
@@ -44,6 +56,30 @@ impl FileError {
 /// Opens `path` for reading if it is a regular file, with its metadata from the opened handle.
 pub fn open_regular(path: &Path) -> Result<(File, Metadata), FileError> {
     open_regular_with(path, OpenOptions::new().read(true))
+}
+
+/// The bytes of `path` if it is a regular file of at most `max` bytes. The size is checked
+/// before reading, and the read stops one byte past `max` in case the file grew meanwhile.
+pub fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, FileError> {
+    use std::io::Read as _;
+    let (file, meta) = open_regular(path)?;
+    let too_large = |size: u64| FileError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        max,
+    };
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|source| io_error(path, source))?;
+    let read = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if read > max {
+        return Err(too_large(read));
+    }
+    Ok(bytes)
 }
 
 /// Opens `path` with `options` if it is a regular file, with its metadata from the opened
@@ -124,6 +160,20 @@ mod tests {
         let mut text = String::new();
         file.read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello");
+    }
+
+    #[test]
+    fn a_read_takes_a_file_up_to_its_bound_and_no_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.txt");
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_regular(&path, 5).unwrap(), b"12345");
+        match read_regular(&path, 4) {
+            Err(FileError::TooLarge {
+                size: 5, max: 4, ..
+            }) => {}
+            other => panic!("expected too large, got {other:?}"),
+        }
     }
 
     #[test]

@@ -8,13 +8,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::Path;
 
 use steward_core::registry::Labels;
 use steward_core::{Dependency, DependencyId, Repo, Service, Workspace, WorkspaceStatus};
 
-use crate::file::{FileError, open_regular};
+use crate::file::{FileError, read_regular};
 use crate::walk::{is_name, url_problem};
 
 /// One CSV input: its name (for messages) and its bytes.
@@ -58,16 +57,7 @@ pub fn import_files(
     dependencies: &Path,
     services: Option<&Path>,
 ) -> Result<Imported, ImportError> {
-    let read = |p: &Path| -> Result<Vec<u8>, ImportError> {
-        let (mut file, meta) = open_regular(p)?;
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.read_to_end(&mut bytes)
-            .map_err(|source| FileError::Io {
-                path: p.to_path_buf(),
-                source,
-            })?;
-        Ok(bytes)
-    };
+    let read = |p: &Path| -> Result<Vec<u8>, ImportError> { Ok(read_regular(p, u64::MAX)?) };
     let ws = read(workspaces)?;
     let deps = read(dependencies)?;
     let svc = services.map(read).transpose()?;

@@ -1,7 +1,6 @@
 //! Reading a config file: the checks that make any file safe to parse (size, encoding,
 //! emptiness), then the TOML parse and the schema walk.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use steward_core::health::spec::Probe;
@@ -9,7 +8,7 @@ use steward_core::queue::ExecutorSpec;
 
 use crate::checks::escape_glob;
 use crate::diagnostic::{Diagnostic, Diagnostics, Severity};
-use crate::file::{FileError, open_regular};
+use crate::file::{FileError, read_regular};
 use crate::schema::{Config, read_config};
 use crate::source::{Source, position_in_bytes};
 use crate::walk::Cx;
@@ -134,27 +133,16 @@ fn base_dir(path: &Path) -> PathBuf {
 }
 
 fn read_text(path: &Path, name: &str) -> Result<String, LoadError> {
-    let (file, meta) = open_regular(path)?;
-    if meta.len() > MAX_CONFIG_BYTES {
-        return Err(LoadError::TooLarge {
-            path: name.to_owned(),
-            size: meta.len(),
-        });
-    }
-    // Read at most one byte past the limit: the file may grow between stat and read.
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|source| FileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(LoadError::TooLarge {
-            path: name.to_owned(),
-            size: bytes.len() as u64,
-        });
-    }
+    let bytes = match read_regular(path, MAX_CONFIG_BYTES) {
+        Ok(bytes) => bytes,
+        Err(FileError::TooLarge { size, .. }) => {
+            return Err(LoadError::TooLarge {
+                path: name.to_owned(),
+                size,
+            });
+        }
+        Err(other) => return Err(other.into()),
+    };
     String::from_utf8(bytes).map_err(|e| {
         let (line, column) = position_in_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
         LoadError::NotUtf8 {

@@ -26,24 +26,10 @@ pub enum MirrorError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The path names a FIFO, a directory or a device: appending to a FIFO nobody reads
-    /// blocks once its buffer is full.
-    #[error("audit mirror {}: not a regular file ({kind})", .path.display())]
-    NotAFile {
-        /// The path.
-        path: PathBuf,
-        /// What it is instead.
-        kind: &'static str,
-    },
-}
-
-impl From<FileError> for MirrorError {
-    fn from(e: FileError) -> Self {
-        match e {
-            FileError::Io { path, source } => MirrorError::Io { path, source },
-            FileError::NotAFile { path, kind } => MirrorError::NotAFile { path, kind },
-        }
-    }
+    /// The path names a FIFO, a directory or a device (appending to a FIFO nobody reads
+    /// blocks once its buffer is full), or could not be opened.
+    #[error("audit mirror {0}")]
+    File(#[from] FileError),
 }
 
 /// The sequence number of the last event in an existing mirror file (0 when empty or new).

@@ -3,12 +3,11 @@
 //! ever panics or outlives its timeout.
 
 use std::collections::HashMap;
-use std::io::Read as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use steward_config::file::{FileError, open_regular};
+use steward_config::file::read_regular;
 use steward_core::health::ProbeContext;
 use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
@@ -522,7 +521,9 @@ const MAX_CERT_FILE_BYTES: u64 = 1024 * 1024;
 
 /// The first (leaf) certificate of a PEM file.
 fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
-    let bytes = read_regular(path, MAX_CERT_FILE_BYTES)?;
+    // A FIFO a glob matched would otherwise block the read, and a blocking thread with it.
+    let bytes = read_regular(path, MAX_CERT_FILE_BYTES)
+        .map_err(|e| Failure::new(Cause::File, e.to_string()))?;
     let chain = parse_pem_chain(&bytes)
         .map_err(|e| Failure::new(Cause::Certificate, format!("{}: {e}", path.display())))?;
     chain.into_iter().next().ok_or_else(|| {
@@ -531,32 +532,6 @@ fn read_leaf(path: &Path) -> Result<CertInfo, Failure> {
             format!("{}: no certificate", path.display()),
         )
     })
-}
-
-/// The bytes of a regular file of at most `max` bytes; a FIFO a glob matched would otherwise
-/// block the read, and with it a blocking thread, for good.
-fn read_regular(path: &Path, max: u64) -> Result<Vec<u8>, Failure> {
-    let file_error = |e: FileError| Failure::new(Cause::File, e.to_string());
-    let (file, meta) = open_regular(path).map_err(file_error)?;
-    if meta.len() > max {
-        return Err(Failure::new(
-            Cause::File,
-            format!(
-                "{}: {} bytes, more than the {max} a certificate file may hold",
-                path.display(),
-                meta.len()
-            ),
-        ));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    // Bounded even if the file grows between the check and the read.
-    file.take(max).read_to_end(&mut bytes).map_err(|source| {
-        file_error(FileError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    })?;
-    Ok(bytes)
 }
 
 /// Runs the declared command as [`crate::process`] runs every program; its standard output
@@ -683,7 +658,9 @@ mod tests {
         let failure = read_leaf(&path).unwrap_err();
         assert_eq!(failure.cause, Cause::File);
         assert!(
-            failure.message.contains("more than the 1048576"),
+            failure
+                .message
+                .contains("more than the 1048576 it may hold"),
             "{}",
             failure.message
         );
