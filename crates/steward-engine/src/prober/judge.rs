@@ -4,7 +4,7 @@ use steward_core::health::Condition;
 use steward_core::health::condition::evaluate_all;
 use steward_core::health::state::ProbeVerdict;
 
-use steward_store::{CertSeen, ProbeRecord};
+use steward_store::ProbeRecord;
 
 use super::probe::Observation;
 use steward_core::text::printable;
@@ -25,11 +25,9 @@ impl Judgement {
     /// not pass (empty when it passed).
     pub fn into_record(self, check: &str, seen: Observation) -> (ProbeRecord, String) {
         let (cause, error) = match seen.failure {
-            // From the far side (a server's answer, a program's error): kept visible, never
-            // obeyed, and storable in every backend.
             Some(failure) => (
                 Some(failure.cause.as_str().to_owned()),
-                Some(printable(&failure.message)),
+                Some(failure.message),
             ),
             None => (None, None),
         };
@@ -43,20 +41,9 @@ impl Judgement {
             error,
             conditions: self.conditions,
             cert_not_after_ms: seen.cert_not_after_ms,
-            certificates: seen.certificates.into_iter().map(storable_cert).collect(),
+            certificates: seen.certificates,
         };
         (record, self.reason)
-    }
-}
-
-/// A certificate's texts, which its issuer wrote, made printable like the rest of a result.
-fn storable_cert(cert: CertSeen) -> CertSeen {
-    CertSeen {
-        path: cert.path.map(|p| printable(&p)),
-        subject: printable(&cert.subject),
-        issuer: printable(&cert.issuer),
-        names: cert.names.iter().map(|n| printable(n)).collect(),
-        not_after_ms: cert.not_after_ms,
     }
 }
 
