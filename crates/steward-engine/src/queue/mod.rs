@@ -119,22 +119,10 @@ pub async fn enqueue(
     }
     let by_name: HashMap<&str, &QueueSpec> = queues.iter().map(|q| (q.name.as_str(), q)).collect();
     let now = steward_store::now_ms();
-    if let Some((index, workspace)) = requests.iter().enumerate().find_map(|(index, r)| {
-        r.origin
-            .workspace
-            .as_deref()
-            .filter(|w| registry.workspace(w).is_none())
-            .map(|w| (index, w))
-    }) {
-        return Err(EnqueueError::Invalid {
-            index,
-            reason: format!("`workspace`: no workspace `{workspace}` is declared"),
-        });
-    }
     let tasks = requests
         .into_iter()
         .enumerate()
-        .map(|(index, request)| checked(index, request, &by_name, executors, now, actor))
+        .map(|(index, request)| checked(index, request, &by_name, executors, registry, now, actor))
         .collect::<Result<Vec<_>, _>>()?;
     let answers = store.enqueue_tasks(&tasks, actor).await?;
     record_enqueue(bus, &tasks, &answers);
@@ -146,10 +134,21 @@ fn checked(
     request: EnqueueRequest,
     queues: &HashMap<&str, &QueueSpec>,
     executors: &Executors,
+    registry: &Registry,
     now: i64,
     actor: &Actor,
 ) -> Result<NewTask, EnqueueError> {
     let invalid = |reason: String| EnqueueError::Invalid { index, reason };
+    if let Some(workspace) = request
+        .origin
+        .workspace
+        .as_deref()
+        .filter(|w| registry.workspace(w).is_none())
+    {
+        return Err(invalid(format!(
+            "`workspace`: no workspace `{workspace}` is declared"
+        )));
+    }
     let queue = queues
         .get(request.queue.as_str())
         .ok_or_else(|| EnqueueError::UnknownQueue {
@@ -294,6 +293,7 @@ mod tests {
                 request(priority, run_at_ms, delay_ms, max_attempts),
                 &queues,
                 &Executors::builtins(),
+                &Registry::default(),
                 now,
                 &Actor::system("test"),
             );
