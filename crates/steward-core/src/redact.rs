@@ -93,27 +93,8 @@ impl Redactor {
 
     /// Masks every secret in the strings of `value`, object keys included.
     pub fn redact_json(&self, value: &mut serde_json::Value) {
-        if self.is_empty() {
-            return;
-        }
-        match value {
-            serde_json::Value::String(text) => {
-                if let Cow::Owned(masked) = self.redact(text) {
-                    *text = masked;
-                }
-            }
-            serde_json::Value::Array(items) => {
-                items.iter_mut().for_each(|item| self.redact_json(item));
-            }
-            serde_json::Value::Object(fields) => {
-                let taken = std::mem::take(fields);
-                for (key, mut field) in taken {
-                    self.redact_json(&mut field);
-                    fields.insert(self.redact(&key).into_owned(), field);
-                }
-            }
-            serde_json::Value::Null | serde_json::Value::Bool(_) | serde_json::Value::Number(_) => {
-            }
+        if !self.is_empty() {
+            crate::text::map_json_strings(value, &|text| self.redact(text));
         }
     }
 

@@ -27,22 +27,34 @@ pub fn without_nul(text: &str) -> std::borrow::Cow<'_, str> {
 /// [`without_nul`] for every string and key of a JSON value (PostgreSQL's `jsonb` refuses
 /// `\u0000`).
 pub fn json_without_nul(value: &mut serde_json::Value) {
+    map_json_strings(value, &without_nul);
+}
+
+/// Rewrites every string of a JSON value, object keys included, with `rewrite`, which answers
+/// `Cow::Borrowed` for a string it leaves as it is.
+pub fn map_json_strings<F>(value: &mut serde_json::Value, rewrite: &F)
+where
+    F: for<'a> Fn(&'a str) -> std::borrow::Cow<'a, str>,
+{
     use serde_json::Value;
     match value {
         Value::String(text) => {
-            if let std::borrow::Cow::Owned(clean) = without_nul(text) {
-                *text = clean;
+            if let std::borrow::Cow::Owned(rewritten) = rewrite(text) {
+                *text = rewritten;
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(json_without_nul),
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| map_json_strings(item, rewrite)),
         Value::Object(fields) => {
-            if fields.keys().any(|key| key.contains('\0')) {
-                let taken = std::mem::take(fields);
-                for (key, field) in taken {
-                    fields.insert(without_nul(&key).into_owned(), field);
-                }
+            for (key, mut field) in std::mem::take(fields) {
+                map_json_strings(&mut field, rewrite);
+                let key = match rewrite(&key) {
+                    std::borrow::Cow::Borrowed(_) => key,
+                    std::borrow::Cow::Owned(rewritten) => rewritten,
+                };
+                fields.insert(key, field);
             }
-            fields.values_mut().for_each(json_without_nul);
         }
         Value::Null | Value::Bool(_) | Value::Number(_) => {}
     }
