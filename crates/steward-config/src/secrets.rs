@@ -20,8 +20,7 @@ impl Config {
         let mut secrets = self.resolved.clone();
         let mut urls = Vec::new();
         if let Some(database) = &self.settings.database {
-            secrets.push(database.clone());
-            urls.push(database);
+            secrets.extend(url_and_passwords(database));
         }
         for check in &self.checks {
             if let Probe::Http(http) = &check.probe {
@@ -32,8 +31,7 @@ impl Config {
             match &receiver.kind {
                 ReceiverKind::Webhook { url, .. } => urls.push(url),
                 ReceiverKind::Slack { webhook_url, .. } => {
-                    secrets.push(webhook_url.clone());
-                    urls.push(webhook_url);
+                    secrets.extend(url_and_passwords(webhook_url));
                 }
                 ReceiverKind::Telegram { bot_token, .. } => secrets.push(bot_token.clone()),
                 ReceiverKind::Email { password, .. } => secrets.extend(password.clone()),
@@ -50,13 +48,16 @@ impl DatabaseTarget {
     pub fn secrets(&self) -> Vec<Secret> {
         match self {
             DatabaseTarget::Sqlite { .. } => Vec::new(),
-            DatabaseTarget::Postgres { url, .. } => {
-                let mut secrets = url_passwords(url);
-                secrets.push(url.clone());
-                secrets
-            }
+            DatabaseTarget::Postgres { url, .. } => url_and_passwords(url),
         }
     }
+}
+
+/// `url` itself, a secret whole, and its password ([`url_passwords`]).
+fn url_and_passwords(url: &Secret) -> Vec<Secret> {
+    let mut secrets = url_passwords(url);
+    secrets.push(url.clone());
+    secrets
 }
 
 /// The password of `url`, as written and percent-decoded (the two differ when it holds `@`,
