@@ -6,10 +6,15 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Why `command` (an absolute path or a bare program name) cannot be run here, or `None` when
-/// it can or when that cannot be told (a bare name without a PATH to look it up in).
+/// it can or when that cannot be told: a bare name without a PATH to look it up in, or a
+/// relative path (`bin/tool`), which is not looked up in PATH and depends on the directory the
+/// program is started from.
 pub(crate) fn program_problem(command: &str, path_var: Option<&str>) -> Option<String> {
     if command.starts_with('/') {
         return absolute_problem(command);
+    }
+    if command.contains('/') {
+        return None;
     }
     let found = path_var?
         .split(':')
@@ -55,6 +60,11 @@ mod tests {
             program_problem("no-such-program", None),
             None,
             "no PATH: unknown"
+        );
+        assert_eq!(
+            program_problem("bin/no-such-program", Some("/nonexistent")),
+            None,
+            "a relative path is not looked up in PATH"
         );
     }
 }
