@@ -75,8 +75,14 @@ fn steward(dir: &Path) -> Command {
 
 /// Runs `steward check --config <config>` in `dir`.
 fn check_in(dir: &Path, config: &str) -> Run {
+    check_in_env(dir, config, &[])
+}
+
+/// Runs `steward check --config <config>` in `dir` with `env` set.
+fn check_in_env(dir: &Path, config: &str, env: &[(&str, &str)]) -> Run {
     let run = Run::from(
         steward(dir)
+            .envs(env.iter().copied())
             .args(["check", "--config", config])
             .output()
             .expect("run steward"),
@@ -87,8 +93,13 @@ fn check_in(dir: &Path, config: &str) -> Run {
 
 /// Writes `text` to `dir/name` and checks it.
 fn check_text(dir: &Path, name: &str, text: &str) -> Run {
+    check_text_env(dir, name, text, &[])
+}
+
+/// Writes `text` to `dir/name` and checks it with `env` set.
+fn check_text_env(dir: &Path, name: &str, text: &str, env: &[(&str, &str)]) -> Run {
     std::fs::write(dir.join(name), text).unwrap();
-    check_in(dir, name)
+    check_in_env(dir, name, env)
 }
 
 /// Asserts a bad file got exactly one line of explanation and exit code 2.
@@ -652,16 +663,13 @@ service = "db"
 type = "command"
 command = "${PG_ISREADY}"
 "#;
-    std::fs::write(dir.path().join("vars.toml"), text).unwrap();
     // A set variable is refused as an unset one is.
-    let run = Run::from(
-        steward(dir.path())
-            .env("PG_ISREADY", "/usr/bin/pg_isready")
-            .args(["check", "--config", "vars.toml"])
-            .output()
-            .unwrap(),
+    let run = check_text_env(
+        dir.path(),
+        "vars.toml",
+        text,
+        &[("PG_ISREADY", "/usr/bin/pg_isready")],
     );
-    run.assert_no_panic();
     assert_eq!(run.code, Some(2), "{}", run.context());
     assert_eq!(
         run.errors(),
@@ -700,15 +708,12 @@ name = "found"
 type = "command"
 command = "sh"
 "#;
-    std::fs::write(dir.path().join("programs.toml"), text).unwrap();
-    let run = Run::from(
-        steward(dir.path())
-            .env("PATH", "/usr/bin:/bin")
-            .args(["check", "--config", "programs.toml"])
-            .output()
-            .unwrap(),
+    let run = check_text_env(
+        dir.path(),
+        "programs.toml",
+        text,
+        &[("PATH", "/usr/bin:/bin")],
     );
-    run.assert_no_panic();
     assert_eq!(run.code, Some(0), "{}", run.context());
     assert_eq!(
         run.warnings(),
