@@ -73,22 +73,6 @@ fn damage_the_tasks_table(db: &Path) {
     file.sync_all().unwrap();
 }
 
-fn error_code(response: reqwest::blocking::Response) -> (u16, String, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().unwrap();
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
-
 #[test]
 fn a_damaged_table_is_found_at_start_and_read_as_store_corrupt() {
     let dir = tempfile::tempdir().unwrap();
@@ -132,10 +116,10 @@ fn a_damaged_table_is_found_at_start_and_read_as_store_corrupt() {
     );
 
     assert_eq!(second.get_anonymous("/healthz").status(), 200);
-    let (status, code, _) = error_code(second.get_anonymous("/readyz"));
+    let (status, code, _) = support::refusal(second.get_anonymous("/readyz"));
     assert_eq!((status, code.as_str()), (503, "store_corrupt"));
 
-    let (status, code, message) = error_code(second.get("/api/v1/tasks?limit=1000"));
+    let (status, code, message) = support::refusal(second.get("/api/v1/tasks?limit=1000"));
     assert_eq!(
         (status, code.as_str()),
         (500, "store_corrupt"),

@@ -31,23 +31,6 @@ kinds = ["noop"]
     path
 }
 
-/// The status and error code of an answer.
-fn refusal(response: reqwest::blocking::Response) -> (u16, String, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().expect("every error is JSON");
-    (
-        status,
-        body["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-        body["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
-    )
-}
-
 fn audit_head(daemon: &Daemon) -> i64 {
     daemon.get_json("/api/v1/audit?limit=1")["head"]
         .as_i64()
@@ -151,7 +134,7 @@ fn refused_as_bad_input(daemon: &Daemon) {
         ),
     ];
     for (i, (response, code, names)) in cases.into_iter().enumerate() {
-        let (status, got, message) = refusal(response);
+        let (status, got, message) = support::refusal(response);
         assert_eq!((status, got.as_str()), (400, code), "case {i}: {message}");
         assert!(message.contains(names), "case {i}: {message}");
     }

@@ -132,12 +132,8 @@ fn total(daemon: &Daemon, queue: &str) -> i64 {
 }
 
 fn error_code(response: reqwest::blocking::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: Value = response.json().unwrap();
-    (
-        status,
-        body["error"]["code"].as_str().unwrap_or("").to_string(),
-    )
+    let (status, code, _) = support::refusal(response);
+    (status, code)
 }
 
 #[test]

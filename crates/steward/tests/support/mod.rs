@@ -281,3 +281,11 @@ pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) 
     .unwrap()
 }
 pub mod receiver;
+
+/// The status, error code and message of an error answer (the documented JSON).
+pub fn refusal(response: reqwest::blocking::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().expect("every error is JSON");
+    let text = |field: &str| body["error"][field].as_str().unwrap_or_default().to_owned();
+    (status, text("code"), text("message"))
+}
