@@ -1227,6 +1227,18 @@ equal = ["instance"]
     }
 
     impl Harness {
+        /// The tasks remediation enqueued (on the test config's `platform` queue).
+        async fn remediation_tasks(&self) -> Vec<steward_core::task::Task> {
+            self.store
+                .list_tasks(&steward_store::TaskQuery {
+                    queue: Some("platform".into()),
+                    limit: 100,
+                    ..steward_store::TaskQuery::default()
+                })
+                .await
+                .unwrap()
+        }
+
         async fn new() -> Self {
             let dir = tempfile::tempdir().unwrap();
             let store = open(dir.path()).await;
@@ -1684,15 +1696,7 @@ equal = ["instance"]
         assert!(escalated[0].notice.group_key.starts_with('!'));
         // Remediation: one task for the episode, however often the group is notified.
         h.pass(T0 + 90 * MIN).await;
-        let tasks = h
-            .store
-            .list_tasks(&steward_store::TaskQuery {
-                queue: Some("platform".into()),
-                limit: 100,
-                ..steward_store::TaskQuery::default()
-            })
-            .await
-            .unwrap();
+        let tasks = h.remediation_tasks().await;
         assert_eq!(tasks.len(), 1);
         assert_eq!(tasks[0].payload, serde_json::json!({ "restart": "db1" }));
         assert_eq!(
@@ -1705,15 +1709,7 @@ equal = ["instance"]
         h.pass(T0 + 105 * MIN).await;
         h.post(T0 + 110 * MIN, std::slice::from_ref(&db)).await;
         h.pass(T0 + 120 * MIN).await;
-        let tasks = h
-            .store
-            .list_tasks(&steward_store::TaskQuery {
-                queue: Some("platform".into()),
-                limit: 100,
-                ..steward_store::TaskQuery::default()
-            })
-            .await
-            .unwrap();
+        let tasks = h.remediation_tasks().await;
         assert_eq!(tasks.len(), 2);
     }
 
@@ -1742,15 +1738,7 @@ equal = ["instance"]
         ]);
         h.post(T0, &[good.clone(), bad]).await;
         h.pass(T0 + 30_000).await;
-        let tasks = h
-            .store
-            .list_tasks(&steward_store::TaskQuery {
-                queue: Some("platform".into()),
-                limit: 100,
-                ..steward_store::TaskQuery::default()
-            })
-            .await
-            .unwrap();
+        let tasks = h.remediation_tasks().await;
         let payloads: Vec<_> = tasks.iter().map(|t| t.payload.clone()).collect();
         assert_eq!(payloads, [serde_json::json!({ "restart": "db2" })]);
     }
