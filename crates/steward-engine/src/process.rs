@@ -266,6 +266,35 @@ impl Program<'_> {
     }
 }
 
+/// For the tests of what starts programs: whether one started has ended.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used)]
+
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// Whether the process whose pid `pid_file` holds ends within two seconds: a killed
+    /// process closes its files a moment before it is reaped, or left a zombie for its new
+    /// parent.
+    pub(crate) fn ended(pid_file: &Path) -> bool {
+        let pid: i32 = std::fs::read_to_string(pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let stat = format!("/proc/{pid}/stat");
+        (0..100).any(|_| {
+            let state = std::fs::read_to_string(&stat);
+            if state.map_or(true, |state| state.split_whitespace().nth(2) == Some("Z")) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            false
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

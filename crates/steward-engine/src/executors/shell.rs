@@ -129,6 +129,7 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
+    use crate::process::testing::ended;
 
     fn spec(args: &[&str], params: &[(&str, &str)]) -> ShellSpec {
         ShellSpec {
@@ -260,21 +261,7 @@ mod tests {
             .expect("the attempt should end when its program does")
             .unwrap();
         assert_eq!(ran.tail.as_deref(), Some("done\n"));
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        assert!(gone(pid.trim()), "the leftover sleep {pid} still runs");
-    }
-
-    /// Whether process `pid` ends within two seconds: a killed process closes its files a
-    /// moment before it is reaped, or left a zombie for its new parent.
-    fn gone(pid: &str) -> bool {
-        (0..100).any(|_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-            if stat.map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z")) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            false
-        })
+        assert!(ended(&pid_file), "the leftover sleep still runs");
     }
 
     #[tokio::test]
@@ -288,7 +275,6 @@ mod tests {
         let stopped =
             tokio::time::timeout(Duration::from_millis(500), shell.run(&t, &context)).await;
         assert!(stopped.is_err(), "the attempt should still be running");
-        let pid = std::fs::read_to_string(&pid_file).unwrap();
-        assert!(gone(pid.trim()), "the grandchild {pid} survived");
+        assert!(ended(&pid_file), "the grandchild survived");
     }
 }

@@ -580,6 +580,7 @@ mod tests {
     use steward_core::health::state::Thresholds;
 
     use super::*;
+    use crate::process::testing::ended;
 
     fn command_check(script: &str, timeout_ms: u64) -> CheckSpec {
         CheckSpec {
@@ -600,27 +601,6 @@ mod tests {
         }
     }
 
-    /// Whether process `pid` ends within two seconds: a killed process closes its files a
-    /// moment before it is reaped, or left a zombie for its new parent.
-    fn gone(pid: i32) -> bool {
-        (0..100).any(|_| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
-            if stat.map_or(true, |stat| stat.split_whitespace().nth(2) == Some("Z")) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-            false
-        })
-    }
-
-    fn read_pid(path: &Path) -> i32 {
-        std::fs::read_to_string(path)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
     #[tokio::test]
     async fn a_timed_out_command_takes_its_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
@@ -631,8 +611,7 @@ mod tests {
             .probe(&command_check(&script, 300))
             .await;
         assert_eq!(seen.failure.map(|f| f.cause), Some(Cause::Timeout));
-        let pid = read_pid(&pid_file);
-        assert!(gone(pid), "the grandchild {pid} survived the probe");
+        assert!(ended(&pid_file), "the grandchild survived the probe");
     }
 
     #[tokio::test]
@@ -647,7 +626,7 @@ mod tests {
         assert_eq!(seen.failure, None);
         assert!(seen.latency_ms < 5_000, "took {} ms", seen.latency_ms);
         assert_eq!(seen.context.body.as_deref(), Some("ok\n"));
-        assert!(gone(read_pid(&pid_file)), "the leftover sleep still runs");
+        assert!(ended(&pid_file), "the leftover sleep still runs");
     }
 
     #[test]
