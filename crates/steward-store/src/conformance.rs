@@ -83,6 +83,7 @@ macro_rules! conformance_suite {
             a_batch_of_ten_thousand_is_one_call,
             claims_take_due_tasks_by_priority_and_never_twice,
             completions_are_fenced,
+            completions_holding_nul_are_stored_with_it_made_visible,
             failed_attempts_retry_then_die,
             expired_leases_are_reaped,
             cancellation,
@@ -1436,6 +1437,44 @@ pub async fn claims_take_due_tasks_by_priority_and_never_twice(store: &Arc<dyn S
             "task {id} is leased to the worker that claimed it"
         );
     }
+}
+
+/// What a program printed or an agent answered may hold NUL bytes, which PostgreSQL refuses in
+/// text and `jsonb`: the completion is stored with each one made visible (U+FFFD), on every
+/// backend alike, rather than refused (and retried for ever).
+pub async fn completions_holding_nul_are_stored_with_it_made_visible(store: &Arc<dyn Store>) {
+    let succeeded_id = enqueue_one(store, new_task("nul", "noop")).await;
+    let claimed = claim_only(store, "nul", "w1", LONG_LEASE_MS, succeeded_id).await;
+    let done = Completion {
+        outcome: Some("ok\0".into()),
+        output_tail: Some("a\0b\n".into()),
+        ..completion(
+            &claimed,
+            Verdict::Succeeded {
+                result: Some(json!({ "k\u{0}": ["v\u{0}"] })),
+            },
+        )
+    };
+    assert!(complete(store, done).await, "the completion is taken");
+    let task = get_task(store, succeeded_id).await;
+    assert_eq!(task.outcome.as_deref(), Some("ok\u{fffd}"));
+    assert_eq!(task.result, Some(json!({ "k\u{fffd}": ["v\u{fffd}"] })));
+    let runs = store.task_runs(succeeded_id).await.expect("runs");
+    assert_eq!(runs[0].output_tail.as_deref(), Some("a\u{fffd}b\n"));
+
+    let failed_id = enqueue_one(store, new_task("nul", "noop")).await;
+    let claimed = claim_only(store, "nul", "w1", LONG_LEASE_MS, failed_id).await;
+    let failed = completion(
+        &claimed,
+        Verdict::Dead {
+            error: "bad\0news".into(),
+        },
+    );
+    assert!(complete(store, failed).await, "the failure is taken");
+    assert_eq!(
+        get_task(store, failed_id).await.error.as_deref(),
+        Some("bad\u{fffd}news")
+    );
 }
 
 /// Only a completion carrying the task's current fence is applied; it records the verdict on

@@ -179,40 +179,53 @@ pub struct CompletionRow {
 }
 
 impl CompletionRow {
-    /// The columns for `completion`.
+    /// The columns for `completion`: texts cut to their limits, and any NUL a program printed
+    /// or an agent answered made visible (U+FFFD), since no backend stores one the same way
+    /// (PostgreSQL refuses it, and a completion it refuses would be retried for ever).
     pub fn of(completion: &steward_core::task::Completion) -> Self {
-        use steward_core::task::{MAX_OUTCOME_LEN, MAX_TAIL_BYTES, Verdict, tail};
+        use steward_core::task::{MAX_OUTCOME_LEN, MAX_TAIL_BYTES, Verdict, head, tail};
+        use steward_core::text::without_nul;
         let status = completion.verdict.status();
+        let storable = |text: &str| without_nul(text).into_owned();
         Self {
             status: status.as_str(),
             result: match &completion.verdict {
                 Verdict::Succeeded {
                     result: Some(result),
-                } => Some(result.to_string()),
+                } => Some(storable_json(result)),
                 _ => None,
             },
             error: completion
                 .verdict
                 .error()
-                .map(|e| tail(e, MAX_TAIL_BYTES).to_string()),
+                .map(|e| storable(tail(e, MAX_TAIL_BYTES))),
             retry_at_ms: match completion.verdict {
                 Verdict::Retry { retry_at_ms, .. } => Some(retry_at_ms),
                 _ => None,
             },
             finished_at_ms: status.is_finished().then_some(completion.ended_at_ms),
-            outcome: completion.outcome.as_ref().map(|o| {
-                let mut end = o.len().min(MAX_OUTCOME_LEN);
-                while !o.is_char_boundary(end) {
-                    end -= 1;
-                }
-                o[..end].to_string()
-            }),
+            outcome: completion
+                .outcome
+                .as_deref()
+                .map(|o| storable(head(o, MAX_OUTCOME_LEN))),
             output_tail: completion
                 .output_tail
                 .as_deref()
-                .map(|t| tail(t, MAX_TAIL_BYTES).to_string()),
+                .map(|t| storable(tail(t, MAX_TAIL_BYTES))),
         }
     }
+}
+
+/// `value` as JSON text without NUL: the common case costs one scan of the text; a value with
+/// a NUL in a string or key (written `\u0000`) is cleaned and written again.
+fn storable_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if !text.contains("\\u0000") {
+        return text;
+    }
+    let mut clean = value.clone();
+    steward_core::text::json_without_nul(&mut clean);
+    clean.to_string()
 }
 
 /// The first completion of each task in a batch: a task reported twice in one batch is

@@ -15,7 +15,6 @@ use steward_core::Registry;
 use steward_core::queue::ExecutorSpec;
 use steward_core::redact::Redactor;
 use steward_core::task::Task;
-use steward_core::text::{json_without_nul, without_nul};
 use tokio_util::sync::CancellationToken;
 
 pub use builtin::{Noop, Sleep};
@@ -45,32 +44,23 @@ pub struct Failure {
     pub tail: Option<String>,
 }
 
-/// `text` without NULs, owned.
-fn storable(text: &str) -> String {
-    without_nul(text).into_owned()
-}
-
 impl Output {
-    /// This output as it may be stored: every secret `redactor` knows masked, and every NUL
-    /// made visible (a NUL a program printed would otherwise be refused by PostgreSQL, and the
-    /// completion retried for ever).
+    /// This output with every secret `redactor` knows masked.
     pub fn redacted(mut self, redactor: &Redactor) -> Self {
-        self.outcome = self.outcome.map(|o| storable(&redactor.redact(&o)));
+        self.outcome = self.outcome.map(|o| redactor.redact(&o).into_owned());
         if let Some(result) = self.result.as_mut() {
             redactor.redact_json(result);
-            json_without_nul(result);
         }
-        self.tail = self.tail.map(|t| storable(&redactor.redact(&t)));
+        self.tail = self.tail.map(|t| redactor.redact(&t).into_owned());
         self
     }
 }
 
 impl Failure {
-    /// This failure as it may be stored: secrets masked and NULs made visible, as for
-    /// [`Output::redacted`].
+    /// This failure with every secret `redactor` knows masked.
     pub fn redacted(mut self, redactor: &Redactor) -> Self {
-        self.error = storable(&redactor.redact(&self.error));
-        self.tail = self.tail.map(|t| storable(&redactor.redact(&t)));
+        self.error = redactor.redact(&self.error).into_owned();
+        self.tail = self.tail.map(|t| redactor.redact(&t).into_owned());
         self
     }
 
