@@ -94,41 +94,36 @@ impl Places {
 
     /// Closes the oldest unproven connection of `key`.
     fn evict_oldest_of(&mut self, key: IpAddr) {
-        let Some(holder) = self.by_address.get_mut(&key) else {
-            return;
-        };
-        let Some(id) = holder
-            .connections
-            .iter()
-            .find(|(_, held)| !held.proven)
-            .map(|(id, _)| *id)
-        else {
-            return;
-        };
-        if let Some(held) = holder.connections.remove(&id) {
+        let oldest = self.by_address.get(&key).and_then(|holder| {
+            holder
+                .connections
+                .iter()
+                .find(|(_, held)| !held.proven)
+                .map(|(id, _)| *id)
+        });
+        if let Some(held) = oldest.and_then(|id| self.remove(key, id)) {
             held.evict.notify_one();
-            holder.unproven -= 1;
-            self.open -= 1;
-            if holder.connections.is_empty() {
-                self.by_address.remove(&key);
-            }
         }
     }
 
+    /// Gives a connection's place back. An evicted connection was counted out when it was
+    /// evicted, so its own release finds nothing.
     fn release(&mut self, key: IpAddr, id: u64) {
-        let Some(holder) = self.by_address.get_mut(&key) else {
-            return;
-        };
-        // An evicted connection was counted out when it was evicted.
-        if let Some(held) = holder.connections.remove(&id) {
-            if !held.proven {
-                holder.unproven -= 1;
-            }
-            self.open -= 1;
-            if holder.connections.is_empty() {
-                self.by_address.remove(&key);
-            }
+        self.remove(key, id);
+    }
+
+    /// Counts a connection out of its address's and the total.
+    fn remove(&mut self, key: IpAddr, id: u64) -> Option<Held> {
+        let holder = self.by_address.get_mut(&key)?;
+        let held = holder.connections.remove(&id)?;
+        if !held.proven {
+            holder.unproven -= 1;
         }
+        self.open -= 1;
+        if holder.connections.is_empty() {
+            self.by_address.remove(&key);
+        }
+        Some(held)
     }
 
     fn prove(&mut self, key: IpAddr, id: u64) {
