@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property, conformance (SQLite and PostgreSQL) and the integration
 # tests that start the real binary. Makes sure PostgreSQL answers on 127.0.0.1:5432 first
-# (starting it, or installing it from Debian packages on a machine without it).
+# (starting it, or installing it from Debian packages on a machine without it), and that
+# promtool, prometheus and amtool are installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +34,21 @@ ensure_postgres() {
   return 1
 }
 
+# Prometheus's promtool and Prometheus itself (scrape and alerting tests) and Alertmanager's
+# amtool (its read API tested with the real client) come from Debian's packages.
+ensure_prometheus_tools() {
+  if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+    && command -v amtool >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing prometheus and prometheus-alertmanager from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+}
+
 ensure_postgres
+ensure_prometheus_tools
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
