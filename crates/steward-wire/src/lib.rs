@@ -1,0 +1,8 @@
+//! The wire types of Steward's HTTP API: what requests carry and answers hold, defined once and
+//! shared by the server (`steward-api`), the CLI and any other client. Types here are plain
+//! data with serde derives; they know nothing of HTTP, the store or the engines.
+//!
+//! Times are RFC 3339 strings in UTC ([`time::rfc3339`]); where scripts want numbers, a
+//! millisecond field stays beside them.
+
+pub mod time;
