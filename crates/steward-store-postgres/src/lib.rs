@@ -3,6 +3,7 @@
 //! anything home-made.
 
 mod alerts;
+mod events;
 mod health;
 mod listen;
 mod notifications;
@@ -120,6 +121,7 @@ impl PostgresStore {
             heard: listen::Listeners {
                 wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
                 alerts: broadcast::channel(steward_store::alerts::REMOTE_ALERTS_BUFFER).0,
+                appended: broadcast::channel(steward_store::events::EVENT_LOG_WAKEUP_BUFFER).0,
                 origin: listen::new_origin(),
             },
             listener: std::sync::Mutex::new(None),
@@ -789,6 +791,38 @@ impl Store for PostgresStore {
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
         let receiver = self.heard.wakeups.subscribe();
+        self.start_listening();
+        receiver
+    }
+
+    async fn append_events(
+        &self,
+        events: &[steward_store::events::NewLoggedEvent],
+    ) -> Result<(), StoreError> {
+        events::append(&self.pool, events).await?;
+        // The announcement reaches this instance too; saying it here as well saves the trip.
+        let _ = self.heard.appended.send(());
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<steward_store::events::LoggedEvent>, StoreError> {
+        events::after(&self.pool, after_id, limit).await
+    }
+
+    async fn event_log_head(&self) -> Result<i64, StoreError> {
+        events::head(&self.pool).await
+    }
+
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {
+        events::trim(&self.pool, keep).await
+    }
+
+    fn event_log_wakeups(&self) -> broadcast::Receiver<()> {
+        let receiver = self.heard.appended.subscribe();
         self.start_listening();
         receiver
     }

@@ -1,7 +1,8 @@
 //! What instances sharing the database tell each other through `NOTIFY`, and the one `LISTEN`
 //! connection per store that hears it: task wake-ups (a queue's name on [`tasks::CHANNEL`]) and
 //! alert changes (on [`ALERTS_CHANNEL`], naming the store that made them, so that a store does
-//! not announce its own changes back to its instance, whose bus carries them already).
+//! not announce its own changes back to its instance, whose bus carries them already), and
+//! appends to the event log (on [`crate::events::CHANNEL`]).
 
 use std::sync::Arc;
 
@@ -28,6 +29,8 @@ pub(crate) struct Listeners {
     pub(crate) wakeups: broadcast::Sender<Wakeup>,
     /// Alert changes made through other stores.
     pub(crate) alerts: broadcast::Sender<RemoteAlerts>,
+    /// Appends to the event log, through any store.
+    pub(crate) appended: broadcast::Sender<()>,
     /// This store's name in its announcements.
     pub(crate) origin: Arc<str>,
 }
@@ -116,7 +119,10 @@ fn read_alerts_payload(payload: &str, own: &str) -> Option<RemoteAlerts> {
 pub(crate) async fn listen(pool: PgPool, to: Listeners) {
     loop {
         match PgListener::connect_with(&pool).await {
-            Ok(mut listener) => match listener.listen_all([tasks::CHANNEL, ALERTS_CHANNEL]).await {
+            Ok(mut listener) => match listener
+                .listen_all([tasks::CHANNEL, ALERTS_CHANNEL, crate::events::CHANNEL])
+                .await
+            {
                 Ok(()) => {
                     missed(&to);
                     forward(&mut listener, &to).await;
@@ -136,6 +142,7 @@ pub(crate) async fn listen(pool: PgPool, to: Listeners) {
 fn missed(to: &Listeners) {
     let _ = to.wakeups.send(Wakeup::from(ANY_QUEUE));
     let _ = to.alerts.send(RemoteAlerts::Missed);
+    let _ = to.appended.send(());
 }
 
 async fn forward(listener: &mut PgListener, to: &Listeners) {
@@ -157,6 +164,8 @@ fn deliver(notification: &PgNotification, to: &Listeners) {
         if let Some(change) = read_alerts_payload(notification.payload(), &to.origin) {
             let _ = to.alerts.send(change);
         }
+    } else if notification.channel() == crate::events::CHANNEL {
+        let _ = to.appended.send(());
     } else {
         let _ = to.wakeups.send(Wakeup::from(notification.payload()));
     }

@@ -3,6 +3,7 @@
 //! two daemons never share it.
 
 mod alerts;
+mod events;
 mod health;
 mod integrity;
 mod lock;
@@ -82,6 +83,8 @@ pub struct SqliteStore {
     path: PathBuf,
     /// In-process wake-ups: only this process writes the file, so no other source exists.
     wakeups: broadcast::Sender<Wakeup>,
+    /// Appends to the event log (only this process writes the file).
+    appended: broadcast::Sender<()>,
     /// Never sent on (kept so that receivers wait instead of seeing it closed).
     remote_alerts: broadcast::Sender<steward_store::RemoteAlerts>,
     /// Whether the last integrity check found the file damaged.
@@ -162,6 +165,7 @@ impl SqliteStore {
             lock: Mutex::new(Some(lock)),
             path,
             wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+            appended: broadcast::channel(steward_store::events::EVENT_LOG_WAKEUP_BUFFER).0,
             remote_alerts: broadcast::channel(1).0,
             damaged: AtomicBool::new(false),
         })
@@ -825,6 +829,35 @@ impl Store for SqliteStore {
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
+    }
+
+    async fn append_events(
+        &self,
+        events: &[steward_store::events::NewLoggedEvent],
+    ) -> Result<(), StoreError> {
+        events::append(&self.writer, events).await?;
+        let _ = self.appended.send(());
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<steward_store::events::LoggedEvent>, StoreError> {
+        events::after(&self.reader, after_id, limit).await
+    }
+
+    async fn event_log_head(&self) -> Result<i64, StoreError> {
+        events::head(&self.reader).await
+    }
+
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {
+        events::trim(&self.writer, keep).await
+    }
+
+    fn event_log_wakeups(&self) -> broadcast::Receiver<()> {
+        self.appended.subscribe()
     }
 
     fn remote_alerts(&self) -> broadcast::Receiver<steward_store::RemoteAlerts> {

@@ -21,10 +21,12 @@ use crate::{
 };
 
 mod alerts;
+mod events;
 mod health;
 mod notifications;
 mod schedules;
 pub use alerts::*;
+pub use events::*;
 pub use health::*;
 pub use notifications::*;
 pub use schedules::*;
@@ -135,6 +137,9 @@ macro_rules! conformance_suite {
             many_large_notices_are_queued_in_order,
             a_dispatch_of_five_thousand_is_one_call,
             a_deposed_dispatchers_pass_writes_nothing,
+            the_event_log_appends_in_order_pages_and_trims,
+            a_reader_following_the_log_misses_nothing_of_concurrent_appends,
+            appends_wake_event_log_readers,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

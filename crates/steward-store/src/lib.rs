@@ -8,6 +8,7 @@ pub mod audit;
 pub mod batch;
 pub mod codec;
 mod error;
+pub mod events;
 pub mod health;
 mod metered;
 pub mod notifications;
@@ -655,6 +656,28 @@ pub trait Store: Send + Sync + 'static {
     /// the database, where the backend can tell (PostgreSQL's `NOTIFY`); nothing on a database
     /// only this instance writes. Those announcements can be lost, so readers still poll.
     fn remote_alerts(&self) -> tokio::sync::broadcast::Receiver<alerts::RemoteAlerts>;
+
+    /// Appends events to the event log in one transaction. Ids are handed out in commit order
+    /// across every instance sharing the database, so a reader that has seen id `n` has seen
+    /// every event with a smaller one.
+    async fn append_events(&self, events: &[events::NewLoggedEvent]) -> Result<(), StoreError>;
+
+    /// Up to `limit` events with ids above `after_id`, oldest first.
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<events::LoggedEvent>, StoreError>;
+
+    /// The newest event's id, 0 for an empty log.
+    async fn event_log_head(&self) -> Result<i64, StoreError>;
+
+    /// Deletes all but the newest `keep` events; answers how many went.
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError>;
+
+    /// A signal each time events were appended, through this instance or (where the backend
+    /// can tell) another one. Signals can be lost, so readers still look now and then.
+    fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

@@ -642,6 +642,37 @@ impl<S: Store> Store for Metered<S> {
         self.inner.remote_alerts()
     }
 
+    async fn append_events(
+        &self,
+        events: &[crate::events::NewLoggedEvent],
+    ) -> Result<(), StoreError> {
+        self.observe("append_events", self.inner.append_events(events))
+            .await
+    }
+
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::events::LoggedEvent>, StoreError> {
+        self.observe("events_after", self.inner.events_after(after_id, limit))
+            .await
+    }
+
+    async fn event_log_head(&self) -> Result<i64, StoreError> {
+        self.observe("event_log_head", self.inner.event_log_head())
+            .await
+    }
+
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {
+        self.observe("trim_event_log", self.inner.trim_event_log(keep))
+            .await
+    }
+
+    fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()> {
+        self.inner.event_log_wakeups()
+    }
+
     async fn close(&self) {
         self.inner.close().await;
     }

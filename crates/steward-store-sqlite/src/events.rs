@@ -1,0 +1,77 @@
+//! The event log on SQLite: appends through the single writer (so ids follow commit order),
+//! reads on the read-only connections.
+
+use sqlx::{Row, SqlitePool};
+use steward_store::StoreError;
+use steward_store::events::{LoggedEvent, NewLoggedEvent};
+
+use crate::db_err;
+
+/// Rows per insert statement (5 parameters each, under SQLite's 32,766).
+const ROWS_PER_INSERT: usize = 1_000;
+
+pub(crate) async fn append(
+    writer: &SqlitePool,
+    events: &[NewLoggedEvent],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut tx = writer.begin().await.map_err(db_err)?;
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        let mut insert =
+            sqlx::QueryBuilder::new("INSERT INTO event_log (at_ms, kind, workspace, body) ");
+        insert.push_values(chunk, |mut row, event| {
+            row.push_bind(event.at_ms)
+                .push_bind(&event.kind)
+                .push_bind(&event.workspace)
+                .push_bind(&event.body);
+        });
+        insert.build().execute(&mut *tx).await.map_err(db_err)?;
+    }
+    tx.commit().await.map_err(db_err)
+}
+
+pub(crate) async fn after(
+    reader: &SqlitePool,
+    after_id: i64,
+    limit: u32,
+) -> Result<Vec<LoggedEvent>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, at_ms, kind, workspace, body FROM event_log WHERE id > ? ORDER BY id LIMIT ?",
+    )
+    .bind(after_id)
+    .bind(i64::from(limit))
+    .fetch_all(reader)
+    .await
+    .map_err(db_err)?;
+    rows.iter()
+        .map(|row| {
+            Ok(LoggedEvent {
+                id: row.try_get("id").map_err(db_err)?,
+                at_ms: row.try_get("at_ms").map_err(db_err)?,
+                kind: row.try_get("kind").map_err(db_err)?,
+                workspace: row.try_get("workspace").map_err(db_err)?,
+                body: row.try_get("body").map_err(db_err)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn head(reader: &SqlitePool) -> Result<i64, StoreError> {
+    sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM event_log")
+        .fetch_one(reader)
+        .await
+        .map_err(db_err)
+}
+
+pub(crate) async fn trim(writer: &SqlitePool, keep: u32) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "DELETE FROM event_log WHERE id <= (SELECT coalesce(max(id), 0) FROM event_log) - ?",
+    )
+    .bind(i64::from(keep))
+    .execute(writer)
+    .await
+    .map_err(db_err)?;
+    Ok(done.rows_affected())
+}
