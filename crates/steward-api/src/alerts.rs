@@ -27,13 +27,12 @@ use steward_store::{
     Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence, now_ms,
 };
 
+use steward_core::alert::WORKSPACE_LABEL;
+
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::routes::store_error;
 use crate::{ApiError, AppState};
-
-/// The label that ties an alert to a workspace.
-const WORKSPACE_LABEL: &str = "workspace";
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, message)

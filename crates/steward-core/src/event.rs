@@ -28,6 +28,8 @@ pub enum Event {
         count: usize,
         /// Of those, new ones (the rest repeated an idempotency key).
         created: usize,
+        /// The workspace every task of the call is for; `None` when they differ or name none.
+        workspace: Option<String>,
     },
     /// A task moved to another status.
     TaskChanged {
@@ -44,6 +46,8 @@ pub enum Event {
         /// The executor's outcome label, if any.
         #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
+        /// The workspace the task is for, if known.
+        workspace: Option<String>,
     },
     /// An instance took or lost a leadership lease.
     LeadershipChanged {

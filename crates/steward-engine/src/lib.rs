@@ -15,6 +15,7 @@ pub mod prober;
 mod process;
 pub mod queue;
 pub mod scheduler;
+pub mod stream;
 
 pub use bus::{Envelope, EventBus};
 

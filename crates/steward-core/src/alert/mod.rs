@@ -22,6 +22,10 @@ use serde::Serialize;
 
 use crate::registry::Labels;
 
+/// The label naming the workspace an alert concerns: scoped keys see only their workspace's
+/// alerts.
+pub const WORKSPACE_LABEL: &str = "workspace";
+
 /// The most labels (or annotations) one alert may carry.
 pub const MAX_LABELS: usize = 64;
 /// The longest label value, in characters.

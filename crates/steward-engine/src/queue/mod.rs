@@ -222,10 +222,16 @@ fn record_enqueue(bus: &EventBus, tasks: &[NewTask], answers: &[Enqueued]) {
             .increment(count);
     }
     if let Some(first) = tasks.first() {
+        let workspace = first.origin.workspace.clone().filter(|w| {
+            tasks
+                .iter()
+                .all(|t| t.origin.workspace.as_deref() == Some(w.as_str()))
+        });
         bus.publish(Event::TasksEnqueued {
             queue: first.queue.clone(),
             count: tasks.len(),
             created,
+            workspace,
         });
     }
 }

@@ -84,6 +84,8 @@ pub async fn reap_expired(store: &dyn Store, bus: &EventBus) {
             status: lost.status,
             attempt: lost.attempt,
             outcome: None,
+            // A reaped lease names no origin; the event is shown to unscoped keys.
+            workspace: None,
         });
     }
 }

@@ -481,6 +481,7 @@ fn publish(shared: &Shared, task: &Task, status: TaskStatus, outcome: Option<Str
         status,
         attempt: task.attempt,
         outcome,
+        workspace: task.origin.workspace.clone(),
     });
 }
 

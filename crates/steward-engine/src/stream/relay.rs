@@ -1,0 +1,388 @@
+//! Bus → event log. Events are gathered for a short window, high-rate ones coalesced, each
+//! given the workspace it concerns, and appended in one transaction per window.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use steward_core::Event;
+use steward_core::alert::Fingerprint;
+use steward_store::Store;
+use steward_store::events::{EVENT_LOG_WINDOW, NewLoggedEvent};
+use steward_wire::events::{LOST, StreamEvent};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::ControlPlane;
+use crate::bus::Envelope;
+
+/// How the relay batches and coalesces.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// This instance's name, carried by every event it writes.
+    pub instance: String,
+    /// How long events are gathered after the first before they are written.
+    pub window: Duration,
+    /// Task events of one queue and workspace in a window beyond which they are written as one
+    /// `tasks_changed` (or one summed `tasks_enqueued`).
+    pub coalesce_above: usize,
+    /// How often the log is trimmed to its window.
+    pub trim_every: Duration,
+}
+
+impl RelayOptions {
+    /// The defaults, for `instance`.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            window: Duration::from_millis(20),
+            coalesce_above: 16,
+            trim_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Starts relaying `control`'s bus into the event log until `stop` is cancelled. It subscribes
+/// at once: events published after this call are relayed.
+pub fn spawn_relay(
+    control: Arc<ControlPlane>,
+    options: RelayOptions,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let receiver = control.bus().subscribe();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = relay(control, options, receiver) => {}
+        }
+    })
+}
+
+async fn relay(
+    control: Arc<ControlPlane>,
+    options: RelayOptions,
+    mut receiver: tokio::sync::broadcast::Receiver<Envelope>,
+) {
+    let store = Arc::clone(control.store());
+    let mut lost: u64 = 0;
+    let mut trim = tokio::time::interval(options.trim_every);
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let first = tokio::select! {
+            received = receiver.recv() => received,
+            _ = trim.tick() => {
+                if let Err(error) = store.trim_event_log(EVENT_LOG_WINDOW).await {
+                    tracing::warn!(%error, "trimming the event log failed");
+                }
+                continue;
+            }
+        };
+        let mut batch = Vec::new();
+        match first {
+            Ok(envelope) => batch.push(envelope),
+            Err(RecvError::Lagged(n)) => lost += n,
+            Err(RecvError::Closed) => return,
+        }
+        let deadline = tokio::time::Instant::now() + options.window;
+        loop {
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Ok(envelope)) => batch.push(envelope),
+                Ok(Err(RecvError::Lagged(n))) => lost += n,
+                Ok(Err(RecvError::Closed)) | Err(_) => break,
+            }
+        }
+        let mut rows = Vec::with_capacity(batch.len() + 1);
+        if lost > 0 {
+            rows.push(lost_row(&options.instance, lost));
+        }
+        rows.extend(rows_of(&control, &store, &options, batch).await);
+        let count = rows.len() as u64;
+        match store.append_events(&rows).await {
+            Ok(()) => {
+                metrics::counter!("steward_events_logged_total").increment(count);
+                lost = 0;
+            }
+            Err(error) => {
+                tracing::warn!(%error, events = count, "cannot write events to the event log");
+                // Said next time as one `lost` event; a `lost` row of this batch counted already.
+                lost = rows
+                    .iter()
+                    .filter(|r| r.kind != LOST)
+                    .count()
+                    .try_into()
+                    .map_or(u64::MAX, |n: u64| lost.saturating_add(n));
+            }
+        }
+    }
+}
+
+fn lost_row(instance: &str, count: u64) -> NewLoggedEvent {
+    metrics::counter!("steward_events_lost_total").increment(count);
+    let mut detail = Map::new();
+    detail.insert("count".into(), count.into());
+    row(LOST, now_ms(), None, instance, detail)
+}
+
+fn now_ms() -> i64 {
+    steward_store::now_ms()
+}
+
+/// The rows a window's events become: task events coalesced per queue and workspace when
+/// there are many, every event given its workspace.
+async fn rows_of(
+    control: &ControlPlane,
+    store: &Arc<dyn Store>,
+    options: &RelayOptions,
+    batch: Vec<Envelope>,
+) -> Vec<NewLoggedEvent> {
+    let mut rows = Vec::with_capacity(batch.len());
+    let heavy = heavy_task_groups(&batch, options.coalesce_above);
+    let mut coalesced: BTreeMap<GroupKey, Coalesced> = BTreeMap::new();
+    for envelope in batch {
+        let at_ms = i64::try_from(envelope.at_ms).unwrap_or(i64::MAX);
+        if let Some(key) = task_group(&envelope.event)
+            && heavy.contains(&key)
+        {
+            coalesced
+                .entry(key)
+                .or_insert_with(|| Coalesced::new(at_ms))
+                .add(&envelope.event, at_ms);
+            continue;
+        }
+        match &envelope.event {
+            Event::AlertsChanged { fingerprints } => {
+                rows.extend(alert_rows(store, fingerprints, at_ms, &options.instance).await);
+            }
+            event => {
+                let workspace = workspace_of(control, event);
+                rows.push(event_row(event, at_ms, workspace, &options.instance));
+            }
+        }
+    }
+    for ((kind, queue, workspace), group) in coalesced {
+        rows.push(group.into_row(kind, &queue, workspace, &options.instance));
+    }
+    rows
+}
+
+/// What task events are grouped by: their type, queue and workspace.
+type GroupKey = (&'static str, String, Option<String>);
+
+fn task_group(event: &Event) -> Option<GroupKey> {
+    match event {
+        Event::TaskChanged {
+            queue, workspace, ..
+        } => Some(("tasks_changed", queue.clone(), workspace.clone())),
+        Event::TasksEnqueued {
+            queue, workspace, ..
+        } => Some(("tasks_enqueued", queue.clone(), workspace.clone())),
+        _ => None,
+    }
+}
+
+fn heavy_task_groups(batch: &[Envelope], above: usize) -> std::collections::HashSet<GroupKey> {
+    let mut counts: std::collections::HashMap<GroupKey, usize> = std::collections::HashMap::new();
+    for envelope in batch {
+        if let Some(key) = task_group(&envelope.event) {
+            *counts.entry(key).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > above)
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Many task events of one group, summed.
+struct Coalesced {
+    first_ms: i64,
+    last_ms: i64,
+    events: u64,
+    /// `tasks_changed`: tasks per status reached.
+    statuses: BTreeMap<&'static str, u64>,
+    /// `tasks_enqueued`: tasks in the calls, and new ones.
+    count: u64,
+    created: u64,
+}
+
+impl Coalesced {
+    fn new(at_ms: i64) -> Self {
+        Self {
+            first_ms: at_ms,
+            last_ms: at_ms,
+            events: 0,
+            statuses: BTreeMap::new(),
+            count: 0,
+            created: 0,
+        }
+    }
+
+    fn add(&mut self, event: &Event, at_ms: i64) {
+        self.events += 1;
+        self.first_ms = self.first_ms.min(at_ms);
+        self.last_ms = self.last_ms.max(at_ms);
+        match event {
+            Event::TaskChanged { status, .. } => {
+                *self.statuses.entry(status.as_str()).or_default() += 1;
+            }
+            Event::TasksEnqueued { count, created, .. } => {
+                self.count += *count as u64;
+                self.created += *created as u64;
+            }
+            _ => {}
+        }
+    }
+
+    fn into_row(
+        self,
+        kind: &'static str,
+        queue: &str,
+        workspace: Option<String>,
+        instance: &str,
+    ) -> NewLoggedEvent {
+        let mut detail = Map::new();
+        detail.insert("queue".into(), queue.into());
+        detail.insert("coalesced".into(), self.events.into());
+        detail.insert("first_ms".into(), self.first_ms.into());
+        if kind == "tasks_changed" {
+            let statuses: Map<String, Value> = self
+                .statuses
+                .into_iter()
+                .map(|(status, n)| (status.to_string(), n.into()))
+                .collect();
+            detail.insert("statuses".into(), statuses.into());
+        } else {
+            detail.insert("count".into(), self.count.into());
+            detail.insert("created".into(), self.created.into());
+        }
+        row(kind, self.last_ms, workspace, instance, detail)
+    }
+}
+
+/// The workspace an event concerns, from the event or the declarations it names.
+fn workspace_of(control: &ControlPlane, event: &Event) -> Option<String> {
+    match event {
+        Event::TaskChanged { workspace, .. } | Event::TasksEnqueued { workspace, .. } => {
+            workspace.clone()
+        }
+        Event::CheckChanged { service, .. } => control
+            .registry()
+            .services
+            .iter()
+            .find(|s| &s.name == service)
+            .and_then(|s| s.workspace.clone()),
+        Event::ScheduleFired { schedule, .. }
+        | Event::ScheduleSkipped { schedule, .. }
+        | Event::SlotsMissed { schedule, .. }
+        | Event::ScheduleOverdue { schedule, .. } => control
+            .config()
+            .schedules
+            .iter()
+            .find(|s| &s.name == schedule)
+            .and_then(|s| s.workspace.clone()),
+        Event::HeartbeatChanged { name, .. } => control
+            .config()
+            .heartbeats
+            .iter()
+            .find(|h| &h.name == name)
+            .and_then(|h| h.workspace.clone()),
+        _ => None,
+    }
+}
+
+/// Changed alerts as one event per workspace their `workspace` label names (so a scoped key
+/// sees only its own), each listing the alerts' fingerprints, names and states.
+async fn alert_rows(
+    store: &Arc<dyn Store>,
+    fingerprints: &[Fingerprint],
+    at_ms: i64,
+    instance: &str,
+) -> Vec<NewLoggedEvent> {
+    let alerts = match store.alerts_by_fingerprint(fingerprints).await {
+        Ok(alerts) => alerts,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read changed alerts for the event stream");
+            Vec::new()
+        }
+    };
+    let mut per_workspace: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
+    for alert in &alerts {
+        let workspace = alert
+            .labels
+            .get(steward_core::alert::WORKSPACE_LABEL)
+            .cloned();
+        let mut entry = Map::new();
+        entry.insert("fingerprint".into(), alert.fingerprint.to_string().into());
+        entry.insert(
+            "alertname".into(),
+            alert
+                .labels
+                .get("alertname")
+                .cloned()
+                .unwrap_or_default()
+                .into(),
+        );
+        entry.insert("state".into(), alert.state.as_str().into());
+        entry.insert("severity".into(), alert.severity.as_str().into());
+        per_workspace
+            .entry(workspace)
+            .or_default()
+            .push(entry.into());
+    }
+    per_workspace
+        .into_iter()
+        .map(|(workspace, alerts)| {
+            let mut detail = Map::new();
+            detail.insert("alerts".into(), alerts.into());
+            row("alerts_changed", at_ms, workspace, instance, detail)
+        })
+        .collect()
+}
+
+fn event_row(
+    event: &Event,
+    at_ms: i64,
+    workspace: Option<String>,
+    instance: &str,
+) -> NewLoggedEvent {
+    let (kind, detail) = match serde_json::to_value(event) {
+        Ok(Value::Object(mut fields)) => {
+            let kind = match fields.remove("type") {
+                Some(Value::String(kind)) => kind,
+                _ => "unknown".to_string(),
+            };
+            fields.remove("workspace");
+            (kind, fields)
+        }
+        _ => ("unknown".to_string(), Map::new()),
+    };
+    row(&kind, at_ms, workspace, instance, detail)
+}
+
+fn row(
+    kind: &str,
+    at_ms: i64,
+    workspace: Option<String>,
+    instance: &str,
+    detail: Map<String, Value>,
+) -> NewLoggedEvent {
+    let event = StreamEvent {
+        kind: kind.to_string(),
+        at: steward_wire::time::rfc3339(at_ms),
+        at_ms,
+        workspace: workspace.clone(),
+        instance: Some(instance.to_string()),
+        detail,
+    };
+    NewLoggedEvent {
+        at_ms,
+        kind: kind.to_string(),
+        workspace,
+        body: serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

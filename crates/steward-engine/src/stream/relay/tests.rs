@@ -1,0 +1,160 @@
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::Path;
+
+use steward_core::task::TaskStatus;
+use steward_store_sqlite::SqliteStore;
+
+use super::*;
+use crate::{EventBus, SystemEnv};
+
+const CONFIG: &str =
+    "[[workspaces]]\nkey = \"alpha\"\n\n[[services]]\nname = \"api\"\nworkspace = \"alpha\"\n";
+
+async fn control(dir: &Path) -> Arc<ControlPlane> {
+    let path = dir.join("steward.toml");
+    std::fs::write(&path, CONFIG).unwrap();
+    let store = SqliteStore::open(&dir.join("data")).await.unwrap();
+    store.migrate().await.unwrap();
+    let env: SystemEnv = Arc::new(|_| None);
+    let loaded = steward_config::load_file(&path, &|_| None).unwrap();
+    let (control, _) =
+        ControlPlane::start(Arc::new(store), EventBus::new(), &path, loaded.config, env)
+            .await
+            .unwrap();
+    Arc::new(control)
+}
+
+fn task(id: i64, status: TaskStatus, workspace: Option<&str>) -> Event {
+    Event::TaskChanged {
+        id,
+        queue: "chores".into(),
+        kind: "noop".into(),
+        status,
+        attempt: 1,
+        outcome: None,
+        workspace: workspace.map(Into::into),
+    }
+}
+
+fn envelope(seq: u64, event: Event) -> Envelope {
+    Envelope {
+        seq,
+        at_ms: 1_000 + seq,
+        event,
+    }
+}
+
+fn body(row: &NewLoggedEvent) -> Value {
+    serde_json::from_str(&row.body).unwrap()
+}
+
+#[tokio::test]
+async fn few_task_events_go_one_by_one_and_many_are_summed_per_queue_and_workspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let options = RelayOptions {
+        coalesce_above: 3,
+        ..RelayOptions::new("here")
+    };
+    let few = vec![
+        envelope(1, task(1, TaskStatus::Running, Some("alpha"))),
+        envelope(2, task(1, TaskStatus::Succeeded, Some("alpha"))),
+    ];
+    let rows = rows_of(&control, &store, &options, few).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].kind, "task_changed");
+    assert_eq!(rows[1].workspace.as_deref(), Some("alpha"));
+    let detail = body(&rows[1]);
+    assert_eq!(detail["status"], "succeeded");
+    assert_eq!(detail["instance"], "here");
+    assert_eq!(detail["at"], "1970-01-01T00:00:01.002Z");
+    assert!(
+        detail.get("workspace").is_some_and(|w| w == "alpha"),
+        "{detail}"
+    );
+
+    let mut many: Vec<Envelope> = (0..10)
+        .map(|i| envelope(i, task(i as i64, TaskStatus::Succeeded, Some("alpha"))))
+        .collect();
+    many.push(envelope(20, task(99, TaskStatus::Dead, Some("alpha"))));
+    many.push(envelope(21, task(100, TaskStatus::Running, None)));
+    many.push(envelope(22, Event::ConfigRejected { problems: 2 }));
+    let rows = rows_of(&control, &store, &options, many).await;
+    let kinds: Vec<(&str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.workspace.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("task_changed", None),
+            ("config_rejected", None),
+            ("tasks_changed", Some("alpha"))
+        ],
+        "alpha's eleven are one event; the lone task of no workspace stays itself"
+    );
+    let summed = body(&rows[2]);
+    assert_eq!(summed["coalesced"], 11);
+    assert_eq!(summed["statuses"]["succeeded"], 10);
+    assert_eq!(summed["statuses"]["dead"], 1);
+    assert_eq!(summed["queue"], "chores");
+    assert_eq!(summed["first_ms"], 1_000);
+    assert_eq!(summed["at_ms"], 1_020);
+}
+
+#[tokio::test]
+async fn events_get_the_workspace_of_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let check = Event::CheckChanged {
+        check: "api".into(),
+        service: "api".into(),
+        from: steward_core::health::state::CheckState::Up,
+        to: steward_core::health::state::CheckState::Down,
+        reason: "status 500".into(),
+    };
+    let rows = rows_of(
+        &control,
+        &store,
+        &RelayOptions::new("here"),
+        vec![envelope(1, check)],
+    )
+    .await;
+    assert_eq!(rows[0].kind, "check_changed");
+    assert_eq!(rows[0].workspace.as_deref(), Some("alpha"));
+    assert_eq!(body(&rows[0])["to"], "down");
+}
+
+#[tokio::test]
+async fn the_relay_writes_what_the_bus_carries_and_counts_what_it_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let stop = CancellationToken::new();
+    let relay = spawn_relay(
+        Arc::clone(&control),
+        RelayOptions::new("here"),
+        stop.clone(),
+    );
+    control
+        .bus()
+        .publish(task(7, TaskStatus::Succeeded, Some("alpha")));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = store.events_after(0, 10).await.unwrap();
+        if let Some(row) = rows.first() {
+            assert_eq!(row.kind, "task_changed");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "relayed within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    relay.await.unwrap();
+    let lost = lost_row("here", 5);
+    assert_eq!(lost.kind, LOST);
+    assert_eq!(body(&lost)["count"], 5);
+}
