@@ -5,6 +5,7 @@
 mod alerts;
 pub mod auth;
 mod error;
+mod events;
 mod extract;
 mod health;
 pub mod limits;
@@ -62,6 +63,8 @@ pub struct ApiOptions {
     pub max_connections: usize,
     /// Open connections from one address at most.
     pub max_connections_per_address: usize,
+    /// Open event streams at most.
+    pub max_event_streams: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Largest body of the batch routes (`POST /api/v1/tasks`).
@@ -82,6 +85,7 @@ impl Default for ApiOptions {
             cors_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            max_event_streams: DEFAULT_MAX_CONNECTIONS * 3 / 4,
             max_body_bytes: MAX_BODY_BYTES,
             max_batch_body_bytes: MAX_BATCH_BODY_BYTES,
             request_timeout: REQUEST_TIMEOUT,
@@ -106,6 +110,8 @@ pub struct AppState {
     pub metrics: MetricsRenderer,
     /// The prober, for "run this check now" (absent where the instance does not probe).
     pub prober: Option<steward_engine::prober::ProberHandle>,
+    /// The live event stream's hub (absent: `/api/v1/events` answers 503).
+    pub events: Option<Arc<steward_engine::stream::EventHub>>,
 }
 
 impl AppState {
@@ -123,7 +129,14 @@ impl AppState {
             options,
             metrics,
             prober: None,
+            events: None,
         }
+    }
+
+    /// The same state, serving the event stream from `hub`.
+    pub fn with_events(mut self, hub: Arc<steward_engine::stream::EventHub>) -> Self {
+        self.events = Some(hub);
+        self
     }
 
     /// The same state, able to run checks on request through `prober`.
@@ -189,6 +202,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let options = state.options.clone();
     let limiters = Arc::clone(&state.limiters);
+    let hub = state.events.clone();
+    // Event streams never end by themselves: they are ended, so the requests in flight finish.
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(hub) = hub {
+            hub.close();
+        }
+    };
     tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {

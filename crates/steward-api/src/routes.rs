@@ -74,6 +74,10 @@ pub fn table() -> Vec<RouteSpec> {
         spec(Method::GET, "/metrics", Unscoped(Role::Viewer), || {
             get(metrics)
         }),
+        // Events are filtered per key: a scoped key gets only its workspace's.
+        spec(Method::GET, "/api/v1/events", R(Role::Viewer), || {
+            get(crate::events::stream)
+        }),
         spec(Method::GET, "/api/v1/whoami", R(Role::Viewer), || {
             get(whoami)
         }),

@@ -81,6 +81,9 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         ("GET", "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph") => {
             keyed(any_key)
         }
+        // Scoped keys get their workspace's events only, filtered by the handler (tested in
+        // `tests/events.rs` of the binary).
+        ("GET", "/api/v1/events") => keyed(any_key),
         // Metrics name every workspace's checks and queues: not for a scoped key.
         ("GET", "/metrics") => keyed(unscoped),
         // Scoped keys are held to their workspace's services and checks by the handlers

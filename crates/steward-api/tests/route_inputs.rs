@@ -13,9 +13,11 @@ mod support;
 use support::Fixture;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
 use proptest::prelude::*;
 use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
 use serde_json::Value;
@@ -243,6 +245,24 @@ fn request(case: &Case, keys: &[((Role, bool), String)]) -> (Method, &'static st
 async fn send(fx: &Fixture, request: Request<Body>) -> (StatusCode, Vec<u8>) {
     let response = fx.app.clone().oneshot(request).await.unwrap();
     let status = response.status();
+    if response
+        .headers()
+        .get("content-type")
+        .is_some_and(|t| t == "text/event-stream")
+    {
+        // An event stream never ends: its first bytes say it opened.
+        let first = tokio::time::timeout(Duration::from_secs(5), response.into_body().frame())
+            .await
+            .expect("an event stream sends its first bytes at once")
+            .unwrap()
+            .unwrap();
+        let bytes = first.into_data().unwrap();
+        assert!(
+            bytes.starts_with(b": open") || bytes.starts_with(b"id: "),
+            "{bytes:?}"
+        );
+        return (status, bytes.to_vec());
+    }
     let bytes = axum::body::to_bytes(response.into_body(), 64 << 20)
         .await
         .unwrap();

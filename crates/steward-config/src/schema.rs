@@ -46,6 +46,7 @@ const API_KEYS: &[&str] = &[
     "cors_origins",
     "max_connections",
     "max_connections_per_address",
+    "max_event_streams",
     "max_body_bytes",
     "max_batch_body_bytes",
     "request_timeout_secs",
@@ -176,6 +177,8 @@ pub struct ApiSettings {
     pub max_connections: Option<u32>,
     /// Open connections from one address at most; further ones from it are closed.
     pub max_connections_per_address: Option<u32>,
+    /// Open event streams (`GET /api/v1/events`) at most; further ones are answered 503.
+    pub max_event_streams: Option<u32>,
     /// Largest request body, in bytes.
     pub max_body_bytes: Option<u32>,
     /// Largest body of a batch route (`POST /api/v1/tasks`, posted alerts), in bytes.
@@ -334,6 +337,9 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
             .map(|n| n.value),
         max_connections_per_address: api
             .positive_integer(cx, "max_connections_per_address", 1_000_000)
+            .map(|n| n.value),
+        max_event_streams: api
+            .positive_integer(cx, "max_event_streams", 1_000_000)
             .map(|n| n.value),
         max_body_bytes: api
             .positive_integer(cx, "max_body_bytes", 1 << 30)

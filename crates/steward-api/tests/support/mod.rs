@@ -74,12 +74,16 @@ pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDi
         ..ApiOptions::default()
     };
     let metrics: MetricsRenderer = Arc::new(String::new);
+    let hub = steward_engine::stream::EventHub::open(Arc::clone(&store), Default::default())
+        .await
+        .unwrap();
     let state = AppState::new(
         Arc::new(control),
         Arc::new(Authenticator::new(Arc::clone(&store), None)),
         options,
         metrics,
-    );
+    )
+    .with_events(hub);
     Fixture {
         app: steward_api::router(state),
         store,

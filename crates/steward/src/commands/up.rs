@@ -11,6 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use steward_api::{ApiOptions, AppState, MetricsRenderer};
 use steward_config::{Config, DaemonSettings};
 use steward_core::audit::Actor;
+use steward_engine::stream::{self, EventHub, HubOptions};
 use steward_engine::{Authenticator, ControlPlane, EventBus, RedactorSource, SystemEnv};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -77,12 +78,15 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
             ),
         },
         cors_origins: api.cors_origins.clone(),
-        max_connections: api
-            .max_connections
-            .map_or(defaults.max_connections, |n| n as usize),
+        max_connections: max_connections(api, &defaults),
         max_connections_per_address: api
             .max_connections_per_address
             .map_or(defaults.max_connections_per_address, |n| n as usize),
+        // Streams are proven connections that stay: a quarter of the places is kept for others.
+        max_event_streams: api.max_event_streams.map_or_else(
+            || (max_connections(api, &defaults) * 3 / 4).max(1),
+            |n| n as usize,
+        ),
         max_body_bytes: api
             .max_body_bytes
             .map_or(defaults.max_body_bytes, |n| n as usize),
@@ -111,6 +115,11 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
 }
 
 /// `STEWARD_ADMIN_KEY_HASH`, checked to be an Argon2 PHC string.
+fn max_connections(api: &steward_config::ApiSettings, defaults: &ApiOptions) -> usize {
+    api.max_connections
+        .map_or(defaults.max_connections, |n| n as usize)
+}
+
 fn admin_key_hash() -> Result<Option<String>, ExitCode> {
     let Some(hash) = std::env::var("STEWARD_ADMIN_KEY_HASH")
         .ok()
@@ -215,7 +224,10 @@ async fn serve(
     let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
     let options = api_options(&control.config().settings.api);
-    let state = AppState::new(Arc::clone(&control), auth, options, renderer).with_prober(prober);
+    let events = start_event_stream(&control, &options, &stop_work).await?;
+    let state = AppState::new(Arc::clone(&control), auth, options, renderer)
+        .with_prober(prober)
+        .with_events(events);
 
     tracing::info!(
         %addr,
@@ -238,6 +250,31 @@ async fn serve(
     store.close().await;
     tracing::info!("steward stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the event stream: the relay of this instance's events into the event log, and the
+/// hub that serves the log (every instance's events) to `GET /api/v1/events`.
+async fn start_event_stream(
+    control: &Arc<ControlPlane>,
+    options: &ApiOptions,
+    stop: &tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Arc<EventHub>> {
+    stream::spawn_relay(
+        Arc::clone(control),
+        stream::RelayOptions::new(worker_name()),
+        stop.clone(),
+    );
+    let hub = EventHub::open(
+        Arc::clone(control.store()),
+        HubOptions {
+            max_subscribers: options.max_event_streams,
+            ..HubOptions::default()
+        },
+    )
+    .await
+    .context("cannot read the event log")?;
+    tokio::spawn(Arc::clone(&hub).run());
+    Ok(hub)
 }
 
 /// Starts one worker per declared queue, the queue upkeep (reaper, retention, depth), the

@@ -1,0 +1,269 @@
+//! `GET /api/v1/events`: the live event stream as Server-Sent Events, filtered by type,
+//! workspace and the key's scope, replaying what a reconnecting client missed.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use steward_core::Role;
+use steward_engine::stream::{Frame, Opened, Subscription};
+use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset};
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Caller;
+use crate::extract::ApiQuery;
+use crate::{ApiError, AppState};
+
+/// A comment line sent when nothing else was, so proxies and clients see the stream alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The query of `GET /api/v1/events`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EventsQuery {
+    /// Comma-separated event types; all when absent.
+    types: Option<String>,
+    /// Only this workspace's events.
+    workspace: Option<String>,
+}
+
+/// Which frames one client gets.
+struct Filter {
+    types: Option<HashSet<String>>,
+    workspace: Option<String>,
+    caller: Caller,
+}
+
+impl Filter {
+    fn admits(&self, frame: &Frame) -> bool {
+        if frame.kind == LOST {
+            // Everyone is told that events went missing; it names nothing.
+            return true;
+        }
+        if self
+            .types
+            .as_ref()
+            .is_some_and(|t| !t.contains(&frame.kind))
+        {
+            return false;
+        }
+        if frame.audit && !self.caller.principal.has_role(Role::Admin) {
+            return false;
+        }
+        if self
+            .workspace
+            .as_ref()
+            .is_some_and(|w| frame.workspace.as_ref() != Some(w))
+        {
+            return false;
+        }
+        self.caller.principal.sees(frame.workspace.as_deref())
+    }
+}
+
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(query): ApiQuery<EventsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let hub = state.events.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "events_unavailable",
+            "this instance does not serve the event stream",
+        )
+    })?;
+    let filter = filter(query, caller)?;
+    let cursor = last_event_id(&headers)?;
+    let opened = hub.subscribe(cursor).await.map_err(|full| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!("{full}; try again later"),
+        )
+    })?;
+    let (first, subscription) = match opened {
+        Opened::Follow(subscription) => (None, subscription),
+        Opened::Reset(subscription, reason) => {
+            let head = subscription.head;
+            (Some(reset_frame(head, reason)), subscription)
+        }
+    };
+    let body = Body::from_stream(frames(first, subscription, filter, hub.closing()));
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // nginx and others buffer answers unless told not to.
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+fn filter(query: EventsQuery, caller: Caller) -> Result<Filter, ApiError> {
+    let invalid =
+        |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+    let types = match query.types.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(list) => {
+            let mut types = HashSet::new();
+            for name in list.split(',').map(str::trim) {
+                if !EVENT_TYPES.contains(&name) {
+                    let shown: String = name.chars().take(40).collect();
+                    return Err(invalid(format!(
+                        "`types`: `{}` is not an event type (known: {})",
+                        shown.escape_debug(),
+                        EVENT_TYPES.join(", ")
+                    )));
+                }
+                types.insert(name.to_string());
+            }
+            if types.contains("audit") && !caller.principal.has_role(Role::Admin) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "`types`: audit events are shown to admin keys only",
+                ));
+            }
+            Some(types)
+        }
+    };
+    if let Some(workspace) = &query.workspace
+        && !caller.principal.sees(Some(workspace))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "`workspace`: this key is scoped to another workspace",
+        ));
+    }
+    Ok(Filter {
+        types,
+        workspace: query.workspace,
+        caller,
+    })
+}
+
+fn last_event_id(headers: &HeaderMap) -> Result<Option<Cursor>, ApiError> {
+    let Some(value) = headers.get("last-event-id") else {
+        return Ok(None);
+    };
+    let text = value.to_str().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_header",
+            "`Last-Event-ID` is not visible ASCII",
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|e: steward_wire::events::BadCursor| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_header",
+                format!("`Last-Event-ID`: {e}"),
+            )
+        })
+}
+
+fn reset_frame(head: Cursor, reason: &str) -> Bytes {
+    let data = serde_json::to_string(&Reset {
+        kind: RESET.into(),
+        reason: reason.into(),
+    })
+    .unwrap_or_else(|_| "{}".into());
+    sse(RESET, &head.to_string(), &data)
+}
+
+fn sse(kind: &str, id: &str, data: &str) -> Bytes {
+    Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"))
+}
+
+fn encode(frame: &Frame) -> Bytes {
+    sse(&frame.kind, &frame.cursor.to_string(), &frame.data)
+}
+
+/// A `lost` event for a client that fell `count` events behind.
+fn lost_frame(count: u64) -> Bytes {
+    let now = steward_store::now_ms();
+    let data = serde_json::json!({
+        "type": LOST,
+        "at": steward_wire::time::rfc3339(now),
+        "at_ms": now,
+        "count": count,
+        "reason": "this client read too slowly",
+    });
+    Bytes::from(format!("event: {LOST}\ndata: {data}\n\n"))
+}
+
+struct Feed {
+    pending: std::collections::VecDeque<Bytes>,
+    replay: std::vec::IntoIter<Arc<Frame>>,
+    subscription: Subscription,
+    filter: Filter,
+    closing: CancellationToken,
+}
+
+/// The body: the reset (if any), then the replay, then live frames with keep-alives, until
+/// the client goes or the server stops.
+fn frames(
+    first: Option<Bytes>,
+    mut subscription: Subscription,
+    filter: Filter,
+    closing: CancellationToken,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+    let replay = std::mem::take(&mut subscription.replay).into_iter();
+    // The first bytes go out at once, so the client knows the stream is open.
+    let opening = first.unwrap_or_else(|| Bytes::from_static(b": open\n\n"));
+    let feed = Feed {
+        pending: std::collections::VecDeque::from([opening]),
+        replay,
+        subscription,
+        filter,
+        closing,
+    };
+    futures_util::stream::unfold(feed, |mut feed| async move {
+        let next = next_chunk(&mut feed).await?;
+        Some((Ok(next), feed))
+    })
+}
+
+async fn next_chunk(feed: &mut Feed) -> Option<Bytes> {
+    if let Some(chunk) = feed.pending.pop_front() {
+        return Some(chunk);
+    }
+    for frame in feed.replay.by_ref() {
+        if feed.filter.admits(&frame) {
+            return Some(encode(&frame));
+        }
+    }
+    loop {
+        let received = tokio::select! {
+            () = feed.closing.cancelled() => return None,
+            received = tokio::time::timeout(KEEP_ALIVE, feed.subscription.live.recv()) => received,
+        };
+        match received {
+            Err(_) => return Some(Bytes::from_static(b": keep-alive\n\n")),
+            Ok(Ok(frame)) if feed.filter.admits(&frame) => return Some(encode(&frame)),
+            Ok(Ok(_)) => {}
+            Ok(Err(RecvError::Lagged(count))) => {
+                metrics::counter!("steward_event_stream_lagged_total").increment(count);
+                return Some(lost_frame(count));
+            }
+            Ok(Err(RecvError::Closed)) => return None,
+        }
+    }
+}
