@@ -46,6 +46,12 @@ pub enum Command {
     /// STEWARD_API_KEY).
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Follow the live event stream of a running Steward (every instance sharing its
+    /// database): tasks, schedules, heartbeats, checks, alerts, leadership and, for admin
+    /// keys, the audit trail. Reconnects by itself without missing what the server keeps.
+    ///
+    /// Example: steward events --types check_changed,alerts_changed --workspace payments
+    Events(EventsArgs),
     /// Enqueue, inspect, cancel and retry tasks through the API.
     #[command(subcommand)]
     Tasks(TasksCommand),
@@ -305,6 +311,22 @@ pub enum KeysCommand {
     },
 }
 
+/// `steward events`
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only these event types, comma-separated (task_changed, tasks_changed, tasks_enqueued,
+    /// check_changed, alerts_changed, silences_changed, schedule_fired, schedule_skipped,
+    /// slots_missed, schedule_overdue, heartbeat_changed, leadership_changed, registry_synced,
+    /// config_rejected, audit, lost).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only events of this workspace.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Filters for audit listings.
 #[derive(Debug, Args)]
 pub struct AuditFilter {
@@ -360,9 +382,9 @@ pub enum AuditCommand {
     },
     /// Print new events as JSON Lines as they are recorded, until interrupted.
     Tail {
-        /// Seconds between polls.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=3600))]
-        interval: u64,
+        /// Ignored: the tail follows the live event stream (kept so that old scripts run).
+        #[arg(long, hide = true)]
+        interval: Option<u64>,
         #[command(flatten)]
         filter: AuditFilter,
         #[command(flatten)]

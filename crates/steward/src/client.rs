@@ -13,6 +13,7 @@ pub struct Client {
     base: String,
     key: String,
     http: reqwest::Client,
+    streams: reqwest::Client,
 }
 
 impl Client {
@@ -26,11 +27,29 @@ impl Client {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .context("cannot build the HTTP client")?;
+        // Streams last: no overall timeout, but one between reads (the server sends a
+        // keep-alive every 15 s).
+        let streams = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(45))
+            .build()
+            .context("cannot build the HTTP client")?;
         Ok(Self {
             base: args.url.trim_end_matches('/').to_owned(),
             key: key.trim().to_owned(),
             http,
+            streams,
         })
+    }
+
+    /// The URL of `path` on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A GET of `path` on the client for long-lived streams.
+    pub fn get_stream(&self, path: &str) -> reqwest::RequestBuilder {
+        self.streams.get(self.url(path)).bearer_auth(&self.key)
     }
 
     /// Sends a request and returns the JSON answer, or an error carrying the API's code and

@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod follow;
 mod logging;
 mod store;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => commands::migrate::run(args, &cli.log),
         Command::Keys(command) => commands::keys::run(command),
         Command::Audit(command) => commands::audit::run(command),
+        Command::Events(args) => commands::events::run(args),
         Command::Tasks(command) => commands::tasks::run(command),
         Command::Schedule(command) => commands::schedule::run(command),
         Command::Heartbeats(command) => commands::schedule::run_heartbeats(command),

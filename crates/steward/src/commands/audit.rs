@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::Value;
@@ -23,6 +22,76 @@ fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
         }
     }
     q
+}
+
+/// Prints audit events as they are recorded (from now on), following the event stream. After
+/// a `reset` (the stream could not replay what was missed) the gap is read from the audit
+/// trail itself, so nothing recorded is skipped.
+async fn tail(api: &Client, filter: &AuditFilter) -> anyhow::Result<()> {
+    let first = api
+        .call(Method::GET, &query(i64::MAX - 1, 1, filter), None)
+        .await?;
+    let mut printed = first["head"].as_i64().unwrap_or(0);
+    let stream_query =
+        crate::commands::events::query(&["audit".to_string()], filter.workspace.as_deref());
+    let mut follower = crate::follow::Follower::new(api, &stream_query);
+    loop {
+        let event = follower.next().await?;
+        if crate::follow::is_reset(&event) {
+            printed = print_missed(api, filter, printed).await?;
+            continue;
+        }
+        let record = audit_record(&event);
+        let seq = record["seq"].as_i64().unwrap_or(0);
+        if seq > printed && matches(&record, filter) {
+            println!("{record}");
+            std::io::stdout().flush()?;
+        }
+        printed = printed.max(seq);
+    }
+}
+
+/// Prints what was recorded after `printed`, from the audit trail; answers the last one.
+async fn print_missed(api: &Client, filter: &AuditFilter, mut printed: i64) -> anyhow::Result<i64> {
+    loop {
+        let page = events(
+            &api.call(Method::GET, &query(printed, 1000, filter), None)
+                .await?,
+        );
+        let Some(last) = page.last().and_then(|e| e["seq"].as_i64()) else {
+            return Ok(printed);
+        };
+        for event in &page {
+            println!("{event}");
+        }
+        std::io::stdout().flush()?;
+        printed = last;
+    }
+}
+
+/// The audit record a stream event carries, as `GET /api/v1/audit` lists it.
+fn audit_record(event: &steward_wire::events::StreamEvent) -> Value {
+    let mut record = event.detail.clone();
+    record.insert("at_ms".into(), event.at_ms.into());
+    record.insert(
+        "workspace".into(),
+        event.workspace.clone().map_or(Value::Null, Value::String),
+    );
+    Value::Object(record)
+}
+
+/// Whether a record passes the filters the stream does not apply (actor, action, kind).
+fn matches(record: &Value, filter: &AuditFilter) -> bool {
+    let actor = &record["actor"];
+    filter.actor.as_deref().is_none_or(|a| actor["name"] == a)
+        && filter
+            .action
+            .as_deref()
+            .is_none_or(|a| record["action"] == a)
+        && filter
+            .actor_kind
+            .as_deref()
+            .is_none_or(|k| actor["kind"] == k)
 }
 
 /// Parses `SEQ:HASH`.
@@ -176,27 +245,13 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             AuditCommand::Tail {
-                interval,
+                interval: _,
                 filter,
                 client,
             } => {
                 let api = Client::new(&client)?;
-                // Start from the current head: only events recorded from now on are printed.
-                let first = api
-                    .call(Method::GET, &query(i64::MAX - 1, 1, &filter), None)
-                    .await?;
-                let mut after = first["head"].as_i64().unwrap_or(0);
-                loop {
-                    for event in events(
-                        &api.call(Method::GET, &query(after, 1000, &filter), None)
-                            .await?,
-                    ) {
-                        println!("{event}");
-                        after = event["seq"].as_i64().unwrap_or(after);
-                    }
-                    std::io::stdout().flush()?;
-                    tokio::time::sleep(Duration::from_secs(interval)).await;
-                }
+                tail(&api, &filter).await?;
+                Ok(ExitCode::SUCCESS)
             }
         }
     })
