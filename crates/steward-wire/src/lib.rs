@@ -5,4 +5,5 @@
 //! Times are RFC 3339 strings in UTC ([`time::rfc3339`]); where scripts want numbers, a
 //! millisecond field stays beside them.
 
+pub mod alertmanager;
 pub mod time;
