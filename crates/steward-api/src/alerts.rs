@@ -6,6 +6,9 @@
 //! A workspace-scoped key posts alerts for its workspace only: each alert gets its `workspace`
 //! label (one naming another workspace is refused), and it sees only alerts and silences of its
 //! workspace.
+//!
+//! What a caller may see, and how a silence is made, stored and ended, is decided here once:
+//! [`crate::alertmanager`] calls the same functions.
 
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -1,7 +1,9 @@
-//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics` and the REST API under `/api/v1`.
+//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics`, the REST API under `/api/v1`, and
+//! Alertmanager's API v2 under `/api/v2`.
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
+mod alertmanager;
 mod alerts;
 pub mod auth;
 mod error;
@@ -106,6 +108,8 @@ pub struct AppState {
     pub metrics: MetricsRenderer,
     /// The prober, for "run this check now" (absent where the instance does not probe).
     pub prober: Option<steward_engine::prober::ProberHandle>,
+    /// When the state was made, as the process started (ms since the Unix epoch).
+    pub started_ms: i64,
 }
 
 impl AppState {
@@ -123,6 +127,7 @@ impl AppState {
             options,
             metrics,
             prober: None,
+            started_ms: steward_store::now_ms(),
         }
     }
 
