@@ -6,6 +6,9 @@
 //! A workspace-scoped key posts alerts for its workspace only: each alert gets its `workspace`
 //! label (one naming another workspace is refused), and it sees only alerts and silences of its
 //! workspace.
+//!
+//! What a caller may see, and how a silence is made, stored and ended, is decided here once:
+//! [`crate::alertmanager`] calls the same functions.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,7 +19,7 @@ use serde_json::{Value, json};
 use steward_core::Event;
 use steward_core::alert::ingest::parse_alerts;
 use steward_core::alert::mute::Silence;
-use steward_core::alert::route::Matcher;
+use steward_core::alert::route::{MatchOp, Matcher};
 use steward_core::alert::{AlertState, Fingerprint, IncomingAlert, Severity};
 use steward_core::registry::Labels;
 use steward_store::alerts::{EXTERNAL_SOURCE, MAX_ALERT_PAGE};
@@ -39,7 +42,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// Whether the caller may see an alert (or silence) with these labels.
-fn visible(caller: &Caller, labels: &Labels) -> bool {
+pub(crate) fn visible(caller: &Caller, labels: &Labels) -> bool {
     caller
         .principal
         .sees(labels.get(WORKSPACE_LABEL).map(String::as_str))
@@ -441,11 +444,9 @@ fn silence_json(silence: &StoredSilence) -> Value {
 fn silence_visible(caller: &Caller, matchers: &[Matcher]) -> bool {
     match &caller.principal.workspace {
         None => true,
-        Some(own) => matchers.iter().any(|m| {
-            m.name == WORKSPACE_LABEL
-                && m.op == steward_core::alert::route::MatchOp::Equal
-                && &m.value == own
-        }),
+        Some(own) => matchers
+            .iter()
+            .any(|m| m.name == WORKSPACE_LABEL && m.op == MatchOp::Equal && &m.value == own),
     }
 }
 
@@ -454,18 +455,125 @@ pub(crate) async fn list_silences(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let silences = state
+    let silences = visible_silences(&state, &caller, now_ms()).await?;
+    let silences: Vec<Value> = silences.iter().map(silence_json).collect();
+    Ok(Json(json!({ "silences": silences })))
+}
+
+/// The silences the caller may see that have not ended at `now_ms` (`i64::MIN`: every one
+/// kept, ended ones too), by id.
+pub(crate) async fn visible_silences(
+    state: &AppState,
+    caller: &Caller,
+    now_ms: i64,
+) -> Result<Vec<StoredSilence>, ApiError> {
+    let mut silences = state
         .control
         .store()
-        .silences(now_ms())
+        .silences(now_ms)
         .await
         .map_err(store_error)?;
-    let silences: Vec<Value> = silences
-        .iter()
-        .filter(|s| silence_visible(&caller, &s.matchers))
-        .map(silence_json)
-        .collect();
-    Ok(Json(json!({ "silences": silences })))
+    silences.retain(|s| silence_visible(caller, &s.matchers));
+    Ok(silences)
+}
+
+/// The silence `id` (ended or not), if the caller may see it.
+pub(crate) async fn visible_silence(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<StoredSilence, ApiError> {
+    visible_silences(state, caller, i64::MIN)
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| no_silence(&id.to_string()))
+}
+
+/// The answer about a silence that does not exist or that the caller may not see.
+pub(crate) fn no_silence(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no silence {id}"),
+    )
+}
+
+/// A silence by `caller`, ready to store: a scoped caller's is pinned to its workspace, and it
+/// must pass [`Silence::validate`] (a matcher, a comment, at most 365 days).
+pub(crate) fn new_silence(
+    caller: &Caller,
+    mut matchers: Vec<Matcher>,
+    starts_at_ms: i64,
+    ends_at_ms: i64,
+    comment: String,
+) -> Result<Silence, ApiError> {
+    if let Some(own) = &caller.principal.workspace
+        && !silence_visible(caller, &matchers)
+    {
+        matchers.push(
+            Matcher::new(WORKSPACE_LABEL, MatchOp::Equal, own)
+                .map_err(|e| invalid("invalid_body", e.to_string()))?,
+        );
+    }
+    let silence = Silence {
+        id: 0,
+        matchers,
+        starts_at_ms,
+        ends_at_ms,
+        created_by: caller.principal.name.clone(),
+        comment,
+    };
+    silence
+        .validate()
+        .map_err(|e| invalid("invalid_body", e.to_string()))?;
+    Ok(silence)
+}
+
+/// Stores a silence made by [`new_silence`] (audited, `silence.create`) and tells the
+/// dispatcher.
+pub(crate) async fn store_silence(
+    state: &AppState,
+    caller: &Caller,
+    silence: &Silence,
+    now_ms: i64,
+) -> Result<StoredSilence, ApiError> {
+    let stored = state
+        .control
+        .store()
+        .create_silence(silence, now_ms, &caller.actor())
+        .await
+        .map_err(store_error)?;
+    state.control.bus().publish(Event::SilencesChanged);
+    tracing::info!(
+        silence = stored.id,
+        by = %caller.principal.name,
+        ends_at_ms = stored.ends_at_ms,
+        "silence created"
+    );
+    Ok(stored)
+}
+
+/// Ends the silence `id` now (audited, `silence.expire`) and tells the dispatcher. A silence a
+/// scoped caller may not see is not found.
+pub(crate) async fn end_silence(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<StoredSilence, ApiError> {
+    // Only a scoped caller needs the silence read first, to see whether it is its own.
+    if caller.principal.workspace.is_some() {
+        visible_silence(state, caller, id).await?;
+    }
+    let expired = state
+        .control
+        .store()
+        .expire_silence(id, now_ms(), &caller.actor())
+        .await
+        .map_err(store_error)?;
+    state.control.bus().publish(Event::SilencesChanged);
+    tracing::info!(silence = id, by = %caller.principal.name, "silence expired");
+    Ok(expired)
 }
 
 /// Body of `POST /api/v1/silences`.
@@ -498,18 +606,6 @@ pub(crate) async fn create_silence(
                 .map_err(|e| invalid("invalid_body", format!("`matchers[{i}]`: {e}")))?,
         );
     }
-    if let Some(own) = &caller.principal.workspace
-        && !silence_visible(&caller, &matchers)
-    {
-        matchers.push(
-            Matcher::new(
-                WORKSPACE_LABEL,
-                steward_core::alert::route::MatchOp::Equal,
-                own,
-            )
-            .map_err(|e| invalid("invalid_body", e.to_string()))?,
-        );
-    }
     let now = now_ms();
     let starts_at_ms = body.starts_at_ms.unwrap_or(now);
     let ends_at_ms = match (body.ends_at_ms, body.duration.as_deref()) {
@@ -526,24 +622,8 @@ pub(crate) async fn create_silence(
             ));
         }
     };
-    let silence = Silence {
-        id: 0,
-        matchers,
-        starts_at_ms,
-        ends_at_ms,
-        created_by: caller.principal.name.clone(),
-        comment: body.comment,
-    };
-    silence
-        .validate()
-        .map_err(|e| invalid("invalid_body", e.to_string()))?;
-    let stored = state
-        .control
-        .store()
-        .create_silence(&silence, now, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.control.bus().publish(Event::SilencesChanged);
+    let silence = new_silence(&caller, matchers, starts_at_ms, ends_at_ms, body.comment)?;
+    let stored = store_silence(&state, &caller, &silence, now).await?;
     Ok((StatusCode::CREATED, Json(silence_json(&stored))))
 }
 
@@ -553,28 +633,6 @@ pub(crate) async fn expire_silence(
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let store = state.control.store();
-    let now = now_ms();
-    // Only a scoped caller needs the silence read first, to see whether it is its own.
-    let visible = caller.principal.workspace.is_none()
-        || store
-            .silences(i64::MIN)
-            .await
-            .map_err(store_error)?
-            .into_iter()
-            .find(|s| s.id == id)
-            .is_some_and(|s| silence_visible(&caller, &s.matchers));
-    if !visible {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no silence {id}"),
-        ));
-    }
-    let expired = store
-        .expire_silence(id, now, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.control.bus().publish(Event::SilencesChanged);
+    let expired = end_silence(&state, &caller, id).await?;
     Ok(Json(silence_json(&expired)))
 }

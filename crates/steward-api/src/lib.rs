@@ -1,7 +1,9 @@
-//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics` and the REST API under `/api/v1`.
+//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics`, the REST API under `/api/v1`, and
+//! Alertmanager's API v2 under `/api/v2`.
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
+mod alertmanager;
 mod alerts;
 pub mod auth;
 mod error;
@@ -112,6 +114,8 @@ pub struct AppState {
     pub prober: Option<steward_engine::prober::ProberHandle>,
     /// The live event stream's hub (absent: `/api/v1/events` answers 503).
     pub events: Option<Arc<steward_engine::stream::EventHub>>,
+    /// When the state was made, as the process started (ms since the Unix epoch).
+    pub started_ms: i64,
 }
 
 impl AppState {
@@ -130,6 +134,7 @@ impl AppState {
             metrics,
             prober: None,
             events: None,
+            started_ms: steward_store::now_ms(),
         }
     }
 

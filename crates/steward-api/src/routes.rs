@@ -224,6 +224,37 @@ pub fn table() -> Vec<RouteSpec> {
         batch_spec(Method::POST, "/api/v2/alerts", R(Role::Operator), || {
             post(crate::alerts::post_alerts)
         }),
+        // Alertmanager's API v2, read by amtool and Grafana's Alertmanager data source.
+        spec(Method::GET, "/api/v2/alerts", R(Role::Viewer), || {
+            get(crate::alertmanager::get_alerts)
+        }),
+        spec(
+            Method::GET,
+            "/api/v2/alerts/groups",
+            R(Role::Viewer),
+            || get(crate::alertmanager::get_alert_groups),
+        ),
+        spec(Method::GET, "/api/v2/silences", R(Role::Viewer), || {
+            get(crate::alertmanager::get_silences)
+        }),
+        spec(Method::POST, "/api/v2/silences", R(Role::Operator), || {
+            post(crate::alertmanager::post_silences)
+        }),
+        spec(
+            Method::GET,
+            "/api/v2/silence/{silenceID}",
+            R(Role::Viewer),
+            || get(crate::alertmanager::get_silence),
+        ),
+        spec(
+            Method::DELETE,
+            "/api/v2/silence/{silenceID}",
+            R(Role::Operator),
+            || delete(crate::alertmanager::delete_silence),
+        ),
+        spec(Method::GET, "/api/v2/status", R(Role::Viewer), || {
+            get(crate::alertmanager::get_status)
+        }),
         spec(Method::GET, "/api/v1/alerts", R(Role::Viewer), || {
             get(crate::alerts::list_alerts)
         }),

@@ -97,22 +97,31 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             | "/api/v1/checks/{name}/transitions",
         ) => keyed(any_key),
         ("POST", "/api/v1/checks/{name}/run") => keyed(operator_any_scope),
-        // Scoped keys are held to their workspace's alerts and silences by the handlers.
+        // Scoped keys are held to their workspace's alerts and silences by the handlers (tested
+        // in `tests/alerts.rs` and `tests/amtool.rs` of the binary).
         (
             "GET",
             "/api/v1/alerts"
             | "/api/v1/alerts/{fingerprint}"
             | "/api/v1/silences"
-            | "/api/v1/notifications",
+            | "/api/v1/notifications"
+            | "/api/v2/alerts"
+            | "/api/v2/alerts/groups"
+            | "/api/v2/silences"
+            | "/api/v2/silence/{silenceID}"
+            | "/api/v2/status",
         ) => keyed(any_key),
         (
             "POST",
             "/api/v1/alerts"
             | "/api/v2/alerts"
             | "/api/v1/alerts/{fingerprint}/ack"
-            | "/api/v1/silences",
+            | "/api/v1/silences"
+            | "/api/v2/silences",
         )
-        | ("DELETE", "/api/v1/silences/{id}") => keyed(operator_any_scope),
+        | ("DELETE", "/api/v1/silences/{id}" | "/api/v2/silence/{silenceID}") => {
+            keyed(operator_any_scope)
+        }
         // Probed with the key's own workspace (`trading`); another workspace is checked below.
         ("GET", "/api/v1/workspaces/{key}") => keyed(any_key),
         ("GET", "/api/v1/audit") => keyed(admin_any_scope),
@@ -147,6 +156,15 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
     })
 }
 
+/// The routes of Alertmanager's API v2 that Steward serves.
+const ALERTMANAGER_ROUTES: &[&str] = &[
+    "/api/v2/alerts",
+    "/api/v2/alerts/groups",
+    "/api/v2/silences",
+    "/api/v2/silence/{silenceID}",
+    "/api/v2/status",
+];
+
 fn callers() -> Vec<Caller> {
     let mut callers = vec![Caller::NoKey, Caller::BadKey, Caller::UnknownKey];
     for role in Role::ALL {
@@ -164,6 +182,7 @@ fn concrete(path: &str) -> String {
     path.replace("{key}", "trading")
         .replace("{name}", "nobody")
         .replace("{id}", "1")
+        .replace("{silenceID}", "1")
 }
 
 async fn call(fx: &Fixture, method: &Method, path: &str, caller: Caller) -> StatusCode {
@@ -215,13 +234,13 @@ fn every_route_has_an_expectation() {
                 route.path
             );
         }
-        // `/api/v2/alerts` is where Alertmanager clients post; it is the one exception.
+        // `/api/v2` is Alertmanager's API, for its clients; it is the one exception.
         assert!(
             route.path.starts_with("/api/v1/")
                 || route.access == Access::Public
                 || route.path == "/metrics"
-                || route.path == "/api/v2/alerts",
-            "{} {}: only health routes, /metrics and Alertmanager's /api/v2/alerts live outside /api/v1",
+                || ALERTMANAGER_ROUTES.contains(&route.path),
+            "{} {}: only health routes, /metrics and Alertmanager's API v2 live outside /api/v1",
             route.method,
             route.path
         );

@@ -90,6 +90,16 @@ const FIELDS: &[&str] = &[
     "actor",
     "action",
     "actor_kind",
+    "filter",
+    "active",
+    "silenced",
+    "inhibited",
+    "unprocessed",
+    "id",
+    "createdBy",
+    "value",
+    "isRegex",
+    "isEqual",
 ];
 
 /// Values worth trying besides random ones.
@@ -115,6 +125,10 @@ const VALUES: &[&str] = &[
     "-9223372036854775808",
     "99999999999999999999",
     "alertname=X",
+    "alertname=~\"X.*\"",
+    "true",
+    "false",
+    "2030-01-01T00:00:00Z",
     "a\u{0}b",
     "",
 ];
@@ -202,7 +216,7 @@ fn request(case: &Case, keys: &[((Role, bool), String)]) -> (Method, &'static st
     let route = &routes[case.route];
     let mut path = route.path.to_owned();
     for (i, segment) in case.segments.iter().enumerate() {
-        for param in ["{key}", "{name}", "{id}", "{fingerprint}"] {
+        for param in ["{key}", "{name}", "{id}", "{fingerprint}", "{silenceID}"] {
             if i == 0 || !path.contains(param) {
                 path = path.replacen(param, &encode(segment), 1);
             }

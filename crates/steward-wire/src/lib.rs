@@ -5,5 +5,6 @@
 //! Times are RFC 3339 strings in UTC ([`time::rfc3339`]); where scripts want numbers, a
 //! millisecond field stays beside them.
 
+pub mod alertmanager;
 pub mod events;
 pub mod time;

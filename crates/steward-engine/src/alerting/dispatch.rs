@@ -32,7 +32,7 @@ use steward_store::{Lease, Store, StoreError};
 use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
-use super::muting::Muting;
+use super::muting::{Muting, impacted_services};
 
 /// The actor remediation tasks are enqueued as.
 const COMPONENT: &str = "alerting";
@@ -1134,26 +1134,6 @@ fn default_timing() -> Timing {
         group_interval_ms: DEFAULT_GROUP_INTERVAL_MS,
         repeat_interval_ms: DEFAULT_REPEAT_INTERVAL_MS,
         send_resolved: true,
-    }
-}
-
-/// Services held back by a down dependency, with the down services; empty when the health
-/// states cannot be read (nothing is held rather than everything).
-async fn impacted_services(
-    store: &dyn Store,
-    config: &Config,
-    registry: &Registry,
-) -> HashMap<String, Vec<String>> {
-    match crate::prober::ops::services(store, config, registry).await {
-        Ok(services) => services
-            .into_iter()
-            .filter(|s| !s.impacted_by.is_empty())
-            .map(|s| (s.name, s.impacted_by))
-            .collect(),
-        Err(error) => {
-            tracing::warn!(%error, "service states unreadable; no automatic inhibition");
-            HashMap::new()
-        }
     }
 }
 

@@ -4,10 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use steward_core::alert::AlertState;
+use steward_config::Config;
+use steward_core::Registry;
 use steward_core::alert::mute::MaintenanceWindow;
 use steward_core::alert::spec::InhibitRule;
+use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::registry::Labels;
+use steward_store::Store;
 use steward_store::alerts::{StoredAlert, StoredSilence};
 
 /// The label naming the service an alert is about, for automatic inhibition.
@@ -24,6 +27,36 @@ pub enum Muted {
     Inhibited(usize),
     /// Its service depends on these down services.
     Impacted(Vec<String>),
+}
+
+/// Everything that mutes one alert at one moment, naming each cause: what Alertmanager's API
+/// shows as an alert's status (`silencedBy`, `inhibitedBy`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Mutes {
+    /// The silences in force whose matchers all match, by id.
+    pub silences: Vec<i64>,
+    /// The maintenance windows in force whose matchers all match, by name.
+    pub windows: Vec<String>,
+    /// The firing alerts holding it back, ascending: sources of an inhibition rule that agree
+    /// on its `equal` labels, and alerts about a down service its service depends on.
+    pub inhibitors: Vec<Fingerprint>,
+}
+
+impl Mutes {
+    /// Whether nothing mutes the alert.
+    pub fn is_empty(&self) -> bool {
+        self.silences.is_empty() && self.windows.is_empty() && self.inhibitors.is_empty()
+    }
+}
+
+/// The firing alerts that can hold others back, by what they hold back, for
+/// [`Muting::explain`]: built once per read from the firing alerts (cost: alerts × rules).
+#[derive(Debug, Default)]
+pub struct Inhibitors {
+    /// Per rule: the firing alerts matching its source, by their `equal` label values.
+    by_rule: Vec<HashMap<Vec<Option<String>>, Vec<Fingerprint>>>,
+    /// Firing alerts by the service they are about (kept only while a service is impacted).
+    by_service: HashMap<String, Vec<Fingerprint>>,
 }
 
 /// Everything that mutes alerts at one moment.
@@ -132,6 +165,85 @@ impl Muting {
             .map(|down| Muted::Impacted(down.clone()))
     }
 
+    /// Indexes the firing alerts among `alerts` that can hold others back, naming them (where
+    /// [`Self::index_sources`] only counts them, which is all notifications need).
+    pub fn inhibitors<'a>(&self, alerts: impl Iterator<Item = &'a StoredAlert>) -> Inhibitors {
+        let mut found = Inhibitors {
+            by_rule: vec![HashMap::new(); self.rules.len()],
+            by_service: HashMap::new(),
+        };
+        if !self.needs_index() {
+            return found;
+        }
+        for alert in alerts.filter(|a| a.state == AlertState::Firing) {
+            if !self.impacted.is_empty()
+                && let Some(service) = alert.labels.get(SERVICE_LABEL)
+            {
+                found
+                    .by_service
+                    .entry(service.clone())
+                    .or_default()
+                    .push(alert.fingerprint);
+            }
+            for (rule, index) in self.rules.iter().zip(found.by_rule.iter_mut()) {
+                if rule.source.iter().all(|m| m.matches(&alert.labels)) {
+                    index
+                        .entry(equal_values(rule, &alert.labels))
+                        .or_default()
+                        .push(alert.fingerprint);
+                }
+            }
+        }
+        found
+    }
+
+    /// Everything that mutes `alert` at `now_ms`, with `inhibitors` indexed from the firing
+    /// alerts. It is empty exactly when [`Self::why`] (with its sources indexed from the same
+    /// alerts) finds nothing; `why` stops at the first cause, this names them all.
+    pub fn explain(&self, alert: &StoredAlert, now_ms: i64, inhibitors: &Inhibitors) -> Mutes {
+        let labels = &alert.labels;
+        let silences = self
+            .silences
+            .iter()
+            .filter(|s| {
+                (s.starts_at_ms..s.ends_at_ms).contains(&now_ms)
+                    && s.matchers.iter().all(|m| m.matches(labels))
+            })
+            .map(|s| s.id)
+            .collect();
+        let windows = self
+            .windows
+            .iter()
+            .filter(|w| w.mutes(labels, now_ms))
+            .map(|w| w.name.clone())
+            .collect();
+        let mut by = Vec::new();
+        for (rule, index) in self.rules.iter().zip(&inhibitors.by_rule) {
+            if !rule.target.iter().all(|m| m.matches(labels)) {
+                continue;
+            }
+            if let Some(sources) = index.get(&equal_values(rule, labels)) {
+                // An alert never inhibits itself.
+                by.extend(sources.iter().filter(|fp| **fp != alert.fingerprint));
+            }
+        }
+        if let Some(down) = labels
+            .get(SERVICE_LABEL)
+            .and_then(|service| self.impacted.get(service))
+        {
+            for service in down {
+                by.extend(inhibitors.by_service.get(service).into_iter().flatten());
+            }
+        }
+        by.sort_unstable();
+        by.dedup();
+        Mutes {
+            silences,
+            windows,
+            inhibitors: by,
+        }
+    }
+
     /// No silence, window, inhibition rule or impacted service is known.
     fn mutes_nothing(&self) -> bool {
         self.silences.is_empty() && self.windows.is_empty() && !self.needs_index()
@@ -161,6 +273,26 @@ fn equal_values(rule: &InhibitRule, labels: &Labels) -> Vec<Option<String>> {
         .iter()
         .map(|name| labels.get(name).cloned())
         .collect()
+}
+
+/// Services held back by a down dependency, with the down services; empty when the health
+/// states cannot be read (nothing is held rather than everything).
+pub async fn impacted_services(
+    store: &dyn Store,
+    config: &Config,
+    registry: &Registry,
+) -> HashMap<String, Vec<String>> {
+    match crate::prober::ops::services(store, config, registry).await {
+        Ok(services) => services
+            .into_iter()
+            .filter(|s| !s.impacted_by.is_empty())
+            .map(|s| (s.name, s.impacted_by))
+            .collect(),
+        Err(error) => {
+            tracing::warn!(%error, "service states unreadable; no automatic inhibition");
+            HashMap::new()
+        }
+    }
 }
 
 /// Counts alerts by what mutes them, for metrics.
@@ -284,5 +416,59 @@ mod tests {
         let empty = Muting::new(vec![], vec![], vec![], HashMap::new());
         assert!(empty.mutes_nothing());
         assert_eq!(empty.why(&api, 0), None);
+    }
+
+    #[test]
+    fn explain_names_every_cause_and_agrees_with_why() {
+        let critical = alert(&[("severity", "critical"), ("service", "api")]);
+        let second = alert(&[("severity", "critical"), ("service", "api"), ("x", "y")]);
+        let warning = alert(&[("severity", "warning"), ("service", "api")]);
+        let other = alert(&[("severity", "warning"), ("service", "db")]);
+        let web = alert(&[("alertname", "Down"), ("service", "web")]);
+        let lone = alert(&[("severity", "critical"), ("service", "lone")]);
+        let silence = |id, matcher: &str| StoredSilence {
+            id,
+            matchers: vec![Matcher::parse(matcher).unwrap()],
+            starts_at_ms: 100,
+            ends_at_ms: 200,
+            created_by: "ops".into(),
+            created_at_ms: 0,
+            comment: "deploy".into(),
+        };
+        let impacted = HashMap::from([("web".to_owned(), vec!["api".to_owned()])]);
+        let mut muting = Muting::new(
+            vec![silence(3, "service=api"), silence(4, "severity=warning")],
+            vec![],
+            vec![rule()],
+            impacted,
+        );
+        let all = [&critical, &second, &warning, &other, &web, &lone];
+        muting.index_sources(all.into_iter());
+        let inhibitors = muting.inhibitors(all.into_iter());
+        for now in [50, 150] {
+            for alert in all {
+                let mutes = muting.explain(alert, now, &inhibitors);
+                assert_eq!(
+                    mutes.is_empty(),
+                    muting.why(alert, now).is_none(),
+                    "{:?} at {now}: {mutes:?}",
+                    alert.labels
+                );
+            }
+        }
+        let mutes = muting.explain(&warning, 150, &inhibitors);
+        assert_eq!(mutes.silences, vec![3, 4]);
+        let mut sources = vec![critical.fingerprint, second.fingerprint];
+        sources.sort_unstable();
+        assert_eq!(mutes.inhibitors, sources);
+        assert_eq!(
+            muting.explain(&critical, 50, &inhibitors).inhibitors,
+            vec![second.fingerprint],
+            "never by itself"
+        );
+        assert!(muting.explain(&lone, 150, &inhibitors).is_empty());
+        let held = muting.explain(&web, 50, &inhibitors);
+        assert!(held.silences.is_empty());
+        assert_eq!(held.inhibitors.len(), 3, "every firing alert about api");
     }
 }
