@@ -11,10 +11,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,6 +22,8 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+
+use crate::daemon::{Steward, StewardGuard, cpu_time, memory, report_log, steward_binary};
 
 /// Alertnames of the `few` shape per step.
 const FEW_GROUPS: usize = 10;
@@ -191,19 +191,6 @@ pub async fn run(bench: &AlertsBench) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The `steward` binary built next to this one.
-fn steward_binary() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .context("locating steward-bench")?
-        .with_file_name("steward");
-    anyhow::ensure!(
-        exe.is_file(),
-        "{} is missing: build both with `cargo build --release -p steward -p steward-bench`",
-        exe.display()
-    );
-    Ok(exe)
-}
-
 /// The daemon's config: one webhook receiver (this process), grouping by alertname, no
 /// throttling of the API.
 fn write_config(dir: &Path, bench: &AlertsBench, hook: &str) -> anyhow::Result<PathBuf> {
@@ -235,173 +222,6 @@ repeat_interval = "4h"
     let path = dir.join("steward.toml");
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
-}
-
-/// Prints how many warnings and errors the daemon logged (its log is in the pretty format),
-/// with the first few.
-fn report_log(log: &Path) {
-    let Ok(text) = std::fs::read_to_string(log) else {
-        return;
-    };
-    let problems: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
-        // Expected on a fresh data directory.
-        .filter(|l| !l.contains("created the first admin key"))
-        .collect();
-    if problems.is_empty() {
-        println!("  steward logged no warnings or errors");
-        return;
-    }
-    println!(
-        "  steward logged {} warnings or errors, first:",
-        problems.len()
-    );
-    for line in problems.iter().take(3) {
-        println!("    {}", line.chars().take(300).collect::<String>());
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The daemon
-
-/// A running `steward up`.
-struct Steward {
-    child: Child,
-    url: String,
-    key: String,
-}
-
-impl Steward {
-    /// Starts `steward up` and waits for its admin key and URL on standard output.
-    fn start(
-        exe: &Path,
-        config: &Path,
-        data: &Path,
-        database: Option<&str>,
-        log: &Path,
-    ) -> anyhow::Result<Self> {
-        let mut command = Command::new(exe);
-        for var in steward_config::settings::ENVIRONMENT {
-            command.env_remove(var);
-        }
-        command.arg("up").arg("--config").arg(config).args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-level",
-            "info,sqlx=warn",
-        ]);
-        match database {
-            Some(url) => command.args(["--database", url]),
-            None => command.arg("--data-dir").arg(data),
-        };
-        let stderr =
-            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .with_context(|| format!("starting {}", exe.display()))?;
-        let stdout = child.stdout.take().context("steward's standard output")?;
-        let (lines, read) = mpsc::channel();
-        // Reads (and keeps draining) its standard output.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = lines.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut key = None;
-        loop {
-            if let Ok(line) = read.recv_timeout(Duration::from_millis(50)) {
-                if let Some(k) = line.strip_prefix("admin key (shown once, store it now): ") {
-                    key = Some(k.trim().to_owned());
-                }
-                if let Some(url) = line.strip_prefix("steward listening on ") {
-                    let key = key.context("steward printed no admin key (a used data dir?)")?;
-                    return Ok(Self {
-                        child,
-                        url: url.trim().to_owned(),
-                        key,
-                    });
-                }
-            }
-            if let Some(status) = child.try_wait().context("waiting for steward")? {
-                let logged = std::fs::read_to_string(log).unwrap_or_default();
-                anyhow::bail!("steward up exited with {status}:\n{logged}");
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                anyhow::bail!(
-                    "steward up printed no URL within 60 s (log: {})",
-                    log.display()
-                );
-            }
-        }
-    }
-}
-
-/// Stops the daemon when dropped (on an early error); [`StewardGuard::stop`] does it
-/// gracefully.
-struct StewardGuard(Option<Steward>);
-
-impl StewardGuard {
-    fn pid(&self) -> anyhow::Result<u32> {
-        Ok(self.0.as_ref().context("steward has stopped")?.child.id())
-    }
-
-    fn endpoint(&self) -> anyhow::Result<(String, String)> {
-        let steward = self.0.as_ref().context("steward has stopped")?;
-        Ok((steward.url.clone(), steward.key.clone()))
-    }
-
-    /// SIGTERM, then up to 30 s for it to exit (SIGKILL after that).
-    fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut steward) = self.0.take() else {
-            return Ok(());
-        };
-        let _ = Command::new("kill")
-            .args(["-TERM", &steward.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = steward.child.try_wait().context("waiting for steward")? {
-                if !status.success() {
-                    println!("  steward exited with {status}");
-                }
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                println!("  steward did not stop within 30 s of SIGTERM; killed");
-                let _ = steward.child.kill();
-                let _ = steward.child.wait();
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for StewardGuard {
-    fn drop(&mut self) {
-        if let Some(mut steward) = self.0.take() {
-            let _ = steward.child.kill();
-            let _ = steward.child.wait();
-        }
-    }
-}
-
-/// A process's resident memory and its peak, in bytes.
-fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
-    crate::memory_of(&pid.to_string())
-}
-
-/// A process's CPU time (user + system) so far.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    crate::cpu_time_of(&pid.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------

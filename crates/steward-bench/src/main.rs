@@ -31,6 +31,8 @@
 //! first: `cargo build --release -p steward -p steward-bench`.
 
 mod alerts;
+mod daemon;
+mod events;
 mod health;
 mod queue;
 mod schedules;
@@ -158,6 +160,25 @@ enum Command {
         #[arg(long)]
         steward_log: Option<std::path::PathBuf>,
     },
+    /// The live event stream under load: the queue's throughput with and without stream
+    /// clients, each event's delay from commit to client, RSS per idle client.
+    Events {
+        /// Which store the daemon uses.
+        #[arg(long, value_enum, default_value = "postgres")]
+        backend: Backend,
+        /// Stream clients.
+        #[arg(long, default_value_t = 1_000)]
+        clients: usize,
+        /// Tasks per run.
+        #[arg(long, default_value_t = 100_000)]
+        tasks: usize,
+        /// The queue's slots.
+        #[arg(long, default_value_t = 256)]
+        concurrency: u32,
+        /// Runs (each without, then with clients).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
     HealthTargets {
@@ -254,6 +275,38 @@ async fn main() -> anyhow::Result<()> {
             };
             let result = health::run(Arc::clone(&store), &bench).await;
             store.close().await;
+            result
+        }
+        Command::Events {
+            backend,
+            clients,
+            tasks,
+            concurrency,
+            runs,
+        } => {
+            let db = match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => {
+                    let db = steward_store_postgres::testing::TestDatabase::create()
+                        .await
+                        .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
+                    print_postgres_settings(&db.url).await?;
+                    Some(db)
+                }
+            };
+            let bench = events::EventsBench {
+                backend: match backend {
+                    Backend::Sqlite => "sqlite",
+                    Backend::Postgres => "postgres",
+                },
+                database: db.as_ref().map(|db| db.url.clone()),
+                clients: clients.max(1),
+                tasks: tasks.max(1),
+                concurrency: concurrency.max(1),
+                runs: runs.max(1),
+            };
+            let result = events::run(&bench).await;
+            drop(db);
             result
         }
         Command::Alerts {

@@ -1,0 +1,315 @@
+//! `steward-bench events`: the live event stream under load, end to end.
+//!
+//! The release `steward` binary runs as a child process with one no-op queue. Each run works
+//! the same batch of tasks twice: once with no stream client, once with `--clients` clients
+//! following `GET /api/v1/events` (every type). Tasks are enqueued ahead of a common due time,
+//! so a run measures the workers alone: tasks per second from the due time to the last
+//! success. With clients, each event's delay from its `at_ms` (set when the change committed)
+//! to its arrival at a client is recorded. It also reports the daemon's RSS growth per idle
+//! connected client.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use crate::daemon::{Steward, StewardGuard, cpu_time, memory, report_log, steward_binary};
+
+/// What to run.
+pub struct EventsBench {
+    /// `sqlite` or `postgres`, for the report.
+    pub backend: &'static str,
+    /// The PostgreSQL database, when on PostgreSQL.
+    pub database: Option<String>,
+    /// Stream clients.
+    pub clients: usize,
+    /// Tasks per run.
+    pub tasks: usize,
+    /// The queue's slots.
+    pub concurrency: u32,
+    /// Runs (each without, then with clients).
+    pub runs: usize,
+}
+
+const QUEUE: &str = "bench";
+
+/// Runs the benchmark and prints its figures.
+pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
+    let exe = steward_binary()?;
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config = dir.path().join("steward.toml");
+    let places = bench.clients * 2 + 256;
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\nmax_connections = {places}\nmax_connections_per_address = {places}\n\
+             max_event_streams = {}\nmax_batch_body_bytes = 268435456\n\n\
+             [api.rate_limits]\nadmin = 1000000\noperator = 1000000\nviewer = 1000000\n\n\
+             [[queues]]\nname = \"{QUEUE}\"\nkinds = [\"noop\"]\nconcurrency = {}\n",
+            bench.clients + 16,
+            bench.concurrency
+        ),
+    )
+    .context("writing the config")?;
+    let log = dir.path().join("steward.log");
+    let steward = {
+        let (exe, config, data, log, database) = (
+            exe.clone(),
+            config.clone(),
+            dir.path().join("data"),
+            log.clone(),
+            bench.database.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            Steward::start(&exe, &config, &data, database.as_deref(), &log)
+        })
+        .await
+        .context("starting steward")??
+    };
+    let mut steward = StewardGuard(Some(steward));
+    let pid = steward.pid()?;
+    let (url, key) = steward.endpoint()?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .context("building the HTTP client")?;
+    println!(
+        "events: {} on {}, {} tasks per run, concurrency {}, {} clients; steward pid {pid}",
+        exe.display(),
+        bench.backend,
+        bench.tasks,
+        bench.concurrency,
+        bench.clients
+    );
+    // A small run first: connections, caches and the database warm up.
+    work(&http, &url, &key, bench.tasks.min(20_000)).await?;
+
+    let mut without = Vec::new();
+    let mut with = Vec::new();
+    let mut delays = Vec::new();
+    let mut per_client_rss = Vec::new();
+    let mut received = 0u64;
+    for run in 1..=bench.runs {
+        let rate = work(&http, &url, &key, bench.tasks).await?;
+        without.push(rate);
+        let (rss_before, _) = memory(pid)?;
+        let clients = Clients::connect(&url, &key, bench.clients).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (rss_after, _) = memory(pid)?;
+        let growth = (rss_after as f64 - rss_before as f64) / bench.clients.max(1) as f64;
+        per_client_rss.push(growth);
+        let cpu_before = cpu_time(pid)?;
+        let started = Instant::now();
+        let rate_with = work(&http, &url, &key, bench.tasks).await?;
+        // Late events of the run still arrive.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let cpu = cpu_time(pid)?.saturating_sub(cpu_before);
+        with.push(rate_with);
+        let (run_delays, events) = clients.finish().await;
+        received += events;
+        println!(
+            "  run {run}: without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
+             {events} events delivered; delay p50 {} p99 {} max {} ms; RSS +{:.1} kB per idle client; steward CPU {:.0} % of a core",
+            bench.clients,
+            (rate_with / rate - 1.0) * 100.0,
+            pct(&run_delays, 0.50),
+            pct(&run_delays, 0.99),
+            run_delays.iter().max().copied().unwrap_or(0),
+            growth / 1e3,
+            cpu.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
+        );
+        delays.extend(run_delays);
+    }
+    delays.sort_unstable();
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (without, with) = (median(&mut without), median(&mut with));
+    println!(
+        "  median: without clients {without:.0} tasks/s, with {} clients {with:.0} tasks/s ({:+.1} %)",
+        bench.clients,
+        (with / without - 1.0) * 100.0
+    );
+    println!(
+        "  commit → client delay over {received} events: p50 {} ms, p99 {} ms, max {} ms",
+        pct(&delays, 0.50),
+        pct(&delays, 0.99),
+        delays.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  RSS growth per idle client: median {:.1} kB",
+        median(&mut per_client_rss) / 1e3
+    );
+    steward.stop()?;
+    report_log(&log);
+    Ok(())
+}
+
+fn pct(sorted_or_not: &[i64], p: f64) -> i64 {
+    let mut v = sorted_or_not.to_vec();
+    v.sort_unstable();
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Enqueues `tasks` no-op tasks due at one time ahead, then answers how many per second the
+/// workers finished from that time on.
+async fn work(http: &reqwest::Client, url: &str, key: &str, tasks: usize) -> anyhow::Result<f64> {
+    let done_before = succeeded(http, url, key).await?;
+    // Enqueueing 10,000 tasks takes well under a second; leave room.
+    let lead = Duration::from_millis(1_500 + (tasks as u64 / 10));
+    let due = steward_store::now_ms() + i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
+    for chunk in (0..tasks).collect::<Vec<_>>().chunks(10_000) {
+        let body: Vec<_> = chunk
+            .iter()
+            .map(|i| json!({ "queue": QUEUE, "kind": "noop", "run_at_ms": due, "payload": { "i": i } }))
+            .collect();
+        let response = http
+            .post(format!("{url}/api/v1/tasks"))
+            .bearer_auth(key)
+            .json(&json!({ "tasks": body }))
+            .send()
+            .await
+            .context("enqueueing")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "enqueue answered {}",
+            response.status()
+        );
+    }
+    let now = steward_store::now_ms();
+    anyhow::ensure!(
+        now < due,
+        "enqueueing took longer than the lead; lower --tasks"
+    );
+    tokio::time::sleep(Duration::from_millis(u64::try_from(due - now).unwrap_or(0))).await;
+    let target = done_before + tasks as u64;
+    loop {
+        let done = succeeded(http, url, key).await?;
+        if done >= target {
+            let elapsed = (steward_store::now_ms() - due).max(1) as f64 / 1e3;
+            return Ok(tasks as f64 / elapsed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Tasks of the queue that succeeded so far, from `/metrics`.
+async fn succeeded(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<u64> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .context("reading /metrics")?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter(|l| {
+            l.starts_with("steward_tasks_finished_total{")
+                && l.contains(&format!("queue=\"{QUEUE}\""))
+                && l.contains("status=\"succeeded\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum())
+}
+
+/// Stream clients, each recording every event's delay from `at_ms` to its arrival.
+struct Clients {
+    tasks: JoinSet<Vec<i64>>,
+    stop: tokio_util::sync::CancellationToken,
+    events: Arc<AtomicU64>,
+}
+
+impl Clients {
+    async fn connect(url: &str, key: &str, count: usize) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .context("building the stream client")?;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let events = Arc::new(AtomicU64::new(0));
+        let mut tasks = JoinSet::new();
+        for _ in 0..count {
+            let response = http
+                .get(format!("{url}/api/v1/events"))
+                .bearer_auth(key)
+                .send()
+                .await
+                .context("opening a stream")?;
+            anyhow::ensure!(
+                response.status().is_success(),
+                "the stream answered {}",
+                response.status()
+            );
+            let (stop, events) = (stop.clone(), Arc::clone(&events));
+            tasks.spawn(async move { follow(response, stop, events).await });
+        }
+        Ok(Self {
+            tasks,
+            stop,
+            events,
+        })
+    }
+
+    async fn finish(mut self) -> (Vec<i64>, u64) {
+        self.stop.cancel();
+        let mut delays = Vec::new();
+        while let Some(Ok(mut d)) = self.tasks.join_next().await {
+            delays.append(&mut d);
+        }
+        (delays, self.events.load(Ordering::Relaxed))
+    }
+}
+
+async fn follow(
+    response: reqwest::Response,
+    stop: tokio_util::sync::CancellationToken,
+    events: Arc<AtomicU64>,
+) -> Vec<i64> {
+    let mut delays = Vec::new();
+    let mut body = response.bytes_stream();
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = stop.cancelled() => return delays,
+            chunk = body.next() => chunk,
+        };
+        let Some(Ok(chunk)) = chunk else {
+            return delays;
+        };
+        let now = steward_store::now_ms();
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = find(&pending, b"\n\n") {
+            if let Some(at) = at_ms(&pending[..end]) {
+                delays.push(now - at);
+                events.fetch_add(1, Ordering::Relaxed);
+            }
+            pending.drain(..end + 2);
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The `at_ms` of an event's data, read without parsing the whole JSON.
+fn at_ms(event: &[u8]) -> Option<i64> {
+    let key = b"\"at_ms\":";
+    let start = find(event, key)? + key.len();
+    let digits: Vec<u8> = event[start..]
+        .iter()
+        .copied()
+        .take_while(u8::is_ascii_digit)
+        .collect();
+    std::str::from_utf8(&digits).ok()?.parse().ok()
+}
