@@ -29,6 +29,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::{Access, Limiters, RateLimits};
 pub use error::ApiError;
 pub use limits::MinRate;
+pub use metrics_layer::describe_metrics;
 
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;

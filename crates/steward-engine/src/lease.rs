@@ -1,8 +1,8 @@
-//! Leadership: one instance at a time holds a role's lease (the scheduler's, the prober's) and
-//! does that role's work. The holder renews it every third of its length; the others try to
-//! take it as often as a fifth of its length (at most every second), so a dead leader is
-//! replaced within about one lease length. The scheduler's fire transactions check the lease
-//! themselves, so a leader that lost it without noticing still cannot fire.
+//! Leadership: one instance at a time holds a role's lease (the scheduler's, the prober's, the
+//! alert manager's) and does that role's work. The holder renews it every third of its length;
+//! the others try to take it as often as a fifth of its length (at most every second), so a dead
+//! leader is replaced within about one lease length. The scheduler's fire transactions check the
+//! lease themselves, so a leader that lost it without noticing still cannot fire.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,31 +14,27 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 
-/// A role leadership is held for: its lease's name, and the gauge that is 1 on its holder.
+/// A role leadership is held for. `steward_leader{role}`, labelled with its lease's name, is 1
+/// on the instance holding the lease and 0 on every other instance seeking it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Role {
-    /// The lease's name in the store.
+    /// The lease's name in the store, and the `role` label of `steward_leader`.
     pub name: &'static str,
-    /// A gauge of its own, beside `steward_leader{role}`.
-    pub gauge: &'static str,
 }
 
 /// The scheduler's role.
 pub(crate) const SCHEDULER: Role = Role {
     name: steward_store::schedules::SCHEDULER_ROLE,
-    gauge: "steward_scheduler_leader",
 };
 
 /// The prober's role.
 pub(crate) const PROBER: Role = Role {
     name: steward_store::health::PROBER_ROLE,
-    gauge: "steward_prober_leader",
 };
 
 /// The alert manager's role (dispatching and sending notifications).
 pub(crate) const ALERTING: Role = Role {
     name: steward_store::alerts::ALERTING_ROLE,
-    gauge: "steward_alerting_leader",
 };
 
 /// Holds or seeks `role`'s lease until `shutdown`, publishing the lease held (if any) on
@@ -52,6 +48,8 @@ pub(crate) async fn lead(
     held: watch::Sender<Option<Lease>>,
     shutdown: CancellationToken,
 ) {
+    // Not leading until the lease is taken: the series exists on every instance seeking it.
+    leader_gauge(role).set(0.0);
     let mut current: Option<Lease> = None;
     loop {
         current = renew(role, store.as_ref(), &bus, &instance, lease_ms, current).await;
@@ -129,10 +127,13 @@ async fn renew(
     }
 }
 
+/// `steward_leader{role}`: 1 while this instance holds `role`'s lease, 0 otherwise.
+fn leader_gauge(role: Role) -> metrics::Gauge {
+    metrics::gauge!("steward_leader", "role" => role.name)
+}
+
 fn announce(bus: &EventBus, role: Role, lease: &Lease, leading: bool) {
-    let value = if leading { 1.0 } else { 0.0 };
-    metrics::gauge!("steward_leader", "role" => role.name).set(value);
-    metrics::gauge!(role.gauge).set(value);
+    leader_gauge(role).set(if leading { 1.0 } else { 0.0 });
     bus.publish(Event::LeadershipChanged {
         role: lease.role.clone(),
         holder: lease.holder.clone(),

@@ -11,6 +11,7 @@ pub mod executors;
 pub mod keys;
 mod lease;
 pub mod memory;
+mod metric_families;
 pub mod prober;
 mod process;
 pub mod queue;
@@ -18,6 +19,7 @@ pub mod scheduler;
 pub mod stream;
 
 pub use bus::{Envelope, EventBus};
+pub use metric_families::describe_metrics;
 
 /// Histogram buckets for every `*_seconds` metric the engines record: 0.5 ms to 10 s.
 pub const SECONDS_BUCKETS: &[f64] = &[

@@ -39,7 +39,7 @@ use steward_core::schedule::PingStatus;
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
 
 pub use error::{BoxError, StoreError};
-pub use metered::Metered;
+pub use metered::{Metered, describe_metrics};
 
 /// One migration that was applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,6 +25,31 @@ use crate::{
     TaskQuery, TickResult, TransitionQuery, Wakeup,
 };
 
+/// Describes the metric families the store records, for every backend, to the installed
+/// recorder: [`Metered`]'s timings, errors and damage gauge, and the size of the batches the
+/// batch writers commit. Call it once, right after installing the recorder.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        "steward_store_operation_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time one store call took, by backend and operation."
+    );
+    metrics::describe_counter!(
+        "steward_store_errors_total",
+        metrics::Unit::Count,
+        "Store calls that failed, by backend, operation and kind (corrupt: a damaged file or undecodable data)."
+    );
+    metrics::describe_gauge!(
+        "steward_store_damaged",
+        "1 when the start-up integrity check found the database file damaged, else 0, by backend."
+    );
+    metrics::describe_histogram!(
+        "steward_store_batch_size",
+        metrics::Unit::Count,
+        "Requests a batch writer committed in one transaction."
+    );
+}
+
 /// Wraps a store, recording `steward_store_operation_duration_seconds{backend,operation}` and
 /// `steward_store_errors_total{backend,operation,kind}` for every call.
 pub struct Metered<S> {

@@ -11,7 +11,6 @@ use steward_config::Config;
 use steward_core::Event;
 use steward_core::audit::{Actor, AuditEntry};
 use steward_core::health::Condition;
-use steward_core::health::cert::days_left;
 use steward_core::health::rollup::{Rollup, minute_of};
 use steward_core::health::spec::CheckSpec;
 use steward_core::health::state::{CheckState, CheckTracker, ProbeVerdict};
@@ -570,8 +569,10 @@ fn record_metrics(entry: &Entry, seen: &Observation) {
         CheckState::Unknown => {}
     }
     if let Some(not_after) = seen.cert_not_after_ms {
-        metrics::gauge!("steward_check_certificate_days_left", "check" => entry.spec.name.clone())
-            .set(days_left(not_after, seen.started_ms) as f64);
+        // When it expires, not how long it has left: the value stays right between probes, and
+        // `… - time()` gives the time left in a query.
+        metrics::gauge!("steward_check_certificate_expiry_timestamp_seconds", "check" => entry.spec.name.clone())
+            .set(not_after as f64 / 1_000.0);
     }
 }
 

@@ -167,8 +167,21 @@ fn install_metrics() -> anyhow::Result<PrometheusHandle> {
         .context("invalid histogram buckets")?
         .install_recorder()
         .context("cannot install the metrics recorder")?;
+    describe_metrics();
     metrics::gauge!("steward_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     Ok(handle)
+}
+
+/// Gives every metric family the process records its HELP text: each crate that records
+/// metrics describes its own.
+fn describe_metrics() {
+    steward_store::describe_metrics();
+    steward_engine::describe_metrics();
+    steward_api::describe_metrics();
+    metrics::describe_gauge!(
+        "steward_build_info",
+        "Always 1; the version label is the running binary's version."
+    );
 }
 
 async fn serve(
@@ -468,5 +481,148 @@ async fn shutdown_requested((mut interrupt, mut terminate): (Signal, Signal)) {
     tokio::select! {
         _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    use metrics::{
+        Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    };
+
+    /// A recorder that only keeps what is described: each family's HELP text, every time.
+    #[derive(Default)]
+    struct Descriptions(Mutex<BTreeMap<String, Vec<String>>>);
+
+    impl Descriptions {
+        fn add(&self, key: &KeyName, help: &SharedString) {
+            self.0
+                .lock()
+                .unwrap()
+                .entry(key.as_str().to_owned())
+                .or_default()
+                .push(help.to_string());
+        }
+    }
+
+    impl Recorder for Descriptions {
+        fn describe_counter(&self, key: KeyName, _: Option<Unit>, help: SharedString) {
+            self.add(&key, &help);
+        }
+        fn describe_gauge(&self, key: KeyName, _: Option<Unit>, help: SharedString) {
+            self.add(&key, &help);
+        }
+        fn describe_histogram(&self, key: KeyName, _: Option<Unit>, help: SharedString) {
+            self.add(&key, &help);
+        }
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    /// The family each `counter!`, `gauge!` and `histogram!` call in `text` names, or an error
+    /// naming a call whose name is not a string literal (it could not be checked).
+    fn recorded_in(text: &str, file: &Path, families: &mut BTreeMap<String, String>) {
+        for kind in ["counter!(", "gauge!(", "histogram!("] {
+            for (at, _) in text.match_indices(kind) {
+                if text[..at].ends_with("describe_") {
+                    continue;
+                }
+                let rest = text[at + kind.len()..].trim_start();
+                let name = rest
+                    .strip_prefix('"')
+                    .and_then(|r| r.split_once('"'))
+                    .map(|(name, _)| name)
+                    .unwrap_or_else(|| {
+                        panic!(
+                            "{}: a metric named by something else than a literal: {}",
+                            file.display(),
+                            &text[at..(at + 60).min(text.len())]
+                        )
+                    });
+                families.insert(name.to_owned(), file.display().to_string());
+            }
+        }
+    }
+
+    fn rust_files(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                rust_files(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    /// Every family recorded in the workspace's library and binary code has exactly one HELP
+    /// text, and nothing is described that is no longer recorded.
+    #[test]
+    fn every_recorded_metric_family_is_described_once() {
+        let described = Descriptions::default();
+        metrics::with_local_recorder(&described, super::describe_metrics);
+        let described = described.0.into_inner().unwrap();
+
+        let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(&crates).unwrap() {
+            let src = entry.unwrap().path().join("src");
+            if src.is_dir() {
+                rust_files(&src, &mut files);
+            }
+        }
+        let mut recorded = BTreeMap::new();
+        for file in &files {
+            let text = std::fs::read_to_string(file).unwrap();
+            // Unit tests (at the end of their file) record nothing the daemon shows.
+            let code = text
+                .split("#[cfg(test)]\nmod tests")
+                .next()
+                .unwrap_or_default();
+            recorded_in(code, file.strip_prefix(&crates).unwrap(), &mut recorded);
+        }
+        assert!(
+            recorded.len() > 40,
+            "the scan found too few families: {recorded:?}"
+        );
+
+        for (family, file) in &recorded {
+            assert!(
+                family.starts_with("steward_"),
+                "{file}: `{family}` lacks the steward_ prefix"
+            );
+            let help = described
+                .get(family)
+                .unwrap_or_else(|| panic!("{file}: `{family}` is recorded but not described"));
+            assert_eq!(
+                help.len(),
+                1,
+                "`{family}` is described {} times",
+                help.len()
+            );
+            assert!(
+                !help[0].trim().is_empty() && !help[0].contains('\n'),
+                "`{family}` needs a one-line HELP text: {help:?}"
+            );
+        }
+        for family in described.keys() {
+            assert!(
+                recorded.contains_key(family),
+                "`{family}` is described but recorded nowhere"
+            );
+        }
     }
 }
