@@ -1,7 +1,7 @@
 //! Steward's running side: the control plane's shared state, the one path through which the
-//! config is (re)loaded into the store, the in-process event bus, and the task queue's workers
-//! and executors. Later engines (scheduler, prober, alert manager) live here too; they meet in the store and on the bus, never
-//! by calling into each other.
+//! config is (re)loaded into the store, the in-process event bus, the task queue's workers and
+//! executors, the scheduler, the prober, the alert manager and the live event stream. The
+//! engines meet in the store and on the bus, never by calling into each other.
 
 pub mod alerting;
 pub mod audit_mirror;
