@@ -16,12 +16,12 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use steward_core::Event;
 use steward_core::alert::ingest::parse_alerts;
 use steward_core::alert::mute::Silence;
 use steward_core::alert::route::{MatchOp, Matcher};
 use steward_core::alert::{AlertState, Fingerprint, IncomingAlert, Severity};
 use steward_core::registry::Labels;
+use steward_engine::alerting::ops as alerting;
 use steward_store::alerts::{EXTERNAL_SOURCE, MAX_ALERT_PAGE};
 use steward_store::notifications::{
     Attempt, MAX_NOTIFICATION_PAGE, NotificationQuery, NotificationState, StoredNotification,
@@ -94,13 +94,14 @@ pub(crate) async fn post_alerts(
             received_ms,
         })
         .collect();
-    let changes = state
-        .control
-        .store()
-        .receive_alerts(&receipts, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    announce_changes(&state, &receipts, &changes);
+    let changes = alerting::receive(
+        state.control.store().as_ref(),
+        state.control.bus(),
+        &receipts,
+        &caller.actor(),
+    )
+    .await
+    .map_err(store_error)?;
     let count = |kind: AlertChange| changes.iter().filter(|c| **c == kind).count();
     let refused = refused_alerts(&receipts, &changes);
     let accepted = receipts.len() - count(AlertChange::Refused);
@@ -139,17 +140,6 @@ fn refused_alerts(receipts: &[AlertReceipt], changes: &[AlertChange]) -> Vec<Val
             })
         })
         .collect()
-}
-
-/// Tells the dispatcher which alerts changed state, so it need not wait for its next read.
-fn announce_changes(state: &AppState, receipts: &[AlertReceipt], changes: &[AlertChange]) {
-    let fingerprints = steward_store::alerts::changed_fingerprints(receipts, changes);
-    if !fingerprints.is_empty() {
-        state
-            .control
-            .bus()
-            .publish(Event::AlertsChanged { fingerprints });
-    }
 }
 
 fn alert_json(alert: &StoredAlert) -> Value {
@@ -416,15 +406,15 @@ pub(crate) async fn ack_alert(
         at_ms: now_ms(),
         note: body.note,
     };
-    let acked = state
-        .control
-        .store()
-        .ack_alert(alert.fingerprint, &ack, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.control.bus().publish(Event::AlertsChanged {
-        fingerprints: vec![acked.fingerprint],
-    });
+    let acked = alerting::acknowledge(
+        state.control.store().as_ref(),
+        state.control.bus(),
+        alert.fingerprint,
+        &ack,
+        &caller.actor(),
+    )
+    .await
+    .map_err(store_error)?;
     Ok(Json(alert_json(&acked)))
 }
 
@@ -538,13 +528,15 @@ pub(crate) async fn store_silence(
     silence: &Silence,
     now_ms: i64,
 ) -> Result<StoredSilence, ApiError> {
-    let stored = state
-        .control
-        .store()
-        .create_silence(silence, now_ms, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.control.bus().publish(Event::SilencesChanged);
+    let stored = alerting::create_silence(
+        state.control.store().as_ref(),
+        state.control.bus(),
+        silence,
+        now_ms,
+        &caller.actor(),
+    )
+    .await
+    .map_err(store_error)?;
     tracing::info!(
         silence = stored.id,
         by = %caller.principal.name,
@@ -565,13 +557,15 @@ pub(crate) async fn end_silence(
     if caller.principal.workspace.is_some() {
         visible_silence(state, caller, id).await?;
     }
-    let expired = state
-        .control
-        .store()
-        .expire_silence(id, now_ms(), &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.control.bus().publish(Event::SilencesChanged);
+    let expired = alerting::expire_silence(
+        state.control.store().as_ref(),
+        state.control.bus(),
+        id,
+        now_ms(),
+        &caller.actor(),
+    )
+    .await
+    .map_err(store_error)?;
     tracing::info!(silence = id, by = %caller.principal.name, "silence expired");
     Ok(expired)
 }

@@ -17,6 +17,7 @@ mod process;
 pub mod queue;
 pub mod scheduler;
 pub mod stream;
+pub mod views;
 
 pub use bus::{Envelope, EventBus};
 pub use metric_families::describe_metrics;

@@ -14,6 +14,7 @@ pub mod deliver;
 mod dispatch;
 mod known;
 pub mod muting;
+pub mod ops;
 mod rules;
 mod sender;
 

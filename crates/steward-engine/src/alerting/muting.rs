@@ -282,12 +282,8 @@ pub async fn impacted_services(
     config: &Config,
     registry: &Registry,
 ) -> HashMap<String, Vec<String>> {
-    match crate::prober::ops::services(store, config, registry).await {
-        Ok(services) => services
-            .into_iter()
-            .filter(|s| !s.impacted_by.is_empty())
-            .map(|s| (s.name, s.impacted_by))
-            .collect(),
+    match crate::views::services::impacted(store, config, registry).await {
+        Ok(impacted) => impacted,
         Err(error) => {
             tracing::warn!(%error, "service states unreadable; no automatic inhibition");
             HashMap::new()

@@ -2,21 +2,31 @@
 //! same, whichever one probes): services' states with dependency impact, a check's state, last
 //! result, latency percentiles and failure ratio over a window, and its history.
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 use steward_config::Config;
 use steward_core::Registry;
 use steward_core::health::cert::{classify, days_left};
 use steward_core::health::rollup::{Percentiles, failure_ratio, minute_of, percentiles};
 use steward_core::health::spec::CheckSpec;
-use steward_core::health::state::{CheckState, ServiceState, service_states};
+use steward_core::health::state::CheckState;
 use steward_store::{
     CheckRecord, CheckTransition, ProbeRecord, Store, StoreError, TransitionQuery,
 };
 
 /// The longest window percentiles may be asked over (the roll-ups' default retention).
 pub const MAX_WINDOW_MS: i64 = 30 * 24 * 3_600_000;
+
+pub use crate::views::services::{CheckBrief, ServiceView};
+use crate::views::services::{brief, records_by_check};
+
+/// Every service of `registry` with its state and checks (the shared view, for the API).
+pub async fn services(
+    store: &dyn Store,
+    config: &Config,
+    registry: &Registry,
+) -> Result<Vec<ServiceView>, HealthOpsError> {
+    Ok(crate::views::services::services(store, config, registry).await?)
+}
 
 /// Why a health question could not be answered.
 #[derive(Debug, thiserror::Error)]
@@ -30,36 +40,6 @@ pub enum HealthOpsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-/// A check in brief.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CheckBrief {
-    /// Its name.
-    pub name: String,
-    /// `http`, `tcp`, `tls`, `cert_file` or `command`.
-    pub kind: &'static str,
-    /// Its state.
-    pub state: CheckState,
-    /// Since when (absent before its first probe).
-    pub since_ms: Option<i64>,
-    /// When it was last probed.
-    pub last_probe_ms: Option<i64>,
-}
-
-/// A service and how it is doing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServiceView {
-    /// Its name.
-    pub name: String,
-    /// Its workspace.
-    pub workspace: Option<String>,
-    /// Its state: the worst of its checks', or impacted by a down dependency.
-    pub state: ServiceState,
-    /// When impacted: the down services it depends on.
-    pub impacted_by: Vec<String>,
-    /// Its checks.
-    pub checks: Vec<CheckBrief>,
 }
 
 /// A certificate's standing.
@@ -231,56 +211,6 @@ impl From<CheckTransition> for TransitionView {
     }
 }
 
-/// How bad a state is, for taking a service's worst check. Unknown counts least: a service
-/// with one check up and a new one not probed yet is up.
-fn severity(state: CheckState) -> u8 {
-    match state {
-        CheckState::Unknown => 0,
-        CheckState::Up => 1,
-        CheckState::Degraded => 2,
-        CheckState::Down => 3,
-    }
-}
-
-/// Every service of `registry` with its state and checks.
-pub async fn services(
-    store: &dyn Store,
-    config: &Config,
-    registry: &Registry,
-) -> Result<Vec<ServiceView>, HealthOpsError> {
-    let records = records_by_check(store).await?;
-    let mut by_service: HashMap<&str, Vec<CheckBrief>> = HashMap::new();
-    let mut worst: HashMap<String, CheckState> = HashMap::new();
-    for spec in &config.checks {
-        let brief = brief(spec, records.get(spec.name.as_str()));
-        if spec.enabled {
-            let current = worst.entry(spec.service.clone()).or_insert(brief.state);
-            if severity(brief.state) > severity(*current) {
-                *current = brief.state;
-            }
-        }
-        by_service
-            .entry(spec.service.as_str())
-            .or_default()
-            .push(brief);
-    }
-    let states = service_states(registry, &worst);
-    Ok(registry
-        .services
-        .iter()
-        .map(|service| {
-            let status = states.get(&service.name);
-            ServiceView {
-                name: service.name.clone(),
-                workspace: service.workspace.clone(),
-                state: status.map_or(ServiceState::Unknown, |s| s.state),
-                impacted_by: status.map(|s| s.impacted_by.clone()).unwrap_or_default(),
-                checks: by_service.remove(service.name.as_str()).unwrap_or_default(),
-            }
-        })
-        .collect())
-}
-
 /// The checks of `service`, in full, over a window of `window_ms` ending at `now_ms`.
 pub async fn checks_of(
     store: &dyn Store,
@@ -359,27 +289,6 @@ pub async fn results(
         .iter()
         .map(|r| ResultView::of(r, steward_store::now_ms()))
         .collect())
-}
-
-async fn records_by_check(
-    store: &dyn Store,
-) -> Result<HashMap<String, CheckRecord>, HealthOpsError> {
-    Ok(store
-        .check_records()
-        .await?
-        .into_iter()
-        .map(|r| (r.check.clone(), r))
-        .collect())
-}
-
-fn brief(spec: &CheckSpec, record: Option<&CheckRecord>) -> CheckBrief {
-    CheckBrief {
-        name: spec.name.clone(),
-        kind: spec.probe.kind().as_str(),
-        state: record.map_or(CheckState::Unknown, |r| r.state),
-        since_ms: record.map(|r| r.since_ms),
-        last_probe_ms: record.and_then(|r| r.last_probe_ms),
-    }
 }
 
 async fn view(
