@@ -10,14 +10,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::daemon::{Steward, StewardGuard, cpu_time, memory, report_log, steward_binary};
+use crate::daemon::{Steward, StewardGuard, memory, report_log, steward_binary};
 
 /// What to run.
 pub struct EventsBench {
@@ -102,25 +102,21 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         let (rss_after, _) = memory(pid)?;
         let growth = (rss_after as f64 - rss_before as f64) / bench.clients.max(1) as f64;
         per_client_rss.push(growth);
-        let cpu_before = cpu_time(pid)?;
-        let started = Instant::now();
         let rate_with = work(&http, &url, &key, bench.tasks).await?;
         // Late events of the run still arrive.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let cpu = cpu_time(pid)?.saturating_sub(cpu_before);
         with.push(rate_with);
         let (run_delays, events) = clients.finish().await;
         received += events;
         println!(
             "  run {run}: without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
-             {events} events delivered; delay p50 {} p99 {} max {} ms; RSS +{:.1} kB per idle client; steward CPU {:.0} % of a core",
+             {events} events delivered; delay p50 {} p99 {} max {} ms; RSS +{:.1} kB per idle client",
             bench.clients,
             (rate_with / rate - 1.0) * 100.0,
             pct(&run_delays, 0.50),
             pct(&run_delays, 0.99),
             run_delays.iter().max().copied().unwrap_or(0),
             growth / 1e3,
-            cpu.as_secs_f64() / started.elapsed().as_secs_f64() * 100.0,
         );
         delays.extend(run_delays);
     }

@@ -128,16 +128,18 @@ pub fn cell(value: &Value) -> String {
     }
 }
 
-/// A time in milliseconds since the epoch (a JSON number) as RFC 3339 in UTC; `-` when absent.
+/// A time in milliseconds since the epoch (a JSON number) as [`local_time`]; `-` when absent.
 pub fn instant(ms: &Value) -> String {
-    ms.as_i64().map_or_else(
-        || "-".to_owned(),
-        |ms| {
-            steward_core::schedule::timing::format_instant(
-                ms,
-                &steward_core::schedule::Zone::default(),
-            )
-        },
+    ms.as_i64().map_or_else(|| "-".to_owned(), local_time)
+}
+
+/// `ms` (since the Unix epoch) as RFC 3339 in this machine's zone (`TZ`), with its offset
+/// (`2026-12-06T22:48:32+01:00`): people read their own time, and the offset says which.
+pub fn local_time(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Local.timestamp_millis_opt(ms).single().map_or_else(
+        || format!("{ms}ms"),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false),
     )
 }
 

@@ -404,6 +404,33 @@ fn the_cli_follows_events_and_the_audit_trail() {
         let _ = child.kill();
         let _ = child.wait();
     }
+    // Every listing prints times in the reader's zone, with its offset.
+    let silenced = steward()
+        .args([
+            "alerts",
+            "silence",
+            "--matcher",
+            "alertname=Disk",
+            "--duration",
+            "1h",
+        ])
+        .args(["--comment", "zone", "--url", &daemon.url])
+        .env("STEWARD_API_KEY", &admin)
+        .output()
+        .unwrap();
+    assert!(
+        silenced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&silenced.stderr)
+    );
+    let listed = steward()
+        .args(["alerts", "silences", "--url", &daemon.url])
+        .env("STEWARD_API_KEY", &admin)
+        .env("TZ", "Asia/Kolkata")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains("+05:30"), "local times: {listed}");
     let output = steward()
         .args(["events", "--types", "bogus", "--url", &daemon.url])
         .env("STEWARD_API_KEY", &admin)

@@ -256,8 +256,9 @@ impl EventHub {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads what was written since the last read, in pages, and hands it out.
-    async fn catch_up(&self) -> Result<(), steward_store::StoreError> {
+    /// Reads what was written since the last read, in pages, and hands it out now (the run loop
+    /// does this on every wake-up).
+    pub async fn catch_up(&self) -> Result<(), steward_store::StoreError> {
         loop {
             let head = self.lock().head;
             let logged = self.store.events_after(head.log, PAGE).await?;

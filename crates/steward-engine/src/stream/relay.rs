@@ -36,7 +36,7 @@ impl RelayOptions {
     pub fn new(instance: impl Into<String>) -> Self {
         Self {
             instance: instance.into(),
-            window: Duration::from_millis(20),
+            window: Duration::from_millis(50),
             coalesce_above: 16,
             trim_every: Duration::from_secs(30),
         }
