@@ -23,7 +23,7 @@ use serde::Deserialize;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::daemon::{Steward, StewardGuard, cpu_time, memory, report_log, steward_binary};
+use crate::daemon::{cpu_time, memory, report_log, steward_binary};
 
 /// Alertnames of the `few` shape per step.
 const FEW_GROUPS: usize = 10;
@@ -74,20 +74,14 @@ pub async fn run(bench: &AlertsBench) -> anyhow::Result<()> {
         .steward_log
         .clone()
         .unwrap_or_else(|| dir.path().join("steward.log"));
-    let steward = {
-        let (exe, data, log, database) = (
-            exe.clone(),
-            dir.path().join("data"),
-            log.clone(),
-            bench.database.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            Steward::start(&exe, &config, &data, database.as_deref(), &log)
-        })
-        .await
-        .context("starting steward")??
-    };
-    let mut steward = StewardGuard(Some(steward));
+    let mut steward = crate::daemon::start(
+        &exe,
+        &config,
+        &dir.path().join("data"),
+        bench.database.as_deref(),
+        &log,
+    )
+    .await?;
     let pid = steward.pid()?;
     let (url, key) = steward.endpoint()?;
     println!(

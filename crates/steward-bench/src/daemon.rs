@@ -128,6 +128,30 @@ impl Steward {
     }
 }
 
+/// Starts `steward up` on a blocking thread (it waits for the daemon's first lines) and guards
+/// it.
+pub(crate) async fn start(
+    exe: &Path,
+    config: &Path,
+    data: &Path,
+    database: Option<&str>,
+    log: &Path,
+) -> anyhow::Result<StewardGuard> {
+    let (exe, config, data, log) = (
+        exe.to_path_buf(),
+        config.to_path_buf(),
+        data.to_path_buf(),
+        log.to_path_buf(),
+    );
+    let database = database.map(str::to_owned);
+    let steward = tokio::task::spawn_blocking(move || {
+        Steward::start(&exe, &config, &data, database.as_deref(), &log)
+    })
+    .await
+    .context("starting steward")??;
+    Ok(StewardGuard(Some(steward)))
+}
+
 /// Stops the daemon when dropped (on an early error); [`StewardGuard::stop`] does it
 /// gracefully.
 pub(crate) struct StewardGuard(pub(crate) Option<Steward>);

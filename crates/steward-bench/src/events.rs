@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::daemon::{Steward, StewardGuard, memory, report_log, steward_binary};
+use crate::daemon::{memory, report_log, steward_binary};
 
 /// What to run.
 pub struct EventsBench {
@@ -56,21 +56,14 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
     )
     .context("writing the config")?;
     let log = dir.path().join("steward.log");
-    let steward = {
-        let (exe, config, data, log, database) = (
-            exe.clone(),
-            config.clone(),
-            dir.path().join("data"),
-            log.clone(),
-            bench.database.clone(),
-        );
-        tokio::task::spawn_blocking(move || {
-            Steward::start(&exe, &config, &data, database.as_deref(), &log)
-        })
-        .await
-        .context("starting steward")??
-    };
-    let mut steward = StewardGuard(Some(steward));
+    let mut steward = crate::daemon::start(
+        &exe,
+        &config,
+        &dir.path().join("data"),
+        bench.database.as_deref(),
+        &log,
+    )
+    .await?;
     let pid = steward.pid()?;
     let (url, key) = steward.endpoint()?;
     let http = reqwest::Client::builder()

@@ -194,6 +194,32 @@ enum Backend {
     Postgres,
 }
 
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A throwaway PostgreSQL database for a daemon the bench starts (its settings printed), or
+/// none for SQLite (the daemon keeps its own file).
+async fn daemon_database(
+    backend: Backend,
+) -> anyhow::Result<Option<steward_store_postgres::testing::TestDatabase>> {
+    match backend {
+        Backend::Sqlite => Ok(None),
+        Backend::Postgres => {
+            let db = steward_store_postgres::testing::TestDatabase::create()
+                .await
+                .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
+            print_postgres_settings(&db.url).await?;
+            Ok(Some(db))
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -284,21 +310,9 @@ async fn main() -> anyhow::Result<()> {
             concurrency,
             runs,
         } => {
-            let db = match backend {
-                Backend::Sqlite => None,
-                Backend::Postgres => {
-                    let db = steward_store_postgres::testing::TestDatabase::create()
-                        .await
-                        .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
-                    print_postgres_settings(&db.url).await?;
-                    Some(db)
-                }
-            };
+            let db = daemon_database(backend).await?;
             let bench = events::EventsBench {
-                backend: match backend {
-                    Backend::Sqlite => "sqlite",
-                    Backend::Postgres => "postgres",
-                },
+                backend: backend.name(),
                 database: db.as_ref().map(|db| db.url.clone()),
                 clients: clients.max(1),
                 tasks: tasks.max(1),
@@ -324,21 +338,9 @@ async fn main() -> anyhow::Result<()> {
                 !rates.is_empty() && rates.iter().all(|&r| r > 0),
                 "--rates: give positive rates, e.g. 2000,5000,10000"
             );
-            let db = match backend {
-                Backend::Sqlite => None,
-                Backend::Postgres => {
-                    let db = steward_store_postgres::testing::TestDatabase::create()
-                        .await
-                        .context("PostgreSQL is unreachable (set STEWARD_TEST_DATABASE_URL)")?;
-                    print_postgres_settings(&db.url).await?;
-                    Some(db)
-                }
-            };
+            let db = daemon_database(backend).await?;
             let bench = alerts::AlertsBench {
-                backend: match backend {
-                    Backend::Sqlite => "sqlite",
-                    Backend::Postgres => "postgres",
-                },
+                backend: backend.name(),
                 database: db.as_ref().map(|db| db.url.clone()),
                 shape,
                 rates,

@@ -30,16 +30,7 @@ fn start(dir: &std::path::Path) -> Daemon {
 
 /// A key created through the API, by the daemon's admin key.
 fn key(daemon: &Daemon, name: &str, role: &str, workspace: Option<&str>) -> String {
-    let mut body = json!({ "name": name, "role": role });
-    if let Some(workspace) = workspace {
-        body["workspace"] = workspace.into();
-    }
-    let response = daemon.send(Method::POST, "/api/v1/keys", Some(body));
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    daemon.create_key(name, role, workspace)
 }
 
 fn call(

@@ -132,16 +132,7 @@ impl Amtool {
 
 /// A key created by the daemon's admin key.
 fn key(daemon: &Daemon, name: &str, role: &str, workspace: Option<&str>) -> String {
-    let mut body = json!({ "name": name, "role": role });
-    if let Some(workspace) = workspace {
-        body["workspace"] = workspace.into();
-    }
-    let response = daemon.send(Method::POST, "/api/v1/keys", Some(body));
-    assert_eq!(response.status(), 201);
-    response.json::<Value>().unwrap()["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    daemon.create_key(name, role, workspace)
 }
 
 fn names(alerts: &[Value]) -> Vec<String> {

@@ -193,6 +193,20 @@ impl Daemon {
         response.json().unwrap()
     }
 
+    /// Creates a key (with the admin key in use) and answers its secret.
+    pub fn create_key(&self, name: &str, role: &str, workspace: Option<&str>) -> String {
+        let mut body = serde_json::json!({ "name": name, "role": role });
+        if let Some(workspace) = workspace {
+            body["workspace"] = workspace.into();
+        }
+        let response = self.send(reqwest::Method::POST, "/api/v1/keys", Some(body));
+        assert_eq!(response.status(), 201, "creating key `{name}`");
+        response.json::<serde_json::Value>().unwrap()["secret"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     pub fn post(&self, path: &str) -> reqwest::blocking::Response {
         self.authorized(self.client.post(format!("{}{path}", self.url)))
             .send()
