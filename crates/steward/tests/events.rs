@@ -30,9 +30,11 @@ struct Sse {
     data: Value,
 }
 
-/// An open stream, read on a thread of its own.
+/// An open stream, read on a thread of its own. Events passed over while looking for one kind
+/// are kept for later lookups, so the order in which kinds are looked for does not matter.
 struct Stream {
     events: mpsc::Receiver<Sse>,
+    passed: std::cell::RefCell<std::collections::VecDeque<Sse>>,
 }
 
 impl Stream {
@@ -56,16 +58,23 @@ impl Stream {
         );
         let (tx, events) = mpsc::channel();
         std::thread::spawn(move || read_events(response, &tx));
-        Stream { events }
+        Stream {
+            events,
+            passed: Default::default(),
+        }
     }
 
-    /// The next event of `kind` within `timeout`, skipping others.
+    /// The next event of `kind` within `timeout` (others are kept for later lookups).
     fn next_of(&self, kind: &str, timeout: Duration) -> Option<Sse> {
+        let mut passed = self.passed.borrow_mut();
+        if let Some(at) = passed.iter().position(|e| e.kind == kind) {
+            return passed.remove(at);
+        }
         let deadline = Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.events.recv_timeout(left) {
                 Ok(event) if event.kind == kind => return Some(event),
-                Ok(_) => {}
+                Ok(event) => passed.push_back(event),
                 Err(_) => return None,
             }
         }
@@ -75,7 +84,7 @@ impl Stream {
     /// Every event arriving within `wait`.
     fn drain(&self, wait: Duration) -> Vec<Sse> {
         let deadline = Instant::now() + wait;
-        let mut all = Vec::new();
+        let mut all: Vec<Sse> = self.passed.borrow_mut().drain(..).collect();
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match self.events.recv_timeout(left) {
                 Ok(event) => all.push(event),
