@@ -1,5 +1,7 @@
-//! Bus → event log. Events are gathered for a short window, high-rate ones coalesced, each
-//! given the workspace it concerns, and appended in one transaction per window.
+//! Bus → event log. Events are gathered for a short window, each given the workspace it
+//! concerns, and appended in one transaction per window. Task events of a queue busy enough to
+//! have many in one window are summed instead, one summary per queue and workspace a second
+//! while they keep coming: a dashboard learns the pace, and clients are not woken per task.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +29,9 @@ pub struct RelayOptions {
     /// Task events of one queue and workspace in a window beyond which they are written as one
     /// `tasks_changed` (or one summed `tasks_enqueued`).
     pub coalesce_above: usize,
+    /// Once a queue's task events are coalesced, one summary of them is written this often
+    /// while they keep coming (and once more after they stop).
+    pub summary_every: Duration,
     /// How often the log is trimmed to its window.
     pub trim_every: Duration,
 }
@@ -38,6 +43,7 @@ impl RelayOptions {
             instance: instance.into(),
             window: Duration::from_millis(50),
             coalesce_above: 16,
+            summary_every: Duration::from_secs(1),
             trim_every: Duration::from_secs(30),
         }
     }
@@ -66,11 +72,14 @@ async fn relay(
 ) {
     let store = Arc::clone(control.store());
     let mut lost: u64 = 0;
+    let mut summaries = Summaries::default();
     let mut trim = tokio::time::interval(options.trim_every);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let summary_due = summaries.next_due(options.summary_every);
         let first = tokio::select! {
-            received = receiver.recv() => received,
+            received = receiver.recv() => Some(received),
+            () = sleep_until(summary_due) => None,
             _ = trim.tick() => {
                 if let Err(error) = store.trim_event_log(EVENT_LOG_WINDOW).await {
                     tracing::warn!(%error, "trimming the event log failed");
@@ -80,23 +89,30 @@ async fn relay(
         };
         let mut batch = Vec::new();
         match first {
-            Ok(envelope) => batch.push(envelope),
-            Err(RecvError::Lagged(n)) => lost += n,
-            Err(RecvError::Closed) => return,
+            Some(Ok(envelope)) => batch.push(envelope),
+            Some(Err(RecvError::Lagged(n))) => lost += n,
+            Some(Err(RecvError::Closed)) => return,
+            None => {}
         }
-        let deadline = tokio::time::Instant::now() + options.window;
-        loop {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Ok(envelope)) => batch.push(envelope),
-                Ok(Err(RecvError::Lagged(n))) => lost += n,
-                Ok(Err(RecvError::Closed)) | Err(_) => break,
+        if !batch.is_empty() || lost > 0 {
+            let deadline = tokio::time::Instant::now() + options.window;
+            loop {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Ok(envelope)) => batch.push(envelope),
+                    Ok(Err(RecvError::Lagged(n))) => lost += n,
+                    Ok(Err(RecvError::Closed)) | Err(_) => break,
+                }
             }
         }
         let mut rows = Vec::with_capacity(batch.len() + 1);
         if lost > 0 {
             rows.push(lost_row(&options.instance, lost));
         }
-        rows.extend(rows_of(&control, &store, &options, batch).await);
+        rows.extend(rows_of(&control, &store, &options, &mut summaries, batch).await);
+        rows.extend(summaries.take_due(options.summary_every, &options.instance));
+        if rows.is_empty() {
+            continue;
+        }
         let count = rows.len() as u64;
         match store.append_events(&rows).await {
             Ok(()) => {
@@ -117,6 +133,56 @@ async fn relay(
     }
 }
 
+async fn sleep_until(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Task events being summed per group, each since it started.
+#[derive(Default)]
+struct Summaries {
+    groups: BTreeMap<GroupKey, (tokio::time::Instant, Coalesced)>,
+}
+
+impl Summaries {
+    /// When the oldest summary is due.
+    fn next_due(&self, every: Duration) -> Option<tokio::time::Instant> {
+        self.groups.values().map(|(since, _)| *since + every).min()
+    }
+
+    fn contains(&self, key: &GroupKey) -> bool {
+        self.groups.contains_key(key)
+    }
+
+    fn add(&mut self, key: GroupKey, event: &Event, at_ms: i64) {
+        self.groups
+            .entry(key)
+            .or_insert_with(|| (tokio::time::Instant::now(), Coalesced::new(at_ms)))
+            .1
+            .add(event, at_ms);
+    }
+
+    /// The summaries due now, as rows.
+    fn take_due(&mut self, every: Duration, instance: &str) -> Vec<NewLoggedEvent> {
+        let now = tokio::time::Instant::now();
+        let due: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, (since, _))| *since + every <= now)
+            .map(|(key, _)| key.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|key| {
+                let (_, group) = self.groups.remove(&key)?;
+                let (kind, queue, workspace) = key;
+                Some(group.into_row(kind, &queue, workspace, instance))
+            })
+            .collect()
+    }
+}
+
 fn lost_row(instance: &str, count: u64) -> NewLoggedEvent {
     metrics::counter!("steward_events_lost_total").increment(count);
     let mut detail = Map::new();
@@ -128,26 +194,24 @@ fn now_ms() -> i64 {
     steward_store::now_ms()
 }
 
-/// The rows a window's events become: task events coalesced per queue and workspace when
-/// there are many, every event given its workspace.
+/// The rows a window's events become, every event given its workspace. Task events of a
+/// queue and workspace with many in the window (or already being summed) go to `summaries`
+/// instead, written once per `summary_every`.
 async fn rows_of(
     control: &ControlPlane,
     store: &Arc<dyn Store>,
     options: &RelayOptions,
+    summaries: &mut Summaries,
     batch: Vec<Envelope>,
 ) -> Vec<NewLoggedEvent> {
     let mut rows = Vec::with_capacity(batch.len());
     let heavy = heavy_task_groups(&batch, options.coalesce_above);
-    let mut coalesced: BTreeMap<GroupKey, Coalesced> = BTreeMap::new();
     for envelope in batch {
         let at_ms = i64::try_from(envelope.at_ms).unwrap_or(i64::MAX);
         if let Some(key) = task_group(&envelope.event)
-            && heavy.contains(&key)
+            && (heavy.contains(&key) || summaries.contains(&key))
         {
-            coalesced
-                .entry(key)
-                .or_insert_with(|| Coalesced::new(at_ms))
-                .add(&envelope.event, at_ms);
+            summaries.add(key, &envelope.event, at_ms);
             continue;
         }
         match &envelope.event {
@@ -159,9 +223,6 @@ async fn rows_of(
                 rows.push(event_row(event, at_ms, workspace, &options.instance));
             }
         }
-    }
-    for ((kind, queue, workspace), group) in coalesced {
-        rows.push(group.into_row(kind, &queue, workspace, &options.instance));
     }
     rows
 }

@@ -56,13 +56,16 @@ async fn few_task_events_go_one_by_one_and_many_are_summed_per_queue_and_workspa
     let store = Arc::clone(control.store());
     let options = RelayOptions {
         coalesce_above: 3,
+        summary_every: Duration::ZERO,
         ..RelayOptions::new("here")
     };
+    let mut summaries = Summaries::default();
     let few = vec![
         envelope(1, task(1, TaskStatus::Running, Some("alpha"))),
         envelope(2, task(1, TaskStatus::Succeeded, Some("alpha"))),
     ];
-    let rows = rows_of(&control, &store, &options, few).await;
+    let rows = rows_of(&control, &store, &options, &mut summaries, few).await;
+    assert!(summaries.take_due(Duration::ZERO, "here").is_empty());
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].kind, "task_changed");
     assert_eq!(rows[1].workspace.as_deref(), Some("alpha"));
@@ -81,7 +84,8 @@ async fn few_task_events_go_one_by_one_and_many_are_summed_per_queue_and_workspa
     many.push(envelope(20, task(99, TaskStatus::Dead, Some("alpha"))));
     many.push(envelope(21, task(100, TaskStatus::Running, None)));
     many.push(envelope(22, Event::ConfigRejected { problems: 2 }));
-    let rows = rows_of(&control, &store, &options, many).await;
+    let mut rows = rows_of(&control, &store, &options, &mut summaries, many).await;
+    rows.extend(summaries.take_due(options.summary_every, "here"));
     let kinds: Vec<(&str, Option<&str>)> = rows
         .iter()
         .map(|r| (r.kind.as_str(), r.workspace.as_deref()))
@@ -120,6 +124,7 @@ async fn events_get_the_workspace_of_what_they_name() {
         &control,
         &store,
         &RelayOptions::new("here"),
+        &mut Summaries::default(),
         vec![envelope(1, check)],
     )
     .await;
@@ -157,4 +162,45 @@ async fn the_relay_writes_what_the_bus_carries_and_counts_what_it_lost() {
     let lost = lost_row("here", 5);
     assert_eq!(lost.kind, LOST);
     assert_eq!(body(&lost)["count"], 5);
+}
+
+#[tokio::test]
+async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let options = RelayOptions {
+        coalesce_above: 2,
+        summary_every: Duration::from_millis(400),
+        ..RelayOptions::new("here")
+    };
+    let mut summaries = Summaries::default();
+    let burst = |from: u64| -> Vec<Envelope> {
+        (from..from + 5)
+            .map(|i| envelope(i, task(i as i64, TaskStatus::Succeeded, Some("alpha"))))
+            .collect()
+    };
+    let rows = rows_of(&control, &store, &options, &mut summaries, burst(0)).await;
+    assert!(rows.is_empty(), "summed, not written one by one");
+    assert!(summaries.next_due(options.summary_every).is_some());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Below the threshold now, but the queue is being summed: it joins the summary.
+    let rows = rows_of(
+        &control,
+        &store,
+        &options,
+        &mut summaries,
+        burst(5)[..1].to_vec(),
+    )
+    .await;
+    assert!(rows.is_empty());
+    assert!(
+        summaries.take_due(options.summary_every, "here").is_empty(),
+        "not due yet"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let due = summaries.take_due(options.summary_every, "here");
+    assert_eq!(due.len(), 1);
+    assert_eq!(body(&due[0])["coalesced"], 6);
+    assert_eq!(summaries.next_due(options.summary_every), None);
 }
