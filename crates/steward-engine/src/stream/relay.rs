@@ -30,7 +30,7 @@ pub struct RelayOptions {
     /// `tasks_changed` (or one summed `tasks_enqueued`).
     pub coalesce_above: usize,
     /// Once a queue's task events are coalesced, one summary of them is written this often
-    /// while they keep coming (and once more after they stop).
+    /// while they keep coming, and a window after they stop.
     pub summary_every: Duration,
     /// How often the log is trimmed to its window.
     pub trim_every: Duration,
@@ -76,7 +76,7 @@ async fn relay(
     let mut trim = tokio::time::interval(options.trim_every);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let summary_due = summaries.next_due(options.summary_every);
+        let summary_due = summaries.next_due(options.summary_every, options.window);
         let first = tokio::select! {
             received = receiver.recv() => Some(received),
             () = sleep_until(summary_due) => None,
@@ -109,7 +109,7 @@ async fn relay(
             rows.push(lost_row(&options.instance, lost));
         }
         rows.extend(rows_of(&control, &store, &options, &mut summaries, batch).await);
-        rows.extend(summaries.take_due(options.summary_every, &options.instance));
+        rows.extend(summaries.take_due(options.summary_every, options.window, &options.instance));
         if rows.is_empty() {
             continue;
         }
@@ -140,16 +140,31 @@ async fn sleep_until(due: Option<tokio::time::Instant>) {
     }
 }
 
-/// Task events being summed per group, each since it started.
+/// Task events being summed per group.
 #[derive(Default)]
 struct Summaries {
-    groups: BTreeMap<GroupKey, (tokio::time::Instant, Coalesced)>,
+    groups: BTreeMap<GroupKey, Summing>,
+}
+
+/// One group's sum, with when it started and when it last grew.
+struct Summing {
+    since: tokio::time::Instant,
+    last: tokio::time::Instant,
+    sum: Coalesced,
+}
+
+impl Summing {
+    /// Due a summary period after it started, or a window after its last event (the queue went
+    /// quiet: what was summed goes out now rather than at the period's end).
+    fn due(&self, every: Duration, window: Duration) -> tokio::time::Instant {
+        (self.since + every).min(self.last + window)
+    }
 }
 
 impl Summaries {
-    /// When the oldest summary is due.
-    fn next_due(&self, every: Duration) -> Option<tokio::time::Instant> {
-        self.groups.values().map(|(since, _)| *since + every).min()
+    /// When the next summary is due.
+    fn next_due(&self, every: Duration, window: Duration) -> Option<tokio::time::Instant> {
+        self.groups.values().map(|g| g.due(every, window)).min()
     }
 
     fn contains(&self, key: &GroupKey) -> bool {
@@ -157,27 +172,35 @@ impl Summaries {
     }
 
     fn add(&mut self, key: GroupKey, event: &Event, at_ms: i64) {
-        self.groups
-            .entry(key)
-            .or_insert_with(|| (tokio::time::Instant::now(), Coalesced::new(at_ms)))
-            .1
-            .add(event, at_ms);
+        let now = tokio::time::Instant::now();
+        let group = self.groups.entry(key).or_insert_with(|| Summing {
+            since: now,
+            last: now,
+            sum: Coalesced::new(at_ms),
+        });
+        group.last = now;
+        group.sum.add(event, at_ms);
     }
 
     /// The summaries due now, as rows.
-    fn take_due(&mut self, every: Duration, instance: &str) -> Vec<NewLoggedEvent> {
+    fn take_due(
+        &mut self,
+        every: Duration,
+        window: Duration,
+        instance: &str,
+    ) -> Vec<NewLoggedEvent> {
         let now = tokio::time::Instant::now();
         let due: Vec<GroupKey> = self
             .groups
             .iter()
-            .filter(|(_, (since, _))| *since + every <= now)
+            .filter(|(_, group)| group.due(every, window) <= now)
             .map(|(key, _)| key.clone())
             .collect();
         due.into_iter()
             .filter_map(|key| {
-                let (_, group) = self.groups.remove(&key)?;
+                let group = self.groups.remove(&key)?;
                 let (kind, queue, workspace) = key;
-                Some(group.into_row(kind, &queue, workspace, instance))
+                Some(group.sum.into_row(kind, &queue, workspace, instance))
             })
             .collect()
     }
@@ -187,11 +210,7 @@ fn lost_row(instance: &str, count: u64) -> NewLoggedEvent {
     metrics::counter!("steward_events_lost_total").increment(count);
     let mut detail = Map::new();
     detail.insert("count".into(), count.into());
-    row(LOST, now_ms(), None, instance, detail)
-}
-
-fn now_ms() -> i64 {
-    steward_store::now_ms()
+    row(LOST, steward_store::now_ms(), None, instance, detail)
 }
 
 /// The rows a window's events become, every event given its workspace. Task events of a

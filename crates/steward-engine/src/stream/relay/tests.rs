@@ -65,7 +65,11 @@ async fn few_task_events_go_one_by_one_and_many_are_summed_per_queue_and_workspa
         envelope(2, task(1, TaskStatus::Succeeded, Some("alpha"))),
     ];
     let rows = rows_of(&control, &store, &options, &mut summaries, few).await;
-    assert!(summaries.take_due(Duration::ZERO, "here").is_empty());
+    assert!(
+        summaries
+            .take_due(Duration::ZERO, Duration::ZERO, "here")
+            .is_empty()
+    );
     assert_eq!(rows.len(), 2);
     assert_eq!(rows[1].kind, "task_changed");
     assert_eq!(rows[1].workspace.as_deref(), Some("alpha"));
@@ -85,7 +89,7 @@ async fn few_task_events_go_one_by_one_and_many_are_summed_per_queue_and_workspa
     many.push(envelope(21, task(100, TaskStatus::Running, None)));
     many.push(envelope(22, Event::ConfigRejected { problems: 2 }));
     let mut rows = rows_of(&control, &store, &options, &mut summaries, many).await;
-    rows.extend(summaries.take_due(options.summary_every, "here"));
+    rows.extend(summaries.take_due(options.summary_every, options.window, "here"));
     let kinds: Vec<(&str, Option<&str>)> = rows
         .iter()
         .map(|r| (r.kind.as_str(), r.workspace.as_deref()))
@@ -172,6 +176,7 @@ async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
     let options = RelayOptions {
         coalesce_above: 2,
         summary_every: Duration::from_millis(400),
+        window: Duration::from_millis(300),
         ..RelayOptions::new("here")
     };
     let mut summaries = Summaries::default();
@@ -182,7 +187,11 @@ async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
     };
     let rows = rows_of(&control, &store, &options, &mut summaries, burst(0)).await;
     assert!(rows.is_empty(), "summed, not written one by one");
-    assert!(summaries.next_due(options.summary_every).is_some());
+    assert!(
+        summaries
+            .next_due(options.summary_every, options.window)
+            .is_some()
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Below the threshold now, but the queue is being summed: it joins the summary.
     let rows = rows_of(
@@ -195,12 +204,37 @@ async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
     .await;
     assert!(rows.is_empty());
     assert!(
-        summaries.take_due(options.summary_every, "here").is_empty(),
+        summaries
+            .take_due(options.summary_every, options.window, "here")
+            .is_empty(),
         "not due yet"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let due = summaries.take_due(options.summary_every, "here");
+    let due = summaries.take_due(options.summary_every, options.window, "here");
     assert_eq!(due.len(), 1);
     assert_eq!(body(&due[0])["coalesced"], 6);
-    assert_eq!(summaries.next_due(options.summary_every), None);
+    assert_eq!(
+        summaries.next_due(options.summary_every, options.window),
+        None
+    );
+
+    // A queue that goes quiet is summed a window after its last event, not a period after.
+    let quiet = RelayOptions {
+        summary_every: Duration::from_secs(60),
+        window: Duration::from_millis(100),
+        ..options
+    };
+    rows_of(&control, &store, &quiet, &mut summaries, burst(10)).await;
+    assert!(
+        summaries
+            .take_due(quiet.summary_every, quiet.window, "here")
+            .is_empty()
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        summaries
+            .take_due(quiet.summary_every, quiet.window, "here")
+            .len(),
+        1
+    );
 }
