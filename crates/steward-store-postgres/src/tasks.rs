@@ -156,7 +156,8 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, Sto
     Ok(tasks)
 }
 
-/// Extends the worker's current leases.
+/// Extends the worker's current leases. Rows are locked in id order first, as completions lock
+/// them, so an extension and a completion batch sharing tasks never deadlock.
 pub(crate) async fn extend(
     pool: &PgPool,
     worker: &str,
@@ -166,10 +167,12 @@ pub(crate) async fn extend(
     let ids: Vec<i64> = leases.iter().map(|(id, _)| *id).collect();
     let fences: Vec<i64> = leases.iter().map(|(_, fence)| *fence).collect();
     let extended: Vec<(i64, bool)> = sqlx::query_as(
-        "UPDATE tasks t SET lease_expires_at_ms = $1 \
-         FROM unnest($2::bigint[], $3::bigint[]) AS l(lease_id, lease_fence) \
-         WHERE t.id = l.lease_id AND t.fence = l.lease_fence AND t.status = 'running' \
-         AND t.lease_owner = $4 RETURNING t.id, t.cancel_requested",
+        "WITH l AS (SELECT * FROM unnest($2::bigint[], $3::bigint[]) AS l(lease_id, lease_fence)), \
+         locked AS (SELECT t.id FROM tasks t JOIN l ON t.id = l.lease_id \
+         WHERE t.fence = l.lease_fence AND t.status = 'running' AND t.lease_owner = $4 \
+         ORDER BY t.id FOR UPDATE OF t) \
+         UPDATE tasks t SET lease_expires_at_ms = $1 FROM locked \
+         WHERE t.id = locked.id RETURNING t.id, t.cancel_requested",
     )
     .bind(now_ms().saturating_add(ms(lease_ms)))
     .bind(&ids)
@@ -187,7 +190,9 @@ pub(crate) async fn complete(
     completions: &[Completion],
 ) -> Result<Vec<bool>, StoreError> {
     let mut unique = first_completions(completions);
-    // One lock order for every batch, so that two batches never deadlock.
+    // Rows are locked in id order before they are updated (`locked`), as lease extensions
+    // lock them: an UPDATE joined to a list locks in whatever order its plan reads, and two
+    // statements sharing rows in different orders deadlock.
     unique.sort_by_key(|c| c.task_id);
     let rows: Vec<CompletionRow> = unique.iter().map(|c| CompletionRow::of(c)).collect();
     let accepted: Vec<i64> = sqlx::query_scalar(
@@ -196,10 +201,12 @@ pub(crate) async fn complete(
          $11::bigint[], $12::bigint[], $13::text[]) AS c(c_id, c_fence, c_status, c_outcome, \
          c_result, c_error, c_retry_at, c_finished_at, c_worker, c_attempt, c_started, c_ended, \
          c_tail)), \
+         locked AS (SELECT t.id FROM tasks t JOIN c ON t.id = c.c_id ORDER BY t.id \
+         FOR UPDATE OF t), \
          done AS (UPDATE tasks t SET status = c.c_status, outcome = c.c_outcome, \
          result = c.c_result::jsonb, error = c.c_error, \
          run_at_ms = coalesce(c.c_retry_at, t.run_at_ms), finished_at_ms = c.c_finished_at, \
-         lease_owner = NULL, lease_expires_at_ms = NULL FROM c \
+         lease_owner = NULL, lease_expires_at_ms = NULL FROM c JOIN locked ON locked.id = c.c_id \
          WHERE t.id = c.c_id AND t.fence = c.c_fence AND t.status = 'running' RETURNING t.id), \
          runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
          status, outcome, error, output_tail) SELECT c.c_id, c.c_attempt, c.c_worker, \
