@@ -41,7 +41,7 @@ impl RelayOptions {
     pub fn new(instance: impl Into<String>) -> Self {
         Self {
             instance: instance.into(),
-            window: Duration::from_millis(50),
+            window: Duration::from_millis(20),
             coalesce_above: 16,
             summary_every: Duration::from_secs(1),
             trim_every: Duration::from_secs(30),
