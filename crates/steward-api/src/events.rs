@@ -16,6 +16,7 @@ use steward_engine::stream::{Frame, Opened, Subscription};
 use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
@@ -25,7 +26,7 @@ use crate::{ApiError, AppState};
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The query of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// Comma-separated event types; all when absent.
