@@ -36,12 +36,15 @@ use steward_wire::alertmanager::{
     PostedSilence, Receiver, SilenceState, SilenceStatus, SilencesQuery, VersionInfo,
 };
 use steward_wire::time::{parse_rfc3339, rfc3339};
+use utoipa::openapi::path::Parameter;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 
 use crate::alerts::{
     end_silence, new_silence, no_silence, store_silence, visible, visible_silence, visible_silences,
 };
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery};
+use crate::openapi::query_param;
 use crate::routes::{parse_body, store_error};
 use crate::{ApiError, AppState};
 
@@ -179,6 +182,50 @@ fn silences_query(pairs: Pairs) -> SilencesQuery {
             .map(|(_, value)| value)
             .collect(),
     }
+}
+
+/// The query parameters of `GET /api/v2/alerts` and `GET /api/v2/alerts/groups`, for the
+/// OpenAPI document (read by [`alerts_query`]).
+pub(crate) fn alerts_params() -> Vec<Parameter> {
+    let flag = |name: &str, description: &str| {
+        query_param(
+            name,
+            description,
+            ObjectBuilder::new()
+                .schema_type(Type::Boolean)
+                .default(Some(true.into())),
+        )
+    };
+    vec![
+        filter_param("every alert shown must satisfy"),
+        flag("active", "Show alerts nothing mutes."),
+        flag("silenced", "Show silenced alerts."),
+        flag("inhibited", "Show inhibited alerts."),
+        flag("unprocessed", "Show alerts not processed yet."),
+        query_param(
+            "receiver",
+            "A regular expression (anchored) one of an alert's receivers must match.",
+            ObjectBuilder::new().schema_type(Type::String),
+        ),
+    ]
+}
+
+/// The query parameters of `GET /api/v2/silences`, for the OpenAPI document (read by
+/// [`silences_query`]).
+pub(crate) fn silences_params() -> Vec<Parameter> {
+    vec![filter_param("every silence shown must hold exactly")]
+}
+
+/// Alertmanager's repeated `filter` parameter.
+fn filter_param(what: &str) -> Parameter {
+    query_param(
+        "filter",
+        &format!(
+            "A matcher (`name=\"value\"`, `name=~\"regex\"`, `name!=value`, `name!~regex`) {what}; \
+             repeat it for more."
+        ),
+        ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)),
+    )
 }
 
 /// The `receiver` parameter as Alertmanager reads it: an anchored regular expression.

@@ -31,6 +31,7 @@ use steward_store::{
 };
 
 use steward_core::alert::WORKSPACE_LABEL;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
@@ -160,16 +161,19 @@ fn alert_json(alert: &StoredAlert) -> Value {
 }
 
 /// Query of `GET /api/v1/alerts`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AlertsQuery {
+    /// Only `firing` or only `resolved` alerts.
     #[serde(default)]
     state: Option<String>,
+    /// Only alerts of this severity: `critical`, `warning` or `info`.
     #[serde(default)]
     severity: Option<String>,
     /// `name=value` pairs separated by commas.
     #[serde(default)]
     labels: Option<String>,
+    /// Alerts at most (default 100).
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -325,13 +329,16 @@ fn attempt_json(a: &Attempt) -> Value {
 }
 
 /// Query of `GET /api/v1/notifications`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NotificationsQuery {
+    /// Only this receiver's notifications.
     #[serde(default)]
     receiver: Option<String>,
+    /// Only `pending`, `delivered` or `failed` ones.
     #[serde(default)]
     state: Option<String>,
+    /// Notifications at most (1 to 1000, default 100).
     #[serde(default)]
     limit: Option<u32>,
 }

@@ -1,14 +1,14 @@
-//! Errors as JSON: `{"error": {"code": "...", "message": "..."}}`, with stable codes. Store
-//! error text is logged, never sent.
+//! Errors as JSON: `{"error": {"code": "...", "message": "..."}}` (the wire type
+//! [`ErrorBody`]), with stable codes. Store error text is logged, never sent.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use steward_engine::EngineError;
 use steward_store::{StoreError, now_ms};
+use steward_wire::error::{ErrorBody, ErrorDetail};
 
 /// An error answer.
 #[derive(Debug)]
@@ -17,19 +17,6 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    details: &'a [String],
 }
 
 impl ApiError {
@@ -153,11 +140,11 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                details: &self.details,
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
             },
         };
         (self.status, Json(body)).into_response()

@@ -16,6 +16,7 @@ use steward_engine::stream::{Frame, Opened, Subscription};
 use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
@@ -28,7 +29,7 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// The query of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// Comma-separated event types; all when absent.

@@ -17,6 +17,7 @@ use steward_engine::prober::RunError;
 use steward_engine::prober::ops::{self, HealthOpsError, MAX_WINDOW_MS, ResultView};
 use steward_store::health::MAX_HEALTH_PAGE;
 use steward_store::{TransitionQuery, now_ms};
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
@@ -134,9 +135,10 @@ pub(crate) async fn list_services(
 }
 
 /// Query of the endpoints that report over a window.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WindowQuery {
+    /// The window percentiles cover, such as `15m`, `1h` or `7d` (1m to 30d; default 1h).
     #[serde(default)]
     window: Option<String>,
 }
@@ -186,11 +188,13 @@ pub(crate) async fn get_check(
 }
 
 /// Query of `GET /api/v1/checks/{name}/results`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResultsQuery {
+    /// Results since this time, in milliseconds since the Unix epoch.
     #[serde(default)]
     since: Option<i64>,
+    /// Results per page (default 50).
     #[serde(default)]
     limit: Option<u32>,
 }
@@ -218,11 +222,13 @@ pub(crate) async fn check_results(
 }
 
 /// Query of the transition listings.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransitionsQuery {
+    /// Transitions before this id (the last page's `next_before`).
     #[serde(default)]
     before: Option<i64>,
+    /// Transitions per page (default 50).
     #[serde(default)]
     limit: Option<u32>,
 }

@@ -1,5 +1,6 @@
-//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics`, the REST API under `/api/v1`, and
-//! Alertmanager's API v2 under `/api/v2`.
+//! Steward's HTTP surface: `/healthz`, `/readyz`, `/metrics`, the REST API under `/api/v1` (with
+//! its OpenAPI document, generated from the route table), and Alertmanager's API v2 under
+//! `/api/v2`.
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
@@ -13,6 +14,7 @@ mod health;
 pub mod limits;
 pub mod listener;
 mod metrics_layer;
+pub mod openapi;
 pub mod routes;
 mod schedules;
 mod serve;
@@ -155,6 +157,10 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
+    // Written now, at start-up, rather than for the first caller.
+    if let Err(e) = openapi::json() {
+        tracing::error!(error = %e, "the OpenAPI document could not be written");
+    }
     let router = routes::routes(&options)
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,5 +1,6 @@
-//! The route table, and the handlers. Every route is declared once, with its access rule, in
-//! [`table`]; the router is built from it, and [`crate::auth::authorize`] enforces it.
+//! The route table, and the handlers. Every route is declared once, with its access rule, its
+//! summary and what it takes and answers, in [`table`]; the router is built from it,
+//! [`crate::auth::authorize`] enforces it, and [`crate::openapi`] describes it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
@@ -16,12 +17,25 @@ use steward_core::registry::is_valid_name;
 use steward_core::{Dependency, Registry, Role, Service, WorkspaceStatus};
 use steward_engine::KeyRequest;
 use steward_store::{ApiKey, AuditQuery, StoreError};
+use steward_wire::alertmanager::{
+    AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
+};
+use steward_wire::index::ApiIndex;
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::auth::{Access, Caller};
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
+use crate::openapi::{Answer, Doc, Payload, list_of, typed};
 use crate::{ApiError, AppState};
 
-/// One route: method, path template, who may call it, and its handler.
+/// Where the OpenAPI document is served.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
+/// Where people read about the API: the "HTTP API" section of the README.
+pub const DOCS: &str = "README.md#http-api";
+
+/// One route: method, path template, who may call it, what it does, and its handler.
 pub struct RouteSpec {
     /// HTTP method.
     pub method: Method,
@@ -32,6 +46,10 @@ pub struct RouteSpec {
     /// It takes large bodies (batches), up to `max_batch_body_bytes` instead of
     /// `max_body_bytes`.
     pub batch: bool,
+    /// What it does, in one line (the operation's summary in the OpenAPI document).
+    pub summary: &'static str,
+    /// What it takes and answers, for the OpenAPI document.
+    pub(crate) doc: Doc,
     handler: fn() -> MethodRouter<AppState>,
 }
 
@@ -39,6 +57,7 @@ fn spec(
     method: Method,
     path: &'static str,
     access: Access,
+    summary: &'static str,
     handler: fn() -> MethodRouter<AppState>,
 ) -> RouteSpec {
     RouteSpec {
@@ -46,6 +65,8 @@ fn spec(
         path,
         access,
         batch: false,
+        summary,
+        doc: Doc::default(),
         handler,
     }
 }
@@ -55,11 +76,75 @@ fn batch_spec(
     method: Method,
     path: &'static str,
     access: Access,
+    summary: &'static str,
     handler: fn() -> MethodRouter<AppState>,
 ) -> RouteSpec {
     RouteSpec {
         batch: true,
-        ..spec(method, path, access, handler)
+        ..spec(method, path, access, summary, handler)
+    }
+}
+
+/// The query parameters `T` (a handler's query type) declares.
+fn query_params<T: IntoParams>() -> Vec<Parameter> {
+    T::into_params(|| Some(ParameterIn::Query))
+}
+
+/// What a route takes and answers, declared beside it; the defaults are a JSON object answered
+/// with 200, no query and no body.
+impl RouteSpec {
+    /// Its query string is `T`'s.
+    fn query<T: IntoParams>(mut self) -> Self {
+        self.doc.query = Some(query_params::<T>);
+        self
+    }
+
+    /// Its query parameters, as `params` lists them (for queries no struct holds).
+    fn query_with(mut self, params: fn() -> Vec<Parameter>) -> Self {
+        self.doc.query = Some(params);
+        self
+    }
+
+    /// It reads the request header `name`, described by `description`.
+    fn header(mut self, name: &'static str, description: &'static str) -> Self {
+        self.doc.header = Some((name, description));
+        self
+    }
+
+    /// It takes a JSON body.
+    fn body(mut self, body: Payload) -> Self {
+        self.doc.body = Some((body, true));
+        self
+    }
+
+    /// It takes a JSON body, or none.
+    fn optional_body(mut self, body: Payload) -> Self {
+        self.doc.body = Some((body, false));
+        self
+    }
+
+    /// What it answers when it succeeds.
+    fn answers(mut self, answer: Answer) -> Self {
+        self.doc.answer = answer;
+        self
+    }
+
+    /// The statuses of its success (200 unless said).
+    fn status(mut self, ok: &'static [u16]) -> Self {
+        self.doc.ok = ok;
+        self
+    }
+
+    /// Refusals of its own, besides those every route of its kind has.
+    fn refuses(mut self, statuses: &'static [u16]) -> Self {
+        self.doc.refusals = statuses;
+        self
+    }
+
+    /// What else a reader of the document should know about it.
+    fn note(mut self, note: &'static str) -> Self {
+        self.doc.note = Some(note);
+        self
     }
 }
 
@@ -67,240 +152,446 @@ fn batch_spec(
 /// `api.metrics_public` opens it (see [`access_of`]).
 pub fn table() -> Vec<RouteSpec> {
     use Access::{Public, Role as R, Unscoped, Workspace};
+    use Payload::Object;
     vec![
-        spec(Method::GET, "/healthz", Public, || get(healthz)),
-        spec(Method::GET, "/readyz", Public, || get(readyz)),
+        spec(
+            Method::GET,
+            "/",
+            Public,
+            "What is serving, and where its API is described",
+            || get(index),
+        )
+        .answers(Answer::Json(typed::<ApiIndex>())),
+        spec(
+            Method::GET,
+            OPENAPI_PATH,
+            Public,
+            "This document: every route, who may call it, what it answers",
+            || get(openapi_json),
+        )
+        .answers(Answer::Json(Payload::Typed(
+            crate::openapi::document_schema,
+        ))),
+        spec(
+            Method::GET,
+            "/healthz",
+            Public,
+            "Liveness: the process answers",
+            || get(healthz),
+        ),
+        spec(
+            Method::GET,
+            "/readyz",
+            Public,
+            "Readiness: the database answers and was not found damaged",
+            || get(readyz),
+        )
+        .refuses(&[500, 503]),
         // Series name every workspace's checks and queues, so a scoped key may not read them.
-        spec(Method::GET, "/metrics", Unscoped(Role::Viewer), || {
-            get(metrics)
-        }),
+        spec(
+            Method::GET,
+            "/metrics",
+            Unscoped(Role::Viewer),
+            "Metrics in Prometheus's text format",
+            || get(metrics),
+        )
+        .answers(Answer::Text)
+        .note("With `api.metrics_public` set, anyone may read it without a key."),
         // Events are filtered per key: a scoped key gets only its workspace's.
-        spec(Method::GET, "/api/v1/events", R(Role::Viewer), || {
-            get(crate::events::stream)
-        }),
-        spec(Method::GET, "/api/v1/whoami", R(Role::Viewer), || {
-            get(whoami)
-        }),
-        spec(Method::GET, "/api/v1/workspaces", R(Role::Viewer), || {
-            get(list_workspaces)
-        }),
+        spec(
+            Method::GET,
+            "/api/v1/events",
+            R(Role::Viewer),
+            "The live event stream, as Server-Sent Events",
+            || get(crate::events::stream),
+        )
+        .query::<crate::events::EventsQuery>()
+        .header(
+            "Last-Event-ID",
+            "The `id` of the last event seen (`LOG-AUDIT`): the stream replays what came after it",
+        )
+        .answers(Answer::EventStream)
+        .note(
+            "A scoped key gets its workspace's events only, and audit events go to admin keys \
+             only. Each event's `data` is a `StreamEvent`, or a `Reset` for a `reset` event.",
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/whoami",
+            R(Role::Viewer),
+            "The calling key's name, role and scope",
+            || get(whoami),
+        ),
+        spec(
+            Method::GET,
+            "/api/v1/workspaces",
+            R(Role::Viewer),
+            "The workspaces the key may see",
+            || get(list_workspaces),
+        ),
         spec(
             Method::GET,
             "/api/v1/workspaces/{key}",
             Workspace(Role::Viewer, "key"),
+            "A workspace, its services and its edges in both directions",
             || get(get_workspace),
         ),
-        spec(Method::GET, "/api/v1/services", R(Role::Viewer), || {
-            get(crate::health::list_services)
-        }),
+        spec(
+            Method::GET,
+            "/api/v1/services",
+            R(Role::Viewer),
+            "Services with their state, what impacts them and their checks",
+            || get(crate::health::list_services),
+        ),
         spec(
             Method::GET,
             "/api/v1/services/{name}/checks",
             R(Role::Viewer),
+            "A service's checks, with latency percentiles over a window",
             || get(crate::health::service_checks),
-        ),
+        )
+        .query::<crate::health::WindowQuery>(),
         spec(
             Method::GET,
             "/api/v1/services/{name}/transitions",
             R(Role::Viewer),
+            "State changes of a service's checks, newest first",
             || get(crate::health::service_transitions),
-        ),
+        )
+        .query::<crate::health::TransitionsQuery>(),
         spec(
             Method::GET,
             "/api/v1/checks/{name}",
             R(Role::Viewer),
+            "A check with its last result, latency percentiles over a window",
             || get(crate::health::get_check),
-        ),
+        )
+        .query::<crate::health::WindowQuery>(),
         spec(
             Method::GET,
             "/api/v1/checks/{name}/results",
             R(Role::Viewer),
+            "A check's raw results, newest first",
             || get(crate::health::check_results),
-        ),
+        )
+        .query::<crate::health::ResultsQuery>(),
         spec(
             Method::GET,
             "/api/v1/checks/{name}/transitions",
             R(Role::Viewer),
+            "A check's state changes, newest first",
             || get(crate::health::check_transitions),
-        ),
+        )
+        .query::<crate::health::TransitionsQuery>(),
         spec(
             Method::POST,
             "/api/v1/checks/{name}/run",
             R(Role::Operator),
+            "Probe a check now and answer its judged result",
             || post(crate::health::run_check),
         ),
-        spec(Method::GET, "/api/v1/graph", R(Role::Viewer), || get(graph)),
+        spec(
+            Method::GET,
+            "/api/v1/graph",
+            R(Role::Viewer),
+            "The dependency graph: workspaces with their services, and edges",
+            || get(graph),
+        ),
         spec(
             Method::POST,
             "/api/v1/config/reload",
             Unscoped(Role::Admin),
+            "Re-read the config file and put it in force",
             || post(reload),
+        )
+        .refuses(&[422]),
+        spec(
+            Method::GET,
+            "/api/v1/keys",
+            Unscoped(Role::Admin),
+            "Every API key: names, roles, scopes, hints and times",
+            || get(list_keys),
         ),
-        spec(Method::GET, "/api/v1/keys", Unscoped(Role::Admin), || {
-            get(list_keys)
-        }),
-        spec(Method::POST, "/api/v1/keys", Unscoped(Role::Admin), || {
-            post(create_key)
-        }),
+        spec(
+            Method::POST,
+            "/api/v1/keys",
+            Unscoped(Role::Admin),
+            "Create an API key; its secret is in this answer only",
+            || post(create_key),
+        )
+        .body(Object)
+        .status(&[201])
+        .refuses(&[409]),
         spec(
             Method::DELETE,
             "/api/v1/keys/{name}",
             Unscoped(Role::Admin),
+            "Revoke an API key: it stops working at once",
             || delete(revoke_key),
         ),
-        spec(Method::GET, "/api/v1/audit", R(Role::Admin), || {
-            get(list_audit)
-        }),
+        spec(
+            Method::GET,
+            "/api/v1/audit",
+            R(Role::Admin),
+            "The audit trail, filtered, paged by sequence number",
+            || get(list_audit),
+        )
+        .query::<AuditParams>(),
         spec(
             Method::GET,
             "/api/v1/audit/verify",
             Unscoped(Role::Admin),
+            "Verify the audit trail's hash chain",
             || get(verify_audit),
+        )
+        .refuses(&[409]),
+        batch_spec(
+            Method::POST,
+            "/api/v1/tasks",
+            R(Role::Operator),
+            "Enqueue a task, or a batch of up to 10,000 in one transaction",
+            || post(crate::tasks::enqueue),
+        )
+        .body(Object)
+        .status(&[200, 201])
+        .refuses(&[404])
+        .note("201 when something was stored, 200 when every idempotency key existed."),
+        spec(
+            Method::GET,
+            "/api/v1/tasks",
+            R(Role::Viewer),
+            "List tasks, filtered, paged by id",
+            || get(crate::tasks::list_tasks),
+        )
+        .query::<crate::tasks::ListParams>(),
+        spec(
+            Method::GET,
+            "/api/v1/tasks/{id}",
+            R(Role::Viewer),
+            "A task and its finished runs",
+            || get(crate::tasks::get_task),
         ),
-        batch_spec(Method::POST, "/api/v1/tasks", R(Role::Operator), || {
-            post(crate::tasks::enqueue)
-        }),
-        spec(Method::GET, "/api/v1/tasks", R(Role::Viewer), || {
-            get(crate::tasks::list_tasks)
-        }),
-        spec(Method::GET, "/api/v1/tasks/{id}", R(Role::Viewer), || {
-            get(crate::tasks::get_task)
-        }),
         spec(
             Method::POST,
             "/api/v1/tasks/{id}/cancel",
             R(Role::Operator),
+            "Cancel a task: a queued one at once, a running one by its worker",
             || post(crate::tasks::cancel_task),
-        ),
+        )
+        .refuses(&[409]),
         spec(
             Method::POST,
             "/api/v1/tasks/{id}/retry",
             R(Role::Operator),
+            "Queue a dead or cancelled task again, with fresh attempts",
             || post(crate::tasks::retry_task),
-        ),
+        )
+        .refuses(&[409]),
         spec(
             Method::GET,
             "/api/v1/queues",
             Unscoped(Role::Viewer),
+            "Each queue's settings and its tasks per status",
             || get(crate::tasks::list_queues),
         ),
-        spec(Method::GET, "/api/v1/schedules", R(Role::Viewer), || {
-            get(crate::schedules::list_schedules)
-        }),
+        spec(
+            Method::GET,
+            "/api/v1/schedules",
+            R(Role::Viewer),
+            "Schedules with their next fire and last run",
+            || get(crate::schedules::list_schedules),
+        ),
         spec(
             Method::GET,
             "/api/v1/schedules/{name}",
             R(Role::Viewer),
+            "A schedule with its next fire and last run",
             || get(crate::schedules::get_schedule),
         ),
         spec(
             Method::GET,
             "/api/v1/schedules/{name}/runs",
             R(Role::Viewer),
+            "A schedule's runs, newest first",
             || get(crate::schedules::list_runs),
-        ),
+        )
+        .query::<crate::schedules::RunsQuery>(),
         spec(
             Method::POST,
             "/api/v1/schedules/{name}/pause",
             R(Role::Operator),
+            "Pause a schedule",
             || post(crate::schedules::pause),
         ),
         spec(
             Method::POST,
             "/api/v1/schedules/{name}/resume",
             R(Role::Operator),
+            "Resume a paused schedule",
             || post(crate::schedules::resume),
         ),
         spec(
             Method::POST,
             "/api/v1/schedules/{name}/trigger",
             R(Role::Operator),
+            "Fire a schedule now, unless its overlap policy refuses",
             || post(crate::schedules::trigger),
-        ),
-        batch_spec(Method::POST, "/api/v1/alerts", R(Role::Operator), || {
-            post(crate::alerts::post_alerts)
-        }),
+        )
+        .status(&[201])
+        .refuses(&[409]),
+        batch_spec(
+            Method::POST,
+            "/api/v1/alerts",
+            R(Role::Operator),
+            "Receive alerts from other systems, up to 10,000, all or none",
+            || post(crate::alerts::post_alerts),
+        )
+        .body(Payload::ArrayOrObject),
         // Where Prometheus and other Alertmanager clients post.
-        batch_spec(Method::POST, "/api/v2/alerts", R(Role::Operator), || {
-            post(crate::alerts::post_alerts)
-        }),
+        batch_spec(
+            Method::POST,
+            "/api/v2/alerts",
+            R(Role::Operator),
+            "Receive alerts as Alertmanager does (`postableAlerts`)",
+            || post(crate::alerts::post_alerts),
+        )
+        .body(Payload::ArrayOrObject),
         // Alertmanager's API v2, read by amtool and Grafana's Alertmanager data source.
-        spec(Method::GET, "/api/v2/alerts", R(Role::Viewer), || {
-            get(crate::alertmanager::get_alerts)
-        }),
+        spec(
+            Method::GET,
+            "/api/v2/alerts",
+            R(Role::Viewer),
+            "Firing alerts in Alertmanager's shape, with what mutes them",
+            || get(crate::alertmanager::get_alerts),
+        )
+        .query_with(crate::alertmanager::alerts_params)
+        .answers(Answer::Json(list_of::<GettableAlert>())),
         spec(
             Method::GET,
             "/api/v2/alerts/groups",
             R(Role::Viewer),
+            "Firing alerts in the groups their routes put them in",
             || get(crate::alertmanager::get_alert_groups),
-        ),
-        spec(Method::GET, "/api/v2/silences", R(Role::Viewer), || {
-            get(crate::alertmanager::get_silences)
-        }),
-        spec(Method::POST, "/api/v2/silences", R(Role::Operator), || {
-            post(crate::alertmanager::post_silences)
-        }),
+        )
+        .query_with(crate::alertmanager::alerts_params)
+        .answers(Answer::Json(list_of::<AlertGroup>())),
+        spec(
+            Method::GET,
+            "/api/v2/silences",
+            R(Role::Viewer),
+            "Silences in Alertmanager's shape, ended ones too",
+            || get(crate::alertmanager::get_silences),
+        )
+        .query_with(crate::alertmanager::silences_params)
+        .answers(Answer::Json(list_of::<GettableSilence>())),
+        spec(
+            Method::POST,
+            "/api/v2/silences",
+            R(Role::Operator),
+            "Create a silence, or replace the one its `id` names",
+            || post(crate::alertmanager::post_silences),
+        )
+        .body(typed::<PostableSilence>())
+        .answers(Answer::Json(typed::<PostedSilence>()))
+        .refuses(&[404]),
         spec(
             Method::GET,
             "/api/v2/silence/{silenceID}",
             R(Role::Viewer),
+            "A silence in Alertmanager's shape",
             || get(crate::alertmanager::get_silence),
-        ),
+        )
+        .answers(Answer::Json(typed::<GettableSilence>())),
         spec(
             Method::DELETE,
             "/api/v2/silence/{silenceID}",
             R(Role::Operator),
+            "Expire a silence now",
             || delete(crate::alertmanager::delete_silence),
-        ),
-        spec(Method::GET, "/api/v2/status", R(Role::Viewer), || {
-            get(crate::alertmanager::get_status)
-        }),
-        spec(Method::GET, "/api/v1/alerts", R(Role::Viewer), || {
-            get(crate::alerts::list_alerts)
-        }),
+        )
+        .answers(Answer::Empty),
+        spec(
+            Method::GET,
+            "/api/v2/status",
+            R(Role::Viewer),
+            "Alertmanager's status, enough for amtool and Grafana",
+            || get(crate::alertmanager::get_status),
+        )
+        .answers(Answer::Json(typed::<AlertmanagerStatus>())),
+        spec(
+            Method::GET,
+            "/api/v1/alerts",
+            R(Role::Viewer),
+            "Alerts, most recently received first",
+            || get(crate::alerts::list_alerts),
+        )
+        .query::<crate::alerts::AlertsQuery>(),
         spec(
             Method::GET,
             "/api/v1/alerts/{fingerprint}",
             R(Role::Viewer),
+            "An alert with its newest notifications",
             || get(crate::alerts::get_alert),
         ),
         spec(
             Method::POST,
             "/api/v1/alerts/{fingerprint}/ack",
             R(Role::Operator),
+            "Acknowledge an alert's current episode: no repeats until it changes",
             || post(crate::alerts::ack_alert),
-        ),
+        )
+        .optional_body(Object)
+        .refuses(&[409]),
         spec(
             Method::GET,
             "/api/v1/notifications",
             R(Role::Viewer),
+            "The notification outbox, newest first",
             || get(crate::alerts::list_notifications),
+        )
+        .query::<crate::alerts::NotificationsQuery>(),
+        spec(
+            Method::GET,
+            "/api/v1/silences",
+            R(Role::Viewer),
+            "Silences in force or to come",
+            || get(crate::alerts::list_silences),
         ),
-        spec(Method::GET, "/api/v1/silences", R(Role::Viewer), || {
-            get(crate::alerts::list_silences)
-        }),
-        spec(Method::POST, "/api/v1/silences", R(Role::Operator), || {
-            post(crate::alerts::create_silence)
-        }),
+        spec(
+            Method::POST,
+            "/api/v1/silences",
+            R(Role::Operator),
+            "Create a silence of at most 365 days",
+            || post(crate::alerts::create_silence),
+        )
+        .body(Object)
+        .status(&[201]),
         spec(
             Method::DELETE,
             "/api/v1/silences/{id}",
             R(Role::Operator),
+            "End a silence now",
             || delete(crate::alerts::expire_silence),
         ),
-        spec(Method::GET, "/api/v1/heartbeats", R(Role::Viewer), || {
-            get(crate::schedules::list_heartbeats)
-        }),
+        spec(
+            Method::GET,
+            "/api/v1/heartbeats",
+            R(Role::Viewer),
+            "Heartbeats with their state, last ping and deadline",
+            || get(crate::schedules::list_heartbeats),
+        ),
         spec(
             Method::POST,
             "/api/v1/heartbeats/{name}",
             R(Role::Operator),
+            "Record a successful ping of a heartbeat",
             || post(crate::schedules::ping_ok),
         ),
         spec(
             Method::POST,
             "/api/v1/heartbeats/{name}/fail",
             R(Role::Operator),
+            "Record a failed ping of a heartbeat",
             || post(crate::schedules::ping_fail),
         ),
     ]
@@ -393,6 +684,29 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
         ),
         other => ApiError::store(&other),
     }
+}
+
+/// What is serving, and where its API is described: so that `curl /` says more than 404.
+async fn index() -> Json<ApiIndex> {
+    Json(ApiIndex {
+        name: "steward".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        openapi: OPENAPI_PATH.to_owned(),
+        docs: DOCS.to_owned(),
+    })
+}
+
+/// The OpenAPI document, generated once from [`table`].
+async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
+    let document = crate::openapi::json().map_err(|e| {
+        tracing::error!(error = %e, "the OpenAPI document could not be written");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the OpenAPI document could not be written; see the server log",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], document))
 }
 
 /// Liveness: the process answers.
@@ -630,16 +944,23 @@ async fn revoke_key(
     Ok(Json(json!({ "key": KeyView::from(&key) })))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /api/v1/audit`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct AuditParams {
+    /// Events after this sequence number (the last page's `next_after`).
     #[serde(default)]
     after: i64,
+    /// Events per page (default 100).
     #[serde(default)]
     limit: Option<u32>,
+    /// Only this actor's events.
     actor: Option<String>,
+    /// Only events of this action (`key.create`, `registry.sync`, …).
     action: Option<String>,
+    /// Only this workspace's events (a scoped key gets its own whatever it asks).
     workspace: Option<String>,
+    /// Only events by this kind of actor: `key`, `cli` or `system`.
     actor_kind: Option<String>,
 }
 

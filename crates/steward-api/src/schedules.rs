@@ -16,6 +16,7 @@ use steward_core::schedule::{
 use steward_engine::scheduler::ops::{self, OpsError, ScheduleView};
 use steward_store::schedules::MAX_RUN_PAGE;
 use steward_store::{FireOutcome, HeartbeatRecord, ScheduleRun, ScheduleState};
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
@@ -159,11 +160,13 @@ pub(crate) async fn get_schedule(
 }
 
 /// Query of `GET /api/v1/schedules/{name}/runs`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunsQuery {
+    /// Runs before this id (the last page's `next_before`).
     #[serde(default)]
     before: Option<i64>,
+    /// Runs per page (default 50).
     #[serde(default)]
     limit: Option<u32>,
 }

@@ -11,6 +11,7 @@ use serde_json::json;
 use steward_core::task::{Task, TaskOrigin, TaskStatus};
 use steward_engine::queue::{EnqueueError, EnqueueRequest};
 use steward_store::TaskQuery;
+use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
@@ -194,16 +195,24 @@ pub(crate) async fn get_task(
     Ok(Json(json!({ "task": task, "runs": runs })))
 }
 
-#[derive(Deserialize)]
+/// The query of `GET /api/v1/tasks`.
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListParams {
+    /// Tasks after this id (the last page's `next_after`).
     #[serde(default)]
     after: i64,
+    /// Tasks per page (default 100).
     limit: Option<u32>,
+    /// Only this queue's tasks.
     queue: Option<String>,
+    /// Only tasks in this status (`queued`, `running`, `succeeded`, `dead`, …).
     status: Option<String>,
+    /// Only tasks of this kind.
     kind: Option<String>,
+    /// Only tasks whose executor reported this outcome label (`applied`, `skipped`, …).
     outcome: Option<String>,
+    /// Only this workspace's tasks (a scoped key gets its own whatever it asks).
     workspace: Option<String>,
 }
 

@@ -77,7 +77,7 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         }
     };
     Some(match (method.as_str(), path) {
-        ("GET", "/healthz" | "/readyz") => Allowed,
+        ("GET", "/healthz" | "/readyz" | "/" | "/api/v1/openapi.json") => Allowed,
         ("GET", "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph") => {
             keyed(any_key)
         }
@@ -155,6 +155,9 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         _ => return None,
     })
 }
+
+/// The routes outside `/api/v1` that are Steward's own: the index, health, metrics.
+const OUTSIDE_API: &[&str] = &["/", "/healthz", "/readyz", "/metrics"];
 
 /// The routes of Alertmanager's API v2 that Steward serves.
 const ALERTMANAGER_ROUTES: &[&str] = &[
@@ -237,13 +240,17 @@ fn every_route_has_an_expectation() {
         // `/api/v2` is Alertmanager's API, for its clients; it is the one exception.
         assert!(
             route.path.starts_with("/api/v1/")
-                || route.access == Access::Public
-                || route.path == "/metrics"
+                || OUTSIDE_API.contains(&route.path)
                 || ALERTMANAGER_ROUTES.contains(&route.path),
-            "{} {}: only health routes, /metrics and Alertmanager's API v2 live outside /api/v1",
+            "{} {}: only the index, health routes, /metrics and Alertmanager's API v2 live \
+             outside /api/v1",
             route.method,
             route.path
         );
+        // What lives beside `/api/v1` for anyone (the index, health) stays open to anyone.
+        if OUTSIDE_API.contains(&route.path) && route.path != "/metrics" {
+            assert_eq!(route.access, Access::Public, "{}", route.path);
+        }
     }
 }
 

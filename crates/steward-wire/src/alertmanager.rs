@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Labels or annotations: names to values (`labelSet`).
 pub type LabelSet = BTreeMap<String, String>;
@@ -49,25 +50,30 @@ pub struct SilencesQuery {
 }
 
 /// A receiver, by name (`receiver`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 pub struct Receiver {
     /// Its name.
     pub name: String,
 }
 
 /// An alert as Alertmanager lists it (`gettableAlert`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GettableAlert {
     /// Its labels.
+    #[schema(inline)]
     pub labels: LabelSet,
     /// Its annotations.
+    #[schema(inline)]
     pub annotations: LabelSet,
     /// When it started firing.
+    #[schema(format = DateTime)]
     pub starts_at: String,
     /// When it ends (or ended); Go's zero time (`0001-01-01T00:00:00Z`) when it has no end.
+    #[schema(format = DateTime)]
     pub ends_at: String,
     /// When it was last received.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// A link back to its source; left out when there is none, as Alertmanager does.
     #[serde(
@@ -85,7 +91,7 @@ pub struct GettableAlert {
 }
 
 /// What `state` an alert is in (`alertStatus.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// Not processed yet.
@@ -97,7 +103,7 @@ pub enum AlertState {
 }
 
 /// Whether and by what an alert is muted (`alertStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertStatus {
     /// Active or suppressed.
@@ -109,9 +115,10 @@ pub struct AlertStatus {
 }
 
 /// Alerts grouped as they are notified (`alertGroup`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertGroup {
     /// The group's labels (the values of its route's `group_by` labels).
+    #[schema(inline)]
     pub labels: LabelSet,
     /// The receiver the group is notified to.
     pub receiver: Receiver,
@@ -120,7 +127,7 @@ pub struct AlertGroup {
 }
 
 /// One matcher of a silence (`matcher`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Matcher {
     /// The label.
@@ -139,7 +146,7 @@ fn yes() -> bool {
 }
 
 /// A silence to create, or to put in place of the one it names (`postableSilence`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PostableSilence {
     /// The silence it replaces; absent (or empty) for a new one.
@@ -148,8 +155,10 @@ pub struct PostableSilence {
     /// All must match (at least one).
     pub matchers: Vec<Matcher>,
     /// From when, RFC 3339.
+    #[schema(format = DateTime)]
     pub starts_at: String,
     /// Until when, RFC 3339.
+    #[schema(format = DateTime)]
     pub ends_at: String,
     /// Who creates it.
     pub created_by: String,
@@ -158,7 +167,7 @@ pub struct PostableSilence {
 }
 
 /// The answer to `POST /api/v2/silences`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PostedSilence {
     /// The id of the silence created.
     #[serde(rename = "silenceID")]
@@ -166,7 +175,7 @@ pub struct PostedSilence {
 }
 
 /// Where a silence is in its life (`silenceStatus.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SilenceState {
     /// In force.
@@ -178,14 +187,14 @@ pub enum SilenceState {
 }
 
 /// A silence's status (`silenceStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SilenceStatus {
     /// Active, pending or expired.
     pub state: SilenceState,
 }
 
 /// A silence as Alertmanager lists it (`gettableSilence`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GettableSilence {
     /// Its id.
@@ -193,12 +202,15 @@ pub struct GettableSilence {
     /// Active, pending or expired.
     pub status: SilenceStatus,
     /// When it was last changed.
+    #[schema(format = DateTime)]
     pub updated_at: String,
     /// All must match.
     pub matchers: Vec<Matcher>,
     /// From when.
+    #[schema(format = DateTime)]
     pub starts_at: String,
     /// Until when.
+    #[schema(format = DateTime)]
     pub ends_at: String,
     /// Who created it.
     pub created_by: String,
@@ -207,7 +219,7 @@ pub struct GettableSilence {
 }
 
 /// The answer to `GET /api/v2/status` (`alertmanagerStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AlertmanagerStatus {
     /// The cluster this instance belongs to.
@@ -217,11 +229,12 @@ pub struct AlertmanagerStatus {
     /// The configuration in force, as Alertmanager's YAML.
     pub config: AlertmanagerConfig,
     /// When the process started (RFC 3339).
+    #[schema(format = DateTime)]
     pub uptime: String,
 }
 
 /// Whether the cluster is formed (`clusterStatus.status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ClusterState {
     /// Ready.
@@ -233,7 +246,7 @@ pub enum ClusterState {
 }
 
 /// The cluster (`clusterStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ClusterStatus {
     /// This instance's name in it.
     pub name: String,
@@ -244,7 +257,7 @@ pub struct ClusterStatus {
 }
 
 /// A member of the cluster (`peerStatus`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PeerStatus {
     /// Its name.
     pub name: String,
@@ -253,7 +266,7 @@ pub struct PeerStatus {
 }
 
 /// What is running (`versionInfo`); fields not known are empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionInfo {
     /// The version.
@@ -271,7 +284,7 @@ pub struct VersionInfo {
 }
 
 /// The configuration in force (`alertmanagerConfig`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AlertmanagerConfig {
     /// As Alertmanager's YAML; empty, as Steward's configuration is its own file.
     pub original: String,

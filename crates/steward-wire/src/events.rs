@@ -6,6 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The types of events the stream carries, as `types=` names them.
 pub const EVENT_TYPES: &[&str] = &[
@@ -36,12 +37,13 @@ pub const RESET: &str = "reset";
 pub const LOST: &str = "lost";
 
 /// One event of the stream (the JSON of its `data:` line).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamEvent {
     /// Its type, one of [`EVENT_TYPES`] or [`RESET`].
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened, RFC 3339.
+    #[schema(format = DateTime)]
     pub at: String,
     /// The same, in milliseconds since the Unix epoch.
     pub at_ms: i64,
@@ -110,7 +112,7 @@ impl FromStr for Cursor {
 }
 
 /// The data of a [`RESET`] event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Reset {
     /// Always [`RESET`].
     #[serde(rename = "type")]

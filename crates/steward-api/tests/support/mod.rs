@@ -21,6 +21,8 @@ pub struct Fixture {
     pub store: Arc<dyn Store>,
     /// `((role, scoped), secret)` for every role, unscoped and scoped.
     pub keys: Vec<((Role, bool), String)>,
+    /// The event stream's hub; it follows the store only once its `run` is spawned.
+    pub events: Arc<steward_engine::stream::EventHub>,
     _dir: tempfile::TempDir,
 }
 
@@ -83,11 +85,12 @@ pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDi
         options,
         metrics,
     )
-    .with_events(hub);
+    .with_events(Arc::clone(&hub));
     Fixture {
         app: steward_api::router(state),
         store,
         keys,
+        events: hub,
         _dir: dir,
     }
 }
