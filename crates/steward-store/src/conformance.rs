@@ -85,6 +85,7 @@ macro_rules! conformance_suite {
             a_batch_of_ten_thousand_is_one_call,
             claims_take_due_tasks_by_priority_and_never_twice,
             completions_are_fenced,
+            lease_extensions_and_completions_of_the_same_tasks_never_deadlock,
             completions_holding_nul_are_stored_with_it_made_visible,
             failed_attempts_retry_then_die,
             expired_leases_are_reaped,
@@ -882,6 +883,49 @@ fn completion(task: &Task, verdict: Verdict) -> Completion {
 
 fn succeeded() -> Verdict {
     Verdict::Succeeded { result: None }
+}
+
+/// While a worker's lease extensions and its completion batches touch the same tasks at once,
+/// in opposite orders, both always succeed: rows are locked in one order, so neither deadlocks
+/// the other.
+pub async fn lease_extensions_and_completions_of_the_same_tasks_never_deadlock(
+    store: &Arc<dyn Store>,
+) {
+    for round in 0..15 {
+        let tasks: Vec<NewTask> = (0..120).map(|_| new_task("race", "noop")).collect();
+        enqueue(store, &tasks).await;
+        let claimed = claim(store, "race", "w", 120, LONG_LEASE_MS).await;
+        assert_eq!(claimed.len(), 120, "round {round}");
+        let mut leases: Vec<(i64, i64)> = claimed.iter().map(|t| (t.id, t.fence)).collect();
+        leases.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        let completions: Vec<Completion> =
+            claimed.iter().map(|t| completion(t, succeeded())).collect();
+        let extending = {
+            let store = Arc::clone(store);
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    store.extend_leases("w", &leases, LONG_LEASE_MS).await?;
+                }
+                Ok::<_, StoreError>(())
+            })
+        };
+        let completing = {
+            let store = Arc::clone(store);
+            tokio::spawn(async move { store.complete_tasks(&completions).await })
+        };
+        extending
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: extending failed: {e}"));
+        let answers = completing
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("round {round}: completing failed: {e}"));
+        assert!(
+            answers.iter().all(|a| *a),
+            "round {round}: every completion taken"
+        );
+    }
 }
 
 /// Completes one attempt; returns whether the store accepted it.
