@@ -225,6 +225,10 @@ async fn rows_of(
 ) -> Vec<NewLoggedEvent> {
     let mut rows = Vec::with_capacity(batch.len());
     let heavy = heavy_task_groups(&batch, options.coalesce_above);
+    // Every alert change of the window is read in one query and written as one event per
+    // workspace: posted alerts arrive in many small calls, each announcing its own.
+    let mut changed_alerts: Vec<Fingerprint> = Vec::new();
+    let mut alerts_at_ms = 0;
     for envelope in batch {
         let at_ms = i64::try_from(envelope.at_ms).unwrap_or(i64::MAX);
         if let Some(key) = task_group(&envelope.event)
@@ -235,13 +239,19 @@ async fn rows_of(
         }
         match &envelope.event {
             Event::AlertsChanged { fingerprints } => {
-                rows.extend(alert_rows(store, fingerprints, at_ms, &options.instance).await);
+                changed_alerts.extend(fingerprints);
+                alerts_at_ms = alerts_at_ms.max(at_ms);
             }
             event => {
                 let workspace = workspace_of(control, event);
                 rows.push(event_row(event, at_ms, workspace, &options.instance));
             }
         }
+    }
+    if !changed_alerts.is_empty() {
+        changed_alerts.sort_unstable();
+        changed_alerts.dedup();
+        rows.extend(alert_rows(store, &changed_alerts, alerts_at_ms, &options.instance).await);
     }
     rows
 }

@@ -238,3 +238,81 @@ async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
         1
     );
 }
+
+#[tokio::test]
+async fn alert_changes_of_a_window_are_one_event_per_workspace() {
+    use steward_core::alert::{IncomingAlert, Severity};
+    use steward_store::alerts::AlertReceipt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let alert = |name: &str, workspace: Option<&str>| {
+        let mut labels = steward_core::registry::Labels::new();
+        labels.insert("alertname".into(), name.into());
+        if let Some(workspace) = workspace {
+            labels.insert("workspace".into(), workspace.into());
+        }
+        AlertReceipt {
+            alert: IncomingAlert {
+                labels,
+                annotations: Default::default(),
+                severity: Severity::Critical,
+                starts_at_ms: None,
+                ends_at_ms: None,
+                generator_url: None,
+            },
+            source: "external".into(),
+            received_ms: steward_store::now_ms(),
+        }
+    };
+    let receipts = vec![
+        alert("A", Some("alpha")),
+        alert("B", Some("alpha")),
+        alert("C", None),
+    ];
+    store
+        .receive_alerts(&receipts, &steward_core::audit::Actor::system("test"))
+        .await
+        .unwrap();
+    let fingerprint = |i: usize| receipts[i].alert.fingerprint();
+    let batch = vec![
+        envelope(
+            1,
+            Event::AlertsChanged {
+                fingerprints: vec![fingerprint(0), fingerprint(2)],
+            },
+        ),
+        envelope(
+            2,
+            Event::AlertsChanged {
+                fingerprints: vec![fingerprint(1), fingerprint(0)],
+            },
+        ),
+    ];
+    let rows = rows_of(
+        &control,
+        &store,
+        &RelayOptions::new("here"),
+        &mut Summaries::default(),
+        batch,
+    )
+    .await;
+    let workspaces: Vec<Option<&str>> = rows.iter().map(|r| r.workspace.as_deref()).collect();
+    assert_eq!(
+        workspaces,
+        [None, Some("alpha")],
+        "one event per workspace, none for unscoped"
+    );
+    let alpha = body(&rows[1]);
+    let mut names: Vec<&str> = alpha["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["alertname"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["A", "B"], "each alert once: {alpha}");
+    assert_eq!(alpha["alerts"][0]["state"], "firing");
+    assert_eq!(alpha["at_ms"], 1_002);
+}
