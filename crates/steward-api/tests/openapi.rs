@@ -663,96 +663,102 @@ async fn answers_match_the_schemas_the_document_declares() {
     // Refusals: each must be a status the document declares, with an `Error` body.
     let viewer = c.key(Role::Viewer, false);
     let scoped = c.key(Role::Viewer, true);
+    // (method, template, path, key, body, status): refused calls whose answers must match `Error`.
     let refusals = [
         (
+            Method::GET,
             "/api/v1/whoami",
             "/api/v1/whoami".to_owned(),
+            None,
             None,
             StatusCode::UNAUTHORIZED,
         ),
         (
+            Method::GET,
             "/metrics",
             "/metrics".to_owned(),
             Some(scoped.as_str()),
+            None,
             StatusCode::FORBIDDEN,
         ),
         (
+            Method::GET,
             "/api/v1/tasks/{id}",
             "/api/v1/tasks/999999".to_owned(),
             Some(viewer.as_str()),
+            None,
             StatusCode::NOT_FOUND,
         ),
         (
+            Method::GET,
             "/api/v1/tasks/{id}",
             "/api/v1/tasks/abc".to_owned(),
             Some(viewer.as_str()),
+            None,
             StatusCode::BAD_REQUEST,
         ),
         (
+            Method::GET,
             "/api/v1/tasks",
             "/api/v1/tasks?limit=many".to_owned(),
             Some(viewer.as_str()),
+            None,
             StatusCode::BAD_REQUEST,
         ),
         (
+            Method::GET,
             "/api/v1/events",
             "/api/v1/events?types=nothing".to_owned(),
             Some(viewer.as_str()),
+            None,
             StatusCode::BAD_REQUEST,
         ),
         (
+            Method::GET,
             "/api/v2/silence/{silenceID}",
             "/api/v2/silence/424242".to_owned(),
             Some(viewer.as_str()),
+            None,
             StatusCode::NOT_FOUND,
         ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            "/api/v1/tasks".to_owned(),
+            Some(viewer.as_str()),
+            Some(json!({"queue": "chores", "kind": "noop"})),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            Method::POST,
+            "/api/v1/tasks",
+            "/api/v1/tasks".to_owned(),
+            Some(admin.as_str()),
+            Some(json!({"queue": "nowhere", "kind": "noop"})),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            Method::POST,
+            "/api/v1/keys",
+            "/api/v1/keys".to_owned(),
+            Some(admin.as_str()),
+            Some(json!({"name": "x", "role": "emperor"})),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
-    for (template, path, key, status) in refusals {
+    for (method, template, path, key, body, status) in refusals {
         c.refused(
             Call {
-                method: Method::GET,
+                method,
                 template,
                 path,
                 key,
-                body: None,
+                body,
             },
             status,
         )
         .await;
     }
-    c.refused(
-        Call {
-            method: Method::POST,
-            template: "/api/v1/tasks",
-            path: "/api/v1/tasks".to_owned(),
-            key: Some(&viewer),
-            body: Some(json!({"queue": "chores", "kind": "noop"})),
-        },
-        StatusCode::FORBIDDEN,
-    )
-    .await;
-    c.refused(
-        Call {
-            method: Method::POST,
-            template: "/api/v1/tasks",
-            path: "/api/v1/tasks".to_owned(),
-            key: Some(&admin),
-            body: Some(json!({"queue": "nowhere", "kind": "noop"})),
-        },
-        StatusCode::NOT_FOUND,
-    )
-    .await;
-    c.refused(
-        Call {
-            method: Method::POST,
-            template: "/api/v1/keys",
-            path: "/api/v1/keys".to_owned(),
-            key: Some(&admin),
-            body: Some(json!({"name": "x", "role": "emperor"})),
-        },
-        StatusCode::BAD_REQUEST,
-    )
-    .await;
 
     let every: BTreeSet<(String, &'static str)> = table()
         .iter()
