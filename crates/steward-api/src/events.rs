@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use steward_core::Role;
 use steward_engine::stream::{Frame, Opened, Subscription};
-use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset};
+use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset, StreamEvent};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
@@ -189,33 +189,44 @@ fn reset_frame(head: Cursor, reason: &str) -> Bytes {
         reason: reason.into(),
     })
     .unwrap_or_else(|_| "{}".into());
-    sse(RESET, &head.to_string(), &data)
+    let mut out = Vec::new();
+    write_event(&mut out, Some(head), RESET, &data);
+    Bytes::from(out)
 }
 
-fn sse(kind: &str, id: &str, data: &str) -> Bytes {
-    Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"))
+/// Appends one SSE event to `out`: its id (the stream position after it, when it has one), its
+/// type and its JSON data on one line.
+fn write_event(out: &mut Vec<u8>, id: Option<Cursor>, kind: &str, data: &str) {
+    use std::io::Write as _;
+    if let Some(id) = id {
+        let _ = writeln!(out, "id: {id}");
+    }
+    let _ = write!(out, "event: {kind}\ndata: {data}\n\n");
 }
 
 fn encode_into(chunk: &mut Vec<u8>, frame: &Frame) {
-    use std::io::Write as _;
-    let _ = write!(
-        chunk,
-        "id: {}\nevent: {}\ndata: {}\n\n",
-        frame.cursor, frame.kind, frame.data
-    );
+    write_event(chunk, Some(frame.cursor), &frame.kind, &frame.data);
 }
 
-/// A `lost` event for a client that fell `count` events behind.
+/// A `lost` event for a client that fell `count` events behind. It has no id: the client's
+/// position stays that of the last event it got.
 fn lost_frame(count: u64) -> Bytes {
     let now = steward_store::now_ms();
-    let data = serde_json::json!({
-        "type": LOST,
-        "at": steward_wire::time::rfc3339(now),
-        "at_ms": now,
-        "count": count,
-        "reason": "this client read too slowly",
-    });
-    Bytes::from(format!("event: {LOST}\ndata: {data}\n\n"))
+    let mut detail = serde_json::Map::new();
+    detail.insert("count".into(), count.into());
+    detail.insert("reason".into(), "this client read too slowly".into());
+    let event = StreamEvent {
+        kind: LOST.into(),
+        at: steward_wire::time::rfc3339(now),
+        at_ms: now,
+        workspace: None,
+        instance: None,
+        detail,
+    };
+    let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
+    let mut out = Vec::new();
+    write_event(&mut out, None, LOST, &data);
+    Bytes::from(out)
 }
 
 struct Feed {
