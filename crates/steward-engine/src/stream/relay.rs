@@ -3,7 +3,7 @@
 //! have many in one window are summed instead, one summary per queue and workspace a second
 //! while they keep coming: a dashboard learns the pace, and clients are not woken per task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,19 +167,29 @@ impl Summaries {
         self.groups.values().map(|g| g.due(every, window)).min()
     }
 
-    fn contains(&self, key: &GroupKey) -> bool {
-        self.groups.contains_key(key)
+    fn contains(&self, key: GroupRef<'_>) -> bool {
+        self.groups.contains_key(&owned(key))
     }
 
-    fn add(&mut self, key: GroupKey, event: &Event, at_ms: i64) {
+    /// Adds what a window summed for one group.
+    fn add(&mut self, key: GroupRef<'_>, sum: Coalesced) {
         let now = tokio::time::Instant::now();
-        let group = self.groups.entry(key).or_insert_with(|| Summing {
-            since: now,
-            last: now,
-            sum: Coalesced::new(at_ms),
-        });
-        group.last = now;
-        group.sum.add(event, at_ms);
+        match self.groups.get_mut(&owned(key)) {
+            Some(group) => {
+                group.last = now;
+                group.sum.merge(sum);
+            }
+            None => {
+                self.groups.insert(
+                    owned(key),
+                    Summing {
+                        since: now,
+                        last: now,
+                        sum,
+                    },
+                );
+            }
+        }
     }
 
     /// The summaries due now, as rows.
@@ -225,16 +235,21 @@ async fn rows_of(
 ) -> Vec<NewLoggedEvent> {
     let mut rows = Vec::with_capacity(batch.len());
     let heavy = heavy_task_groups(&batch, options.coalesce_above);
+    // Summed per window under borrowed keys first: no allocation per task event.
+    let mut summed: HashMap<GroupRef<'_>, Coalesced> = HashMap::new();
     // Every alert change of the window is read in one query and written as one event per
     // workspace: posted alerts arrive in many small calls, each announcing its own.
     let mut changed_alerts: Vec<Fingerprint> = Vec::new();
     let mut alerts_at_ms = 0;
-    for envelope in batch {
+    for envelope in &batch {
         let at_ms = i64::try_from(envelope.at_ms).unwrap_or(i64::MAX);
         if let Some(key) = task_group(&envelope.event)
-            && (heavy.contains(&key) || summaries.contains(&key))
+            && (heavy.contains(&key) || summed.contains_key(&key) || summaries.contains(key))
         {
-            summaries.add(key, &envelope.event, at_ms);
+            summed
+                .entry(key)
+                .or_insert_with(|| Coalesced::new(at_ms))
+                .add(&envelope.event, at_ms);
             continue;
         }
         match &envelope.event {
@@ -248,6 +263,9 @@ async fn rows_of(
             }
         }
     }
+    for (key, sum) in summed {
+        summaries.add(key, sum);
+    }
     if !changed_alerts.is_empty() {
         changed_alerts.sort_unstable();
         changed_alerts.dedup();
@@ -259,20 +277,27 @@ async fn rows_of(
 /// What task events are grouped by: their type, queue and workspace.
 type GroupKey = (&'static str, String, Option<String>);
 
-fn task_group(event: &Event) -> Option<GroupKey> {
+/// A group's key borrowed from its events.
+type GroupRef<'a> = (&'static str, &'a str, Option<&'a str>);
+
+fn owned((kind, queue, workspace): GroupRef<'_>) -> GroupKey {
+    (kind, queue.to_owned(), workspace.map(str::to_owned))
+}
+
+fn task_group(event: &Event) -> Option<GroupRef<'_>> {
     match event {
         Event::TaskChanged {
             queue, workspace, ..
-        } => Some(("tasks_changed", queue.clone(), workspace.clone())),
+        } => Some(("tasks_changed", queue, workspace.as_deref())),
         Event::TasksEnqueued {
             queue, workspace, ..
-        } => Some(("tasks_enqueued", queue.clone(), workspace.clone())),
+        } => Some(("tasks_enqueued", queue, workspace.as_deref())),
         _ => None,
     }
 }
 
-fn heavy_task_groups(batch: &[Envelope], above: usize) -> std::collections::HashSet<GroupKey> {
-    let mut counts: std::collections::HashMap<GroupKey, usize> = std::collections::HashMap::new();
+fn heavy_task_groups(batch: &[Envelope], above: usize) -> HashSet<GroupRef<'_>> {
+    let mut counts: HashMap<GroupRef<'_>, usize> = HashMap::new();
     for envelope in batch {
         if let Some(key) = task_group(&envelope.event) {
             *counts.entry(key).or_default() += 1;
@@ -323,6 +348,18 @@ impl Coalesced {
             }
             _ => {}
         }
+    }
+
+    /// Adds a later sum of the same group.
+    fn merge(&mut self, later: Coalesced) {
+        self.events += later.events;
+        self.first_ms = self.first_ms.min(later.first_ms);
+        self.last_ms = self.last_ms.max(later.last_ms);
+        for (status, n) in later.statuses {
+            *self.statuses.entry(status).or_default() += n;
+        }
+        self.count += later.count;
+        self.created += later.created;
     }
 
     fn into_row(
