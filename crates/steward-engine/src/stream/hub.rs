@@ -107,6 +107,9 @@ struct Ring {
 /// The hub: see the module's documentation.
 pub struct EventHub {
     ring: Mutex<Ring>,
+    /// Held while reading the store, so the run loop and a subscriber catching up never read
+    /// the same events twice.
+    reading: tokio::sync::Mutex<()>,
     live: broadcast::Sender<Arc<Frame>>,
     subscribers: Arc<AtomicUsize>,
     options: HubOptions,
@@ -134,6 +137,7 @@ impl EventHub {
                 head: start,
                 floor: start,
             }),
+            reading: tokio::sync::Mutex::new(()),
             live: broadcast::channel(options.lag.max(1)).0,
             subscribers: Arc::new(AtomicUsize::new(0)),
             options,
@@ -259,6 +263,7 @@ impl EventHub {
     /// Reads what was written since the last read, in pages, and hands it out now (the run loop
     /// does this on every wake-up).
     pub async fn catch_up(&self) -> Result<(), steward_store::StoreError> {
+        let _reading = self.reading.lock().await;
         loop {
             let head = self.lock().head;
             let logged = self.store.events_after(head.log, PAGE).await?;
@@ -271,25 +276,16 @@ impl EventHub {
                 })
                 .await?;
             let more = logged.len() == PAGE as usize || audited.len() == PAGE as usize;
-            self.take(head, logged, audited);
+            self.take(logged, audited);
             if !more {
                 return Ok(());
             }
         }
     }
 
-    /// Puts what one read found in the ring and on the broadcast, unless another read took it
-    /// first (reads can run at once: the loop and a subscriber catching up).
-    fn take(
-        &self,
-        read_from: Cursor,
-        logged: Vec<LoggedEvent>,
-        audited: Vec<steward_core::audit::AuditEvent>,
-    ) {
+    /// Puts what one read found in the ring and on the broadcast.
+    fn take(&self, logged: Vec<LoggedEvent>, audited: Vec<steward_core::audit::AuditEvent>) {
         let mut ring = self.lock();
-        if ring.head != read_from {
-            return;
-        }
         for event in logged {
             ring.head.log = event.id;
             let frame = Arc::new(Frame {
