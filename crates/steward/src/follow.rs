@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use steward_wire::events::{RESET, StreamEvent};
@@ -128,18 +128,4 @@ impl Client {
 /// Whether `event` tells the client to reload.
 pub fn is_reset(event: &StreamEvent) -> bool {
     event.kind == RESET
-}
-
-/// Fails when `types` names a type the stream does not carry (checked before connecting, so
-/// a typo is caught at once).
-pub fn check_types(types: &[String]) -> anyhow::Result<()> {
-    for name in types {
-        if !steward_wire::events::EVENT_TYPES.contains(&name.as_str()) {
-            bail!(
-                "`--types`: `{name}` is not an event type (known: {})",
-                steward_wire::events::EVENT_TYPES.join(", ")
-            );
-        }
-    }
-    Ok(())
 }

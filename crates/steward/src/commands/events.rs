@@ -9,11 +9,10 @@ use steward_wire::events::StreamEvent;
 
 use crate::cli::{EventsArgs, OutputFormat};
 use crate::client::{Client, block_on, encode_query_value};
-use crate::follow::{Follower, check_types, is_reset};
+use crate::follow::{Follower, is_reset};
 
 /// Runs `steward events`.
 pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    check_types(&args.types)?;
     let client = Client::new(&args.client)?;
     let query = query(&args.types, args.workspace.as_deref());
     let output = args.client.output;
