@@ -213,7 +213,7 @@ const TAGS: &[(&str, &str)] = &[
 /// The tag of a route, by its path: the part of the API it belongs to.
 pub(crate) fn tag(path: &str) -> &'static str {
     match path {
-        "/" | crate::routes::OPENAPI_PATH => return "meta",
+        p if p == "/" || p == steward_wire::paths::OPENAPI.template() => return "meta",
         "/healthz" | "/readyz" => return "health",
         "/metrics" => return "metrics",
         _ => {}

@@ -21,6 +21,8 @@ use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
 use steward_wire::index::ApiIndex;
+use steward_wire::paths;
+use steward_wire::tasks as tasks_wire;
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 
@@ -28,9 +30,6 @@ use crate::auth::{Access, Caller};
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::openapi::{Answer, Doc, Payload, list_of, typed};
 use crate::{ApiError, AppState};
-
-/// Where the OpenAPI document is served.
-pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
 /// Where people read about the API: the "HTTP API" section of the README.
 pub const DOCS: &str = "README.md#http-api";
@@ -156,7 +155,7 @@ pub fn table() -> Vec<RouteSpec> {
     vec![
         spec(
             Method::GET,
-            "/",
+            paths::INDEX.template(),
             Public,
             "What is serving, and where its API is described",
             || get(index),
@@ -164,7 +163,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(typed::<ApiIndex>())),
         spec(
             Method::GET,
-            OPENAPI_PATH,
+            paths::OPENAPI.template(),
             Public,
             "This document: every route, who may call it, what it answers",
             || get(openapi_json),
@@ -174,14 +173,14 @@ pub fn table() -> Vec<RouteSpec> {
         ))),
         spec(
             Method::GET,
-            "/healthz",
+            paths::HEALTHZ.template(),
             Public,
             "Liveness: the process answers",
             || get(healthz),
         ),
         spec(
             Method::GET,
-            "/readyz",
+            paths::READYZ.template(),
             Public,
             "Readiness: the database answers and was not found damaged",
             || get(readyz),
@@ -190,7 +189,7 @@ pub fn table() -> Vec<RouteSpec> {
         // Series name every workspace's checks and queues, so a scoped key may not read them.
         spec(
             Method::GET,
-            "/metrics",
+            paths::METRICS.template(),
             Unscoped(Role::Viewer),
             "Metrics in Prometheus's text format",
             || get(metrics),
@@ -200,7 +199,7 @@ pub fn table() -> Vec<RouteSpec> {
         // Events are filtered per key: a scoped key gets only its workspace's.
         spec(
             Method::GET,
-            "/api/v1/events",
+            paths::EVENTS.template(),
             R(Role::Viewer),
             "The live event stream, as Server-Sent Events",
             || get(crate::events::stream),
@@ -217,35 +216,35 @@ pub fn table() -> Vec<RouteSpec> {
         ),
         spec(
             Method::GET,
-            "/api/v1/whoami",
+            paths::WHOAMI.template(),
             R(Role::Viewer),
             "The calling key's name, role and scope",
             || get(whoami),
         ),
         spec(
             Method::GET,
-            "/api/v1/workspaces",
+            paths::WORKSPACES.template(),
             R(Role::Viewer),
             "The workspaces the key may see",
             || get(list_workspaces),
         ),
         spec(
             Method::GET,
-            "/api/v1/workspaces/{key}",
+            paths::WORKSPACE.template(),
             Workspace(Role::Viewer, "key"),
             "A workspace, its services and its edges in both directions",
             || get(get_workspace),
         ),
         spec(
             Method::GET,
-            "/api/v1/services",
+            paths::SERVICES.template(),
             R(Role::Viewer),
             "Services with their state, what impacts them and their checks",
             || get(crate::health::list_services),
         ),
         spec(
             Method::GET,
-            "/api/v1/services/{name}/checks",
+            paths::SERVICE_CHECKS.template(),
             R(Role::Viewer),
             "A service's checks, with latency percentiles over a window",
             || get(crate::health::service_checks),
@@ -253,7 +252,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::health::WindowQuery>(),
         spec(
             Method::GET,
-            "/api/v1/services/{name}/transitions",
+            paths::SERVICE_TRANSITIONS.template(),
             R(Role::Viewer),
             "State changes of a service's checks, newest first",
             || get(crate::health::service_transitions),
@@ -261,7 +260,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::health::TransitionsQuery>(),
         spec(
             Method::GET,
-            "/api/v1/checks/{name}",
+            paths::CHECK.template(),
             R(Role::Viewer),
             "A check with its last result, latency percentiles over a window",
             || get(crate::health::get_check),
@@ -269,7 +268,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::health::WindowQuery>(),
         spec(
             Method::GET,
-            "/api/v1/checks/{name}/results",
+            paths::CHECK_RESULTS.template(),
             R(Role::Viewer),
             "A check's raw results, newest first",
             || get(crate::health::check_results),
@@ -277,7 +276,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::health::ResultsQuery>(),
         spec(
             Method::GET,
-            "/api/v1/checks/{name}/transitions",
+            paths::CHECK_TRANSITIONS.template(),
             R(Role::Viewer),
             "A check's state changes, newest first",
             || get(crate::health::check_transitions),
@@ -285,21 +284,21 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::health::TransitionsQuery>(),
         spec(
             Method::POST,
-            "/api/v1/checks/{name}/run",
+            paths::CHECK_RUN.template(),
             R(Role::Operator),
             "Probe a check now and answer its judged result",
             || post(crate::health::run_check),
         ),
         spec(
             Method::GET,
-            "/api/v1/graph",
+            paths::GRAPH.template(),
             R(Role::Viewer),
             "The dependency graph: workspaces with their services, and edges",
             || get(graph),
         ),
         spec(
             Method::POST,
-            "/api/v1/config/reload",
+            paths::CONFIG_RELOAD.template(),
             Unscoped(Role::Admin),
             "Re-read the config file and put it in force",
             || post(reload),
@@ -307,14 +306,14 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[422]),
         spec(
             Method::GET,
-            "/api/v1/keys",
+            paths::KEYS.template(),
             Unscoped(Role::Admin),
             "Every API key: names, roles, scopes, hints and times",
             || get(list_keys),
         ),
         spec(
             Method::POST,
-            "/api/v1/keys",
+            paths::KEYS.template(),
             Unscoped(Role::Admin),
             "Create an API key; its secret is in this answer only",
             || post(create_key),
@@ -324,14 +323,14 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[409]),
         spec(
             Method::DELETE,
-            "/api/v1/keys/{name}",
+            paths::KEY.template(),
             Unscoped(Role::Admin),
             "Revoke an API key: it stops working at once",
             || delete(revoke_key),
         ),
         spec(
             Method::GET,
-            "/api/v1/audit",
+            paths::AUDIT.template(),
             R(Role::Admin),
             "The audit trail, filtered, paged by sequence number",
             || get(list_audit),
@@ -339,7 +338,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<AuditParams>(),
         spec(
             Method::GET,
-            "/api/v1/audit/verify",
+            paths::AUDIT_VERIFY.template(),
             Unscoped(Role::Admin),
             "Verify the audit trail's hash chain",
             || get(verify_audit),
@@ -347,70 +346,76 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[409]),
         batch_spec(
             Method::POST,
-            "/api/v1/tasks",
+            paths::TASKS.template(),
             R(Role::Operator),
             "Enqueue a task, or a batch of up to 10,000 in one transaction",
             || post(crate::tasks::enqueue),
         )
-        .body(Object)
+        .body(typed::<tasks_wire::Enqueue>())
+        .answers(Answer::Json(typed::<tasks_wire::EnqueueAnswer>()))
         .status(&[200, 201])
         .refuses(&[404])
         .note("201 when something was stored, 200 when every idempotency key existed."),
         spec(
             Method::GET,
-            "/api/v1/tasks",
+            paths::TASKS.template(),
             R(Role::Viewer),
             "List tasks, filtered, paged by id",
             || get(crate::tasks::list_tasks),
         )
-        .query::<crate::tasks::ListParams>(),
+        .query::<tasks_wire::TaskListQuery>()
+        .answers(Answer::Json(typed::<tasks_wire::TaskList>())),
         spec(
             Method::GET,
-            "/api/v1/tasks/{id}",
+            paths::TASK.template(),
             R(Role::Viewer),
             "A task and its finished runs",
             || get(crate::tasks::get_task),
-        ),
+        )
+        .answers(Answer::Json(typed::<tasks_wire::TaskDetail>())),
         spec(
             Method::POST,
-            "/api/v1/tasks/{id}/cancel",
+            paths::TASK_CANCEL.template(),
             R(Role::Operator),
             "Cancel a task: a queued one at once, a running one by its worker",
             || post(crate::tasks::cancel_task),
         )
+        .answers(Answer::Json(typed::<tasks_wire::TaskChanged>()))
         .refuses(&[409]),
         spec(
             Method::POST,
-            "/api/v1/tasks/{id}/retry",
+            paths::TASK_RETRY.template(),
             R(Role::Operator),
             "Queue a dead or cancelled task again, with fresh attempts",
             || post(crate::tasks::retry_task),
         )
+        .answers(Answer::Json(typed::<tasks_wire::TaskChanged>()))
         .refuses(&[409]),
         spec(
             Method::GET,
-            "/api/v1/queues",
+            paths::QUEUES.template(),
             Unscoped(Role::Viewer),
             "Each queue's settings and its tasks per status",
             || get(crate::tasks::list_queues),
-        ),
+        )
+        .answers(Answer::Json(typed::<tasks_wire::QueueList>())),
         spec(
             Method::GET,
-            "/api/v1/schedules",
+            paths::SCHEDULES.template(),
             R(Role::Viewer),
             "Schedules with their next fire and last run",
             || get(crate::schedules::list_schedules),
         ),
         spec(
             Method::GET,
-            "/api/v1/schedules/{name}",
+            paths::SCHEDULE.template(),
             R(Role::Viewer),
             "A schedule with its next fire and last run",
             || get(crate::schedules::get_schedule),
         ),
         spec(
             Method::GET,
-            "/api/v1/schedules/{name}/runs",
+            paths::SCHEDULE_RUNS.template(),
             R(Role::Viewer),
             "A schedule's runs, newest first",
             || get(crate::schedules::list_runs),
@@ -418,21 +423,21 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::schedules::RunsQuery>(),
         spec(
             Method::POST,
-            "/api/v1/schedules/{name}/pause",
+            paths::SCHEDULE_PAUSE.template(),
             R(Role::Operator),
             "Pause a schedule",
             || post(crate::schedules::pause),
         ),
         spec(
             Method::POST,
-            "/api/v1/schedules/{name}/resume",
+            paths::SCHEDULE_RESUME.template(),
             R(Role::Operator),
             "Resume a paused schedule",
             || post(crate::schedules::resume),
         ),
         spec(
             Method::POST,
-            "/api/v1/schedules/{name}/trigger",
+            paths::SCHEDULE_TRIGGER.template(),
             R(Role::Operator),
             "Fire a schedule now, unless its overlap policy refuses",
             || post(crate::schedules::trigger),
@@ -441,7 +446,7 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[409]),
         batch_spec(
             Method::POST,
-            "/api/v1/alerts",
+            paths::ALERTS.template(),
             R(Role::Operator),
             "Receive alerts from other systems, up to 10,000, all or none",
             || post(crate::alerts::post_alerts),
@@ -450,7 +455,7 @@ pub fn table() -> Vec<RouteSpec> {
         // Where Prometheus and other Alertmanager clients post.
         batch_spec(
             Method::POST,
-            "/api/v2/alerts",
+            paths::AM_ALERTS.template(),
             R(Role::Operator),
             "Receive alerts as Alertmanager does (`postableAlerts`)",
             || post(crate::alerts::post_alerts),
@@ -459,7 +464,7 @@ pub fn table() -> Vec<RouteSpec> {
         // Alertmanager's API v2, read by amtool and Grafana's Alertmanager data source.
         spec(
             Method::GET,
-            "/api/v2/alerts",
+            paths::AM_ALERTS.template(),
             R(Role::Viewer),
             "Firing alerts in Alertmanager's shape, with what mutes them",
             || get(crate::alertmanager::get_alerts),
@@ -468,7 +473,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(list_of::<GettableAlert>())),
         spec(
             Method::GET,
-            "/api/v2/alerts/groups",
+            paths::AM_ALERT_GROUPS.template(),
             R(Role::Viewer),
             "Firing alerts in the groups their routes put them in",
             || get(crate::alertmanager::get_alert_groups),
@@ -477,7 +482,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(list_of::<AlertGroup>())),
         spec(
             Method::GET,
-            "/api/v2/silences",
+            paths::AM_SILENCES.template(),
             R(Role::Viewer),
             "Silences in Alertmanager's shape, ended ones too",
             || get(crate::alertmanager::get_silences),
@@ -486,7 +491,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(list_of::<GettableSilence>())),
         spec(
             Method::POST,
-            "/api/v2/silences",
+            paths::AM_SILENCES.template(),
             R(Role::Operator),
             "Create a silence, or replace the one its `id` names",
             || post(crate::alertmanager::post_silences),
@@ -496,7 +501,7 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[404]),
         spec(
             Method::GET,
-            "/api/v2/silence/{silenceID}",
+            paths::AM_SILENCE.template(),
             R(Role::Viewer),
             "A silence in Alertmanager's shape",
             || get(crate::alertmanager::get_silence),
@@ -504,7 +509,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(typed::<GettableSilence>())),
         spec(
             Method::DELETE,
-            "/api/v2/silence/{silenceID}",
+            paths::AM_SILENCE.template(),
             R(Role::Operator),
             "Expire a silence now",
             || delete(crate::alertmanager::delete_silence),
@@ -512,7 +517,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Empty),
         spec(
             Method::GET,
-            "/api/v2/status",
+            paths::AM_STATUS.template(),
             R(Role::Viewer),
             "Alertmanager's status, enough for amtool and Grafana",
             || get(crate::alertmanager::get_status),
@@ -520,7 +525,7 @@ pub fn table() -> Vec<RouteSpec> {
         .answers(Answer::Json(typed::<AlertmanagerStatus>())),
         spec(
             Method::GET,
-            "/api/v1/alerts",
+            paths::ALERTS.template(),
             R(Role::Viewer),
             "Alerts, most recently received first",
             || get(crate::alerts::list_alerts),
@@ -528,14 +533,14 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::alerts::AlertsQuery>(),
         spec(
             Method::GET,
-            "/api/v1/alerts/{fingerprint}",
+            paths::ALERT.template(),
             R(Role::Viewer),
             "An alert with its newest notifications",
             || get(crate::alerts::get_alert),
         ),
         spec(
             Method::POST,
-            "/api/v1/alerts/{fingerprint}/ack",
+            paths::ALERT_ACK.template(),
             R(Role::Operator),
             "Acknowledge an alert's current episode: no repeats until it changes",
             || post(crate::alerts::ack_alert),
@@ -544,7 +549,7 @@ pub fn table() -> Vec<RouteSpec> {
         .refuses(&[409]),
         spec(
             Method::GET,
-            "/api/v1/notifications",
+            paths::NOTIFICATIONS.template(),
             R(Role::Viewer),
             "The notification outbox, newest first",
             || get(crate::alerts::list_notifications),
@@ -552,14 +557,14 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<crate::alerts::NotificationsQuery>(),
         spec(
             Method::GET,
-            "/api/v1/silences",
+            paths::SILENCES.template(),
             R(Role::Viewer),
             "Silences in force or to come",
             || get(crate::alerts::list_silences),
         ),
         spec(
             Method::POST,
-            "/api/v1/silences",
+            paths::SILENCES.template(),
             R(Role::Operator),
             "Create a silence of at most 365 days",
             || post(crate::alerts::create_silence),
@@ -568,28 +573,28 @@ pub fn table() -> Vec<RouteSpec> {
         .status(&[201]),
         spec(
             Method::DELETE,
-            "/api/v1/silences/{id}",
+            paths::SILENCE.template(),
             R(Role::Operator),
             "End a silence now",
             || delete(crate::alerts::expire_silence),
         ),
         spec(
             Method::GET,
-            "/api/v1/heartbeats",
+            paths::HEARTBEATS.template(),
             R(Role::Viewer),
             "Heartbeats with their state, last ping and deadline",
             || get(crate::schedules::list_heartbeats),
         ),
         spec(
             Method::POST,
-            "/api/v1/heartbeats/{name}",
+            paths::HEARTBEAT.template(),
             R(Role::Operator),
             "Record a successful ping of a heartbeat",
             || post(crate::schedules::ping_ok),
         ),
         spec(
             Method::POST,
-            "/api/v1/heartbeats/{name}/fail",
+            paths::HEARTBEAT_FAIL.template(),
             R(Role::Operator),
             "Record a failed ping of a heartbeat",
             || post(crate::schedules::ping_fail),
@@ -691,7 +696,7 @@ async fn index() -> Json<ApiIndex> {
     Json(ApiIndex {
         name: "steward".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
-        openapi: OPENAPI_PATH.to_owned(),
+        openapi: paths::OPENAPI.template().to_owned(),
         docs: DOCS.to_owned(),
     })
 }

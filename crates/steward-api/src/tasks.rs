@@ -6,52 +6,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::json;
-use steward_core::task::{Task, TaskOrigin, TaskStatus};
+use steward_core::task::{Task, TaskOrigin, TaskRun, TaskStatus};
 use steward_engine::queue::{EnqueueError, EnqueueRequest};
 use steward_store::TaskQuery;
-use utoipa::IntoParams;
+use steward_wire::tasks as wire;
+use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::routes::{parse_body, store_error};
 use crate::{ApiError, AppState};
 
-/// One task in an enqueue body.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TaskBody {
-    queue: String,
-    kind: String,
-    #[serde(default)]
-    payload: Option<serde_json::Value>,
-    #[serde(default)]
-    priority: Option<i64>,
-    #[serde(default)]
-    run_at_ms: Option<i64>,
-    #[serde(default)]
-    delay_ms: Option<i64>,
-    #[serde(default)]
-    max_attempts: Option<i64>,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-    #[serde(default)]
-    workspace: Option<String>,
-}
-
-/// A batch: `{"tasks": [...]}`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BatchBody {
-    tasks: Vec<TaskBody>,
-}
-
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message)
 }
 
-fn request_of(body: TaskBody, caller: &Caller) -> Result<EnqueueRequest, ApiError> {
+fn request_of(body: wire::NewTask, caller: &Caller) -> Result<EnqueueRequest, ApiError> {
     let workspace = match (&caller.principal.workspace, body.workspace) {
         (Some(scope), Some(asked)) if *scope != asked => {
             return Err(ApiError::new(
@@ -112,12 +82,12 @@ pub(crate) async fn enqueue(
     let value: serde_json::Value = parse_body(&body)?;
     let batch = value.get("tasks").is_some();
     let bodies = if batch {
-        serde_json::from_value::<BatchBody>(value)
+        serde_json::from_value::<wire::NewTaskBatch>(value)
             .map_err(|e| invalid(format!("invalid batch: {e}")))?
             .tasks
     } else {
         vec![
-            serde_json::from_value::<TaskBody>(value)
+            serde_json::from_value::<wire::NewTask>(value)
                 .map_err(|e| invalid(format!("invalid task: {e}")))?,
         ]
     };
@@ -137,18 +107,23 @@ pub(crate) async fn enqueue(
         StatusCode::OK
     };
     if batch {
-        let tasks: Vec<_> = answers
+        let tasks = answers
             .iter()
-            .map(|a| json!({ "id": a.id, "created": a.created }))
+            .map(|a| wire::EnqueuedId {
+                id: a.id,
+                created: a.created,
+            })
             .collect();
-        return Ok((status, Json(json!({ "tasks": tasks, "created": created }))));
+        let answer = wire::EnqueueAnswer::Batch(wire::BatchEnqueued { tasks, created });
+        return Ok((status, Json(answer)));
     }
     let answer = answers.first().ok_or_else(|| invalid("no task"))?;
-    let task = load(&state, answer.id).await?;
-    Ok((
-        status,
-        Json(json!({ "task": task, "created": answer.created })),
-    ))
+    let task = task_of(load(&state, answer.id).await?);
+    let answer = wire::EnqueueAnswer::One(Box::new(wire::Enqueued {
+        task,
+        created: answer.created,
+    }));
+    Ok((status, Json(answer)))
 }
 
 async fn load(state: &AppState, id: i64) -> Result<Task, ApiError> {
@@ -192,35 +167,17 @@ pub(crate) async fn get_task(
         .task_runs(id)
         .await
         .map_err(|e| ApiError::store(&e))?;
-    Ok(Json(json!({ "task": task, "runs": runs })))
-}
-
-/// The query of `GET /api/v1/tasks`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListParams {
-    /// Tasks after this id (the last page's `next_after`).
-    #[serde(default)]
-    after: i64,
-    /// Tasks per page (default 100).
-    limit: Option<u32>,
-    /// Only this queue's tasks.
-    queue: Option<String>,
-    /// Only tasks in this status (`queued`, `running`, `succeeded`, `dead`, …).
-    status: Option<String>,
-    /// Only tasks of this kind.
-    kind: Option<String>,
-    /// Only tasks whose executor reported this outcome label (`applied`, `skipped`, …).
-    outcome: Option<String>,
-    /// Only this workspace's tasks (a scoped key gets its own whatever it asks).
-    workspace: Option<String>,
+    Ok(Json(wire::TaskDetail {
+        task: task_of(task),
+        runs: runs.into_iter().map(run_of).collect(),
+    }))
 }
 
 /// `GET /api/v1/tasks`: filtered, by id, keyset-paginated with `after`.
 pub(crate) async fn list_tasks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(params): ApiQuery<wire::TaskListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let status = params
         .status
@@ -257,7 +214,10 @@ pub(crate) async fn list_tasks(
     let next_after = (tasks.len() == limit as usize)
         .then(|| tasks.last().map(|t| t.id))
         .flatten();
-    Ok(Json(json!({ "tasks": tasks, "next_after": next_after })))
+    Ok(Json(wire::TaskList {
+        tasks: tasks.into_iter().map(task_of).collect(),
+        next_after,
+    }))
 }
 
 /// The two changes a caller may make to a task.
@@ -271,7 +231,7 @@ async fn change_task(
     caller: Caller,
     id: i64,
     change: TaskChange,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<wire::TaskChanged>, ApiError> {
     visible(&state, &caller, id).await?;
     let store = state.control.store();
     let actor = caller.actor();
@@ -280,7 +240,9 @@ async fn change_task(
         TaskChange::Retry => store.retry_task(id, &actor).await,
     }
     .map_err(store_error)?;
-    Ok(Json(json!({ "task": task })))
+    Ok(Json(wire::TaskChanged {
+        task: task_of(task),
+    }))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`.
@@ -311,34 +273,87 @@ pub(crate) async fn list_queues(
         .task_counts()
         .await
         .map_err(|e| ApiError::store(&e))?;
-    let queues: Vec<_> = state
+    let queues = state
         .control
         .queues()
         .iter()
-        .map(|q| {
-            let per_status: serde_json::Map<String, serde_json::Value> = TaskStatus::ALL
+        .map(|q| wire::Queue {
+            name: q.name.clone(),
+            kinds: q.kinds.clone(),
+            concurrency: q.concurrency,
+            rate_limit: q.rate_limit,
+            max_attempts: q.retry.max_attempts,
+            timeout_ms: q.timeout_ms,
+            lease_ms: q.lease_ms,
+            max_payload_bytes: q.max_payload_bytes,
+            retention_ms: q.retention_ms,
+            counts: TaskStatus::ALL
                 .iter()
                 .map(|s| {
                     let n = counts
                         .iter()
                         .find(|c| c.queue == q.name && c.status == *s)
                         .map_or(0, |c| c.count);
-                    (s.as_str().to_string(), json!(n))
+                    (s.as_str().to_owned(), n)
                 })
-                .collect();
-            json!({
-                "name": q.name,
-                "kinds": q.kinds,
-                "concurrency": q.concurrency,
-                "rate_limit": q.rate_limit,
-                "max_attempts": q.retry.max_attempts,
-                "timeout_ms": q.timeout_ms,
-                "lease_ms": q.lease_ms,
-                "max_payload_bytes": q.max_payload_bytes,
-                "retention_ms": q.retention_ms,
-                "counts": per_status,
-            })
+                .collect(),
         })
         .collect();
-    Ok(Json(json!({ "queues": queues })))
+    Ok(Json(wire::QueueList { queues }))
+}
+
+/// A stored task as the API shows it.
+fn task_of(t: Task) -> wire::Task {
+    wire::Task {
+        id: t.id,
+        queue: t.queue,
+        kind: t.kind,
+        payload: t.payload,
+        priority: t.priority,
+        status: t.status.as_str().to_owned(),
+        attempt: t.attempt,
+        max_attempts: t.max_attempts,
+        run_at: rfc3339(t.run_at_ms),
+        run_at_ms: t.run_at_ms,
+        outcome: t.outcome,
+        result: t.result,
+        error: t.error,
+        lease_owner: t.lease_owner,
+        lease_expires_at: rfc3339_opt(t.lease_expires_at_ms),
+        lease_expires_at_ms: t.lease_expires_at_ms,
+        fence: t.fence,
+        cancel_requested: t.cancel_requested,
+        idempotency_key: t.idempotency_key,
+        origin: origin_of(t.origin),
+        created_at: rfc3339(t.created_at_ms),
+        created_at_ms: t.created_at_ms,
+        finished_at: rfc3339_opt(t.finished_at_ms),
+        finished_at_ms: t.finished_at_ms,
+    }
+}
+
+fn origin_of(o: TaskOrigin) -> wire::TaskOrigin {
+    wire::TaskOrigin {
+        workspace: o.workspace,
+        schedule: o.schedule,
+        alert: o.alert,
+        caller: o.caller,
+    }
+}
+
+/// A finished attempt as the API shows it.
+fn run_of(r: TaskRun) -> wire::TaskRun {
+    wire::TaskRun {
+        task_id: r.task_id,
+        attempt: r.attempt,
+        worker: r.worker,
+        started_at: rfc3339(r.started_at_ms),
+        started_at_ms: r.started_at_ms,
+        ended_at: rfc3339(r.ended_at_ms),
+        ended_at_ms: r.ended_at_ms,
+        status: r.status,
+        outcome: r.outcome,
+        error: r.error,
+        output_tail: r.output_tail,
+    }
 }

@@ -10,4 +10,6 @@ pub mod alertmanager;
 pub mod error;
 pub mod events;
 pub mod index;
+pub mod paths;
+pub mod tasks;
 pub mod time;

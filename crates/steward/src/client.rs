@@ -1,7 +1,10 @@
 //! A small client for the commands that talk to a running Steward over its API.
 
 use anyhow::{Context, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+use steward_wire::error::ErrorBody;
 
 use crate::cli::ClientArgs;
 
@@ -52,6 +55,64 @@ impl Client {
         self.streams.get(self.url(path)).bearer_auth(&self.key)
     }
 
+    /// GETs `path` and decodes its answer as `T`.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(reqwest::Method::GET, path, None::<&()>).await
+    }
+
+    /// POSTs `body` (as JSON) to `path` and decodes the answer as `T`.
+    pub async fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// POSTs to `path` without a body and decodes the answer as `T`.
+    pub async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(reqwest::Method::POST, path, None::<&()>).await
+    }
+
+    /// DELETEs `path` and decodes the answer as `T`.
+    #[allow(dead_code)]
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        self.send(reqwest::Method::DELETE, path, None::<&()>).await
+    }
+
+    /// Sends a request and decodes its answer as `T`; a refusal becomes an error carrying the
+    /// API's status, code and message, and an answer of another shape one naming the path.
+    async fn send<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> anyhow::Result<T> {
+        let url = self.url(path);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .with_context(|| format!("{method} {path}: the answer broke off"))?;
+        if !status.is_success() {
+            bail!("{method} {path}: {}", refusal(status, &bytes));
+        }
+        serde_json::from_slice(&bytes).with_context(|| {
+            format!("{method} {path}: the answer is not what this client understands (is the server a different version?)")
+        })
+    }
+
     /// Sends a request and returns the JSON answer, or an error carrying the API's code and
     /// message.
     pub async fn call(
@@ -81,6 +142,33 @@ impl Client {
         }
         Ok(json)
     }
+}
+
+/// A refused request's status with the API's error code and message, or the start of its body
+/// when it is not the API's error shape (a proxy's page).
+fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(e) => format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text: String = text.trim().chars().take(200).collect();
+            format!("{} {text}", status.as_u16())
+        }
+    }
+}
+
+/// Prints an answer as one line of JSON (`--output json`).
+pub fn print_json<T: Serialize>(answer: &T) -> anyhow::Result<()> {
+    println!(
+        "{}",
+        serde_json::to_string(answer).context("cannot write the answer as JSON")?
+    );
+    Ok(())
+}
+
+/// An optional value as a table cell (`-` when absent).
+pub fn or_dash<T: std::fmt::Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 
 /// Prints rows as aligned columns under a header.

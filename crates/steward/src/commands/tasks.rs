@@ -4,12 +4,16 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
-use reqwest::Method;
-use serde_json::{Value, json};
+use anyhow::Context;
+use serde_json::Value;
+use steward_wire::paths;
+use steward_wire::tasks::{
+    BatchEnqueued, EnqueueAnswer, NewTask, NewTaskBatch, QueueList, Task, TaskChanged, TaskDetail,
+    TaskList, TaskListQuery,
+};
 
 use crate::cli::{OutputFormat, TaskFilter, TasksCommand};
-use crate::client::{Client, block_on, cell, print_table};
+use crate::client::{Client, block_on, or_dash, print_json, print_table};
 
 /// The most tasks sent per call when enqueueing a file.
 const BATCH: usize = 10_000;
@@ -33,55 +37,56 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                 if let Some(file) = file {
                     return enqueue_file(&api, &file, client.output).await;
                 }
-                let payload = payload.as_deref().map(read_payload).transpose()?;
-                let body = json!({
-                    "queue": queue,
-                    "kind": kind,
-                    "payload": payload,
-                    "priority": priority,
-                    "delay_ms": delay_ms,
-                    "max_attempts": max_attempts,
-                    "idempotency_key": idempotency_key,
-                    "workspace": workspace,
-                });
-                let answer = api.call(Method::POST, "/api/v1/tasks", Some(&body)).await?;
+                let (Some(queue), Some(kind)) = (queue, kind) else {
+                    anyhow::bail!("give the queue and the kind, or --file");
+                };
+                let task = NewTask {
+                    queue,
+                    kind,
+                    payload: payload.as_deref().map(read_payload).transpose()?,
+                    priority,
+                    delay_ms,
+                    max_attempts,
+                    idempotency_key,
+                    workspace,
+                    ..NewTask::default()
+                };
+                let answer: EnqueueAnswer = api.post(&paths::TASKS.with(&[]), &task).await?;
+                let EnqueueAnswer::One(answer) = answer else {
+                    anyhow::bail!("the server answered a batch to one task");
+                };
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let verb = if answer["created"] == json!(true) {
+                    let verb = if answer.created {
                         "enqueued"
                     } else {
                         "exists:"
                     };
-                    println!(
-                        "{verb} task {} ({})",
-                        cell(&answer["task"]["id"]),
-                        cell(&answer["task"]["status"])
-                    );
+                    println!("{verb} task {} ({})", answer.task.id, answer.task.status);
                 }
             }
             TasksCommand::Get { id, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, &format!("/api/v1/tasks/{id}"), None)
-                    .await?;
+                let answer: TaskDetail =
+                    Client::new(&client)?.get(&paths::TASK.with(&[&id])).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    print_task(&answer["task"]);
-                    let rows: Vec<Vec<String>> = rows(&answer["runs"], |r| {
-                        vec![
-                            cell(&r["attempt"]),
-                            cell(&r["status"]),
-                            cell(&r["outcome"]),
-                            format!(
-                                "{} ms",
-                                r["ended_at_ms"].as_i64().unwrap_or(0)
-                                    - r["started_at_ms"].as_i64().unwrap_or(0)
-                            ),
-                            cell(&r["worker"]),
-                            cell(&r["error"]),
-                        ]
-                    });
+                    print_task(&answer.task);
+                    let rows: Vec<Vec<String>> = answer
+                        .runs
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.attempt.to_string(),
+                                r.status.clone(),
+                                or_dash(r.outcome.as_ref()),
+                                format!("{} ms", r.duration_ms()),
+                                r.worker.clone(),
+                                or_dash(r.error.as_ref()),
+                            ]
+                        })
+                        .collect();
                     if !rows.is_empty() {
                         println!();
                         print_table(
@@ -97,22 +102,26 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                 filter,
                 client,
             } => {
-                let path = list_path(after, limit, &filter)?;
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let path = paths::TASKS.with_query(&[], &list_query(after, limit, filter))?;
+                let answer: TaskList = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows = rows(&answer["tasks"], |t| {
-                        vec![
-                            cell(&t["id"]),
-                            cell(&t["queue"]),
-                            cell(&t["kind"]),
-                            cell(&t["status"]),
-                            cell(&t["outcome"]),
-                            format!("{}/{}", cell(&t["attempt"]), cell(&t["max_attempts"])),
-                            cell(&t["origin"]["workspace"]),
-                        ]
-                    });
+                    let rows: Vec<Vec<String>> = answer
+                        .tasks
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                t.id.to_string(),
+                                t.queue.clone(),
+                                t.kind.clone(),
+                                t.status.clone(),
+                                or_dash(t.outcome.as_ref()),
+                                format!("{}/{}", t.attempt, t.max_attempts),
+                                or_dash(t.origin.workspace.as_ref()),
+                            ]
+                        })
+                        .collect();
                     print_table(
                         &[
                             "ID",
@@ -125,39 +134,37 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                         ],
                         &rows,
                     );
-                    if let Some(next) = answer["next_after"].as_i64() {
+                    if let Some(next) = answer.next_after {
                         eprintln!("more: --after {next}");
                     }
                 }
             }
             TasksCommand::Cancel { id, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &format!("/api/v1/tasks/{id}/cancel"), None)
+                let answer: TaskChanged = Client::new(&client)?
+                    .post_empty(&paths::TASK_CANCEL.with(&[&id]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
-                } else if answer["task"]["status"] == json!("running") {
+                    print_json(&answer)?;
+                } else if answer.task.status == "running" {
                     println!("task {id}: cancellation requested; its worker will stop it");
                 } else {
-                    println!("task {id}: {}", cell(&answer["task"]["status"]));
+                    println!("task {id}: {}", answer.task.status);
                 }
             }
             TasksCommand::Retry { id, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &format!("/api/v1/tasks/{id}/retry"), None)
+                let answer: TaskChanged = Client::new(&client)?
+                    .post_empty(&paths::TASK_RETRY.with(&[&id]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    println!("task {id}: {}", cell(&answer["task"]["status"]));
+                    println!("task {id}: {}", answer.task.status);
                 }
             }
             TasksCommand::Counts { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/queues", None)
-                    .await?;
+                let answer: QueueList = Client::new(&client)?.get(&paths::QUEUES.with(&[])).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     let statuses = [
                         "queued",
@@ -167,11 +174,18 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                         "dead",
                         "cancelled",
                     ];
-                    let rows = rows(&answer["queues"], |q| {
-                        std::iter::once(cell(&q["name"]))
-                            .chain(statuses.iter().map(|s| cell(&q["counts"][s])))
-                            .collect()
-                    });
+                    let rows: Vec<Vec<String>> =
+                        answer
+                            .queues
+                            .iter()
+                            .map(|q| {
+                                std::iter::once(q.name.clone())
+                                    .chain(statuses.iter().map(|s| {
+                                        q.counts.get(*s).copied().unwrap_or(0).to_string()
+                                    }))
+                                    .collect()
+                            })
+                            .collect();
                     print_table(
                         &[
                             "QUEUE",
@@ -191,29 +205,24 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn rows(list: &Value, row: impl Fn(&Value) -> Vec<String>) -> Vec<Vec<String>> {
-    list.as_array()
-        .map(|items| items.iter().map(row).collect())
-        .unwrap_or_default()
-}
-
-fn print_task(task: &Value) {
-    for field in [
-        "id",
-        "queue",
-        "kind",
-        "status",
-        "outcome",
-        "attempt",
-        "max_attempts",
-        "priority",
-        "error",
-    ] {
-        if !task[field].is_null() {
-            println!("{field:<13}{}", cell(&task[field]));
+fn print_task(task: &Task) {
+    let fields = [
+        ("id", Some(task.id.to_string())),
+        ("queue", Some(task.queue.clone())),
+        ("kind", Some(task.kind.clone())),
+        ("status", Some(task.status.clone())),
+        ("outcome", task.outcome.clone()),
+        ("attempt", Some(task.attempt.to_string())),
+        ("max_attempts", Some(task.max_attempts.to_string())),
+        ("priority", Some(task.priority.to_string())),
+        ("error", task.error.clone()),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            println!("{name:<13}{value}");
         }
     }
-    println!("{:<13}{}", "payload", task["payload"]);
+    println!("{:<13}{}", "payload", task.payload);
 }
 
 /// JSON text, or `@FILE` for a file's contents; checked here so that a typo is reported
@@ -228,33 +237,20 @@ fn read_payload(raw: &str) -> anyhow::Result<Value> {
     serde_json::from_str(&text).context("--payload: not valid JSON")
 }
 
-fn list_path(after: i64, limit: u32, filter: &TaskFilter) -> anyhow::Result<String> {
-    let mut url = reqwest::Url::parse("http://steward/api/v1/tasks").context("building the URL")?;
-    {
-        let mut query = url.query_pairs_mut();
-        query.append_pair("after", &after.to_string());
-        query.append_pair("limit", &limit.to_string());
-        for (name, value) in [
-            ("queue", &filter.queue),
-            ("status", &filter.status),
-            ("kind", &filter.kind),
-            ("outcome", &filter.outcome),
-            ("workspace", &filter.workspace),
-        ] {
-            if let Some(value) = value {
-                query.append_pair(name, value);
-            }
-        }
+fn list_query(after: i64, limit: u32, filter: TaskFilter) -> TaskListQuery {
+    TaskListQuery {
+        after,
+        limit: Some(limit),
+        queue: filter.queue,
+        status: filter.status,
+        kind: filter.kind,
+        outcome: filter.outcome,
+        workspace: filter.workspace,
     }
-    Ok(format!(
-        "{}?{}",
-        url.path(),
-        url.query().unwrap_or_default()
-    ))
 }
 
 /// Sends a JSON Lines file in calls of up to [`BATCH`] tasks. A bad line stops everything
-/// before the first call, naming the line.
+/// before the first call, naming the line and what is wrong with it.
 async fn enqueue_file(api: &Client, file: &Path, output: OutputFormat) -> anyhow::Result<ExitCode> {
     let reader = std::io::BufReader::new(
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?,
@@ -266,27 +262,26 @@ async fn enqueue_file(api: &Client, file: &Path, output: OutputFormat) -> anyhow
         if line.trim().is_empty() {
             continue;
         }
-        let task: Value = serde_json::from_str(&line)
-            .with_context(|| format!("{}:{}: not a JSON object", file.display(), number + 1))?;
-        if !task.is_object() {
-            bail!("{}:{}: not a JSON object", file.display(), number + 1);
-        }
+        let task: NewTask = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}: not a task", file.display(), number + 1))?;
         tasks.push(task);
     }
-    let (mut sent, mut created) = (0usize, 0u64);
+    let (mut sent, mut created) = (0usize, 0usize);
     for chunk in tasks.chunks(BATCH) {
-        let answer = api
-            .call(
-                Method::POST,
-                "/api/v1/tasks",
-                Some(&json!({ "tasks": chunk })),
-            )
+        let batch = NewTaskBatch {
+            tasks: chunk.to_vec(),
+        };
+        let answer: EnqueueAnswer = api
+            .post(&paths::TASKS.with(&[]), &batch)
             .await
             .with_context(|| format!("after {sent} tasks were enqueued"))?;
+        let EnqueueAnswer::Batch(answer) = answer else {
+            anyhow::bail!("the server answered one task to a batch");
+        };
         sent += chunk.len();
-        created += answer["created"].as_u64().unwrap_or(0);
+        created += answer.created;
         if output == OutputFormat::Json {
-            println!("{answer}");
+            print_json::<BatchEnqueued>(&answer)?;
         }
     }
     if output == OutputFormat::Table {
