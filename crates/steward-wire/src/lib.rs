@@ -7,9 +7,12 @@
 //! millisecond field stays beside them.
 
 pub mod alertmanager;
+pub mod alerts;
 pub mod error;
 pub mod events;
+pub mod health;
 pub mod index;
 pub mod paths;
+pub mod schedules;
 pub mod tasks;
 pub mod time;

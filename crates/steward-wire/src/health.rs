@@ -1,0 +1,1 @@
+//! Services and checks: `/api/v1/services…` and `/api/v1/checks…`.
