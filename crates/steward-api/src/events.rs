@@ -10,13 +10,13 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use steward_core::Role;
 use steward_engine::stream::{Frame, Opened, Subscription};
-use steward_wire::events::{Cursor, EVENT_TYPES, LOST, RESET, Reset, StreamEvent};
+use steward_wire::events::{
+    Cursor, EVENT_TYPES, EventData, EventsQuery, LOST, RESET, Reset, StreamEvent,
+};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
-use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::ApiQuery;
@@ -27,16 +27,6 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Bytes gathered into one write at most.
 const CHUNK_BYTES: usize = 64 * 1024;
-
-/// The query of `GET /api/v1/events`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct EventsQuery {
-    /// Comma-separated event types; all when absent.
-    types: Option<String>,
-    /// Only this workspace's events.
-    workspace: Option<String>,
-}
 
 /// Which frames one client gets.
 struct Filter {
@@ -212,17 +202,11 @@ fn encode_into(chunk: &mut Vec<u8>, frame: &Frame) {
 /// position stays that of the last event it got.
 fn lost_frame(count: u64) -> Bytes {
     let now = steward_store::now_ms();
-    let mut detail = serde_json::Map::new();
-    detail.insert("count".into(), count.into());
-    detail.insert("reason".into(), "this client read too slowly".into());
-    let event = StreamEvent {
-        kind: LOST.into(),
-        at: steward_wire::time::rfc3339(now),
-        at_ms: now,
-        workspace: None,
-        instance: None,
-        detail,
+    let lost = EventData::Lost {
+        count,
+        reason: Some("this client read too slowly".into()),
     };
+    let event = StreamEvent::new(now, None, None, &lost);
     let data = serde_json::to_string(&event).unwrap_or_else(|_| "{}".into());
     let mut out = Vec::new();
     write_event(&mut out, None, LOST, &data);

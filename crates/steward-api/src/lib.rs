@@ -6,18 +6,22 @@
 
 mod alertmanager;
 mod alerts;
+mod audit;
 pub mod auth;
 mod error;
 mod events;
 mod extract;
 mod health;
+mod keys;
 pub mod limits;
 pub mod listener;
 mod metrics_layer;
 pub mod openapi;
+mod registry;
 pub mod routes;
 mod schedules;
 mod serve;
+mod system;
 mod tasks;
 
 use std::sync::Arc;

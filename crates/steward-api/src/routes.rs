@@ -5,34 +5,31 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{Method, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, post};
-use axum::{Extension, Json, Router};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-use steward_core::registry::is_valid_name;
-use steward_core::{Dependency, Registry, Role, Service, WorkspaceStatus};
-use steward_engine::KeyRequest;
-use steward_store::{ApiKey, AuditQuery, StoreError};
+use steward_core::Role;
+use steward_store::StoreError;
 use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
 use steward_wire::tasks as tasks_wire;
+use steward_wire::{
+    audit as audit_wire, keys as keys_wire, registry as registry_wire, system as system_wire,
+};
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 
-use crate::auth::{Access, Caller};
-use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
+use crate::auth::Access;
 use crate::openapi::{Answer, Doc, Payload, list_of, typed};
 use crate::{ApiError, AppState};
 
 /// Where people read about the API: the "HTTP API" section of the README.
-pub const DOCS: &str = "README.md#http-api";
+pub(crate) const DOCS: &str = "README.md#http-api";
 
 /// One route: method, path template, who may call it, what it does, and its handler.
 pub struct RouteSpec {
@@ -158,7 +155,7 @@ pub fn table() -> Vec<RouteSpec> {
             paths::INDEX.template(),
             Public,
             "What is serving, and where its API is described",
-            || get(index),
+            || get(crate::system::index),
         )
         .answers(Answer::Json(typed::<ApiIndex>())),
         spec(
@@ -166,7 +163,7 @@ pub fn table() -> Vec<RouteSpec> {
             paths::OPENAPI.template(),
             Public,
             "This document: every route, who may call it, what it answers",
-            || get(openapi_json),
+            || get(crate::system::openapi_json),
         )
         .answers(Answer::Json(Payload::Typed(
             crate::openapi::document_schema,
@@ -176,15 +173,17 @@ pub fn table() -> Vec<RouteSpec> {
             paths::HEALTHZ.template(),
             Public,
             "Liveness: the process answers",
-            || get(healthz),
-        ),
+            || get(crate::system::healthz),
+        )
+        .answers(Answer::Json(typed::<system_wire::Liveness>())),
         spec(
             Method::GET,
             paths::READYZ.template(),
             Public,
             "Readiness: the database answers and was not found damaged",
-            || get(readyz),
+            || get(crate::system::readyz),
         )
+        .answers(Answer::Json(typed::<system_wire::Readiness>()))
         .refuses(&[500, 503]),
         // Series name every workspace's checks and queues, so a scoped key may not read them.
         spec(
@@ -192,7 +191,7 @@ pub fn table() -> Vec<RouteSpec> {
             paths::METRICS.template(),
             Unscoped(Role::Viewer),
             "Metrics in Prometheus's text format",
-            || get(metrics),
+            || get(crate::system::metrics),
         )
         .answers(Answer::Text)
         .note("With `api.metrics_public` set, anyone may read it without a key."),
@@ -204,7 +203,7 @@ pub fn table() -> Vec<RouteSpec> {
             "The live event stream, as Server-Sent Events",
             || get(crate::events::stream),
         )
-        .query::<crate::events::EventsQuery>()
+        .query::<steward_wire::events::EventsQuery>()
         .header(
             "Last-Event-ID",
             "The `id` of the last event seen (`LOG-AUDIT`): the stream replays what came after it",
@@ -219,22 +218,25 @@ pub fn table() -> Vec<RouteSpec> {
             paths::WHOAMI.template(),
             R(Role::Viewer),
             "The calling key's name, role and scope",
-            || get(whoami),
-        ),
+            || get(crate::registry::whoami),
+        )
+        .answers(Answer::Json(typed::<registry_wire::WhoAmI>())),
         spec(
             Method::GET,
             paths::WORKSPACES.template(),
             R(Role::Viewer),
             "The workspaces the key may see",
-            || get(list_workspaces),
-        ),
+            || get(crate::registry::list_workspaces),
+        )
+        .answers(Answer::Json(typed::<registry_wire::WorkspaceList>())),
         spec(
             Method::GET,
             paths::WORKSPACE.template(),
             Workspace(Role::Viewer, "key"),
             "A workspace, its services and its edges in both directions",
-            || get(get_workspace),
-        ),
+            || get(crate::registry::get_workspace),
+        )
+        .answers(Answer::Json(typed::<registry_wire::WorkspaceDetail>())),
         spec(
             Method::GET,
             paths::SERVICES.template(),
@@ -294,31 +296,35 @@ pub fn table() -> Vec<RouteSpec> {
             paths::GRAPH.template(),
             R(Role::Viewer),
             "The dependency graph: workspaces with their services, and edges",
-            || get(graph),
-        ),
+            || get(crate::registry::graph),
+        )
+        .answers(Answer::Json(typed::<registry_wire::Graph>())),
         spec(
             Method::POST,
             paths::CONFIG_RELOAD.template(),
             Unscoped(Role::Admin),
             "Re-read the config file and put it in force",
-            || post(reload),
+            || post(crate::system::reload),
         )
+        .answers(Answer::Json(typed::<system_wire::Reloaded>()))
         .refuses(&[422]),
         spec(
             Method::GET,
             paths::KEYS.template(),
             Unscoped(Role::Admin),
             "Every API key: names, roles, scopes, hints and times",
-            || get(list_keys),
-        ),
+            || get(crate::keys::list_keys),
+        )
+        .answers(Answer::Json(typed::<keys_wire::KeyList>())),
         spec(
             Method::POST,
             paths::KEYS.template(),
             Unscoped(Role::Admin),
             "Create an API key; its secret is in this answer only",
-            || post(create_key),
+            || post(crate::keys::create_key),
         )
-        .body(Object)
+        .body(typed::<keys_wire::NewKey>())
+        .answers(Answer::Json(typed::<keys_wire::CreatedKey>()))
         .status(&[201])
         .refuses(&[409]),
         spec(
@@ -326,23 +332,26 @@ pub fn table() -> Vec<RouteSpec> {
             paths::KEY.template(),
             Unscoped(Role::Admin),
             "Revoke an API key: it stops working at once",
-            || delete(revoke_key),
-        ),
+            || delete(crate::keys::revoke_key),
+        )
+        .answers(Answer::Json(typed::<keys_wire::KeyChanged>())),
         spec(
             Method::GET,
             paths::AUDIT.template(),
             R(Role::Admin),
             "The audit trail, filtered, paged by sequence number",
-            || get(list_audit),
+            || get(crate::audit::list_audit),
         )
-        .query::<AuditParams>(),
+        .query::<audit_wire::AuditQuery>()
+        .answers(Answer::Json(typed::<audit_wire::AuditPage>())),
         spec(
             Method::GET,
             paths::AUDIT_VERIFY.template(),
             Unscoped(Role::Admin),
             "Verify the audit trail's hash chain",
-            || get(verify_audit),
+            || get(crate::audit::verify_audit),
         )
+        .answers(Answer::Json(typed::<audit_wire::AuditVerified>()))
         .refuses(&[409]),
         batch_spec(
             Method::POST,
@@ -649,18 +658,6 @@ pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
         })
 }
 
-/// The registry as stored (the database, not this process's memory, is the source of truth when
-/// several instances share it), cut to what the caller may see.
-async fn visible_registry(state: &AppState, caller: &Caller) -> Result<Registry, ApiError> {
-    let registry = state
-        .control
-        .store()
-        .registry()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    Ok(registry.visible_to(&caller.principal))
-}
-
 /// Parses a JSON body strictly, answering 400 with serde's located message.
 pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -688,346 +685,5 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
             format!("{what} not found"),
         ),
         other => ApiError::store(&other),
-    }
-}
-
-/// What is serving, and where its API is described: so that `curl /` says more than 404.
-async fn index() -> Json<ApiIndex> {
-    Json(ApiIndex {
-        name: "steward".to_owned(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        openapi: paths::OPENAPI.template().to_owned(),
-        docs: DOCS.to_owned(),
-    })
-}
-
-/// The OpenAPI document, generated once from [`table`].
-async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
-    let document = crate::openapi::json().map_err(|e| {
-        tracing::error!(error = %e, "the OpenAPI document could not be written");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the OpenAPI document could not be written; see the server log",
-        )
-    })?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], document))
-}
-
-/// Liveness: the process answers.
-async fn healthz() -> impl IntoResponse {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Readiness: the store answers too, and its file was not found damaged at start.
-async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let store = state.control.store();
-    if store.damaged() {
-        return Err(ApiError::damaged_store(StatusCode::SERVICE_UNAVAILABLE));
-    }
-    store.ping().await.map_err(|e| ApiError::store(&e))?;
-    Ok(Json(
-        json!({ "status": "ready", "store": state.control.store().backend() }),
-    ))
-}
-
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        (state.metrics)(),
-    )
-}
-
-async fn whoami(Extension(caller): Extension<Caller>) -> impl IntoResponse {
-    Json(json!({ "principal": caller.principal }))
-}
-
-async fn list_workspaces(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
-    let registry = visible_registry(&state, &caller).await?;
-    Ok(Json(json!({ "workspaces": registry.workspaces })))
-}
-
-async fn get_workspace(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiPath(key): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let registry = visible_registry(&state, &caller).await?;
-    let workspace = registry.workspace(&key).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no workspace `{key}`"),
-        )
-    })?;
-    let services: Vec<&Service> = registry.services_of(&key).collect();
-    let depends_on: Vec<&Dependency> = registry
-        .dependencies
-        .iter()
-        .filter(|d| d.from == key)
-        .collect();
-    let depended_on_by: Vec<&Dependency> = registry
-        .dependencies
-        .iter()
-        .filter(|d| d.to == key)
-        .collect();
-    Ok(Json(json!({
-        "workspace": workspace,
-        "services": services,
-        "depends_on": depends_on,
-        "depended_on_by": depended_on_by,
-    })))
-}
-
-/// A node of the dependency graph: a workspace and the services it owns.
-#[derive(Serialize)]
-struct GraphNode<'a> {
-    key: &'a str,
-    status: WorkspaceStatus,
-    description: Option<&'a str>,
-    services: Vec<&'a str>,
-}
-
-async fn graph(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
-    let registry = visible_registry(&state, &caller).await?;
-    let nodes: Vec<GraphNode<'_>> = registry
-        .workspaces
-        .iter()
-        .map(|w| GraphNode {
-            key: &w.key,
-            status: w.status,
-            description: w.description.as_deref(),
-            services: registry
-                .services_of(&w.key)
-                .map(|s| s.name.as_str())
-                .collect(),
-        })
-        .collect();
-    Ok(Json(
-        json!({ "nodes": nodes, "edges": registry.dependencies }),
-    ))
-}
-
-async fn reload(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
-    let outcome = state.control.reload(&caller.actor()).await?;
-    Ok(Json(json!({
-        "changes": outcome.diff.summary_lines(),
-        "counts": outcome.diff.counts(),
-        "warnings": outcome.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "restart_required": outcome.restart_required,
-    })))
-}
-
-/// A key as the API shows it: never its digest.
-#[derive(Serialize)]
-struct KeyView<'a> {
-    name: &'a str,
-    role: Role,
-    workspace: Option<&'a str>,
-    hint: &'a str,
-    created_at_ms: i64,
-    expires_at_ms: Option<i64>,
-    last_used_at_ms: Option<i64>,
-    revoked_at_ms: Option<i64>,
-}
-
-impl<'a> From<&'a ApiKey> for KeyView<'a> {
-    fn from(k: &'a ApiKey) -> Self {
-        Self {
-            name: &k.name,
-            role: k.role,
-            workspace: k.workspace.as_deref(),
-            hint: &k.hint,
-            created_at_ms: k.created_at_ms,
-            expires_at_ms: k.expires_at_ms,
-            last_used_at_ms: k.last_used_at_ms,
-            revoked_at_ms: k.revoked_at_ms,
-        }
-    }
-}
-
-async fn list_keys(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let keys = state
-        .control
-        .store()
-        .list_keys()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    let views: Vec<KeyView<'_>> = keys.iter().map(KeyView::from).collect();
-    Ok(Json(json!({ "keys": views })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateKey {
-    name: String,
-    role: Role,
-    #[serde(default)]
-    workspace: Option<String>,
-    #[serde(default)]
-    expires_in_seconds: Option<u64>,
-}
-
-async fn create_key(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiBody(body): ApiBody,
-) -> Result<impl IntoResponse, ApiError> {
-    let request: CreateKey = parse_body(&body)?;
-    let invalid = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", message);
-    if !is_valid_name(&request.name) {
-        return Err(invalid(format!(
-            "`name`: `{}` is not a valid name (letters, digits, `_`, `-`, `.`; at most 64)",
-            request.name
-        )));
-    }
-    if let Some(ws) = request.workspace.as_deref() {
-        if !is_valid_name(ws) {
-            return Err(invalid(format!(
-                "`workspace`: `{ws}` is not a valid workspace key"
-            )));
-        }
-        // A key for a workspace nobody declared sees nothing now, and everything of whatever
-        // is declared under that name later.
-        if state.control.registry().workspace(ws).is_none() {
-            return Err(invalid(format!(
-                "`workspace`: no workspace `{ws}` is declared"
-            )));
-        }
-    }
-    let expires_at_ms = match request.expires_in_seconds {
-        Some(0) => return Err(invalid("`expires_in_seconds`: must be positive".into())),
-        Some(s) => Some(
-            i64::try_from(s)
-                .ok()
-                .and_then(|s| s.checked_mul(1000))
-                .and_then(|ms| steward_store::now_ms().checked_add(ms))
-                .ok_or_else(|| invalid("`expires_in_seconds`: too large".into()))?,
-        ),
-        None => None,
-    };
-    let request = KeyRequest {
-        name: request.name,
-        role: request.role,
-        workspace: request.workspace,
-        expires_at_ms,
-    };
-    let (key, secret) =
-        steward_engine::keys::create_key(state.control.store().as_ref(), &request, &caller.actor())
-            .await
-            .map_err(store_error)?;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({ "key": KeyView::from(&key), "secret": secret })),
-    ))
-}
-
-async fn revoke_key(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiPath(name): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
-    let key = state
-        .control
-        .store()
-        .revoke_key(&name, &caller.actor())
-        .await
-        .map_err(store_error)?;
-    state.auth.forget_all();
-    Ok(Json(json!({ "key": KeyView::from(&key) })))
-}
-
-/// The query of `GET /api/v1/audit`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-struct AuditParams {
-    /// Events after this sequence number (the last page's `next_after`).
-    #[serde(default)]
-    after: i64,
-    /// Events per page (default 100).
-    #[serde(default)]
-    limit: Option<u32>,
-    /// Only this actor's events.
-    actor: Option<String>,
-    /// Only events of this action (`key.create`, `registry.sync`, …).
-    action: Option<String>,
-    /// Only this workspace's events (a scoped key gets its own whatever it asks).
-    workspace: Option<String>,
-    /// Only events by this kind of actor: `key`, `cli` or `system`.
-    actor_kind: Option<String>,
-}
-
-async fn list_audit(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    ApiQuery(params): ApiQuery<AuditParams>,
-) -> Result<impl IntoResponse, ApiError> {
-    // A scoped admin reads only its workspace's trail.
-    let workspace = match &caller.principal.workspace {
-        Some(scope) => Some(scope.clone()),
-        None => params.workspace,
-    };
-    let limit = page_limit(params.limit, 100, steward_store::MAX_AUDIT_PAGE)?;
-    let actor_kind = match params.actor_kind.as_deref() {
-        None => None,
-        Some(raw) => Some(steward_core::audit::ActorKind::parse(raw).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_query",
-                "`actor_kind`: expected key, cli or system",
-            )
-        })?),
-    };
-    let query = AuditQuery {
-        after_seq: params.after,
-        limit,
-        actor: params.actor,
-        action: params.action,
-        workspace,
-        actor_kind,
-    };
-    let store = state.control.store();
-    let events = store
-        .audit_events(&query)
-        .await
-        .map_err(|e| ApiError::store(&e))?;
-    let head = store
-        .audit_head()
-        .await
-        .map_err(|e| ApiError::store(&e))?
-        .map_or(0, |(seq, _)| seq);
-    let next_after = (events.len() == limit as usize)
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
-    Ok(Json(
-        json!({ "events": events, "next_after": next_after, "head": head }),
-    ))
-}
-
-async fn verify_audit(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    match steward_store::audit::verify_audit_to_head(state.control.store().as_ref()).await {
-        Ok(verified) => Ok(Json(json!({
-            "ok": true,
-            "events": verified.events,
-            "head": verified.head.map(|(seq, hash)| json!({ "seq": seq, "hash": hash })),
-        }))),
-        Err(steward_store::audit::VerifyError::Broken(brk)) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "audit_chain_broken",
-            brk.to_string(),
-        )),
-        Err(steward_store::audit::VerifyError::Store(e)) => Err(ApiError::store(&e)),
     }
 }

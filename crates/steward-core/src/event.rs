@@ -1,10 +1,8 @@
 //! Events: every state change the control plane makes is published as one of these.
 
-use serde::Serialize;
-
-/// A state change, as published on the event bus (and later streamed over SSE).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A state change, as published on the event bus. The stream shows it as the wire's
+/// `EventData`, which the relay translates it into.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The registry in the store was reconciled with the config.
     RegistrySynced {
@@ -44,7 +42,6 @@ pub enum Event {
         /// The attempt concerned.
         attempt: u32,
         /// The executor's outcome label, if any.
-        #[serde(skip_serializing_if = "Option::is_none")]
         outcome: Option<String>,
         /// The workspace the task is for, if known.
         workspace: Option<String>,

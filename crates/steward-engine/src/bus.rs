@@ -1,11 +1,10 @@
 //! The in-process event bus: every state change is published here, feeding logs, metrics and
-//! (later) the SSE stream and the dashboard.
+//! the stream's relay.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
 use steward_core::Event;
 use tokio::sync::broadcast;
 
@@ -15,14 +14,13 @@ use tokio::sync::broadcast;
 const CAPACITY: usize = 16_384;
 
 /// An event with its sequence number (per process) and publication time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// Increases by one per event published by this process.
     pub seq: u64,
     /// Milliseconds since the Unix epoch.
     pub at_ms: u64,
     /// What happened.
-    #[serde(flatten)]
     pub event: Event,
 }
 

@@ -2,11 +2,12 @@
 //! the types a client may ask for, and the cursor a reconnecting client sends back as
 //! `Last-Event-ID`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// The types of events the stream carries, as `types=` names them.
 pub const EVENT_TYPES: &[&str] = &[
@@ -35,6 +36,241 @@ pub const RESET: &str = "reset";
 /// Events an instance could not put in the stream (its relay fell behind or the database was
 /// unreachable), or a client did not read fast enough to get: `count` of them are missing.
 pub const LOST: &str = "lost";
+
+/// What an event of each type carries, besides its time, workspace and instance. A stream
+/// event's `type` and fields are one of these; a client reads them with [`StreamEvent::data`]
+/// (and treats a type it does not know, from a newer server, as just its fields).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventData {
+    /// The registry in the store was reconciled with the config.
+    RegistrySynced {
+        /// Entities created.
+        added: u64,
+        /// Entities whose fields changed.
+        updated: u64,
+        /// Entities deleted.
+        removed: u64,
+    },
+    /// A reload was refused; the running config stays.
+    ConfigRejected {
+        /// How many problems the new config had.
+        problems: u64,
+    },
+    /// Tasks were enqueued: by one call, or (`coalesced` present) by many calls summed.
+    TasksEnqueued {
+        /// The queue.
+        queue: String,
+        /// Tasks in the calls.
+        count: u64,
+        /// Of those, new ones (the rest repeated an idempotency key).
+        created: u64,
+        /// How many enqueue events were summed into this one, when they were.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        coalesced: Option<u64>,
+        /// When the first of them happened (ms since the Unix epoch), when summed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        first_ms: Option<i64>,
+    },
+    /// A task moved to another status.
+    TaskChanged {
+        /// The task.
+        id: i64,
+        /// Its queue.
+        queue: String,
+        /// Its kind.
+        kind: String,
+        /// The status it moved to.
+        status: String,
+        /// The attempt concerned.
+        attempt: u32,
+        /// The executor's outcome label, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<String>,
+    },
+    /// Task changes of one busy queue, summed: how many tasks reached each status.
+    TasksChanged {
+        /// The queue.
+        queue: String,
+        /// How many task events were summed.
+        coalesced: u64,
+        /// When the first of them happened (ms since the Unix epoch).
+        first_ms: i64,
+        /// Tasks per status reached.
+        statuses: BTreeMap<String, u64>,
+    },
+    /// An instance took or lost a leadership lease.
+    LeadershipChanged {
+        /// What the lease is for (`scheduler`, …).
+        role: String,
+        /// The instance.
+        holder: String,
+        /// The lease's fencing token.
+        fence: i64,
+        /// True when taken, false when lost or given up.
+        leading: bool,
+    },
+    /// A schedule fired: its task was enqueued.
+    ScheduleFired {
+        /// The schedule.
+        schedule: String,
+        /// The slot (ms since the Unix epoch).
+        slot_ms: i64,
+        /// `slot`, `catch_up` or `manual`.
+        trigger: String,
+        /// The task.
+        task_id: i64,
+        /// Milliseconds between the slot (plus its jitter) and the fire's commit.
+        lateness_ms: i64,
+    },
+    /// A schedule's slot was skipped by its overlap policy.
+    ScheduleSkipped {
+        /// The schedule.
+        schedule: String,
+        /// The slot (ms since the Unix epoch).
+        slot_ms: i64,
+        /// Why.
+        reason: String,
+    },
+    /// Slots passed while no instance could fire them, and the missed-run policy dropped them.
+    SlotsMissed {
+        /// The schedule.
+        schedule: String,
+        /// How many (a lower bound for very long outages).
+        count: u64,
+        /// The first one (ms since the Unix epoch).
+        first_ms: i64,
+        /// The last one (ms since the Unix epoch).
+        last_ms: i64,
+    },
+    /// A fire's task did not succeed within the schedule's `expect_success_within`.
+    ScheduleOverdue {
+        /// The schedule.
+        schedule: String,
+        /// The slot (ms since the Unix epoch).
+        slot_ms: i64,
+        /// The task, if one was enqueued.
+        task_id: Option<i64>,
+        /// Its status now.
+        task_status: Option<String>,
+    },
+    /// A heartbeat changed state.
+    HeartbeatChanged {
+        /// The heartbeat.
+        name: String,
+        /// The state before.
+        from: String,
+        /// The state now.
+        to: String,
+    },
+    /// Alerts started firing, fired again, resolved or were acknowledged.
+    AlertsChanged {
+        /// The alerts, as they are now.
+        alerts: Vec<AlertChange>,
+    },
+    /// A silence was created or expired.
+    SilencesChanged,
+    /// A health check changed state (after its thresholds, so a single blip is no event).
+    CheckChanged {
+        /// The check.
+        check: String,
+        /// The service it watches.
+        service: String,
+        /// The state before: `unknown`, `up`, `degraded` or `down`.
+        from: String,
+        /// The state now.
+        to: String,
+        /// The probe's failure or failed conditions, in one line (empty when it passed).
+        reason: String,
+    },
+    /// A change recorded in the audit trail (admin keys only).
+    Audit(AuditRecord),
+    /// Events this client will never get: `count` of them.
+    Lost {
+        /// How many.
+        count: u64,
+        /// Why, when the server says (a client reading too slowly).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// What the client missed cannot be replayed: reload, then follow on.
+    Reset {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl EventData {
+    /// Its `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::RegistrySynced { .. } => "registry_synced",
+            EventData::ConfigRejected { .. } => "config_rejected",
+            EventData::TasksEnqueued { .. } => "tasks_enqueued",
+            EventData::TaskChanged { .. } => "task_changed",
+            EventData::TasksChanged { .. } => "tasks_changed",
+            EventData::LeadershipChanged { .. } => "leadership_changed",
+            EventData::ScheduleFired { .. } => "schedule_fired",
+            EventData::ScheduleSkipped { .. } => "schedule_skipped",
+            EventData::SlotsMissed { .. } => "slots_missed",
+            EventData::ScheduleOverdue { .. } => "schedule_overdue",
+            EventData::HeartbeatChanged { .. } => "heartbeat_changed",
+            EventData::AlertsChanged { .. } => "alerts_changed",
+            EventData::SilencesChanged => "silences_changed",
+            EventData::CheckChanged { .. } => "check_changed",
+            EventData::Audit(_) => "audit",
+            EventData::Lost { .. } => LOST,
+            EventData::Reset { .. } => RESET,
+        }
+    }
+}
+
+/// One changed alert of an `alerts_changed` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AlertChange {
+    /// The alert's fingerprint.
+    pub fingerprint: String,
+    /// Its `alertname` label.
+    pub alertname: String,
+    /// Its state now (`firing`, `resolved`, …).
+    pub state: String,
+    /// Its severity.
+    pub severity: String,
+}
+
+/// An audit record as an `audit` event carries it (its time and workspace are the event's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditRecord {
+    /// Its position in the chain.
+    pub seq: i64,
+    /// Who.
+    pub actor: crate::audit::Actor,
+    /// What, as `noun.verb`.
+    pub action: String,
+    /// On what.
+    pub target: String,
+    /// What else was kept.
+    pub details: serde_json::Value,
+    /// The previous event's hash.
+    pub prev_hash: String,
+    /// This event's hash.
+    pub hash: String,
+    /// For events merged from another node: where they were first recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<crate::audit::AuditOrigin>,
+}
+
+/// The query of `GET /api/v1/events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Comma-separated event types; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<String>,
+    /// Only this workspace's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+}
 
 /// One event of the stream (the JSON of its `data:` line).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -121,6 +357,40 @@ pub struct Reset {
     pub reason: String,
 }
 
+impl StreamEvent {
+    /// An event of `data`'s type that happened at `at_ms`.
+    pub fn new(
+        at_ms: i64,
+        workspace: Option<String>,
+        instance: Option<String>,
+        data: &EventData,
+    ) -> Self {
+        let detail = match serde_json::to_value(data) {
+            Ok(serde_json::Value::Object(mut fields)) => {
+                fields.remove("type");
+                fields
+            }
+            _ => serde_json::Map::new(),
+        };
+        Self {
+            kind: data.kind().to_owned(),
+            at: crate::time::rfc3339(at_ms),
+            at_ms,
+            workspace,
+            instance,
+            detail,
+        }
+    }
+
+    /// What it carries, typed. An error means a type (or fields) this client does not know,
+    /// as a newer server may send: show [`StreamEvent::detail`] as it is.
+    pub fn data(&self) -> Result<EventData, serde_json::Error> {
+        let mut fields = self.detail.clone();
+        fields.insert("type".into(), self.kind.clone().into());
+        serde_json::from_value(serde_json::Value::Object(fields))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -154,5 +424,35 @@ mod tests {
                 Err(error) => prop_assert!(error.to_string().contains("is not an event id")),
             }
         }
+    }
+
+    #[test]
+    fn event_data_round_trips_through_a_stream_event_and_unknown_types_stay_readable() {
+        let data = EventData::CheckChanged {
+            check: "api".into(),
+            service: "api".into(),
+            from: "up".into(),
+            to: "down".into(),
+            reason: "status 500".into(),
+        };
+        let event = StreamEvent::new(1_000, Some("ops".into()), Some("a".into()), &data);
+        assert_eq!(event.kind, "check_changed");
+        assert_eq!(event.detail["to"], "down");
+        assert!(!event.detail.contains_key("type"));
+        let text = serde_json::to_string(&event).unwrap();
+        let back: StreamEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.data().unwrap(), data);
+        assert_eq!(
+            StreamEvent::new(0, None, None, &EventData::SilencesChanged)
+                .data()
+                .unwrap(),
+            EventData::SilencesChanged
+        );
+        let newer: StreamEvent = serde_json::from_value(serde_json::json!({
+            "type": "node_joined", "at": "x", "at_ms": 0, "node": "n1"
+        }))
+        .unwrap();
+        assert!(newer.data().is_err());
+        assert_eq!(newer.detail["node"], "n1");
     }
 }

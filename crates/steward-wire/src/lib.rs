@@ -8,11 +8,15 @@
 
 pub mod alertmanager;
 pub mod alerts;
+pub mod audit;
 pub mod error;
 pub mod events;
 pub mod health;
 pub mod index;
+pub mod keys;
 pub mod paths;
+pub mod registry;
 pub mod schedules;
+pub mod system;
 pub mod tasks;
 pub mod time;

@@ -75,7 +75,6 @@ impl Client {
     }
 
     /// DELETEs `path` and decodes the answer as `T`.
-    #[allow(dead_code)]
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
         self.send(reqwest::Method::DELETE, path, None::<&()>).await
     }
@@ -146,7 +145,7 @@ impl Client {
 
 /// A refused request's status with the API's error code and message, or the start of its body
 /// when it is not the API's error shape (a proxy's page).
-fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
+pub fn refusal(status: reqwest::StatusCode, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => format!("{} {}: {}", status.as_u16(), e.error.code, e.error.message),
         Err(_) => {

@@ -13,12 +13,12 @@ use crate::client::Client;
 /// Longest wait between reconnections.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-/// A follower of the stream at `/api/v1/events{query}`: [`Follower::next`] answers its events
+/// A follower of the stream at `path` (`/api/v1/events?…`): [`Follower::next`] answers its events
 /// one by one, reconnecting as needed. A `reset` event is answered too: what the caller shows
 /// should be reloaded.
 pub struct Follower<'c> {
     client: &'c Client,
-    query: String,
+    path: String,
     last_id: Option<String>,
     backoff: Duration,
     events: Option<std::pin::Pin<Box<dyn futures_util::Stream<Item = SseResult> + Send>>>,
@@ -28,11 +28,11 @@ type SseResult =
     Result<eventsource_stream::Event, eventsource_stream::EventStreamError<reqwest::Error>>;
 
 impl<'c> Follower<'c> {
-    /// A follower of events matching `query` (`?types=…&workspace=…`, already encoded).
-    pub fn new(client: &'c Client, query: &str) -> Self {
+    /// A follower of the stream at `path` (its query already encoded).
+    pub fn new(client: &'c Client, path: &str) -> Self {
         Self {
             client,
-            query: query.to_string(),
+            path: path.to_owned(),
             last_id: None,
             backoff: Duration::from_millis(250),
             events: None,
@@ -64,10 +64,9 @@ impl<'c> Follower<'c> {
                 }
                 continue;
             }
-            let path = format!("/api/v1/events{}", self.query);
             match self
                 .client
-                .stream_request(&path, self.last_id.as_deref())
+                .stream_request(&self.path, self.last_id.as_deref())
                 .await
             {
                 Ok(response) => {
@@ -113,10 +112,8 @@ impl Client {
         if status.is_success() {
             return Ok(response);
         }
-        let json: serde_json::Value = response.json().await.unwrap_or_default();
-        let code = json["error"]["code"].as_str().unwrap_or("error");
-        let message = json["error"]["message"].as_str().unwrap_or("no message");
-        let error = anyhow::anyhow!("GET {path}: {} {code}: {message}", status.as_u16());
+        let body = response.bytes().await.unwrap_or_default();
+        let error = anyhow::anyhow!("GET {path}: {}", crate::client::refusal(status, &body));
         if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
             Err(Refused::Permanent(error))
         } else {

@@ -8,10 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use steward_store::events::{EVENT_LOG_WINDOW, LoggedEvent};
 use steward_store::{AuditQuery, Store};
-use steward_wire::events::{Cursor, StreamEvent};
+use steward_wire::audit::{Actor, AuditOrigin};
+use steward_wire::events::{AuditRecord, Cursor, EventData, StreamEvent};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -337,22 +337,25 @@ fn millis(d: Duration) -> i64 {
 fn audit_frame(cursor: Cursor, event: steward_core::audit::AuditEvent) -> Frame {
     let at_ms = event.at_ms;
     let workspace = event.workspace.clone();
-    let detail = match serde_json::to_value(&event) {
-        Ok(Value::Object(mut fields)) => {
-            fields.remove("at_ms");
-            fields.remove("workspace");
-            fields
-        }
-        _ => Map::new(),
+    let record = AuditRecord {
+        seq: event.seq,
+        actor: Actor {
+            kind: event.actor.kind.as_str().to_owned(),
+            name: event.actor.name,
+            source_ip: event.actor.source_ip,
+        },
+        action: event.action,
+        target: event.target,
+        details: event.details,
+        prev_hash: event.prev_hash,
+        hash: event.hash,
+        origin: event.origin.map(|o| AuditOrigin {
+            node: o.node,
+            seq: o.seq,
+            hash: o.hash,
+        }),
     };
-    let data = StreamEvent {
-        kind: "audit".into(),
-        at: steward_wire::time::rfc3339(at_ms),
-        at_ms,
-        workspace: workspace.clone(),
-        instance: None,
-        detail,
-    };
+    let data = StreamEvent::new(at_ms, workspace.clone(), None, &EventData::Audit(record));
     Frame {
         cursor,
         kind: "audit".into(),

@@ -7,12 +7,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
 use steward_core::Event;
 use steward_core::alert::Fingerprint;
 use steward_store::Store;
 use steward_store::events::{EVENT_LOG_WINDOW, NewLoggedEvent};
-use steward_wire::events::{LOST, StreamEvent};
+use steward_wire::events::{AlertChange, EventData, LOST, StreamEvent};
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
@@ -218,9 +217,11 @@ impl Summaries {
 
 fn lost_row(instance: &str, count: u64) -> NewLoggedEvent {
     metrics::counter!("steward_events_lost_total").increment(count);
-    let mut detail = Map::new();
-    detail.insert("count".into(), count.into());
-    row(LOST, steward_store::now_ms(), None, instance, detail)
+    let data = EventData::Lost {
+        count,
+        reason: None,
+    };
+    row(&data, steward_store::now_ms(), None, instance)
 }
 
 /// The rows a window's events become, every event given its workspace. Task events of a
@@ -369,22 +370,27 @@ impl Coalesced {
         workspace: Option<String>,
         instance: &str,
     ) -> NewLoggedEvent {
-        let mut detail = Map::new();
-        detail.insert("queue".into(), queue.into());
-        detail.insert("coalesced".into(), self.events.into());
-        detail.insert("first_ms".into(), self.first_ms.into());
-        if kind == "tasks_changed" {
-            let statuses: Map<String, Value> = self
-                .statuses
-                .into_iter()
-                .map(|(status, n)| (status.to_string(), n.into()))
-                .collect();
-            detail.insert("statuses".into(), statuses.into());
+        let data = if kind == "tasks_changed" {
+            EventData::TasksChanged {
+                queue: queue.to_owned(),
+                coalesced: self.events,
+                first_ms: self.first_ms,
+                statuses: self
+                    .statuses
+                    .into_iter()
+                    .map(|(status, n)| (status.to_owned(), n))
+                    .collect(),
+            }
         } else {
-            detail.insert("count".into(), self.count.into());
-            detail.insert("created".into(), self.created.into());
-        }
-        row(kind, self.last_ms, workspace, instance, detail)
+            EventData::TasksEnqueued {
+                queue: queue.to_owned(),
+                count: self.count,
+                created: self.created,
+                coalesced: Some(self.events),
+                first_ms: Some(self.first_ms),
+            }
+        };
+        row(&data, self.last_ms, workspace, instance)
     }
 }
 
@@ -434,36 +440,31 @@ async fn alert_rows(
             Vec::new()
         }
     };
-    let mut per_workspace: BTreeMap<Option<String>, Vec<Value>> = BTreeMap::new();
+    let mut per_workspace: BTreeMap<Option<String>, Vec<AlertChange>> = BTreeMap::new();
     for alert in &alerts {
         let workspace = alert
             .labels
             .get(steward_core::alert::WORKSPACE_LABEL)
             .cloned();
-        let mut entry = Map::new();
-        entry.insert("fingerprint".into(), alert.fingerprint.to_string().into());
-        entry.insert(
-            "alertname".into(),
-            alert
-                .labels
-                .get("alertname")
-                .cloned()
-                .unwrap_or_default()
-                .into(),
-        );
-        entry.insert("state".into(), alert.state.as_str().into());
-        entry.insert("severity".into(), alert.severity.as_str().into());
         per_workspace
             .entry(workspace)
             .or_default()
-            .push(entry.into());
+            .push(AlertChange {
+                fingerprint: alert.fingerprint.to_string(),
+                alertname: alert.labels.get("alertname").cloned().unwrap_or_default(),
+                state: alert.state.as_str().to_owned(),
+                severity: alert.severity.as_str().to_owned(),
+            });
     }
     per_workspace
         .into_iter()
         .map(|(workspace, alerts)| {
-            let mut detail = Map::new();
-            detail.insert("alerts".into(), alerts.into());
-            row("alerts_changed", at_ms, workspace, instance, detail)
+            row(
+                &EventData::AlertsChanged { alerts },
+                at_ms,
+                workspace,
+                instance,
+            )
         })
         .collect()
 }
@@ -474,40 +475,140 @@ fn event_row(
     workspace: Option<String>,
     instance: &str,
 ) -> NewLoggedEvent {
-    let (kind, detail) = match serde_json::to_value(event) {
-        Ok(Value::Object(mut fields)) => {
-            let kind = match fields.remove("type") {
-                Some(Value::String(kind)) => kind,
-                _ => "unknown".to_string(),
-            };
-            fields.remove("workspace");
-            (kind, fields)
-        }
-        _ => ("unknown".to_string(), Map::new()),
-    };
-    row(&kind, at_ms, workspace, instance, detail)
+    row(&data_of(event), at_ms, workspace, instance)
 }
 
-fn row(
-    kind: &str,
-    at_ms: i64,
-    workspace: Option<String>,
-    instance: &str,
-    detail: Map<String, Value>,
-) -> NewLoggedEvent {
-    let event = StreamEvent {
-        kind: kind.to_string(),
-        at: steward_wire::time::rfc3339(at_ms),
-        at_ms,
-        workspace: workspace.clone(),
-        instance: Some(instance.to_string()),
-        detail,
-    };
+/// What a bus event carries, as the stream shows it.
+fn data_of(event: &Event) -> EventData {
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    match event.clone() {
+        Event::RegistrySynced {
+            added,
+            updated,
+            removed,
+        } => EventData::RegistrySynced {
+            added: count(added),
+            updated: count(updated),
+            removed: count(removed),
+        },
+        Event::ConfigRejected { problems } => EventData::ConfigRejected {
+            problems: count(problems),
+        },
+        Event::TasksEnqueued {
+            queue,
+            count: n,
+            created,
+            ..
+        } => EventData::TasksEnqueued {
+            queue,
+            count: count(n),
+            created: count(created),
+            coalesced: None,
+            first_ms: None,
+        },
+        Event::TaskChanged {
+            id,
+            queue,
+            kind,
+            status,
+            attempt,
+            outcome,
+            ..
+        } => EventData::TaskChanged {
+            id,
+            queue,
+            kind,
+            status: status.as_str().to_owned(),
+            attempt,
+            outcome,
+        },
+        Event::LeadershipChanged {
+            role,
+            holder,
+            fence,
+            leading,
+        } => EventData::LeadershipChanged {
+            role,
+            holder,
+            fence,
+            leading,
+        },
+        Event::ScheduleFired {
+            schedule,
+            slot_ms,
+            trigger,
+            task_id,
+            lateness_ms,
+        } => EventData::ScheduleFired {
+            schedule,
+            slot_ms,
+            trigger,
+            task_id,
+            lateness_ms,
+        },
+        Event::ScheduleSkipped {
+            schedule,
+            slot_ms,
+            reason,
+        } => EventData::ScheduleSkipped {
+            schedule,
+            slot_ms,
+            reason,
+        },
+        Event::SlotsMissed {
+            schedule,
+            count,
+            first_ms,
+            last_ms,
+        } => EventData::SlotsMissed {
+            schedule,
+            count,
+            first_ms,
+            last_ms,
+        },
+        Event::ScheduleOverdue {
+            schedule,
+            slot_ms,
+            task_id,
+            task_status,
+        } => EventData::ScheduleOverdue {
+            schedule,
+            slot_ms,
+            task_id,
+            task_status: task_status.map(|s| s.as_str().to_owned()),
+        },
+        Event::HeartbeatChanged { name, from, to } => EventData::HeartbeatChanged {
+            name,
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+        },
+        // Changed alerts are read back from the store and written by `alert_rows`, with what
+        // they are now; the bare fingerprints never reach here.
+        Event::AlertsChanged { .. } => EventData::AlertsChanged { alerts: Vec::new() },
+        Event::SilencesChanged => EventData::SilencesChanged,
+        Event::CheckChanged {
+            check,
+            service,
+            from,
+            to,
+            reason,
+        } => EventData::CheckChanged {
+            check,
+            service,
+            from: from.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            reason,
+        },
+    }
+}
+
+fn row(data: &EventData, at_ms: i64, workspace: Option<String>, instance: &str) -> NewLoggedEvent {
+    let event = StreamEvent::new(at_ms, workspace.clone(), Some(instance.to_owned()), data);
     NewLoggedEvent {
         at_ms,
-        kind: kind.to_string(),
+        kind: data.kind().to_owned(),
         workspace,
-        body: serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_string()),
+        body: serde_json::to_string(&event).unwrap_or_else(|_| "{}".to_owned()),
     }
 }
 

@@ -3,66 +3,65 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use reqwest::Method;
+use anyhow::Context;
 use serde_json::Value;
+use steward_wire::audit::{AuditEvent, AuditPage, AuditQuery, AuditVerified};
+use steward_wire::events::StreamEvent;
+use steward_wire::paths;
 
 use crate::cli::{AuditCommand, AuditFilter, OutputFormat};
-use crate::client::{Client, block_on, cell, encode_query_value, print_table};
+use crate::client::{Client, block_on, local_time, or_dash, print_json, print_table};
 
-fn query(after: i64, limit: u32, filter: &AuditFilter) -> String {
-    let mut q = format!("/api/v1/audit?after={after}&limit={limit}");
-    for (name, value) in [
-        ("actor", &filter.actor),
-        ("action", &filter.action),
-        ("workspace", &filter.workspace),
-        ("actor_kind", &filter.actor_kind),
-    ] {
-        if let Some(v) = value {
-            q.push_str(&format!("&{name}={}", encode_query_value(v)));
-        }
-    }
-    q
+/// A page of the trail after `after`, filtered.
+async fn page(
+    api: &Client,
+    after: i64,
+    limit: u32,
+    filter: &AuditFilter,
+) -> anyhow::Result<AuditPage> {
+    let query = AuditQuery {
+        after,
+        limit: Some(limit),
+        actor: filter.actor.clone(),
+        action: filter.action.clone(),
+        workspace: filter.workspace.clone(),
+        actor_kind: filter.actor_kind.clone(),
+    };
+    api.get(&paths::AUDIT.with_query(&[], &query)?).await
 }
 
 /// Prints audit events as they are recorded (from now on), following the event stream. After
 /// a `reset` (the stream could not replay what was missed) the gap is read from the audit
 /// trail itself, so nothing recorded is skipped.
 async fn tail(api: &Client, filter: &AuditFilter) -> anyhow::Result<()> {
-    let first = api
-        .call(Method::GET, &query(i64::MAX - 1, 1, filter), None)
-        .await?;
-    let mut printed = first["head"].as_i64().unwrap_or(0);
-    let stream_query =
-        crate::commands::events::query(&["audit".to_string()], filter.workspace.as_deref());
-    let mut follower = crate::follow::Follower::new(api, &stream_query);
+    let mut printed = page(api, i64::MAX - 1, 1, filter).await?.head;
+    let stream =
+        crate::commands::events::stream_path(&["audit".to_string()], filter.workspace.as_deref())?;
+    let mut follower = crate::follow::Follower::new(api, &stream);
     loop {
         let event = follower.next().await?;
         if crate::follow::is_reset(&event) {
             printed = print_missed(api, filter, printed).await?;
             continue;
         }
-        let record = audit_record(&event);
-        let seq = record["seq"].as_i64().unwrap_or(0);
-        if seq > printed && matches(&record, filter) {
-            println!("{record}");
+        let record = audit_record(&event)?;
+        if record.seq > printed && matches(&record, filter) {
+            print_json(&record)?;
             std::io::stdout().flush()?;
         }
-        printed = printed.max(seq);
+        printed = printed.max(record.seq);
     }
 }
 
 /// Prints what was recorded after `printed`, from the audit trail; answers the last one.
 async fn print_missed(api: &Client, filter: &AuditFilter, mut printed: i64) -> anyhow::Result<i64> {
     loop {
-        let page = events(
-            &api.call(Method::GET, &query(printed, 1000, filter), None)
-                .await?,
-        );
-        let Some(last) = page.last().and_then(|e| e["seq"].as_i64()) else {
+        let events = page(api, printed, 1000, filter).await?.events;
+        let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(printed);
         };
-        for event in &page {
-            println!("{event}");
+        for event in &events {
+            print_json(event)?;
         }
         std::io::stdout().flush()?;
         printed = last;
@@ -70,28 +69,29 @@ async fn print_missed(api: &Client, filter: &AuditFilter, mut printed: i64) -> a
 }
 
 /// The audit record a stream event carries, as `GET /api/v1/audit` lists it.
-fn audit_record(event: &steward_wire::events::StreamEvent) -> Value {
+fn audit_record(event: &StreamEvent) -> anyhow::Result<AuditEvent> {
     let mut record = event.detail.clone();
+    record.insert("at".into(), event.at.clone().into());
     record.insert("at_ms".into(), event.at_ms.into());
     record.insert(
         "workspace".into(),
         event.workspace.clone().map_or(Value::Null, Value::String),
     );
-    Value::Object(record)
+    serde_json::from_value(Value::Object(record))
+        .context("an audit event of the stream is not an audit record this client understands")
 }
 
 /// Whether a record passes the filters the stream does not apply (actor, action, kind).
-fn matches(record: &Value, filter: &AuditFilter) -> bool {
-    let actor = &record["actor"];
-    filter.actor.as_deref().is_none_or(|a| actor["name"] == a)
-        && filter
-            .action
-            .as_deref()
-            .is_none_or(|a| record["action"] == a)
+fn matches(record: &AuditEvent, filter: &AuditFilter) -> bool {
+    filter
+        .actor
+        .as_deref()
+        .is_none_or(|a| record.actor.name == a)
+        && filter.action.as_deref().is_none_or(|a| record.action == a)
         && filter
             .actor_kind
             .as_deref()
-            .is_none_or(|k| actor["kind"] == k)
+            .is_none_or(|k| record.actor.kind == k)
 }
 
 /// Parses `SEQ:HASH`.
@@ -112,24 +112,20 @@ fn parse_head(raw: &str) -> anyhow::Result<(i64, String)> {
 
 /// True when event `seq` still carries `hash`.
 async fn head_still_recorded(api: &Client, seq: i64, hash: &str) -> anyhow::Result<bool> {
-    let page = api
-        .call(
-            Method::GET,
-            &format!("/api/v1/audit?after={}&limit=1", seq - 1),
-            None,
-        )
-        .await?;
-    Ok(events(&page)
+    let query = AuditQuery {
+        after: seq - 1,
+        limit: Some(1),
+        ..AuditQuery::default()
+    };
+    let page: AuditPage = api.get(&paths::AUDIT.with_query(&[], &query)?).await?;
+    Ok(page
+        .events
         .first()
-        .is_some_and(|e| e["seq"].as_i64() == Some(seq) && e["hash"].as_str() == Some(hash)))
+        .is_some_and(|e| e.seq == seq && e.hash == hash))
 }
 
 /// Exit code of `steward audit verify` for a broken chain (1 means it could not be checked).
 const EXIT_BROKEN: u8 = 3;
-
-fn events(answer: &Value) -> Vec<Value> {
-    answer["events"].as_array().cloned().unwrap_or_default()
-}
 
 pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
     block_on(async move {
@@ -140,35 +136,30 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 filter,
                 client,
             } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, &query(after, limit, &filter), None)
-                    .await?;
+                let answer = page(&Client::new(&client)?, after, limit, &filter).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                     return Ok(ExitCode::SUCCESS);
                 }
-                let rows: Vec<Vec<String>> = events(&answer)
+                let rows: Vec<Vec<String>> = answer
+                    .events
                     .iter()
                     .map(|e| {
                         vec![
-                            cell(&e["seq"]),
-                            cell(&e["at_ms"]),
-                            format!(
-                                "{}:{}",
-                                cell(&e["actor"]["kind"]),
-                                cell(&e["actor"]["name"])
-                            ),
-                            cell(&e["actor"]["source_ip"]),
-                            cell(&e["action"]),
-                            cell(&e["target"]),
-                            cell(&e["workspace"]),
+                            e.seq.to_string(),
+                            local_time(e.at_ms),
+                            format!("{}:{}", e.actor.kind, e.actor.name),
+                            or_dash(e.actor.source_ip.as_ref()),
+                            e.action.clone(),
+                            e.target.clone(),
+                            or_dash(e.workspace.as_ref()),
                         ]
                     })
                     .collect();
                 print_table(
                     &[
                         "SEQ",
-                        "AT (ms)",
+                        "AT",
                         "ACTOR",
                         "FROM",
                         "ACTION",
@@ -177,7 +168,7 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                     ],
                     &rows,
                 );
-                if let Some(next) = answer["next_after"].as_i64() {
+                if let Some(next) = answer.next_after {
                     eprintln!("more: --after {next}");
                 }
                 Ok(ExitCode::SUCCESS)
@@ -188,17 +179,13 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             } => {
                 let api = Client::new(&client)?;
                 let expected = expect_head.as_deref().map(parse_head).transpose()?;
-                match api.call(Method::GET, "/api/v1/audit/verify", None).await {
+                let verified: anyhow::Result<AuditVerified> =
+                    api.get(&paths::AUDIT_VERIFY.with(&[])).await;
+                match verified {
                     Ok(answer) => {
-                        println!(
-                            "audit chain intact: {} events verified",
-                            cell(&answer["events"])
-                        );
-                        if let (Some(seq), Some(hash)) = (
-                            answer["head"]["seq"].as_i64(),
-                            answer["head"]["hash"].as_str(),
-                        ) {
-                            println!("head: {seq}:{hash}");
+                        println!("audit chain intact: {} events verified", answer.events);
+                        if let Some(head) = answer.head {
+                            println!("head: {}:{}", head.seq, head.hash);
                         }
                         match expected {
                             Some((seq, hash)) if !head_still_recorded(&api, seq, &hash).await? => {
@@ -230,15 +217,13 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                 let mut after = 0;
                 let mut out = std::io::stdout().lock();
                 loop {
-                    let page = events(
-                        &api.call(Method::GET, &query(after, 10_000, &filter), None)
-                            .await?,
-                    );
-                    let Some(last) = page.last().and_then(|e| e["seq"].as_i64()) else {
+                    let events = page(&api, after, 10_000, &filter).await?.events;
+                    let Some(last) = events.last().map(|e| e.seq) else {
                         break;
                     };
-                    for event in &page {
-                        writeln!(out, "{event}")?;
+                    for event in &events {
+                        serde_json::to_writer(&mut out, event)?;
+                        writeln!(out)?;
                     }
                     after = last;
                 }

@@ -5,19 +5,20 @@ use std::process::ExitCode;
 
 use chrono::{Local, TimeZone};
 use serde_json::Value;
-use steward_wire::events::StreamEvent;
+use steward_wire::events::{EventData, EventsQuery, StreamEvent};
+use steward_wire::paths;
 
 use crate::cli::{EventsArgs, OutputFormat};
-use crate::client::{Client, block_on, encode_query_value};
-use crate::follow::{Follower, is_reset};
+use crate::client::{Client, block_on};
+use crate::follow::Follower;
 
 /// Runs `steward events`.
 pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
     let client = Client::new(&args.client)?;
-    let query = query(&args.types, args.workspace.as_deref());
+    let path = stream_path(&args.types, args.workspace.as_deref())?;
     let output = args.client.output;
     block_on(async move {
-        let mut follower = Follower::new(&client, &query);
+        let mut follower = Follower::new(&client, &path);
         loop {
             let event = follower.next().await?;
             let mut out = std::io::stdout().lock();
@@ -30,20 +31,13 @@ pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `?types=…&workspace=…` (empty when neither is given).
-pub fn query(types: &[String], workspace: Option<&str>) -> String {
-    let mut parts = Vec::new();
-    if !types.is_empty() {
-        parts.push(format!("types={}", encode_query_value(&types.join(","))));
-    }
-    if let Some(workspace) = workspace {
-        parts.push(format!("workspace={}", encode_query_value(workspace)));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
+/// The stream's path with `types=…&workspace=…` (neither when not given).
+pub fn stream_path(types: &[String], workspace: Option<&str>) -> anyhow::Result<String> {
+    let query = EventsQuery {
+        types: (!types.is_empty()).then(|| types.join(",")),
+        workspace: workspace.map(str::to_owned),
+    };
+    Ok(paths::EVENTS.with_query(&[], &query)?)
 }
 
 /// One event as a line: local time with its zone, type, workspace and what happened.
@@ -56,102 +50,59 @@ pub fn line(event: &StreamEvent) -> String {
             |t| t.format("%Y-%m-%d %H:%M:%S%.3f %:z").to_string(),
         );
     let workspace = event.workspace.as_deref().unwrap_or("-");
-    if is_reset(event) {
-        return format!(
-            "{when}  reset  -  {} (reload what you show)",
-            text(&event.detail, "reason")
-        );
-    }
     format!("{when}  {}  {workspace}  {}", event.kind, summary(event))
 }
 
-fn text(detail: &serde_json::Map<String, Value>, name: &str) -> String {
-    match detail.get(name) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// The fields that say what happened, by type; `name=value` pairs for the rest.
+/// What happened, by type; `name=value` pairs for types this client does not know.
 fn summary(event: &StreamEvent) -> String {
-    let d = &event.detail;
-    let t = |name| text(d, name);
-    match event.kind.as_str() {
-        "task_changed" => format!(
-            "task {} {}/{} attempt {} → {}",
-            t("id"),
-            t("queue"),
-            t("kind"),
-            t("attempt"),
-            t("status")
-        ),
-        "check_changed" => {
-            let reason = t("reason");
-            let reason = if reason.is_empty() || reason == "-" {
+    match event.data() {
+        Ok(EventData::TaskChanged {
+            id,
+            queue,
+            kind,
+            status,
+            attempt,
+            ..
+        }) => format!("task {id} {queue}/{kind} attempt {attempt} → {status}"),
+        Ok(EventData::CheckChanged {
+            check,
+            service,
+            from,
+            to,
+            reason,
+        }) => {
+            let reason = if reason.is_empty() {
                 String::new()
             } else {
                 format!(": {reason}")
             };
-            format!(
-                "{} ({}) {} → {}{reason}",
-                t("check"),
-                t("service"),
-                t("from"),
-                t("to")
-            )
+            format!("{check} ({service}) {from} → {to}{reason}")
         }
-        "audit" => format!(
+        Ok(EventData::Audit(record)) => format!(
             "#{} {} {} by {}",
-            t("seq"),
-            t("action"),
-            t("target"),
-            actor(d)
+            record.seq, record.action, record.target, record.actor.name
         ),
-        "alerts_changed" => d
-            .get("alerts")
-            .and_then(Value::as_array)
-            .map(|alerts| {
-                alerts
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} {} {}",
-                            cell(a, "alertname"),
-                            cell(a, "state"),
-                            cell(a, "fingerprint")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
-            .unwrap_or_default(),
-        _ => d
+        Ok(EventData::AlertsChanged { alerts }) => alerts
             .iter()
-            .map(|(name, value)| match value {
-                Value::String(s) => format!("{name}={s}"),
-                other => format!("{name}={other}"),
-            })
+            .map(|a| format!("{} {} {}", a.alertname, a.state, a.fingerprint))
             .collect::<Vec<_>>()
-            .join(" "),
+            .join("; "),
+        Ok(EventData::Reset { reason }) => format!("{reason} (reload what you show)"),
+        _ => fields(event),
     }
 }
 
-fn cell(value: &Value, name: &str) -> String {
-    value
-        .get(name)
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string()
-}
-
-fn actor(detail: &serde_json::Map<String, Value>) -> String {
-    detail
-        .get("actor")
-        .and_then(|a| a.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or("-")
-        .to_string()
+/// An event's fields as `name=value` pairs.
+fn fields(event: &StreamEvent) -> String {
+    event
+        .detail
+        .iter()
+        .map(|(name, value)| match value {
+            Value::String(s) => format!("{name}={s}"),
+            other => format!("{name}={other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -164,10 +115,10 @@ mod tests {
 
     #[test]
     fn the_query_names_types_and_workspace_encoded() {
-        assert_eq!(query(&[], None), "");
+        assert_eq!(stream_path(&[], None).unwrap(), "/api/v1/events");
         assert_eq!(
-            query(&["task_changed".into(), "audit".into()], Some("a b")),
-            "?types=task_changed%2Caudit&workspace=a%20b"
+            stream_path(&["task_changed".into(), "audit".into()], Some("a b")).unwrap(),
+            "/api/v1/events?types=task_changed%2Caudit&workspace=a+b"
         );
     }
 

@@ -2,11 +2,11 @@
 
 use std::process::ExitCode;
 
-use reqwest::Method;
-use serde_json::json;
+use steward_wire::keys::{CreatedKey, KeyChanged, KeyList, NewKey};
+use steward_wire::paths;
 
 use crate::cli::{KeysCommand, OutputFormat};
-use crate::client::{Client, block_on, cell, print_table};
+use crate::client::{Client, block_on, local_time, or_dash, print_json, print_table};
 
 pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
     block_on(async move {
@@ -19,69 +19,59 @@ pub fn run(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 client,
             } => {
                 let api = Client::new(&client)?;
-                let body = json!({
-                    "name": name,
-                    "role": role,
-                    "workspace": workspace,
-                    "expires_in_seconds": expires_in_days.map(|d| u64::from(d) * 86_400),
-                });
-                let answer = api.call(Method::POST, "/api/v1/keys", Some(&body)).await?;
+                let key = NewKey {
+                    name,
+                    role: role.parse()?,
+                    workspace,
+                    expires_in_seconds: expires_in_days.map(|d| u64::from(d) * 86_400),
+                };
+                let answer: CreatedKey = api.post(&paths::KEYS.with(&[]), &key).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    eprintln!("created key `{name}` ({role}); it is shown once, store it now:");
-                    println!("{}", cell(&answer["secret"]));
+                    eprintln!(
+                        "created key `{}` ({}); it is shown once, store it now:",
+                        answer.key.name, answer.key.role
+                    );
+                    println!("{}", answer.secret);
                 }
             }
             KeysCommand::Ls { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/keys", None)
-                    .await?;
+                let answer: KeyList = Client::new(&client)?.get(&paths::KEYS.with(&[])).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows: Vec<Vec<String>> = answer["keys"]
-                        .as_array()
-                        .map(|keys| {
-                            keys.iter()
-                                .map(|k| {
-                                    let state = if k["revoked_at_ms"].is_null() {
-                                        "active"
-                                    } else {
-                                        "revoked"
-                                    };
-                                    vec![
-                                        cell(&k["name"]),
-                                        cell(&k["role"]),
-                                        cell(&k["workspace"]),
-                                        cell(&k["hint"]),
-                                        state.to_owned(),
-                                        cell(&k["last_used_at_ms"]),
-                                    ]
-                                })
-                                .collect()
+                    let rows: Vec<Vec<String>> = answer
+                        .keys
+                        .iter()
+                        .map(|k| {
+                            let state = if k.revoked_at_ms.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            };
+                            vec![
+                                k.name.clone(),
+                                k.role.to_string(),
+                                or_dash(k.workspace.as_ref()),
+                                k.hint.clone(),
+                                state.to_owned(),
+                                or_dash(k.last_used_at_ms.map(local_time)),
+                            ]
                         })
-                        .unwrap_or_default();
+                        .collect();
                     print_table(
-                        &[
-                            "NAME",
-                            "ROLE",
-                            "WORKSPACE",
-                            "KEY",
-                            "STATE",
-                            "LAST USED (ms)",
-                        ],
+                        &["NAME", "ROLE", "WORKSPACE", "KEY", "STATE", "LAST USED"],
                         &rows,
                     );
                 }
             }
             KeysCommand::Revoke { name, client } => {
-                let path = format!("/api/v1/keys/{name}");
-                let answer = Client::new(&client)?
-                    .call(Method::DELETE, &path, None)
+                let answer: KeyChanged = Client::new(&client)?
+                    .delete(&paths::KEY.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!("revoked key `{name}`");
                 }

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use serde_json::Value;
 use steward_core::task::TaskStatus;
 use steward_store_sqlite::SqliteStore;
 

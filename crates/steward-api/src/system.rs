@@ -1,0 +1,91 @@
+//! The process itself: the index, the OpenAPI document, liveness, readiness, metrics and
+//! config reload.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use steward_wire::index::ApiIndex;
+use steward_wire::paths;
+use steward_wire::system::{ChangeCounts, Liveness, Readiness, Reloaded};
+
+use crate::auth::Caller;
+use crate::routes::DOCS;
+use crate::{ApiError, AppState};
+
+/// What is serving, and where its API is described: so that `curl /` says more than 404.
+pub(crate) async fn index() -> Json<ApiIndex> {
+    Json(ApiIndex {
+        name: "steward".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        openapi: paths::OPENAPI.template().to_owned(),
+        docs: DOCS.to_owned(),
+    })
+}
+
+/// The OpenAPI document, generated once from the route table.
+pub(crate) async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
+    let document = crate::openapi::json().map_err(|e| {
+        tracing::error!(error = %e, "the OpenAPI document could not be written");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the OpenAPI document could not be written; see the server log",
+        )
+    })?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], document))
+}
+
+/// Liveness: the process answers.
+pub(crate) async fn healthz() -> Json<Liveness> {
+    Json(Liveness {
+        status: "ok".to_owned(),
+    })
+}
+
+/// Readiness: the store answers too, and its file was not found damaged at start.
+pub(crate) async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>, ApiError> {
+    let store = state.control.store();
+    if store.damaged() {
+        return Err(ApiError::damaged_store(StatusCode::SERVICE_UNAVAILABLE));
+    }
+    store.ping().await.map_err(|e| ApiError::store(&e))?;
+    Ok(Json(Readiness {
+        status: "ready".to_owned(),
+        store: store.backend().to_owned(),
+    }))
+}
+
+/// Metrics in Prometheus's text format.
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        (state.metrics)(),
+    )
+}
+
+/// `POST /api/v1/config/reload`: re-reads the config file and puts it in force.
+pub(crate) async fn reload(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Reloaded>, ApiError> {
+    let outcome = state.control.reload(&caller.actor()).await?;
+    let counts = outcome.diff.counts();
+    Ok(Json(Reloaded {
+        changes: outcome.diff.summary_lines(),
+        counts: ChangeCounts {
+            added: counts.added,
+            updated: counts.updated,
+            removed: counts.removed,
+        },
+        warnings: outcome.warnings.iter().map(ToString::to_string).collect(),
+        restart_required: outcome
+            .restart_required
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+    }))
+}

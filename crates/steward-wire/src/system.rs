@@ -1,0 +1,44 @@
+//! The process itself: `/healthz`, `/readyz` and `/api/v1/config/reload`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The process answers: `GET /healthz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// The store answers too: `GET /readyz` (503 otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// Always `ready`.
+    pub status: String,
+    /// The store's backend: `sqlite` or `postgres`.
+    pub store: String,
+}
+
+/// How many registry entities a reload added, updated and removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChangeCounts {
+    /// Entities added.
+    pub added: usize,
+    /// Entities updated.
+    pub updated: usize,
+    /// Entities removed.
+    pub removed: usize,
+}
+
+/// What a reload put in force: `POST /api/v1/config/reload`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reloaded {
+    /// One line per registry change (`+ workspace platform`, `~ service nn`, …).
+    pub changes: Vec<String>,
+    /// The changes, counted.
+    pub counts: ChangeCounts,
+    /// What the new config holds that deserves a look.
+    pub warnings: Vec<String>,
+    /// Settings that changed but take effect only at the next start.
+    pub restart_required: Vec<String>,
+}
