@@ -9,15 +9,18 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::json;
 use steward_config::Config;
-use steward_core::Registry;
-use steward_engine::prober::RunError;
-use steward_engine::prober::ops::{self, HealthOpsError, MAX_WINDOW_MS, ResultView};
+use steward_core::health::rollup::Percentiles;
+use steward_core::{Registry, Service};
+use steward_engine::prober::ops::{
+    self, CertDetail, CertView, CheckBrief, CheckView, ConditionView, HealthOpsError,
+    MAX_WINDOW_MS, ResultView, ServiceView, TransitionView,
+};
+use steward_engine::prober::{RunError, RunReport};
 use steward_store::health::MAX_HEALTH_PAGE;
 use steward_store::{TransitionQuery, now_ms};
-use utoipa::IntoParams;
+use steward_wire::health as wire;
+use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
@@ -107,7 +110,7 @@ pub(crate) async fn list_services(
     let views = ops::services(state.control.store().as_ref(), &config, &registry)
         .await
         .map_err(ops_error)?;
-    let services: Vec<serde_json::Value> = registry
+    let services = registry
         .services
         .iter()
         .zip(views)
@@ -119,28 +122,10 @@ pub(crate) async fn list_services(
                     .iter()
                     .any(|s| &s.name == name && caller.principal.sees(s.workspace.as_deref()))
             });
-            json!({
-                "name": service.name,
-                "workspace": service.workspace,
-                "url": service.url,
-                "node": service.node,
-                "labels": service.labels,
-                "state": view.state,
-                "impacted_by": view.impacted_by,
-                "checks": view.checks,
-            })
+            service_of(service, view)
         })
         .collect();
-    Ok(Json(json!({ "services": services })))
-}
-
-/// Query of the endpoints that report over a window.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct WindowQuery {
-    /// The window percentiles cover, such as `15m`, `1h` or `7d` (1m to 30d; default 1h).
-    #[serde(default)]
-    window: Option<String>,
+    Ok(Json(wire::ServiceHealthList { services }))
 }
 
 /// `GET /api/v1/services/{name}/checks?window=1h`.
@@ -148,7 +133,7 @@ pub(crate) async fn service_checks(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<WindowQuery>,
+    ApiQuery(query): ApiQuery<wire::WindowQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let window_ms = window(query.window.as_deref())?;
     let config = state.control.config();
@@ -162,7 +147,10 @@ pub(crate) async fn service_checks(
     )
     .await
     .map_err(ops_error)?;
-    Ok(Json(json!({ "service": name, "checks": checks })))
+    Ok(Json(wire::ServiceChecks {
+        service: name,
+        checks: checks.into_iter().map(check_of).collect(),
+    }))
 }
 
 /// `GET /api/v1/checks/{name}?window=1h`.
@@ -170,7 +158,7 @@ pub(crate) async fn get_check(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<WindowQuery>,
+    ApiQuery(query): ApiQuery<wire::WindowQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let window_ms = window(query.window.as_deref())?;
     let config = state.control.config();
@@ -184,19 +172,7 @@ pub(crate) async fn get_check(
     )
     .await
     .map_err(ops_error)?;
-    Ok(Json(view))
-}
-
-/// Query of `GET /api/v1/checks/{name}/results`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ResultsQuery {
-    /// Results since this time, in milliseconds since the Unix epoch.
-    #[serde(default)]
-    since: Option<i64>,
-    /// Results per page (default 50).
-    #[serde(default)]
-    limit: Option<u32>,
+    Ok(Json(check_of(view)))
 }
 
 /// `GET /api/v1/checks/{name}/results?since=MS&limit=N`: raw results, newest first.
@@ -204,7 +180,7 @@ pub(crate) async fn check_results(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<ResultsQuery>,
+    ApiQuery(query): ApiQuery<wire::CheckResultsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     let config = state.control.config();
@@ -218,25 +194,17 @@ pub(crate) async fn check_results(
     )
     .await
     .map_err(ops_error)?;
-    Ok(Json(json!({ "check": name, "results": results })))
+    Ok(Json(wire::CheckResults {
+        check: name,
+        results: results.into_iter().map(result_of).collect(),
+    }))
 }
 
-/// Query of the transition listings.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct TransitionsQuery {
-    /// Transitions before this id (the last page's `next_before`).
-    #[serde(default)]
-    before: Option<i64>,
-    /// Transitions per page (default 50).
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
+/// A page of transitions, newest first, with where the next page starts.
 async fn transitions_page(
     state: &AppState,
     query: TransitionQuery,
-) -> Result<impl IntoResponse + use<>, ApiError> {
+) -> Result<Json<wire::CheckTransitionList>, ApiError> {
     let limit = query.limit;
     let transitions = ops::transitions(state.control.store().as_ref(), &query)
         .await
@@ -244,9 +212,10 @@ async fn transitions_page(
     let next_before = (transitions.len() == limit as usize)
         .then(|| transitions.last().map(|t| t.id))
         .flatten();
-    Ok(Json(
-        json!({ "transitions": transitions, "next_before": next_before }),
-    ))
+    Ok(Json(wire::CheckTransitionList {
+        transitions: transitions.into_iter().map(transition_of).collect(),
+        next_before,
+    }))
 }
 
 /// `GET /api/v1/checks/{name}/transitions?before=ID&limit=N`: newest first.
@@ -254,7 +223,7 @@ pub(crate) async fn check_transitions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<TransitionsQuery>,
+    ApiQuery(query): ApiQuery<wire::TransitionsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     visible_check(&state.control.config(), &caller, &name)?;
@@ -276,7 +245,7 @@ pub(crate) async fn service_transitions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<TransitionsQuery>,
+    ApiQuery(query): ApiQuery<wire::TransitionsQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = page_limit(query.limit, 50, MAX_HEALTH_PAGE)?;
     visible_service(&state.control.config(), &caller, &name)?;
@@ -320,11 +289,143 @@ pub(crate) async fn run_check(
         verdict = steward_store::health::verdict_name(report.record.verdict),
         "check run on request"
     );
-    Ok(Json(json!({
-        "check": name,
-        "result": ResultView::of(&report.record, now_ms()),
-        "reason": report.reason,
-        "state": report.state,
-        "recorded": report.recorded,
-    })))
+    Ok(Json(run_of(name, report)))
+}
+
+/// A service as the API shows it: its registry entry with its state and checks.
+fn service_of(service: &Service, view: ServiceView) -> wire::ServiceHealth {
+    wire::ServiceHealth {
+        name: service.name.clone(),
+        workspace: service.workspace.clone(),
+        url: service.url.clone(),
+        node: service.node.clone(),
+        labels: service.labels.clone(),
+        state: view.state.as_str().to_owned(),
+        impacted_by: view.impacted_by,
+        checks: view.checks.into_iter().map(brief_of).collect(),
+    }
+}
+
+/// A check in brief as the API shows it.
+fn brief_of(b: CheckBrief) -> wire::CheckBrief {
+    wire::CheckBrief {
+        name: b.name,
+        kind: b.kind.to_owned(),
+        state: b.state.as_str().to_owned(),
+        since: rfc3339_opt(b.since_ms),
+        since_ms: b.since_ms,
+        last_probe: rfc3339_opt(b.last_probe_ms),
+        last_probe_ms: b.last_probe_ms,
+    }
+}
+
+/// A check in full as the API shows it.
+fn check_of(v: CheckView) -> wire::CheckDetail {
+    let brief = brief_of(v.brief);
+    wire::CheckDetail {
+        name: brief.name,
+        kind: brief.kind,
+        state: brief.state,
+        since: brief.since,
+        since_ms: brief.since_ms,
+        last_probe: brief.last_probe,
+        last_probe_ms: brief.last_probe_ms,
+        service: v.service,
+        interval_ms: v.interval_ms,
+        timeout_ms: v.timeout_ms,
+        enabled: v.enabled,
+        labels: v.labels,
+        conditions: v.conditions,
+        consecutive_failures: v.consecutive_failures,
+        consecutive_successes: v.consecutive_successes,
+        last_result: v.last_result.map(result_of),
+        window_ms: v.window_ms,
+        latency: latency_of(v.latency),
+        failure_ratio: v.failure_ratio,
+        certificate: v.certificate.map(standing_of),
+    }
+}
+
+/// Counts and latency percentiles as the API shows them.
+fn latency_of(p: Percentiles) -> wire::LatencySummary {
+    wire::LatencySummary {
+        count: p.count,
+        failures: p.failures,
+        p50_ms: p.p50_ms,
+        p95_ms: p.p95_ms,
+        p99_ms: p.p99_ms,
+    }
+}
+
+/// A certificate's standing as the API shows it.
+fn standing_of(c: CertView) -> wire::CertStanding {
+    wire::CertStanding {
+        not_after: rfc3339(c.not_after_ms),
+        not_after_ms: c.not_after_ms,
+        days_left: c.days_left,
+        class: c.class.to_owned(),
+    }
+}
+
+/// A certificate a probe saw as the API shows it.
+fn certificate_of(c: CertDetail) -> wire::ProbeCertificate {
+    let standing = standing_of(c.standing);
+    wire::ProbeCertificate {
+        path: c.path,
+        subject: c.subject,
+        issuer: c.issuer,
+        names: c.names,
+        not_after: standing.not_after,
+        not_after_ms: standing.not_after_ms,
+        days_left: standing.days_left,
+        class: standing.class,
+    }
+}
+
+/// A resolved condition as the API shows it.
+fn condition_of(c: ConditionView) -> wire::ConditionResult {
+    wire::ConditionResult {
+        success: c.success,
+        condition: c.condition,
+    }
+}
+
+/// A probe result as the API shows it.
+fn result_of(r: ResultView) -> wire::ProbeResult {
+    wire::ProbeResult {
+        at: rfc3339(r.at_ms),
+        at_ms: r.at_ms,
+        verdict: r.verdict.to_owned(),
+        latency_ms: r.latency_ms,
+        status: r.status,
+        cause: r.cause,
+        error: r.error,
+        conditions: r.conditions.into_iter().map(condition_of).collect(),
+        certificates: r.certificates.into_iter().map(certificate_of).collect(),
+    }
+}
+
+/// A transition as the API shows it.
+fn transition_of(t: TransitionView) -> wire::CheckTransition {
+    wire::CheckTransition {
+        id: t.id,
+        check: t.check,
+        service: t.service,
+        from: t.from.as_str().to_owned(),
+        to: t.to.as_str().to_owned(),
+        at: rfc3339(t.at_ms),
+        at_ms: t.at_ms,
+        reason: t.reason,
+    }
+}
+
+/// What running check `check` now found, as the API shows it.
+fn run_of(check: String, report: RunReport) -> wire::CheckRun {
+    wire::CheckRun {
+        check,
+        result: result_of(ResultView::of(&report.record, now_ms())),
+        reason: report.reason,
+        state: report.state.as_str().to_owned(),
+        recorded: report.recorded,
+    }
 }

@@ -15,6 +15,7 @@ use steward_store::StoreError;
 use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
+use steward_wire::health as health_wire;
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
 use steward_wire::tasks as tasks_wire;
@@ -243,7 +244,8 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Viewer),
             "Services with their state, what impacts them and their checks",
             || get(crate::health::list_services),
-        ),
+        )
+        .answers(Answer::Json(typed::<health_wire::ServiceHealthList>())),
         spec(
             Method::GET,
             paths::SERVICE_CHECKS.template(),
@@ -251,7 +253,8 @@ pub fn table() -> Vec<RouteSpec> {
             "A service's checks, with latency percentiles over a window",
             || get(crate::health::service_checks),
         )
-        .query::<crate::health::WindowQuery>(),
+        .query::<health_wire::WindowQuery>()
+        .answers(Answer::Json(typed::<health_wire::ServiceChecks>())),
         spec(
             Method::GET,
             paths::SERVICE_TRANSITIONS.template(),
@@ -259,7 +262,8 @@ pub fn table() -> Vec<RouteSpec> {
             "State changes of a service's checks, newest first",
             || get(crate::health::service_transitions),
         )
-        .query::<crate::health::TransitionsQuery>(),
+        .query::<health_wire::TransitionsQuery>()
+        .answers(Answer::Json(typed::<health_wire::CheckTransitionList>())),
         spec(
             Method::GET,
             paths::CHECK.template(),
@@ -267,7 +271,8 @@ pub fn table() -> Vec<RouteSpec> {
             "A check with its last result, latency percentiles over a window",
             || get(crate::health::get_check),
         )
-        .query::<crate::health::WindowQuery>(),
+        .query::<health_wire::WindowQuery>()
+        .answers(Answer::Json(typed::<health_wire::CheckDetail>())),
         spec(
             Method::GET,
             paths::CHECK_RESULTS.template(),
@@ -275,7 +280,8 @@ pub fn table() -> Vec<RouteSpec> {
             "A check's raw results, newest first",
             || get(crate::health::check_results),
         )
-        .query::<crate::health::ResultsQuery>(),
+        .query::<health_wire::CheckResultsQuery>()
+        .answers(Answer::Json(typed::<health_wire::CheckResults>())),
         spec(
             Method::GET,
             paths::CHECK_TRANSITIONS.template(),
@@ -283,14 +289,16 @@ pub fn table() -> Vec<RouteSpec> {
             "A check's state changes, newest first",
             || get(crate::health::check_transitions),
         )
-        .query::<crate::health::TransitionsQuery>(),
+        .query::<health_wire::TransitionsQuery>()
+        .answers(Answer::Json(typed::<health_wire::CheckTransitionList>())),
         spec(
             Method::POST,
             paths::CHECK_RUN.template(),
             R(Role::Operator),
             "Probe a check now and answer its judged result",
             || post(crate::health::run_check),
-        ),
+        )
+        .answers(Answer::Json(typed::<health_wire::CheckRun>())),
         spec(
             Method::GET,
             paths::GRAPH.template(),

@@ -4,33 +4,63 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use reqwest::Method;
-use serde_json::Value;
+use serde::Serialize;
+use steward_wire::health::{
+    CheckBrief, CheckDetail, CheckRun, CheckTransitionList, ProbeResult, ServiceHealth,
+    ServiceHealthList, TransitionsQuery, WindowQuery,
+};
+use steward_wire::paths;
 
 use crate::cli::{ChecksCommand, OutputFormat, StatusArgs};
-use crate::client::{Client, block_on, cell, encode_query_value, instant, print_table};
-use crate::commands::schedule::{duration, item_path};
+use crate::client::{Client, block_on, local_time, or_dash, print_json, print_table};
+use crate::commands::schedule::duration;
 
 /// Runs `steward status`.
 pub fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     block_on(async move {
-        let answer = Client::new(&args.client)?
-            .call(Method::GET, "/api/v1/services", None)
+        let answer: ServiceHealthList = Client::new(&args.client)?
+            .get(&paths::SERVICES.with(&[]))
             .await?;
         if args.client.output == OutputFormat::Json {
-            println!("{answer}");
+            print_json(&answer)?;
             return Ok(ExitCode::SUCCESS);
         }
         let paint = Paint::for_stdout();
-        let services = answer["services"].as_array().cloned().unwrap_or_default();
-        let rows: Vec<Vec<String>> = services.iter().map(|s| service_row(s, paint)).collect();
+        let rows: Vec<Vec<String>> = answer
+            .services
+            .iter()
+            .map(|s| service_row(s, paint))
+            .collect();
         print_table(
             &["SERVICE", "WORKSPACE", "STATE", "CHECKS", "DETAIL"],
             &rows,
         );
-        println!("{}", summary(&services));
+        println!("{}", summary(&answer.services));
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A check in brief with the service it watches: one element of `checks ls --output json`.
+#[derive(Debug, Serialize)]
+struct ListedCheck<'a> {
+    /// The check.
+    #[serde(flatten)]
+    check: &'a CheckBrief,
+    /// Its service's name.
+    service: &'a str,
+}
+
+/// Every check of `services`, each with its service, in the services' order.
+fn listed_checks(services: &[ServiceHealth]) -> Vec<ListedCheck<'_>> {
+    services
+        .iter()
+        .flat_map(|service| {
+            service.checks.iter().map(|check| ListedCheck {
+                check,
+                service: &service.name,
+            })
+        })
+        .collect()
 }
 
 /// Runs a `steward checks …` command.
@@ -38,40 +68,24 @@ pub fn run(command: ChecksCommand) -> anyhow::Result<ExitCode> {
     block_on(async move {
         match command {
             ChecksCommand::Ls { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/services", None)
+                let answer: ServiceHealthList = Client::new(&client)?
+                    .get(&paths::SERVICES.with(&[]))
                     .await?;
-                let checks: Vec<Value> = answer["services"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .flat_map(|service| {
-                        service["checks"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|check| {
-                                let mut check = check.clone();
-                                check["service"] = service["name"].clone();
-                                check
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                    .collect();
+                let checks = listed_checks(&answer.services);
                 if client.output == OutputFormat::Json {
-                    println!("{}", Value::Array(checks));
+                    print_json(&checks)?;
                 } else {
                     let paint = Paint::for_stdout();
                     let rows: Vec<Vec<String>> = checks
                         .iter()
                         .map(|c| {
                             vec![
-                                cell(&c["name"]),
-                                cell(&c["service"]),
-                                cell(&c["kind"]),
-                                paint.state(&cell(&c["state"])),
-                                instant(&c["since_ms"]),
-                                instant(&c["last_probe_ms"]),
+                                c.check.name.clone(),
+                                c.service.to_owned(),
+                                c.check.kind.clone(),
+                                paint.state(&c.check.state),
+                                or_dash(c.check.since_ms.map(local_time)),
+                                or_dash(c.check.last_probe_ms.map(local_time)),
                             ]
                         })
                         .collect();
@@ -86,11 +100,13 @@ pub fn run(command: ChecksCommand) -> anyhow::Result<ExitCode> {
                 window,
                 client,
             } => {
-                let mut path = item_path("/api/v1/checks", &name, None)?;
-                path.push_str(&format!("?window={}", encode_query_value(&window)));
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let query = WindowQuery {
+                    window: Some(window),
+                };
+                let path = paths::CHECK.with_query(&[&name], &query)?;
+                let answer: CheckDetail = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     for line in show_lines(&answer, Paint::for_stdout()) {
                         println!("{line}");
@@ -98,19 +114,18 @@ pub fn run(command: ChecksCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             ChecksCommand::Run { name, client } => {
-                let path = item_path("/api/v1/checks", &name, Some("run"))?;
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &path, None)
+                let answer: CheckRun = Client::new(&client)?
+                    .post_empty(&paths::CHECK_RUN.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     let paint = Paint::for_stdout();
-                    for line in result_lines(&answer["result"], paint) {
+                    for line in result_lines(&answer.result, paint) {
                         println!("{line}");
                     }
-                    if answer["recorded"] == Value::Bool(true) {
-                        println!("state: {}", paint.state(&cell(&answer["state"])));
+                    if answer.recorded {
+                        println!("state: {}", paint.state(&answer.state));
                     } else {
                         println!("(not recorded: another instance probes)");
                     }
@@ -122,30 +137,25 @@ pub fn run(command: ChecksCommand) -> anyhow::Result<ExitCode> {
                 before,
                 client,
             } => {
-                let mut path = item_path("/api/v1/checks", &name, Some("transitions"))?;
-                path.push_str(&format!("?limit={limit}"));
-                if let Some(before) = before {
-                    path.push_str(&format!("&before={before}"));
-                }
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let query = TransitionsQuery {
+                    before,
+                    limit: Some(limit),
+                };
+                let path = paths::CHECK_TRANSITIONS.with_query(&[&name], &query)?;
+                let answer: CheckTransitionList = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     let paint = Paint::for_stdout();
-                    let rows: Vec<Vec<String>> = answer["transitions"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = answer
+                        .transitions
+                        .iter()
                         .map(|t| {
                             vec![
-                                cell(&t["id"]),
-                                instant(&t["at_ms"]),
-                                format!(
-                                    "{} -> {}",
-                                    paint.state(&cell(&t["from"])),
-                                    paint.state(&cell(&t["to"]))
-                                ),
-                                cell(&t["reason"]),
+                                t.id.to_string(),
+                                local_time(t.at_ms),
+                                format!("{} -> {}", paint.state(&t.from), paint.state(&t.to)),
+                                t.reason.clone(),
                             ]
                         })
                         .collect();
@@ -200,33 +210,27 @@ impl Paint {
 }
 
 /// One `status` row: SERVICE, WORKSPACE, STATE, CHECKS, DETAIL.
-fn service_row(service: &Value, paint: Paint) -> Vec<String> {
-    let checks = service["checks"].as_array().cloned().unwrap_or_default();
+fn service_row(service: &ServiceHealth, paint: Paint) -> Vec<String> {
+    let checks = &service.checks;
     let up = checks
         .iter()
-        .filter(|c| matches!(c["state"].as_str(), Some("up" | "degraded")))
+        .filter(|c| matches!(c.state.as_str(), "up" | "degraded"))
         .count();
     let counted = if checks.is_empty() {
         "-".to_owned()
     } else {
         format!("{up}/{} up", checks.len())
     };
-    let impacted: Vec<String> = service["impacted_by"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
     let failing: Vec<String> = checks
         .iter()
-        .filter(|c| matches!(c["state"].as_str(), Some("down" | "degraded")))
-        .map(|c| format!("{} {}", cell(&c["name"]), cell(&c["state"])))
+        .filter(|c| matches!(c.state.as_str(), "down" | "degraded"))
+        .map(|c| format!("{} {}", c.name, c.state))
         .collect();
-    let detail = if service["state"] == "impacted" {
-        if impacted.is_empty() {
+    let detail = if service.state == "impacted" {
+        if service.impacted_by.is_empty() {
             "a dependency is down".to_owned()
         } else {
-            format!("depends on down {}", impacted.join(", "))
+            format!("depends on down {}", service.impacted_by.join(", "))
         }
     } else if !failing.is_empty() {
         failing.join(", ")
@@ -236,19 +240,19 @@ fn service_row(service: &Value, paint: Paint) -> Vec<String> {
         String::new()
     };
     vec![
-        cell(&service["name"]),
-        cell(&service["workspace"]),
-        paint.state(&cell(&service["state"])),
+        service.name.clone(),
+        or_dash(service.workspace.as_ref()),
+        paint.state(&service.state),
         counted,
         detail,
     ]
 }
 
 /// `12 services: 9 up, 1 down, 2 impacted`.
-fn summary(services: &[Value]) -> String {
-    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+fn summary(services: &[ServiceHealth]) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for service in services {
-        *counts.entry(cell(&service["state"])).or_default() += 1;
+        *counts.entry(service.state.as_str()).or_default() += 1;
     }
     let parts: Vec<String> = ["up", "degraded", "down", "impacted", "unknown"]
         .iter()
@@ -267,138 +271,165 @@ fn summary(services: &[Value]) -> String {
 }
 
 /// A result as lines: verdict, latency and status, failure, then each condition.
-fn result_lines(result: &Value, paint: Paint) -> Vec<String> {
+fn result_lines(result: &ProbeResult, paint: Paint) -> Vec<String> {
     let mut lines = vec![format!(
         "result: {} in {}{}",
-        paint.state(&cell(&result["verdict"])),
-        result["latency_ms"]
-            .as_i64()
-            .map_or_else(|| "-".to_owned(), duration),
-        result["status"]
-            .as_u64()
+        paint.state(&result.verdict),
+        ms(Some(result.latency_ms)),
+        result
+            .status
             .map(|s| format!(", status {s}"))
             .unwrap_or_default()
     )];
-    if !result["cause"].is_null() {
+    if let Some(cause) = &result.cause {
         lines.push(format!(
-            "  failed: {} ({})",
-            cell(&result["error"]),
-            cell(&result["cause"])
+            "  failed: {} ({cause})",
+            or_dash(result.error.as_ref())
         ));
     }
-    for cert in result["certificates"].as_array().into_iter().flatten() {
-        let names: Vec<String> = cert["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(cell)
-            .collect();
+    for cert in &result.certificates {
         lines.push(format!(
             "  certificate{}: {}, {} days left ({}); {}; issuer {}",
-            cert["path"]
-                .as_str()
+            cert.path
+                .as_deref()
                 .map(|p| format!(" {p}"))
                 .unwrap_or_default(),
-            paint.cert_class(&cell(&cert["class"])),
-            cell(&cert["days_left"]),
-            instant(&cert["not_after_ms"]),
-            if names.is_empty() {
-                cell(&cert["subject"])
+            paint.cert_class(&cert.class),
+            cert.days_left,
+            local_time(cert.not_after_ms),
+            if cert.names.is_empty() {
+                cert.subject.clone()
             } else {
-                names.join(", ")
+                cert.names.join(", ")
             },
-            cell(&cert["issuer"]),
+            cert.issuer,
         ));
     }
-    for condition in result["conditions"].as_array().into_iter().flatten() {
-        let mark = if condition["success"] == Value::Bool(true) {
-            "✓"
-        } else {
-            "✗"
-        };
-        lines.push(format!("  {mark} {}", cell(&condition["condition"])));
+    for condition in &result.conditions {
+        let mark = if condition.success { "✓" } else { "✗" };
+        lines.push(format!("  {mark} {}", condition.condition));
     }
     lines
 }
 
+/// Milliseconds as a duration for people (`-` when absent).
+fn ms<T: TryInto<i64>>(value: Option<T>) -> String {
+    or_dash(
+        value
+            .map(|v| v.try_into().unwrap_or(i64::MAX))
+            .map(duration),
+    )
+}
+
 /// `checks show` as `key: value` lines.
-fn show_lines(check: &Value, paint: Paint) -> Vec<String> {
-    let ms = |v: &Value| v.as_i64().map_or_else(|| "-".to_owned(), duration);
-    let latency = &check["latency"];
+fn show_lines(check: &CheckDetail, paint: Paint) -> Vec<String> {
+    let latency = &check.latency;
     let mut lines = vec![
-        format!("name: {}", cell(&check["name"])),
-        format!("service: {}", cell(&check["service"])),
-        format!("type: {}", cell(&check["kind"])),
-        format!("state: {}", paint.state(&cell(&check["state"]))),
-        format!("since: {}", instant(&check["since_ms"])),
+        format!("name: {}", check.name),
+        format!("service: {}", check.service),
+        format!("type: {}", check.kind),
+        format!("state: {}", paint.state(&check.state)),
+        format!("since: {}", or_dash(check.since_ms.map(local_time))),
         format!(
             "every: {}, timeout {}{}",
-            ms(&check["interval_ms"]),
-            ms(&check["timeout_ms"]),
-            if check["enabled"] == Value::Bool(false) {
-                " (disabled)"
-            } else {
-                ""
-            }
+            ms(Some(check.interval_ms)),
+            ms(Some(check.timeout_ms)),
+            if check.enabled { "" } else { " (disabled)" }
         ),
         format!(
             "window {}: {} probes, {} failed{}; p50 {} p95 {} p99 {}",
-            ms(&check["window_ms"]),
-            cell(&latency["count"]),
-            cell(&latency["failures"]),
-            check["failure_ratio"]
-                .as_f64()
+            ms(Some(check.window_ms)),
+            latency.count,
+            latency.failures,
+            check
+                .failure_ratio
                 .map(|r| format!(" ({:.2}%)", r * 100.0))
                 .unwrap_or_default(),
-            ms(&latency["p50_ms"]),
-            ms(&latency["p95_ms"]),
-            ms(&latency["p99_ms"]),
+            ms(latency.p50_ms),
+            ms(latency.p95_ms),
+            ms(latency.p99_ms),
         ),
     ];
-    if let Some(cert) = check["certificate"].as_object() {
+    if let Some(cert) = &check.certificate {
         lines.push(format!(
             "certificate: {} ({} days left, expires {})",
-            cert.get("class").map(cell).unwrap_or_default(),
-            cert.get("days_left").map(cell).unwrap_or_default(),
-            cert.get("not_after_ms").map(instant).unwrap_or_default()
+            cert.class,
+            cert.days_left,
+            local_time(cert.not_after_ms)
         ));
     }
     lines.push("conditions:".to_owned());
-    for condition in check["conditions"].as_array().into_iter().flatten() {
-        lines.push(format!("  {}", cell(condition)));
+    for condition in &check.conditions {
+        lines.push(format!("  {condition}"));
     }
-    if check["last_result"].is_null() {
-        lines.push("last result: none yet".to_owned());
-    } else {
-        lines.push(format!(
-            "last probe: {}",
-            instant(&check["last_result"]["at_ms"])
-        ));
-        lines.extend(result_lines(&check["last_result"], paint));
+    match &check.last_result {
+        None => lines.push("last result: none yet".to_owned()),
+        Some(result) => {
+            lines.push(format!("last probe: {}", local_time(result.at_ms)));
+            lines.extend(result_lines(result, paint));
+        }
     }
     lines
 }
 
 #[cfg(test)]
 mod tests {
+    use steward_wire::health::{ConditionResult, ProbeCertificate};
+
     use super::*;
-    use serde_json::json;
+
+    fn brief(name: &str, state: &str) -> CheckBrief {
+        CheckBrief {
+            name: name.to_owned(),
+            kind: "http".to_owned(),
+            state: state.to_owned(),
+            since: None,
+            since_ms: None,
+            last_probe: None,
+            last_probe_ms: None,
+        }
+    }
+
+    fn service(
+        name: &str,
+        workspace: Option<&str>,
+        state: &str,
+        impacted_by: &[&str],
+        checks: Vec<CheckBrief>,
+    ) -> ServiceHealth {
+        ServiceHealth {
+            name: name.to_owned(),
+            workspace: workspace.map(str::to_owned),
+            url: None,
+            node: None,
+            labels: Default::default(),
+            state: state.to_owned(),
+            impacted_by: impacted_by.iter().map(|s| (*s).to_owned()).collect(),
+            checks,
+        }
+    }
 
     #[test]
     fn rows_explain_why_a_service_is_not_up() {
         let paint = Paint { on: false };
-        let impacted = json!({
-            "name": "web", "workspace": "shop", "state": "impacted",
-            "impacted_by": ["db"], "checks": [{"name": "web-http", "state": "up"}]
-        });
+        let impacted = service(
+            "web",
+            Some("shop"),
+            "impacted",
+            &["db"],
+            vec![brief("web-http", "up")],
+        );
         assert_eq!(
             service_row(&impacted, paint),
             vec!["web", "shop", "impacted", "1/1 up", "depends on down db"]
         );
-        let down = json!({
-            "name": "db", "workspace": null, "state": "down", "impacted_by": [],
-            "checks": [{"name": "db-tcp", "state": "down"}, {"name": "db-cmd", "state": "up"}]
-        });
+        let down = service(
+            "db",
+            None,
+            "down",
+            &[],
+            vec![brief("db-tcp", "down"), brief("db-cmd", "up")],
+        );
         assert_eq!(
             service_row(&down, paint),
             vec!["db", "-", "down", "1/2 up", "db-tcp down"]
@@ -407,16 +438,49 @@ mod tests {
     }
 
     #[test]
+    fn listed_checks_carry_their_service() {
+        let services = [service(
+            "db",
+            None,
+            "down",
+            &[],
+            vec![brief("db-tcp", "down")],
+        )];
+        let listed = serde_json::to_value(listed_checks(&services)).unwrap_or_default();
+        assert_eq!(
+            listed,
+            serde_json::json!([{
+                "name": "db-tcp", "kind": "http", "state": "down", "service": "db",
+                "since": null, "since_ms": null, "last_probe": null, "last_probe_ms": null
+            }])
+        );
+    }
+
+    #[test]
     fn results_list_their_certificates() {
-        let result = json!({
-            "verdict": "fail", "latency_ms": 12, "status": null, "cause": null,
-            "conditions": [{"success": false, "condition": "[CERTIFICATE_EXPIRATION] (216h) > 336h"}],
-            "certificates": [{
-                "path": "/etc/letsencrypt/live/a/fullchain.pem", "subject": "CN=a.example",
-                "issuer": "CN=R3", "names": ["a.example", "www.a.example"],
-                "not_after_ms": 0, "days_left": 9, "class": "critical"
-            }]
-        });
+        let result = ProbeResult {
+            at: "1970-01-01T00:00:00.000Z".to_owned(),
+            at_ms: 0,
+            verdict: "fail".to_owned(),
+            latency_ms: 12,
+            status: None,
+            cause: None,
+            error: None,
+            conditions: vec![ConditionResult {
+                success: false,
+                condition: "[CERTIFICATE_EXPIRATION] (216h) > 336h".to_owned(),
+            }],
+            certificates: vec![ProbeCertificate {
+                path: Some("/etc/letsencrypt/live/a/fullchain.pem".to_owned()),
+                subject: "CN=a.example".to_owned(),
+                issuer: "CN=R3".to_owned(),
+                names: vec!["a.example".to_owned(), "www.a.example".to_owned()],
+                not_after: "1970-01-01T00:00:00.000Z".to_owned(),
+                not_after_ms: 0,
+                days_left: 9,
+                class: "critical".to_owned(),
+            }],
+        };
         let lines = result_lines(&result, Paint { on: false });
         assert_eq!(
             lines[1],
