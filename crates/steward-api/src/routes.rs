@@ -18,6 +18,7 @@ use steward_wire::alertmanager::{
 use steward_wire::health as health_wire;
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
+use steward_wire::schedules as schedules_wire;
 use steward_wire::tasks as tasks_wire;
 use steward_wire::{
     audit as audit_wire, keys as keys_wire, registry as registry_wire, system as system_wire,
@@ -422,14 +423,16 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Viewer),
             "Schedules with their next fire and last run",
             || get(crate::schedules::list_schedules),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::ScheduleList>())),
         spec(
             Method::GET,
             paths::SCHEDULE.template(),
             R(Role::Viewer),
             "A schedule with its next fire and last run",
             || get(crate::schedules::get_schedule),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::Schedule>())),
         spec(
             Method::GET,
             paths::SCHEDULE_RUNS.template(),
@@ -437,21 +440,24 @@ pub fn table() -> Vec<RouteSpec> {
             "A schedule's runs, newest first",
             || get(crate::schedules::list_runs),
         )
-        .query::<crate::schedules::RunsQuery>(),
+        .query::<schedules_wire::ScheduleRunsQuery>()
+        .answers(Answer::Json(typed::<schedules_wire::ScheduleRunList>())),
         spec(
             Method::POST,
             paths::SCHEDULE_PAUSE.template(),
             R(Role::Operator),
             "Pause a schedule",
             || post(crate::schedules::pause),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::ScheduleChanged>())),
         spec(
             Method::POST,
             paths::SCHEDULE_RESUME.template(),
             R(Role::Operator),
             "Resume a paused schedule",
             || post(crate::schedules::resume),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::ScheduleChanged>())),
         spec(
             Method::POST,
             paths::SCHEDULE_TRIGGER.template(),
@@ -459,6 +465,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Fire a schedule now, unless its overlap policy refuses",
             || post(crate::schedules::trigger),
         )
+        .answers(Answer::Json(typed::<schedules_wire::ScheduleTriggered>()))
         .status(&[201])
         .refuses(&[409]),
         batch_spec(
@@ -601,21 +608,24 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Viewer),
             "Heartbeats with their state, last ping and deadline",
             || get(crate::schedules::list_heartbeats),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::HeartbeatList>())),
         spec(
             Method::POST,
             paths::HEARTBEAT.template(),
             R(Role::Operator),
             "Record a successful ping of a heartbeat",
             || post(crate::schedules::ping_ok),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::Heartbeat>())),
         spec(
             Method::POST,
             paths::HEARTBEAT_FAIL.template(),
             R(Role::Operator),
             "Record a failed ping of a heartbeat",
             || post(crate::schedules::ping_fail),
-        ),
+        )
+        .answers(Answer::Json(typed::<schedules_wire::Heartbeat>())),
     ]
 }
 

@@ -7,16 +7,15 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
 use steward_core::schedule::timing::format_instant;
 use steward_core::schedule::{
-    HeartbeatSpec, PingStatus, ScheduleSpec, Timing, Zone, heartbeat::deadline_ms,
+    HeartbeatSpec, PingStatus, ScheduleSpec, TaskTemplate, Timing, Zone, heartbeat::deadline_ms,
 };
 use steward_engine::scheduler::ops::{self, OpsError, ScheduleView};
 use steward_store::schedules::MAX_RUN_PAGE;
 use steward_store::{FireOutcome, HeartbeatRecord, ScheduleRun, ScheduleState};
-use utoipa::IntoParams;
+use steward_wire::schedules as wire;
+use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
@@ -52,97 +51,127 @@ fn visible_schedule(
     }
 }
 
-fn instant(ms: Option<i64>, zone: &Zone) -> Value {
-    ms.map_or(Value::Null, |ms| Value::String(format_instant(ms, zone)))
+/// A time in `zone`, with its offset, as a schedule's own times are written.
+fn in_zone(ms: Option<i64>, zone: &Zone) -> Option<String> {
+    ms.map(|ms| format_instant(ms, zone))
 }
 
-fn timing_json(timing: &Timing, zone: &Zone) -> Value {
+/// A schedule's timing as the API shows it.
+fn timing_of(timing: &Timing, zone: &Zone) -> wire::ScheduleTiming {
     match timing {
-        Timing::Cron(expr) => json!({ "cron": expr.as_str() }),
-        Timing::Every { interval_ms } => json!({ "every_ms": interval_ms }),
-        Timing::Once { at_ms } => json!({ "at": format_instant(*at_ms, zone), "at_ms": at_ms }),
-    }
-}
-
-fn run_json(run: &ScheduleRun, zone: &Zone) -> Value {
-    json!({
-        "id": run.id,
-        "schedule": run.schedule,
-        "slot": format_instant(run.slot_ms, zone),
-        "slot_ms": run.slot_ms,
-        "trigger": run.trigger.as_str(),
-        "status": run.status.as_str(),
-        "reason": run.reason,
-        "task_id": run.task_id,
-        "fired_at_ms": run.fired_at_ms,
-        "task_status": run.task_status,
-        "outcome": run.outcome,
-        "started_at_ms": run.started_at_ms,
-        "finished_at_ms": run.finished_at_ms,
-        "duration_ms": run.started_at_ms.zip(run.finished_at_ms).map(|(s, f)| f - s),
-        "error": run.error,
-        "overdue": run.overdue,
-    })
-}
-
-fn state_json(state: Option<&ScheduleState>) -> Value {
-    match state {
-        Some(s) => json!({
-            "paused": s.paused,
-            "cursor_ms": s.cursor_ms,
-            "changed_at_ms": s.changed_at_ms,
-            "changed_by": s.changed_by,
-        }),
-        None => json!({ "paused": false }),
-    }
-}
-
-fn schedule_json(view: &ScheduleView) -> Value {
-    let spec = &view.spec;
-    let zone = &spec.zone;
-    json!({
-        "name": spec.name,
-        "workspace": spec.workspace,
-        "description": spec.description,
-        "owner": spec.owner,
-        "timing": timing_json(&spec.timing, zone),
-        "describe": spec.timing.describe(zone),
-        "timezone": zone.name(),
-        "task": {
-            "queue": spec.task.queue,
-            "kind": spec.task.kind,
-            "payload": spec.task.payload,
-            "priority": spec.task.priority,
-            "max_attempts": spec.task.max_attempts,
+        Timing::Cron(expr) => wire::ScheduleTiming::Cron {
+            cron: expr.as_str().to_owned(),
         },
-        "overlap": spec.overlap.as_str(),
-        "missed": spec.missed.as_str(),
-        "jitter_ms": spec.jitter_ms,
-        "enabled": spec.enabled,
-        "expect_success_within_ms": spec.expect_success_within_ms,
-        "state": state_json(view.state.as_ref()),
-        "paused": view.state.as_ref().is_some_and(|s| s.paused),
-        "next_fire": instant(view.next_slot_ms, zone),
-        "next_fire_ms": view.next_slot_ms,
-        "last_run": view.last_run.as_ref().map(|r| run_json(r, zone)),
-    })
+        Timing::Every { interval_ms } => wire::ScheduleTiming::Every {
+            every_ms: *interval_ms,
+        },
+        Timing::Once { at_ms } => wire::ScheduleTiming::Once {
+            at: format_instant(*at_ms, zone),
+            at_ms: *at_ms,
+        },
+    }
+}
+
+/// A recorded run as the API shows it, its slot in the schedule's zone.
+fn run_of(run: ScheduleRun, zone: &Zone) -> wire::ScheduleRun {
+    wire::ScheduleRun {
+        id: run.id,
+        slot: format_instant(run.slot_ms, zone),
+        slot_ms: run.slot_ms,
+        schedule: run.schedule,
+        trigger: run.trigger.as_str().to_owned(),
+        status: run.status.as_str().to_owned(),
+        reason: run.reason,
+        task_id: run.task_id,
+        fired_at: rfc3339(run.fired_at_ms),
+        fired_at_ms: run.fired_at_ms,
+        task_status: run.task_status.map(|s| s.as_str().to_owned()),
+        outcome: run.outcome,
+        started_at: rfc3339_opt(run.started_at_ms),
+        started_at_ms: run.started_at_ms,
+        finished_at: rfc3339_opt(run.finished_at_ms),
+        finished_at_ms: run.finished_at_ms,
+        duration_ms: run
+            .started_at_ms
+            .zip(run.finished_at_ms)
+            .map(|(s, f)| f - s),
+        error: run.error,
+        overdue: run.overdue,
+    }
+}
+
+/// A schedule's runtime state as the API shows it; `None` (never seen) is unpaused.
+fn state_of(state: Option<ScheduleState>) -> wire::ScheduleState {
+    match state {
+        Some(s) => wire::ScheduleState {
+            paused: s.paused,
+            cursor: Some(rfc3339(s.cursor_ms)),
+            cursor_ms: Some(s.cursor_ms),
+            changed_at: Some(rfc3339(s.changed_at_ms)),
+            changed_at_ms: Some(s.changed_at_ms),
+            changed_by: s.changed_by,
+        },
+        None => wire::ScheduleState::default(),
+    }
+}
+
+/// The task a schedule enqueues, as the API shows it.
+fn task_of(task: TaskTemplate) -> wire::ScheduleTask {
+    wire::ScheduleTask {
+        queue: task.queue,
+        kind: task.kind,
+        payload: task.payload,
+        priority: task.priority,
+        max_attempts: task.max_attempts,
+    }
+}
+
+/// A schedule with its state, next fire and last run as the API shows it.
+fn schedule_of(view: ScheduleView) -> wire::Schedule {
+    let ScheduleView {
+        spec,
+        state,
+        next_slot_ms,
+        last_run,
+    } = view;
+    let zone = spec.zone;
+    wire::Schedule {
+        timing: timing_of(&spec.timing, &zone),
+        describe: spec.timing.describe(&zone),
+        timezone: zone.name().to_owned(),
+        name: spec.name,
+        workspace: spec.workspace,
+        description: spec.description,
+        owner: spec.owner,
+        task: task_of(spec.task),
+        overlap: spec.overlap.as_str().to_owned(),
+        missed: spec.missed.as_str().to_owned(),
+        jitter_ms: spec.jitter_ms,
+        enabled: spec.enabled,
+        expect_success_within_ms: spec.expect_success_within_ms,
+        paused: state.as_ref().is_some_and(|s| s.paused),
+        state: state_of(state),
+        next_fire: in_zone(next_slot_ms, &zone),
+        next_fire_ms: next_slot_ms,
+        last_run: last_run.map(|r| run_of(r, &zone)),
+    }
 }
 
 /// `GET /api/v1/schedules`.
 pub(crate) async fn list_schedules(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<wire::ScheduleList>, ApiError> {
     let config = state.control.config();
     let views = ops::list(state.control.store().as_ref(), &config)
         .await
         .map_err(ops_error)?;
-    let schedules: Vec<Value> = views
-        .iter()
+    let schedules = views
+        .into_iter()
         .filter(|v| in_scope(&caller, v.spec.workspace.as_ref()))
-        .map(schedule_json)
+        .map(schedule_of)
         .collect();
-    Ok(Json(json!({ "schedules": schedules })))
+    Ok(Json(wire::ScheduleList { schedules }))
 }
 
 /// `GET /api/v1/schedules/{name}`.
@@ -150,25 +179,13 @@ pub(crate) async fn get_schedule(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<wire::Schedule>, ApiError> {
     visible_schedule(&state, &caller, &name)?;
     let config = state.control.config();
     let view = ops::view(state.control.store().as_ref(), &config, &name)
         .await
         .map_err(ops_error)?;
-    Ok(Json(schedule_json(&view)))
-}
-
-/// Query of `GET /api/v1/schedules/{name}/runs`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RunsQuery {
-    /// Runs before this id (the last page's `next_before`).
-    #[serde(default)]
-    before: Option<i64>,
-    /// Runs per page (default 50).
-    #[serde(default)]
-    limit: Option<u32>,
+    Ok(Json(schedule_of(view)))
 }
 
 /// `GET /api/v1/schedules/{name}/runs?before=ID&limit=N`: newest first; `next_before` pages on.
@@ -176,8 +193,8 @@ pub(crate) async fn list_runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiPath(name): ApiPath<String>,
-    ApiQuery(query): ApiQuery<RunsQuery>,
-) -> Result<impl IntoResponse, ApiError> {
+    ApiQuery(query): ApiQuery<wire::ScheduleRunsQuery>,
+) -> Result<Json<wire::ScheduleRunList>, ApiError> {
     let spec = visible_schedule(&state, &caller, &name)?;
     let limit = page_limit(query.limit, 50, MAX_RUN_PAGE)?;
     let config = state.control.config();
@@ -193,8 +210,10 @@ pub(crate) async fn list_runs(
     let next_before = (runs.len() == limit as usize)
         .then(|| runs.last().map(|r| r.id))
         .flatten();
-    let runs: Vec<Value> = runs.iter().map(|r| run_json(r, &spec.zone)).collect();
-    Ok(Json(json!({ "runs": runs, "next_before": next_before })))
+    Ok(Json(wire::ScheduleRunList {
+        runs: runs.into_iter().map(|r| run_of(r, &spec.zone)).collect(),
+        next_before,
+    }))
 }
 
 async fn set_paused(
@@ -202,7 +221,7 @@ async fn set_paused(
     caller: &Caller,
     name: &str,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::ScheduleChanged>, ApiError> {
     visible_schedule(state, caller, name)?;
     let config = state.control.config();
     let saved = ops::set_paused(
@@ -214,9 +233,10 @@ async fn set_paused(
     )
     .await
     .map_err(ops_error)?;
-    Ok(Json(
-        json!({ "name": name, "state": state_json(Some(&saved)) }),
-    ))
+    Ok(Json(wire::ScheduleChanged {
+        name: name.to_owned(),
+        state: state_of(Some(saved)),
+    }))
 }
 
 /// `POST /api/v1/schedules/{name}/pause`.
@@ -262,13 +282,13 @@ pub(crate) async fn trigger(
             replaced,
         } => Ok((
             StatusCode::CREATED,
-            Json(json!({
-                "schedule": name,
-                "fired": true,
-                "task_id": task_id,
-                "created": created,
-                "replaced": replaced,
-            })),
+            Json(wire::ScheduleTriggered {
+                schedule: name,
+                fired: true,
+                task_id,
+                created,
+                replaced,
+            }),
         )),
         FireOutcome::Skipped(reason) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -278,45 +298,52 @@ pub(crate) async fn trigger(
     }
 }
 
-fn heartbeat_json(spec: &HeartbeatSpec, record: Option<&HeartbeatRecord>) -> Value {
+/// A heartbeat with its record (`None`: never seen) as the API shows it. Its deadline runs
+/// from the last ping, or from when watching began.
+fn heartbeat_of(spec: HeartbeatSpec, record: Option<HeartbeatRecord>) -> wire::Heartbeat {
     let utc = Zone::utc();
-    let last = record.and_then(|r| r.last_ping);
-    let since = record.map(|r| r.watching_since_ms);
-    let deadline = last
-        .map(|(at, _)| at)
-        .or(since)
-        .map(|at| deadline_ms(spec, at));
-    json!({
-        "name": spec.name,
-        "workspace": spec.workspace,
-        "description": spec.description,
-        "period_ms": spec.period_ms,
-        "grace_ms": spec.grace_ms,
-        "state": record.map_or("new", |r| r.state.as_str()),
-        "state_changed_at_ms": record.map(|r| r.state_changed_at_ms),
-        "last_ping": instant(last.map(|(at, _)| at), &utc),
-        "last_ping_ms": last.map(|(at, _)| at),
-        "last_status": last.map(|(_, status)| status.as_str()),
-        "pings": record.map_or(0, |r| r.pings),
-        "deadline": instant(deadline, &utc),
-    })
+    let last = record.as_ref().and_then(|r| r.last_ping);
+    let last_ms = last.map(|(at, _)| at);
+    let deadline = last_ms
+        .or(record.as_ref().map(|r| r.watching_since_ms))
+        .map(|at| deadline_ms(&spec, at));
+    let state_changed_at_ms = record.as_ref().map(|r| r.state_changed_at_ms);
+    wire::Heartbeat {
+        name: spec.name,
+        workspace: spec.workspace,
+        description: spec.description,
+        period_ms: spec.period_ms,
+        grace_ms: spec.grace_ms,
+        state: record
+            .as_ref()
+            .map_or("new", |r| r.state.as_str())
+            .to_owned(),
+        state_changed_at: rfc3339_opt(state_changed_at_ms),
+        state_changed_at_ms,
+        last_ping: in_zone(last_ms, &utc),
+        last_ping_ms: last_ms,
+        last_status: last.map(|(_, status)| status.as_str().to_owned()),
+        pings: record.as_ref().map_or(0, |r| r.pings),
+        deadline: in_zone(deadline, &utc),
+        deadline_ms: deadline,
+    }
 }
 
 /// `GET /api/v1/heartbeats`.
 pub(crate) async fn list_heartbeats(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<Json<wire::HeartbeatList>, ApiError> {
     let config = state.control.config();
     let all = ops::heartbeats(state.control.store().as_ref(), &config)
         .await
         .map_err(ops_error)?;
-    let heartbeats: Vec<Value> = all
-        .iter()
+    let heartbeats = all
+        .into_iter()
         .filter(|(spec, _)| in_scope(&caller, spec.workspace.as_ref()))
-        .map(|(spec, record)| heartbeat_json(spec, record.as_ref()))
+        .map(|(spec, record)| heartbeat_of(spec, record))
         .collect();
-    Ok(Json(json!({ "heartbeats": heartbeats })))
+    Ok(Json(wire::HeartbeatList { heartbeats }))
 }
 
 async fn ping(
@@ -324,7 +351,7 @@ async fn ping(
     caller: &Caller,
     name: &str,
     status: PingStatus,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Heartbeat>, ApiError> {
     let config = state.control.config();
     let spec = match ops::find_heartbeat(&config, name) {
         Ok(spec) if in_scope(caller, spec.workspace.as_ref()) => spec.clone(),
@@ -341,7 +368,7 @@ async fn ping(
     )
     .await
     .map_err(ops_error)?;
-    Ok(Json(heartbeat_json(&spec, Some(&record))))
+    Ok(Json(heartbeat_of(spec, Some(record))))
 }
 
 /// `POST /api/v1/heartbeats/{name}`: the job ran fine.

@@ -5,13 +5,17 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use steward_core::schedule::timing::format_instant;
 use steward_core::schedule::{CronExpr, Timing, Zone};
+use steward_wire::paths;
+use steward_wire::schedules::{
+    Heartbeat, HeartbeatList, Schedule, ScheduleChanged, ScheduleList, ScheduleRun,
+    ScheduleRunList, ScheduleRunsQuery, ScheduleTriggered,
+};
 
 use crate::cli::{HeartbeatsCommand, OutputFormat, ScheduleCommand};
-use crate::client::{Client, block_on, cell, print_table};
+use crate::client::{Client, block_on, local_time, or_dash, print_json, print_table};
 
 /// Runs a `steward schedule …` command.
 pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
@@ -41,27 +45,23 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             // Handled above, without a server.
             ScheduleCommand::Next { .. } => {}
             ScheduleCommand::Ls { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/schedules", None)
+                let answer: ScheduleList = Client::new(&client)?
+                    .get(&paths::SCHEDULES.with(&[]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows: Vec<Vec<String>> = answer["schedules"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(schedule_row)
-                        .collect();
+                    let rows: Vec<Vec<String>> =
+                        answer.schedules.iter().map(schedule_row).collect();
                     print_table(&["NAME", "WORKSPACE", "WHEN", "NEXT", "LAST"], &rows);
                 }
             }
             ScheduleCommand::Show { name, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, &schedule_path(&name, None)?, None)
+                let answer: Schedule = Client::new(&client)?
+                    .get(&paths::SCHEDULE.with(&[&checked(&name)?]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     for line in show_lines(&answer) {
                         println!("{line}");
@@ -74,17 +74,16 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
                 before,
                 client,
             } => {
-                let path = runs_path(&name, limit, before)?;
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let query = ScheduleRunsQuery {
+                    before,
+                    limit: Some(limit),
+                };
+                let path = paths::SCHEDULE_RUNS.with_query(&[&checked(&name)?], &query)?;
+                let answer: ScheduleRunList = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows: Vec<Vec<String>> = answer["runs"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(run_row)
-                        .collect();
+                    let rows: Vec<Vec<String>> = answer.runs.iter().map(run_row).collect();
                     print_table(
                         &[
                             "ID",
@@ -100,37 +99,37 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
                     );
                 }
                 // On standard error, so that JSON output stays one document.
-                if let Some(next) = answer["next_before"].as_i64() {
+                if let Some(next) = answer.next_before {
                     eprintln!("more: --before {next}");
                 }
             }
             ScheduleCommand::Pause { name, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &schedule_path(&name, Some("pause"))?, None)
+                let answer: ScheduleChanged = Client::new(&client)?
+                    .post_empty(&paths::SCHEDULE_PAUSE.with(&[&checked(&name)?]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!("paused schedule `{name}`");
                 }
             }
             ScheduleCommand::Resume { name, client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &schedule_path(&name, Some("resume"))?, None)
+                let answer: ScheduleChanged = Client::new(&client)?
+                    .post_empty(&paths::SCHEDULE_RESUME.with(&[&checked(&name)?]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!("resumed schedule `{name}`");
                 }
             }
             ScheduleCommand::Trigger { name, client } => {
                 // A skip (409) is an error from the client: its message is the server's.
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &schedule_path(&name, Some("trigger"))?, None)
+                let answer: ScheduleTriggered = Client::new(&client)?
+                    .post_empty(&paths::SCHEDULE_TRIGGER.with(&[&checked(&name)?]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!("{}", trigger_line(&name, &answer));
                 }
@@ -145,28 +144,28 @@ pub fn run_heartbeats(command: HeartbeatsCommand) -> anyhow::Result<ExitCode> {
     block_on(async move {
         match command {
             HeartbeatsCommand::Ls { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/heartbeats", None)
+                let answer: HeartbeatList = Client::new(&client)?
+                    .get(&paths::HEARTBEATS.with(&[]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows: Vec<Vec<String>> = answer["heartbeats"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(heartbeat_row)
-                        .collect();
+                    let rows: Vec<Vec<String>> =
+                        answer.heartbeats.iter().map(heartbeat_row).collect();
                     print_table(&["NAME", "STATE", "LAST PING", "DEADLINE", "PINGS"], &rows);
                 }
             }
             HeartbeatsCommand::Ping { name, fail, client } => {
-                let path = item_path("/api/v1/heartbeats", &name, fail.then_some("fail"))?;
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &path, None)
+                let route = if fail {
+                    paths::HEARTBEAT_FAIL
+                } else {
+                    paths::HEARTBEAT
+                };
+                let answer: Heartbeat = Client::new(&client)?
+                    .post_empty(&route.with(&[&checked(&name)?]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!("{}", ping_line(&name, fail, &answer));
                 }
@@ -208,11 +207,18 @@ fn render_times(times: &[String], output: OutputFormat) -> String {
 // Paths
 // ---------------------------------------------------------------------------------------------
 
-/// `base/NAME[/action]`, with `NAME` encoded as one path segment.
-pub(crate) fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow::Result<String> {
+/// `name`, unless it cannot be a path segment: empty, `.` or `..` (which URLs resolve away,
+/// encoded or not, so the request would reach another route).
+fn checked(name: &str) -> anyhow::Result<&str> {
     if name.is_empty() || name == "." || name == ".." {
         bail!("`{name}` is not a valid name");
     }
+    Ok(name)
+}
+
+/// `base/NAME[/action]`, with `NAME` encoded as one path segment.
+pub(crate) fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow::Result<String> {
+    let name = checked(name)?;
     let mut url =
         reqwest::Url::parse(&format!("http://steward{base}")).context("building the URL")?;
     {
@@ -227,82 +233,68 @@ pub(crate) fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow:
     Ok(url.path().to_owned())
 }
 
-fn schedule_path(name: &str, action: Option<&str>) -> anyhow::Result<String> {
-    item_path("/api/v1/schedules", name, action)
-}
-
-fn runs_path(name: &str, limit: u32, before: Option<i64>) -> anyhow::Result<String> {
-    let mut path = schedule_path(name, Some("runs"))?;
-    path.push_str(&format!("?limit={limit}"));
-    if let Some(before) = before {
-        path.push_str(&format!("&before={before}"));
-    }
-    Ok(path)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
 /// One `schedule ls` row: NAME, WORKSPACE, WHEN, NEXT, LAST.
-fn schedule_row(schedule: &Value) -> Vec<String> {
+fn schedule_row(schedule: &Schedule) -> Vec<String> {
     vec![
-        cell(&schedule["name"]),
-        cell(&schedule["workspace"]),
-        cell(&schedule["describe"]),
+        schedule.name.clone(),
+        or_dash(schedule.workspace.as_ref()),
+        schedule.describe.clone(),
         next_cell(schedule),
-        last_run_cell(&schedule["last_run"]),
+        last_run_cell(schedule.last_run.as_ref()),
     ]
 }
 
-/// `disabled`, `paused`, the next fire time, or `-` when there is none.
-fn next_cell(schedule: &Value) -> String {
-    if schedule["enabled"] == json!(false) {
+/// `disabled`, `paused`, the next fire time (in the schedule's zone), or `-` when there is
+/// none.
+fn next_cell(schedule: &Schedule) -> String {
+    if !schedule.enabled {
         "disabled".to_owned()
-    } else if schedule["paused"] == json!(true) {
+    } else if schedule.paused {
         "paused".to_owned()
     } else {
-        cell(&schedule["next_fire"])
+        or_dash(schedule.next_fire.as_ref())
     }
 }
 
 /// A run in a few words: its status, then its task's status and outcome when known, e.g.
 /// `fired succeeded`, `fired failed (timeout)`, `skipped`; `overdue` when the dead-man's
 /// switch flagged it; `-` for no run.
-fn last_run_cell(run: &Value) -> String {
-    if run.is_null() {
+fn last_run_cell(run: Option<&ScheduleRun>) -> String {
+    let Some(run) = run else {
         return "-".to_owned();
+    };
+    let mut words = vec![run.status.clone()];
+    if let Some(task_status) = &run.task_status {
+        words.push(task_status.clone());
     }
-    let mut words = vec![cell(&run["status"])];
-    if !run["task_status"].is_null() {
-        words.push(cell(&run["task_status"]));
+    if let Some(outcome) = &run.outcome {
+        words.push(format!("({outcome})"));
     }
-    if !run["outcome"].is_null() {
-        words.push(format!("({})", cell(&run["outcome"])));
-    }
-    if run["overdue"] == json!(true) {
+    if run.overdue {
         words.push("overdue".to_owned());
     }
     words.join(" ")
 }
 
 /// One `schedule runs` row: ID, SLOT, TRIGGER, STATUS, TASK, TASK STATUS, OUTCOME, DURATION.
-fn run_row(run: &Value) -> Vec<String> {
-    let mut status = cell(&run["status"]);
-    if run["overdue"] == json!(true) {
+fn run_row(run: &ScheduleRun) -> Vec<String> {
+    let mut status = run.status.clone();
+    if run.overdue {
         status.push_str(" (overdue)");
     }
     vec![
-        cell(&run["id"]),
-        cell(&run["slot"]),
-        cell(&run["trigger"]),
+        run.id.to_string(),
+        run.slot.clone(),
+        run.trigger.clone(),
         status,
-        cell(&run["task_id"]),
-        cell(&run["task_status"]),
-        cell(&run["outcome"]),
-        run["duration_ms"]
-            .as_i64()
-            .map_or_else(|| "-".to_owned(), duration),
+        or_dash(run.task_id),
+        or_dash(run.task_status.as_ref()),
+        or_dash(run.outcome.as_ref()),
+        or_dash(run.duration_ms.map(duration)),
     ]
 }
 
@@ -320,71 +312,75 @@ pub(crate) fn duration(ms: i64) -> String {
     }
 }
 
+/// A duration in milliseconds as [`duration`]; `u64` values beyond `i64` are shown as its
+/// largest.
+fn duration_u64(ms: u64) -> String {
+    duration(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+/// `yes` or `no`.
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+/// `paused:` with who paused it and when (in the schedule's zone), when known.
+fn paused_text(schedule: &Schedule, zone: &Zone) -> String {
+    let state = &schedule.state;
+    match (&state.changed_by, state.changed_at_ms) {
+        (Some(by), Some(at)) if schedule.paused => {
+            format!("yes (by {by} at {})", format_instant(at, zone))
+        }
+        _ => yes_no(schedule.paused),
+    }
+}
+
+/// `last run:` in a few words, with its slot, task and reason.
+fn last_run_text(run: &ScheduleRun) -> String {
+    let mut line = last_run_cell(Some(run));
+    line.push_str(&format!(", slot {}", run.slot));
+    if let Some(task) = run.task_id {
+        line.push_str(&format!(", task {task}"));
+    }
+    if let Some(reason) = &run.reason {
+        line.push_str(&format!(": {reason}"));
+    }
+    line
+}
+
+/// A task's payload as one line of JSON; absent when it is `null`.
+fn payload_text(payload: &Value) -> Option<String> {
+    (!payload.is_null()).then(|| payload.to_string())
+}
+
 /// `schedule show` as `key: value` lines; absent values are left out.
-fn show_lines(schedule: &Value) -> Vec<String> {
-    let zone = schedule["timezone"]
-        .as_str()
-        .and_then(|name| Zone::parse(name).ok())
-        .unwrap_or_default();
-    let when = |ms: &Value| ms.as_i64().map(|ms| format_instant(ms, &zone));
-    let text = |value: &Value| (!value.is_null()).then(|| cell(value));
-    let yes_no = |value: &Value| {
-        value
-            .as_bool()
-            .map(|b| if b { "yes" } else { "no" }.to_owned())
-    };
-    let state = &schedule["state"];
-    let paused = yes_no(&schedule["paused"]).map(|answer| {
-        match (text(&state["changed_by"]), when(&state["changed_at_ms"])) {
-            (Some(by), Some(at)) if schedule["paused"] == json!(true) => {
-                format!("{answer} (by {by} at {at})")
-            }
-            _ => answer,
-        }
-    });
-    let last_run = &schedule["last_run"];
-    let last = (!last_run.is_null()).then(|| {
-        let mut line = last_run_cell(last_run);
-        if let Some(slot) = text(&last_run["slot"]) {
-            line.push_str(&format!(", slot {slot}"));
-        }
-        if let Some(task) = text(&last_run["task_id"]) {
-            line.push_str(&format!(", task {task}"));
-        }
-        if let Some(reason) = text(&last_run["reason"]) {
-            line.push_str(&format!(": {reason}"));
-        }
-        line
-    });
-    let task = &schedule["task"];
+fn show_lines(schedule: &Schedule) -> Vec<String> {
+    let zone = Zone::parse(&schedule.timezone).unwrap_or_default();
+    let task = &schedule.task;
     let fields: [(&str, Option<String>); 19] = [
-        ("name", text(&schedule["name"])),
-        ("workspace", text(&schedule["workspace"])),
-        ("description", text(&schedule["description"])),
-        ("owner", text(&schedule["owner"])),
-        ("when", text(&schedule["describe"])),
-        ("timezone", text(&schedule["timezone"])),
-        ("enabled", yes_no(&schedule["enabled"])),
-        ("paused", paused),
+        ("name", Some(schedule.name.clone())),
+        ("workspace", schedule.workspace.clone()),
+        ("description", schedule.description.clone()),
+        ("owner", schedule.owner.clone()),
+        ("when", Some(schedule.describe.clone())),
+        ("timezone", Some(schedule.timezone.clone())),
+        ("enabled", Some(yes_no(schedule.enabled))),
+        ("paused", Some(paused_text(schedule, &zone))),
         ("next fire", Some(next_cell(schedule))),
-        ("last run", last),
-        ("queue", text(&task["queue"])),
-        ("kind", text(&task["kind"])),
-        ("payload", text(&task["payload"])),
-        ("priority", text(&task["priority"])),
-        ("max attempts", text(&task["max_attempts"])),
-        ("overlap", text(&schedule["overlap"])),
-        ("missed", text(&schedule["missed"])),
+        ("last run", schedule.last_run.as_ref().map(last_run_text)),
+        ("queue", Some(task.queue.clone())),
+        ("kind", Some(task.kind.clone())),
+        ("payload", payload_text(&task.payload)),
+        ("priority", Some(task.priority.to_string())),
+        ("max attempts", task.max_attempts.map(|n| n.to_string())),
+        ("overlap", Some(schedule.overlap.clone())),
+        ("missed", Some(schedule.missed.clone())),
         (
             "jitter",
-            schedule["jitter_ms"]
-                .as_i64()
-                .filter(|ms| *ms > 0)
-                .map(duration),
+            (schedule.jitter_ms > 0).then(|| duration_u64(schedule.jitter_ms)),
         ),
         (
             "must succeed within",
-            schedule["expect_success_within_ms"].as_i64().map(duration),
+            schedule.expect_success_within_ms.map(duration_u64),
         ),
     ];
     let width = fields.iter().map(|(key, _)| key.len()).max().unwrap_or(0) + 2;
@@ -396,56 +392,52 @@ fn show_lines(schedule: &Value) -> Vec<String> {
 
 /// What `schedule trigger` prints: the task, whether it existed already, and any tasks
 /// cancelled to make way for it.
-fn trigger_line(name: &str, answer: &Value) -> String {
-    let mut line = format!(
-        "triggered schedule `{name}`: task {}",
-        cell(&answer["task_id"])
-    );
-    if answer["created"] == json!(false) {
+fn trigger_line(name: &str, answer: &ScheduleTriggered) -> String {
+    let mut line = format!("triggered schedule `{name}`: task {}", answer.task_id);
+    if !answer.created {
         line.push_str(" (it existed already)");
     }
-    let replaced: Vec<String> = answer["replaced"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(cell)
-        .collect();
-    if !replaced.is_empty() {
+    if !answer.replaced.is_empty() {
+        let replaced: Vec<String> = answer.replaced.iter().map(i64::to_string).collect();
         line.push_str(&format!("; cancelled task {}", replaced.join(", ")));
     }
     line
 }
 
-/// One `heartbeats ls` row: NAME, STATE, LAST PING, DEADLINE, PINGS.
-fn heartbeat_row(heartbeat: &Value) -> Vec<String> {
-    let last_ping = match (&heartbeat["last_ping"], heartbeat["last_status"].as_str()) {
-        (Value::Null, _) => "-".to_owned(),
-        (at, Some(status)) => format!("{} ({status})", cell(at)),
-        (at, None) => cell(at),
+/// One `heartbeats ls` row: NAME, STATE, LAST PING, DEADLINE, PINGS; times in this machine's
+/// zone.
+fn heartbeat_row(heartbeat: &Heartbeat) -> Vec<String> {
+    let last_ping = match (heartbeat.last_ping_ms, &heartbeat.last_status) {
+        (None, _) => "-".to_owned(),
+        (Some(at), Some(status)) => format!("{} ({status})", local_time(at)),
+        (Some(at), None) => local_time(at),
     };
     vec![
-        cell(&heartbeat["name"]),
-        cell(&heartbeat["state"]),
+        heartbeat.name.clone(),
+        heartbeat.state.clone(),
         last_ping,
-        cell(&heartbeat["deadline"]),
-        cell(&heartbeat["pings"]),
+        or_dash(heartbeat.deadline_ms.map(local_time)),
+        heartbeat.pings.to_string(),
     ]
 }
 
 /// What `heartbeats ping` prints: the ping recorded, the state and the next deadline.
-fn ping_line(name: &str, fail: bool, answer: &Value) -> String {
+fn ping_line(name: &str, fail: bool, answer: &Heartbeat) -> String {
     format!(
         "heartbeat `{name}`: {} ping recorded; state {}, next deadline {}",
         if fail { "fail" } else { "ok" },
-        cell(&answer["state"]),
-        cell(&answer["deadline"])
+        answer.state,
+        or_dash(answer.deadline_ms.map(local_time))
     )
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use serde_json::json;
     use steward_core::schedule::timing::parse_instant;
+    use steward_wire::schedules::{ScheduleState, ScheduleTask, ScheduleTiming};
+
+    use super::*;
 
     fn cron(expr: &str) -> CronExpr {
         CronExpr::parse(expr).unwrap()
@@ -565,56 +557,89 @@ mod tests {
     }
 
     #[test]
-    fn paths_encode_the_name_as_one_segment() {
+    fn names_that_are_not_one_segment_are_refused() {
         assert_eq!(
-            schedule_path("nightly-backup", Some("pause")).unwrap(),
-            "/api/v1/schedules/nightly-backup/pause"
+            paths::SCHEDULE_RUNS
+                .with_query(
+                    &[&checked("a/b c").unwrap()],
+                    &ScheduleRunsQuery {
+                        before: Some(41),
+                        limit: Some(20),
+                    }
+                )
+                .unwrap(),
+            "/api/v1/schedules/a%2Fb%20c/runs?before=41&limit=20"
         );
         assert_eq!(
-            schedule_path("a/b c", None).unwrap(),
-            "/api/v1/schedules/a%2Fb%20c"
-        );
-        assert_eq!(
-            runs_path("s", 20, Some(41)).unwrap(),
-            "/api/v1/schedules/s/runs?limit=20&before=41"
-        );
-        assert_eq!(
-            runs_path("s", 50, None).unwrap(),
-            "/api/v1/schedules/s/runs?limit=50"
-        );
-        assert_eq!(
-            item_path("/api/v1/heartbeats", "hb", Some("fail")).unwrap(),
-            "/api/v1/heartbeats/hb/fail"
+            item_path("/api/v1/checks", "a/b", Some("run")).unwrap(),
+            "/api/v1/checks/a%2Fb/run"
         );
         for bad in ["", ".", ".."] {
-            assert!(schedule_path(bad, None).is_err(), "{bad:?}");
+            assert!(checked(bad).is_err(), "{bad:?}");
+            assert!(item_path("/api/v1/checks", bad, None).is_err(), "{bad:?}");
         }
     }
 
-    fn schedule() -> Value {
-        json!({
-            "name": "nightly-backup",
-            "workspace": "ops",
-            "description": null,
-            "owner": "dba",
-            "timing": {"cron": "0 2 * * *"},
-            "describe": "cron \"0 2 * * *\" in Europe/Berlin",
-            "timezone": "Europe/Berlin",
-            "task": {"queue": "maintenance", "kind": "backup", "payload": {"db": "main"},
-                     "priority": 0, "max_attempts": null},
-            "overlap": "forbid",
-            "missed": "once",
-            "jitter_ms": 0,
-            "enabled": true,
-            "expect_success_within_ms": 7_200_000,
-            "state": {"paused": false, "cursor_ms": 1, "changed_at_ms": 1, "changed_by": "cli"},
-            "paused": false,
-            "next_fire": "2026-03-30T02:00:00+02:00",
-            "next_fire_ms": 1_774_828_800_000_i64,
-            "last_run": {"id": 7, "schedule": "nightly-backup", "slot": "2026-03-29T03:00:00+02:00",
-                         "status": "fired", "task_id": 42, "task_status": "succeeded",
-                         "outcome": null, "reason": null, "overdue": false},
-        })
+    fn run() -> ScheduleRun {
+        ScheduleRun {
+            id: 7,
+            schedule: "nightly-backup".to_owned(),
+            slot: "2026-03-29T03:00:00+02:00".to_owned(),
+            slot_ms: 1_774_746_000_000,
+            trigger: "slot".to_owned(),
+            status: "fired".to_owned(),
+            reason: None,
+            task_id: Some(42),
+            fired_at: "2026-03-29T01:00:00.000Z".to_owned(),
+            fired_at_ms: 1_774_746_000_000,
+            task_status: Some("succeeded".to_owned()),
+            outcome: None,
+            started_at: None,
+            started_at_ms: None,
+            finished_at: None,
+            finished_at_ms: None,
+            duration_ms: None,
+            error: None,
+            overdue: false,
+        }
+    }
+
+    fn schedule() -> Schedule {
+        Schedule {
+            name: "nightly-backup".to_owned(),
+            workspace: Some("ops".to_owned()),
+            description: None,
+            owner: Some("dba".to_owned()),
+            timing: ScheduleTiming::Cron {
+                cron: "0 2 * * *".to_owned(),
+            },
+            describe: "cron \"0 2 * * *\" in Europe/Berlin".to_owned(),
+            timezone: "Europe/Berlin".to_owned(),
+            task: ScheduleTask {
+                queue: "maintenance".to_owned(),
+                kind: "backup".to_owned(),
+                payload: json!({"db": "main"}),
+                priority: 0,
+                max_attempts: None,
+            },
+            overlap: "forbid".to_owned(),
+            missed: "once".to_owned(),
+            jitter_ms: 0,
+            enabled: true,
+            expect_success_within_ms: Some(7_200_000),
+            state: ScheduleState {
+                paused: false,
+                cursor: None,
+                cursor_ms: Some(1),
+                changed_at: None,
+                changed_at_ms: Some(1),
+                changed_by: Some("cli".to_owned()),
+            },
+            paused: false,
+            next_fire: Some("2026-03-30T02:00:00+02:00".to_owned()),
+            next_fire_ms: Some(1_774_828_800_000),
+            last_run: Some(run()),
+        }
     }
 
     #[test]
@@ -630,45 +655,54 @@ mod tests {
                 "fired succeeded",
             ]
         );
-        s["paused"] = json!(true);
-        s["next_fire"] = Value::Null;
+        s.paused = true;
+        s.next_fire = None;
         assert_eq!(next_cell(&s), "paused");
-        s["enabled"] = json!(false);
+        s.enabled = false;
         assert_eq!(next_cell(&s), "disabled");
-        s["enabled"] = json!(true);
-        s["paused"] = json!(false);
+        s.enabled = true;
+        s.paused = false;
         assert_eq!(next_cell(&s), "-");
-        s["last_run"] = Value::Null;
+        s.last_run = None;
         assert_eq!(schedule_row(&s)[4], "-");
     }
 
     #[test]
     fn last_run_cells_name_status_task_status_and_outcome() {
+        let failed = ScheduleRun {
+            task_status: Some("failed".to_owned()),
+            outcome: Some("timeout".to_owned()),
+            overdue: true,
+            ..run()
+        };
         assert_eq!(
-            last_run_cell(&json!({"status": "fired", "task_status": "failed",
-                                  "outcome": "timeout", "overdue": true})),
+            last_run_cell(Some(&failed)),
             "fired failed (timeout) overdue"
         );
-        assert_eq!(
-            last_run_cell(
-                &json!({"status": "skipped", "task_status": null, "outcome": null,
-                                  "overdue": false})
-            ),
-            "skipped"
-        );
+        let skipped = ScheduleRun {
+            status: "skipped".to_owned(),
+            task_id: None,
+            task_status: None,
+            ..run()
+        };
+        assert_eq!(last_run_cell(Some(&skipped)), "skipped");
+        assert_eq!(last_run_cell(None), "-");
     }
 
     #[test]
     fn run_rows_fill_every_column() {
-        let run = json!({
-            "id": 9, "schedule": "s", "slot": "2026-01-01T00:00:00+00:00",
-            "slot_ms": 1_767_225_600_000_i64, "trigger": "manual", "status": "fired",
-            "reason": null, "task_id": 42, "fired_at_ms": 1, "task_status": "succeeded",
-            "outcome": "ok", "started_at_ms": 10, "finished_at_ms": 12_345,
-            "duration_ms": 12_335, "error": null, "overdue": false,
-        });
+        let manual = ScheduleRun {
+            id: 9,
+            slot: "2026-01-01T00:00:00+00:00".to_owned(),
+            trigger: "manual".to_owned(),
+            outcome: Some("ok".to_owned()),
+            started_at_ms: Some(10),
+            finished_at_ms: Some(12_345),
+            duration_ms: Some(12_335),
+            ..run()
+        };
         assert_eq!(
-            run_row(&run),
+            run_row(&manual),
             [
                 "9",
                 "2026-01-01T00:00:00+00:00",
@@ -680,11 +714,15 @@ mod tests {
                 "12.3s",
             ]
         );
-        let skipped = json!({
-            "id": 8, "slot": "2026-01-01T00:00:00+00:00", "trigger": "slot",
-            "status": "skipped", "task_id": null, "task_status": null, "outcome": null,
-            "duration_ms": null, "overdue": true,
-        });
+        let skipped = ScheduleRun {
+            id: 8,
+            slot: "2026-01-01T00:00:00+00:00".to_owned(),
+            status: "skipped".to_owned(),
+            task_id: None,
+            task_status: None,
+            overdue: true,
+            ..run()
+        };
         assert_eq!(
             run_row(&skipped),
             [
@@ -746,9 +784,13 @@ mod tests {
     #[test]
     fn show_says_who_paused() {
         let mut s = schedule();
-        s["paused"] = json!(true);
-        s["state"] = json!({"paused": true, "cursor_ms": 1, "changed_at_ms": 1_767_225_600_000_i64,
-                            "changed_by": "key:alice"});
+        s.paused = true;
+        s.state = ScheduleState {
+            paused: true,
+            changed_at_ms: Some(1_767_225_600_000),
+            changed_by: Some("key:alice".to_owned()),
+            ..ScheduleState::default()
+        };
         let lines = show_lines(&s);
         assert!(
             lines.iter().any(|l| l.starts_with("paused:")
@@ -762,51 +804,81 @@ mod tests {
         );
     }
 
+    fn heartbeat() -> Heartbeat {
+        Heartbeat {
+            name: "hb".to_owned(),
+            workspace: None,
+            description: None,
+            period_ms: 3_600_000,
+            grace_ms: 300_000,
+            state: "up".to_owned(),
+            state_changed_at: None,
+            state_changed_at_ms: None,
+            last_ping: Some("2026-01-01T00:00:00+00:00".to_owned()),
+            last_ping_ms: Some(1_767_225_600_000),
+            last_status: Some("ok".to_owned()),
+            pings: 3,
+            deadline: Some("2026-01-01T01:05:00+00:00".to_owned()),
+            deadline_ms: Some(1_767_229_500_000),
+        }
+    }
+
     #[test]
     fn trigger_and_ping_lines() {
+        let fired = ScheduleTriggered {
+            schedule: "s".to_owned(),
+            fired: true,
+            task_id: 42,
+            created: true,
+            replaced: vec![],
+        };
+        assert_eq!(trigger_line("s", &fired), "triggered schedule `s`: task 42");
+        let replacing = ScheduleTriggered {
+            task_id: 43,
+            created: false,
+            replaced: vec![40, 41],
+            ..fired
+        };
         assert_eq!(
-            trigger_line(
-                "s",
-                &json!({"schedule": "s", "fired": true, "task_id": 42, "created": true,
-                        "replaced": []})
-            ),
-            "triggered schedule `s`: task 42"
-        );
-        assert_eq!(
-            trigger_line(
-                "s",
-                &json!({"task_id": 43, "created": false, "replaced": [40, 41]})
-            ),
+            trigger_line("s", &replacing),
             "triggered schedule `s`: task 43 (it existed already); cancelled task 40, 41"
         );
+        let failed = Heartbeat {
+            state: "failed".to_owned(),
+            ..heartbeat()
+        };
         assert_eq!(
-            ping_line(
-                "hb",
-                true,
-                &json!({"state": "failed", "deadline": "2026-01-01T01:05:00+00:00"})
-            ),
-            "heartbeat `hb`: fail ping recorded; state failed, next deadline 2026-01-01T01:05:00+00:00"
+            ping_line("hb", true, &failed),
+            format!(
+                "heartbeat `hb`: fail ping recorded; state failed, next deadline {}",
+                local_time(1_767_229_500_000)
+            )
         );
     }
 
     #[test]
     fn heartbeat_rows_show_the_last_ping_and_its_status() {
-        let hb = json!({
-            "name": "hb", "state": "up", "last_ping": "2026-01-01T00:00:00+00:00",
-            "last_status": "ok", "pings": 3, "deadline": "2026-01-01T01:05:00+00:00",
-        });
         assert_eq!(
-            heartbeat_row(&hb),
+            heartbeat_row(&heartbeat()),
             [
-                "hb",
-                "up",
-                "2026-01-01T00:00:00+00:00 (ok)",
-                "2026-01-01T01:05:00+00:00",
-                "3",
+                "hb".to_owned(),
+                "up".to_owned(),
+                format!("{} (ok)", local_time(1_767_225_600_000)),
+                local_time(1_767_229_500_000),
+                "3".to_owned(),
             ]
         );
-        let new = json!({"name": "n", "state": "new", "last_ping": null, "last_status": null,
-                         "pings": 0, "deadline": null});
+        let new = Heartbeat {
+            name: "n".to_owned(),
+            state: "new".to_owned(),
+            last_ping: None,
+            last_ping_ms: None,
+            last_status: None,
+            pings: 0,
+            deadline: None,
+            deadline_ms: None,
+            ..heartbeat()
+        };
         assert_eq!(heartbeat_row(&new), ["n", "new", "-", "-", "0"]);
     }
 }
