@@ -14,8 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use steward_core::alert::group::Reason;
 use steward_core::alert::ingest::parse_alerts;
 use steward_core::alert::mute::Silence;
 use steward_core::alert::route::{MatchOp, Matcher};
@@ -29,9 +28,10 @@ use steward_store::notifications::{
 use steward_store::{
     Ack, AlertChange, AlertQuery, AlertReceipt, StoredAlert, StoredSilence, now_ms,
 };
+use steward_wire::alerts as wire;
+use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use steward_core::alert::WORKSPACE_LABEL;
-use utoipa::IntoParams;
 
 use crate::auth::Caller;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
@@ -71,6 +71,9 @@ fn scope_alert(caller: &Caller, alert: &mut IncomingAlert, index: usize) -> Resu
 }
 
 /// `POST /api/v1/alerts` (and `/api/v2/alerts`): every alert of the call is stored, or none.
+///
+/// The body is a [`wire::PostAlerts`], read by [`parse_alerts`] rather than by serde so that a
+/// refusal lists every problem with its place.
 pub(crate) async fn post_alerts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -115,74 +118,68 @@ pub(crate) async fn post_alerts(
             "posted alerts refused: built-in rules raised alerts of their label sets"
         );
     }
-    Ok(Json(json!({
-        "accepted": accepted,
-        "fired": count(AlertChange::Fired),
-        "refired": count(AlertChange::Refired),
-        "resolved": count(AlertChange::Resolved),
-        "unchanged": count(AlertChange::Unchanged),
-        "refused": refused,
-    })))
+    Ok(Json(wire::AlertsReceived {
+        accepted,
+        fired: count(AlertChange::Fired),
+        refired: count(AlertChange::Refired),
+        resolved: count(AlertChange::Resolved),
+        unchanged: count(AlertChange::Unchanged),
+        refused,
+    }))
 }
 
 /// The posted alerts left alone because a built-in rule owns their label set: where each was
 /// in the call, its fingerprint and why.
-fn refused_alerts(receipts: &[AlertReceipt], changes: &[AlertChange]) -> Vec<Value> {
+fn refused_alerts(receipts: &[AlertReceipt], changes: &[AlertChange]) -> Vec<wire::RefusedAlert> {
     receipts
         .iter()
         .zip(changes)
         .enumerate()
         .filter(|(_, (_, change))| **change == AlertChange::Refused)
-        .map(|(index, (receipt, _))| {
-            json!({
-                "index": index,
-                "fingerprint": receipt.alert.fingerprint().to_string(),
-                "reason": "raised by a built-in rule; only the rule changes it",
-            })
+        .map(|(index, (receipt, _))| wire::RefusedAlert {
+            index,
+            fingerprint: receipt.alert.fingerprint().to_string(),
+            reason: "raised by a built-in rule; only the rule changes it".to_owned(),
         })
         .collect()
 }
 
-fn alert_json(alert: &StoredAlert) -> Value {
-    json!({
-        "fingerprint": alert.fingerprint.to_string(),
-        "labels": alert.labels,
-        "annotations": alert.annotations,
-        "severity": alert.severity.as_str(),
-        "source": alert.source,
-        "state": alert.state.as_str(),
-        "starts_at_ms": alert.starts_at_ms,
-        "ends_at_ms": alert.ends_at_ms,
-        "last_received_ms": alert.last_received_ms,
-        "generator_url": alert.generator_url,
-        "episode": alert.episode,
-        "ack": alert.ack.as_ref().map(|a| json!({ "by": a.by, "at_ms": a.at_ms, "note": a.note })),
-    })
+/// A stored alert as the API shows it.
+fn alert_of(alert: &StoredAlert) -> wire::Alert {
+    wire::Alert {
+        fingerprint: alert.fingerprint.to_string(),
+        labels: (*alert.labels).clone(),
+        annotations: (*alert.annotations).clone(),
+        severity: alert.severity.as_str().to_owned(),
+        source: alert.source.clone(),
+        state: alert.state.as_str().to_owned(),
+        starts_at: rfc3339(alert.starts_at_ms),
+        starts_at_ms: alert.starts_at_ms,
+        ends_at: rfc3339_opt(alert.ends_at_ms),
+        ends_at_ms: alert.ends_at_ms,
+        last_received: rfc3339(alert.last_received_ms),
+        last_received_ms: alert.last_received_ms,
+        generator_url: alert.generator_url.clone(),
+        episode: alert.episode,
+        ack: alert.ack.as_ref().map(ack_of),
+    }
 }
 
-/// Query of `GET /api/v1/alerts`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AlertsQuery {
-    /// Only `firing` or only `resolved` alerts.
-    #[serde(default)]
-    state: Option<String>,
-    /// Only alerts of this severity: `critical`, `warning` or `info`.
-    #[serde(default)]
-    severity: Option<String>,
-    /// `name=value` pairs separated by commas.
-    #[serde(default)]
-    labels: Option<String>,
-    /// Alerts at most (default 100).
-    #[serde(default)]
-    limit: Option<u32>,
+/// An acknowledgement as the API shows it.
+fn ack_of(ack: &Ack) -> wire::AlertAck {
+    wire::AlertAck {
+        by: ack.by.clone(),
+        at: rfc3339(ack.at_ms),
+        at_ms: ack.at_ms,
+        note: ack.note.clone(),
+    }
 }
 
 /// `GET /api/v1/alerts?state=firing&severity=critical&labels=service=api,env=prod&limit=N`.
 pub(crate) async fn list_alerts(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiQuery(query): ApiQuery<AlertsQuery>,
+    ApiQuery(query): ApiQuery<wire::AlertListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limit = page_limit(query.limit, 100, MAX_ALERT_PAGE)?;
     let alert_state = match query.state.as_deref() {
@@ -229,8 +226,9 @@ pub(crate) async fn list_alerts(
         })
         .await
         .map_err(store_error)?;
-    let alerts: Vec<Value> = alerts.iter().map(alert_json).collect();
-    Ok(Json(json!({ "alerts": alerts })))
+    Ok(Json(wire::AlertList {
+        alerts: alerts.iter().map(alert_of).collect(),
+    }))
 }
 
 fn fingerprint(text: &str) -> Result<Fingerprint, ApiError> {
@@ -289,58 +287,61 @@ pub(crate) async fn get_alert(
             .notification_attempts(notification.id)
             .await
             .map_err(store_error)?;
-        let mut shown = notification_json(&notification);
-        shown["attempt_log"] = attempts.iter().map(attempt_json).collect();
-        notifications.push(shown);
+        notifications.push(wire::NotificationDetail {
+            notification: notification_of(&notification),
+            attempt_log: attempts.iter().map(attempt_of).collect(),
+        });
     }
-    let mut shown = alert_json(&alert);
-    shown["notifications"] = Value::Array(notifications);
-    Ok(Json(shown))
+    Ok(Json(wire::AlertDetail {
+        alert: alert_of(&alert),
+        notifications,
+    }))
 }
 
 /// How many of an alert's notifications its detail shows (the newest).
 const NOTIFICATIONS_SHOWN: u32 = 20;
 
-fn notification_json(n: &StoredNotification) -> Value {
-    json!({
-        "id": n.id,
-        "receiver": n.notice.receiver,
-        "group_key": n.notice.group_key,
-        "reason": n.notice.reason,
-        "status": n.notice.status().as_str(),
-        "alerts": n.notice.alerts.len(),
-        "state": n.state.as_str(),
-        "attempts": n.attempts,
-        "created_ms": n.created_ms,
-        "next_attempt_ms": n.next_attempt_ms,
-        "expires_ms": n.expires_ms,
-        "finished_ms": n.finished_ms,
-        "last_error": n.last_error,
-    })
+/// A notification as the API shows it.
+fn notification_of(n: &StoredNotification) -> wire::Notification {
+    wire::Notification {
+        id: n.id,
+        receiver: n.notice.receiver.clone(),
+        group_key: n.notice.group_key.clone(),
+        reason: reason_name(n.notice.reason).to_owned(),
+        status: n.notice.status().as_str().to_owned(),
+        alerts: n.notice.alerts.len(),
+        state: n.state.as_str().to_owned(),
+        attempts: n.attempts,
+        created: rfc3339(n.created_ms),
+        created_ms: n.created_ms,
+        next_attempt: rfc3339(n.next_attempt_ms),
+        next_attempt_ms: n.next_attempt_ms,
+        expires: rfc3339(n.expires_ms),
+        expires_ms: n.expires_ms,
+        finished: rfc3339_opt(n.finished_ms),
+        finished_ms: n.finished_ms,
+        last_error: n.last_error.clone(),
+    }
 }
 
-fn attempt_json(a: &Attempt) -> Value {
-    json!({
-        "at_ms": a.at_ms,
-        "latency_ms": a.latency_ms,
-        "status": a.status,
-        "error": a.error,
-    })
+/// Why a group was notified, as the API names it.
+fn reason_name(reason: Reason) -> &'static str {
+    match reason {
+        Reason::First => "first",
+        Reason::Changed => "changed",
+        Reason::Repeat => "repeat",
+    }
 }
 
-/// Query of `GET /api/v1/notifications`.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NotificationsQuery {
-    /// Only this receiver's notifications.
-    #[serde(default)]
-    receiver: Option<String>,
-    /// Only `pending`, `delivered` or `failed` ones.
-    #[serde(default)]
-    state: Option<String>,
-    /// Notifications at most (1 to 1000, default 100).
-    #[serde(default)]
-    limit: Option<u32>,
+/// An attempt to send a notification as the API shows it.
+fn attempt_of(a: &Attempt) -> wire::NotificationAttempt {
+    wire::NotificationAttempt {
+        at: rfc3339(a.at_ms),
+        at_ms: a.at_ms,
+        latency_ms: a.latency_ms,
+        status: a.status,
+        error: a.error.clone(),
+    }
 }
 
 /// `GET /api/v1/notifications`: the outbox, newest first. A scoped caller sees only those all
@@ -348,7 +349,7 @@ pub(crate) struct NotificationsQuery {
 pub(crate) async fn list_notifications(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiQuery(query): ApiQuery<NotificationsQuery>,
+    ApiQuery(query): ApiQuery<wire::NotificationListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let wanted = match query.state.as_deref() {
         None => None,
@@ -374,21 +375,13 @@ pub(crate) async fn list_notifications(
         })
         .await
         .map_err(store_error)?;
-    let shown: Vec<Value> = found
+    let notifications = found
         .iter()
         .filter(|n| n.notice.alerts.iter().all(|a| visible(&caller, &a.labels)))
         .take(limit as usize)
-        .map(notification_json)
+        .map(notification_of)
         .collect();
-    Ok(Json(json!({ "notifications": shown })))
-}
-
-/// Body of `POST /api/v1/alerts/{fingerprint}/ack`.
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AckBody {
-    #[serde(default)]
-    note: String,
+    Ok(Json(wire::NotificationList { notifications }))
 }
 
 /// `POST /api/v1/alerts/{fingerprint}/ack`: no repeats of the current episode until it changes.
@@ -398,8 +391,8 @@ pub(crate) async fn ack_alert(
     ApiPath(text): ApiPath<String>,
     ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: AckBody = if body.is_empty() {
-        AckBody::default()
+    let body: wire::AckAlert = if body.is_empty() {
+        wire::AckAlert::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| invalid("invalid_body", format!("invalid acknowledgement: {e}")))?
@@ -422,19 +415,23 @@ pub(crate) async fn ack_alert(
     )
     .await
     .map_err(store_error)?;
-    Ok(Json(alert_json(&acked)))
+    Ok(Json(alert_of(&acked)))
 }
 
-fn silence_json(silence: &StoredSilence) -> Value {
-    json!({
-        "id": silence.id,
-        "matchers": silence.matchers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "starts_at_ms": silence.starts_at_ms,
-        "ends_at_ms": silence.ends_at_ms,
-        "created_by": silence.created_by,
-        "created_at_ms": silence.created_at_ms,
-        "comment": silence.comment,
-    })
+/// A stored silence as the API shows it.
+fn silence_of(silence: &StoredSilence) -> wire::Silence {
+    wire::Silence {
+        id: silence.id,
+        matchers: silence.matchers.iter().map(ToString::to_string).collect(),
+        starts_at: rfc3339(silence.starts_at_ms),
+        starts_at_ms: silence.starts_at_ms,
+        ends_at: rfc3339(silence.ends_at_ms),
+        ends_at_ms: silence.ends_at_ms,
+        created_by: silence.created_by.clone(),
+        created_at: rfc3339(silence.created_at_ms),
+        created_at_ms: silence.created_at_ms,
+        comment: silence.comment.clone(),
+    }
 }
 
 /// Whether a scoped caller may see or touch a silence: it must pin its workspace.
@@ -453,8 +450,9 @@ pub(crate) async fn list_silences(
     Extension(caller): Extension<Caller>,
 ) -> Result<impl IntoResponse, ApiError> {
     let silences = visible_silences(&state, &caller, now_ms()).await?;
-    let silences: Vec<Value> = silences.iter().map(silence_json).collect();
-    Ok(Json(json!({ "silences": silences })))
+    Ok(Json(wire::SilenceList {
+        silences: silences.iter().map(silence_of).collect(),
+    }))
 }
 
 /// The silences the caller may see that have not ended at `now_ms` (`i64::MIN`: every one
@@ -577,28 +575,13 @@ pub(crate) async fn end_silence(
     Ok(expired)
 }
 
-/// Body of `POST /api/v1/silences`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SilenceBody {
-    matchers: Vec<String>,
-    #[serde(default)]
-    starts_at_ms: Option<i64>,
-    #[serde(default)]
-    ends_at_ms: Option<i64>,
-    /// How long from its start, e.g. `2h` (instead of `ends_at_ms`).
-    #[serde(default)]
-    duration: Option<String>,
-    comment: String,
-}
-
 /// `POST /api/v1/silences`: 201 with the silence.
 pub(crate) async fn create_silence(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiBody(body): ApiBody,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body: SilenceBody = serde_json::from_slice(&body)
+    let body: wire::NewSilence = serde_json::from_slice(&body)
         .map_err(|e| invalid("invalid_body", format!("invalid silence: {e}")))?;
     let mut matchers = Vec::with_capacity(body.matchers.len());
     for (i, text) in body.matchers.iter().enumerate() {
@@ -625,7 +608,7 @@ pub(crate) async fn create_silence(
     };
     let silence = new_silence(&caller, matchers, starts_at_ms, ends_at_ms, body.comment)?;
     let stored = store_silence(&state, &caller, &silence, now).await?;
-    Ok((StatusCode::CREATED, Json(silence_json(&stored))))
+    Ok((StatusCode::CREATED, Json(silence_of(&stored))))
 }
 
 /// `DELETE /api/v1/silences/{id}`: ends it now.
@@ -635,5 +618,40 @@ pub(crate) async fn expire_silence(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<impl IntoResponse, ApiError> {
     let expired = end_silence(&state, &caller, id).await?;
-    Ok(Json(silence_json(&expired)))
+    Ok(Json(silence_of(&expired)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The body [`post_alerts`] declares is what [`parse_alerts`] takes: a body it accepts is
+    /// read as a [`wire::PostAlerts`] too, alert for alert.
+    #[test]
+    fn accepted_bodies_are_post_alerts() {
+        for body in [
+            json!([{
+                "labels": {"alertname": "ApiDown", "severity": "critical"},
+                "annotations": {"summary": "down"},
+                "startsAt": "2026-12-01T08:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus:9090/graph",
+            }]),
+            json!({"alerts": [
+                {"labels": {"alertname": "QueueDeep"}, "severity": "INFO",
+                 "starts_at": "2026-12-01T08:00:00+00:00", "annotations": null},
+                {"labels": {"alertname": "DiskFull"}, "generator_url": null, "ends_at": ""},
+            ]}),
+        ] {
+            let bytes = serde_json::to_vec(&body).unwrap();
+            let parsed = parse_alerts(&bytes).unwrap();
+            let typed: wire::PostAlerts = serde_json::from_value(body.clone()).unwrap();
+            let count = match &typed {
+                wire::PostAlerts::Postable(alerts) => alerts.len(),
+                wire::PostAlerts::Batch(batch) => batch.alerts.len(),
+            };
+            assert_eq!(count, parsed.len(), "{body}");
+        }
+    }
 }

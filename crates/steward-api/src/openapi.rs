@@ -51,8 +51,6 @@ pub(crate) type SchemaFn = fn(&mut Schemas) -> RefOr<Schema>;
 pub(crate) enum Payload {
     /// No wire type yet: a JSON object.
     Object,
-    /// No wire type yet: a JSON array or object (alerts, in Alertmanager's shape or Steward's).
-    ArrayOrObject,
     /// A wire type's schema (see [`typed`] and [`list_of`]).
     Typed(SchemaFn),
 }
@@ -63,10 +61,6 @@ impl Payload {
             Payload::Object => ObjectBuilder::new()
                 .schema_type(Type::Object)
                 .description(Some("A JSON object; its fields have no wire type yet."))
-                .into(),
-            Payload::ArrayOrObject => ObjectBuilder::new()
-                .schema_type(SchemaType::from_iter([Type::Array, Type::Object]))
-                .description(Some("A JSON array or object; it has no wire type yet."))
                 .into(),
             Payload::Typed(schema) => schema(schemas),
         }

@@ -15,6 +15,7 @@ use steward_store::StoreError;
 use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
+use steward_wire::alerts as alerts_wire;
 use steward_wire::health as health_wire;
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
@@ -475,7 +476,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Receive alerts from other systems, up to 10,000, all or none",
             || post(crate::alerts::post_alerts),
         )
-        .body(Payload::ArrayOrObject),
+        .body(typed::<alerts_wire::PostAlerts>())
+        .answers(Answer::Json(typed::<alerts_wire::AlertsReceived>())),
         // Where Prometheus and other Alertmanager clients post.
         batch_spec(
             Method::POST,
@@ -484,7 +486,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Receive alerts as Alertmanager does (`postableAlerts`)",
             || post(crate::alerts::post_alerts),
         )
-        .body(Payload::ArrayOrObject),
+        .body(typed::<alerts_wire::PostAlerts>())
+        .answers(Answer::Json(typed::<alerts_wire::AlertsReceived>())),
         // Alertmanager's API v2, read by amtool and Grafana's Alertmanager data source.
         spec(
             Method::GET,
@@ -554,14 +557,16 @@ pub fn table() -> Vec<RouteSpec> {
             "Alerts, most recently received first",
             || get(crate::alerts::list_alerts),
         )
-        .query::<crate::alerts::AlertsQuery>(),
+        .query::<alerts_wire::AlertListQuery>()
+        .answers(Answer::Json(typed::<alerts_wire::AlertList>())),
         spec(
             Method::GET,
             paths::ALERT.template(),
             R(Role::Viewer),
             "An alert with its newest notifications",
             || get(crate::alerts::get_alert),
-        ),
+        )
+        .answers(Answer::Json(typed::<alerts_wire::AlertDetail>())),
         spec(
             Method::POST,
             paths::ALERT_ACK.template(),
@@ -569,7 +574,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Acknowledge an alert's current episode: no repeats until it changes",
             || post(crate::alerts::ack_alert),
         )
-        .optional_body(Object)
+        .optional_body(typed::<alerts_wire::AckAlert>())
+        .answers(Answer::Json(typed::<alerts_wire::Alert>()))
         .refuses(&[409]),
         spec(
             Method::GET,
@@ -578,14 +584,16 @@ pub fn table() -> Vec<RouteSpec> {
             "The notification outbox, newest first",
             || get(crate::alerts::list_notifications),
         )
-        .query::<crate::alerts::NotificationsQuery>(),
+        .query::<alerts_wire::NotificationListQuery>()
+        .answers(Answer::Json(typed::<alerts_wire::NotificationList>())),
         spec(
             Method::GET,
             paths::SILENCES.template(),
             R(Role::Viewer),
             "Silences in force or to come",
             || get(crate::alerts::list_silences),
-        ),
+        )
+        .answers(Answer::Json(typed::<alerts_wire::SilenceList>())),
         spec(
             Method::POST,
             paths::SILENCES.template(),
@@ -593,7 +601,8 @@ pub fn table() -> Vec<RouteSpec> {
             "Create a silence of at most 365 days",
             || post(crate::alerts::create_silence),
         )
-        .body(Object)
+        .body(typed::<alerts_wire::NewSilence>())
+        .answers(Answer::Json(typed::<alerts_wire::Silence>()))
         .status(&[201]),
         spec(
             Method::DELETE,
@@ -601,7 +610,8 @@ pub fn table() -> Vec<RouteSpec> {
             R(Role::Operator),
             "End a silence now",
             || delete(crate::alerts::expire_silence),
-        ),
+        )
+        .answers(Answer::Json(typed::<alerts_wire::Silence>())),
         spec(
             Method::GET,
             paths::HEARTBEATS.template(),

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+
 use anyhow::bail;
-use reqwest::Method;
 use serde_json::{Value, json};
 use steward_core::alert::notice::group_key;
 use steward_core::alert::route::{Destination, GroupBy, Matcher, Route};
@@ -14,12 +15,17 @@ use steward_core::alert::{
 };
 use steward_core::registry::Labels;
 use steward_core::text::printable;
+use steward_wire::alerts::{
+    AckAlert, Alert, AlertDetail, AlertList, AlertListQuery, NewSilence, Notification, Silence,
+    SilenceList,
+};
+use steward_wire::paths;
 
 use crate::EXIT_INVALID;
 use crate::cli::{AlertsCommand, OutputFormat};
-use crate::client::{Client, block_on, cell, encode_query_value, instant, print_table};
+use crate::client::{Client, block_on, cell, local_time, or_dash, print_json, print_table};
 use crate::commands::load_or_exit;
-use crate::commands::schedule::{duration, item_path};
+use crate::commands::schedule::duration;
 
 /// The longest acknowledgement note the API takes, in characters.
 const MAX_NOTE_CHARS: usize = 4_096;
@@ -45,20 +51,16 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 limit,
                 client,
             } => {
-                let path = match list_path(state.as_deref(), severity, &labels, limit) {
-                    Ok(path) => path,
+                let query = match list_query(state, severity, &labels, limit) {
+                    Ok(query) => query,
                     Err(e) => return Ok(invalid(&e)),
                 };
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let path = paths::ALERTS.with_query(&[], &query)?;
+                let answer: AlertList = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    let rows: Vec<Vec<String>> = answer["alerts"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(alert_row)
-                        .collect();
+                    let rows: Vec<Vec<String>> = answer.alerts.iter().map(alert_row).collect();
                     print_table(
                         &[
                             "FINGERPRINT",
@@ -77,39 +79,13 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 fingerprint,
                 client,
             } => {
-                let path = item_path("/api/v1/alerts", &fingerprint.to_string(), None)?;
-                let answer = Client::new(&client)?.call(Method::GET, &path, None).await?;
+                let answer: AlertDetail = Client::new(&client)?
+                    .get(&paths::ALERT.with(&[&fingerprint]))
+                    .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    for line in show_lines(&answer) {
-                        println!("{line}");
-                    }
-                    if let Some(notifications) = answer["notifications"].as_array() {
-                        println!();
-                        if notifications.is_empty() {
-                            println!("notifications: none");
-                        } else {
-                            println!("notifications:");
-                            print_table(
-                                &[
-                                    "ID",
-                                    "RECEIVER",
-                                    "STATE",
-                                    "REASON",
-                                    "ATTEMPTS",
-                                    "CREATED",
-                                    "NEXT ATTEMPT",
-                                    "FINISHED",
-                                    "LAST ERROR",
-                                ],
-                                &notifications
-                                    .iter()
-                                    .map(notification_row)
-                                    .collect::<Vec<_>>(),
-                            );
-                        }
-                    }
+                    print_detail(&answer);
                 }
             }
             AlertsCommand::Ack {
@@ -117,18 +93,19 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 note,
                 client,
             } => {
-                let body = note.map(|note| json!({ "note": note }));
-                let path = item_path("/api/v1/alerts", &fingerprint.to_string(), Some("ack"))?;
-                let answer = Client::new(&client)?
-                    .call(Method::POST, &path, body.as_ref())
-                    .await?;
+                let api = Client::new(&client)?;
+                let path = paths::ALERT_ACK.with(&[&fingerprint]);
+                let answer: Alert = match note {
+                    Some(note) => api.post(&path, &AckAlert { note }).await?,
+                    None => api.post_empty(&path).await?,
+                };
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     println!(
                         "alert {fingerprint}: episode {} acknowledged by {}",
-                        text(&answer["episode"]),
-                        text(&answer["ack"]["by"])
+                        answer.episode,
+                        or_dash(answer.ack.as_ref().map(|a| text(&a.by)))
                     );
                 }
             }
@@ -149,28 +126,27 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                     Ok(body) => body,
                     Err(e) => return Ok(invalid(&e)),
                 };
-                let answer = Client::new(&client)?
-                    .call(Method::POST, "/api/v1/silences", Some(&body))
+                let answer: Silence = Client::new(&client)?
+                    .post(&paths::SILENCES.with(&[]), &body)
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     // Only the id, so that scripts can keep it to end the silence later.
-                    println!("{}", text(&answer["id"]));
+                    println!("{}", answer.id);
                 }
             }
             AlertsCommand::Silences { client } => {
-                let answer = Client::new(&client)?
-                    .call(Method::GET, "/api/v1/silences", None)
+                let answer: SilenceList = Client::new(&client)?
+                    .get(&paths::SILENCES.with(&[]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
                     let now = steward_store::now_ms();
-                    let rows: Vec<Vec<String>> = answer["silences"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = answer
+                        .silences
+                        .iter()
                         .map(|s| silence_row(s, now))
                         .collect();
                     print_table(
@@ -180,19 +156,50 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             AlertsCommand::Unsilence { id, client } => {
-                let path = item_path("/api/v1/silences", &id.to_string(), None)?;
-                let answer = Client::new(&client)?
-                    .call(Method::DELETE, &path, None)
+                let answer: Silence = Client::new(&client)?
+                    .delete(&paths::SILENCE.with(&[&id]))
                     .await?;
                 if client.output == OutputFormat::Json {
-                    println!("{answer}");
+                    print_json(&answer)?;
                 } else {
-                    println!("silence {id}: ended at {}", instant(&answer["ends_at_ms"]));
+                    println!("silence {id}: ended at {}", local_time(answer.ends_at_ms));
                 }
             }
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Prints `alerts show`: the alert as `key: value` lines, then its notifications as a table.
+fn print_detail(detail: &AlertDetail) {
+    for line in show_lines(&detail.alert) {
+        println!("{line}");
+    }
+    println!();
+    if detail.notifications.is_empty() {
+        println!("notifications: none");
+        return;
+    }
+    println!("notifications:");
+    let rows: Vec<Vec<String>> = detail
+        .notifications
+        .iter()
+        .map(|n| notification_row(&n.notification))
+        .collect();
+    print_table(
+        &[
+            "ID",
+            "RECEIVER",
+            "STATE",
+            "REASON",
+            "ATTEMPTS",
+            "CREATED",
+            "NEXT ATTEMPT",
+            "FINISHED",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,33 +358,28 @@ pub fn parse_silence_duration(text: &str) -> Result<u64, String> {
     Ok(total)
 }
 
-/// `GET /api/v1/alerts` with the filters as its query.
-fn list_path(
-    state: Option<&str>,
+/// The query of `GET /api/v1/alerts` for these filters.
+fn list_query(
+    state: Option<String>,
     severity: Option<Severity>,
     labels: &[(String, String)],
     limit: u32,
-) -> anyhow::Result<String> {
-    let mut path = format!("/api/v1/alerts?limit={limit}");
-    if let Some(state) = state {
-        path.push_str(&format!("&state={}", encode_query_value(state)));
-    }
-    if let Some(severity) = severity {
-        path.push_str(&format!("&severity={}", severity.as_str()));
-    }
-    if !labels.is_empty() {
-        let mut seen = Labels::new();
-        for (name, value) in labels {
-            // The API keeps only the last value of a name given twice: say so rather than
-            // silently filter by one of them.
-            if seen.insert(name.clone(), value.clone()).is_some() {
-                bail!("--label: `{name}` is given twice (an alert has one value per label)");
-            }
+) -> anyhow::Result<AlertListQuery> {
+    let mut seen = Labels::new();
+    for (name, value) in labels {
+        // The API keeps only the last value of a name given twice: say so rather than
+        // silently filter by one of them.
+        if seen.insert(name.clone(), value.clone()).is_some() {
+            bail!("--label: `{name}` is given twice (an alert has one value per label)");
         }
-        let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
-        path.push_str(&format!("&labels={}", encode_query_value(&pairs.join(","))));
     }
-    Ok(path)
+    let pairs: Vec<String> = labels.iter().map(|(n, v)| format!("{n}={v}")).collect();
+    Ok(AlertListQuery {
+        state,
+        severity: severity.map(|s| s.as_str().to_owned()),
+        labels: (!pairs.is_empty()).then(|| pairs.join(",")),
+        limit: Some(limit),
+    })
 }
 
 /// The body of `POST /api/v1/silences`; refuses an end in the past before anything is sent.
@@ -387,23 +389,26 @@ fn silence_body(
     until_ms: Option<i64>,
     comment: &str,
     now_ms: i64,
-) -> anyhow::Result<Value> {
-    let matchers: Vec<String> = matchers.iter().map(ToString::to_string).collect();
-    let mut body = json!({ "matchers": matchers, "comment": comment });
+) -> anyhow::Result<NewSilence> {
+    let mut body = NewSilence {
+        matchers: matchers.iter().map(ToString::to_string).collect(),
+        comment: comment.to_owned(),
+        ..NewSilence::default()
+    };
     match (duration_ms, until_ms) {
         (Some(ms), None) => {
             // In milliseconds, so that the server (whose clock starts the silence) reads
             // exactly the length checked here.
-            body["duration"] = json!(format!("{ms}ms"));
+            body.duration = Some(format!("{ms}ms"));
         }
         (None, Some(until)) => {
             if until <= now_ms {
                 bail!(
                     "--until: {} has passed; a silence must end in the future",
-                    instant(&json!(until))
+                    local_time(until)
                 );
             }
-            body["ends_at_ms"] = json!(until);
+            body.ends_at_ms = Some(until);
         }
         _ => bail!("give one of --duration and --until"),
     }
@@ -506,7 +511,7 @@ fn route_name(path: &[usize]) -> String {
 /// One `test-route` row from [`route_report`]'s destination.
 fn destination_row(d: &Value) -> Vec<String> {
     let list = |v: &Value, empty: &str| {
-        let items: Vec<String> = v.as_array().into_iter().flatten().map(text).collect();
+        let items: Vec<String> = v.as_array().into_iter().flatten().map(value_text).collect();
         if items.is_empty() {
             empty.to_owned()
         } else {
@@ -515,44 +520,47 @@ fn destination_row(d: &Value) -> Vec<String> {
     };
     let ms = |v: &Value| v.as_i64().map_or_else(|| "-".to_owned(), duration);
     vec![
-        text(&d["route"]),
+        value_text(&d["route"]),
         list(&d["matchers"], "-"),
-        text(&d["receiver"]),
+        value_text(&d["receiver"]),
         list(&d["group_by"], "(one group)"),
         ms(&d["group_wait_ms"]),
         ms(&d["group_interval_ms"]),
         ms(&d["repeat_interval_ms"]),
-        text(&d["group_key"]),
+        value_text(&d["group_key"]),
     ]
+}
+
+/// A value of `test-route`'s report as [`text`].
+fn value_text(value: &Value) -> String {
+    printable(&cell(value))
 }
 
 // ---------------------------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
-/// A JSON value as text for a terminal. Alerts carry text from other systems, so control
-/// characters (which could drive the terminal) are shown as U+FFFD.
-fn text(value: &Value) -> String {
-    printable(&cell(value))
+/// Text for a terminal. Alerts carry text from other systems, so control characters (which
+/// could drive the terminal) are shown as U+FFFD.
+fn text(value: &str) -> String {
+    printable(value)
 }
 
 /// Like [`text`], but keeping line breaks (annotations such as `description` often have
 /// several lines), each further line indented under the first.
-fn block(value: &Value) -> String {
-    cell(value)
+fn block(value: &str) -> String {
+    value
         .split('\n')
         .map(printable)
         .collect::<Vec<_>>()
         .join("\n    ")
 }
 
-/// `name=value` pairs of a label object, comma-separated (as `--labels` takes them), leaving
-/// out `skip`.
-fn pairs(labels: &Value, skip: &str) -> String {
+/// `name=value` pairs of labels, comma-separated (as `--labels` takes them), leaving out
+/// `skip`.
+fn pairs(labels: &BTreeMap<String, String>, skip: &str) -> String {
     let pairs: Vec<String> = labels
-        .as_object()
-        .into_iter()
-        .flatten()
+        .iter()
         .filter(|(name, _)| name.as_str() != skip)
         .map(|(name, value)| format!("{}={}", printable(name), text(value)))
         .collect();
@@ -564,69 +572,62 @@ fn pairs(labels: &Value, skip: &str) -> String {
 }
 
 /// One `alerts ls` row: FINGERPRINT, STATE, SEVERITY, ALERTNAME, LABELS, STARTED, ACK.
-fn alert_row(alert: &Value) -> Vec<String> {
+fn alert_row(alert: &Alert) -> Vec<String> {
     vec![
-        text(&alert["fingerprint"]),
-        text(&alert["state"]),
-        text(&alert["severity"]),
-        text(&alert["labels"]["alertname"]),
-        pairs(&alert["labels"], "alertname"),
-        instant(&alert["starts_at_ms"]),
-        text(&alert["ack"]["by"]),
+        text(&alert.fingerprint),
+        text(&alert.state),
+        text(&alert.severity),
+        or_dash(alert.labels.get("alertname").map(|n| text(n))),
+        pairs(&alert.labels, "alertname"),
+        local_time(alert.starts_at_ms),
+        or_dash(alert.ack.as_ref().map(|a| text(&a.by))),
     ]
 }
 
 /// `alerts show` as `key: value` lines (the notifications are a table after them).
-fn show_lines(alert: &Value) -> Vec<String> {
+fn show_lines(alert: &Alert) -> Vec<String> {
     let mut lines = vec![
-        format!("fingerprint: {}", text(&alert["fingerprint"])),
-        format!(
-            "state: {} (episode {})",
-            text(&alert["state"]),
-            text(&alert["episode"])
-        ),
-        format!("severity: {}", text(&alert["severity"])),
-        format!("source: {}", text(&alert["source"])),
-        format!("started: {}", instant(&alert["starts_at_ms"])),
+        format!("fingerprint: {}", text(&alert.fingerprint)),
+        format!("state: {} (episode {})", text(&alert.state), alert.episode),
+        format!("severity: {}", text(&alert.severity)),
+        format!("source: {}", text(&alert.source)),
+        format!("started: {}", local_time(alert.starts_at_ms)),
     ];
-    if !alert["ends_at_ms"].is_null() {
-        lines.push(format!("ends: {}", instant(&alert["ends_at_ms"])));
+    if let Some(ends_at_ms) = alert.ends_at_ms {
+        lines.push(format!("ends: {}", local_time(ends_at_ms)));
     }
     lines.push(format!(
         "last received: {}",
-        instant(&alert["last_received_ms"])
+        local_time(alert.last_received_ms)
     ));
-    if !alert["generator_url"].is_null() {
-        lines.push(format!("generator: {}", text(&alert["generator_url"])));
+    if let Some(url) = &alert.generator_url {
+        lines.push(format!("generator: {}", text(url)));
     }
-    let ack = &alert["ack"];
-    if ack.is_null() {
-        lines.push("ack: none".to_owned());
-    } else {
-        let note = ack["note"].as_str().filter(|n| !n.is_empty());
-        lines.push(format!(
-            "ack: by {} at {}{}",
-            text(&ack["by"]),
-            instant(&ack["at_ms"]),
-            note.map(|n| format!(": {}", printable(n)))
-                .unwrap_or_default()
-        ));
+    match &alert.ack {
+        None => lines.push("ack: none".to_owned()),
+        Some(ack) => {
+            let note = Some(ack.note.as_str()).filter(|n| !n.is_empty());
+            lines.push(format!(
+                "ack: by {} at {}{}",
+                text(&ack.by),
+                local_time(ack.at_ms),
+                note.map(|n| format!(": {}", printable(n)))
+                    .unwrap_or_default()
+            ));
+        }
     }
     for (title, map) in [
-        ("labels", &alert["labels"]),
-        ("annotations", &alert["annotations"]),
+        ("labels", &alert.labels),
+        ("annotations", &alert.annotations),
     ] {
-        let entries: Vec<String> = map
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(name, value)| format!("  {}: {}", printable(name), block(value)))
-            .collect();
-        if entries.is_empty() {
+        if map.is_empty() {
             lines.push(format!("{title}: none"));
         } else {
             lines.push(format!("{title}:"));
-            lines.extend(entries);
+            lines.extend(
+                map.iter()
+                    .map(|(name, value)| format!("  {}: {}", printable(name), block(value))),
+            );
         }
     }
     lines
@@ -634,42 +635,37 @@ fn show_lines(alert: &Value) -> Vec<String> {
 
 /// One row of `alerts show`'s notifications: ID, RECEIVER, STATE, REASON, ATTEMPTS, CREATED,
 /// NEXT ATTEMPT, FINISHED, LAST ERROR.
-fn notification_row(n: &Value) -> Vec<String> {
+fn notification_row(n: &Notification) -> Vec<String> {
     vec![
-        text(&n["id"]),
-        text(&n["receiver"]),
-        text(&n["state"]),
-        text(&n["reason"]),
-        text(&n["attempts"]),
-        instant(&n["created_ms"]),
-        instant(&n["next_attempt_ms"]),
-        instant(&n["finished_ms"]),
-        text(&n["last_error"]),
+        n.id.to_string(),
+        text(&n.receiver),
+        text(&n.state),
+        text(&n.reason),
+        n.attempts.to_string(),
+        local_time(n.created_ms),
+        local_time(n.next_attempt_ms),
+        or_dash(n.finished_ms.map(local_time)),
+        or_dash(n.last_error.as_deref().map(text)),
     ]
 }
 
 /// One `alerts silences` row: ID, STATE (active, or pending until it starts), MATCHERS,
 /// STARTS, ENDS, BY, COMMENT.
-fn silence_row(silence: &Value, now_ms: i64) -> Vec<String> {
-    let matchers: Vec<String> = silence["matchers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
-    let state = if silence["starts_at_ms"].as_i64().is_some_and(|s| s > now_ms) {
+fn silence_row(silence: &Silence, now_ms: i64) -> Vec<String> {
+    let matchers: Vec<String> = silence.matchers.iter().map(|m| text(m)).collect();
+    let state = if silence.starts_at_ms > now_ms {
         "pending"
     } else {
         "active"
     };
     vec![
-        text(&silence["id"]),
+        silence.id.to_string(),
         state.to_owned(),
         matchers.join(", "),
-        instant(&silence["starts_at_ms"]),
-        instant(&silence["ends_at_ms"]),
-        text(&silence["created_by"]),
-        text(&silence["comment"]),
+        local_time(silence.starts_at_ms),
+        local_time(silence.ends_at_ms),
+        text(&silence.created_by),
+        text(&silence.comment),
     ]
 }
 
@@ -760,8 +756,8 @@ mod tests {
 
     #[test]
     fn list_filters_are_encoded_into_one_query() {
-        let path = list_path(
-            Some("firing"),
+        let query = list_query(
+            Some("firing".to_owned()),
             Some(Severity::Critical),
             &[
                 ("service".to_owned(), "api".to_owned()),
@@ -771,14 +767,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            path,
-            "/api/v1/alerts?limit=20&state=firing&severity=critical&labels=service%3Dapi%2Cenv%3Da%20b%26c"
+            paths::ALERTS.with_query(&[], &query).unwrap(),
+            "/api/v1/alerts?state=firing&severity=critical&labels=service%3Dapi%2Cenv%3Da+b%26c&limit=20"
         );
         let twice = [
             ("service".to_owned(), "a".to_owned()),
             ("service".to_owned(), "b".to_owned()),
         ];
-        assert!(list_path(None, None, &twice, 1).is_err());
+        assert!(list_query(None, None, &twice, 1).is_err());
+        assert_eq!(
+            paths::ALERTS
+                .with_query(&[], &list_query(None, None, &[], 5).unwrap())
+                .unwrap(),
+            "/api/v1/alerts?limit=5"
+        );
     }
 
     #[test]
@@ -786,11 +788,12 @@ mod tests {
         let matchers = [parse_matcher(r#"service=~"api|web""#).unwrap()];
         let body = silence_body(&matchers, Some(7_200_000), None, "deploy", 0).unwrap();
         assert_eq!(
-            body,
+            serde_json::to_value(&body).unwrap(),
             json!({"matchers": ["service=~\"api|web\""], "comment": "deploy", "duration": "7200000ms"})
         );
         let body = silence_body(&matchers, None, Some(5_000), "deploy", 1_000).unwrap();
-        assert_eq!(body["ends_at_ms"], 5_000);
+        assert_eq!(body.ends_at_ms, Some(5_000));
+        assert_eq!(body.duration, None);
         assert!(silence_body(&matchers, None, Some(500), "x", 1_000).is_err());
         assert!(parse_comment(" ").is_err());
         assert!(parse_note(&"x".repeat(4_097)).is_err());
@@ -863,17 +866,31 @@ mod tests {
         );
     }
 
+    /// An alert as the API answers it, with `fields` over a firing one's.
+    fn alert(fields: Value) -> Alert {
+        let mut alert = json!({
+            "fingerprint": "00000000000000ff", "state": "firing", "episode": 1,
+            "severity": "warning", "source": "external",
+            "starts_at": "1970-01-01T00:00:00.000Z", "starts_at_ms": 0,
+            "ends_at": null, "ends_at_ms": null,
+            "last_received": "1970-01-01T00:00:01.000Z", "last_received_ms": 1000,
+            "generator_url": null, "labels": {}, "annotations": {}, "ack": null
+        });
+        for (name, value) in fields.as_object().unwrap() {
+            alert[name] = value.clone();
+        }
+        serde_json::from_value(alert).unwrap()
+    }
+
     #[test]
     fn an_alert_shows_its_notifications_when_there_are_some() {
-        let alert = json!({
-            "fingerprint": "00000000000000ff", "state": "firing", "episode": 2,
-            "severity": "critical", "source": "external", "starts_at_ms": 0,
-            "ends_at_ms": null, "last_received_ms": 1000, "generator_url": null,
+        let shown = alert(json!({
+            "episode": 2, "severity": "critical",
             "labels": {"alertname": "ApiDown", "service": "api"},
             "annotations": {"summary": "down\u{1b}[2J"},
-            "ack": {"by": "ops", "at_ms": 0, "note": "on it"}
-        });
-        let lines = show_lines(&alert);
+            "ack": {"by": "ops", "at": "1970-01-01T00:00:00.000Z", "at_ms": 0, "note": "on it"}
+        }));
+        let lines = show_lines(&shown);
         assert!(
             lines.contains(&"state: firing (episode 2)".to_owned()),
             "{lines:?}"
@@ -884,13 +901,18 @@ mod tests {
             "{lines:?}"
         );
         assert!(!lines.iter().any(|l| l.starts_with("ends:")));
-        let row = notification_row(&json!({
-            "id": 7, "receiver": "slack", "state": "failed", "reason": "first", "attempts": 3,
-            "created_ms": 0, "next_attempt_ms": null, "finished_ms": 60_000,
+        let notification: Notification = serde_json::from_value(json!({
+            "id": 7, "receiver": "slack", "group_key": "/:slack:{}", "reason": "first",
+            "status": "firing", "alerts": 1, "state": "failed", "attempts": 3,
+            "created": "1970-01-01T00:00:00.000Z", "created_ms": 0,
+            "next_attempt": "1970-01-01T00:00:00.000Z", "next_attempt_ms": 0,
+            "expires": "1970-01-01T01:00:00.000Z", "expires_ms": 3_600_000,
+            "finished": "1970-01-01T00:01:00.000Z", "finished_ms": 60_000,
             "last_error": "HTTP 500"
-        }));
+        }))
+        .unwrap();
         assert_eq!(
-            row,
+            notification_row(&notification),
             vec![
                 "7",
                 "slack",
@@ -898,12 +920,12 @@ mod tests {
                 "first",
                 "3",
                 "1970-01-01T00:00:00+00:00",
-                "-",
+                "1970-01-01T00:00:00+00:00",
                 "1970-01-01T00:01:00+00:00",
                 "HTTP 500"
             ]
         );
-        let described = json!({"annotations": {"description": "one\ntwo\r"}});
+        let described = alert(json!({"annotations": {"description": "one\ntwo\r"}}));
         assert!(
             show_lines(&described).contains(&"  description: one\n    two\u{fffd}".to_owned()),
             "{:?}",
@@ -913,11 +935,9 @@ mod tests {
 
     #[test]
     fn rows_put_alertname_in_its_own_column() {
-        let row = alert_row(&json!({
-            "fingerprint": "00000000000000ff", "state": "firing", "severity": "warning",
-            "labels": {"alertname": "DiskFull", "host": "vps-1", "mount": "/"},
-            "starts_at_ms": 0, "ack": null
-        }));
+        let row = alert_row(&alert(json!({
+            "labels": {"alertname": "DiskFull", "host": "vps-1", "mount": "/"}
+        })));
         assert_eq!(
             row,
             vec![
@@ -930,10 +950,15 @@ mod tests {
                 "-"
             ]
         );
-        let pending = silence_row(
-            &json!({"id": 1, "matchers": ["a=\"b\""], "starts_at_ms": 10}),
-            5,
-        );
-        assert_eq!(pending[1], "pending");
+        let silence: Silence = serde_json::from_value(json!({
+            "id": 1, "matchers": ["a=\"b\""],
+            "starts_at": "1970-01-01T00:00:00.010Z", "starts_at_ms": 10,
+            "ends_at": "1970-01-01T00:00:00.020Z", "ends_at_ms": 20,
+            "created_by": "ops", "created_at": "1970-01-01T00:00:00.000Z", "created_at_ms": 0,
+            "comment": "deploy"
+        }))
+        .unwrap();
+        assert_eq!(silence_row(&silence, 5)[1], "pending");
+        assert_eq!(silence_row(&silence, 10)[1], "active");
     }
 }
