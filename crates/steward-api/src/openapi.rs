@@ -4,10 +4,8 @@
 //! handler's query type), the refusals its access rule and inputs make possible, the security
 //! it needs, and its access rule as `x-steward-access`.
 //!
-//! Answers and bodies with a wire type (`steward-wire`) are described by that type's schema,
-//! derived from its code. The others (built with `json!` until their bodies move to wire types)
-//! are declared as what they are, a JSON object, and their operation is marked
-//! `x-steward-schema: untyped`.
+//! Every answer and body is a wire type (`steward-wire`), described by that type's schema,
+//! derived from its code.
 //!
 //! The document is written once per process, when the router is built, and served as bytes.
 
@@ -46,28 +44,14 @@ type Schemas = Vec<(String, RefOr<Schema>)>;
 /// Writes a body's schema, adding the named schemas it refers to.
 pub(crate) type SchemaFn = fn(&mut Schemas) -> RefOr<Schema>;
 
-/// A JSON body, as the document describes it.
+/// A JSON body, as the document describes it: a wire type's schema (see [`typed`] and
+/// [`list_of`]).
 #[derive(Clone, Copy)]
-pub(crate) enum Payload {
-    /// No wire type yet: a JSON object.
-    Object,
-    /// A wire type's schema (see [`typed`] and [`list_of`]).
-    Typed(SchemaFn),
-}
+pub(crate) struct Payload(SchemaFn);
 
 impl Payload {
     fn schema(self, schemas: &mut Schemas) -> RefOr<Schema> {
-        match self {
-            Payload::Object => ObjectBuilder::new()
-                .schema_type(Type::Object)
-                .description(Some("A JSON object; its fields have no wire type yet."))
-                .into(),
-            Payload::Typed(schema) => schema(schemas),
-        }
-    }
-
-    fn untyped(self) -> bool {
-        !matches!(self, Payload::Typed(_))
+        (self.0)(schemas)
     }
 }
 
@@ -94,8 +78,8 @@ pub(crate) struct Doc {
     pub(crate) header: Option<(&'static str, &'static str)>,
     /// Its JSON body, and whether one is required.
     pub(crate) body: Option<(Payload, bool)>,
-    /// What it answers when it succeeds.
-    pub(crate) answer: Answer,
+    /// What it answers when it succeeds; every route says (a test holds the table to it).
+    pub(crate) answer: Option<Answer>,
     /// The statuses of its success.
     pub(crate) ok: &'static [u16],
     /// Refusals of its own, besides those its access rule and inputs imply.
@@ -110,7 +94,7 @@ impl Default for Doc {
             query: None,
             header: None,
             body: None,
-            answer: Answer::Json(Payload::Object),
+            answer: None,
             ok: &[200],
             refusals: &[],
             note: None,
@@ -120,12 +104,12 @@ impl Default for Doc {
 
 /// The wire type `T`, referred to by name.
 pub(crate) fn typed<T: ToSchema>() -> Payload {
-    Payload::Typed(component::<T>)
+    Payload(component::<T>)
 }
 
 /// A JSON array of the wire type `T`.
 pub(crate) fn list_of<T: ToSchema>() -> Payload {
-    Payload::Typed(array_of::<T>)
+    Payload(array_of::<T>)
 }
 
 fn component<T: ToSchema>(schemas: &mut Schemas) -> RefOr<Schema> {
@@ -138,8 +122,13 @@ fn array_of<T: ToSchema>(schemas: &mut Schemas) -> RefOr<Schema> {
     ArrayBuilder::new().items(component::<T>(schemas)).into()
 }
 
-/// What `GET /api/v1/openapi.json` answers: an OpenAPI 3.1 document (this one).
-pub(crate) fn document_schema(_: &mut Schemas) -> RefOr<Schema> {
+/// What `GET /api/v1/openapi.json` answers.
+pub(crate) fn document_payload() -> Payload {
+    Payload(document_schema)
+}
+
+/// An OpenAPI 3.1 document (this one): described by the OpenAPI schema, not by a wire type.
+fn document_schema(_: &mut Schemas) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
@@ -399,21 +388,17 @@ fn operation(route: &RouteSpec, schemas: &mut Schemas) -> Operation {
         );
     }
 
-    let mut untyped = false;
     let mut responses = ResponsesBuilder::new();
     for &status in doc.ok {
         let response = ResponseBuilder::new().description(success(status));
         let response =
-            match doc.answer {
-                Answer::Json(payload) => {
-                    untyped |= payload.untyped();
-                    response.content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(payload.schema(schemas)))
-                            .build(),
-                    )
-                }
+            match doc.answer.unwrap_or(Answer::Empty) {
+                Answer::Json(payload) => response.content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(payload.schema(schemas)))
+                        .build(),
+                ),
                 Answer::EventStream => {
                     let data = AnyOfBuilder::new()
                         .item(component::<StreamEvent>(schemas))
@@ -476,7 +461,6 @@ fn operation(route: &RouteSpec, schemas: &mut Schemas) -> Operation {
     }
 
     let request_body = doc.body.map(|(payload, required)| {
-        untyped |= payload.untyped();
         RequestBodyBuilder::new()
             .required(Some(if required {
                 Required::True
@@ -497,15 +481,12 @@ fn operation(route: &RouteSpec, schemas: &mut Schemas) -> Operation {
         description.push(' ');
         description.push_str(note);
     }
-    let mut extensions: Extensions = [(
+    let extensions: Extensions = [(
         "x-steward-access".to_owned(),
         access_extension(route.access),
     )]
     .into_iter()
     .collect();
-    if untyped {
-        extensions.insert("x-steward-schema".to_owned(), json!("untyped"));
-    }
     let security = keyed.then(|| {
         vec![
             SecurityRequirement::new(BEARER, Vec::<String>::new()),
@@ -583,9 +564,8 @@ pub fn document() -> OpenApi {
         .description(Some(
             "The HTTP API of Steward, a control plane for self-hosted AI-agent platforms. This \
              document is generated from the server's route table: every route is one operation, \
-             with the security and role it needs (`x-steward-access`). Answers and bodies that \
-             have no wire type yet are described as JSON objects, and their operations are \
-             marked `x-steward-schema: untyped`. Every error answer is an `Error`.",
+             with the security and role it needs (`x-steward-access`), and every body it takes \
+             and answers is a named schema. Every error answer is an `Error`.",
         ))
         .license(Some(
             LicenseBuilder::new()
@@ -840,20 +820,31 @@ mod tests {
     }
 
     #[test]
-    fn untyped_answers_are_marked_and_typed_ones_are_not() {
+    fn every_route_declares_its_answer_and_json_is_always_a_named_schema() {
         let document = value();
         for route in table() {
-            let method = route.method.as_str().to_ascii_lowercase();
-            let operation = &document["paths"][route.path][&method];
-            let untyped = matches!(route.doc.answer, Answer::Json(p) if p.untyped())
-                || route.doc.body.is_some_and(|(p, _)| p.untyped());
-            assert_eq!(
-                operation["x-steward-schema"] == "untyped",
-                untyped,
-                "{} {}",
+            assert!(
+                route.doc.answer.is_some(),
+                "{} {} declares no answer",
                 route.method,
                 route.path
             );
+            let method = route.method.as_str().to_ascii_lowercase();
+            let operation = &document["paths"][route.path][&method];
+            let mut json = vec![&operation["requestBody"]["content"]["application/json"]["schema"]];
+            for status in route.doc.ok {
+                json.push(
+                    &operation["responses"][status.to_string()]["content"]["application/json"]
+                        ["schema"],
+                );
+            }
+            if route.path == steward_wire::paths::OPENAPI.template() {
+                continue;
+            }
+            for schema in json.into_iter().filter(|s| !s.is_null()) {
+                let named = schema["$ref"].is_string() || schema["items"]["$ref"].is_string();
+                assert!(named, "{} {}: {schema}", route.method, route.path);
+            }
         }
         let alerts = &document["paths"]["/api/v2/alerts"]["get"]["responses"]["200"];
         assert_eq!(

@@ -124,7 +124,7 @@ impl RouteSpec {
 
     /// What it answers when it succeeds.
     fn answers(mut self, answer: Answer) -> Self {
-        self.doc.answer = answer;
+        self.doc.answer = Some(answer);
         self
     }
 
@@ -151,7 +151,6 @@ impl RouteSpec {
 /// `api.metrics_public` opens it (see [`access_of`]).
 pub fn table() -> Vec<RouteSpec> {
     use Access::{Public, Role as R, Unscoped, Workspace};
-    use Payload::Object;
     vec![
         spec(
             Method::GET,
@@ -168,9 +167,7 @@ pub fn table() -> Vec<RouteSpec> {
             "This document: every route, who may call it, what it answers",
             || get(crate::system::openapi_json),
         )
-        .answers(Answer::Json(Payload::Typed(
-            crate::openapi::document_schema,
-        ))),
+        .answers(Answer::Json(crate::openapi::document_payload())),
         spec(
             Method::GET,
             paths::HEALTHZ.template(),
