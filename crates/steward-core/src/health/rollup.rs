@@ -109,7 +109,7 @@ impl Rollup {
 }
 
 /// Request counts and latency percentiles over a window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
     /// Probe results in the window.
     pub count: u64,

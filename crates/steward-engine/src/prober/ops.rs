@@ -2,7 +2,6 @@
 //! same, whichever one probes): services' states with dependency impact, a check's state, last
 //! result, latency percentiles and failure ratio over a window, and its history.
 
-use serde::Serialize;
 use steward_config::Config;
 use steward_core::Registry;
 use steward_core::health::cert::{classify, days_left};
@@ -43,7 +42,7 @@ pub enum HealthOpsError {
 }
 
 /// A certificate's standing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertView {
     /// When it expires.
     pub not_after_ms: i64,
@@ -64,7 +63,7 @@ impl CertView {
 }
 
 /// A certificate a probe saw, with its standing now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertDetail {
     /// The file it was read from (certificate-file checks).
     pub path: Option<String>,
@@ -75,15 +74,13 @@ pub struct CertDetail {
     /// The names it is valid for.
     pub names: Vec<String>,
     /// Expiry, days left and class.
-    #[serde(flatten)]
     pub standing: CertView,
 }
 
 /// One check in full.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckView {
     /// The brief.
-    #[serde(flatten)]
     pub brief: CheckBrief,
     /// The service it watches.
     pub service: String,
@@ -115,7 +112,7 @@ pub struct CheckView {
 }
 
 /// A probe result for people and scripts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultView {
     /// When it started.
     pub at_ms: i64,
@@ -136,7 +133,7 @@ pub struct ResultView {
 }
 
 /// A condition as resolved against one result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionView {
     /// Whether it held.
     pub success: bool,
@@ -178,7 +175,7 @@ impl ResultView {
 }
 
 /// A transition for people and scripts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransitionView {
     /// Its id (pages go below it).
     pub id: i64,

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
 use steward_config::Config;
 use steward_core::Registry;
 use steward_core::health::spec::CheckSpec;
@@ -13,7 +12,7 @@ use steward_core::health::state::{CheckState, ServiceState, service_states};
 use steward_store::{CheckRecord, Store, StoreError};
 
 /// A check in brief.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckBrief {
     /// Its name.
     pub name: String,
@@ -28,7 +27,7 @@ pub struct CheckBrief {
 }
 
 /// A service and how it is doing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServiceView {
     /// Its name.
     pub name: String,
