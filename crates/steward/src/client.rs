@@ -3,7 +3,6 @@
 use anyhow::{Context, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde_json::Value;
 use steward_wire::error::ErrorBody;
 
 use crate::cli::ClientArgs;
@@ -87,6 +86,7 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> anyhow::Result<T> {
+        refuse_dot_segments(path)?;
         let url = self.url(path);
         let mut request = self
             .http
@@ -111,36 +111,19 @@ impl Client {
             format!("{method} {path}: the answer is not what this client understands (is the server a different version?)")
         })
     }
+}
 
-    /// Sends a request and returns the JSON answer, or an error carrying the API's code and
-    /// message.
-    pub async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let mut request = self
-            .http
-            .request(method.clone(), &url)
-            .bearer_auth(&self.key);
-        if let Some(body) = body {
-            request = request.json(body);
+/// Refuses a path with an empty, `.` or `..` segment: URLs resolve those away (encoded or not),
+/// so the request would reach another route than the name given meant.
+fn refuse_dot_segments(path: &str) -> anyhow::Result<()> {
+    let route = path.split('?').next().unwrap_or_default();
+    let segments = route.strip_prefix('/').unwrap_or(route);
+    for segment in segments.split('/') {
+        if segment.is_empty() || segment == "." || segment == ".." {
+            bail!("`{segment}` cannot be a name here: give one that is not empty, `.` or `..`");
         }
-        let response = request
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let json: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let code = json["error"]["code"].as_str().unwrap_or("error");
-            let message = json["error"]["message"].as_str().unwrap_or("no message");
-            bail!("{method} {path}: {} {code}: {message}", status.as_u16());
-        }
-        Ok(json)
     }
+    Ok(())
 }
 
 /// A refused request's status with the API's error code and message, or the start of its body
@@ -194,32 +177,6 @@ pub fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
-pub fn encode_query_value(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// A JSON value as a table cell (`-` for null).
-pub fn cell(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// A time in milliseconds since the epoch (a JSON number) as [`local_time`]; `-` when absent.
-pub fn instant(ms: &Value) -> String {
-    ms.as_i64().map_or_else(|| "-".to_owned(), local_time)
-}
-
 /// `ms` (since the Unix epoch) as RFC 3339 in this machine's zone (`TZ`), with its offset
 /// (`2026-12-06T22:48:32+01:00`): people read their own time, and the offset says which.
 pub fn local_time(ms: i64) -> String {
@@ -246,9 +203,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode_query_value("1h"), "1h");
-        assert_eq!(encode_query_value("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
-        assert_eq!(encode_query_value("-_.~"), "-_.~");
+    fn names_that_urls_would_resolve_away_are_refused_before_sending() {
+        use steward_wire::paths::{KEY, SCHEDULE_RUNS, TASKS};
+        assert!(refuse_dot_segments(&TASKS.with(&[])).is_ok());
+        assert!(refuse_dot_segments(&KEY.with(&[&"a.b"])).is_ok());
+        assert!(refuse_dot_segments("/api/v1/tasks?after=..").is_ok());
+        for bad in ["", ".", ".."] {
+            assert!(refuse_dot_segments(&KEY.with(&[&bad])).is_err(), "{bad:?}");
+            assert!(
+                refuse_dot_segments(&SCHEDULE_RUNS.with(&[&bad])).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

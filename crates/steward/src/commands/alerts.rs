@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use serde_json::{Value, json};
 use steward_core::alert::notice::group_key;
 use steward_core::alert::route::{Destination, GroupBy, Matcher, Route};
 use steward_core::alert::{
@@ -23,7 +22,7 @@ use steward_wire::paths;
 
 use crate::EXIT_INVALID;
 use crate::cli::{AlertsCommand, OutputFormat};
-use crate::client::{Client, block_on, cell, local_time, or_dash, print_json, print_table};
+use crate::client::{Client, block_on, local_time, or_dash, print_json, print_table};
 use crate::commands::load_or_exit;
 use crate::commands::schedule::duration;
 
@@ -441,14 +440,9 @@ fn test_route(labels: &Labels, config: &Path, output: OutputFormat) -> anyhow::R
     }
     let report = route_report(route, labels, &destinations);
     if output == OutputFormat::Json {
-        println!("{report}");
+        print_json(&report)?;
     } else {
-        let rows: Vec<Vec<String>> = report["destinations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(destination_row)
-            .collect();
+        let rows: Vec<Vec<String>> = report.destinations.iter().map(destination_row).collect();
         print_table(
             &[
                 "ROUTE",
@@ -466,35 +460,57 @@ fn test_route(labels: &Labels, config: &Path, output: OutputFormat) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-/// `{"labels", "destinations": [{route, path, matchers, receiver, group_by, group_wait_ms,
-/// group_interval_ms, repeat_interval_ms, group_key}]}`; `group_by` is written as in the config
-/// (`[]`: one group, `["..."]`: one group per alert).
-fn route_report(root: &Route, labels: &Labels, destinations: &[Destination]) -> Value {
-    let destinations: Vec<Value> = destinations
+/// What `test-route` reports: the labels, and each route and receiver they reach.
+#[derive(Debug, serde::Serialize)]
+struct RouteReport<'a> {
+    labels: &'a Labels,
+    destinations: Vec<RouteDestination>,
+}
+
+/// One route and receiver an alert reaches; `group_by` is written as in the config (`[]`: one
+/// group, `["..."]`: one group per alert).
+#[derive(Debug, serde::Serialize)]
+struct RouteDestination {
+    route: String,
+    path: Vec<usize>,
+    matchers: Vec<String>,
+    receiver: String,
+    group_by: Vec<String>,
+    group_wait_ms: u64,
+    group_interval_ms: u64,
+    repeat_interval_ms: u64,
+    group_key: String,
+}
+
+fn route_report<'a>(
+    root: &Route,
+    labels: &'a Labels,
+    destinations: &[Destination],
+) -> RouteReport<'a> {
+    let destinations = destinations
         .iter()
-        .map(|d| {
-            let matchers: Vec<String> = node(root, &d.path)
+        .map(|d| RouteDestination {
+            route: route_name(&d.path),
+            path: d.path.clone(),
+            matchers: node(root, &d.path)
                 .map(|r| r.matchers.iter().map(ToString::to_string).collect())
-                .unwrap_or_default();
-            let group_by: Vec<String> = match &d.group_by {
+                .unwrap_or_default(),
+            receiver: d.receiver.clone(),
+            group_by: match &d.group_by {
                 GroupBy::None => Vec::new(),
                 GroupBy::All => vec!["...".to_owned()],
                 GroupBy::Labels(names) => names.clone(),
-            };
-            json!({
-                "route": route_name(&d.path),
-                "path": d.path,
-                "matchers": matchers,
-                "receiver": d.receiver,
-                "group_by": group_by,
-                "group_wait_ms": d.group_wait_ms,
-                "group_interval_ms": d.group_interval_ms,
-                "repeat_interval_ms": d.repeat_interval_ms,
-                "group_key": group_key(&d.path, &d.receiver, &d.group_by.key(labels)),
-            })
+            },
+            group_wait_ms: d.group_wait_ms,
+            group_interval_ms: d.group_interval_ms,
+            repeat_interval_ms: d.repeat_interval_ms,
+            group_key: group_key(&d.path, &d.receiver, &d.group_by.key(labels)),
         })
         .collect();
-    json!({ "labels": labels, "destinations": destinations })
+    RouteReport {
+        labels,
+        destinations,
+    }
 }
 
 /// The route at `path` (child indices from the root).
@@ -508,32 +524,30 @@ fn route_name(path: &[usize]) -> String {
     format!("/{}", parts.join("/"))
 }
 
-/// One `test-route` row from [`route_report`]'s destination.
-fn destination_row(d: &Value) -> Vec<String> {
-    let list = |v: &Value, empty: &str| {
-        let items: Vec<String> = v.as_array().into_iter().flatten().map(value_text).collect();
+/// One `test-route` row.
+fn destination_row(d: &RouteDestination) -> Vec<String> {
+    let list = |items: &[String], empty: &str| {
         if items.is_empty() {
             empty.to_owned()
         } else {
-            items.join(", ")
+            items
+                .iter()
+                .map(|i| printable(i))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     };
-    let ms = |v: &Value| v.as_i64().map_or_else(|| "-".to_owned(), duration);
+    let ms = |v: u64| duration(i64::try_from(v).unwrap_or(i64::MAX));
     vec![
-        value_text(&d["route"]),
-        list(&d["matchers"], "-"),
-        value_text(&d["receiver"]),
-        list(&d["group_by"], "(one group)"),
-        ms(&d["group_wait_ms"]),
-        ms(&d["group_interval_ms"]),
-        ms(&d["repeat_interval_ms"]),
-        value_text(&d["group_key"]),
+        d.route.clone(),
+        list(&d.matchers, "-"),
+        printable(&d.receiver),
+        list(&d.group_by, "(one group)"),
+        ms(d.group_wait_ms),
+        ms(d.group_interval_ms),
+        ms(d.repeat_interval_ms),
+        printable(&d.group_key),
     ]
-}
-
-/// A value of `test-route`'s report as [`text`].
-fn value_text(value: &Value) -> String {
-    printable(&cell(value))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -671,6 +685,8 @@ fn silence_row(silence: &Silence, now_ms: i64) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
@@ -833,12 +849,7 @@ mod tests {
             ("service", "api"),
         ]);
         let report = route_report(&root, &alert, &root.destinations(&alert));
-        let rows: Vec<Vec<String>> = report["destinations"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(destination_row)
-            .collect();
+        let rows: Vec<Vec<String>> = report.destinations.iter().map(destination_row).collect();
         assert_eq!(
             rows[0],
             vec![
@@ -854,13 +865,13 @@ mod tests {
         );
         assert_eq!(rows[1][0], "/1");
         assert_eq!(rows[1][3], "...");
-        assert_eq!(report["destinations"][1]["group_by"], json!(["..."]));
-        assert_eq!(report["destinations"][1]["path"], json!([1]));
+        assert_eq!(report.destinations[1].group_by, vec!["...".to_owned()]);
+        assert_eq!(report.destinations[1].path, vec![1]);
         let other = labels(&[("alertname", "DiskFull")]);
         let report = route_report(&root, &other, &root.destinations(&other));
-        assert_eq!(report["destinations"][0]["route"], "/");
+        assert_eq!(report.destinations[0].route, "/");
         assert_eq!(
-            destination_row(&report["destinations"][0])[1],
+            destination_row(&report.destinations[0])[1],
             "-",
             "the root has no matchers"
         );

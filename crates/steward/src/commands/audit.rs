@@ -3,10 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use serde_json::Value;
 use steward_wire::audit::{AuditEvent, AuditPage, AuditQuery, AuditVerified};
-use steward_wire::events::StreamEvent;
+use steward_wire::events::{EventData, StreamEvent};
 use steward_wire::paths;
 
 use crate::cli::{AuditCommand, AuditFilter, OutputFormat};
@@ -40,7 +38,8 @@ async fn tail(api: &Client, filter: &AuditFilter) -> anyhow::Result<()> {
     let mut follower = crate::follow::Follower::new(api, &stream);
     loop {
         let event = follower.next().await?;
-        if crate::follow::is_reset(&event) {
+        // After a reset or lost events, what was missed is read from the trail itself.
+        if crate::follow::is_reset(&event) || event.kind == steward_wire::events::LOST {
             printed = print_missed(api, filter, printed).await?;
             continue;
         }
@@ -70,15 +69,25 @@ async fn print_missed(api: &Client, filter: &AuditFilter, mut printed: i64) -> a
 
 /// The audit record a stream event carries, as `GET /api/v1/audit` lists it.
 fn audit_record(event: &StreamEvent) -> anyhow::Result<AuditEvent> {
-    let mut record = event.detail.clone();
-    record.insert("at".into(), event.at.clone().into());
-    record.insert("at_ms".into(), event.at_ms.into());
-    record.insert(
-        "workspace".into(),
-        event.workspace.clone().map_or(Value::Null, Value::String),
-    );
-    serde_json::from_value(Value::Object(record))
-        .context("an audit event of the stream is not an audit record this client understands")
+    let Ok(EventData::Audit(record)) = event.data() else {
+        anyhow::bail!(
+            "the stream sent a `{}` event where an audit record was expected",
+            event.kind
+        );
+    };
+    Ok(AuditEvent {
+        seq: record.seq,
+        at: event.at.clone(),
+        at_ms: event.at_ms,
+        actor: record.actor,
+        action: record.action,
+        target: record.target,
+        workspace: event.workspace.clone(),
+        details: record.details,
+        prev_hash: record.prev_hash,
+        hash: record.hash,
+        origin: record.origin,
+    })
 }
 
 /// Whether a record passes the filters the stream does not apply (actor, action, kind).

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
 use serde_json::Value;
 use steward_core::schedule::timing::format_instant;
 use steward_core::schedule::{CronExpr, Timing, Zone};
@@ -58,7 +57,7 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             }
             ScheduleCommand::Show { name, client } => {
                 let answer: Schedule = Client::new(&client)?
-                    .get(&paths::SCHEDULE.with(&[&checked(&name)?]))
+                    .get(&paths::SCHEDULE.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -78,7 +77,7 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
                     before,
                     limit: Some(limit),
                 };
-                let path = paths::SCHEDULE_RUNS.with_query(&[&checked(&name)?], &query)?;
+                let path = paths::SCHEDULE_RUNS.with_query(&[&name], &query)?;
                 let answer: ScheduleRunList = Client::new(&client)?.get(&path).await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -105,7 +104,7 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             }
             ScheduleCommand::Pause { name, client } => {
                 let answer: ScheduleChanged = Client::new(&client)?
-                    .post_empty(&paths::SCHEDULE_PAUSE.with(&[&checked(&name)?]))
+                    .post_empty(&paths::SCHEDULE_PAUSE.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -115,7 +114,7 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             }
             ScheduleCommand::Resume { name, client } => {
                 let answer: ScheduleChanged = Client::new(&client)?
-                    .post_empty(&paths::SCHEDULE_RESUME.with(&[&checked(&name)?]))
+                    .post_empty(&paths::SCHEDULE_RESUME.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -126,7 +125,7 @@ pub fn run(command: ScheduleCommand) -> anyhow::Result<ExitCode> {
             ScheduleCommand::Trigger { name, client } => {
                 // A skip (409) is an error from the client: its message is the server's.
                 let answer: ScheduleTriggered = Client::new(&client)?
-                    .post_empty(&paths::SCHEDULE_TRIGGER.with(&[&checked(&name)?]))
+                    .post_empty(&paths::SCHEDULE_TRIGGER.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -162,7 +161,7 @@ pub fn run_heartbeats(command: HeartbeatsCommand) -> anyhow::Result<ExitCode> {
                     paths::HEARTBEAT
                 };
                 let answer: Heartbeat = Client::new(&client)?
-                    .post_empty(&route.with(&[&checked(&name)?]))
+                    .post_empty(&route.with(&[&name]))
                     .await?;
                 if client.output == OutputFormat::Json {
                     print_json(&answer)?;
@@ -201,36 +200,6 @@ fn render_times(times: &[String], output: OutputFormat) -> String {
         OutputFormat::Table => times.iter().map(|t| format!("{t}\n")).collect(),
         OutputFormat::Json => format!("{}\n", Value::from(times.to_vec())),
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Paths
-// ---------------------------------------------------------------------------------------------
-
-/// `name`, unless it cannot be a path segment: empty, `.` or `..` (which URLs resolve away,
-/// encoded or not, so the request would reach another route).
-fn checked(name: &str) -> anyhow::Result<&str> {
-    if name.is_empty() || name == "." || name == ".." {
-        bail!("`{name}` is not a valid name");
-    }
-    Ok(name)
-}
-
-/// `base/NAME[/action]`, with `NAME` encoded as one path segment.
-pub(crate) fn item_path(base: &str, name: &str, action: Option<&str>) -> anyhow::Result<String> {
-    let name = checked(name)?;
-    let mut url =
-        reqwest::Url::parse(&format!("http://steward{base}")).context("building the URL")?;
-    {
-        let mut segments = url
-            .path_segments_mut()
-            .map_err(|()| anyhow::anyhow!("building the URL"))?;
-        segments.push(name);
-        if let Some(action) = action {
-            segments.push(action);
-        }
-    }
-    Ok(url.path().to_owned())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,7 +530,7 @@ mod tests {
         assert_eq!(
             paths::SCHEDULE_RUNS
                 .with_query(
-                    &[&checked("a/b c").unwrap()],
+                    &[&"a/b c"],
                     &ScheduleRunsQuery {
                         before: Some(41),
                         limit: Some(20),
@@ -570,14 +539,6 @@ mod tests {
                 .unwrap(),
             "/api/v1/schedules/a%2Fb%20c/runs?before=41&limit=20"
         );
-        assert_eq!(
-            item_path("/api/v1/checks", "a/b", Some("run")).unwrap(),
-            "/api/v1/checks/a%2Fb/run"
-        );
-        for bad in ["", ".", ".."] {
-            assert!(checked(bad).is_err(), "{bad:?}");
-            assert!(item_path("/api/v1/checks", bad, None).is_err(), "{bad:?}");
-        }
     }
 
     fn run() -> ScheduleRun {
