@@ -71,7 +71,7 @@ impl FromStr for Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The key's name (the actor in audit events).
     pub name: String,

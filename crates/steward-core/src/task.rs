@@ -133,7 +133,7 @@ pub struct NewTask {
 }
 
 /// A stored task.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     /// Unique, increasing in enqueue order.
     pub id: i64,
@@ -154,38 +154,31 @@ pub struct Task {
     /// Not before this time.
     pub run_at_ms: i64,
     /// A label the executor reported (`applied`, `skipped`, ...).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// What the last successful attempt returned.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<serde_json::Value>,
     /// Why the last attempt failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The worker holding the lease, while running.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_owner: Option<String>,
     /// When the lease runs out unless extended.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub lease_expires_at_ms: Option<i64>,
     /// Increases with every claim; a completion must carry the current one.
     pub fence: i64,
     /// Cancellation was asked for while it ran.
     pub cancel_requested: bool,
     /// Its idempotency key.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
     /// Where it came from.
     pub origin: TaskOrigin,
     /// Enqueue time.
     pub created_at_ms: i64,
     /// When it finished, if it has.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
 }
 
 /// One attempt at a task, kept after it ends.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TaskRun {
     /// The task.
     pub task_id: i64,
@@ -200,13 +193,10 @@ pub struct TaskRun {
     /// How it ended: `succeeded`, `failed`, `dead`, `cancelled` or `lease_expired`.
     pub status: String,
     /// The executor's outcome label.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
     /// The error, if it failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The end of what it printed or answered.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub output_tail: Option<String>,
 }
 
