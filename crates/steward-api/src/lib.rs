@@ -161,9 +161,17 @@ impl AppState {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
-    // Written now, at start-up, rather than for the first caller.
-    if let Err(e) = openapi::json() {
-        tracing::error!(error = %e, "the OpenAPI document could not be written");
+    // Written beside start-up rather than in its way (it takes ~15 ms on a small host) or in
+    // the first caller's; a caller arriving before it is done waits for the same one.
+    let writer = std::thread::Builder::new()
+        .name("openapi".into())
+        .spawn(|| {
+            if let Err(e) = openapi::json() {
+                tracing::error!(error = %e, "the OpenAPI document could not be written");
+            }
+        });
+    if let Err(error) = writer {
+        tracing::warn!(%error, "cannot start writing the OpenAPI document; it is written for its first caller");
     }
     let router = routes::routes(&options)
         .route_layer(axum::middleware::from_fn_with_state(

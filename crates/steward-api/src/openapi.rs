@@ -7,7 +7,8 @@
 //! Every answer and body is a wire type (`steward-wire`), described by that type's schema,
 //! derived from its code.
 //!
-//! The document is written once per process, when the router is built, and served as bytes.
+//! The document is written once per process, on a thread of its own started as the router is
+//! built (so start-up does not wait for it), and served as bytes.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;

@@ -25,7 +25,19 @@ pub(crate) async fn index() -> Json<ApiIndex> {
 
 /// The OpenAPI document, generated once from the route table.
 pub(crate) async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
-    let document = crate::openapi::json().map_err(|e| {
+    // Written on start-up's side thread; a caller arriving before it is done waits for it
+    // without holding up the runtime.
+    let written = tokio::task::spawn_blocking(crate::openapi::json)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the OpenAPI document could not be written");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the OpenAPI document could not be written; see the server log",
+            )
+        })?;
+    let document = written.map_err(|e| {
         tracing::error!(error = %e, "the OpenAPI document could not be written");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
