@@ -27,25 +27,21 @@ pub(crate) async fn index() -> Json<ApiIndex> {
 pub(crate) async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
     // Written on start-up's side thread; a caller arriving before it is done waits for it
     // without holding up the runtime.
-    let written = tokio::task::spawn_blocking(crate::openapi::json)
+    let document = tokio::task::spawn_blocking(crate::openapi::json)
         .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "the OpenAPI document could not be written");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the OpenAPI document could not be written; see the server log",
-            )
-        })?;
-    let document = written.map_err(|e| {
-        tracing::error!(error = %e, "the OpenAPI document could not be written");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the OpenAPI document could not be written; see the server log",
-        )
-    })?;
+        .map_err(|e| unwritten(&e))?
+        .map_err(|e| unwritten(&e))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], document))
+}
+
+/// The document could not be written: said in the log, answered as an internal error.
+fn unwritten(error: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(%error, "the OpenAPI document could not be written");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the OpenAPI document could not be written; see the server log",
+    )
 }
 
 /// Liveness: the process answers.
