@@ -600,10 +600,17 @@ pub enum OpenApiError {
     Serialize(String),
 }
 
+/// The document's bytes, once [`json`] has written them.
+static JSON: OnceLock<Result<Bytes, OpenApiError>> = OnceLock::new();
+
+/// The document's bytes if they are written already: callers after the first need no thread.
+pub(crate) fn written() -> Option<Result<Bytes, OpenApiError>> {
+    JSON.get().cloned()
+}
+
 /// The document as JSON bytes, written on first use and kept: the keys of every object in
 /// order, so the same table always gives the same bytes.
 pub fn json() -> Result<Bytes, OpenApiError> {
-    static JSON: OnceLock<Result<Bytes, OpenApiError>> = OnceLock::new();
     JSON.get_or_init(|| {
         // Through a `Value`, whose objects keep their keys sorted (utoipa keeps extensions in
         // a hash map).

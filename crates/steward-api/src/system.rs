@@ -25,12 +25,15 @@ pub(crate) async fn index() -> Json<ApiIndex> {
 
 /// The OpenAPI document, generated once from the route table.
 pub(crate) async fn openapi_json() -> Result<impl IntoResponse, ApiError> {
-    // Written on start-up's side thread; a caller arriving before it is done waits for it
-    // without holding up the runtime.
-    let document = tokio::task::spawn_blocking(crate::openapi::json)
-        .await
-        .map_err(|e| unwritten(&e))?
-        .map_err(|e| unwritten(&e))?;
+    // Written on start-up's side thread; only a caller arriving before it is done waits for
+    // it, on a blocking thread rather than the runtime.
+    let document = match crate::openapi::written() {
+        Some(written) => written,
+        None => tokio::task::spawn_blocking(crate::openapi::json)
+            .await
+            .map_err(|e| unwritten(&e))?,
+    }
+    .map_err(|e| unwritten(&e))?;
     Ok(([(header::CONTENT_TYPE, "application/json")], document))
 }
 
