@@ -3,11 +3,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use steward_core::audit::{ActorKind, AuditEvent};
+use steward_core::audit::ActorKind;
+use steward_engine::stream::audit_event;
 use steward_store::AuditQuery;
 use steward_store::audit::{VerifyError, verify_audit_to_head};
 use steward_wire::audit as wire;
-use steward_wire::time::rfc3339;
 
 use crate::auth::Caller;
 use crate::extract::{ApiQuery, page_limit};
@@ -57,7 +57,7 @@ pub(crate) async fn list_audit(
         .then(|| events.last().map(|e| e.seq))
         .flatten();
     Ok(Json(wire::AuditPage {
-        events: events.into_iter().map(event_of).collect(),
+        events: events.into_iter().map(audit_event).collect(),
         next_after,
         head,
     }))
@@ -81,30 +81,5 @@ pub(crate) async fn verify_audit(
             brk.to_string(),
         )),
         Err(VerifyError::Store(e)) => Err(ApiError::store(&e)),
-    }
-}
-
-/// A recorded event as the API shows it.
-fn event_of(e: AuditEvent) -> wire::AuditEvent {
-    wire::AuditEvent {
-        seq: e.seq,
-        at: rfc3339(e.at_ms),
-        at_ms: e.at_ms,
-        actor: wire::Actor {
-            kind: e.actor.kind.as_str().to_owned(),
-            name: e.actor.name,
-            source_ip: e.actor.source_ip,
-        },
-        action: e.action,
-        target: e.target,
-        workspace: e.workspace,
-        details: e.details,
-        prev_hash: e.prev_hash,
-        hash: e.hash,
-        origin: e.origin.map(|o| wire::AuditOrigin {
-            node: o.node,
-            seq: o.seq,
-            hash: o.hash,
-        }),
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use steward_store::events::{EVENT_LOG_WINDOW, LoggedEvent};
 use steward_store::{AuditQuery, Store};
-use steward_wire::audit::{Actor, AuditOrigin};
+use steward_wire::audit::{Actor, AuditEvent, AuditOrigin};
 use steward_wire::events::{AuditRecord, Cursor, EventData, StreamEvent};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -333,27 +333,45 @@ fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// A recorded audit event as the API shows it, in `GET /api/v1/audit` and (without its time
+/// and workspace, which are the stream event's) in `audit` events.
+pub fn audit_event(e: steward_core::audit::AuditEvent) -> AuditEvent {
+    AuditEvent {
+        seq: e.seq,
+        at: steward_wire::time::rfc3339(e.at_ms),
+        at_ms: e.at_ms,
+        actor: Actor {
+            kind: e.actor.kind.as_str().to_owned(),
+            name: e.actor.name,
+            source_ip: e.actor.source_ip,
+        },
+        action: e.action,
+        target: e.target,
+        workspace: e.workspace,
+        details: e.details,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+        origin: e.origin.map(|o| AuditOrigin {
+            node: o.node,
+            seq: o.seq,
+            hash: o.hash,
+        }),
+    }
+}
+
 /// An audit record as a stream event: its fields as `GET /api/v1/audit` lists them.
 fn audit_frame(cursor: Cursor, event: steward_core::audit::AuditEvent) -> Frame {
-    let at_ms = event.at_ms;
-    let workspace = event.workspace.clone();
+    let event = audit_event(event);
+    let (at_ms, workspace) = (event.at_ms, event.workspace.clone());
     let record = AuditRecord {
         seq: event.seq,
-        actor: Actor {
-            kind: event.actor.kind.as_str().to_owned(),
-            name: event.actor.name,
-            source_ip: event.actor.source_ip,
-        },
+        actor: event.actor,
         action: event.action,
         target: event.target,
         details: event.details,
         prev_hash: event.prev_hash,
         hash: event.hash,
-        origin: event.origin.map(|o| AuditOrigin {
-            node: o.node,
-            seq: o.seq,
-            hash: o.hash,
-        }),
+        origin: event.origin,
     };
     let data = StreamEvent::new(at_ms, workspace.clone(), None, &EventData::Audit(record));
     Frame {

@@ -6,5 +6,5 @@
 pub mod hub;
 pub mod relay;
 
-pub use hub::{EventHub, Frame, HubOptions, Opened, Subscription};
+pub use hub::{EventHub, Frame, HubOptions, Opened, Subscription, audit_event};
 pub use relay::{RelayOptions, spawn_relay};
