@@ -13,6 +13,7 @@ mod tasks;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -139,12 +140,16 @@ impl SqliteStore {
             // Checkpoints every 16 MiB of WAL instead of 4: fewer commits pay for one.
             .pragma("wal_autocheckpoint", "4000")
             .optimize_on_close(true, None);
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .connect_with(writer_options)
-            .await
-            .map_err(|e| StoreError::Connect(Box::new(e)))?;
+        let appended = broadcast::channel(steward_store::events::EVENT_LOG_WAKEUP_BUFFER).0;
+        let writer = announce_audit_appends(
+            SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1),
+            &appended,
+        )
+        .connect_with(writer_options)
+        .await
+        .map_err(|e| StoreError::Connect(Box::new(e)))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .connect_with(base.read_only(true))
@@ -165,7 +170,7 @@ impl SqliteStore {
             lock: Mutex::new(Some(lock)),
             path,
             wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
-            appended: broadcast::channel(steward_store::events::EVENT_LOG_WAKEUP_BUFFER).0,
+            appended,
             remote_alerts: broadcast::channel(1).0,
             damaged: AtomicBool::new(false),
         })
@@ -182,6 +187,37 @@ impl SqliteStore {
             let _ = self.wakeups.send(Wakeup::from(queue));
         }
     }
+}
+
+/// Makes the writer announce audit appends on `appended` once they are committed: appends
+/// happen inside many transactions (each in the change it records), and the stream follows the
+/// trail. An insert into `audit_events` marks the connection; its release to the pool, which
+/// comes after the commit (or the rollback, which only wakes readers for nothing), announces.
+fn announce_audit_appends(
+    options: SqlitePoolOptions,
+    appended: &broadcast::Sender<()>,
+) -> SqlitePoolOptions {
+    let marked = Arc::new(AtomicBool::new(false));
+    let mark = Arc::clone(&marked);
+    let appended = appended.clone();
+    options
+        .after_connect(move |conn, _| {
+            let mark = Arc::clone(&mark);
+            Box::pin(async move {
+                conn.lock_handle().await?.set_update_hook(move |change| {
+                    if change.table == "audit_events" {
+                        mark.store(true, Ordering::Release);
+                    }
+                });
+                Ok(())
+            })
+        })
+        .after_release(move |_, _| {
+            if marked.swap(false, Ordering::AcqRel) {
+                let _ = appended.send(());
+            }
+            Box::pin(async { Ok(true) })
+        })
 }
 
 async fn applied_versions(conn: &mut SqliteConnection) -> Result<Vec<i64>, StoreError> {

@@ -141,6 +141,7 @@ macro_rules! conformance_suite {
             the_event_log_appends_in_order_pages_and_trims,
             a_reader_following_the_log_misses_nothing_of_concurrent_appends,
             appends_wake_event_log_readers,
+            audited_changes_wake_event_log_readers,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -675,8 +675,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes all but the newest `keep` events; answers how many went.
     async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError>;
 
-    /// A signal each time events were appended, through this instance or (where the backend
-    /// can tell) another one. Signals can be lost, so readers still look now and then.
+    /// A signal each time events were appended to the log or the audit trail, through this
+    /// instance or (where the backend can tell) another one, sent once they are committed.
+    /// Signals can be lost, so readers still look now and then.
     fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()>;
 
     /// Closes connections and releases locks; later calls fail.

@@ -113,3 +113,25 @@ pub async fn appends_wake_event_log_readers(store: &Arc<dyn Store>) {
         .expect("woken within 5 s")
         .unwrap();
 }
+
+/// A change recorded in the audit trail wakes whoever follows the log too: the stream carries
+/// the trail, and its readers would otherwise learn of it only when they next look.
+pub async fn audited_changes_wake_event_log_readers(store: &Arc<dyn Store>) {
+    let mut wakeups = store.event_log_wakeups();
+    // A listener that starts says so with a wake-up (it may have missed some): wait for quiet.
+    while tokio::time::timeout(std::time::Duration::from_millis(500), wakeups.recv())
+        .await
+        .is_ok()
+    {}
+    store
+        .create_key(
+            &super::new_key("woken", steward_core::auth::Role::Viewer, None),
+            &super::actor(),
+        )
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), wakeups.recv())
+        .await
+        .expect("an audited change wakes event-log readers within 5 s")
+        .unwrap();
+}
