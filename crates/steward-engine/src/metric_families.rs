@@ -41,6 +41,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Events of the log and the audit trail this instance's hub read and handed to its stream clients."
     );
+    describe_histogram!(
+        "steward_event_stream_delay_seconds",
+        Unit::Seconds,
+        "Time from an event's commit to this instance's hub handing it to its stream clients."
+    );
     describe_gauge!(
         "steward_event_streams",
         Unit::Count,

@@ -4,7 +4,7 @@
 //! them and nothing comes twice.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -27,8 +27,7 @@ pub struct HubOptions {
     pub window_age: Duration,
     /// Events a subscriber may fall behind before it is told it lost some.
     pub lag: usize,
-    /// How often the hub looks for new events without being woken (the audit trail wakes
-    /// nobody, and wake-ups can be lost).
+    /// How often the hub looks for new events without being woken (wake-ups can be lost).
     pub poll: Duration,
     /// Subscribers at most.
     pub max_subscribers: usize,
@@ -112,6 +111,8 @@ pub struct EventHub {
     reading: tokio::sync::Mutex<()>,
     live: broadcast::Sender<Arc<Frame>>,
     subscribers: Arc<AtomicUsize>,
+    /// Set once [`EventHub::run`] follows the store: what is read from then on is new.
+    following: AtomicBool,
     options: HubOptions,
     closing: CancellationToken,
     store: Arc<dyn Store>,
@@ -140,6 +141,7 @@ impl EventHub {
             reading: tokio::sync::Mutex::new(()),
             live: broadcast::channel(options.lag.max(1)).0,
             subscribers: Arc::new(AtomicUsize::new(0)),
+            following: AtomicBool::new(false),
             options,
             closing: CancellationToken::new(),
             store,
@@ -152,6 +154,7 @@ impl EventHub {
     /// and every `poll` besides.
     pub async fn run(self: Arc<Self>) {
         let mut wakeups = self.store.event_log_wakeups();
+        self.following.store(true, Ordering::Release);
         let mut poll = tokio::time::interval(self.options.poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -266,15 +269,16 @@ impl EventHub {
         let _reading = self.reading.lock().await;
         loop {
             let head = self.lock().head;
-            let logged = self.store.events_after(head.log, PAGE).await?;
-            let audited = self
-                .store
-                .audit_events(&AuditQuery {
-                    after_seq: head.audit,
-                    limit: PAGE,
-                    ..AuditQuery::default()
-                })
-                .await?;
+            let audit_query = AuditQuery {
+                after_seq: head.audit,
+                limit: PAGE,
+                ..AuditQuery::default()
+            };
+            // Both reads at once: a wake-up is one round trip away from the clients, not two.
+            let (logged, audited) = tokio::try_join!(
+                self.store.events_after(head.log, PAGE),
+                self.store.audit_events(&audit_query)
+            )?;
             let more = logged.len() == PAGE as usize || audited.len() == PAGE as usize;
             self.take(logged, audited);
             if !more {
@@ -310,6 +314,11 @@ impl EventHub {
     }
 
     fn push(&self, ring: &mut Ring, frame: Arc<Frame>) {
+        // The window read at opening is history, not delay.
+        if self.following.load(Ordering::Acquire) {
+            let delay_ms = (steward_store::now_ms() - frame.at_ms).max(0);
+            metrics::histogram!("steward_event_stream_delay_seconds").record(delay_ms as f64 / 1e3);
+        }
         ring.frames.push_back(Arc::clone(&frame));
         while ring.frames.len() > self.options.window_events {
             drop_oldest(ring);

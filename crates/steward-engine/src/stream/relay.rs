@@ -1,7 +1,8 @@
-//! Bus → event log. Events are gathered for a short window, each given the workspace it
-//! concerns, and appended in one transaction per window. Task events of a queue busy enough to
-//! have many in one window are summed instead, one summary per queue and workspace a second
-//! while they keep coming: a dashboard learns the pace, and clients are not woken per task.
+//! Bus → event log. Each event is given the workspace it concerns and appended at once when
+//! the log was last written a window ago or more; while events keep coming, those of a window
+//! are gathered into one transaction. Task events of a queue busy enough to have many in one
+//! window are summed instead, one summary per queue and workspace a second while they keep
+//! coming: a dashboard learns the pace, and clients are not woken per task.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use steward_core::alert::Fingerprint;
 use steward_store::Store;
 use steward_store::events::{EVENT_LOG_WINDOW, NewLoggedEvent};
 use steward_wire::events::{AlertChange, EventData, LOST, StreamEvent};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
 use crate::ControlPlane;
@@ -23,7 +24,9 @@ use crate::bus::Envelope;
 pub struct RelayOptions {
     /// This instance's name, carried by every event it writes.
     pub instance: String,
-    /// How long events are gathered after the first before they are written.
+    /// The least time between two appends while events keep coming: an event arriving a
+    /// window or more after the last append is written at once, with whatever is already
+    /// waiting; later ones are gathered until a window after that append.
     pub window: Duration,
     /// Task events of one queue and workspace in a window beyond which they are written as one
     /// `tasks_changed` (or one summed `tasks_enqueued`).
@@ -72,6 +75,7 @@ async fn relay(
     let store = Arc::clone(control.store());
     let mut lost: u64 = 0;
     let mut summaries = Summaries::default();
+    let mut last_write: Option<tokio::time::Instant> = None;
     let mut trim = tokio::time::interval(options.trim_every);
     trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -94,14 +98,9 @@ async fn relay(
             None => {}
         }
         if !batch.is_empty() || lost > 0 {
-            let deadline = tokio::time::Instant::now() + options.window;
-            loop {
-                match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                    Ok(Ok(envelope)) => batch.push(envelope),
-                    Ok(Err(RecvError::Lagged(n))) => lost += n,
-                    Ok(Err(RecvError::Closed)) | Err(_) => break,
-                }
-            }
+            let deadline =
+                last_write.map_or_else(tokio::time::Instant::now, |at| at + options.window);
+            gather(&mut receiver, deadline, &mut batch, &mut lost).await;
         }
         let mut rows = Vec::with_capacity(batch.len() + 1);
         if lost > 0 {
@@ -112,6 +111,7 @@ async fn relay(
         if rows.is_empty() {
             continue;
         }
+        last_write = Some(tokio::time::Instant::now());
         let count = rows.len() as u64;
         match store.append_events(&rows).await {
             Ok(()) => {
@@ -128,6 +128,30 @@ async fn relay(
                     .try_into()
                     .map_or(u64::MAX, |n: u64| lost.saturating_add(n));
             }
+        }
+    }
+}
+
+/// Adds to `batch` what is already waiting, then what arrives until `deadline`: at most one
+/// append per window while events keep coming, yet none waits after a quiet window.
+async fn gather(
+    receiver: &mut tokio::sync::broadcast::Receiver<Envelope>,
+    deadline: tokio::time::Instant,
+    batch: &mut Vec<Envelope>,
+    lost: &mut u64,
+) {
+    loop {
+        match receiver.try_recv() {
+            Ok(envelope) => batch.push(envelope),
+            Err(TryRecvError::Lagged(n)) => *lost += n,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout_at(deadline, receiver.recv()).await {
+            Ok(Ok(envelope)) => batch.push(envelope),
+            Ok(Err(RecvError::Lagged(n))) => *lost += n,
+            Ok(Err(RecvError::Closed)) | Err(_) => return,
         }
     }
 }

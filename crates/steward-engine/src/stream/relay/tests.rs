@@ -169,6 +169,63 @@ async fn the_relay_writes_what_the_bus_carries_and_counts_what_it_lost() {
     assert_eq!(body(&lost)["count"], 5);
 }
 
+/// Waits until the log holds `count` events, or 5 s.
+async fn logged(store: &Arc<dyn Store>, count: usize) -> Vec<steward_store::events::LoggedEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let rows = store.events_after(0, 100).await.unwrap();
+        if rows.len() >= count || tokio::time::Instant::now() >= deadline {
+            return rows;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_event_after_a_quiet_window_is_written_at_once_and_later_ones_wait_for_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let control = control(dir.path()).await;
+    let store = Arc::clone(control.store());
+    let stop = CancellationToken::new();
+    let window = Duration::from_secs(2);
+    let relay = spawn_relay(
+        Arc::clone(&control),
+        RelayOptions {
+            window,
+            ..RelayOptions::new("here")
+        },
+        stop.clone(),
+    );
+    let started = tokio::time::Instant::now();
+    control
+        .bus()
+        .publish(task(1, TaskStatus::Succeeded, Some("alpha")));
+    assert_eq!(logged(&store, 1).await.len(), 1);
+    assert!(
+        started.elapsed() < window / 2,
+        "the first event after a quiet window did not wait for it ({:?})",
+        started.elapsed()
+    );
+    // The log was just written: these are gathered into one append, a window after it.
+    control
+        .bus()
+        .publish(task(2, TaskStatus::Succeeded, Some("alpha")));
+    control
+        .bus()
+        .publish(task(3, TaskStatus::Succeeded, Some("alpha")));
+    tokio::time::sleep(window / 2).await;
+    assert_eq!(
+        store.events_after(0, 100).await.unwrap().len(),
+        1,
+        "events close behind an append wait for the window"
+    );
+    let rows = logged(&store, 3).await;
+    assert_eq!(rows.len(), 3);
+    assert!(started.elapsed() >= window);
+    stop.cancel();
+    relay.await.unwrap();
+}
+
 #[tokio::test]
 async fn a_busy_queue_is_summed_once_a_second_while_it_stays_busy() {
     let dir = tempfile::tempdir().unwrap();
