@@ -5,9 +5,13 @@
 //! following `GET /api/v1/events` (every type). Tasks are enqueued ahead of a common due time,
 //! so a run measures the workers alone: tasks per second from the due time to the last
 //! success. With clients, each event's delay from its `at_ms` (set when the change committed)
-//! to its arrival at a client is recorded. It also reports the daemon's RSS growth per idle
-//! connected client.
+//! to its arrival at a client is recorded, and split in two by the event's first arrival at
+//! any client: the server's own path (by event type), then the fan-out to the other clients,
+//! which on a small host also measures the bench's own clients competing for the CPU. The
+//! daemon's own histogram says how soon its hub handed events out. It also reports the
+//! daemon's RSS growth per idle connected client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -83,7 +87,7 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
 
     let mut without = Vec::new();
     let mut with = Vec::new();
-    let mut delays = Vec::new();
+    let mut delays = Delays::default();
     let mut per_client_rss = Vec::new();
     let mut received = 0u64;
     for run in 1..=bench.runs {
@@ -95,25 +99,25 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         let (rss_after, _) = memory(pid)?;
         let growth = (rss_after as f64 - rss_before as f64) / bench.clients.max(1) as f64;
         per_client_rss.push(growth);
+        let hub_before = hub_delays(&http, &url, &key).await?;
         let rate_with = work(&http, &url, &key, bench.tasks).await?;
         // Late events of the run still arrive.
         tokio::time::sleep(Duration::from_millis(500)).await;
+        let hub_after = hub_delays(&http, &url, &key).await?;
         with.push(rate_with);
         let (run_delays, events) = clients.finish().await;
         received += events;
         println!(
             "  run {run}: without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
-             {events} events delivered; delay p50 {} p99 {} max {} ms; RSS +{:.1} kB per idle client",
+             {events} events delivered; {}; hub hand-out {}; RSS +{:.1} kB per idle client",
             bench.clients,
             (rate_with / rate - 1.0) * 100.0,
-            pct(&run_delays, 0.50),
-            pct(&run_delays, 0.99),
-            run_delays.iter().max().copied().unwrap_or(0),
+            run_delays.summary(),
+            hub_shares(&hub_before, &hub_after),
             growth / 1e3,
         );
         delays.extend(run_delays);
     }
-    delays.sort_unstable();
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -132,10 +136,8 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         bench.clients,
     );
     println!(
-        "  commit → client delay over {received} events: p50 {} ms, p99 {} ms, max {} ms",
-        pct(&delays, 0.50),
-        pct(&delays, 0.99),
-        delays.last().copied().unwrap_or(0)
+        "  commit → client over {received} events: {}",
+        delays.summary()
     );
     println!(
         "  RSS growth per idle client: median {:.1} kB",
@@ -196,6 +198,53 @@ async fn work(http: &reqwest::Client, url: &str, key: &str, tasks: usize) -> any
     }
 }
 
+/// The daemon's own histogram of the delay from commit to its hub handing an event out:
+/// cumulative counts per bucket bound (seconds).
+async fn hub_delays(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .context("reading /metrics")?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("steward_event_stream_delay_seconds_bucket{le=\""))
+        .filter_map(|l| {
+            let (le, rest) = l.split_once('"')?;
+            let count = rest.rsplit(' ').next()?.parse::<f64>().ok()?;
+            Some((le.parse::<f64>().unwrap_or(f64::INFINITY), count))
+        })
+        .collect())
+}
+
+/// The share of events handed out within 25, 50 and 100 ms between two readings of
+/// [`hub_delays`].
+fn hub_shares(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
+    let count = |v: &[(f64, f64)], le: f64| {
+        v.iter()
+            .find(|(bound, _)| *bound == le || (*bound - le).abs() < 1e-9)
+            .map_or(0.0, |(_, n)| *n)
+    };
+    let total = count(after, f64::INFINITY) - count(before, f64::INFINITY);
+    if total <= 0.0 {
+        return "no events handed out".into();
+    }
+    let share = |le: f64| (count(after, le) - count(before, le)) / total * 100.0;
+    format!(
+        "{:.1} % ≤ 25 ms, {:.1} % ≤ 50 ms, {:.1} % ≤ 100 ms",
+        share(0.025),
+        share(0.05),
+        share(0.1)
+    )
+}
+
 /// Tasks of the queue that succeeded so far, from `/metrics`.
 async fn succeeded(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<u64> {
     let text = http
@@ -218,9 +267,92 @@ async fn succeeded(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Resu
         .sum())
 }
 
-/// Stream clients, each recording every event's delay from `at_ms` to its arrival.
+/// One event's arrival at one client.
+struct Arrival {
+    id: String,
+    kind: String,
+    at_ms: i64,
+    arrived_ms: i64,
+}
+
+/// A run's delays, in milliseconds.
+#[derive(Default)]
+struct Delays {
+    /// From each event's `at_ms` to its arrival, per event and client.
+    all: Vec<i64>,
+    /// From each event's `at_ms` to its first arrival at any client: the server's own path.
+    first: Vec<i64>,
+    /// From each event's first arrival to its arrival at each client: the fan-out.
+    spread: Vec<i64>,
+    /// `first`, by event type.
+    first_by_kind: std::collections::BTreeMap<String, Vec<i64>>,
+}
+
+impl Delays {
+    fn of(arrivals: &[Arrival]) -> Self {
+        let mut first: HashMap<&str, i64> = HashMap::new();
+        for a in arrivals {
+            let earliest = first.entry(&a.id).or_insert(a.arrived_ms);
+            *earliest = (*earliest).min(a.arrived_ms);
+        }
+        let mut firsts: HashMap<&str, i64> = HashMap::new();
+        let mut delays = Self::default();
+        for a in arrivals {
+            let earliest = first.get(a.id.as_str()).copied().unwrap_or(a.arrived_ms);
+            delays.all.push(a.arrived_ms - a.at_ms);
+            delays.spread.push(a.arrived_ms - earliest);
+            if let std::collections::hash_map::Entry::Vacant(entry) = firsts.entry(&a.id) {
+                entry.insert(earliest - a.at_ms);
+                delays
+                    .first_by_kind
+                    .entry(a.kind.clone())
+                    .or_default()
+                    .push(earliest - a.at_ms);
+            }
+        }
+        delays.first = firsts.into_values().collect();
+        delays
+    }
+
+    fn extend(&mut self, other: Self) {
+        self.all.extend(other.all);
+        self.first.extend(other.first);
+        self.spread.extend(other.spread);
+        for (kind, delays) in other.first_by_kind {
+            self.first_by_kind.entry(kind).or_default().extend(delays);
+        }
+    }
+
+    fn summary(&self) -> String {
+        let kinds: Vec<String> = self
+            .first_by_kind
+            .iter()
+            .map(|(kind, d)| {
+                format!(
+                    "{kind} ×{} p50 {} p99 {}",
+                    d.len(),
+                    pct(d, 0.5),
+                    pct(d, 0.99)
+                )
+            })
+            .collect();
+        format!(
+            "delay p50 {} p99 {} max {} ms (first arrival p50 {} p99 {} ms [{}]; fan-out p50 {} p99 {} ms)",
+            pct(&self.all, 0.50),
+            pct(&self.all, 0.99),
+            self.all.iter().max().copied().unwrap_or(0),
+            pct(&self.first, 0.50),
+            pct(&self.first, 0.99),
+            kinds.join(", "),
+            pct(&self.spread, 0.50),
+            pct(&self.spread, 0.99),
+        )
+    }
+}
+
+/// Stream clients, each recording every event's arrival.
 struct Clients {
-    tasks: JoinSet<Vec<i64>>,
+    tasks: JoinSet<Vec<Arrival>>,
     stop: tokio_util::sync::CancellationToken,
     events: Arc<AtomicU64>,
 }
@@ -256,13 +388,13 @@ impl Clients {
         })
     }
 
-    async fn finish(mut self) -> (Vec<i64>, u64) {
+    async fn finish(mut self) -> (Delays, u64) {
         self.stop.cancel();
-        let mut delays = Vec::new();
-        while let Some(Ok(mut d)) = self.tasks.join_next().await {
-            delays.append(&mut d);
+        let mut arrivals = Vec::new();
+        while let Some(Ok(mut a)) = self.tasks.join_next().await {
+            arrivals.append(&mut a);
         }
-        (delays, self.events.load(Ordering::Relaxed))
+        (Delays::of(&arrivals), self.events.load(Ordering::Relaxed))
     }
 }
 
@@ -270,23 +402,30 @@ async fn follow(
     response: reqwest::Response,
     stop: tokio_util::sync::CancellationToken,
     events: Arc<AtomicU64>,
-) -> Vec<i64> {
-    let mut delays = Vec::new();
+) -> Vec<Arrival> {
+    let mut arrivals = Vec::new();
     let mut body = response.bytes_stream();
     let mut pending: Vec<u8> = Vec::new();
     loop {
         let chunk = tokio::select! {
-            () = stop.cancelled() => return delays,
+            () = stop.cancelled() => return arrivals,
             chunk = body.next() => chunk,
         };
         let Some(Ok(chunk)) = chunk else {
-            return delays;
+            return arrivals;
         };
         let now = steward_store::now_ms();
         pending.extend_from_slice(&chunk);
         while let Some(end) = find(&pending, b"\n\n") {
-            if let Some(at) = at_ms(&pending[..end]) {
-                delays.push(now - at);
+            let event = &pending[..end];
+            if let (Some(at), Some(id)) = (at_ms(event), event_id(event)) {
+                let kind = field(event, b"event: ").unwrap_or_default();
+                arrivals.push(Arrival {
+                    id,
+                    kind,
+                    at_ms: at,
+                    arrived_ms: now,
+                });
                 events.fetch_add(1, Ordering::Relaxed);
             }
             pending.drain(..end + 2);
@@ -296,6 +435,19 @@ async fn follow(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// An event's SSE id (its stream position), which names it across clients.
+fn event_id(event: &[u8]) -> Option<String> {
+    field(event, b"id: ")
+}
+
+/// The value of an SSE event's field `name` (with its `: `).
+fn field(event: &[u8], name: &[u8]) -> Option<String> {
+    let line = event
+        .split(|b| *b == b'\n')
+        .find_map(|l| l.strip_prefix(name))?;
+    std::str::from_utf8(line).ok().map(str::to_owned)
 }
 
 /// The `at_ms` of an event's data, read without parsing the whole JSON.
