@@ -2,7 +2,9 @@
 //!
 //! The release `steward` binary runs as a child process with one no-op queue. Each run works
 //! the same batch of tasks twice: once with no stream client, once with `--clients` clients
-//! following `GET /api/v1/events` (every type). Tasks are enqueued ahead of a common due time,
+//! following `GET /api/v1/events` (every type), alternating which goes first (the queue slows
+//! as finished tasks pile up, which would favour the half worked first); use an even number
+//! of runs. Tasks are enqueued ahead of a common due time,
 //! so a run measures the workers alone: tasks per second from the due time to the last
 //! success. With clients, each event's delay from its `at_ms` (set when the change committed)
 //! to its arrival at a client is recorded, and split in two by the event's first arrival at
@@ -91,8 +93,14 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
     let mut per_client_rss = Vec::new();
     let mut received = 0u64;
     for run in 1..=bench.runs {
-        let rate = work(&http, &url, &key, bench.tasks).await?;
-        without.push(rate);
+        // The queue slows as finished tasks pile up, so the half worked second is at a
+        // disadvantage: odd runs work without clients first, even runs with them first.
+        let clients_first = run % 2 == 0;
+        let rate = if clients_first {
+            None
+        } else {
+            Some(work(&http, &url, &key, bench.tasks).await?)
+        };
         let (rss_before, _) = memory(pid)?;
         let clients = Clients::connect(&url, &key, bench.clients).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -104,12 +112,22 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         // Late events of the run still arrive.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let hub_after = hub_delays(&http, &url, &key).await?;
-        with.push(rate_with);
         let (run_delays, events) = clients.finish().await;
+        let rate = match rate {
+            Some(rate) => rate,
+            None => work(&http, &url, &key, bench.tasks).await?,
+        };
+        without.push(rate);
+        with.push(rate_with);
         received += events;
         println!(
-            "  run {run}: without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
+            "  run {run} ({} first): without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
              {events} events delivered; {}; hub hand-out {}; RSS +{:.1} kB per idle client",
+            if clients_first {
+                "with clients"
+            } else {
+                "without"
+            },
             bench.clients,
             (rate_with / rate - 1.0) * 100.0,
             run_delays.summary(),
@@ -118,9 +136,14 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         );
         delays.extend(run_delays);
     }
+    // Of an even count, the mean of the middle two.
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
+        match v.len() {
+            0 => 0.0,
+            n if n % 2 == 0 => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+            n => v[n / 2],
+        }
     };
     // Each run pairs its two halves: the queue slows from run to run as finished tasks pile
     // up, so the change is taken within a run, then its median over the runs.

@@ -175,8 +175,9 @@ enum Command {
         /// The queue's slots.
         #[arg(long, default_value_t = 256)]
         concurrency: u32,
-        /// Runs (each without, then with clients).
-        #[arg(long, default_value_t = 3)]
+        /// Runs, each without and with clients, alternating which goes first (use an even
+        /// number).
+        #[arg(long, default_value_t = 4)]
         runs: usize,
     },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
