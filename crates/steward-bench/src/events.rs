@@ -122,7 +122,7 @@ pub async fn run(bench: &EventsBench) -> anyhow::Result<()> {
         received += events;
         println!(
             "  run {run} ({} first): without clients {rate:.0} tasks/s, with {} clients {rate_with:.0} tasks/s ({:+.1} %); \
-             {events} events delivered; {}; hub hand-out {}; RSS +{:.1} kB per idle client",
+             {events} events delivered; {}; hub hand-out {}; RSS {:+.1} kB per idle client",
             if clients_first {
                 "with clients"
             } else {
