@@ -104,7 +104,7 @@ pub fn run(command: AlertsCommand) -> anyhow::Result<ExitCode> {
                     println!(
                         "alert {fingerprint}: episode {} acknowledged by {}",
                         answer.episode,
-                        or_dash(answer.ack.as_ref().map(|a| text(&a.by)))
+                        or_dash(answer.ack.as_ref().map(|a| printable(&a.by)))
                     );
                 }
             }
@@ -554,14 +554,9 @@ fn destination_row(d: &RouteDestination) -> Vec<String> {
 // Rendering
 // ---------------------------------------------------------------------------------------------
 
-/// Text for a terminal. Alerts carry text from other systems, so control characters (which
-/// could drive the terminal) are shown as U+FFFD.
-fn text(value: &str) -> String {
-    printable(value)
-}
-
-/// Like [`text`], but keeping line breaks (annotations such as `description` often have
-/// several lines), each further line indented under the first.
+/// Like [`printable`] (alerts carry text from other systems, so control characters, which
+/// could drive the terminal, are shown as U+FFFD), but keeping line breaks (annotations such
+/// as `description` often have several lines), each further line indented under the first.
 fn block(value: &str) -> String {
     value
         .split('\n')
@@ -576,7 +571,7 @@ fn pairs(labels: &BTreeMap<String, String>, skip: &str) -> String {
     let pairs: Vec<String> = labels
         .iter()
         .filter(|(name, _)| name.as_str() != skip)
-        .map(|(name, value)| format!("{}={}", printable(name), text(value)))
+        .map(|(name, value)| format!("{}={}", printable(name), printable(value)))
         .collect();
     if pairs.is_empty() {
         "-".to_owned()
@@ -588,23 +583,27 @@ fn pairs(labels: &BTreeMap<String, String>, skip: &str) -> String {
 /// One `alerts ls` row: FINGERPRINT, STATE, SEVERITY, ALERTNAME, LABELS, STARTED, ACK.
 fn alert_row(alert: &Alert) -> Vec<String> {
     vec![
-        text(&alert.fingerprint),
-        text(&alert.state),
-        text(&alert.severity),
-        or_dash(alert.labels.get("alertname").map(|n| text(n))),
+        printable(&alert.fingerprint),
+        printable(&alert.state),
+        printable(&alert.severity),
+        or_dash(alert.labels.get("alertname").map(|n| printable(n))),
         pairs(&alert.labels, "alertname"),
         local_time(alert.starts_at_ms),
-        or_dash(alert.ack.as_ref().map(|a| text(&a.by))),
+        or_dash(alert.ack.as_ref().map(|a| printable(&a.by))),
     ]
 }
 
 /// `alerts show` as `key: value` lines (the notifications are a table after them).
 fn show_lines(alert: &Alert) -> Vec<String> {
     let mut lines = vec![
-        format!("fingerprint: {}", text(&alert.fingerprint)),
-        format!("state: {} (episode {})", text(&alert.state), alert.episode),
-        format!("severity: {}", text(&alert.severity)),
-        format!("source: {}", text(&alert.source)),
+        format!("fingerprint: {}", printable(&alert.fingerprint)),
+        format!(
+            "state: {} (episode {})",
+            printable(&alert.state),
+            alert.episode
+        ),
+        format!("severity: {}", printable(&alert.severity)),
+        format!("source: {}", printable(&alert.source)),
         format!("started: {}", local_time(alert.starts_at_ms)),
     ];
     if let Some(ends_at_ms) = alert.ends_at_ms {
@@ -615,7 +614,7 @@ fn show_lines(alert: &Alert) -> Vec<String> {
         local_time(alert.last_received_ms)
     ));
     if let Some(url) = &alert.generator_url {
-        lines.push(format!("generator: {}", text(url)));
+        lines.push(format!("generator: {}", printable(url)));
     }
     match &alert.ack {
         None => lines.push("ack: none".to_owned()),
@@ -623,7 +622,7 @@ fn show_lines(alert: &Alert) -> Vec<String> {
             let note = Some(ack.note.as_str()).filter(|n| !n.is_empty());
             lines.push(format!(
                 "ack: by {} at {}{}",
-                text(&ack.by),
+                printable(&ack.by),
                 local_time(ack.at_ms),
                 note.map(|n| format!(": {}", printable(n)))
                     .unwrap_or_default()
@@ -652,21 +651,21 @@ fn show_lines(alert: &Alert) -> Vec<String> {
 fn notification_row(n: &Notification) -> Vec<String> {
     vec![
         n.id.to_string(),
-        text(&n.receiver),
-        text(&n.state),
-        text(&n.reason),
+        printable(&n.receiver),
+        printable(&n.state),
+        printable(&n.reason),
         n.attempts.to_string(),
         local_time(n.created_ms),
         local_time(n.next_attempt_ms),
         or_dash(n.finished_ms.map(local_time)),
-        or_dash(n.last_error.as_deref().map(text)),
+        or_dash(n.last_error.as_deref().map(printable)),
     ]
 }
 
 /// One `alerts silences` row: ID, STATE (active, or pending until it starts), MATCHERS,
 /// STARTS, ENDS, BY, COMMENT.
 fn silence_row(silence: &Silence, now_ms: i64) -> Vec<String> {
-    let matchers: Vec<String> = silence.matchers.iter().map(|m| text(m)).collect();
+    let matchers: Vec<String> = silence.matchers.iter().map(|m| printable(m)).collect();
     let state = if silence.starts_at_ms > now_ms {
         "pending"
     } else {
@@ -678,8 +677,8 @@ fn silence_row(silence: &Silence, now_ms: i64) -> Vec<String> {
         matchers.join(", "),
         local_time(silence.starts_at_ms),
         local_time(silence.ends_at_ms),
-        text(&silence.created_by),
-        text(&silence.comment),
+        printable(&silence.created_by),
+        printable(&silence.comment),
     ]
 }
 
