@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use steward_core::alert::group::Reason;
 use steward_core::alert::ingest::parse_alerts;
 use steward_core::alert::mute::Silence;
 use steward_core::alert::route::{MatchOp, Matcher};
@@ -307,7 +306,7 @@ fn notification_of(n: &StoredNotification) -> wire::Notification {
         id: n.id,
         receiver: n.notice.receiver.clone(),
         group_key: n.notice.group_key.clone(),
-        reason: reason_name(n.notice.reason).to_owned(),
+        reason: n.notice.reason.as_str().to_owned(),
         status: n.notice.status().as_str().to_owned(),
         alerts: n.notice.alerts.len(),
         state: n.state.as_str().to_owned(),
@@ -321,15 +320,6 @@ fn notification_of(n: &StoredNotification) -> wire::Notification {
         finished: rfc3339_opt(n.finished_ms),
         finished_ms: n.finished_ms,
         last_error: n.last_error.clone(),
-    }
-}
-
-/// Why a group was notified, as the API names it.
-fn reason_name(reason: Reason) -> &'static str {
-    match reason {
-        Reason::First => "first",
-        Reason::Changed => "changed",
-        Reason::Repeat => "repeat",
     }
 }
 

@@ -61,6 +61,17 @@ pub enum Reason {
     Repeat,
 }
 
+impl Reason {
+    /// Its name, as stored and as the API shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Changed => "changed",
+            Self::Repeat => "repeat",
+        }
+    }
+}
+
 /// The state of one group's timing, kept in the store so a restart resumes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupClock {
@@ -176,6 +187,16 @@ mod tests {
         repeat_interval_ms: 3_600_000,
         send_resolved: true,
     };
+
+    #[test]
+    fn reasons_are_named_as_they_are_stored() {
+        for reason in [Reason::First, Reason::Changed, Reason::Repeat] {
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                serde_json::json!(reason.as_str())
+            );
+        }
+    }
 
     fn contents(firing: &[u64], resolved: &[u64]) -> Contents {
         Contents {
