@@ -289,6 +289,7 @@ impl EventHub {
 
     /// Puts what one read found in the ring and on the broadcast.
     fn take(&self, logged: Vec<LoggedEvent>, audited: Vec<steward_core::audit::AuditEvent>) {
+        let now_ms = steward_store::now_ms();
         let mut ring = self.lock();
         for event in logged {
             ring.head.log = event.id;
@@ -300,23 +301,24 @@ impl EventHub {
                 data: event.body,
                 audit: false,
             });
-            self.push(&mut ring, frame);
+            self.push(&mut ring, frame, now_ms);
         }
         for event in audited {
             ring.head.audit = event.seq;
             let frame = Arc::new(audit_frame(ring.head, event));
-            self.push(&mut ring, frame);
+            self.push(&mut ring, frame, now_ms);
         }
-        let oldest = steward_store::now_ms() - millis(self.options.window_age);
+        let oldest = now_ms - millis(self.options.window_age);
         while ring.frames.front().is_some_and(|f| f.at_ms < oldest) {
             drop_oldest(&mut ring);
         }
     }
 
-    fn push(&self, ring: &mut Ring, frame: Arc<Frame>) {
+    /// Keeps `frame` (read at `now_ms`) in the ring and hands it out.
+    fn push(&self, ring: &mut Ring, frame: Arc<Frame>, now_ms: i64) {
         // The window read at opening is history, not delay.
         if self.following.load(Ordering::Acquire) {
-            let delay_ms = (steward_store::now_ms() - frame.at_ms).max(0);
+            let delay_ms = (now_ms - frame.at_ms).max(0);
             metrics::histogram!("steward_event_stream_delay_seconds").record(delay_ms as f64 / 1e3);
         }
         ring.frames.push_back(Arc::clone(&frame));

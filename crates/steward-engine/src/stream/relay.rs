@@ -13,7 +13,7 @@ use steward_core::alert::Fingerprint;
 use steward_store::Store;
 use steward_store::events::{EVENT_LOG_WINDOW, NewLoggedEvent};
 use steward_wire::events::{AlertChange, EventData, LOST, StreamEvent};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::ControlPlane;
@@ -98,9 +98,18 @@ async fn relay(
             None => {}
         }
         if !batch.is_empty() || lost > 0 {
+            // At most one append per window while events keep coming, yet none waits after a
+            // quiet one. A deadline already past still takes what is waiting: `timeout_at`
+            // polls the receive before the clock.
             let deadline =
                 last_write.map_or_else(tokio::time::Instant::now, |at| at + options.window);
-            gather(&mut receiver, deadline, &mut batch, &mut lost).await;
+            loop {
+                match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                    Ok(Ok(envelope)) => batch.push(envelope),
+                    Ok(Err(RecvError::Lagged(n))) => lost += n,
+                    Ok(Err(RecvError::Closed)) | Err(_) => break,
+                }
+            }
         }
         let mut rows = Vec::with_capacity(batch.len() + 1);
         if lost > 0 {
@@ -128,30 +137,6 @@ async fn relay(
                     .try_into()
                     .map_or(u64::MAX, |n: u64| lost.saturating_add(n));
             }
-        }
-    }
-}
-
-/// Adds to `batch` what is already waiting, then what arrives until `deadline`: at most one
-/// append per window while events keep coming, yet none waits after a quiet window.
-async fn gather(
-    receiver: &mut tokio::sync::broadcast::Receiver<Envelope>,
-    deadline: tokio::time::Instant,
-    batch: &mut Vec<Envelope>,
-    lost: &mut u64,
-) {
-    loop {
-        match receiver.try_recv() {
-            Ok(envelope) => batch.push(envelope),
-            Err(TryRecvError::Lagged(n)) => *lost += n,
-            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-        }
-    }
-    while tokio::time::Instant::now() < deadline {
-        match tokio::time::timeout_at(deadline, receiver.recv()).await {
-            Ok(Ok(envelope)) => batch.push(envelope),
-            Ok(Err(RecvError::Lagged(n))) => *lost += n,
-            Ok(Err(RecvError::Closed)) | Err(_) => return,
         }
     }
 }
