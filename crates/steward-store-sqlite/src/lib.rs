@@ -84,7 +84,7 @@ pub struct SqliteStore {
     path: PathBuf,
     /// In-process wake-ups: only this process writes the file, so no other source exists.
     wakeups: broadcast::Sender<Wakeup>,
-    /// Appends to the event log (only this process writes the file).
+    /// Appends to the event log or the audit trail (only this process writes the file).
     appended: broadcast::Sender<()>,
     /// Never sent on (kept so that receivers wait instead of seeing it closed).
     remote_alerts: broadcast::Sender<steward_store::RemoteAlerts>,
@@ -141,7 +141,7 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "4000")
             .optimize_on_close(true, None);
         let appended = broadcast::channel(steward_store::events::EVENT_LOG_WAKEUP_BUFFER).0;
-        let writer = announce_audit_appends(
+        let writer = announce_appends(
             SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1),
@@ -189,11 +189,16 @@ impl SqliteStore {
     }
 }
 
-/// Makes the writer announce audit appends on `appended` once they are committed: appends
-/// happen inside many transactions (each in the change it records), and the stream follows the
-/// trail. An insert into `audit_events` marks the connection; its release to the pool, which
-/// comes after the commit (or the rollback, which only wakes readers for nothing), announces.
-fn announce_audit_appends(
+/// The tables whose appends wake event-log readers: the log, and the audit trail the stream
+/// also carries.
+const ANNOUNCED_TABLES: [&str; 2] = ["event_log", "audit_events"];
+
+/// Makes the writer announce appends to [`ANNOUNCED_TABLES`] on `appended` once they are
+/// committed: audit appends happen inside many transactions (each in the change it records),
+/// so the writer connection itself notices them. An insert marks the connection; its release
+/// to the pool, which comes after the commit (or the rollback, which only wakes readers for
+/// nothing), announces.
+fn announce_appends(
     options: SqlitePoolOptions,
     appended: &broadcast::Sender<()>,
 ) -> SqlitePoolOptions {
@@ -205,7 +210,7 @@ fn announce_audit_appends(
             let mark = Arc::clone(&mark);
             Box::pin(async move {
                 conn.lock_handle().await?.set_update_hook(move |change| {
-                    if change.table == "audit_events" {
+                    if ANNOUNCED_TABLES.contains(&change.table) {
                         mark.store(true, Ordering::Release);
                     }
                 });
@@ -871,9 +876,8 @@ impl Store for SqliteStore {
         &self,
         events: &[steward_store::events::NewLoggedEvent],
     ) -> Result<(), StoreError> {
-        events::append(&self.writer, events).await?;
-        let _ = self.appended.send(());
-        Ok(())
+        // Announced by the writer connection once committed (see `announce_appends`).
+        events::append(&self.writer, events).await
     }
 
     async fn events_after(
