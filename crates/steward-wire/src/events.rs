@@ -260,6 +260,43 @@ pub struct AuditRecord {
     pub origin: Option<crate::audit::AuditOrigin>,
 }
 
+impl From<crate::audit::AuditEvent> for AuditRecord {
+    /// The record an `audit` event carries for `event`, whose time and workspace go to the
+    /// stream event itself.
+    fn from(event: crate::audit::AuditEvent) -> Self {
+        Self {
+            seq: event.seq,
+            actor: event.actor,
+            action: event.action,
+            target: event.target,
+            details: event.details,
+            prev_hash: event.prev_hash,
+            hash: event.hash,
+            origin: event.origin,
+        }
+    }
+}
+
+impl AuditRecord {
+    /// The audit event this is, as `GET /api/v1/audit` lists it, given the time and workspace
+    /// of the stream event that carried it.
+    pub fn into_audit_event(self, event: &StreamEvent) -> crate::audit::AuditEvent {
+        crate::audit::AuditEvent {
+            seq: self.seq,
+            at: event.at.clone(),
+            at_ms: event.at_ms,
+            actor: self.actor,
+            action: self.action,
+            target: self.target,
+            workspace: event.workspace.clone(),
+            details: self.details,
+            prev_hash: self.prev_hash,
+            hash: self.hash,
+            origin: self.origin,
+        }
+    }
+}
+
 /// The query of `GET /api/v1/events`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -454,5 +491,38 @@ mod tests {
         .unwrap();
         assert!(newer.data().is_err());
         assert_eq!(newer.detail["node"], "n1");
+    }
+
+    #[test]
+    fn an_audit_event_carried_by_the_stream_reads_back_whole() {
+        let event = crate::audit::AuditEvent {
+            seq: 3,
+            at: crate::time::rfc3339(1_000),
+            at_ms: 1_000,
+            actor: crate::audit::Actor {
+                kind: "key".into(),
+                name: "ops".into(),
+                source_ip: Some("127.0.0.1".into()),
+            },
+            action: "key.create".into(),
+            target: "ci".into(),
+            workspace: Some("alpha".into()),
+            details: serde_json::json!({"role": "viewer"}),
+            prev_hash: "0".repeat(64),
+            hash: "1".repeat(64),
+            origin: Some(crate::audit::AuditOrigin {
+                node: "n1".into(),
+                seq: 9,
+                hash: "2".repeat(64),
+            }),
+        };
+        let record = AuditRecord::from(event.clone());
+        let streamed = StreamEvent::new(
+            event.at_ms,
+            event.workspace.clone(),
+            None,
+            &EventData::Audit(record.clone()),
+        );
+        assert_eq!(record.into_audit_event(&streamed), event);
     }
 }

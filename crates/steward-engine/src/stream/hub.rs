@@ -374,16 +374,7 @@ pub fn audit_event(e: steward_core::audit::AuditEvent) -> AuditEvent {
 fn audit_frame(cursor: Cursor, event: steward_core::audit::AuditEvent) -> Frame {
     let event = audit_event(event);
     let (at_ms, workspace) = (event.at_ms, event.workspace.clone());
-    let record = AuditRecord {
-        seq: event.seq,
-        actor: event.actor,
-        action: event.action,
-        target: event.target,
-        details: event.details,
-        prev_hash: event.prev_hash,
-        hash: event.hash,
-        origin: event.origin,
-    };
+    let record = AuditRecord::from(event);
     let data = StreamEvent::new(at_ms, workspace.clone(), None, &EventData::Audit(record));
     Frame {
         cursor,

@@ -75,19 +75,7 @@ fn audit_record(event: &StreamEvent) -> anyhow::Result<AuditEvent> {
             event.kind
         );
     };
-    Ok(AuditEvent {
-        seq: record.seq,
-        at: event.at.clone(),
-        at_ms: event.at_ms,
-        actor: record.actor,
-        action: record.action,
-        target: record.target,
-        workspace: event.workspace.clone(),
-        details: record.details,
-        prev_hash: record.prev_hash,
-        hash: record.hash,
-        origin: record.origin,
-    })
+    Ok(record.into_audit_event(event))
 }
 
 /// Whether a record passes the filters the stream does not apply (actor, action, kind).
