@@ -13,7 +13,7 @@
 //! daemon's own histogram says how soon its hub handed events out. It also reports the
 //! daemon's RSS growth per idle connected client.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -228,15 +228,8 @@ async fn hub_delays(
     url: &str,
     key: &str,
 ) -> anyhow::Result<Vec<(f64, f64)>> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .bearer_auth(key)
-        .send()
-        .await
-        .context("reading /metrics")?
-        .text()
-        .await?;
-    Ok(text
+    Ok(metrics_text(http, url, key)
+        .await?
         .lines()
         .filter_map(|l| l.strip_prefix("steward_event_stream_delay_seconds_bucket{le=\""))
         .filter_map(|l| {
@@ -268,17 +261,22 @@ fn hub_shares(before: &[(f64, f64)], after: &[(f64, f64)]) -> String {
     )
 }
 
-/// Tasks of the queue that succeeded so far, from `/metrics`.
-async fn succeeded(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<u64> {
-    let text = http
-        .get(format!("{url}/metrics"))
+/// The daemon's `/metrics`.
+async fn metrics_text(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<String> {
+    http.get(format!("{url}/metrics"))
         .bearer_auth(key)
         .send()
         .await
         .context("reading /metrics")?
         .text()
-        .await?;
-    Ok(text
+        .await
+        .context("reading /metrics")
+}
+
+/// Tasks of the queue that succeeded so far, from `/metrics`.
+async fn succeeded(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<u64> {
+    Ok(metrics_text(http, url, key)
+        .await?
         .lines()
         .filter(|l| {
             l.starts_with("steward_tasks_finished_total{")
@@ -303,43 +301,39 @@ struct Arrival {
 struct Delays {
     /// From each event's `at_ms` to its arrival, per event and client.
     all: Vec<i64>,
-    /// From each event's `at_ms` to its first arrival at any client: the server's own path.
-    first: Vec<i64>,
     /// From each event's first arrival to its arrival at each client: the fan-out.
     spread: Vec<i64>,
-    /// `first`, by event type.
-    first_by_kind: std::collections::BTreeMap<String, Vec<i64>>,
+    /// From each event's `at_ms` to its first arrival at any client (the server's own path),
+    /// by event type.
+    first_by_kind: BTreeMap<String, Vec<i64>>,
 }
 
 impl Delays {
     fn of(arrivals: &[Arrival]) -> Self {
-        let mut first: HashMap<&str, i64> = HashMap::new();
+        // Each event's first arrival, and the arrival that names its type and time.
+        let mut first: HashMap<&str, (i64, &Arrival)> = HashMap::new();
         for a in arrivals {
-            let earliest = first.entry(&a.id).or_insert(a.arrived_ms);
-            *earliest = (*earliest).min(a.arrived_ms);
+            let earliest = first.entry(&a.id).or_insert((a.arrived_ms, a));
+            earliest.0 = earliest.0.min(a.arrived_ms);
         }
-        let mut firsts: HashMap<&str, i64> = HashMap::new();
         let mut delays = Self::default();
         for a in arrivals {
-            let earliest = first.get(a.id.as_str()).copied().unwrap_or(a.arrived_ms);
+            let earliest = first.get(a.id.as_str()).map_or(a.arrived_ms, |f| f.0);
             delays.all.push(a.arrived_ms - a.at_ms);
             delays.spread.push(a.arrived_ms - earliest);
-            if let std::collections::hash_map::Entry::Vacant(entry) = firsts.entry(&a.id) {
-                entry.insert(earliest - a.at_ms);
-                delays
-                    .first_by_kind
-                    .entry(a.kind.clone())
-                    .or_default()
-                    .push(earliest - a.at_ms);
-            }
         }
-        delays.first = firsts.into_values().collect();
+        for (earliest, a) in first.into_values() {
+            delays
+                .first_by_kind
+                .entry(a.kind.clone())
+                .or_default()
+                .push(earliest - a.at_ms);
+        }
         delays
     }
 
     fn extend(&mut self, other: Self) {
         self.all.extend(other.all);
-        self.first.extend(other.first);
         self.spread.extend(other.spread);
         for (kind, delays) in other.first_by_kind {
             self.first_by_kind.entry(kind).or_default().extend(delays);
@@ -347,6 +341,7 @@ impl Delays {
     }
 
     fn summary(&self) -> String {
+        let first: Vec<i64> = self.first_by_kind.values().flatten().copied().collect();
         let kinds: Vec<String> = self
             .first_by_kind
             .iter()
@@ -364,8 +359,8 @@ impl Delays {
             pct(&self.all, 0.50),
             pct(&self.all, 0.99),
             self.all.iter().max().copied().unwrap_or(0),
-            pct(&self.first, 0.50),
-            pct(&self.first, 0.99),
+            pct(&first, 0.50),
+            pct(&first, 0.99),
             kinds.join(", "),
             pct(&self.spread, 0.50),
             pct(&self.spread, 0.99),
@@ -441,7 +436,8 @@ async fn follow(
         pending.extend_from_slice(&chunk);
         while let Some(end) = find(&pending, b"\n\n") {
             let event = &pending[..end];
-            if let (Some(at), Some(id)) = (at_ms(event), event_id(event)) {
+            // The SSE id (the stream position) names an event across clients.
+            if let (Some(at), Some(id)) = (at_ms(event), field(event, b"id: ")) {
                 let kind = field(event, b"event: ").unwrap_or_default();
                 arrivals.push(Arrival {
                     id,
@@ -458,11 +454,6 @@ async fn follow(
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// An event's SSE id (its stream position), which names it across clients.
-fn event_id(event: &[u8]) -> Option<String> {
-    field(event, b"id: ")
 }
 
 /// The value of an SSE event's field `name` (with its `: `).
