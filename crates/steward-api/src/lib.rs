@@ -162,16 +162,19 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let options = state.options.clone();
     // Written beside start-up rather than in its way (it takes ~15 ms on a small host) or in
-    // the first caller's; a caller arriving before it is done waits for the same one.
-    let writer = std::thread::Builder::new()
-        .name("openapi".into())
-        .spawn(|| {
-            if let Err(e) = openapi::json() {
-                tracing::error!(error = %e, "the OpenAPI document could not be written");
-            }
-        });
-    if let Err(error) = writer {
-        tracing::warn!(%error, "cannot start writing the OpenAPI document; it is written for its first caller");
+    // the first caller's; a caller arriving before it is done waits for the same one. Once per
+    // process: a router built again finds it written.
+    if openapi::written().is_none() {
+        let writer = std::thread::Builder::new()
+            .name("openapi".into())
+            .spawn(|| {
+                if let Err(e) = openapi::json() {
+                    tracing::error!(error = %e, "the OpenAPI document could not be written");
+                }
+            });
+        if let Err(error) = writer {
+            tracing::warn!(%error, "cannot start writing the OpenAPI document; it is written for its first caller");
+        }
     }
     let router = routes::routes(&options)
         .route_layer(axum::middleware::from_fn_with_state(
