@@ -9,7 +9,8 @@ use steward_store::events::{LoggedEvent, NewLoggedEvent};
 
 use crate::{db_err, listen};
 
-/// The channel appends are announced on.
+/// The channel appends are announced on; migration `0014_audit_announce.sql` names it too,
+/// for audit appends.
 pub(crate) const CHANNEL: &str = "steward_events";
 
 /// The advisory lock key that orders appends across instances ("stewevt" in ASCII).
