@@ -9,6 +9,7 @@ mod integrity;
 mod lock;
 mod notifications;
 mod schedules;
+mod sessions;
 mod tasks;
 
 use std::path::{Path, PathBuf};
@@ -890,6 +891,39 @@ impl Store for SqliteStore {
 
     async fn event_log_head(&self) -> Result<i64, StoreError> {
         events::head(&self.reader).await
+    }
+
+    async fn start_session(
+        &self,
+        session: &steward_store::NewSession,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        sessions::start(&self.writer, session, actor).await
+    }
+
+    async fn session(
+        &self,
+        id_digest: &str,
+        now_ms: i64,
+    ) -> Result<Option<steward_store::Session>, StoreError> {
+        sessions::get(&self.reader, id_digest, now_ms).await
+    }
+
+    async fn touch_session(
+        &self,
+        id_digest: &str,
+        idle_expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sessions::touch(&self.writer, id_digest, idle_expires_at_ms).await
+    }
+
+    async fn end_session(
+        &self,
+        id_digest: &str,
+        how: steward_store::SessionEnd,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        sessions::end(&self.writer, id_digest, how, actor).await
     }
 
     async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {

@@ -25,11 +25,13 @@ mod events;
 mod health;
 mod notifications;
 mod schedules;
+mod sessions;
 pub use alerts::*;
 pub use events::*;
 pub use health::*;
 pub use notifications::*;
 pub use schedules::*;
+pub use sessions::*;
 
 fn actor() -> Actor {
     Actor::system("conformance")
@@ -142,6 +144,7 @@ macro_rules! conformance_suite {
             a_reader_following_the_log_misses_nothing_of_concurrent_appends,
             appends_wake_event_log_readers,
             audited_changes_wake_event_log_readers,
+            sessions_start_expire_and_end_audited,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -13,6 +13,7 @@ pub mod health;
 mod metered;
 pub mod notifications;
 pub mod schedules;
+pub mod sessions;
 pub mod tasks;
 
 #[cfg(feature = "conformance")]
@@ -34,6 +35,7 @@ pub use schedules::{
     Fire, FireOutcome, FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, RunQuery,
     RunStatus, ScheduleRun, ScheduleState, ScheduleTick, SkipReason, TickResult,
 };
+pub use sessions::{NewSession, Session, SessionEnd};
 use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
@@ -679,6 +681,29 @@ pub trait Store: Send + Sync + 'static {
     /// instance or (where the backend can tell) another one, sent once they are committed.
     /// Signals can be lost, so readers still look now and then.
     fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()>;
+
+    /// Starts a dashboard session, audited as `session.start`, and deletes every session
+    /// that has expired by its start.
+    async fn start_session(&self, session: &NewSession, actor: &Actor) -> Result<(), StoreError>;
+
+    /// The session whose token has this digest, if it is live at `now_ms`.
+    async fn session(&self, id_digest: &str, now_ms: i64) -> Result<Option<Session>, StoreError>;
+
+    /// Moves a live session's idle expiry to `idle_expires_at_ms` (never past its absolute
+    /// expiry, never earlier than it was).
+    async fn touch_session(
+        &self,
+        id_digest: &str,
+        idle_expires_at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Ends a session, audited as `session.end`; answers whether there was one to end.
+    async fn end_session(
+        &self,
+        id_digest: &str,
+        how: SessionEnd,
+        actor: &Actor,
+    ) -> Result<bool, StoreError>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

@@ -698,6 +698,46 @@ impl<S: Store> Store for Metered<S> {
         self.inner.event_log_wakeups()
     }
 
+    async fn start_session(
+        &self,
+        session: &crate::NewSession,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        self.observe("start_session", self.inner.start_session(session, actor))
+            .await
+    }
+
+    async fn session(
+        &self,
+        id_digest: &str,
+        now_ms: i64,
+    ) -> Result<Option<crate::Session>, StoreError> {
+        self.observe("session", self.inner.session(id_digest, now_ms))
+            .await
+    }
+
+    async fn touch_session(
+        &self,
+        id_digest: &str,
+        idle_expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.observe(
+            "touch_session",
+            self.inner.touch_session(id_digest, idle_expires_at_ms),
+        )
+        .await
+    }
+
+    async fn end_session(
+        &self,
+        id_digest: &str,
+        how: crate::SessionEnd,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        self.observe("end_session", self.inner.end_session(id_digest, how, actor))
+            .await
+    }
+
     async fn close(&self) {
         self.inner.close().await;
     }
