@@ -63,6 +63,33 @@ impl Caller {
     }
 }
 
+/// A request made inside the process on behalf of a dashboard session: it acts as the key
+/// with this digest and passes the same [`authorize`] checks as one presenting the key. Only
+/// code in this process can attach it; nothing a client sends becomes one.
+#[derive(Debug, Clone)]
+pub struct Delegated {
+    /// The digest of the key the session acts as.
+    pub key_digest: String,
+}
+
+/// Prepares `request` to be served on behalf of `from`'s caller: it acts as the key with
+/// `key_digest` (`None`: as whatever key it presents itself) and keeps `from`'s peer address
+/// and connection, so address limits and audit records name the real client.
+pub fn delegate(from: &axum::http::Extensions, request: &mut Request, key_digest: Option<&str>) {
+    let extensions = request.extensions_mut();
+    if let Some(peer) = from.get::<ConnectInfo<crate::listener::PeerAddr>>() {
+        extensions.insert(*peer);
+    }
+    if let Some(connection) = from.get::<crate::listener::Connection>() {
+        extensions.insert(connection.clone());
+    }
+    if let Some(digest) = key_digest {
+        extensions.insert(Delegated {
+            key_digest: digest.to_owned(),
+        });
+    }
+}
+
 /// Requests per second allowed per key, by role, and failed authentications allowed per source
 /// address per minute.
 #[derive(Debug, Clone, Copy)]
@@ -293,9 +320,14 @@ pub(crate) async fn authorize(
     let standing = ip.map_or(Standing::Clean, |ip| {
         state.limiters.standing(ip, blocked.is_some())
     });
-    let outcome = match presented_key(request.headers()) {
-        None => None,
-        Some(key) => Some(state.auth.authenticate_from(key, standing).await),
+    let delegated = request
+        .extensions()
+        .get::<Delegated>()
+        .map(|d| d.key_digest.clone());
+    let outcome = match (delegated, presented_key(request.headers())) {
+        (Some(digest), _) => Some(state.auth.authenticate_digest(&digest).await),
+        (None, Some(key)) => Some(state.auth.authenticate_from(key, standing).await),
+        (None, None) => None,
     };
     let principal = match (outcome, blocked) {
         (Some(Ok(principal)), _) => principal,

@@ -32,7 +32,7 @@ use steward_engine::{Authenticator, ControlPlane};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use auth::{Access, Limiters, RateLimits};
+pub use auth::{Access, Delegated, Limiters, RateLimits, delegate};
 pub use error::ApiError;
 pub use limits::MinRate;
 pub use metrics_layer::describe_metrics;
@@ -220,11 +220,24 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-/// Serves the application on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// Serves the API on `listener` until `shutdown` completes, then lets in-flight requests
+/// finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    serve_app(listener, state, app, shutdown).await
+}
+
+/// Serves `app` (the API's [`router`] for `state`, with whatever the process serves beside
+/// it, such as the dashboard) under the API's connection limits and timeouts until
+/// `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve_app(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let options = state.options.clone();
@@ -252,6 +265,6 @@ pub async fn serve(
         idle: options.request_timeout + Duration::from_secs(30),
         body_rate: options.min_body_rate,
     };
-    serve::run(listener, admission, router(state), session, shutdown).await;
+    serve::run(listener, admission, app, session, shutdown).await;
     Ok(())
 }

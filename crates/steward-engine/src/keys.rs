@@ -191,37 +191,60 @@ impl Authenticator {
         // The digest (one SHA-256) finds keys verified recently; the format and checksum check
         // (a base58 decode) is only needed before asking the store.
         let digest = key_digest(presented);
-        if self
-            .env_admin_digest
-            .get()
-            .is_some_and(|known| digests_match(known, &digest))
-        {
-            return Ok(env_admin_principal());
-        }
         let now = now_ms();
-        if let Some(principal) = self.cached(&digest, now) {
+        if let Some(principal) = self.known(&digest, now) {
             return Ok(principal);
         }
         check_key_format(presented).map_err(|_| AuthError::Malformed)?;
+        match self.stored(&digest, now).await? {
+            Some(principal) => Ok(principal),
+            None => self.env_admin(presented, &digest, standing).await,
+        }
+    }
+
+    /// The principal of the key with this digest, by the same checks as a presented key:
+    /// for a dashboard session, which keeps the digest rather than the key. The environment
+    /// admin key is known by digest only once it was presented since the process started.
+    pub async fn authenticate_digest(&self, digest: &str) -> Result<Principal, AuthError> {
+        let now = now_ms();
+        if let Some(principal) = self.known(digest, now) {
+            return Ok(principal);
+        }
+        self.stored(digest, now).await?.ok_or(AuthError::Unknown)
+    }
+
+    /// A principal known without the store: the verified environment key, or a cached key.
+    fn known(&self, digest: &str, now: i64) -> Option<Principal> {
+        if self
+            .env_admin_digest
+            .get()
+            .is_some_and(|known| digests_match(known, digest))
+        {
+            return Some(env_admin_principal());
+        }
+        self.cached(digest, now)
+    }
+
+    /// The stored key with this digest as a principal, `None` when the store has none.
+    async fn stored(&self, digest: &str, now: i64) -> Result<Option<Principal>, AuthError> {
         let generation = self.generation.load(Ordering::SeqCst);
-        let principal = match self.store.key_by_digest(&digest).await? {
+        match self.store.key_by_digest(digest).await? {
             // The lookup was by digest; comparing in constant time as well guards against a
             // store whose index matching is looser than byte equality.
-            Some(key) if !digests_match(&key.digest, &digest) => return Err(AuthError::Unknown),
+            Some(key) if !digests_match(&key.digest, digest) => Err(AuthError::Unknown),
             Some(key) if key.is_usable(now) => {
                 let principal = Principal {
                     name: key.name.clone(),
                     role: key.role,
                     workspace: key.workspace.clone(),
                 };
-                self.remember(&digest, &principal, key.expires_at_ms, generation);
+                self.remember(digest, &principal, key.expires_at_ms, generation);
                 self.touch(&key.name, key.last_used_at_ms, now);
-                principal
+                Ok(Some(principal))
             }
-            Some(_) => return Err(AuthError::Unusable),
-            None => self.env_admin(presented, &digest, standing).await?,
-        };
-        Ok(principal)
+            Some(_) => Err(AuthError::Unusable),
+            None => Ok(None),
+        }
     }
 
     /// Drops cached keys so that a revocation takes effect at once on this instance.
