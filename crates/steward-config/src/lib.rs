@@ -28,5 +28,5 @@ mod walk;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use load::{Env, LoadError, Loaded, MAX_CONFIG_BYTES, load_file, parse_str};
 pub use schedules::SchedulerSettings;
-pub use schema::{ApiSettings, Config, FileSettings, LogFormat};
+pub use schema::{ApiSettings, Config, FileSettings, LogFormat, UiSettings};
 pub use settings::{DaemonSettings, DatabaseTarget, Overrides, SettingsError};

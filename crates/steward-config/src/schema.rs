@@ -29,6 +29,7 @@ const ROOT_KEYS: &[&str] = &[
     "log",
     "api",
     "audit",
+    "ui",
     "workspaces",
     "dependencies",
     "services",
@@ -55,6 +56,14 @@ const API_KEYS: &[&str] = &[
     "rate_limits",
 ];
 const AUDIT_KEYS: &[&str] = &["mirror"];
+const UI_KEYS: &[&str] = &[
+    "enabled",
+    "base_path",
+    "public_badges",
+    "secure_cookies",
+    "session_idle_minutes",
+    "session_max_hours",
+];
 const RATE_LIMIT_KEYS: &[&str] = &["viewer", "operator", "admin", "auth_failures_per_minute"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &["data_dir", "database", "max_connections"];
@@ -199,8 +208,27 @@ pub struct ApiSettings {
     pub auth_failures_per_minute: Option<u32>,
 }
 
+/// The dashboard (`[ui]`); `None` fields take the built-in defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UiSettings {
+    /// Serve the dashboard at `/` (default true).
+    pub enabled: Option<bool>,
+    /// The path prefix a reverse proxy serves Steward under (e.g. `/steward`), which the
+    /// proxy strips before passing requests on; links and cookies carry it. Empty: none.
+    pub base_path: Option<String>,
+    /// Serve the status badges under `/badge/` without a key (default false).
+    pub public_badges: Option<bool>,
+    /// Mark session cookies `Secure` on every answer, not only on those to requests that came
+    /// over HTTPS (`X-Forwarded-Proto: https`).
+    pub secure_cookies: Option<bool>,
+    /// Minutes a session lasts without being used.
+    pub session_idle_minutes: Option<u32>,
+    /// Hours a session lasts however much it is used.
+    pub session_max_hours: Option<u32>,
+}
+
 /// The daemon settings a config file may set (`[server]`, `[storage]`, `[log]`, `[api]`,
-/// `[audit]`, `[scheduler]`, `[health]`).
+/// `[audit]`, `[ui]`, `[scheduler]`, `[health]`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FileSettings {
     /// `server.listen`: the HTTP address.
@@ -218,6 +246,8 @@ pub struct FileSettings {
     pub log_level: Option<String>,
     /// `[api]`.
     pub api: ApiSettings,
+    /// `[ui]`.
+    pub ui: UiSettings,
     /// `audit.mirror`: a JSON Lines file every audit event is appended to, for log shippers;
     /// relative paths are resolved against the config file's directory.
     pub audit_mirror: Option<PathBuf>,
@@ -325,8 +355,61 @@ fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings {
     {
         settings.audit_mirror = audit.string(cx, "mirror").map(|s| PathBuf::from(s.value));
     }
+    if let Some(ui) = root
+        .item("ui")
+        .and_then(|item| Fields::open_item(cx, item, "ui", UI_KEYS))
+    {
+        settings.ui = read_ui(cx, &ui);
+    }
     settings.scheduler = read_scheduler(cx, root);
     settings
+}
+
+fn read_ui(cx: &mut Cx<'_>, ui: &Fields<'_>) -> UiSettings {
+    let base_path = ui.string(cx, "base_path").and_then(|path| {
+        if path.value.is_empty() || is_base_path(&path.value) {
+            Some(path.value)
+        } else {
+            cx.error(
+                &path.span,
+                format!(
+                    "`ui.base_path`: `{}` is not a path prefix: it starts with `/`, does not end \
+                     with one, and holds only letters, digits, `-`, `_`, `.` and `/` \
+                     (e.g. /steward)",
+                    path.shown()
+                ),
+            );
+            None
+        }
+    });
+    UiSettings {
+        enabled: ui.boolean(cx, "enabled"),
+        base_path,
+        public_badges: ui.boolean(cx, "public_badges"),
+        secure_cookies: ui.boolean(cx, "secure_cookies"),
+        session_idle_minutes: ui
+            .positive_integer(cx, "session_idle_minutes", 7 * 24 * 60)
+            .map(|n| n.value),
+        session_max_hours: ui
+            .positive_integer(cx, "session_max_hours", 90 * 24)
+            .map(|n| n.value),
+    }
+}
+
+/// Whether `path` is a usable prefix: `/a/b`, no empty segment, no dot segment, nothing a
+/// link or cookie path would need to escape.
+fn is_base_path(path: &str) -> bool {
+    path.strip_prefix('/').is_some_and(|rest| {
+        !rest.is_empty()
+            && rest.split('/').all(|segment| {
+                !segment.is_empty()
+                    && segment != "."
+                    && segment != ".."
+                    && segment
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            })
+    })
 }
 
 fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
@@ -2099,5 +2182,46 @@ kinds = ["sleep"]
             }
         }
         assert_eq!(spec.placeholders(), ours);
+    }
+
+    #[test]
+    fn ui_settings_are_read_and_checked() {
+        let config = parse(
+            "[ui]\nenabled = false\nbase_path = \"/ops/steward\"\npublic_badges = true\n\
+             secure_cookies = true\nsession_idle_minutes = 45\nsession_max_hours = 8\n",
+        );
+        assert_eq!(
+            config.settings.ui,
+            UiSettings {
+                enabled: Some(false),
+                base_path: Some("/ops/steward".into()),
+                public_badges: Some(true),
+                secure_cookies: Some(true),
+                session_idle_minutes: Some(45),
+                session_max_hours: Some(8),
+            }
+        );
+        assert_eq!(parse("[server]\n").settings.ui, UiSettings::default());
+        for bad in [
+            "steward",
+            "/steward/",
+            "/",
+            "/a//b",
+            "/a/../b",
+            "/a b",
+            "/a?x=1",
+        ] {
+            assert_error(
+                &format!("[ui]\nbase_path = \"{bad}\"\n"),
+                2,
+                "`ui.base_path`",
+            );
+        }
+        assert_error(
+            "[ui]\nsession_idle_minutes = 0\n",
+            2,
+            "session_idle_minutes",
+        );
+        assert_error("[ui]\ntheme = \"dark\"\n", 2, "theme");
     }
 }
