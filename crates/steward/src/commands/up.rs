@@ -58,6 +58,34 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The `[api]` section over the built-in defaults.
+/// The API, with the dashboard in front of it unless `[ui] enabled = false`.
+fn application(
+    state: &AppState,
+    store: Arc<dyn steward_store::Store>,
+    ui: &steward_config::UiSettings,
+) -> axum::Router {
+    let api = steward_api::router(state.clone());
+    if ui.enabled == Some(false) {
+        return api;
+    }
+    steward_ui::app(api, store, ui_options(ui))
+}
+
+fn ui_options(ui: &steward_config::UiSettings) -> steward_ui::UiOptions {
+    let defaults = steward_ui::UiOptions::default();
+    steward_ui::UiOptions {
+        base_path: ui.base_path.clone().unwrap_or_default(),
+        public_badges: ui.public_badges.unwrap_or(defaults.public_badges),
+        secure_cookies: ui.secure_cookies.unwrap_or(defaults.secure_cookies),
+        session_idle: ui.session_idle_minutes.map_or(defaults.session_idle, |m| {
+            Duration::from_secs(u64::from(m) * 60)
+        }),
+        session_max: ui.session_max_hours.map_or(defaults.session_max, |h| {
+            Duration::from_secs(u64::from(h) * 3600)
+        }),
+    }
+}
+
 fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
     let defaults = ApiOptions::default();
     let rate = |configured: Option<u32>, default| {
@@ -253,7 +281,9 @@ async fn serve(
     std::io::stdout()
         .flush()
         .context("cannot write to standard output")?;
-    let served = steward_api::serve(listener, state, shutdown_requested(stop_signals)).await;
+    let app = application(&state, Arc::clone(&store), &control.config().settings.ui);
+    let served =
+        steward_api::serve_app(listener, state, app, shutdown_requested(stop_signals)).await;
     // Workers finish (or hand back) their attempts before the store closes.
     stop_work.cancel();
     for worker in workers.drain(..) {

@@ -1,0 +1,101 @@
+//! Steward's dashboard: server-rendered pages served beside the API on the same port.
+//!
+//! A browser signs in with an API key once; the dashboard keeps a session in the database and
+//! from then on every page reads and acts through the API itself, called inside the process on
+//! the session's behalf ([`steward_api::Delegated`]). So a page shows and allows exactly what
+//! the key may read and do through the API: there is no second authorisation path. Templates
+//! and assets are compiled into the binary; nothing is fetched from elsewhere.
+
+mod assets;
+mod backend;
+mod error;
+mod live;
+mod pages;
+mod render;
+mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use steward_store::Store;
+
+pub use error::PageError;
+
+/// How the dashboard is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UiOptions {
+    /// The prefix a reverse proxy serves Steward under and strips before passing requests on
+    /// (`/steward`), or empty. Links, redirects and cookies carry it.
+    pub base_path: String,
+    /// Serve the status badges without a key.
+    pub public_badges: bool,
+    /// Mark session cookies `Secure` on every answer, not only over HTTPS.
+    pub secure_cookies: bool,
+    /// How long a session lasts unused.
+    pub session_idle: Duration,
+    /// How long a session lasts however much it is used.
+    pub session_max: Duration,
+}
+
+/// A session lasts an hour unused by default.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(60 * 60);
+/// A session lasts twelve hours at most by default.
+pub const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(12 * 60 * 60);
+
+impl Default for UiOptions {
+    fn default() -> Self {
+        Self {
+            base_path: String::new(),
+            public_badges: false,
+            secure_cookies: false,
+            session_idle: DEFAULT_SESSION_IDLE,
+            session_max: DEFAULT_SESSION_MAX,
+        }
+    }
+}
+
+/// What every dashboard handler can reach.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    /// The API, called in-process on a session's behalf.
+    api: Router,
+    /// Where sessions are kept.
+    store: Arc<dyn Store>,
+    /// How the dashboard is served.
+    options: Arc<UiOptions>,
+    /// The compiled templates.
+    pages: Arc<render::Templates>,
+}
+
+/// The largest form body the dashboard accepts.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// The whole application: the dashboard's pages, and `api` (the API's router) for every other
+/// path. `/` answers browsers (which ask for HTML) with the overview and everyone else with
+/// the API's index.
+pub fn app(api: Router, store: Arc<dyn Store>, options: UiOptions) -> Router {
+    let ui = Ui {
+        api: api.clone(),
+        store,
+        options: Arc::new(options),
+        pages: Arc::new(render::Templates::new()),
+    };
+    Router::new()
+        .route("/", get(pages::overview::page))
+        .route(
+            "/sign-in",
+            get(pages::sign_in::form).post(pages::sign_in::submit),
+        )
+        .route("/sign-out", post(pages::sign_in::sign_out))
+        .route("/live", get(live::stream))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/services", get(pages::services::list))
+        .route("/services/{name}", get(pages::services::detail))
+        .route("/checks/{name}/run", post(pages::services::run_check))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(ui)
+        .fallback_service(api)
+}

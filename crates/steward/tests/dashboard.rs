@@ -1,0 +1,398 @@
+//! The dashboard over HTTP, against the real binary: signing in and out, the session cookie's
+//! flags, form tokens, scoped keys, the base path, and `[ui] enabled = false`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use support::Daemon;
+
+const CONFIG: &str = r#"
+[[workspaces]]
+key = "ops"
+
+[[workspaces]]
+key = "lab"
+
+[[services]]
+name = "ops-api"
+workspace = "ops"
+url = "http://127.0.0.1:9/health"
+
+[[services]]
+name = "lab-model"
+workspace = "lab"
+url = "http://127.0.0.1:9/model"
+"#;
+
+/// A browser: keeps cookies, follows no redirects, asks for HTML.
+struct Browser {
+    base: String,
+    client: Client,
+    cookies: HashMap<String, String>,
+    /// Every `Set-Cookie` line the last answer carried.
+    last_set_cookies: Vec<String>,
+}
+
+impl Browser {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            last_set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, response: &Response) {
+        self.last_set_cookies = set_cookies(response.headers());
+        for line in &self.last_set_cookies {
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    fn get(&mut self, path: &str) -> Response {
+        self.get_with(path, &[])
+    }
+
+    fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        let mut request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+            .header("cookie", self.cookie_header());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().unwrap();
+        self.keep(&response);
+        response
+    }
+
+    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.post_with(path, form, &[])
+    }
+
+    fn post_with(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Response {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("accept", "text/html")
+            .header("cookie", self.cookie_header())
+            .form(form);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().unwrap();
+        self.keep(&response);
+        response
+    }
+
+    /// Signs in with `key` through the form, answering the final response of the POST.
+    fn sign_in(&mut self, key: &str) -> Response {
+        let form = self.get("/sign-in").text().unwrap();
+        let csrf = hidden(&form, "csrf");
+        self.post("/sign-in", &[("key", key), ("csrf", &csrf), ("next", "/")])
+    }
+
+    /// The page at `path`, which must answer 200.
+    fn page(&mut self, path: &str) -> String {
+        let response = self.get(path);
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().unwrap()
+    }
+}
+
+fn set_cookies(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The value of the first hidden input named `name` in `html`.
+fn hidden(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in:\n{html}"))
+        + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+fn location(response: &Response) -> String {
+    response.headers()[LOCATION].to_str().unwrap().to_owned()
+}
+
+fn start(dir: &Path, extra_config: &str) -> Daemon {
+    let config = dir.join("steward.toml");
+    std::fs::write(&config, format!("{extra_config}\n{CONFIG}")).unwrap();
+    Daemon::start_on_sqlite(dir, &config, &[])
+}
+
+#[test]
+fn signing_in_starts_a_session_whose_cookie_is_locked_down_and_signing_out_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), "");
+    let admin = daemon.key.clone().unwrap();
+    let mut browser = Browser::new(&daemon.url);
+
+    // A browser without a session is sent to sign in, and back afterwards.
+    let first = browser.get("/services?state=down");
+    assert_eq!(first.status(), 303);
+    assert_eq!(location(&first), "/sign-in?next=%2Fservices%3Fstate%3Ddown");
+
+    // A wrong key is refused on the form, with the reason, and no session starts.
+    let form = browser.get("/sign-in").text().unwrap();
+    let csrf = hidden(&form, "csrf");
+    let wrong = browser.post(
+        "/sign-in",
+        &[("key", "stw_not-a-key"), ("csrf", &csrf), ("next", "/")],
+    );
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.text().unwrap().contains("That key is not valid"));
+    assert!(!browser.cookies.contains_key("steward_session"));
+
+    // A form posted without its token is refused, even with a good key.
+    let forged = browser.post("/sign-in", &[("key", &admin), ("next", "/")]);
+    assert_eq!(
+        forged.status(),
+        400,
+        "a form without its token field is not understood"
+    );
+    let forged = browser.post(
+        "/sign-in",
+        &[("key", &admin), ("csrf", "0000"), ("next", "/")],
+    );
+    assert_eq!(forged.status(), 403);
+    assert!(!browser.cookies.contains_key("steward_session"));
+
+    let signed_in = browser.sign_in(&admin);
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(location(&signed_in), "/");
+    let session_cookie = browser
+        .last_set_cookies
+        .iter()
+        .find(|c| c.starts_with("steward_session="))
+        .expect("a session cookie")
+        .clone();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=43200"] {
+        assert!(session_cookie.contains(flag), "{flag} in {session_cookie}");
+    }
+    assert!(
+        !session_cookie.contains("Secure"),
+        "plain HTTP: {session_cookie}"
+    );
+    // The token is not the key, and the key is in no cookie.
+    assert!(!browser.cookie_header().contains(&admin));
+
+    let overview = browser.get("/");
+    assert_eq!(overview.status(), 200);
+    let headers = overview.headers().clone();
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert_eq!(headers["x-frame-options"], "DENY");
+    let html = overview.text().unwrap();
+    assert!(
+        html.contains("ops-api") && html.contains("lab-model"),
+        "{html}"
+    );
+
+    // Over HTTPS (as a proxy says), the cookie is also `Secure`.
+    let mut proxied = Browser::new(&daemon.url);
+    let form = proxied
+        .get_with("/sign-in", &[("x-forwarded-proto", "https")])
+        .text()
+        .unwrap();
+    let csrf = hidden(&form, "csrf");
+    assert!(proxied.last_set_cookies[0].contains("Secure"));
+    proxied.post_with(
+        "/sign-in",
+        &[("key", &admin), ("csrf", &csrf), ("next", "/")],
+        &[("x-forwarded-proto", "https")],
+    );
+    assert!(
+        proxied
+            .last_set_cookies
+            .iter()
+            .any(|c| c.starts_with("steward_session=") && c.contains("; Secure")),
+        "{:?}",
+        proxied.last_set_cookies
+    );
+
+    // Signing out needs the session's form token, then ends the session for good.
+    let stale = browser.cookies.clone();
+    assert_eq!(browser.post("/sign-out", &[("csrf", "nope")]).status(), 403);
+    let csrf = hidden(&html, "csrf");
+    let out = browser.post("/sign-out", &[("csrf", &csrf)]);
+    assert_eq!(out.status(), 303);
+    assert_eq!(location(&out), "/sign-in");
+    assert!(!browser.cookies.contains_key("steward_session"));
+    // The old token is worth nothing now, even if someone kept it.
+    browser.cookies = stale;
+    assert_eq!(browser.get("/").status(), 303);
+
+    let audit = daemon.get_json("/api/v1/audit?limit=1000");
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("session."))
+        .collect();
+    assert_eq!(actions, ["session.start", "session.start", "session.end"]);
+}
+
+#[test]
+fn a_scoped_viewer_sees_its_workspace_only_and_no_buttons() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), "");
+    let viewer = daemon.create_key("ops-viewer", "viewer", Some("ops"));
+    let mut browser = Browser::new(&daemon.url);
+    assert_eq!(browser.sign_in(&viewer).status(), 303);
+
+    let services = browser.page("/services");
+    assert!(services.contains("ops-api"), "{services}");
+    assert!(
+        !services.contains("lab-model"),
+        "another workspace's service shows:\n{services}"
+    );
+    assert!(
+        !services.contains("\"lab\""),
+        "another workspace's name shows"
+    );
+    let overview = browser.page("/");
+    assert!(!overview.contains("lab-model") && !overview.contains(">lab<"));
+
+    // Typing another workspace's URL finds nothing, as the API answers.
+    assert_eq!(browser.get("/services/lab-model").status(), 404);
+    let own = browser.page("/services/ops-api");
+    assert!(
+        !own.contains("Run now"),
+        "a viewer is offered no button it may not use"
+    );
+
+    // A forged action is refused by the API's own check, with a valid form token.
+    let csrf = hidden(&own, "csrf");
+    let forced = browser.post(
+        "/checks/ops-api-http/run",
+        &[("csrf", &csrf), ("service", "ops-api")],
+    );
+    assert_eq!(forced.status(), 403);
+
+    // Revoking the key ends what its session may do at once.
+    daemon.send(reqwest::Method::DELETE, "/api/v1/keys/ops-viewer", None);
+    let after = browser.get("/services");
+    assert_eq!(after.status(), 303);
+    assert!(location(&after).starts_with("/sign-in"));
+}
+
+#[test]
+fn root_answers_clients_with_the_api_index_and_live_needs_a_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), "");
+    let index = daemon.get_anonymous("/");
+    assert_eq!(index.status(), 200);
+    let index: serde_json::Value = index.json().unwrap();
+    assert_eq!(index["openapi"], "/api/v1/openapi.json");
+    // An unknown path is still the API's JSON 404.
+    let missing = daemon.get_anonymous("/nope");
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.json::<serde_json::Value>().unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    let mut browser = Browser::new(&daemon.url);
+    assert_eq!(browser.get("/live").status(), 401);
+    browser.sign_in(daemon.key.as_deref().unwrap());
+    let live = browser.get("/live");
+    assert_eq!(live.status(), 200);
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+
+    // Assets are served under hashed names, cached for good.
+    let overview = browser.page("/");
+    let css = overview
+        .split("href=\"")
+        .find_map(|s| s.split('"').next().filter(|p| p.ends_with(".css")))
+        .unwrap()
+        .to_owned();
+    let asset = browser.get(&css);
+    assert_eq!(asset.status(), 200);
+    assert!(
+        asset.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    assert_eq!(browser.get("/assets/steward.css").status(), 404);
+}
+
+#[test]
+fn a_base_path_prefixes_links_redirects_and_cookies() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), "[ui]\nbase_path = \"/steward\"\n");
+    let mut browser = Browser::new(&daemon.url);
+    let first = browser.get("/");
+    assert_eq!(location(&first), "/steward/sign-in?next=%2F");
+    let form = browser.get("/sign-in").text().unwrap();
+    assert!(form.contains("action=\"/steward/sign-in\""));
+    assert!(form.contains("href=\"/steward/assets/steward."));
+    assert!(browser.last_set_cookies[0].contains("Path=/steward;"));
+    let signed = browser.sign_in(daemon.key.as_deref().unwrap());
+    assert_eq!(location(&signed), "/steward/");
+    let overview = browser.page("/");
+    assert!(overview.contains("href=\"/steward/services\""));
+}
+
+#[test]
+fn a_disabled_dashboard_leaves_the_api_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = start(dir.path(), "[ui]\nenabled = false\n");
+    let mut browser = Browser::new(&daemon.url);
+    let root = browser.get("/");
+    assert_eq!(root.status(), 200);
+    assert!(
+        root.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    assert_eq!(browser.get("/sign-in").status(), 404);
+}
