@@ -18,6 +18,16 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("overview.html", include_str!("../templates/overview.html")),
     ("services.html", include_str!("../templates/services.html")),
     ("service.html", include_str!("../templates/service.html")),
+    ("graph.html", include_str!("../templates/graph.html")),
+    ("queues.html", include_str!("../templates/queues.html")),
+    ("tasks.html", include_str!("../templates/tasks.html")),
+    ("task.html", include_str!("../templates/task.html")),
+    ("schedules.html", include_str!("../templates/schedules.html")),
+    ("schedule.html", include_str!("../templates/schedule.html")),
+    ("alerts.html", include_str!("../templates/alerts.html")),
+    ("alert.html", include_str!("../templates/alert.html")),
+    ("audit.html", include_str!("../templates/audit.html")),
+    ("keys.html", include_str!("../templates/keys.html")),
 ];
 
 /// Scripts and styles come from this origin only; nothing is framed, and forms post here.

@@ -1,9 +1,15 @@
 //! The dashboard's pages, one file each: what a page reads from the API, what it shows, and
 //! what its forms ask the API to do.
 
+pub(crate) mod alerts;
+pub(crate) mod audit;
+pub(crate) mod graph;
+pub(crate) mod keys;
 pub(crate) mod overview;
+pub(crate) mod schedules;
 pub(crate) mod services;
 pub(crate) mod sign_in;
+pub(crate) mod tasks;
 
 use axum::http::HeaderMap;
 use axum::http::header;
