@@ -109,7 +109,10 @@ pub fn app(api: Router, store: Arc<dyn Store>, options: UiOptions) -> Router {
         .route("/alerts", get(pages::alerts::list))
         .route("/alerts/{fingerprint}", get(pages::alerts::detail))
         .route("/alerts/{fingerprint}/ack", post(pages::alerts::ack))
-        .route("/alerts/{fingerprint}/silence", post(pages::alerts::silence))
+        .route(
+            "/alerts/{fingerprint}/silence",
+            post(pages::alerts::silence),
+        )
         .route("/silences/{id}/expire", post(pages::alerts::expire_silence))
         .route("/audit", get(pages::audit::list))
         .route("/keys", get(pages::keys::list).post(pages::keys::create))

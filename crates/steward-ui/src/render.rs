@@ -22,7 +22,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("queues.html", include_str!("../templates/queues.html")),
     ("tasks.html", include_str!("../templates/tasks.html")),
     ("task.html", include_str!("../templates/task.html")),
-    ("schedules.html", include_str!("../templates/schedules.html")),
+    (
+        "schedules.html",
+        include_str!("../templates/schedules.html"),
+    ),
     ("schedule.html", include_str!("../templates/schedule.html")),
     ("alerts.html", include_str!("../templates/alerts.html")),
     ("alert.html", include_str!("../templates/alert.html")),

@@ -5,13 +5,10 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
-use reqwest::blocking::{Client, Response};
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use support::Daemon;
+use support::browser::{Browser, hidden, location};
 
 const CONFIG: &str = r#"
 [[workspaces]]
@@ -30,130 +27,6 @@ name = "lab-model"
 workspace = "lab"
 url = "http://127.0.0.1:9/model"
 "#;
-
-/// A browser: keeps cookies, follows no redirects, asks for HTML.
-struct Browser {
-    base: String,
-    client: Client,
-    cookies: HashMap<String, String>,
-    /// Every `Set-Cookie` line the last answer carried.
-    last_set_cookies: Vec<String>,
-}
-
-impl Browser {
-    fn new(base: &str) -> Self {
-        Self {
-            base: base.to_owned(),
-            client: Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            cookies: HashMap::new(),
-            last_set_cookies: Vec::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    fn keep(&mut self, response: &Response) {
-        self.last_set_cookies = set_cookies(response.headers());
-        for line in &self.last_set_cookies {
-            let pair = line.split(';').next().unwrap();
-            let (name, value) = pair.split_once('=').unwrap();
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-    }
-
-    fn get(&mut self, path: &str) -> Response {
-        self.get_with(path, &[])
-    }
-
-    fn get_with(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
-        let mut request = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
-            .header("cookie", self.cookie_header());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().unwrap();
-        self.keep(&response);
-        response
-    }
-
-    fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.post_with(path, form, &[])
-    }
-
-    fn post_with(
-        &mut self,
-        path: &str,
-        form: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> Response {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("accept", "text/html")
-            .header("cookie", self.cookie_header())
-            .form(form);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().unwrap();
-        self.keep(&response);
-        response
-    }
-
-    /// Signs in with `key` through the form, answering the final response of the POST.
-    fn sign_in(&mut self, key: &str) -> Response {
-        let form = self.get("/sign-in").text().unwrap();
-        let csrf = hidden(&form, "csrf");
-        self.post("/sign-in", &[("key", key), ("csrf", &csrf), ("next", "/")])
-    }
-
-    /// The page at `path`, which must answer 200.
-    fn page(&mut self, path: &str) -> String {
-        let response = self.get(path);
-        assert_eq!(response.status(), 200, "GET {path}");
-        response.text().unwrap()
-    }
-}
-
-fn set_cookies(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(SET_COOKIE)
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect()
-}
-
-/// The value of the first hidden input named `name` in `html`.
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in:\n{html}"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
-}
-
-fn location(response: &Response) -> String {
-    response.headers()[LOCATION].to_str().unwrap().to_owned()
-}
 
 fn start(dir: &Path, extra_config: &str) -> Daemon {
     let config = dir.join("steward.toml");

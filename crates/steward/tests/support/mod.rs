@@ -294,6 +294,7 @@ pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) 
     .join()
     .unwrap()
 }
+pub mod browser;
 pub mod receiver;
 
 /// The status, error code and message of an error answer (the documented JSON).
