@@ -30,7 +30,7 @@ use crate::{ApiError, AppState};
 /// The window percentiles cover when none is asked for.
 const DEFAULT_WINDOW_MS: i64 = 3_600_000;
 
-fn ops_error(e: HealthOpsError) -> ApiError {
+pub(crate) fn ops_error(e: HealthOpsError) -> ApiError {
     let message = e.to_string();
     match e {
         HealthOpsError::UnknownCheck(_) | HealthOpsError::UnknownService(_) => {
@@ -78,7 +78,7 @@ fn visible_check<'a>(
 }
 
 /// Parses a window such as `15m`, `1h` or `7d` (at most 30 days).
-fn window(text: Option<&str>) -> Result<i64, ApiError> {
+pub(crate) fn window(text: Option<&str>) -> Result<i64, ApiError> {
     let Some(text) = text else {
         return Ok(DEFAULT_WINDOW_MS);
     };
@@ -95,7 +95,7 @@ fn window(text: Option<&str>) -> Result<i64, ApiError> {
 
 /// The registry as stored, for dependency impact over every workspace (a scoped caller still
 /// sees its services impacted by an outage elsewhere, without the other service's name).
-async fn stored_registry(state: &AppState) -> Result<Registry, ApiError> {
+pub(crate) async fn stored_registry(state: &AppState) -> Result<Registry, ApiError> {
     state.control.store().registry().await.map_err(store_error)
 }
 

@@ -8,6 +8,7 @@ mod alertmanager;
 mod alerts;
 mod audit;
 pub mod auth;
+mod badges;
 mod error;
 mod events;
 mod extract;
@@ -64,6 +65,8 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: usize = 256;
 pub struct ApiOptions {
     /// Serve `/metrics` without a key.
     pub metrics_public: bool,
+    /// Serve the status badges under `/badge/` without a key.
+    pub public_badges: bool,
     /// Request rates per key and failed-authentication limits per address.
     pub rate_limits: RateLimits,
     /// Browser origins allowed by CORS; empty keeps CORS off.
@@ -90,6 +93,7 @@ impl Default for ApiOptions {
     fn default() -> Self {
         Self {
             metrics_public: false,
+            public_badges: false,
             rate_limits: RateLimits::default(),
             cors_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,

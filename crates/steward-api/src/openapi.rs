@@ -66,6 +66,8 @@ pub(crate) enum Answer {
     EventStream,
     /// Plain text (Prometheus's format).
     Text,
+    /// An SVG image.
+    Svg,
     /// No body.
     Empty,
 }
@@ -204,6 +206,9 @@ pub(crate) fn tag(path: &str) -> &'static str {
     }
     if path.starts_with("/api/v2/") {
         return "alertmanager";
+    }
+    if path.starts_with("/badge/") {
+        return "services";
     }
     let area = path
         .strip_prefix("/api/v1/")
@@ -426,6 +431,12 @@ fn operation(route: &RouteSpec, schemas: &mut Schemas) -> Operation {
                 }
                 Answer::Text => response.content(
                     "text/plain",
+                    ContentBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                        .build(),
+                ),
+                Answer::Svg => response.content(
+                    "image/svg+xml",
                     ContentBuilder::new()
                         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
                         .build(),

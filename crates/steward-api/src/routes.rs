@@ -195,6 +195,28 @@ pub fn table() -> Vec<RouteSpec> {
         )
         .answers(Answer::Text)
         .note("With `api.metrics_public` set, anyone may read it without a key."),
+        // A scoped key gets badges of its workspace's services only.
+        spec(
+            Method::GET,
+            paths::BADGE.template(),
+            R(Role::Viewer),
+            "A service's state as a status badge: `{name}.svg`",
+            || get(crate::badges::state),
+        )
+        .answers(Answer::Svg)
+        .refuses(&[404])
+        .note("With `ui.public_badges` set, anyone may read it without a key."),
+        spec(
+            Method::GET,
+            paths::BADGE_UPTIME.template(),
+            R(Role::Viewer),
+            "A service's uptime over a window as a status badge",
+            || get(crate::badges::uptime),
+        )
+        .query::<health_wire::WindowQuery>()
+        .answers(Answer::Svg)
+        .refuses(&[404])
+        .note("With `ui.public_badges` set, anyone may read it without a key."),
         // Events are filtered per key: a scoped key gets only its workspace's.
         spec(
             Method::GET,
@@ -656,6 +678,10 @@ pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option
         method
     };
     if path == "/metrics" && *method == Method::GET && state.options.metrics_public {
+        return Some(Access::Public);
+    }
+    let badge = path == paths::BADGE.template() || path == paths::BADGE_UPTIME.template();
+    if badge && *method == Method::GET && state.options.public_badges {
         return Some(Access::Public);
     }
     access_rules().get(&(method.clone(), path)).copied()

@@ -131,6 +131,9 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             keyed(operator_any_scope)
         }
         ("GET", "/api/v1/queues") => keyed(unscoped),
+        // Scoped keys get badges of their workspace's services only (tested in
+        // `tests/dashboard.rs` of the binary), and `ui.public_badges` opens them.
+        ("GET", "/badge/service/{file}" | "/badge/service/{name}/uptime.svg") => keyed(any_key),
         // Scoped keys are held to their workspace's schedules and heartbeats by the handlers
         // (tested in `tests/schedules.rs` of the binary).
         (
@@ -156,8 +159,15 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
     })
 }
 
-/// The routes outside `/api/v1` that are Steward's own: the index, health, metrics.
-const OUTSIDE_API: &[&str] = &["/", "/healthz", "/readyz", "/metrics"];
+/// The routes outside `/api/v1` that are Steward's own: the index, health, metrics, badges.
+const OUTSIDE_API: &[&str] = &[
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/badge/service/{file}",
+    "/badge/service/{name}/uptime.svg",
+];
 
 /// The routes of Alertmanager's API v2 that Steward serves.
 const ALERTMANAGER_ROUTES: &[&str] = &[
@@ -186,6 +196,7 @@ fn concrete(path: &str) -> String {
         .replace("{name}", "nobody")
         .replace("{id}", "1")
         .replace("{silenceID}", "1")
+        .replace("{file}", "nobody.svg")
 }
 
 async fn call(fx: &Fixture, method: &Method, path: &str, caller: Caller) -> StatusCode {
@@ -242,13 +253,17 @@ fn every_route_has_an_expectation() {
             route.path.starts_with("/api/v1/")
                 || OUTSIDE_API.contains(&route.path)
                 || ALERTMANAGER_ROUTES.contains(&route.path),
-            "{} {}: only the index, health routes, /metrics and Alertmanager's API v2 live \
-             outside /api/v1",
+            "{} {}: only the index, health routes, /metrics, badges and Alertmanager's API v2 \
+             live outside /api/v1",
             route.method,
             route.path
         );
-        // What lives beside `/api/v1` for anyone (the index, health) stays open to anyone.
-        if OUTSIDE_API.contains(&route.path) && route.path != "/metrics" {
+        // What lives beside `/api/v1` for anyone (the index, health) stays open to anyone;
+        // metrics and badges are opened by settings.
+        if OUTSIDE_API.contains(&route.path)
+            && route.path != "/metrics"
+            && !route.path.starts_with("/badge/")
+        {
             assert_eq!(route.access, Access::Public, "{}", route.path);
         }
     }

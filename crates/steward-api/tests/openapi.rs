@@ -434,6 +434,15 @@ async fn answers_match_the_schemas_the_document_declares() {
         "/api/v1/services/nn/transitions?limit=10",
     )
     .await;
+    let badge = c
+        .get("/badge/service/{file}", "/badge/service/nn.svg")
+        .await;
+    assert!(badge.as_str().unwrap().starts_with("<svg"), "{badge}");
+    c.get(
+        "/badge/service/{name}/uptime.svg",
+        "/badge/service/nn/uptime.svg?window=1h",
+    )
+    .await;
     c.get("/api/v1/checks/{name}", format!("/api/v1/checks/{check}"))
         .await;
     c.get(

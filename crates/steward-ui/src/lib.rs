@@ -30,8 +30,6 @@ pub struct UiOptions {
     /// The prefix a reverse proxy serves Steward under and strips before passing requests on
     /// (`/steward`), or empty. Links, redirects and cookies carry it.
     pub base_path: String,
-    /// Serve the status badges without a key.
-    pub public_badges: bool,
     /// Mark session cookies `Secure` on every answer, not only over HTTPS.
     pub secure_cookies: bool,
     /// How long a session lasts unused.
@@ -49,7 +47,6 @@ impl Default for UiOptions {
     fn default() -> Self {
         Self {
             base_path: String::new(),
-            public_badges: false,
             secure_cookies: false,
             session_idle: DEFAULT_SESSION_IDLE,
             session_max: DEFAULT_SESSION_MAX,

@@ -90,6 +90,10 @@ pub const HEALTHZ: Route = Route("/healthz");
 pub const READYZ: Route = Route("/readyz");
 /// Prometheus's metrics.
 pub const METRICS: Route = Route("/metrics");
+/// A service's state as a badge (`{name}.svg`).
+pub const BADGE: Route = Route("/badge/service/{file}");
+/// A service's uptime as a badge.
+pub const BADGE_UPTIME: Route = Route("/badge/service/{name}/uptime.svg");
 /// The live event stream.
 pub const EVENTS: Route = Route("/api/v1/events");
 /// The calling key.

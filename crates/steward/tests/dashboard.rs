@@ -29,6 +29,7 @@ url = "http://127.0.0.1:9/model"
 "#;
 
 fn start(dir: &Path, extra_config: &str) -> Daemon {
+    std::fs::create_dir_all(dir).unwrap();
     let config = dir.join("steward.toml");
     std::fs::write(&config, format!("{extra_config}\n{CONFIG}")).unwrap();
     Daemon::start_on_sqlite(dir, &config, &[])
@@ -268,4 +269,46 @@ fn a_disabled_dashboard_leaves_the_api_alone() {
             .starts_with("application/json")
     );
     assert_eq!(browser.get("/sign-in").status(), 404);
+}
+
+#[test]
+fn badges_need_a_key_unless_made_public() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = start(&dir.path().join("closed"), "");
+    assert_eq!(
+        closed.get_anonymous("/badge/service/ops-api.svg").status(),
+        401
+    );
+    let keyed = closed.get("/badge/service/ops-api.svg");
+    assert_eq!(keyed.status(), 200);
+    assert_eq!(keyed.headers()["content-type"], "image/svg+xml");
+    let lab = closed.create_key("lab-viewer", "viewer", Some("lab"));
+    let as_lab = |path: &str| {
+        reqwest::blocking::Client::new()
+            .get(format!("{}{path}", closed.url))
+            .bearer_auth(&lab)
+            .send()
+            .unwrap()
+            .status()
+    };
+    assert_eq!(as_lab("/badge/service/lab-model.svg"), 200);
+    assert_eq!(
+        as_lab("/badge/service/ops-api.svg"),
+        404,
+        "another workspace's service is not found"
+    );
+
+    let open = start(&dir.path().join("open"), "[ui]\npublic_badges = true\n");
+    let state = open.get_anonymous("/badge/service/ops-api.svg");
+    assert_eq!(state.status(), 200);
+    let svg = state.text().unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("ops-api"), "{svg}");
+    let uptime = open.get_anonymous("/badge/service/ops-api/uptime.svg?window=7d");
+    assert_eq!(uptime.status(), 200);
+    assert!(uptime.text().unwrap().contains("uptime 7d"));
+    assert_eq!(
+        open.get_anonymous("/badge/service/nobody.svg").status(),
+        404
+    );
+    assert_eq!(open.get_anonymous("/badge/service/ops-api").status(), 404);
 }

@@ -75,7 +75,6 @@ fn ui_options(ui: &steward_config::UiSettings) -> steward_ui::UiOptions {
     let defaults = steward_ui::UiOptions::default();
     steward_ui::UiOptions {
         base_path: ui.base_path.clone().unwrap_or_default(),
-        public_badges: ui.public_badges.unwrap_or(defaults.public_badges),
         secure_cookies: ui.secure_cookies.unwrap_or(defaults.secure_cookies),
         session_idle: ui.session_idle_minutes.map_or(defaults.session_idle, |m| {
             Duration::from_secs(u64::from(m) * 60)
@@ -86,7 +85,8 @@ fn ui_options(ui: &steward_config::UiSettings) -> steward_ui::UiOptions {
     }
 }
 
-fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
+fn api_options(settings: &steward_config::FileSettings) -> ApiOptions {
+    let api = &settings.api;
     let defaults = ApiOptions::default();
     let rate = |configured: Option<u32>, default| {
         configured
@@ -96,6 +96,7 @@ fn api_options(api: &steward_config::ApiSettings) -> ApiOptions {
     let limits = defaults.rate_limits;
     ApiOptions {
         metrics_public: api.metrics_public.unwrap_or(defaults.metrics_public),
+        public_badges: settings.ui.public_badges.unwrap_or(defaults.public_badges),
         rate_limits: steward_api::RateLimits {
             viewer: rate(api.viewer_rate, limits.viewer),
             operator: rate(api.operator_rate, limits.operator),
@@ -264,7 +265,7 @@ async fn serve(
     spawn_reload_on_sighup(Arc::clone(&control))?;
     let stop_signals = stop_signals()?;
     let renderer: MetricsRenderer = Arc::new(move || metrics.render());
-    let options = api_options(&control.config().settings.api);
+    let options = api_options(&control.config().settings);
     let events = start_event_stream(&control, &options, &stop_work).await?;
     let state = AppState::new(Arc::clone(&control), auth, options, renderer)
         .with_prober(prober)
