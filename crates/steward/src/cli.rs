@@ -32,6 +32,11 @@ pub enum Command {
     /// Run the control plane: migrate the database, sync the registry from the config, serve
     /// HTTP. Reloads the config on SIGHUP; stops gracefully on SIGINT/SIGTERM.
     Up(UpArgs),
+    /// Try Steward: run it on a throwaway database with a bundled config and demo services of
+    /// its own (healthy, flapping, slow, a certificate about to expire, a schedule every
+    /// minute, a queue with work arriving, alerts to a webhook). Prints the dashboard's
+    /// address and a key; Ctrl-C stops it and removes its files.
+    Demo(DemoArgs),
     /// Validate a config file and print every problem as FILE:LINE:COL (exit 0 valid, 2 not).
     Check(CheckArgs),
     /// Convert registries kept in other formats into a steward.toml.
@@ -650,6 +655,13 @@ pub struct DatabaseArgs {
     /// default [env: STEWARD_DATABASE].
     #[arg(long, value_name = "URL")]
     pub database: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The address the demo's Steward serves on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8710")]
+    pub listen: SocketAddr,
 }
 
 #[derive(Debug, Args)]

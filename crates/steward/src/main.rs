@@ -4,6 +4,7 @@
 mod cli;
 mod client;
 mod commands;
+mod demo;
 mod follow;
 mod logging;
 mod store;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => commands::up::run(args, &cli.log),
+        Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(&args),
         Command::Import(ImportCommand::Csv(args)) => commands::import::run(&args),
         Command::Migrate(args) => commands::migrate::run(args, &cli.log),

@@ -3,6 +3,7 @@
 pub mod alerts;
 pub mod audit;
 pub mod check;
+pub mod demo;
 pub mod events;
 pub mod health;
 pub mod import;
