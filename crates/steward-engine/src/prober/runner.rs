@@ -244,7 +244,9 @@ impl Runner {
                     while let Ok(finished) = done_rx.try_recv() {
                         self.absorb(&mut table, meters, &mut pending, finished);
                     }
-                    if pending.results.len() >= FLUSH_AT_RESULTS {
+                    // A transition is written (and announced) at once; results wait for the
+                    // next flush unless many have piled up.
+                    if pending.results.len() >= FLUSH_AT_RESULTS || !pending.transitions.is_empty() {
                         self.write(&table, meters, &mut pending, false).await;
                     }
                 }
@@ -410,13 +412,8 @@ impl Runner {
                 reason = %judgement.reason,
                 "check changed state"
             );
-            self.bus.publish(Event::CheckChanged {
-                check: spec.name.clone(),
-                service: spec.service.clone(),
-                from: change.from,
-                to: change.to,
-                reason: judgement.reason.clone(),
-            });
+            // Announced once written (see `write`): whoever reacts to the event reads the
+            // new state, not the old one.
             pending.transitions.push(NewTransition {
                 check: spec.name.clone(),
                 service: spec.service.clone(),
@@ -511,8 +508,9 @@ impl Runner {
             })
             .await;
         let error = match written {
-            Ok((_, Ok(()))) => {
+            Ok((batch, Ok(()))) => {
                 *pending = Pending::default();
+                self.announce(batch.transitions);
                 for (gauge, count) in meters.checks.iter().zip(table.counts) {
                     gauge.set(count as f64);
                 }
@@ -546,6 +544,18 @@ impl Runner {
             retry_in_s = backoff.as_secs(),
             "writing probe results failed; keeping them for the next attempt"
         );
+    }
+    /// Publishes written transitions, in the order they happened.
+    fn announce(&self, transitions: Vec<NewTransition>) {
+        for t in transitions {
+            self.bus.publish(Event::CheckChanged {
+                check: t.check,
+                service: t.service,
+                from: t.from,
+                to: t.to,
+                reason: t.reason,
+            });
+        }
     }
 }
 
