@@ -3,6 +3,8 @@
 (function () {
   "use strict";
   var base = document.documentElement.getAttribute("data-base") || "";
+  // What the page has seen and done, for whoever looks (tests, a curious operator).
+  var stats = window.stewardLive = { events: 0, refreshes: 0, failures: 0 };
 
   function localTimes(root) {
     var times = root.querySelectorAll("time[datetime]");
@@ -51,8 +53,9 @@
         if (events && keep) keep.replaceWith(events);
         localTimes(fresh);
         main.replaceWith(fresh);
+        stats.refreshes++;
       })
-      .catch(function () { /* the stream's reconnect brings the next try */ })
+      .catch(function () { stats.failures++; /* the stream's reconnect brings the next try */ })
       .then(function () {
         refreshing = false;
         if (again) { again = false; schedule(); }
@@ -113,7 +116,11 @@
       }
     };
     types.forEach(function (type) {
-      source.addEventListener(type, function (event) { note(type, event.data); schedule(); });
+      source.addEventListener(type, function (event) {
+        stats.events++;
+        note(type, event.data);
+        schedule();
+      });
     });
     source.addEventListener("reset", function () { schedule(); });
   }

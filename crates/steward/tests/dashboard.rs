@@ -60,11 +60,7 @@ fn signing_in_starts_a_session_whose_cookie_is_locked_down_and_signing_out_ends_
 
     // A form posted without its token is refused, even with a good key.
     let forged = browser.post("/sign-in", &[("key", &admin), ("next", "/")]);
-    assert_eq!(
-        forged.status(),
-        400,
-        "a form without its token field is not understood"
-    );
+    assert_eq!(forged.status(), 403, "a form without its token is refused");
     let forged = browser.post(
         "/sign-in",
         &[("key", &admin), ("csrf", "0000"), ("next", "/")],

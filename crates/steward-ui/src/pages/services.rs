@@ -1,8 +1,7 @@
 //! `/services` and `/services/{name}`: every service's state, and one service's checks with
 //! their latency over three windows, transitions and certificates; "run now" for operators.
 
-use axum::Form;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
@@ -16,7 +15,7 @@ use crate::render::Page;
 use crate::session::Signed;
 use crate::{PageError, Ui};
 
-use super::{SERVICE_STATES, state_rank};
+use super::{SERVICE_STATES, read_form, state_rank};
 
 /// The windows a service's latency is shown over.
 const WINDOWS: [&str; 3] = ["1h", "24h", "30d"];
@@ -212,6 +211,8 @@ async fn read_service(ui: &Ui, signed: &Signed, name: &str) -> Result<ServicePag
 
 #[derive(Deserialize)]
 pub(crate) struct RunForm {
+    /// Absent counts as wrong.
+    #[serde(default)]
     csrf: String,
     /// The service page to return to.
     service: String,
@@ -226,10 +227,7 @@ pub(crate) async fn run_check(
     let (parts, body) = request.into_parts();
     let result = async {
         let signed = ui.signed(&parts).await?;
-        let Form(form) =
-            Form::<RunForm>::from_request(Request::from_parts(parts.clone(), body), &ui)
-                .await
-                .map_err(|e| PageError::BadRequest(format!("the form was not understood: {e}")))?;
+        let form: RunForm = read_form(&ui, parts.clone(), body).await?;
         signed.check_form(&form.csrf)?;
         let path = paths::CHECK_RUN.with(&[&name]);
         ui.act(&signed, Method::POST, &path, None).await?;

@@ -1,8 +1,7 @@
 //! `/sign-in` and `/sign-out`: an API key pasted once becomes a session.
 
-use axum::Form;
 use axum::body::Body;
-use axum::extract::{FromRequest, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -29,6 +28,8 @@ pub(crate) struct Next {
 #[derive(Deserialize)]
 pub(crate) struct SignInForm {
     key: String,
+    /// Absent counts as wrong: the form is refused as forged, not as malformed.
+    #[serde(default)]
     csrf: String,
     #[serde(default)]
     next: String,
@@ -36,6 +37,8 @@ pub(crate) struct SignInForm {
 
 #[derive(Deserialize)]
 pub(crate) struct SignOutForm {
+    /// Absent counts as wrong.
+    #[serde(default)]
     csrf: String,
 }
 
@@ -84,15 +87,9 @@ fn show_form(
 /// `POST /sign-in`: checks the key with the API and starts a session for it.
 pub(crate) async fn submit(State(ui): State<Ui>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let form = match Form::<SignInForm>::from_request(Request::from_parts(parts.clone(), body), &ui)
-        .await
-    {
-        Ok(Form(form)) => form,
-        Err(rejection) => {
-            return ui.respond(Err(PageError::BadRequest(format!(
-                "the sign-in form was not understood: {rejection}"
-            ))));
-        }
+    let form: SignInForm = match super::read_form(&ui, parts.clone(), body).await {
+        Ok(form) => form,
+        Err(error) => return ui.respond(Err(error)),
     };
     let result = sign_in(&ui, &parts, form).await;
     ui.respond(result)
@@ -204,10 +201,7 @@ pub(crate) async fn sign_out(State(ui): State<Ui>, request: Request) -> Response
     let (parts, body) = request.into_parts();
     let result = async {
         let signed = ui.signed(&parts).await?;
-        let Form(form) =
-            Form::<SignOutForm>::from_request(Request::from_parts(parts.clone(), body), &ui)
-                .await
-                .map_err(|e| PageError::BadRequest(format!("the form was not understood: {e}")))?;
+        let form: SignOutForm = super::read_form(&ui, parts.clone(), body).await?;
         signed.check_form(&form.csrf)?;
         ui.store
             .end_session(
