@@ -295,6 +295,7 @@ pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) 
     .unwrap()
 }
 pub mod browser;
+pub mod chrome;
 pub mod receiver;
 
 /// The status, error code and message of an error answer (the documented JSON).

@@ -1,0 +1,300 @@
+//! The dashboard in a real headless Chromium: signing in and out, pages changing live as a
+//! check goes down (and what depends on it turns impacted) without a reload, the vizion graph,
+//! scoped keys, and refused forms. `STEWARD_UI_SHOTS=DIR` keeps a screenshot of each page.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+use support::Daemon;
+use support::receiver::Receiver;
+
+fn config(web: &str, db: &str) -> String {
+    format!(
+        r#"
+[[workspaces]]
+key = "front"
+
+[[workspaces]]
+key = "back"
+
+[[dependencies]]
+from = "front"
+to = "back"
+type = "reads_db"
+
+[[services]]
+name = "web"
+workspace = "front"
+url = "{web}"
+
+[[services]]
+name = "db"
+workspace = "back"
+url = "{db}"
+
+[[checks]]
+service = "web"
+interval = "1s"
+failures_before_down = 1
+successes_before_up = 1
+
+[[checks]]
+service = "db"
+interval = "1s"
+failures_before_down = 1
+successes_before_up = 1
+"#
+    )
+}
+
+/// A runtime for the WebDriver client; the daemon's own helpers block, so they run outside it
+/// (or in `block_in_place`).
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The row of `service` on the services page has `state` (its class and its text).
+async fn row_state(chrome: &support::chrome::Chrome, service: &str) -> String {
+    chrome
+        .eval(&format!(
+            "const r = document.querySelector('tr[data-service=\"{service}\"]'); \
+             return r ? r.className : '';"
+        ))
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_check_going_down_changes_the_page_live_and_sign_out_ends_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (Receiver::start(), Receiver::start());
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config(&web.url("/"), &db.url("/"))).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &path, &[]);
+    runtime().block_on(live_and_sign_out(&daemon, &db));
+}
+
+async fn live_and_sign_out(daemon: &Daemon, db: &Receiver) {
+    let Some(chrome) = support::chrome::start(&daemon.url).await else {
+        return;
+    };
+    chrome.sign_in(daemon.key.as_deref().unwrap()).await;
+    chrome.shot("overview").await;
+
+    chrome.open("/services").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        chrome.client.refresh().await.unwrap();
+        if row_state(&chrome, "db").await.contains("state-up")
+            && row_state(&chrome, "web").await.contains("state-up")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the services never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Marks this page load, and notes when each row changes, as the browser sees it.
+    chrome
+        .eval(
+            "window.__sameLoad = true; window.__seen = {}; \
+             new MutationObserver(() => { \
+               for (const [name, state] of [['db', 'state-down'], ['web', 'state-impacted']]) { \
+                 const r = document.querySelector(`tr[data-service=\"${name}\"]`); \
+                 if (r && r.classList.contains(state) && !window.__seen[name]) \
+                   window.__seen[name] = Date.now(); \
+               } \
+             }).observe(document.body, { childList: true, subtree: true, attributes: true });",
+        )
+        .await;
+    chrome
+        .wait_for(
+            Locator::Css("[data-live-state][data-state=live]"),
+            "the stream to open",
+        )
+        .await;
+
+    chrome.eval("window.__types=[]; const es=new EventSource('/live'); ['check_changed','audit','alerts_changed'].forEach(t=>es.addEventListener(t,()=>window.__types.push(t))); es.onerror=()=>window.__types.push('error'); return 1;").await;
+    db.answer(503);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let seen = loop {
+        let seen = chrome.eval("return window.__seen;").await;
+        if seen["db"].is_number() && seen["web"].is_number() {
+            break seen;
+        }
+        if std::time::Instant::now() >= deadline {
+            let api = tokio::task::block_in_place(|| daemon.get_json("/api/v1/services"));
+            let live = chrome
+                .eval("return JSON.stringify(window.stewardLive);")
+                .await;
+            panic!(
+                "the rows did not change: db {:?}, web {:?}; live {live}; api {api}",
+                row_state(&chrome, "db").await,
+                row_state(&chrome, "web").await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        chrome.eval("return window.__sameLoad === true;").await,
+        true,
+        "the page was not reloaded"
+    );
+    let text = chrome.text().await;
+    assert!(text.contains("down") && text.contains("impacted"), "{text}");
+    chrome.shot("services-live").await;
+
+    // How long from the transition's commit to the row changing in the browser.
+    let transitions =
+        tokio::task::block_in_place(|| daemon.get_json("/api/v1/services/db/transitions?limit=5"));
+    let went_down = transitions["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["to"] == "down")
+        .expect("a transition to down");
+    let delay = seen["db"].as_i64().unwrap() - went_down["at_ms"].as_i64().unwrap();
+    println!("dashboard: check transition → browser DOM change: {delay} ms");
+    assert!((0..2_000).contains(&delay), "{delay} ms");
+
+    chrome.open("/services/db").await;
+    chrome.shot("service").await;
+    chrome.open("/graph").await;
+    chrome.shot("graph").await;
+
+    // Signing out ends the session: pages send the browser to sign in again.
+    chrome.open("/").await;
+    chrome
+        .client
+        .find(Locator::Css("form[action$='/sign-out'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_for(Locator::Id("key"), "the sign-in form")
+        .await;
+    chrome.open("/services").await;
+    chrome
+        .wait_for(Locator::Id("key"), "the sign-in form again")
+        .await;
+    assert!(
+        chrome
+            .client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .ends_with("/sign-in")
+    );
+}
+
+#[test]
+fn the_graph_shows_the_vizion_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &support::vizion_config(), &[]);
+    runtime().block_on(vizion_graph(&daemon));
+}
+
+async fn vizion_graph(daemon: &Daemon) {
+    let Some(chrome) = support::chrome::start(&daemon.url).await else {
+        return;
+    };
+    chrome.sign_in(daemon.key.as_deref().unwrap()).await;
+    chrome.open("/graph").await;
+    chrome
+        .wait_for(Locator::Css("svg .nodes"), "the graph")
+        .await;
+    let counts = chrome
+        .eval(
+            "return [document.querySelectorAll('svg a.node').length, \
+                     document.querySelectorAll('svg path.edge').length, \
+                     document.querySelectorAll('svg text.edge-label').length];",
+        )
+        .await;
+    assert_eq!(counts, serde_json::json!([8, 19, 19]));
+    // Every node is drawn inside the picture.
+    let inside = chrome
+        .eval(
+            "const svg = document.querySelector('.graph svg').getBoundingClientRect(); \
+             return [...document.querySelectorAll('svg a.node')].every(n => { \
+               const b = n.getBoundingClientRect(); \
+               return b.left >= svg.left && b.right <= svg.right && b.top >= svg.top \
+                 && b.bottom <= svg.bottom; });",
+        )
+        .await;
+    assert_eq!(inside, true);
+    chrome.shot("graph-vizion").await;
+}
+
+#[test]
+fn a_scoped_viewer_cannot_reach_another_workspace_and_forged_forms_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (Receiver::start(), Receiver::start());
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config(&web.url("/"), &db.url("/"))).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &path, &[]);
+    let viewer = daemon.create_key("front-viewer", "viewer", Some("front"));
+    runtime().block_on(scoped_viewer(&daemon, &viewer));
+}
+
+async fn scoped_viewer(daemon: &Daemon, viewer: &str) {
+    let Some(chrome) = support::chrome::start(&daemon.url).await else {
+        return;
+    };
+    chrome.sign_in(viewer).await;
+    chrome.open("/services").await;
+    let text = chrome.text().await;
+    assert!(text.contains("web"), "{text}");
+    assert!(
+        !text.contains("db"),
+        "another workspace's service shows:\n{text}"
+    );
+    // Typed by hand, another workspace's page is not found.
+    chrome.open("/services/db").await;
+    let text = chrome.text().await;
+    assert!(text.contains("Not found"), "{text}");
+    // No button a viewer may not use.
+    chrome.open("/services/web").await;
+    assert!(
+        chrome
+            .client
+            .find(Locator::Css("form[action*='/run'] button"))
+            .await
+            .is_err(),
+        "a viewer is offered Run now"
+    );
+    chrome.shot("viewer-service").await;
+
+    // A form posted without its token is refused: here sign-out, with the token taken out.
+    chrome.open("/").await;
+    chrome
+        .eval(
+            "const f = document.querySelector('form[action$=\"/sign-out\"]'); \
+             f.querySelector('input[name=csrf]').remove(); f.submit(); return true;",
+        )
+        .await;
+    chrome
+        .wait_for(Locator::Css("p.problem"), "the refusal")
+        .await;
+    let text = chrome.text().await;
+    assert!(text.contains("Not allowed"), "{text}");
+    // The session was not ended by the forged form.
+    chrome.open("/services").await;
+    chrome
+        .wait_for(Locator::Css("tr[data-service=web]"), "the services page")
+        .await;
+}
