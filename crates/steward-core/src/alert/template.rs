@@ -76,6 +76,7 @@ pub const DEFAULT_SLACK: &str = r#"*{{ title }}*
 {%- if a.annotations.description %} — {{ a.annotations.description|replace("\n", " ") }}{% endif %}
 {%- for k, v in a.labels|items if k != "alertname" and k != "severity" %} `{{ k }}={{ v }}`{% endfor %}
 {%- if a.generator_url %} <{{ a.generator_url }}|source>{% endif %}
+{%- if external_url %} <{{ external_url }}/alerts/{{ a.fingerprint }}|open>{% endif %}
 {%- endfor %}
 {%- if alerts|length > 20 %}
 …and {{ alerts|length - 20 }} more
@@ -95,6 +96,9 @@ pub const DEFAULT_TELEGRAM: &str = r#"<b>{{ title }}</b>
 {% else %} {% endif %}<code>{{ k }}={{ v }}</code>{% endfor %}
 {%- if a.generator_url %}
 <a href="{{ a.generator_url }}">source</a>
+{%- endif %}
+{%- if external_url %}
+<a href="{{ external_url }}/alerts/{{ a.fingerprint }}">open in Steward</a>
 {%- endif %}
 {%- endfor %}
 {%- if alerts|length > 15 %}
@@ -121,6 +125,9 @@ pub const DEFAULT_EMAIL: &str = r#"{{ title }}
 {%- endif %}
 {%- if a.generator_url %}
   Source: {{ a.generator_url }}
+{%- endif %}
+{%- if external_url %}
+  Open: {{ external_url }}/alerts/{{ a.fingerprint }}
 {%- endif %}
 {%- endfor %}
 {%- if list|length > 100 %}
@@ -887,7 +894,8 @@ mod tests {
         assert_eq!(
             lines[1],
             ":fire: *ApiDown* `critical` API is down — 5xx &lt;for&gt; 5 minutes &amp; more \
-             `service=api` <http://prom/graph?a=1&amp;b=2|source>"
+             `service=api` <http://prom/graph?a=1&amp;b=2|source> \
+             <http://steward/alerts/fd87ecd0b9ef4465|open>"
         );
         assert!(lines[3].starts_with(":white_check_mark: *ApiDown*"));
         assert!(lines[3].contains("`service=db`"));
