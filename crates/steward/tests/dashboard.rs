@@ -308,3 +308,34 @@ fn badges_need_a_key_unless_made_public() {
     );
     assert_eq!(open.get_anonymous("/badge/service/ops-api").status(), 404);
 }
+
+#[test]
+fn long_service_lists_are_paged_and_the_overview_stays_short() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = String::from("[[workspaces]]\nkey = \"big\"\n\n");
+    for i in 0..130 {
+        config.push_str(&format!(
+            "[[services]]\nname = \"svc{i:03}\"\nworkspace = \"big\"\nurl = \"http://127.0.0.1:9/{i}\"\n\n"
+        ));
+    }
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &path, &[]);
+    let mut browser = Browser::new(&daemon.url);
+    browser.sign_in(daemon.key.as_deref().unwrap());
+    let rows = |html: &str| html.matches("<tr data-service=").count();
+    let first = browser.page("/services");
+    assert_eq!(rows(&first), 100);
+    assert!(first.contains("Page 1 of 2 (130 services)"), "{first}");
+    let second = browser.page("/services?page=2");
+    assert_eq!(rows(&second), 30);
+    assert!(second.contains("svc129"));
+    // A page past the end shows the last one.
+    assert_eq!(rows(&browser.page("/services?page=9")), 30);
+    let overview = browser.page("/");
+    assert_eq!(rows(&overview), 25);
+    assert!(
+        overview.contains("All 130 services that are not up"),
+        "{overview}"
+    );
+}

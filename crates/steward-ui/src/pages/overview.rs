@@ -18,14 +18,18 @@ use super::{SERVICE_STATES, state_rank, wants_html};
 const NEXT_SCHEDULES: usize = 8;
 /// Firing alerts listed.
 const FIRING_SHOWN: usize = 20;
+/// Services that are not up listed; the services page lists the rest.
+const TROUBLED_SHOWN: usize = 25;
 
 #[derive(Serialize)]
 struct Overview {
     /// Services per state, worst first, every state named.
     states: Vec<(&'static str, usize)>,
     services_total: usize,
-    /// Services that are not up, worst first.
+    /// Services that are not up, worst first (the first few).
     troubled: Vec<ServiceHealth>,
+    /// How many services are not up.
+    troubled_total: usize,
     /// Firing alerts, newest first; `None` when the key may not read alerts.
     firing: Option<Vec<Alert>>,
     firing_total: usize,
@@ -109,10 +113,13 @@ async fn read(ui: &Ui, signed: &crate::session::Signed) -> Result<Overview, Page
             .collect()
     });
     let firing_total = firing.as_ref().map_or(0, Vec::len);
+    let troubled_total = troubled.len();
+    troubled.truncate(TROUBLED_SHOWN);
     Ok(Overview {
         states,
         services_total,
         troubled,
+        troubled_total,
         firing: firing.map(|mut f| {
             f.truncate(FIRING_SHOWN);
             f

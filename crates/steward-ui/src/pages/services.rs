@@ -21,6 +21,8 @@ use super::{SERVICE_STATES, read_form, state_rank};
 const WINDOWS: [&str; 3] = ["1h", "24h", "30d"];
 /// Transitions listed on a service's page.
 const TRANSITIONS_SHOWN: u32 = 50;
+/// Services per page of the list.
+const PAGE_SIZE: usize = 100;
 
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
@@ -28,11 +30,17 @@ pub(crate) struct ListQuery {
     state: Option<String>,
     /// Only services of this workspace.
     workspace: Option<String>,
+    /// The page, counting from 1.
+    page: Option<usize>,
 }
 
 #[derive(Serialize)]
 struct ServicesPage {
     services: Vec<ServiceHealth>,
+    /// Services matching the filters, on every page.
+    matching: usize,
+    page: usize,
+    pages: usize,
     states: Vec<(&'static str, usize)>,
     workspaces: Vec<String>,
     state: Option<String>,
@@ -82,6 +90,14 @@ pub(crate) async fn list(
                 .cmp(&state_rank(&b.state))
                 .then_with(|| a.name.cmp(&b.name))
         });
+        let matching = services.len();
+        let pages = matching.div_ceil(PAGE_SIZE).max(1);
+        let page = query.page.unwrap_or(1).clamp(1, pages);
+        let services: Vec<ServiceHealth> = services
+            .into_iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .collect();
         ui.render(
             &signed,
             Page {
@@ -91,6 +107,9 @@ pub(crate) async fn list(
                 live: true,
                 data: ServicesPage {
                     services,
+                    matching,
+                    page,
+                    pages,
                     states,
                     workspaces,
                     state,
