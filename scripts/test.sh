@@ -2,7 +2,7 @@
 # Runs every test: unit, property, conformance (SQLite and PostgreSQL) and the integration
 # tests that start the real binary. Makes sure PostgreSQL answers on 127.0.0.1:5432 first
 # (starting it, or installing it from Debian packages on a machine without it), and that
-# promtool, prometheus and amtool are installed.
+# promtool, prometheus and amtool are installed, and Chromium with its WebDriver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,8 +47,20 @@ ensure_prometheus_tools() {
   apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
 }
 
+# Headless Chromium and its WebDriver (the dashboard's browser tests) come from Debian too.
+ensure_chromium() {
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "installing chromium and chromium-driver from Debian packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+
 ensure_postgres
 ensure_prometheus_tools
+ensure_chromium
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked

@@ -298,3 +298,99 @@ async fn scoped_viewer(daemon: &Daemon, viewer: &str) {
         .wait_for(Locator::Css("tr[data-service=web]"), "the services page")
         .await;
 }
+
+#[test]
+fn an_operator_acknowledges_and_silences_an_alert_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (Receiver::start(), Receiver::start());
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config(&web.url("/"), &db.url("/"))).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &path, &[]);
+    let body = serde_json::json!({"alerts": [{
+        "labels": {"alertname": "DbDown", "service": "db", "severity": "critical"},
+        "annotations": {"summary": "The database answers nothing"},
+    }]});
+    let posted = daemon.send(reqwest::Method::POST, "/api/v1/alerts", Some(body));
+    assert_eq!(posted.status(), 200);
+    let operator = daemon.create_key("oncall", "operator", None);
+    runtime().block_on(ack_and_silence(&daemon, &operator));
+}
+
+async fn ack_and_silence(daemon: &Daemon, operator: &str) {
+    let Some(chrome) = support::chrome::start(&daemon.url).await else {
+        return;
+    };
+    chrome.sign_in(operator).await;
+    chrome.open("/alerts").await;
+    let link = chrome
+        .wait_for(Locator::LinkText("DbDown"), "the firing alert")
+        .await;
+    link.click().await.unwrap();
+    chrome
+        .wait_for(Locator::Id("ack-note"), "the acknowledge form")
+        .await;
+    chrome.shot("alert").await;
+    chrome
+        .client
+        .find(Locator::Id("ack-note"))
+        .await
+        .unwrap()
+        .send_keys("restarting the primary")
+        .await
+        .unwrap();
+    chrome
+        .client
+        .find(Locator::Css("form[action$='/ack'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_for(
+            Locator::XPath("//*[contains(text(), 'restarting the primary')]"),
+            "the note",
+        )
+        .await;
+    let text = chrome.text().await;
+    assert!(
+        text.contains("oncall"),
+        "the acknowledgement names who:\n{text}"
+    );
+
+    chrome.open("/alerts").await;
+    chrome
+        .wait_for(Locator::LinkText("DbDown"), "the alert")
+        .await
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_for(Locator::Id("silence-comment"), "the silence form")
+        .await
+        .send_keys("maintenance of the primary")
+        .await
+        .unwrap();
+    chrome
+        .client
+        .find(Locator::Css("form[action$='/silence'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    chrome
+        .wait_for(
+            Locator::XPath("//*[contains(text(), 'maintenance of the primary')]"),
+            "the silence",
+        )
+        .await;
+    let silences = tokio::task::block_in_place(|| daemon.get_json("/api/v1/silences"));
+    let silence = &silences["silences"][0];
+    assert_eq!(silence["created_by"], "oncall", "{silences}");
+    assert_eq!(silence["comment"], "maintenance of the primary");
+    chrome.open("/alerts").await;
+    chrome.shot("alerts").await;
+    let text = chrome.text().await;
+    assert!(text.to_lowercase().contains("silenced"), "{text}");
+}
