@@ -29,6 +29,11 @@
 //! (p50/p99/max), duplicate notifications, groups (and alerts) never notified, the daemon's RSS,
 //! peak RSS and CPU time, and where its store time went (from its `/metrics`). Build both
 //! first: `cargo build --release -p steward -p steward-bench`.
+//!
+//! `steward-bench ui [--backend sqlite|postgres] [--checks 10000] [--tasks 1000000]
+//! [--requests 50]` starts the release `steward` with that many services (one HTTP check each)
+//! and stored tasks, signs in to the dashboard and reports the overview, services and tasks
+//! pages' answer times (p50/p99/max) and weight with the stylesheet and script.
 
 mod alerts;
 mod daemon;
@@ -36,6 +41,7 @@ mod events;
 mod health;
 mod queue;
 mod schedules;
+mod ui;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -180,6 +186,22 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         runs: usize,
     },
+    /// The dashboard's pages under a large platform: answer times (p50/p99) of the overview,
+    /// services and tasks pages, and their weight.
+    Ui {
+        /// Which store the daemon uses.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// Services, one HTTP check each.
+        #[arg(long, default_value_t = 10_000)]
+        checks: usize,
+        /// Tasks stored before measuring.
+        #[arg(long, default_value_t = 1_000_000)]
+        tasks: usize,
+        /// Requests per page.
+        #[arg(long, default_value_t = 50)]
+        requests: usize,
+    },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
     HealthTargets {
@@ -302,6 +324,24 @@ async fn main() -> anyhow::Result<()> {
             };
             let result = health::run(Arc::clone(&store), &bench).await;
             store.close().await;
+            result
+        }
+        Command::Ui {
+            backend,
+            checks,
+            tasks,
+            requests,
+        } => {
+            let db = daemon_database(backend).await?;
+            let bench = ui::UiBench {
+                backend: backend.name(),
+                database: db.as_ref().map(|db| db.url.clone()),
+                checks,
+                tasks,
+                requests: requests.max(1),
+            };
+            let result = ui::run(&bench).await;
+            drop(db);
             result
         }
         Command::Events {
