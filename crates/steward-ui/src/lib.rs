@@ -67,6 +67,23 @@ pub(crate) struct Ui {
     pages: Arc<render::Templates>,
 }
 
+/// Serves the API for `state` on `listener`, with the dashboard in front of it unless `ui` is
+/// `None`, until `shutdown` completes (see [`steward_api::serve_app`]).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: steward_api::AppState,
+    store: Arc<dyn Store>,
+    ui: Option<UiOptions>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let api = steward_api::router(state.clone());
+    let app = match ui {
+        Some(options) => self::app(api, store, options),
+        None => api,
+    };
+    steward_api::serve_app(listener, state, app, shutdown).await
+}
+
 /// The largest form body the dashboard accepts.
 const MAX_FORM_BYTES: usize = 64 * 1024;
 

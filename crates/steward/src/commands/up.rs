@@ -57,23 +57,13 @@ pub fn run(args: UpArgs, log: &LogArgs) -> anyhow::Result<ExitCode> {
     ))
 }
 
-/// The `[api]` section over the built-in defaults.
-/// The API, with the dashboard in front of it unless `[ui] enabled = false`.
-fn application(
-    state: &AppState,
-    store: Arc<dyn steward_store::Store>,
-    ui: &steward_config::UiSettings,
-) -> axum::Router {
-    let api = steward_api::router(state.clone());
+/// The dashboard's options, or `None` when `[ui] enabled = false`.
+fn ui_options(ui: &steward_config::UiSettings) -> Option<steward_ui::UiOptions> {
     if ui.enabled == Some(false) {
-        return api;
+        return None;
     }
-    steward_ui::app(api, store, ui_options(ui))
-}
-
-fn ui_options(ui: &steward_config::UiSettings) -> steward_ui::UiOptions {
     let defaults = steward_ui::UiOptions::default();
-    steward_ui::UiOptions {
+    Some(steward_ui::UiOptions {
         base_path: ui.base_path.clone().unwrap_or_default(),
         secure_cookies: ui.secure_cookies.unwrap_or(defaults.secure_cookies),
         session_idle: ui.session_idle_minutes.map_or(defaults.session_idle, |m| {
@@ -82,9 +72,10 @@ fn ui_options(ui: &steward_config::UiSettings) -> steward_ui::UiOptions {
         session_max: ui.session_max_hours.map_or(defaults.session_max, |h| {
             Duration::from_secs(u64::from(h) * 3600)
         }),
-    }
+    })
 }
 
+/// The `[api]` section over the built-in defaults.
 fn api_options(settings: &steward_config::FileSettings) -> ApiOptions {
     let api = &settings.api;
     let defaults = ApiOptions::default();
@@ -282,9 +273,15 @@ async fn serve(
     std::io::stdout()
         .flush()
         .context("cannot write to standard output")?;
-    let app = application(&state, Arc::clone(&store), &control.config().settings.ui);
-    let served =
-        steward_api::serve_app(listener, state, app, shutdown_requested(stop_signals)).await;
+    let ui = ui_options(&control.config().settings.ui);
+    let served = steward_ui::serve(
+        listener,
+        state,
+        Arc::clone(&store),
+        ui,
+        shutdown_requested(stop_signals),
+    )
+    .await;
     // Workers finish (or hand back) their attempts before the store closes.
     stop_work.cancel();
     for worker in workers.drain(..) {
