@@ -436,6 +436,7 @@ pub fn table() -> Vec<RouteSpec> {
             "Each queue's settings and its tasks per status",
             || get(crate::tasks::list_queues),
         )
+        .query::<tasks_wire::QueueListQuery>()
         .answers(Answer::Json(typed::<tasks_wire::QueueList>())),
         spec(
             Method::GET,

@@ -266,13 +266,20 @@ pub(crate) async fn retry_task(
 /// `GET /api/v1/queues`: each declared queue's settings and its tasks per status.
 pub(crate) async fn list_queues(
     State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<wire::QueueListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let counts = state
-        .control
-        .store()
-        .task_counts()
-        .await
-        .map_err(|e| ApiError::store(&e))?;
+    let want_counts = query.counts.unwrap_or(true);
+    // Counting reads every stored task; a caller after the settings alone skips it.
+    let counts = if want_counts {
+        state
+            .control
+            .store()
+            .task_counts()
+            .await
+            .map_err(|e| ApiError::store(&e))?
+    } else {
+        Vec::new()
+    };
     let queues = state
         .control
         .queues()
@@ -287,16 +294,20 @@ pub(crate) async fn list_queues(
             lease_ms: q.lease_ms,
             max_payload_bytes: q.max_payload_bytes,
             retention_ms: q.retention_ms,
-            counts: TaskStatus::ALL
-                .iter()
-                .map(|s| {
-                    let n = counts
-                        .iter()
-                        .find(|c| c.queue == q.name && c.status == *s)
-                        .map_or(0, |c| c.count);
-                    (s.as_str().to_owned(), n)
-                })
-                .collect(),
+            counts: if want_counts {
+                TaskStatus::ALL
+                    .iter()
+                    .map(|s| {
+                        let n = counts
+                            .iter()
+                            .find(|c| c.queue == q.name && c.status == *s)
+                            .map_or(0, |c| c.count);
+                        (s.as_str().to_owned(), n)
+                    })
+                    .collect()
+            } else {
+                std::collections::BTreeMap::new()
+            },
         })
         .collect();
     Ok(Json(wire::QueueList { queues }))

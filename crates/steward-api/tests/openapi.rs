@@ -527,6 +527,8 @@ async fn answers_match_the_schemas_the_document_declares() {
     )
     .await;
     c.get("/api/v1/queues", "/api/v1/queues").await;
+    let settings = c.get("/api/v1/queues", "/api/v1/queues?counts=false").await;
+    assert_eq!(settings["queues"][0]["counts"], json!({}), "{settings}");
 
     // Schedules and heartbeats.
     c.post(

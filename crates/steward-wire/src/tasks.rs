@@ -296,6 +296,16 @@ pub struct Queue {
     pub counts: BTreeMap<String, i64>,
 }
 
+/// The query of `GET /api/v1/queues`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct QueueListQuery {
+    /// `false` leaves each queue's `counts` empty: its settings alone, without counting every
+    /// stored task (default `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<bool>,
+}
+
 /// The declared queues: `GET /api/v1/queues`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct QueueList {

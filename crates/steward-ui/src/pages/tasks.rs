@@ -248,7 +248,9 @@ async fn read_tasks(
         .with_query(&[], &filter.api_query(after))
         .map_err(|e| PageError::Internal(e.to_string()))?;
     let list: TaskList = ui.get(signed, &path).await?;
-    let queues: Option<QueueList> = ui.get_if_allowed(signed, paths::QUEUES.template()).await?;
+    // The names alone: counting every stored task is the queues page's business.
+    let names_only = format!("{}?counts=false", paths::QUEUES.template());
+    let queues: Option<QueueList> = ui.get_if_allowed(signed, &names_only).await?;
     Ok(TasksPage {
         tasks: list.tasks,
         queues: queues.map(|q| q.queues.into_iter().map(|q| q.name).collect()),
