@@ -176,7 +176,10 @@ const ERROR: &str = "Error";
 /// The tags operations are grouped by, with what each covers.
 const TAGS: &[(&str, &str)] = &[
     ("meta", "What is serving, and this document."),
-    ("health", "Liveness and readiness of the server itself."),
+    (
+        "health",
+        "Liveness and readiness of the server itself, and which instance leads what.",
+    ),
     ("metrics", "Prometheus metrics."),
     ("events", "The live event stream."),
     ("keys", "API keys, and who is calling."),
@@ -216,6 +219,7 @@ pub(crate) fn tag(path: &str) -> &'static str {
         .unwrap_or_default();
     match area {
         "events" => "events",
+        "leadership" => "health",
         "whoami" | "keys" => "keys",
         "workspaces" | "graph" => "registry",
         "services" | "checks" => "services",

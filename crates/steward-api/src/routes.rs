@@ -237,6 +237,14 @@ pub fn table() -> Vec<RouteSpec> {
         ),
         spec(
             Method::GET,
+            paths::LEADERSHIP.template(),
+            R(Role::Viewer),
+            "Which instance holds the scheduler's, the prober's and the alert manager's lease",
+            || get(crate::system::leadership),
+        )
+        .answers(Answer::Json(typed::<system_wire::Leadership>())),
+        spec(
+            Method::GET,
             paths::WHOAMI.template(),
             R(Role::Viewer),
             "The calling key's name, role and scope",

@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
-use steward_wire::system::{ChangeCounts, Liveness, Readiness, Reloaded};
+use steward_wire::system::{ChangeCounts, Leadership, Liveness, Readiness, Reloaded, RoleLease};
 
 use crate::auth::Caller;
 use crate::routes::DOCS;
@@ -99,4 +99,38 @@ pub(crate) async fn reload(
             .map(|s| (*s).to_owned())
             .collect(),
     }))
+}
+
+/// The roles one instance plays at a time.
+const ROLES: [&str; 3] = [
+    steward_store::schedules::SCHEDULER_ROLE,
+    steward_store::health::PROBER_ROLE,
+    steward_store::alerts::ALERTING_ROLE,
+];
+
+/// `GET /api/v1/leadership`: which instance holds each role's lease.
+pub(crate) async fn leadership(
+    State(state): State<AppState>,
+) -> Result<Json<Leadership>, ApiError> {
+    let now = steward_store::now_ms();
+    let mut leases = Vec::with_capacity(ROLES.len());
+    for role in ROLES {
+        let lease = state
+            .control
+            .store()
+            .current_lease(role)
+            .await
+            .map_err(crate::routes::store_error)?;
+        leases.push(RoleLease {
+            role: role.to_owned(),
+            held: lease.as_ref().is_some_and(|l| l.expires_at_ms > now),
+            expires_at: lease
+                .as_ref()
+                .map(|l| steward_wire::time::rfc3339(l.expires_at_ms)),
+            expires_at_ms: lease.as_ref().map(|l| l.expires_at_ms),
+            fence: lease.as_ref().map(|l| l.fence),
+            holder: lease.map(|l| l.holder),
+        });
+    }
+    Ok(Json(Leadership { leases }))
 }

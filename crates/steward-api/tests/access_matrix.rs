@@ -78,9 +78,11 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
     };
     Some(match (method.as_str(), path) {
         ("GET", "/healthz" | "/readyz" | "/" | "/api/v1/openapi.json") => Allowed,
-        ("GET", "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph") => {
-            keyed(any_key)
-        }
+        (
+            "GET",
+            "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph"
+            | "/api/v1/leadership",
+        ) => keyed(any_key),
         // Scoped keys get their workspace's events only, filtered by the handler (tested in
         // `tests/events.rs` of the binary).
         ("GET", "/api/v1/events") => keyed(any_key),

@@ -414,6 +414,12 @@ async fn answers_match_the_schemas_the_document_declares() {
 
     // The registry, services and checks.
     c.get("/api/v1/whoami", "/api/v1/whoami").await;
+    let leadership = c.get("/api/v1/leadership", "/api/v1/leadership").await;
+    assert_eq!(
+        leadership["leases"].as_array().unwrap().len(),
+        3,
+        "{leadership}"
+    );
     let workspaces = c.get("/api/v1/workspaces", "/api/v1/workspaces").await;
     assert_eq!(workspaces["workspaces"].as_array().unwrap().len(), 2);
     c.get("/api/v1/workspaces/{key}", "/api/v1/workspaces/trading")

@@ -94,6 +94,8 @@ pub const METRICS: Route = Route("/metrics");
 pub const BADGE: Route = Route("/badge/service/{file}");
 /// A service's uptime as a badge.
 pub const BADGE_UPTIME: Route = Route("/badge/service/{name}/uptime.svg");
+/// Which instance leads what.
+pub const LEADERSHIP: Route = Route("/api/v1/leadership");
 /// The live event stream.
 pub const EVENTS: Route = Route("/api/v1/events");
 /// The calling key.

@@ -1,4 +1,5 @@
-//! The process itself: `/healthz`, `/readyz` and `/api/v1/config/reload`.
+//! The process itself: `/healthz`, `/readyz`, `/api/v1/config/reload` and which instance
+//! leads what (`/api/v1/leadership`).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -41,4 +42,29 @@ pub struct Reloaded {
     pub warnings: Vec<String>,
     /// Settings that changed but take effect only at the next start.
     pub restart_required: Vec<String>,
+}
+
+/// One role only one instance plays at a time, and who plays it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoleLease {
+    /// The role: `scheduler`, `prober` or `alerting`.
+    pub role: String,
+    /// The instance holding it; `null` when nobody has yet.
+    pub holder: Option<String>,
+    /// Whether the lease is in force now (not lapsed).
+    pub held: bool,
+    /// Its fencing token, raised at each change of holder.
+    pub fence: Option<i64>,
+    /// When it lapses unless renewed.
+    #[schema(format = DateTime)]
+    pub expires_at: Option<String>,
+    /// The same, in milliseconds since the Unix epoch.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Which instance leads what: `GET /api/v1/leadership`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Leadership {
+    /// Every role, in a fixed order.
+    pub leases: Vec<RoleLease>,
 }

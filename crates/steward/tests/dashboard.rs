@@ -103,6 +103,10 @@ fn signing_in_starts_a_session_whose_cookie_is_locked_down_and_signing_out_ends_
         html.contains("ops-api") && html.contains("lab-model"),
         "{html}"
     );
+    assert!(
+        html.contains("Who leads") && html.contains(">scheduler<"),
+        "{html}"
+    );
 
     // Over HTTPS (as a proxy says), the cookie is also `Secure`.
     let mut proxied = Browser::new(&daemon.url);

@@ -6,6 +6,7 @@ use serde::Serialize;
 use steward_wire::alerts::{Alert, AlertList};
 use steward_wire::health::{ServiceHealth, ServiceHealthList};
 use steward_wire::schedules::{Schedule, ScheduleList};
+use steward_wire::system::{Leadership, RoleLease};
 use steward_wire::tasks::QueueList;
 use tower::ServiceExt;
 
@@ -37,6 +38,8 @@ struct Overview {
     queues: Option<Vec<QueueRow>>,
     /// The schedules that fire next.
     schedules: Option<Vec<Schedule>>,
+    /// Which instance leads what.
+    leadership: Option<Vec<RoleLease>>,
 }
 
 #[derive(Serialize)]
@@ -84,6 +87,9 @@ async fn read(ui: &Ui, signed: &crate::session::Signed) -> Result<Overview, Page
     let alerts: Option<AlertList> = ui.get_if_allowed(signed, "/api/v1/alerts").await?;
     let queues: Option<QueueList> = ui.get_if_allowed(signed, "/api/v1/queues").await?;
     let schedules: Option<ScheduleList> = ui.get_if_allowed(signed, "/api/v1/schedules").await?;
+    let leadership: Option<Leadership> = ui
+        .get_if_allowed(signed, steward_wire::paths::LEADERSHIP.template())
+        .await?;
     let states = SERVICE_STATES
         .iter()
         .map(|state| {
@@ -136,6 +142,7 @@ async fn read(ui: &Ui, signed: &crate::session::Signed) -> Result<Overview, Page
             due.truncate(NEXT_SCHEDULES);
             due
         }),
+        leadership: leadership.map(|l| l.leases),
     })
 }
 
