@@ -170,6 +170,15 @@ async fn live_and_sign_out(daemon: &Daemon, db: &Receiver) {
     assert!((0..2_000).contains(&delay), "{delay} ms");
 
     chrome.open("/services/db").await;
+    // The last hour's latency is drawn: the probes that passed on a line, the failures marked.
+    let chart = chrome
+        .eval(
+            "return [document.querySelectorAll('.chart path.latency').length, \
+                     document.querySelectorAll('.chart path.failure').length];",
+        )
+        .await;
+    assert_eq!(chart[0], 1, "{chart}");
+    assert!(chart[1].as_u64().unwrap() >= 1, "{chart}");
     chrome.shot("service").await;
     chrome.open("/graph").await;
     chrome.shot("graph").await;

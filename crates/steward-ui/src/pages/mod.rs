@@ -3,6 +3,7 @@
 
 pub(crate) mod alerts;
 pub(crate) mod audit;
+pub(crate) mod chart;
 pub(crate) mod graph;
 pub(crate) mod keys;
 pub(crate) mod overview;

@@ -6,7 +6,7 @@ use axum::http::Method;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use steward_wire::health::{
-    CheckDetail, CheckTransition, CheckTransitionList, ServiceChecks, ServiceHealth,
+    CheckDetail, CheckResults, CheckTransition, CheckTransitionList, ServiceChecks, ServiceHealth,
     ServiceHealthList,
 };
 use steward_wire::paths;
@@ -19,6 +19,10 @@ use super::{SERVICE_STATES, read_form, state_rank};
 
 /// The windows a service's latency is shown over.
 const WINDOWS: [&str; 3] = ["1h", "24h", "30d"];
+/// The span a check's latency chart covers.
+const CHART_MS: i64 = 60 * 60 * 1000;
+/// Probes a chart draws at most (an hour of probes every second).
+const CHART_PROBES: u32 = 3_600;
 /// Transitions listed on a service's page.
 const TRANSITIONS_SHOWN: u32 = 50;
 /// Services per page of the list.
@@ -130,6 +134,14 @@ struct ServicePage {
     /// Per check, its latency and failures over each window.
     windows: Vec<CheckWindows>,
     transitions: Vec<CheckTransition>,
+    /// Per check, its latency over the last hour.
+    charts: Vec<CheckChart>,
+}
+
+#[derive(Serialize)]
+struct CheckChart {
+    check: String,
+    chart: super::chart::Chart,
 }
 
 #[derive(Serialize)]
@@ -194,6 +206,24 @@ async fn read_service(ui: &Ui, signed: &Signed, name: &str) -> Result<ServicePag
         paths::SERVICE_TRANSITIONS.with(&[&name])
     );
     let transitions: CheckTransitionList = ui.get(signed, &transitions_path).await?;
+    let to_ms = steward_store::now_ms();
+    let from_ms = to_ms - CHART_MS;
+    let mut charts = Vec::new();
+    for check in per_window
+        .first()
+        .map(|(_, checks)| checks.as_slice())
+        .unwrap_or_default()
+    {
+        let path = format!(
+            "{}?since={from_ms}&limit={CHART_PROBES}",
+            paths::CHECK_RESULTS.with(&[&check.name])
+        );
+        let results: CheckResults = ui.get(signed, &path).await?;
+        charts.push(CheckChart {
+            check: check.name.clone(),
+            chart: super::chart::latency_chart(&results.results, from_ms, to_ms),
+        });
+    }
     let checks = per_window
         .first()
         .map(|(_, checks)| checks.clone())
@@ -225,6 +255,7 @@ async fn read_service(ui: &Ui, signed: &Signed, name: &str) -> Result<ServicePag
         checks,
         windows,
         transitions: transitions.transitions,
+        charts,
     })
 }
 
