@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use steward_core::task::{Task, TaskOrigin, TaskRun, TaskStatus};
 use steward_engine::queue::{EnqueueError, EnqueueRequest};
-use steward_store::TaskQuery;
+use steward_store::{TaskCount, TaskQuery, now_ms};
 use steward_wire::tasks as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
@@ -269,45 +269,63 @@ pub(crate) async fn list_queues(
     ApiQuery(query): ApiQuery<wire::QueueListQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let want_counts = query.counts.unwrap_or(true);
+    let declared = state.control.queues();
     // Counting reads every stored task; a caller after the settings alone skips it.
-    let counts = if want_counts {
-        state
-            .control
-            .store()
-            .task_counts()
-            .await
-            .map_err(|e| ApiError::store(&e))?
+    let (counts, recent) = if want_counts {
+        let store = state.control.store();
+        let names: Vec<String> = declared.iter().map(|q| q.name.clone()).collect();
+        let since = now_ms() - wire::RECENT_WINDOW_MS;
+        let (counts, recent) = tokio::try_join!(
+            store.task_counts(),
+            store.tasks_finished_since(&names, since)
+        )
+        .map_err(|e| ApiError::store(&e))?;
+        (counts, recent)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
-    let queues = state
-        .control
-        .queues()
+    let queues = declared
         .iter()
-        .map(|q| wire::Queue {
-            name: q.name.clone(),
-            kinds: q.kinds.clone(),
-            concurrency: q.concurrency,
-            rate_limit: q.rate_limit,
-            max_attempts: q.retry.max_attempts,
-            timeout_ms: q.timeout_ms,
-            lease_ms: q.lease_ms,
-            max_payload_bytes: q.max_payload_bytes,
-            retention_ms: q.retention_ms,
-            counts: if want_counts {
-                TaskStatus::ALL
+        .map(|q| {
+            let mine = |c: &&TaskCount| c.queue == q.name;
+            let oldest = counts
+                .iter()
+                .filter(mine)
+                .filter_map(|c| c.oldest_due_at_ms)
+                .min();
+            wire::Queue {
+                name: q.name.clone(),
+                kinds: q.kinds.clone(),
+                concurrency: q.concurrency,
+                rate_limit: q.rate_limit,
+                max_attempts: q.retry.max_attempts,
+                timeout_ms: q.timeout_ms,
+                lease_ms: q.lease_ms,
+                max_payload_bytes: q.max_payload_bytes,
+                retention_ms: q.retention_ms,
+                counts: if want_counts {
+                    TaskStatus::ALL
+                        .iter()
+                        .map(|s| {
+                            let n = counts
+                                .iter()
+                                .filter(mine)
+                                .find(|c| c.status == *s)
+                                .map_or(0, |c| c.count);
+                            (s.as_str().to_owned(), n)
+                        })
+                        .collect()
+                } else {
+                    std::collections::BTreeMap::new()
+                },
+                finished_recently: recent
                     .iter()
-                    .map(|s| {
-                        let n = counts
-                            .iter()
-                            .find(|c| c.queue == q.name && c.status == *s)
-                            .map_or(0, |c| c.count);
-                        (s.as_str().to_owned(), n)
-                    })
-                    .collect()
-            } else {
-                std::collections::BTreeMap::new()
-            },
+                    .filter(mine)
+                    .map(|c| (c.status.as_str().to_owned(), c.count))
+                    .collect(),
+                oldest_waiting_since: oldest.map(rfc3339),
+                oldest_waiting_since_ms: oldest,
+            }
         })
         .collect();
     Ok(Json(wire::QueueList { queues }))

@@ -443,6 +443,14 @@ impl Store for PostgresStore {
         tasks::counts(&self.pool).await
     }
 
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        tasks::finished_since(&self.pool, queues, since_ms).await
+    }
+
     async fn purge_tasks(
         &self,
         queue: &str,

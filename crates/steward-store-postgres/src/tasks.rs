@@ -437,6 +437,27 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> 
     task_counts(rows)
 }
 
+/// Tasks of each queue finished since `since_ms`, per status: one range of the
+/// `(queue, finished_at_ms)` index per queue.
+pub(crate) async fn finished_since(
+    pool: &PgPool,
+    queues: &[String],
+    since_ms: i64,
+) -> Result<Vec<TaskCount>, StoreError> {
+    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+        "SELECT q.queue, f.status, f.n, NULL::bigint FROM unnest($1::text[]) AS q(queue) \
+         CROSS JOIN LATERAL (SELECT status, count(*) AS n FROM tasks \
+         WHERE tasks.queue = q.queue AND finished_at_ms >= $2 GROUP BY status) f \
+         ORDER BY q.queue, f.status",
+    )
+    .bind(queues)
+    .bind(since_ms)
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    task_counts(rows)
+}
+
 /// Deletes old finished tasks of a queue.
 pub(crate) async fn purge(
     pool: &PgPool,

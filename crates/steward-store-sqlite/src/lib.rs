@@ -530,6 +530,14 @@ impl Store for SqliteStore {
         tasks::counts(&self.reader).await
     }
 
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        tasks::finished_since(&self.reader, queues, since_ms).await
+    }
+
     async fn purge_tasks(
         &self,
         queue: &str,

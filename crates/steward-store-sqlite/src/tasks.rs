@@ -466,6 +466,33 @@ pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreErr
     task_counts(rows)
 }
 
+/// Tasks of each queue finished since `since_ms`, per status: one range of the
+/// `(queue, finished_at_ms)` index per queue, in one read transaction.
+pub(crate) async fn finished_since(
+    pool: &SqlitePool,
+    queues: &[String],
+    since_ms: i64,
+) -> Result<Vec<TaskCount>, StoreError> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut rows = Vec::new();
+    for queue in queues {
+        let found: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT queue, status, count(*), NULL FROM tasks \
+             WHERE queue = ?1 AND finished_at_ms >= ?2 GROUP BY queue, status ORDER BY status",
+        )
+        .bind(queue)
+        .bind(since_ms)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        rows.extend(found);
+    }
+    tx.commit().await.map_err(db_err)?;
+    // By queue, then status, as PostgreSQL answers.
+    rows.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    task_counts(rows)
+}
+
 /// Deletes old finished tasks of a queue.
 pub(crate) async fn purge(
     pool: &SqlitePool,

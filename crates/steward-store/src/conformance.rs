@@ -2086,7 +2086,8 @@ pub async fn cancellation(store: &Arc<dyn Store>) {
 }
 
 /// Purging deletes a queue's tasks that finished before the cutoff, with their runs, up to the
-/// limit; unfinished tasks and other queues' tasks stay.
+/// limit; unfinished tasks and other queues' tasks stay. Before the purge, what finished since
+/// the story started is counted per queue and status.
 pub async fn purge_removes_only_old_finished_tasks(store: &Arc<dyn Store>) {
     let start = crate::now_ms();
     let urgent = || NewTask {
@@ -2135,6 +2136,33 @@ pub async fn purge_removes_only_old_finished_tasks(store: &Arc<dyn Store>) {
     let other = enqueue_one(store, new_task("other", "noop")).await;
     let attempt = claim_only(store, "other", "w", LONG_LEASE_MS, other).await;
     assert!(complete(store, completion(&attempt, succeeded())).await);
+
+    // Recent throughput: what finished since a time, per asked queue and status.
+    let queues = ["pq".to_owned(), "other".to_owned(), "none".to_owned()];
+    let finished: Vec<(String, TaskStatus, i64)> = store
+        .tasks_finished_since(&queues, start - CLOCK_SLACK_MS)
+        .await
+        .expect("finished since")
+        .into_iter()
+        .map(|c| (c.queue, c.status, c.count))
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            ("other".to_owned(), TaskStatus::Succeeded, 1),
+            ("pq".to_owned(), TaskStatus::Cancelled, 1),
+            ("pq".to_owned(), TaskStatus::Dead, 1),
+            ("pq".to_owned(), TaskStatus::Succeeded, 2),
+        ],
+        "by queue, then status"
+    );
+    assert!(
+        store
+            .tasks_finished_since(&queues, crate::now_ms() + 86_400_000)
+            .await
+            .expect("finished since")
+            .is_empty()
+    );
 
     assert_eq!(
         store

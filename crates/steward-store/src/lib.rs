@@ -319,6 +319,15 @@ pub trait Store: Send + Sync + 'static {
     /// Tasks per queue and status.
     async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError>;
 
+    /// Tasks of each of `queues` that finished (succeeded, dead or cancelled) at or after
+    /// `since_ms`, per queue and status: the queues' recent throughput. Reads only the recent
+    /// rows of each queue, however many are stored.
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError>;
+
     /// Deletes up to `limit` tasks of `queue` (with their runs) that finished before
     /// `finished_before_ms`; returns how many.
     async fn purge_tasks(

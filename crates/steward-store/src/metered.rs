@@ -264,6 +264,18 @@ impl<S: Store> Store for Metered<S> {
         self.observe("task_counts", self.inner.task_counts()).await
     }
 
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        self.observe(
+            "tasks_finished_since",
+            self.inner.tasks_finished_since(queues, since_ms),
+        )
+        .await
+    }
+
     async fn purge_tasks(
         &self,
         queue: &str,

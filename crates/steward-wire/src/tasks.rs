@@ -294,14 +294,28 @@ pub struct Queue {
     pub retention_ms: Option<u64>,
     /// Its tasks per status, every status named.
     pub counts: BTreeMap<String, i64>,
+    /// Its tasks that finished within the last [`RECENT_WINDOW_MS`], per final status
+    /// (`succeeded`, `dead`, `cancelled`): its throughput.
+    #[serde(default)]
+    pub finished_recently: BTreeMap<String, i64>,
+    /// Since when its longest-waiting due task has waited; `null` when none waits.
+    #[serde(default)]
+    #[schema(format = DateTime)]
+    pub oldest_waiting_since: Option<String>,
+    /// The same, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub oldest_waiting_since_ms: Option<i64>,
 }
+
+/// The window `Queue::finished_recently` counts over: five minutes.
+pub const RECENT_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 /// The query of `GET /api/v1/queues`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct QueueListQuery {
-    /// `false` leaves each queue's `counts` empty: its settings alone, without counting every
-    /// stored task (default `true`).
+    /// `false` leaves each queue's `counts` and `finished_recently` empty: its settings
+    /// alone, without counting every stored task (default `true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<bool>,
 }

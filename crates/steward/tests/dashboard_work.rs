@@ -142,6 +142,20 @@ fn queues_list_their_counts_and_tasks_are_filtered_shown_cancelled_and_retried()
         );
     }
     assert!(queues.contains("50/s per instance"), "the rate limit shows");
+    // One task finished within the last five minutes: its throughput shows.
+    assert!(queues.contains(">0.2&#x2f;min<"), "{queues}");
+    let api = daemon.get_json("/api/v1/queues");
+    let jobs = api["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "jobs")
+        .unwrap();
+    assert_eq!(jobs["finished_recently"], json!({"succeeded": 1}), "{jobs}");
+    assert!(
+        jobs["oldest_waiting_since_ms"].is_null(),
+        "the queued task is not due: {jobs}"
+    );
 
     // The list filters by status through the API's own query.
     let queued = browser.page("/tasks?queue=jobs&status=queued&kind=&outcome=");

@@ -45,6 +45,10 @@ struct Overview {
 #[derive(Serialize)]
 struct QueueRow {
     name: String,
+    /// Tasks finished per minute over the last five.
+    per_minute: String,
+    /// Since when its longest-waiting due task has waited.
+    oldest_waiting_since: Option<String>,
     queued: i64,
     running: i64,
     failed: i64,
@@ -149,6 +153,8 @@ async fn read(ui: &Ui, signed: &crate::session::Signed) -> Result<Overview, Page
 fn queue_row(queue: steward_wire::tasks::Queue) -> QueueRow {
     let count = |status: &str| queue.counts.get(status).copied().unwrap_or(0);
     QueueRow {
+        per_minute: super::tasks::per_minute(&queue),
+        oldest_waiting_since: queue.oldest_waiting_since.clone(),
         queued: count("queued"),
         running: count("running"),
         failed: count("failed"),

@@ -47,6 +47,10 @@ struct QueueRow {
     counts: Vec<(&'static str, i64)>,
     /// All its tasks.
     total: i64,
+    /// Tasks finished per minute over the last five, as text.
+    per_minute: String,
+    /// Since when its longest-waiting due task has waited (RFC 3339).
+    oldest_waiting_since: Option<String>,
     /// Tasks run at once per instance.
     concurrency: u32,
     /// Tasks started per second per instance, if limited.
@@ -97,6 +101,8 @@ fn queue_row(queue: Queue) -> QueueRow {
         .collect();
     QueueRow {
         total: queue.counts.values().sum(),
+        per_minute: per_minute(&queue),
+        oldest_waiting_since: queue.oldest_waiting_since.clone(),
         counts,
         kinds: queue.kinds,
         concurrency: queue.concurrency,
@@ -107,6 +113,18 @@ fn queue_row(queue: Queue) -> QueueRow {
         max_payload_bytes: queue.max_payload_bytes,
         retention: queue.retention_ms.map(duration_text),
         name: queue.name,
+    }
+}
+
+/// A queue's tasks finished per minute over the API's recent window, as people read it.
+pub(crate) fn per_minute(queue: &Queue) -> String {
+    let finished: i64 = queue.finished_recently.values().sum();
+    let minutes = steward_wire::tasks::RECENT_WINDOW_MS as f64 / 60_000.0;
+    let rate = finished as f64 / minutes;
+    if rate == 0.0 || rate >= 10.0 {
+        format!("{rate:.0}/min")
+    } else {
+        format!("{rate:.1}/min")
     }
 }
 
