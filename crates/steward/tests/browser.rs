@@ -403,3 +403,72 @@ async fn ack_and_silence(daemon: &Daemon, operator: &str) {
     let text = chrome.text().await;
     assert!(text.to_lowercase().contains("silenced"), "{text}");
 }
+
+#[test]
+fn a_page_recovers_by_itself_after_the_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (web, db) = (Receiver::start(), Receiver::start());
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config(&web.url("/"), &db.url("/"))).unwrap();
+    // The same address both times, so the page's stream finds the new server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--listen", listen.as_str()];
+    let mut first = Daemon::start_on_sqlite(dir.path(), &path, &args);
+    let key = first.key.clone().unwrap();
+    let rt = runtime();
+    let chrome = rt.block_on(async {
+        let chrome = support::chrome::start(&first.url).await?;
+        chrome.sign_in(&key).await;
+        chrome.open("/services").await;
+        chrome
+            .wait_for(
+                Locator::Css("[data-live-state][data-state=live]"),
+                "the stream",
+            )
+            .await;
+        chrome.eval("window.__sameLoad = true;").await;
+        Some(chrome)
+    });
+    let Some(chrome) = chrome else { return };
+
+    first.signal("TERM");
+    first.wait_exit(Duration::from_secs(30));
+    rt.block_on(async {
+        chrome
+            .wait_for(
+                Locator::Css("[data-live-state][data-state=down]"),
+                "the page to notice the server went away",
+            )
+            .await;
+    });
+    // What changes while the server is away is shown once it is back.
+    db.answer(503);
+    let _second = Daemon::start_on_sqlite(dir.path(), &path, &args);
+    rt.block_on(async {
+        chrome
+            .wait_for(
+                Locator::Css("[data-live-state][data-state=live]"),
+                "the stream again",
+            )
+            .await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !row_state(&chrome, "db").await.contains("state-down") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the row did not change after the restart: {}",
+                row_state(&chrome, "db").await
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            chrome.eval("return window.__sameLoad === true;").await,
+            true,
+            "the page recovered without a reload, and its session survived the restart"
+        );
+    });
+}

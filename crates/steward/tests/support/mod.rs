@@ -88,7 +88,8 @@ impl Daemon {
         let mut child = steward()
             .envs(env.iter().copied())
             .arg("up")
-            .args(["--listen", "127.0.0.1:0", "--log-level", "info,sqlx=warn"])
+            .args(default_listen(args))
+            .args(["--log-level", "info,sqlx=warn"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&stderr).unwrap())
@@ -260,6 +261,15 @@ pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool
     while !check() {
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `--listen 127.0.0.1:0` unless `args` name an address themselves.
+fn default_listen(args: &[&str]) -> &'static [&'static str] {
+    if args.contains(&"--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
     }
 }
 
