@@ -472,3 +472,54 @@ fn a_page_recovers_by_itself_after_the_server_restarts() {
         );
     });
 }
+
+#[test]
+fn the_graph_stays_readable_at_200_workspaces() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = String::new();
+    for i in 0..200 {
+        config.push_str(&format!("[[workspaces]]\nkey = \"workspace-{i:03}\"\n\n"));
+    }
+    for i in 0..200 {
+        for step in [1, 7] {
+            config.push_str(&format!(
+                "[[dependencies]]\nfrom = \"workspace-{i:03}\"\nto = \"workspace-{:03}\"\ntype = \"reads\"\n\n",
+                (i + step) % 200
+            ));
+        }
+    }
+    let path = dir.path().join("steward.toml");
+    std::fs::write(&path, config).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &path, &[]);
+    runtime().block_on(big_graph(&daemon));
+}
+
+async fn big_graph(daemon: &Daemon) {
+    let Some(chrome) = support::chrome::start(&daemon.url).await else {
+        return;
+    };
+    chrome.sign_in(daemon.key.as_deref().unwrap()).await;
+    chrome.open("/graph").await;
+    chrome
+        .wait_for(Locator::Css("svg .nodes"), "the graph")
+        .await;
+    // Every workspace is drawn inside the picture, and no two boxes overlap.
+    let found = chrome
+        .eval(
+            "const svg = document.querySelector('.graph svg').getBoundingClientRect(); \
+             const boxes = [...document.querySelectorAll('svg a.node rect')] \
+               .map(r => r.getBoundingClientRect()); \
+             const inside = boxes.every(b => b.left >= svg.left && b.right <= svg.right \
+               && b.top >= svg.top && b.bottom <= svg.bottom); \
+             let overlaps = 0; \
+             for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) { \
+               const a = boxes[i], b = boxes[j]; \
+               if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom) \
+                 overlaps++; } \
+             return [boxes.length, document.querySelectorAll('svg path.edge').length, \
+                     inside, overlaps];",
+        )
+        .await;
+    assert_eq!(found, serde_json::json!([200, 400, true, 0]));
+    chrome.shot("graph-200").await;
+}

@@ -27,6 +27,8 @@ const MARGIN: f64 = 110.0;
 const BOW: f64 = 28.0;
 /// Where an edge stops short of its target's centre, for the arrowhead to show.
 const END_GAP: f64 = 24.0;
+/// The least room between two neighbouring boxes.
+const BOX_GAP: f64 = 12.0;
 /// A node's box height.
 const NODE_HEIGHT: f64 = 28.0;
 /// Width per character of a node's name.
@@ -74,8 +76,17 @@ pub(crate) struct Drawing {
 /// workspace's worst service state.
 pub(crate) fn layout(graph: &Graph, states: &BTreeMap<String, (String, usize)>) -> Drawing {
     let n = graph.nodes.len().max(1) as f64;
-    let radius = (n * NODE_SPACING / TAU).max(MIN_RADIUS);
-    let centre = radius + MARGIN;
+    // Neighbours at the top and bottom of the circle sit side by side: the room each node
+    // takes along the circle is at least its widest box, plus a gap.
+    let widest = graph
+        .nodes
+        .iter()
+        .map(|node| box_width(&node.key))
+        .fold(0.0, f64::max);
+    let spacing = NODE_SPACING.max(widest + BOX_GAP);
+    let radius = (n * spacing / TAU).max(MIN_RADIUS);
+    // Boxes at the left and right of the circle reach out by half their width.
+    let centre = radius + MARGIN.max(widest / 2.0 + BOX_GAP);
     let mut at: BTreeMap<&str, (f64, f64)> = BTreeMap::new();
     let nodes = graph
         .nodes
@@ -89,7 +100,7 @@ pub(crate) fn layout(graph: &Graph, states: &BTreeMap<String, (String, usize)>) 
                 round(centre + radius * angle.sin()),
             );
             at.insert(node.key.as_str(), (x, y));
-            let box_width = round(node.key.chars().count() as f64 * CHAR_WIDTH + 20.0);
+            let box_width = box_width(&node.key);
             let (state, services) = states
                 .get(&node.key)
                 .cloned()
@@ -122,6 +133,11 @@ pub(crate) fn layout(graph: &Graph, states: &BTreeMap<String, (String, usize)>) 
         nodes,
         edges,
     }
+}
+
+/// The width of a node's box for its name.
+fn box_width(key: &str) -> f64 {
+    round(key.chars().count() as f64 * CHAR_WIDTH + 20.0)
 }
 
 /// One edge as a curve bowed to its left, ending short of its target.
@@ -234,7 +250,12 @@ mod tests {
     #[test]
     fn every_node_is_placed_apart_inside_the_drawing() {
         for n in [1, 2, 8, 200] {
-            let drawing = layout(&graph(n, &[]), &BTreeMap::new());
+            let mut g = graph(n, &[]);
+            // Long names make wide boxes.
+            for node in &mut g.nodes {
+                node.key = format!("a-rather-long-workspace-name-{}", node.key);
+            }
+            let drawing = layout(&g, &BTreeMap::new());
             assert_eq!(drawing.nodes.len(), n);
             for node in &drawing.nodes {
                 assert!(node.box_x >= 0.0 && node.box_x + node.box_width <= drawing.width);
@@ -242,13 +263,11 @@ mod tests {
             }
             for (i, a) in drawing.nodes.iter().enumerate() {
                 for b in &drawing.nodes[i + 1..] {
-                    let d = ((a.x - b.x).powi(2) + (a.y - b.y).powi(2)).sqrt();
-                    assert!(
-                        d >= NODE_SPACING * 0.9,
-                        "{n} nodes: {} and {} {d} apart",
-                        a.key,
-                        b.key
-                    );
+                    let overlap = a.box_x < b.box_x + b.box_width
+                        && b.box_x < a.box_x + a.box_width
+                        && a.box_y < b.box_y + b.box_height
+                        && b.box_y < a.box_y + a.box_height;
+                    assert!(!overlap, "{n} nodes: {} and {} overlap", a.key, b.key);
                 }
             }
         }
