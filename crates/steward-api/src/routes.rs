@@ -45,6 +45,8 @@ pub struct RouteSpec {
     /// It takes large bodies (batches), up to `max_batch_body_bytes` instead of
     /// `max_body_bytes`.
     pub batch: bool,
+    /// The setting that opens it to anyone, without a key.
+    pub opened_by: Option<Opener>,
     /// What it does, in one line (the operation's summary in the OpenAPI document).
     pub summary: &'static str,
     /// What it takes and answers, for the OpenAPI document.
@@ -64,9 +66,29 @@ fn spec(
         path,
         access,
         batch: false,
+        opened_by: None,
         summary,
         doc: Doc::default(),
         handler,
+    }
+}
+
+/// A setting that opens a keyed route to anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    /// `api.metrics_public`.
+    MetricsPublic,
+    /// `ui.public_badges`.
+    PublicBadges,
+}
+
+impl Opener {
+    /// Whether the setting is on.
+    fn is_on(self, options: &crate::ApiOptions) -> bool {
+        match self {
+            Opener::MetricsPublic => options.metrics_public,
+            Opener::PublicBadges => options.public_badges,
+        }
     }
 }
 
@@ -145,10 +167,16 @@ impl RouteSpec {
         self.doc.note = Some(note);
         self
     }
+
+    /// The setting that opens it to anyone (see [`access_of`]).
+    fn opened_by(mut self, opener: Opener) -> Self {
+        self.opened_by = Some(opener);
+        self
+    }
 }
 
-/// Every route Steward serves. `/metrics` is listed as needing an unscoped viewer key;
-/// `api.metrics_public` opens it (see [`access_of`]).
+/// Every route Steward serves. `/metrics` and the badges are listed with the key they need;
+/// the setting each is `opened_by` makes it public (see [`access_of`]).
 pub fn table() -> Vec<RouteSpec> {
     use Access::{Public, Role as R, Unscoped, Workspace};
     vec![
@@ -194,6 +222,7 @@ pub fn table() -> Vec<RouteSpec> {
             || get(crate::system::metrics),
         )
         .answers(Answer::Text)
+        .opened_by(Opener::MetricsPublic)
         .note("With `api.metrics_public` set, anyone may read it without a key."),
         // A scoped key gets badges of its workspace's services only.
         spec(
@@ -205,6 +234,7 @@ pub fn table() -> Vec<RouteSpec> {
         )
         .answers(Answer::Svg)
         .refuses(&[404])
+        .opened_by(Opener::PublicBadges)
         .note("With `ui.public_badges` set, anyone may read it without a key."),
         spec(
             Method::GET,
@@ -216,6 +246,7 @@ pub fn table() -> Vec<RouteSpec> {
         .query::<health_wire::WindowQuery>()
         .answers(Answer::Svg)
         .refuses(&[404])
+        .opened_by(Opener::PublicBadges)
         .note("With `ui.public_badges` set, anyone may read it without a key."),
         // Events are filtered per key: a scoped key gets only its workspace's.
         spec(
@@ -667,13 +698,16 @@ pub fn table() -> Vec<RouteSpec> {
     ]
 }
 
+/// A route's access rule and the setting that may open it.
+type Rule = (Access, Option<Opener>);
+
 /// The access rules by method and path template, built once from [`table`].
-fn access_rules() -> &'static HashMap<(Method, &'static str), Access> {
-    static RULES: OnceLock<HashMap<(Method, &'static str), Access>> = OnceLock::new();
+fn access_rules() -> &'static HashMap<(Method, &'static str), Rule> {
+    static RULES: OnceLock<HashMap<(Method, &'static str), Rule>> = OnceLock::new();
     RULES.get_or_init(|| {
         table()
             .into_iter()
-            .map(|r| ((r.method, r.path), r.access))
+            .map(|r| ((r.method, r.path), (r.access, r.opened_by)))
             .collect()
     })
 }
@@ -686,14 +720,11 @@ pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option
     } else {
         method
     };
-    if path == "/metrics" && *method == Method::GET && state.options.metrics_public {
+    let (access, opener) = access_rules().get(&(method.clone(), path)).copied()?;
+    if opener.is_some_and(|o| o.is_on(&state.options)) {
         return Some(Access::Public);
     }
-    let badge = path == paths::BADGE.template() || path == paths::BADGE_UPTIME.template();
-    if badge && *method == Method::GET && state.options.public_badges {
-        return Some(Access::Public);
-    }
-    access_rules().get(&(method.clone(), path)).copied()
+    Some(access)
 }
 
 pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
