@@ -4,7 +4,7 @@ use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use steward_core::audit::Actor;
 use steward_store::StoreError;
-use steward_store::sessions::{NewSession, Session, SessionEnd, session_ended, session_started};
+use steward_store::sessions::{NewSession, Session, session_ended, session_started};
 
 use crate::{append_audit, db_err};
 
@@ -74,12 +74,7 @@ pub(crate) async fn touch(
     Ok(())
 }
 
-pub(crate) async fn end(
-    pool: &PgPool,
-    id_digest: &str,
-    how: SessionEnd,
-    actor: &Actor,
-) -> Result<bool, StoreError> {
+pub(crate) async fn end(pool: &PgPool, id_digest: &str, actor: &Actor) -> Result<bool, StoreError> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let row = sqlx::query(&format!(
         "DELETE FROM ui_sessions WHERE id_digest = $1 RETURNING {COLUMNS}"
@@ -91,7 +86,7 @@ pub(crate) async fn end(
     let Some(session) = row.as_ref().map(session_from_row).transpose()? else {
         return Ok(false);
     };
-    append_audit(&mut tx, session_ended(actor, &session, how)).await?;
+    append_audit(&mut tx, session_ended(actor, &session)).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(true)
 }

@@ -925,13 +925,8 @@ impl Store for SqliteStore {
         sessions::touch(&self.writer, id_digest, idle_expires_at_ms).await
     }
 
-    async fn end_session(
-        &self,
-        id_digest: &str,
-        how: steward_store::SessionEnd,
-        actor: &Actor,
-    ) -> Result<bool, StoreError> {
-        sessions::end(&self.writer, id_digest, how, actor).await
+    async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError> {
+        sessions::end(&self.writer, id_digest, actor).await
     }
 
     async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {

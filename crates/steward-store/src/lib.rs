@@ -35,7 +35,7 @@ pub use schedules::{
     Fire, FireOutcome, FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, RunQuery,
     RunStatus, ScheduleRun, ScheduleState, ScheduleTick, SkipReason, TickResult,
 };
-pub use sessions::{NewSession, Session, SessionEnd};
+pub use sessions::{NewSession, Session};
 use steward_core::health::rollup::Rollup;
 use steward_core::schedule::PingStatus;
 pub use tasks::{Claim, Enqueued, LeaseState, Reaped, TaskCount, TaskQuery, Wakeup};
@@ -707,12 +707,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Ends a session, audited as `session.end`; answers whether there was one to end.
-    async fn end_session(
-        &self,
-        id_digest: &str,
-        how: SessionEnd,
-        actor: &Actor,
-    ) -> Result<bool, StoreError>;
+    async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError>;
 
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);

@@ -740,13 +740,8 @@ impl<S: Store> Store for Metered<S> {
         .await
     }
 
-    async fn end_session(
-        &self,
-        id_digest: &str,
-        how: crate::SessionEnd,
-        actor: &Actor,
-    ) -> Result<bool, StoreError> {
-        self.observe("end_session", self.inner.end_session(id_digest, how, actor))
+    async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError> {
+        self.observe("end_session", self.inner.end_session(id_digest, actor))
             .await
     }
 

@@ -51,13 +51,6 @@ impl Session {
     }
 }
 
-/// How a session ended, for the audit trail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionEnd {
-    /// Its holder signed out.
-    SignedOut,
-}
-
 /// `session.start`: a key signed in to the dashboard. Never the token or the key.
 pub fn session_started(actor: &Actor, session: &NewSession) -> AuditEntry {
     AuditEntry {
@@ -72,17 +65,16 @@ pub fn session_started(actor: &Actor, session: &NewSession) -> AuditEntry {
     }
 }
 
-/// `session.end`: a dashboard session was ended by its holder.
-pub fn session_ended(actor: &Actor, session: &Session, how: SessionEnd) -> AuditEntry {
+/// `session.end`: a dashboard session was ended by its holder signing out. (Expired sessions
+/// are deleted, unaudited, by the next sign-in.)
+pub fn session_ended(actor: &Actor, session: &Session) -> AuditEntry {
     AuditEntry {
         actor: actor.clone(),
         action: "session.end".into(),
         target: session.key_name.clone(),
         workspace: None,
         details: json!({
-            "reason": match how {
-                SessionEnd::SignedOut => "signed_out",
-            },
+            "reason": "signed_out",
             "started_at_ms": session.created_at_ms,
         }),
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use steward_core::audit::Actor;
 
-use crate::sessions::{NewSession, SessionEnd};
+use crate::sessions::NewSession;
 use crate::{AuditQuery, Store};
 
 fn session(id: &str, created_at_ms: i64, idle_ms: i64, max_ms: i64) -> NewSession {
@@ -72,18 +72,8 @@ pub async fn sessions_start_expire_and_end_audited(store: &Arc<dyn Store>) {
     assert!(store.session("a", 1_500).await.unwrap().is_none(), "purged");
     assert!(store.session("b", 7_500).await.unwrap().is_some());
 
-    assert!(
-        store
-            .end_session("b", SessionEnd::SignedOut, &actor)
-            .await
-            .unwrap()
-    );
-    assert!(
-        !store
-            .end_session("b", SessionEnd::SignedOut, &actor)
-            .await
-            .unwrap()
-    );
+    assert!(store.end_session("b", &actor).await.unwrap());
+    assert!(!store.end_session("b", &actor).await.unwrap());
     assert!(store.session("b", 7_500).await.unwrap().is_none(), "ended");
 
     let trail = store

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 use steward_core::audit::Actor;
-use steward_store::{NewSession, SessionEnd};
+use steward_store::NewSession;
 use steward_wire::registry::WhoAmI;
 use tower::ServiceExt;
 
@@ -206,7 +206,6 @@ pub(crate) async fn sign_out(State(ui): State<Ui>, request: Request) -> Response
         ui.store
             .end_session(
                 &signed.session.id_digest,
-                SessionEnd::SignedOut,
                 &actor(&parts, &signed.principal.name),
             )
             .await
