@@ -22,17 +22,11 @@ impl Ui {
         signed: &Signed,
         request: Request<Body>,
     ) -> Result<Response, PageError> {
-        let mut request = request;
-        steward_api::delegate(
-            &signed.extensions,
-            &mut request,
-            Some(&signed.session.key_digest),
-        );
         self.api
             .clone()
-            .oneshot(request)
+            .oneshot(as_session(signed, request))
             .await
-            .map_err(|e| PageError::Internal(format!("the API could not be called: {e}")))
+            .map_err(|never| match never {})
     }
 
     /// Calls the API as `signed`'s key and answers its status and body.
@@ -54,7 +48,22 @@ impl Ui {
         let request = builder
             .body(body)
             .map_err(|e| PageError::Internal(format!("cannot build a request to {path}: {e}")))?;
-        let response = self.forward(signed, request).await?;
+        self.send(as_session(signed, request)).await
+    }
+
+    /// Sends a request, already carrying its credentials, to the API and reads the whole
+    /// answer (up to [`MAX_ANSWER_BYTES`]).
+    pub(crate) async fn send(
+        &self,
+        request: Request<Body>,
+    ) -> Result<(StatusCode, Bytes), PageError> {
+        let path = request.uri().path().to_owned();
+        let response = self
+            .api
+            .clone()
+            .oneshot(request)
+            .await
+            .map_err(|never| match never {})?;
         let status = response.status();
         let body = http_body_util::Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
@@ -101,6 +110,16 @@ impl Ui {
         let (status, body) = self.call(signed, method, path, body).await?;
         answered(status, body)
     }
+}
+
+/// `request` as made by `signed`'s session: its key, its client's address and connection.
+fn as_session(signed: &Signed, mut request: Request<Body>) -> Request<Body> {
+    steward_api::delegate(
+        &signed.extensions,
+        &mut request,
+        Some(&signed.session.key_digest),
+    );
+    request
 }
 
 /// The body of a successful answer, or the API's refusal as a page error.

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use steward_core::audit::Actor;
 use steward_store::NewSession;
 use steward_wire::registry::WhoAmI;
-use tower::ServiceExt;
 
 use crate::session::{
     SESSION_COOKIE, SIGN_IN_COOKIE, cookie, new_token, token_digest, tokens_match,
@@ -121,13 +120,7 @@ async fn sign_in(ui: &Ui, parts: &Parts, form: SignInForm) -> Result<Response, P
         .body(Body::empty())
         .map_err(|e| PageError::Internal(format!("cannot build the key check: {e}")))?;
     steward_api::delegate(&parts.extensions, &mut request, None);
-    let response = ui
-        .api
-        .clone()
-        .oneshot(request)
-        .await
-        .map_err(|never| match never {})?;
-    let status = response.status();
+    let (status, body) = ui.send(request).await?;
     if status == StatusCode::UNAUTHORIZED {
         return show_form(
             ui,
@@ -146,10 +139,6 @@ async fn sign_in(ui: &Ui, parts: &Parts, form: SignInForm) -> Result<Response, P
         };
         return show_form(ui, parts, &next, status, Some(problem.into()));
     }
-    let body = http_body_util::BodyExt::collect(response.into_body())
-        .await
-        .map_err(|e| PageError::Internal(format!("reading the key check failed: {e}")))?
-        .to_bytes();
     let who: WhoAmI = serde_json::from_slice(&body)
         .map_err(|e| PageError::Internal(format!("the key check answered oddly: {e}")))?;
     let token = new_token()?;
