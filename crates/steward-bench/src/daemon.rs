@@ -213,3 +213,36 @@ pub(crate) fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
 pub(crate) fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     crate::cpu_time_of(&pid.to_string())
 }
+
+/// Enqueues `tasks` no-op tasks on `queue`, all due at `run_at_ms`, through the API in batches
+/// of 10,000 (the most one call takes).
+pub(crate) async fn enqueue_noops(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    queue: &str,
+    tasks: usize,
+    run_at_ms: i64,
+) -> anyhow::Result<()> {
+    const BATCH: usize = 10_000;
+    for start in (0..tasks).step_by(BATCH) {
+        let body: Vec<_> = (start..(start + BATCH).min(tasks))
+            .map(|i| {
+                serde_json::json!({ "queue": queue, "kind": "noop", "run_at_ms": run_at_ms, "payload": { "i": i } })
+            })
+            .collect();
+        let response = http
+            .post(format!("{url}/api/v1/tasks"))
+            .bearer_auth(key)
+            .json(&serde_json::json!({ "tasks": body }))
+            .send()
+            .await
+            .context("enqueueing")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "enqueue answered {}",
+            response.status()
+        );
+    }
+    Ok(())
+}

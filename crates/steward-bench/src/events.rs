@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::StreamExt;
-use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::daemon::{memory, report_log, steward_binary};
@@ -186,24 +185,7 @@ async fn work(http: &reqwest::Client, url: &str, key: &str, tasks: usize) -> any
     // Enqueueing 10,000 tasks takes well under a second; leave room.
     let lead = Duration::from_millis(1_500 + (tasks as u64 / 10));
     let due = steward_store::now_ms() + i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
-    for chunk in (0..tasks).collect::<Vec<_>>().chunks(10_000) {
-        let body: Vec<_> = chunk
-            .iter()
-            .map(|i| json!({ "queue": QUEUE, "kind": "noop", "run_at_ms": due, "payload": { "i": i } }))
-            .collect();
-        let response = http
-            .post(format!("{url}/api/v1/tasks"))
-            .bearer_auth(key)
-            .json(&json!({ "tasks": body }))
-            .send()
-            .await
-            .context("enqueueing")?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "enqueue answered {}",
-            response.status()
-        );
-    }
+    crate::daemon::enqueue_noops(http, url, key, QUEUE, tasks, due).await?;
     let now = steward_store::now_ms();
     anyhow::ensure!(
         now < due,

@@ -7,7 +7,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
 
 use crate::daemon::{report_log, steward_binary};
 
@@ -27,8 +26,6 @@ pub struct UiBench {
 
 /// Workspaces the services are spread over.
 const WORKSPACES: usize = 50;
-/// Tasks per enqueue request.
-const BATCH: usize = 10_000;
 
 /// The pages measured, by path.
 const PAGES: [&str; 3] = ["/", "/services", "/tasks"];
@@ -118,29 +115,7 @@ async fn store_tasks(
     tasks: usize,
 ) -> anyhow::Result<()> {
     let due = steward_store::now_ms() + 365 * 86_400_000;
-    let mut left = tasks;
-    let mut n = 0;
-    while left > 0 {
-        let size = left.min(BATCH);
-        let body: Vec<_> = (0..size)
-            .map(|i| json!({ "queue": "bench", "kind": "noop", "run_at_ms": due, "payload": { "i": n + i } }))
-            .collect();
-        let response = http
-            .post(format!("{url}/api/v1/tasks"))
-            .bearer_auth(key)
-            .json(&json!({ "tasks": body }))
-            .send()
-            .await
-            .context("enqueueing")?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "enqueue answered {}",
-            response.status()
-        );
-        left -= size;
-        n += size;
-    }
-    Ok(())
+    crate::daemon::enqueue_noops(http, url, key, "bench", tasks, due).await
 }
 
 /// Signs in through the form and answers the session cookie (`name=value`).
