@@ -311,6 +311,7 @@ fn gather_ready(feed: &mut Feed, chunk: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
+    use steward_store::prelude::*;
 
     use std::net::{IpAddr, Ipv4Addr};
 

@@ -138,6 +138,7 @@ mod tests {
     use steward_core::Role;
     use steward_core::audit::Actor;
     use steward_store::NewKey;
+    use steward_store::prelude::*;
     use steward_store_sqlite::SqliteStore;
 
     fn key(name: &str) -> NewKey {

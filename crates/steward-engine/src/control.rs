@@ -320,6 +320,7 @@ fn restart_required(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use steward_store::prelude::*;
     use steward_store_sqlite::SqliteStore;
 
     const GOOD: &str = "[[workspaces]]\nkey = \"a\"\n[[workspaces]]\nkey = \"b\"\n";

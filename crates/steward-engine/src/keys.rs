@@ -353,6 +353,7 @@ mod tests {
     use super::*;
     use argon2::PasswordHasher;
     use argon2::password_hash::SaltString;
+    use steward_store::prelude::*;
     use steward_store_sqlite::SqliteStore;
 
     async fn store(dir: &std::path::Path) -> Arc<dyn Store> {

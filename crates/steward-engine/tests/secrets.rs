@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
+use steward_store::Database;
 
 use steward_core::audit::Actor;
 use steward_core::task::{TaskOrigin, TaskRun};

@@ -10,12 +10,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::query::Query;
 use sqlx::{Postgres, QueryBuilder, Row};
 use steward_core::alert::mute::Silence;
 use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::audit::Actor;
+use steward_store::AlertStore;
 use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipt, merge_receipts};
 use steward_store::codec::{
     decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
@@ -24,7 +26,128 @@ use steward_store::codec::{
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
 use steward_store::{StoredSilence, audit};
 
-use crate::db_err;
+use crate::audit::append_audit;
+use crate::{PostgresStore, settle};
+use crate::{db_err, listen};
+
+#[async_trait]
+impl AlertStore for PostgresStore {
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = async {
+            let changes = receive(&mut tx, receipts, actor).await?;
+            let changed = steward_store::alerts::changed_fingerprints(receipts, &changes);
+            listen::announce_alerts(&mut tx, &self.heard.origin, &changed).await?;
+            Ok(changes)
+        }
+        .await;
+        settle(result, tx).await
+    }
+
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        resolve_stale(&self.pool, source, received_before_ms, now_ms).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        list(&self.pool, query).await
+    }
+
+    async fn alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        get(&self.pool, fingerprint).await
+    }
+
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: &[Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        by_fingerprint(&self.pool, fingerprints).await
+    }
+
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, Fingerprint)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        received_after(&self.pool, since_ms, after, limit).await
+    }
+
+    async fn firing_alerts_after(
+        &self,
+        after: Option<Fingerprint>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        firing_after(&self.pool, after, limit).await
+    }
+
+    async fn ack_alert(
+        &self,
+        fingerprint: Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = async {
+            let alert = self::ack(&mut tx, fingerprint, ack, actor).await?;
+            listen::announce_alerts(&mut tx, &self.heard.origin, &[fingerprint]).await?;
+            Ok(alert)
+        }
+        .await;
+        settle(result, tx).await
+    }
+
+    async fn create_silence(
+        &self,
+        silence: &Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = async {
+            let created = create_silence(&mut tx, silence, created_at_ms, actor).await?;
+            listen::announce_silences(&mut tx, &self.heard.origin).await?;
+            Ok(created)
+        }
+        .await;
+        settle(result, tx).await
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = async {
+            let expired = expire_silence(&mut tx, id, now_ms, actor).await?;
+            listen::announce_silences(&mut tx, &self.heard.origin).await?;
+            Ok(expired)
+        }
+        .await;
+        settle(result, tx).await
+    }
+
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+        silences(&self.pool, now_ms).await
+    }
+
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        prune(&self.pool, before_ms).await
+    }
+}
 
 /// The columns of an alert, in the order [`alert_from_row`] reads them and [`bind_alerts`]
 /// binds them.
@@ -116,7 +239,7 @@ pub(crate) async fn receive(
         .map_err(db_err)?;
     }
     // Last, so that the audit head's lock is held only until the commit.
-    crate::append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
+    append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
     Ok(changes)
 }
 
@@ -355,7 +478,7 @@ pub(crate) async fn ack(
     .await
     .map_err(db_err)?;
     alert.ack = Some(ack.clone());
-    crate::append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
+    append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
     Ok(alert)
 }
 
@@ -380,7 +503,7 @@ pub(crate) async fn create_silence(
     .await
     .map_err(db_err)?;
     let stored = StoredSilence::stored(silence, id, created_at_ms);
-    crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
+    append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
 }
 
@@ -411,7 +534,7 @@ pub(crate) async fn expire_silence(
             .map_err(db_err)?;
         silence.ends_at_ms = now_ms;
     }
-    crate::append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
+    append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
     Ok(silence)
 }
 

@@ -2,12 +2,44 @@
 //! advisory lock, so ids are handed out in commit order: a reader that has seen id `n` never
 //! later finds a smaller one committed. Each append announces itself on [`CHANNEL`].
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::PgPool;
+use steward_store::EventLogStore;
 use steward_store::StoreError;
 use steward_store::events::{LoggedEvent, NewLoggedEvent};
 
+use crate::PostgresStore;
 use crate::{db_err, listen};
+
+#[async_trait]
+impl EventLogStore for PostgresStore {
+    async fn append_events(
+        &self,
+        events: &[steward_store::events::NewLoggedEvent],
+    ) -> Result<(), StoreError> {
+        append(&self.pool, events).await?;
+        // The announcement reaches this instance too; saying it here as well saves the trip.
+        let _ = self.heard.appended.send(());
+        Ok(())
+    }
+
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<steward_store::events::LoggedEvent>, StoreError> {
+        after(&self.pool, after_id, limit).await
+    }
+
+    async fn event_log_head(&self) -> Result<i64, StoreError> {
+        head(&self.pool).await
+    }
+
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {
+        trim(&self.pool, keep).await
+    }
+}
 
 /// The channel appends are announced on; migration `0014_audit_announce.sql` names it too,
 /// for audit appends.

@@ -7,9 +7,11 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 use steward_core::health::rollup::Rollup;
+use steward_store::HealthStore;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
@@ -20,8 +22,59 @@ use steward_store::health::{
     ProbeRecord, TransitionQuery, merge_rollup_increments, verdict_name,
 };
 
+use crate::audit::append_audit;
 use crate::db_err;
 use crate::tasks::ms;
+use crate::{PostgresStore, settle};
+
+#[async_trait]
+impl HealthStore for PostgresStore {
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = record(&mut tx, batch).await;
+        settle(result, tx).await
+    }
+
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError> {
+        records(&self.pool).await
+    }
+
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        results(&self.pool, check, since_ms, limit).await
+    }
+
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        rollups(&self.pool, check, from_ms, to_ms).await
+    }
+
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError> {
+        transitions(&self.pool, query).await
+    }
+
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError> {
+        prune(&self.pool, results_before_ms, rollups_before_ms).await
+    }
+}
 
 /// The advisory lock key that serialises prober batches across instances ("stewhlt" in ASCII).
 const HEALTH_WRITE_LOCK: i64 = 0x0073_7465_7768_6c74;
@@ -54,7 +107,7 @@ pub(crate) async fn record(conn: &mut PgConnection, batch: &ProbeBatch) -> Resul
     insert_transitions(conn, &batch.transitions).await?;
     // Last, so that the audit head's lock is held only until the commit.
     for entry in &batch.audit {
-        crate::append_audit(conn, entry.clone()).await?;
+        append_audit(conn, entry.clone()).await?;
     }
     Ok(())
 }
@@ -427,10 +480,10 @@ fn transition_from_row(row: &PgRow) -> Result<CheckTransition, StoreError> {
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
+    use steward_store::prelude::*;
 
     use sqlx::Connection;
     use steward_core::health::state::{CheckState, ProbeVerdict};
-    use steward_store::Store;
 
     use super::*;
     use crate::testing::TestDatabase;

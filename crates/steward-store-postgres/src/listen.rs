@@ -174,6 +174,7 @@ fn deliver(notification: &PgNotification, to: &Listeners) {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
+    use steward_store::prelude::*;
 
     use super::*;
 
@@ -212,7 +213,7 @@ mod tests {
         use steward_core::alert::mute::Silence;
         use steward_core::alert::route::Matcher;
         use steward_core::audit::Actor;
-        use steward_store::{Ack, AlertReceipt, Store};
+        use steward_store::{Ack, AlertReceipt};
 
         let Some(db) = crate::testing::TestDatabase::create().await else {
             return;

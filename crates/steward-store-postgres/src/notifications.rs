@@ -8,8 +8,10 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
+use steward_store::NotificationStore;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
@@ -20,8 +22,71 @@ use steward_store::notifications::{
     NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
     attempt_error,
 };
+use steward_store::now_ms;
 
 use crate::db_err;
+use crate::{PostgresStore, settle};
+
+#[async_trait]
+impl NotificationStore for PostgresStore {
+    async fn alert_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        groups(&self.pool).await
+    }
+
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<Queued>, StoreError> {
+        if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = self::write(&mut tx, write, now_ms()).await;
+        settle(result, tx).await
+    }
+
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        excluding: &[i64],
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        due(&self.pool, now_ms, excluding, limit).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
+        next_due(&self.pool).await
+    }
+
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError> {
+        link_alerts(&self.pool, up_to).await
+    }
+
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, Attempt, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let result = record_attempts(&mut tx, attempts).await;
+        settle(result, tx).await
+    }
+
+    async fn notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        list(&self.pool, query).await
+    }
+
+    async fn notification_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        attempts(&self.pool, id).await
+    }
+
+    async fn notification_counts(&self) -> Result<Vec<NotificationCount>, StoreError> {
+        counts(&self.pool).await
+    }
+
+    async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        prune(&self.pool, before_ms).await
+    }
+}
 
 /// Notifications one pruning statement deletes (their alerts and attempts go with them): each
 /// chunk is its own short transaction, so no pass holds locks on (or bloats one transaction
@@ -510,11 +575,11 @@ fn notification_from_row(row: &PgRow) -> Result<StoredNotification, StoreError> 
 #[cfg(all(test, feature = "testing"))]
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
+    use steward_store::prelude::*;
 
     use sqlx::Connection;
     use steward_core::alert::group::{GroupClock, Reason};
     use steward_core::alert::notice::Notice;
-    use steward_store::Store;
 
     use super::*;
     use crate::testing::TestDatabase;

@@ -1,12 +1,46 @@
 //! Dashboard sessions on PostgreSQL: every instance sharing the database honours them.
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 use steward_core::audit::Actor;
+use steward_store::SessionStore;
 use steward_store::StoreError;
 use steward_store::sessions::{NewSession, Session, session_ended, session_started};
 
-use crate::{append_audit, db_err};
+use crate::PostgresStore;
+use crate::{audit::append_audit, db_err};
+
+#[async_trait]
+impl SessionStore for PostgresStore {
+    async fn start_session(
+        &self,
+        session: &steward_store::NewSession,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        start(&self.pool, session, actor).await
+    }
+
+    async fn session(
+        &self,
+        id_digest: &str,
+        now_ms: i64,
+    ) -> Result<Option<steward_store::Session>, StoreError> {
+        get(&self.pool, id_digest, now_ms).await
+    }
+
+    async fn touch_session(
+        &self,
+        id_digest: &str,
+        idle_expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        touch(&self.pool, id_digest, idle_expires_at_ms).await
+    }
+
+    async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError> {
+        end(&self.pool, id_digest, actor).await
+    }
+}
 
 const COLUMNS: &str =
     "id_digest, key_digest, key_name, csrf, created_at_ms, idle_expires_at_ms, expires_at_ms";

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use sqlx::types::Json;
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_store::TaskStore;
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
@@ -19,7 +21,102 @@ use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
 };
 
-use crate::{append_audit, db_err};
+use crate::{PostgresStore, settle};
+use crate::{audit::append_audit, db_err};
+
+#[async_trait]
+impl TaskStore for PostgresStore {
+    async fn enqueue_tasks(
+        &self,
+        new: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        settle(enqueue(&mut tx, new, actor).await, tx).await
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+        self::claim(&self.pool, claim).await
+    }
+
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError> {
+        next_due(&self.pool, queue).await
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        extend(&self.pool, worker, leases, lease_ms).await
+    }
+
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        complete(&self.pool, completions).await
+    }
+
+    async fn reap_expired_leases(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reaped>, StoreError> {
+        reap(&self.pool, now_ms, limit).await
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        get(&mut conn, id, false).await
+    }
+
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        runs(&self.pool, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        list(&self.pool, query).await
+    }
+
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        settle(cancel(&mut tx, id, actor).await, tx).await
+    }
+
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        settle(retry(&mut tx, id, actor).await, tx).await
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
+        counts(&self.pool).await
+    }
+
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        finished_since(&self.pool, queues, since_ms).await
+    }
+
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        purge(&self.pool, queue, finished_before_ms, limit).await
+    }
+}
 
 /// The channel enqueues notify and workers listen on.
 pub(crate) const CHANNEL: &str = "steward_tasks";

@@ -80,7 +80,7 @@ impl TestDatabase {
 
     /// A store on this database with every migration applied.
     pub async fn migrated_store(&self, max_connections: u32) -> crate::PostgresStore {
-        use steward_store::Store as _;
+        use steward_store::Database as _;
         let store = crate::PostgresStore::connect(
             &steward_core::Secret::new(self.url.clone()),
             max_connections,

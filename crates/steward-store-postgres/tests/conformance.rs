@@ -4,10 +4,11 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use steward_store::{Database, KeyStore, TaskStore};
 
 use steward_core::Secret;
+use steward_store::Metered;
 use steward_store::conformance::TestStore;
-use steward_store::{Metered, Store};
 use steward_store_postgres::PostgresStore;
 use steward_store_postgres::testing::TestDatabase;
 
@@ -117,7 +118,7 @@ async fn verify_names_edited_deleted_and_reordered_audit_rows() {
 async fn a_value_holding_a_nul_is_unstorable_not_an_outage() {
     use steward_core::audit::Actor;
     use steward_core::task::{NewTask, TaskOrigin};
-    use steward_store::{Store as _, StoreError};
+    use steward_store::StoreError;
     let Some(db) = TestDatabase::create().await else {
         return;
     };

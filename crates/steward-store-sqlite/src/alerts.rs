@@ -6,11 +6,13 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use steward_core::alert::mute::Silence;
 use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::audit::Actor;
+use steward_store::AlertStore;
 use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipts};
 use steward_store::codec::{
     decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
@@ -19,7 +21,129 @@ use steward_store::codec::{
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
 use steward_store::{StoredSilence, audit};
 
+use crate::SqliteStore;
+use crate::audit::append_audit;
 use crate::db_err;
+
+#[async_trait]
+impl AlertStore for SqliteStore {
+    async fn receive_alerts(
+        &self,
+        receipts: &[AlertReceipt],
+        actor: &Actor,
+    ) -> Result<Vec<AlertChange>, StoreError> {
+        if receipts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.alert_writes
+            .submit((receipts.to_vec(), actor.clone()))
+            .await
+    }
+
+    async fn resolve_stale_alerts(
+        &self,
+        source: &str,
+        received_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<Fingerprint>, StoreError> {
+        resolve_stale(&self.writer, source, received_before_ms, now_ms).await
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError> {
+        list(&self.reader, query).await
+    }
+
+    async fn alert(&self, fingerprint: Fingerprint) -> Result<Option<StoredAlert>, StoreError> {
+        get(&self.reader, fingerprint).await
+    }
+
+    async fn alerts_by_fingerprint(
+        &self,
+        fingerprints: &[Fingerprint],
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        by_fingerprint(&self.reader, fingerprints).await
+    }
+
+    async fn alerts_received_after(
+        &self,
+        since_ms: i64,
+        after: Option<(i64, Fingerprint)>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        received_after(&self.reader, since_ms, after, limit).await
+    }
+
+    async fn firing_alerts_after(
+        &self,
+        after: Option<Fingerprint>,
+        limit: u32,
+    ) -> Result<Vec<StoredAlert>, StoreError> {
+        firing_after(&self.reader, after, limit).await
+    }
+
+    async fn ack_alert(
+        &self,
+        fingerprint: Fingerprint,
+        ack: &Ack,
+        actor: &Actor,
+    ) -> Result<StoredAlert, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let alert = self::ack(&mut tx, fingerprint, ack, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(alert)
+    }
+
+    async fn create_silence(
+        &self,
+        silence: &Silence,
+        created_at_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let stored = create_silence(&mut tx, silence, created_at_ms, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(stored)
+    }
+
+    async fn expire_silence(
+        &self,
+        id: i64,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<StoredSilence, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let silence = expire_silence(&mut tx, id, now_ms, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(silence)
+    }
+
+    async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError> {
+        silences(&self.reader, now_ms).await
+    }
+
+    async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError> {
+        prune(&self.writer, before_ms).await
+    }
+}
+
+/// Writes a batch of key creations, each with its audit event, in one transaction: one multi-row
+/// insert for the keys, one for the events, one fsync for the lot. A taken name (in the store,
+/// or earlier in the same batch) answers its own request with `Conflict`; any other failure
+/// fails the batch, and nothing of it is committed.
+/// Writes a batch of posted alerts in one transaction, each post applied (and audited) in
+/// turn, as it would be alone.
+pub(crate) async fn receive_alerts(
+    pool: SqlitePool,
+    requests: Vec<(Vec<AlertReceipt>, Actor)>,
+) -> Result<Vec<Vec<AlertChange>>, StoreError> {
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let mut answers = Vec::with_capacity(requests.len());
+    for (receipts, actor) in &requests {
+        answers.push(receive(&mut tx, receipts, actor).await?);
+    }
+    tx.commit().await.map_err(db_err)?;
+    Ok(answers)
+}
 
 /// The columns of an alert, in the order [`alert_from_row`] reads them.
 const ALERT_COLUMNS: &str = "fingerprint, labels, annotations, severity, source, state, \
@@ -57,7 +181,7 @@ pub(crate) async fn receive(
     let (changes, touched) = merge_receipts(&mut stored, receipts);
     let written: Vec<&StoredAlert> = touched.iter().filter_map(|f| stored.get(f)).collect();
     upsert(conn, &written).await?;
-    crate::append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
+    append_audit(conn, audit::alerts_received(actor, receipts, &changes)).await?;
     Ok(changes)
 }
 
@@ -280,7 +404,7 @@ pub(crate) async fn ack(
     .await
     .map_err(db_err)?;
     alert.ack = Some(ack.clone());
-    crate::append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
+    append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
     Ok(alert)
 }
 
@@ -305,7 +429,7 @@ pub(crate) async fn create_silence(
     .await
     .map_err(db_err)?;
     let stored = StoredSilence::stored(silence, id, created_at_ms);
-    crate::append_audit(conn, audit::silence_created(actor, &stored)).await?;
+    append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
 }
 
@@ -336,7 +460,7 @@ pub(crate) async fn expire_silence(
             .map_err(db_err)?;
         silence.ends_at_ms = now_ms;
     }
-    crate::append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
+    append_audit(conn, audit::silence_expired(actor, &silence, previous)).await?;
     Ok(silence)
 }
 

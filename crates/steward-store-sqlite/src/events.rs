@@ -1,11 +1,41 @@
 //! The event log on SQLite: appends through the single writer (so ids follow commit order),
 //! reads on the read-only connections.
 
+use async_trait::async_trait;
 use sqlx::{Row, SqlitePool};
+use steward_store::EventLogStore;
 use steward_store::StoreError;
 use steward_store::events::{LoggedEvent, NewLoggedEvent};
 
+use crate::SqliteStore;
 use crate::db_err;
+
+#[async_trait]
+impl EventLogStore for SqliteStore {
+    async fn append_events(
+        &self,
+        events: &[steward_store::events::NewLoggedEvent],
+    ) -> Result<(), StoreError> {
+        // Announced by the writer connection once committed (see `announce_appends`).
+        append(&self.writer, events).await
+    }
+
+    async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<steward_store::events::LoggedEvent>, StoreError> {
+        after(&self.reader, after_id, limit).await
+    }
+
+    async fn event_log_head(&self) -> Result<i64, StoreError> {
+        head(&self.reader).await
+    }
+
+    async fn trim_event_log(&self, keep: u32) -> Result<u64, StoreError> {
+        trim(&self.writer, keep).await
+    }
+}
 
 /// Rows per insert statement (5 parameters each, under SQLite's 32,766).
 const ROWS_PER_INSERT: usize = 1_000;

@@ -6,9 +6,11 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use steward_core::health::rollup::Rollup;
+use steward_store::HealthStore;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
@@ -19,8 +21,59 @@ use steward_store::health::{
     ProbeRecord, TransitionQuery, merge_rollup_increments, verdict_name,
 };
 
+use crate::SqliteStore;
+use crate::audit::append_audit;
 use crate::db_err;
 use crate::tasks::ms;
+
+#[async_trait]
+impl HealthStore for SqliteStore {
+    async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        record(&mut tx, batch).await?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError> {
+        records(&self.reader).await
+    }
+
+    async fn probe_results(
+        &self,
+        check: &str,
+        since_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ProbeRecord>, StoreError> {
+        results(&self.reader, check, since_ms, limit).await
+    }
+
+    async fn check_rollups(
+        &self,
+        check: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Rollup>, StoreError> {
+        rollups(&self.reader, check, from_ms, to_ms).await
+    }
+
+    async fn check_transitions(
+        &self,
+        query: &TransitionQuery,
+    ) -> Result<Vec<CheckTransition>, StoreError> {
+        transitions(&self.reader, query).await
+    }
+
+    async fn prune_health(
+        &self,
+        results_before_ms: i64,
+        rollups_before_ms: i64,
+    ) -> Result<HealthPruned, StoreError> {
+        prune(&self.writer, results_before_ms, rollups_before_ms).await
+    }
+}
 
 /// Rows one pruning statement deletes: each chunk is its own short write transaction, so the
 /// prober's batches get the writer in between instead of waiting for the whole pass.
@@ -48,7 +101,7 @@ pub(crate) async fn record(
     insert_transitions(conn, &batch.transitions).await?;
     // Last, so that the audit head's lock is held only until the commit.
     for entry in &batch.audit {
-        crate::append_audit(conn, entry.clone()).await?;
+        append_audit(conn, entry.clone()).await?;
     }
     Ok(())
 }
@@ -430,7 +483,7 @@ mod tests {
 
     use sqlx::Connection;
     use steward_core::health::state::{CheckState, ProbeVerdict};
-    use steward_store::Store;
+    use steward_store::prelude::*;
 
     use super::*;
     use crate::SqliteStore;

@@ -109,7 +109,7 @@ mod tests {
 
     use std::io::{Seek, SeekFrom, Write};
 
-    use steward_store::Store;
+    use steward_store::prelude::*;
 
     use super::*;
     use crate::SqliteStore;

@@ -6,8 +6,10 @@
 
 use std::collections::HashSet;
 
+use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
+use steward_store::NotificationStore;
 use steward_store::StoreError;
 use steward_store::codec::{
     decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
@@ -18,8 +20,74 @@ use steward_store::notifications::{
     NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
     attempt_error,
 };
+use steward_store::now_ms;
 
+use crate::SqliteStore;
 use crate::db_err;
+
+#[async_trait]
+impl NotificationStore for SqliteStore {
+    async fn alert_groups(&self) -> Result<Vec<GroupRecord>, StoreError> {
+        groups(&self.reader).await
+    }
+
+    async fn write_dispatch(&self, write: &DispatchWrite) -> Result<Vec<Queued>, StoreError> {
+        if write.groups.is_empty() && write.finished.is_empty() && write.notifications.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let queued = self::write(&mut tx, write, now_ms()).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(queued)
+    }
+
+    async fn due_notifications(
+        &self,
+        now_ms: i64,
+        excluding: &[i64],
+        limit: u32,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        due(&self.reader, now_ms, excluding, limit).await
+    }
+
+    async fn next_notification_due(&self) -> Result<Option<i64>, StoreError> {
+        next_due(&self.reader).await
+    }
+
+    async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(db_err)?;
+        link_alerts(&mut conn, up_to).await
+    }
+
+    async fn record_attempts(
+        &self,
+        attempts: &[(i64, Attempt, AttemptOutcome)],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let recorded = record_attempts(&mut tx, attempts).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(recorded)
+    }
+
+    async fn notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredNotification>, StoreError> {
+        list(&self.reader, query).await
+    }
+
+    async fn notification_attempts(&self, id: i64) -> Result<Vec<Attempt>, StoreError> {
+        attempts(&self.reader, id).await
+    }
+
+    async fn notification_counts(&self) -> Result<Vec<NotificationCount>, StoreError> {
+        counts(&self.reader).await
+    }
+
+    async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError> {
+        prune(&self.writer, before_ms).await
+    }
+}
 
 /// Notifications one pruning statement deletes (their alerts and attempts go with them): each
 /// chunk is its own short write transaction, so the dispatcher and the sender get the writer
@@ -461,7 +529,7 @@ mod tests {
     use sqlx::Connection;
     use steward_core::alert::group::{GroupClock, Reason};
     use steward_core::alert::notice::Notice;
-    use steward_store::Store;
+    use steward_store::prelude::*;
 
     use super::*;
     use crate::SqliteStore;

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use serde_json::json;
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use steward_core::audit::Actor;
 use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_store::ScheduleStore;
 use steward_store::schedules::{
     FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, MAX_EXPECT_WITHIN_MS, MAX_RUN_PAGE,
     RunQuery, RunStatus, ScheduleRun, ScheduleState, ScheduleTick, TickPlan, TickResult,
@@ -19,8 +21,120 @@ use steward_store::schedules::{
 use steward_store::tasks::parse_status;
 use steward_store::{Enqueued, StoreError, now_ms};
 
+use crate::SqliteStore;
 use crate::tasks::ms;
-use crate::{append_audit, db_err, tasks};
+use crate::{audit::append_audit, db_err, tasks};
+
+#[async_trait]
+impl ScheduleStore for SqliteStore {
+    async fn register_schedules(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleState>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let states = register_schedules(&mut tx, names, now_ms).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(states)
+    }
+
+    async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError> {
+        schedule_states(&self.reader).await
+    }
+
+    async fn fire_schedules(
+        &self,
+        lease: Option<&Lease>,
+        ticks: &[ScheduleTick],
+        actor: &Actor,
+    ) -> Result<Vec<TickResult>, StoreError> {
+        if ticks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let (results, queues) = fire(&mut tx, lease, ticks, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake(queues.iter().map(String::as_str));
+        Ok(results)
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        workspace: Option<&str>,
+        paused: bool,
+        now_ms: i64,
+        actor: &Actor,
+    ) -> Result<ScheduleState, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let state = set_paused(&mut tx, name, workspace, paused, now_ms, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(state)
+    }
+
+    async fn purge_schedule_runs(
+        &self,
+        taskless_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        purge_runs(&self.writer, taskless_before_ms, limit).await
+    }
+
+    async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError> {
+        runs(&self.reader, query).await
+    }
+
+    async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError> {
+        last_runs(&self.reader).await
+    }
+
+    async fn flag_overdue_runs(
+        &self,
+        schedule: &str,
+        within_ms: u64,
+        now_ms: i64,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let runs = flag_overdue(&mut tx, schedule, within_ms, now_ms).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(runs)
+    }
+
+    async fn register_heartbeats(
+        &self,
+        names: &[String],
+        now_ms: i64,
+    ) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let records = register_heartbeats(&mut tx, names, now_ms).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(records)
+    }
+
+    async fn record_ping(
+        &self,
+        name: &str,
+        status: PingStatus,
+        at_ms: i64,
+    ) -> Result<HeartbeatRecord, StoreError> {
+        record_ping(&self.writer, name, status, at_ms).await
+    }
+
+    async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError> {
+        heartbeat_records(&self.reader).await
+    }
+
+    async fn set_heartbeat_state(
+        &self,
+        change: &HeartbeatTransition,
+        actor: &Actor,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let changed = set_heartbeat_state(&mut tx, change, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(changed)
+    }
+}
 
 /// Takes or renews a lease.
 pub(crate) async fn acquire_lease(
@@ -633,7 +747,7 @@ fn heartbeat_from_row(row: &SqliteRow) -> Result<HeartbeatRecord, StoreError> {
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-    use steward_store::Store;
+    use steward_store::prelude::*;
 
     use crate::SqliteStore;
 

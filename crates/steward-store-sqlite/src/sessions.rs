@@ -1,12 +1,46 @@
 //! Dashboard sessions on SQLite, written through the single writer (callers pass it).
 
+use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use steward_core::audit::Actor;
+use steward_store::SessionStore;
 use steward_store::StoreError;
 use steward_store::sessions::{NewSession, Session, session_ended, session_started};
 
-use crate::{append_audit, db_err};
+use crate::SqliteStore;
+use crate::{audit::append_audit, db_err};
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    async fn start_session(
+        &self,
+        session: &steward_store::NewSession,
+        actor: &Actor,
+    ) -> Result<(), StoreError> {
+        start(&self.writer, session, actor).await
+    }
+
+    async fn session(
+        &self,
+        id_digest: &str,
+        now_ms: i64,
+    ) -> Result<Option<steward_store::Session>, StoreError> {
+        get(&self.reader, id_digest, now_ms).await
+    }
+
+    async fn touch_session(
+        &self,
+        id_digest: &str,
+        idle_expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        touch(&self.writer, id_digest, idle_expires_at_ms).await
+    }
+
+    async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError> {
+        end(&self.writer, id_digest, actor).await
+    }
+}
 
 const COLUMNS: &str =
     "id_digest, key_digest, key_name, csrf, created_at_ms, idle_expires_at_ms, expires_at_ms";

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use serde_json::json;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{Row, SqlitePool};
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_store::TaskStore;
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
@@ -19,7 +21,122 @@ use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
 };
 
-use crate::{append_audit, db_err};
+use crate::SqliteStore;
+use crate::{audit::append_audit, db_err};
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn enqueue_tasks(
+        &self,
+        new: &[NewTask],
+        actor: &Actor,
+    ) -> Result<Vec<Enqueued>, StoreError> {
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let answers = enqueue(&mut tx, new, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake(new.iter().map(|t| t.queue.as_str()));
+        Ok(answers)
+    }
+
+    async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError> {
+        self::claim(&self.writer, claim).await
+    }
+
+    async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError> {
+        next_due(&self.reader, queue).await
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        leases: &[(i64, i64)],
+        lease_ms: u64,
+    ) -> Result<Vec<LeaseState>, StoreError> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
+        }
+        extend(&self.writer, worker, leases, lease_ms).await
+    }
+
+    async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let accepted = complete(&mut tx, completions).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(accepted)
+    }
+
+    async fn reap_expired_leases(
+        &self,
+        now_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Reaped>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let reaped = reap(&mut tx, now_ms, limit).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake(
+            reaped
+                .iter()
+                .filter(|r| r.status == TaskStatus::Queued)
+                .map(|r| r.queue.as_str()),
+        );
+        Ok(reaped)
+    }
+
+    async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
+        let mut conn = self.reader.acquire().await.map_err(db_err)?;
+        get(&mut conn, id).await
+    }
+
+    async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError> {
+        runs(&self.reader, id).await
+    }
+
+    async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError> {
+        list(&self.reader, query).await
+    }
+
+    async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let task = cancel(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(task)
+    }
+
+    async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(db_err)?;
+        let task = retry(&mut tx, id, actor).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake([task.queue.as_str()]);
+        Ok(task)
+    }
+
+    async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError> {
+        counts(&self.reader).await
+    }
+
+    async fn tasks_finished_since(
+        &self,
+        queues: &[String],
+        since_ms: i64,
+    ) -> Result<Vec<TaskCount>, StoreError> {
+        finished_since(&self.reader, queues, since_ms).await
+    }
+
+    async fn purge_tasks(
+        &self,
+        queue: &str,
+        finished_before_ms: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        purge(&self.writer, queue, finished_before_ms, limit).await
+    }
+}
 
 /// The columns of a task, in the order [`task_from_row`] reads them.
 macro_rules! task_columns {
@@ -559,7 +676,8 @@ mod tests {
 
     use steward_core::audit::Actor;
     use steward_core::task::{NewTask, TaskOrigin, TaskStatus};
-    use steward_store::{Claim, Store, now_ms};
+    use steward_store::prelude::*;
+    use steward_store::{Claim, now_ms};
 
     use crate::SqliteStore;
 

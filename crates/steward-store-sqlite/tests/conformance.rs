@@ -3,9 +3,10 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use steward_store::{Database, KeyStore, RegistryStore};
 
+use steward_store::Metered;
 use steward_store::conformance::TestStore;
-use steward_store::{Metered, Store};
 use steward_store_sqlite::SqliteStore;
 
 async fn fresh_store() -> Option<TestStore> {

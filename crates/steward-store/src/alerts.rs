@@ -1,6 +1,10 @@
 //! The shapes of the alert manager's calls every backend implements: alerts as received and
 //! their lifecycle (firing episodes, resolution, acknowledgement), and silences.
 
+use steward_core::audit::Actor;
+
+use crate::StoreError;
+use crate::domain::domain_trait;
 use std::sync::Arc;
 
 use steward_core::alert::route::Matcher;
@@ -309,6 +313,110 @@ pub fn labels_include(labels: &Labels, subset: &Labels) -> bool {
     subset
         .iter()
         .all(|(name, value)| labels.get(name) == Some(value))
+}
+
+domain_trait! {
+    /// Alerts and silences: receipts merged by fingerprint, acknowledgements, silences and pruning.
+    pub trait AlertStore {
+        /// Merges received alerts into the stored ones of the same fingerprint, in one transaction
+        /// with one audit event (`alert.receive`, with counts) for the call; answers what each
+        /// receipt did, in order:
+        /// - a new fingerprint is stored firing ([`AlertChange::Fired`]), or resolved when it
+        ///   arrives with an end already past ([`AlertChange::Resolved`]);
+        /// - a firing alert received with a past end resolves ([`AlertChange::Resolved`]);
+        /// - a resolved alert received firing starts a new episode: episode + 1, its start from the
+        ///   receipt (or the receipt time), any acknowledgement cleared ([`AlertChange::Refired`]);
+        /// - otherwise labels stay, annotations, severity, end, generator URL and receipt time are
+        ///   refreshed ([`AlertChange::Unchanged`]);
+        /// - but an alert a built-in rule raised (source `rule:NAME`) is changed only by rules: a
+        ///   receipt from another source leaves it as it is ([`AlertChange::Refused`]). A rule's
+        ///   receipt takes over an alert posted from outside.
+        ///
+        /// Several receipts of one fingerprint in a call apply in order.
+        async fn receive_alerts(
+            &self,
+            receipts: &[AlertReceipt],
+            actor: &Actor,
+        ) -> Result<Vec<AlertChange>, StoreError>;
+
+        /// Resolves, at `now_ms`, the firing alerts from `source` that have no end and were last
+        /// received before `received_before_ms` (senders that stopped re-sending them); answers
+        /// their fingerprints.
+        async fn resolve_stale_alerts(
+            &self,
+            source: &str,
+            received_before_ms: i64,
+            now_ms: i64,
+        ) -> Result<Vec<steward_core::alert::Fingerprint>, StoreError>;
+
+        /// Alerts, most recently received first.
+        async fn alerts(&self, query: &AlertQuery) -> Result<Vec<StoredAlert>, StoreError>;
+
+        /// One alert.
+        async fn alert(
+            &self,
+            fingerprint: steward_core::alert::Fingerprint,
+        ) -> Result<Option<StoredAlert>, StoreError>;
+
+        /// The stored alerts among `fingerprints` (at most [`alerts::MAX_ALERT_PAGE`] of them), in
+        /// no particular order; those not stored are left out.
+        async fn alerts_by_fingerprint(
+            &self,
+            fingerprints: &[steward_core::alert::Fingerprint],
+        ) -> Result<Vec<StoredAlert>, StoreError>;
+
+        /// Up to `limit` (at most [`alerts::MAX_ALERT_PAGE`]) alerts last received at or after
+        /// `since_ms`, by receipt time then fingerprint, after the `after` pair: what other
+        /// instances received, page by page.
+        async fn alerts_received_after(
+            &self,
+            since_ms: i64,
+            after: Option<(i64, steward_core::alert::Fingerprint)>,
+            limit: u32,
+        ) -> Result<Vec<StoredAlert>, StoreError>;
+
+        /// Up to `limit` (at most [`alerts::MAX_ALERT_PAGE`]) firing alerts whose fingerprints
+        /// come after `after`, by fingerprint: reads every firing alert, page by page.
+        async fn firing_alerts_after(
+            &self,
+            after: Option<steward_core::alert::Fingerprint>,
+            limit: u32,
+        ) -> Result<Vec<StoredAlert>, StoreError>;
+
+        /// Acknowledges a firing alert's current episode, audited (`alert.ack`);
+        /// [`StoreError::NotFound`] when there is no such alert, [`StoreError::State`] when it is
+        /// resolved.
+        async fn ack_alert(
+            &self,
+            fingerprint: steward_core::alert::Fingerprint,
+            ack: &Ack,
+            actor: &Actor,
+        ) -> Result<StoredAlert, StoreError>;
+
+        /// Stores a silence (already validated), audited (`silence.create`).
+        async fn create_silence(
+            &self,
+            silence: &steward_core::alert::mute::Silence,
+            created_at_ms: i64,
+            actor: &Actor,
+        ) -> Result<StoredSilence, StoreError>;
+
+        /// Ends a silence at `now_ms` (if it ends later), audited (`silence.expire`);
+        /// [`StoreError::NotFound`] when there is none with that id.
+        async fn expire_silence(
+            &self,
+            id: i64,
+            now_ms: i64,
+            actor: &Actor,
+        ) -> Result<StoredSilence, StoreError>;
+
+        /// The silences that have not ended at `now_ms` (in force or to come), by id.
+        async fn silences(&self, now_ms: i64) -> Result<Vec<StoredSilence>, StoreError>;
+
+        /// Deletes alerts resolved before `before_ms` and silences that ended before it; answers
+        /// how many of each.
+        async fn prune_alerts(&self, before_ms: i64) -> Result<(u64, u64), StoreError>;
+    }
 }
 
 #[cfg(test)]

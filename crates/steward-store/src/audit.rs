@@ -1,5 +1,9 @@
 //! The audit entries each store mutation records, built once for every backend.
 
+use steward_core::audit::AuditEvent;
+
+use crate::StoreError;
+use crate::domain::domain_trait;
 use serde_json::json;
 use steward_core::RegistryDiff;
 use steward_core::audit::{Actor, AuditEntry};
@@ -321,4 +325,44 @@ pub async fn verify_audit_to_head(store: &dyn crate::Store) -> Result<Verified, 
         events: verified,
         head,
     })
+}
+
+/// Which audit events to read: those after `after_seq`, oldest first, filtered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// Only events with a greater sequence number (keyset pagination).
+    pub after_seq: i64,
+    /// At most this many (the store caps it at 10,000).
+    pub limit: u32,
+    /// Only this actor name.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only this workspace.
+    pub workspace: Option<String>,
+    /// Only this kind of actor (keys, the CLI, Steward's own components).
+    pub actor_kind: Option<steward_core::audit::ActorKind>,
+}
+
+/// The most events one audit query returns.
+pub const MAX_AUDIT_PAGE: u32 = 10_000;
+
+domain_trait! {
+    /// The audit chain's reads and the merge of other nodes' events (appends happen inside each audited change).
+    pub trait AuditStore {
+        /// Audit events matching `query`, oldest first.
+        async fn audit_events(&self, query: &AuditQuery) -> Result<Vec<AuditEvent>, StoreError>;
+
+        /// Merges events recorded on another node into this chain, in one transaction: each new
+        /// `(node, seq)` is appended once (keeping its origin), ones already merged are skipped.
+        /// Returns how many were added.
+        async fn merge_remote_audit(
+            &self,
+            node: &str,
+            events: &[AuditEvent],
+        ) -> Result<usize, StoreError>;
+
+        /// The recorded head of the audit chain: the last event's `(seq, hash)`, `None` when empty.
+        async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;
+    }
 }

@@ -1,6 +1,8 @@
 //! The shapes of the prober's calls every backend implements: raw probe results, per-minute
 //! roll-ups, each check's current state and its transitions, and their pruning.
 
+use crate::StoreError;
+use crate::domain::domain_trait;
 use steward_core::audit::AuditEntry;
 use steward_core::health::rollup::Rollup;
 use steward_core::health::state::{CheckState, ProbeVerdict};
@@ -184,6 +186,51 @@ pub fn merge_rollup_increments(rollups: &[(String, Rollup)]) -> Vec<(String, Rol
         .into_iter()
         .map(|((check, _), rollup)| (check.to_owned(), rollup))
         .collect()
+}
+
+domain_trait! {
+    /// The prober's persistence: raw results, roll-ups, check states and transitions.
+    pub trait HealthStore {
+        /// Writes a prober batch in one transaction: raw results appended, roll-up increments
+        /// added to the stored roll-ups (see [`ProbeBatch::rollups`]), states replaced, transitions
+        /// appended in order.
+        async fn record_probes(&self, batch: &ProbeBatch) -> Result<(), StoreError>;
+
+        /// Every check's persisted state, by check name.
+        async fn check_records(&self) -> Result<Vec<CheckRecord>, StoreError>;
+
+        /// `check`'s raw results that started at or after `since_ms`, newest first, at most `limit`
+        /// (capped at [`health::MAX_HEALTH_PAGE`]).
+        async fn probe_results(
+            &self,
+            check: &str,
+            since_ms: i64,
+            limit: u32,
+        ) -> Result<Vec<ProbeRecord>, StoreError>;
+
+        /// `check`'s per-minute roll-ups for the minutes starting in `[from_ms, to_ms)`, oldest
+        /// first.
+        async fn check_rollups(
+            &self,
+            check: &str,
+            from_ms: i64,
+            to_ms: i64,
+        ) -> Result<Vec<Rollup>, StoreError>;
+
+        /// Recorded transitions, newest first.
+        async fn check_transitions(
+            &self,
+            query: &TransitionQuery,
+        ) -> Result<Vec<CheckTransition>, StoreError>;
+
+        /// Deletes raw results started before `results_before_ms`, and roll-ups and transitions
+        /// before `rollups_before_ms`.
+        async fn prune_health(
+            &self,
+            results_before_ms: i64,
+            rollups_before_ms: i64,
+        ) -> Result<HealthPruned, StoreError>;
+    }
 }
 
 #[cfg(test)]

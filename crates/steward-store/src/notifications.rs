@@ -2,6 +2,8 @@
 //! keeps (their clocks, so a restart resumes their timing), notifications written before they
 //! are sent, and each attempt to send one.
 
+use crate::StoreError;
+use crate::domain::domain_trait;
 use steward_core::alert::Fingerprint;
 use steward_core::alert::group::GroupClock;
 use steward_core::alert::notice::Notice;
@@ -250,6 +252,98 @@ pub fn attempt_error(error: &str) -> &str {
         None => error,
     }
 }
+
+domain_trait! {
+    /// The dispatcher's groups and the notifications it queues, with their delivery attempts.
+    pub trait NotificationStore {
+        /// The groups the dispatcher keeps, by key.
+        async fn alert_groups(&self) -> Result<Vec<GroupRecord>, StoreError>;
+
+        /// Applies one dispatcher pass in one transaction: upserts `groups` (by key), deletes the
+        /// `finished` ones, and queues `notifications` as pending with their first attempt due at
+        /// their creation; answers the new notifications' ids, ascending, in order, each with
+        /// whether it heads its group (no older notification of the group is pending). Which
+        /// alerts they carry is recorded later, by [`Store::link_notifications`].
+        async fn write_dispatch(
+            &self,
+            write: &DispatchWrite,
+        ) -> Result<Vec<Queued>, StoreError>;
+
+        /// Up to `limit` notifications to attempt at `now_ms`, by id: pending ones whose attempt is
+        /// due and that are the oldest pending notification of their group (so each group's
+        /// notifications go out in order: a later one waits until the earlier is delivered or
+        /// fails). Those in `excluding` (the ones the caller is attempting already) are left out.
+        async fn due_notifications(
+            &self,
+            now_ms: i64,
+            excluding: &[i64],
+            limit: u32,
+        ) -> Result<Vec<StoredNotification>, StoreError>;
+
+        /// The earliest next attempt among the pending notifications heading their groups, so the
+        /// sender can sleep until then.
+        async fn next_notification_due(&self) -> Result<Option<i64>, StoreError>;
+
+        /// Records which alerts the notifications written since the last call carry (those above
+        /// the highest notification linked so far, up to id `up_to`), read from their notices, so
+        /// that [`NotificationQuery::fingerprint`](NotificationQuery) finds them;
+        /// answers how many links it wrote. Kept out of [`Store::write_dispatch`] so a pass's
+        /// notifications go out without waiting for thousands of links; whatever a crash left
+        /// unlinked is linked by the next call. The caller names in `up_to` an id below which no
+        /// write is under way: passes written at once may commit out of id order, and a
+        /// notification committed below one linked already would never be linked.
+        async fn link_notifications(&self, up_to: i64) -> Result<u64, StoreError>;
+
+        /// Records attempts on pending notifications and what follows from each, in one
+        /// transaction (the sender's completions arrive in bursts); answers, per attempt, whether it
+        /// was recorded: false (nothing written for it) when its notification is not pending.
+        async fn record_attempts(
+            &self,
+            attempts: &[(i64, Attempt, AttemptOutcome)],
+        ) -> Result<Vec<bool>, StoreError>;
+
+        /// Notifications matching `query`, newest first.
+        async fn notifications(
+            &self,
+            query: &NotificationQuery,
+        ) -> Result<Vec<StoredNotification>, StoreError>;
+
+        /// A notification's attempts, oldest first.
+        async fn notification_attempts(
+            &self,
+            id: i64,
+        ) -> Result<Vec<Attempt>, StoreError>;
+
+        /// Notifications per receiver and state.
+        async fn notification_counts(
+            &self,
+        ) -> Result<Vec<NotificationCount>, StoreError>;
+
+        /// Deletes delivered and failed notifications (with their attempts) that finished before
+        /// `before_ms`; answers how many.
+        async fn prune_notifications(&self, before_ms: i64) -> Result<u64, StoreError>;
+    }
+}
+
+/// One attempt at a time, for callers that have a single one (the sender batches; tests and
+/// tools often do not).
+#[async_trait::async_trait]
+pub trait RecordAttempt: NotificationStore {
+    /// Records one attempt, as [`NotificationStore::record_attempts`] does.
+    async fn record_attempt(
+        &self,
+        id: i64,
+        attempt: &Attempt,
+        outcome: AttemptOutcome,
+    ) -> Result<bool, StoreError> {
+        let recorded = self
+            .record_attempts(&[(id, attempt.clone(), outcome)])
+            .await?;
+        Ok(recorded.first().copied().unwrap_or(false))
+    }
+}
+
+impl<S: NotificationStore + ?Sized> RecordAttempt for S {}
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,11 @@
 //! pause and resume, run history, heartbeats — and the rules a fire batch follows, decided
 //! here once so both backends apply them the same way.
 
+use steward_core::audit::Actor;
+
+use crate::StoreError;
+use crate::domain::domain_trait;
+pub use crate::leases::Lease;
 use std::collections::{HashMap, HashSet};
 
 use steward_core::schedule::{HeartbeatState, MissedSlots, OverlapPolicy, PingStatus};
@@ -11,20 +16,6 @@ use steward_core::task::{NewTask, TaskStatus};
 pub const SCHEDULER_ROLE: &str = "scheduler";
 /// The most runs one history call returns.
 pub const MAX_RUN_PAGE: u32 = 1_000;
-
-/// A leadership lease: while it is unexpired, only `holder` acts in `role`. `fence` goes up by
-/// one each time the lease changes hands, so a former holder's writes can be told apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// What the lease is for (e.g. [`SCHEDULER_ROLE`]).
-    pub role: String,
-    /// The instance holding it.
-    pub holder: String,
-    /// The fencing token.
-    pub fence: i64,
-    /// When it lapses unless renewed (the database's clock where it has one).
-    pub expires_at_ms: i64,
-}
 
 /// Why a schedule fired.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,4 +497,96 @@ pub fn lease_lost(lease: &Lease) -> crate::StoreError {
 /// The error for an unknown heartbeat or schedule state.
 pub fn not_found(what: &str, name: &str) -> crate::StoreError {
     crate::StoreError::NotFound(format!("{what} `{name}`"))
+}
+
+domain_trait! {
+    /// The scheduler's persistence: schedule cursors, fires and runs, and heartbeat records.
+    pub trait ScheduleStore {
+        /// The states of `names`, creating the missing ones with their cursor at `now_ms` (so a
+        /// new schedule starts from its next slot instead of catching up on its past).
+        async fn register_schedules(
+            &self,
+            names: &[String],
+            now_ms: i64,
+        ) -> Result<Vec<ScheduleState>, StoreError>;
+
+        /// Every schedule state recorded.
+        async fn schedule_states(&self) -> Result<Vec<ScheduleState>, StoreError>;
+
+        /// Applies a batch of ticks in one transaction, as [`schedules::plan_ticks`] decides:
+        /// enqueues their tasks (one `task.enqueue` audit event by `actor`), cancels what
+        /// `overlap = "replace"` displaces, records runs and moves cursors. With `lease`, the whole
+        /// batch is refused ([`StoreError::State`]) unless that lease is still current, so a
+        /// deposed leader cannot fire; without it (a manual trigger), the fires are audited as
+        /// `schedule.trigger`.
+        async fn fire_schedules(
+            &self,
+            lease: Option<&Lease>,
+            ticks: &[ScheduleTick],
+            actor: &Actor,
+        ) -> Result<Vec<TickResult>, StoreError>;
+
+        /// Pauses or resumes a schedule, audited. Pausing cancels its queued tasks not yet due
+        /// (fires written ahead of their slot); resuming moves the cursor to `now_ms`: slots that
+        /// passed while paused are not caught up.
+        async fn set_schedule_paused(
+            &self,
+            name: &str,
+            workspace: Option<&str>,
+            paused: bool,
+            now_ms: i64,
+            actor: &Actor,
+        ) -> Result<ScheduleState, StoreError>;
+
+        /// Deletes up to `limit` schedule runs whose task retention has deleted, and runs without a
+        /// task (skips, missed slots) recorded before `taskless_before_ms`; returns how many.
+        async fn purge_schedule_runs(
+            &self,
+            taskless_before_ms: i64,
+            limit: u32,
+        ) -> Result<u64, StoreError>;
+
+        /// Recorded runs matching `query`, newest first, with their tasks' progress.
+        async fn schedule_runs(&self, query: &RunQuery) -> Result<Vec<ScheduleRun>, StoreError>;
+
+        /// The latest recorded run of each schedule.
+        async fn last_schedule_runs(&self) -> Result<Vec<ScheduleRun>, StoreError>;
+
+        /// Dead-man's switch: settles (once) `schedule`'s fired runs whose slot is more than
+        /// `within_ms` before `now_ms`, and returns those whose task did not succeed within
+        /// `within_ms` of its slot, flagged overdue.
+        async fn flag_overdue_runs(
+            &self,
+            schedule: &str,
+            within_ms: u64,
+            now_ms: i64,
+        ) -> Result<Vec<ScheduleRun>, StoreError>;
+
+        /// The records of `names`, creating missing ones as `new`, watched from `now_ms`.
+        async fn register_heartbeats(
+            &self,
+            names: &[String],
+            now_ms: i64,
+        ) -> Result<Vec<HeartbeatRecord>, StoreError>;
+
+        /// Records a ping (creating the record if needed) and returns the record.
+        async fn record_ping(
+            &self,
+            name: &str,
+            status: PingStatus,
+            at_ms: i64,
+        ) -> Result<HeartbeatRecord, StoreError>;
+
+        /// Every heartbeat record.
+        async fn heartbeat_records(&self) -> Result<Vec<HeartbeatRecord>, StoreError>;
+
+        /// Applies `change`, audited; false (nothing written) when the heartbeat's state or latest
+        /// ping is no longer what the change was decided from, so concurrent evaluators record each
+        /// transition once and a ping that lands meanwhile is never overruled.
+        async fn set_heartbeat_state(
+            &self,
+            change: &HeartbeatTransition,
+            actor: &Actor,
+        ) -> Result<bool, StoreError>;
+    }
 }

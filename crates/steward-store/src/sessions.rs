@@ -1,6 +1,8 @@
 //! Dashboard sessions: a signed-in browser's claim to act as one API key. The store keeps the
 //! session token's digest, never the token, and the key's digest, never the key.
 
+use crate::StoreError;
+use crate::domain::domain_trait;
 use serde_json::json;
 use steward_core::audit::{Actor, AuditEntry};
 
@@ -77,5 +79,28 @@ pub fn session_ended(actor: &Actor, session: &Session) -> AuditEntry {
             "reason": "signed_out",
             "started_at_ms": session.created_at_ms,
         }),
+    }
+}
+
+domain_trait! {
+    /// Dashboard sessions.
+    pub trait SessionStore {
+        /// Starts a dashboard session, audited as `session.start`, and deletes every session
+        /// that has expired by its start.
+        async fn start_session(&self, session: &NewSession, actor: &Actor) -> Result<(), StoreError>;
+
+        /// The session whose token has this digest, if it is live at `now_ms`.
+        async fn session(&self, id_digest: &str, now_ms: i64) -> Result<Option<Session>, StoreError>;
+
+        /// Moves a live session's idle expiry to `idle_expires_at_ms` (never past its absolute
+        /// expiry, never earlier than it was).
+        async fn touch_session(
+            &self,
+            id_digest: &str,
+            idle_expires_at_ms: i64,
+        ) -> Result<(), StoreError>;
+
+        /// Ends a session, audited as `session.end`; answers whether there was one to end.
+        async fn end_session(&self, id_digest: &str, actor: &Actor) -> Result<bool, StoreError>;
     }
 }

@@ -1,5 +1,10 @@
 //! The shapes of the task-queue calls every backend implements.
 
+use steward_core::audit::Actor;
+use steward_core::task::{Completion, TaskRun};
+
+use crate::StoreError;
+use crate::domain::domain_trait;
 use std::sync::Arc;
 
 use steward_core::task::{NewTask, Task, TaskStatus};
@@ -359,6 +364,88 @@ pub fn distinct_queues<'q>(queues: impl IntoIterator<Item = &'q str>) -> Vec<&'q
 /// The error kept on a task whose lease ran out.
 pub fn lease_expired_error(worker: &str) -> String {
     format!("lease expired: worker `{worker}` stopped sending heartbeats")
+}
+
+domain_trait! {
+    /// The task queue's persistence: enqueueing, leasing, completing, reaping and reading tasks.
+    pub trait TaskStore {
+        /// Stores `tasks` in one transaction, audited as one `task.enqueue` by `actor`. A task whose
+        /// idempotency key exists already (in the store or earlier in the call) is not stored
+        /// again: its answer names the existing task. Answers are in the order of `tasks`. The
+        /// caller validates the tasks first.
+        async fn enqueue_tasks(
+            &self,
+            tasks: &[NewTask],
+            actor: &Actor,
+        ) -> Result<Vec<Enqueued>, StoreError>;
+
+        /// Leases up to `claim.limit` due tasks of `claim.queue` to `claim.worker`, highest priority
+        /// first, then oldest run-at: each becomes `running`, its attempt and fence go up by one.
+        /// Concurrent claims (from any process) never take the same task.
+        async fn claim_tasks(&self, claim: &Claim) -> Result<Vec<Task>, StoreError>;
+
+        /// The earliest run-at among `queue`'s tasks waiting to run (queued, or failed and waiting
+        /// for their retry), so an idle worker can sleep until exactly then.
+        async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError>;
+
+        /// Extends `worker`'s leases on `(task id, fence)` pairs to now + `lease_ms` and reports,
+        /// for each, whether it is still held and whether cancellation was asked for.
+        async fn extend_leases(
+            &self,
+            worker: &str,
+            leases: &[(i64, i64)],
+            lease_ms: u64,
+        ) -> Result<Vec<LeaseState>, StoreError>;
+
+        /// Records finished attempts in one transaction: each completion whose fence is still the
+        /// task's current one moves the task to its verdict's status and adds a run row; a stale
+        /// one changes nothing. Answers (accepted or not) are in the order of `completions`.
+        async fn complete_tasks(&self, completions: &[Completion]) -> Result<Vec<bool>, StoreError>;
+
+        /// Takes back up to `limit` leases that expired before `now_ms`, recording each as a
+        /// `lease_expired` run: the task is queued again, dead when out of attempts, or cancelled
+        /// when cancellation had been asked for.
+        async fn reap_expired_leases(&self, now_ms: i64, limit: u32)
+        -> Result<Vec<Reaped>, StoreError>;
+
+        /// One task.
+        async fn task(&self, id: i64) -> Result<Option<Task>, StoreError>;
+
+        /// A task's finished attempts, oldest first.
+        async fn task_runs(&self, id: i64) -> Result<Vec<TaskRun>, StoreError>;
+
+        /// Tasks matching `query`, by id.
+        async fn list_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>, StoreError>;
+
+        /// Cancels a task, audited as `task.cancel`: a queued or failed one is cancelled at once;
+        /// for a running one cancellation is requested (its worker stops it). A finished task is
+        /// [`StoreError::State`].
+        async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError>;
+
+        /// Queues a dead or cancelled task again with fresh attempts, audited as `task.retry`.
+        async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError>;
+
+        /// Tasks per queue and status.
+        async fn task_counts(&self) -> Result<Vec<TaskCount>, StoreError>;
+
+        /// Tasks of each of `queues` that finished (succeeded, dead or cancelled) at or after
+        /// `since_ms`, per queue and status: the queues' recent throughput. Reads only the recent
+        /// rows of each queue, however many are stored.
+        async fn tasks_finished_since(
+            &self,
+            queues: &[String],
+            since_ms: i64,
+        ) -> Result<Vec<TaskCount>, StoreError>;
+
+        /// Deletes up to `limit` tasks of `queue` (with their runs) that finished before
+        /// `finished_before_ms`; returns how many.
+        async fn purge_tasks(
+            &self,
+            queue: &str,
+            finished_before_ms: i64,
+            limit: u32,
+        ) -> Result<u64, StoreError>;
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
 
 use std::sync::Arc;
+use steward_store::Database;
 
 use steward_api::{ApiOptions, AppState, MetricsRenderer, RateLimits};
 use steward_core::Role;

@@ -576,6 +576,7 @@ mod tests {
     use steward_core::alert::notice::Notice;
     use steward_core::alert::webhook::NotifiedAlert;
     use steward_store::notifications::{DispatchWrite, NewNotification, NotificationQuery};
+    use steward_store::prelude::*;
     use steward_store_sqlite::SqliteStore;
 
     /// A pass writing one notification about alert `fp`.

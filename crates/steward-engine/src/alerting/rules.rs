@@ -524,6 +524,7 @@ fn ago(ms: i64) -> String {
 mod tests {
     use super::*;
     use steward_core::task::{NewTask, TaskOrigin};
+    use steward_store::prelude::*;
     use steward_store_sqlite::SqliteStore;
 
     fn config(rules: &str) -> Config {

@@ -2,6 +2,7 @@
 //! each group's notifications going out in order, attempts and what they lead to, listings,
 //! counts and pruning.
 
+use crate::RecordAttempt;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+use steward_store::Database;
 use steward_store::events::NewLoggedEvent;
 use steward_store_sqlite::SqliteStore;
 

@@ -1,6 +1,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use std::path::Path;
+use steward_store::Database;
 
 use serde_json::Value;
 use steward_core::task::TaskStatus;
