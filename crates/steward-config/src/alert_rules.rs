@@ -10,7 +10,7 @@ use steward_core::alert::{Severity, is_label_name};
 use steward_core::health::state::CheckState;
 use steward_core::registry::Labels;
 
-use crate::schema::literal;
+use crate::readers::literal;
 use crate::walk::{Cx, Fields, suggestion};
 
 /// The keys every rule may have.

@@ -14,8 +14,8 @@ use steward_core::alert::spec::{
 };
 use steward_core::queue::QueueSpec;
 
+use crate::readers::{first_declaration, literal, name_field, read_headers};
 use crate::schedules::{kind_ref, queue_ref, read_payload};
-use crate::schema::{first_declaration, literal, name_field, read_headers};
 use crate::walk::{Cx, Element, Fields, Span, Spanned, suggestion, url_problem};
 
 const ALERTING_KEYS: &[&str] = &[

@@ -13,7 +13,7 @@ use steward_core::health::spec::{
 use steward_core::health::state::Thresholds;
 use steward_core::registry::Labels;
 
-use crate::schema::{
+use crate::readers::{
     literal, name_field, read_command, read_env, read_headers, read_workdir, warn_unless_runnable,
 };
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};

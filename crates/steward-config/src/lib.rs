@@ -16,6 +16,7 @@ pub mod import;
 mod interpolate;
 mod load;
 mod program;
+mod readers;
 mod schedules;
 mod schema;
 mod secrets;
