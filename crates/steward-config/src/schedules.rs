@@ -14,7 +14,7 @@ use steward_core::task::{MAX_ATTEMPTS, MAX_PRIORITY};
 use toml_edit::{Item, TableLike, Value};
 
 use crate::readers::{first_declaration, literal, name_field, unreserved};
-use crate::schema::{Workspaces, workspace_ref};
+use crate::registry::{Workspaces, workspace_ref};
 use crate::walk::{Cx, Fields, Span, Spanned, shown_ms, suggestion};
 
 const SCHEDULE_KEYS: &[&str] = &[
