@@ -10,7 +10,7 @@ use steward_core::alert::{Severity, is_label_name};
 use steward_core::health::state::CheckState;
 use steward_core::registry::Labels;
 
-use crate::readers::literal;
+use crate::readers::{TypedKeys, literal};
 use crate::walk::{Cx, Fields, suggestion};
 
 /// The keys every rule may have.
@@ -49,17 +49,10 @@ pub(crate) struct Declared<'a> {
 }
 
 /// Every key a rule may have, for the unknown-key check (each `when`'s own are checked after).
-fn all_keys() -> Vec<&'static str> {
-    let mut keys: Vec<&'static str> = COMMON_KEYS.to_vec();
-    for (_, own) in OWN_KEYS {
-        for key in *own {
-            if !keys.contains(key) {
-                keys.push(key);
-            }
-        }
-    }
-    keys
-}
+const KEYS: TypedKeys<&str> = TypedKeys {
+    common: COMMON_KEYS,
+    types: OWN_KEYS,
+};
 
 /// Reads `[[alerting.rules]]`.
 pub(crate) fn read_rules(
@@ -67,7 +60,7 @@ pub(crate) fn read_rules(
     alerting: &Fields<'_>,
     declared: &Declared<'_>,
 ) -> Vec<RuleSpec> {
-    let keys = all_keys();
+    let keys = KEYS.all();
     let mut rules = Vec::new();
     let mut names = BTreeSet::new();
     for (i, (table, span)) in alerting.tables(cx, "rules").into_iter().enumerate() {

@@ -2,6 +2,7 @@
 //! to them (with optional remediation tasks), inhibition rules, and alerting's settings.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
 
 use steward_core::Secret;
 use steward_core::alert::is_label_name;
@@ -14,7 +15,7 @@ use steward_core::alert::spec::{
 };
 use steward_core::queue::QueueSpec;
 
-use crate::readers::{first_declaration, literal, name_field, read_headers};
+use crate::readers::{TypedKeys, first_declaration, literal, name_field, read_headers};
 use crate::schedules::{kind_ref, queue_ref, read_payload};
 use crate::walk::{Cx, Element, Fields, Span, Spanned, suggestion, url_problem};
 
@@ -43,27 +44,16 @@ const EMAIL_KEYS: &[&str] = &[
     "password",
     "starttls",
 ];
-/// Every key a receiver may have: the common ones, then each type's own.
-const RECEIVER_KEYS: &[&str] = &[
-    "name",
-    "type",
-    "send_resolved",
-    "template",
-    "url",
-    "headers",
-    "max_alerts",
-    "webhook_url",
-    "channel",
-    "bot_token",
-    "chat_id",
-    "api_url",
-    "to",
-    "from",
-    "smarthost",
-    "username",
-    "password",
-    "starttls",
-];
+/// Every key a receiver may have, and which types take which.
+const RECEIVER_KEYS: TypedKeys<ReceiverType> = TypedKeys {
+    common: COMMON_KEYS,
+    types: &[
+        (ReceiverType::Webhook, WEBHOOK_KEYS),
+        (ReceiverType::Slack, SLACK_KEYS),
+        (ReceiverType::Telegram, TELEGRAM_KEYS),
+        (ReceiverType::Email, EMAIL_KEYS),
+    ],
+};
 const ROUTE_KEYS: &[&str] = &[
     "receiver",
     "matchers",
@@ -112,31 +102,22 @@ enum ReceiverType {
 }
 
 impl ReceiverType {
-    const ALL: [ReceiverType; 4] = [Self::Webhook, Self::Slack, Self::Telegram, Self::Email];
     const CHOICES: [(&'static str, ReceiverType); 4] = [
         ("webhook", Self::Webhook),
         ("slack", Self::Slack),
         ("telegram", Self::Telegram),
         ("email", Self::Email),
     ];
+}
 
-    fn name(self) -> &'static str {
-        match self {
-            Self::Webhook => "webhook",
-            Self::Slack => "slack",
-            Self::Telegram => "telegram",
-            Self::Email => "email",
-        }
-    }
-
-    /// The keys of this type besides the common ones.
-    fn own_keys(self) -> &'static [&'static str] {
-        match self {
-            Self::Webhook => WEBHOOK_KEYS,
-            Self::Slack => SLACK_KEYS,
-            Self::Telegram => TELEGRAM_KEYS,
-            Self::Email => EMAIL_KEYS,
-        }
+impl fmt::Display for ReceiverType {
+    /// The name `type` gives it, as [`Self::CHOICES`] spells it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Self::CHOICES
+            .iter()
+            .find(|(_, kind)| kind == self)
+            .map_or("", |(name, _)| name);
+        f.write_str(name)
     }
 }
 
@@ -344,9 +325,10 @@ fn read_receivers(
 ) -> (Vec<ReceiverSpec>, BTreeMap<String, Span>) {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut receivers = Vec::new();
+    let keys = RECEIVER_KEYS.all();
     for (i, (table, span)) in alerting.tables(cx, "receivers").into_iter().enumerate() {
         let path = format!("{}[{i}]", alerting.field("receivers"));
-        let t = Fields::open(cx, table, path, span, RECEIVER_KEYS);
+        let t = Fields::open(cx, table, path, span, &keys);
         let name = name_field(cx, &t, "name");
         let kind = if t.item("type").is_none() {
             cx.error(
@@ -404,29 +386,9 @@ fn read_receivers(
 
 /// Reports each key written that belongs to another type than `kind`.
 fn foreign_keys(cx: &mut Cx<'_>, t: &Fields<'_>, kind: ReceiverType) {
-    let own = kind.own_keys();
-    for key in RECEIVER_KEYS
-        .iter()
-        .filter(|key| !COMMON_KEYS.contains(key) && !own.contains(key))
-    {
-        let Some(span) = t.key_span(key) else {
-            continue;
-        };
-        let owners: Vec<String> = ReceiverType::ALL
-            .into_iter()
-            .filter(|k| k.own_keys().contains(key))
-            .map(|k| format!("\"{}\"", k.name()))
-            .collect();
-        cx.error(
-            &span,
-            format!(
-                "`{}`: only goes with type = {} (this receiver's type is \"{}\")",
-                t.field(key),
-                owners.join(" or "),
-                kind.name()
-            ),
-        );
-    }
+    RECEIVER_KEYS.report_foreign(cx, t, kind, |owners| {
+        format!("only goes with type = {owners} (this receiver's type is \"{kind}\")")
+    });
 }
 
 fn read_kind(cx: &mut Cx<'_>, t: &Fields<'_>, kind: ReceiverType) -> Option<ReceiverKind> {

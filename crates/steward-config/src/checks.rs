@@ -14,7 +14,8 @@ use steward_core::health::state::Thresholds;
 use steward_core::registry::Labels;
 
 use crate::readers::{
-    literal, name_field, read_command, read_env, read_headers, read_workdir, warn_unless_runnable,
+    TypedKeys, literal, name_field, read_command, read_env, read_headers, read_workdir,
+    warn_unless_runnable,
 };
 use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
 
@@ -52,33 +53,17 @@ const TLS_KEYS: &[&str] = &["address", "server_name", "verify_tls"];
 const CERT_FILE_KEYS: &[&str] = &["paths"];
 const COMMAND_KEYS: &[&str] = &["command", "args", "env", "workdir"];
 /// Every key a check may have: the common ones, then each type's own.
-const CHECK_KEYS: &[&str] = &[
-    "service",
-    "name",
-    "type",
-    "interval",
-    "timeout",
-    "failures_before_down",
-    "successes_before_up",
-    "labels",
-    "conditions",
-    "enabled",
-    "url",
-    "path",
-    "method",
-    "headers",
-    "body",
-    "expect_status",
-    "verify_tls",
-    "redirects",
-    "address",
-    "server_name",
-    "paths",
-    "command",
-    "args",
-    "env",
-    "workdir",
-];
+/// Every key a check may have, and which types take which.
+const KEYS: TypedKeys<ProbeKind> = TypedKeys {
+    common: COMMON_KEYS,
+    types: &[
+        (ProbeKind::Http, HTTP_KEYS),
+        (ProbeKind::Tcp, TCP_KEYS),
+        (ProbeKind::Tls, TLS_KEYS),
+        (ProbeKind::CertFile, CERT_FILE_KEYS),
+        (ProbeKind::Command, COMMAND_KEYS),
+    ],
+};
 const HTTP_METHODS: [(&str, &str); 7] = [
     ("GET", "GET"),
     ("HEAD", "HEAD"),
@@ -181,11 +166,12 @@ pub(crate) fn read_checks(
     check_service_urls: bool,
 ) -> Vec<CheckSpec> {
     let kinds = ProbeKind::ALL.map(|k| (k.as_str(), k));
+    let keys = KEYS.all();
     let mut seen: HashMap<String, (Span, Named)> = HashMap::new();
     let mut checked_services: HashSet<String> = HashSet::new();
     let mut checks = Vec::new();
     for (i, (table, span)) in root.tables(cx, "checks").into_iter().enumerate() {
-        let t = Fields::open(cx, table, format!("checks[{i}]"), span, CHECK_KEYS);
+        let t = Fields::open(cx, table, format!("checks[{i}]"), span, &keys);
         let service = t
             .required_string(cx, "service")
             .and_then(|v| literal(cx, &t, "service", v))
@@ -427,46 +413,16 @@ fn read_conditions(cx: &mut Cx<'_>, t: &Fields<'_>) -> Vec<Condition> {
     conditions
 }
 
-/// The keys `kind` has (besides the common ones).
-fn own_keys(kind: ProbeKind) -> &'static [&'static str] {
-    match kind {
-        ProbeKind::Http => HTTP_KEYS,
-        ProbeKind::Tcp => TCP_KEYS,
-        ProbeKind::Tls => TLS_KEYS,
-        ProbeKind::CertFile => CERT_FILE_KEYS,
-        ProbeKind::Command => COMMAND_KEYS,
-    }
-}
-
 /// Reports each key written that belongs to other types than `kind`.
 fn foreign_keys(cx: &mut Cx<'_>, t: &Fields<'_>, kind: ProbeKind) {
-    let own = own_keys(kind);
-    for key in CHECK_KEYS
-        .iter()
-        .filter(|key| !COMMON_KEYS.contains(key) && !own.contains(key))
-    {
-        let Some(span) = t.key_span(key) else {
-            continue;
-        };
-        let owners: Vec<String> = ProbeKind::ALL
-            .into_iter()
-            .filter(|k| own_keys(*k).contains(key))
-            .map(|k| format!("\"{k}\""))
-            .collect();
-        let default = if t.item("type").is_none() {
-            ", the default"
-        } else {
-            ""
-        };
-        cx.error(
-            &span,
-            format!(
-                "`{}`: only goes with type = {} (this check's type is \"{kind}\"{default})",
-                t.field(key),
-                owners.join(" or ")
-            ),
-        );
-    }
+    let default = if t.item("type").is_none() {
+        ", the default"
+    } else {
+        ""
+    };
+    KEYS.report_foreign(cx, t, kind, |owners| {
+        format!("only goes with type = {owners} (this check's type is \"{kind}\"{default})")
+    });
 }
 
 fn read_probe(

@@ -2,6 +2,7 @@
 //! "http"`) or a program run without a shell (`type = "shell"`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
 
 use steward_core::Service;
 use steward_core::queue::{
@@ -9,8 +10,8 @@ use steward_core::queue::{
 };
 
 use crate::readers::{
-    first_declaration, literal, name_field, read_command, read_env, read_headers, read_workdir,
-    warn_unless_runnable,
+    TypedKeys, first_declaration, literal, name_field, read_command, read_env, read_headers,
+    read_workdir, warn_unless_runnable,
 };
 use crate::walk::{Cx, Fields, Span, Spanned, suggestion, url_problem};
 
@@ -27,24 +28,14 @@ const HTTP_KEYS: &[&str] = &[
 ];
 /// The keys of a `shell` executor besides `name` and `type`.
 const SHELL_KEYS: &[&str] = &["command", "args", "params", "env", "workdir"];
-/// Every key an executor may have, whatever its type.
-const EXECUTOR_KEYS: &[&str] = &[
-    "name",
-    "type",
-    "method",
-    "url",
-    "service",
-    "path",
-    "headers",
-    "success_status",
-    "outcome_field",
-    "max_response_bytes",
-    "command",
-    "args",
-    "params",
-    "env",
-    "workdir",
-];
+/// Every key an executor may have, and which type takes which.
+const EXECUTOR_KEYS: TypedKeys<ExecutorType> = TypedKeys {
+    common: &["name", "type"],
+    types: &[
+        (ExecutorType::Http, HTTP_KEYS),
+        (ExecutorType::Shell, SHELL_KEYS),
+    ],
+};
 const HTTP_METHODS: [(&str, &str); 5] = [
     ("GET", "GET"),
     ("POST", "POST"),
@@ -65,20 +56,16 @@ enum ExecutorType {
 impl ExecutorType {
     const CHOICES: [(&'static str, ExecutorType); 2] =
         [("http", ExecutorType::Http), ("shell", ExecutorType::Shell)];
+}
 
-    fn name(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::Shell => "shell",
-        }
-    }
-
-    /// The keys only the other type has.
-    fn foreign_keys(self) -> (&'static [&'static str], ExecutorType) {
-        match self {
-            Self::Http => (SHELL_KEYS, Self::Shell),
-            Self::Shell => (HTTP_KEYS, Self::Http),
-        }
+impl fmt::Display for ExecutorType {
+    /// The name `type` gives it, as [`Self::CHOICES`] spells it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Self::CHOICES
+            .iter()
+            .find(|(_, kind)| kind == self)
+            .map_or("", |(name, _)| name);
+        f.write_str(name)
     }
 }
 
@@ -92,8 +79,9 @@ pub(crate) fn read_executors(
 ) -> (Vec<ExecutorSpec>, BTreeSet<String>) {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut executors = Vec::new();
+    let keys = EXECUTOR_KEYS.all();
     for (i, (table, span)) in root.tables(cx, "executors").into_iter().enumerate() {
-        let t = Fields::open(cx, table, format!("executors[{i}]"), span, EXECUTOR_KEYS);
+        let t = Fields::open(cx, table, format!("executors[{i}]"), span, &keys);
         let name = name_field(cx, &t, "name").filter(|name| {
             let builtin = BUILTIN_KINDS.contains(&name.value.as_str()) || name.value == PRUNE_KIND;
             if builtin {
@@ -122,20 +110,9 @@ pub(crate) fn read_executors(
                 .map(|k| k.value)
         };
         let spec = kind.and_then(|kind| {
-            let (foreign, owner) = kind.foreign_keys();
-            for key in foreign {
-                if let Some(span) = t.key_span(key) {
-                    cx.error(
-                        &span,
-                        format!(
-                            "`{}`: not a key of `{}` executors (it belongs to `type = \"{}\"`)",
-                            t.field(key),
-                            kind.name(),
-                            owner.name()
-                        ),
-                    );
-                }
-            }
+            EXECUTOR_KEYS.report_foreign(cx, &t, kind, |owners| {
+                format!("not a key of `{kind}` executors (it belongs to `type = {owners}`)")
+            });
             let executor_name = name.as_ref().map_or("", |n| n.value.as_str());
             match kind {
                 ExecutorType::Http => {

@@ -1,10 +1,12 @@
-//! Readers several sections share: names and references, duplicate declarations, and the
-//! fields an HTTP request or a program takes (`headers`, `command`, `env`, `workdir`).
+//! Readers several sections share: names and references, duplicate declarations, the keys of
+//! tables whose `type` picks which they take, and the fields an HTTP request or a program
+//! takes (`headers`, `command`, `env`, `workdir`).
 //!
 //! They sit on [`Fields`] like a section's own readers do; keeping them out of the schema's
 //! root lets every section use them without depending on the document that uses the section.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Display;
 use std::path::PathBuf;
 
 use steward_core::Secret;
@@ -274,5 +276,69 @@ pub(crate) fn warn_unless_runnable(
             &command.span,
             format!("`{}`: {problem}", t.field("command")),
         );
+    }
+}
+
+/// The keys of a table whose `type` (a rule's `when`) picks which of them it takes: those
+/// every type takes, and each type's own. One list says both what is known and what goes
+/// with what, so the two cannot drift apart.
+pub(crate) struct TypedKeys<T: 'static> {
+    /// The keys every type takes.
+    pub common: &'static [&'static str],
+    /// Each type with the keys it takes besides the common ones; a key may belong to several.
+    pub types: &'static [(T, &'static [&'static str])],
+}
+
+impl<T: Copy + PartialEq + Display> TypedKeys<T> {
+    /// Every key some type takes, once each: the common ones, then each type's own in order
+    /// (the order unknown-key messages list them in).
+    pub fn all(&self) -> Vec<&'static str> {
+        let mut keys = self.common.to_vec();
+        for key in self.types.iter().flat_map(|(_, own)| own.iter()) {
+            if !keys.contains(key) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// The keys `kind` takes besides the common ones.
+    pub fn own(&self, kind: T) -> &'static [&'static str] {
+        self.types
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&[], |(_, own)| own)
+    }
+
+    /// Reports each key written in `t` that `kind` does not take but other types do, at the
+    /// key. `problem` words the report from those types, quoted and joined (`"http" or
+    /// "tls"`); each section keeps its own wording.
+    pub fn report_foreign(
+        &self,
+        cx: &mut Cx<'_>,
+        t: &Fields<'_>,
+        kind: T,
+        problem: impl Fn(&str) -> String,
+    ) {
+        let own = self.own(kind);
+        let foreign = self
+            .all()
+            .into_iter()
+            .filter(|key| !self.common.contains(key) && !own.contains(key));
+        for key in foreign {
+            let Some(span) = t.key_span(key) else {
+                continue;
+            };
+            let owners: Vec<String> = self
+                .types
+                .iter()
+                .filter(|(_, keys)| keys.contains(&key))
+                .map(|(k, _)| format!("\"{k}\""))
+                .collect();
+            cx.error(
+                &span,
+                format!("`{}`: {}", t.field(key), problem(&owners.join(" or "))),
+            );
+        }
     }
 }
