@@ -11,7 +11,7 @@ use steward_core::health::state::CheckState;
 use steward_core::registry::Labels;
 
 use crate::readers::{TypedKeys, literal};
-use crate::walk::{Cx, Fields, suggestion};
+use crate::walk::{Cx, Fields, did_you_mean};
 
 /// The keys every rule may have.
 const COMMON_KEYS: &[&str] = &["name", "when", "severity", "labels", "annotations"];
@@ -151,9 +151,7 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         .required_string(cx, "when")
         .and_then(|v| literal(cx, t, "when", v))?;
     let Some((when_name, own)) = OWN_KEYS.iter().find(|(w, _)| *w == when.value) else {
-        let hint = suggestion(&when.value, &WHENS)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
+        let hint = did_you_mean(&when.value, &WHENS).unwrap_or_default();
         cx.error(
             &when.span,
             format!(
@@ -353,9 +351,7 @@ fn subjects(
     let mut ok = true;
     for name in &names {
         if !known.contains(&name.value.as_str()) {
-            let hint = suggestion(&name.value, known)
-                .map(|s| format!("; did you mean `{s}`?"))
-                .unwrap_or_default();
+            let hint = did_you_mean(&name.value, known).unwrap_or_default();
             cx.error(
                 &name.span,
                 format!("`{}`: unknown {what} `{}`{hint}", t.field(key), name.value),

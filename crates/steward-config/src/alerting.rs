@@ -17,7 +17,7 @@ use steward_core::queue::QueueSpec;
 
 use crate::readers::{TypedKeys, first_declaration, literal, name_field, read_headers};
 use crate::schedules::{kind_ref, queue_ref, read_payload};
-use crate::walk::{Cx, Element, Fields, Span, Spanned, suggestion, url_problem};
+use crate::walk::{Cx, Element, Fields, Span, Spanned, did_you_mean, url_problem};
 
 const ALERTING_KEYS: &[&str] = &[
     "resolve_timeout",
@@ -701,8 +701,7 @@ impl RouteReader<'_> {
         let hint = if self.receivers.is_empty() {
             "; no `[[alerting.receivers]]` are declared".to_owned()
         } else {
-            suggestion(&name.value, &self.receivers)
-                .map(|s| format!("; did you mean `{s}`?"))
+            did_you_mean(&name.value, &self.receivers)
                 .unwrap_or_else(|| format!("; declared receivers: {}", self.receivers.join(", ")))
         };
         cx.error(

@@ -17,7 +17,7 @@ use crate::readers::{
     TypedKeys, literal, name_field, read_command, read_env, read_headers, read_workdir,
     warn_unless_runnable,
 };
-use crate::walk::{Cx, Fields, Span, Spanned, is_name, shown_ms, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, is_name, shown_ms, url_problem};
 
 const HEALTH_KEYS: &[&str] = &[
     "keep_results",
@@ -257,8 +257,7 @@ fn service_ref<'s>(
     let hint = if known.is_empty() {
         "; no `[[services]]` are declared".to_owned()
     } else {
-        suggestion(&name.value, &known)
-            .map(|s| format!("; did you mean `{s}`?"))
+        did_you_mean(&name.value, &known)
             .unwrap_or_else(|| format!("; declared services: {}", known.join(", ")))
     };
     cx.error(

@@ -13,7 +13,7 @@ use crate::readers::{
     TypedKeys, first_declaration, literal, name_field, read_command, read_env, read_headers,
     read_workdir, warn_unless_runnable,
 };
-use crate::walk::{Cx, Fields, Span, Spanned, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, suggestion, url_problem};
 
 /// The keys of an `http` executor besides `name` and `type`.
 const HTTP_KEYS: &[&str] = &[
@@ -284,9 +284,7 @@ fn service_ref(
     let field = t.field("service");
     let Some(service) = services.iter().find(|s| s.name == raw.value) else {
         let known: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-        let hint = suggestion(&raw.value, &known)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
+        let hint = did_you_mean(&raw.value, &known).unwrap_or_default();
         cx.error(
             &raw.span,
             format!("`{field}`: unknown service `{}`{hint}", raw.value),

@@ -7,7 +7,7 @@ use steward_core::queue::{BUILTIN_KINDS, QueueSpec, SYSTEM_QUEUE};
 use steward_core::task::{MAX_ATTEMPTS, RetryPolicy};
 
 use crate::readers::{first_declaration, name_field, unreserved};
-use crate::walk::{Cx, Fields, Span, shown_ms, suggestion};
+use crate::walk::{Cx, Fields, Span, did_you_mean, shown_ms};
 
 const QUEUE_KEYS: &[&str] = &[
     "name",
@@ -121,8 +121,7 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> (Vec<String>, 
     for (j, kind) in written.into_iter().enumerate() {
         let path = format!("{}[{j}]", t.field("kinds"));
         if !known.contains(&kind.value.as_str()) {
-            let hint = suggestion(&kind.value, known)
-                .map(|s| format!("; did you mean `{s}`?"))
+            let hint = did_you_mean(&kind.value, known)
                 .unwrap_or_else(|| format!("; known kinds: {}", known.join(", ")));
             cx.error(
                 &kind.span,

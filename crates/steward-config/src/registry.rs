@@ -7,7 +7,7 @@ use steward_core::{Dependency, DependencyId, Repo, Service, Workspace, Workspace
 
 use crate::checks::ServiceSite;
 use crate::readers::{first_declaration, literal, name_field};
-use crate::walk::{Cx, Fields, Span, Spanned, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, url_problem};
 
 const WORKSPACE_KEYS: &[&str] = &["key", "description", "owner", "status", "labels", "repo"];
 const REPO_KEYS: &[&str] = &["name", "path", "remote"];
@@ -74,9 +74,7 @@ pub(crate) fn workspace_ref(
         return Some(value.value);
     }
     let known: Vec<&str> = workspaces.keys().map(String::as_str).collect();
-    let hint = suggestion(&value.value, &known)
-        .map(|s| format!("; did you mean `{s}`?"))
-        .unwrap_or_default();
+    let hint = did_you_mean(&value.value, &known).unwrap_or_default();
     cx.error(
         &value.span,
         format!(

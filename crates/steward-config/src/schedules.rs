@@ -15,7 +15,7 @@ use toml_edit::{Item, TableLike, Value};
 
 use crate::readers::{first_declaration, literal, name_field, unreserved};
 use crate::registry::{Workspaces, workspace_ref};
-use crate::walk::{Cx, Fields, Span, Spanned, shown_ms, suggestion};
+use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, shown_ms};
 
 const SCHEDULE_KEYS: &[&str] = &[
     "name",
@@ -344,8 +344,7 @@ pub(crate) fn queue_ref<'q>(
     let hint = if known.is_empty() {
         "; no `[[queues]]` are declared".to_owned()
     } else {
-        suggestion(&name.value, &known)
-            .map(|s| format!("; did you mean `{s}`?"))
+        did_you_mean(&name.value, &known)
             .unwrap_or_else(|| format!("; declared queues: {}", known.join(", ")))
     };
     cx.error(
@@ -373,9 +372,7 @@ pub(crate) fn kind_ref(
     // When some of the queue's kinds were refused, which ones it meant to list is not known.
     if !partial_kinds.contains(&queue.name) {
         let known: Vec<&str> = queue.kinds.iter().map(String::as_str).collect();
-        let hint = suggestion(&kind.value, &known)
-            .map(|s| format!("; did you mean `{s}`?"))
-            .unwrap_or_default();
+        let hint = did_you_mean(&kind.value, &known).unwrap_or_default();
         cx.error(
             &kind.span,
             format!(

@@ -874,6 +874,12 @@ pub(crate) fn url_problem(raw: &str, shown: &str) -> Option<String> {
     }
 }
 
+/// The tail of an "unknown …" message naming the known name closest to `input`
+/// ("; did you mean `x`?"), if any is close.
+pub(crate) fn did_you_mean(input: &str, known: &[&str]) -> Option<String> {
+    suggestion(input, known).map(|s| format!("; did you mean `{s}`?"))
+}
+
 /// The known name closest to a misspelt one, if any is close.
 pub(crate) fn suggestion<'k>(input: &str, known: &[&'k str]) -> Option<&'k str> {
     known
