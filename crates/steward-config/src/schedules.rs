@@ -240,6 +240,7 @@ fn read_timing(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
     }
 }
 
+/// A `cron` expression, or `None` after reporting why it does not parse.
 pub(crate) fn read_cron(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Timing> {
     let raw = t.literal_string(cx, "cron")?;
     match CronExpr::parse(&raw.value) {

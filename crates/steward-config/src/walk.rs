@@ -22,7 +22,9 @@ const MAX_DURATION_MS: u64 = 3650 * DAY_MS;
 /// A value and where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Spanned<T> {
+    /// The value as read (after `${VAR}` interpolation).
     pub value: T,
+    /// Where the value is written, for diagnostics.
     pub span: Span,
     /// For strings that used `${VAR}`: the text as written, before interpolation.
     pub template: Option<String>,
@@ -54,6 +56,7 @@ pub(crate) struct Cx<'s> {
 }
 
 impl<'s> Cx<'s> {
+    /// A walk over `source` that resolves `${VAR}` with `env`.
     pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
         Self {
             source,
@@ -68,10 +71,12 @@ impl<'s> Cx<'s> {
         std::mem::take(&mut self.resolved)
     }
 
+    /// Records an error at `span`: the config is refused.
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Error, span, message.into());
     }
 
+    /// Records a warning at `span`: the config is still accepted.
     pub fn warning(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Warning, span, message.into());
     }
@@ -98,6 +103,7 @@ impl<'s> Cx<'s> {
         });
     }
 
+    /// Every problem recorded, in file order.
     pub fn finish(self) -> Diagnostics {
         let mut diagnostics = Diagnostics(self.diagnostics);
         diagnostics.sort();
@@ -176,6 +182,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The item written under `key`, if any.
     pub fn item(&self, key: &str) -> Option<&'a Item> {
         self.table.get(key).filter(|item| !item.is_none())
     }
