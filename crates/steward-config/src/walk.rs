@@ -592,6 +592,28 @@ impl<'a> Fields<'a> {
         Some(self.table.key(key).and_then(|k| k.span()))
     }
 
+    /// The table of strings under `key` (inline or a section), opened to read its entries by
+    /// name: `None` when absent, or after reporting that it is not a table.
+    fn strings_under(&self, cx: &mut Cx<'_>, key: &str) -> Option<Fields<'a>> {
+        let item = self.item(key)?;
+        let path = self.field(key);
+        let Some(table) = item.as_table_like() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{path}`: expected a table of strings, found {}",
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        Some(Fields {
+            table,
+            path,
+            span: item.span(),
+        })
+    }
+
     /// A table of strings (`headers = { Accept = "text/plain" }` or a `[….headers]` section),
     /// as (name, value) pairs in file order. With `interpolate`, values may use `${VAR}`;
     /// names are never interpolated.
@@ -602,25 +624,10 @@ impl<'a> Fields<'a> {
         interpolate: bool,
     ) -> Vec<(Spanned<String>, Spanned<String>)> {
         let mut entries = Vec::new();
-        let Some(item) = self.item(key) else {
+        let Some(inner) = self.strings_under(cx, key) else {
             return entries;
         };
-        let path = self.field(key);
-        let Some(table) = item.as_table_like() else {
-            cx.error(
-                &item.span(),
-                format!(
-                    "`{path}`: expected a table of strings, found {}",
-                    item.type_name()
-                ),
-            );
-            return entries;
-        };
-        let inner = Fields {
-            table,
-            path,
-            span: item.span(),
-        };
+        let table = inner.table;
         for (name, value) in table.iter() {
             if value.is_none() {
                 continue;
@@ -751,25 +758,10 @@ impl<'a> Fields<'a> {
     /// A table of string labels: `labels = { team = "ops" }` or a `[….labels]` section.
     pub fn labels(&self, cx: &mut Cx<'_>, key: &str) -> Labels {
         let mut labels = Labels::new();
-        let Some(item) = self.item(key) else {
+        let Some(inner) = self.strings_under(cx, key) else {
             return labels;
         };
-        let path = self.field(key);
-        let Some(table) = item.as_table_like() else {
-            cx.error(
-                &item.span(),
-                format!(
-                    "`{path}`: expected a table of strings, found {}",
-                    item.type_name()
-                ),
-            );
-            return labels;
-        };
-        let inner = Fields {
-            table,
-            path: path.clone(),
-            span: item.span(),
-        };
+        let (table, path) = (inner.table, &inner.path);
         for (name, _) in table.iter() {
             let name_span = table.key(name).and_then(|k| k.span());
             if !is_label_name(name) {
