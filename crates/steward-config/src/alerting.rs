@@ -17,7 +17,7 @@ use steward_core::queue::QueueSpec;
 
 use crate::readers::{TypedKeys, first_declaration, literal, name_field, read_headers};
 use crate::schedules::{kind_ref, queue_ref, read_payload};
-use crate::walk::{Cx, Element, Fields, Span, Spanned, did_you_mean, url_problem};
+use crate::walk::{Cx, Element, Fields, Span, Spanned, choice_name, did_you_mean, url_problem};
 
 const ALERTING_KEYS: &[&str] = &[
     "resolve_timeout",
@@ -113,11 +113,7 @@ impl ReceiverType {
 impl fmt::Display for ReceiverType {
     /// The name `type` gives it, as [`Self::CHOICES`] spells it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Self::CHOICES
-            .iter()
-            .find(|(_, kind)| kind == self)
-            .map_or("", |(name, _)| name);
-        f.write_str(name)
+        f.write_str(choice_name(&Self::CHOICES, self))
     }
 }
 

@@ -13,7 +13,7 @@ use crate::readers::{
     TypedKeys, first_declaration, literal, name_field, read_command, read_env, read_headers,
     read_workdir, warn_unless_runnable,
 };
-use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, suggestion, url_problem};
+use crate::walk::{Cx, Fields, Span, Spanned, choice_name, did_you_mean, suggestion, url_problem};
 
 /// The keys of an `http` executor besides `name` and `type`.
 const HTTP_KEYS: &[&str] = &[
@@ -61,11 +61,7 @@ impl ExecutorType {
 impl fmt::Display for ExecutorType {
     /// The name `type` gives it, as [`Self::CHOICES`] spells it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = Self::CHOICES
-            .iter()
-            .find(|(_, kind)| kind == self)
-            .map_or("", |(name, _)| name);
-        f.write_str(name)
+        f.write_str(choice_name(&Self::CHOICES, self))
     }
 }
 

@@ -873,6 +873,15 @@ pub(crate) fn url_problem(raw: &str, shown: &str) -> Option<String> {
     }
 }
 
+/// The name `choices` gives `value` as the file writes it, the inverse of [`Fields::choice`]
+/// (empty for a value the list lacks).
+pub(crate) fn choice_name<T: PartialEq>(choices: &[(&'static str, T)], value: &T) -> &'static str {
+    choices
+        .iter()
+        .find(|(_, choice)| choice == value)
+        .map_or("", |(name, _)| name)
+}
+
 /// The tail of an "unknown …" message naming the known name closest to `input`
 /// ("; did you mean `x`?"), if any is close.
 pub(crate) fn did_you_mean(input: &str, known: &[&str]) -> Option<String> {
