@@ -60,6 +60,7 @@ impl Diagnostics {
         self.errors().next().is_some()
     }
 
+    /// Puts the problems in file order; an error comes before a warning at the same place.
     pub(crate) fn sort(&mut self) {
         self.0.sort_by_key(|d| (d.line, d.column, d.severity));
     }

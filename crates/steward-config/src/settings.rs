@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use steward_core::Secret;
 
+use crate::file_settings::{FileSettings, LogFormat};
 use crate::load::Env;
-use crate::schema::{FileSettings, LogFormat};
 
 /// The address served when nothing else is configured.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8710";

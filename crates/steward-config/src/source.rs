@@ -2,12 +2,15 @@
 
 /// One file's text, named as it should appear in diagnostics.
 pub(crate) struct Source {
+    /// The name diagnostics give the file (its path, or what the caller chose).
     pub name: String,
+    /// The whole text, as read.
     pub text: String,
     line_starts: Vec<usize>,
 }
 
 impl Source {
+    /// Indexes where each line of `text` starts, so positions are found without rescanning.
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
         let text = text.into();
         let line_starts = std::iter::once(0)

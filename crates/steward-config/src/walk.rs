@@ -22,7 +22,9 @@ const MAX_DURATION_MS: u64 = 3650 * DAY_MS;
 /// A value and where it came from.
 #[derive(Debug, Clone)]
 pub(crate) struct Spanned<T> {
+    /// The value as read (after `${VAR}` interpolation).
     pub value: T,
+    /// Where the value is written, for diagnostics.
     pub span: Span,
     /// For strings that used `${VAR}`: the text as written, before interpolation.
     pub template: Option<String>,
@@ -54,6 +56,7 @@ pub(crate) struct Cx<'s> {
 }
 
 impl<'s> Cx<'s> {
+    /// A walk over `source` that resolves `${VAR}` with `env`.
     pub fn new(source: &'s Source, env: &'s dyn Fn(&str) -> Option<String>) -> Self {
         Self {
             source,
@@ -68,10 +71,12 @@ impl<'s> Cx<'s> {
         std::mem::take(&mut self.resolved)
     }
 
+    /// Records an error at `span`: the config is refused.
     pub fn error(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Error, span, message.into());
     }
 
+    /// Records a warning at `span`: the config is still accepted.
     pub fn warning(&mut self, span: &Span, message: impl Into<String>) {
         self.push(Severity::Warning, span, message.into());
     }
@@ -98,6 +103,7 @@ impl<'s> Cx<'s> {
         });
     }
 
+    /// Every problem recorded, in file order.
     pub fn finish(self) -> Diagnostics {
         let mut diagnostics = Diagnostics(self.diagnostics);
         diagnostics.sort();
@@ -176,6 +182,7 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// The item written under `key`, if any.
     pub fn item(&self, key: &str) -> Option<&'a Item> {
         self.table.get(key).filter(|item| !item.is_none())
     }
@@ -585,6 +592,28 @@ impl<'a> Fields<'a> {
         Some(self.table.key(key).and_then(|k| k.span()))
     }
 
+    /// The table of strings under `key` (inline or a section), opened to read its entries by
+    /// name: `None` when absent, or after reporting that it is not a table.
+    fn strings_under(&self, cx: &mut Cx<'_>, key: &str) -> Option<Fields<'a>> {
+        let item = self.item(key)?;
+        let path = self.field(key);
+        let Some(table) = item.as_table_like() else {
+            cx.error(
+                &item.span(),
+                format!(
+                    "`{path}`: expected a table of strings, found {}",
+                    item.type_name()
+                ),
+            );
+            return None;
+        };
+        Some(Fields {
+            table,
+            path,
+            span: item.span(),
+        })
+    }
+
     /// A table of strings (`headers = { Accept = "text/plain" }` or a `[….headers]` section),
     /// as (name, value) pairs in file order. With `interpolate`, values may use `${VAR}`;
     /// names are never interpolated.
@@ -595,25 +624,10 @@ impl<'a> Fields<'a> {
         interpolate: bool,
     ) -> Vec<(Spanned<String>, Spanned<String>)> {
         let mut entries = Vec::new();
-        let Some(item) = self.item(key) else {
+        let Some(inner) = self.strings_under(cx, key) else {
             return entries;
         };
-        let path = self.field(key);
-        let Some(table) = item.as_table_like() else {
-            cx.error(
-                &item.span(),
-                format!(
-                    "`{path}`: expected a table of strings, found {}",
-                    item.type_name()
-                ),
-            );
-            return entries;
-        };
-        let inner = Fields {
-            table,
-            path,
-            span: item.span(),
-        };
+        let table = inner.table;
         for (name, value) in table.iter() {
             if value.is_none() {
                 continue;
@@ -744,25 +758,10 @@ impl<'a> Fields<'a> {
     /// A table of string labels: `labels = { team = "ops" }` or a `[….labels]` section.
     pub fn labels(&self, cx: &mut Cx<'_>, key: &str) -> Labels {
         let mut labels = Labels::new();
-        let Some(item) = self.item(key) else {
+        let Some(inner) = self.strings_under(cx, key) else {
             return labels;
         };
-        let path = self.field(key);
-        let Some(table) = item.as_table_like() else {
-            cx.error(
-                &item.span(),
-                format!(
-                    "`{path}`: expected a table of strings, found {}",
-                    item.type_name()
-                ),
-            );
-            return labels;
-        };
-        let inner = Fields {
-            table,
-            path: path.clone(),
-            span: item.span(),
-        };
+        let (table, path) = (inner.table, &inner.path);
         for (name, _) in table.iter() {
             let name_span = table.key(name).and_then(|k| k.span());
             if !is_label_name(name) {
@@ -872,6 +871,21 @@ pub(crate) fn url_problem(raw: &str, shown: &str) -> Option<String> {
         Ok(_) => Some(format!("`{shown}` has no host")),
         Err(e) => Some(format!("`{shown}` is not a URL ({e})")),
     }
+}
+
+/// The name `choices` gives `value` as the file writes it, the inverse of [`Fields::choice`]
+/// (empty for a value the list lacks).
+pub(crate) fn choice_name<T: PartialEq>(choices: &[(&'static str, T)], value: &T) -> &'static str {
+    choices
+        .iter()
+        .find(|(_, choice)| choice == value)
+        .map_or("", |(name, _)| name)
+}
+
+/// The tail of an "unknown …" message naming the known name closest to `input`
+/// ("; did you mean `x`?"), if any is close.
+pub(crate) fn did_you_mean(input: &str, known: &[&str]) -> Option<String> {
+    suggestion(input, known).map(|s| format!("; did you mean `{s}`?"))
 }
 
 /// The known name closest to a misspelt one, if any is close.
