@@ -43,9 +43,10 @@ use crate::alerts::{
     end_silence, new_silence, no_silence, store_silence, visible, visible_silence, visible_silences,
 };
 use crate::auth::Caller;
+use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, ApiQuery};
 use crate::openapi::query_param;
-use crate::routes::{parse_body, store_error};
+use crate::routes::parse_body;
 use crate::{ApiError, AppState};
 
 /// Go's zero time, which Alertmanager's clients read as "no end": the end of an alert that has

@@ -11,7 +11,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, post};
 use steward_core::Role;
-use steward_store::StoreError;
 use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
@@ -758,23 +757,4 @@ pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result
             format!("invalid JSON body: {e}"),
         )
     })
-}
-
-/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, damaged
-/// data `store_corrupt`, anything else `store_unavailable`.
-pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
-        StoreError::Conflict(what) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("{what} already exists"),
-        ),
-        StoreError::NotFound(what) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        ),
-        other => ApiError::store(&other),
-    }
 }

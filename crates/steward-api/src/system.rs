@@ -120,7 +120,7 @@ pub(crate) async fn leadership(
             .store()
             .current_lease(role)
             .await
-            .map_err(crate::routes::store_error)?;
+            .map_err(crate::error::store_error)?;
         leases.push(RoleLease {
             role: role.to_owned(),
             held: lease.as_ref().is_some_and(|l| l.expires_at_ms > now),
