@@ -44,9 +44,8 @@ use crate::alerts::{
 };
 use crate::auth::Caller;
 use crate::error::store_error;
-use crate::extract::{ApiBody, ApiPath, ApiQuery};
+use crate::extract::{ApiBody, ApiPath, ApiQuery, parse_body};
 use crate::openapi::query_param;
-use crate::routes::parse_body;
 use crate::{ApiError, AppState};
 
 /// Go's zero time, which Alertmanager's clients read as "no end": the end of an alert that has

@@ -6,9 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 use steward_core::Role;
 use steward_wire::alertmanager::{
@@ -26,9 +25,9 @@ use steward_wire::{
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 
+use crate::AppState;
 use crate::auth::Access;
 use crate::openapi::{Answer, Doc, Payload, list_of, typed};
-use crate::{ApiError, AppState};
 
 /// Where people read about the API: the "HTTP API" section of the README.
 pub(crate) const DOCS: &str = "README.md#http-api";
@@ -746,15 +745,4 @@ pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler)
         })
-}
-
-/// Parses a JSON body strictly, answering 400 with serde's located message.
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("invalid JSON body: {e}"),
-        )
-    })
 }
