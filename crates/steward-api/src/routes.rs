@@ -29,9 +29,6 @@ use crate::AppState;
 use crate::auth::Access;
 use crate::openapi::{Answer, Doc, Payload, list_of, typed};
 
-/// Where people read about the API: the "HTTP API" section of the README.
-pub(crate) const DOCS: &str = "README.md#http-api";
-
 /// One route: method, path template, who may call it, what it does, and its handler.
 pub struct RouteSpec {
     /// HTTP method.
