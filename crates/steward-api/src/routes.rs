@@ -1,6 +1,8 @@
-//! The route table, and the handlers. Every route is declared once, with its access rule, its
-//! summary and what it takes and answers, in [`table`]; the router is built from it,
-//! [`crate::auth::authorize`] enforces it, and [`crate::openapi`] describes it.
+//! The route table: which handler answers each method and path, and who may call it. Every
+//! route is declared once, with its access rule, its summary and what it takes and answers, in
+//! [`table`]; the router is built from it, [`crate::auth::authorize`] enforces it, and
+//! [`crate::openapi`] describes it. Handlers live in modules of their own and never import
+//! from here, so the table depends on them and not the reverse.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
@@ -49,6 +51,8 @@ pub struct RouteSpec {
     handler: fn() -> MethodRouter<AppState>,
 }
 
+/// A route taking small bodies, opened by no setting, with nothing yet said of what it takes
+/// and answers (the builders below say it).
 fn spec(
     method: Method,
     path: &'static str,
@@ -722,6 +726,8 @@ pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option
     Some(access)
 }
 
+/// The router of every route in [`table`], each with its body limit. Routes sharing a path are
+/// merged into one method router, since axum takes one per path.
 pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in table() {
