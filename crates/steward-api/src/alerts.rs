@@ -33,8 +33,8 @@ use steward_wire::time::{rfc3339, rfc3339_opt};
 use steward_core::alert::WORKSPACE_LABEL;
 
 use crate::auth::Caller;
+use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
-use crate::routes::store_error;
 use crate::{ApiError, AppState};
 
 fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {

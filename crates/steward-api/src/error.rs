@@ -1,5 +1,6 @@
 //! Errors as JSON: `{"error": {"code": "...", "message": "..."}}` (the wire type
-//! [`ErrorBody`]), with stable codes. Store error text is logged, never sent.
+//! [`ErrorBody`]), with stable codes, and the status each store error answers. Store error text
+//! is logged, never sent.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -88,6 +89,26 @@ impl ApiError {
             "store_corrupt",
             "the database file is damaged; see the server log for how to recover it",
         )
+    }
+}
+
+/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, damaged
+/// data `store_corrupt`, anything else `store_unavailable`. Handlers map with this rather than
+/// [`ApiError::store`], which answers every refusal as a failure of the store.
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
+        StoreError::Conflict(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("{what} already exists"),
+        ),
+        StoreError::NotFound(what) => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        ),
+        other => ApiError::store(&other),
     }
 }
 

@@ -1,5 +1,6 @@
-//! Extractors whose refusals are the API's JSON errors. axum's own answer a bad path, query or
-//! body with plain text; handlers take these instead, so every refusal carries a stable code.
+//! Extractors whose refusals are the API's JSON errors, and the parsing of what they take (a
+//! JSON body, a page size). axum's own answer a bad path, query or body with plain text;
+//! handlers take these instead, so every refusal carries a stable code.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
@@ -82,6 +83,18 @@ where
             Err(rejection) => Err(body_refused(&rejection)),
         }
     }
+}
+
+/// Parses a body [`ApiBody`] took as JSON, strictly, answering `400 invalid_body` with serde's
+/// located message.
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_body",
+            format!("invalid JSON body: {e}"),
+        )
+    })
 }
 
 fn path_refused(rejection: &PathRejection) -> ApiError {

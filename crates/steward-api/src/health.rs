@@ -23,8 +23,8 @@ use steward_wire::health as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
+use crate::error::store_error;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
-use crate::routes::store_error;
 use crate::{ApiError, AppState};
 
 /// The window percentiles cover when none is asked for.

@@ -11,8 +11,8 @@ use steward_wire::keys as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
-use crate::extract::{ApiBody, ApiPath};
-use crate::routes::{parse_body, store_error};
+use crate::error::store_error;
+use crate::extract::{ApiBody, ApiPath, parse_body};
 use crate::{ApiError, AppState};
 
 /// `GET /api/v1/keys`: every key, never a digest.

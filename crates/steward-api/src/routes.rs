@@ -1,17 +1,17 @@
-//! The route table, and the handlers. Every route is declared once, with its access rule, its
-//! summary and what it takes and answers, in [`table`]; the router is built from it,
-//! [`crate::auth::authorize`] enforces it, and [`crate::openapi`] describes it.
+//! The route table: which handler answers each method and path, and who may call it. Every
+//! route is declared once, with its access rule, its summary and what it takes and answers, in
+//! [`table`]; the router is built from it, [`crate::auth::authorize`] enforces it, and
+//! [`crate::openapi`] describes it. Handlers live in modules of their own and never import
+//! from here, so the table depends on them and not the reverse.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, StatusCode};
+use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 use steward_core::Role;
-use steward_store::StoreError;
 use steward_wire::alertmanager::{
     AlertGroup, AlertmanagerStatus, GettableAlert, GettableSilence, PostableSilence, PostedSilence,
 };
@@ -27,12 +27,9 @@ use steward_wire::{
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 
+use crate::AppState;
 use crate::auth::Access;
 use crate::openapi::{Answer, Doc, Payload, list_of, typed};
-use crate::{ApiError, AppState};
-
-/// Where people read about the API: the "HTTP API" section of the README.
-pub(crate) const DOCS: &str = "README.md#http-api";
 
 /// One route: method, path template, who may call it, what it does, and its handler.
 pub struct RouteSpec {
@@ -54,6 +51,8 @@ pub struct RouteSpec {
     handler: fn() -> MethodRouter<AppState>,
 }
 
+/// A route taking small bodies, opened by no setting, with nothing yet said of what it takes
+/// and answers (the builders below say it).
 fn spec(
     method: Method,
     path: &'static str,
@@ -727,6 +726,8 @@ pub(crate) fn access_of(method: &Method, path: &str, state: &AppState) -> Option
     Some(access)
 }
 
+/// The router of every route in [`table`], each with its body limit. Routes sharing a path are
+/// merged into one method router, since axum takes one per path.
 pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
     let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
     for route in table() {
@@ -747,34 +748,4 @@ pub(crate) fn routes(options: &crate::ApiOptions) -> Router<AppState> {
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler)
         })
-}
-
-/// Parses a JSON body strictly, answering 400 with serde's located message.
-pub(crate) fn parse_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_body",
-            format!("invalid JSON body: {e}"),
-        )
-    })
-}
-
-/// A store refusal as an answer: conflicts and invalid states 409, unknown things 404, damaged
-/// data `store_corrupt`, anything else `store_unavailable`.
-pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::State(message) => ApiError::new(StatusCode::CONFLICT, "invalid_state", message),
-        StoreError::Conflict(what) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("{what} already exists"),
-        ),
-        StoreError::NotFound(what) => ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        ),
-        other => ApiError::store(&other),
-    }
 }

@@ -10,8 +10,10 @@ use steward_wire::paths;
 use steward_wire::system::{ChangeCounts, Leadership, Liveness, Readiness, Reloaded, RoleLease};
 
 use crate::auth::Caller;
-use crate::routes::DOCS;
 use crate::{ApiError, AppState};
+
+/// Where people read about the API: the "HTTP API" section of the README.
+const DOCS: &str = "README.md#http-api";
 
 /// What is serving, and where its API is described: so that `curl /` says more than 404.
 pub(crate) async fn index() -> Json<ApiIndex> {
@@ -120,7 +122,7 @@ pub(crate) async fn leadership(
             .store()
             .current_lease(role)
             .await
-            .map_err(crate::routes::store_error)?;
+            .map_err(crate::error::store_error)?;
         leases.push(RoleLease {
             role: role.to_owned(),
             held: lease.as_ref().is_some_and(|l| l.expires_at_ms > now),

@@ -13,8 +13,8 @@ use steward_wire::tasks as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use crate::auth::Caller;
-use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
-use crate::routes::{parse_body, store_error};
+use crate::error::store_error;
+use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit, parse_body};
 use crate::{ApiError, AppState};
 
 fn invalid(message: impl Into<String>) -> ApiError {
