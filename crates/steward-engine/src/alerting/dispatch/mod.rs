@@ -10,6 +10,8 @@
 //! which also catches alerts posted to other instances) and, in between, the alerts named by
 //! [`Event::AlertsChanged`] on this instance's bus.
 
+mod intake;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
@@ -24,7 +26,6 @@ use steward_core::alert::{AlertState, Fingerprint, template};
 use steward_core::audit::Actor;
 use steward_core::registry::Registry;
 use steward_core::task::{NewTask, TaskOrigin};
-use steward_store::alerts::{MAX_ALERT_PAGE, StoredAlert};
 use steward_store::notifications::{
     DispatchWrite, GroupRecord, NewNotification, NotificationQuery, StoredNotification,
 };
@@ -33,24 +34,10 @@ use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
 use super::muting::{Muting, impacted_services};
+use intake::Scan;
 
 /// The actor remediation tasks are enqueued as.
 const COMPONENT: &str = "alerting";
-
-/// How far before the last catch-up the next one reads again, for receipts whose
-/// transactions were still committing.
-const CATCH_UP_MARGIN_MS: i64 = 2_000;
-
-/// A full read of the firing alerts, page by page.
-#[derive(Debug)]
-struct Scan {
-    /// The last fingerprint read.
-    after: Option<Fingerprint>,
-    /// The fingerprints seen firing.
-    seen: HashSet<Fingerprint>,
-    /// When it began.
-    started_ms: i64,
-}
 
 /// A group as the dispatcher keeps it.
 #[derive(Debug)]
@@ -254,139 +241,6 @@ impl Dispatcher {
         Ok(dispatcher)
     }
 
-    /// Reads every firing alert again, the silences and the impacted services, at once (the
-    /// running dispatcher spreads the same work with [`Self::scan_step`]).
-    #[cfg(test)]
-    pub(crate) async fn refresh(
-        &mut self,
-        registry: &Registry,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.refresh_context(registry, now_ms).await?;
-        while self.scan_step(now_ms).await? {}
-        Ok(())
-    }
-
-    /// Reads the silences and the services' states again (cheap: done every few seconds).
-    pub(crate) async fn refresh_context(
-        &mut self,
-        registry: &Registry,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.muting.set_silences(self.store.silences(now_ms).await?);
-        self.muting
-            .set_impacted(impacted_services(self.store.as_ref(), &self.config, registry).await);
-        self.sources_stale = true;
-        Ok(())
-    }
-
-    /// Takes in the alerts received since the last catch-up (less a margin for transactions
-    /// still committing then): what other instances of a shared database received.
-    pub(crate) async fn catch_up(&mut self, now_ms: i64) -> Result<(), StoreError> {
-        let since = self.caught_up_ms.saturating_sub(CATCH_UP_MARGIN_MS);
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .alerts_received_after(since, after, MAX_ALERT_PAGE)
-                .await?;
-            let full = page.len() >= MAX_ALERT_PAGE as usize;
-            after = page.last().map(|a| (a.last_received_ms, a.fingerprint));
-            for alert in page {
-                self.take(alert, now_ms);
-            }
-            if !full {
-                break;
-            }
-        }
-        self.caught_up_ms = now_ms;
-        Ok(())
-    }
-
-    /// Whether a full read of the firing alerts is under way.
-    pub(crate) fn scanning(&self) -> bool {
-        self.scan.is_some()
-    }
-
-    /// Reads one page of a full read of the firing alerts, starting one if none is under way;
-    /// true while pages remain. At its end, the alerts thought firing that it did not see (and
-    /// that were received before it began) are read again: resolved, or gone.
-    pub(crate) async fn scan_step(&mut self, now_ms: i64) -> Result<bool, StoreError> {
-        let scan = self.scan.get_or_insert_with(|| Scan {
-            after: None,
-            seen: HashSet::new(),
-            started_ms: now_ms,
-        });
-        let after = scan.after;
-        let page = self
-            .store
-            .firing_alerts_after(after, MAX_ALERT_PAGE)
-            .await?;
-        let full = page.len() >= MAX_ALERT_PAGE as usize;
-        if let Some(scan) = self.scan.as_mut() {
-            scan.after = page.last().map(|a| a.fingerprint);
-            scan.seen.extend(page.iter().map(|a| a.fingerprint));
-        }
-        for alert in page {
-            self.take(alert, now_ms);
-        }
-        if full {
-            return Ok(true);
-        }
-        let Some(scan) = self.scan.take() else {
-            return Ok(false);
-        };
-        let gone: Vec<Fingerprint> = self
-            .known
-            .values()
-            .filter(|a| a.state == AlertState::Firing && a.last_received_ms < scan.started_ms)
-            .map(|a| a.fingerprint)
-            .filter(|fp| !scan.seen.contains(fp))
-            .collect();
-        let found: HashSet<Fingerprint> = self.read_alerts(&gone).await?.into_iter().collect();
-        for fp in gone {
-            if found.contains(&fp) {
-                self.route(fp, now_ms);
-            } else {
-                // Not stored any more (pruned): nothing to tell anyone.
-                self.known.remove(&fp);
-            }
-        }
-        self.forget_unowed();
-        self.sources_stale = true;
-        Ok(false)
-    }
-
-    /// Keeps `alert` as read and routes it (routing an alert already in its groups changes
-    /// nothing).
-    fn take(&mut self, alert: StoredAlert, now_ms: i64) {
-        let fp = alert.fingerprint;
-        if self.known.insert(alert) {
-            self.route(fp, now_ms);
-            self.sources_stale = true;
-        }
-    }
-
-    /// Takes in alerts that changed (read again by fingerprint).
-    pub(crate) async fn alerts_changed(
-        &mut self,
-        fingerprints: &[Fingerprint],
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        let read = self.read_alerts(fingerprints).await?;
-        for fp in read {
-            self.route(fp, now_ms);
-        }
-        self.sources_stale = true;
-        Ok(())
-    }
-
-    /// Reads the silences again.
-    pub(crate) async fn silences_changed(&mut self, now_ms: i64) -> Result<(), StoreError> {
-        self.muting.set_silences(self.store.silences(now_ms).await?);
-        Ok(())
-    }
-
     /// Checks remediation payloads with `executors` (the workers'), so a task that its executor
     /// would refuse is never enqueued to die when it runs.
     pub(crate) fn check_payloads_with(&mut self, executors: Arc<Executors>) {
@@ -419,35 +273,6 @@ impl Dispatcher {
     pub(crate) fn counts(&self, now_ms: i64) -> (usize, usize, usize) {
         let (firing, muted) = super::muting::count_muted(&self.muting, self.known.values(), now_ms);
         (firing, muted, self.groups.len())
-    }
-
-    /// Reads these alerts; answers those found.
-    async fn read_alerts(
-        &mut self,
-        fingerprints: &[Fingerprint],
-    ) -> Result<Vec<Fingerprint>, StoreError> {
-        let mut found = Vec::with_capacity(fingerprints.len());
-        for chunk in fingerprints.chunks(MAX_ALERT_PAGE as usize) {
-            for alert in self.store.alerts_by_fingerprint(chunk).await? {
-                found.push(alert.fingerprint);
-                self.known.insert(alert);
-            }
-        }
-        Ok(found)
-    }
-
-    /// Drops resolved alerts no group owes a resolution for.
-    fn forget_unowed(&mut self) {
-        let owed: HashSet<Fingerprint> = self
-            .groups
-            .values()
-            .flat_map(|g| g.members.iter().chain(&g.record.clock.notified.firing))
-            .copied()
-            .collect();
-        self.known
-            .retain(|alert| alert.state == AlertState::Firing || owed.contains(&alert.fingerprint));
-        let known = &self.known;
-        self.remediated.retain(|(fp, _), _| known.contains_key(fp));
     }
 
     /// Routes every known alert again (after a load, a refresh or a reload).
