@@ -202,12 +202,7 @@ impl Dispatcher {
 
     /// Drops resolved alerts no group owes a resolution for.
     fn forget_unowed(&mut self) {
-        let owed: HashSet<Fingerprint> = self
-            .groups
-            .values()
-            .flat_map(|g| g.members.iter().chain(&g.record.clock.notified.firing))
-            .copied()
-            .collect();
+        let owed = self.groups.owed();
         self.known
             .retain(|alert| alert.state == AlertState::Firing || owed.contains(&alert.fingerprint));
         let known = &self.known;

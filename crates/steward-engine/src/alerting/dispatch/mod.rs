@@ -10,17 +10,16 @@
 //! which also catches alerts posted to other instances) and, in between, the alerts named by
 //! [`Event::AlertsChanged`] on this instance's bus.
 
+mod grouping;
 mod intake;
 
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::executors::Executors;
 use steward_config::Config;
-use steward_core::alert::group::{Contents, Decision, GroupClock, Timing};
-use steward_core::alert::notice::{Notice, group_key};
-use steward_core::alert::route::Destination;
+use steward_core::alert::group::{Contents, Decision, GroupClock};
+use steward_core::alert::notice::Notice;
 use steward_core::alert::webhook::EncodedAlert;
 use steward_core::alert::{AlertState, Fingerprint, template};
 use steward_core::audit::Actor;
@@ -34,21 +33,11 @@ use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
 use super::muting::{Muting, impacted_services};
+use grouping::{Group, Groups};
 use intake::Scan;
 
 /// The actor remediation tasks are enqueued as.
 const COMPONENT: &str = "alerting";
-
-/// A group as the dispatcher keeps it.
-#[derive(Debug)]
-struct Group {
-    record: GroupRecord,
-    timing: Timing,
-    /// Its alerts: firing ones routed here, and resolved ones its receiver was told fired.
-    members: BTreeSet<Fingerprint>,
-    /// When its clock is next looked at (heap entries at other times are stale).
-    next_due: i64,
-}
 
 /// What one pass decided, to be written before memory follows it.
 #[derive(Debug, Default)]
@@ -145,21 +134,17 @@ pub(crate) struct Dispatcher {
     store: Arc<dyn Store>,
     config: Arc<Config>,
     known: Known,
-    groups: HashMap<String, Group>,
-    due: BinaryHeap<Reverse<(i64, String)>>,
+    /// The groups, and when each group or escalation is next due.
+    groups: Groups,
     muting: Muting,
     sources_stale: bool,
     /// A full read of the firing alerts under way.
     scan: Option<Scan>,
     /// Until when alerts received were taken in by [`Self::catch_up`].
     caught_up_ms: i64,
-    /// Groups created or re-routed since the last write.
-    unsaved: HashSet<String>,
     /// The episode each (alert, route) pair last had a remediation task enqueued for (a
     /// restart forgets it; the tasks' idempotency keys then keep the count at one).
     remediated: HashMap<(Fingerprint, Vec<usize>), i64>,
-    /// When alerts reach their route's escalation time (stale entries are harmless).
-    escalations: BinaryHeap<Reverse<(i64, Fingerprint)>>,
     /// Passes being written, each in a task of its own.
     writes: JoinSet<Result<Stored, StoreError>>,
     /// What each of them moves in memory once written, by task.
@@ -187,16 +172,7 @@ impl Dispatcher {
         lease: Option<Lease>,
         now_ms: i64,
     ) -> Result<Self, StoreError> {
-        let mut groups = HashMap::new();
-        for record in store.alert_groups().await? {
-            let group = Group {
-                timing: default_timing(),
-                members: BTreeSet::new(),
-                next_due: now_ms,
-                record,
-            };
-            groups.insert(group.record.key.clone(), group);
-        }
+        let groups = Groups::stored(store.alert_groups().await?, now_ms);
         let muting = Muting::new(
             store.silences(now_ms).await?,
             config.alerting.maintenance.clone(),
@@ -209,11 +185,8 @@ impl Dispatcher {
             config,
             known: Known::default(),
             groups,
-            due: BinaryHeap::new(),
             muting,
             sources_stale: true,
-            escalations: BinaryHeap::new(),
-            unsaved: HashSet::new(),
             remediated: HashMap::new(),
             scan: None,
             caught_up_ms: now_ms,
@@ -230,11 +203,9 @@ impl Dispatcher {
         // is still owed the resolution.
         let owed: Vec<Fingerprint> = dispatcher
             .groups
-            .values()
-            .flat_map(|g| g.record.clock.notified.firing.iter().copied())
-            .filter(|fp| !dispatcher.known.contains_key(fp))
-            .collect::<HashSet<_>>()
+            .told_firing()
             .into_iter()
+            .filter(|fp| !dispatcher.known.contains_key(fp))
             .collect();
         dispatcher.read_alerts(&owed).await?;
         dispatcher.reroute(now_ms);
@@ -264,9 +235,7 @@ impl Dispatcher {
 
     /// When the earliest group or escalation is due, if any.
     pub(crate) fn next_due(&self) -> Option<i64> {
-        let group = self.due.peek().map(|Reverse((at, _))| *at);
-        let escalation = self.escalations.peek().map(|Reverse((at, _))| *at);
-        group.into_iter().chain(escalation).min()
+        self.groups.next_due()
     }
 
     /// Counts for metrics: firing alerts, of which muted, and groups.
@@ -277,130 +246,14 @@ impl Dispatcher {
 
     /// Routes every known alert again (after a load, a refresh or a reload).
     fn reroute(&mut self, now_ms: i64) {
-        // Every group is scheduled again below: older entries would only pile up.
-        self.escalations.clear();
-        self.due.clear();
-        for group in self.groups.values_mut() {
-            group.members.clear();
-        }
-        let all: Vec<Fingerprint> = self.known.keys().copied().collect();
-        for fp in all {
-            self.route(fp, now_ms);
-        }
-        // Every group is looked at now; its clock says when it is next due.
-        let keys: Vec<String> = self.groups.keys().cloned().collect();
-        for key in keys {
-            self.schedule(&key, now_ms);
-        }
+        self.groups.reroute(&self.known, &self.config, now_ms);
         self.sources_stale = true;
     }
 
-    /// Puts a known alert in the groups its routes lead to, creating groups for a firing one;
-    /// and, past its route's escalation time while unacknowledged, in the escalation's groups.
+    /// Puts a known alert in the groups its routes lead to (see [`Groups::route`]).
     fn route(&mut self, fp: Fingerprint, now_ms: i64) {
-        let Some(alert) = self.known.get(&fp) else {
-            return;
-        };
-        let Some(route) = &self.config.alerting.route else {
-            return;
-        };
-        let firing = alert.state == AlertState::Firing;
-        let mut joins = Vec::new();
-        for destination in route.destinations(&alert.labels) {
-            let labels = destination.group_by.key(&alert.labels);
-            let key = group_key(&destination.path, &destination.receiver, &labels);
-            let timing = timing_of(&self.config, &destination.receiver, &destination);
-            if let Some(escalation) = self.config.alerting.escalations.get(&destination.path) {
-                // Its own groups, apart from the route's (even for the same receiver).
-                let escalated_key = format!(
-                    "!{}",
-                    group_key(&destination.path, &escalation.receiver, &labels)
-                );
-                // Once escalated, an alert stays in its escalation group, so that receiver
-                // hears of its resolution (an acknowledgement ends the repeats there too).
-                let escalated = self.groups.get(&escalated_key).is_some_and(|g| {
-                    g.members.contains(&fp) || g.record.clock.notified.firing.contains(&fp)
-                });
-                let at = alert.starts_at_ms.saturating_add(ms(escalation.after_ms));
-                let due = firing && alert.ack.is_none();
-                if escalated || (due && now_ms >= at) {
-                    let timing = Timing {
-                        group_wait_ms: 0,
-                        ..timing_of(&self.config, &escalation.receiver, &destination)
-                    };
-                    joins.push((
-                        escalated_key,
-                        escalation.receiver.clone(),
-                        destination.path.clone(),
-                        labels.clone(),
-                        timing,
-                    ));
-                } else if due {
-                    self.escalations.push(Reverse((at, fp)));
-                }
-            }
-            joins.push((key, destination.receiver, destination.path, labels, timing));
-        }
-        for (key, receiver, path, labels, timing) in joins {
-            self.join(fp, firing, key, receiver, path, labels, timing, now_ms);
-        }
-    }
-
-    /// Puts `fp` in the group `key`, creating it when the alert fires.
-    #[allow(clippy::too_many_arguments)]
-    fn join(
-        &mut self,
-        fp: Fingerprint,
-        firing: bool,
-        key: String,
-        receiver: String,
-        path: Vec<usize>,
-        labels: steward_core::registry::Labels,
-        timing: Timing,
-        now_ms: i64,
-    ) {
-        if let Some(group) = self.groups.get_mut(&key) {
-            group.timing = timing;
-            if group.record.route_path != path {
-                group.record.route_path = path;
-                self.unsaved.insert(key.clone());
-            }
-            if firing || group.record.clock.notified.firing.contains(&fp) {
-                group.members.insert(fp);
-            }
-            return;
-        }
-        if !firing {
-            return;
-        }
-        let created_ms = group_start(
-            self.known.get(&fp).map_or(now_ms, |a| a.last_received_ms),
-            now_ms,
-            &timing,
-        );
-        let due = created_ms.saturating_add(ms(timing.group_wait_ms));
-        let group = Group {
-            record: GroupRecord {
-                key: key.clone(),
-                receiver,
-                route_path: path,
-                labels,
-                clock: GroupClock::new(created_ms),
-            },
-            timing,
-            members: BTreeSet::from([fp]),
-            next_due: due,
-        };
-        self.unsaved.insert(key.clone());
-        self.groups.insert(key.clone(), group);
-        self.due.push(Reverse((due, key)));
-    }
-
-    /// Has `key` looked at `at_ms`.
-    fn schedule(&mut self, key: &str, at_ms: i64) {
-        if let Some(group) = self.groups.get_mut(key) {
-            group.next_due = at_ms;
-            self.due.push(Reverse((at_ms, key.to_owned())));
+        if let Some(alert) = self.known.get(&fp) {
+            self.groups.route(alert, &self.config, now_ms);
         }
     }
 
@@ -412,29 +265,14 @@ impl Dispatcher {
             self.muting.index_sources(self.known.values());
             self.sources_stale = false;
         }
-        while let Some(Reverse((at, fp))) = self.escalations.peek().copied() {
-            if at > now_ms {
-                break;
-            }
-            self.escalations.pop();
+        for fp in self.groups.escalations_due(now_ms) {
             self.route(fp, now_ms);
         }
         let mut plan = Plan {
             decided_ms: now_ms,
             ..Plan::default()
         };
-        let mut looked = HashSet::new();
-        while let Some(Reverse((at, _))) = self.due.peek() {
-            if *at > now_ms {
-                break;
-            }
-            let Some(Reverse((at, key))) = self.due.pop() else {
-                break;
-            };
-            let current = self.groups.get(&key).map(|g| g.next_due);
-            if current != Some(at) || !looked.insert(key.clone()) {
-                continue; // stale entry, or already looked at in this pass
-            }
+        for key in self.groups.take_due(now_ms) {
             if self.in_flight.contains(&key) {
                 self.deferred.insert(key);
                 continue;
@@ -444,21 +282,16 @@ impl Dispatcher {
         // New or re-routed groups are written even when their clocks did not move, so a
         // restart finds them with their creation time (those of passes being written, once
         // those are written).
-        let groups = &self.groups;
-        self.unsaved.retain(|key| groups.contains_key(key));
         let planned: HashSet<&str> = plan
             .updates
             .iter()
             .map(|(r, _)| r.key.as_str())
             .chain(plan.finished.iter().map(String::as_str))
             .collect();
-        let unsaved: Vec<GroupRecord> = self
-            .unsaved
-            .iter()
-            .filter(|key| !planned.contains(key.as_str()) && !self.in_flight.contains(*key))
-            .filter_map(|key| self.groups.get(key))
-            .map(|g| g.record.clone())
-            .collect();
+        let in_flight = &self.in_flight;
+        let unsaved = self
+            .groups
+            .unsaved(|key| planned.contains(key) || in_flight.contains(key));
         plan.updates
             .extend(unsaved.into_iter().map(|r| (r, Vec::new())));
         plan
@@ -703,7 +536,7 @@ impl Dispatcher {
             .iter()
             .map(|record| &record.key)
             .chain(&finished)
-            .filter(|key| self.unsaved.remove(key.as_str()))
+            .filter(|key| self.groups.saving(key))
             .cloned()
             .collect();
         let unwritten = Unwritten {
@@ -778,7 +611,7 @@ impl Dispatcher {
         // Found due while the pass was written: looked at again now that it is (or at the
         // retry, when it was not), whatever the pass planned for them.
         for key in deferred {
-            self.schedule(&key, look_again_ms);
+            self.groups.schedule(&key, look_again_ms);
         }
         written
     }
@@ -825,26 +658,11 @@ impl Dispatcher {
         } = unwritten;
         self.remediated.extend(remediated);
         for (key, clock, resolved) in updates {
-            let Some(group) = self.groups.get_mut(&key) else {
-                continue;
-            };
-            for fp in resolved {
-                // Unless it fired again while the pass was written.
-                if self
-                    .known
-                    .get(&fp)
-                    .is_none_or(|a| a.state != AlertState::Firing)
-                {
-                    group.members.remove(&fp);
-                }
-            }
-            group.record.clock = clock;
+            self.groups.move_clock(&key, clock, resolved, &self.known);
         }
         let mut rejoining = Vec::new();
         for key in &finished {
-            if let Some(group) = self.groups.remove(key) {
-                rejoining.extend(group.members);
-            }
+            rejoining.extend(self.groups.finish(key));
         }
         self.apply_schedule(next);
         // Alerts that joined a finished group while it was written start a group anew.
@@ -870,14 +688,15 @@ impl Dispatcher {
             ..
         } = unwritten;
         for key in next.into_iter().map(|(key, _)| key).chain(finished) {
-            self.schedule(&key, retry_ms);
+            self.groups.schedule(&key, retry_ms);
         }
-        self.unsaved.extend(unsaved);
+        self.groups.unsave(unsaved);
     }
 
+    /// Has each group in `next` looked at at its time.
     fn apply_schedule(&mut self, next: Vec<(String, i64)>) {
         for (key, at) in next {
-            self.schedule(&key, at);
+            self.groups.schedule(&key, at);
         }
     }
 }
@@ -920,48 +739,8 @@ async fn highest_notification(store: &dyn Store) -> Result<i64, StoreError> {
     Ok(newest.first().map_or(0, |n| n.id))
 }
 
-/// When a group whose first alert arrived at `arrived_ms` (as its receiver stamped it) and is
-/// taken in at `now_ms` starts its group_wait: at the arrival, so that a store slow to write
-/// and announce the alert delays the taking in, not the notification; but never before
-/// `now_ms` less the group_wait, so that a group made for an old alert (at a start, or by a
-/// new config's routes) still waits its group_wait for company.
-fn group_start(arrived_ms: i64, now_ms: i64, timing: &Timing) -> i64 {
-    if arrived_ms > now_ms.saturating_sub(ms(timing.group_wait_ms)) {
-        arrived_ms
-    } else {
-        now_ms
-    }
-}
-
-/// The timing of groups at `destination` notifying `receiver`.
-fn timing_of(config: &Config, receiver: &str, destination: &Destination) -> Timing {
-    let send_resolved = config
-        .alerting
-        .receivers
-        .iter()
-        .find(|r| r.name == receiver)
-        .is_none_or(|r| r.send_resolved);
-    Timing {
-        group_wait_ms: destination.group_wait_ms,
-        group_interval_ms: destination.group_interval_ms,
-        repeat_interval_ms: destination.repeat_interval_ms,
-        send_resolved,
-    }
-}
-
-/// The timing of a stored group none of whose alerts is routed to it any more.
-fn default_timing() -> Timing {
-    use steward_core::alert::route::{
-        DEFAULT_GROUP_INTERVAL_MS, DEFAULT_GROUP_WAIT_MS, DEFAULT_REPEAT_INTERVAL_MS,
-    };
-    Timing {
-        group_wait_ms: DEFAULT_GROUP_WAIT_MS,
-        group_interval_ms: DEFAULT_GROUP_INTERVAL_MS,
-        repeat_interval_ms: DEFAULT_REPEAT_INTERVAL_MS,
-        send_resolved: true,
-    }
-}
-
+/// A configured duration as an offset to a time in milliseconds (saturating: a duration
+/// past `i64::MAX` never comes).
 fn ms(duration_ms: u64) -> i64 {
     i64::try_from(duration_ms).unwrap_or(i64::MAX)
 }

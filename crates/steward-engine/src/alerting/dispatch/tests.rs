@@ -196,23 +196,6 @@ fn names(n: &StoredNotification) -> Vec<(String, &'static str)> {
 
 const MIN: i64 = 60_000;
 
-#[test]
-fn group_wait_counts_from_a_recent_arrival_and_whole_for_an_old_one() {
-    let timing = Timing {
-        group_wait_ms: 30_000,
-        group_interval_ms: 300_000,
-        repeat_interval_ms: 3_600_000,
-        send_resolved: true,
-    };
-    // Taken in 5 s after it arrived (a slow write under a burst): due 30 s after arrival.
-    assert_eq!(group_start(100_000, 105_000, &timing), 100_000);
-    // Met long after it arrived (a start, a new route): a whole group_wait from now.
-    assert_eq!(group_start(100_000, 200_000, &timing), 200_000);
-    assert_eq!(group_start(100_000, 130_000, &timing), 130_000);
-    // Stamped by an instance whose clock runs ahead: never before its arrival.
-    assert_eq!(group_start(110_000, 105_000, &timing), 110_000);
-}
-
 #[tokio::test]
 async fn groups_wait_then_notify_changes_on_their_interval_and_repeat_hourly() {
     let mut h = Harness::new().await;
