@@ -10,53 +10,33 @@
 //! which also catches alerts posted to other instances) and, in between, the alerts named by
 //! [`Event::AlertsChanged`] on this instance's bus.
 
+mod decide;
 mod grouping;
 mod intake;
+mod remediate;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::executors::Executors;
 use steward_config::Config;
-use steward_core::alert::group::{Contents, Decision, GroupClock};
-use steward_core::alert::notice::Notice;
-use steward_core::alert::webhook::EncodedAlert;
-use steward_core::alert::{AlertState, Fingerprint, template};
+use steward_core::alert::group::GroupClock;
+use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::audit::Actor;
 use steward_core::registry::Registry;
-use steward_core::task::{NewTask, TaskOrigin};
-use steward_store::notifications::{
-    DispatchWrite, GroupRecord, NewNotification, NotificationQuery, StoredNotification,
-};
+use steward_core::task::NewTask;
+use steward_store::notifications::{DispatchWrite, NotificationQuery, StoredNotification};
 use steward_store::{Lease, Store, StoreError};
 use tokio::task::{Id as TaskId, JoinSet};
 
 use super::known::Known;
 use super::muting::{Muting, impacted_services};
-use grouping::{Group, Groups};
+use decide::Plan;
+use grouping::Groups;
 use intake::Scan;
 
 /// The actor remediation tasks are enqueued as.
 const COMPONENT: &str = "alerting";
-
-/// What one pass decided, to be written before memory follows it.
-#[derive(Debug, Default)]
-pub(crate) struct Plan {
-    /// Groups whose clocks move, with the members to drop once written.
-    updates: Vec<(GroupRecord, Vec<Fingerprint>)>,
-    /// Groups that are done.
-    finished: Vec<String>,
-    /// Notifications to queue.
-    notifications: Vec<NewNotification>,
-    /// Remediation tasks (idempotent per alert episode and route).
-    tasks: Vec<NewTask>,
-    /// The (alert, route) pairs those tasks are for, with the episode.
-    remediated: Vec<((Fingerprint, Vec<usize>), i64)>,
-    /// When each looked-at group is next due.
-    next: Vec<(String, i64)>,
-    /// When it was decided.
-    decided_ms: i64,
-}
 
 /// What a pass being written moves in memory once it is written.
 #[derive(Debug)]
@@ -112,21 +92,6 @@ struct Stored {
     heads: Vec<StoredNotification>,
     /// Its highest notification id (0 when it queued none).
     highest: i64,
-}
-
-/// A group's alerts as a pass finds them.
-#[derive(Default)]
-struct Snapshot {
-    /// Its unmuted alerts.
-    contents: Contents,
-    /// How many of its firing alerts are muted.
-    muted: usize,
-    /// Whether it has unmuted firing alerts, all acknowledged.
-    acknowledged: bool,
-    /// Its unmuted firing alerts, as notifications carry them.
-    firing: Vec<Arc<EncodedAlert>>,
-    /// Its resolved alerts its receiver was told fired, as notifications carry them.
-    resolved: Vec<Arc<EncodedAlert>>,
 }
 
 /// The dispatcher's state.
@@ -255,256 +220,6 @@ impl Dispatcher {
         if let Some(alert) = self.known.get(&fp) {
             self.groups.route(alert, &self.config, now_ms);
         }
-    }
-
-    /// Decides every group due at `now_ms`, except those of passes being written.
-    pub(crate) fn plan(&mut self, now_ms: i64) -> Plan {
-        // The index is read only when groups are decided: passes that only take in alerts
-        // (most of them, under a burst) do not rebuild it.
-        if self.sources_stale && self.next_due().is_some_and(|at| at <= now_ms) {
-            self.muting.index_sources(self.known.values());
-            self.sources_stale = false;
-        }
-        for fp in self.groups.escalations_due(now_ms) {
-            self.route(fp, now_ms);
-        }
-        let mut plan = Plan {
-            decided_ms: now_ms,
-            ..Plan::default()
-        };
-        for key in self.groups.take_due(now_ms) {
-            if self.in_flight.contains(&key) {
-                self.deferred.insert(key);
-                continue;
-            }
-            self.decide(&key, now_ms, &mut plan);
-        }
-        // New or re-routed groups are written even when their clocks did not move, so a
-        // restart finds them with their creation time (those of passes being written, once
-        // those are written).
-        let planned: HashSet<&str> = plan
-            .updates
-            .iter()
-            .map(|(r, _)| r.key.as_str())
-            .chain(plan.finished.iter().map(String::as_str))
-            .collect();
-        let in_flight = &self.in_flight;
-        let unsaved = self
-            .groups
-            .unsaved(|key| planned.contains(key) || in_flight.contains(key));
-        plan.updates
-            .extend(unsaved.into_iter().map(|r| (r, Vec::new())));
-        plan
-    }
-
-    /// Decides one group.
-    fn decide(&self, key: &str, now_ms: i64, plan: &mut Plan) {
-        let Some(group) = self.groups.get(key) else {
-            return;
-        };
-        let Snapshot {
-            contents,
-            muted: muted_firing,
-            acknowledged,
-            firing,
-            resolved,
-        } = self.snapshot(group, now_ms);
-        let mut clock = group.record.clock.clone();
-        let mut moved = false;
-        if acknowledged && clock.acknowledged.as_ref() != Some(&contents.firing) {
-            clock.acknowledge(&contents.firing);
-            moved = true;
-        } else if !acknowledged && clock.acknowledged.is_some() {
-            // An alert fired again (a new episode clears its acknowledgement) or a new one
-            // joined: repeats resume.
-            clock.acknowledged = None;
-            moved = true;
-        }
-        let interval = ms(group.timing.group_interval_ms.max(1));
-        match clock.decide(now_ms, &contents, &group.timing) {
-            Decision::Notify(_) if muted_firing > 0 && self.nothing_to_say(&contents, group) => {
-                // Only muting changed the group: nothing is sent, and the clock stays, so the
-                // receiver is still owed the resolution of what it was told fired.
-                plan.next
-                    .push((key.to_owned(), now_ms.saturating_add(interval)));
-            }
-            Decision::Notify(reason) => {
-                clock.notified(now_ms, &contents);
-                let mut alerts = firing;
-                if group.timing.send_resolved {
-                    alerts.extend(resolved);
-                }
-                if !alerts.is_empty() {
-                    plan.notifications.push(NewNotification {
-                        notice: Notice::encoded(
-                            group.record.receiver.clone(),
-                            group.record.key.clone(),
-                            group.record.labels.clone(),
-                            reason,
-                            alerts,
-                        ),
-                        created_ms: now_ms,
-                        expires_ms: now_ms.saturating_add(ms(self
-                            .config
-                            .alerting
-                            .settings
-                            .notification_ttl_ms)),
-                    });
-                }
-                self.remediate(&group.record.route_path, &contents.firing, now_ms, plan);
-                let record = GroupRecord {
-                    clock,
-                    ..group.record.clone()
-                };
-                plan.updates
-                    .push((record, contents.resolved.iter().copied().collect()));
-                plan.next
-                    .push((key.to_owned(), now_ms.saturating_add(interval)));
-            }
-            Decision::WaitUntil(at) => {
-                if moved {
-                    let record = GroupRecord {
-                        clock,
-                        ..group.record.clone()
-                    };
-                    plan.updates.push((record, Vec::new()));
-                }
-                plan.next.push((key.to_owned(), at));
-            }
-            Decision::Finished if muted_firing > 0 => {
-                // Its alerts still fire, muted: look again when muting may have ended.
-                plan.next
-                    .push((key.to_owned(), now_ms.saturating_add(interval)));
-            }
-            Decision::Finished => plan.finished.push(key.to_owned()),
-        }
-    }
-
-    /// What `group` holds now, muted alerts left out (each member looked up once: a large
-    /// group's members are many).
-    fn snapshot(&self, group: &Group, now_ms: i64) -> Snapshot {
-        let mut snapshot = Snapshot {
-            acknowledged: true,
-            ..Snapshot::default()
-        };
-        for fp in &group.members {
-            let Some((alert, encoded)) = self.known.with_encoding(fp) else {
-                continue;
-            };
-            match alert.state {
-                AlertState::Firing if self.muting.why(alert, now_ms).is_some() => {
-                    snapshot.muted += 1;
-                }
-                AlertState::Firing => {
-                    snapshot.firing.push(Arc::clone(encoded));
-                    snapshot.acknowledged &= alert.ack.is_some();
-                }
-                AlertState::Resolved => {
-                    if group.record.clock.notified.firing.contains(fp) {
-                        snapshot.resolved.push(Arc::clone(encoded));
-                    }
-                }
-            }
-        }
-        snapshot.acknowledged &= !snapshot.firing.is_empty();
-        // In the members' order already: the sets are built in bulk.
-        let fingerprints = |alerts: &[Arc<EncodedAlert>]| {
-            alerts
-                .iter()
-                .map(|a| a.alert().fingerprint)
-                .collect::<BTreeSet<_>>()
-        };
-        snapshot.contents = Contents {
-            firing: fingerprints(&snapshot.firing),
-            resolved: fingerprints(&snapshot.resolved),
-        };
-        snapshot
-    }
-
-    /// Whether a notification of `contents` would carry nothing.
-    fn nothing_to_say(&self, contents: &Contents, group: &Group) -> bool {
-        contents.firing.is_empty() && (contents.resolved.is_empty() || !group.timing.send_resolved)
-    }
-
-    /// Remediation tasks for alerts that fire on a route carrying one, once per episode.
-    fn remediate(
-        &self,
-        path: &[usize],
-        firing: &BTreeSet<Fingerprint>,
-        now_ms: i64,
-        plan: &mut Plan,
-    ) {
-        let Some(remediation) = self.config.alerting.remediations.get(path) else {
-            return;
-        };
-        let route = path
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(".");
-        for &fp in firing {
-            let Some((alert, encoded)) = self.known.with_encoding(&fp) else {
-                continue;
-            };
-            let done = (fp, path.to_vec());
-            if self.remediated.get(&done) == Some(&alert.episode) {
-                continue; // this episode's task was enqueued already
-            }
-            let payload = match template::render_payload(&remediation.payload, encoded.alert()) {
-                Ok(payload) => payload,
-                Err(error) => {
-                    metrics::counter!("steward_remediations_total", "result" => "failed")
-                        .increment(1);
-                    tracing::warn!(%error, fingerprint = %fp, "remediation payload does not render");
-                    continue;
-                }
-            };
-            if let Some(reason) = self.refuses_payload(&remediation.kind, &payload) {
-                metrics::counter!("steward_remediations_total", "result" => "failed").increment(1);
-                tracing::warn!(fingerprint = %fp, kind = %remediation.kind, %reason, "remediation payload refused by its executor");
-                continue;
-            }
-            let queue = self
-                .config
-                .queues
-                .iter()
-                .find(|q| q.name == remediation.queue);
-            let payload = payload.to_string();
-            if let Some(limit) = queue.map(|q| q.max_payload_bytes)
-                && payload.len() > limit
-            {
-                // Rendered from the alert's labels: too big for its queue, it is never taken.
-                metrics::counter!("steward_remediations_total", "result" => "failed").increment(1);
-                tracing::warn!(fingerprint = %fp, bytes = payload.len(), limit, "remediation payload too large for its queue");
-                continue;
-            }
-            let max_attempts = queue.map_or(
-                steward_core::task::RetryPolicy::default().max_attempts,
-                |q| q.retry.max_attempts,
-            );
-            plan.remediated.push((done, alert.episode));
-            plan.tasks.push(NewTask {
-                queue: remediation.queue.clone(),
-                kind: remediation.kind.clone(),
-                payload,
-                priority: 0,
-                run_at_ms: now_ms,
-                max_attempts,
-                idempotency_key: Some(format!("alert:{fp}:{}:route{route}", alert.episode)),
-                origin: TaskOrigin {
-                    workspace: alert.labels.get("workspace").cloned(),
-                    schedule: None,
-                    alert: Some(fp.to_string()),
-                    caller: Some(COMPONENT.to_owned()),
-                },
-            });
-        }
-    }
-
-    /// Why the executor of `kind` would refuse `payload`, as an enqueue through the API would
-    /// be refused (`None`: it takes it, or the kind has no executor here to ask).
-    fn refuses_payload(&self, kind: &str, payload: &serde_json::Value) -> Option<String> {
-        self.executors.get(kind)?.validate(payload).err()
     }
 
     /// Starts writing a plan in a task of its own ([`Self::written`] moves memory to it once
