@@ -88,8 +88,8 @@ impl Dispatcher {
             ..Plan::default()
         };
         for key in self.groups.take_due(now_ms) {
-            if self.in_flight.contains(&key) {
-                self.deferred.insert(key);
+            if self.passes.holds(&key) {
+                self.passes.defer(key);
                 continue;
             }
             self.decide(&key, now_ms, &mut plan);
@@ -103,10 +103,10 @@ impl Dispatcher {
             .map(|(r, _)| r.key.as_str())
             .chain(plan.finished.iter().map(String::as_str))
             .collect();
-        let in_flight = &self.in_flight;
+        let passes = &self.passes;
         let unsaved = self
             .groups
-            .unsaved(|key| planned.contains(key) || in_flight.contains(key));
+            .unsaved(|key| planned.contains(key) || passes.holds(key));
         plan.updates
             .extend(unsaved.into_iter().map(|r| (r, Vec::new())));
         plan

@@ -3,10 +3,12 @@
 //! and a restart.
 
 use super::*;
+use crate::executors::Executors;
 use steward_core::alert::IncomingAlert;
 use steward_core::alert::group::Reason;
 use steward_core::alert::mute::Silence;
 use steward_core::alert::route::Matcher;
+use steward_core::audit::Actor;
 use steward_core::registry::Labels;
 use steward_store::notifications::{NotificationQuery, StoredNotification};
 use steward_store::{Ack, AlertReceipt};
