@@ -212,26 +212,17 @@ impl Dispatcher {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use steward_core::alert::Severity;
+    use steward_core::registry::Labels;
 
     use super::*;
+    use crate::alerting::dispatch::test_alert;
 
     fn stored(fp: u64, state: AlertState, last_received_ms: i64) -> StoredAlert {
         StoredAlert {
             fingerprint: Fingerprint(fp),
-            labels: Arc::default(),
-            annotations: Arc::default(),
-            severity: Severity::Warning,
-            source: "external".into(),
             state,
-            starts_at_ms: 0,
-            ends_at_ms: None,
             last_received_ms,
-            generator_url: None,
-            episode: 1,
-            ack: None,
+            ..test_alert(Labels::new())
         }
     }
 

@@ -162,6 +162,26 @@ impl Dispatcher {
     }
 }
 
+/// An alert as the store answers it, for unit tests: firing since 0 and received then, in its
+/// first episode.
+#[cfg(test)]
+fn test_alert(labels: steward_core::registry::Labels) -> steward_store::alerts::StoredAlert {
+    steward_store::alerts::StoredAlert {
+        fingerprint: Fingerprint::of(&labels),
+        labels: Arc::new(labels),
+        annotations: Arc::default(),
+        severity: steward_core::alert::Severity::Warning,
+        source: "external".into(),
+        state: steward_core::alert::AlertState::Firing,
+        starts_at_ms: 0,
+        ends_at_ms: None,
+        last_received_ms: 0,
+        generator_url: None,
+        episode: 1,
+        ack: None,
+    }
+}
+
 /// A configured duration as an offset to a time in milliseconds (saturating: a duration
 /// past `i64::MAX` never comes).
 fn ms(duration_ms: u64) -> i64 {

@@ -152,12 +152,11 @@ fn task(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use steward_core::alert::{AlertState, Severity};
     use steward_core::registry::Labels;
 
     use super::*;
+    use crate::alerting::dispatch::test_alert;
+    use crate::alerting::known::Known;
 
     fn remediation(payload: serde_json::Value) -> Remediation {
         Remediation {
@@ -174,31 +173,17 @@ mod tests {
         ]
         .into();
         StoredAlert {
-            fingerprint: Fingerprint::of(&labels),
-            labels: Arc::new(labels),
-            annotations: Arc::default(),
-            severity: Severity::Warning,
-            source: "external".into(),
-            state: AlertState::Firing,
-            starts_at_ms: 0,
-            ends_at_ms: None,
-            last_received_ms: 0,
-            generator_url: None,
             episode: 3,
-            ack: None,
+            ..test_alert(labels)
         }
     }
 
+    /// `alert` as a notification carries it, encoded as the dispatcher keeps it.
     fn notified(alert: &StoredAlert) -> NotifiedAlert {
-        NotifiedAlert {
-            fingerprint: alert.fingerprint,
-            state: alert.state,
-            labels: Arc::clone(&alert.labels),
-            annotations: Arc::clone(&alert.annotations),
-            starts_at_ms: alert.starts_at_ms,
-            ends_at_ms: None,
-            generator_url: None,
-        }
+        let mut known = Known::default();
+        known.insert(alert.clone());
+        let (_, encoded) = known.with_encoding(&alert.fingerprint).unwrap();
+        encoded.alert().clone()
     }
 
     #[test]
