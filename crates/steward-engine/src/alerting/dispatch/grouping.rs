@@ -41,7 +41,9 @@ struct Joining {
 /// The groups, with when each group and each escalation is next due.
 #[derive(Debug, Default)]
 pub(super) struct Groups {
+    /// Every group, by key.
     by_key: HashMap<String, Group>,
+    /// When groups are next looked at (entries other than a group's `next_due` are stale).
     due: BinaryHeap<Reverse<(i64, String)>>,
     /// When alerts reach their route's escalation time (stale entries are harmless).
     escalations: BinaryHeap<Reverse<(i64, Fingerprint)>>,

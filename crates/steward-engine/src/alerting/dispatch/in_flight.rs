@@ -83,6 +83,7 @@ struct Ended {
 
 /// The passes being written, each in a task of its own, and the groups they hold.
 pub(super) struct Passes {
+    /// The tasks writing them.
     writes: JoinSet<Result<Stored, StoreError>>,
     /// What each of them moves in memory once written, by task.
     unwritten: HashMap<TaskId, Unwritten>,
