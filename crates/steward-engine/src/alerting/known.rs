@@ -61,11 +61,6 @@ impl Known {
         self.alerts.retain(|_, (alert, _)| keep(alert));
     }
 
-    /// Every fingerprint.
-    pub(crate) fn keys(&self) -> impl Iterator<Item = &Fingerprint> {
-        self.alerts.keys()
-    }
-
     /// Every alert.
     pub(crate) fn values(&self) -> impl Iterator<Item = &StoredAlert> {
         self.alerts.values().map(|(alert, _)| alert)
