@@ -6,18 +6,19 @@
 
 use std::collections::HashSet;
 
+use sqlx::FromRow;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
 use sqlx::{QueryBuilder, Row, Sqlite};
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
-    decode_notification_state, decode_route_path, decode_row_count, encode_json, encode_labels,
+    decode_attempt_status, decode_notification_state, decode_row_count, encode_json, encode_labels,
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
     NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
     attempt_error,
 };
+use steward_store::rows::{GroupRow, NotificationRow};
 
 use crate::db_err;
 
@@ -423,35 +424,11 @@ pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<u64, Stor
 }
 
 fn group_from_row(row: &SqliteRow) -> Result<GroupRecord, StoreError> {
-    let key: String = row.try_get("key").map_err(db_err)?;
-    let route_path: String = row.try_get("route_path").map_err(db_err)?;
-    let labels: String = row.try_get("labels").map_err(db_err)?;
-    let clock: String = row.try_get("clock").map_err(db_err)?;
-    Ok(GroupRecord {
-        receiver: row.try_get("receiver").map_err(db_err)?,
-        route_path: decode_route_path(&key, &route_path)?,
-        labels: decode_labels(&labels)?,
-        clock: decode_group_clock(&key, &clock)?,
-        key,
-    })
+    GroupRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 fn notification_from_row(row: &SqliteRow) -> Result<StoredNotification, StoreError> {
-    let id: i64 = row.try_get("id").map_err(db_err)?;
-    let notice: String = row.try_get("notice").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-    Ok(StoredNotification {
-        id,
-        notice: decode_notice(id, &notice)?,
-        state: decode_notification_state(&state)?,
-        attempts: decode_attempt_count(id, attempts)?,
-        created_ms: row.try_get("created_ms").map_err(db_err)?,
-        next_attempt_ms: row.try_get("next_attempt_ms").map_err(db_err)?,
-        expires_ms: row.try_get("expires_ms").map_err(db_err)?,
-        finished_ms: row.try_get("finished_ms").map_err(db_err)?,
-        last_error: row.try_get("last_error").map_err(db_err)?,
-    })
+    NotificationRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 #[cfg(test)]

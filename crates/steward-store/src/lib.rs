@@ -12,6 +12,7 @@ pub mod events;
 pub mod health;
 mod metered;
 pub mod notifications;
+pub mod rows;
 pub mod schedules;
 pub mod sessions;
 pub mod tasks;
