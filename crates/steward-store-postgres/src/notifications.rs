@@ -10,17 +10,17 @@ use std::collections::{BTreeMap, HashSet};
 
 use sqlx::FromRow;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_attempt_status, decode_notification_state, decode_row_count, encode_json, encode_labels,
+    decode_notification_state, decode_row_count, encode_json, encode_labels,
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
     NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
     attempt_error,
 };
-use steward_store::rows::{GroupRow, NotificationRow};
+use steward_store::rows::{AttemptRow, GroupRow, NotificationRow};
 
 use crate::db_err;
 
@@ -422,15 +422,7 @@ pub(crate) async fn attempts(pool: &PgPool, id: i64) -> Result<Vec<Attempt>, Sto
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            let status: Option<i32> = row.try_get("status").map_err(db_err)?;
-            Ok(Attempt {
-                at_ms: row.try_get("at_ms").map_err(db_err)?,
-                latency_ms: row.try_get("latency_ms").map_err(db_err)?,
-                status: decode_attempt_status(id, status.map(i64::from))?,
-                error: row.try_get("error").map_err(db_err)?,
-            })
-        })
+        .map(|row| AttemptRow::from_row(row).map_err(db_err)?.into_attempt(id))
         .collect()
 }
 

@@ -6,11 +6,10 @@
 use std::collections::HashMap;
 
 use sqlx::FromRow;
-use sqlx::Row;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
-use steward_store::rows::TaskRow;
+use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
@@ -322,20 +321,7 @@ pub(crate) async fn runs(pool: &PgPool, id: i64) -> Result<Vec<TaskRun>, StoreEr
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            let attempt: i32 = row.try_get("attempt").map_err(db_err)?;
-            Ok(TaskRun {
-                task_id: row.try_get("task_id").map_err(db_err)?,
-                attempt: to_u32(attempt)?,
-                worker: row.try_get("worker").map_err(db_err)?,
-                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
-                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
-                status: row.try_get("status").map_err(db_err)?,
-                outcome: row.try_get("outcome").map_err(db_err)?,
-                error: row.try_get("error").map_err(db_err)?,
-                output_tail: row.try_get("output_tail").map_err(db_err)?,
-            })
-        })
+        .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()
 }
 

@@ -8,17 +8,17 @@ use std::collections::HashSet;
 
 use sqlx::FromRow;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_attempt_status, decode_notification_state, decode_row_count, encode_json, encode_labels,
+    decode_notification_state, decode_row_count, encode_json, encode_labels,
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
     NewNotification, NotificationCount, NotificationQuery, Queued, StoredNotification,
     attempt_error,
 };
-use steward_store::rows::{GroupRow, NotificationRow};
+use steward_store::rows::{AttemptRow, GroupRow, NotificationRow};
 
 use crate::db_err;
 
@@ -370,14 +370,7 @@ pub(crate) async fn attempts(pool: &SqlitePool, id: i64) -> Result<Vec<Attempt>,
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            Ok(Attempt {
-                at_ms: row.try_get("at_ms").map_err(db_err)?,
-                latency_ms: row.try_get("latency_ms").map_err(db_err)?,
-                status: decode_attempt_status(id, row.try_get("status").map_err(db_err)?)?,
-                error: row.try_get("error").map_err(db_err)?,
-            })
-        })
+        .map(|row| AttemptRow::from_row(row).map_err(db_err)?.into_attempt(id))
         .collect()
 }
 

@@ -7,11 +7,11 @@ use std::collections::HashMap;
 
 use serde_json::json;
 use sqlx::FromRow;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Row, SqlitePool};
 use steward_core::audit::Actor;
 use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
-use steward_store::rows::TaskRow;
+use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
@@ -354,19 +354,7 @@ pub(crate) async fn runs(pool: &SqlitePool, id: i64) -> Result<Vec<TaskRun>, Sto
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            Ok(TaskRun {
-                task_id: row.try_get("task_id").map_err(db_err)?,
-                attempt: row.try_get("attempt").map_err(db_err)?,
-                worker: row.try_get("worker").map_err(db_err)?,
-                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
-                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
-                status: row.try_get("status").map_err(db_err)?,
-                outcome: row.try_get("outcome").map_err(db_err)?,
-                error: row.try_get("error").map_err(db_err)?,
-                output_tail: row.try_get("output_tail").map_err(db_err)?,
-            })
-        })
+        .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()
 }
 

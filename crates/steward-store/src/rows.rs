@@ -12,16 +12,16 @@ use sqlx::error::BoxDynError;
 use sqlx::types::Json;
 use sqlx::{Database, Decode, Type, ValueRef};
 use steward_core::schedule::{HeartbeatState, PingStatus};
-use steward_core::task::{Task, TaskOrigin};
+use steward_core::task::{Task, TaskOrigin, TaskRun};
 
 use crate::codec::{
-    decode_alert_state, decode_attempt_count, decode_certificates, decode_check_state,
-    decode_conditions, decode_count, decode_fingerprint, decode_group_clock, decode_labels,
-    decode_matchers, decode_notice, decode_notification_state, decode_route_path, decode_severity,
-    decode_verdict,
+    decode_alert_state, decode_attempt_count, decode_attempt_status, decode_certificates,
+    decode_check_state, decode_conditions, decode_count, decode_fingerprint, decode_group_clock,
+    decode_labels, decode_matchers, decode_notice, decode_notification_state, decode_route_path,
+    decode_severity, decode_verdict,
 };
 use crate::health::{CheckRecord, CheckTransition, NewTransition, ProbeRecord};
-use crate::notifications::{GroupRecord, StoredNotification};
+use crate::notifications::{Attempt, GroupRecord, StoredNotification};
 use crate::schedules::{
     FireTrigger, HeartbeatRecord, Lease, RunStatus, ScheduleRun, ScheduleState,
 };
@@ -148,6 +148,38 @@ impl TryFrom<TaskRow> for Task {
             },
             created_at_ms: row.created_at_ms,
             finished_at_ms: row.finished_at_ms,
+        })
+    }
+}
+
+/// The columns of one run of a task.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TaskRunRow {
+    task_id: i64,
+    attempt: i32,
+    worker: String,
+    started_at_ms: i64,
+    ended_at_ms: i64,
+    status: String,
+    outcome: Option<String>,
+    error: Option<String>,
+    output_tail: Option<String>,
+}
+
+impl TryFrom<TaskRunRow> for TaskRun {
+    type Error = StoreError;
+
+    fn try_from(row: TaskRunRow) -> Result<Self, StoreError> {
+        Ok(TaskRun {
+            task_id: row.task_id,
+            attempt: count(row.attempt)?,
+            worker: row.worker,
+            started_at_ms: row.started_at_ms,
+            ended_at_ms: row.ended_at_ms,
+            status: row.status,
+            outcome: row.outcome,
+            error: row.error,
+            output_tail: row.output_tail,
         })
     }
 }
@@ -384,6 +416,28 @@ impl TryFrom<NotificationRow> for StoredNotification {
             expires_ms: row.expires_ms,
             finished_ms: row.finished_ms,
             last_error: row.last_error,
+        })
+    }
+}
+
+/// The columns of one attempt to deliver a notification.
+#[derive(Debug, sqlx::FromRow)]
+pub struct AttemptRow {
+    at_ms: i64,
+    latency_ms: i64,
+    status: Option<i32>,
+    error: Option<String>,
+}
+
+impl AttemptRow {
+    /// The attempt, of notification `notification` (which the row does not repeat), named
+    /// in the error for a reply code that is out of range.
+    pub fn into_attempt(self, notification: i64) -> Result<Attempt, StoreError> {
+        Ok(Attempt {
+            at_ms: self.at_ms,
+            latency_ms: self.latency_ms,
+            status: decode_attempt_status(notification, self.status.map(i64::from))?,
+            error: self.error,
         })
     }
 }
