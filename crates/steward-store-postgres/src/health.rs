@@ -8,19 +8,18 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sqlx::FromRow;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Postgres, QueryBuilder};
 use steward_core::health::rollup::Rollup;
 use steward_store::HealthStore;
 use steward_store::StoreError;
-use steward_store::codec::{
-    decode_certificates, decode_check_state, decode_conditions, decode_count, decode_rollup,
-    decode_verdict, encode_certificates, encode_conditions, encode_json,
-};
+use steward_store::codec::{decode_rollup, encode_certificates, encode_conditions, encode_json};
 use steward_store::health::{
     CheckRecord, CheckTransition, HealthPruned, MAX_HEALTH_PAGE, NewTransition, ProbeBatch,
     ProbeRecord, TransitionQuery, merge_rollup_increments, verdict_name,
 };
+use steward_store::rows::{CheckStateRow, ProbeResultRow, TransitionRow};
 
 use crate::audit::append_audit;
 use crate::db_err;
@@ -423,58 +422,15 @@ async fn prune_chunks(
 }
 
 fn result_from_row(row: &PgRow) -> Result<ProbeRecord, StoreError> {
-    let check: String = row.try_get("check_name").map_err(db_err)?;
-    let verdict: String = row.try_get("verdict").map_err(db_err)?;
-    let latency: i64 = row.try_get("latency_ms").map_err(db_err)?;
-    let status: Option<i32> = row.try_get("status").map_err(db_err)?;
-    let conditions: String = row.try_get("conditions").map_err(db_err)?;
-    let certificates: Option<String> = row.try_get("certificates").map_err(db_err)?;
-    Ok(ProbeRecord {
-        at_ms: row.try_get("at_ms").map_err(db_err)?,
-        verdict: decode_verdict(&verdict)?,
-        latency_ms: decode_count(latency, "latency", &check)?,
-        status: status
-            .map(|s| decode_count(i64::from(s), "HTTP status", &check))
-            .transpose()?,
-        cause: row.try_get("cause").map_err(db_err)?,
-        error: row.try_get("error").map_err(db_err)?,
-        conditions: decode_conditions(&check, &conditions)?,
-        cert_not_after_ms: row.try_get("cert_not_after_ms").map_err(db_err)?,
-        certificates: decode_certificates(&check, certificates.as_deref())?,
-        check,
-    })
+    ProbeResultRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 fn record_from_row(row: &PgRow) -> Result<CheckRecord, StoreError> {
-    let check: String = row.try_get("check_name").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let failures: i64 = row.try_get("consecutive_failures").map_err(db_err)?;
-    let successes: i64 = row.try_get("consecutive_successes").map_err(db_err)?;
-    Ok(CheckRecord {
-        service: row.try_get("service").map_err(db_err)?,
-        state: decode_check_state(&state)?,
-        consecutive_failures: decode_count(failures, "consecutive failures", &check)?,
-        consecutive_successes: decode_count(successes, "consecutive successes", &check)?,
-        since_ms: row.try_get("since_ms").map_err(db_err)?,
-        last_probe_ms: row.try_get("last_probe_ms").map_err(db_err)?,
-        check,
-    })
+    CheckStateRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 fn transition_from_row(row: &PgRow) -> Result<CheckTransition, StoreError> {
-    let from: String = row.try_get("from_state").map_err(db_err)?;
-    let to: String = row.try_get("to_state").map_err(db_err)?;
-    Ok(CheckTransition {
-        id: row.try_get("id").map_err(db_err)?,
-        transition: NewTransition {
-            check: row.try_get("check_name").map_err(db_err)?,
-            service: row.try_get("service").map_err(db_err)?,
-            from: decode_check_state(&from)?,
-            to: decode_check_state(&to)?,
-            at_ms: row.try_get("at_ms").map_err(db_err)?,
-            reason: row.try_get("reason").map_err(db_err)?,
-        },
-    })
+    TransitionRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 #[cfg(all(test, feature = "testing"))]

@@ -6,18 +6,17 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::FromRow;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
 use steward_core::audit::Actor;
-use steward_core::schedule::{HeartbeatState, PingStatus};
+use steward_core::schedule::PingStatus;
 use steward_store::ScheduleStore;
+use steward_store::rows::{HeartbeatRow, LeaseRow, ScheduleRunRow, ScheduleStateRow};
 use steward_store::schedules::{
-    FireTrigger, HeartbeatRecord, HeartbeatTransition, Lease, MAX_EXPECT_WITHIN_MS, MAX_RUN_PAGE,
-    RunQuery, RunStatus, ScheduleRun, ScheduleState, ScheduleTick, TickPlan, TickResult,
-    lease_lost, not_found, open_by_schedule, plan_ticks, run_task_ids, tick_results,
-    watched_schedules,
+    HeartbeatRecord, HeartbeatTransition, Lease, MAX_EXPECT_WITHIN_MS, MAX_RUN_PAGE, RunQuery,
+    ScheduleRun, ScheduleState, ScheduleTick, TickPlan, TickResult, lease_lost, not_found,
+    open_by_schedule, plan_ticks, run_task_ids, tick_results, watched_schedules,
 };
-use steward_store::tasks::parse_status;
 use steward_store::{Enqueued, StoreError, now_ms};
 
 use crate::tasks::ms;
@@ -182,12 +181,7 @@ pub(crate) async fn current_lease(pool: &PgPool, role: &str) -> Result<Option<Le
 }
 
 fn lease_from_row(row: &PgRow) -> Result<Lease, StoreError> {
-    Ok(Lease {
-        role: row.try_get("role").map_err(db_err)?,
-        holder: row.try_get("holder").map_err(db_err)?,
-        fence: row.try_get("fence").map_err(db_err)?,
-        expires_at_ms: row.try_get("expires_at_ms").map_err(db_err)?,
-    })
+    Ok(LeaseRow::from_row(row).map_err(db_err)?.into())
 }
 
 /// Fails unless `lease` is still the current, unexpired one.
@@ -264,13 +258,7 @@ pub(crate) async fn schedule_states(pool: &PgPool) -> Result<Vec<ScheduleState>,
 }
 
 fn state_from_row(row: &PgRow) -> Result<ScheduleState, StoreError> {
-    Ok(ScheduleState {
-        name: row.try_get("name").map_err(db_err)?,
-        paused: row.try_get("paused").map_err(db_err)?,
-        cursor_ms: row.try_get("cursor_ms").map_err(db_err)?,
-        changed_at_ms: row.try_get("changed_at_ms").map_err(db_err)?,
-        changed_by: row.try_get("changed_by").map_err(db_err)?,
-    })
+    Ok(ScheduleStateRow::from_row(row).map_err(db_err)?.into())
 }
 
 /// Applies a batch of ticks inside the caller's transaction; returns the results and the
@@ -543,27 +531,7 @@ pub(crate) async fn flag_overdue(
 }
 
 fn run_from_row(row: &PgRow) -> Result<ScheduleRun, StoreError> {
-    let trigger: String = row.try_get("trigger").map_err(db_err)?;
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let task_status: Option<String> = row.try_get("task_status").map_err(db_err)?;
-    Ok(ScheduleRun {
-        id: row.try_get("id").map_err(db_err)?,
-        schedule: row.try_get("schedule").map_err(db_err)?,
-        slot_ms: row.try_get("slot_ms").map_err(db_err)?,
-        trigger: FireTrigger::parse(&trigger)
-            .ok_or_else(|| StoreError::Corrupt(format!("run trigger `{trigger}`")))?,
-        status: RunStatus::parse(&status)
-            .ok_or_else(|| StoreError::Corrupt(format!("run status `{status}`")))?,
-        reason: row.try_get("reason").map_err(db_err)?,
-        task_id: row.try_get("task_id").map_err(db_err)?,
-        fired_at_ms: row.try_get("fired_at_ms").map_err(db_err)?,
-        task_status: task_status.as_deref().map(parse_status).transpose()?,
-        outcome: row.try_get("outcome").map_err(db_err)?,
-        started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
-        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
-        error: row.try_get("error").map_err(db_err)?,
-        overdue: row.try_get("overdue").map_err(db_err)?,
-    })
+    ScheduleRunRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 const HEARTBEAT_COLUMNS: &str =
@@ -665,24 +633,5 @@ pub(crate) async fn set_heartbeat_state(
 }
 
 fn heartbeat_from_row(row: &PgRow) -> Result<HeartbeatRecord, StoreError> {
-    let last_ms: Option<i64> = row.try_get("last_ping_ms").map_err(db_err)?;
-    let last_status: Option<String> = row.try_get("last_status").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let last_ping = match (last_ms, last_status) {
-        (Some(at), Some(status)) => Some((
-            at,
-            PingStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("ping status `{status}`")))?,
-        )),
-        _ => None,
-    };
-    Ok(HeartbeatRecord {
-        name: row.try_get("name").map_err(db_err)?,
-        last_ping,
-        pings: row.try_get("pings").map_err(db_err)?,
-        state: HeartbeatState::parse(&state)
-            .ok_or_else(|| StoreError::Corrupt(format!("heartbeat state `{state}`")))?,
-        state_changed_at_ms: row.try_get("state_changed_at_ms").map_err(db_err)?,
-        watching_since_ms: row.try_get("watching_since_ms").map_err(db_err)?,
-    })
+    HeartbeatRow::from_row(row).map_err(db_err)?.try_into()
 }

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::FromRow;
 use sqlx::postgres::{PgConnection, PgPool, PgRow};
-use sqlx::types::Json;
 use steward_core::audit::Actor;
-use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
 use steward_store::TaskStore;
+use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
@@ -418,20 +418,7 @@ pub(crate) async fn runs(pool: &PgPool, id: i64) -> Result<Vec<TaskRun>, StoreEr
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            let attempt: i32 = row.try_get("attempt").map_err(db_err)?;
-            Ok(TaskRun {
-                task_id: row.try_get("task_id").map_err(db_err)?,
-                attempt: to_u32(attempt)?,
-                worker: row.try_get("worker").map_err(db_err)?,
-                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
-                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
-                status: row.try_get("status").map_err(db_err)?,
-                outcome: row.try_get("outcome").map_err(db_err)?,
-                error: row.try_get("error").map_err(db_err)?,
-                output_tail: row.try_get("output_tail").map_err(db_err)?,
-            })
-        })
+        .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()
 }
 
@@ -583,36 +570,5 @@ fn to_u32(n: i32) -> Result<u32, StoreError> {
 }
 
 fn task_from_row(row: &PgRow) -> Result<Task, StoreError> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let payload: Json<serde_json::Value> = row.try_get("payload").map_err(db_err)?;
-    let result: Option<Json<serde_json::Value>> = row.try_get("result").map_err(db_err)?;
-    let attempt: i32 = row.try_get("attempt").map_err(db_err)?;
-    let max_attempts: i32 = row.try_get("max_attempts").map_err(db_err)?;
-    Ok(Task {
-        id: row.try_get("id").map_err(db_err)?,
-        queue: row.try_get("queue").map_err(db_err)?,
-        kind: row.try_get("kind").map_err(db_err)?,
-        payload: payload.0,
-        priority: row.try_get("priority").map_err(db_err)?,
-        status: parse_status(&status)?,
-        attempt: to_u32(attempt)?,
-        max_attempts: to_u32(max_attempts)?,
-        run_at_ms: row.try_get("run_at_ms").map_err(db_err)?,
-        outcome: row.try_get("outcome").map_err(db_err)?,
-        result: result.map(|r| r.0),
-        error: row.try_get("error").map_err(db_err)?,
-        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
-        lease_expires_at_ms: row.try_get("lease_expires_at_ms").map_err(db_err)?,
-        fence: row.try_get("fence").map_err(db_err)?,
-        cancel_requested: row.try_get("cancel_requested").map_err(db_err)?,
-        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
-        origin: TaskOrigin {
-            workspace: row.try_get("workspace").map_err(db_err)?,
-            schedule: row.try_get("schedule").map_err(db_err)?,
-            alert: row.try_get("alert").map_err(db_err)?,
-            caller: row.try_get("caller").map_err(db_err)?,
-        },
-        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
-        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
-    })
+    TaskRow::from_row(row).map_err(db_err)?.try_into()
 }

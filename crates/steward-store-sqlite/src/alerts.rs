@@ -7,17 +7,16 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sqlx::FromRow;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use steward_core::alert::mute::Silence;
 use steward_core::alert::{AlertState, Fingerprint};
 use steward_core::audit::Actor;
 use steward_store::AlertStore;
 use steward_store::alerts::{MAX_ALERT_PAGE, merge_receipts};
-use steward_store::codec::{
-    decode_alert_state, decode_fingerprint, decode_labels, decode_matchers, decode_severity,
-    encode_json, encode_labels, encode_matchers,
-};
+use steward_store::codec::{decode_fingerprint, encode_json, encode_labels, encode_matchers};
+use steward_store::rows::{AlertRow, SilenceRow};
 use steward_store::{Ack, AlertChange, AlertQuery, AlertReceipt, StoreError, StoredAlert};
 use steward_store::{StoredSilence, audit};
 
@@ -501,46 +500,9 @@ pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<(u64, u64
 }
 
 fn alert_from_row(row: &SqliteRow) -> Result<StoredAlert, StoreError> {
-    let fingerprint: String = row.try_get("fingerprint").map_err(db_err)?;
-    let labels: String = row.try_get("labels").map_err(db_err)?;
-    let annotations: String = row.try_get("annotations").map_err(db_err)?;
-    let severity: String = row.try_get("severity").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let acked_by: Option<String> = row.try_get("acked_by").map_err(db_err)?;
-    let acked_at_ms: Option<i64> = row.try_get("acked_at_ms").map_err(db_err)?;
-    let ack_note: Option<String> = row.try_get("ack_note").map_err(db_err)?;
-    Ok(StoredAlert {
-        fingerprint: decode_fingerprint(&fingerprint)?,
-        labels: decode_labels(&labels)?.into(),
-        annotations: decode_labels(&annotations)?.into(),
-        severity: decode_severity(&severity)?,
-        source: row.try_get("source").map_err(db_err)?,
-        state: decode_alert_state(&state)?,
-        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
-        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
-        last_received_ms: row.try_get("last_received_ms").map_err(db_err)?,
-        generator_url: row.try_get("generator_url").map_err(db_err)?,
-        episode: row.try_get("episode").map_err(db_err)?,
-        ack: match (acked_by, acked_at_ms) {
-            (Some(by), Some(at_ms)) => Some(Ack {
-                by,
-                at_ms,
-                note: ack_note.unwrap_or_default(),
-            }),
-            _ => None,
-        },
-    })
+    AlertRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 fn silence_from_row(row: &SqliteRow) -> Result<StoredSilence, StoreError> {
-    let matchers: String = row.try_get("matchers").map_err(db_err)?;
-    Ok(StoredSilence {
-        id: row.try_get("id").map_err(db_err)?,
-        matchers: decode_matchers(&matchers)?,
-        starts_at_ms: row.try_get("starts_at_ms").map_err(db_err)?,
-        ends_at_ms: row.try_get("ends_at_ms").map_err(db_err)?,
-        created_by: row.try_get("created_by").map_err(db_err)?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
-        comment: row.try_get("comment").map_err(db_err)?,
-    })
+    SilenceRow::from_row(row).map_err(db_err)?.try_into()
 }

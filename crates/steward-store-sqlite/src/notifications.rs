@@ -7,13 +7,13 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
+use sqlx::FromRow;
 use sqlx::sqlite::{SqliteConnection, SqlitePool, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 use steward_store::NotificationStore;
 use steward_store::StoreError;
 use steward_store::codec::{
-    decode_attempt_count, decode_attempt_status, decode_group_clock, decode_labels, decode_notice,
-    decode_notification_state, decode_route_path, decode_row_count, encode_json, encode_labels,
+    decode_notification_state, decode_row_count, encode_json, encode_labels,
 };
 use steward_store::notifications::{
     Attempt, AttemptEffect, AttemptOutcome, DispatchWrite, GroupRecord, MAX_NOTIFICATION_PAGE,
@@ -21,6 +21,7 @@ use steward_store::notifications::{
     attempt_error,
 };
 use steward_store::now_ms;
+use steward_store::rows::{AttemptRow, GroupRow, NotificationRow};
 
 use crate::SqliteStore;
 use crate::db_err;
@@ -437,14 +438,7 @@ pub(crate) async fn attempts(pool: &SqlitePool, id: i64) -> Result<Vec<Attempt>,
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            Ok(Attempt {
-                at_ms: row.try_get("at_ms").map_err(db_err)?,
-                latency_ms: row.try_get("latency_ms").map_err(db_err)?,
-                status: decode_attempt_status(id, row.try_get("status").map_err(db_err)?)?,
-                error: row.try_get("error").map_err(db_err)?,
-            })
-        })
+        .map(|row| AttemptRow::from_row(row).map_err(db_err)?.into_attempt(id))
         .collect()
 }
 
@@ -491,35 +485,11 @@ pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<u64, Stor
 }
 
 fn group_from_row(row: &SqliteRow) -> Result<GroupRecord, StoreError> {
-    let key: String = row.try_get("key").map_err(db_err)?;
-    let route_path: String = row.try_get("route_path").map_err(db_err)?;
-    let labels: String = row.try_get("labels").map_err(db_err)?;
-    let clock: String = row.try_get("clock").map_err(db_err)?;
-    Ok(GroupRecord {
-        receiver: row.try_get("receiver").map_err(db_err)?,
-        route_path: decode_route_path(&key, &route_path)?,
-        labels: decode_labels(&labels)?,
-        clock: decode_group_clock(&key, &clock)?,
-        key,
-    })
+    GroupRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 fn notification_from_row(row: &SqliteRow) -> Result<StoredNotification, StoreError> {
-    let id: i64 = row.try_get("id").map_err(db_err)?;
-    let notice: String = row.try_get("notice").map_err(db_err)?;
-    let state: String = row.try_get("state").map_err(db_err)?;
-    let attempts: i64 = row.try_get("attempts").map_err(db_err)?;
-    Ok(StoredNotification {
-        id,
-        notice: decode_notice(id, &notice)?,
-        state: decode_notification_state(&state)?,
-        attempts: decode_attempt_count(id, attempts)?,
-        created_ms: row.try_get("created_ms").map_err(db_err)?,
-        next_attempt_ms: row.try_get("next_attempt_ms").map_err(db_err)?,
-        expires_ms: row.try_get("expires_ms").map_err(db_err)?,
-        finished_ms: row.try_get("finished_ms").map_err(db_err)?,
-        last_error: row.try_get("last_error").map_err(db_err)?,
-    })
+    NotificationRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! Dashboard sessions on SQLite, written through the single writer (callers pass it).
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::FromRow;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use steward_core::audit::Actor;
 use steward_store::SessionStore;
 use steward_store::StoreError;
+use steward_store::rows::SessionRow;
 use steward_store::sessions::{NewSession, Session, session_ended, session_started};
 
 use crate::SqliteStore;
@@ -130,13 +131,5 @@ pub(crate) async fn end(
 }
 
 fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    Ok(Session {
-        id_digest: row.try_get("id_digest").map_err(db_err)?,
-        key_digest: row.try_get("key_digest").map_err(db_err)?,
-        key_name: row.try_get("key_name").map_err(db_err)?,
-        csrf: row.try_get("csrf").map_err(db_err)?,
-        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
-        idle_expires_at_ms: row.try_get("idle_expires_at_ms").map_err(db_err)?,
-        expires_at_ms: row.try_get("expires_at_ms").map_err(db_err)?,
-    })
+    Ok(SessionRow::from_row(row).map_err(db_err)?.into())
 }

@@ -7,11 +7,13 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::json;
+use sqlx::FromRow;
+use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{Row, SqlitePool};
 use steward_core::audit::Actor;
-use steward_core::task::{Completion, NewTask, Task, TaskOrigin, TaskRun, TaskStatus};
+use steward_core::task::{Completion, NewTask, Task, TaskRun, TaskStatus};
 use steward_store::TaskStore;
+use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
@@ -469,19 +471,7 @@ pub(crate) async fn runs(pool: &SqlitePool, id: i64) -> Result<Vec<TaskRun>, Sto
     .await
     .map_err(db_err)?;
     rows.iter()
-        .map(|row| {
-            Ok(TaskRun {
-                task_id: row.try_get("task_id").map_err(db_err)?,
-                attempt: row.try_get("attempt").map_err(db_err)?,
-                worker: row.try_get("worker").map_err(db_err)?,
-                started_at_ms: row.try_get("started_at_ms").map_err(db_err)?,
-                ended_at_ms: row.try_get("ended_at_ms").map_err(db_err)?,
-                status: row.try_get("status").map_err(db_err)?,
-                outcome: row.try_get("outcome").map_err(db_err)?,
-                error: row.try_get("error").map_err(db_err)?,
-                output_tail: row.try_get("output_tail").map_err(db_err)?,
-            })
-        })
+        .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()
 }
 
@@ -630,44 +620,8 @@ pub(crate) async fn purge(
     Ok(done.rows_affected())
 }
 
-fn parse_json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("task {what}: {e}")))
-}
-
 fn task_from_row(row: &SqliteRow) -> Result<Task, StoreError> {
-    let status: String = row.try_get("status").map_err(db_err)?;
-    let payload: String = row.try_get("payload").map_err(db_err)?;
-    let result: Option<String> = row.try_get("result").map_err(db_err)?;
-    Ok(Task {
-        id: row.try_get("id").map_err(db_err)?,
-        queue: row.try_get("queue").map_err(db_err)?,
-        kind: row.try_get("kind").map_err(db_err)?,
-        payload: parse_json(&payload, "payload")?,
-        priority: row.try_get("priority").map_err(db_err)?,
-        status: parse_status(&status)?,
-        attempt: row.try_get("attempt").map_err(db_err)?,
-        max_attempts: row.try_get("max_attempts").map_err(db_err)?,
-        run_at_ms: row.try_get("run_at_ms").map_err(db_err)?,
-        outcome: row.try_get("outcome").map_err(db_err)?,
-        result: result
-            .as_deref()
-            .map(|r| parse_json(r, "result"))
-            .transpose()?,
-        error: row.try_get("error").map_err(db_err)?,
-        lease_owner: row.try_get("lease_owner").map_err(db_err)?,
-        lease_expires_at_ms: row.try_get("lease_expires_at_ms").map_err(db_err)?,
-        fence: row.try_get("fence").map_err(db_err)?,
-        cancel_requested: row.try_get("cancel_requested").map_err(db_err)?,
-        idempotency_key: row.try_get("idempotency_key").map_err(db_err)?,
-        origin: TaskOrigin {
-            workspace: row.try_get("workspace").map_err(db_err)?,
-            schedule: row.try_get("schedule").map_err(db_err)?,
-            alert: row.try_get("alert").map_err(db_err)?,
-            caller: row.try_get("caller").map_err(db_err)?,
-        },
-        created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,
-        finished_at_ms: row.try_get("finished_at_ms").map_err(db_err)?,
-    })
+    TaskRow::from_row(row).map_err(db_err)?.try_into()
 }
 
 #[cfg(test)]
@@ -717,6 +671,52 @@ mod tests {
         assert_eq!(reaped.len(), 1, "taken back at once, not ten minutes later");
         let task = store.task(claimed[0].id).await.unwrap().unwrap();
         assert_eq!(task.status, TaskStatus::Queued);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn damaged_task_rows_are_reported_as_corrupt() {
+        use sqlx::Connection;
+        use steward_store::conformance::assert_corrupt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.migrate().await.unwrap();
+        let task = NewTask {
+            queue: "q".into(),
+            kind: "noop".into(),
+            payload: "{}".into(),
+            priority: 0,
+            run_at_ms: 0,
+            max_attempts: 3,
+            idempotency_key: None,
+            origin: TaskOrigin::default(),
+        };
+        let id = store
+            .enqueue_tasks(&[task], &Actor::system("t"))
+            .await
+            .unwrap()[0]
+            .id;
+        let url = format!("sqlite://{}", store.path().display());
+        let mut raw = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        for (what, sql) in [
+            ("payload", "UPDATE tasks SET payload = '{\"a\":'"),
+            (
+                "result",
+                "UPDATE tasks SET payload = '{}', result = 'not json'",
+            ),
+            ("attempt", "UPDATE tasks SET result = NULL, attempt = -1"),
+            // The status's CHECK is lifted for this connection only, to write what it forbids.
+            (
+                "status",
+                "PRAGMA ignore_check_constraints = ON; \
+                 UPDATE tasks SET attempt = 0, status = 'lost'",
+            ),
+        ] {
+            sqlx::raw_sql(sql).execute(&mut raw).await.expect(sql);
+            assert_corrupt(what, store.task(id).await);
+        }
+        raw.close().await.unwrap();
         store.close().await;
     }
 }

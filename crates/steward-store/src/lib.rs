@@ -16,6 +16,7 @@ pub mod leases;
 mod metered;
 pub mod notifications;
 pub mod registry;
+pub mod rows;
 pub mod schedules;
 pub mod sessions;
 pub mod tasks;

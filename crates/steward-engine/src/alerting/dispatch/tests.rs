@@ -3,6 +3,7 @@
 //! and a restart.
 
 use super::*;
+use steward_store::prelude::*;
 use crate::executors::Executors;
 use steward_core::alert::IncomingAlert;
 use steward_core::alert::group::Reason;
