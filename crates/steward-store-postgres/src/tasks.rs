@@ -15,7 +15,7 @@ use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
-    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found,
+    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found, with_oldest_due,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -507,18 +507,51 @@ pub(crate) async fn retry(
     Ok(after)
 }
 
-/// Tasks per queue and status.
+/// Serialises folding the count deltas into the totals across instances: two folds deleting
+/// the same delta rows in different orders could deadlock.
+const COUNT_FOLD_LOCK: i64 = 0x0073_7465_7763_6e74;
+
+/// Tasks per queue and status from the totals and deltas the triggers keep (migration 0016),
+/// with each queue's oldest due task from its queued tasks alone: neither reads finished tasks, so the
+/// cost does not grow with how many are retained. Folds the deltas into the totals first when
+/// no other instance is folding, which keeps the deltas to what changed since the last read.
 pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> {
-    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT queue, status, count(*), \
-         min(CASE WHEN status = 'queued' AND run_at_ms <= $1 THEN GREATEST(created_at_ms, run_at_ms) END) \
-         FROM tasks GROUP BY queue, status ORDER BY queue, status",
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let folding: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(COUNT_FOLD_LOCK)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    if folding {
+        sqlx::query(
+            "WITH moved AS (DELETE FROM task_count_deltas RETURNING queue, status, n) \
+             INSERT INTO task_count_totals (queue, status, n) \
+             SELECT queue, status, sum(n) FROM moved GROUP BY queue, status \
+             ON CONFLICT (queue, status) DO UPDATE SET n = task_count_totals.n + excluded.n",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+    }
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT queue, status, sum(n)::bigint FROM (\
+         SELECT queue, status, n FROM task_count_totals \
+         UNION ALL SELECT queue, status, n FROM task_count_deltas) AS c \
+         GROUP BY queue, status HAVING sum(n) <> 0 ORDER BY queue, status",
     )
-    .bind(now_ms())
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
-    task_counts(rows)
+    let oldest: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT queue, min(GREATEST(created_at_ms, run_at_ms)) FROM tasks \
+         WHERE status = 'queued' AND run_at_ms <= $1 GROUP BY queue",
+    )
+    .bind(now_ms())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    settle(Ok(()), tx).await?;
+    task_counts(with_oldest_due(counted, &oldest))
 }
 
 /// Tasks of each queue finished since `since_ms`, per status: one range of the

@@ -17,7 +17,7 @@ use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
-    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found,
+    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found, with_oldest_due,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -559,18 +559,27 @@ pub(crate) async fn retry(
     Ok(after)
 }
 
-/// Tasks per queue and status.
+/// Tasks per queue and status from the counters the triggers keep (migration 0013), with
+/// each queue's oldest due task from its queued tasks alone: neither reads finished tasks, so the
+/// cost does not grow with how many are retained. One read transaction, so both agree.
 pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreError> {
-    let rows: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
-        "SELECT queue, status, count(*), \
-         min(CASE WHEN status = 'queued' AND run_at_ms <= ? THEN max(created_at_ms, run_at_ms) END) \
-         FROM tasks GROUP BY queue, status ORDER BY queue, status",
+    let mut tx = pool.begin().await.map_err(db_err)?;
+    let counted: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT queue, status, n FROM task_counts WHERE n <> 0 ORDER BY queue, status",
     )
-    .bind(now_ms())
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
-    task_counts(rows)
+    let oldest: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT queue, min(max(created_at_ms, run_at_ms)) FROM tasks \
+         WHERE status = 'queued' AND run_at_ms <= ? GROUP BY queue",
+    )
+    .bind(now_ms())
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    tx.commit().await.map_err(db_err)?;
+    task_counts(with_oldest_due(counted, &oldest))
 }
 
 /// Tasks of each queue finished since `since_ms`, per status: one range of the

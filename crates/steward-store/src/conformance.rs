@@ -93,6 +93,7 @@ macro_rules! conformance_suite {
             expired_leases_are_reaped,
             cancellation,
             purge_removes_only_old_finished_tasks,
+            task_counts_follow_every_change,
             wakeups_announce_enqueues,
             next_due_names_the_earliest_waiting_task,
             leases_have_one_holder_and_fence_takeovers,
@@ -2083,6 +2084,100 @@ pub async fn cancellation(store: &Arc<dyn Store>) {
         "each successful cancel is audited once, refused ones not at all"
     );
     verify_audit(store.as_ref()).await.expect("verifies");
+}
+
+/// The counts follow every change of a task's status: enqueue, claim, each verdict,
+/// cancellation, retry, a lease taken back and purge; after each, they equal the tasks
+/// counted one by one.
+pub async fn task_counts_follow_every_change(store: &Arc<dyn Store>) {
+    async fn agree(store: &Arc<dyn Store>, step: &str) {
+        let mut listed = std::collections::BTreeMap::new();
+        for queue in ["tally-a", "tally-b"] {
+            let tasks = store
+                .list_tasks(&TaskQuery {
+                    limit: 1_000,
+                    queue: Some(queue.into()),
+                    ..TaskQuery::default()
+                })
+                .await
+                .expect("list");
+            for task in tasks {
+                *listed.entry((task.queue, task.status)).or_insert(0_i64) += 1;
+            }
+        }
+        let counted: std::collections::BTreeMap<_, _> = store
+            .task_counts()
+            .await
+            .expect("counts")
+            .into_iter()
+            .filter(|c| c.queue.starts_with("tally-"))
+            .map(|c| ((c.queue, c.status), c.count))
+            .collect();
+        assert_eq!(counted, listed, "the counts after {step}");
+    }
+    let mut later = new_task("tally-b", "noop");
+    later.run_at_ms += 3_600_000;
+    let mut tasks: Vec<NewTask> = (0..6).map(|_| new_task("tally-a", "noop")).collect();
+    tasks.extend([new_task("tally-b", "noop"), later]);
+    let ids = enqueue(store, &tasks).await;
+    agree(store, "enqueue").await;
+
+    let claimed = claim(store, "tally-a", "w", 4, LONG_LEASE_MS).await;
+    assert_eq!(claimed.len(), 4, "four of six claimed");
+    agree(store, "a claim").await;
+
+    let verdicts = [
+        succeeded(),
+        Verdict::Retry {
+            error: "boom".into(),
+            retry_at_ms: crate::now_ms() + 3_600_000,
+        },
+        Verdict::Dead {
+            error: "fatal".into(),
+        },
+    ];
+    let completions: Vec<Completion> = claimed
+        .iter()
+        .zip(verdicts)
+        .map(|(task, verdict)| completion(task, verdict))
+        .collect();
+    let accepted = store.complete_tasks(&completions).await.expect("complete");
+    assert_eq!(accepted, [true, true, true], "each completion accepted");
+    agree(store, "completions").await;
+
+    let queued = ids[4];
+    store.cancel_task(queued, &actor()).await.expect("cancel");
+    store
+        .cancel_task(claimed[3].id, &actor())
+        .await
+        .expect("cancel a running task");
+    agree(store, "cancellations").await;
+
+    store
+        .retry_task(claimed[2].id, &actor())
+        .await
+        .expect("retry");
+    agree(store, "a retry").await;
+
+    let short = claim(store, "tally-b", "w2", 1, 1).await;
+    assert_eq!(short.len(), 1, "the due task of tally-b claimed");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let reaped = store
+        .reap_expired_leases(crate::now_ms(), 100)
+        .await
+        .expect("reap");
+    assert!(
+        reaped.iter().any(|r| r.task_id == short[0].id),
+        "the expired lease is taken back: {reaped:?}"
+    );
+    agree(store, "a lease taken back").await;
+
+    let purged = store
+        .purge_tasks("tally-a", crate::now_ms() + 1, 100)
+        .await
+        .expect("purge");
+    assert!(purged >= 2, "the finished tasks purged: {purged}");
+    agree(store, "a purge").await;
 }
 
 /// Purging deletes a queue's tasks that finished before the cutoff, with their runs, up to the

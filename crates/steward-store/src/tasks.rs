@@ -304,6 +304,23 @@ pub fn parse_status(status: &str) -> Result<TaskStatus, crate::StoreError> {
         })
 }
 
+/// Joins counted `(queue, status, count)` rows with each queue's oldest due task, which
+/// belongs on the queue's `queued` row: the rows [`task_counts`] takes.
+pub fn with_oldest_due(
+    counted: Vec<(String, String, i64)>,
+    oldest: &[(String, i64)],
+) -> Vec<(String, String, i64, Option<i64>)> {
+    counted
+        .into_iter()
+        .map(|(queue, status, count)| {
+            let due = (status == TaskStatus::Queued.as_str())
+                .then(|| oldest.iter().find(|(q, _)| *q == queue).map(|(_, at)| *at))
+                .flatten();
+            (queue, status, count, due)
+        })
+        .collect()
+}
+
 /// Counts read as `(queue, status, count, oldest due enqueue time)` rows.
 pub fn task_counts(
     rows: Vec<(String, String, i64, Option<i64>)>,

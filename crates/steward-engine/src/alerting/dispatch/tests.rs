@@ -3,7 +3,6 @@
 //! and a restart.
 
 use super::*;
-use steward_store::prelude::*;
 use crate::executors::Executors;
 use steward_core::alert::IncomingAlert;
 use steward_core::alert::group::Reason;
@@ -12,6 +11,7 @@ use steward_core::alert::route::Matcher;
 use steward_core::audit::Actor;
 use steward_core::registry::Labels;
 use steward_store::notifications::{NotificationQuery, StoredNotification};
+use steward_store::prelude::*;
 use steward_store::{Ack, AlertReceipt};
 use steward_store_sqlite::SqliteStore;
 
