@@ -531,11 +531,19 @@ pub(crate) async fn runs(
     rows.iter().map(run_from_row).collect()
 }
 
-/// The latest run of each schedule.
+/// The latest run of each schedule. The schedules are found by skipping through the
+/// `(schedule, id)` index one name at a time and each latest run is one seek, so the read costs
+/// the number of schedules, not the number of runs retained.
 pub(crate) async fn last_runs(pool: &SqlitePool) -> Result<Vec<ScheduleRun>, StoreError> {
     let rows = sqlx::query(&format!(
-        "SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
-         WHERE r.id IN (SELECT max(id) FROM schedule_runs GROUP BY schedule) ORDER BY r.schedule"
+        "WITH RECURSIVE names (schedule) AS (\
+         SELECT min(schedule) FROM schedule_runs \
+         UNION ALL SELECT (SELECT min(schedule) FROM schedule_runs x \
+         WHERE x.schedule > names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
+         SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
+         WHERE r.id IN (SELECT (SELECT max(id) FROM schedule_runs x \
+         WHERE x.schedule = names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
+         ORDER BY r.schedule"
     ))
     .fetch_all(pool)
     .await

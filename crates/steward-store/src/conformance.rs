@@ -104,6 +104,7 @@ macro_rules! conformance_suite {
             overdue_fires_are_flagged_once,
             heartbeats_record_pings_and_transitions_once,
             schedule_runs_go_with_their_tasks,
+            the_latest_run_of_each_schedule_is_found,
             probe_batches_round_trip,
             rollup_increments_add_up,
             check_states_are_replaced,

@@ -632,3 +632,45 @@ pub async fn schedule_runs_go_with_their_tasks(store: &Arc<dyn Store>) {
     );
     assert!(runs_of(store, "g").await.is_empty());
 }
+
+/// The latest run of each schedule is its newest, for every schedule with runs, by name;
+/// schedules never run are left out.
+pub async fn the_latest_run_of_each_schedule_is_found(store: &Arc<dyn Store>) {
+    let now = crate::now_ms();
+    let names: Vec<String> = ["latest-b", "latest-a", "latest-c"]
+        .iter()
+        .map(|n| (*n).to_owned())
+        .collect();
+    store
+        .register_schedules(&names, now - 60_000)
+        .await
+        .expect("register");
+    let lease = lead(store, "latest").await;
+    for slot in [now - 50_000, now - 40_000, now - 30_000] {
+        fire_ticks(
+            store,
+            Some(&lease),
+            &[
+                tick("latest-a", OverlapPolicy::Allow, &[slot]),
+                tick("latest-b", OverlapPolicy::Allow, &[slot - 1]),
+            ],
+        )
+        .await;
+    }
+    let latest: Vec<(String, i64)> = store
+        .last_schedule_runs()
+        .await
+        .expect("latest runs")
+        .into_iter()
+        .filter(|r| r.schedule.starts_with("latest-"))
+        .map(|r| (r.schedule, r.slot_ms))
+        .collect();
+    assert_eq!(
+        latest,
+        [
+            ("latest-a".to_owned(), now - 30_000),
+            ("latest-b".to_owned(), now - 30_001)
+        ],
+        "each schedule's newest run, by name; `latest-c` never ran"
+    );
+}
