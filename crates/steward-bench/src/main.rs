@@ -39,6 +39,7 @@ mod alerts;
 mod daemon;
 mod events;
 mod health;
+mod history;
 mod queue;
 mod schedules;
 mod ui;
@@ -201,6 +202,22 @@ enum Command {
         /// Requests per page.
         #[arg(long, default_value_t = 50)]
         requests: usize,
+    },
+    /// The reads every instance makes on a timer (task counts for the depth gauges, each
+    /// schedule's latest run) with a long history stored: per-call median, p90 and max.
+    History {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// Finished tasks stored before measuring.
+        #[arg(long, default_value_t = 10_000_000)]
+        tasks: u64,
+        /// Schedule runs stored before measuring (over 100 schedules).
+        #[arg(long, default_value_t = 1_000_000)]
+        runs: u64,
+        /// Calls of each read measured.
+        #[arg(long, default_value_t = 20)]
+        calls: usize,
     },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
@@ -395,6 +412,41 @@ async fn main() -> anyhow::Result<()> {
             // The daemon is stopped before the database is dropped.
             let result = alerts::run(&bench).await;
             drop(db);
+            result
+        }
+        Command::History {
+            backend,
+            tasks,
+            runs,
+            calls,
+        } => {
+            let bench = history::HistoryBench { tasks, runs, calls };
+            let dir = tempfile::tempdir()?;
+            let (store, db) = open(backend, dir.path(), 4).await?;
+            let store = match &db {
+                Some(db) => {
+                    print_postgres_settings(&db.url).await?;
+                    history::Seed::Postgres(&db.url)
+                        .tasks_and_runs(bench.tasks, bench.runs)
+                        .await?;
+                    store
+                }
+                None => {
+                    // The store holds the data directory's lock: write the history while it
+                    // is closed, then open it again.
+                    store.close().await;
+                    drop(store);
+                    let file = dir.path().join(steward_store_sqlite::DATABASE_FILE);
+                    history::Seed::Sqlite(&file)
+                        .tasks_and_runs(bench.tasks, bench.runs)
+                        .await?;
+                    let reopened: Arc<dyn Store> =
+                        Arc::new(steward_store_sqlite::SqliteStore::open(dir.path()).await?);
+                    reopened
+                }
+            };
+            let result = history::run(Arc::clone(&store), &bench).await;
+            store.close().await;
             result
         }
         Command::HealthTargets { ports } => health::serve_targets(ports).await,
