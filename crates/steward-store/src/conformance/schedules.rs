@@ -6,9 +6,8 @@ use std::sync::Arc;
 use steward_core::schedule::{HeartbeatState, MissedSlots, OverlapPolicy, PingStatus};
 use steward_core::task::{NewTask, TaskOrigin, TaskStatus};
 
-use super::{
-    LONG_LEASE_MS, actor, audited, claim, claim_only, complete, completion, get_task, succeeded,
-};
+use super::tasks::{claim, claim_only, complete, completion, get_task, succeeded};
+use super::{LONG_LEASE_MS, actor, audited};
 use crate::schedules::SCHEDULER_ROLE;
 use crate::{
     Fire, FireOutcome, FireTrigger, HeartbeatTransition, Lease, RunQuery, RunStatus, ScheduleRun,
