@@ -15,7 +15,8 @@ use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
     completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
-    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found, with_oldest_due,
+    pair_enqueued, parse_status, queues_with_queued, sort_claimed, task_counts, task_not_found,
+    with_oldest_due,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -512,8 +513,9 @@ pub(crate) async fn retry(
 const COUNT_FOLD_LOCK: i64 = 0x0073_7465_7763_6e74;
 
 /// Tasks per queue and status from the totals and deltas the triggers keep (migration 0016),
-/// with each queue's oldest due task from its queued tasks alone: neither reads finished tasks, so the
-/// cost does not grow with how many are retained. Folds the deltas into the totals first when
+/// with the oldest due task of each queue that has queued tasks, read from those alone through
+/// the `(queue, status)` index: neither read touches finished tasks, so the cost does not grow
+/// with how many are retained. Folds the deltas into the totals first when
 /// no other instance is folding, which keeps the deltas to what changed since the last read.
 pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> {
     let mut tx = pool.begin().await.map_err(db_err)?;
@@ -543,10 +545,13 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> 
     .await
     .map_err(db_err)?;
     let oldest: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT queue, min(GREATEST(created_at_ms, run_at_ms)) FROM tasks \
-         WHERE status = 'queued' AND run_at_ms <= $1 GROUP BY queue",
+        "SELECT queue, oldest FROM (SELECT c.queue, (SELECT min(GREATEST(t.created_at_ms, \
+         t.run_at_ms)) FROM tasks t WHERE t.queue = c.queue AND t.status = 'queued' \
+         AND t.run_at_ms <= $1) AS oldest FROM unnest($2::text[]) AS c(queue)) AS q \
+         WHERE oldest IS NOT NULL",
     )
     .bind(now_ms())
+    .bind(queues_with_queued(&counted))
     .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;

@@ -560,8 +560,9 @@ pub(crate) async fn retry(
 }
 
 /// Tasks per queue and status from the counters the triggers keep (migration 0013), with
-/// each queue's oldest due task from its queued tasks alone: neither reads finished tasks, so the
-/// cost does not grow with how many are retained. One read transaction, so both agree.
+/// the oldest due task of each queue that has queued tasks, read from those alone through the
+/// `(queue, status)` index: neither read touches finished tasks, so the cost does not grow with
+/// how many are retained. One read transaction, so both agree.
 pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreError> {
     let mut tx = pool.begin().await.map_err(db_err)?;
     let counted: Vec<(String, String, i64)> = sqlx::query_as(
@@ -571,8 +572,9 @@ pub(crate) async fn counts(pool: &SqlitePool) -> Result<Vec<TaskCount>, StoreErr
     .await
     .map_err(db_err)?;
     let oldest: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT queue, min(max(created_at_ms, run_at_ms)) FROM tasks \
-         WHERE status = 'queued' AND run_at_ms <= ? GROUP BY queue",
+        "SELECT c.queue, (SELECT min(max(t.created_at_ms, t.run_at_ms)) FROM tasks t \
+         WHERE t.queue = c.queue AND t.status = 'queued' AND t.run_at_ms <= ?) AS oldest \
+         FROM task_counts c WHERE c.status = 'queued' AND c.n > 0 AND oldest IS NOT NULL",
     )
     .bind(now_ms())
     .fetch_all(&mut *tx)

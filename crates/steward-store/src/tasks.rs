@@ -304,6 +304,16 @@ pub fn parse_status(status: &str) -> Result<TaskStatus, crate::StoreError> {
         })
 }
 
+/// The queues among counted `(queue, status, count)` rows that have queued tasks: those whose
+/// oldest due task is worth looking up.
+pub fn queues_with_queued(counted: &[(String, String, i64)]) -> Vec<String> {
+    counted
+        .iter()
+        .filter(|(_, status, count)| status == TaskStatus::Queued.as_str() && *count > 0)
+        .map(|(queue, _, _)| queue.clone())
+        .collect()
+}
+
 /// Joins counted `(queue, status, count)` rows with each queue's oldest due task, which
 /// belongs on the queue's `queued` row: the rows [`task_counts`] takes.
 pub fn with_oldest_due(
@@ -502,5 +512,19 @@ mod tests {
     fn a_mismatch_is_an_error_not_a_wrong_answer() {
         let tasks = [task(None)];
         assert!(pair_enqueued(&tasks, &[], &Default::default()).is_err());
+    }
+
+    #[test]
+    fn the_oldest_due_time_goes_on_each_queues_queued_row() {
+        let counted = vec![
+            ("a".to_owned(), "queued".to_owned(), 3),
+            ("a".to_owned(), "succeeded".to_owned(), 9),
+            ("b".to_owned(), "queued".to_owned(), 0),
+            ("c".to_owned(), "running".to_owned(), 1),
+        ];
+        assert_eq!(queues_with_queued(&counted), ["a"]);
+        let rows = with_oldest_due(counted, &[("a".to_owned(), 42)]);
+        let due: Vec<Option<i64>> = rows.iter().map(|r| r.3).collect();
+        assert_eq!(due, [Some(42), None, None, None]);
     }
 }
