@@ -1,8 +1,10 @@
 -- Task counts kept as tasks change, so that reading them costs the same however many finished
 -- tasks are retained (the depth gauges read them every few seconds on every instance).
 --
--- Statement triggers append one delta row per (queue, status) a statement changed: insert-only,
--- so concurrent claims and completions never wait on a shared counter row. Readers fold the
+-- Inserts are counted by the enqueue, the one statement that inserts tasks, as one delta per
+-- queue; statement triggers append one delta row per (queue, status) an update or a delete
+-- changed. Deltas are insert-only, so concurrent claims and completions never wait on a shared
+-- counter row. Readers fold the
 -- deltas into the totals now and then (one folder at a time, under an advisory lock) and read
 -- totals plus the deltas not folded yet.
 CREATE TABLE task_count_totals (
@@ -17,13 +19,6 @@ CREATE TABLE task_count_deltas (
     status TEXT   NOT NULL,
     n      BIGINT NOT NULL
 );
-
-CREATE FUNCTION task_counts_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO task_count_deltas (queue, status, n)
-    SELECT queue, status, count(*) FROM inserted_rows GROUP BY queue, status;
-    RETURN NULL;
-END $$;
 
 CREATE FUNCTION task_counts_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -46,10 +41,6 @@ BEGIN
     HAVING sum(n) <> 0;
     RETURN NULL;
 END $$;
-
-CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks
-    REFERENCING NEW TABLE AS inserted_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION task_counts_inserted();
 
 CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks
     REFERENCING OLD TABLE AS deleted_rows

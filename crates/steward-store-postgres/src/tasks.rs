@@ -14,9 +14,9 @@ use steward_store::TaskStore;
 use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
-    completion_answers, distinct_queues, first_completions, keys_not_inserted, lease_states,
-    pair_enqueued, parse_status, queues_with_queued, sort_claimed, task_counts, task_not_found,
-    with_oldest_due,
+    completion_answers, created_per_queue, distinct_queues, first_completions, keys_not_inserted,
+    lease_states, pair_enqueued, parse_status, queues_with_queued, sort_claimed, task_counts,
+    task_not_found, with_oldest_due,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -179,6 +179,7 @@ pub(crate) async fn enqueue(
     inserted.sort_unstable_by_key(|(id, _)| *id);
     let existing = existing_keys(conn, tasks, &inserted).await?;
     let answers = pair_enqueued(tasks, &inserted, &existing)?;
+    count_created(conn, &created_per_queue(tasks, &answers)).await?;
     notify(conn, tasks.iter().map(|t| t.queue.as_str())).await?;
     append_audit(
         conn,
@@ -186,6 +187,30 @@ pub(crate) async fn enqueue(
     )
     .await?;
     Ok(answers)
+}
+
+/// Adds what an enqueue created to the count deltas, one row per queue. This is the one
+/// statement that inserts tasks, so it counts them here rather than a trigger over the whole
+/// batch (status changes and deletes are counted by the triggers of migration 0016).
+async fn count_created(
+    conn: &mut PgConnection,
+    created: &[(String, i64)],
+) -> Result<(), StoreError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let (queues, counts): (Vec<&str>, Vec<i64>) =
+        created.iter().map(|(q, n)| (q.as_str(), *n)).unzip();
+    sqlx::query(
+        "INSERT INTO task_count_deltas (queue, status, n) \
+         SELECT queue, 'queued', n FROM unnest($1::text[], $2::bigint[]) AS c(queue, n)",
+    )
+    .bind(queues)
+    .bind(counts)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// Announces, at commit, that `queues` may have tasks ready.

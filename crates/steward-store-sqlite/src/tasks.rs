@@ -16,8 +16,9 @@ use steward_store::TaskStore;
 use steward_store::rows::{TaskRow, TaskRunRow};
 use steward_store::tasks::{
     CancelStep, CompletionRow, MAX_CLAIM, MAX_TASK_PAGE, cancel_step, check_retryable,
-    completion_answers, first_completions, keys_not_inserted, lease_expired_error, lease_states,
-    pair_enqueued, parse_status, sort_claimed, task_counts, task_not_found, with_oldest_due,
+    completion_answers, created_per_queue, first_completions, keys_not_inserted,
+    lease_expired_error, lease_states, pair_enqueued, parse_status, sort_claimed, task_counts,
+    task_not_found, with_oldest_due,
 };
 use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
@@ -199,12 +200,36 @@ pub(crate) async fn enqueue(
     let inserted = inserted_since(conn, before).await?;
     let existing = existing_keys(conn, tasks, &inserted).await?;
     let answers = pair_enqueued(tasks, &inserted, &existing)?;
+    count_created(conn, &created_per_queue(tasks, &answers)).await?;
     append_audit(
         conn,
         steward_store::audit::tasks_enqueued(actor, tasks, &answers),
     )
     .await?;
     Ok(answers)
+}
+
+/// Adds what an enqueue created to the queued counts, one row per queue. This is the one
+/// statement that inserts tasks, so it counts them here rather than a trigger once per row
+/// (status changes and deletes are counted by the triggers of migration 0013).
+async fn count_created(
+    conn: &mut SqliteConnection,
+    created: &[(String, i64)],
+) -> Result<(), StoreError> {
+    if created.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<serde_json::Value> = created.iter().map(|(q, n)| json!([q, n])).collect();
+    sqlx::query(
+        "INSERT INTO task_counts (queue, status, n) \
+         SELECT value->>0, 'queued', value->>1 FROM json_each(?) WHERE true \
+         ON CONFLICT (queue, status) DO UPDATE SET n = n + excluded.n",
+    )
+    .bind(serde_json::Value::Array(rows).to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// The `(id, key)` of every task above id `before`, in id order, read as one JSON row: the

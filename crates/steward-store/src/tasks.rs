@@ -304,6 +304,21 @@ pub fn parse_status(status: &str) -> Result<TaskStatus, crate::StoreError> {
         })
 }
 
+/// How many tasks an enqueue created per queue, by queue: what the enqueue adds to the queued
+/// counts (a repeated idempotency key creates nothing).
+pub fn created_per_queue(tasks: &[NewTask], answers: &[Enqueued]) -> Vec<(String, i64)> {
+    let mut created = std::collections::BTreeMap::<&str, i64>::new();
+    for (task, answer) in tasks.iter().zip(answers) {
+        if answer.created {
+            *created.entry(task.queue.as_str()).or_default() += 1;
+        }
+    }
+    created
+        .into_iter()
+        .map(|(queue, n)| (queue.to_owned(), n))
+        .collect()
+}
+
 /// The queues among counted `(queue, status, count)` rows that have queued tasks: those whose
 /// oldest due task is worth looking up.
 pub fn queues_with_queued(counted: &[(String, String, i64)]) -> Vec<String> {
@@ -526,5 +541,18 @@ mod tests {
         let rows = with_oldest_due(counted, &[("a".to_owned(), 42)]);
         let due: Vec<Option<i64>> = rows.iter().map(|r| r.3).collect();
         assert_eq!(due, [Some(42), None, None, None]);
+    }
+
+    #[test]
+    fn only_created_tasks_are_counted_per_queue() {
+        let mut b = task(None);
+        b.queue = "b".into();
+        let tasks = [task(Some("k")), b.clone(), task(None), b];
+        let answers = [(1, false), (2, true), (3, true), (4, true)]
+            .map(|(id, created)| Enqueued { id, created });
+        assert_eq!(
+            created_per_queue(&tasks, &answers),
+            [("b".to_owned(), 2), ("q".to_owned(), 1)]
+        );
     }
 }
