@@ -164,7 +164,7 @@ pub(crate) fn read_settings(cx: &mut Cx<'_>, root: &Fields<'_>) -> FileSettings 
             .string(cx, "data_dir")
             .map(|s| PathBuf::from(s.value));
         if let Some(db) = storage.string(cx, "database") {
-            if crate::settings::DatabaseTarget::is_postgres_url(&db.value) {
+            if is_postgres_url(&db.value) {
                 settings.database = Some(Secret::new(db.value));
             } else {
                 cx.error(
@@ -316,6 +316,11 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
         settings.auth_failures_per_minute = rate(cx, "auth_failures_per_minute");
     }
     settings
+}
+
+/// True for the URL schemes that select PostgreSQL (`storage.database` and `--database`).
+pub(crate) fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 #[cfg(test)]

@@ -54,7 +54,7 @@ pub enum DatabaseTarget {
 impl DatabaseTarget {
     /// True for the URL schemes that select PostgreSQL.
     pub fn is_postgres_url(url: &str) -> bool {
-        url.starts_with("postgres://") || url.starts_with("postgresql://")
+        crate::file_settings::is_postgres_url(url)
     }
 
     /// A description safe to log or print: the SQLite path, or the URL without its password.
