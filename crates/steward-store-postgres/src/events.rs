@@ -1,6 +1,7 @@
 //! The event log on PostgreSQL. Appends of every instance take one transaction-scoped
 //! advisory lock, so ids are handed out in commit order: a reader that has seen id `n` never
-//! later finds a smaller one committed. Each append announces itself on [`CHANNEL`].
+//! later finds a smaller one committed. Each append announces itself on
+//! [`listen::EVENTS_CHANNEL`].
 
 use async_trait::async_trait;
 use sqlx::Row;
@@ -41,10 +42,6 @@ impl EventLogStore for PostgresStore {
     }
 }
 
-/// The channel appends are announced on; migration `0014_audit_announce.sql` names it too,
-/// for audit appends.
-pub(crate) const CHANNEL: &str = "steward_events";
-
 /// The advisory lock key that orders appends across instances ("stewevt" in ASCII).
 const APPEND_LOCK: i64 = 0x0073_7465_7765_7674;
 
@@ -75,7 +72,7 @@ pub(crate) async fn append(pool: &PgPool, events: &[NewLoggedEvent]) -> Result<(
     .execute(&mut *tx)
     .await
     .map_err(db_err)?;
-    listen::notify(&mut tx, CHANNEL, &[""]).await?;
+    listen::notify(&mut tx, listen::EVENTS_CHANNEL, &[""]).await?;
     tx.commit().await.map_err(db_err)
 }
 

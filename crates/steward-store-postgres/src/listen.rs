@@ -1,8 +1,8 @@
 //! What instances sharing the database tell each other through `NOTIFY`, and the one `LISTEN`
-//! connection per store that hears it: task wake-ups (a queue's name on [`tasks::CHANNEL`]) and
+//! connection per store that hears it: task wake-ups (a queue's name on [`TASKS_CHANNEL`]) and
 //! alert changes (on [`ALERTS_CHANNEL`], naming the store that made them, so that a store does
 //! not announce its own changes back to its instance, whose bus carries them already), and
-//! appends to the event log (on [`crate::events::CHANNEL`]).
+//! appends to the event log (on [`EVENTS_CHANNEL`]).
 
 use std::sync::Arc;
 
@@ -13,10 +13,17 @@ use steward_store::tasks::ANY_QUEUE;
 use steward_store::{RemoteAlerts, StoreError, Wakeup};
 use tokio::sync::broadcast;
 
-use crate::{db_err, tasks};
+use crate::db_err;
+
+/// The channel enqueues notify and workers listen on.
+pub(crate) const TASKS_CHANNEL: &str = "steward_tasks";
 
 /// The channel alert changes are announced on.
 pub(crate) const ALERTS_CHANNEL: &str = "steward_alerts";
+
+/// The channel event log appends are announced on; migration `0014_audit_announce.sql` names
+/// it too, for audit appends.
+pub(crate) const EVENTS_CHANNEL: &str = "steward_events";
 
 /// Fingerprints per announcement: a `NOTIFY` payload holds less than 8,000 bytes, and each
 /// fingerprint takes 17 (16 hex digits and a comma).
@@ -120,7 +127,7 @@ pub(crate) async fn listen(pool: PgPool, to: Listeners) {
     loop {
         match PgListener::connect_with(&pool).await {
             Ok(mut listener) => match listener
-                .listen_all([tasks::CHANNEL, ALERTS_CHANNEL, crate::events::CHANNEL])
+                .listen_all([TASKS_CHANNEL, ALERTS_CHANNEL, EVENTS_CHANNEL])
                 .await
             {
                 Ok(()) => {
@@ -164,7 +171,7 @@ fn deliver(notification: &PgNotification, to: &Listeners) {
         if let Some(change) = read_alerts_payload(notification.payload(), &to.origin) {
             let _ = to.alerts.send(change);
         }
-    } else if notification.channel() == crate::events::CHANNEL {
+    } else if notification.channel() == EVENTS_CHANNEL {
         let _ = to.appended.send(());
     } else {
         let _ = to.wakeups.send(Wakeup::from(notification.payload()));

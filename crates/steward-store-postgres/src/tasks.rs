@@ -119,9 +119,6 @@ impl TaskStore for PostgresStore {
     }
 }
 
-/// The channel enqueues notify and workers listen on.
-pub(crate) const CHANNEL: &str = "steward_tasks";
-
 /// The columns of a task, in the order [`task_from_row`] reads them.
 macro_rules! task_columns {
     () => {
@@ -218,7 +215,7 @@ async fn notify<'q>(
     conn: &mut PgConnection,
     queues: impl Iterator<Item = &'q str>,
 ) -> Result<(), StoreError> {
-    crate::listen::notify(conn, CHANNEL, &distinct_queues(queues)).await
+    crate::listen::notify(conn, crate::listen::TASKS_CHANNEL, &distinct_queues(queues)).await
 }
 
 /// The ids of tasks holding the keys of `tasks` that were not inserted.
