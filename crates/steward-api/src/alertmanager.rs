@@ -42,10 +42,10 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
 use crate::alerts::{
     end_silence, new_silence, no_silence, store_silence, visible, visible_silence, visible_silences,
 };
-use crate::auth::Caller;
+use crate::caller::Caller;
+use crate::describe::query_param;
 use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, parse_body};
-use crate::openapi::query_param;
 use crate::{ApiError, AppState};
 
 /// Go's zero time, which Alertmanager's clients read as "no end": the end of an alert that has

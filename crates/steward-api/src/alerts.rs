@@ -32,7 +32,7 @@ use steward_wire::time::{rfc3339, rfc3339_opt};
 
 use steward_core::alert::WORKSPACE_LABEL;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit};
 use crate::{ApiError, AppState};

@@ -9,7 +9,7 @@ use steward_store::AuditQuery;
 use steward_store::audit::{VerifyError, verify_audit_to_head};
 use steward_wire::audit as wire;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::extract::{ApiQuery, page_limit};
 use crate::{ApiError, AppState};
 

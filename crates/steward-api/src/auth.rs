@@ -13,55 +13,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use steward_core::audit::Actor;
 use steward_core::{Principal, Role};
 use steward_engine::keys::Standing;
 
 use crate::{ApiError, AppState};
 
-/// Who may call a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Anyone, without a key.
-    Public,
-    /// A key with at least this role; scoped keys allowed (handlers show them only their
-    /// workspace).
-    Role(Role),
-    /// A key with at least this role and no workspace scope (it acts on everything).
-    Unscoped(Role),
-    /// A key with at least this role whose scope includes the workspace named by this path
-    /// parameter.
-    Workspace(Role, &'static str),
-}
-
-impl Access {
-    /// What a key must have: role, the workspace path parameter to check, and whether it must
-    /// be unscoped. `None` for public routes.
-    fn requirement(self) -> Option<(Role, Option<&'static str>, bool)> {
-        match self {
-            Access::Public => None,
-            Access::Role(role) => Some((role, None, false)),
-            Access::Unscoped(role) => Some((role, None, true)),
-            Access::Workspace(role, param) => Some((role, Some(param), false)),
-        }
-    }
-}
-
-/// The caller of a request that passed [`authorize`], for handlers.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Who.
-    pub principal: Principal,
-    /// From where.
-    pub ip: Option<IpAddr>,
-}
-
-impl Caller {
-    /// The caller as an audit actor.
-    pub fn actor(&self) -> Actor {
-        Actor::key(&self.principal.name, self.ip.map(|ip| ip.to_string()))
-    }
-}
+pub use crate::access::Access;
+pub use crate::caller::Caller;
 
 /// A request made inside the process on behalf of a dashboard session: it acts as the key
 /// with this digest and passes the same [`authorize`] checks as one presenting the key. Only

@@ -10,7 +10,7 @@ use steward_engine::prober::ops::{self, HealthOpsError};
 use steward_store::now_ms;
 use steward_wire::health::WindowQuery;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::health::{ops_error, stored_registry, window};
 use crate::{ApiError, AppState};

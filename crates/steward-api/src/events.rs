@@ -18,7 +18,7 @@ use steward_wire::events::{
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::extract::ApiQuery;
 use crate::{ApiError, AppState};
 

@@ -22,7 +22,7 @@ use steward_store::{TransitionQuery, now_ms};
 use steward_wire::health as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::store_error;
 use crate::extract::{ApiPath, ApiQuery, page_limit};
 use crate::{ApiError, AppState};

@@ -10,7 +10,7 @@ use steward_store::ApiKey;
 use steward_wire::keys as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, parse_body};
 use crate::{ApiError, AppState};

@@ -4,11 +4,14 @@
 //! This is the only crate that knows HTTP shapes; handlers translate between JSON and the
 //! engine, nothing more.
 
+mod access;
 mod alertmanager;
 mod alerts;
 mod audit;
 pub mod auth;
 mod badges;
+mod caller;
+mod describe;
 mod error;
 mod events;
 mod extract;

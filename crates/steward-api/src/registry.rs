@@ -7,7 +7,7 @@ use axum::{Extension, Json};
 use steward_core::{Dependency, Principal, Registry, Service, Workspace};
 use steward_wire::registry as wire;
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::extract::ApiPath;
 use crate::keys::role_of;
 use crate::{ApiError, AppState};

@@ -28,8 +28,8 @@ use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
 
 use crate::AppState;
-use crate::auth::Access;
-use crate::openapi::{Answer, Doc, Payload, list_of, typed};
+use crate::access::Access;
+use crate::describe::{Answer, Doc, Payload, list_of, typed};
 
 /// One route: method, path template, who may call it, what it does, and its handler.
 pub struct RouteSpec {
@@ -194,7 +194,7 @@ pub fn table() -> Vec<RouteSpec> {
             "This document: every route, who may call it, what it answers",
             || get(crate::system::openapi_json),
         )
-        .answers(Answer::Json(crate::openapi::document_payload())),
+        .answers(Answer::Json(crate::describe::document_payload())),
         spec(
             Method::GET,
             paths::HEALTHZ.template(),

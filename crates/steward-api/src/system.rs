@@ -9,7 +9,7 @@ use steward_wire::index::ApiIndex;
 use steward_wire::paths;
 use steward_wire::system::{ChangeCounts, Leadership, Liveness, Readiness, Reloaded, RoleLease};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::{ApiError, AppState};
 
 /// Where people read about the API: the "HTTP API" section of the README.

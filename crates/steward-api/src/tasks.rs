@@ -12,7 +12,7 @@ use steward_store::{TaskCount, TaskQuery, now_ms};
 use steward_wire::tasks as wire;
 use steward_wire::time::{rfc3339, rfc3339_opt};
 
-use crate::auth::Caller;
+use crate::caller::Caller;
 use crate::error::store_error;
 use crate::extract::{ApiBody, ApiPath, ApiQuery, page_limit, parse_body};
 use crate::{ApiError, AppState};
