@@ -465,17 +465,14 @@ pub(crate) async fn ack(
             "alert {fingerprint} is resolved: only a firing alert can be acknowledged"
         )));
     }
-    sqlx::query(
-        "UPDATE alerts SET acked_by = $1, acked_at_ms = $2, ack_note = $3 \
-         WHERE fingerprint = $4",
-    )
-    .bind(&ack.by)
-    .bind(ack.at_ms)
-    .bind(&ack.note)
-    .bind(fingerprint.to_string())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    sqlx::query(steward_store::sql::ACK_ALERT)
+        .bind(&ack.by)
+        .bind(ack.at_ms)
+        .bind(&ack.note)
+        .bind(fingerprint.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     alert.ack = Some(ack.clone());
     append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
     Ok(alert)
@@ -488,19 +485,16 @@ pub(crate) async fn create_silence(
     created_at_ms: i64,
     actor: &Actor,
 ) -> Result<StoredSilence, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO silences (matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, \
-         comment) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(encode_matchers(&silence.matchers))
-    .bind(silence.starts_at_ms)
-    .bind(silence.ends_at_ms)
-    .bind(&silence.created_by)
-    .bind(created_at_ms)
-    .bind(&silence.comment)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let id: i64 = sqlx::query_scalar(steward_store::sql::INSERT_SILENCE)
+        .bind(encode_matchers(&silence.matchers))
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(&silence.created_by)
+        .bind(created_at_ms)
+        .bind(&silence.comment)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let stored = StoredSilence::stored(silence, id, created_at_ms);
     append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
@@ -525,7 +519,7 @@ pub(crate) async fn expire_silence(
     };
     let previous = silence.ends_at_ms;
     if silence.ends_at_ms > now_ms {
-        sqlx::query("UPDATE silences SET ends_at_ms = $1 WHERE id = $2")
+        sqlx::query(steward_store::sql::END_SILENCE)
             .bind(now_ms)
             .bind(id)
             .execute(&mut *conn)
@@ -561,7 +555,7 @@ pub(crate) async fn prune(pool: &PgPool, before_ms: i64) -> Result<(u64, u64), S
     .await
     .map_err(db_err)?
     .rows_affected();
-    let silences = sqlx::query("DELETE FROM silences WHERE ends_at_ms < $1")
+    let silences = sqlx::query(steward_store::sql::PRUNE_SILENCES)
         .bind(before_ms)
         .execute(pool)
         .await

@@ -45,11 +45,10 @@ impl AuditStore for PostgresStore {
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(db_err)?;
+        let (seq, hash): (i64, String) = sqlx::query_as(steward_store::sql::AUDIT_HEAD)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
         Ok((seq > 0).then_some((seq, hash)))
     }
 }
@@ -96,7 +95,7 @@ pub(crate) async fn write_head(
     seq: i64,
     hash: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+    sqlx::query(steward_store::sql::WRITE_AUDIT_HEAD)
         .bind(seq)
         .bind(hash)
         .execute(&mut *conn)
@@ -145,7 +144,7 @@ async fn merge_remote(
     ) else {
         return Ok(0);
     };
-    let known: Vec<i64> = sqlx::query_scalar("SELECT origin_seq FROM audit_events WHERE origin_node = $1 AND origin_seq BETWEEN $2 AND $3")
+    let known: Vec<i64> = sqlx::query_scalar(steward_store::sql::MERGED_ORIGIN_SEQS)
         .bind(node)
         .bind(low)
         .bind(high)

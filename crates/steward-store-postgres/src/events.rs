@@ -81,14 +81,12 @@ pub(crate) async fn after(
     after_id: i64,
     limit: u32,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, at_ms, kind, workspace, body FROM event_log WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after_id)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::EVENTS_AFTER)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.iter()
         .map(|row| {
             Ok(LoggedEvent {
@@ -110,12 +108,10 @@ pub(crate) async fn head(pool: &PgPool) -> Result<i64, StoreError> {
 }
 
 pub(crate) async fn trim(pool: &PgPool, keep: u32) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "DELETE FROM event_log WHERE id <= (SELECT coalesce(max(id), 0) FROM event_log) - $1",
-    )
-    .bind(i64::from(keep))
-    .execute(pool)
-    .await
-    .map_err(db_err)?;
+    let done = sqlx::query(steward_store::sql::TRIM_EVENT_LOG)
+        .bind(i64::from(keep))
+        .execute(pool)
+        .await
+        .map_err(db_err)?;
     Ok(done.rows_affected())
 }

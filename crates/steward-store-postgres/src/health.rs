@@ -325,16 +325,13 @@ pub(crate) async fn rollups(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<Rollup>, StoreError> {
-    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
-        "SELECT minute_ms, count, failures, buckets FROM check_rollups \
-         WHERE check_name = $1 AND minute_ms >= $2 AND minute_ms < $3 ORDER BY minute_ms",
-    )
-    .bind(check)
-    .bind(from_ms)
-    .bind(to_ms)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(steward_store::sql::CHECK_ROLLUPS)
+        .bind(check)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.into_iter()
         .map(|(minute_ms, count, failures, buckets)| {
             decode_rollup(check, minute_ms, count, failures, &buckets)

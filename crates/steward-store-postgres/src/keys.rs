@@ -35,7 +35,7 @@ impl KeyStore for PostgresStore {
         // The audit head's row lock serialises instances starting together, so that the count
         // below sees any key another one created.
         lock_audit_head(&mut tx).await?;
-        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        let existing: i64 = sqlx::query_scalar(steward_store::sql::COUNT_KEYS)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -95,7 +95,7 @@ impl KeyStore for PostgresStore {
     }
 
     async fn touch_key(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_keys SET last_used_at_ms = $1 WHERE name = $2")
+        sqlx::query(steward_store::sql::TOUCH_KEY)
             .bind(at_ms)
             .bind(name)
             .execute(&self.pool)

@@ -141,7 +141,7 @@ async fn applied_versions(pool: &PgPool) -> Result<Vec<i64>, StoreError> {
     if !exists {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+    sqlx::query_scalar(steward_store::sql::APPLIED_MIGRATIONS)
         .fetch_all(pool)
         .await
         .map_err(db_err)

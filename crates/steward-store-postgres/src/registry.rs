@@ -76,7 +76,7 @@ async fn load_registry(conn: &mut PgConnection) -> Result<Registry, StoreError> 
         });
     }
     let mut dependencies = Vec::new();
-    let rows = sqlx::query("SELECT from_workspace, to_workspace, type, note FROM dependencies")
+    let rows = sqlx::query(steward_store::sql::DEPENDENCIES)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -143,17 +143,12 @@ async fn apply(conn: &mut PgConnection, step: Step<'_>) -> Result<(), StoreError
         .bind(&d.to)
         .bind(&d.kind)
         .bind(&d.note),
-        Step::DeleteDependency(d) => sqlx::query(
-            "DELETE FROM dependencies \
-             WHERE from_workspace = $1 AND to_workspace = $2 AND type = $3",
-        )
-        .bind(&d.from)
-        .bind(&d.to)
-        .bind(&d.kind),
-        Step::DeleteService(s) => sqlx::query("DELETE FROM services WHERE name = $1").bind(&s.name),
-        Step::DeleteWorkspace(w) => {
-            sqlx::query("DELETE FROM workspaces WHERE key = $1").bind(&w.key)
-        }
+        Step::DeleteDependency(d) => sqlx::query(steward_store::sql::DELETE_DEPENDENCY)
+            .bind(&d.from)
+            .bind(&d.to)
+            .bind(&d.kind),
+        Step::DeleteService(s) => sqlx::query(steward_store::sql::DELETE_SERVICE).bind(&s.name),
+        Step::DeleteWorkspace(w) => sqlx::query(steward_store::sql::DELETE_WORKSPACE).bind(&w.key),
     };
     query.execute(&mut *conn).await.map_err(db_err)?;
     Ok(())

@@ -161,7 +161,7 @@ pub(crate) async fn release_lease(
     role: &str,
     holder: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE role = $1 AND holder = $2")
+    sqlx::query(steward_store::sql::RELEASE_LEASE)
         .bind(role)
         .bind(holder)
         .execute(pool)
@@ -172,7 +172,7 @@ pub(crate) async fn release_lease(
 
 /// The recorded lease on `role`.
 pub(crate) async fn current_lease(pool: &PgPool, role: &str) -> Result<Option<Lease>, StoreError> {
-    let row = sqlx::query("SELECT role, holder, fence, expires_at_ms FROM leases WHERE role = $1")
+    let row = sqlx::query(steward_store::sql::LEASE)
         .bind(role)
         .fetch_optional(pool)
         .await

@@ -240,13 +240,11 @@ async fn existing_keys(
 
 /// The earliest run-at of the queue's waiting tasks.
 pub(crate) async fn next_due(pool: &PgPool, queue: &str) -> Result<Option<i64>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT min(run_at_ms) FROM tasks WHERE queue = $1 AND status IN ('queued', 'failed')",
-    )
-    .bind(queue)
-    .fetch_one(pool)
-    .await
-    .map_err(db_err)
+    sqlx::query_scalar(steward_store::sql::NEXT_DUE)
+        .bind(queue)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)
 }
 
 /// Leases due tasks to the claiming worker, skipping rows other claims hold.
@@ -432,14 +430,11 @@ pub(crate) async fn get(
 
 /// A task's runs.
 pub(crate) async fn runs(pool: &PgPool, id: i64) -> Result<Vec<TaskRun>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT task_id, attempt, worker, started_at_ms, ended_at_ms, status, outcome, error, \
-         output_tail FROM task_runs WHERE task_id = $1 ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::TASK_RUNS)
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.iter()
         .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()

@@ -392,16 +392,14 @@ pub(crate) async fn ack(
             "alert {fingerprint} is resolved: only a firing alert can be acknowledged"
         )));
     }
-    sqlx::query(
-        "UPDATE alerts SET acked_by = ?, acked_at_ms = ?, ack_note = ? WHERE fingerprint = ?",
-    )
-    .bind(&ack.by)
-    .bind(ack.at_ms)
-    .bind(&ack.note)
-    .bind(fingerprint.to_string())
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    sqlx::query(steward_store::sql::ACK_ALERT)
+        .bind(&ack.by)
+        .bind(ack.at_ms)
+        .bind(&ack.note)
+        .bind(fingerprint.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     alert.ack = Some(ack.clone());
     append_audit(conn, audit::alert_acked(actor, &alert, ack)).await?;
     Ok(alert)
@@ -414,19 +412,16 @@ pub(crate) async fn create_silence(
     created_at_ms: i64,
     actor: &Actor,
 ) -> Result<StoredSilence, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO silences (matchers, starts_at_ms, ends_at_ms, created_by, created_at_ms, \
-         comment) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-    )
-    .bind(encode_matchers(&silence.matchers))
-    .bind(silence.starts_at_ms)
-    .bind(silence.ends_at_ms)
-    .bind(&silence.created_by)
-    .bind(created_at_ms)
-    .bind(&silence.comment)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let id: i64 = sqlx::query_scalar(steward_store::sql::INSERT_SILENCE)
+        .bind(encode_matchers(&silence.matchers))
+        .bind(silence.starts_at_ms)
+        .bind(silence.ends_at_ms)
+        .bind(&silence.created_by)
+        .bind(created_at_ms)
+        .bind(&silence.comment)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let stored = StoredSilence::stored(silence, id, created_at_ms);
     append_audit(conn, audit::silence_created(actor, &stored)).await?;
     Ok(stored)
@@ -451,7 +446,7 @@ pub(crate) async fn expire_silence(
     };
     let previous = silence.ends_at_ms;
     if silence.ends_at_ms > now_ms {
-        sqlx::query("UPDATE silences SET ends_at_ms = ? WHERE id = ?")
+        sqlx::query(steward_store::sql::END_SILENCE)
             .bind(now_ms)
             .bind(id)
             .execute(&mut *conn)
@@ -490,7 +485,7 @@ pub(crate) async fn prune(pool: &SqlitePool, before_ms: i64) -> Result<(u64, u64
     .await
     .map_err(db_err)?
     .rows_affected();
-    let silences = sqlx::query("DELETE FROM silences WHERE ends_at_ms < ?")
+    let silences = sqlx::query(steward_store::sql::PRUNE_SILENCES)
         .bind(before_ms)
         .execute(pool)
         .await

@@ -49,18 +49,17 @@ impl AuditStore for SqliteStore {
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let (seq, hash): (i64, String) =
-            sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
-                .fetch_one(&self.reader)
-                .await
-                .map_err(db_err)?;
+        let (seq, hash): (i64, String) = sqlx::query_as(steward_store::sql::AUDIT_HEAD)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)?;
         Ok((seq > 0).then_some((seq, hash)))
     }
 }
 
 /// The audit chain's recorded head `(seq, hash)`.
 pub(crate) async fn read_head(conn: &mut SqliteConnection) -> Result<(i64, String), StoreError> {
-    sqlx::query_as("SELECT seq, hash FROM audit_head WHERE id = 1")
+    sqlx::query_as(steward_store::sql::AUDIT_HEAD)
         .fetch_one(&mut *conn)
         .await
         .map_err(db_err)
@@ -71,7 +70,7 @@ pub(crate) async fn write_head(
     seq: i64,
     hash: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1")
+    sqlx::query(steward_store::sql::WRITE_AUDIT_HEAD)
         .bind(seq)
         .bind(hash)
         .execute(&mut *conn)
@@ -149,15 +148,13 @@ async fn merge_remote(
     ) else {
         return Ok(0);
     };
-    let known: Vec<i64> = sqlx::query_scalar(
-        "SELECT origin_seq FROM audit_events WHERE origin_node = ? AND origin_seq BETWEEN ? AND ?",
-    )
-    .bind(node)
-    .bind(low)
-    .bind(high)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db_err)?;
+    let known: Vec<i64> = sqlx::query_scalar(steward_store::sql::MERGED_ORIGIN_SEQS)
+        .bind(node)
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_err)?;
     let mut seen: std::collections::HashSet<i64> = known.into_iter().collect();
     let mut ordered: Vec<&AuditEvent> = events.iter().collect();
     ordered.sort_by_key(|e| e.seq);

@@ -67,14 +67,12 @@ pub(crate) async fn after(
     after_id: i64,
     limit: u32,
 ) -> Result<Vec<LoggedEvent>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT id, at_ms, kind, workspace, body FROM event_log WHERE id > ? ORDER BY id LIMIT ?",
-    )
-    .bind(after_id)
-    .bind(i64::from(limit))
-    .fetch_all(reader)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::EVENTS_AFTER)
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(reader)
+        .await
+        .map_err(db_err)?;
     rows.iter()
         .map(|row| {
             Ok(LoggedEvent {
@@ -96,12 +94,10 @@ pub(crate) async fn head(reader: &SqlitePool) -> Result<i64, StoreError> {
 }
 
 pub(crate) async fn trim(writer: &SqlitePool, keep: u32) -> Result<u64, StoreError> {
-    let done = sqlx::query(
-        "DELETE FROM event_log WHERE id <= (SELECT coalesce(max(id), 0) FROM event_log) - ?",
-    )
-    .bind(i64::from(keep))
-    .execute(writer)
-    .await
-    .map_err(db_err)?;
+    let done = sqlx::query(steward_store::sql::TRIM_EVENT_LOG)
+        .bind(i64::from(keep))
+        .execute(writer)
+        .await
+        .map_err(db_err)?;
     Ok(done.rows_affected())
 }

@@ -32,7 +32,7 @@ impl KeyStore for SqliteStore {
         actor: &Actor,
     ) -> Result<Option<ApiKey>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM api_keys")
+        let existing: i64 = sqlx::query_scalar(steward_store::sql::COUNT_KEYS)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -92,7 +92,7 @@ impl KeyStore for SqliteStore {
     }
 
     async fn touch_key(&self, name: &str, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE api_keys SET last_used_at_ms = ? WHERE name = ?")
+        sqlx::query(steward_store::sql::TOUCH_KEY)
             .bind(at_ms)
             .bind(name)
             .execute(&self.writer)

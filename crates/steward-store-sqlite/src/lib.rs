@@ -211,7 +211,7 @@ async fn applied_versions(conn: &mut SqliteConnection) -> Result<Vec<i64>, Store
     if exists == 0 {
         return Ok(Vec::new());
     }
-    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+    sqlx::query_scalar(steward_store::sql::APPLIED_MIGRATIONS)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)

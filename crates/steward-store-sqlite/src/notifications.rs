@@ -429,14 +429,11 @@ pub(crate) async fn list(
 
 /// A notification's attempts, oldest first.
 pub(crate) async fn attempts(pool: &SqlitePool, id: i64) -> Result<Vec<Attempt>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT at_ms, latency_ms, status, error FROM notification_attempts \
-         WHERE notification_id = ? ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::NOTIFICATION_ATTEMPTS)
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.iter()
         .map(|row| AttemptRow::from_row(row).map_err(db_err)?.into_attempt(id))
         .collect()

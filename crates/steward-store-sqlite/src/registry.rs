@@ -70,7 +70,7 @@ async fn load_registry(conn: &mut SqliteConnection) -> Result<Registry, StoreErr
         });
     }
     let mut dependencies = Vec::new();
-    let rows = sqlx::query("SELECT from_workspace, to_workspace, type, note FROM dependencies")
+    let rows = sqlx::query(steward_store::sql::DEPENDENCIES)
         .fetch_all(&mut *conn)
         .await
         .map_err(db_err)?;
@@ -138,16 +138,12 @@ async fn apply(conn: &mut SqliteConnection, step: Step<'_>) -> Result<(), StoreE
         .bind(&d.to)
         .bind(&d.kind)
         .bind(&d.note),
-        Step::DeleteDependency(d) => sqlx::query(
-            "DELETE FROM dependencies WHERE from_workspace = ? AND to_workspace = ? AND type = ?",
-        )
-        .bind(&d.from)
-        .bind(&d.to)
-        .bind(&d.kind),
-        Step::DeleteService(s) => sqlx::query("DELETE FROM services WHERE name = ?").bind(&s.name),
-        Step::DeleteWorkspace(w) => {
-            sqlx::query("DELETE FROM workspaces WHERE key = ?").bind(&w.key)
-        }
+        Step::DeleteDependency(d) => sqlx::query(steward_store::sql::DELETE_DEPENDENCY)
+            .bind(&d.from)
+            .bind(&d.to)
+            .bind(&d.kind),
+        Step::DeleteService(s) => sqlx::query(steward_store::sql::DELETE_SERVICE).bind(&s.name),
+        Step::DeleteWorkspace(w) => sqlx::query(steward_store::sql::DELETE_WORKSPACE).bind(&w.key),
     };
     query.execute(&mut *conn).await.map_err(db_err)?;
     Ok(())

@@ -206,7 +206,7 @@ pub(crate) async fn release_lease(
     role: &str,
     holder: &str,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE leases SET expires_at_ms = 0 WHERE role = ? AND holder = ?")
+    sqlx::query(steward_store::sql::RELEASE_LEASE)
         .bind(role)
         .bind(holder)
         .execute(pool)
@@ -220,7 +220,7 @@ pub(crate) async fn current_lease(
     pool: &SqlitePool,
     role: &str,
 ) -> Result<Option<Lease>, StoreError> {
-    let row = sqlx::query("SELECT role, holder, fence, expires_at_ms FROM leases WHERE role = ?")
+    let row = sqlx::query(steward_store::sql::LEASE)
         .bind(role)
         .fetch_optional(pool)
         .await

@@ -280,13 +280,11 @@ pub(crate) fn ms(n: u64) -> i64 {
 
 /// The earliest run-at of the queue's waiting tasks.
 pub(crate) async fn next_due(pool: &SqlitePool, queue: &str) -> Result<Option<i64>, StoreError> {
-    sqlx::query_scalar(
-        "SELECT min(run_at_ms) FROM tasks WHERE queue = ? AND status IN ('queued', 'failed')",
-    )
-    .bind(queue)
-    .fetch_one(pool)
-    .await
-    .map_err(db_err)
+    sqlx::query_scalar(steward_store::sql::NEXT_DUE)
+        .bind(queue)
+        .fetch_one(pool)
+        .await
+        .map_err(db_err)
 }
 
 pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>, StoreError> {
@@ -487,14 +485,11 @@ pub(crate) async fn get(conn: &mut SqliteConnection, id: i64) -> Result<Option<T
 
 /// A task's runs.
 pub(crate) async fn runs(pool: &SqlitePool, id: i64) -> Result<Vec<TaskRun>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT task_id, attempt, worker, started_at_ms, ended_at_ms, status, outcome, error, \
-         output_tail FROM task_runs WHERE task_id = ? ORDER BY id",
-    )
-    .bind(id)
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::TASK_RUNS)
+        .bind(id)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.iter()
         .map(|row| TaskRunRow::from_row(row).map_err(db_err)?.try_into())
         .collect()

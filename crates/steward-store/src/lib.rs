@@ -19,6 +19,7 @@ pub mod registry;
 pub mod rows;
 pub mod schedules;
 pub mod sessions;
+pub mod sql;
 pub mod tasks;
 
 #[cfg(feature = "conformance")]
