@@ -19,7 +19,7 @@ pub const ALERTING_ROLE: &str = "alerting";
 pub const EXTERNAL_SOURCE: &str = "external";
 
 /// A change to alerts or silences made through another instance sharing the database, as the
-/// store hears of it ([`Store::remote_alerts`](crate::Store::remote_alerts)).
+/// store hears of it ([`Database::remote_alerts`](crate::Database::remote_alerts)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteAlerts {
     /// These alerts were received (with a change) or acknowledged.
@@ -176,7 +176,7 @@ impl StoredSilence {
 }
 
 /// Merges one receipt into the stored alert of its fingerprint (`None` when there is none
-/// yet), following the rules of [`Store::receive_alerts`](crate::Store::receive_alerts):
+/// yet), following the rules of [`AlertStore::receive_alerts`](crate::AlertStore::receive_alerts):
 /// answers the alert to store and what the receipt did. Pure, so that every backend applies
 /// exactly the same rules; the alert's state is judged at the receipt's time.
 pub fn merge_receipt(

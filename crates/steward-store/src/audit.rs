@@ -185,7 +185,7 @@ pub fn heartbeat_state(
 }
 
 /// `alert.receive`: one event per call of
-/// [`Store::receive_alerts`](crate::Store::receive_alerts), however many receipts it carried;
+/// [`AlertStore::receive_alerts`](crate::AlertStore::receive_alerts), however many receipts it carried;
 /// details hold what they did, in total and per source.
 pub fn alerts_received(
     actor: &Actor,

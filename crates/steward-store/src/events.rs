@@ -1,10 +1,10 @@
 //! The event log: the stream of state changes every instance sharing the database writes and
 //! reads, so that a client of any instance sees what happened on all of them, and one that
-//! reconnects gets what it missed. It keeps only a recent window ([`Store::trim_event_log`]).
+//! reconnects gets what it missed. It keeps only a recent window ([`EventLogStore::trim_event_log`]).
 
 use crate::StoreError;
 use crate::domain::domain_trait;
-/// Events kept by [`Store::trim_event_log`] by default: the replay window.
+/// Events kept by [`EventLogStore::trim_event_log`] by default: the replay window.
 pub const EVENT_LOG_WINDOW: u32 = 10_000;
 
 /// Wake-ups kept for a reader that falls behind (each only says "look again").

@@ -79,7 +79,7 @@ pub struct MigrationReport {
     pub version: i64,
 }
 
-/// What a check of the database's own structure found ([`Store::check_integrity`]).
+/// What a check of the database's own structure found ([`Database::check_integrity`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Integrity {
     /// The backend leaves this to its server (PostgreSQL checks its own pages).
@@ -133,14 +133,14 @@ pub trait Database: Send + Sync + 'static {
 
     /// Reads the database's own structure for at most about `budget` (SQLite's
     /// `PRAGMA quick_check`), logs what it found (with how to recover a damaged file) and
-    /// remembers it for [`Store::damaged`]. The default, for backends whose server looks after
+    /// remembers it for [`Database::damaged`]. The default, for backends whose server looks after
     /// its own files, checks nothing.
     async fn check_integrity(&self, budget: std::time::Duration) -> Result<Integrity, StoreError> {
         let _ = budget;
         Ok(Integrity::NotChecked)
     }
 
-    /// Whether the last [`Store::check_integrity`] found the database damaged: readiness fails
+    /// Whether the last [`Database::check_integrity`] found the database damaged: readiness fails
     /// while it did, since reads of the damaged rows fail until the file is recovered.
     fn damaged(&self) -> bool {
         false

@@ -263,7 +263,7 @@ domain_trait! {
         /// `finished` ones, and queues `notifications` as pending with their first attempt due at
         /// their creation; answers the new notifications' ids, ascending, in order, each with
         /// whether it heads its group (no older notification of the group is pending). Which
-        /// alerts they carry is recorded later, by [`Store::link_notifications`].
+        /// alerts they carry is recorded later, by [`NotificationStore::link_notifications`].
         async fn write_dispatch(
             &self,
             write: &DispatchWrite,
@@ -287,7 +287,7 @@ domain_trait! {
         /// Records which alerts the notifications written since the last call carry (those above
         /// the highest notification linked so far, up to id `up_to`), read from their notices, so
         /// that [`NotificationQuery::fingerprint`](NotificationQuery) finds them;
-        /// answers how many links it wrote. Kept out of [`Store::write_dispatch`] so a pass's
+        /// answers how many links it wrote. Kept out of [`NotificationStore::write_dispatch`] so a pass's
         /// notifications go out without waiting for thousands of links; whatever a crash left
         /// unlinked is linked by the next call. The caller names in `up_to` an id below which no
         /// write is under way: passes written at once may commit out of id order, and a

@@ -372,8 +372,9 @@ fn settle(
     }
 }
 
-/// Links notifications to their alerts ([`Store::link_notifications`]) once they are likely
-/// sent: [`LINK_EVERY`] after a pass wrote them (parsing a large group's notices takes the
+/// Links notifications to their alerts
+/// ([`link_notifications`](steward_store::NotificationStore::link_notifications)) once they
+/// are likely sent: [`LINK_EVERY`] after a pass wrote them (parsing a large group's notices takes the
 /// store a while, which its receiver would otherwise wait for), and at most that often, so that
 /// a burst of passes is linked in a few runs, not one per pass. What an earlier leader left
 /// unlinked is linked at once. Linking runs in a task of its own, one at a time, which no pass
