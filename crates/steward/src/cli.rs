@@ -11,7 +11,7 @@ use steward_core::schedule::timing::parse_instant;
 use steward_core::schedule::{CronExpr, Zone};
 use steward_store::alerts::MAX_ALERT_PAGE;
 
-use crate::commands::alerts::{
+use crate::alert_args::{
     parse_comment, parse_fingerprint, parse_label, parse_labels, parse_matcher, parse_note,
     parse_severity, parse_silence_duration,
 };

@@ -1,6 +1,7 @@
 //! `steward`: the control plane for self-hosted AI-agent platforms. This binary only parses
 //! arguments and wires the library crates together.
 
+mod alert_args;
 mod cli;
 mod client;
 mod commands;
