@@ -31,6 +31,17 @@ const OWN_KEYS: &[(&str, &[&str])] = &[
     ("queue_depth", &["queues", "depth_above"]),
     ("queue_age", &["queues", "age_above"]),
 ];
+/// The keys of the other `when`s that `own` does not take, each once, in declared order.
+fn other_whens_keys(own: &[&str]) -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = Vec::new();
+    for key in OWN_KEYS.iter().flat_map(|(_, keys)| keys.iter().copied()) {
+        if !own.contains(&key) && !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
 /// The shortest window over which latency or failures are judged.
 const MIN_WINDOW_MS: u64 = 60_000;
 /// The longest (check roll-ups are kept 30 days by default; a day is plenty for an alert).
@@ -163,24 +174,19 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         );
         return None;
     };
-    // Keys that belong to another `when`.
+    // Keys that belong to another `when`, each reported once however many `when`s take it.
     let mut foreign = false;
-    for (other, keys) in OWN_KEYS {
-        for key in *keys {
-            if own.contains(key) || other == when_name {
-                continue;
-            }
-            if let Some(span) = t.key_span(key) {
-                cx.error(
-                    &span,
-                    format!(
-                        "`{}`: does not apply to `when = \"{when_name}\"` (its keys: {})",
-                        t.field(key),
-                        own.join(", ")
-                    ),
-                );
-                foreign = true;
-            }
+    for key in other_whens_keys(own) {
+        if let Some(span) = t.key_span(key) {
+            cx.error(
+                &span,
+                format!(
+                    "`{}`: does not apply to `when = \"{when_name}\"` (its keys: {})",
+                    t.field(key),
+                    own.join(", ")
+                ),
+            );
+            foreign = true;
         }
     }
     let condition = match *when_name {

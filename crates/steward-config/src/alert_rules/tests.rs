@@ -154,3 +154,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_key_of_other_whens_is_reported_once() {
+    // `checks` belongs to five other `when`s; the mistake is one, and so is its error.
+    let all = crate::test_support::errors(&with(
+        "name = \"X\"\nwhen = \"task_dead\"\nchecks = [\"api-http\"]",
+    ));
+    let reports: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("`alerting.rules[0].checks`: does not apply"))
+        .collect();
+    assert_eq!(reports.len(), 1, "one report of the key, got:\n{all}");
+    assert!(
+        reports[0].starts_with("f.toml:17:"),
+        "located at the key: {}",
+        reports[0]
+    );
+}
