@@ -126,14 +126,11 @@ where
 }
 
 fn report(read: &str, times: &[f64]) {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
     println!(
         "{read}: {} calls, median {:.2} ms, p90 {:.2} ms, max {:.2} ms",
-        sorted.len(),
-        at(0.5),
-        at(0.9),
-        at(1.0)
+        times.len(),
+        crate::percentile(times, 0.5),
+        crate::percentile(times, 0.9),
+        crate::percentile(times, 1.0)
     );
 }

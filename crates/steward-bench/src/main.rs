@@ -617,3 +617,13 @@ pub(crate) fn memory_of(process: &str) -> anyhow::Result<(u64, u64)> {
     };
     Ok((field("VmRSS:"), field("VmHWM:")))
 }
+
+/// The `p` quantile (0 to 1) of `times` by nearest rank, 0 for none.
+pub(crate) fn percentile(times: &[f64], p: f64) -> f64 {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted
+        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(0.0)
+}

@@ -75,9 +75,9 @@ pub async fn run(bench: &UiBench) -> anyhow::Result<()> {
         }
         println!(
             "  {page:<10} p50 {:>6.1} ms  p99 {:>6.1} ms  max {:>6.1} ms  HTML {:>6.1} kB, with CSS and JS {:>6.1} kB",
-            percentile(&times, 0.50),
-            percentile(&times, 0.99),
-            percentile(&times, 1.0),
+            crate::percentile(&times, 0.50),
+            crate::percentile(&times, 0.99),
+            crate::percentile(&times, 1.0),
             bytes as f64 / 1e3,
             (bytes + assets) as f64 / 1e3
         );
@@ -214,13 +214,4 @@ async fn asset_bytes(http: &reqwest::Client, url: &str, html: &str) -> anyhow::R
         total += body.len();
     }
     Ok(total)
-}
-
-fn percentile(times: &[f64], p: f64) -> f64 {
-    let mut sorted = times.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    sorted
-        .get(((sorted.len() as f64 - 1.0) * p).round() as usize)
-        .copied()
-        .unwrap_or(0.0)
 }
