@@ -18,6 +18,7 @@ use steward_store::schedules::{
     ScheduleRun, ScheduleState, ScheduleTick, TickPlan, TickResult, lease_lost, not_found,
     open_by_schedule, plan_ticks, run_task_ids, tick_results, watched_schedules,
 };
+use steward_store::sql::RUN_COLUMNS;
 use steward_store::{Enqueued, StoreError, now_ms};
 
 use crate::SqliteStore;
@@ -509,10 +510,6 @@ pub(crate) async fn purge_runs(
     Ok(done.rows_affected())
 }
 
-const RUN_COLUMNS: &str = "r.id, r.schedule, r.slot_ms, r.trigger, r.status, r.reason, \
-     r.task_id, r.fired_at_ms, r.overdue, t.status AS task_status, t.outcome, \
-     t.started_at_ms, t.finished_at_ms, t.error";
-
 /// Runs newest first.
 pub(crate) async fn runs(
     pool: &SqlitePool,
@@ -531,23 +528,12 @@ pub(crate) async fn runs(
     rows.iter().map(run_from_row).collect()
 }
 
-/// The latest run of each schedule. The schedules are found by skipping through the
-/// `(schedule, id)` index one name at a time and each latest run is one seek, so the read costs
-/// the number of schedules, not the number of runs retained.
+/// The latest run of each schedule, read by index seeks ([`steward_store::sql::LAST_RUNS`]).
 pub(crate) async fn last_runs(pool: &SqlitePool) -> Result<Vec<ScheduleRun>, StoreError> {
-    let rows = sqlx::query(&format!(
-        "WITH RECURSIVE names (schedule) AS (\
-         SELECT min(schedule) FROM schedule_runs \
-         UNION ALL SELECT (SELECT min(schedule) FROM schedule_runs x \
-         WHERE x.schedule > names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
-         SELECT {RUN_COLUMNS} FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
-         WHERE r.id IN (SELECT (SELECT max(id) FROM schedule_runs x \
-         WHERE x.schedule = names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
-         ORDER BY r.schedule"
-    ))
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let rows = sqlx::query(steward_store::sql::LAST_RUNS)
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.iter().map(run_from_row).collect()
 }
 

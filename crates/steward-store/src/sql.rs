@@ -80,3 +80,30 @@ pub const TRIM_EVENT_LOG: &str =
 /// Up to `$2` events above id `$1`, oldest first.
 pub const EVENTS_AFTER: &str = "SELECT id, at_ms, kind, workspace, body FROM event_log WHERE id > $1 ORDER BY id LIMIT \
      $2";
+
+/// The columns a schedule run is read with: the run (`r`) and its task's progress (`t`,
+/// left-joined).
+macro_rules! run_columns {
+    () => {
+        "r.id, r.schedule, r.slot_ms, r.trigger, r.status, r.reason, r.task_id, r.fired_at_ms, \
+         r.overdue, t.status AS task_status, t.outcome, t.started_at_ms, t.finished_at_ms, t.error"
+    };
+}
+
+/// The columns a schedule run is read with (see [`LAST_RUNS`]).
+pub const RUN_COLUMNS: &str = run_columns!();
+
+/// The latest run of each schedule, by name. The schedules are found by skipping through the
+/// `(schedule, id)` index one name at a time and each latest run is one seek, so the read costs
+/// the number of schedules, not the number of runs retained.
+pub const LAST_RUNS: &str = concat!(
+    "WITH RECURSIVE names (schedule) AS (SELECT min(schedule) FROM schedule_runs \
+     UNION ALL SELECT (SELECT min(schedule) FROM schedule_runs x \
+     WHERE x.schedule > names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
+     SELECT ",
+    run_columns!(),
+    " FROM schedule_runs r LEFT JOIN tasks t ON t.id = r.task_id \
+     WHERE r.id IN (SELECT (SELECT max(id) FROM schedule_runs x \
+     WHERE x.schedule = names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
+     ORDER BY r.schedule"
+);
