@@ -536,6 +536,13 @@ const COUNT_FOLD_LOCK: i64 = 0x0073_7465_7763_6e74;
 /// no other instance is folding, which keeps the deltas to what changed since the last read.
 pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> {
     let mut tx = pool.begin().await.map_err(db_err)?;
+    // Through `settle`, so a failure releases the fold's row locks at once.
+    let counted = fold_and_count(&mut tx).await;
+    settle(counted, tx).await
+}
+
+/// [`counts`] inside its transaction.
+async fn fold_and_count(tx: &mut PgConnection) -> Result<Vec<TaskCount>, StoreError> {
     let folding: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(COUNT_FOLD_LOCK)
         .fetch_one(&mut *tx)
@@ -572,7 +579,6 @@ pub(crate) async fn counts(pool: &PgPool) -> Result<Vec<TaskCount>, StoreError> 
     .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
-    settle(Ok(()), tx).await?;
     task_counts(with_oldest_due(counted, &oldest))
 }
 
