@@ -1,0 +1,6 @@
+//! The fleet agent (`steward agent`): what runs on every node. It gathers the node's inventory
+//! (containers, NGINX domains, certificates, facts), registers with the hub once, heartbeats
+//! every interval with digests of that inventory, and sends a kind in full only when it changed
+//! or the hub asks for it.
+
+pub mod inventory;
