@@ -328,6 +328,7 @@ mod tests {
                 name: "admin".into(),
                 role: Role::Admin,
                 workspace: None,
+                node: None,
             },
             ip: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         }

@@ -60,6 +60,13 @@ fn key_request(state: &AppState, request: wire::NewKey) -> Result<KeyRequest, Ap
             request.name
         )));
     }
+    if request.role == wire::Role::Agent {
+        return Err(invalid(
+            "`role`: `agent` keys are made only by registering a node with a join token \
+             (`steward nodes token create`)"
+                .into(),
+        ));
+    }
     if let Some(ws) = request.workspace.as_deref() {
         if !is_valid_name(ws) {
             return Err(invalid(format!(
@@ -114,6 +121,7 @@ fn key_of(k: &ApiKey) -> wire::Key {
     wire::Key {
         name: k.name.clone(),
         role: role_of(k.role),
+        node: k.node.clone(),
         workspace: k.workspace.clone(),
         hint: k.hint.clone(),
         created_at: rfc3339(k.created_at_ms),
@@ -130,6 +138,7 @@ fn key_of(k: &ApiKey) -> wire::Key {
 /// A role as the API names it.
 pub(crate) fn role_of(role: Role) -> wire::Role {
     match role {
+        Role::Agent => wire::Role::Agent,
         Role::Viewer => wire::Role::Viewer,
         Role::Operator => wire::Role::Operator,
         Role::Admin => wire::Role::Admin,
@@ -138,6 +147,7 @@ pub(crate) fn role_of(role: Role) -> wire::Role {
 
 fn core_role(role: wire::Role) -> Role {
     match role {
+        wire::Role::Agent => Role::Agent,
         wire::Role::Viewer => Role::Viewer,
         wire::Role::Operator => Role::Operator,
         wire::Role::Admin => Role::Admin,

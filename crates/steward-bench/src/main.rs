@@ -537,6 +537,7 @@ async fn audit_writes(backend: Backend, seconds: u64, concurrency: usize) -> any
                         name,
                         role: Role::Viewer,
                         workspace: None,
+                        node: None,
                         hint: "stw_…".into(),
                         expires_at_ms: None,
                     };

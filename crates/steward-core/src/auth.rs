@@ -22,10 +22,14 @@ const MAX_RANDOM_LEN: usize = 44;
 /// costs the square of the input's length).
 pub const MAX_KEY_LEN: usize = KEY_PREFIX.len() + MAX_RANDOM_LEN + CHECKSUM_LEN;
 
-/// What a key may do. Roles are ordered: each includes the ones before it.
+/// What a key may do. The people's roles are ordered: each includes the ones before it. `agent`
+/// stands apart: it includes none of them, and none of them includes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// A node's agent: acts only as its node (heartbeats, inventory, audit, its tasks). Listed
+    /// first so that no comparison with a people's role ever grants it more.
+    Agent,
     /// Read anything in scope.
     Viewer,
     /// Also act: trigger, enqueue, acknowledge, silence.
@@ -36,11 +40,15 @@ pub enum Role {
 
 impl Role {
     /// Every role, weakest first.
-    pub const ALL: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
+    pub const ALL: [Role; 4] = [Role::Agent, Role::Viewer, Role::Operator, Role::Admin];
+
+    /// The roles a person's key may have, weakest first.
+    pub const PEOPLE: [Role; 3] = [Role::Viewer, Role::Operator, Role::Admin];
 
     /// The role's name in config, CLI and API.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Agent => "agent",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
@@ -56,7 +64,7 @@ impl fmt::Display for Role {
 
 /// A role name that is not one of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}` (expected viewer, operator or admin)")]
+#[error("unknown role `{0}` (expected viewer, operator, admin or agent)")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -79,12 +87,24 @@ pub struct Principal {
     pub role: Role,
     /// The one workspace it may see and touch; `None` means all.
     pub workspace: Option<String>,
+    /// For an `agent` key, the node it acts as.
+    pub node: Option<String>,
 }
 
 impl Principal {
-    /// True when the principal's role includes `required`.
+    /// True when the principal's role includes `required`. An agent has only its own role, and
+    /// no people's role includes an agent's.
     pub fn has_role(&self, required: Role) -> bool {
-        self.role >= required
+        if self.role == Role::Agent || required == Role::Agent {
+            self.role == required
+        } else {
+            self.role >= required
+        }
+    }
+
+    /// True when the principal is the agent of `node`.
+    pub fn is_agent_of(&self, node: &str) -> bool {
+        self.role == Role::Agent && self.node.as_deref() == Some(node)
     }
 
     /// True when the principal may see or touch things of `workspace` (`None`: things that
@@ -179,8 +199,29 @@ mod tests {
             name: "k".into(),
             role: Role::Operator,
             workspace: None,
+            node: None,
         };
         assert!(p.has_role(Role::Viewer) && p.has_role(Role::Operator) && !p.has_role(Role::Admin));
+        assert!(!p.has_role(Role::Agent));
+    }
+
+    #[test]
+    fn an_agent_has_no_people_role_and_acts_only_as_its_node() {
+        let agent = Principal {
+            name: "node:vps-02".into(),
+            role: Role::Agent,
+            workspace: None,
+            node: Some("vps-02".into()),
+        };
+        assert!(Role::PEOPLE.iter().all(|r| !agent.has_role(*r)));
+        assert!(agent.has_role(Role::Agent));
+        assert!(agent.is_agent_of("vps-02") && !agent.is_agent_of("vps-03"));
+        let admin = Principal {
+            role: Role::Admin,
+            node: None,
+            ..agent
+        };
+        assert!(!admin.has_role(Role::Agent) && !admin.is_agent_of("vps-02"));
     }
 
     #[test]
@@ -189,6 +230,7 @@ mod tests {
             name: "k".into(),
             role: Role::Admin,
             workspace: Some("trading".into()),
+            node: None,
         };
         assert!(p.sees(Some("trading")));
         assert!(!p.sees(Some("marketing")));

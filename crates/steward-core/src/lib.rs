@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod event;
 pub mod health;
+pub mod node;
 pub mod queue;
 pub mod redact;
 pub mod registry;

@@ -146,6 +146,7 @@ mod tests {
             name: name.into(),
             role: Role::Viewer,
             workspace: None,
+            node: None,
             digest: steward_core::auth::key_digest(name),
             hint: "stw_…".into(),
             expires_at_ms: None,

@@ -85,6 +85,7 @@ fn generate(request: &KeyRequest) -> Result<(String, NewKey), StoreError> {
         name: request.name.clone(),
         role: request.role,
         workspace: request.workspace.clone(),
+        node: None,
         digest: key_digest(&plaintext),
         hint: key_hint(&plaintext),
         expires_at_ms: request.expires_at_ms,
@@ -237,6 +238,7 @@ impl Authenticator {
                     name: key.name.clone(),
                     role: key.role,
                     workspace: key.workspace.clone(),
+                    node: key.node.clone(),
                 };
                 self.remember(digest, &principal, key.expires_at_ms, generation);
                 self.touch(&key.name, key.last_used_at_ms, now);
@@ -345,6 +347,7 @@ fn env_admin_principal() -> Principal {
         name: ENV_ADMIN_NAME.into(),
         role: Role::Admin,
         workspace: None,
+        node: None,
     }
 }
 

@@ -9,6 +9,7 @@ mod health;
 mod keys;
 mod leases;
 mod listen;
+mod nodes;
 mod notifications;
 mod registry;
 mod schedules;

@@ -16,7 +16,7 @@ use crate::{SqliteStore, db_err};
 macro_rules! key_select {
     () => {
         "SELECT name, role, workspace, digest, hint, created_at_ms, expires_at_ms, \
-         last_used_at_ms, revoked_at_ms FROM api_keys"
+         last_used_at_ms, revoked_at_ms, node FROM api_keys"
     };
 }
 
@@ -75,7 +75,7 @@ impl KeyStore for SqliteStore {
         let row = sqlx::query(concat!(
             "UPDATE api_keys SET revoked_at_ms = ? WHERE name = ? AND revoked_at_ms IS NULL ",
             "RETURNING name, role, workspace, digest, hint, created_at_ms, expires_at_ms, ",
-            "last_used_at_ms, revoked_at_ms"
+            "last_used_at_ms, revoked_at_ms, node"
         ))
         .bind(now_ms())
         .bind(name)
@@ -104,13 +104,14 @@ impl KeyStore for SqliteStore {
 
 /// Inserts keys with one multi-row statement; returns the names actually inserted (a taken
 /// name is skipped, not an error).
-async fn insert_keys(
+pub(crate) async fn insert_keys(
     conn: &mut SqliteConnection,
     keys: &[&NewKey],
     now: i64,
 ) -> Result<std::collections::HashSet<String>, StoreError> {
     let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms) ",
+        "INSERT INTO api_keys (name, role, workspace, digest, hint, created_at_ms, expires_at_ms, \
+         node) ",
     );
     insert.push_values(keys, |mut row, key| {
         row.push_bind(&key.name)
@@ -119,7 +120,8 @@ async fn insert_keys(
             .push_bind(&key.digest)
             .push_bind(&key.hint)
             .push_bind(now)
-            .push_bind(key.expires_at_ms);
+            .push_bind(key.expires_at_ms)
+            .push_bind(&key.node);
     });
     insert.push(" ON CONFLICT DO NOTHING RETURNING name");
     let inserted: Vec<String> = insert
@@ -130,12 +132,13 @@ async fn insert_keys(
     Ok(inserted.into_iter().collect())
 }
 
-fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, StoreError> {
+pub(crate) fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiKey, StoreError> {
     let role: String = row.try_get("role").map_err(db_err)?;
     Ok(ApiKey {
         name: row.try_get("name").map_err(db_err)?,
         role: Role::from_str(&role).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         workspace: row.try_get("workspace").map_err(db_err)?,
+        node: row.try_get("node").map_err(db_err)?,
         digest: row.try_get("digest").map_err(db_err)?,
         hint: row.try_get("hint").map_err(db_err)?,
         created_at_ms: row.try_get("created_at_ms").map_err(db_err)?,

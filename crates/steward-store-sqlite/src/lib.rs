@@ -10,6 +10,7 @@ mod integrity;
 mod keys;
 mod leases;
 mod lock;
+mod nodes;
 mod notifications;
 mod registry;
 mod schedules;

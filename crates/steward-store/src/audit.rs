@@ -23,16 +23,20 @@ pub fn registry_sync(actor: &Actor, diff: &RegistryDiff) -> AuditEntry {
 
 /// `key.create` or `key.bootstrap`: what the key may do, never its secret or digest.
 pub fn key_created(action: &str, actor: &Actor, key: &ApiKey) -> AuditEntry {
+    let mut details = json!({
+        "role": key.role,
+        "hint": key.hint,
+        "expires_at_ms": key.expires_at_ms,
+    });
+    if let (Some(node), Some(map)) = (&key.node, details.as_object_mut()) {
+        map.insert("node".into(), json!(node));
+    }
     AuditEntry {
         actor: actor.clone(),
         action: action.into(),
         target: key.name.clone(),
         workspace: key.workspace.clone(),
-        details: json!({
-            "role": key.role,
-            "hint": key.hint,
-            "expires_at_ms": key.expires_at_ms,
-        }),
+        details,
     }
 }
 

@@ -18,6 +18,7 @@ mod audit;
 mod events;
 mod health;
 mod keys;
+mod nodes;
 mod notifications;
 mod registry;
 mod schedules;
@@ -28,6 +29,7 @@ pub use audit::*;
 pub use events::*;
 pub use health::*;
 pub use keys::*;
+pub use nodes::*;
 pub use notifications::*;
 pub use registry::*;
 pub use schedules::*;
@@ -44,6 +46,7 @@ pub fn new_key(name: &str, role: Role, workspace: Option<&str>) -> NewKey {
         name: name.into(),
         role,
         workspace: workspace.map(Into::into),
+        node: None,
         digest: steward_core::auth::key_digest(&format!("secret-of-{name}")),
         hint: "stw_test…".into(),
         expires_at_ms: None,
@@ -148,6 +151,10 @@ macro_rules! conformance_suite {
             appends_wake_event_log_readers,
             audited_changes_wake_event_log_readers,
             sessions_start_expire_and_end_audited,
+            declared_nodes_sync_and_added_nodes_stay,
+            join_tokens_register_once_and_removal_cascades,
+            heartbeats_and_statuses_are_recorded,
+            inventory_kinds_reconcile_apart,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

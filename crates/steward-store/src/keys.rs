@@ -15,6 +15,8 @@ pub struct NewKey {
     pub role: Role,
     /// The one workspace it may see, if scoped.
     pub workspace: Option<String>,
+    /// For an `agent` key, the node it acts as.
+    pub node: Option<String>,
     /// SHA-256 hex digest of the key.
     pub digest: String,
     /// A non-secret fragment for listings.
@@ -32,6 +34,8 @@ pub struct ApiKey {
     pub role: Role,
     /// The one workspace it may see, if scoped.
     pub workspace: Option<String>,
+    /// For an `agent` key, the node it acts as.
+    pub node: Option<String>,
     /// SHA-256 hex digest of the key.
     pub digest: String,
     /// A non-secret fragment for listings.
@@ -53,6 +57,7 @@ impl ApiKey {
             name: key.name.clone(),
             role: key.role,
             workspace: key.workspace.clone(),
+            node: key.node.clone(),
             digest: key.digest.clone(),
             hint: key.hint.clone(),
             created_at_ms: at_ms,

@@ -14,6 +14,7 @@ pub mod health;
 pub mod keys;
 pub mod leases;
 mod metered;
+pub mod nodes;
 pub mod notifications;
 pub mod registry;
 pub mod rows;
@@ -39,6 +40,10 @@ pub use health::{
 };
 pub use keys::{ApiKey, KeyStore, NewKey};
 pub use leases::{Lease, LeaseStore};
+pub use nodes::{
+    KindChanges, KindReport, NewJoinToken, NodeBeat, NodeItem, NodeRecord, NodeSource, NodeStore,
+    NodesSynced, Redeemed, Registration, StatusChange,
+};
 pub use notifications::{NotificationStore, RecordAttempt};
 pub use registry::RegistryStore;
 pub use schedules::{
@@ -55,8 +60,8 @@ pub use error::{BoxError, StoreError};
 pub mod prelude {
     pub use crate::{
         AlertStore, AuditStore, Database, EventLogStore, HealthStore, KeyStore, LeaseStore,
-        NotificationStore, RecordAttempt, RegistryStore, ScheduleStore, SessionStore, Store,
-        TaskStore,
+        NodeStore, NotificationStore, RecordAttempt, RegistryStore, ScheduleStore, SessionStore,
+        Store, TaskStore,
     };
 }
 pub use metered::{Metered, describe_metrics};
@@ -180,6 +185,7 @@ pub trait Store:
     + NotificationStore
     + EventLogStore
     + SessionStore
+    + NodeStore
 {
 }
 
@@ -196,5 +202,6 @@ impl<T> Store for T where
         + NotificationStore
         + EventLogStore
         + SessionStore
+        + NodeStore
 {
 }

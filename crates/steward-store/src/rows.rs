@@ -592,3 +592,74 @@ impl From<SessionRow> for Session {
         }
     }
 }
+
+/// The columns of a node ([`crate::sql::NODE_COLUMNS`]).
+#[derive(Debug, sqlx::FromRow)]
+pub struct NodeRow {
+    id: String,
+    hostname: String,
+    address: Option<String>,
+    workspace: Option<String>,
+    labels: JsonColumn,
+    source: String,
+    interval_ms: i64,
+    registered_at_ms: Option<i64>,
+    last_seen_ms: Option<i64>,
+    agent_version: String,
+    usage: JsonColumn,
+    status: String,
+    status_since_ms: i64,
+    created_at_ms: i64,
+}
+
+impl TryFrom<NodeRow> for crate::NodeRecord {
+    type Error = StoreError;
+
+    fn try_from(row: NodeRow) -> Result<Self, StoreError> {
+        let labels: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(row.labels.into_value("node labels")?)
+                .map_err(|e| StoreError::Corrupt(format!("node `{}` labels: {e}", row.id)))?;
+        let status = row
+            .status
+            .parse()
+            .map_err(|e: steward_core::node::UnknownNodeStatus| {
+                StoreError::Corrupt(e.to_string())
+            })?;
+        Ok(crate::NodeRecord {
+            spec: steward_core::node::NodeSpec {
+                id: row.id,
+                hostname: row.hostname,
+                address: row.address,
+                workspace: row.workspace,
+                labels,
+            },
+            source: crate::NodeSource::parse(&row.source)?,
+            interval_ms: row.interval_ms,
+            registered_at_ms: row.registered_at_ms,
+            last_seen_ms: row.last_seen_ms,
+            agent_version: row.agent_version,
+            usage: row.usage.into_value("node usage")?,
+            status,
+            status_since_ms: row.status_since_ms,
+            created_at_ms: row.created_at_ms,
+        })
+    }
+}
+
+/// The columns of a reported item.
+#[derive(Debug, sqlx::FromRow)]
+pub struct NodeItemRow {
+    kind: String,
+    key: String,
+    doc: String,
+}
+
+impl From<NodeItemRow> for crate::NodeItem {
+    fn from(row: NodeItemRow) -> Self {
+        crate::NodeItem {
+            kind: row.kind,
+            key: row.key,
+            doc: row.doc,
+        }
+    }
+}

@@ -107,3 +107,88 @@ pub const LAST_RUNS: &str = concat!(
      WHERE x.schedule = names.schedule) FROM names WHERE names.schedule IS NOT NULL) \
      ORDER BY r.schedule"
 );
+
+/// The columns of a node, as [`crate::rows::NodeRow`] reads them.
+macro_rules! node_columns {
+    () => {
+        "id, hostname, address, workspace, labels, source, interval_ms, registered_at_ms, \
+         last_seen_ms, agent_version, usage, status, status_since_ms, created_at_ms"
+    };
+}
+
+/// Every node, by id.
+pub const NODES: &str = concat!("SELECT ", node_columns!(), " FROM nodes ORDER BY id");
+
+/// The node with id `$1`.
+pub const NODE: &str = concat!("SELECT ", node_columns!(), " FROM nodes WHERE id = $1");
+
+/// Adds a node (`$1` id, `$2` hostname, `$3` address, `$4` workspace, `$5` labels, `$6` source,
+/// `$7` interval, `$8` created, `$9` status since), unless the id is taken; answers the row.
+pub const INSERT_NODE: &str = concat!(
+    "INSERT INTO nodes (id, hostname, address, workspace, labels, source, interval_ms, \
+     created_at_ms, status, status_since_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9) \
+     ON CONFLICT (id) DO NOTHING RETURNING ",
+    node_columns!()
+);
+
+/// Updates a declared node's fields (`$1` hostname, `$2` address, `$3` workspace, `$4` labels,
+/// `$5` id) and makes it a config node.
+pub const UPDATE_DECLARED_NODE: &str = "UPDATE nodes SET hostname = $1, address = $2, workspace = $3, labels = $4, \
+     source = 'config' WHERE id = $5";
+
+/// Deletes node `$1`; its tokens, digests and items go with it (foreign keys cascade).
+pub const DELETE_NODE: &str = "DELETE FROM nodes WHERE id = $1";
+
+/// Revokes at `$1` the keys of node `$2` not revoked yet; answers their names.
+pub const REVOKE_NODE_KEYS: &str = "UPDATE api_keys SET revoked_at_ms = $1 WHERE node = $2 AND revoked_at_ms IS NULL \
+     RETURNING name";
+
+/// Stores a join token (`$1` digest, `$2` node, `$3` hint, `$4` created, `$5` expires, `$6`
+/// uses).
+pub const INSERT_JOIN_TOKEN: &str = "INSERT INTO join_tokens (digest, node, hint, created_at_ms, expires_at_ms, uses_left) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+
+/// Spends one use of token `$1` if it is still valid at `$2`; answers its node.
+pub const SPEND_JOIN_TOKEN: &str = "UPDATE join_tokens SET uses_left = uses_left - 1 \
+     WHERE digest = $1 AND uses_left > 0 AND expires_at_ms > $2 RETURNING node";
+
+/// Token `$1`'s expiry and uses left (to say why it could not be spent).
+pub const JOIN_TOKEN_STATE: &str =
+    "SELECT expires_at_ms, uses_left FROM join_tokens WHERE digest = $1";
+
+/// Marks node `$4` registered at `$1` by an agent on host `$2` (kept when empty) at version
+/// `$3`.
+pub const MARK_NODE_REGISTERED: &str = "UPDATE nodes SET registered_at_ms = $1, hostname = COALESCE(NULLIF($2, ''), hostname), \
+     agent_version = $3 WHERE id = $4";
+
+/// The digest of each kind node `$1` reported.
+pub const NODE_DIGESTS: &str = "SELECT kind, digest FROM node_digests WHERE node = $1";
+
+/// Stores the digest (`$3`) of a kind (`$2`) node `$1` reported, at `$4`.
+pub const UPSERT_NODE_DIGEST: &str = "INSERT INTO node_digests (node, kind, digest, updated_at_ms) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (node, kind) DO UPDATE SET digest = excluded.digest, \
+     updated_at_ms = excluded.updated_at_ms";
+
+/// The items of kind `$2` node `$1` reported, by key.
+pub const NODE_KIND_ITEMS: &str =
+    "SELECT kind, key, doc FROM node_items WHERE node = $1 AND kind = $2 ORDER BY key";
+
+/// Every item node `$1` reported, by kind and key.
+pub const NODE_ITEMS: &str =
+    "SELECT kind, key, doc FROM node_items WHERE node = $1 ORDER BY kind, key";
+
+/// Deletes item `$3` of kind `$2` of node `$1`.
+pub const DELETE_NODE_ITEM: &str =
+    "DELETE FROM node_items WHERE node = $1 AND kind = $2 AND key = $3";
+
+/// Deletes every item of kind `$2` of node `$1`.
+pub const DELETE_NODE_KIND: &str = "DELETE FROM node_items WHERE node = $1 AND kind = $2";
+
+/// Stores item `$3` of kind `$2` of node `$1` with document `$4` at `$5`.
+pub const UPSERT_NODE_ITEM: &str = "INSERT INTO node_items (node, kind, key, doc, updated_at_ms) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (node, kind, key) DO UPDATE SET doc = excluded.doc, \
+     updated_at_ms = excluded.updated_at_ms";
+
+/// Moves node `$3` to status `$1` since `$2` if it still has status `$4`.
+pub const SET_NODE_STATUS: &str =
+    "UPDATE nodes SET status = $1, status_since_ms = $2 WHERE id = $3 AND status = $4";

@@ -10,6 +10,8 @@ use utoipa::ToSchema;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// A node's agent: acts only as its node. Made by registration, never by `POST /keys`.
+    Agent,
     /// Read anything in scope.
     Viewer,
     /// Also act: trigger, enqueue, acknowledge, silence.
@@ -22,6 +24,7 @@ impl Role {
     /// Its name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Agent => "agent",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
@@ -33,7 +36,7 @@ impl std::str::FromStr for Role {
     type Err = UnknownRole;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Role::Viewer, Role::Operator, Role::Admin]
+        [Role::Agent, Role::Viewer, Role::Operator, Role::Admin]
             .into_iter()
             .find(|r| r.as_str() == s)
             .ok_or_else(|| UnknownRole(s.to_owned()))
@@ -48,7 +51,7 @@ impl std::fmt::Display for Role {
 
 /// A role name that is not `viewer`, `operator` or `admin`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role `{0}` (expected viewer, operator or admin)")]
+#[error("unknown role `{0}` (expected viewer, operator, admin or agent)")]
 pub struct UnknownRole(pub String);
 
 /// An API key as the API shows it.
@@ -60,6 +63,9 @@ pub struct Key {
     pub role: Role,
     /// The one workspace it may see; `null` means all.
     pub workspace: Option<String>,
+    /// For an `agent` key, the node it acts as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// The secret's last characters, to tell keys apart.
     pub hint: String,
     /// When it was created.

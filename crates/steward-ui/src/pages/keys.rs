@@ -305,6 +305,7 @@ mod tests {
             name: "k".into(),
             role: Role::Viewer,
             workspace: None,
+            node: None,
             hint: "abcd".into(),
             created_at: String::new(),
             created_at_ms: 0,

@@ -148,6 +148,7 @@ async fn audit_records_are_streamed_with_their_fields() {
         name: "ops".into(),
         role: steward_core::Role::Viewer,
         workspace: Some("alpha".into()),
+        node: None,
         digest: steward_core::auth::key_digest("secret"),
         hint: "stw_…".into(),
         expires_at_ms: None,
