@@ -1,6 +1,8 @@
 //! Gathering a node's inventory, one file per kind, and digesting it: a kind's digest is the
 //! SHA-256 of its JSON, so the agent and the hub agree on whether it changed without sending it.
 
+pub mod docker;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
