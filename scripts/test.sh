@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: unit, property, conformance (SQLite and PostgreSQL) and the integration
 # tests that start the real binary. Makes sure PostgreSQL answers on 127.0.0.1:5432 first
-# (starting it, or installing it from Debian packages on a machine without it), and that
-# promtool, prometheus and amtool are installed, and Chromium with its WebDriver.
+# (starting it, or installing it from Debian packages on a machine without it), that
+# promtool, prometheus and amtool are installed, and Chromium with its WebDriver, and that a
+# Docker Engine of the tests' own answers (scripts/docker-test-env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,9 +59,20 @@ ensure_chromium() {
   apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 }
 
+# The agent's container inventory is tested against a real Docker Engine of its own.
+ensure_docker() {
+  if [ -n "${STEWARD_TEST_DOCKER_SOCKET:-}" ]; then return 0; fi
+  local env
+  # Assigned first, so that a failing script stops this one (inside eval it would not).
+  env="$(scripts/docker-test-env.sh)"
+  eval "$env"
+  export STEWARD_TEST_DOCKER_SOCKET
+}
+
 ensure_postgres
 ensure_prometheus_tools
 ensure_chromium
+ensure_docker
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked

@@ -2,6 +2,7 @@
 //! SHA-256 of its JSON, so the agent and the hub agree on whether it changed without sending it.
 
 pub mod certs;
+pub mod docker;
 pub mod facts;
 pub mod nginx;
 
