@@ -16,6 +16,8 @@ pub enum Access {
     /// A key with at least this role whose scope includes the workspace named by this path
     /// parameter.
     Workspace(Role, &'static str),
+    /// The `agent` key of the node named by this path parameter, and no other key.
+    Node(&'static str),
 }
 
 impl Access {
@@ -27,6 +29,15 @@ impl Access {
             Access::Role(role) => Some((role, None, false)),
             Access::Unscoped(role) => Some((role, None, true)),
             Access::Workspace(role, param) => Some((role, Some(param), false)),
+            Access::Node(_) => Some((Role::Agent, None, false)),
+        }
+    }
+
+    /// The path parameter naming the node whose agent alone may call, for [`Access::Node`].
+    pub(crate) fn node_param(self) -> Option<&'static str> {
+        match self {
+            Access::Node(param) => Some(param),
+            _ => None,
         }
     }
 }

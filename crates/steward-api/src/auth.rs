@@ -58,6 +58,8 @@ pub struct RateLimits {
     pub operator: NonZeroU32,
     /// Per `admin` key.
     pub admin: NonZeroU32,
+    /// Per `agent` key (a node heartbeats every few seconds; more is a misbehaving agent).
+    pub agent: NonZeroU32,
     /// Failed authentications per source address per minute before it is refused.
     pub auth_failures_per_minute: NonZeroU32,
 }
@@ -69,6 +71,7 @@ impl Default for RateLimits {
             viewer: n(50),
             operator: n(100),
             admin: n(100),
+            agent: n(20),
             auth_failures_per_minute: n(10),
         }
     }
@@ -97,6 +100,7 @@ impl Limiters {
                 (Role::Viewer, per_second(limits.viewer)),
                 (Role::Operator, per_second(limits.operator)),
                 (Role::Admin, per_second(limits.admin)),
+                (Role::Agent, per_second(limits.agent)),
             ]),
             failures: RateLimiter::keyed(Quota::per_minute(limits.auth_failures_per_minute)),
             blocked: Mutex::new(HashMap::new()),
@@ -321,6 +325,15 @@ pub(crate) async fn authorize(
     }
     if unscoped && !principal.is_unscoped() {
         return forbidden("this needs a key that is not limited to one workspace");
+    }
+    if let Some(param) = access.node_param() {
+        let node = params
+            .iter()
+            .find(|(name, _)| *name == param)
+            .map(|(_, v)| v);
+        if !node.is_some_and(|n| principal.is_agent_of(n)) {
+            return forbidden("this key acts as another node");
+        }
     }
     if let Some(param) = workspace_param {
         let workspace = params

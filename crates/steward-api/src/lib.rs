@@ -20,6 +20,7 @@ mod keys;
 pub mod limits;
 pub mod listener;
 mod metrics_layer;
+mod nodes;
 pub mod openapi;
 mod registry;
 pub mod routes;
@@ -128,6 +129,8 @@ pub struct AppState {
     pub prober: Option<steward_engine::prober::ProberHandle>,
     /// The live event stream's hub (absent: `/api/v1/events` answers 503).
     pub events: Option<Arc<steward_engine::stream::EventHub>>,
+    /// The fleet: nodes, registrations and heartbeats.
+    pub fleet: Arc<steward_engine::fleet::Fleet>,
     /// When the state was made, as the process started (ms since the Unix epoch).
     pub started_ms: i64,
 }
@@ -148,6 +151,10 @@ impl AppState {
             metrics,
             prober: None,
             events: None,
+            fleet: Arc::new(steward_engine::fleet::Fleet::new(
+                Arc::clone(control.store()),
+                control.bus().clone(),
+            )),
             started_ms: steward_store::now_ms(),
         }
     }

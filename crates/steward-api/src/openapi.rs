@@ -190,6 +190,10 @@ fn access_sentence(access: Access) -> String {
             "Needs a key with role `{role}` or above, unscoped or scoped to the workspace \
              `{{{param}}}` names."
         ),
+        Access::Node(param) => format!(
+            "Needs the `agent` key of the node `{{{param}}}` names; no other key, whatever its \
+             role."
+        ),
     }
 }
 
@@ -200,11 +204,13 @@ fn access_extension(access: Access) -> Value {
         Access::Role(role) => (Some(role), false, None),
         Access::Unscoped(role) => (Some(role), true, None),
         Access::Workspace(role, param) => (Some(role), false, Some(param)),
+        Access::Node(_) => (Some(steward_core::Role::Agent), false, None),
     };
     json!({
         "role": role.map(|r| r.as_str()),
         "unscoped": unscoped,
         "workspace_param": param,
+        "node_param": access.node_param(),
     })
 }
 

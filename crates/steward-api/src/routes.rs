@@ -22,7 +22,8 @@ use steward_wire::paths;
 use steward_wire::schedules as schedules_wire;
 use steward_wire::tasks as tasks_wire;
 use steward_wire::{
-    audit as audit_wire, keys as keys_wire, registry as registry_wire, system as system_wire,
+    audit as audit_wire, keys as keys_wire, nodes as nodes_wire, registry as registry_wire,
+    system as system_wire,
 };
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -177,7 +178,7 @@ impl RouteSpec {
 /// Every route Steward serves. `/metrics` and the badges are listed with the key they need;
 /// the setting each is `opened_by` makes it public (see [`access_of`]).
 pub fn table() -> Vec<RouteSpec> {
-    use Access::{Public, Role as R, Unscoped, Workspace};
+    use Access::{Node, Public, Role as R, Unscoped, Workspace};
     vec![
         spec(
             Method::GET,
@@ -402,6 +403,77 @@ pub fn table() -> Vec<RouteSpec> {
             || delete(crate::keys::revoke_key),
         )
         .answers(Answer::Json(typed::<keys_wire::KeyChanged>())),
+        spec(
+            Method::GET,
+            paths::NODES.template(),
+            R(Role::Viewer),
+            "Every node of the fleet the key may see, with its status",
+            || get(crate::nodes::list_nodes),
+        )
+        .answers(Answer::Json(typed::<nodes_wire::NodeList>())),
+        spec(
+            Method::POST,
+            paths::NODES.template(),
+            Unscoped(Role::Admin),
+            "Add a node; its agent registers later with a join token",
+            || post(crate::nodes::add_node),
+        )
+        .body(typed::<nodes_wire::NewNode>())
+        .answers(Answer::Json(typed::<nodes_wire::NodeChanged>()))
+        .status(&[201])
+        .refuses(&[409]),
+        spec(
+            Method::GET,
+            paths::NODE.template(),
+            R(Role::Viewer),
+            "A node: status, inventory (containers, domains, certificates, facts), usage, \
+             services and drift",
+            || get(crate::nodes::show_node),
+        )
+        .answers(Answer::Json(typed::<nodes_wire::NodeDetail>()))
+        .refuses(&[404]),
+        spec(
+            Method::DELETE,
+            paths::NODE.template(),
+            Unscoped(Role::Admin),
+            "Remove a node and everything it reported, revoking its credentials (the audit \
+             trail keeps what it shipped)",
+            || delete(crate::nodes::remove_node),
+        )
+        .answers(Answer::Json(typed::<nodes_wire::NodeChanged>()))
+        .refuses(&[404]),
+        spec(
+            Method::POST,
+            paths::NODE_TOKENS.template(),
+            Unscoped(Role::Admin),
+            "Make a join token for a node; the token is in this answer only",
+            || post(crate::nodes::create_token),
+        )
+        .body(typed::<nodes_wire::NewJoinToken>())
+        .answers(Answer::Json(typed::<nodes_wire::JoinToken>()))
+        .status(&[201])
+        .refuses(&[404]),
+        spec(
+            Method::POST,
+            paths::AGENT_REGISTER.template(),
+            Public,
+            "Register an agent: a join token exchanged for its node's credential, shown once",
+            || post(crate::nodes::register),
+        )
+        .body(typed::<nodes_wire::Registration>())
+        .answers(Answer::Json(typed::<nodes_wire::Registered>()))
+        .status(&[201])
+        .refuses(&[401]),
+        batch_spec(
+            Method::POST,
+            paths::NODE_HEARTBEAT.template(),
+            Node("id"),
+            "A node's heartbeat: usage, inventory digests, and the kinds that changed",
+            || post(crate::nodes::heartbeat),
+        )
+        .body(typed::<nodes_wire::Heartbeat>())
+        .answers(Answer::Json(typed::<nodes_wire::HeartbeatAnswer>()))
+        .refuses(&[404]),
         spec(
             Method::GET,
             paths::AUDIT.template(),

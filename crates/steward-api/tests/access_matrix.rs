@@ -49,9 +49,17 @@ enum Outcome {
 /// route with no expectation.
 fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
     use Outcome::*;
+    // An agent's key acts only as its node: every other route refuses it.
     let keyed = |f: fn(Role, bool) -> Outcome| match caller {
         Caller::NoKey | Caller::BadKey | Caller::UnknownKey => Unauthenticated,
+        Caller::Key(Role::Agent, _) => Forbidden,
         Caller::Key(role, scoped) => f(role, scoped),
+    };
+    // Probed with the agent's own node; another node's is checked below.
+    let own_node = || match caller {
+        Caller::NoKey | Caller::BadKey | Caller::UnknownKey => Unauthenticated,
+        Caller::Key(Role::Agent, _) => Allowed,
+        Caller::Key(..) => Forbidden,
     };
     let any_key = |_: Role, _: bool| Allowed;
     let admin_any_scope = |role: Role, _: bool| {
@@ -77,7 +85,13 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         }
     };
     Some(match (method.as_str(), path) {
-        ("GET", "/healthz" | "/readyz" | "/" | "/api/v1/openapi.json") => Allowed,
+        ("GET", "/healthz" | "/readyz" | "/" | "/api/v1/openapi.json")
+        | ("POST", "/api/v1/agent/register") => Allowed,
+        // Scoped keys see their workspace's nodes only, filtered by the handlers.
+        ("GET", "/api/v1/nodes" | "/api/v1/nodes/{id}") => keyed(any_key),
+        ("POST", "/api/v1/nodes" | "/api/v1/nodes/{id}/tokens")
+        | ("DELETE", "/api/v1/nodes/{id}") => keyed(admin_unscoped),
+        ("POST", "/api/v1/nodes/{id}/heartbeat") => own_node(),
         (
             "GET",
             "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph"
@@ -193,7 +207,11 @@ async fn fixture() -> Fixture {
     support::on_sqlite(CONFIG).await
 }
 
-fn concrete(path: &str) -> String {
+fn concrete(method: &Method, path: &str) -> String {
+    // Removing the agents' node would lock them out of the routes probed after it.
+    if method == Method::DELETE && path == "/api/v1/nodes/{id}" {
+        return path.replace("{id}", "nobody");
+    }
     path.replace("{key}", "trading")
         .replace("{name}", "nobody")
         .replace("{id}", "1")
@@ -276,7 +294,7 @@ async fn every_route_role_and_scope_gets_the_expected_answer() {
     for route in table() {
         for caller in callers() {
             let want = expected(&route.method, route.path, caller).unwrap();
-            let status = call(&fx, &route.method, &concrete(route.path), caller).await;
+            let status = call(&fx, &route.method, &concrete(&route.method, route.path), caller).await;
             checked += 1;
             if outcome_of(status) != want {
                 failures.push(format!(
@@ -292,7 +310,7 @@ async fn every_route_role_and_scope_gets_the_expected_answer() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, table().len() * 9);
+    assert_eq!(checked, table().len() * 11);
 }
 
 #[tokio::test]
@@ -378,4 +396,36 @@ async fn an_oversized_key_is_refused_without_being_decoded() {
     let response = fx.app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn an_agent_key_acts_only_as_its_own_node() {
+    let fx = fixture().await;
+    fx.store
+        .add_node(
+            &steward_core::node::NodeSpec {
+                id: "other".into(),
+                ..Default::default()
+            },
+            &steward_core::audit::Actor::system("test"),
+        )
+        .await
+        .unwrap();
+    for scoped in [false, true] {
+        let own = format!("/api/v1/nodes/{}/heartbeat", support::AGENT_NODE);
+        let own = call(&fx, &Method::POST, &own, Caller::Key(Role::Agent, scoped)).await;
+        assert_eq!(own, StatusCode::BAD_REQUEST, "its own node: past the check");
+        let other = call(
+            &fx,
+            &Method::POST,
+            "/api/v1/nodes/other/heartbeat",
+            Caller::Key(Role::Agent, scoped),
+        )
+        .await;
+        assert_eq!(other, StatusCode::FORBIDDEN, "another node's heartbeat");
+        for path in ["/api/v1/nodes", "/api/v1/whoami", "/api/v1/tasks"] {
+            let status = call(&fx, &Method::GET, path, Caller::Key(Role::Agent, scoped)).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        }
+    }
 }

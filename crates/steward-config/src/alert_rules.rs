@@ -1,5 +1,5 @@
-//! `[[alerting.rules]]`: built-in alert rules over checks, certificates, schedules, heartbeats
-//! and queues (see [`steward_core::alert::rules`]). Each `when` takes its own keys; a key of
+//! `[[alerting.rules]]`: built-in alert rules over checks, certificates, schedules, heartbeats,
+//! queues and nodes (see [`steward_core::alert::rules`]). Each `when` takes its own keys; a key of
 //! another `when` is an error that names the ones that do apply, and every name a rule lists
 //! (checks, schedules, heartbeats, queues) must be declared.
 
@@ -30,6 +30,9 @@ const OWN_KEYS: &[(&str, &[&str])] = &[
     ("task_dead", &["queues", "dead_above"]),
     ("queue_depth", &["queues", "depth_above"]),
     ("queue_age", &["queues", "age_above"]),
+    ("node_down", &["nodes", "for"]),
+    ("node_late", &["nodes"]),
+    ("node_drift", &["nodes"]),
 ];
 /// The keys of the other `when`s that `own` does not take, each once, in declared order.
 fn other_whens_keys(own: &[&str]) -> Vec<&'static str> {
@@ -292,6 +295,20 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
                 above_ms: above?.value,
             }
         }
+        "node_down" => {
+            let nodes = node_subjects(cx, t)?;
+            let for_ms = match t.item("for") {
+                None => 0,
+                Some(_) => t.duration_at_least(cx, "for", 0)?.value,
+            };
+            Condition::NodeDown { nodes, for_ms }
+        }
+        "node_late" => Condition::NodeLate {
+            nodes: node_subjects(cx, t)?,
+        },
+        "node_drift" => Condition::NodeDrift {
+            nodes: node_subjects(cx, t)?,
+        },
         _ => return None,
     };
     (!foreign).then_some(condition)
@@ -362,6 +379,22 @@ fn subjects(
                 &name.span,
                 format!("`{}`: unknown {what} `{}`{hint}", t.field(key), name.value),
             );
+            ok = false;
+        }
+    }
+    ok.then(|| Subjects(names.into_iter().map(|n| n.value).collect()))
+}
+
+/// `nodes`: node ids, which need not be declared (nodes are also added at run time), but must
+/// be ids.
+fn node_subjects(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Subjects> {
+    let Some(names) = t.strings(cx, "nodes") else {
+        return t.item("nodes").is_none().then(Subjects::default);
+    };
+    let mut ok = true;
+    for name in &names {
+        if let Err(e) = steward_core::node::check_node_id(&name.value) {
+            cx.error(&name.span, format!("`{}`: {e}", t.field("nodes")));
             ok = false;
         }
     }

@@ -1,5 +1,9 @@
 //! Events: every state change the control plane makes is published as one of these.
 
+/// The most item keys an inventory event names per list (the rest are counted by the store's
+/// reads, not carried on the bus).
+pub const MAX_NAMED_ITEMS: usize = 50;
+
 /// A state change, as published on the event bus. The stream shows it as the wire's
 /// `EventData`, which the relay translates it into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +114,41 @@ pub enum Event {
         from: crate::schedule::HeartbeatState,
         /// The state now.
         to: crate::schedule::HeartbeatState,
+    },
+    /// A node was added, registered or removed.
+    NodeChanged {
+        /// The node.
+        node: String,
+        /// `added`, `registered`, `removed` or `credentials_revoked`.
+        change: String,
+        /// Its workspace, if it belongs to one.
+        workspace: Option<String>,
+    },
+    /// A node's status changed (judged from its heartbeats).
+    NodeStatusChanged {
+        /// The node.
+        node: String,
+        /// The status before.
+        from: crate::node::NodeStatus,
+        /// The status now.
+        to: crate::node::NodeStatus,
+        /// Its workspace, if it belongs to one.
+        workspace: Option<String>,
+    },
+    /// One kind of a node's inventory changed when reconciled.
+    NodeInventoryChanged {
+        /// The node.
+        node: String,
+        /// `containers`, `domains`, `certificates` or `facts`.
+        kind: String,
+        /// Items that appeared (by key; at most [`MAX_NAMED_ITEMS`]).
+        added: Vec<String>,
+        /// Items that changed.
+        changed: Vec<String>,
+        /// Items no longer reported.
+        removed: Vec<String>,
+        /// Its workspace, if it belongs to one.
+        workspace: Option<String>,
     },
     /// Alerts started firing, fired again, resolved or were acknowledged (so the dispatcher
     /// looks at them at once instead of at its next full read).

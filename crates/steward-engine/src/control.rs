@@ -98,6 +98,7 @@ impl ControlPlane {
         );
         let executors = Arc::new(executors);
         let diff = sync(&store, &bus, &config.registry, &Actor::system("startup")).await?;
+        sync_nodes(&store, &bus, &config.nodes, &Actor::system("startup")).await?;
         let control = Self {
             queues,
             executors,
@@ -210,6 +211,10 @@ impl ControlPlane {
                 return Err(e.into());
             }
         };
+        if let Err(e) = sync_nodes(&self.store, &self.bus, &loaded.config.nodes, actor).await {
+            metrics::counter!("steward_config_reloads_total", "result" => "failed").increment(1);
+            return Err(e.into());
+        }
         let mut restart_required =
             restart_required(&self.config.load().settings, &loaded.config.settings);
         if *self.queues != loaded.config.queues {
@@ -238,6 +243,37 @@ impl ControlPlane {
             restart_required,
         })
     }
+}
+
+/// Makes the stored config nodes those `[[nodes]]` declares, announcing each added and removed.
+async fn sync_nodes(
+    store: &Arc<dyn Store>,
+    bus: &EventBus,
+    declared: &[steward_core::node::NodeSpec],
+    actor: &Actor,
+) -> Result<(), StoreError> {
+    let synced = store.sync_declared_nodes(declared, actor).await?;
+    let workspace_of = |id: &str| {
+        declared
+            .iter()
+            .find(|n| n.id == id)
+            .and_then(|n| n.workspace.clone())
+    };
+    for (ids, change) in [
+        (&synced.added, "added"),
+        (&synced.updated, "updated"),
+        (&synced.removed, "removed"),
+    ] {
+        for id in ids {
+            tracing::info!(node = %id, change, "declared node synced");
+            bus.publish(Event::NodeChanged {
+                node: id.clone(),
+                change: change.to_owned(),
+                workspace: workspace_of(id),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn sync(

@@ -75,12 +75,7 @@ pub struct KeyRequest {
 /// A key generated from the operating system's random source: the plaintext, to show once, and
 /// what to store.
 fn generate(request: &KeyRequest) -> Result<(String, NewKey), StoreError> {
-    let mut random = [0_u8; 32];
-    getrandom::fill(&mut random).map_err(|e| StoreError::Io {
-        path: "getrandom".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
-    let plaintext = format_key(&random);
+    let plaintext = format_key(&random_32()?);
     let key = NewKey {
         name: request.name.clone(),
         role: request.role,
@@ -91,6 +86,16 @@ fn generate(request: &KeyRequest) -> Result<(String, NewKey), StoreError> {
         expires_at_ms: request.expires_at_ms,
     };
     Ok((plaintext, key))
+}
+
+/// 32 bytes from the operating system's random source: a key's or a join token's secret.
+pub(crate) fn random_32() -> Result<[u8; 32], StoreError> {
+    let mut random = [0_u8; 32];
+    getrandom::fill(&mut random).map_err(|e| StoreError::Io {
+        path: "getrandom".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(random)
 }
 
 /// Creates a key; returns it with its plaintext, which is never stored or shown again.

@@ -8,6 +8,7 @@ pub mod audit_mirror;
 pub mod bus;
 mod control;
 pub mod executors;
+pub mod fleet;
 pub mod keys;
 mod lease;
 pub mod memory;

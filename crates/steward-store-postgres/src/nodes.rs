@@ -378,9 +378,10 @@ async fn lock_node(tx: &mut PgConnection, id: &str) -> Result<Option<NodeRecord>
         .transpose()
 }
 
-/// The key a registration creates: an `agent` key of the token's node.
+/// The key a registration creates: an `agent` key of the token's node, named for it.
 fn registration_key(registration: &Registration, node: &str) -> steward_store::NewKey {
     steward_store::NewKey {
+        name: steward_core::node::agent_key_name(node, registration.at_ms),
         role: Role::Agent,
         node: Some(node.to_owned()),
         workspace: None,

@@ -25,6 +25,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "alerts_changed",
     "silences_changed",
     "check_changed",
+    "node_changed",
+    "node_status_changed",
+    "node_inventory_changed",
     "audit",
     LOST,
 ];
@@ -193,6 +196,35 @@ pub enum EventData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A node was added, registered or removed.
+    NodeChanged {
+        /// The node.
+        node: String,
+        /// `added`, `registered`, `removed` or `credentials_revoked`.
+        change: String,
+    },
+    /// A node's status changed.
+    NodeStatusChanged {
+        /// The node.
+        node: String,
+        /// The status before.
+        from: crate::nodes::NodeStatus,
+        /// The status now.
+        to: crate::nodes::NodeStatus,
+    },
+    /// One kind of a node's inventory changed.
+    NodeInventoryChanged {
+        /// The node.
+        node: String,
+        /// The kind.
+        kind: String,
+        /// Items that appeared.
+        added: Vec<String>,
+        /// Items that changed.
+        changed: Vec<String>,
+        /// Items no longer reported.
+        removed: Vec<String>,
+    },
     /// What the client missed cannot be replayed: reload, then follow on.
     Reset {
         /// Why.
@@ -218,6 +250,9 @@ impl EventData {
             EventData::AlertsChanged { .. } => "alerts_changed",
             EventData::SilencesChanged => "silences_changed",
             EventData::CheckChanged { .. } => "check_changed",
+            EventData::NodeChanged { .. } => "node_changed",
+            EventData::NodeStatusChanged { .. } => "node_status_changed",
+            EventData::NodeInventoryChanged { .. } => "node_inventory_changed",
             EventData::Audit(_) => "audit",
             EventData::Lost { .. } => LOST,
             EventData::Reset { .. } => RESET,

@@ -170,6 +170,16 @@ pub const HEARTBEATS: Route = Route("/api/v1/heartbeats");
 pub const HEARTBEAT: Route = Route("/api/v1/heartbeats/{name}");
 /// A heartbeat's failed ping.
 pub const HEARTBEAT_FAIL: Route = Route("/api/v1/heartbeats/{name}/fail");
+/// The fleet's nodes (list, add).
+pub const NODES: Route = Route("/api/v1/nodes");
+/// One node (show, remove).
+pub const NODE: Route = Route("/api/v1/nodes/{id}");
+/// A node's join tokens (create).
+pub const NODE_TOKENS: Route = Route("/api/v1/nodes/{id}/tokens");
+/// A node's heartbeat, sent by its agent.
+pub const NODE_HEARTBEAT: Route = Route("/api/v1/nodes/{id}/heartbeat");
+/// An agent's registration: a join token exchanged for a node credential.
+pub const AGENT_REGISTER: Route = Route("/api/v1/agent/register");
 /// Alerts, in Alertmanager's API v2.
 pub const AM_ALERTS: Route = Route("/api/v2/alerts");
 /// Alert groups, in Alertmanager's API v2.

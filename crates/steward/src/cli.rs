@@ -47,6 +47,11 @@ pub enum Command {
     /// Manage API keys through a running Steward (needs an admin key in STEWARD_API_KEY).
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage the fleet's nodes through a running Steward: list and show them, add and
+    /// remove them, and make the join tokens their agents register with (needs an admin key
+    /// in STEWARD_API_KEY to change anything).
+    #[command(subcommand)]
+    Nodes(crate::node_args::NodesCommand),
     /// Read and verify the audit trail through a running Steward (needs an admin key in
     /// STEWARD_API_KEY).
     #[command(subcommand)]
@@ -322,7 +327,8 @@ pub struct EventsArgs {
     /// Only these event types, comma-separated (task_changed, tasks_changed, tasks_enqueued,
     /// check_changed, alerts_changed, silences_changed, schedule_fired, schedule_skipped,
     /// slots_missed, schedule_overdue, heartbeat_changed, leadership_changed, registry_synced,
-    /// config_rejected, audit, lost).
+    /// config_rejected, node_changed, node_status_changed, node_inventory_changed, audit,
+    /// lost).
     #[arg(long, value_delimiter = ',')]
     pub types: Vec<String>,
     /// Only events of this workspace.

@@ -8,6 +8,7 @@ mod commands;
 mod demo;
 mod follow;
 mod logging;
+mod node_args;
 mod store;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ fn main() -> ExitCode {
         Command::Import(ImportCommand::Csv(args)) => commands::import::run(&args),
         Command::Migrate(args) => commands::migrate::run(args, &cli.log),
         Command::Keys(command) => commands::keys::run(command),
+        Command::Nodes(command) => commands::nodes::run(command),
         Command::Audit(command) => commands::audit::run(command),
         Command::Events(args) => commands::events::run(args),
         Command::Tasks(command) => commands::tasks::run(command),

@@ -51,8 +51,16 @@ pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDi
     .await
     .unwrap();
     let mut keys = Vec::new();
+    store
+        .add_node(&agent_node(), &Actor::system("test"))
+        .await
+        .unwrap();
     for role in Role::ALL {
         for scoped in [false, true] {
+            if role == Role::Agent {
+                keys.push(((role, scoped), agent_key(store.as_ref(), scoped).await));
+                continue;
+            }
             let request = KeyRequest {
                 name: format!("{role}-{}", if scoped { "trading" } else { "all" }),
                 role,
@@ -72,6 +80,7 @@ pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDi
             viewer: big,
             operator: big,
             admin: big,
+            agent: big,
             auth_failures_per_minute: big,
         },
         ..ApiOptions::default()
@@ -94,4 +103,30 @@ pub async fn on_store(store: Arc<dyn Store>, config: &str, dir: tempfile::TempDi
         events: hub,
         _dir: dir,
     }
+}
+
+/// The node the fixture's agent keys act as.
+pub const AGENT_NODE: &str = "1";
+
+fn agent_node() -> steward_core::node::NodeSpec {
+    steward_core::node::NodeSpec {
+        id: AGENT_NODE.into(),
+        ..Default::default()
+    }
+}
+
+/// An `agent` key of [`AGENT_NODE`] (as registration makes them), its secret answered.
+async fn agent_key(store: &dyn Store, scoped: bool) -> String {
+    let secret = steward_core::auth::format_key(&[u8::from(scoped) + 7; 32]);
+    let key = steward_store::NewKey {
+        name: format!("agent-{}", if scoped { "trading" } else { "all" }),
+        role: Role::Agent,
+        workspace: scoped.then(|| "trading".to_owned()),
+        node: Some(AGENT_NODE.into()),
+        digest: steward_core::auth::key_digest(&secret),
+        hint: steward_core::auth::key_hint(&secret),
+        expires_at_ms: None,
+    };
+    store.create_key(&key, &Actor::system("test")).await.unwrap();
+    secret
 }

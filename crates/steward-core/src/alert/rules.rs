@@ -1,5 +1,5 @@
 //! Built-in alert rules: conditions over what Steward already knows (checks, certificates,
-//! schedules, heartbeats, queues), declared as `[[alerting.rules]]`. Each rule yields one alert
+//! schedules, heartbeats, queues, nodes), declared as `[[alerting.rules]]`. Each rule yields one alert
 //! per subject that meets its condition (a check, a schedule, a queue, …), labelled
 //! `alertname` = the rule's name plus the subject's labels; an alert resolves when its subject
 //! no longer meets the condition. This module says what a rule is and turns a subject's facts
@@ -155,6 +155,25 @@ pub enum Condition {
         /// The threshold.
         above_ms: u64,
     },
+    /// `node_down`: a node has been `down` (silent past `[fleet] down_after` intervals) for
+    /// at least `for_ms`.
+    NodeDown {
+        /// The nodes covered.
+        nodes: Subjects,
+        /// How long it must have been down.
+        for_ms: u64,
+    },
+    /// `node_late`: a node missed its heartbeat (it is `late` or `down`).
+    NodeLate {
+        /// The nodes covered.
+        nodes: Subjects,
+    },
+    /// `node_drift`: a service declared on a node is reported by it neither as a container
+    /// nor as a domain.
+    NodeDrift {
+        /// The nodes covered.
+        nodes: Subjects,
+    },
 }
 
 impl Condition {
@@ -174,12 +193,15 @@ impl Condition {
             Self::TaskDead { .. } => "task_dead",
             Self::QueueDepth { .. } => "queue_depth",
             Self::QueueAge { .. } => "queue_age",
+            Self::NodeDown { .. } => "node_down",
+            Self::NodeLate { .. } => "node_late",
+            Self::NodeDrift { .. } => "node_drift",
         }
     }
 }
 
 /// Every `when` a rule may name.
-pub const WHENS: [&str; 10] = [
+pub const WHENS: [&str; 13] = [
     "check_down",
     "check_degraded",
     "check_latency",
@@ -190,6 +212,9 @@ pub const WHENS: [&str; 10] = [
     "task_dead",
     "queue_depth",
     "queue_age",
+    "node_down",
+    "node_late",
+    "node_drift",
 ];
 
 /// A subject that meets a rule's condition: its labels, since when, and what was seen.

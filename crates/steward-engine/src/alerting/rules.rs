@@ -187,6 +187,7 @@ fn fired_receipt(stored: StoredAlert) -> AlertReceipt {
 struct Facts {
     checks: HashMap<String, CheckRecord>,
     tasks: Vec<steward_store::TaskCount>,
+    nodes: Vec<steward_store::NodeRecord>,
 }
 
 impl Facts {
@@ -223,7 +224,22 @@ impl Facts {
         } else {
             Vec::new()
         };
-        Ok(Self { checks, tasks })
+        let wants_nodes = config.alerting.rules.iter().any(|r| {
+            matches!(
+                r.condition,
+                Condition::NodeDown { .. } | Condition::NodeLate { .. } | Condition::NodeDrift { .. }
+            )
+        });
+        let nodes = if wants_nodes {
+            store.list_nodes().await?
+        } else {
+            Vec::new()
+        };
+        Ok(Self {
+            checks,
+            tasks,
+            nodes,
+        })
     }
 
     /// The subjects meeting `rule` at `now_ms`.
@@ -459,9 +475,93 @@ impl Facts {
                     }
                 }
             }
+            Condition::NodeDown { nodes, for_ms } => {
+                for node in self.nodes.iter().filter(|n| nodes.covers(&n.spec.id)) {
+                    if let Some(finding) = node_silence(node, config, now_ms, true, *for_ms) {
+                        found.push(finding);
+                    }
+                }
+            }
+            Condition::NodeLate { nodes } => {
+                for node in self.nodes.iter().filter(|n| nodes.covers(&n.spec.id)) {
+                    if let Some(finding) = node_silence(node, config, now_ms, false, 0) {
+                        found.push(finding);
+                    }
+                }
+            }
+            Condition::NodeDrift { nodes } => {
+                for node in self.nodes.iter().filter(|n| nodes.covers(&n.spec.id)) {
+                    found.extend(node_drift(store, config, node).await?);
+                }
+            }
         }
         Ok(found)
     }
+}
+
+/// The finding of a node silent past its interval and grace (`down`: past `down_after`, for at
+/// least `for_ms`), dated from the moment its silence crossed the line.
+fn node_silence(
+    node: &steward_store::NodeRecord,
+    config: &Config,
+    now_ms: i64,
+    down: bool,
+    for_ms: u64,
+) -> Option<Finding> {
+    use steward_core::node::NodeStatus;
+    let last = node.last_seen_ms?;
+    let status = crate::views::nodes::status_now(node, config, now_ms);
+    let timing = crate::views::nodes::timing_of(node, config);
+    let since = if down {
+        (status == NodeStatus::Down).then(|| last.saturating_add(timing.down_after_ms))?
+    } else {
+        matches!(status, NodeStatus::Late | NodeStatus::Down)
+            .then(|| last.saturating_add(timing.interval_ms + timing.grace_ms))?
+    };
+    if now_ms.saturating_sub(since) < i64::try_from(for_ms).unwrap_or(i64::MAX) {
+        return None;
+    }
+    Some(Finding {
+        labels: Labels::from([("node".into(), node.spec.id.clone())]),
+        since_ms: Some(since),
+        summary: format!(
+            "node {} is {}: no heartbeat for {}",
+            node.spec.id,
+            status.as_str(),
+            ago(now_ms - last)
+        ),
+        value: status.as_str().to_owned(),
+    })
+}
+
+/// One finding per service declared on `node` that it does not report.
+async fn node_drift(
+    store: &dyn Store,
+    config: &Config,
+    node: &steward_store::NodeRecord,
+) -> Result<Vec<Finding>, StoreError> {
+    let declared = crate::views::nodes::declared_services(config, &node.spec.id);
+    if declared.is_empty() {
+        return Ok(Vec::new());
+    }
+    let digests = store.node_digests(&node.spec.id).await?;
+    if digests.is_empty() {
+        return Ok(Vec::new());
+    }
+    let items = store.node_items(&node.spec.id).await?;
+    let reported = crate::views::nodes::reported(&items, &digests);
+    Ok(steward_core::node::drift(&declared, &reported)
+        .into_iter()
+        .map(|d| Finding {
+            labels: Labels::from([
+                ("node".into(), node.spec.id.clone()),
+                ("service".into(), d.service.clone()),
+            ]),
+            since_ms: None,
+            summary: format!("service {} on node {}: {}", d.service, node.spec.id, d.reason),
+            value: "drift".to_owned(),
+        })
+        .collect())
 }
 
 /// The enabled checks a rule covers.

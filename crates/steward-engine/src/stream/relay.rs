@@ -424,6 +424,9 @@ fn workspace_of(control: &ControlPlane, event: &Event) -> Option<String> {
             .iter()
             .find(|s| &s.name == schedule)
             .and_then(|s| s.workspace.clone()),
+        Event::NodeChanged { workspace, .. }
+        | Event::NodeStatusChanged { workspace, .. }
+        | Event::NodeInventoryChanged { workspace, .. } => workspace.clone(),
         Event::HeartbeatChanged { name, .. } => control
             .config()
             .heartbeats
@@ -586,6 +589,26 @@ fn data_of(event: &Event) -> EventData {
             task_id,
             task_status: task_status.map(|s| s.as_str().to_owned()),
         },
+        Event::NodeChanged { node, change, .. } => EventData::NodeChanged { node, change },
+        Event::NodeStatusChanged { node, from, to, .. } => EventData::NodeStatusChanged {
+            node,
+            from: node_status_of(from),
+            to: node_status_of(to),
+        },
+        Event::NodeInventoryChanged {
+            node,
+            kind,
+            added,
+            changed,
+            removed,
+            ..
+        } => EventData::NodeInventoryChanged {
+            node,
+            kind,
+            added,
+            changed,
+            removed,
+        },
         Event::HeartbeatChanged { name, from, to } => EventData::HeartbeatChanged {
             name,
             from: from.as_str().to_owned(),
@@ -623,3 +646,15 @@ fn row(data: &EventData, at_ms: i64, workspace: Option<String>, instance: &str) 
 
 #[cfg(test)]
 mod tests;
+
+/// A node status as the wire names it.
+fn node_status_of(status: steward_core::node::NodeStatus) -> steward_wire::nodes::NodeStatus {
+    use steward_core::node::NodeStatus as Core;
+    use steward_wire::nodes::NodeStatus as Wire;
+    match status {
+        Core::Pending => Wire::Pending,
+        Core::Up => Wire::Up,
+        Core::Late => Wire::Late,
+        Core::Down => Wire::Down,
+    }
+}

@@ -199,7 +199,10 @@ pub async fn join_tokens_register_once_and_removal_cascades(store: &Arc<dyn Stor
     assert_eq!(audited(store, "node.register").await.len(), 1);
     let removal = audited(store, "node.remove").await;
     assert_eq!(removal.len(), 1);
-    assert_eq!(removal[0].details["revoked_keys"][0], "node:agent:1");
+    assert_eq!(
+        removal[0].details["revoked_keys"][0],
+        steward_core::node::agent_key_name("vps-02", now)
+    );
     assert_eq!(audited(store, "node.token.create").await.len(), 2);
 }
 

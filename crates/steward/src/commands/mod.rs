@@ -9,6 +9,7 @@ pub mod health;
 pub mod import;
 pub mod keys;
 pub mod migrate;
+pub mod nodes;
 pub mod schedule;
 pub mod tasks;
 pub mod up;

@@ -92,6 +92,7 @@ fn api_options(settings: &steward_config::FileSettings) -> ApiOptions {
             viewer: rate(api.viewer_rate, limits.viewer),
             operator: rate(api.operator_rate, limits.operator),
             admin: rate(api.admin_rate, limits.admin),
+            agent: limits.agent,
             auth_failures_per_minute: rate(
                 api.auth_failures_per_minute,
                 limits.auth_failures_per_minute,
@@ -361,7 +362,23 @@ fn start_work(
     let (prober, probing) = start_prober(control, instance, stop)?;
     handles.push(probing);
     handles.push(start_alerting(control, addr, worker_name(), stop)?);
+    handles.push(start_fleet_monitor(control, stop));
     Ok((handles, prober))
+}
+
+/// Starts judging node statuses from their heartbeats (every instance does; each change is
+/// applied once).
+fn start_fleet_monitor(
+    control: &Arc<ControlPlane>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let source = Arc::clone(control);
+    tokio::spawn(steward_engine::fleet::run_monitor(
+        Arc::clone(control.store()),
+        control.bus().clone(),
+        Arc::new(move || source.config()),
+        stop.clone(),
+    ))
 }
 
 /// Starts the alert manager: it dispatches and sends notifications while this instance holds

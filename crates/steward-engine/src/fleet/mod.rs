@@ -1,0 +1,14 @@
+//! The hub's side of the fleet: nodes added and removed, join tokens exchanged for node
+//! credentials, heartbeats recorded (group-committed, so thousands of agents cost a few
+//! transactions a second), each reported kind reconciled in its own transaction, and node
+//! statuses judged from the silence since each node's last heartbeat.
+//!
+//! `ops` is the façade the API calls; `monitor` is the loop every instance runs to judge
+//! statuses (a change applies only from the status it was judged from, so instances running it
+//! together publish each change once).
+
+mod monitor;
+pub mod ops;
+
+pub use monitor::{MONITOR_EVERY, judge_once, run as run_monitor};
+pub use ops::{Fleet, FleetError, HeartbeatIn, HeartbeatOut, NodeView};
