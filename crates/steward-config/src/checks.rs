@@ -84,7 +84,7 @@ const MIN_KEEP_RESULTS_MS: u64 = 60_000;
 /// The shortest `health.keep_rollups`: one hour.
 const MIN_KEEP_ROLLUPS_MS: u64 = 3_600_000;
 
-/// What checks need to know of a declared `[[services]]` entry.
+/// What checks and the fleet need to know of a declared `[[services]]` entry.
 pub(crate) struct ServiceSite {
     /// Its name.
     pub name: String,
@@ -92,6 +92,10 @@ pub(crate) struct ServiceSite {
     pub name_span: Span,
     /// How messages name its `name` field (`services[2].name`).
     pub name_field: String,
+    /// Its `node`, if it names one.
+    pub node: Option<Spanned<String>>,
+    /// How messages name its `node` field (`services[2].node`).
+    pub node_field: String,
     /// Its accepted `url`, with `${VAR}` resolved (the template is kept for messages).
     pub url: Option<Spanned<String>>,
     /// Its `url` was written but refused (and reported where it is written).

@@ -17,6 +17,7 @@ mod file_settings;
 pub mod import;
 mod interpolate;
 mod load;
+mod nodes;
 mod program;
 mod queues;
 mod readers;

@@ -81,13 +81,26 @@ pub(crate) fn first_declaration(
     what: &str,
     name: Spanned<String>,
 ) -> bool {
+    first_declaration_of(cx, seen, t, "name", what, name)
+}
+
+/// Like [`first_declaration`], for tables identified by another field than `name` (a node's
+/// `id`), written under `key`.
+pub(crate) fn first_declaration_of(
+    cx: &mut Cx<'_>,
+    seen: &mut HashMap<String, Span>,
+    t: &Fields<'_>,
+    key: &str,
+    what: &str,
+    name: Spanned<String>,
+) -> bool {
     if let Some(first) = seen.get(&name.value) {
         let first = cx.locate(first);
         cx.error(
             &name.span,
             format!(
                 "`{}`: duplicate {what} `{}` (first declared at {first})",
-                t.field("name"),
+                t.field(key),
                 name.value
             ),
         );

@@ -163,7 +163,8 @@ pub(crate) fn read_services(
             .and_then(|v| workspace_ref(cx, &t, "workspace", v, workspaces));
         let url = t.string(cx, "url");
         service.url = url.clone().and_then(|u| checked_url(cx, &t, u));
-        service.node = t.string(cx, "node").map(Spanned::kept);
+        let node = t.string(cx, "node");
+        service.node = node.clone().map(Spanned::kept);
         service.labels = t.labels(cx, "labels");
         let Some(name) = name else { continue };
         let url_refused = service.url.is_none() && t.item("url").is_some();
@@ -174,6 +175,8 @@ pub(crate) fn read_services(
             name: name.value.clone(),
             name_span: name.span.clone(),
             name_field: t.field("name"),
+            node,
+            node_field: t.field("node"),
             url: url.filter(|_| service.url.is_some()),
             url_refused,
         };

@@ -3,6 +3,7 @@
 
 use steward_core::alert::spec::AlertingSpec;
 use steward_core::health::spec::CheckSpec;
+use steward_core::node::{FleetSpec, NodeSpec};
 use steward_core::queue::{ExecutorSpec, QueueSpec};
 use steward_core::schedule::{HeartbeatSpec, ScheduleSpec};
 use steward_core::{Registry, Secret};
@@ -13,6 +14,7 @@ use crate::alerting::read_alerting;
 use crate::checks::{read_checks, read_health};
 use crate::executors::read_executors;
 use crate::file_settings::{FileSettings, read_settings};
+use crate::nodes::{read_fleet, read_nodes, warn_undeclared_nodes};
 use crate::queues::read_queues;
 use crate::registry::{read_dependencies, read_services, read_workspaces};
 use crate::schedules::{read_heartbeats, read_schedules};
@@ -28,6 +30,8 @@ const ROOT_KEYS: &[&str] = &[
     "workspaces",
     "dependencies",
     "services",
+    "nodes",
+    "fleet",
     "queues",
     "executors",
     "schedules",
@@ -60,6 +64,10 @@ pub struct Config {
     /// `[alerting]`: receivers, the route tree, inhibition rules and settings (the default,
     /// with no route, when the file has no `[alerting]`).
     pub alerting: AlertingSpec,
+    /// `[[nodes]]`, in file order.
+    pub nodes: Vec<NodeSpec>,
+    /// `[fleet]`: how node status is judged (the defaults when the file has no `[fleet]`).
+    pub fleet: FleetSpec,
     /// Every value a `${VAR}` reference was replaced with (see [`Config::secrets`]).
     pub(crate) resolved: Vec<Secret>,
 }
@@ -73,6 +81,9 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let workspaces = read_workspaces(cx, &root);
     let dependencies = read_dependencies(cx, &root, &workspaces);
     let (services, bad_urls, sites) = read_services(cx, &root, &workspaces);
+    let nodes = read_nodes(cx, &root, &workspaces);
+    warn_undeclared_nodes(cx, &sites, &nodes);
+    let fleet = read_fleet(cx, &root);
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
     let (queues, partial_kinds) = read_queues(cx, &root, &executor_names);
     let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
@@ -98,6 +109,8 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         heartbeats,
         checks,
         alerting,
+        nodes,
+        fleet,
         resolved: cx.take_resolved().into_iter().map(Secret::new).collect(),
     }
 }

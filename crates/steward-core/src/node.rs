@@ -274,6 +274,45 @@ fn missing_reason(service: &DeclaredService, reported: &Reported<'_>) -> String 
     }
 }
 
+/// What `[fleet]` declares: how the hub judges every node's status from its heartbeats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetSpec {
+    /// `down_after`: the heartbeat intervals a node may miss before it is `down`.
+    pub down_after_intervals: u32,
+    /// `grace`: extra silence tolerated before a node is `late`, in ms; `None` leaves it to
+    /// [`StatusTiming::for_interval`] (half the node's interval, at least 2 s), so nodes
+    /// heartbeating at different intervals each get a grace in proportion.
+    pub grace_ms: Option<i64>,
+}
+
+impl FleetSpec {
+    /// `down_after` when not given.
+    pub const DEFAULT_DOWN_AFTER_INTERVALS: u32 = 3;
+    /// The smallest `down_after`: with one, a node would be `down` as soon as it is `late`,
+    /// and `late` would never show.
+    pub const MIN_DOWN_AFTER_INTERVALS: u32 = 2;
+    /// The largest `down_after`.
+    pub const MAX_DOWN_AFTER_INTERVALS: u32 = 100;
+
+    /// The timing of a node heartbeating every `interval_ms`, under these settings.
+    pub fn timing(&self, interval_ms: i64) -> StatusTiming {
+        let mut timing = StatusTiming::for_interval(interval_ms, self.down_after_intervals);
+        if let Some(grace_ms) = self.grace_ms {
+            timing.grace_ms = grace_ms.max(0);
+        }
+        timing
+    }
+}
+
+impl Default for FleetSpec {
+    fn default() -> Self {
+        Self {
+            down_after_intervals: Self::DEFAULT_DOWN_AFTER_INTERVALS,
+            grace_ms: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,6 +408,20 @@ mod tests {
         let names: Vec<&str> = found.iter().map(|f| f.service.as_str()).collect();
         assert_eq!(names, ["worker"]);
         assert_eq!(found[0].reason, "no Docker Engine reported");
+    }
+
+    #[test]
+    fn fleet_settings_shape_the_timing() {
+        let default = FleetSpec::default().timing(10_000);
+        assert_eq!(default, StatusTiming::for_interval(10_000, 3));
+        let fleet = FleetSpec {
+            down_after_intervals: 5,
+            grace_ms: Some(1_000),
+        };
+        let t = fleet.timing(10_000);
+        assert_eq!((t.grace_ms, t.down_after_ms), (1_000, 50_000));
+        assert_eq!(judge_status(Some(0), t, 11_001), NodeStatus::Late);
+        assert_eq!(judge_status(Some(0), t, 50_001), NodeStatus::Down);
     }
 
     proptest! {
