@@ -143,18 +143,19 @@ impl AppState {
         options: ApiOptions,
         metrics: MetricsRenderer,
     ) -> Self {
+        let fleet = Arc::new(steward_engine::fleet::Fleet::new(
+            Arc::clone(control.store()),
+            control.bus().clone(),
+        ));
         Self {
             control,
             auth,
+            fleet,
             limiters: Arc::new(Limiters::new(options.rate_limits)),
             options,
             metrics,
             prober: None,
             events: None,
-            fleet: Arc::new(steward_engine::fleet::Fleet::new(
-                Arc::clone(control.store()),
-                control.bus().clone(),
-            )),
             started_ms: steward_store::now_ms(),
         }
     }

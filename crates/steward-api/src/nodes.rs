@@ -126,9 +126,13 @@ pub(crate) async fn create_token(
     }
     let uses = request.uses.unwrap_or(1);
     if uses == 0 || uses > MAX_TOKEN_USES {
-        return Err(invalid(format!("`uses`: must be between 1 and {MAX_TOKEN_USES}")));
+        return Err(invalid(format!(
+            "`uses`: must be between 1 and {MAX_TOKEN_USES}"
+        )));
     }
-    let ttl_ms = i64::try_from(ttl_s).unwrap_or(i64::MAX).saturating_mul(1_000);
+    let ttl_ms = i64::try_from(ttl_s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000);
     let (token, expires_at_ms) = state
         .fleet
         .create_token(&id, ttl_ms, uses, &caller.actor())
@@ -162,7 +166,11 @@ pub(crate) async fn register(
         .map_err(fleet_error)?;
     let refused = |message: &str| {
         metrics::counter!("steward_auth_failures_total", "reason" => "join_token").increment(1);
-        Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", message))
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            message,
+        ))
     };
     match (redeemed, credential) {
         (Redeemed::Joined { node, key }, Some(credential)) => Ok((
@@ -220,7 +228,9 @@ fn node_spec(state: &AppState, request: wire::NewNode) -> Result<NodeSpec, ApiEr
     if let Some(ws) = request.workspace.as_deref()
         && state.control.registry().workspace(ws).is_none()
     {
-        return Err(invalid(format!("`workspace`: no workspace `{ws}` is declared")));
+        return Err(invalid(format!(
+            "`workspace`: no workspace `{ws}` is declared"
+        )));
     }
     if request.hostname.len() > 253 {
         return Err(invalid("`hostname`: at most 253 characters".into()));
@@ -245,7 +255,11 @@ fn node_spec(state: &AppState, request: wire::NewNode) -> Result<NodeSpec, ApiEr
 /// A heartbeat as the fleet takes it: each kind sent becomes a report of items keyed by name
 /// (or path), its digest the one the agent sent for it.
 fn heartbeat_in(node: String, beat: wire::Heartbeat) -> Result<HeartbeatIn, ApiError> {
-    let interval_s = if beat.interval_s == 0 { 10 } else { beat.interval_s };
+    let interval_s = if beat.interval_s == 0 {
+        10
+    } else {
+        beat.interval_s
+    };
     if !(INTERVAL_RANGE_S.0..=INTERVAL_RANGE_S.1).contains(&interval_s) {
         return Err(invalid(format!(
             "`interval_s`: must be between {} and {}",
@@ -255,7 +269,9 @@ fn heartbeat_in(node: String, beat: wire::Heartbeat) -> Result<HeartbeatIn, ApiE
     let at_ms = steward_store::now_ms();
     let digest_of = |kind: wire::InventoryKind| -> Result<String, ApiError> {
         beat.digests.get(&kind).cloned().ok_or_else(|| {
-            invalid(format!("`inventory.{kind}` is sent without its digest in `digests`"))
+            invalid(format!(
+                "`inventory.{kind}` is sent without its digest in `digests`"
+            ))
         })
     };
     let mut reports = Vec::new();
@@ -273,11 +289,9 @@ fn heartbeat_in(node: String, beat: wire::Heartbeat) -> Result<HeartbeatIn, ApiE
     };
     let parts = beat.inventory;
     if let Some(containers) = parts.containers {
-        let items = keyed(
-            "containers",
-            containers.unwrap_or_default().iter(),
-            |c| c.name.clone(),
-        );
+        let items = keyed("containers", containers.unwrap_or_default().iter(), |c| {
+            c.name.clone()
+        });
         report(wire::InventoryKind::Containers, items, true)?;
     }
     if let Some(domains) = parts.domains {
@@ -295,7 +309,9 @@ fn heartbeat_in(node: String, beat: wire::Heartbeat) -> Result<HeartbeatIn, ApiE
     Ok(HeartbeatIn {
         node,
         at_ms,
-        interval_ms: i64::try_from(interval_s).unwrap_or(10).saturating_mul(1_000),
+        interval_ms: i64::try_from(interval_s)
+            .unwrap_or(10)
+            .saturating_mul(1_000),
         usage: serde_json::to_value(&beat.usage).unwrap_or_default(),
         digests: beat
             .digests
@@ -373,20 +389,15 @@ fn node_of(node: &NodeRecord, status: NodeStatus) -> wire::Node {
 /// A node with its inventory rebuilt from its items (an item that no longer parses, written by
 /// another version, is left out rather than failing the answer).
 fn detail_of(view: NodeView, digests: &BTreeMap<String, String>) -> wire::NodeDetail {
-    let parsed = |kind: &str| {
-        view.items
-            .iter()
-            .filter(move |i| i.kind == kind)
-            .filter_map(|i| serde_json::from_str(&i.doc).ok())
-    };
+    let items = &view.items;
     let has_docker = digests
         .get("containers")
         .is_some_and(|d| d != steward_engine::views::nodes::NO_DOCKER_DIGEST);
     let inventory = wire::Inventory {
-        containers: has_docker.then(|| parsed("containers").collect()),
-        domains: parsed("domains").collect(),
-        certificates: parsed("certificates").collect(),
-        facts: parsed("facts").next().unwrap_or_default(),
+        containers: has_docker.then(|| parsed(items, "containers")),
+        domains: parsed(items, "domains"),
+        certificates: parsed(items, "certificates"),
+        facts: parsed(items, "facts").pop().unwrap_or_default(),
     };
     wire::NodeDetail {
         node: node_of(&view.record, view.status_now),
@@ -402,4 +413,13 @@ fn detail_of(view: NodeView, digests: &BTreeMap<String, String>) -> wire::NodeDe
             })
             .collect(),
     }
+}
+
+/// The items of `kind` read back as `T`.
+fn parsed<T: serde::de::DeserializeOwned>(items: &[NodeItem], kind: &str) -> Vec<T> {
+    items
+        .iter()
+        .filter(|i| i.kind == kind)
+        .filter_map(|i| serde_json::from_str(&i.doc).ok())
+        .collect()
 }

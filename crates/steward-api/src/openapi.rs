@@ -63,6 +63,10 @@ const TAGS: &[(&str, &str)] = &[
     ("tasks", "The task queue: tasks and queues."),
     ("schedules", "Schedules and heartbeats."),
     (
+        "fleet",
+        "Nodes, their join tokens, and what their agents register and report.",
+    ),
+    (
         "alerts",
         "Alerts, acknowledgements, notifications and silences.",
     ),
@@ -101,6 +105,7 @@ pub(crate) fn tag(path: &str) -> &'static str {
         "tasks" | "queues" => "tasks",
         "schedules" | "heartbeats" => "schedules",
         "alerts" | "notifications" | "silences" => "alerts",
+        "nodes" | "agent" => "fleet",
         _ => "other",
     }
 }

@@ -426,8 +426,7 @@ pub fn table() -> Vec<RouteSpec> {
             Method::GET,
             paths::NODE.template(),
             R(Role::Viewer),
-            "A node: status, inventory (containers, domains, certificates, facts), usage, \
-             services and drift",
+            "A node: status, inventory, usage, its services and their drift",
             || get(crate::nodes::show_node),
         )
         .answers(Answer::Json(typed::<nodes_wire::NodeDetail>()))
@@ -436,8 +435,7 @@ pub fn table() -> Vec<RouteSpec> {
             Method::DELETE,
             paths::NODE.template(),
             Unscoped(Role::Admin),
-            "Remove a node and everything it reported, revoking its credentials (the audit \
-             trail keeps what it shipped)",
+            "Remove a node and what it reported, revoking its agent's credentials",
             || delete(crate::nodes::remove_node),
         )
         .answers(Answer::Json(typed::<nodes_wire::NodeChanged>()))
@@ -457,7 +455,7 @@ pub fn table() -> Vec<RouteSpec> {
             Method::POST,
             paths::AGENT_REGISTER.template(),
             Public,
-            "Register an agent: a join token exchanged for its node's credential, shown once",
+            "Register an agent: a join token exchanged for its node's credential",
             || post(crate::nodes::register),
         )
         .body(typed::<nodes_wire::Registration>())

@@ -294,7 +294,13 @@ async fn every_route_role_and_scope_gets_the_expected_answer() {
     for route in table() {
         for caller in callers() {
             let want = expected(&route.method, route.path, caller).unwrap();
-            let status = call(&fx, &route.method, &concrete(&route.method, route.path), caller).await;
+            let status = call(
+                &fx,
+                &route.method,
+                &concrete(&route.method, route.path),
+                caller,
+            )
+            .await;
             checked += 1;
             if outcome_of(status) != want {
                 failures.push(format!(

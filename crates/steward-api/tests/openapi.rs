@@ -488,6 +488,54 @@ async fn answers_match_the_schemas_the_document_declares() {
     assert!(keys["keys"].as_array().unwrap().len() > 6);
     c.delete("/api/v1/keys/{name}", "/api/v1/keys/extra").await;
 
+    // The fleet: a node added, a token made and exchanged, a heartbeat, the node shown and
+    // removed.
+    c.post(
+        "/api/v1/nodes",
+        "/api/v1/nodes",
+        Some(json!({"id": "vps-02", "hostname": "vps-02", "labels": {"region": "eu"}})),
+    )
+    .await;
+    let token = c
+        .post(
+            "/api/v1/nodes/{id}/tokens",
+            "/api/v1/nodes/vps-02/tokens",
+            Some(json!({"ttl_s": 600})),
+        )
+        .await;
+    let (status, registered) = c
+        .call(Call {
+            method: Method::POST,
+            template: "/api/v1/agent/register",
+            path: "/api/v1/agent/register".to_owned(),
+            key: None,
+            body: Some(json!({"token": token["token"], "hostname": "vps-02"})),
+        })
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let credential = registered["credential"].as_str().unwrap().to_owned();
+    let (status, answer) = c
+        .call(Call {
+            method: Method::POST,
+            template: "/api/v1/nodes/{id}/heartbeat",
+            path: "/api/v1/nodes/vps-02/heartbeat".to_owned(),
+            key: Some(&credential),
+            body: Some(json!({
+                "interval_s": 10,
+                "digests": {"domains": "d1", "containers": "c1"},
+                "inventory": {
+                    "domains": [{"name": "shop.example.com", "listen": ["443 ssl"], "locations": [{"path": "/", "upstream": "http://127.0.0.1:8080"}], "file": "/etc/nginx/sites-enabled/shop"}],
+                },
+                "usage": {"load": [0.1, 0.2, 0.3], "memory_available_bytes": 1024, "uptime_s": 5, "disks": [{"mount": "/", "total_bytes": 10, "used_bytes": 5}]},
+            })),
+        })
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["needs"], json!(["containers"]));
+    c.get("/api/v1/nodes", "/api/v1/nodes").await;
+    c.get("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;
+    c.delete("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;
+
     // Tasks.
     let one = c
         .post(

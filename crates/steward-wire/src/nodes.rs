@@ -263,6 +263,7 @@ pub struct Registered {
 /// `POST /api/v1/nodes/{id}/heartbeat`: the node is alive; here are its inventory digests, its
 /// usage, and any kinds that changed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeHeartbeat)]
 pub struct Heartbeat {
     /// The SHA-256 hex digest of each kind the agent gathers (see `digest_of`).
     #[serde(default)]
@@ -281,6 +282,7 @@ pub struct Heartbeat {
 
 /// The hub's answer to a heartbeat.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeHeartbeatAnswer)]
 pub struct HeartbeatAnswer {
     /// Kinds whose digest differs from what the hub holds and that were not sent: send them in
     /// full now.

@@ -58,7 +58,12 @@ fn register(daemon: &Daemon, token: &str) -> reqwest::blocking::Response {
         .unwrap()
 }
 
-fn beat(daemon: &Daemon, node: &str, credential: &str, body: &Value) -> reqwest::blocking::Response {
+fn beat(
+    daemon: &Daemon,
+    node: &str,
+    credential: &str,
+    body: &Value,
+) -> reqwest::blocking::Response {
     reqwest::blocking::Client::new()
         .post(format!("{}/api/v1/nodes/{node}/heartbeat", daemon.url))
         .bearer_auth(credential)
@@ -81,9 +86,25 @@ fn a_node_registers_once_reports_and_is_removed_with_what_it_reported() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = start(dir.path());
 
-    let added = cli(&daemon, &["nodes", "add", "vps-02", "--hostname", "vps-02", "--label", "region=eu"]);
+    let added = cli(
+        &daemon,
+        &[
+            "nodes",
+            "add",
+            "vps-02",
+            "--hostname",
+            "vps-02",
+            "--label",
+            "region=eu",
+        ],
+    );
     assert!(added.contains("added node `vps-02`"), "{added}");
-    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-02", "--ttl", "1h"]);
+    let token = cli(
+        &daemon,
+        &[
+            "nodes", "token", "create", "--node", "vps-02", "--ttl", "1h",
+        ],
+    );
     let token = token.trim();
     assert!(token.starts_with("stj_"), "{token}");
 
@@ -133,7 +154,9 @@ fn a_node_registers_once_reports_and_is_removed_with_what_it_reported() {
 
     // A changed digest without its document: the hub asks for it.
     let changed = json!({ "interval_s": 1, "digests": { "domains": "d2", "facts": "f1", "containers": "c1" } });
-    let answer: Value = beat(&daemon, "vps-02", &credential, &changed).json().unwrap();
+    let answer: Value = beat(&daemon, "vps-02", &credential, &changed)
+        .json()
+        .unwrap();
     assert_eq!(answer["needs"], json!(["domains"]));
     let full = json!({
         "interval_s": 1,
@@ -148,12 +171,22 @@ fn a_node_registers_once_reports_and_is_removed_with_what_it_reported() {
     assert_eq!(shown["node"]["agent_version"], "9.9.9");
     let domains = shown["inventory"]["domains"].as_array().unwrap();
     assert_eq!(domains.len(), 1, "the stale domain is deleted: {domains:?}");
-    assert_eq!(domains[0]["locations"][0]["upstream"], "http://127.0.0.1:9090");
+    assert_eq!(
+        domains[0]["locations"][0]["upstream"],
+        "http://127.0.0.1:9090"
+    );
     assert_eq!(shown["inventory"]["facts"]["os"], "Debian GNU/Linux 13");
     assert_eq!(shown["services"], json!(["shop", "worker"]));
-    assert_eq!(shown["drift"], json!([]), "shop has its vhost, worker its container");
+    assert_eq!(
+        shown["drift"],
+        json!([]),
+        "shop has its vhost, worker its container"
+    );
     let text = cli(&daemon, &["nodes", "show", "vps-02"]);
-    assert!(text.contains("shop.example.com") && text.contains("shop-worker-1"), "{text}");
+    assert!(
+        text.contains("shop.example.com") && text.contains("shop-worker-1"),
+        "{text}"
+    );
 
     // The agent's key acts as its node only.
     assert_eq!(beat(&daemon, "vps-03", &credential, &idle).status(), 403);
@@ -165,7 +198,10 @@ fn a_node_registers_once_reports_and_is_removed_with_what_it_reported() {
     assert_eq!(listing.status(), 403);
 
     let listed = cli(&daemon, &["nodes", "ls"]);
-    assert!(listed.contains("vps-02") && listed.contains("up"), "{listed}");
+    assert!(
+        listed.contains("vps-02") && listed.contains("up"),
+        "{listed}"
+    );
 
     // Removing the node locks its agent out at once and takes what it reported.
     cli(&daemon, &["nodes", "rm", "vps-02"]);

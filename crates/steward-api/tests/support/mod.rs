@@ -127,6 +127,9 @@ async fn agent_key(store: &dyn Store, scoped: bool) -> String {
         hint: steward_core::auth::key_hint(&secret),
         expires_at_ms: None,
     };
-    store.create_key(&key, &Actor::system("test")).await.unwrap();
+    store
+        .create_key(&key, &Actor::system("test"))
+        .await
+        .unwrap();
     secret
 }

@@ -227,7 +227,9 @@ impl Facts {
         let wants_nodes = config.alerting.rules.iter().any(|r| {
             matches!(
                 r.condition,
-                Condition::NodeDown { .. } | Condition::NodeLate { .. } | Condition::NodeDrift { .. }
+                Condition::NodeDown { .. }
+                    | Condition::NodeLate { .. }
+                    | Condition::NodeDrift { .. }
             )
         });
         let nodes = if wants_nodes {
@@ -558,7 +560,10 @@ async fn node_drift(
                 ("service".into(), d.service.clone()),
             ]),
             since_ms: None,
-            summary: format!("service {} on node {}: {}", d.service, node.spec.id, d.reason),
+            summary: format!(
+                "service {} on node {}: {}",
+                d.service, node.spec.id, d.reason
+            ),
             value: "drift".to_owned(),
         })
         .collect())

@@ -12,8 +12,8 @@ use steward_core::node::{NodeStatus, judge_status};
 use steward_store::{StatusChange, Store, StoreError, now_ms};
 use tokio_util::sync::CancellationToken;
 
-use crate::views::nodes::timing_of;
 use crate::bus::EventBus;
+use crate::views::nodes::timing_of;
 
 /// How often statuses are judged: a tenth of the shortest default interval, so a change shows
 /// within a second of its moment.

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 
 use steward_config::Config;
 use steward_core::Event;
-use steward_core::audit::Actor;
-use steward_core::event::MAX_NAMED_ITEMS;
 use steward_core::Role;
+use steward_core::audit::Actor;
 use steward_core::auth::{format_key, key_digest, key_hint};
+use steward_core::event::MAX_NAMED_ITEMS;
 use steward_core::node::{
     DriftFinding, NodeSpec, check_join_token_format, drift, format_join_token,
 };
@@ -326,7 +326,9 @@ impl Fleet {
             return;
         }
         metrics::counter!("steward_node_inventory_changes_total", "kind" => report.kind.clone())
-            .increment((changes.added.len() + changes.changed.len() + changes.removed.len()) as u64);
+            .increment(
+                (changes.added.len() + changes.changed.len() + changes.removed.len()) as u64,
+            );
         tracing::info!(
             node = %report.node,
             kind = %report.kind,
@@ -355,4 +357,3 @@ fn token_hint(token: &str) -> String {
     let shown: String = token.chars().take(8).collect();
     format!("{shown}…")
 }
-

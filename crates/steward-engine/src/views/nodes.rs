@@ -10,22 +10,13 @@ use steward_store::{NodeItem, NodeRecord};
 
 /// A node's status judged at `now_ms` from its record (the stored one may lag by a monitor
 /// pass).
-pub fn status_now(
-    node: &NodeRecord,
-    config: &Config,
-    now_ms: i64,
-) -> NodeStatus {
+pub fn status_now(node: &NodeRecord, config: &Config, now_ms: i64) -> NodeStatus {
     judge_status(node.last_seen_ms, timing_of(node, config), now_ms)
 }
 
 /// How long a node's silence is tolerated, by its interval and `[fleet]`.
 pub fn timing_of(node: &NodeRecord, config: &Config) -> StatusTiming {
-    let mut timing =
-        StatusTiming::for_interval(node.interval_ms, config.fleet.down_after_intervals);
-    if let Some(grace) = config.fleet.grace_ms {
-        timing.grace_ms = grace;
-    }
-    timing
+    config.fleet.timing(node.interval_ms)
 }
 
 /// The services `config` declares on node `id`, with their URLs' hosts.
@@ -48,7 +39,8 @@ pub fn declared_services(config: &Config, id: &str) -> Vec<DeclaredService> {
 
 /// The digest of a containers kind reported as JSON `null`: the node has no Docker Engine
 /// (which is not the same as one running no containers).
-pub const NO_DOCKER_DIGEST: &str = "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b";
+pub const NO_DOCKER_DIGEST: &str =
+    "74234e98afe7498fb5daf1f36ac2d78acc339464f950703b8c019892f982b90b";
 
 /// What a node's items say it runs, for drift; `digests` tell whether it has Docker at all.
 pub fn reported<'a>(items: &'a [NodeItem], digests: &BTreeMap<String, String>) -> Reported<'a> {

@@ -36,7 +36,15 @@ pub fn run(command: NodesCommand) -> anyhow::Result<ExitCode> {
                         })
                         .collect();
                     print_table(
-                        &["NODE", "STATUS", "HOSTNAME", "ADDRESS", "WORKSPACE", "LAST SEEN", "FROM"],
+                        &[
+                            "NODE",
+                            "STATUS",
+                            "HOSTNAME",
+                            "ADDRESS",
+                            "WORKSPACE",
+                            "LAST SEEN",
+                            "FROM",
+                        ],
                         &rows,
                     );
                 }
@@ -120,7 +128,10 @@ fn print_detail(detail: &NodeDetail) {
     let facts = &detail.inventory.facts;
     println!("node        {}", node.id);
     println!("status      {}", node.status.as_str());
-    println!("hostname    {}", or_dash(Some(&node.hostname).filter(|h| !h.is_empty())));
+    println!(
+        "hostname    {}",
+        or_dash(Some(&node.hostname).filter(|h| !h.is_empty()))
+    );
     println!("address     {}", or_dash(node.address.as_ref()));
     println!("workspace   {}", or_dash(node.workspace.as_ref()));
     println!("last seen   {}", or_dash(node.last_seen_ms.map(local_time)));
@@ -135,10 +146,17 @@ fn print_detail(detail: &NodeDetail) {
         );
         let [l1, l5, l15] = detail.usage.load;
         println!("load        {l1:.2} {l5:.2} {l15:.2}");
-        println!("agent       {}", or_dash(Some(&node.agent_version).filter(|s| !s.is_empty())));
+        println!(
+            "agent       {}",
+            or_dash(Some(&node.agent_version).filter(|s| !s.is_empty()))
+        );
     }
     if !node.labels.is_empty() {
-        let labels: Vec<String> = node.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let labels: Vec<String> = node
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("labels      {}", labels.join(", "));
     }
     println!();
