@@ -2,5 +2,13 @@
 //! (containers, NGINX domains, certificates, facts), registers with the hub once, heartbeats
 //! every interval with digests of that inventory, and sends a kind in full only when it changed
 //! or the hub asks for it.
+//!
+//! - [`config`]: `agent.toml`, checked with `FILE:LINE:COL` problems;
+//! - [`credential`]: the node's credential in the data directory, private to the agent.
 
+pub mod config;
+pub mod credential;
 pub mod inventory;
+
+pub use config::AgentConfig;
+pub use credential::StoredCredential;
