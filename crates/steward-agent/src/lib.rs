@@ -4,11 +4,14 @@
 //! or the hub asks for it.
 //!
 //! - [`config`]: `agent.toml`, checked with `FILE:LINE:COL` problems;
-//! - [`credential`]: the node's credential in the data directory, private to the agent.
+//! - [`credential`]: the node's credential in the data directory, private to the agent;
+//! - [`hub`]: the HTTP client to the hub (registration, heartbeats).
 
 pub mod config;
 pub mod credential;
+pub mod hub;
 pub mod inventory;
 
 pub use config::AgentConfig;
 pub use credential::StoredCredential;
+pub use hub::{HubClient, HubError};
