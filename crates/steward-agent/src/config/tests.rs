@@ -270,3 +270,33 @@ fn hub_urls_from_flags_are_checked_like_the_file() {
     );
     assert!(parse_hub_url("127.0.0.1:8710").is_err());
 }
+
+#[test]
+fn the_vsa_example_reads_its_two_vhosts() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vsa/agent.toml");
+    let config = AgentConfig::load(&path).unwrap();
+    assert_eq!(config.hub.as_deref(), Some("http://127.0.0.1:8710"));
+    assert_eq!(config.interval, Duration::from_secs(10));
+    let scan = crate::inventory::nginx::read_domains(&config.inventory.nginx);
+    assert!(scan.problems.is_empty(), "{:?}", scan.problems);
+    let names: Vec<&str> = scan.domains.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "dify.vsa.example.com",
+            "vsa.example.com",
+            "www.vsa.example.com"
+        ]
+    );
+    let certificate = scan.domains[0].certificate_file.as_deref();
+    assert_eq!(
+        certificate,
+        Some("examples/vsa/certs/dify.vsa.example.com.pem")
+    );
+    let pem = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(certificate.unwrap());
+    let read = crate::inventory::certs::read_certificates(&[pem.display().to_string()]);
+    assert_eq!(read[0].error, None);
+    assert_eq!(read[0].names, ["dify.vsa.example.com"]);
+}
