@@ -2,5 +2,21 @@
 //! (containers, NGINX domains, certificates, facts), registers with the hub once, heartbeats
 //! every interval with digests of that inventory, and sends a kind in full only when it changed
 //! or the hub asks for it.
+//!
+//! - [`config`]: `agent.toml`, checked with `FILE:LINE:COL` problems;
+//! - [`credential`]: the node's credential in the data directory, private to the agent;
+//! - [`hub`]: the HTTP client to the hub (registration, heartbeats);
+//! - [`gather`]: one beat's inventory, digested;
+//! - [`run`]: the heartbeat loop.
 
+pub mod config;
+pub mod credential;
+pub mod gather;
+pub mod hub;
 pub mod inventory;
+pub mod run;
+
+pub use config::AgentConfig;
+pub use credential::StoredCredential;
+pub use hub::{HubClient, HubError};
+pub use run::{RunError, RunOptions, run};

@@ -192,8 +192,12 @@ pub struct Inventory {
 /// asked for them. An absent kind is unchanged, not empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InventoryParts {
-    /// Containers (the inner `None`: the node has no Docker Engine).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Containers (the inner `None`: the node has no Docker Engine, sent as `null`).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
     pub containers: Option<Option<Vec<Container>>>,
     /// Domains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -232,6 +236,16 @@ impl InventoryParts {
         }
         kinds
     }
+}
+
+/// A field that is present, `null` included: serde reads a `null` `Option<Option<T>>` as the
+/// outer `None`, which would make "no Docker Engine" read as "containers not sent".
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// `POST /api/v1/agent/register`: a join token exchanged for the node's credential.
@@ -437,4 +451,28 @@ pub struct JoinToken {
 pub struct NodeChanged {
     /// The node as it was or now is.
     pub node: Node,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_sent_as_null_differ_from_containers_not_sent() {
+        let none = InventoryParts {
+            containers: Some(None),
+            ..InventoryParts::default()
+        };
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json, serde_json::json!({"containers": null}));
+        assert_eq!(
+            serde_json::from_value::<InventoryParts>(json).unwrap(),
+            none
+        );
+        let absent: InventoryParts = serde_json::from_str("{}").unwrap();
+        assert_eq!(absent.containers, None);
+        assert!(absent.is_empty());
+        let listed: InventoryParts = serde_json::from_str(r#"{"containers": []}"#).unwrap();
+        assert_eq!(listed.containers, Some(Some(Vec::new())));
+    }
 }

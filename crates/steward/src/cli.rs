@@ -32,6 +32,10 @@ pub enum Command {
     /// Run the control plane: migrate the database, sync the registry from the config, serve
     /// HTTP. Reloads the config on SIGHUP; stops gracefully on SIGINT/SIGTERM.
     Up(UpArgs),
+    /// Run the fleet agent on a node: register it with a hub once, then heartbeat its
+    /// inventory (containers, NGINX domains, certificates, facts) every interval.
+    #[command(subcommand)]
+    Agent(crate::agent_args::AgentCommand),
     /// Try Steward: run it on a throwaway database with a bundled config and demo services of
     /// its own (healthy, flapping, slow, a certificate about to expire, a schedule every
     /// minute, a queue with work arriving, alerts to a webhook). Prints the dashboard's

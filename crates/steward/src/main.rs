@@ -1,6 +1,7 @@
 //! `steward`: the control plane for self-hosted AI-agent platforms. This binary only parses
 //! arguments and wires the library crates together.
 
+mod agent_args;
 mod alert_args;
 mod cli;
 mod client;
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Up(args) => commands::up::run(args, &cli.log),
+        Command::Agent(command) => commands::agent::run(command, &cli.log),
         Command::Demo(args) => commands::demo::run(args),
         Command::Check(args) => commands::check::run(&args),
         Command::Import(ImportCommand::Csv(args)) => commands::import::run(&args),

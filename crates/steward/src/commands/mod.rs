@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod agent;
 pub mod alerts;
 pub mod audit;
 pub mod check;
