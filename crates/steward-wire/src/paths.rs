@@ -190,10 +190,6 @@ pub const AM_SILENCES: Route = Route("/api/v2/silences");
 pub const AM_SILENCE: Route = Route("/api/v2/silence/{silenceID}");
 /// Status, in Alertmanager's API v2.
 pub const AM_STATUS: Route = Route("/api/v2/status");
-/// A join token exchanged for a node credential (public: the token is the proof).
-pub const AGENT_REGISTER: Route = Route("/api/v1/agent/register");
-/// A node's heartbeat, authenticated by the node's credential.
-pub const NODE_HEARTBEAT: Route = Route("/api/v1/nodes/{id}/heartbeat");
 
 #[cfg(test)]
 mod tests {
