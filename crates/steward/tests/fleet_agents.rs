@@ -1,0 +1,421 @@
+//! A hub and three real agents (`steward agent`, separate data directories) on loopback: each
+//! registers with a join token made by the CLI, reports the vhosts and certificates of its own
+//! directory, and the hub follows: a vhost removed is deleted from the node, an agent killed
+//! with SIGKILL goes `late` then `down` and raises `node_down`, comes back `up` when restarted
+//! (resolving it), a service its node does not report raises `node_drift`, and removing a node
+//! stops its agent.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use steward_store_postgres::testing::TestDatabase;
+use support::{Daemon, eventually, steward};
+
+const HUB_CONFIG: &str = r#"
+[[workspaces]]
+key = "edge"
+
+[[nodes]]
+id = "vps-01"
+hostname = "vps-01"
+
+[[nodes]]
+id = "vps-02"
+hostname = "vps-02"
+
+[[nodes]]
+id = "vps-03"
+hostname = "vps-03"
+
+[[services]]
+name = "shop"
+workspace = "edge"
+url = "https://shop.example.com/"
+node = "vps-01"
+
+[[services]]
+name = "ghost"
+workspace = "edge"
+node = "vps-01"
+
+[fleet]
+down_after = 4
+grace = "1s"
+
+[alerting]
+rule_interval = "1s"
+
+[[alerting.rules]]
+name = "NodeDown"
+when = "node_down"
+severity = "critical"
+
+[[alerting.rules]]
+name = "NodeLate"
+when = "node_late"
+severity = "warning"
+
+[[alerting.rules]]
+name = "NodeDrift"
+when = "node_drift"
+severity = "warning"
+"#;
+
+fn vhost(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|name| {
+            format!(
+                "server {{\n  listen 443 ssl;\n  server_name {name};\n  location / {{ proxy_pass http://127.0.0.1:8080; }}\n  location /api/ {{ proxy_pass http://127.0.0.1:9000; }}\n}}\n"
+            )
+        })
+        .collect()
+}
+
+/// One node's agent: its directory (data, config, vhosts), and the process while it runs.
+struct Agent {
+    node: String,
+    dir: PathBuf,
+    hub: String,
+    child: Option<Child>,
+}
+
+impl Agent {
+    fn new(root: &Path, node: &str, hub: &str, names: &[&str]) -> Agent {
+        let dir = root.join(node);
+        std::fs::create_dir_all(dir.join("nginx")).unwrap();
+        std::fs::write(dir.join("nginx/site.conf"), vhost(names)).unwrap();
+        let mut agent = Agent {
+            node: node.into(),
+            dir,
+            hub: String::new(),
+            child: None,
+        };
+        agent.point_to(hub);
+        agent
+    }
+
+    /// Makes `hub` the one its config names (taken at its next start).
+    fn point_to(&mut self, hub: &str) {
+        std::fs::write(
+            self.dir.join("agent.toml"),
+            format!(
+                "hub = \"{hub}\"\ninterval = \"1s\"\n[inventory]\nnginx = [\"nginx/*.conf\"]\ndocker = false\nmounts = [\"/\"]\n"
+            ),
+        )
+        .unwrap();
+        self.hub = hub.into();
+    }
+
+    fn register(&self, token: &str) {
+        let mut child = steward()
+            .args(["agent", "register", "--token", "-", "--hub", &self.hub])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--config")
+            .arg(self.dir.join("agent.toml"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "register {}: {}",
+            self.node,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start(&mut self) {
+        let log = std::fs::File::create(self.dir.join("agent.log")).unwrap();
+        let child = steward()
+            .args(["agent", "start", "--log-level", "info"])
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .arg("--config")
+            .arg(self.dir.join("agent.toml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn cli(daemon: &Daemon, args: &[&str]) -> String {
+    let out = steward()
+        .args(args)
+        .args(["--url", daemon.url.as_str()])
+        .env("STEWARD_API_KEY", daemon.key.as_deref().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "steward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn status_of(daemon: &Daemon, node: &str) -> String {
+    let nodes = daemon.get_json("/api/v1/nodes");
+    nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["id"] == node)
+        .map(|n| n["status"].as_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn firing(daemon: &Daemon, alertname: &str, node: &str) -> bool {
+    let alerts = daemon.get_json("/api/v1/alerts?state=firing");
+    alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["labels"]["alertname"] == alertname && a["labels"]["node"] == node)
+}
+
+fn domains_of(daemon: &Daemon, node: &str) -> Vec<String> {
+    let shown: Value = daemon.get_json(&format!("/api/v1/nodes/{node}"));
+    shown["inventory"]["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn three_agents_report_go_down_come_back_and_are_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(&config, HUB_CONFIG).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+
+    let mut agents: Vec<Agent> = [
+        ("vps-01", vec!["shop.example.com", "old.example.com"]),
+        ("vps-02", vec!["api.example.com"]),
+        ("vps-03", vec!["www.example.com"]),
+    ]
+    .into_iter()
+    .map(|(node, names)| Agent::new(dir.path(), node, &daemon.url, &names))
+    .collect();
+    for agent in &mut agents {
+        let token = cli(
+            &daemon,
+            &["nodes", "token", "create", "--node", &agent.node],
+        );
+        agent.register(token.trim());
+        // A token registers once.
+        let again = steward()
+            .args([
+                "agent",
+                "register",
+                "--token",
+                token.trim(),
+                "--hub",
+                &daemon.url,
+            ])
+            .arg("--data-dir")
+            .arg(agent.dir.join("data-again"))
+            .output()
+            .unwrap();
+        assert!(!again.status.success(), "a spent token is refused");
+        agent.start();
+    }
+    for agent in &agents {
+        eventually(Duration::from_secs(20), "every node up", || {
+            status_of(&daemon, &agent.node) == "up"
+        });
+    }
+    eventually(Duration::from_secs(10), "vps-01's vhosts reported", || {
+        domains_of(&daemon, "vps-01") == ["old.example.com", "shop.example.com"]
+    });
+    let shown = daemon.get_json("/api/v1/nodes/vps-01");
+    assert_eq!(
+        shown["inventory"]["containers"],
+        Value::Null,
+        "docker = false"
+    );
+    assert!(shown["inventory"]["facts"]["cpus"].as_u64().unwrap() >= 1);
+    assert_eq!(shown["drift"][0]["service"], "ghost", "{shown}");
+
+    // A vhost removed on the node is deleted on the hub.
+    std::fs::write(
+        agents[0].dir.join("nginx/site.conf"),
+        vhost(&["shop.example.com"]),
+    )
+    .unwrap();
+    eventually(Duration::from_secs(10), "the stale domain deleted", || {
+        domains_of(&daemon, "vps-01") == ["shop.example.com"]
+    });
+    eventually(Duration::from_secs(10), "drift raised", || {
+        firing(&daemon, "NodeDrift", "vps-01")
+    });
+
+    // An agent killed: late, then down with an alert; restarted: up, the alert resolved.
+    agents[1].kill();
+    eventually(Duration::from_secs(10), "vps-02 late", || {
+        status_of(&daemon, "vps-02") == "late"
+    });
+    eventually(Duration::from_secs(15), "vps-02 down", || {
+        status_of(&daemon, "vps-02") == "down"
+    });
+    eventually(Duration::from_secs(10), "node_down fires", || {
+        firing(&daemon, "NodeDown", "vps-02")
+    });
+    assert_eq!(status_of(&daemon, "vps-01"), "up", "the others stay up");
+    agents[1].start();
+    eventually(Duration::from_secs(15), "vps-02 up again", || {
+        status_of(&daemon, "vps-02") == "up"
+    });
+    eventually(Duration::from_secs(10), "node_down resolves", || {
+        !firing(&daemon, "NodeDown", "vps-02")
+    });
+    let changes = daemon.get_json("/api/v1/audit?action=node.register");
+    assert_eq!(changes["events"].as_array().unwrap().len(), 3);
+
+    // Removing a node locks its agent out: it stops, saying why.
+    cli(&daemon, &["nodes", "rm", "vps-03"]);
+    let mut third = agents.pop().unwrap();
+    let mut child = third.child.take().unwrap();
+    let mut exited = None;
+    eventually(
+        Duration::from_secs(15),
+        "the removed node's agent stops",
+        || {
+            exited = child.try_wait().unwrap();
+            exited.is_some()
+        },
+    );
+    assert_eq!(exited.unwrap().code(), Some(3), "{}", third.log());
+    assert!(third.log().contains("register it again"), "{}", third.log());
+    assert_eq!(daemon.get("/api/v1/nodes/vps-03").status(), 404);
+}
+
+#[test]
+fn on_postgres_two_hubs_share_the_fleet_and_agents_switch_between_them() {
+    let Some(db) = TestDatabase::create_blocking() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(&config, HUB_CONFIG).unwrap();
+    let mut first = Some(Daemon::start_on_postgres(
+        &dir.path().join("a"),
+        &config,
+        &db,
+    ));
+    let a = first.as_ref().unwrap();
+    let mut b = Daemon::start_on_postgres(&dir.path().join("b"), &config, &db);
+    b.use_key(a.key.as_deref().unwrap());
+
+    let hubs = [a.url.clone(), b.url.clone(), a.url.clone()];
+    let mut agents: Vec<Agent> = [
+        ("vps-01", vec!["shop.example.com", "old.example.com"]),
+        ("vps-02", vec!["api.example.com"]),
+        ("vps-03", vec!["www.example.com"]),
+    ]
+    .into_iter()
+    .zip(&hubs)
+    .map(|((node, names), hub)| Agent::new(dir.path(), node, hub, &names))
+    .collect();
+    for agent in &mut agents {
+        let token = cli(a, &["nodes", "token", "create", "--node", &agent.node]);
+        agent.register(token.trim());
+        agent.start();
+    }
+    for agent in &agents {
+        for hub in [a, &b] {
+            eventually(
+                Duration::from_secs(20),
+                "every node up on both hubs",
+                || status_of(hub, &agent.node) == "up",
+            );
+        }
+    }
+    eventually(
+        Duration::from_secs(10),
+        "vps-01's vhosts seen from b",
+        || domains_of(&b, "vps-01") == ["old.example.com", "shop.example.com"],
+    );
+
+    // Hub a stops; its agents switch to b and the fleet goes on.
+    drop(first.take());
+    for i in [0, 2] {
+        let agent = &mut agents[i];
+        agent.kill();
+        agent.point_to(&b.url);
+        agent.start();
+    }
+    std::fs::write(
+        agents[0].dir.join("nginx/site.conf"),
+        vhost(&["shop.example.com"]),
+    )
+    .unwrap();
+    eventually(
+        Duration::from_secs(10),
+        "the stale domain deleted through b",
+        || domains_of(&b, "vps-01") == ["shop.example.com"],
+    );
+    for agent in &agents {
+        eventually(Duration::from_secs(10), "every node up on b", || {
+            status_of(&b, &agent.node) == "up"
+        });
+    }
+    agents[1].kill();
+    eventually(Duration::from_secs(15), "vps-02 down", || {
+        status_of(&b, "vps-02") == "down"
+    });
+    eventually(Duration::from_secs(10), "node_down fires", || {
+        firing(&b, "NodeDown", "vps-02")
+    });
+    agents[1].start();
+    eventually(Duration::from_secs(15), "vps-02 up again", || {
+        status_of(&b, "vps-02") == "up"
+    });
+    eventually(Duration::from_secs(10), "node_down resolves", || {
+        !firing(&b, "NodeDown", "vps-02")
+    });
+}
