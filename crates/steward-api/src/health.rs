@@ -116,11 +116,14 @@ pub(crate) async fn list_services(
         .zip(views)
         .filter(|(service, _)| caller.principal.sees(service.workspace.as_deref()))
         .map(|(service, mut view)| {
+            // A scoped key is not told of services outside its workspace; a down node
+            // (`node:ID`) that holds one of its own services is its business.
             view.impacted_by.retain(|name| {
-                registry
-                    .services
-                    .iter()
-                    .any(|s| &s.name == name && caller.principal.sees(s.workspace.as_deref()))
+                name.starts_with("node:")
+                    || registry
+                        .services
+                        .iter()
+                        .any(|s| &s.name == name && caller.principal.sees(s.workspace.as_deref()))
             });
             service_of(service, view)
         })

@@ -45,6 +45,12 @@ name = "ghost"
 workspace = "edge"
 node = "vps-01"
 
+[[services]]
+name = "api"
+workspace = "edge"
+url = "https://api.example.com/"
+node = "vps-02"
+
 [fleet]
 down_after = 4
 grace = "1s"
@@ -306,6 +312,16 @@ fn three_agents_report_go_down_come_back_and_are_removed() {
         firing(&daemon, "NodeDown", "vps-02")
     });
     assert_eq!(status_of(&daemon, "vps-01"), "up", "the others stay up");
+    let services = daemon.get_json("/api/v1/services");
+    let api = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "api")
+        .unwrap()
+        .clone();
+    assert_eq!(api["state"], "impacted", "a down node's service: {api}");
+    assert_eq!(api["impacted_by"], serde_json::json!(["node:vps-02"]));
     agents[1].start();
     eventually(Duration::from_secs(15), "vps-02 up again", || {
         status_of(&daemon, "vps-02") == "up"

@@ -122,8 +122,8 @@ impl Muting {
             index.clear();
         }
         for alert in alerts.filter(|a| a.state == AlertState::Firing) {
-            if let Some(service) = alert.labels.get(SERVICE_LABEL) {
-                self.alerting_services.insert(service.clone());
+            if let Some(source) = impact_source(&alert.labels) {
+                self.alerting_services.insert(source);
             }
             for (rule, index) in self.rules.iter().zip(self.sources.iter_mut()) {
                 if rule.source.iter().all(|m| m.matches(&alert.labels)) {
@@ -177,11 +177,11 @@ impl Muting {
         }
         for alert in alerts.filter(|a| a.state == AlertState::Firing) {
             if !self.impacted.is_empty()
-                && let Some(service) = alert.labels.get(SERVICE_LABEL)
+                && let Some(source) = impact_source(&alert.labels)
             {
                 found
                     .by_service
-                    .entry(service.clone())
+                    .entry(source)
                     .or_default()
                     .push(alert.fingerprint);
             }
@@ -273,6 +273,16 @@ fn equal_values(rule: &InhibitRule, labels: &Labels) -> Vec<Option<String>> {
         .iter()
         .map(|name| labels.get(name).cloned())
         .collect()
+}
+
+/// What a firing alert says is failing, as impact names it: its service, or for an alert about
+/// a node alone (`node_down`), `node:ID`, which is how a down node impacts its services.
+fn impact_source(labels: &steward_core::registry::Labels) -> Option<String> {
+    match (labels.get(SERVICE_LABEL), labels.get("node")) {
+        (Some(service), _) => Some(service.clone()),
+        (None, Some(node)) => Some(format!("node:{node}")),
+        (None, None) => None,
+    }
 }
 
 /// Services held back by a down dependency, with the down services; empty when the health

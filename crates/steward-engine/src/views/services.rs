@@ -9,6 +9,7 @@ use steward_config::Config;
 use steward_core::Registry;
 use steward_core::health::spec::CheckSpec;
 use steward_core::health::state::{CheckState, ServiceState, service_states};
+use steward_core::node::NodeStatus;
 use steward_store::{CheckRecord, Store, StoreError};
 
 /// A check in brief.
@@ -74,7 +75,8 @@ pub async fn services(
             .or_default()
             .push(brief);
     }
-    let states = service_states(registry, &worst);
+    let mut states = service_states(registry, &worst);
+    impact_of_down_nodes(store, config, registry, &worst, &mut states).await?;
     Ok(registry
         .services
         .iter()
@@ -89,6 +91,43 @@ pub async fn services(
             }
         })
         .collect())
+}
+
+/// Marks the services on a `down` node impacted by it (`node:ID`), unless their own checks say
+/// they are down: a node that stopped reporting says nothing of whether what runs on it works.
+async fn impact_of_down_nodes(
+    store: &dyn Store,
+    config: &Config,
+    registry: &Registry,
+    worst: &HashMap<String, CheckState>,
+    states: &mut std::collections::BTreeMap<String, steward_core::health::state::ServiceStatus>,
+) -> Result<(), StoreError> {
+    if !registry.services.iter().any(|s| s.node.is_some()) {
+        return Ok(());
+    }
+    let now = steward_store::now_ms();
+    let down: std::collections::HashSet<String> = store
+        .list_nodes()
+        .await?
+        .iter()
+        .filter(|n| crate::views::nodes::status_now(n, config, now) == NodeStatus::Down)
+        .map(|n| n.spec.id.clone())
+        .collect();
+    for service in &registry.services {
+        let Some(node) = service.node.as_deref().filter(|n| down.contains(*n)) else {
+            continue;
+        };
+        if worst.get(&service.name) == Some(&CheckState::Down) {
+            continue;
+        }
+        if let Some(status) = states.get_mut(&service.name) {
+            status.state = ServiceState::Impacted;
+            status.impacted_by.push(format!("node:{node}"));
+            status.impacted_by.sort();
+            status.impacted_by.dedup();
+        }
+    }
+    Ok(())
 }
 
 /// The services impacted by a down dependency, each with the down services it depends on.
