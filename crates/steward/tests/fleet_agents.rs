@@ -110,10 +110,16 @@ impl Agent {
 
     /// Makes `hub` the one its config names (taken at its next start).
     fn point_to(&mut self, hub: &str) {
+        self.configure(hub, "docker = false");
+    }
+
+    /// Writes its config: `hub`, a one-second interval, its own vhosts, and `docker` (the
+    /// line saying whether and where it reads containers).
+    fn configure(&mut self, hub: &str, docker: &str) {
         std::fs::write(
             self.dir.join("agent.toml"),
             format!(
-                "hub = \"{hub}\"\ninterval = \"1s\"\n[inventory]\nnginx = [\"nginx/*.conf\"]\ndocker = false\nmounts = [\"/\"]\n"
+                "hub = \"{hub}\"\ninterval = \"1s\"\n[inventory]\nnginx = [\"nginx/*.conf\"]\n{docker}\nmounts = [\"/\"]\n"
             ),
         )
         .unwrap();
@@ -434,4 +440,133 @@ fn on_postgres_two_hubs_share_the_fleet_and_agents_switch_between_them() {
     eventually(Duration::from_secs(10), "node_down resolves", || {
         !firing(&b, "NodeDown", "vps-02")
     });
+}
+
+/// The test Docker Engine's socket (`scripts/docker-test-env.sh`), or `None` after saying why;
+/// under `CI=true` its absence fails the test.
+fn engine_socket() -> Option<PathBuf> {
+    if let Some(socket) = std::env::var_os("STEWARD_TEST_DOCKER_SOCKET") {
+        return Some(PathBuf::from(socket));
+    }
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "STEWARD_TEST_DOCKER_SOCKET is unset under CI: run `eval \"$(scripts/docker-test-env.sh)\"`"
+    );
+    eprintln!("skipping: STEWARD_TEST_DOCKER_SOCKET is unset (scripts/docker-test-env.sh sets it)");
+    None
+}
+
+/// Runs `docker -H unix://SOCKET ARGS`; answers whether it succeeded.
+fn docker(socket: &Path, args: &[&str]) -> bool {
+    std::process::Command::new("docker")
+        .arg("-H")
+        .arg(format!("unix://{}", socket.display()))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Removes the test's containers, whatever happened.
+struct Containers<'a> {
+    socket: &'a Path,
+    names: Vec<String>,
+}
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        for name in &self.names {
+            docker(self.socket, &["rm", "-f", name]);
+        }
+    }
+}
+
+fn containers_of(daemon: &Daemon, node: &str) -> Vec<(String, String)> {
+    let shown = daemon.get_json(&format!("/api/v1/nodes/{node}"));
+    shown["inventory"]["containers"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    (
+                        c["name"].as_str().unwrap().to_owned(),
+                        c["state"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_hub_follows_containers_started_stopped_and_removed_on_a_node() {
+    let Some(socket) = engine_socket() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(&config, HUB_CONFIG).unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let mut agent = Agent::new(dir.path(), "vps-02", &daemon.url, &["api.example.com"]);
+    agent.configure(
+        &daemon.url,
+        &format!("docker_socket = \"{}\"", socket.display()),
+    );
+    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-02"]);
+    agent.register(token.trim());
+    agent.start();
+
+    let name = format!("steward-fleet-{}", std::process::id());
+    let containers = Containers {
+        socket: &socket,
+        names: vec![name.clone()],
+    };
+    assert!(docker(
+        &socket,
+        &[
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "--label",
+            "steward-test=fleet",
+            "steward-test/busybox:latest",
+            "sleep",
+            "3600",
+        ],
+    ));
+    let ours = |daemon: &Daemon| {
+        containers_of(daemon, "vps-02")
+            .into_iter()
+            .find(|(n, _)| n == &name)
+            .map(|(_, state)| state)
+    };
+    eventually(
+        Duration::from_secs(20),
+        "the container running on the hub",
+        || ours(&daemon).as_deref() == Some("running"),
+    );
+    assert!(docker(&socket, &["stop", "-t", "0", &name]));
+    eventually(
+        Duration::from_secs(20),
+        "the container exited on the hub",
+        || ours(&daemon).as_deref() == Some("exited"),
+    );
+    assert!(docker(&socket, &["rm", &name]));
+    eventually(
+        Duration::from_secs(20),
+        "the container gone from the hub",
+        || ours(&daemon).is_none(),
+    );
+    drop(containers);
+    let changes = daemon.get_json("/api/v1/nodes/vps-02");
+    assert!(
+        changes["inventory"]["containers"].is_array(),
+        "{}",
+        agent.log()
+    );
 }
