@@ -25,6 +25,23 @@ pub fn describe_metrics() {
         "Events published on the in-process event bus."
     );
 
+    // The fleet.
+    describe_gauge!(
+        "steward_nodes",
+        Unit::Count,
+        "Nodes of the fleet by status as this instance last judged them: pending, up, late, down."
+    );
+    describe_counter!(
+        "steward_node_status_changes_total",
+        Unit::Count,
+        "Node status changes this instance applied, by the status moved to."
+    );
+    describe_counter!(
+        "steward_node_inventory_changes_total",
+        Unit::Count,
+        "Reported items added, changed or removed when a node's inventory was reconciled, by kind."
+    );
+
     // The event stream.
     describe_counter!(
         "steward_events_logged_total",
