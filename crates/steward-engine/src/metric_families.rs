@@ -157,6 +157,13 @@ pub fn describe_metrics() {
         "Heartbeat state changes, by the state entered: up, late, failed."
     );
 
+    // The fleet.
+    describe_counter!(
+        "steward_node_audit_gaps_total",
+        Unit::Count,
+        "Audit batches from agents that started past the event after the last one merged from their node."
+    );
+
     // The prober.
     describe_gauge!(
         "steward_check_up",
