@@ -15,8 +15,12 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use nix::fcntl::{Flock, FlockArg};
-use steward_core::audit::{AuditEntry, AuditEvent, GENESIS_HASH};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use steward_core::audit::{Actor, AuditEntry, AuditEvent, GENESIS_HASH};
 
 /// The journal's file name in the data directory.
 pub const JOURNAL_FILE: &str = "audit.jsonl";
@@ -269,6 +273,64 @@ impl Journal {
     }
 }
 
+/// Who the agent's own events are by.
+fn agent_actor() -> Actor {
+    Actor::system("agent")
+}
+
+/// `agent.register`: the node registered with a hub and keeps the credential of `key_name`.
+pub fn registered(node: &str, hub: &str, key_name: &str) -> AuditEntry {
+    AuditEntry {
+        actor: agent_actor(),
+        action: "agent.register".into(),
+        target: node.to_owned(),
+        workspace: None,
+        details: json!({ "node": node, "hub": hub, "key_name": key_name }),
+    }
+}
+
+/// `agent.start`: the agent started with these settings; `config` is the settings file read
+/// and its content, whose SHA-256 is kept (`None` when the defaults apply), so a changed file
+/// shows up in the trail.
+pub fn started(
+    node: &str,
+    version: &str,
+    interval: Duration,
+    config: Option<(&Path, &[u8])>,
+) -> AuditEntry {
+    let (path, digest) = match config {
+        Some((path, content)) => {
+            let sum = Sha256::digest(content);
+            let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+            (Some(path.display().to_string()), Some(hex))
+        }
+        None => (None, None),
+    };
+    AuditEntry {
+        actor: agent_actor(),
+        action: "agent.start".into(),
+        target: node.to_owned(),
+        workspace: None,
+        details: json!({
+            "version": version,
+            "interval_s": interval.as_secs(),
+            "config": path,
+            "config_sha256": digest,
+        }),
+    }
+}
+
+/// `agent.stop`: the agent stopped when asked to.
+pub fn stopped(node: &str) -> AuditEntry {
+    AuditEntry {
+        actor: agent_actor(),
+        action: "agent.stop".into(),
+        target: node.to_owned(),
+        workspace: None,
+        details: json!({}),
+    }
+}
+
 /// Milliseconds since the Unix epoch (0 for a clock set before it).
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -283,7 +345,7 @@ mod tests {
 
     use std::os::unix::fs::MetadataExt;
 
-    use steward_core::audit::{Actor, verify_segment};
+    use steward_core::audit::verify_segment;
 
     use super::*;
 
@@ -381,6 +443,29 @@ mod tests {
             journal.events_after(0, 10),
             Err(JournalError::Corrupt { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_start_keeps_the_settings_file_and_its_digest() {
+        let with = started(
+            "vps-02",
+            "1.2.3",
+            Duration::from_secs(10),
+            Some((
+                Path::new("/etc/steward/agent.toml"),
+                b"interval = \"10s\"\n",
+            )),
+        );
+        assert_eq!(with.details["config"], "/etc/steward/agent.toml");
+        assert_eq!(with.details["config_sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(with.details["interval_s"], 10);
+        let without = started("vps-02", "1.2.3", Duration::from_secs(10), None);
+        assert!(without.details["config_sha256"].is_null());
+        assert_eq!(
+            registered("vps-02", "http://hub", "k").action,
+            "agent.register"
+        );
+        assert_eq!(stopped("vps-02").target, "vps-02");
     }
 
     #[test]
