@@ -158,6 +158,21 @@ pub fn describe_metrics() {
     );
 
     // The fleet.
+    describe_gauge!(
+        "steward_nodes",
+        Unit::Count,
+        "Nodes of the fleet per status: pending, up, late, down."
+    );
+    describe_counter!(
+        "steward_node_status_changes_total",
+        Unit::Count,
+        "Node status changes, by the status entered."
+    );
+    describe_counter!(
+        "steward_node_inventory_changes_total",
+        Unit::Count,
+        "Items of nodes' inventories added, changed or removed by heartbeats, by kind."
+    );
     describe_counter!(
         "steward_node_audit_gaps_total",
         Unit::Count,
