@@ -10,7 +10,9 @@ use std::time::Duration;
 use reqwest::{RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use steward_wire::error::ErrorBody;
-use steward_wire::nodes::{Heartbeat, HeartbeatAnswer, Registered, Registration};
+use steward_wire::nodes::{
+    AuditBatch, AuditShipped, Heartbeat, HeartbeatAnswer, Registered, Registration,
+};
 use steward_wire::paths;
 
 /// How long establishing a connection (TCP and TLS) may take by default.
@@ -163,6 +165,18 @@ impl HubClient {
         let url = self.url(&paths::NODE_HEARTBEAT.with(&[&node]));
         let request = self.http.post(url).bearer_auth(credential).json(beat);
         self.send(request, "a heartbeat answer").await
+    }
+
+    /// Ships a batch of `node`'s audit journal, authenticated by its `credential`.
+    pub async fn ship_audit(
+        &self,
+        node: &str,
+        credential: &str,
+        batch: &AuditBatch,
+    ) -> Result<AuditShipped, HubError> {
+        let url = self.url(&paths::NODE_AUDIT.with(&[&node]));
+        let request = self.http.post(url).bearer_auth(credential).json(batch);
+        self.send(request, "an audit answer").await
     }
 
     fn url(&self, path: &str) -> String {

@@ -7,16 +7,19 @@
 //! - [`credential`]: the node's credential in the data directory, private to the agent;
 //! - [`hub`]: the HTTP client to the hub (registration, heartbeats);
 //! - [`gather`]: one beat's inventory, digested;
-//! - [`run`]: the heartbeat loop.
+//! - [`journal`]: the node's own audit journal, kept until the hub acknowledges it;
+//! - [`run`]: the heartbeat loop, which also ships the journal.
 
 pub mod config;
 pub mod credential;
 pub mod gather;
 pub mod hub;
 pub mod inventory;
+pub mod journal;
 pub mod run;
 
 pub use config::AgentConfig;
 pub use credential::StoredCredential;
 pub use hub::{HubClient, HubError};
+pub use journal::{Journal, JournalError};
 pub use run::{RunError, RunOptions, run};

@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use steward_wire::nodes::{Heartbeat, HeartbeatAnswer, InventoryKind};
+use steward_core::audit::AuditEvent;
+use steward_wire::audit as audit_wire;
+use steward_wire::nodes::{AuditBatch, Heartbeat, HeartbeatAnswer, InventoryKind};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -18,6 +20,11 @@ use crate::config::InventoryConfig;
 use crate::credential::StoredCredential;
 use crate::gather::{Gatherer, Snapshot};
 use crate::hub::{HubClient, HubError};
+use crate::journal::{Journal, JournalError};
+
+/// The most journal events sent in one batch: well under the hub's limit (1,000), and small
+/// enough that a node catching up after a long outage sends a few modest requests.
+const AUDIT_BATCH: usize = 500;
 
 /// What the loop needs to run.
 #[derive(Debug, Clone)]
@@ -32,6 +39,9 @@ pub struct RunOptions {
     pub inventory: InventoryConfig,
     /// The agent's version, reported in the facts.
     pub agent_version: String,
+    /// The node's audit journal, shipped after each beat that gets through; `None` ships
+    /// nothing.
+    pub journal: Option<Journal>,
 }
 
 /// Why the loop ended other than by being asked to.
@@ -72,6 +82,7 @@ struct Agent {
     /// The digests the hub said it holds in its last answer.
     acknowledged: BTreeMap<InventoryKind, String>,
     outage: Outage,
+    journal: Option<Journal>,
 }
 
 impl Agent {
@@ -84,6 +95,7 @@ impl Agent {
             gatherer: Gatherer::new(&options.inventory, &options.agent_version),
             acknowledged: BTreeMap::new(),
             outage: Outage::default(),
+            journal: options.journal.clone(),
         }
     }
 
@@ -131,31 +143,53 @@ impl Agent {
                         "hub reachable again"
                     );
                 }
-                Ok(())
             }
             Err(HubError::Unauthorized {
                 hub,
                 status,
                 message,
-            }) => {
-                tracing::error!(
-                    hub = %hub,
-                    node = %self.node,
-                    status = status.as_u16(),
-                    answer = %message,
-                    "the hub refused the node's credential: the node was removed or its \
-                     credential revoked; register it again with `steward agent register`"
-                );
-                Err(RunError::Refused {
-                    hub,
-                    node: self.node.clone(),
-                    message: format!("{status}: {message}"),
-                })
-            }
+            }) => return Err(self.refused(hub, status, message)),
             Err(error) => {
                 self.failed(&error);
+                return Ok(());
+            }
+        }
+        match self.ship_audit().await {
+            Ok(()) => Ok(()),
+            Err(HubError::Unauthorized {
+                hub,
+                status,
+                message,
+            }) => Err(self.refused(hub, status, message)),
+            // The events stay in the journal and go with a later beat; an outage is already
+            // told by the beats themselves.
+            Err(error) if error.is_retryable() => {
+                tracing::debug!(%error, "shipping the audit journal failed; retrying next beat");
                 Ok(())
             }
+            Err(error) => {
+                tracing::error!(
+                    %error,
+                    "the hub refused this node's audit events; they stay in the journal"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    fn refused(&self, hub: String, status: reqwest::StatusCode, message: String) -> RunError {
+        tracing::error!(
+            hub = %hub,
+            node = %self.node,
+            status = status.as_u16(),
+            answer = %message,
+            "the hub refused the node's credential: the node was removed or its \
+             credential revoked; register it again with `steward agent register`"
+        );
+        RunError::Refused {
+            hub,
+            node: self.node.clone(),
+            message: format!("{status}: {message}"),
         }
     }
 
@@ -175,6 +209,61 @@ impl Agent {
             self.acknowledged = answer.holds;
         }
         Ok(())
+    }
+
+    /// Sends the journal's events after the shipped marker, a batch at a time, until none is
+    /// left; each acknowledged batch moves the marker. A journal that cannot be read is
+    /// logged and left for the next beat (its events stay where they are).
+    async fn ship_audit(&mut self) -> Result<(), HubError> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
+        loop {
+            let pending = match pending_audit(&journal) {
+                Ok(pending) => pending,
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the audit journal; shipping it later");
+                    return Ok(());
+                }
+            };
+            let Some(last) = pending.last().map(|e| e.seq) else {
+                return Ok(());
+            };
+            let batch = AuditBatch {
+                events: pending.into_iter().map(wire_event).collect(),
+            };
+            let answer = self
+                .client
+                .ship_audit(&self.node, &self.credential, &batch)
+                .await?;
+            // A gap means the hub lost events it had acknowledged (restored from a backup,
+            // say): the journal still has them, so they are sent again from there.
+            let shipped = match answer.gap {
+                Some(gap) => {
+                    tracing::warn!(
+                        expected = gap.expected,
+                        got = gap.got,
+                        "the hub lacks earlier audit events of this node; sending them again"
+                    );
+                    gap.expected.saturating_sub(1).max(0)
+                }
+                None => last,
+            };
+            if let Err(error) = journal.mark_shipped(shipped) {
+                // The hub skips what it has, so sending them again later is harmless.
+                tracing::error!(%error, "cannot record which audit events the hub has");
+                return Ok(());
+            }
+            tracing::debug!(
+                sent = batch.events.len(),
+                merged = answer.merged,
+                shipped,
+                "audit events shipped"
+            );
+            if batch.events.len() < AUDIT_BATCH && answer.gap.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     async fn send(
@@ -211,6 +300,33 @@ impl Agent {
         } else {
             tracing::debug!(%error, "heartbeat failed again");
         }
+    }
+}
+
+/// The journal's events the hub has not acknowledged, at most one batch.
+fn pending_audit(journal: &Journal) -> Result<Vec<AuditEvent>, JournalError> {
+    let shipped = journal.shipped()?;
+    journal.events_after(shipped, AUDIT_BATCH)
+}
+
+/// A journal event as the hub's API carries it.
+fn wire_event(event: AuditEvent) -> audit_wire::AuditEvent {
+    audit_wire::AuditEvent {
+        seq: event.seq,
+        at: steward_wire::time::rfc3339(event.at_ms),
+        at_ms: event.at_ms,
+        actor: audit_wire::Actor {
+            kind: event.actor.kind.as_str().to_owned(),
+            name: event.actor.name,
+            source_ip: event.actor.source_ip,
+        },
+        action: event.action,
+        target: event.target,
+        workspace: event.workspace,
+        details: event.details,
+        prev_hash: event.prev_hash,
+        hash: event.hash,
+        origin: None,
     }
 }
 

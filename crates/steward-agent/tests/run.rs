@@ -117,6 +117,7 @@ fn options(hub: SocketAddr, vhosts: &Path) -> RunOptions {
             mounts: vec!["/".into()],
         },
         agent_version: "0.0.0-test".into(),
+        journal: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub(crate) async fn list_audit(
         action: params.action,
         workspace,
         actor_kind,
+        origin_node: params.node,
     };
     let store = state.control.store();
     let events = store

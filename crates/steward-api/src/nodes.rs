@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashSet};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use steward_core::audit::Actor;
+use steward_core::audit::{Actor, ActorKind, AuditEvent};
 use steward_core::node::{NodeSpec, NodeStatus, check_node_id};
 use steward_engine::fleet::{FleetError, HeartbeatIn, NodeView};
 use steward_store::{KindReport, NodeItem, NodeRecord, Redeemed};
@@ -205,6 +205,91 @@ pub(crate) async fn heartbeat(
             .filter_map(|(k, d)| kind_of(&k).map(|k| (k, d)))
             .collect(),
     }))
+}
+
+/// `POST /api/v1/nodes/{id}/audit`: the node's agent ships events of its audit journal. The
+/// batch must be one chained run; events merged before are skipped, and a batch starting past
+/// the event after the last merged one is merged but answered with the gap.
+pub(crate) async fn ship_audit(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiBody(body): ApiBody,
+) -> Result<Json<wire::AuditShipped>, ApiError> {
+    let batch: wire::AuditBatch = parse_body(&body)?;
+    let events = audit_batch(batch)?;
+    let out = state
+        .fleet
+        .merge_audit(&id, &events)
+        .await
+        .map_err(fleet_error)?;
+    Ok(Json(wire::AuditShipped {
+        merged: out.merged,
+        last_seq: out.last_seq,
+        gap: out
+            .gap
+            .map(|(expected, got)| wire::AuditGap { expected, got }),
+    }))
+}
+
+/// A shipped batch as the store takes it, refused unless it is at most
+/// [`wire::MAX_AUDIT_BATCH`] events of the node's own, each hashing to its hash and chained
+/// to the one before: what is merged must be exactly what the node recorded.
+fn audit_batch(batch: wire::AuditBatch) -> Result<Vec<AuditEvent>, ApiError> {
+    if batch.events.len() > wire::MAX_AUDIT_BATCH {
+        return Err(invalid(format!(
+            "`events`: {} events; at most {} per batch",
+            batch.events.len(),
+            wire::MAX_AUDIT_BATCH
+        )));
+    }
+    let mut events: Vec<AuditEvent> = Vec::with_capacity(batch.events.len());
+    for (i, event) in batch.events.into_iter().enumerate() {
+        let wrong = |why: &str| invalid(format!("`events[{i}]` (seq {}): {why}", event.seq));
+        if event.seq < 1 {
+            return Err(wrong("sequence numbers start at 1"));
+        }
+        if event.origin.is_some() {
+            return Err(wrong("a node ships its own events only, without an origin"));
+        }
+        let Some(kind) = ActorKind::parse(&event.actor.kind) else {
+            return Err(wrong("`actor.kind`: expected key, cli or system"));
+        };
+        if let Some(prev) = events.last() {
+            if event.seq != prev.seq + 1 {
+                return Err(wrong(&format!("does not follow seq {}", prev.seq)));
+            }
+            if event.prev_hash != prev.hash {
+                return Err(wrong(&format!(
+                    "`prev_hash` is not the hash of seq {}",
+                    prev.seq
+                )));
+            }
+        }
+        let core = AuditEvent {
+            seq: event.seq,
+            at_ms: event.at_ms,
+            actor: Actor {
+                kind,
+                name: event.actor.name,
+                source_ip: event.actor.source_ip,
+            },
+            action: event.action,
+            target: event.target,
+            workspace: event.workspace,
+            details: event.details,
+            prev_hash: event.prev_hash,
+            hash: event.hash,
+            origin: None,
+        };
+        if core.computed_hash() != core.hash {
+            return Err(invalid(format!(
+                "`events[{i}]` (seq {}): its content does not match its hash",
+                core.seq
+            )));
+        }
+        events.push(core);
+    }
+    Ok(events)
 }
 
 fn invalid(message: String) -> ApiError {

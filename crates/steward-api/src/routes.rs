@@ -472,6 +472,16 @@ pub fn table() -> Vec<RouteSpec> {
         .body(typed::<nodes_wire::Heartbeat>())
         .answers(Answer::Json(typed::<nodes_wire::HeartbeatAnswer>()))
         .refuses(&[404]),
+        batch_spec(
+            Method::POST,
+            paths::NODE_AUDIT.template(),
+            Node("id"),
+            "A node's audit journal, up to 1,000 chained events, merged once each",
+            || post(crate::nodes::ship_audit),
+        )
+        .body(typed::<nodes_wire::AuditBatch>())
+        .answers(Answer::Json(typed::<nodes_wire::AuditShipped>()))
+        .refuses(&[404]),
         spec(
             Method::GET,
             paths::AUDIT.template(),

@@ -91,7 +91,7 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         ("GET", "/api/v1/nodes" | "/api/v1/nodes/{id}") => keyed(any_key),
         ("POST", "/api/v1/nodes" | "/api/v1/nodes/{id}/tokens")
         | ("DELETE", "/api/v1/nodes/{id}") => keyed(admin_unscoped),
-        ("POST", "/api/v1/nodes/{id}/heartbeat") => own_node(),
+        ("POST", "/api/v1/nodes/{id}/heartbeat" | "/api/v1/nodes/{id}/audit") => own_node(),
         (
             "GET",
             "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph"
@@ -417,18 +417,25 @@ async fn an_agent_key_acts_only_as_its_own_node() {
         )
         .await
         .unwrap();
-    for scoped in [false, true] {
-        let own = format!("/api/v1/nodes/{}/heartbeat", support::AGENT_NODE);
+    for (scoped, route) in [false, true]
+        .into_iter()
+        .flat_map(|s| [(s, "heartbeat"), (s, "audit")])
+    {
+        let own = format!("/api/v1/nodes/{}/{route}", support::AGENT_NODE);
         let own = call(&fx, &Method::POST, &own, Caller::Key(Role::Agent, scoped)).await;
-        assert_eq!(own, StatusCode::BAD_REQUEST, "its own node: past the check");
+        assert_eq!(
+            own,
+            StatusCode::BAD_REQUEST,
+            "its own node's {route}: past the check"
+        );
         let other = call(
             &fx,
             &Method::POST,
-            "/api/v1/nodes/other/heartbeat",
+            &format!("/api/v1/nodes/other/{route}"),
             Caller::Key(Role::Agent, scoped),
         )
         .await;
-        assert_eq!(other, StatusCode::FORBIDDEN, "another node's heartbeat");
+        assert_eq!(other, StatusCode::FORBIDDEN, "another node's {route}");
         for path in ["/api/v1/nodes", "/api/v1/whoami", "/api/v1/tasks"] {
             let status = call(&fx, &Method::GET, path, Caller::Key(Role::Agent, scoped)).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{path}");

@@ -46,6 +46,37 @@ name = "backup"
 period = "1h"
 "#;
 
+/// `n` events of a node's audit journal, chained from the start, as an agent ships them.
+fn node_journal(n: i64) -> Vec<Value> {
+    use steward_core::audit::{Actor, AuditEntry, AuditEvent, GENESIS_HASH};
+    let mut prev = GENESIS_HASH.to_owned();
+    (1..=n)
+        .map(|seq| {
+            let entry = AuditEntry {
+                actor: Actor::system("agent"),
+                action: "agent.start".into(),
+                target: "vps-02".into(),
+                workspace: None,
+                details: json!({ "version": "0.0.0" }),
+            };
+            let event = AuditEvent::chain(entry, seq, 1_700_000_000_000 + seq, &prev);
+            prev = event.hash.clone();
+            json!({
+                "seq": event.seq,
+                "at": steward_wire::time::rfc3339(event.at_ms),
+                "at_ms": event.at_ms,
+                "actor": { "kind": "system", "name": "agent", "source_ip": null },
+                "action": event.action,
+                "target": event.target,
+                "workspace": null,
+                "details": event.details,
+                "prev_hash": event.prev_hash,
+                "hash": event.hash,
+            })
+        })
+        .collect()
+}
+
 /// Replaces every `{"$ref": "#/components/schemas/X"}` by the schema it names, so that a
 /// response's schema stands alone.
 fn inline(schema: &Value, components: &Value, depth: usize) -> Value {
@@ -532,6 +563,48 @@ async fn answers_match_the_schemas_the_document_declares() {
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["needs"], json!(["containers"]));
+    // The node's audit journal, shipped twice (the second time nothing is new), then listed.
+    let journal = node_journal(2);
+    for merged in [2, 0] {
+        let (status, answer) = c
+            .call(Call {
+                method: Method::POST,
+                template: "/api/v1/nodes/{id}/audit",
+                path: "/api/v1/nodes/vps-02/audit".to_owned(),
+                key: Some(&credential),
+                body: Some(json!({ "events": journal })),
+            })
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["merged"], merged, "{answer}");
+        assert_eq!(answer["last_seq"], 2, "{answer}");
+    }
+    let mut edited = journal.clone();
+    edited[1]["target"] = json!("someone-else");
+    c.refused(
+        Call {
+            method: Method::POST,
+            template: "/api/v1/nodes/{id}/audit",
+            path: "/api/v1/nodes/vps-02/audit".to_owned(),
+            key: Some(&credential),
+            body: Some(json!({ "events": edited })),
+        },
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let shipped = c
+        .get("/api/v1/audit", "/api/v1/audit?node=vps-02&limit=10")
+        .await;
+    let origins: Vec<_> = shipped["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["origin"]["node"].clone(), e["origin"]["seq"].clone()))
+        .collect();
+    assert_eq!(
+        origins,
+        [(json!("vps-02"), json!(1)), (json!("vps-02"), json!(2))]
+    );
     c.get("/api/v1/nodes", "/api/v1/nodes").await;
     c.get("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;
     c.delete("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;

@@ -174,6 +174,28 @@ pub fn describe_metrics() {
         "Heartbeat state changes, by the state entered: up, late, failed."
     );
 
+    // The fleet.
+    describe_gauge!(
+        "steward_nodes",
+        Unit::Count,
+        "Nodes of the fleet per status: pending, up, late, down."
+    );
+    describe_counter!(
+        "steward_node_status_changes_total",
+        Unit::Count,
+        "Node status changes, by the status entered."
+    );
+    describe_counter!(
+        "steward_node_inventory_changes_total",
+        Unit::Count,
+        "Items of nodes' inventories added, changed or removed by heartbeats, by kind."
+    );
+    describe_counter!(
+        "steward_node_audit_gaps_total",
+        Unit::Count,
+        "Audit batches from agents that started past the event after the last one merged from their node."
+    );
+
     // The prober.
     describe_gauge!(
         "steward_check_up",

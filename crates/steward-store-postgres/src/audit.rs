@@ -18,7 +18,7 @@ impl AuditStore for PostgresStore {
              prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > $1 AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3) \
              AND ($4::text IS NULL OR workspace = $4) AND ($5::text IS NULL OR actor_kind = $5) \
-             ORDER BY seq LIMIT $6",
+             AND ($7::text IS NULL OR origin_node = $7) ORDER BY seq LIMIT $6",
         )
         .bind(query.after_seq)
         .bind(&query.actor)
@@ -26,6 +26,7 @@ impl AuditStore for PostgresStore {
         .bind(&query.workspace)
         .bind(query.actor_kind.map(ActorKind::as_str))
         .bind(i64::from(query.limit.min(MAX_AUDIT_PAGE)))
+        .bind(query.origin_node.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -42,6 +43,14 @@ impl AuditStore for PostgresStore {
         let added = merge_remote(&mut tx, node, events, head).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(added)
+    }
+
+    async fn last_merged_audit_seq(&self, node: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(steward_store::sql::LAST_MERGED_ORIGIN_SEQ)
+            .bind(node)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {

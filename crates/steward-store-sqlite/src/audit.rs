@@ -18,7 +18,7 @@ impl AuditStore for SqliteStore {
              prev_hash, hash, origin_node, origin_seq, origin_hash FROM audit_events \
              WHERE seq > ? AND (? IS NULL OR actor = ?) AND (? IS NULL OR action = ?) \
              AND (? IS NULL OR workspace = ?) AND (? IS NULL OR actor_kind = ?) \
-             ORDER BY seq LIMIT ?",
+             AND (? IS NULL OR origin_node = ?) ORDER BY seq LIMIT ?",
         )
         .bind(query.after_seq)
         .bind(&query.actor)
@@ -29,6 +29,8 @@ impl AuditStore for SqliteStore {
         .bind(&query.workspace)
         .bind(query.actor_kind.map(ActorKind::as_str))
         .bind(query.actor_kind.map(ActorKind::as_str))
+        .bind(query.origin_node.as_deref())
+        .bind(query.origin_node.as_deref())
         .bind(i64::from(query.limit.min(MAX_AUDIT_PAGE)))
         .fetch_all(&self.reader)
         .await
@@ -46,6 +48,14 @@ impl AuditStore for SqliteStore {
         let added = merge_remote(&mut tx, node, events, head).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(added)
+    }
+
+    async fn last_merged_audit_seq(&self, node: &str) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar(steward_store::sql::LAST_MERGED_ORIGIN_SEQ)
+            .bind(node)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(db_err)
     }
 
     async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {

@@ -346,6 +346,8 @@ pub struct AuditQuery {
     pub workspace: Option<String>,
     /// Only this kind of actor (keys, the CLI, Steward's own components).
     pub actor_kind: Option<steward_core::audit::ActorKind>,
+    /// Only events merged from this node (see [`AuditStore::merge_remote_audit`]).
+    pub origin_node: Option<String>,
 }
 
 /// The most events one audit query returns.
@@ -365,6 +367,10 @@ domain_trait! {
             node: &str,
             events: &[AuditEvent],
         ) -> Result<usize, StoreError>;
+
+        /// The highest origin sequence number merged from `node`, `None` when none was: where the
+        /// next batch that node ships should start.
+        async fn last_merged_audit_seq(&self, node: &str) -> Result<Option<i64>, StoreError>;
 
         /// The recorded head of the audit chain: the last event's `(seq, hash)`, `None` when empty.
         async fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError>;

@@ -30,6 +30,11 @@ pub const TOUCH_KEY: &str = "UPDATE api_keys SET last_used_at_ms = $1 WHERE name
 pub const MERGED_ORIGIN_SEQS: &str = "SELECT origin_seq FROM audit_events WHERE origin_node = $1 AND origin_seq BETWEEN $2 AND \
      $3";
 
+/// The highest origin sequence number merged from a node (`NULL` when none was); the
+/// `(origin_node, origin_seq)` index answers it.
+pub const LAST_MERGED_ORIGIN_SEQ: &str =
+    "SELECT MAX(origin_seq) FROM audit_events WHERE origin_node = $1";
+
 /// The audit chain's recorded head.
 pub const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit_head WHERE id = 1";
 

@@ -77,6 +77,9 @@ pub struct AuditQuery {
     /// Only events by this kind of actor: `key`, `cli` or `system`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_kind: Option<String>,
+    /// Only events merged from this node's agent (`vps-02`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// A page of the trail: `GET /api/v1/audit`.

@@ -307,6 +307,42 @@ pub struct HeartbeatAnswer {
     pub holds: BTreeMap<InventoryKind, String>,
 }
 
+/// The most events one [`AuditBatch`] may carry.
+pub const MAX_AUDIT_BATCH: usize = 1_000;
+
+/// `POST /api/v1/nodes/{id}/audit`: events of the node's own audit journal, in order, each
+/// chained to the one before (the first to whatever the hub merged last).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeAuditBatch)]
+pub struct AuditBatch {
+    /// The events, by their sequence number on the node (at most 1,000).
+    pub events: Vec<crate::audit::AuditEvent>,
+}
+
+/// A hole between what the hub merged from a node and the batch it was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeAuditGap)]
+pub struct AuditGap {
+    /// The sequence number the hub expected next.
+    pub expected: i64,
+    /// The first one the batch carried.
+    pub got: i64,
+}
+
+/// The hub's answer to an [`AuditBatch`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = NodeAuditShipped)]
+pub struct AuditShipped {
+    /// How many events were new (those already merged are skipped).
+    pub merged: u64,
+    /// The highest sequence number of the node's merged on the hub now (0 for none).
+    pub last_seq: i64,
+    /// Set when the batch started past the event after the last merged one; it was merged
+    /// all the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<AuditGap>,
+}
+
 /// A node's state as the hub judges it from its heartbeats.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,

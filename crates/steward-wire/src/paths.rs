@@ -178,6 +178,8 @@ pub const NODE: Route = Route("/api/v1/nodes/{id}");
 pub const NODE_TOKENS: Route = Route("/api/v1/nodes/{id}/tokens");
 /// A node's heartbeat, sent by its agent.
 pub const NODE_HEARTBEAT: Route = Route("/api/v1/nodes/{id}/heartbeat");
+/// A node's audit journal, shipped by its agent.
+pub const NODE_AUDIT: Route = Route("/api/v1/nodes/{id}/audit");
 /// An agent's registration: a join token exchanged for a node credential.
 pub const AGENT_REGISTER: Route = Route("/api/v1/agent/register");
 /// Alerts, in Alertmanager's API v2.

@@ -357,6 +357,9 @@ pub struct AuditFilter {
     /// Only events by this kind of actor.
     #[arg(long, value_parser = ["key", "cli", "system"])]
     pub actor_kind: Option<String>,
+    /// Only events merged from this node's agent (`vps-02`).
+    #[arg(long)]
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@
 mod support;
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
@@ -176,6 +177,19 @@ impl Agent {
             )
             .unwrap();
             child.wait().unwrap();
+        }
+    }
+
+    /// Stops it the clean way (SIGTERM) and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            )
+            .unwrap();
+            let status = child.wait().unwrap();
+            assert!(status.success(), "{status}: {}", self.log());
         }
     }
 
@@ -354,6 +368,94 @@ fn three_agents_report_go_down_come_back_and_are_removed() {
     assert_eq!(exited.unwrap().code(), Some(3), "{}", third.log());
     assert!(third.log().contains("register it again"), "{}", third.log());
     assert_eq!(daemon.get("/api/v1/nodes/vps-03").status(), 404);
+}
+
+/// The origin sequence numbers and actions of the events merged from `node`, in order.
+fn node_audit(daemon: &Daemon, node: &str) -> Vec<(i64, String)> {
+    let page = daemon.get_json(&format!("/api/v1/audit?node={node}&limit=100"));
+    page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            assert_eq!(e["origin"]["node"], node, "{e}");
+            (
+                e["origin"]["seq"].as_i64().unwrap(),
+                e["action"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn an_agents_audit_reaches_the_hub_once_across_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(&config, HUB_CONFIG).unwrap();
+    // The hub comes back on the same address, the one the agent knows.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    let key = daemon.key.clone().unwrap();
+
+    let mut agent = Agent::new(dir.path(), "vps-01", &daemon.url, &["shop.example.com"]);
+    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-01"]);
+    agent.register(token.trim());
+    agent.start();
+    eventually(
+        Duration::from_secs(20),
+        "register and start shipped",
+        || node_audit(&daemon, "vps-01").len() == 2,
+    );
+    let journal = agent.dir.join("data/audit.jsonl");
+    assert_eq!(
+        std::fs::metadata(&journal).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // The hub goes away; the agent is stopped and started again meanwhile.
+    drop(daemon);
+    std::thread::sleep(Duration::from_secs(3));
+    agent.stop();
+    agent.start();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        std::fs::read_to_string(&journal).unwrap().lines().count(),
+        4,
+        "register, start, stop, start recorded locally"
+    );
+
+    let mut daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    daemon.use_key(&key);
+    let expected: Vec<(i64, String)> =
+        ["agent.register", "agent.start", "agent.stop", "agent.start"]
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i as i64 + 1, (*a).to_owned()))
+            .collect();
+    eventually(
+        Duration::from_secs(20),
+        "the outage's events shipped",
+        || node_audit(&daemon, "vps-01").len() >= 4,
+    );
+    // A few more beats: nothing is merged twice.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(node_audit(&daemon, "vps-01"), expected);
+    let verified = daemon.get_json("/api/v1/audit/verify");
+    assert_eq!(verified["ok"], true, "{verified}");
+    let listed = cli(&daemon, &["audit", "ls", "--node", "vps-01"]);
+    assert_eq!(listed.matches("vps-01#").count(), 4, "{listed}");
+    assert!(listed.contains("agent.stop"), "{listed}");
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.join("data/audit.shipped"))
+            .unwrap()
+            .trim(),
+        "4"
+    );
 }
 
 #[test]

@@ -11,4 +11,4 @@ mod monitor;
 pub mod ops;
 
 pub use monitor::{MONITOR_EVERY, judge_once, run as run_monitor};
-pub use ops::{Fleet, FleetError, HeartbeatIn, HeartbeatOut, NodeView};
+pub use ops::{AuditMerged, Fleet, FleetError, HeartbeatIn, HeartbeatOut, NodeView};

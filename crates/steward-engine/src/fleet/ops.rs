@@ -69,6 +69,17 @@ pub struct HeartbeatOut {
     pub holds: BTreeMap<String, String>,
 }
 
+/// What merging a batch of a node's audit journal did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuditMerged {
+    /// How many events were new.
+    pub merged: u64,
+    /// The highest origin sequence number merged from the node now (0 for none).
+    pub last_seq: i64,
+    /// `(expected, got)` when the batch started past the event after the last merged one.
+    pub gap: Option<(i64, i64)>,
+}
+
 /// A node with what it reported and what is judged of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeView {
@@ -250,6 +261,51 @@ impl Fleet {
             .collect();
         self.remember(&node, &held);
         Ok(HeartbeatOut { needs, holds: held })
+    }
+
+    /// Merges a batch of the node's own audit journal (checked by the caller to be one chained
+    /// run, by origin sequence number) into the hub's chain. Events merged before are skipped,
+    /// so an agent retrying a batch whose answer it lost adds nothing twice. A batch that does
+    /// not start right after the last event merged from the node is merged all the same (the
+    /// missing ones cannot be made up here) but reported as a gap, logged and counted.
+    pub async fn merge_audit(
+        &self,
+        node: &str,
+        events: &[steward_core::audit::AuditEvent],
+    ) -> Result<AuditMerged, FleetError> {
+        if self.store.node(node).await?.is_none() {
+            return Err(FleetError::UnknownNode(node.to_owned()));
+        }
+        let last = self.store.last_merged_audit_seq(node).await?.unwrap_or(0);
+        let (Some(first), Some(batch_last)) = (events.first(), events.last()) else {
+            return Ok(AuditMerged {
+                last_seq: last,
+                ..AuditMerged::default()
+            });
+        };
+        let gap = (first.seq > last + 1).then_some((last + 1, first.seq));
+        if let Some((expected, got)) = gap {
+            tracing::warn!(
+                node,
+                expected,
+                got,
+                "a node's audit batch skips events the hub never merged; merging it anyway"
+            );
+            metrics::counter!("steward_node_audit_gaps_total").increment(1);
+        }
+        let merged = self.store.merge_remote_audit(node, events).await?;
+        tracing::debug!(
+            node,
+            merged,
+            first = first.seq,
+            last = batch_last.seq,
+            "node audit merged"
+        );
+        Ok(AuditMerged {
+            merged: merged as u64,
+            last_seq: last.max(batch_last.seq),
+            gap,
+        })
     }
 
     /// Every node.

@@ -268,6 +268,64 @@ pub async fn remote_events_merge_once_by_node_and_sequence(store: &Arc<dyn Store
         Some(remote[0].hash.clone())
     );
     assert_eq!(verify_audit(store.as_ref()).await.expect("verifies"), 7);
+
+    // Reading one node's merged events, and where its next batch should start.
+    let of_node = |node: &str, after_seq: i64, limit: u32| AuditQuery {
+        after_seq,
+        limit,
+        origin_node: Some(node.to_owned()),
+        ..AuditQuery::default()
+    };
+    let vps2 = store
+        .audit_events(&of_node("vps-2", 0, 100))
+        .await
+        .expect("vps-2's");
+    assert_eq!(
+        vps2.iter()
+            .map(|e| e.origin.as_ref().map(|o| o.seq))
+            .collect::<Vec<_>>(),
+        (1..=5).map(Some).collect::<Vec<_>>()
+    );
+    let paged = store
+        .audit_events(&of_node("vps-2", vps2[1].seq, 2))
+        .await
+        .expect("a page of vps-2's");
+    assert_eq!(
+        paged.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![vps2[2].seq, vps2[3].seq]
+    );
+    let vps3 = store
+        .audit_events(&of_node("vps-3", 0, 100))
+        .await
+        .expect("vps-3's");
+    assert_eq!(vps3.len(), 1);
+    assert!(
+        store
+            .audit_events(&of_node("vps-4", 0, 100))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    let with_action = store
+        .audit_events(&AuditQuery {
+            action: Some("key.create".into()),
+            ..of_node("vps-2", 0, 100)
+        })
+        .await
+        .expect("filters combine");
+    assert!(with_action.is_empty());
+    assert_eq!(
+        store.last_merged_audit_seq("vps-2").await.expect("last"),
+        Some(5)
+    );
+    assert_eq!(
+        store.last_merged_audit_seq("vps-3").await.expect("last"),
+        Some(1)
+    );
+    assert_eq!(
+        store.last_merged_audit_seq("vps-4").await.expect("none"),
+        None
+    );
 }
 
 // The task queue ---------------------------------------------------------------------------------

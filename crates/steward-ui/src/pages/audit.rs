@@ -196,6 +196,7 @@ async fn read_audit(ui: &Ui, signed: &Signed, query: &AuditFilter) -> Result<Aud
         action: filters.action.clone(),
         workspace: filters.workspace.clone(),
         actor_kind: None,
+        node: None,
     };
     let path = paths::AUDIT
         .with_query(&[], &api_query)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use steward_agent::config::{AgentConfig, DEFAULT_CONFIG_PATH};
 use steward_agent::credential::{self, DEFAULT_DATA_DIR, StoredCredential};
+use steward_agent::journal::{self, Journal};
 use steward_agent::{HubClient, RunError, RunOptions};
 use steward_config::LogFormat;
 use steward_wire::nodes::Registration;
@@ -76,6 +77,15 @@ fn register(args: RegisterArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     tracing::debug!(path = %path.display(), "credential saved");
+    Journal::new(&data_dir)
+        .append(journal::registered(&stored.node, &hub, &stored.key_name))
+        .with_context(|| {
+            format!(
+                "registered node {} and kept its credential, but cannot record it in the audit \
+                 journal",
+                stored.node
+            )
+        })?;
     if let Some(old) = replaced {
         eprintln!(
             "replaced the credential of node {} with hub {}",
@@ -101,12 +111,25 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         .hub
         .or(config.hub)
         .unwrap_or_else(|| credential.hub.clone());
+    let journal = Journal::new(&data_dir);
+    let node = credential.node.clone();
+    let settings = settings_file(args.paths.config.as_deref());
+    // Refused rather than started unrecorded: the trail must show every run of the agent.
+    journal
+        .append(journal::started(
+            &node,
+            AGENT_VERSION,
+            config.interval,
+            settings.as_ref().map(|(p, c)| (p.as_path(), c.as_slice())),
+        ))
+        .context("cannot record the start in the audit journal")?;
     let options = RunOptions {
         hub,
         credential,
         interval: config.interval,
         inventory: config.inventory,
         agent_version: AGENT_VERSION.to_owned(),
+        journal: Some(journal.clone()),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async {
@@ -115,11 +138,27 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         anyhow::Ok(steward_agent::run(options, shutdown).await)
     })?;
     match result {
-        Ok(()) => Ok(ExitCode::SUCCESS),
+        Ok(()) => {
+            journal
+                .append(journal::stopped(&node))
+                .context("cannot record the stop in the audit journal")?;
+            Ok(ExitCode::SUCCESS)
+        }
         // Already logged, with what to do about it.
         Err(RunError::Refused { .. }) => Ok(ExitCode::from(EXIT_REFUSED)),
         Err(error) => Err(error.into()),
     }
+}
+
+/// The settings file `start` read and its content: `--config`, else the default path when it
+/// exists; `None` when the defaults apply (or it cannot be read again).
+fn settings_file(given: Option<&Path>) -> Option<(PathBuf, Vec<u8>)> {
+    let path = given.unwrap_or(Path::new(DEFAULT_CONFIG_PATH));
+    let content = std::fs::read(path).ok()?;
+    Some((
+        std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+        content,
+    ))
 }
 
 /// The token as given, or read from standard input for `-`; checked to look like one.

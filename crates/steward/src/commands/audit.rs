@@ -24,6 +24,7 @@ async fn page(
         action: filter.action.clone(),
         workspace: filter.workspace.clone(),
         actor_kind: filter.actor_kind.clone(),
+        node: filter.node.clone(),
     };
     api.get(&paths::AUDIT.with_query(&[], &query)?).await
 }
@@ -78,7 +79,7 @@ fn audit_record(event: &StreamEvent) -> anyhow::Result<AuditEvent> {
     Ok(record.into_audit_event(event))
 }
 
-/// Whether a record passes the filters the stream does not apply (actor, action, kind).
+/// Whether a record passes the filters the stream does not apply (actor, action, kind, node).
 fn matches(record: &AuditEvent, filter: &AuditFilter) -> bool {
     filter
         .actor
@@ -89,6 +90,10 @@ fn matches(record: &AuditEvent, filter: &AuditFilter) -> bool {
             .actor_kind
             .as_deref()
             .is_none_or(|k| record.actor.kind == k)
+        && filter
+            .node
+            .as_deref()
+            .is_none_or(|n| record.origin.as_ref().is_some_and(|o| o.node == n))
 }
 
 /// Parses `SEQ:HASH`.
@@ -146,7 +151,11 @@ pub fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
                             e.seq.to_string(),
                             local_time(e.at_ms),
                             format!("{}:{}", e.actor.kind, e.actor.name),
-                            or_dash(e.actor.source_ip.as_ref()),
+                            // A merged event came from its node, where it had its own seq.
+                            match &e.origin {
+                                Some(origin) => format!("{}#{}", origin.node, origin.seq),
+                                None => or_dash(e.actor.source_ip.as_ref()),
+                            },
                             e.action.clone(),
                             e.target.clone(),
                             or_dash(e.workspace.as_ref()),
