@@ -41,6 +41,11 @@ pub fn describe_metrics() {
         Unit::Count,
         "Reported items added, changed or removed when a node's inventory was reconciled, by kind."
     );
+    describe_counter!(
+        "steward_node_audit_gaps_total",
+        Unit::Count,
+        "Audit batches from agents that started past the event after the last one merged from their node."
+    );
 
     // The event stream.
     describe_counter!(
@@ -172,28 +177,6 @@ pub fn describe_metrics() {
         "steward_heartbeat_transitions_total",
         Unit::Count,
         "Heartbeat state changes, by the state entered: up, late, failed."
-    );
-
-    // The fleet.
-    describe_gauge!(
-        "steward_nodes",
-        Unit::Count,
-        "Nodes of the fleet per status: pending, up, late, down."
-    );
-    describe_counter!(
-        "steward_node_status_changes_total",
-        Unit::Count,
-        "Node status changes, by the status entered."
-    );
-    describe_counter!(
-        "steward_node_inventory_changes_total",
-        Unit::Count,
-        "Items of nodes' inventories added, changed or removed by heartbeats, by kind."
-    );
-    describe_counter!(
-        "steward_node_audit_gaps_total",
-        Unit::Count,
-        "Audit batches from agents that started past the event after the last one merged from their node."
     );
 
     // The prober.
