@@ -34,10 +34,17 @@
 //! [--requests 50]` starts the release `steward` with that many services (one HTTP check each)
 //! and stored tasks, signs in to the dashboard and reports the overview, services and tasks
 //! pages' answer times (p50/p99/max) and weight with the stylesheet and script.
+//!
+//! `steward-bench fleet [--backend postgres|sqlite] [--agents 5000] [--seconds 60]
+//! [--interval 10] [--changing 0.05]` starts the release `steward` as a hub, enrolls N simulated
+//! agents through its API and heartbeats them every interval: the hub's CPU and RSS with idle
+//! inventory, then with a share changing each interval, the round trips p50/p99 the agents saw;
+//! then one real `steward agent`'s idle CPU and RSS.
 
 mod alerts;
 mod daemon;
 mod events;
+mod fleet;
 mod health;
 mod history;
 mod queue;
@@ -218,6 +225,36 @@ enum Command {
         /// Calls of each read measured.
         #[arg(long, default_value_t = 20)]
         calls: usize,
+    },
+    /// The fleet's hub under N simulated agents heartbeating every interval: its CPU and RSS
+    /// with idle inventory, then with a share of agents changing each interval, and the round
+    /// trips the agents saw; then one real `steward agent`'s idle CPU and RSS.
+    Fleet {
+        /// Which store the hub uses.
+        #[arg(long, value_enum, default_value = "postgres")]
+        backend: Backend,
+        /// Simulated agents.
+        #[arg(long, default_value_t = 5_000)]
+        agents: usize,
+        /// Seconds each window is measured (idle, changing, the real agent).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// Seconds between two heartbeats of an agent.
+        #[arg(long, default_value_t = 10)]
+        interval: u64,
+        /// The share of agents whose inventory changes each interval in the second window.
+        #[arg(long, default_value_t = 0.05)]
+        changing: f64,
+        /// HTTP clients the simulated agents share, round-robin.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// A new connection for every beat, as real agents at a 10 s interval make (the hub
+        /// closes idle connections after 5 s), instead of keep-alive.
+        #[arg(long)]
+        fresh_connections: bool,
+        /// Keep the hub's log in this file (default: a temporary file, removed).
+        #[arg(long)]
+        steward_log: Option<std::path::PathBuf>,
     },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
@@ -447,6 +484,41 @@ async fn main() -> anyhow::Result<()> {
             };
             let result = history::run(Arc::clone(&store), &bench).await;
             store.close().await;
+            result
+        }
+        Command::Fleet {
+            backend,
+            agents,
+            seconds,
+            interval,
+            changing,
+            clients,
+            fresh_connections,
+            steward_log,
+        } => {
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&changing),
+                "--changing: a share between 0 and 1, e.g. 0.05"
+            );
+            anyhow::ensure!(
+                (1..=3_600).contains(&interval),
+                "--interval: 1 to 3600 seconds, as the hub takes"
+            );
+            let db = daemon_database(backend).await?;
+            let bench = fleet::FleetBench {
+                backend: backend.name(),
+                database: db.as_ref().map(|db| db.url.clone()),
+                agents: agents.max(1),
+                seconds: seconds.max(1),
+                interval_s: interval,
+                changing,
+                clients: clients.max(1),
+                fresh_connections,
+                steward_log,
+            };
+            // The hub is stopped before the database is dropped.
+            let result = fleet::run(&bench).await;
+            drop(db);
             result
         }
         Command::HealthTargets { ports } => health::serve_targets(ports).await,
