@@ -14,7 +14,6 @@ mod lease;
 pub mod memory;
 mod metric_families;
 pub mod prober;
-mod process;
 pub mod queue;
 pub mod scheduler;
 pub mod stream;

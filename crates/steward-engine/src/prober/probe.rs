@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 
 use super::tls;
 use crate::control::RedactorSource;
-use crate::process::{Keep, Program};
+use steward_exec::process::{Keep, Program};
 
 /// Why a probe could not be made, as a bounded set (it labels a metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -580,7 +580,7 @@ mod tests {
     use steward_core::health::state::Thresholds;
 
     use super::*;
-    use crate::process::testing::ended;
+    use steward_exec::process::testing::ended;
 
     fn command_check(script: &str, timeout_ms: u64) -> CheckSpec {
         CheckSpec {

@@ -38,7 +38,7 @@ const INHERITED: [&str; 3] = ["PATH", "HOME", "LANG"];
 
 /// Which part of an output stream is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Keep {
+pub enum Keep {
     /// Its first bytes, up to this many (what a check's conditions read).
     Head(usize),
     /// Its last bytes, up to this many (the end explains a failure).
@@ -47,7 +47,7 @@ pub(crate) enum Keep {
 
 /// A program to run.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Program<'a> {
+pub struct Program<'a> {
     /// An absolute path, or a name looked up in `PATH`.
     pub command: &'a str,
     /// Its arguments.
@@ -62,7 +62,7 @@ pub(crate) struct Program<'a> {
 
 /// Why a program could not be run.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProgramError {
+pub enum ProgramError {
     /// It could not be started (not found, not executable, a bad working directory).
     #[error("cannot start `{command}`: {source}")]
     Start {
@@ -83,7 +83,7 @@ pub(crate) enum ProgramError {
 
 /// What a finished program left.
 #[derive(Debug)]
-pub(crate) struct Finished {
+pub struct Finished {
     /// How it ended.
     pub status: ExitStatus,
     /// What it wrote to standard output (the part kept).
@@ -94,7 +94,7 @@ pub(crate) struct Finished {
 
 /// The kept part of one output stream.
 #[derive(Debug)]
-pub(crate) struct Captured {
+pub struct Captured {
     keep: Keep,
     bytes: Vec<u8>,
     /// Some of the stream was left out.
@@ -267,8 +267,9 @@ impl Program<'_> {
 }
 
 /// For the tests of what starts programs: whether one started has ended.
-#[cfg(test)]
-pub(crate) mod testing {
+/// Helpers for tests here and in the crates that start programs through this module.
+#[cfg(any(test, feature = "testing"))]
+pub mod testing {
     #![allow(clippy::unwrap_used)]
 
     use std::path::Path;
@@ -277,7 +278,7 @@ pub(crate) mod testing {
     /// Whether the process whose pid `pid_file` holds ends within two seconds: a killed
     /// process closes its files a moment before it is reaped, or left a zombie for its new
     /// parent.
-    pub(crate) fn ended(pid_file: &Path) -> bool {
+    pub fn ended(pid_file: &Path) -> bool {
         let pid: i32 = std::fs::read_to_string(pid_file)
             .unwrap()
             .trim()

@@ -10,8 +10,8 @@ use regex::Regex;
 use steward_core::queue::ShellSpec;
 use steward_core::task::{MAX_TAIL_BYTES, Task, tail};
 
-use super::{Executor, Failure, Output, RunContext};
 use crate::process::{Keep, Program};
+use crate::{Executor, Failure, Output, RunContext};
 
 /// Runs a declared command.
 pub struct ShellExecutor {

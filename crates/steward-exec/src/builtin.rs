@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use steward_core::task::Task;
 
-use super::{Executor, Failure, Output, RunContext};
+use crate::{Executor, Failure, Output, RunContext};
 
 /// Does nothing and succeeds: for wiring checks and benchmarks.
 pub struct Noop;

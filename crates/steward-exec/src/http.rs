@@ -6,7 +6,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use steward_core::queue::{HttpSpec, HttpTarget};
 use steward_core::task::{MAX_OUTCOME_LEN, Task};
 
-use super::{Executor, Failure, Output, RunContext};
+use crate::{Executor, Failure, Output, RunContext};
 
 /// Calls a URL for each attempt.
 pub struct HttpExecutor {
