@@ -47,6 +47,7 @@ fn request_of(body: wire::NewTask, caller: &Caller) -> Result<EnqueueRequest, Ap
             caller: Some(caller.principal.name.clone()),
             ..TaskOrigin::default()
         },
+        node: body.node,
     })
 }
 
@@ -67,6 +68,9 @@ fn enqueue_error(e: EnqueueError) -> ApiError {
         }
         EnqueueError::Invalid { .. } => {
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_task", message)
+        }
+        EnqueueError::UnknownNode { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_node", message)
         }
         EnqueueError::Store(e) => ApiError::store(&e),
     }
@@ -303,6 +307,7 @@ pub(crate) async fn list_queues(
                 lease_ms: q.lease_ms,
                 max_payload_bytes: q.max_payload_bytes,
                 retention_ms: q.retention_ms,
+                node: q.node.clone(),
                 counts: if want_counts {
                     TaskStatus::ALL
                         .iter()
@@ -358,6 +363,7 @@ fn task_of(t: Task) -> wire::Task {
         created_at_ms: t.created_at_ms,
         finished_at: rfc3339_opt(t.finished_at_ms),
         finished_at_ms: t.finished_at_ms,
+        node: t.node.clone(),
     }
 }
 

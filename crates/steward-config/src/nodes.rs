@@ -96,6 +96,35 @@ pub(crate) fn read_fleet(cx: &mut Cx<'_>, root: &Fields<'_>) -> FleetSpec {
     fleet
 }
 
+/// Reads `key` as the node whose agent runs some work: a literal, valid node id, warned about
+/// when `[[nodes]]` declares others but not it (it may be added through the API). `None` when
+/// absent or refused (refusals are reported).
+pub(crate) fn work_node(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    key: &str,
+    nodes: &[NodeSpec],
+) -> Option<String> {
+    let id = t.literal_string(cx, key)?;
+    if let Err(e) = check_node_id(&id.value) {
+        cx.error(&id.span, format!("`{}`: {e}", t.field(key)));
+        return None;
+    }
+    if !nodes.is_empty() && !nodes.iter().any(|n| n.id == id.value) {
+        let known: Vec<&str> = nodes.iter().map(|n| n.id.as_str()).collect();
+        let hint = did_you_mean(&id.value, &known).unwrap_or_default();
+        cx.warning(
+            &id.span,
+            format!(
+                "`{}`: node `{}` is not declared in `[[nodes]]` (unless it is added with `steward nodes add`, no agent runs this work){hint}",
+                t.field(key),
+                id.value
+            ),
+        );
+    }
+    Some(id.value)
+}
+
 /// Warns at each service's `node` that names no declared node, once `[[nodes]]` declares
 /// any. Only a warning: nodes may also be added at run time, through the API.
 pub(crate) fn warn_undeclared_nodes(cx: &mut Cx<'_>, services: &[ServiceSite], nodes: &[NodeSpec]) {

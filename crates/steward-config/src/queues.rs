@@ -3,9 +3,11 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use steward_core::node::NodeSpec;
 use steward_core::queue::{BUILTIN_KINDS, QueueSpec, SYSTEM_QUEUE};
 use steward_core::task::{MAX_ATTEMPTS, RetryPolicy};
 
+use crate::nodes::work_node;
 use crate::readers::{first_declaration, name_field, unreserved};
 use crate::walk::{Cx, Fields, Span, did_you_mean, shown_ms};
 
@@ -21,6 +23,7 @@ const QUEUE_KEYS: &[&str] = &[
     "lease",
     "max_payload_bytes",
     "retention",
+    "node",
 ];
 const MAX_CONCURRENCY: i64 = 10_000;
 const MAX_RATE_LIMIT: i64 = 1_000_000;
@@ -31,10 +34,14 @@ const MIN_LEASE_MS: u64 = 1_000;
 /// Reads `[[queues]]`; `executors` are the names declared in `[[executors]]`. Also answers the
 /// names of the queues some of whose `kinds` were refused (so that schedules naming one of
 /// those kinds do not report a second, misleading problem).
+///
+/// A queue pinned to a node (`node = "vps-02"`) is worked by that node's agent with the
+/// executors its own `agent.toml` declares, so its kinds are names the hub cannot check.
 pub(crate) fn read_queues(
     cx: &mut Cx<'_>,
     root: &Fields<'_>,
     executors: &BTreeSet<String>,
+    nodes: &[NodeSpec],
 ) -> (Vec<QueueSpec>, HashSet<String>) {
     let known: Vec<&str> = BUILTIN_KINDS
         .into_iter()
@@ -48,7 +55,9 @@ pub(crate) fn read_queues(
         let name = name_field(cx, &t, "name");
         let name = unreserved(cx, &t, name, SYSTEM_QUEUE, "queue");
         let mut queue = QueueSpec::new(name.as_ref().map_or("", |n| n.value.as_str()), &[]);
-        let (kinds, all_kinds_read) = read_kinds(cx, &t, &known);
+        queue.node = work_node(cx, &t, "node", nodes);
+        let pinned = t.item("node").is_some();
+        let (kinds, all_kinds_read) = read_kinds(cx, &t, (!pinned).then_some(known.as_slice()));
         queue.kinds = kinds;
         if let Some(n) = t.positive_integer(cx, "concurrency", MAX_CONCURRENCY) {
             queue.concurrency = n.value;
@@ -90,9 +99,10 @@ pub(crate) fn read_queues(
     (queues, partial_kinds)
 }
 
-/// A queue's `kinds`: required, not empty, each a built-in or a declared executor. The flag is
-/// false when some written kind was refused.
-fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> (Vec<String>, bool) {
+/// A queue's `kinds`: required, not empty, each a built-in or a declared executor (`known`), or
+/// for a pinned queue (`known` is `None`) each a valid name. The flag is false when some
+/// written kind was refused.
+fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: Option<&[&str]>) -> (Vec<String>, bool) {
     let Some(item) = t.item("kinds") else {
         cx.error(
             &t.span,
@@ -120,7 +130,13 @@ fn read_kinds(cx: &mut Cx<'_>, t: &Fields<'_>, known: &[&str]) -> (Vec<String>, 
     let mut all_read = item.as_array().is_some_and(|a| a.len() == written.len());
     for (j, kind) in written.into_iter().enumerate() {
         let path = format!("{}[{j}]", t.field("kinds"));
-        if !known.contains(&kind.value.as_str()) {
+        if known.is_none() && !steward_core::registry::is_valid_name(&kind.value) {
+            cx.error(
+                &kind.span,
+                format!("`{path}`: `{}` is not a valid kind name", kind.value),
+            );
+            all_read = false;
+        } else if let Some(known) = known.filter(|k| !k.contains(&kind.value.as_str())) {
             let hint = did_you_mean(&kind.value, known)
                 .unwrap_or_else(|| format!("; known kinds: {}", known.join(", ")));
             cx.error(

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Number, Value as Json};
+use steward_core::node::NodeSpec;
 use steward_core::queue::QueueSpec;
 use steward_core::schedule::timing::parse_instant;
 use steward_core::schedule::{
@@ -13,6 +14,7 @@ use steward_core::schedule::{
 use steward_core::task::{MAX_ATTEMPTS, MAX_PRIORITY};
 use toml_edit::{Item, TableLike, Value};
 
+use crate::nodes::work_node;
 use crate::readers::{first_declaration, literal, name_field, unreserved};
 use crate::registry::{Workspaces, workspace_ref};
 use crate::walk::{Cx, Fields, Span, Spanned, did_you_mean, shown_ms};
@@ -37,6 +39,7 @@ const SCHEDULE_KEYS: &[&str] = &[
     "jitter",
     "enabled",
     "expect_success_within",
+    "node",
 ];
 const HEARTBEAT_KEYS: &[&str] = &["name", "workspace", "description", "period", "grace"];
 const SCHEDULER_KEYS: &[&str] = &["lease", "grace"];
@@ -144,6 +147,7 @@ pub(crate) fn read_schedules(
     workspaces: &Workspaces,
     queues: &[QueueSpec],
     partial_kinds: &HashSet<String>,
+    nodes: &[NodeSpec],
 ) -> Vec<ScheduleSpec> {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut schedules = Vec::new();
@@ -158,7 +162,7 @@ pub(crate) fn read_schedules(
         let owner = t.string(cx, "owner").map(Spanned::kept);
         let timing = read_timing(cx, &t);
         let zone = read_zone(cx, &t);
-        let task = read_task(cx, &t, queues, partial_kinds);
+        let task = read_task(cx, &t, queues, partial_kinds, nodes);
         let overlap = t
             .choice(cx, "overlap", &OVERLAP_CHOICES)
             .map_or_else(OverlapPolicy::default, |o| o.value);
@@ -288,12 +292,14 @@ pub(crate) fn read_zone(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Zone> {
     }
 }
 
-/// The task each fire enqueues: a declared queue, a kind it allows, and the task's fields.
+/// The task each fire enqueues: a declared queue, a kind it allows, the task's fields, and the
+/// node whose agent runs it (its own `node`, else its queue's; never another than the queue's).
 fn read_task(
     cx: &mut Cx<'_>,
     t: &Fields<'_>,
     queues: &[QueueSpec],
     partial_kinds: &HashSet<String>,
+    nodes: &[NodeSpec],
 ) -> Option<TaskTemplate> {
     let queue = t
         .required_string(cx, "queue")
@@ -322,12 +328,33 @@ fn read_task(
     if max_attempts.is_none() && t.item("max_attempts").is_some() {
         return None;
     }
+    let node = work_node(cx, t, "node", nodes);
+    if t.item("node").is_some() && node.is_none() {
+        return None;
+    }
+    let node = match (node, queue.and_then(|q| q.node.as_ref())) {
+        (Some(own), Some(pinned)) if own != *pinned => {
+            if let Some(item) = t.item("node") {
+                cx.error(
+                    &item.span(),
+                    format!(
+                        "`{}`: queue `{}` is pinned to node `{pinned}`; its tasks cannot run on `{own}`",
+                        t.field("node"),
+                        queue.map_or("", |q| q.name.as_str())
+                    ),
+                );
+            }
+            return None;
+        }
+        (own, pinned) => own.or_else(|| pinned.cloned()),
+    };
     Some(TaskTemplate {
         queue: queue?.name.clone(),
         kind: kind?,
         payload: payload?,
         priority: priority?,
         max_attempts,
+        node,
     })
 }
 

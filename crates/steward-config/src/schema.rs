@@ -85,8 +85,8 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     warn_undeclared_nodes(cx, &sites, &nodes);
     let fleet = read_fleet(cx, &root);
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
-    let (queues, partial_kinds) = read_queues(cx, &root, &executor_names);
-    let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds);
+    let (queues, partial_kinds) = read_queues(cx, &root, &executor_names, &nodes);
+    let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds, &nodes);
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
     let checks = read_checks(cx, &root, &sites, check_service_urls);
     let declared = Declared {

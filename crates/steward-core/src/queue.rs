@@ -48,6 +48,8 @@ pub struct QueueSpec {
     pub max_payload_bytes: usize,
     /// How long finished tasks (and their runs) are kept; `None` keeps them.
     pub retention_ms: Option<u64>,
+    /// The node whose agent runs this queue's tasks; no instance's workers claim them.
+    pub node: Option<String>,
 }
 
 impl QueueSpec {
@@ -74,6 +76,7 @@ impl QueueSpec {
             lease_ms: Self::DEFAULT_LEASE_MS,
             max_payload_bytes: Self::DEFAULT_MAX_PAYLOAD_BYTES,
             retention_ms: Some(Self::DEFAULT_RETENTION_MS),
+            node: None,
         }
     }
 

@@ -130,6 +130,8 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     /// Where it came from.
     pub origin: TaskOrigin,
+    /// The node whose agent must run it; `None` lets any instance's workers run it.
+    pub node: Option<String>,
 }
 
 /// A stored task.
@@ -175,6 +177,8 @@ pub struct Task {
     pub created_at_ms: i64,
     /// When it finished, if it has.
     pub finished_at_ms: Option<i64>,
+    /// The node whose agent must run it.
+    pub node: Option<String>,
 }
 
 /// One attempt at a task, kept after it ends.
@@ -304,6 +308,9 @@ pub enum TaskError {
     /// An origin field is not a valid name.
     #[error("`origin.{0}`: not a valid name")]
     Origin(&'static str),
+    /// The node is not a valid node id.
+    #[error("`node`: {0}")]
+    Node(crate::node::NodeIdError),
 }
 
 impl NewTask {
@@ -341,6 +348,9 @@ impl NewTask {
             if value.as_deref().is_some_and(|v| !is_valid_name(v)) {
                 return Err(TaskError::Origin(field));
             }
+        }
+        if let Some(node) = &self.node {
+            crate::node::check_node_id(node).map_err(TaskError::Node)?;
         }
         Ok(())
     }
@@ -481,6 +491,7 @@ mod tests {
             max_attempts: 3,
             idempotency_key: None,
             origin: TaskOrigin::default(),
+            node: None,
         }
     }
 

@@ -207,6 +207,7 @@ async fn run_env_task(control: &Arc<ControlPlane>, shutdown: &CancellationToken)
         max_attempts: None,
         idempotency_key: None,
         origin: TaskOrigin::default(),
+        node: None,
     };
     let enqueued = control
         .enqueue(vec![request], &Actor::system("test"))

@@ -167,6 +167,7 @@ mod tests {
             origin: TaskOrigin::default(),
             created_at_ms: 0,
             finished_at_ms: None,
+            node: None,
         }
     }
 

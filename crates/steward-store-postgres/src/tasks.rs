@@ -124,7 +124,8 @@ macro_rules! task_columns {
     () => {
         "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
          result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
-         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms"
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms, \
+         node"
     };
 }
 
@@ -150,11 +151,11 @@ pub(crate) async fn enqueue(
     let run_at: Vec<i64> = tasks.iter().map(|t| t.run_at_ms).collect();
     let mut inserted: Vec<(i64, Option<String>)> = sqlx::query_as(
         "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
-         idempotency_key, workspace, schedule, alert, caller, created_at_ms) \
-         SELECT q, k, p::jsonb, pr, 'queued', ma, ra, ik, ws, sc, al, ca, $12 \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, node) \
+         SELECT q, k, p::jsonb, pr, 'queued', ma, ra, ik, ws, sc, al, ca, $12, nd \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY \
-         AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, ord) ORDER BY ord \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::text[]) \
+         WITH ORDINALITY AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, nd, ord) ORDER BY ord \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id, idempotency_key",
     )
@@ -170,6 +171,7 @@ pub(crate) async fn enqueue(
     .bind(column(|t| t.origin.alert.clone()))
     .bind(column(|t| t.origin.caller.clone()))
     .bind(now_ms())
+    .bind(column(|t| Some(t.node.clone().unwrap_or_default())))
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -253,7 +255,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, Sto
     let rows = sqlx::query(concat!(
         "UPDATE tasks t SET status = 'running', attempt = t.attempt + 1, fence = t.fence + 1, \
          lease_owner = $1, lease_expires_at_ms = $2, started_at_ms = $3 \
-         WHERE t.id = ANY(ARRAY(SELECT id FROM tasks WHERE queue = $4 \
+         WHERE t.id = ANY(ARRAY(SELECT id FROM tasks WHERE queue = $4 AND node = $6 \
          AND status IN ('queued', 'failed') AND run_at_ms <= $3 \
          ORDER BY priority DESC, run_at_ms, id LIMIT $5 FOR UPDATE SKIP LOCKED)) RETURNING ",
         task_columns!()
@@ -263,6 +265,7 @@ pub(crate) async fn claim(pool: &PgPool, claim: &Claim) -> Result<Vec<Task>, Sto
     .bind(now)
     .bind(&claim.queue)
     .bind(i64::from(claim.limit.min(MAX_CLAIM)))
+    .bind(claim.node.as_deref().unwrap_or_default())
     .fetch_all(pool)
     .await
     .map_err(db_err)?;
@@ -357,11 +360,12 @@ pub(crate) async fn complete(
 
 /// Takes back expired leases (ones another reaper holds are skipped) and records their runs.
 pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reaped>, StoreError> {
-    let rows: Vec<(i64, String, String, String, String, i32)> = sqlx::query_as(
+    let rows: Vec<(i64, String, String, String, String, i32)> = sqlx::query_as(concat!(
         "WITH expired AS (SELECT id AS e_id, coalesce(lease_owner, '') AS e_owner, \
          coalesce(started_at_ms, $1) AS e_started FROM tasks \
-         WHERE status = 'running' AND lease_expires_at_ms < $1 \
-         ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE SKIP LOCKED), \
+         WHERE status = 'running' AND lease_expires_at_ms < $1 AND ",
+        steward_store::reapable!(),
+        " ORDER BY lease_expires_at_ms LIMIT $2 FOR UPDATE OF tasks SKIP LOCKED), \
          upd AS (UPDATE tasks t SET \
          status = CASE WHEN t.cancel_requested THEN 'cancelled' \
                        WHEN t.attempt >= t.max_attempts THEN 'dead' ELSE 'queued' END, \
@@ -376,7 +380,7 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
          status, error) SELECT id, attempt, e_owner, e_started, $1, 'lease_expired', error \
          FROM upd) \
          SELECT id, queue, status, e_owner, kind, attempt FROM upd",
-    )
+    ))
     .bind(now)
     .bind(i64::from(limit))
     .fetch_all(pool)

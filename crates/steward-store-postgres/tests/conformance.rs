@@ -132,6 +132,7 @@ async fn a_value_holding_a_nul_is_unstorable_not_an_outage() {
         max_attempts: 1,
         idempotency_key: key.map(str::to_owned),
         origin: TaskOrigin::default(),
+        node: None,
     };
     for refused in [
         task(r#"{"msg":"a\u0000b"}"#, None),

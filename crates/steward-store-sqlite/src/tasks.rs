@@ -146,7 +146,8 @@ macro_rules! task_columns {
     () => {
         "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
          result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
-         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms"
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms, \
+         node"
     };
 }
 
@@ -172,6 +173,7 @@ pub(crate) async fn enqueue(
                 t.origin.schedule,
                 t.origin.alert,
                 t.origin.caller,
+                t.node.as_deref().unwrap_or_default(),
             ])
         })
         .collect();
@@ -186,9 +188,9 @@ pub(crate) async fn enqueue(
     // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
     sqlx::query(
         "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
-         idempotency_key, workspace, schedule, alert, caller, created_at_ms) \
+         idempotency_key, workspace, schedule, alert, caller, node, created_at_ms) \
          SELECT value->>0, value->>1, value->>2, value->>3, 'queued', value->>4, value->>5, \
-         value->>6, value->>7, value->>8, value->>9, value->>10, ? \
+         value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, ? \
          FROM json_each(?) WHERE true ORDER BY key \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
@@ -293,14 +295,16 @@ pub(crate) async fn claim(pool: &SqlitePool, claim: &Claim) -> Result<Vec<Task>,
     let rows = sqlx::query(concat!(
         "UPDATE tasks SET status = 'running', attempt = attempt + 1, fence = fence + 1, \
          lease_owner = ?, lease_expires_at_ms = ?, started_at_ms = ? \
-         WHERE id IN (SELECT id FROM tasks WHERE queue = ? AND status IN ('queued', 'failed') \
-         AND run_at_ms <= ? ORDER BY priority DESC, run_at_ms, id LIMIT ?) RETURNING ",
+         WHERE id IN (SELECT id FROM tasks WHERE queue = ? AND node = ? \
+         AND status IN ('queued', 'failed') AND run_at_ms <= ? \
+         ORDER BY priority DESC, run_at_ms, id LIMIT ?) RETURNING ",
         task_columns!()
     ))
     .bind(&claim.worker)
     .bind(expires)
     .bind(now)
     .bind(&claim.queue)
+    .bind(claim.node.as_deref().unwrap_or_default())
     .bind(now)
     .bind(i64::from(claim.limit.min(MAX_CLAIM)))
     .fetch_all(pool)
@@ -402,11 +406,12 @@ pub(crate) async fn reap(
     limit: u32,
 ) -> Result<Vec<Reaped>, StoreError> {
     // Read the owners first: RETURNING shows the row after the update, lease cleared.
-    let expired: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+    let expired: Vec<(i64, String, i64, i64)> = sqlx::query_as(concat!(
         "SELECT id, coalesce(lease_owner, ''), attempt, coalesce(started_at_ms, ?) FROM tasks \
-         WHERE status = 'running' AND lease_expires_at_ms < ? \
-         ORDER BY lease_expires_at_ms LIMIT ?",
-    )
+             WHERE status = 'running' AND lease_expires_at_ms < ? AND ",
+        steward_store::reapable!(),
+        " ORDER BY lease_expires_at_ms LIMIT ?"
+    ))
     .bind(now)
     .bind(now)
     .bind(i64::from(limit))
@@ -680,6 +685,7 @@ mod tests {
             max_attempts: 3,
             idempotency_key: None,
             origin: TaskOrigin::default(),
+            node: None,
         };
         store
             .enqueue_tasks(&[task], &Actor::system("t"))
@@ -690,6 +696,7 @@ mod tests {
             worker: "old".into(),
             limit: 1,
             lease_ms: 600_000,
+            node: None,
         };
         let claimed = store.claim_tasks(&claim).await.unwrap();
         assert_eq!(claimed.len(), 1);
@@ -722,6 +729,7 @@ mod tests {
             max_attempts: 3,
             idempotency_key: None,
             origin: TaskOrigin::default(),
+            node: None,
         };
         let id = store
             .enqueue_tasks(&[task], &Actor::system("t"))

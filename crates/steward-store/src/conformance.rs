@@ -95,6 +95,7 @@ macro_rules! conformance_suite {
             completions_holding_nul_are_stored_with_it_made_visible,
             failed_attempts_retry_then_die,
             expired_leases_are_reaped,
+            pinned_tasks_are_claimed_by_their_node_and_kept_while_it_is_silent,
             cancellation,
             purge_removes_only_old_finished_tasks,
             task_counts_follow_every_change,
@@ -189,6 +190,7 @@ pub fn new_task(queue: &str, kind: &str) -> NewTask {
         max_attempts: 3,
         idempotency_key: None,
         origin: TaskOrigin::default(),
+        node: None,
     }
 }
 

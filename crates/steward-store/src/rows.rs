@@ -113,6 +113,7 @@ pub struct TaskRow {
     caller: Option<String>,
     created_at_ms: i64,
     finished_at_ms: Option<i64>,
+    node: String,
 }
 
 impl TryFrom<TaskRow> for Task {
@@ -148,6 +149,7 @@ impl TryFrom<TaskRow> for Task {
             },
             created_at_ms: row.created_at_ms,
             finished_at_ms: row.finished_at_ms,
+            node: Some(row.node).filter(|n| !n.is_empty()),
         })
     }
 }

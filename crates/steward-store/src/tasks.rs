@@ -34,6 +34,22 @@ pub struct Claim {
     pub limit: u32,
     /// How long the leases last without a heartbeat.
     pub lease_ms: u64,
+    /// Only tasks pinned to this node (an agent's claim); `None` takes only unpinned ones.
+    pub node: Option<String>,
+}
+
+/// The condition (on `tasks`, the same text on both backends) an expired lease must meet to be
+/// taken back. A task pinned to a node can run only there, so taking it back gains nothing while
+/// the hub has not heard from that node since the lease ran out: the agent may be cut off from
+/// the hub and still running it, and its completion is then accepted when it is delivered. Once
+/// the node has been heard from after the expiry without extending the lease (its agent
+/// restarted and lost the attempt), or the node is gone, the lease is taken back as any other.
+#[macro_export]
+macro_rules! reapable {
+    () => {
+        "(tasks.node = '' OR NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = tasks.node \
+         AND coalesce(n.last_seen_ms, 0) <= tasks.lease_expires_at_ms))"
+    };
 }
 
 /// What a heartbeat learnt about one lease.
@@ -505,6 +521,7 @@ mod tests {
             max_attempts: 1,
             idempotency_key: key.map(Into::into),
             origin: TaskOrigin::default(),
+            node: None,
         }
     }
 

@@ -35,6 +35,9 @@ pub struct NewTask {
     /// The workspace the work is for (a scoped key's own, whatever is asked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<String>,
+    /// The node whose agent must run it (default: its queue's, when the queue is pinned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Up to 10,000 tasks enqueued in one transaction: `{"tasks": [...]}`.
@@ -137,6 +140,9 @@ pub struct Task {
     /// The same, in milliseconds since the Unix epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at_ms: Option<i64>,
+    /// The node whose agent runs it; absent when any instance may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One finished attempt at a task.
@@ -292,6 +298,9 @@ pub struct Queue {
     pub max_payload_bytes: usize,
     /// How long finished tasks are kept; absent keeps them.
     pub retention_ms: Option<u64>,
+    /// The node whose agent works it; absent when every instance's workers do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Its tasks per status, every status named.
     pub counts: BTreeMap<String, i64>,
     /// Its tasks that finished within the last [`RECENT_WINDOW_MS`], per final status

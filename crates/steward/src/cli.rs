@@ -460,6 +460,9 @@ pub enum TasksCommand {
         /// The workspace the work is for.
         #[arg(long)]
         workspace: Option<String>,
+        /// The node whose agent must run it (default: the queue's, if it is pinned).
+        #[arg(long)]
+        node: Option<String>,
         /// A JSON Lines file, one task object per line (`{"queue": …, "kind": …, …}`).
         #[arg(long, value_name = "FILE", conflicts_with_all = ["queue", "kind", "payload"])]
         file: Option<PathBuf>,

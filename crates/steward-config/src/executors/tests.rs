@@ -73,6 +73,7 @@ fn a_full_example_parses_into_queues_and_executors() {
         lease_ms: 10_000,
         max_payload_bytes: 4096,
         retention_ms: None,
+        node: None,
     };
     assert_eq!(
         config.queues,

@@ -180,3 +180,52 @@ fn a_kind_listed_twice_is_a_warning() {
             .contains("`queues[0].kinds[1]`: kind `noop` is listed twice")
     );
 }
+
+#[test]
+fn a_pinned_queue_takes_the_agents_kinds_and_schedules_follow_it() {
+    let text = r#"
+[[nodes]]
+id = "vps-02"
+hostname = "vps-02.internal"
+
+[[queues]]
+name = "remote"
+node = "vps-02"
+kinds = ["backup", "rotate-logs"]
+
+[[schedules]]
+name = "nightly"
+every = "1h"
+queue = "remote"
+kind = "backup"
+"#;
+    let config = parse(text);
+    let queue = &config.queues[0];
+    assert_eq!(queue.node.as_deref(), Some("vps-02"));
+    assert_eq!(queue.kinds, ["backup", "rotate-logs"], "not hub executors");
+    assert_eq!(
+        config.schedules[0].task.node.as_deref(),
+        Some("vps-02"),
+        "a schedule on a pinned queue fires onto its node"
+    );
+
+    let elsewhere = format!("{text}node = \"vps-03\"\n");
+    assert!(
+        errors(&elsewhere).contains(
+            "`schedules[0].node`: queue `remote` is pinned to node `vps-02`; its tasks cannot run on `vps-03`"
+        ),
+        "{}",
+        errors(&elsewhere)
+    );
+    let bad_id = text.replace("node = \"vps-02\"\nkinds", "node = \"-x\"\nkinds");
+    assert!(errors(&bad_id).contains("`queues[0].node`: a node id is letters"));
+    let bad_kind = text.replace("\"rotate-logs\"", "\"rotate logs\"");
+    assert!(
+        errors(&bad_kind).contains("`queues[0].kinds[1]`: `rotate logs` is not a valid kind name")
+    );
+    let unpinned = "[[queues]]\nname = \"q\"\nkinds = [\"backup\"]\n";
+    assert!(
+        errors(unpinned).contains("unknown kind `backup`"),
+        "an unpinned queue's kinds are still the hub's executors"
+    );
+}

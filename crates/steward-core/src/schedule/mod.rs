@@ -33,6 +33,7 @@ pub fn retention_schedule() -> ScheduleSpec {
             payload: serde_json::Value::Object(serde_json::Map::new()),
             priority: 0,
             max_attempts: Some(1),
+            node: None,
         },
         overlap: OverlapPolicy::Forbid,
         missed: MissedPolicy::Skip,
@@ -85,6 +86,8 @@ pub struct TaskTemplate {
     pub priority: i32,
     /// Attempts, if not the queue's.
     pub max_attempts: Option<u32>,
+    /// The node whose agent runs each fire's task (its own, else its queue's).
+    pub node: Option<String>,
 }
 
 /// What a fire does while an earlier fire's task is still queued or running.

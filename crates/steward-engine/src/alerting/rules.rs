@@ -666,6 +666,7 @@ mod tests {
                 max_attempts: 1,
                 idempotency_key: None,
                 origin: TaskOrigin::default(),
+                node: None,
             })
             .collect();
         store

@@ -39,6 +39,8 @@ pub struct EnqueueRequest {
     pub idempotency_key: Option<String>,
     /// Where it comes from.
     pub origin: TaskOrigin,
+    /// The node whose agent must run it (default: its queue's, if the queue is pinned).
+    pub node: Option<String>,
 }
 
 /// Why an enqueue was refused; nothing of the call was stored.
@@ -90,6 +92,14 @@ pub enum EnqueueError {
         /// What and why.
         reason: String,
     },
+    /// The task names a node the hub does not know.
+    #[error("task {index}: `node`: no node `{node}` (add it with `steward nodes add`)")]
+    UnknownNode {
+        /// Position in the call.
+        index: usize,
+        /// The node named.
+        node: String,
+    },
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -124,9 +134,43 @@ pub async fn enqueue(
         .enumerate()
         .map(|(index, request)| checked(index, request, &by_name, executors, registry, now, actor))
         .collect::<Result<Vec<_>, _>>()?;
+    check_nodes_known(store, &tasks).await?;
     let answers = store.enqueue_tasks(&tasks, actor).await?;
     record_enqueue(bus, &tasks, &answers);
     Ok(answers)
+}
+
+/// Refuses a call naming a node the store does not hold: nothing else could ever run its task.
+async fn check_nodes_known(store: &dyn Store, tasks: &[NewTask]) -> Result<(), EnqueueError> {
+    let mut checked: Vec<&str> = Vec::new();
+    for (index, task) in tasks.iter().enumerate() {
+        let Some(node) = task.node.as_deref() else {
+            continue;
+        };
+        if checked.contains(&node) {
+            continue;
+        }
+        if store.node(node).await?.is_none() {
+            return Err(EnqueueError::UnknownNode {
+                index,
+                node: node.to_string(),
+            });
+        }
+        checked.push(node);
+    }
+    Ok(())
+}
+
+/// The node a request's task runs on: its own, else its queue's; never another than a pinned
+/// queue's.
+fn node_of(request_node: Option<String>, queue: &QueueSpec) -> Result<Option<String>, String> {
+    match (request_node, &queue.node) {
+        (Some(own), Some(pinned)) if own != *pinned => Err(format!(
+            "`node`: queue `{}` is pinned to node `{pinned}`; its tasks cannot run on `{own}`",
+            queue.name
+        )),
+        (own, pinned) => Ok(own.or_else(|| pinned.clone())),
+    }
 }
 
 fn checked(
@@ -155,15 +199,21 @@ fn checked(
             index,
             queue: request.queue.clone(),
         })?;
-    let executor = executors
-        .get(&request.kind)
-        .filter(|_| queue.allows(&request.kind))
-        .ok_or_else(|| EnqueueError::KindNotAllowed {
+    let node = node_of(request.node, queue).map_err(invalid)?;
+    // A node's agent runs the task with the executor its own config declares under that kind,
+    // and checks the payload itself; the hub checks only that the queue takes the kind.
+    let executor = match node {
+        Some(_) => None,
+        None => executors.get(&request.kind),
+    };
+    if !queue.allows(&request.kind) || (node.is_none() && executor.is_none()) {
+        return Err(EnqueueError::KindNotAllowed {
             index,
             queue: queue.name.clone(),
             kind: request.kind.clone(),
             allowed: queue.kinds.join(", "),
-        })?;
+        });
+    }
     let payload = request
         .payload
         .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
@@ -176,7 +226,9 @@ fn checked(
             limit: queue.max_payload_bytes,
         });
     }
-    executor.validate(&payload).map_err(invalid)?;
+    if let Some(executor) = executor {
+        executor.validate(&payload).map_err(invalid)?;
+    }
     let refused = |error: TaskError| invalid(error.to_string());
     let run_at_ms = run_at_from(request.run_at_ms, request.delay_ms, now).map_err(refused)?;
     let priority = priority_from(request.priority.unwrap_or(0)).map_err(refused)?;
@@ -195,6 +247,7 @@ fn checked(
         max_attempts,
         idempotency_key: request.idempotency_key,
         origin,
+        node,
     };
     task.validate(now).map_err(|e| invalid(e.to_string()))?;
     if let Some(prefix) = task.idempotency_key.as_deref().and_then(|key| {
@@ -280,6 +333,7 @@ mod tests {
             max_attempts,
             idempotency_key: None,
             origin: TaskOrigin::default(),
+            node: None,
         }
     }
 

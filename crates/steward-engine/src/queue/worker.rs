@@ -212,6 +212,7 @@ async fn claim_loop(
             worker: shared.options.worker.clone(),
             limit,
             lease_ms: shared.spec.lease_ms,
+            node: None,
         };
         let claimed = match shared.store.claim_tasks(&claim).await {
             Ok(claimed) => {

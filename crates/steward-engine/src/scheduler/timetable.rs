@@ -208,6 +208,7 @@ pub(crate) fn fire_of(
                 alert: None,
                 caller: Some("scheduler".into()),
             },
+            node: spec.task.node.clone(),
         },
     }
 }

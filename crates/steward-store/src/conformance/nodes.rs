@@ -338,3 +338,117 @@ pub async fn inventory_kinds_reconcile_apart(store: &Arc<dyn Store>) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+/// Tasks pinned to a node are claimed only by that node's claims, never by an instance's; an
+/// expired lease of a pinned task is kept while the node has not been heard from since it ran
+/// out (its agent may be cut off and still running it) and taken back once the node beats
+/// without having extended it, or once the node is gone.
+pub async fn pinned_tasks_are_claimed_by_their_node_and_kept_while_it_is_silent(
+    store: &Arc<dyn Store>,
+) {
+    use crate::Claim;
+    use steward_core::task::TaskStatus;
+
+    let admin = actor();
+    store.add_node(&spec("vps-01"), &admin).await.unwrap();
+    store.add_node(&spec("vps-02"), &admin).await.unwrap();
+    let mut local = super::new_task("pinned", "noop");
+    local.idempotency_key = Some("pinned-local".into());
+    let mut one = super::new_task("pinned", "backup");
+    one.node = Some("vps-01".into());
+    let mut two = super::new_task("pinned", "backup");
+    two.node = Some("vps-02".into());
+    let ids: Vec<i64> = store
+        .enqueue_tasks(&[local, one, two], &admin)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let stored = store.task(ids[1]).await.unwrap().unwrap();
+    assert_eq!(stored.node.as_deref(), Some("vps-01"), "the node is kept");
+    assert_eq!(store.task(ids[0]).await.unwrap().unwrap().node, None);
+
+    let claim = |node: Option<&str>, worker: &str, lease_ms: u64| Claim {
+        queue: "pinned".into(),
+        worker: worker.into(),
+        limit: 10,
+        lease_ms,
+        node: node.map(str::to_owned),
+    };
+    let by_instance = store
+        .claim_tasks(&claim(None, "hub", 60_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_instance.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [ids[0]],
+        "an instance's claim takes only the unpinned task"
+    );
+    let by_one = store
+        .claim_tasks(&claim(Some("vps-01"), "node:vps-01", 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        by_one.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [ids[1]],
+        "a node's claim takes only its own task"
+    );
+    let lease_expiry = by_one[0].lease_expires_at_ms.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    // Silent since before the lease ran out: the lease is kept and a late completion counts.
+    let reaped = store
+        .reap_expired_leases(crate::now_ms(), 100)
+        .await
+        .unwrap();
+    assert!(
+        reaped.is_empty(),
+        "a silent node's lease is kept: {reaped:?}"
+    );
+    // Heard from after the expiry without extending it: the attempt was lost, take it back.
+    store
+        .record_node_beats(&[crate::NodeBeat {
+            node: "vps-01".into(),
+            at_ms: lease_expiry + 5,
+            interval_ms: 10_000,
+            usage: serde_json::json!({}),
+        }])
+        .await
+        .unwrap();
+    let reaped = store
+        .reap_expired_leases(crate::now_ms(), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        reaped
+            .iter()
+            .map(|r| (r.task_id, r.status))
+            .collect::<Vec<_>>(),
+        [(ids[1], TaskStatus::Queued)],
+        "the node beat after the expiry: its lease is taken back"
+    );
+    let again = store
+        .claim_tasks(&claim(Some("vps-01"), "node:vps-01", 1))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "queued again for the same node");
+    assert!(again[0].fence > by_one[0].fence, "with a new fence");
+
+    // A removed node's expired leases are taken back too.
+    let by_two = store
+        .claim_tasks(&claim(Some("vps-02"), "node:vps-02", 1))
+        .await
+        .unwrap();
+    assert_eq!(by_two.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    store.remove_node("vps-02", &admin).await.unwrap();
+    let reaped = store
+        .reap_expired_leases(crate::now_ms(), 100)
+        .await
+        .unwrap();
+    assert!(
+        reaped.iter().any(|r| r.task_id == ids[2]),
+        "a removed node's lease is taken back: {reaped:?}"
+    );
+}

@@ -39,6 +39,7 @@ fn fire(schedule: &str, slot_ms: i64, trigger: FireTrigger) -> Fire {
                 schedule: Some(schedule.into()),
                 ..TaskOrigin::default()
             },
+            node: None,
         },
     }
 }

@@ -43,6 +43,7 @@ pub(super) async fn claim(
             worker: worker.into(),
             limit,
             lease_ms,
+            node: None,
         })
         .await
         .expect("claim")

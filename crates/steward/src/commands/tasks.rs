@@ -30,6 +30,7 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                 max_attempts,
                 idempotency_key,
                 workspace,
+                node,
                 file,
                 client,
             } => {
@@ -49,6 +50,7 @@ pub fn run(command: TasksCommand) -> anyhow::Result<ExitCode> {
                     max_attempts,
                     idempotency_key,
                     workspace,
+                    node,
                     ..NewTask::default()
                 };
                 let answer: EnqueueAnswer = api.post(&paths::TASKS.with(&[]), &task).await?;

@@ -319,7 +319,8 @@ async fn start_event_stream(
     Ok(hub)
 }
 
-/// Starts one worker per declared queue, the queue upkeep (reaper, retention, depth), the
+/// Starts one worker per declared queue not pinned to a node (a node's agent works those), the
+/// queue upkeep (reaper, retention, depth), the
 /// scheduler, the prober and the alert manager.
 fn start_work(
     control: &Arc<ControlPlane>,
@@ -337,6 +338,7 @@ fn start_work(
     let instance = worker_name();
     let mut handles: Vec<_> = queues
         .iter()
+        .filter(|spec| spec.node.is_none())
         .map(|spec| {
             let mut options = worker::WorkerOptions::new(format!("{instance}/{}", spec.name));
             options.redactor = redactor_source(control);

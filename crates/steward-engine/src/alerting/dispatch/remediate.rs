@@ -147,6 +147,7 @@ fn task(
             alert: Some(fp.to_string()),
             caller: Some(COMPONENT.to_owned()),
         },
+        node: None,
     }
 }
 
