@@ -28,6 +28,7 @@ mod schedules;
 mod serve;
 mod system;
 mod tasks;
+mod work;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,7 +23,7 @@ use steward_wire::schedules as schedules_wire;
 use steward_wire::tasks as tasks_wire;
 use steward_wire::{
     audit as audit_wire, keys as keys_wire, nodes as nodes_wire, registry as registry_wire,
-    system as system_wire,
+    system as system_wire, work as work_wire,
 };
 use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
@@ -472,6 +472,33 @@ pub fn table() -> Vec<RouteSpec> {
         .body(typed::<nodes_wire::Heartbeat>())
         .answers(Answer::Json(typed::<nodes_wire::HeartbeatAnswer>()))
         .refuses(&[404]),
+        batch_spec(
+            Method::POST,
+            paths::NODE_TASKS_CLAIM.template(),
+            Node("id"),
+            "Claim the tasks pinned to a node, waiting up to 20 s for one",
+            || post(crate::work::claim),
+        )
+        .body(typed::<work_wire::ClaimRequest>())
+        .answers(Answer::Json(typed::<work_wire::Claimed>())),
+        batch_spec(
+            Method::POST,
+            paths::NODE_TASKS_LEASES.template(),
+            Node("id"),
+            "Renew the leases of a node's running attempts",
+            || post(crate::work::renew),
+        )
+        .body(typed::<work_wire::LeaseRenewal>())
+        .answers(Answer::Json(typed::<work_wire::LeaseStatuses>())),
+        batch_spec(
+            Method::POST,
+            paths::NODE_TASKS_COMPLETE.template(),
+            Node("id"),
+            "Report a node's attempts' results, each accepted while its lease holds",
+            || post(crate::work::complete),
+        )
+        .body(typed::<work_wire::ResultBatch>())
+        .answers(Answer::Json(typed::<work_wire::ResultsTaken>())),
         batch_spec(
             Method::POST,
             paths::NODE_AUDIT.template(),

@@ -91,7 +91,14 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
         ("GET", "/api/v1/nodes" | "/api/v1/nodes/{id}") => keyed(any_key),
         ("POST", "/api/v1/nodes" | "/api/v1/nodes/{id}/tokens")
         | ("DELETE", "/api/v1/nodes/{id}") => keyed(admin_unscoped),
-        ("POST", "/api/v1/nodes/{id}/heartbeat" | "/api/v1/nodes/{id}/audit") => own_node(),
+        (
+            "POST",
+            "/api/v1/nodes/{id}/heartbeat"
+            | "/api/v1/nodes/{id}/audit"
+            | "/api/v1/nodes/{id}/tasks/claim"
+            | "/api/v1/nodes/{id}/tasks/leases"
+            | "/api/v1/nodes/{id}/tasks/complete",
+        ) => own_node(),
         (
             "GET",
             "/api/v1/whoami" | "/api/v1/workspaces" | "/api/v1/services" | "/api/v1/graph"
@@ -417,10 +424,15 @@ async fn an_agent_key_acts_only_as_its_own_node() {
         )
         .await
         .unwrap();
-    for (scoped, route) in [false, true]
-        .into_iter()
-        .flat_map(|s| [(s, "heartbeat"), (s, "audit")])
-    {
+    for (scoped, route) in [false, true].into_iter().flat_map(|s| {
+        [
+            (s, "heartbeat"),
+            (s, "audit"),
+            (s, "tasks/claim"),
+            (s, "tasks/leases"),
+            (s, "tasks/complete"),
+        ]
+    }) {
         let own = format!("/api/v1/nodes/{}/{route}", support::AGENT_NODE);
         let own = call(&fx, &Method::POST, &own, Caller::Key(Role::Agent, scoped)).await;
         assert_eq!(

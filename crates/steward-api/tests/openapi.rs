@@ -605,6 +605,63 @@ async fn answers_match_the_schemas_the_document_declares() {
         origins,
         [(json!("vps-02"), json!(1)), (json!("vps-02"), json!(2))]
     );
+    // Remote work: a task pinned to the node, claimed by its agent, renewed and completed.
+    let pinned = c
+        .post(
+            "/api/v1/tasks",
+            "/api/v1/tasks",
+            Some(json!({"queue": "chores", "kind": "noop", "node": "vps-02"})),
+        )
+        .await;
+    assert_eq!(pinned["task"]["node"], "vps-02", "{pinned}");
+    let as_node = |template: &'static str, suffix: &str, body: serde_json::Value| Call {
+        method: Method::POST,
+        template,
+        path: format!("/api/v1/nodes/vps-02/tasks/{suffix}"),
+        key: Some(&credential),
+        body: Some(body),
+    };
+    let (status, claimed) = c
+        .call(as_node(
+            "/api/v1/nodes/{id}/tasks/claim",
+            "claim",
+            json!({"worker": "agent", "limit": 4, "wait_ms": 0}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    let task = &claimed["tasks"][0];
+    assert_eq!(task["id"], pinned["task"]["id"], "{claimed}");
+    let lease = json!({"id": task["id"], "fence": task["fence"]});
+    let (status, renewed) = c
+        .call(as_node(
+            "/api/v1/nodes/{id}/tasks/leases",
+            "leases",
+            json!({"worker": "agent", "leases": [lease]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renewed}");
+    assert_eq!(renewed["leases"][0]["held"], true, "{renewed}");
+    let result = json!({
+        "id": task["id"], "fence": task["fence"], "attempt": task["attempt"],
+        "started_at_ms": 1, "ended_at_ms": 2, "end": "succeeded", "result": {"ok": true},
+    });
+    let (status, taken) = c
+        .call(as_node(
+            "/api/v1/nodes/{id}/tasks/complete",
+            "complete",
+            json!({"worker": "agent", "results": [result.clone()]}),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{taken}");
+    assert_eq!(taken["accepted"], json!([true]));
+    let (_, again) = c
+        .call(as_node(
+            "/api/v1/nodes/{id}/tasks/complete",
+            "complete",
+            json!({"worker": "agent", "results": [result]}),
+        ))
+        .await;
+    assert_eq!(again["accepted"], json!([false]), "a result is taken once");
     c.get("/api/v1/nodes", "/api/v1/nodes").await;
     c.get("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;
     c.delete("/api/v1/nodes/{id}", "/api/v1/nodes/vps-02").await;

@@ -46,6 +46,21 @@ pub fn describe_metrics() {
         Unit::Count,
         "Audit batches from agents that started past the event after the last one merged from their node."
     );
+    describe_counter!(
+        "steward_node_tasks_claimed_total",
+        Unit::Count,
+        "Tasks pinned to nodes that their agents claimed through this instance."
+    );
+    describe_histogram!(
+        "steward_node_task_claim_latency_seconds",
+        Unit::Seconds,
+        "Time from a pinned task being due to its agent's claim taking it."
+    );
+    describe_counter!(
+        "steward_node_task_results_total",
+        Unit::Count,
+        "Attempt results agents reported through this instance, by whether they were accepted (false: the lease had moved on)."
+    );
 
     // The event stream.
     describe_counter!(

@@ -52,6 +52,14 @@ impl TaskStore for SqliteStore {
         next_due(&self.reader, queue).await
     }
 
+    async fn nodes_with_due_tasks(&self, now_ms: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(steward_store::sql::NODES_WITH_DUE_TASKS)
+            .bind(now_ms)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)
+    }
+
     async fn extend_leases(
         &self,
         worker: &str,

@@ -45,6 +45,10 @@ pub const WRITE_AUDIT_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WH
 pub const NEXT_DUE: &str =
     "SELECT min(run_at_ms) FROM tasks WHERE queue = $1 AND status IN ('queued', 'failed')";
 
+/// The nodes some of whose pinned tasks are due (waiting, run-at passed).
+pub const NODES_WITH_DUE_TASKS: &str = "SELECT DISTINCT node FROM tasks WHERE node <> '' \
+     AND status IN ('queued', 'failed') AND run_at_ms <= $1 ORDER BY node";
+
 /// A task's finished attempts, oldest first.
 pub const TASK_RUNS: &str = "SELECT task_id, attempt, worker, started_at_ms, ended_at_ms, status, outcome, error, \
      output_tail FROM task_runs WHERE task_id = $1 ORDER BY id";

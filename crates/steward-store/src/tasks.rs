@@ -446,6 +446,10 @@ domain_trait! {
         /// for their retry), so an idle worker can sleep until exactly then.
         async fn next_due_ms(&self, queue: &str) -> Result<Option<i64>, StoreError>;
 
+        /// The nodes some of whose pinned tasks are due at `now_ms`, so the hub wakes only
+        /// their agents' waiting claims.
+        async fn nodes_with_due_tasks(&self, now_ms: i64) -> Result<Vec<String>, StoreError>;
+
         /// Extends `worker`'s leases on `(task id, fence)` pairs to now + `lease_ms` and reports,
         /// for each, whether it is still held and whether cancellation was asked for.
         async fn extend_leases(

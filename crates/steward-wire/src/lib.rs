@@ -21,3 +21,4 @@ pub mod schedules;
 pub mod system;
 pub mod tasks;
 pub mod time;
+pub mod work;

@@ -180,6 +180,12 @@ pub const NODE_TOKENS: Route = Route("/api/v1/nodes/{id}/tokens");
 pub const NODE_HEARTBEAT: Route = Route("/api/v1/nodes/{id}/heartbeat");
 /// A node's audit journal, shipped by its agent.
 pub const NODE_AUDIT: Route = Route("/api/v1/nodes/{id}/audit");
+/// A node's agent claiming the tasks pinned to it (long poll).
+pub const NODE_TASKS_CLAIM: Route = Route("/api/v1/nodes/{id}/tasks/claim");
+/// A node's agent renewing the leases of its running attempts.
+pub const NODE_TASKS_LEASES: Route = Route("/api/v1/nodes/{id}/tasks/leases");
+/// A node's agent reporting its attempts' results.
+pub const NODE_TASKS_COMPLETE: Route = Route("/api/v1/nodes/{id}/tasks/complete");
 /// An agent's registration: a join token exchanged for a node credential.
 pub const AGENT_REGISTER: Route = Route("/api/v1/agent/register");
 /// Alerts, in Alertmanager's API v2.

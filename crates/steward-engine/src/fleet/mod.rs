@@ -3,12 +3,15 @@
 //! transactions a second), each reported kind reconciled in its own transaction, and node
 //! statuses judged from the silence since each node's last heartbeat.
 //!
-//! `ops` is the façade the API calls; `monitor` is the loop every instance runs to judge
+//! `work` is remote work: the tasks pinned to nodes, claimed, renewed and completed by their
+//! agents. `ops` is the façade the API calls; `monitor` is the loop every instance runs to judge
 //! statuses (a change applies only from the status it was judged from, so instances running it
 //! together publish each change once).
 
 mod monitor;
 pub mod ops;
+pub mod work;
 
 pub use monitor::{MONITOR_EVERY, judge_once, run as run_monitor};
 pub use ops::{AuditMerged, Fleet, FleetError, HeartbeatIn, HeartbeatOut, NodeView};
+pub use work::{Leased, RemoteEnd, RemoteResult, RemoteWork, WorkError};

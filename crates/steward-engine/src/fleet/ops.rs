@@ -102,6 +102,7 @@ pub struct Fleet {
     bus: EventBus,
     beats: Batcher<NodeBeat, bool>,
     digests: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    work: super::work::RemoteWork,
 }
 
 /// The most heartbeats written in one transaction: an agent fleet's beats arrive spread over
@@ -120,12 +121,19 @@ impl Fleet {
             });
             future
         });
+        let work = super::work::RemoteWork::new(Arc::clone(&store), bus.clone());
         Self {
             store,
             bus,
             beats,
             digests: Mutex::new(BTreeMap::new()),
+            work,
         }
+    }
+
+    /// Remote work: the tasks pinned to nodes, as their agents claim and finish them.
+    pub fn work(&self) -> &super::work::RemoteWork {
+        &self.work
     }
 
     /// The store, for reads the API makes directly.

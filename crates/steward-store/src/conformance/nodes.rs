@@ -365,6 +365,15 @@ pub async fn pinned_tasks_are_claimed_by_their_node_and_kept_while_it_is_silent(
         .iter()
         .map(|e| e.id)
         .collect();
+    assert_eq!(
+        store.nodes_with_due_tasks(crate::now_ms()).await.unwrap(),
+        ["vps-01", "vps-02"],
+        "both nodes have work due"
+    );
+    assert!(
+        store.nodes_with_due_tasks(0).await.unwrap().is_empty(),
+        "nothing was due before it was enqueued"
+    );
     let stored = store.task(ids[1]).await.unwrap().unwrap();
     assert_eq!(stored.node.as_deref(), Some("vps-01"), "the node is kept");
     assert_eq!(store.task(ids[0]).await.unwrap().unwrap().node, None);
@@ -393,6 +402,11 @@ pub async fn pinned_tasks_are_claimed_by_their_node_and_kept_while_it_is_silent(
         by_one.iter().map(|t| t.id).collect::<Vec<_>>(),
         [ids[1]],
         "a node's claim takes only its own task"
+    );
+    assert_eq!(
+        store.nodes_with_due_tasks(crate::now_ms()).await.unwrap(),
+        ["vps-02"],
+        "a claimed task is no longer due"
     );
     let lease_expiry = by_one[0].lease_expires_at_ms.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
