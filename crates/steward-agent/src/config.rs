@@ -15,6 +15,16 @@
 //! certificates = ["/etc/ssl/private/*.pem"]
 //! docker_socket = "/var/run/docker.sock"   # or `docker = false`
 //! mounts = ["/", "/var/lib/docker"]
+//!
+//! # The tasks the hub pins to this node run only through the executors declared here (and
+//! # the built-ins `noop` and `sleep`); without any, the agent claims no tasks.
+//! [work]
+//! concurrency = 4
+//!
+//! [[executors]]
+//! name = "backup"
+//! type = "shell"
+//! command = "/usr/local/bin/backup"
 //! ```
 
 use std::fmt;
@@ -47,7 +57,13 @@ pub const DEFAULT_DOCKER_SOCKET: &str = crate::inventory::docker::DEFAULT_SOCKET
 /// The largest `agent.toml` read: a real one is a few hundred bytes.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
-const ROOT_KEYS: &[&str] = &["hub", "interval", "inventory"];
+const ROOT_KEYS: &[&str] = &["hub", "interval", "inventory", "work", "executors"];
+const WORK_KEYS: &[&str] = &["concurrency"];
+
+/// How many tasks run at once when `work.concurrency` is not set.
+pub const DEFAULT_CONCURRENCY: u32 = 4;
+/// The most tasks an agent runs at once.
+pub const MAX_CONCURRENCY: u32 = 100;
 const INVENTORY_KEYS: &[&str] = &["nginx", "certificates", "docker", "docker_socket", "mounts"];
 
 /// The agent's settings.
@@ -59,6 +75,8 @@ pub struct AgentConfig {
     pub interval: Duration,
     /// Where the inventory is read from.
     pub inventory: InventoryConfig,
+    /// The tasks this node runs for the hub.
+    pub work: WorkConfig,
 }
 
 impl Default for AgentConfig {
@@ -67,7 +85,43 @@ impl Default for AgentConfig {
             hub: None,
             interval: DEFAULT_INTERVAL,
             inventory: InventoryConfig::default(),
+            work: WorkConfig::default(),
         }
+    }
+}
+
+/// `[work]` and `[[executors]]`: the node's own allowlist of work. The hub names a kind; only a
+/// kind declared here (or a built-in) runs, as declared here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkConfig {
+    /// Tasks run at once.
+    pub concurrency: u32,
+    /// The executors declared, each named by the kind tasks give.
+    pub executors: Vec<steward_core::queue::ExecutorSpec>,
+}
+
+impl Default for WorkConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            executors: Vec::new(),
+        }
+    }
+}
+
+impl WorkConfig {
+    /// True when the agent claims tasks at all: some executor is declared.
+    pub fn enabled(&self) -> bool {
+        !self.executors.is_empty()
+    }
+
+    /// The kinds this node runs: the built-ins and the declared executors.
+    pub fn kinds(&self) -> Vec<String> {
+        steward_core::queue::BUILTIN_KINDS
+            .iter()
+            .map(|k| (*k).to_owned())
+            .chain(self.executors.iter().map(|e| e.name().to_owned()))
+            .collect()
     }
 }
 
@@ -182,7 +236,9 @@ impl AgentConfig {
             }
         })?;
         let mut config = Self::parse(&name, &text)?;
-        config.inventory.resolve_against(&base_dir(path));
+        let base = base_dir(path);
+        config.inventory.resolve_against(&base);
+        config.work.resolve_against(&base);
         Ok(config)
     }
 
@@ -190,16 +246,46 @@ impl AgentConfig {
     /// name the file.
     pub fn parse(name: &str, text: &str) -> Result<Self, ConfigError> {
         let mut walk = Walk::new(name, text);
-        let config = match toml_edit::ImDocument::parse(text) {
+        let mut config = match toml_edit::ImDocument::parse(text) {
             Ok(document) => read_root(&mut walk, document.as_table()),
             Err(e) => {
                 let message = e.message().trim().replace('\n', "; ");
                 walk.error(e.span(), format!("invalid TOML: {message}"));
-                Self::default()
+                walk.finish()?;
+                return Ok(Self::default());
             }
         };
+        let env = |key: &str| std::env::var(key).ok();
+        match steward_config::parse_executors(name, text, &env) {
+            Ok((executors, _warnings)) => config.work.executors = executors,
+            Err(diagnostics) => walk.problems.extend(
+                diagnostics
+                    .0
+                    .into_iter()
+                    .filter(|d| d.severity == steward_config::Severity::Error)
+                    .map(|d| Problem {
+                        file: d.file,
+                        line: d.line,
+                        column: d.column,
+                        message: d.message,
+                    }),
+            ),
+        }
         walk.finish()?;
         Ok(config)
+    }
+}
+
+impl WorkConfig {
+    /// Makes shell executors' relative `workdir`s absolute under `base`.
+    fn resolve_against(&mut self, base: &Path) {
+        for executor in &mut self.executors {
+            if let steward_core::queue::ExecutorSpec::Shell(shell) = executor
+                && let Some(workdir) = shell.workdir.as_mut().filter(|w| w.is_relative())
+            {
+                *workdir = base.join(&*workdir);
+            }
+        }
     }
 }
 
@@ -338,7 +424,38 @@ fn read_root(walk: &mut Walk<'_>, root: &toml_edit::Table) -> AgentConfig {
     if let Some(item) = present(root, "inventory") {
         config.inventory = read_inventory(walk, item);
     }
+    if let Some(item) = present(root, "work") {
+        config.work.concurrency = read_concurrency(walk, item);
+    }
     config
+}
+
+fn read_concurrency(walk: &mut Walk<'_>, item: &Item) -> u32 {
+    let Some(table) = item.as_table_like() else {
+        walk.error(
+            item.span(),
+            format!("`work`: expected a table, found {}", item.type_name()),
+        );
+        return DEFAULT_CONCURRENCY;
+    };
+    check_keys(walk, table, "work", WORK_KEYS);
+    let Some(item) = present(table, "concurrency") else {
+        return DEFAULT_CONCURRENCY;
+    };
+    match item
+        .as_integer()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| (1..=MAX_CONCURRENCY).contains(n))
+    {
+        Some(n) => n,
+        None => {
+            walk.error(
+                item.span(),
+                format!("`work.concurrency`: expected an integer from 1 to {MAX_CONCURRENCY}"),
+            );
+            DEFAULT_CONCURRENCY
+        }
+    }
 }
 
 fn read_inventory(walk: &mut Walk<'_>, item: &Item) -> InventoryConfig {

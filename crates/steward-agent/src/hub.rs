@@ -14,6 +14,9 @@ use steward_wire::nodes::{
     AuditBatch, AuditShipped, Heartbeat, HeartbeatAnswer, Registered, Registration,
 };
 use steward_wire::paths;
+use steward_wire::work::{
+    ClaimRequest, Claimed, LeaseRenewal, LeaseStatuses, ResultBatch, ResultsTaken,
+};
 
 /// How long establishing a connection (TCP and TLS) may take by default.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -177,6 +180,49 @@ impl HubClient {
         let url = self.url(&paths::NODE_AUDIT.with(&[&node]));
         let request = self.http.post(url).bearer_auth(credential).json(batch);
         self.send(request, "an audit answer").await
+    }
+
+    /// Claims tasks pinned to `node`, waiting on the hub up to the request's `wait_ms`.
+    pub async fn claim(
+        &self,
+        node: &str,
+        credential: &str,
+        request: &ClaimRequest,
+    ) -> Result<Claimed, HubError> {
+        let url = self.url(&paths::NODE_TASKS_CLAIM.with(&[&node]));
+        // The hub holds the request while it waits for work: allow for that on top.
+        let timeout = self.request_timeout + Duration::from_millis(request.wait_ms);
+        let request = self
+            .http
+            .post(url)
+            .bearer_auth(credential)
+            .timeout(timeout)
+            .json(request);
+        self.send(request, "claimed tasks").await
+    }
+
+    /// Renews the leases of `node`'s running attempts.
+    pub async fn renew(
+        &self,
+        node: &str,
+        credential: &str,
+        renewal: &LeaseRenewal,
+    ) -> Result<LeaseStatuses, HubError> {
+        let url = self.url(&paths::NODE_TASKS_LEASES.with(&[&node]));
+        let request = self.http.post(url).bearer_auth(credential).json(renewal);
+        self.send(request, "lease statuses").await
+    }
+
+    /// Reports results of `node`'s attempts.
+    pub async fn complete(
+        &self,
+        node: &str,
+        credential: &str,
+        batch: &ResultBatch,
+    ) -> Result<ResultsTaken, HubError> {
+        let url = self.url(&paths::NODE_TASKS_COMPLETE.with(&[&node]));
+        let request = self.http.post(url).bearer_auth(credential).json(batch);
+        self.send(request, "taken results").await
     }
 
     fn url(&self, path: &str) -> String {

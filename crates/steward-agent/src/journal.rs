@@ -320,6 +320,30 @@ pub fn started(
     }
 }
 
+/// `task.run`: the agent ran an attempt at a task the hub pinned to the node, and how it
+/// ended (`failed` with `allowed: false` when the node does not declare the kind).
+pub fn task_ran(
+    node: &str,
+    task: &steward_wire::work::RemoteTask,
+    result: &steward_wire::work::RemoteResult,
+) -> AuditEntry {
+    AuditEntry {
+        actor: agent_actor(),
+        action: "task.run".into(),
+        target: format!("task:{}", task.id),
+        workspace: None,
+        details: json!({
+            "node": node,
+            "queue": task.queue,
+            "kind": task.kind,
+            "attempt": task.attempt,
+            "end": result.end,
+            "duration_ms": result.ended_at_ms - result.started_at_ms,
+            "error": result.error,
+        }),
+    }
+}
+
 /// `agent.stop`: the agent stopped when asked to.
 pub fn stopped(node: &str) -> AuditEntry {
     AuditEntry {

@@ -8,7 +8,9 @@
 //! - [`hub`]: the HTTP client to the hub (registration, heartbeats);
 //! - [`gather`]: one beat's inventory, digested;
 //! - [`journal`]: the node's own audit journal, kept until the hub acknowledges it;
-//! - [`run`]: the heartbeat loop, which also ships the journal.
+//! - [`run`]: the heartbeat loop, which also ships the journal;
+//! - [`work`]: the tasks the hub pins to the node, run under the node's own allowlist;
+//! - [`outbox`]: their results, kept on disk until the hub has answered for them.
 
 pub mod config;
 pub mod credential;
@@ -16,10 +18,12 @@ pub mod gather;
 pub mod hub;
 pub mod inventory;
 pub mod journal;
+pub mod outbox;
 pub mod run;
+pub mod work;
 
 pub use config::AgentConfig;
 pub use credential::StoredCredential;
 pub use hub::{HubClient, HubError};
 pub use journal::{Journal, JournalError};
-pub use run::{RunError, RunOptions, run};
+pub use run::{RunError, RunOptions, WorkOptions, run};

@@ -8,6 +8,7 @@
 //! when the hub refuses the node's credential, which no amount of retrying can fix.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use steward_core::audit::AuditEvent;
@@ -21,6 +22,7 @@ use crate::credential::StoredCredential;
 use crate::gather::{Gatherer, Snapshot};
 use crate::hub::{HubClient, HubError};
 use crate::journal::{Journal, JournalError};
+use crate::work::Work;
 
 /// The most journal events sent in one batch: well under the hub's limit (1,000), and small
 /// enough that a node catching up after a long outage sends a few modest requests.
@@ -42,6 +44,18 @@ pub struct RunOptions {
     /// The node's audit journal, shipped after each beat that gets through; `None` ships
     /// nothing.
     pub journal: Option<Journal>,
+    /// The tasks the node runs for the hub and where their results wait; `None`, or a config
+    /// declaring no executor, claims none.
+    pub work: Option<WorkOptions>,
+}
+
+/// What remote work needs besides the hub and the credential.
+#[derive(Debug, Clone)]
+pub struct WorkOptions {
+    /// The node's allowlist and concurrency.
+    pub config: crate::config::WorkConfig,
+    /// The data directory, where undelivered results wait.
+    pub data_dir: std::path::PathBuf,
 }
 
 /// Why the loop ended other than by being asked to.
@@ -50,6 +64,9 @@ pub enum RunError {
     /// The HTTP client could not be set up.
     #[error(transparent)]
     Client(HubError),
+    /// Remote work could not start (an executor's declaration, the results file).
+    #[error(transparent)]
+    Work(#[from] crate::work::WorkSetupError),
     /// The hub refused the node's credential: the node was removed or the credential
     /// revoked. Only registering again helps.
     #[error(
@@ -69,7 +86,29 @@ pub enum RunError {
 /// Runs the loop until `shutdown` is cancelled (`Ok`) or the hub refuses the credential.
 pub async fn run(options: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
     let client = HubClient::new(&options.hub).map_err(RunError::Client)?;
-    Agent::new(client, &options).run(shutdown).await
+    let work = match options.work.as_ref().filter(|w| w.config.enabled()) {
+        Some(work) => Some(Arc::new(Work::new(
+            client.clone(),
+            &options.credential.node,
+            &options.credential.credential,
+            &work.config,
+            &work.data_dir,
+            options.journal.clone(),
+        )?)),
+        None => None,
+    };
+    let worker = work
+        .clone()
+        .map(|work| tokio::spawn(work.run(shutdown.child_token())));
+    let mut agent = Agent::new(client, &options);
+    agent.work = work;
+    let ended = agent.run(shutdown.clone()).await;
+    // The heartbeat loop ended: stop claiming, let running attempts finish, keep results.
+    shutdown.cancel();
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
+    ended
 }
 
 /// The loop's state: little more than what the hub last acknowledged.
@@ -83,6 +122,7 @@ struct Agent {
     acknowledged: BTreeMap<InventoryKind, String>,
     outage: Outage,
     journal: Option<Journal>,
+    work: Option<Arc<Work>>,
 }
 
 impl Agent {
@@ -96,6 +136,7 @@ impl Agent {
             acknowledged: BTreeMap::new(),
             outage: Outage::default(),
             journal: options.journal.clone(),
+            work: None,
         }
     }
 
@@ -133,6 +174,9 @@ impl Agent {
                 return Ok(());
             }
         };
+        if let Some(work) = &self.work {
+            work.before_beat().await;
+        }
         match self.beat(&snapshot).await {
             Ok(()) => {
                 if let Some((lasted, failed_beats)) = self.outage.ended(Instant::now()) {

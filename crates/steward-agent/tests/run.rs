@@ -118,6 +118,7 @@ fn options(hub: SocketAddr, vhosts: &Path) -> RunOptions {
         },
         agent_version: "0.0.0-test".into(),
         journal: None,
+        work: None,
     }
 }
 

@@ -33,7 +33,7 @@ mod walk;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use file_settings::{ApiSettings, FileSettings, LogFormat, UiSettings};
-pub use load::{Env, LoadError, Loaded, MAX_CONFIG_BYTES, load_file, parse_str};
+pub use load::{Env, LoadError, Loaded, MAX_CONFIG_BYTES, load_file, parse_executors, parse_str};
 pub use schedules::SchedulerSettings;
 pub use schema::Config;
 pub use settings::{DaemonSettings, DatabaseTarget, Overrides, SettingsError};

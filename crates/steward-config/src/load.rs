@@ -177,6 +177,30 @@ pub fn parse_str(name: &str, text: &str, env: Env<'_>) -> Result<Loaded, LoadErr
     })
 }
 
+/// Reads only the `[[executors]]` of another file that declares them as `steward.toml` does
+/// (a fleet agent's `agent.toml`), with the same checks and `FILE:LINE:COL` diagnostics. The
+/// file's other top-level keys are left to its own reader. Executors cannot name registry
+/// services there (no registry is declared), and `${VAR}` reads `env`. Answers the executors
+/// with their warnings, or every problem found.
+pub fn parse_executors(
+    name: &str,
+    text: &str,
+    env: Env<'_>,
+) -> Result<(Vec<ExecutorSpec>, Vec<Diagnostic>), Diagnostics> {
+    let source = Source::new(name, text);
+    let document = toml_edit::ImDocument::parse(text).map_err(|e| syntax_error(&source, &e))?;
+    let mut cx = Cx::new(&source, env);
+    let known: Vec<&str> = document.as_table().iter().map(|(key, _)| key).collect();
+    let root = crate::walk::Fields::open(&mut cx, document.as_table(), "", Some(0..0), &known);
+    let (executors, _) =
+        crate::executors::read_executors(&mut cx, &root, &[], &std::collections::HashSet::new());
+    let diagnostics = cx.finish();
+    if diagnostics.has_errors() {
+        return Err(diagnostics);
+    }
+    Ok((executors, diagnostics.0))
+}
+
 fn syntax_error(source: &Source, e: &toml_edit::TomlError) -> Diagnostics {
     let (line, column) = source.position(e.span().map_or(0, |s| s.start));
     let message = e.message().trim().replace('\n', "; ");

@@ -114,6 +114,16 @@ impl Agent {
         self.configure(hub, "docker = false");
     }
 
+    /// Writes its config with `work` appended: its `[work]` and `[[executors]]`.
+    fn configure_work(&mut self, hub: &str, work: &str) {
+        self.configure(hub, "docker = false");
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.join("agent.toml"))
+            .unwrap();
+        file.write_all(work.as_bytes()).unwrap();
+    }
+
     /// Writes its config: `hub`, a one-second interval, its own vhosts, and `docker` (the
     /// line saying whether and where it reads containers).
     fn configure(&mut self, hub: &str, docker: &str) {
@@ -671,4 +681,182 @@ fn the_hub_follows_containers_started_stopped_and_removed_on_a_node() {
         "{}",
         agent.log()
     );
+}
+
+/// The hub's tasks by id: `(status, node, error)`.
+fn tasks_of(daemon: &Daemon) -> std::collections::BTreeMap<i64, (String, String, String)> {
+    let page = daemon.get_json("/api/v1/tasks?limit=500");
+    page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_i64().unwrap(),
+                (
+                    t["status"].as_str().unwrap().to_owned(),
+                    t["node"].as_str().unwrap_or_default().to_owned(),
+                    t["error"].as_str().unwrap_or_default().to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// How long the hub is away while its agents run pinned tasks.
+const OUTAGE: Duration = Duration::from_secs(60);
+
+#[test]
+fn pinned_tasks_run_on_their_nodes_and_complete_once_across_a_hub_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{HUB_CONFIG}
+[[executors]]
+name = \"stamp\"
+type = \"shell\"
+command = \"true\"
+
+[[queues]]
+name = \"remote\"
+node = \"vps-01\"
+kinds = [\"stamp\", \"wipe\"]
+lease = \"3s\"
+
+[[queues]]
+name = \"shared\"
+kinds = [\"stamp\"]
+lease = \"3s\"
+"
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    let key = daemon.key.clone().unwrap();
+
+    // Each node's `stamp` writes the task's id in the node's own directory: what the hub
+    // names is run as the node declares it.
+    let work = "[work]\nconcurrency = 2\n\n[[executors]]\nname = \"stamp\"\ntype = \"shell\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"echo $STEWARD_TASK_ID >> ran.log; sleep 2\"]\nworkdir = \".\"\n";
+    let mut agents: Vec<Agent> = ["vps-01", "vps-02", "vps-03"]
+        .iter()
+        .map(|node| {
+            let mut agent = Agent::new(dir.path(), node, &daemon.url, &[]);
+            agent.configure_work(&daemon.url, work);
+            let token = cli(&daemon, &["nodes", "token", "create", "--node", node]);
+            agent.register(token.trim());
+            agent.start();
+            agent
+        })
+        .collect();
+
+    let mut expected: std::collections::BTreeMap<i64, &str> = std::collections::BTreeMap::new();
+    let enqueue = |args: &[&str]| -> i64 {
+        let out = cli(
+            &daemon,
+            &[&["tasks", "enqueue"], args, &["--output", "json"]].concat(),
+        );
+        let answer: Value = serde_json::from_str(&out).unwrap();
+        answer["task"]["id"].as_i64().unwrap()
+    };
+    for _ in 0..8 {
+        expected.insert(enqueue(&["remote", "stamp"]), "vps-01");
+        expected.insert(enqueue(&["shared", "stamp", "--node", "vps-02"]), "vps-02");
+        expected.insert(enqueue(&["shared", "stamp", "--node", "vps-03"]), "vps-03");
+    }
+    // A kind the node does not declare is refused by the node, for good, saying why.
+    let refused = enqueue(&["remote", "wipe"]);
+    eventually(
+        Duration::from_secs(30),
+        "the undeclared kind refused",
+        || tasks_of(&daemon)[&refused].0 == "dead",
+    );
+    let error = tasks_of(&daemon)[&refused].2.clone();
+    assert!(
+        error.contains("executor `wipe` is not allowed on node vps-01"),
+        "{error}"
+    );
+    // The hub goes away while nodes are in the middle of their tasks.
+    eventually(
+        Duration::from_secs(30),
+        "some tasks done, some running",
+        || {
+            let tasks = tasks_of(&daemon);
+            let count = |wanted: &str| tasks.values().filter(|(s, ..)| s == wanted).count();
+            count("succeeded") >= 6 && count("running") >= 2
+        },
+    );
+    drop(daemon);
+    std::thread::sleep(OUTAGE);
+
+    let mut daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    daemon.use_key(&key);
+    eventually(Duration::from_secs(60), "every pinned task done", || {
+        let tasks = tasks_of(&daemon);
+        expected.keys().all(|id| tasks[id].0 == "succeeded")
+    });
+    let tasks = tasks_of(&daemon);
+    for (id, node) in &expected {
+        assert_eq!(tasks[id].1, *node, "task {id} is pinned to {node}");
+        let detail = daemon.get_json(&format!("/api/v1/tasks/{id}"));
+        let runs: Vec<&str> = detail["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(runs, ["succeeded"], "task {id} completed once: {detail}");
+    }
+    assert!(
+        agents
+            .iter()
+            .any(|a| a.log().contains("results not delivered; keeping them")),
+        "some attempt ended while the hub was away"
+    );
+    // Each node ran exactly its own tasks, each once.
+    for agent in &agents {
+        let ran = std::fs::read_to_string(agent.dir.join("ran.log")).unwrap_or_default();
+        let mut ids: Vec<i64> = ran.lines().map(|l| l.trim().parse().unwrap()).collect();
+        ids.sort_unstable();
+        let mine: Vec<i64> = expected
+            .iter()
+            .filter(|(_, node)| **node == agent.node)
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(
+            ids,
+            mine,
+            "{} ran its tasks once each: {}",
+            agent.node,
+            agent.log()
+        );
+    }
+    // What each node ran is in its audit, merged once, and the chain verifies.
+    eventually(
+        Duration::from_secs(20),
+        "the nodes' task audit merged",
+        || {
+            agents.iter().all(|agent| {
+                let ran = node_audit(&daemon, &agent.node)
+                    .iter()
+                    .filter(|(_, action)| action == "task.run")
+                    .count();
+                let wanted = expected.values().filter(|n| **n == agent.node).count()
+                    + usize::from(agent.node == "vps-01");
+                ran == wanted
+            })
+        },
+    );
+    let verified = daemon.get_json("/api/v1/audit/verify");
+    assert_eq!(verified["ok"], true, "{verified}");
+    for agent in &mut agents {
+        agent.stop();
+    }
 }

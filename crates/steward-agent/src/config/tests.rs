@@ -91,7 +91,8 @@ fn unknown_keys_are_errors_with_a_suggestion_when_one_is_close() {
     );
     assert_eq!(
         one_problem("colour = \"blue\"\n"),
-        "agent.toml:1:1: error: unknown key `colour`: expected one of: hub, interval, inventory"
+        "agent.toml:1:1: error: unknown key `colour`: expected one of: hub, interval, inventory, work, \
+         executors"
     );
 }
 
@@ -277,6 +278,12 @@ fn the_vsa_example_reads_its_two_vhosts() {
     let config = AgentConfig::load(&path).unwrap();
     assert_eq!(config.hub.as_deref(), Some("http://127.0.0.1:8710"));
     assert_eq!(config.interval, Duration::from_secs(10));
+    assert_eq!(config.work.concurrency, 1);
+    assert_eq!(
+        config.work.kinds(),
+        ["noop", "sleep", "reload-nginx", "renew-certs"],
+        "the node's allowlist"
+    );
     let scan = crate::inventory::nginx::read_domains(&config.inventory.nginx);
     assert!(scan.problems.is_empty(), "{:?}", scan.problems);
     let names: Vec<&str> = scan.domains.iter().map(|d| d.name.as_str()).collect();
@@ -299,4 +306,27 @@ fn the_vsa_example_reads_its_two_vhosts() {
     let read = crate::inventory::certs::read_certificates(&[pem.display().to_string()]);
     assert_eq!(read[0].error, None);
     assert_eq!(read[0].names, ["dify.vsa.example.com"]);
+}
+
+#[test]
+fn work_and_executors_are_read_and_checked_in_place() {
+    let text = "[work]\nconcurrency = 3\n\n[[executors]]\nname = \"backup\"\ntype = \"shell\"\ncommand = \"/bin/true\"\n";
+    let config = AgentConfig::parse("agent.toml", text).unwrap();
+    assert_eq!(config.work.concurrency, 3);
+    assert!(config.work.enabled());
+    assert_eq!(config.work.executors[0].name(), "backup");
+    assert!(!AgentConfig::parse("agent.toml", "").unwrap().work.enabled());
+
+    let bad = "[work]\nconcurrency = 0\nparallel = 2\n\n[[executors]]\nname = \"noop\"\ntype = \"shell\"\ncommand = \"/bin/true\"\n\n[[executors]]\nname = \"x\"\ntype = \"http\"\nservice = \"api\"\npath = \"/x\"\n";
+    let shown = AgentConfig::parse("agent.toml", bad)
+        .unwrap_err()
+        .to_string();
+    for expected in [
+        "agent.toml:2:15: error: `work.concurrency`: expected an integer from 1 to 100",
+        "agent.toml:3:1: error: unknown key `work.parallel`",
+        "agent.toml:6:8: error: `executors[0].name`: `noop` is a built-in kind",
+        "agent.toml:13:11: error: `executors[1].service`: unknown service `api`",
+    ] {
+        assert!(shown.contains(expected), "{expected} in:\n{shown}");
+    }
 }

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use steward_agent::config::{AgentConfig, DEFAULT_CONFIG_PATH};
 use steward_agent::credential::{self, DEFAULT_DATA_DIR, StoredCredential};
 use steward_agent::journal::{self, Journal};
-use steward_agent::{HubClient, RunError, RunOptions};
+use steward_agent::{HubClient, RunError, RunOptions, WorkOptions};
 use steward_config::LogFormat;
 use steward_wire::nodes::Registration;
 use tokio::signal::unix::{SignalKind, signal};
@@ -130,6 +130,10 @@ fn start(args: StartArgs) -> anyhow::Result<ExitCode> {
         inventory: config.inventory,
         agent_version: AGENT_VERSION.to_owned(),
         journal: Some(journal.clone()),
+        work: Some(WorkOptions {
+            config: config.work,
+            data_dir: data_dir.clone(),
+        }),
     };
     let runtime = runtime()?;
     let result = runtime.block_on(async {
