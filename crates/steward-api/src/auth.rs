@@ -58,7 +58,7 @@ pub struct RateLimits {
     pub operator: NonZeroU32,
     /// Per `admin` key.
     pub admin: NonZeroU32,
-    /// Per `agent` key (a node heartbeats every few seconds; more is a misbehaving agent).
+    /// Per `agent` key: a node's heartbeats, audit, and its tasks' claims, renewals and results.
     pub agent: NonZeroU32,
     /// Failed authentications per source address per minute before it is refused.
     pub auth_failures_per_minute: NonZeroU32,
@@ -71,7 +71,7 @@ impl Default for RateLimits {
             viewer: n(50),
             operator: n(100),
             admin: n(100),
-            agent: n(20),
+            agent: n(100),
             auth_failures_per_minute: n(10),
         }
     }

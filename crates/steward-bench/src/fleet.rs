@@ -58,6 +58,11 @@ pub struct FleetBench {
     pub fresh_connections: bool,
     /// Keep the hub's log in this file (default: a temporary file, removed).
     pub steward_log: Option<PathBuf>,
+    /// Tasks pinned to the real agent's node, enqueued one by one, whose claim-to-start is
+    /// measured (0 skips it).
+    pub remote_tasks: usize,
+    /// How many of them are enqueued per second.
+    pub remote_rate: u32,
 }
 
 /// Registrations (and the node additions and tokens before them) in flight during setup.
@@ -70,7 +75,13 @@ const REAL_AGENT_NODE: &str = "bench-agent";
 /// them all; the admin's rate limit is lifted for the setup's 10,000 calls (agents keep their
 /// own limit).
 const HUB_CONFIG: &str = "[api]\nmax_connections_per_address = 1024\n\n\
-                          [api.rate_limits]\nadmin = 1000000\n";
+                          [api.rate_limits]\nadmin = 1000000\n\n\
+                          [[queues]]\nname = \"bench-remote\"\nnode = \"bench-agent\"\n\
+                          kinds = [\"noop\"]\n";
+
+/// The real agent's work: one declared executor (so it claims tasks) beside the built-ins.
+const AGENT_WORK: &str = "\n[work]\nconcurrency = 4\n\n[[executors]]\nname = \"touch\"\n\
+                          type = \"shell\"\ncommand = \"true\"\n";
 
 /// Requests in flight at most on one of the simulated agents' clients. A client opens a new
 /// connection for every request it cannot put on an idle one, so while the hub lags (the
@@ -974,7 +985,7 @@ async fn real_agent(
     std::fs::write(
         &config,
         format!(
-            "hub = \"{url}\"\ninterval = \"{}s\"\n\n[inventory]\nnginx = [\"nginx/*.conf\"]\ndocker = false\n",
+            "hub = \"{url}\"\ninterval = \"{}s\"\n\n[inventory]\nnginx = [\"nginx/*.conf\"]\ndocker = false\n{AGENT_WORK}",
             bench.interval_s
         ),
     )
@@ -1053,6 +1064,9 @@ async fn real_agent(
             "; its beats stopped reaching the hub"
         },
     );
+    if bench.remote_tasks > 0 {
+        remote_work(http, url, key, bench.remote_tasks, bench.remote_rate).await?;
+    }
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
@@ -1082,6 +1096,76 @@ async fn real_agent(
                 .unwrap_or_default()
         );
     }
+    Ok(())
+}
+
+/// Enqueues `count` no-op tasks pinned to the real agent's node, `rate` per second, each on its
+/// own (so the agent waits in its long poll for every one), and reports how long each waited
+/// from being enqueued to starting on the node: the claim's wake-up, the claim, the answer and
+/// the agent's start, as the hub's run record and the task show them.
+async fn remote_work(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    count: usize,
+    rate: u32,
+) -> anyhow::Result<()> {
+    let every = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let mut ticks = tokio::time::interval(every);
+    let mut ids = Vec::with_capacity(count);
+    for _ in 0..count {
+        ticks.tick().await;
+        let answer: serde_json::Value = answer(
+            http.post(format!("{url}{}", paths::TASKS.with(&[])))
+                .bearer_auth(key)
+                .json(&serde_json::json!({"queue": "bench-remote", "kind": "noop"}))
+                .send()
+                .await,
+            "enqueueing a pinned task",
+        )
+        .await?;
+        ids.push(
+            answer["task"]["id"]
+                .as_i64()
+                .context("the enqueue answer has no task id")?,
+        );
+    }
+    let mut waits_ms = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            let detail: serde_json::Value = answer(
+                http.get(format!("{url}{}", paths::TASK.with(&[id])))
+                    .bearer_auth(key)
+                    .send()
+                    .await,
+                "reading a pinned task",
+            )
+            .await?;
+            let started = detail["runs"][0]["started_at_ms"].as_i64();
+            if let (Some(started), Some(created)) =
+                (started, detail["task"]["created_at_ms"].as_i64())
+            {
+                waits_ms.push((started - created) as f64);
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "pinned task {id} did not run within a minute: {detail}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let p = crate::percentile;
+    println!(
+        "fleet remote work ({count} no-op tasks pinned to the real agent's node, {rate}/s, each \
+         waited for in the agent's long poll): enqueue to start on the node p50 {:.1} ms, \
+         p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        p(&waits_ms, 0.5),
+        p(&waits_ms, 0.95),
+        p(&waits_ms, 0.99),
+        p(&waits_ms, 1.0),
+    );
     Ok(())
 }
 

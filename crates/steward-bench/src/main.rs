@@ -36,10 +36,12 @@
 //! pages' answer times (p50/p99/max) and weight with the stylesheet and script.
 //!
 //! `steward-bench fleet [--backend postgres|sqlite] [--agents 5000] [--seconds 60]
-//! [--interval 10] [--changing 0.05]` starts the release `steward` as a hub, enrolls N simulated
-//! agents through its API and heartbeats them every interval: the hub's CPU and RSS with idle
-//! inventory, then with a share changing each interval, the round trips p50/p99 the agents saw;
-//! then one real `steward agent`'s idle CPU and RSS.
+//! [--interval 10] [--changing 0.05] [--remote-tasks 500] [--remote-rate 10]` starts the
+//! release `steward` as a hub, enrolls N simulated agents through its API and heartbeats them
+//! every interval: the hub's CPU and RSS with idle inventory, then with a share changing each
+//! interval, the round trips p50/p99 the agents saw; then one real `steward agent`'s idle CPU
+//! and RSS, and the claim-to-start of tasks pinned to its node (enqueue to start on the node,
+//! p50/p95/p99/max).
 
 mod alerts;
 mod daemon;
@@ -255,6 +257,13 @@ enum Command {
         /// Keep the hub's log in this file (default: a temporary file, removed).
         #[arg(long)]
         steward_log: Option<std::path::PathBuf>,
+        /// No-op tasks pinned to the real agent's node whose claim-to-start is measured
+        /// (0 skips it).
+        #[arg(long, default_value_t = 500)]
+        remote_tasks: usize,
+        /// Pinned tasks enqueued per second.
+        #[arg(long, default_value_t = 10)]
+        remote_rate: u32,
     },
     /// Serves the health benchmark's targets (started by `health`; not for direct use).
     #[command(hide = true)]
@@ -495,6 +504,8 @@ async fn main() -> anyhow::Result<()> {
             clients,
             fresh_connections,
             steward_log,
+            remote_tasks,
+            remote_rate,
         } => {
             anyhow::ensure!(
                 (0.0..=1.0).contains(&changing),
@@ -515,6 +526,8 @@ async fn main() -> anyhow::Result<()> {
                 clients: clients.max(1),
                 fresh_connections,
                 steward_log,
+                remote_tasks,
+                remote_rate: remote_rate.clamp(1, 1_000),
             };
             // The hub is stopped before the database is dropped.
             let result = fleet::run(&bench).await;

@@ -33,7 +33,13 @@ const UI_KEYS: &[&str] = &[
     "session_idle_minutes",
     "session_max_hours",
 ];
-const RATE_LIMIT_KEYS: &[&str] = &["viewer", "operator", "admin", "auth_failures_per_minute"];
+const RATE_LIMIT_KEYS: &[&str] = &[
+    "viewer",
+    "operator",
+    "admin",
+    "agent",
+    "auth_failures_per_minute",
+];
 const SERVER_KEYS: &[&str] = &["listen"];
 const STORAGE_KEYS: &[&str] = &["data_dir", "database", "max_connections"];
 const LOG_KEYS: &[&str] = &["format", "level"];
@@ -83,6 +89,8 @@ pub struct ApiSettings {
     pub operator_rate: Option<u32>,
     /// Requests per second per `admin` key.
     pub admin_rate: Option<u32>,
+    /// Requests per second per `agent` key (a node's agent).
+    pub agent_rate: Option<u32>,
     /// Failed authentications per minute per source address.
     pub auth_failures_per_minute: Option<u32>,
 }
@@ -313,6 +321,7 @@ fn read_api(cx: &mut Cx<'_>, api: &Fields<'_>) -> ApiSettings {
         settings.viewer_rate = rate(cx, "viewer");
         settings.operator_rate = rate(cx, "operator");
         settings.admin_rate = rate(cx, "admin");
+        settings.agent_rate = rate(cx, "agent");
         settings.auth_failures_per_minute = rate(cx, "auth_failures_per_minute");
     }
     settings

@@ -210,3 +210,113 @@ fn a_node_registers_once_reports_and_is_removed_with_what_it_reported() {
     let audit = daemon.get_json("/api/v1/audit?action=node.remove");
     assert_eq!(audit["events"].as_array().unwrap().len(), 1, "{audit}");
 }
+
+fn as_node(daemon: &Daemon, credential: &str, suffix: &str, body: &Value) -> Value {
+    let response = reqwest::blocking::Client::new()
+        .post(format!("{}/api/v1/nodes/vps-02/{suffix}", daemon.url))
+        .bearer_auth(credential)
+        .json(body)
+        .send()
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{suffix}: {}",
+        response.status()
+    );
+    response.json().unwrap()
+}
+
+/// The fencing an agent's claims share with an instance's workers: a lease kept while the node
+/// is silent, taken back once the node beats without renewing it, and the lost attempt's late
+/// result refused while the new attempt's is accepted.
+#[test]
+fn a_late_result_of_a_lease_taken_back_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{CONFIG}\n[[queues]]\nname = \"remote\"\nnode = \"vps-02\"\nkinds = [\"backup\"]\nlease = \"1s\"\n"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    cli(&daemon, &["nodes", "add", "vps-02"]);
+    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-02"]);
+    let registered: Value = register(&daemon, token.trim()).json().unwrap();
+    let credential = registered["credential"].as_str().unwrap().to_owned();
+    // A local instance never runs it, and an unknown node or another node is refused.
+    let refused = daemon.send(
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({"queue": "remote", "kind": "backup", "node": "vps-09"})),
+    );
+    assert_eq!(refused.status(), 400, "another node than the queue's");
+    let enqueued = daemon.send(
+        Method::POST,
+        "/api/v1/tasks",
+        Some(json!({"queue": "remote", "kind": "backup", "payload": {"n": 1}})),
+    );
+    assert_eq!(enqueued.status(), 201);
+    let id = enqueued.json::<Value>().unwrap()["task"]["id"].clone();
+
+    let claim = json!({"worker": "agent", "limit": 2, "wait_ms": 5000});
+    let first = as_node(&daemon, &credential, "tasks/claim", &claim);
+    assert_eq!(first["tasks"][0]["id"], id, "{first}");
+    assert_eq!(first["tasks"][0]["lease_ms"], 1000);
+    let old_fence = first["tasks"][0]["fence"].clone();
+    // Silent past the lease: the lease is kept (the agent may be cut off and still running).
+    std::thread::sleep(Duration::from_millis(2_500));
+    let task = daemon.get_json(&format!("/api/v1/tasks/{id}"));
+    assert_eq!(task["task"]["status"], "running", "{task}");
+    // The node beats without renewing it: its agent lost the attempt; the lease is taken back.
+    let beat_body = json!({"interval_s": 10, "digests": {}, "usage": {}});
+    assert!(
+        beat(&daemon, "vps-02", &credential, &beat_body)
+            .status()
+            .is_success()
+    );
+    support::eventually(Duration::from_secs(10), "the lease taken back", || {
+        daemon.get_json(&format!("/api/v1/tasks/{id}"))["task"]["status"] == "queued"
+    });
+    let second = as_node(&daemon, &credential, "tasks/claim", &claim);
+    assert_eq!(second["tasks"][0]["id"], id, "{second}");
+    let new_fence = second["tasks"][0]["fence"].clone();
+    assert_ne!(new_fence, old_fence);
+
+    let result = |fence: &Value| {
+        json!({"worker": "agent", "results": [{
+            "id": id, "fence": fence, "attempt": 1, "started_at_ms": 1, "ended_at_ms": 2,
+            "end": "succeeded", "result": {"fence": fence},
+        }]})
+    };
+    let late = as_node(&daemon, &credential, "tasks/complete", &result(&old_fence));
+    assert_eq!(
+        late["accepted"],
+        json!([false]),
+        "the lost attempt's result"
+    );
+    let current = as_node(&daemon, &credential, "tasks/complete", &result(&new_fence));
+    assert_eq!(current["accepted"], json!([true]));
+    let task = daemon.get_json(&format!("/api/v1/tasks/{id}"));
+    assert_eq!(task["task"]["status"], "succeeded");
+    assert_eq!(task["task"]["result"]["fence"], new_fence);
+    let runs: Vec<&str> = task["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, ["lease_expired", "succeeded"], "{task}");
+
+    // An idle claim waits out its `wait_ms` and answers empty.
+    let started = std::time::Instant::now();
+    let idle = as_node(
+        &daemon,
+        &credential,
+        "tasks/claim",
+        &json!({"worker": "agent", "limit": 1, "wait_ms": 600}),
+    );
+    assert_eq!(idle["tasks"], json!([]));
+    assert!(started.elapsed() >= Duration::from_millis(550));
+}

@@ -88,7 +88,19 @@ pub struct Leased {
 struct Signals {
     by_node: Mutex<HashMap<String, Arc<Notify>>>,
     waiting: AtomicUsize,
+    /// The nodes with due tasks at the watcher's last pass, and when it was.
+    due: Mutex<Due>,
 }
+
+/// What the watcher last saw.
+#[derive(Default)]
+struct Due {
+    nodes: std::collections::HashSet<String>,
+    at: Option<tokio::time::Instant>,
+}
+
+/// How old the watcher's last pass may be for a claim to trust it and wait at once.
+const DUE_FRESH: Duration = Duration::from_millis(1_500);
 
 /// The hub's remote work: claims, renewals and results of the tasks pinned to nodes.
 pub struct RemoteWork {
@@ -104,6 +116,7 @@ impl RemoteWork {
         let signals = Arc::new(Signals {
             by_node: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
+            due: Mutex::new(Due::default()),
         });
         tokio::spawn(watch(Arc::clone(&store), Arc::downgrade(&signals)));
         Self {
@@ -128,14 +141,21 @@ impl RemoteWork {
         let deadline = tokio::time::Instant::now() + wait;
         let signal = self.signal(node);
         let _waiting = Waiting::new(&self.signals);
+        let mut first = true;
         loop {
             let notified = signal.notified();
             tokio::pin!(notified);
             // Registered before looking, so a wake-up between the look and the wait is kept.
             notified.as_mut().enable();
-            let leased = self.claim_now(node, &owner, limit, queues).await?;
-            if !leased.is_empty() || tokio::time::Instant::now() >= deadline {
-                return Ok(leased);
+            // An idle node's claims cost no query: the watcher's fresh pass saw nothing due
+            // for it, and the pass after an enqueue wakes this claim.
+            let skip = first && !wait.is_zero() && self.known_idle(node);
+            first = false;
+            if !skip {
+                let leased = self.claim_now(node, &owner, limit, queues).await?;
+                if !leased.is_empty() || tokio::time::Instant::now() >= deadline {
+                    return Ok(leased);
+                }
             }
             tokio::select! {
                 () = &mut notified => {}
@@ -272,6 +292,15 @@ impl RemoteWork {
         });
     }
 
+    /// True when the watcher's last pass is fresh and found nothing due for `node`.
+    fn known_idle(&self, node: &str) -> bool {
+        let due = match self.signals.due.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        due.at.is_some_and(|at| at.elapsed() < DUE_FRESH) && !due.nodes.contains(node)
+    }
+
     fn signal(&self, node: &str) -> Arc<Notify> {
         let mut by_node = match self.signals.by_node.lock() {
             Ok(guard) => guard,
@@ -402,8 +431,13 @@ async fn watch(store: Arc<dyn Store>, signals: Weak<Signals>) {
             return;
         };
         if signals.waiting.load(Ordering::SeqCst) == 0 {
+            // Unlooked-at work may now be due: the next claim must look for itself.
+            if let Ok(mut seen) = signals.due.lock() {
+                seen.at = None;
+            }
             continue;
         }
+        let looked_at = tokio::time::Instant::now();
         let due = match store.nodes_with_due_tasks(now_ms()).await {
             Ok(due) => due,
             Err(error) => {
@@ -411,6 +445,10 @@ async fn watch(store: Arc<dyn Store>, signals: Weak<Signals>) {
                 continue;
             }
         };
+        if let Ok(mut seen) = signals.due.lock() {
+            seen.nodes = due.iter().cloned().collect();
+            seen.at = Some(looked_at);
+        }
         let by_node = match signals.by_node.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),

@@ -92,7 +92,7 @@ fn api_options(settings: &steward_config::FileSettings) -> ApiOptions {
             viewer: rate(api.viewer_rate, limits.viewer),
             operator: rate(api.operator_rate, limits.operator),
             admin: rate(api.admin_rate, limits.admin),
-            agent: limits.agent,
+            agent: rate(api.agent_rate, limits.agent),
             auth_failures_per_minute: rate(
                 api.auth_failures_per_minute,
                 limits.auth_failures_per_minute,
