@@ -128,6 +128,8 @@ pub fn app(api: Router, store: Arc<dyn Store>, options: UiOptions) -> Router {
             post(pages::alerts::silence),
         )
         .route("/silences/{id}/expire", post(pages::alerts::expire_silence))
+        .route("/nodes", get(pages::nodes::list))
+        .route("/nodes/{id}", get(pages::nodes::detail))
         .route("/audit", get(pages::audit::list))
         .route("/keys", get(pages::keys::list).post(pages::keys::create))
         .route("/keys/{name}/revoke", post(pages::keys::revoke))

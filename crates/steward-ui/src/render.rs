@@ -31,6 +31,8 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("alert.html", include_str!("../templates/alert.html")),
     ("audit.html", include_str!("../templates/audit.html")),
     ("keys.html", include_str!("../templates/keys.html")),
+    ("nodes.html", include_str!("../templates/nodes.html")),
+    ("node.html", include_str!("../templates/node.html")),
 ];
 
 /// Scripts and styles come from this origin only; nothing is framed, and forms post here.

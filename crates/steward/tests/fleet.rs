@@ -319,4 +319,25 @@ fn a_late_result_of_a_lease_taken_back_is_refused() {
     );
     assert_eq!(idle["tasks"], json!([]));
     assert!(started.elapsed() >= Duration::from_millis(550));
+
+    // The dashboard lists the node and shows what it reported.
+    let domains = json!({"interval_s": 10, "digests": {"domains": "d1"}, "inventory": {
+        "domains": [domain("shop.example.com", "http://127.0.0.1:8080")]}, "usage": {}});
+    assert!(
+        beat(&daemon, "vps-02", &credential, &domains)
+            .status()
+            .is_success()
+    );
+    let mut browser = support::browser::Browser::new(&daemon.url);
+    browser.sign_in(daemon.key.as_deref().unwrap());
+    let nodes = browser.page("/nodes");
+    assert!(nodes.contains("data-node=\"vps-02\""), "{nodes}");
+    assert!(nodes.contains("aria-current=\"page\">Nodes<"), "{nodes}");
+    let node = browser.page("/nodes/vps-02");
+    assert!(node.contains("data-domain=\"shop.example.com\""), "{node}");
+    assert!(
+        node.contains("data-drift=\"worker\""),
+        "a declared service not reported: {node}"
+    );
+    assert_eq!(browser.get("/nodes/vps-09").status(), 404);
 }

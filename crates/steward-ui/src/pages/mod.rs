@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod chart;
 pub(crate) mod graph;
 pub(crate) mod keys;
+pub(crate) mod nodes;
 pub(crate) mod overview;
 pub(crate) mod schedules;
 pub(crate) mod services;
