@@ -20,13 +20,7 @@ use crate::queue::{EnqueueError, EnqueueRequest};
 pub type SystemEnv = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Gives the secrets to mask in force (see [`ControlPlane::redactor`]).
-pub type RedactorSource = Arc<dyn Fn() -> Arc<Redactor> + Send + Sync>;
-
-/// A source that masks nothing, for what runs without a control plane (benchmarks, tests).
-pub fn no_redaction() -> RedactorSource {
-    let none = Arc::new(Redactor::default());
-    Arc::new(move || Arc::clone(&none))
-}
+pub use steward_exec::{RedactorSource, no_redaction};
 
 /// Why the engine could not do what it was asked.
 #[derive(Debug, thiserror::Error)]

@@ -82,6 +82,16 @@ impl Failure {
     }
 }
 
+/// Gives the secrets to mask now: read at every attempt or probe, so a reload's new secrets
+/// are masked from then on.
+pub type RedactorSource = Arc<dyn Fn() -> Arc<Redactor> + Send + Sync>;
+
+/// A source that masks nothing, for what runs without a control plane (benchmarks, tests).
+pub fn no_redaction() -> RedactorSource {
+    let none = Arc::new(Redactor::default());
+    Arc::new(move || Arc::clone(&none))
+}
+
 /// What an attempt may use besides its task.
 #[derive(Clone)]
 pub struct RunContext {

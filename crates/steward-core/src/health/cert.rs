@@ -209,6 +209,22 @@ fn info_of(cert: &X509Certificate<'_>) -> Result<CertInfo, CertError> {
     })
 }
 
+/// A certificate a probe saw.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CertSeen {
+    /// The file it was read from (certificate-file checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Its subject.
+    pub subject: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The DNS names and addresses it is valid for.
+    pub names: Vec<String>,
+    /// When it expires.
+    pub not_after_ms: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,11 +5,8 @@
 //! commands. What people ask of checks — services' states, a check's percentiles and history,
 //! run now — is in [`ops`].
 
-pub mod judge;
 pub mod ops;
-pub mod probe;
 mod runner;
-mod tls;
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -27,7 +24,32 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bus::EventBus;
 use crate::control::RedactorSource;
-pub use probe::Prober;
+pub use steward_probe::{Cause, Failure, Judgement, Observation, Prober, judge};
+
+/// The result of `seen` for `check` as it is kept and reported, judged by `judgement`; and why
+/// it did not pass (empty when it passed).
+pub fn probe_record(judgement: Judgement, check: &str, seen: Observation) -> (ProbeRecord, String) {
+    let (cause, error) = match seen.failure {
+        Some(failure) => (
+            Some(failure.cause.as_str().to_owned()),
+            Some(failure.message),
+        ),
+        None => (None, None),
+    };
+    let record = ProbeRecord {
+        check: check.to_owned(),
+        at_ms: seen.started_ms,
+        verdict: judgement.verdict,
+        latency_ms: seen.latency_ms,
+        status: seen.context.status,
+        cause,
+        error,
+        conditions: judgement.conditions,
+        cert_not_after_ms: seen.cert_not_after_ms,
+        certificates: seen.certificates,
+    };
+    (record, judgement.reason)
+}
 
 /// Gives the config in force (read on every wake-up; a new one reloads the timetable).
 pub type ConfigSource = Arc<dyn Fn() -> Arc<Config> + Send + Sync>;
@@ -210,8 +232,8 @@ impl ProberHandle {
             }
         }
         let seen = self.prober.probe(spec).await;
-        let judgement = judge::judge(&spec.effective_conditions(), &seen);
-        let (record, reason) = judgement.into_record(check, seen);
+        let judgement = judge(&spec.effective_conditions(), &seen);
+        let (record, reason) = probe_record(judgement, check, seen);
         Ok(RunReport {
             record,
             reason,

@@ -18,9 +18,8 @@ use steward_store::{CheckRecord, Lease, NewTransition, ProbeBatch, ProbeRecord, 
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::judge::{Judgement, judge};
-use super::probe::{Observation, Prober};
 use super::{ConfigSource, ProberOptions, RunReport, Stats};
+use super::{Judgement, Observation, Prober, judge, probe_record};
 use crate::bus::EventBus;
 
 /// A request to probe a check at once, answered once the result is judged and tracked.
@@ -442,7 +441,7 @@ impl Runner {
             )
             .increment(1);
         }
-        let (record, reason) = judgement.into_record(&spec.name, seen);
+        let (record, reason) = probe_record(judgement, &spec.name, seen);
         if let Some(asked) = asked {
             pending.audit.push(steward_store::audit::check_run(
                 &asked.actor,

@@ -4,9 +4,7 @@ use steward_core::health::Condition;
 use steward_core::health::condition::evaluate_all;
 use steward_core::health::state::ProbeVerdict;
 
-use steward_store::ProbeRecord;
-
-use super::probe::Observation;
+use crate::probe::Observation;
 use steward_core::text::printable;
 
 /// An observation judged.
@@ -18,33 +16,6 @@ pub struct Judgement {
     pub conditions: Vec<(bool, String)>,
     /// Why it did not pass, in one line (empty when it passed).
     pub reason: String,
-}
-
-impl Judgement {
-    /// The result as it is kept and reported: `seen` for `check`, as judged; and why it did
-    /// not pass (empty when it passed).
-    pub fn into_record(self, check: &str, seen: Observation) -> (ProbeRecord, String) {
-        let (cause, error) = match seen.failure {
-            Some(failure) => (
-                Some(failure.cause.as_str().to_owned()),
-                Some(failure.message),
-            ),
-            None => (None, None),
-        };
-        let record = ProbeRecord {
-            check: check.to_owned(),
-            at_ms: seen.started_ms,
-            verdict: self.verdict,
-            latency_ms: seen.latency_ms,
-            status: seen.context.status,
-            cause,
-            error,
-            conditions: self.conditions,
-            cert_not_after_ms: seen.cert_not_after_ms,
-            certificates: seen.certificates,
-        };
-        (record, self.reason)
-    }
 }
 
 /// Judges `seen` against `conditions`:
@@ -90,7 +61,7 @@ pub fn judge(conditions: &[Condition], seen: &Observation) -> Judgement {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::prober::probe::{Cause, Failure};
+    use crate::probe::{Cause, Failure};
     use steward_core::health::ProbeContext;
 
     fn seen(status: u16, ms: u64) -> Observation {

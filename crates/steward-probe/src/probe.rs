@@ -9,18 +9,27 @@ use std::time::{Duration, Instant};
 
 use steward_config::file::read_regular;
 use steward_core::health::ProbeContext;
+use steward_core::health::cert::CertSeen;
 use steward_core::health::cert::{CertInfo, parse_der, parse_pem_chain};
 use steward_core::health::spec::{
     CheckSpec, CommandProbe, HttpProbe, MAX_BODY_BYTES, MAX_REDIRECTS, Probe, Redirects,
 };
 use steward_core::redact::Redactor;
 use steward_core::text::printable;
-use steward_store::{CertSeen, now_ms};
 use tokio::net::TcpStream;
 
-use super::tls;
-use crate::control::RedactorSource;
+use steward_exec::RedactorSource;
 use steward_exec::process::{Keep, Program};
+
+use crate::tls;
+
+/// Milliseconds since the Unix epoch (0 for a clock set before it).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Why a probe could not be made, as a bounded set (it labels a metric).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -606,7 +615,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pid_file.display());
-        let seen = Prober::new(crate::no_redaction())
+        let seen = Prober::new(steward_exec::no_redaction())
             .unwrap()
             .probe(&command_check(&script, 300))
             .await;
@@ -619,7 +628,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; echo ok", pid_file.display());
-        let seen = Prober::new(crate::no_redaction())
+        let seen = Prober::new(steward_exec::no_redaction())
             .unwrap()
             .probe(&command_check(&script, 10_000))
             .await;
