@@ -3,6 +3,7 @@
 //! every interval with digests of that inventory, and sends a kind in full only when it changed
 //! or the hub asks for it.
 //!
+//! - [`checks`]: the checks of the services on the node, probed from here;
 //! - [`config`]: `agent.toml`, checked with `FILE:LINE:COL` problems;
 //! - [`credential`]: the node's credential in the data directory, private to the agent;
 //! - [`hub`]: the HTTP client to the hub (registration, heartbeats);
@@ -12,6 +13,7 @@
 //! - [`work`]: the tasks the hub pins to the node, run under the node's own allowlist;
 //! - [`outbox`]: their results, kept on disk until the hub has answered for them.
 
+pub mod checks;
 pub mod config;
 pub mod credential;
 pub mod gather;

@@ -17,6 +17,7 @@ use steward_wire::nodes::{AuditBatch, Heartbeat, HeartbeatAnswer, InventoryKind}
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+use crate::checks::LocalChecks;
 use crate::config::InventoryConfig;
 use crate::credential::StoredCredential;
 use crate::gather::{Gatherer, Snapshot};
@@ -102,11 +103,25 @@ pub async fn run(options: RunOptions, shutdown: CancellationToken) -> Result<(),
         .map(|work| tokio::spawn(work.run(shutdown.child_token())));
     let mut agent = Agent::new(client, &options);
     agent.work = work;
+    agent.checks = match LocalChecks::new() {
+        Ok(checks) => Some(Arc::new(checks)),
+        Err(error) => {
+            tracing::error!(%error, "cannot set up the probes; this node's checks are not probed");
+            None
+        }
+    };
+    let probing = agent
+        .checks
+        .clone()
+        .map(|checks| tokio::spawn(checks.run(shutdown.child_token())));
     let ended = agent.run(shutdown.clone()).await;
     // The heartbeat loop ended: stop claiming, let running attempts finish, keep results.
     shutdown.cancel();
     if let Some(worker) = worker {
         let _ = worker.await;
+    }
+    if let Some(probing) = probing {
+        let _ = probing.await;
     }
     ended
 }
@@ -123,6 +138,7 @@ struct Agent {
     outage: Outage,
     journal: Option<Journal>,
     work: Option<Arc<Work>>,
+    checks: Option<Arc<LocalChecks>>,
 }
 
 impl Agent {
@@ -137,6 +153,7 @@ impl Agent {
             outage: Outage::default(),
             journal: options.journal.clone(),
             work: None,
+            checks: None,
         }
     }
 
@@ -315,16 +332,31 @@ impl Agent {
         snapshot: &Snapshot,
         kinds: &[InventoryKind],
     ) -> Result<HeartbeatAnswer, HubError> {
+        let results = self
+            .checks
+            .as_ref()
+            .map(|c| c.pending())
+            .unwrap_or_default();
+        let sent_results = results.len();
         let beat = Heartbeat {
             digests: snapshot.digests.clone(),
             inventory: snapshot.parts(kinds),
             usage: snapshot.usage.clone(),
             interval_s: self.interval.as_secs(),
+            checks_digest: self.checks.as_ref().and_then(|c| c.digest()),
+            check_results: results,
         };
-        let answer = self
+        let mut answer = self
             .client
             .heartbeat(&self.node, &self.credential, &beat)
             .await?;
+        if let Some(checks) = &self.checks {
+            checks.delivered(sent_results);
+            checks.assign(
+                std::mem::take(&mut answer.checks_digest),
+                answer.checks.take(),
+            );
+        }
         tracing::debug!(
             sent = ?kinds,
             needs = ?answer.needs,

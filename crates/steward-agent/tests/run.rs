@@ -64,6 +64,7 @@ async fn heartbeat(
     let answer = HeartbeatAnswer {
         needs: Vec::new(),
         holds: beat.digests.clone(),
+        ..HeartbeatAnswer::default()
     };
     hub.beats.push((node, beat));
     Json(answer).into_response()

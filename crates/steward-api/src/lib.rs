@@ -20,6 +20,7 @@ mod keys;
 pub mod limits;
 pub mod listener;
 mod metrics_layer;
+mod node_checks;
 mod nodes;
 pub mod openapi;
 mod registry;

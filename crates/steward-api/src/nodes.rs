@@ -194,9 +194,24 @@ pub(crate) async fn heartbeat(
     ApiPath(id): ApiPath<String>,
     ApiBody(body): ApiBody,
 ) -> Result<Json<wire::HeartbeatAnswer>, ApiError> {
-    let beat: wire::Heartbeat = parse_body(&body)?;
+    let mut beat: wire::Heartbeat = parse_body(&body)?;
+    let results = crate::node_checks::results_of(std::mem::take(&mut beat.check_results))?;
+    let held_checks = beat.checks_digest.take();
+    let node = id.clone();
     let beat = heartbeat_in(id, beat)?;
     let out = state.fleet.heartbeat(beat).await.map_err(fleet_error)?;
+    let config = state.control.config();
+    if !results.is_empty() {
+        let recorded = state
+            .fleet
+            .record_checks(&node, &config, results)
+            .await
+            .map_err(fleet_error)?;
+        if recorded.ignored > 0 {
+            tracing::debug!(node = %node, ignored = recorded.ignored, "results of checks the node does not probe were left out");
+        }
+    }
+    let (checks, checks_digest) = crate::node_checks::checks_for(&config, &node);
     Ok(Json(wire::HeartbeatAnswer {
         needs: out.needs.iter().filter_map(|k| kind_of(k)).collect(),
         holds: out
@@ -204,6 +219,8 @@ pub(crate) async fn heartbeat(
             .into_iter()
             .filter_map(|(k, d)| kind_of(&k).map(|k| (k, d)))
             .collect(),
+        checks: (held_checks.as_deref() != Some(checks_digest.as_str())).then_some(checks),
+        checks_digest,
     }))
 }
 

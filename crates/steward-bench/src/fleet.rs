@@ -324,6 +324,7 @@ async fn simulate(bench: &FleetBench, hub: &Hub<'_>, agents: Vec<Enrolled>) -> a
             credential: agent.credential,
             inventory: SimInventory::new(index),
             acknowledged: BTreeMap::new(),
+            checks_digest: None,
             random: mix(index as u64 ^ 0xc4a9),
             interval_s: bench.interval_s,
         };
@@ -397,6 +398,8 @@ struct SimAgent {
     credential: String,
     inventory: SimInventory,
     acknowledged: BTreeMap<InventoryKind, String>,
+    /// The digest of its local checks the hub last gave (as an agent keeps it).
+    checks_digest: Option<String>,
     /// Its random state (whether to change this beat).
     random: u64,
     interval_s: u64,
@@ -432,6 +435,7 @@ impl SimAgent {
             let ok = match result {
                 Ok(answer) => {
                     self.acknowledged = answer.holds;
+                    self.checks_digest = Some(answer.checks_digest);
                     // As the agent does: the kinds the hub needs go at once, in full.
                     let needs: Vec<InventoryKind> = answer.needs;
                     if needs.is_empty() {
@@ -490,6 +494,8 @@ impl SimAgent {
             inventory: self.inventory.parts(kinds),
             usage: self.inventory.usage(),
             interval_s: self.interval_s,
+            checks_digest: self.checks_digest.clone(),
+            check_results: Vec::new(),
         };
         let _place = self
             .in_flight

@@ -14,6 +14,7 @@ pub mod events;
 pub mod health;
 pub mod index;
 pub mod keys;
+pub mod node_checks;
 pub mod nodes;
 pub mod paths;
 pub mod registry;

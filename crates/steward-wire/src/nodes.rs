@@ -292,6 +292,13 @@ pub struct Heartbeat {
     /// The heartbeat interval the agent keeps, in seconds.
     #[serde(default)]
     pub interval_s: u64,
+    /// The digest of the checks the agent probes, as the hub last gave it (absent: none yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks_digest: Option<String>,
+    /// Results of those checks since the last beat that got through, oldest first (at most
+    /// 1,000).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub check_results: Vec<crate::node_checks::NodeCheckResult>,
 }
 
 /// The hub's answer to a heartbeat.
@@ -305,6 +312,12 @@ pub struct HeartbeatAnswer {
     /// The digests the hub now holds for the node, per kind.
     #[serde(default)]
     pub holds: BTreeMap<InventoryKind, String>,
+    /// The digest of the checks the node probes.
+    #[serde(default)]
+    pub checks_digest: String,
+    /// Those checks, when the agent's digest differs (absent: keep what it has).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checks: Option<Vec<crate::node_checks::NodeCheck>>,
 }
 
 /// The most events one [`AuditBatch`] may carry.

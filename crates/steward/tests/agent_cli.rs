@@ -77,6 +77,7 @@ async fn heartbeat(
     let mut answer = HeartbeatAnswer {
         needs: Vec::new(),
         holds: beat.digests.clone(),
+        ..HeartbeatAnswer::default()
     };
     if !hub.asked {
         // The domains are asked for while every digest is held, so a beat that carries them

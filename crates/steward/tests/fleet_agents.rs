@@ -860,3 +860,141 @@ lease = \"3s\"
         agent.stop();
     }
 }
+
+/// A loopback HTTP server answering 200 while `healthy` holds, 503 otherwise.
+fn health_target(healthy: std::sync::Arc<std::sync::atomic::AtomicBool>) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 2048];
+            let _ = stream.read(&mut request);
+            let status = if healthy.load(std::sync::atomic::Ordering::SeqCst) {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .as_bytes(),
+            );
+        }
+    });
+    port
+}
+
+fn check_state(daemon: &Daemon, check: &str) -> String {
+    daemon.get_json(&format!("/api/v1/checks/{check}"))["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn result_times(daemon: &Daemon, check: &str) -> Vec<i64> {
+    daemon.get_json(&format!("/api/v1/checks/{check}/results?limit=1000"))["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["at_ms"].as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_nodes_checks_are_probed_from_the_node_and_judged_on_the_hub() {
+    let healthy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let target = health_target(std::sync::Arc::clone(&healthy));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{HUB_CONFIG}
+[[checks]]
+name = \"shop-local\"
+service = \"shop\"
+type = \"http\"
+url = \"http://127.0.0.1:{target}/health\"
+interval = \"1s\"
+failures_before_down = 1
+successes_before_up = 1
+"
+        ),
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    let key = daemon.key.clone().unwrap();
+    // Nobody probes it until the node's agent does: the hub leaves it to the node.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(result_times(&daemon, "shop-local").is_empty());
+
+    let mut agent = Agent::new(dir.path(), "vps-01", &daemon.url, &["shop.example.com"]);
+    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-01"]);
+    agent.register(token.trim());
+    agent.start();
+    eventually(
+        Duration::from_secs(20),
+        "the check up from the node",
+        || check_state(&daemon, "shop-local") == "up",
+    );
+    healthy.store(false, std::sync::atomic::Ordering::SeqCst);
+    eventually(Duration::from_secs(20), "the check down", || {
+        check_state(&daemon, "shop-local") == "down"
+    });
+    let services = daemon.get_json("/api/v1/services");
+    let shop = services["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "shop")
+        .unwrap();
+    assert_eq!(
+        shop["state"], "down",
+        "judged from the node's results: {shop}"
+    );
+    let changes = daemon.get_json("/api/v1/checks/shop-local/transitions");
+    assert!(
+        changes.to_string().contains("[STATUS] (503) < 300"),
+        "the reason resolved on the node: {changes}"
+    );
+
+    // The hub away: the node keeps probing; its results arrive once the hub is back.
+    healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(daemon);
+    let away_from = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_secs(4));
+    let away_until = away_from + 4_000;
+    let mut daemon = Daemon::start_on_sqlite(dir.path(), &config, &["--listen", &listen]);
+    daemon.use_key(&key);
+    eventually(
+        Duration::from_secs(20),
+        "the outage's results delivered",
+        || {
+            result_times(&daemon, "shop-local")
+                .iter()
+                .filter(|at| (away_from + 500..away_until - 500).contains(*at))
+                .count()
+                >= 2
+        },
+    );
+    eventually(Duration::from_secs(20), "the check up again", || {
+        check_state(&daemon, "shop-local") == "up"
+    });
+
+    // The agent gone, nothing probes the check: the hub does not take it over.
+    agent.kill();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = result_times(&daemon, "shop-local").len();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(result_times(&daemon, "shop-local").len(), before);
+}

@@ -8,10 +8,12 @@
 //! statuses (a change applies only from the status it was judged from, so instances running it
 //! together publish each change once).
 
+pub mod checks;
 mod monitor;
 pub mod ops;
 pub mod work;
 
+pub use checks::ChecksRecorded;
 pub use monitor::{MONITOR_EVERY, judge_once, run as run_monitor};
 pub use ops::{AuditMerged, Fleet, FleetError, HeartbeatIn, HeartbeatOut, NodeView};
 pub use work::{Leased, RemoteEnd, RemoteResult, RemoteWork, WorkError};

@@ -131,6 +131,19 @@ impl Fleet {
         }
     }
 
+    /// Records the results of the checks `node`'s agent probes (see [`super::checks`]).
+    pub async fn record_checks(
+        &self,
+        node: &str,
+        config: &Config,
+        results: Vec<steward_store::ProbeRecord>,
+    ) -> Result<super::ChecksRecorded, FleetError> {
+        Ok(
+            super::checks::record_node_results(&*self.store, &self.bus, config, node, results)
+                .await?,
+        )
+    }
+
     /// Remote work: the tasks pinned to nodes, as their agents claim and finish them.
     pub fn work(&self) -> &super::work::RemoteWork {
         &self.work

@@ -597,6 +597,14 @@ fn next_slot(due: i64, interval_ms: u64, now: i64) -> i64 {
     next.saturating_add((behind / interval + 1) * interval)
 }
 
+/// The enabled checks this prober probes: not those a node's agent probes from the node.
+fn hub_checks(config: &Config) -> impl Iterator<Item = &CheckSpec> {
+    config
+        .checks
+        .iter()
+        .filter(|s| s.enabled && crate::views::nodes::check_node(config, s).is_none())
+}
+
 /// Where in its interval a check's first probe falls: spread by name, so that thousands of
 /// checks with the same interval do not all start in the same millisecond.
 fn phase(name: &str, interval_ms: u64) -> i64 {
@@ -625,7 +633,7 @@ impl Table {
         let mut table = Self::empty();
         let restored: HashMap<&str, &CheckRecord> =
             records.iter().map(|r| (r.check.as_str(), r)).collect();
-        for spec in config.checks.iter().filter(|s| s.enabled) {
+        for spec in hub_checks(config) {
             let tracker = restored.get(spec.name.as_str()).map(|r| {
                 (
                     CheckTracker::restore(r.state, r.consecutive_failures, r.consecutive_successes),
@@ -709,7 +717,7 @@ impl Table {
             .into_iter()
             .map(|e| (e.spec.name.clone(), e))
             .collect();
-        for spec in config.checks.iter().filter(|s| s.enabled) {
+        for spec in hub_checks(config) {
             match old_entries.remove(&spec.name) {
                 Some(entry) if *entry.spec == *spec => self.push(entry),
                 Some(entry) => self.insert(

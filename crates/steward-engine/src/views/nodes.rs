@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use steward_config::Config;
+use steward_core::health::spec::{CheckSpec, Probe};
 use steward_core::node::{DeclaredService, NodeStatus, Reported, StatusTiming, judge_status};
 use steward_store::{NodeItem, NodeRecord};
 
@@ -34,6 +35,29 @@ pub fn declared_services(config: &Config, id: &str) -> Vec<DeclaredService> {
                 .and_then(|u| reqwest::Url::parse(u).ok())
                 .and_then(|u| u.host_str().map(str::to_owned)),
         })
+        .collect()
+}
+
+/// The node whose agent probes `check`: its service's node, unless the check runs a command (a
+/// node runs only programs its own config declares). `None`: the hub's prober probes it.
+pub fn check_node<'c>(config: &'c Config, check: &CheckSpec) -> Option<&'c str> {
+    if matches!(check.probe, Probe::Command(_)) {
+        return None;
+    }
+    config
+        .registry
+        .services
+        .iter()
+        .find(|s| s.name == check.service)
+        .and_then(|s| s.node.as_deref())
+}
+
+/// The enabled checks the agent of `node` probes, in config order.
+pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
+    config
+        .checks
+        .iter()
+        .filter(|c| c.enabled && check_node(config, c) == Some(node))
         .collect()
 }
 
