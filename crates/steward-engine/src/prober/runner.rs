@@ -599,10 +599,18 @@ fn next_slot(due: i64, interval_ms: u64, now: i64) -> i64 {
 
 /// The enabled checks this prober probes: not those a node's agent probes from the node.
 fn hub_checks(config: &Config) -> impl Iterator<Item = &CheckSpec> {
-    config
-        .checks
+    let on_nodes: HashSet<&str> = config
+        .registry
+        .services
         .iter()
-        .filter(|s| s.enabled && crate::views::nodes::check_node(config, s).is_none())
+        .filter(|s| s.node.is_some())
+        .map(|s| s.name.as_str())
+        .collect();
+    config.checks.iter().filter(move |s| {
+        s.enabled
+            && (matches!(s.probe, steward_core::health::spec::Probe::Command(_))
+                || !on_nodes.contains(s.service.as_str()))
+    })
 }
 
 /// Where in its interval a check's first probe falls: spread by name, so that thousands of

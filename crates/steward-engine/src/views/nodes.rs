@@ -38,26 +38,29 @@ pub fn declared_services(config: &Config, id: &str) -> Vec<DeclaredService> {
         .collect()
 }
 
-/// The node whose agent probes `check`: its service's node, unless the check runs a command (a
-/// node runs only programs its own config declares). `None`: the hub's prober probes it.
-pub fn check_node<'c>(config: &'c Config, check: &CheckSpec) -> Option<&'c str> {
-    if matches!(check.probe, Probe::Command(_)) {
-        return None;
-    }
-    config
+/// The enabled checks the agent of `node` probes, in config order: those of the services declared
+/// on it, except commands (a node runs only programs its own config declares); the hub's prober
+/// leaves them out. One pass over the services and one over the checks: it is asked at every
+/// heartbeat.
+pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
+    let on_node: std::collections::HashSet<&str> = config
         .registry
         .services
         .iter()
-        .find(|s| s.name == check.service)
-        .and_then(|s| s.node.as_deref())
-}
-
-/// The enabled checks the agent of `node` probes, in config order.
-pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
+        .filter(|s| s.node.as_deref() == Some(node))
+        .map(|s| s.name.as_str())
+        .collect();
+    if on_node.is_empty() {
+        return Vec::new();
+    }
     config
         .checks
         .iter()
-        .filter(|c| c.enabled && check_node(config, c) == Some(node))
+        .filter(|c| {
+            c.enabled
+                && !matches!(c.probe, Probe::Command(_))
+                && on_node.contains(c.service.as_str())
+        })
         .collect()
 }
 
@@ -81,5 +84,57 @@ pub fn reported<'a>(items: &'a [NodeItem], digests: &BTreeMap<String, String>) -
     Reported {
         containers: has_docker.then(|| names_of("containers")),
         domains: names_of("domains"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_node_probes_its_services_checks_but_never_a_command() {
+        let text = r#"
+[[workspaces]]
+key = "edge"
+
+[[services]]
+name = "proxy"
+workspace = "edge"
+url = "https://proxy.example.com/"
+node = "vps-01"
+
+[[services]]
+name = "api"
+workspace = "edge"
+url = "https://api.example.com/"
+
+[[checks]]
+service = "proxy"
+
+[[checks]]
+service = "proxy"
+name = "proxy-script"
+type = "command"
+command = "true"
+
+[[checks]]
+service = "api"
+
+[[checks]]
+service = "proxy"
+name = "proxy-off"
+enabled = false
+"#;
+        let config = steward_config::parse_str("t.toml", text, &|_| None)
+            .unwrap()
+            .config;
+        let names: Vec<&str> = node_checks(&config, "vps-01")
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(names, ["proxy-http"]);
+        assert!(node_checks(&config, "vps-02").is_empty());
     }
 }
