@@ -13,6 +13,7 @@ pub mod auth;
 pub mod event;
 pub mod health;
 pub mod node;
+pub mod pipeline;
 pub mod queue;
 pub mod redact;
 pub mod registry;
