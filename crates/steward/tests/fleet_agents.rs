@@ -998,3 +998,60 @@ successes_before_up = 1
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(result_times(&daemon, "shop-local").len(), before);
 }
+
+#[test]
+fn a_running_pinned_task_is_cancelled_on_its_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("steward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{HUB_CONFIG}
+[[queues]]
+name = \"remote\"
+node = \"vps-01\"
+kinds = [\"hold\"]
+lease = \"3s\"
+"
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let mut agent = Agent::new(dir.path(), "vps-01", &daemon.url, &[]);
+    agent.configure_work(
+        &daemon.url,
+        "[[executors]]\nname = \"hold\"\ntype = \"shell\"\ncommand = \"/bin/sh\"\nargs = [\"-c\", \"echo $$ > hold.pid; exec sleep 60\"]\nworkdir = \".\"\n",
+    );
+    let token = cli(&daemon, &["nodes", "token", "create", "--node", "vps-01"]);
+    agent.register(token.trim());
+    agent.start();
+    let out = cli(
+        &daemon,
+        &["tasks", "enqueue", "remote", "hold", "--output", "json"],
+    );
+    let id = serde_json::from_str::<Value>(&out).unwrap()["task"]["id"]
+        .as_i64()
+        .unwrap();
+    let pid_file = agent.dir.join("hold.pid");
+    eventually(
+        Duration::from_secs(30),
+        "the task running on the node",
+        || pid_file.exists() && tasks_of(&daemon)[&id].0 == "running",
+    );
+    let pid: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    cli(&daemon, &["tasks", "cancel", &id.to_string()]);
+    eventually(Duration::from_secs(15), "the task cancelled", || {
+        tasks_of(&daemon)[&id].0 == "cancelled"
+    });
+    eventually(Duration::from_secs(5), "its program stopped", || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        stat.map_or(true, |s| s.split_whitespace().nth(2) == Some("Z"))
+    });
+    let detail = daemon.get_json(&format!("/api/v1/tasks/{id}"));
+    assert_eq!(detail["runs"][0]["status"], "cancelled", "{detail}");
+    agent.stop();
+}
