@@ -599,18 +599,11 @@ fn next_slot(due: i64, interval_ms: u64, now: i64) -> i64 {
 
 /// The enabled checks this prober probes: not those a node's agent probes from the node.
 fn hub_checks(config: &Config) -> impl Iterator<Item = &CheckSpec> {
-    let on_nodes: HashSet<&str> = config
-        .registry
-        .services
+    let on_nodes = crate::views::nodes::checks_on_nodes(config);
+    config
+        .checks
         .iter()
-        .filter(|s| s.node.is_some())
-        .map(|s| s.name.as_str())
-        .collect();
-    config.checks.iter().filter(move |s| {
-        s.enabled
-            && (matches!(s.probe, steward_core::health::spec::Probe::Command(_))
-                || !on_nodes.contains(s.service.as_str()))
-    })
+        .filter(move |s| s.enabled && !on_nodes.contains(s.name.as_str()))
 }
 
 /// Where in its interval a check's first probe falls: spread by name, so that thousands of

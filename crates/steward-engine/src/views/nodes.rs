@@ -38,11 +38,42 @@ pub fn declared_services(config: &Config, id: &str) -> Vec<DeclaredService> {
         .collect()
 }
 
+/// The names of every enabled check some node's agent probes (see [`node_checks`]); the hub's
+/// prober probes the others.
+pub fn checks_on_nodes(config: &Config) -> std::collections::HashSet<&str> {
+    let on_nodes: std::collections::HashSet<&str> = config
+        .registry
+        .services
+        .iter()
+        .filter(|s| s.node.as_deref().is_some_and(|n| declared(config, n)))
+        .map(|s| s.name.as_str())
+        .collect();
+    config
+        .checks
+        .iter()
+        .filter(|c| {
+            c.enabled
+                && !matches!(c.probe, Probe::Command(_))
+                && on_nodes.contains(c.service.as_str())
+        })
+        .map(|c| c.name.as_str())
+        .collect()
+}
+
+/// Whether `[[nodes]]` declares `node`: only a declared node's agent is handed its services'
+/// checks, so a `node` that only names a host (no agent runs there) leaves them with the hub.
+fn declared(config: &Config, node: &str) -> bool {
+    config.nodes.iter().any(|n| n.id == node)
+}
+
 /// The enabled checks the agent of `node` probes, in config order: those of the services declared
-/// on it, except commands (a node runs only programs its own config declares); the hub's prober
-/// leaves them out. One pass over the services and one over the checks: it is asked at every
-/// heartbeat.
+/// on it, except commands (a node runs only programs its own config declares), when `[[nodes]]`
+/// declares it; the hub's prober leaves them out. One pass over the services and one over the
+/// checks: it is asked at every heartbeat.
 pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
+    if !declared(config, node) {
+        return Vec::new();
+    }
     let on_node: std::collections::HashSet<&str> = config
         .registry
         .services
@@ -99,6 +130,9 @@ mod tests {
 [[workspaces]]
 key = "edge"
 
+[[nodes]]
+id = "vps-01"
+
 [[services]]
 name = "proxy"
 workspace = "edge"
@@ -136,5 +170,17 @@ enabled = false
             .collect();
         assert_eq!(names, ["proxy-http"]);
         assert!(node_checks(&config, "vps-02").is_empty());
+        assert_eq!(
+            checks_on_nodes(&config),
+            std::collections::HashSet::from(["proxy-http"])
+        );
+        let undeclared = text.replace("[[nodes]]\nid = \"vps-01\"\n", "");
+        let config = steward_config::parse_str("t.toml", &undeclared, &|_| None)
+            .unwrap()
+            .config;
+        assert!(
+            checks_on_nodes(&config).is_empty(),
+            "a node no [[nodes]] declares keeps its checks on the hub"
+        );
     }
 }

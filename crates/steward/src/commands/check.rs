@@ -35,14 +35,33 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     // Checks count the default ones of services with an http(s) url too.
     writeln!(
         out,
-        "{}: ok ({} workspaces, {} dependencies, {} services, {} checks; {} warning{})",
+        "{}: ok ({} workspaces, {} dependencies, {} services, {} checks{}; {} warning{})",
         args.config.display(),
         r.workspaces.len(),
         r.dependencies.len(),
         r.services.len(),
         loaded.config.checks.len(),
+        fleet_summary(&loaded.config),
         loaded.warnings.len(),
         if loaded.warnings.len() == 1 { "" } else { "s" }
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `, 2 nodes (3 checks probed from nodes, 1 queue pinned to a node)` when the config involves
+/// nodes, else nothing.
+fn fleet_summary(config: &steward_config::Config) -> String {
+    let node_checks = steward_engine::views::nodes::checks_on_nodes(config).len();
+    let pinned = config.queues.iter().filter(|q| q.node.is_some()).count();
+    if config.nodes.is_empty() && node_checks == 0 && pinned == 0 {
+        return String::new();
+    }
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        ", {} ({} probed from nodes, {} pinned to a node)",
+        plural(config.nodes.len(), "node", "nodes"),
+        plural(node_checks, "check", "checks"),
+        plural(pinned, "queue", "queues"),
+    )
 }
