@@ -17,12 +17,14 @@ use steward_core::Secret;
 use steward_core::health::Condition;
 use steward_core::health::spec::{CheckSpec, HttpProbe, Probe, Redirects};
 use steward_core::health::state::{ProbeVerdict, Thresholds};
-use steward_probe::{Prober, judge};
+use steward_probe::{Prober, judge, phase_ms};
 use steward_wire::node_checks::{
     ConditionOutcome, NodeCheck, NodeCheckResult, NodeProbe, SeenCertificate,
 };
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+use crate::lock;
 
 /// The most results kept while the hub is away; the oldest go first past it.
 pub const MAX_KEPT: usize = 10_000;
@@ -139,9 +141,9 @@ impl LocalChecks {
             let mut wake = now + Duration::from_secs(60);
             for (spec, conditions) in &checks {
                 let interval = Duration::from_millis(spec.interval_ms.max(1_000));
-                let due = *next_due
-                    .entry(spec.name.clone())
-                    .or_insert_with(|| now + spread(&spec.name, interval));
+                let due = *next_due.entry(spec.name.clone()).or_insert_with(|| {
+                    now + Duration::from_millis(phase_ms(&spec.name, spec.interval_ms))
+                });
                 if due <= now {
                     next_due.insert(spec.name.clone(), now + interval);
                     wake = wake.min(now + interval);
@@ -167,19 +169,6 @@ impl LocalChecks {
             }
         }
     }
-}
-
-/// Where in its interval a check's first probe falls: spread by name, like the hub's prober.
-fn spread(name: &str, interval: Duration) -> Duration {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    let ms = u64::try_from(interval.as_millis())
-        .unwrap_or(u64::MAX)
-        .max(1);
-    Duration::from_millis(hash % ms)
 }
 
 /// The check to probe, from what the hub handed over.
@@ -286,13 +275,6 @@ fn result_of(
                 not_after_ms: c.not_after_ms,
             })
             .collect(),
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    match mutex.lock() {
-        Ok(guard) => guard,
-        Err(poisoned) => poisoned.into_inner(),
     }
 }
 

@@ -356,7 +356,7 @@ pub fn stopped(node: &str) -> AuditEntry {
 }
 
 /// Milliseconds since the Unix epoch (0 for a clock set before it).
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -29,3 +29,11 @@ pub use credential::StoredCredential;
 pub use hub::{HubClient, HubError};
 pub use journal::{Journal, JournalError};
 pub use run::{RunError, RunOptions, WorkOptions, run};
+
+/// A lock's guard, also after a panic elsewhere poisoned it: what the agent guards (attempts in
+/// flight, results waiting) stays valid whatever was interrupted, and must still be delivered.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -126,10 +126,7 @@ impl Outbox {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<RemoteResult>> {
-        match self.pending.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.pending)
     }
 
     fn error(&self, action: &'static str, source: std::io::Error) -> OutboxError {

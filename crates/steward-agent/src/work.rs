@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::WorkConfig;
 use crate::hub::{HubClient, HubError};
-use crate::journal::Journal;
+use crate::journal::{Journal, now_ms};
 use crate::outbox::{Outbox, OutboxError};
 
 /// The name this agent's claims are leased under (after the node's id).
@@ -443,10 +443,7 @@ impl Work {
     }
 
     fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<i64, Running>> {
-        match self.running.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        }
+        crate::lock(&self.running)
     }
 }
 
@@ -504,11 +501,4 @@ fn secrets_of(executors: &[ExecutorSpec]) -> Vec<String> {
 
 fn backoff(failures: u32) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1 << failures.min(5)).min(5_000))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

@@ -294,18 +294,12 @@ impl RemoteWork {
 
     /// True when the watcher's last pass is fresh and found nothing due for `node`.
     fn known_idle(&self, node: &str) -> bool {
-        let due = match self.signals.due.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let due = locked(&self.signals.due);
         due.at.is_some_and(|at| at.elapsed() < DUE_FRESH) && !due.nodes.contains(node)
     }
 
     fn signal(&self, node: &str) -> Arc<Notify> {
-        let mut by_node = match self.signals.by_node.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut by_node = locked(&self.signals.by_node);
         Arc::clone(by_node.entry(node.to_owned()).or_default())
     }
 }
@@ -373,7 +367,7 @@ fn completion_of(
             task.max_attempts,
             error.clone(),
             now_ms(),
-            unit(),
+            crate::queue::worker::unit(),
         ),
         RemoteEnd::Failed {
             error,
@@ -409,9 +403,12 @@ fn count_results(accepted: usize, refused: usize) {
     }
 }
 
-/// A uniform random number in `[0, 1)` for backoff jitter.
-fn unit() -> f64 {
-    getrandom::u64().map_or(0.5, |n| (n >> 11) as f64 / (1u64 << 53) as f64)
+/// A lock's guard, also after a panic elsewhere poisoned it: what it guards (signals, the last
+/// pass's snapshot) stays valid whatever was interrupted.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Wakes the waiting claims of the nodes whose tasks are due, after each store wake-up and
@@ -432,9 +429,7 @@ async fn watch(store: Arc<dyn Store>, signals: Weak<Signals>) {
         };
         if signals.waiting.load(Ordering::SeqCst) == 0 {
             // Unlooked-at work may now be due: the next claim must look for itself.
-            if let Ok(mut seen) = signals.due.lock() {
-                seen.at = None;
-            }
+            locked(&signals.due).at = None;
             continue;
         }
         let looked_at = tokio::time::Instant::now();
@@ -445,14 +440,12 @@ async fn watch(store: Arc<dyn Store>, signals: Weak<Signals>) {
                 continue;
             }
         };
-        if let Ok(mut seen) = signals.due.lock() {
+        {
+            let mut seen = locked(&signals.due);
             seen.nodes = due.iter().cloned().collect();
             seen.at = Some(looked_at);
         }
-        let by_node = match signals.by_node.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let by_node = locked(&signals.by_node);
         for node in due {
             if let Some(signal) = by_node.get(&node) {
                 signal.notify_waiters();

@@ -606,16 +606,9 @@ fn hub_checks(config: &Config) -> impl Iterator<Item = &CheckSpec> {
         .filter(move |s| s.enabled && !on_nodes.contains(s.name.as_str()))
 }
 
-/// Where in its interval a check's first probe falls: spread by name, so that thousands of
-/// checks with the same interval do not all start in the same millisecond.
+/// Where in its interval a check's first probe falls (see [`steward_probe::phase_ms`]).
 fn phase(name: &str, interval_ms: u64) -> i64 {
-    // FNV-1a: stable across runs and instances.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in name.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    i64::try_from(hash % interval_ms.max(1)).unwrap_or(0)
+    i64::try_from(steward_probe::phase_ms(name, interval_ms)).unwrap_or(0)
 }
 
 /// The timetable: every enabled check, and a min-heap of when each is next due.
@@ -757,15 +750,5 @@ mod tests {
         assert_eq!(next_slot(1_000, 500, 1_499), 1_500);
         assert_eq!(next_slot(1_000, 500, 1_500), 2_000);
         assert_eq!(next_slot(1_000, 500, 3_700), 4_000);
-    }
-
-    #[test]
-    fn phases_spread_within_the_interval() {
-        let phases: HashSet<i64> = (0..1_000)
-            .map(|i| phase(&format!("check-{i}"), 30_000))
-            .collect();
-        assert!(phases.iter().all(|p| (0..30_000).contains(p)));
-        assert!(phases.len() > 900, "{} distinct phases", phases.len());
-        assert_eq!(phase("x", 1_000), phase("x", 1_000));
     }
 }

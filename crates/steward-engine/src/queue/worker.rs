@@ -487,7 +487,7 @@ fn publish(shared: &Shared, task: &Task, status: TaskStatus, outcome: Option<Str
 }
 
 /// A uniform random number in `[0, 1)` for backoff jitter.
-fn unit() -> f64 {
+pub(crate) fn unit() -> f64 {
     getrandom::u64().map_or(0.5, |n| (n >> 11) as f64 / (1u64 << 53) as f64)
 }
 
