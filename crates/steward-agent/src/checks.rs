@@ -255,6 +255,7 @@ fn result_of(
             ProbeVerdict::Fail => "fail",
         }
         .to_owned(),
+        reason: judgement.reason,
         status: seen.context.status,
         cause,
         error,
@@ -290,6 +291,7 @@ mod tests {
             at_ms: 1,
             latency_ms: 1,
             verdict: "pass".into(),
+            reason: String::new(),
             status: None,
             cause: None,
             error: None,

@@ -69,10 +69,11 @@ fn node_check_of(spec: &CheckSpec) -> Option<wire::NodeCheck> {
     })
 }
 
-/// The results of a heartbeat as the store keeps them, refused whole when one is malformed.
+/// The results of a heartbeat as the store keeps them, each with why it did not pass; refused
+/// whole when one is malformed.
 pub(crate) fn results_of(
     results: Vec<wire::NodeCheckResult>,
-) -> Result<Vec<ProbeRecord>, ApiError> {
+) -> Result<Vec<(ProbeRecord, String)>, ApiError> {
     if results.len() > wire::MAX_CHECK_RESULTS {
         return Err(invalid(format!(
             "`check_results`: {} results; at most {} per heartbeat",
@@ -89,7 +90,8 @@ pub(crate) fn results_of(
                     "`check_results[{i}].verdict`: expected pass, slow_pass or fail"
                 ))
             })?;
-            Ok(ProbeRecord {
+            let reason = cut(&r.reason);
+            let record = ProbeRecord {
                 check: r.check,
                 at_ms: r.at_ms,
                 verdict,
@@ -114,7 +116,8 @@ pub(crate) fn results_of(
                         not_after_ms: c.not_after_ms,
                     })
                     .collect(),
-            })
+            };
+            Ok((record, reason))
         })
         .collect()
 }

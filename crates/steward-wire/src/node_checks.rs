@@ -108,6 +108,9 @@ pub struct NodeCheckResult {
     pub latency_ms: u64,
     /// `pass`, `slow_pass` or `fail`.
     pub verdict: String,
+    /// Why it did not pass, in one line, as the judging worded it (empty when it passed).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     /// The HTTP status, for HTTP probes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,

@@ -26,23 +26,24 @@ pub struct ChecksRecorded {
     pub ignored: usize,
 }
 
-/// Records `results` of `node`'s checks, oldest first, and announces state changes.
+/// Records `results` of `node`'s checks, oldest first, each with why it did not pass as the node
+/// judged it, and announces state changes.
 pub async fn record_node_results(
     store: &dyn Store,
     bus: &EventBus,
     config: &Config,
     node: &str,
-    results: Vec<ProbeRecord>,
+    results: Vec<(ProbeRecord, String)>,
 ) -> Result<ChecksRecorded, StoreError> {
     let specs: HashMap<&str, _> = node_checks(config, node)
         .into_iter()
         .map(|c| (c.name.as_str(), c))
         .collect();
     let total = results.len();
-    let results: Vec<ProbeRecord> = results
+    let (results, reasons): (Vec<ProbeRecord>, Vec<String>) = results
         .into_iter()
-        .filter(|r| specs.contains_key(r.check.as_str()))
-        .collect();
+        .filter(|(r, _)| specs.contains_key(r.check.as_str()))
+        .unzip();
     let ignored = total - results.len();
     if results.is_empty() {
         return Ok(ChecksRecorded {
@@ -59,7 +60,7 @@ pub async fn record_node_results(
         .collect();
     let mut rollups: HashMap<(String, i64), Rollup> = HashMap::new();
     let mut transitions = Vec::new();
-    for result in &results {
+    for (result, reason) in results.iter().zip(reasons) {
         let Some(spec) = specs.get(result.check.as_str()) else {
             continue;
         };
@@ -87,7 +88,7 @@ pub async fn record_node_results(
                 from: change.from,
                 to: change.to,
                 at_ms: result.at_ms,
-                reason: reason_of(result),
+                reason,
             });
         }
         record.state = tracker.state();
@@ -133,18 +134,4 @@ pub async fn record_node_results(
         recorded: batch.results.len(),
         ignored,
     })
-}
-
-/// Why a result did not pass, in one line, as the prober words it.
-fn reason_of(result: &ProbeRecord) -> String {
-    if let (Some(cause), Some(error)) = (&result.cause, &result.error) {
-        return format!("{cause}: {error}");
-    }
-    result
-        .conditions
-        .iter()
-        .filter(|(ok, _)| !ok)
-        .map(|(_, text)| text.as_str())
-        .collect::<Vec<_>>()
-        .join("; ")
 }

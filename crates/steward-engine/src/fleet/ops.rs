@@ -136,7 +136,7 @@ impl Fleet {
         &self,
         node: &str,
         config: &Config,
-        results: Vec<steward_store::ProbeRecord>,
+        results: Vec<(steward_store::ProbeRecord, String)>,
     ) -> Result<super::ChecksRecorded, FleetError> {
         Ok(
             super::checks::record_node_results(&*self.store, &self.bus, config, node, results)
