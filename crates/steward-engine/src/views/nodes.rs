@@ -41,47 +41,35 @@ pub fn declared_services(config: &Config, id: &str) -> Vec<DeclaredService> {
 /// The names of every enabled check some node's agent probes (see [`node_checks`]); the hub's
 /// prober probes the others.
 pub fn checks_on_nodes(config: &Config) -> std::collections::HashSet<&str> {
-    let on_nodes: std::collections::HashSet<&str> = config
-        .registry
-        .services
-        .iter()
-        .filter(|s| s.node.as_deref().is_some_and(|n| declared(config, n)))
-        .map(|s| s.name.as_str())
-        .collect();
-    config
-        .checks
-        .iter()
-        .filter(|c| {
-            c.enabled
-                && !matches!(c.probe, Probe::Command(_))
-                && on_nodes.contains(c.service.as_str())
-        })
+    let declared: std::collections::HashSet<&str> =
+        config.nodes.iter().map(|n| n.id.as_str()).collect();
+    probed_from(config, |node| declared.contains(node))
+        .into_iter()
         .map(|c| c.name.as_str())
         .collect()
 }
 
-/// Whether `[[nodes]]` declares `node`: only a declared node's agent is handed its services'
-/// checks, so a `node` that only names a host (no agent runs there) leaves them with the hub.
-fn declared(config: &Config, node: &str) -> bool {
-    config.nodes.iter().any(|n| n.id == node)
-}
-
 /// The enabled checks the agent of `node` probes, in config order: those of the services declared
-/// on it, except commands (a node runs only programs its own config declares), when `[[nodes]]`
-/// declares it; the hub's prober leaves them out. One pass over the services and one over the
-/// checks: it is asked at every heartbeat.
+/// on it when `[[nodes]]` declares it (a `node` that only names a host, with no agent there,
+/// leaves them with the hub). The hub's prober leaves them out. Asked at every heartbeat.
 pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
-    if !declared(config, node) {
+    if !config.nodes.iter().any(|n| n.id == node) {
         return Vec::new();
     }
-    let on_node: std::collections::HashSet<&str> = config
+    probed_from(config, |n| n == node)
+}
+
+/// The enabled checks of the services whose node passes `on`, except commands (a node runs only
+/// programs its own config declares): one pass over the services and one over the checks.
+fn probed_from(config: &Config, on: impl Fn(&str) -> bool) -> Vec<&CheckSpec> {
+    let services: std::collections::HashSet<&str> = config
         .registry
         .services
         .iter()
-        .filter(|s| s.node.as_deref() == Some(node))
+        .filter(|s| s.node.as_deref().is_some_and(&on))
         .map(|s| s.name.as_str())
         .collect();
-    if on_node.is_empty() {
+    if services.is_empty() {
         return Vec::new();
     }
     config
@@ -90,7 +78,7 @@ pub fn node_checks<'c>(config: &'c Config, node: &str) -> Vec<&'c CheckSpec> {
         .filter(|c| {
             c.enabled
                 && !matches!(c.probe, Probe::Command(_))
-                && on_node.contains(c.service.as_str())
+                && services.contains(c.service.as_str())
         })
         .collect()
 }
