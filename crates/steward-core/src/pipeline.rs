@@ -1,7 +1,11 @@
 //! Pipelines: multi-step work whose steps wait for the steps they need. This module holds the
 //! pure part: a pipeline's steps checked as a DAG (every need known, no step needing itself,
-//! no cycle, each problem naming the steps involved) and, for a run, which steps are ready, which
-//! are skipped because a step they need did not succeed, and whether the run is over and how.
+//! no cycle, each problem naming the steps involved), what `[[pipelines]]` declares (`spec`),
+//! and for a run what happens next (`run`: which steps start, are skipped, fail or stop, and
+//! whether the run is over and how).
+
+pub mod run;
+pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -10,7 +14,8 @@ use std::fmt;
 pub const MAX_STEPS: usize = 200;
 
 /// What a pipeline does when a step fails for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FailurePolicy {
     /// Stop the run: steps not started are cancelled (the default).
     #[default]
@@ -165,63 +170,6 @@ impl Dag {
     /// Every step, each after the steps it needs (declaration order among equals).
     pub fn order(&self) -> &[usize] {
         &self.order
-    }
-
-    /// The steps to start now: waiting, with every step they need succeeded.
-    pub fn ready(&self, states: &[StepState]) -> Vec<usize> {
-        self.order
-            .iter()
-            .copied()
-            .filter(|&i| {
-                states[i] == StepState::Waiting
-                    && self.needs[i]
-                        .iter()
-                        .all(|&j| states[j] == StepState::Succeeded)
-            })
-            .collect()
-    }
-
-    /// The waiting steps that can no longer run because a step they need (directly or not)
-    /// ended without succeeding; each is to be skipped.
-    pub fn blocked(&self, states: &[StepState]) -> Vec<usize> {
-        let mut blocked = vec![false; self.names.len()];
-        for &i in &self.order {
-            blocked[i] = states[i] == StepState::Waiting
-                && self.needs[i].iter().any(|&j| {
-                    blocked[j]
-                        || matches!(
-                            states[j],
-                            StepState::Failed | StepState::Skipped | StepState::Cancelled
-                        )
-                });
-        }
-        self.order.iter().copied().filter(|&i| blocked[i]).collect()
-    }
-}
-
-/// How a run stands, from its steps' states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunOutcome {
-    /// Some step is waiting or running.
-    Going,
-    /// Every step ended; none failed or was cancelled.
-    Succeeded,
-    /// Every step ended and one failed.
-    Failed,
-    /// Every step ended and one was cancelled (and none failed).
-    Cancelled,
-}
-
-/// The outcome of a run whose steps are in `states`.
-pub fn outcome(states: &[StepState]) -> RunOutcome {
-    if !states.iter().all(|s| s.is_final()) {
-        RunOutcome::Going
-    } else if states.contains(&StepState::Failed) {
-        RunOutcome::Failed
-    } else if states.contains(&StepState::Cancelled) {
-        RunOutcome::Cancelled
-    } else {
-        RunOutcome::Succeeded
     }
 }
 

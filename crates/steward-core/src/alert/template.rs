@@ -346,6 +346,95 @@ pub fn render_payload(payload: &Json, alert: &NotifiedAlert) -> Result<Json, Tem
     render_json(&env, payload, &context, &mut budget, &mut path)
 }
 
+/// Renders `payload` as [`render_payload`] does, over any `context` (a pipeline step's payload
+/// over its run: `input`, `run`, `steps`), strict about printing undefined values.
+pub fn render_payload_over(payload: &Json, context: &Json) -> Result<Json, TemplateError> {
+    let env = environment(UndefinedBehavior::SemiStrict);
+    let mut budget = MAX_OUTPUT_BYTES;
+    let mut path = String::new();
+    render_json(
+        &env,
+        payload,
+        &Value::from(Serde(context)),
+        &mut budget,
+        &mut path,
+    )
+}
+
+/// Checks every template string of a payload for syntax, without rendering. Answers the
+/// top-level and dotted names each one reads (`steps.alba.result`), so a reader can check what
+/// they refer to.
+pub fn check_payload(payload: &Json) -> Result<std::collections::BTreeSet<String>, TemplateError> {
+    let env = environment(UndefinedBehavior::SemiStrict);
+    let mut names = std::collections::BTreeSet::new();
+    let mut path = String::new();
+    check_json(&env, payload, &mut path, &mut names)?;
+    Ok(names)
+}
+
+fn check_json(
+    env: &Environment<'static>,
+    value: &Json,
+    path: &mut String,
+    names: &mut std::collections::BTreeSet<String>,
+) -> Result<(), TemplateError> {
+    match value {
+        Json::String(s) if s.contains("{{") || s.contains("{%") || s.contains("{#") => {
+            let template = env.template_from_named_str(PAYLOAD_NAME, s).map_err(|e| {
+                TemplateError::Payload {
+                    path: if path.is_empty() {
+                        "(root)".to_owned()
+                    } else {
+                        path.clone()
+                    },
+                    source: Box::new(convert(e)),
+                }
+            })?;
+            names.extend(template.undeclared_variables(true));
+        }
+        Json::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                let _ = write!(path, "[{i}]");
+                check_json(env, item, path, names)?;
+                path.truncate(len);
+            }
+        }
+        Json::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                check_json(env, item, path, names)?;
+                path.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// A condition (a minijinja expression, as in `{% if … %}`) checked for syntax; answers the
+/// names it reads, as [`check_payload`] does.
+pub fn check_condition(expr: &str) -> Result<std::collections::BTreeSet<String>, TemplateError> {
+    let env = environment(UndefinedBehavior::SemiStrict);
+    let compiled = env.compile_expression(expr).map_err(convert)?;
+    Ok(compiled.undeclared_variables(true).into_iter().collect())
+}
+
+/// Evaluates a condition over `context`: its truth, as `{% if %}` would judge it (an undefined
+/// value is false).
+pub fn eval_condition(expr: &str, context: &Json) -> Result<bool, TemplateError> {
+    let env = environment(UndefinedBehavior::SemiStrict);
+    let compiled = env.compile_expression(expr).map_err(convert)?;
+    let value = compiled
+        .eval(Value::from(Serde(context)))
+        .map_err(convert)?;
+    Ok(value.is_true())
+}
+
 fn render_json(
     env: &Environment<'static>,
     value: &Json,

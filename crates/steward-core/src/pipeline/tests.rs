@@ -1,6 +1,8 @@
 use proptest::prelude::*;
 
+use super::run::*;
 use super::*;
+use serde_json::json;
 
 fn steps(spec: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
     spec.iter()
@@ -13,51 +15,319 @@ fn steps(spec: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+fn spec(
+    on_failure: FailurePolicy,
+    steps: &[(&str, &[&str], Option<&str>, serde_json::Value)],
+) -> spec::PipelineSpec {
+    spec::PipelineSpec {
+        name: "p".into(),
+        workspace: None,
+        description: None,
+        on_failure,
+        steps: steps
+            .iter()
+            .map(|(name, needs, condition, payload)| spec::StepSpec {
+                name: (*name).into(),
+                queue: "q".into(),
+                kind: "noop".into(),
+                payload: payload.clone(),
+                needs: needs.iter().map(|n| (*n).to_owned()).collect(),
+                condition: condition.map(Into::into),
+                priority: 0,
+                max_attempts: None,
+                timeout_ms: None,
+                node: None,
+            })
+            .collect(),
+    }
+}
+
+fn record(state: StepState, result: Option<serde_json::Value>) -> StepRecord {
+    StepRecord {
+        state,
+        result,
+        error: None,
+    }
+}
+
+fn started(changes: &[StepChange]) -> Vec<usize> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            StepChange::Start { step, .. } => Some(*step),
+            _ => None,
+        })
+        .collect()
+}
+
+const INPUT: RunRef<'static> = RunRef {
+    id: 7,
+    input: &serde_json::Value::Null,
+};
+
 #[test]
-fn a_chain_runs_one_step_after_the_other() {
-    let dag = Dag::new(&steps(&[
-        ("jona", &["albi"]),
-        ("alba", &[]),
-        ("albi", &["alba"]),
-    ]))
-    .unwrap();
-    assert_eq!(dag.order(), [1, 2, 0], "alba, albi, jona");
-    let mut states = vec![StepState::Waiting; 3];
-    assert_eq!(dag.ready(&states), [1]);
-    states[1] = StepState::Succeeded;
-    assert_eq!(dag.ready(&states), [2]);
-    states[2] = StepState::Failed;
-    assert!(dag.ready(&states).is_empty());
-    assert_eq!(
-        dag.blocked(&states),
-        [0],
-        "jona cannot run once albi failed"
+fn a_chain_runs_one_step_after_the_other_with_earlier_results() {
+    let p = spec(
+        FailurePolicy::Stop,
+        &[
+            (
+                "jona",
+                &["albi"],
+                None,
+                json!({"text": "{{ steps.albi.result.summary }}"}),
+            ),
+            ("alba", &[], None, json!({"run": "{{ run.id }}"})),
+            (
+                "albi",
+                &["alba"],
+                None,
+                json!({"url": "{{ steps.alba.result.url }}"}),
+            ),
+        ],
     );
-    states[0] = StepState::Skipped;
-    assert_eq!(outcome(&states), RunOutcome::Failed);
+    let dag = p.dag().unwrap();
+    assert_eq!(dag.order(), [1, 2, 0], "alba, albi, jona");
+    let mut steps = vec![StepRecord::waiting(); 3];
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    assert_eq!(
+        changes,
+        [StepChange::Start {
+            step: 1,
+            payload: json!({"run": "7"})
+        }]
+    );
+    steps[1] = record(StepState::Succeeded, Some(json!({"url": "http://x/1"})));
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    assert_eq!(
+        changes,
+        [StepChange::Start {
+            step: 2,
+            payload: json!({"url": "http://x/1"})
+        }]
+    );
+    steps[2] = record(StepState::Failed, None);
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    assert!(
+        matches!(&changes[..], [StepChange::Cancel { step: 0, reason }] if reason == "step `albi` failed"),
+        "{changes:?}"
+    );
+    steps[0].state = StepState::Cancelled;
+    assert_eq!(RunStatus::of(&states(&steps)), RunStatus::Failed);
+}
+
+fn states(steps: &[StepRecord]) -> Vec<StepState> {
+    steps.iter().map(|s| s.state).collect()
 }
 
 #[test]
-fn a_fan_out_joins_only_when_every_branch_succeeded() {
-    let mut spec: Vec<(String, Vec<String>)> = vec![("split".into(), vec![])];
+fn a_fan_out_joins_only_when_every_branch_ended() {
     let branches: Vec<String> = (0..10).map(|i| format!("b{i}")).collect();
+    let mut declared: Vec<(&str, &[&str], Option<&str>, serde_json::Value)> =
+        vec![("split", &[], None, json!({}))];
+    let split: &[&str] = &["split"];
     for branch in &branches {
-        spec.push((branch.clone(), vec!["split".into()]));
+        declared.push((branch.as_str(), split, None, json!({})));
     }
-    spec.push(("join".into(), branches.clone()));
-    let dag = Dag::new(&spec).unwrap();
-    let mut states = vec![StepState::Waiting; spec.len()];
-    states[0] = StepState::Succeeded;
-    assert_eq!(dag.ready(&states), (1..=10).collect::<Vec<_>>());
-    for state in states.iter_mut().take(10).skip(1) {
-        *state = StepState::Succeeded;
+    let names: Vec<&str> = branches.iter().map(String::as_str).collect();
+    declared.push(("join", &names, None, json!({})));
+    let p = spec(FailurePolicy::Stop, &declared);
+    let dag = p.dag().unwrap();
+    let mut steps = vec![StepRecord::waiting(); 12];
+    steps[0].state = StepState::Succeeded;
+    assert_eq!(
+        started(&advance(&p, &dag, INPUT, &steps, false)),
+        (1..=10).collect::<Vec<_>>()
+    );
+    for step in steps.iter_mut().take(10).skip(1) {
+        step.state = StepState::Succeeded;
     }
-    states[10] = StepState::Running;
-    assert!(dag.ready(&states).is_empty(), "one branch still runs");
-    states[10] = StepState::Succeeded;
-    assert_eq!(dag.ready(&states), [11]);
-    states[11] = StepState::Succeeded;
-    assert_eq!(outcome(&states), RunOutcome::Succeeded);
+    steps[10].state = StepState::Running;
+    assert!(
+        advance(&p, &dag, INPUT, &steps, false).is_empty(),
+        "one branch still runs"
+    );
+    steps[10].state = StepState::Succeeded;
+    assert_eq!(started(&advance(&p, &dag, INPUT, &steps, false)), [11]);
+    steps[11].state = StepState::Succeeded;
+    assert_eq!(RunStatus::of(&states(&steps)), RunStatus::Succeeded);
+}
+
+#[test]
+fn a_false_condition_skips_and_a_skipped_need_lets_the_next_step_run() {
+    let p = spec(
+        FailurePolicy::Stop,
+        &[
+            ("open", &[], None, json!({})),
+            (
+                "submit",
+                &["open"],
+                Some("steps.open.result.eligible"),
+                json!({}),
+            ),
+            (
+                "record",
+                &["submit"],
+                None,
+                json!({"outcome": "{{ steps.submit.outcome }}"}),
+            ),
+        ],
+    );
+    let dag = p.dag().unwrap();
+    let steps = vec![
+        record(StepState::Succeeded, Some(json!({"eligible": false}))),
+        StepRecord::waiting(),
+        StepRecord::waiting(),
+    ];
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    assert_eq!(
+        changes,
+        [
+            StepChange::Skip {
+                step: 1,
+                reason: "its condition `steps.open.result.eligible` is false".into()
+            },
+            StepChange::Start {
+                step: 2,
+                payload: json!({"outcome": "skipped"})
+            },
+        ]
+    );
+}
+
+#[test]
+fn under_continue_a_failure_skips_only_what_depends_on_it_and_a_condition_may_still_run() {
+    let p = spec(
+        FailurePolicy::Continue,
+        &[
+            ("a", &[], None, json!({})),
+            ("b", &[], None, json!({})),
+            ("after_a", &["a"], None, json!({})),
+            (
+                "record",
+                &["a"],
+                Some("steps.a.outcome == 'failed'"),
+                json!({"error": "{{ steps.a.error }}"}),
+            ),
+        ],
+    );
+    let dag = p.dag().unwrap();
+    let mut steps = vec![StepRecord::waiting(); 4];
+    steps[0] = StepRecord {
+        state: StepState::Failed,
+        result: None,
+        error: Some("boom".into()),
+    };
+    steps[1].state = StepState::Running;
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    assert_eq!(
+        changes,
+        [
+            StepChange::Skip {
+                step: 2,
+                reason: "step `a` failed".into()
+            },
+            StepChange::Start {
+                step: 3,
+                payload: json!({"error": "boom"})
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_template_error_fails_the_step_with_its_message() {
+    let p = spec(
+        FailurePolicy::Stop,
+        &[
+            ("a", &[], None, json!({})),
+            (
+                "b",
+                &["a"],
+                None,
+                json!({"url": "{{ steps.a.result.url }}"}),
+            ),
+        ],
+    );
+    let dag = p.dag().unwrap();
+    let steps = vec![
+        record(StepState::Succeeded, Some(json!({}))),
+        StepRecord::waiting(),
+    ];
+    let changes = advance(&p, &dag, INPUT, &steps, false);
+    let [StepChange::Fail { step: 1, error }] = &changes[..] else {
+        panic!("{changes:?}");
+    };
+    assert!(
+        error.contains("payload url") && error.contains("undefined"),
+        "{error}"
+    );
+}
+
+#[test]
+fn cancelling_stops_running_steps_and_cancels_waiting_ones() {
+    let p = spec(
+        FailurePolicy::Continue,
+        &[("a", &[], None, json!({})), ("b", &["a"], None, json!({}))],
+    );
+    let dag = p.dag().unwrap();
+    let steps = vec![record(StepState::Running, None), StepRecord::waiting()];
+    let changes = advance(&p, &dag, INPUT, &steps, true);
+    assert_eq!(
+        changes,
+        [
+            StepChange::Stop { step: 0 },
+            StepChange::Cancel {
+                step: 1,
+                reason: "the run was cancelled".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn templates_may_read_only_the_steps_they_wait_for() {
+    let p = spec(
+        FailurePolicy::Stop,
+        &[
+            ("a", &[], None, json!({})),
+            (
+                "b",
+                &["a"],
+                None,
+                json!({"x": "{{ steps.a.result }} {{ input.topic }}"}),
+            ),
+            (
+                "c",
+                &["b"],
+                Some("steps.a.outcome == 'succeeded'"),
+                json!({"x": "{{ steps.d.result }}"}),
+            ),
+            ("d", &[], None, json!({"x": "{{ secrets.token }}"})),
+        ],
+    );
+    let dag = p.dag().unwrap();
+    let checked: Vec<_> = (0..4)
+        .map(|i| spec::check_step(&dag, i, &p.steps[i]))
+        .collect();
+    assert_eq!(checked[1], (Ok(()), Ok(())));
+    assert_eq!(checked[2].0, Err(spec::StepError::NotNeeded("d".into())));
+    assert_eq!(checked[2].1, Ok(()), "a is needed through b");
+    assert_eq!(
+        checked[3].0,
+        Err(spec::StepError::UnknownName("secrets".into()))
+    );
+    let mut bad = p.steps[1].clone();
+    bad.payload = json!({"x": "{{ steps.a.result "});
+    bad.condition = Some("steps.a.outcome ==".into());
+    let (payload, condition) = spec::check_step(&dag, 1, &bad);
+    assert!(
+        matches!(payload, Err(spec::StepError::Syntax(_))),
+        "{payload:?}"
+    );
+    assert!(
+        matches!(condition, Err(spec::StepError::Syntax(_))),
+        "{condition:?}"
+    );
 }
 
 #[test]
@@ -87,12 +357,15 @@ fn a_need_written_twice_counts_once() {
 }
 
 #[test]
-fn outcomes_wait_for_every_step() {
+fn a_run_is_over_only_when_every_step_ended() {
     use StepState::*;
-    assert_eq!(outcome(&[Succeeded, Running]), RunOutcome::Going);
-    assert_eq!(outcome(&[Succeeded, Skipped]), RunOutcome::Succeeded);
-    assert_eq!(outcome(&[Cancelled, Succeeded]), RunOutcome::Cancelled);
-    assert_eq!(outcome(&[Cancelled, Failed]), RunOutcome::Failed);
+    assert_eq!(RunStatus::of(&[Succeeded, Running]), RunStatus::Running);
+    assert_eq!(RunStatus::of(&[Succeeded, Skipped]), RunStatus::Succeeded);
+    assert_eq!(RunStatus::of(&[Cancelled, Failed]), RunStatus::Failed);
+    assert_eq!(RunStatus::of(&[Cancelled, Succeeded]), RunStatus::Cancelled);
+    for state in StepState::ALL {
+        assert_eq!(state.as_str().parse::<StepState>(), Ok(state));
+    }
 }
 
 /// Whether step `from` needs step `to`, directly or not.
@@ -173,29 +446,52 @@ proptest! {
     }
 
     #[test]
-    fn ready_steps_have_their_needs_met_and_are_never_blocked(
+    fn a_started_step_has_every_need_ended_and_a_stopped_run_starts_nothing(
         edges in graph(),
         picks in proptest::collection::vec(0usize..6, 12),
+        policy in prop_oneof![Just(FailurePolicy::Stop), Just(FailurePolicy::Continue)],
     ) {
-        let Ok(dag) = Dag::new(&named(&edges)) else { return Ok(()) };
-        let all = [
-            StepState::Waiting,
-            StepState::Running,
-            StepState::Succeeded,
-            StepState::Failed,
-            StepState::Skipped,
-            StepState::Cancelled,
-        ];
-        let states: Vec<StepState> = (0..edges.len()).map(|i| all[picks[i]]).collect();
-        let ready = dag.ready(&states);
-        let blocked = dag.blocked(&states);
-        for &i in &ready {
-            prop_assert_eq!(states[i], StepState::Waiting);
-            prop_assert!(dag.needs(i).iter().all(|&j| states[j] == StepState::Succeeded));
-            prop_assert!(!blocked.contains(&i));
+        let named = named(&edges);
+        let declared: Vec<(&str, &[String])> = named.iter().map(|(n, needs)| (n.as_str(), needs.as_slice())).collect();
+        let p = spec::PipelineSpec {
+            name: "p".into(),
+            workspace: None,
+            description: None,
+            on_failure: policy,
+            steps: declared.iter().map(|(name, needs)| spec::StepSpec {
+                name: (*name).into(),
+                queue: "q".into(),
+                kind: "noop".into(),
+                payload: json!({}),
+                needs: needs.to_vec(),
+                condition: None,
+                priority: 0,
+                max_attempts: None,
+                timeout_ms: None,
+                node: None,
+            }).collect(),
+        };
+        let Ok(dag) = p.dag() else { return Ok(()) };
+        let steps: Vec<StepRecord> = (0..edges.len()).map(|i| record(StepState::ALL[picks[i]], None)).collect();
+        let failed = steps.iter().any(|s| matches!(s.state, StepState::Failed | StepState::Cancelled));
+        let changes = advance(&p, &dag, INPUT, &steps, false);
+        let mut after = steps.clone();
+        for change in &changes {
+            match change {
+                StepChange::Start { step, .. } => {
+                    prop_assert_eq!(steps[*step].state, StepState::Waiting);
+                    prop_assert!(!(failed && policy == FailurePolicy::Stop), "a stopped run starts nothing");
+                    prop_assert!(dag.needs(*step).iter().all(|&j| matches!(after[j].state, StepState::Succeeded | StepState::Skipped)));
+                    after[*step].state = StepState::Running;
+                }
+                StepChange::Skip { step, .. } => after[*step].state = StepState::Skipped,
+                StepChange::Fail { step, .. } => after[*step].state = StepState::Failed,
+                StepChange::Cancel { step, .. } => after[*step].state = StepState::Cancelled,
+                StepChange::Stop { step } => prop_assert_eq!(steps[*step].state, StepState::Running),
+            }
         }
-        for &i in &blocked {
-            prop_assert_eq!(states[i], StepState::Waiting);
-        }
+        // Nothing is left that could be decided now.
+        let again = advance(&p, &dag, INPUT, &after, false);
+        prop_assert!(again.iter().all(|c| matches!(c, StepChange::Stop { .. })), "{:?}", again);
     }
 }
