@@ -18,6 +18,7 @@ pub mod import;
 mod interpolate;
 mod load;
 mod nodes;
+mod pipelines;
 mod program;
 mod queues;
 mod readers;

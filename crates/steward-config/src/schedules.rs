@@ -294,7 +294,7 @@ pub(crate) fn read_zone(cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Zone> {
 
 /// The task each fire enqueues: a declared queue, a kind it allows, the task's fields, and the
 /// node whose agent runs it (its own `node`, else its queue's; never another than the queue's).
-fn read_task(
+pub(crate) fn read_task(
     cx: &mut Cx<'_>,
     t: &Fields<'_>,
     queues: &[QueueSpec],

@@ -4,6 +4,7 @@
 use steward_core::alert::spec::AlertingSpec;
 use steward_core::health::spec::CheckSpec;
 use steward_core::node::{FleetSpec, NodeSpec};
+use steward_core::pipeline::spec::PipelineSpec;
 use steward_core::queue::{ExecutorSpec, QueueSpec};
 use steward_core::schedule::{HeartbeatSpec, ScheduleSpec};
 use steward_core::{Registry, Secret};
@@ -15,6 +16,7 @@ use crate::checks::{read_checks, read_health};
 use crate::executors::read_executors;
 use crate::file_settings::{FileSettings, read_settings};
 use crate::nodes::{read_fleet, read_nodes, warn_undeclared_nodes};
+use crate::pipelines::read_pipelines;
 use crate::queues::read_queues;
 use crate::registry::{read_dependencies, read_services, read_workspaces};
 use crate::schedules::{read_heartbeats, read_schedules};
@@ -35,6 +37,7 @@ const ROOT_KEYS: &[&str] = &[
     "queues",
     "executors",
     "schedules",
+    "pipelines",
     "heartbeats",
     "scheduler",
     "checks",
@@ -55,6 +58,8 @@ pub struct Config {
     pub executors: Vec<ExecutorSpec>,
     /// `[[schedules]]`, in file order.
     pub schedules: Vec<ScheduleSpec>,
+    /// `[[pipelines]]`, in file order.
+    pub pipelines: Vec<PipelineSpec>,
     /// `[[heartbeats]]`, in file order.
     pub heartbeats: Vec<HeartbeatSpec>,
     /// `[[checks]]` in file order, then the default HTTP check of each service with an http(s)
@@ -87,6 +92,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
     let (queues, partial_kinds) = read_queues(cx, &root, &executor_names, &nodes);
     let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds, &nodes);
+    let pipelines = read_pipelines(cx, &root, &workspaces, &queues, &partial_kinds, &nodes);
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
     let checks = read_checks(cx, &root, &sites, check_service_urls);
     let declared = Declared {
@@ -106,6 +112,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         queues,
         executors,
         schedules,
+        pipelines,
         heartbeats,
         checks,
         alerting,
