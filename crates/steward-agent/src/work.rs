@@ -459,6 +459,7 @@ enum DeliveryError {
 /// The task an executor runs, from what the hub sent.
 fn task_of(remote: &RemoteTask) -> Task {
     Task {
+        timeout_ms: None,
         id: remote.id,
         queue: remote.queue.clone(),
         kind: remote.kind.clone(),

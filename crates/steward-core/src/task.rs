@@ -109,6 +109,9 @@ pub struct TaskOrigin {
     /// The key (or component) that enqueued it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<String>,
+    /// The pipeline run it is a step of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_run: Option<i64>,
 }
 
 /// A task to enqueue, after validation.
@@ -132,6 +135,8 @@ pub struct NewTask {
     pub origin: TaskOrigin,
     /// The node whose agent must run it; `None` lets any instance's workers run it.
     pub node: Option<String>,
+    /// How long one attempt may run, when not its queue's `timeout` (a pipeline step's own).
+    pub timeout_ms: Option<u64>,
 }
 
 /// A stored task.
@@ -179,6 +184,8 @@ pub struct Task {
     pub finished_at_ms: Option<i64>,
     /// The node whose agent must run it.
     pub node: Option<String>,
+    /// How long one attempt may run, when not its queue's `timeout`.
+    pub timeout_ms: Option<u64>,
 }
 
 /// One attempt at a task, kept after it ends.
@@ -483,6 +490,7 @@ mod tests {
 
     fn task() -> NewTask {
         NewTask {
+            timeout_ms: None,
             queue: "default".into(),
             kind: "noop".into(),
             payload: "{}".into(),

@@ -147,6 +147,7 @@ mod tests {
 
     fn task(payload: serde_json::Value) -> Task {
         Task {
+            timeout_ms: None,
             id: 1,
             queue: "q".into(),
             kind: "t".into(),

@@ -133,7 +133,7 @@ macro_rules! task_columns {
         "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
          result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
          idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms, \
-         node"
+         node, timeout_ms, pipeline_run"
     };
 }
 
@@ -153,17 +153,35 @@ pub(crate) async fn enqueue(
     tasks: &[NewTask],
     actor: &Actor,
 ) -> Result<Vec<Enqueued>, StoreError> {
+    let answers = insert_tasks(conn, tasks).await?;
+    append_audit(
+        conn,
+        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
+    )
+    .await?;
+    Ok(answers)
+}
+
+/// Inserts `tasks` and notifies their queues inside the caller's transaction, unaudited: the
+/// tasks of pipeline steps, which the run's start or retry was audited for.
+pub(crate) async fn insert_tasks(
+    conn: &mut PgConnection,
+    tasks: &[NewTask],
+) -> Result<Vec<Enqueued>, StoreError> {
     let column = |f: fn(&NewTask) -> Option<String>| tasks.iter().map(f).collect::<Vec<_>>();
     let priorities: Vec<i32> = tasks.iter().map(|t| t.priority).collect();
     let attempts: Vec<i32> = tasks.iter().map(|t| to_i32(t.max_attempts)).collect();
     let run_at: Vec<i64> = tasks.iter().map(|t| t.run_at_ms).collect();
     let mut inserted: Vec<(i64, Option<String>)> = sqlx::query_as(
         "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
-         idempotency_key, workspace, schedule, alert, caller, created_at_ms, node) \
-         SELECT q, k, p::jsonb, pr, 'queued', ma, ra, ik, ws, sc, al, ca, $12, nd \
+         idempotency_key, workspace, schedule, alert, caller, created_at_ms, node, timeout_ms, \
+         pipeline_run) \
+         SELECT q, k, p::jsonb, pr, 'queued', ma, ra, ik, ws, sc, al, ca, $12, nd, tm, pl \
          FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bigint[], \
-         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::text[]) \
-         WITH ORDINALITY AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, nd, ord) ORDER BY ord \
+         $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $13::text[], \
+         $14::bigint[], $15::bigint[]) \
+         WITH ORDINALITY AS n(q, k, p, pr, ma, ra, ik, ws, sc, al, ca, nd, tm, pl, ord) \
+         ORDER BY ord \
          ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING \
          RETURNING id, idempotency_key",
     )
@@ -180,6 +198,8 @@ pub(crate) async fn enqueue(
     .bind(column(|t| t.origin.caller.clone()))
     .bind(now_ms())
     .bind(column(|t| Some(t.node.clone().unwrap_or_default())))
+    .bind(tasks.iter().map(|t| t.timeout_ms.map(ms)).collect::<Vec<_>>())
+    .bind(tasks.iter().map(|t| t.origin.pipeline_run).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -188,11 +208,6 @@ pub(crate) async fn enqueue(
     let answers = pair_enqueued(tasks, &inserted, &existing)?;
     count_created(conn, &created_per_queue(tasks, &answers)).await?;
     notify(conn, tasks.iter().map(|t| t.queue.as_str())).await?;
-    append_audit(
-        conn,
-        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
-    )
-    .await?;
     Ok(answers)
 }
 

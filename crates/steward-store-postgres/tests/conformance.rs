@@ -124,6 +124,7 @@ async fn a_value_holding_a_nul_is_unstorable_not_an_outage() {
     };
     let store = db.migrated_store(2).await;
     let task = |payload: &str, key: Option<&str>| NewTask {
+        timeout_ms: None,
         queue: "q".into(),
         kind: "noop".into(),
         payload: payload.into(),

@@ -155,7 +155,7 @@ macro_rules! task_columns {
         "id, queue, kind, payload, priority, status, attempt, max_attempts, run_at_ms, outcome, \
          result, error, lease_owner, lease_expires_at_ms, fence, cancel_requested, \
          idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms, \
-         node"
+         node, timeout_ms, pipeline_run"
     };
 }
 
@@ -164,6 +164,21 @@ pub(crate) async fn enqueue(
     conn: &mut SqliteConnection,
     tasks: &[NewTask],
     actor: &Actor,
+) -> Result<Vec<Enqueued>, StoreError> {
+    let answers = insert_tasks(conn, tasks).await?;
+    append_audit(
+        conn,
+        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
+    )
+    .await?;
+    Ok(answers)
+}
+
+/// Inserts `tasks` inside the caller's transaction, unaudited: the tasks of pipeline steps,
+/// which the run's start or retry was audited for.
+pub(crate) async fn insert_tasks(
+    conn: &mut SqliteConnection,
+    tasks: &[NewTask],
 ) -> Result<Vec<Enqueued>, StoreError> {
     let now = now_ms();
     let rows: Vec<serde_json::Value> = tasks
@@ -182,6 +197,8 @@ pub(crate) async fn enqueue(
                 t.origin.alert,
                 t.origin.caller,
                 t.node.as_deref().unwrap_or_default(),
+                t.timeout_ms.map(ms),
+                t.origin.pipeline_run,
             ])
         })
         .collect();
@@ -196,9 +213,11 @@ pub(crate) async fn enqueue(
     // `WHERE true` tells SQLite's parser that ON CONFLICT belongs to the INSERT, not a join.
     sqlx::query(
         "INSERT INTO tasks (queue, kind, payload, priority, status, max_attempts, run_at_ms, \
-         idempotency_key, workspace, schedule, alert, caller, node, created_at_ms) \
+         idempotency_key, workspace, schedule, alert, caller, node, timeout_ms, pipeline_run, \
+         created_at_ms) \
          SELECT value->>0, value->>1, value->>2, value->>3, 'queued', value->>4, value->>5, \
-         value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, ? \
+         value->>6, value->>7, value->>8, value->>9, value->>10, value->>11, value->>12, \
+         value->>13, ? \
          FROM json_each(?) WHERE true ORDER BY key \
          ON CONFLICT (idempotency_key) DO NOTHING",
     )
@@ -211,11 +230,6 @@ pub(crate) async fn enqueue(
     let existing = existing_keys(conn, tasks, &inserted).await?;
     let answers = pair_enqueued(tasks, &inserted, &existing)?;
     count_created(conn, &created_per_queue(tasks, &answers)).await?;
-    append_audit(
-        conn,
-        steward_store::audit::tasks_enqueued(actor, tasks, &answers),
-    )
-    .await?;
     Ok(answers)
 }
 
@@ -685,6 +699,7 @@ mod tests {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         store.migrate().await.unwrap();
         let task = NewTask {
+            timeout_ms: None,
             queue: "q".into(),
             kind: "noop".into(),
             payload: "{}".into(),
@@ -729,6 +744,7 @@ mod tests {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         store.migrate().await.unwrap();
         let task = NewTask {
+            timeout_ms: None,
             queue: "q".into(),
             kind: "noop".into(),
             payload: "{}".into(),

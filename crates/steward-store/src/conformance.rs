@@ -182,6 +182,7 @@ const LONG_LEASE_MS: u64 = 60_000;
 /// attempts, no idempotency key, no origin.
 pub fn new_task(queue: &str, kind: &str) -> NewTask {
     NewTask {
+        timeout_ms: None,
         queue: queue.into(),
         kind: kind.into(),
         payload: "{}".into(),

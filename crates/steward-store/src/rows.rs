@@ -114,6 +114,8 @@ pub struct TaskRow {
     created_at_ms: i64,
     finished_at_ms: Option<i64>,
     node: String,
+    timeout_ms: Option<i64>,
+    pipeline_run: Option<i64>,
 }
 
 impl TryFrom<TaskRow> for Task {
@@ -142,6 +144,7 @@ impl TryFrom<TaskRow> for Task {
             cancel_requested: row.cancel_requested,
             idempotency_key: row.idempotency_key,
             origin: TaskOrigin {
+                pipeline_run: row.pipeline_run,
                 workspace: row.workspace,
                 schedule: row.schedule,
                 alert: row.alert,
@@ -150,6 +153,7 @@ impl TryFrom<TaskRow> for Task {
             created_at_ms: row.created_at_ms,
             finished_at_ms: row.finished_at_ms,
             node: Some(row.node).filter(|n| !n.is_empty()),
+            timeout_ms: row.timeout_ms.and_then(|t| u64::try_from(t).ok()),
         })
     }
 }

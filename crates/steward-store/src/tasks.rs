@@ -517,6 +517,7 @@ mod tests {
 
     fn task(key: Option<&str>) -> NewTask {
         NewTask {
+            timeout_ms: None,
             queue: "q".into(),
             kind: "noop".into(),
             payload: "{}".into(),

@@ -658,6 +658,7 @@ mod tests {
         );
         let tasks: Vec<NewTask> = (0..3)
             .map(|i| NewTask {
+                timeout_ms: None,
                 queue: "platform".into(),
                 kind: "noop".into(),
                 payload: "{}".into(),

@@ -255,8 +255,8 @@ impl RemoteWork {
             for task in self.store.claim_tasks(&claim).await? {
                 self.claimed(&task);
                 leased.push(Leased {
+                    timeout_ms: task.timeout_ms.unwrap_or(queue.timeout_ms),
                     task,
-                    timeout_ms: queue.timeout_ms,
                     lease_ms: queue.lease_ms,
                 });
             }

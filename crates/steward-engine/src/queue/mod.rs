@@ -239,6 +239,7 @@ fn checked(
     let mut origin = request.origin;
     origin.caller.get_or_insert_with(|| actor.name.clone());
     let task = NewTask {
+        timeout_ms: None,
         queue: queue.name.clone(),
         kind: request.kind,
         payload: text,

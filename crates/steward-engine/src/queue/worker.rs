@@ -438,7 +438,9 @@ async fn execute(
             None,
         ));
     };
-    let timeout = Duration::from_millis(shared.spec.timeout_ms);
+    // A pipeline step may set its own timeout; other tasks take their queue's.
+    let timeout_ms = task.timeout_ms.unwrap_or(shared.spec.timeout_ms);
+    let timeout = Duration::from_millis(timeout_ms);
     tokio::select! {
         outcome = tokio::time::timeout(timeout, executor.run(task, cx)) => match outcome {
             Ok(Ok(output)) => Ok(output.redacted(&cx.redactor)),
@@ -446,7 +448,7 @@ async fn execute(
                 let failure = failure.redacted(&cx.redactor);
                 Err((failure.error, failure.retryable, failure.tail))
             }
-            Err(_) => Err((format!("timed out after {} ms", shared.spec.timeout_ms), true, None)),
+            Err(_) => Err((format!("timed out after {timeout_ms} ms"), true, None)),
         },
         () = cx.cancel.cancelled() => Err(("stopped".into(), true, None)),
     }

@@ -195,6 +195,7 @@ pub(crate) fn fire_of(
         slot_ms,
         trigger,
         task: NewTask {
+            timeout_ms: None,
             queue: spec.task.queue.clone(),
             kind: spec.task.kind.clone(),
             payload: spec.task.payload.to_string(),
@@ -203,6 +204,7 @@ pub(crate) fn fire_of(
             max_attempts,
             idempotency_key: Some(key),
             origin: TaskOrigin {
+                pipeline_run: None,
                 workspace: spec.workspace.clone(),
                 schedule: Some(spec.name.clone()),
                 alert: None,

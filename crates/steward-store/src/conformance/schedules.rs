@@ -28,6 +28,7 @@ fn fire(schedule: &str, slot_ms: i64, trigger: FireTrigger) -> Fire {
         slot_ms,
         trigger,
         task: NewTask {
+            timeout_ms: None,
             queue: queue_of(schedule),
             kind: "noop".into(),
             payload: "{}".into(),

@@ -185,6 +185,7 @@ pub async fn enqueue_get_and_list_tasks(store: &Arc<dyn Store>) {
         payload: r#"{"repo":"trading","depth":2,"tags":["a","b"],"ratio":0.5,"ok":true}"#.into(),
         priority: 5,
         origin: TaskOrigin {
+            pipeline_run: None,
             workspace: Some("trading".into()),
             schedule: Some("nightly".into()),
             alert: None,

@@ -132,6 +132,7 @@ fn task(
         .join(".");
     let fp = alert.fingerprint;
     NewTask {
+        timeout_ms: None,
         queue: remediation.queue.clone(),
         kind: remediation.kind.clone(),
         payload,
@@ -142,6 +143,7 @@ fn task(
         }),
         idempotency_key: Some(format!("alert:{fp}:{}:route{route}", alert.episode)),
         origin: TaskOrigin {
+            pipeline_run: None,
             workspace: alert.labels.get("workspace").cloned(),
             schedule: None,
             alert: Some(fp.to_string()),
