@@ -11,6 +11,7 @@ mod leases;
 mod listen;
 mod nodes;
 mod notifications;
+mod pipelines;
 mod registry;
 mod schedules;
 mod sessions;
@@ -52,6 +53,8 @@ pub struct PostgresStore {
     heard: listen::Listeners,
     /// The `LISTEN` task, started by the first subscriber, stopped by `close`.
     listener: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// What this instance's committed transactions changed in pipeline runs.
+    pipeline_changes: broadcast::Sender<steward_store::RunChanges>,
 }
 
 pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
@@ -98,6 +101,7 @@ impl PostgresStore {
                 origin: listen::new_origin(),
             },
             listener: std::sync::Mutex::new(None),
+            pipeline_changes: broadcast::channel(steward_store::pipelines::CHANGES_BUFFER).0,
         })
     }
 
@@ -188,6 +192,10 @@ impl Database for PostgresStore {
         let receiver = self.heard.wakeups.subscribe();
         self.start_listening();
         receiver
+    }
+
+    fn pipeline_changes(&self) -> broadcast::Receiver<steward_store::RunChanges> {
+        self.pipeline_changes.subscribe()
     }
 
     fn event_log_wakeups(&self) -> broadcast::Receiver<()> {

@@ -22,8 +22,10 @@ use steward_store::{
     Claim, Enqueued, LeaseState, Reaped, StoreError, TaskCount, TaskQuery, now_ms,
 };
 
+use crate::pipelines::advance_runs;
 use crate::{PostgresStore, settle};
 use crate::{audit::append_audit, db_err};
+use steward_store::pipelines::{Mode, runs_of};
 
 #[async_trait]
 impl TaskStore for PostgresStore {
@@ -71,7 +73,7 @@ impl TaskStore for PostgresStore {
         if completions.is_empty() {
             return Ok(Vec::new());
         }
-        complete(&self.pool, completions).await
+        complete(self, completions).await
     }
 
     async fn reap_expired_leases(
@@ -79,7 +81,7 @@ impl TaskStore for PostgresStore {
         now_ms: i64,
         limit: u32,
     ) -> Result<Vec<Reaped>, StoreError> {
-        reap(&self.pool, now_ms, limit).await
+        reap(self, now_ms, limit).await
     }
 
     async fn task(&self, id: i64) -> Result<Option<Task>, StoreError> {
@@ -97,7 +99,10 @@ impl TaskStore for PostgresStore {
 
     async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        settle(cancel(&mut tx, id, actor).await, tx).await
+        let cancelled = cancel_and_advance(&mut tx, id, actor).await;
+        let (task, changes) = settle(cancelled, tx).await?;
+        self.announce(changes);
+        Ok(task)
     }
 
     async fn retry_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
@@ -198,8 +203,18 @@ pub(crate) async fn insert_tasks(
     .bind(column(|t| t.origin.caller.clone()))
     .bind(now_ms())
     .bind(column(|t| Some(t.node.clone().unwrap_or_default())))
-    .bind(tasks.iter().map(|t| t.timeout_ms.map(ms)).collect::<Vec<_>>())
-    .bind(tasks.iter().map(|t| t.origin.pipeline_run).collect::<Vec<_>>())
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.timeout_ms.map(ms))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        tasks
+            .iter()
+            .map(|t| t.origin.pipeline_run)
+            .collect::<Vec<_>>(),
+    )
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
@@ -328,9 +343,12 @@ pub(crate) async fn extend(
     Ok(lease_states(leases, extended))
 }
 
-/// Applies fenced completions and records their runs in one statement.
+/// Applies fenced completions and records their runs. The completions of tasks that are no
+/// pipeline's steps take one statement (its own commit); those of step tasks, if any, a
+/// transaction that also advances their runs, so a step's end and its successors' start
+/// commit together.
 pub(crate) async fn complete(
-    pool: &PgPool,
+    store: &PostgresStore,
     completions: &[Completion],
 ) -> Result<Vec<bool>, StoreError> {
     let mut unique = first_completions(completions);
@@ -338,8 +356,42 @@ pub(crate) async fn complete(
     // lock them: an UPDATE joined to a list locks in whatever order its plan reads, and two
     // statements sharing rows in different orders deadlock.
     unique.sort_by_key(|c| c.task_id);
+    let mut conn = store.pool.acquire().await.map_err(db_err)?;
+    let rows = complete_statement(&mut conn, &unique, false).await?;
+    drop(conn);
+    let mut accepted: Vec<i64> = rows.iter().filter(|r| r.3).map(|r| r.0).collect();
+    let steps: Vec<i64> = rows.iter().filter(|r| !r.3).map(|r| r.0).collect();
+    if steps.is_empty() {
+        return Ok(completion_answers(completions, &accepted));
+    }
+    let step_completions: Vec<&Completion> = unique
+        .into_iter()
+        .filter(|c| steps.contains(&c.task_id))
+        .collect();
+    let mut tx = store.pool.begin().await.map_err(db_err)?;
+    let done = complete_statement(&mut tx, &step_completions, true).await?;
+    let runs = runs_of(
+        done.iter()
+            .filter(|(_, _, status, _)| status != TaskStatus::Failed.as_str())
+            .map(|(_, run, _, _)| *run),
+    );
+    let changes = advance_runs(&mut tx, &runs, Mode::Advance).await?;
+    tx.commit().await.map_err(db_err)?;
+    store.announce(changes);
+    accepted.extend(done.iter().map(|r| r.0));
+    Ok(completion_answers(completions, &accepted))
+}
+
+/// One completion statement over `unique` (sorted by task id) for the tasks that are pipeline
+/// steps (`steps`) or those that are not. Answers `(id, pipeline run, status, applied)` rows:
+/// the tasks it completed, and (when not `steps`) the step tasks it left for the other pass.
+async fn complete_statement(
+    conn: &mut PgConnection,
+    unique: &[&Completion],
+    steps: bool,
+) -> Result<Vec<(i64, Option<i64>, String, bool)>, StoreError> {
     let rows: Vec<CompletionRow> = unique.iter().map(|c| CompletionRow::of(c)).collect();
-    let accepted: Vec<i64> = sqlx::query_scalar(
+    sqlx::query_as(
         "WITH c AS (SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
          $5::text[], $6::text[], $7::bigint[], $8::bigint[], $9::text[], $10::int[], \
          $11::bigint[], $12::bigint[], $13::text[]) AS c(c_id, c_fence, c_status, c_outcome, \
@@ -351,12 +403,16 @@ pub(crate) async fn complete(
          result = c.c_result::jsonb, error = c.c_error, \
          run_at_ms = coalesce(c.c_retry_at, t.run_at_ms), finished_at_ms = c.c_finished_at, \
          lease_owner = NULL, lease_expires_at_ms = NULL FROM c JOIN locked ON locked.id = c.c_id \
-         WHERE t.id = c.c_id AND t.fence = c.c_fence AND t.status = 'running' RETURNING t.id), \
+         WHERE t.id = c.c_id AND t.fence = c.c_fence AND t.status = 'running' \
+         AND (t.pipeline_run IS NOT NULL) = $14 \
+         RETURNING t.id, t.pipeline_run, t.status), \
          runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
          status, outcome, error, output_tail) SELECT c.c_id, c.c_attempt, c.c_worker, \
          c.c_started, c.c_ended, c.c_status, c.c_outcome, c.c_error, c.c_tail \
          FROM c JOIN done ON done.id = c.c_id) \
-         SELECT id FROM done",
+         SELECT id, pipeline_run, status, TRUE FROM done \
+         UNION ALL SELECT t.id, t.pipeline_run, t.status, FALSE FROM tasks t \
+         JOIN c ON t.id = c.c_id WHERE NOT $14 AND t.pipeline_run IS NOT NULL",
     )
     .bind(unique.iter().map(|c| c.task_id).collect::<Vec<_>>())
     .bind(unique.iter().map(|c| c.fence).collect::<Vec<_>>())
@@ -375,14 +431,45 @@ pub(crate) async fn complete(
             .map(|r| r.output_tail.clone())
             .collect::<Vec<_>>(),
     )
-    .fetch_all(pool)
+    .bind(steps)
+    .fetch_all(conn)
     .await
-    .map_err(db_err)?;
-    Ok(completion_answers(completions, &accepted))
+    .map_err(db_err)
 }
 
-/// Takes back expired leases (ones another reaper holds are skipped) and records their runs.
-pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reaped>, StoreError> {
+/// Takes back expired leases (ones another reaper holds are skipped) and records their runs,
+/// advancing the pipeline runs of step tasks that ended, in one transaction.
+pub(crate) async fn reap(
+    store: &PostgresStore,
+    now: i64,
+    limit: u32,
+) -> Result<Vec<Reaped>, StoreError> {
+    let mut tx = store.pool.begin().await.map_err(db_err)?;
+    let reaped = reap_in(&mut tx, now, limit).await?;
+    let ended: Vec<i64> = reaped
+        .iter()
+        .filter(|r| r.status != TaskStatus::Queued)
+        .map(|r| r.task_id)
+        .collect();
+    let runs = if ended.is_empty() {
+        Vec::new()
+    } else {
+        let runs: Vec<Option<i64>> = sqlx::query_scalar(
+            "SELECT pipeline_run FROM tasks WHERE id = ANY($1) AND pipeline_run IS NOT NULL",
+        )
+        .bind(&ended)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        runs_of(runs)
+    };
+    let changes = advance_runs(&mut tx, &runs, Mode::Advance).await?;
+    tx.commit().await.map_err(db_err)?;
+    store.announce(changes);
+    Ok(reaped)
+}
+
+async fn reap_in(conn: &mut PgConnection, now: i64, limit: u32) -> Result<Vec<Reaped>, StoreError> {
     let rows: Vec<(i64, String, String, String, String, i32)> = sqlx::query_as(concat!(
         "WITH expired AS (SELECT id AS e_id, coalesce(lease_owner, '') AS e_owner, \
          coalesce(started_at_ms, $1) AS e_started FROM tasks \
@@ -406,7 +493,7 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
     ))
     .bind(now)
     .bind(i64::from(limit))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
     let queued: Vec<&str> = rows
@@ -415,8 +502,7 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
         .map(|(_, queue, ..)| queue.as_str())
         .collect();
     if !queued.is_empty() {
-        let mut conn = pool.acquire().await.map_err(db_err)?;
-        notify(&mut conn, queued.into_iter()).await?;
+        notify(conn, queued.into_iter()).await?;
     }
     rows.into_iter()
         .map(|(id, queue, status, worker, kind, attempt)| {
@@ -430,6 +516,22 @@ pub(crate) async fn reap(pool: &PgPool, now: i64, limit: u32) -> Result<Vec<Reap
             })
         })
         .collect()
+}
+
+/// Cancels a task and, when it was a pipeline step's and is cancelled at once, advances its
+/// run, inside the caller's transaction.
+async fn cancel_and_advance(
+    conn: &mut PgConnection,
+    id: i64,
+    actor: &Actor,
+) -> Result<(Task, Vec<steward_store::RunChange>), StoreError> {
+    let task = cancel(conn, id, actor).await?;
+    let runs = match task.status {
+        TaskStatus::Cancelled => runs_of([task.origin.pipeline_run]),
+        _ => Vec::new(),
+    };
+    let changes = advance_runs(conn, &runs, Mode::Advance).await?;
+    Ok((task, changes))
 }
 
 /// One task; `lock` also locks its row until the transaction ends.

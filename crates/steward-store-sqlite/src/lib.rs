@@ -12,6 +12,7 @@ mod leases;
 mod lock;
 mod nodes;
 mod notifications;
+mod pipelines;
 mod registry;
 mod schedules;
 mod sessions;
@@ -62,6 +63,8 @@ pub struct SqliteStore {
     wakeups: broadcast::Sender<Wakeup>,
     /// Appends to the event log or the audit trail (only this process writes the file).
     appended: broadcast::Sender<()>,
+    /// What committed transactions changed in pipeline runs.
+    pipeline_changes: broadcast::Sender<steward_store::RunChanges>,
     /// Never sent on (kept so that receivers wait instead of seeing it closed).
     remote_alerts: broadcast::Sender<steward_store::RemoteAlerts>,
     /// Whether the last integrity check found the file damaged.
@@ -147,6 +150,7 @@ impl SqliteStore {
             lock: Mutex::new(Some(lock)),
             path,
             wakeups: broadcast::channel(steward_store::tasks::WAKEUP_BUFFER).0,
+            pipeline_changes: broadcast::channel(steward_store::pipelines::CHANGES_BUFFER).0,
             appended,
             remote_alerts: broadcast::channel(1).0,
             damaged: AtomicBool::new(false),
@@ -262,6 +266,10 @@ impl Database for SqliteStore {
 
     fn task_wakeups(&self) -> broadcast::Receiver<Wakeup> {
         self.wakeups.subscribe()
+    }
+
+    fn pipeline_changes(&self) -> broadcast::Receiver<steward_store::RunChanges> {
+        self.pipeline_changes.subscribe()
     }
 
     fn event_log_wakeups(&self) -> broadcast::Receiver<()> {

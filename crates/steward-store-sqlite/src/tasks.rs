@@ -25,7 +25,9 @@ use steward_store::{
 };
 
 use crate::SqliteStore;
+use crate::pipelines::advance_runs;
 use crate::{audit::append_audit, db_err};
+use steward_store::pipelines::{Mode, runs_of};
 
 #[async_trait]
 impl TaskStore for SqliteStore {
@@ -77,8 +79,10 @@ impl TaskStore for SqliteStore {
             return Ok(Vec::new());
         }
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        let accepted = complete(&mut tx, completions).await?;
+        let (accepted, runs) = complete(&mut tx, completions).await?;
+        let advanced = advance_runs(&mut tx, &runs, Mode::Advance).await?;
         tx.commit().await.map_err(db_err)?;
+        self.announce(advanced);
         Ok(accepted)
     }
 
@@ -89,7 +93,15 @@ impl TaskStore for SqliteStore {
     ) -> Result<Vec<Reaped>, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let reaped = reap(&mut tx, now_ms, limit).await?;
+        let ended: Vec<i64> = reaped
+            .iter()
+            .filter(|r| r.status != TaskStatus::Queued)
+            .map(|r| r.task_id)
+            .collect();
+        let runs = runs_of_tasks(&mut tx, &ended).await?;
+        let advanced = advance_runs(&mut tx, &runs, Mode::Advance).await?;
         tx.commit().await.map_err(db_err)?;
+        self.announce(advanced);
         self.wake(
             reaped
                 .iter()
@@ -115,7 +127,13 @@ impl TaskStore for SqliteStore {
     async fn cancel_task(&self, id: i64, actor: &Actor) -> Result<Task, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
         let task = cancel(&mut tx, id, actor).await?;
+        let runs = match task.status {
+            TaskStatus::Cancelled => runs_of([task.origin.pipeline_run]),
+            _ => Vec::new(),
+        };
+        let advanced = advance_runs(&mut tx, &runs, Mode::Advance).await?;
         tx.commit().await.map_err(db_err)?;
+        self.announce(advanced);
         Ok(task)
     }
 
@@ -364,10 +382,11 @@ pub(crate) async fn extend(
 }
 
 /// Applies fenced completions and records their runs, inside the caller's transaction.
+/// Answers which were accepted, and the pipeline runs of the step tasks that ended.
 pub(crate) async fn complete(
     conn: &mut SqliteConnection,
     completions: &[Completion],
-) -> Result<Vec<bool>, StoreError> {
+) -> Result<(Vec<bool>, Vec<i64>), StoreError> {
     let rows: Vec<serde_json::Value> = first_completions(completions)
         .into_iter()
         .map(|c| {
@@ -390,7 +409,7 @@ pub(crate) async fn complete(
         })
         .collect();
     let batch = serde_json::Value::Array(rows).to_string();
-    let accepted: Vec<i64> = sqlx::query_scalar(
+    let accepted: Vec<(i64, Option<i64>, String)> = sqlx::query_as(
         "UPDATE tasks SET status = c.status, outcome = c.outcome, result = c.result, \
          error = c.error, run_at_ms = coalesce(c.retry_at, tasks.run_at_ms), \
          finished_at_ms = c.finished_at, lease_owner = NULL, lease_expires_at_ms = NULL \
@@ -398,12 +417,19 @@ pub(crate) async fn complete(
          value->>3 AS outcome, value->>4 AS result, value->>5 AS error, \
          value->>6 AS retry_at, value->>7 AS finished_at FROM json_each(?)) AS c \
          WHERE tasks.id = c.id AND tasks.fence = c.fence AND tasks.status = 'running' \
-         RETURNING tasks.id",
+         RETURNING tasks.id, tasks.pipeline_run, tasks.status",
     )
     .bind(&batch)
     .fetch_all(&mut *conn)
     .await
     .map_err(db_err)?;
+    let runs = runs_of(
+        accepted
+            .iter()
+            .filter(|(_, _, status)| status != TaskStatus::Failed.as_str())
+            .map(|(_, run, _)| *run),
+    );
+    let accepted: Vec<i64> = accepted.into_iter().map(|(id, _, _)| id).collect();
     if !accepted.is_empty() {
         sqlx::query(
             "INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
@@ -418,7 +444,23 @@ pub(crate) async fn complete(
         .await
         .map_err(db_err)?;
     }
-    Ok(completion_answers(completions, &accepted))
+    Ok((completion_answers(completions, &accepted), runs))
+}
+
+/// The pipeline runs of `tasks` (those that are steps of one), each once.
+async fn runs_of_tasks(conn: &mut SqliteConnection, tasks: &[i64]) -> Result<Vec<i64>, StoreError> {
+    if tasks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runs: Vec<Option<i64>> = sqlx::query_scalar(
+        "SELECT pipeline_run FROM tasks WHERE id IN (SELECT value FROM json_each(?)) \
+         AND pipeline_run IS NOT NULL",
+    )
+    .bind(json!(tasks).to_string())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(runs_of(runs))
 }
 
 /// Takes back expired leases, inside the caller's transaction.

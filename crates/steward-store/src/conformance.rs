@@ -20,6 +20,7 @@ mod health;
 mod keys;
 mod nodes;
 mod notifications;
+mod pipelines;
 mod registry;
 mod schedules;
 mod sessions;
@@ -31,6 +32,7 @@ pub use health::*;
 pub use keys::*;
 pub use nodes::*;
 pub use notifications::*;
+pub use pipelines::*;
 pub use registry::*;
 pub use schedules::*;
 pub use sessions::*;
@@ -156,6 +158,13 @@ macro_rules! conformance_suite {
             join_tokens_register_once_and_removal_cascades,
             heartbeats_and_statuses_are_recorded,
             inventory_kinds_reconcile_apart,
+            a_pipeline_step_is_ready_when_its_need_succeeds,
+            a_fan_out_joins_once_every_branch_has_succeeded,
+            a_false_condition_skips_a_step,
+            a_failed_run_retries_from_its_failed_steps,
+            cancelling_a_run_stops_its_steps,
+            runs_start_once_per_key_and_list_newest_first,
+            a_step_whose_lease_expires_for_good_fails,
         );
     };
     (@stories $factory:path; $($story:ident),* $(,)?) => {

@@ -16,6 +16,7 @@ pub mod leases;
 mod metered;
 pub mod nodes;
 pub mod notifications;
+pub mod pipelines;
 pub mod registry;
 pub mod rows;
 pub mod schedules;
@@ -45,6 +46,10 @@ pub use nodes::{
     NodesSynced, Redeemed, Registration, StatusChange,
 };
 pub use notifications::{NotificationStore, RecordAttempt};
+pub use pipelines::{
+    NewRun, PipelineRun, PipelineRunQuery, PipelineStore, RunChange, RunChanges, RunStarted,
+    RunStep,
+};
 pub use registry::RegistryStore;
 pub use schedules::{
     Fire, FireOutcome, FireTrigger, HeartbeatRecord, HeartbeatTransition, RunQuery, RunStatus,
@@ -60,8 +65,8 @@ pub use error::{BoxError, StoreError};
 pub mod prelude {
     pub use crate::{
         AlertStore, AuditStore, Database, EventLogStore, HealthStore, KeyStore, LeaseStore,
-        NodeStore, NotificationStore, RecordAttempt, RegistryStore, ScheduleStore, SessionStore,
-        Store, TaskStore,
+        NodeStore, NotificationStore, PipelineStore, RecordAttempt, RegistryStore, ScheduleStore,
+        SessionStore, Store, TaskStore,
     };
 }
 pub use metered::{Metered, describe_metrics};
@@ -165,6 +170,11 @@ pub trait Database: Send + Sync + 'static {
     /// Signals can be lost, so readers still look now and then.
     fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()>;
 
+    /// What each committed transaction of this instance changed in pipeline runs (started,
+    /// advanced, ended), so the engine announces and counts each change once, on the instance
+    /// that made it.
+    fn pipeline_changes(&self) -> tokio::sync::broadcast::Receiver<RunChanges>;
+
     /// Closes connections and releases locks; later calls fail.
     async fn close(&self);
 }
@@ -186,6 +196,7 @@ pub trait Store:
     + EventLogStore
     + SessionStore
     + NodeStore
+    + PipelineStore
 {
 }
 
@@ -203,5 +214,6 @@ impl<T> Store for T where
         + EventLogStore
         + SessionStore
         + NodeStore
+        + PipelineStore
 {
 }

@@ -117,6 +117,10 @@ impl<S: Database> Database for Metered<S> {
         self.inner.remote_alerts()
     }
 
+    fn pipeline_changes(&self) -> tokio::sync::broadcast::Receiver<crate::RunChanges> {
+        self.inner.pipeline_changes()
+    }
+
     fn event_log_wakeups(&self) -> tokio::sync::broadcast::Receiver<()> {
         self.inner.event_log_wakeups()
     }

@@ -669,3 +669,133 @@ impl From<NodeItemRow> for crate::NodeItem {
         }
     }
 }
+
+/// The columns of a pipeline run (as [`PIPELINE_RUN_COLUMNS`] lists them).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PipelineRunRow {
+    id: i64,
+    pipeline: String,
+    status: String,
+    spec: JsonColumn,
+    input: JsonColumn,
+    attempt: i32,
+    idempotency_key: Option<String>,
+    workspace: Option<String>,
+    schedule: Option<String>,
+    alert: Option<String>,
+    caller: Option<String>,
+    created_at_ms: i64,
+    finished_at_ms: Option<i64>,
+}
+
+/// The columns [`PipelineRunRow`] reads, in its order.
+pub const PIPELINE_RUN_COLUMNS: &str = "id, pipeline, status, spec, input, attempt, \
+     idempotency_key, workspace, schedule, alert, caller, created_at_ms, finished_at_ms";
+
+impl TryFrom<PipelineRunRow> for crate::PipelineRun {
+    type Error = StoreError;
+
+    fn try_from(row: PipelineRunRow) -> Result<Self, StoreError> {
+        let spec = row.spec.into_value("pipeline run spec")?;
+        Ok(Self {
+            id: row.id,
+            spec: serde_json::from_value(spec)
+                .map_err(|e| StoreError::Corrupt(format!("pipeline run {} spec: {e}", row.id)))?,
+            pipeline: row.pipeline,
+            status: row
+                .status
+                .parse()
+                .map_err(|e| StoreError::Corrupt(format!("pipeline run {}: {e}", row.id)))?,
+            input: row.input.into_value("pipeline run input")?,
+            attempt: count(row.attempt)?,
+            idempotency_key: row.idempotency_key,
+            origin: TaskOrigin {
+                workspace: row.workspace,
+                schedule: row.schedule,
+                alert: row.alert,
+                caller: row.caller,
+                pipeline_run: None,
+            },
+            created_at_ms: row.created_at_ms,
+            finished_at_ms: row.finished_at_ms,
+        })
+    }
+}
+
+/// A step's columns joined with its task's (as [`PIPELINE_STEP_COLUMNS`] lists them).
+#[derive(Debug, sqlx::FromRow)]
+pub struct PipelineStepRow {
+    run_id: i64,
+    position: i32,
+    name: String,
+    state: String,
+    task_id: Option<i64>,
+    result: Option<JsonColumn>,
+    error: Option<String>,
+    started_at_ms: Option<i64>,
+    finished_at_ms: Option<i64>,
+    task_status: Option<String>,
+    task_attempt: Option<i32>,
+    task_result: Option<JsonColumn>,
+    task_error: Option<String>,
+}
+
+/// The columns [`PipelineStepRow`] reads from `pipeline_steps s LEFT JOIN tasks t`.
+pub const PIPELINE_STEP_COLUMNS: &str = "s.run_id, s.position, s.name, s.state, s.task_id, \
+     s.result, s.error, s.started_at_ms, s.finished_at_ms, t.status AS task_status, \
+     t.attempt AS task_attempt, t.result AS task_result, t.error AS task_error";
+
+impl PipelineStepRow {
+    /// The run it belongs to.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// The step as its run's timeline shows it.
+    pub fn into_step(self) -> Result<crate::RunStep, StoreError> {
+        Ok(crate::RunStep {
+            position: count(self.position)?,
+            state: self.state.parse().map_err(|e| {
+                StoreError::Corrupt(format!("pipeline run {} step: {e}", self.run_id))
+            })?,
+            task_status: self.task_status.as_deref().map(parse_status).transpose()?,
+            attempts: self.task_attempt.map(count).transpose()?.unwrap_or(0),
+            name: self.name,
+            task_id: self.task_id,
+            result: self
+                .result
+                .map(|r| r.into_value("pipeline step result"))
+                .transpose()?,
+            error: self.error,
+            started_at_ms: self.started_at_ms,
+            finished_at_ms: self.finished_at_ms,
+        })
+    }
+
+    /// The step as planning reads it.
+    pub fn into_loaded(self) -> Result<crate::pipelines::LoadedStep, StoreError> {
+        let task = match self.task_status.as_deref() {
+            Some(status) => Some((
+                parse_status(status)?,
+                self.task_result
+                    .map(|r| r.into_value("task result"))
+                    .transpose()?,
+                self.task_error,
+            )),
+            None => None,
+        };
+        Ok(crate::pipelines::LoadedStep {
+            state: self.state.parse().map_err(|e| {
+                StoreError::Corrupt(format!("pipeline run {} step: {e}", self.run_id))
+            })?,
+            task_id: self.task_id,
+            task,
+            result: self
+                .result
+                .map(|r| r.into_value("pipeline step result"))
+                .transpose()?,
+            error: self.error,
+            started_at_ms: self.started_at_ms,
+        })
+    }
+}

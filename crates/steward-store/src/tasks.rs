@@ -295,8 +295,15 @@ pub fn cancel_step(task: &Task) -> Result<CancelStep, crate::StoreError> {
     }
 }
 
-/// Checks that `task` may be retried: only dead or cancelled tasks can.
+/// Checks that `task` may be retried: only dead or cancelled tasks can, and not a pipeline
+/// step's (its run is retried instead, which starts the step again with a fresh task).
 pub fn check_retryable(task: &Task) -> Result<(), crate::StoreError> {
+    if let Some(run) = task.origin.pipeline_run {
+        return Err(crate::StoreError::State(format!(
+            "task {} is a step of pipeline run {run}; retry the run instead",
+            task.id
+        )));
+    }
     if matches!(task.status, TaskStatus::Dead | TaskStatus::Cancelled) {
         return Ok(());
     }

@@ -114,7 +114,11 @@ fn template_and_condition_errors_are_located() {
          [[pipelines.steps]]\nname = \"a\"\n{STEP}\
          [[pipelines.steps]]\nname = \"b\"\n{STEP}needs = [\"a\"]\nif = \"steps.a.outcome ==\"\n"
     ));
-    assert_error(&text, 16, "`pipelines[0].steps[1].if`: template syntax error");
+    assert_error(
+        &text,
+        16,
+        "`pipelines[0].steps[1].if`: template syntax error",
+    );
     let text = with(&format!(
         "[[pipelines]]\nname = \"p\"\n\
          [[pipelines.steps]]\nname = \"a\"\n{STEP}\

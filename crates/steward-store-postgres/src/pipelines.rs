@@ -1,0 +1,311 @@
+//! Pipeline runs on PostgreSQL, shared by every instance. A transaction that advances runs
+//! locks their rows first (in id order), so two instances ending the last two branches of a
+//! fan-in one after the other each see the other's step, and the join starts exactly once.
+
+use async_trait::async_trait;
+use serde_json::json;
+use sqlx::postgres::{PgConnection, PgPool};
+use steward_core::audit::Actor;
+use steward_store::pipelines::{
+    LoadedRun, MAX_RUN_PAGE, Mode, Plan, plan, run_acted, run_not_found, runs_started,
+};
+use steward_store::rows::{
+    PIPELINE_RUN_COLUMNS, PIPELINE_STEP_COLUMNS, PipelineRunRow, PipelineStepRow,
+};
+use steward_store::{
+    NewRun, PipelineRun, PipelineRunQuery, PipelineStore, RunChange, RunStarted, RunStep,
+    StoreError, now_ms,
+};
+
+use crate::PostgresStore;
+use crate::{audit::append_audit, db_err};
+
+#[async_trait]
+impl PipelineStore for PostgresStore {
+    async fn start_runs(
+        &self,
+        runs: &[NewRun],
+        actor: &Actor,
+    ) -> Result<Vec<RunStarted>, StoreError> {
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let mut answers = Vec::with_capacity(runs.len());
+        let mut created = Vec::new();
+        for run in runs {
+            let answer = insert_run(&mut tx, run).await?;
+            if answer.created {
+                created.push(answer.id);
+            }
+            answers.push(answer);
+        }
+        let changes = advance_runs(&mut tx, &created, Mode::Advance).await?;
+        append_audit(&mut tx, runs_started(actor, runs, &answers)).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.announce(changes);
+        Ok(answers)
+    }
+
+    async fn pipeline_run(&self, id: i64) -> Result<Option<PipelineRun>, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(db_err)?;
+        get_run(&mut conn, id, false).await
+    }
+
+    async fn run_steps(&self, id: i64) -> Result<Vec<RunStep>, StoreError> {
+        let rows: Vec<PipelineStepRow> = sqlx::query_as(&format!(
+            "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s \
+             LEFT JOIN tasks t ON t.id = s.task_id WHERE s.run_id = $1 ORDER BY s.position"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter().map(PipelineStepRow::into_step).collect()
+    }
+
+    async fn list_runs(&self, query: &PipelineRunQuery) -> Result<Vec<PipelineRun>, StoreError> {
+        list(&self.pool, query).await
+    }
+
+    async fn cancel_run(&self, id: i64, actor: &Actor) -> Result<PipelineRun, StoreError> {
+        self.act_on_run(id, actor, Mode::Cancel, "cancel").await
+    }
+
+    async fn retry_run(&self, id: i64, actor: &Actor) -> Result<PipelineRun, StoreError> {
+        self.act_on_run(id, actor, Mode::Retry, "retry").await
+    }
+
+    async fn purge_runs(&self, finished_before_ms: i64, limit: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM pipeline_runs WHERE id IN (SELECT id FROM pipeline_runs \
+             WHERE finished_at_ms IS NOT NULL AND finished_at_ms < $1 LIMIT $2)",
+        )
+        .bind(finished_before_ms)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl PostgresStore {
+    /// Cancels or retries one run, audited, in one transaction.
+    async fn act_on_run(
+        &self,
+        id: i64,
+        actor: &Actor,
+        mode: Mode,
+        action: &str,
+    ) -> Result<PipelineRun, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        if get_run(&mut tx, id, false).await?.is_none() {
+            return Err(run_not_found(id));
+        }
+        // Step tasks first, then the run, in the order a completion locks them: a completion
+        // of one of its steps meanwhile then waits, rather than deadlocking.
+        sqlx::query(
+            "SELECT t.id FROM tasks t JOIN pipeline_steps s ON s.task_id = t.id \
+             WHERE s.run_id = $1 ORDER BY t.id FOR UPDATE OF t",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let changes = advance_runs(&mut tx, &[id], mode).await?;
+        let after = get_run(&mut tx, id, false)
+            .await?
+            .ok_or_else(|| run_not_found(id))?;
+        append_audit(&mut tx, run_acted(actor, action, &after)).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.announce(changes);
+        Ok(after)
+    }
+
+    /// Announces what a committed transaction changed in runs (its step tasks' queues were
+    /// notified inside it).
+    pub(crate) fn announce(&self, changes: Vec<RunChange>) {
+        if !changes.is_empty() {
+            let _ = self.pipeline_changes.send(changes.into());
+        }
+    }
+}
+
+/// Inserts a run and its waiting steps, or finds the run holding its idempotency key.
+async fn insert_run(conn: &mut PgConnection, run: &NewRun) -> Result<RunStarted, StoreError> {
+    let spec = serde_json::to_string(&run.spec).map_err(|e| StoreError::Database(Box::new(e)))?;
+    let inserted: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO pipeline_runs (pipeline, workspace, status, spec, input, attempt, \
+         idempotency_key, schedule, alert, caller, created_at_ms) \
+         VALUES ($1, $2, 'running', $3::jsonb, $4::jsonb, 1, $5, $6, $7, $8, $9) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(&run.spec.name)
+    .bind(&run.spec.workspace)
+    .bind(spec)
+    .bind(run.input.to_string())
+    .bind(&run.idempotency_key)
+    .bind(&run.origin.schedule)
+    .bind(&run.origin.alert)
+    .bind(&run.origin.caller)
+    .bind(now_ms())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let Some(id) = inserted else {
+        let existing: i64 =
+            sqlx::query_scalar("SELECT id FROM pipeline_runs WHERE idempotency_key = $1")
+                .bind(&run.idempotency_key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(db_err)?;
+        return Ok(RunStarted {
+            id: existing,
+            created: false,
+        });
+    };
+    let names: Vec<&str> = run.spec.steps.iter().map(|s| s.name.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO pipeline_steps (run_id, position, name, state) \
+         SELECT $1, ord - 1, n, 'waiting' FROM unnest($2::text[]) WITH ORDINALITY AS u(n, ord)",
+    )
+    .bind(id)
+    .bind(names)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(RunStarted { id, created: true })
+}
+
+/// Locks and loads `run_ids`, plans for `mode` and writes the plan, inside the caller's
+/// transaction.
+pub(crate) async fn advance_runs(
+    conn: &mut PgConnection,
+    run_ids: &[i64],
+    mode: Mode,
+) -> Result<Vec<RunChange>, StoreError> {
+    if run_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let runs = load_runs(conn, run_ids).await?;
+    let plan = plan(&runs, mode, now_ms())?;
+    apply(conn, plan).await
+}
+
+async fn load_runs(conn: &mut PgConnection, run_ids: &[i64]) -> Result<Vec<LoadedRun>, StoreError> {
+    let runs: Vec<PipelineRunRow> = sqlx::query_as(&format!(
+        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs WHERE id = ANY($1) \
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(run_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    let steps: Vec<PipelineStepRow> = sqlx::query_as(&format!(
+        "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s \
+         LEFT JOIN tasks t ON t.id = s.task_id \
+         WHERE s.run_id = ANY($1) ORDER BY s.run_id, s.position"
+    ))
+    .bind(run_ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    steward_store::pipelines::join_loaded(runs, steps)
+}
+
+/// Writes `plan`: the step tasks, the steps, the cancellations and the runs.
+async fn apply(conn: &mut PgConnection, plan: Plan) -> Result<Vec<RunChange>, StoreError> {
+    let ids: Vec<i64> = if plan.tasks.is_empty() {
+        Vec::new()
+    } else {
+        crate::tasks::insert_tasks(conn, &plan.tasks)
+            .await?
+            .iter()
+            .map(|a| a.id)
+            .collect()
+    };
+    if !plan.steps.is_empty() {
+        let rows = steward_store::pipelines::step_rows(&plan.steps, &ids)?;
+        sqlx::query(
+            "UPDATE pipeline_steps s SET state = w->>2, task_id = (w->>3)::bigint, \
+             result = (w->>4)::jsonb, error = w->>5, started_at_ms = (w->>6)::bigint, \
+             finished_at_ms = (w->>7)::bigint \
+             FROM jsonb_array_elements($1::jsonb) AS w \
+             WHERE s.run_id = (w->>0)::bigint AND s.position = (w->>1)::int",
+        )
+        .bind(rows.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !plan.cancel_now.is_empty() {
+        sqlx::query(
+            "UPDATE tasks SET status = 'cancelled', finished_at_ms = $1 \
+             WHERE id = ANY($2) AND status IN ('queued', 'failed')",
+        )
+        .bind(now_ms())
+        .bind(&plan.cancel_now)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !plan.request_cancel.is_empty() {
+        sqlx::query(
+            "UPDATE tasks SET cancel_requested = TRUE WHERE id = ANY($1) AND status = 'running'",
+        )
+        .bind(&plan.request_cancel)
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    if !plan.runs.is_empty() {
+        let rows: Vec<serde_json::Value> = plan
+            .runs
+            .iter()
+            .map(|r| json!([r.id, r.status.as_str(), r.attempt, r.finished_at_ms]))
+            .collect();
+        sqlx::query(
+            "UPDATE pipeline_runs r SET status = w->>1, attempt = (w->>2)::int, \
+             finished_at_ms = (w->>3)::bigint \
+             FROM jsonb_array_elements($1::jsonb) AS w WHERE r.id = (w->>0)::bigint",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(plan.announce(&ids))
+}
+
+async fn get_run(
+    conn: &mut PgConnection,
+    id: i64,
+    lock: bool,
+) -> Result<Option<PipelineRun>, StoreError> {
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    let row: Option<PipelineRunRow> = sqlx::query_as(&format!(
+        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs WHERE id = $1{lock}"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    row.map(PipelineRun::try_from).transpose()
+}
+
+async fn list(pool: &PgPool, query: &PipelineRunQuery) -> Result<Vec<PipelineRun>, StoreError> {
+    let rows: Vec<PipelineRunRow> = sqlx::query_as(&format!(
+        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs \
+         WHERE id < $1 AND ($2::text IS NULL OR pipeline = $2) \
+         AND ($3::text IS NULL OR status = $3) ORDER BY id DESC LIMIT $4"
+    ))
+    .bind(query.before_id.unwrap_or(i64::MAX))
+    .bind(&query.pipeline)
+    .bind(query.status.map(|s| s.as_str()))
+    .bind(i64::from(query.limit.min(MAX_RUN_PAGE)))
+    .fetch_all(pool)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter().map(PipelineRun::try_from).collect()
+}
