@@ -23,6 +23,7 @@ mod metrics_layer;
 mod node_checks;
 mod nodes;
 pub mod openapi;
+mod pipelines;
 mod registry;
 pub mod routes;
 mod schedules;

@@ -63,6 +63,10 @@ const TAGS: &[(&str, &str)] = &[
     ("tasks", "The task queue: tasks and queues."),
     ("schedules", "Schedules and heartbeats."),
     (
+        "pipelines",
+        "Pipelines: multi-step work, its runs and their timelines.",
+    ),
+    (
         "fleet",
         "Nodes, their join tokens, and what their agents register and report.",
     ),
@@ -104,6 +108,7 @@ pub(crate) fn tag(path: &str) -> &'static str {
         "audit" => "audit",
         "tasks" | "queues" => "tasks",
         "schedules" | "heartbeats" => "schedules",
+        "pipelines" | "pipeline-runs" => "pipelines",
         "alerts" | "notifications" | "silences" => "alerts",
         "nodes" | "agent" => "fleet",
         _ => "other",

@@ -19,6 +19,7 @@ use steward_wire::alerts as alerts_wire;
 use steward_wire::health as health_wire;
 use steward_wire::index::ApiIndex;
 use steward_wire::paths;
+use steward_wire::pipelines as pipelines_wire;
 use steward_wire::schedules as schedules_wire;
 use steward_wire::tasks as tasks_wire;
 use steward_wire::{
@@ -583,6 +584,68 @@ pub fn table() -> Vec<RouteSpec> {
         )
         .query::<tasks_wire::QueueListQuery>()
         .answers(Answer::Json(typed::<tasks_wire::QueueList>())),
+        spec(
+            Method::GET,
+            paths::PIPELINES.template(),
+            R(Role::Viewer),
+            "Declared pipelines with their steps and latest run",
+            || get(crate::pipelines::list_pipelines),
+        )
+        .answers(Answer::Json(typed::<pipelines_wire::PipelineList>())),
+        spec(
+            Method::GET,
+            paths::PIPELINE.template(),
+            R(Role::Viewer),
+            "A declared pipeline with its steps and latest run",
+            || get(crate::pipelines::get_pipeline),
+        )
+        .answers(Answer::Json(typed::<pipelines_wire::Pipeline>())),
+        spec(
+            Method::POST,
+            paths::PIPELINE_START.template(),
+            R(Role::Operator),
+            "Start a run of a pipeline; idempotent by key",
+            || post(crate::pipelines::start_run),
+        )
+        .body(typed::<pipelines_wire::StartRun>())
+        .answers(Answer::Json(typed::<pipelines_wire::RunDetail>()))
+        .status(&[200, 201])
+        .note("201 with the new run, 200 with the run an existing idempotency key named."),
+        spec(
+            Method::GET,
+            paths::PIPELINE_RUNS.template(),
+            R(Role::Viewer),
+            "Pipeline runs, newest first, filtered by pipeline and status",
+            || get(crate::pipelines::list_runs),
+        )
+        .query::<pipelines_wire::PipelineRunsQuery>()
+        .answers(Answer::Json(typed::<pipelines_wire::PipelineRunList>())),
+        spec(
+            Method::GET,
+            paths::PIPELINE_RUN.template(),
+            R(Role::Viewer),
+            "A pipeline run with each step's state, attempts, duration, result and error",
+            || get(crate::pipelines::get_run),
+        )
+        .answers(Answer::Json(typed::<pipelines_wire::RunDetail>())),
+        spec(
+            Method::POST,
+            paths::PIPELINE_RUN_CANCEL.template(),
+            R(Role::Operator),
+            "Cancel a run: waiting steps cancelled, running ones asked to stop",
+            || post(crate::pipelines::cancel_run),
+        )
+        .answers(Answer::Json(typed::<pipelines_wire::RunDetail>()))
+        .refuses(&[409]),
+        spec(
+            Method::POST,
+            paths::PIPELINE_RUN_RETRY.template(),
+            R(Role::Operator),
+            "Retry a failed or cancelled run from the steps that did not succeed",
+            || post(crate::pipelines::retry_run),
+        )
+        .answers(Answer::Json(typed::<pipelines_wire::RunDetail>()))
+        .refuses(&[409]),
         spec(
             Method::GET,
             paths::SCHEDULES.template(),

@@ -174,6 +174,21 @@ fn expected(method: &Method, path: &str, caller: Caller) -> Option<Outcome> {
             | "/api/v1/heartbeats/{name}"
             | "/api/v1/heartbeats/{name}/fail",
         ) => keyed(operator_any_scope),
+        // Scoped keys are held to their workspace's pipelines and runs by the handlers
+        // (tested in `tests/pipelines.rs` of the binary).
+        (
+            "GET",
+            "/api/v1/pipelines"
+            | "/api/v1/pipelines/{name}"
+            | "/api/v1/pipeline-runs"
+            | "/api/v1/pipeline-runs/{id}",
+        ) => keyed(any_key),
+        (
+            "POST",
+            "/api/v1/pipelines/{name}/runs"
+            | "/api/v1/pipeline-runs/{id}/cancel"
+            | "/api/v1/pipeline-runs/{id}/retry",
+        ) => keyed(operator_any_scope),
         ("POST", "/api/v1/config/reload")
         | ("GET", "/api/v1/keys" | "/api/v1/audit/verify")
         | ("POST", "/api/v1/keys")

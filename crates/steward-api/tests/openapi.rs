@@ -44,6 +44,18 @@ kind = "noop"
 [[heartbeats]]
 name = "backup"
 period = "1h"
+[[pipelines]]
+name = "brief"
+[[pipelines.steps]]
+name = "alba"
+queue = "chores"
+kind = "noop"
+payload = { topic = "{{ input.topic }}" }
+[[pipelines.steps]]
+name = "albi"
+queue = "chores"
+kind = "noop"
+needs = ["alba"]
 "#;
 
 /// `n` events of a node's audit journal, chained from the start, as an agent ships them.
@@ -713,6 +725,75 @@ async fn answers_match_the_schemas_the_document_declares() {
     c.get("/api/v1/queues", "/api/v1/queues").await;
     let settings = c.get("/api/v1/queues", "/api/v1/queues?counts=false").await;
     assert_eq!(settings["queues"][0]["counts"], json!({}), "{settings}");
+
+    // Pipelines.
+    let started = c
+        .post(
+            "/api/v1/pipelines/{name}/runs",
+            "/api/v1/pipelines/brief/runs",
+            Some(json!({"input": {"topic": "rust"}, "idempotency_key": "brief-1"})),
+        )
+        .await;
+    assert_eq!(started["created"], json!(true), "{started}");
+    assert_eq!(started["steps"][0]["state"], "running", "{started}");
+    assert_eq!(started["steps"][1]["needs"], json!(["alba"]), "{started}");
+    let run = started["run"]["id"].as_i64().unwrap();
+    let again = c
+        .post(
+            "/api/v1/pipelines/{name}/runs",
+            "/api/v1/pipelines/brief/runs",
+            Some(json!({"idempotency_key": "brief-1"})),
+        )
+        .await;
+    assert_eq!(again["run"]["id"], json!(run), "{again}");
+    assert_eq!(again["created"], json!(false), "{again}");
+    let pipelines = c.get("/api/v1/pipelines", "/api/v1/pipelines").await;
+    assert_eq!(
+        pipelines["pipelines"][0]["last_run"]["id"],
+        json!(run),
+        "{pipelines}"
+    );
+    c.get("/api/v1/pipelines/{name}", "/api/v1/pipelines/brief")
+        .await;
+    let runs = c
+        .get(
+            "/api/v1/pipeline-runs",
+            "/api/v1/pipeline-runs?pipeline=brief&status=running&limit=5",
+        )
+        .await;
+    assert_eq!(runs["runs"].as_array().unwrap().len(), 1, "{runs}");
+    c.get(
+        "/api/v1/pipeline-runs/{id}",
+        format!("/api/v1/pipeline-runs/{run}"),
+    )
+    .await;
+    let cancelled = c
+        .post(
+            "/api/v1/pipeline-runs/{id}/cancel",
+            format!("/api/v1/pipeline-runs/{run}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(cancelled["run"]["status"], "cancelled", "{cancelled}");
+    c.refused(
+        Call {
+            method: Method::POST,
+            template: "/api/v1/pipeline-runs/{id}/cancel",
+            path: format!("/api/v1/pipeline-runs/{run}/cancel"),
+            key: Some(&admin),
+            body: None,
+        },
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let retried = c
+        .post(
+            "/api/v1/pipeline-runs/{id}/retry",
+            format!("/api/v1/pipeline-runs/{run}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(retried["run"]["attempt"], json!(2), "{retried}");
 
     // Schedules and heartbeats.
     c.post(

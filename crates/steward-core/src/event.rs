@@ -33,6 +33,23 @@ pub enum Event {
         /// The workspace every task of the call is for; `None` when they differ or name none.
         workspace: Option<String>,
     },
+    /// A transaction started, advanced or ended a pipeline run.
+    PipelineRunChanged {
+        /// The run.
+        run_id: i64,
+        /// Its pipeline.
+        pipeline: String,
+        /// Its pipeline's workspace.
+        workspace: Option<String>,
+        /// Its status now.
+        status: crate::pipeline::run::RunStatus,
+        /// The run was created or retried.
+        started: bool,
+        /// The run ended.
+        finished: bool,
+        /// Its steps that changed, in order: name, state, task.
+        steps: Vec<(String, crate::pipeline::StepState, Option<i64>)>,
+    },
     /// A task moved to another status.
     TaskChanged {
         /// The task.

@@ -13,6 +13,7 @@ pub mod keys;
 mod lease;
 pub mod memory;
 mod metric_families;
+pub mod pipelines;
 pub mod prober;
 pub mod queue;
 pub mod scheduler;

@@ -25,6 +25,28 @@ pub fn describe_metrics() {
         "Events published on the in-process event bus."
     );
 
+    // Pipelines.
+    describe_counter!(
+        "steward_pipeline_runs_started_total",
+        Unit::Count,
+        "Pipeline runs started (created or retried) through this instance, by pipeline."
+    );
+    describe_counter!(
+        "steward_pipeline_runs_total",
+        Unit::Count,
+        "Pipeline runs that ended through this instance, by pipeline and outcome: succeeded, failed, cancelled."
+    );
+    describe_counter!(
+        "steward_pipeline_steps_total",
+        Unit::Count,
+        "Pipeline steps that ended through this instance, by pipeline and state: succeeded, failed, skipped, cancelled."
+    );
+    describe_histogram!(
+        "steward_pipeline_step_duration_seconds",
+        Unit::Seconds,
+        "From a pipeline step's task being enqueued to the step's end, for steps that ran, by pipeline and step."
+    );
+
     // The fleet.
     describe_gauge!(
         "steward_nodes",

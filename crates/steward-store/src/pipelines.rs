@@ -128,6 +128,8 @@ pub struct RunChange {
     pub run_id: i64,
     /// Its pipeline.
     pub pipeline: String,
+    /// Its pipeline's workspace.
+    pub workspace: Option<String>,
     /// Its status after the change.
     pub status: RunStatus,
     /// The run was created, or retried.
@@ -383,6 +385,7 @@ fn plan_run(plan: &mut Plan, loaded: &LoadedRun, mode: Mode, now: i64) -> Result
         plan.changes.push(RunChange {
             run_id: run.id,
             pipeline: run.pipeline.clone(),
+            workspace: run.spec.workspace.clone(),
             status,
             started,
             finished: status.is_finished() && status != run.status,

@@ -75,6 +75,22 @@ pub enum EventData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         first_ms: Option<i64>,
     },
+    /// A pipeline run was started, advanced or ended: its status now and the steps that
+    /// changed.
+    PipelineRunChanged {
+        /// The run.
+        run_id: i64,
+        /// Its pipeline.
+        pipeline: String,
+        /// Its status now (`running`, `succeeded`, `failed`, `cancelled`).
+        status: String,
+        /// The run was created or retried.
+        started: bool,
+        /// The run ended.
+        finished: bool,
+        /// Its steps that changed, in order.
+        steps: Vec<StepChange>,
+    },
     /// A task moved to another status.
     TaskChanged {
         /// The task.
@@ -240,6 +256,7 @@ impl EventData {
             EventData::ConfigRejected { .. } => "config_rejected",
             EventData::TasksEnqueued { .. } => "tasks_enqueued",
             EventData::TaskChanged { .. } => "task_changed",
+            EventData::PipelineRunChanged { .. } => "pipeline_run_changed",
             EventData::TasksChanged { .. } => "tasks_changed",
             EventData::LeadershipChanged { .. } => "leadership_changed",
             EventData::ScheduleFired { .. } => "schedule_fired",
@@ -258,6 +275,19 @@ impl EventData {
             EventData::Reset { .. } => RESET,
         }
     }
+}
+
+/// One changed step of a `pipeline_run_changed` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(as = PipelineStepChange)]
+pub struct StepChange {
+    /// The step.
+    pub name: String,
+    /// What it became (`running`, `succeeded`, `failed`, `skipped`, `cancelled`, `waiting`).
+    pub state: String,
+    /// Its task, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
 }
 
 /// One changed alert of an `alerts_changed` event.

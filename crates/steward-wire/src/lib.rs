@@ -17,6 +17,7 @@ pub mod keys;
 pub mod node_checks;
 pub mod nodes;
 pub mod paths;
+pub mod pipelines;
 pub mod registry;
 pub mod schedules;
 pub mod system;

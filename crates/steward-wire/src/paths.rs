@@ -152,6 +152,20 @@ pub const SCHEDULE_PAUSE: Route = Route("/api/v1/schedules/{name}/pause");
 pub const SCHEDULE_RESUME: Route = Route("/api/v1/schedules/{name}/resume");
 /// Fire a schedule now.
 pub const SCHEDULE_TRIGGER: Route = Route("/api/v1/schedules/{name}/trigger");
+/// Declared pipelines with their latest runs.
+pub const PIPELINES: Route = Route("/api/v1/pipelines");
+/// One declared pipeline with its latest run.
+pub const PIPELINE: Route = Route("/api/v1/pipelines/{name}");
+/// Starting a run of a pipeline.
+pub const PIPELINE_START: Route = Route("/api/v1/pipelines/{name}/runs");
+/// Pipeline runs, newest first.
+pub const PIPELINE_RUNS: Route = Route("/api/v1/pipeline-runs");
+/// One run with its timeline.
+pub const PIPELINE_RUN: Route = Route("/api/v1/pipeline-runs/{id}");
+/// Cancelling a run.
+pub const PIPELINE_RUN_CANCEL: Route = Route("/api/v1/pipeline-runs/{id}/cancel");
+/// Retrying a run from its steps that did not succeed.
+pub const PIPELINE_RUN_RETRY: Route = Route("/api/v1/pipeline-runs/{id}/retry");
 /// Alerts (Steward's shape).
 pub const ALERTS: Route = Route("/api/v1/alerts");
 /// One alert.

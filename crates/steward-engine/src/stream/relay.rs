@@ -406,9 +406,9 @@ impl Coalesced {
 /// The workspace an event concerns, from the event or the declarations it names.
 fn workspace_of(control: &ControlPlane, event: &Event) -> Option<String> {
     match event {
-        Event::TaskChanged { workspace, .. } | Event::TasksEnqueued { workspace, .. } => {
-            workspace.clone()
-        }
+        Event::TaskChanged { workspace, .. }
+        | Event::TasksEnqueued { workspace, .. }
+        | Event::PipelineRunChanged { workspace, .. } => workspace.clone(),
         Event::CheckChanged { service, .. } => control
             .registry()
             .services
@@ -517,6 +517,29 @@ fn data_of(event: &Event) -> EventData {
             created: count(created),
             coalesced: None,
             first_ms: None,
+        },
+        Event::PipelineRunChanged {
+            run_id,
+            pipeline,
+            status,
+            started,
+            finished,
+            steps,
+            ..
+        } => EventData::PipelineRunChanged {
+            run_id,
+            pipeline,
+            status: status.as_str().to_owned(),
+            started,
+            finished,
+            steps: steps
+                .into_iter()
+                .map(|(name, state, task_id)| steward_wire::events::StepChange {
+                    name,
+                    state: state.as_str().to_owned(),
+                    task_id,
+                })
+                .collect(),
         },
         Event::TaskChanged {
             id,

@@ -319,8 +319,8 @@ async fn start_event_stream(
     Ok(hub)
 }
 
-/// Starts one worker per declared queue not pinned to a node (a node's agent works those), the
-/// queue upkeep (reaper, retention, depth), the
+/// Starts the announcer of pipeline changes, one worker per declared queue not pinned to a
+/// node (a node's agent works those), the queue upkeep (reaper, retention, depth), the
 /// scheduler, the prober and the alert manager.
 fn start_work(
     control: &Arc<ControlPlane>,
@@ -336,6 +336,13 @@ fn start_work(
     let source = Arc::clone(control);
     let registry: worker::RegistrySource = Arc::new(move || source.registry());
     let instance = worker_name();
+    // Started before the workers, so that no change their completions make goes
+    // unannounced, and awaited after them, so that it announces their last ones.
+    let announcer = steward_engine::pipelines::spawn_announcer(
+        Arc::clone(store),
+        control.bus().clone(),
+        stop.clone(),
+    );
     let mut handles: Vec<_> = queues
         .iter()
         .filter(|spec| spec.node.is_none())
@@ -365,6 +372,7 @@ fn start_work(
     handles.push(probing);
     handles.push(start_alerting(control, addr, worker_name(), stop)?);
     handles.push(start_fleet_monitor(control, stop));
+    handles.push(announcer);
     Ok((handles, prober))
 }
 
