@@ -60,6 +60,8 @@ pub(crate) struct Declared<'a> {
     pub heartbeats: Vec<&'a str>,
     /// Queue names.
     pub queues: Vec<&'a str>,
+    /// Pipeline names.
+    pub pipelines: Vec<&'a str>,
 }
 
 /// Every key a rule may have, for the unknown-key check (each `when`'s own are checked after).

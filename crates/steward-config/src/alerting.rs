@@ -66,7 +66,7 @@ const ROUTE_KEYS: &[&str] = &[
     "remediate",
     "escalate",
 ];
-const REMEDIATE_KEYS: &[&str] = &["queue", "kind", "payload"];
+const REMEDIATE_KEYS: &[&str] = &["queue", "kind", "payload", "pipeline", "input"];
 const ESCALATE_KEYS: &[&str] = &["after", "receiver"];
 const MAINTENANCE_KEYS: &[&str] = &["name", "matchers", "cron", "timezone", "duration"];
 /// The shortest `escalate.after`.
@@ -243,6 +243,7 @@ pub(crate) fn read_alerting(
         used: BTreeSet::new(),
         queues,
         partial_kinds,
+        pipelines: &refs.pipelines,
         remediations: BTreeMap::new(),
         escalations: BTreeMap::new(),
     };
@@ -595,6 +596,7 @@ struct RouteReader<'a> {
     used: BTreeSet<String>,
     queues: &'a [QueueSpec],
     partial_kinds: &'a HashSet<String>,
+    pipelines: &'a [&'a str],
     remediations: BTreeMap<Vec<usize>, Remediation>,
     escalations: BTreeMap<Vec<usize>, Escalation>,
 }
@@ -763,6 +765,15 @@ impl RouteReader<'_> {
     fn read_remediate(&self, cx: &mut Cx<'_>, t: &Fields<'_>) -> Option<Remediation> {
         let item = t.item("remediate")?;
         let r = Fields::open_item(cx, item, t.field("remediate"), REMEDIATE_KEYS)?;
+        if r.item("pipeline").is_some() {
+            let payload = crate::schedules::read_pipeline_start(cx, &r, self.pipelines)?;
+            return Some(Remediation {
+                queue: steward_core::queue::SYSTEM_QUEUE.to_owned(),
+                kind: steward_core::queue::PIPELINE_KIND.to_owned(),
+                payload,
+            });
+        }
+        crate::schedules::reject_input(cx, &r);
         let queue = r
             .required_string(cx, "queue")
             .and_then(|v| literal(cx, &r, "queue", v))

@@ -6,7 +6,7 @@ use std::fmt;
 
 use steward_core::Service;
 use steward_core::queue::{
-    BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, PRUNE_KIND, ShellSpec,
+    BUILTIN_KINDS, ExecutorSpec, HttpSpec, HttpTarget, SYSTEM_KINDS, ShellSpec,
 };
 
 use crate::readers::{
@@ -79,7 +79,8 @@ pub(crate) fn read_executors(
     for (i, (table, span)) in root.tables(cx, "executors").into_iter().enumerate() {
         let t = Fields::open(cx, table, format!("executors[{i}]"), span, &keys);
         let name = name_field(cx, &t, "name").filter(|name| {
-            let builtin = BUILTIN_KINDS.contains(&name.value.as_str()) || name.value == PRUNE_KIND;
+            let builtin = BUILTIN_KINDS.contains(&name.value.as_str())
+                || SYSTEM_KINDS.contains(&name.value.as_str());
             if builtin {
                 cx.error(
                     &name.span,

@@ -167,6 +167,13 @@ fn read_step(
         return None;
     }
     let (name, task) = (name?, task?);
+    // Resolved now, so a run keeps the attempts its steps were declared with.
+    let max_attempts = task.max_attempts.or_else(|| {
+        queues
+            .iter()
+            .find(|q| q.name == task.queue)
+            .map(|q| q.retry.max_attempts)
+    });
     Some(ReadStep {
         spec: StepSpec {
             name: name.value,
@@ -176,7 +183,7 @@ fn read_step(
             needs: needs.iter().map(|n| n.value.clone()).collect(),
             condition: condition.as_ref().map(|c| c.value.clone()),
             priority: task.priority,
-            max_attempts: task.max_attempts,
+            max_attempts,
             timeout_ms,
             node: task.node,
         },

@@ -40,6 +40,8 @@ const SCHEDULE_KEYS: &[&str] = &[
     "enabled",
     "expect_success_within",
     "node",
+    "pipeline",
+    "input",
 ];
 const HEARTBEAT_KEYS: &[&str] = &["name", "workspace", "description", "period", "grace"];
 const SCHEDULER_KEYS: &[&str] = &["lease", "grace"];
@@ -148,6 +150,7 @@ pub(crate) fn read_schedules(
     queues: &[QueueSpec],
     partial_kinds: &HashSet<String>,
     nodes: &[NodeSpec],
+    pipelines: &[&str],
 ) -> Vec<ScheduleSpec> {
     let mut seen: HashMap<String, Span> = HashMap::new();
     let mut schedules = Vec::new();
@@ -162,7 +165,12 @@ pub(crate) fn read_schedules(
         let owner = t.string(cx, "owner").map(Spanned::kept);
         let timing = read_timing(cx, &t);
         let zone = read_zone(cx, &t);
-        let task = read_task(cx, &t, queues, partial_kinds, nodes);
+        let task = if t.item("pipeline").is_some() {
+            read_pipeline_task(cx, &t, pipelines)
+        } else {
+            reject_input(cx, &t);
+            read_task(cx, &t, queues, partial_kinds, nodes)
+        };
         let overlap = t
             .choice(cx, "overlap", &OVERLAP_CHOICES)
             .map_or_else(OverlapPolicy::default, |o| o.value);
@@ -356,6 +364,99 @@ pub(crate) fn read_task(
         max_attempts,
         node,
     })
+}
+
+/// The keys that say which task a schedule or a remediation enqueues, which `pipeline` takes
+/// the place of.
+const TASK_KEYS: [&str; 6] = [
+    "queue",
+    "kind",
+    "payload",
+    "priority",
+    "max_attempts",
+    "node",
+];
+
+/// A schedule's task when it names a pipeline: Steward's own `pipeline` task, which starts a
+/// run of it with `input`.
+fn read_pipeline_task(cx: &mut Cx<'_>, t: &Fields<'_>, pipelines: &[&str]) -> Option<TaskTemplate> {
+    let payload = read_pipeline_start(cx, t, pipelines)?;
+    Some(TaskTemplate {
+        queue: steward_core::queue::SYSTEM_QUEUE.to_owned(),
+        kind: steward_core::queue::PIPELINE_KIND.to_owned(),
+        payload,
+        priority: 0,
+        max_attempts: None,
+        node: None,
+    })
+}
+
+/// `pipeline` (a declared pipeline) and its optional `input` (a table), as the payload of
+/// Steward's `pipeline` task; the task keys `pipeline` replaces are refused beside it.
+pub(crate) fn read_pipeline_start(
+    cx: &mut Cx<'_>,
+    t: &Fields<'_>,
+    pipelines: &[&str],
+) -> Option<Json> {
+    let mut ok = true;
+    for key in TASK_KEYS.into_iter().filter(|k| t.item(k).is_some()) {
+        cx.error(
+            &t.key_span(key).flatten(),
+            format!(
+                "`{}`: not with `pipeline` (the pipeline's steps say what runs where)",
+                t.field(key)
+            ),
+        );
+        ok = false;
+    }
+    let name = t
+        .required_string(cx, "pipeline")
+        .and_then(|v| literal(cx, t, "pipeline", v))?;
+    if !pipelines.contains(&name.value.as_str()) {
+        let hint = if pipelines.is_empty() {
+            "; no `[[pipelines]]` are declared".to_owned()
+        } else {
+            did_you_mean(&name.value, pipelines)
+                .unwrap_or_else(|| format!("; declared pipelines: {}", pipelines.join(", ")))
+        };
+        cx.error(
+            &name.span,
+            format!(
+                "`{}`: unknown pipeline `{}` (not declared in `[[pipelines]]`){hint}",
+                t.field("pipeline"),
+                name.value
+            ),
+        );
+        return None;
+    }
+    let input = match t.item("input") {
+        None => Json::Object(Map::new()),
+        Some(item) => {
+            let input = item_to_json(cx, &t.field("input"), item, &mut ok);
+            if !input.is_object() {
+                cx.error(
+                    &item.span(),
+                    format!("`{}`: expected a table, the run's input", t.field("input")),
+                );
+                return None;
+            }
+            input
+        }
+    };
+    ok.then(|| serde_json::json!({ "pipeline": name.value, "input": input }))
+}
+
+/// `input` belongs only beside `pipeline`.
+pub(crate) fn reject_input(cx: &mut Cx<'_>, t: &Fields<'_>) {
+    if t.item("input").is_some() {
+        cx.error(
+            &t.key_span("input").flatten(),
+            format!(
+                "`{}`: only with `pipeline` (the input of the run it starts)",
+                t.field("input")
+            ),
+        );
+    }
 }
 
 /// Checks that `queue` names a declared queue, suggesting the closest one if it does not.

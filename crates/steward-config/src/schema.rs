@@ -91,8 +91,17 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
     let fleet = read_fleet(cx, &root);
     let (executors, executor_names) = read_executors(cx, &root, &services, &bad_urls);
     let (queues, partial_kinds) = read_queues(cx, &root, &executor_names, &nodes);
-    let schedules = read_schedules(cx, &root, &workspaces, &queues, &partial_kinds, &nodes);
     let pipelines = read_pipelines(cx, &root, &workspaces, &queues, &partial_kinds, &nodes);
+    let pipeline_names: Vec<&str> = pipelines.iter().map(|p| p.name.as_str()).collect();
+    let schedules = read_schedules(
+        cx,
+        &root,
+        &workspaces,
+        &queues,
+        &partial_kinds,
+        &nodes,
+        &pipeline_names,
+    );
     let heartbeats = read_heartbeats(cx, &root, &workspaces);
     let checks = read_checks(cx, &root, &sites, check_service_urls);
     let declared = Declared {
@@ -100,6 +109,7 @@ pub(crate) fn read_config(cx: &mut Cx<'_>, root: &dyn TableLike) -> Config {
         schedules: schedules.iter().map(|s| s.name.as_str()).collect(),
         heartbeats: heartbeats.iter().map(|h| h.name.as_str()).collect(),
         queues: queues.iter().map(|q| q.name.as_str()).collect(),
+        pipelines: pipeline_names.clone(),
     };
     let alerting = read_alerting(cx, &root, &queues, &partial_kinds, &declared);
     Config {

@@ -18,11 +18,18 @@ pub const SYSTEM_QUEUE: &str = "steward";
 /// The built-in that deletes what is past its retention; only [`SYSTEM_QUEUE`] runs it, and
 /// no `[[executors]]` entry may take its name.
 pub const PRUNE_KIND: &str = "prune";
+/// The built-in that starts a run of a declared pipeline (payload `{"pipeline": NAME, "input":
+/// {…}}`): what a schedule or an alert route's remediation naming a pipeline enqueues. Only
+/// [`SYSTEM_QUEUE`] runs it, and no `[[executors]]` entry may take its name.
+pub const PIPELINE_KIND: &str = "pipeline";
+/// The kinds only [`SYSTEM_QUEUE`] runs.
+pub const SYSTEM_KINDS: [&str; 2] = [PRUNE_KIND, PIPELINE_KIND];
 
-/// [`SYSTEM_QUEUE`]: one task at a time, its finished tasks kept a week.
+/// [`SYSTEM_QUEUE`]: a few tasks at a time (a long retention sweep must not hold up starting
+/// pipelines), its finished tasks kept a week.
 pub fn system_queue() -> QueueSpec {
-    let mut queue = QueueSpec::new(SYSTEM_QUEUE, &[PRUNE_KIND]);
-    queue.concurrency = 1;
+    let mut queue = QueueSpec::new(SYSTEM_QUEUE, &SYSTEM_KINDS);
+    queue.concurrency = 4;
     queue.timeout_ms = 10 * 60 * 1000;
     queue
 }

@@ -53,7 +53,7 @@ pub struct ControlPlane {
     bus: EventBus,
     config_path: PathBuf,
     env: SystemEnv,
-    config: ArcSwap<Config>,
+    config: Arc<ArcSwap<Config>>,
     /// The registry of `config`, shared so that workers hand it to executors without copying it.
     registry: ArcSwap<Registry>,
     /// Reloads run one at a time, so each diff is computed against the config it replaces.
@@ -90,6 +90,14 @@ impl ControlPlane {
                 config.alerting.settings.retention_ms,
             )),
         );
+        let shared_config = Arc::new(ArcSwap::from_pointee(config.clone()));
+        executors.insert(
+            steward_core::queue::PIPELINE_KIND,
+            Arc::new(crate::executors::StartPipeline::new(
+                Arc::clone(&store),
+                Arc::clone(&shared_config),
+            )),
+        );
         let executors = Arc::new(executors);
         let diff = sync(&store, &bus, &config.registry, &Actor::system("startup")).await?;
         sync_nodes(&store, &bus, &config.nodes, &Actor::system("startup")).await?;
@@ -102,7 +110,7 @@ impl ControlPlane {
             env,
             registry: ArcSwap::from_pointee(config.registry.clone()),
             redactor: ArcSwap::from_pointee(redactor(&config, &[])),
-            config: ArcSwap::from_pointee(config),
+            config: shared_config,
             reload_lock: Mutex::new(()),
             daemon_secrets: Vec::new(),
         };

@@ -73,6 +73,11 @@ pub enum Command {
     /// offline.
     #[command(subcommand, visible_alias = "schedules")]
     Schedule(ScheduleCommand),
+    /// List pipelines, start runs, follow their steps, cancel and retry them, through the API.
+    ///
+    /// Example: steward pipelines run brief --input '{"topic": "rust"}'
+    #[command(subcommand, visible_alias = "pipeline")]
+    Pipelines(PipelinesCommand),
     /// List heartbeats and ping them from external jobs through the API.
     #[command(subcommand, visible_alias = "heartbeat")]
     Heartbeats(HeartbeatsCommand),
@@ -88,6 +93,74 @@ pub enum Command {
     /// the config's route tree sends an alert, offline.
     #[command(subcommand, visible_alias = "alert")]
     Alerts(AlertsCommand),
+}
+
+/// `steward pipelines …`
+#[derive(Debug, Subcommand)]
+pub enum PipelinesCommand {
+    /// List declared pipelines with their steps and latest run.
+    Ls {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Show a pipeline (its steps and what each needs), or, given a run's id, that run's
+    /// timeline: each step's state, attempts, duration, result and error.
+    ///
+    /// Example: steward pipelines show brief; steward pipelines show 42
+    Show {
+        /// A pipeline's name, or a run's id.
+        target: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List runs, newest first.
+    Runs {
+        /// Only runs of this pipeline.
+        pipeline: Option<String>,
+        /// Only runs in this status.
+        #[arg(long, value_parser = ["running", "succeeded", "failed", "cancelled"])]
+        status: Option<String>,
+        /// Only runs with a lower id (the `more:` hint of the last page).
+        #[arg(long)]
+        before: Option<i64>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=500))]
+        limit: u32,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Start a run of a pipeline; with --wait, follow it until it ends (exit 0 when it
+    /// succeeded, 1 otherwise).
+    Run {
+        /// The pipeline.
+        pipeline: String,
+        /// The run's input: a JSON object, or @FILE to read it from a file.
+        #[arg(long)]
+        input: Option<String>,
+        /// Starting with the same key again answers with the existing run.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Wait for the run to end, printing each step as it changes.
+        #[arg(long)]
+        wait: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Cancel a run: waiting steps are cancelled, running ones asked to stop.
+    Cancel {
+        /// The run's id.
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Retry a failed or cancelled run from the steps that did not succeed, keeping the
+    /// results of those that did.
+    Retry {
+        /// The run's id.
+        id: i64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
 }
 
 /// `steward alerts …`

@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Events(args) => commands::events::run(args),
         Command::Tasks(command) => commands::tasks::run(command),
         Command::Schedule(command) => commands::schedule::run(command),
+        Command::Pipelines(command) => commands::pipelines::run(command),
         Command::Heartbeats(command) => commands::schedule::run_heartbeats(command),
         Command::Status(args) => commands::health::status(args),
         Command::Checks(command) => commands::health::run(command),

@@ -160,3 +160,62 @@ fn names_policies_and_steps_are_checked() {
         "`pipelines[1].name`: duplicate pipeline `p`",
     );
 }
+
+const PIPELINE: &str = "[[pipelines]]\nname = \"brief\"\n[[pipelines.steps]]\nname = \"a\"\nqueue = \"agents\"\nkind = \"noop\"\n\n";
+
+#[test]
+fn a_schedule_and_a_remediation_start_runs_through_stewards_own_task() {
+    let config = parse(&with(&format!(
+        "{PIPELINE}[[schedules]]\nname = \"every-30m\"\nevery = \"30m\"\npipeline = \"brief\"\ninput = {{ topic = \"news\" }}\n\
+         [alerting]\n[[alerting.receivers]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\n\
+         [alerting.route]\nreceiver = \"ops\"\nremediate = {{ pipeline = \"brief\", input = {{ service = \"{{{{ labels.service }}}}\" }} }}\n"
+    )));
+    let task = &config.schedules[0].task;
+    assert_eq!(task.queue, "steward");
+    assert_eq!(task.kind, "pipeline");
+    assert_eq!(
+        task.payload,
+        serde_json::json!({"pipeline": "brief", "input": {"topic": "news"}})
+    );
+    assert_eq!(
+        config.pipelines[0].steps[0].max_attempts,
+        Some(5),
+        "the queue's attempts"
+    );
+    let remediation = config
+        .alerting
+        .remediations
+        .values()
+        .next()
+        .expect("a remediation");
+    assert_eq!(remediation.kind, "pipeline");
+    assert_eq!(
+        remediation.payload["input"]["service"], "{{ labels.service }}",
+        "rendered per alert"
+    );
+}
+
+#[test]
+fn a_schedule_naming_an_unknown_pipeline_or_mixing_a_task_is_refused() {
+    assert_error(
+        &with(&format!(
+            "{PIPELINE}[[schedules]]\nname = \"s\"\nevery = \"30m\"\npipeline = \"brif\"\n"
+        )),
+        15,
+        "`schedules[0].pipeline`: unknown pipeline `brif` (not declared in `[[pipelines]]`); did you mean `brief`?",
+    );
+    assert_error(
+        &with(&format!(
+            "{PIPELINE}[[schedules]]\nname = \"s\"\nevery = \"30m\"\npipeline = \"brief\"\nqueue = \"agents\"\n"
+        )),
+        16,
+        "`schedules[0].queue`: not with `pipeline`",
+    );
+    assert_error(
+        &with(&format!(
+            "{PIPELINE}[[schedules]]\nname = \"s\"\nevery = \"30m\"\nqueue = \"agents\"\nkind = \"noop\"\ninput = {{}}\n"
+        )),
+        17,
+        "`schedules[0].input`: only with `pipeline`",
+    );
+}

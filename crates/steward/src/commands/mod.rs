@@ -11,6 +11,7 @@ pub mod import;
 pub mod keys;
 pub mod migrate;
 pub mod nodes;
+pub mod pipelines;
 pub mod schedule;
 pub mod tasks;
 pub mod up;

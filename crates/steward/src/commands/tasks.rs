@@ -230,13 +230,19 @@ fn print_task(task: &Task) {
 /// JSON text, or `@FILE` for a file's contents; checked here so that a typo is reported
 /// before anything is sent.
 fn read_payload(raw: &str) -> anyhow::Result<Value> {
+    read_json(raw, "--payload")
+}
+
+/// A JSON argument: the text itself, or `@FILE` to read it from a file; `flag` names it in
+/// the error.
+pub(crate) fn read_json(raw: &str, flag: &str) -> anyhow::Result<Value> {
     let text = match raw.strip_prefix('@') {
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
         }
         None => raw.to_owned(),
     };
-    serde_json::from_str(&text).context("--payload: not valid JSON")
+    serde_json::from_str(&text).with_context(|| format!("{flag}: not valid JSON"))
 }
 
 fn list_query(after: i64, limit: u32, filter: TaskFilter) -> TaskListQuery {
