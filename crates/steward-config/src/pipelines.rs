@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use steward_core::alert::template::{check_condition, check_payload};
 use steward_core::node::NodeSpec;
 use steward_core::pipeline::spec::{PipelineSpec, StepSpec, check_step};
 use steward_core::pipeline::{DagError, FailurePolicy, MAX_STEPS};
@@ -140,9 +141,24 @@ fn read_steps(
         }
     }
     if !ok {
+        // The graph of a pipeline with a refused step would name it as missing; its templates
+        // are still checked, so every problem is reported at once.
+        check_syntax(cx, &read);
         return None;
     }
     check_graph(cx, &read).then(|| read.into_iter().map(|s| s.spec).collect())
+}
+
+/// Each step's templates and condition checked for syntax alone.
+fn check_syntax(cx: &mut Cx<'_>, steps: &[ReadStep]) {
+    for step in steps {
+        if let Err(e) = check_payload(&step.spec.payload) {
+            cx.error(&step.payload_span, format!("`{}.payload`: {e}", step.path));
+        }
+        if let Some(Err(e)) = step.spec.condition.as_deref().map(check_condition) {
+            cx.error(&step.condition_span, format!("`{}.if`: {e}", step.path));
+        }
+    }
 }
 
 fn read_step(
@@ -209,6 +225,7 @@ fn check_graph(cx: &mut Cx<'_>, steps: &[ReadStep]) -> bool {
         Ok(dag) => dag,
         Err(e) => {
             report_dag_error(cx, steps, &e);
+            check_syntax(cx, steps);
             return false;
         }
     };

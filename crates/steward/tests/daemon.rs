@@ -470,10 +470,10 @@ fn migrate_applies_once_then_reports_up_to_date() {
     assert!(first.status.success());
     assert_eq!(
         String::from_utf8_lossy(&first.stdout).trim(),
-        "applied 0001 registry\napplied 0002 keys and audit\napplied 0003 audit origin\napplied 0004 tasks\napplied 0005 task write path\napplied 0006 schedules\napplied 0007 health\napplied 0008 probe certificates\napplied 0009 alerts\napplied 0010 notifications\napplied 0011 event log\napplied 0012 sessions\napplied 0013 task counts\napplied 0014 nodes\napplied 0015 task nodes"
+        "applied 0001 registry\napplied 0002 keys and audit\napplied 0003 audit origin\napplied 0004 tasks\napplied 0005 task write path\napplied 0006 schedules\napplied 0007 health\napplied 0008 probe certificates\napplied 0009 alerts\napplied 0010 notifications\napplied 0011 event log\napplied 0012 sessions\napplied 0013 task counts\napplied 0014 nodes\napplied 0015 task nodes\napplied 0016 pipelines"
     );
     let second = run();
-    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date (schema version 15)"));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("up to date (schema version 16)"));
 }
 
 #[test]

@@ -315,3 +315,26 @@ pub fn refusal(response: reqwest::blocking::Response) -> (u16, String, String) {
     let text = |field: &str| body["error"][field].as_str().unwrap_or_default().to_owned();
     (status, text("code"), text("message"))
 }
+
+/// One integer from `sql` on the SQLite database file at `path` (a count, a sum), opened
+/// read-only beside whatever else has it open.
+pub fn sqlite_scalar(path: &Path, sql: &str) -> i64 {
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                use sqlx::Connection;
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            })
+    })
+    .join()
+    .unwrap()
+}
