@@ -10,6 +10,13 @@
 //! works them with W workers of C slots each, then measures
 //! claim-to-start latency on an unsaturated queue.
 //!
+//! `steward-bench pipelines [--backend sqlite|postgres] [--shape chain|fanout] [--runs 10000]
+//! [--batch 500] [--workers 2] [--concurrency 256] [--latency-runs 200]` starts N runs of a
+//! three-step chain or a 1 → 10 → 1 fan-out of no-op steps while W workers of C slots drain
+//! them (runs/s, steps/s), then starts runs one at a time every 20 ms on the idle queue and
+//! reports each step's hand-over (its last need's executor returned → its own start,
+//! p50/p99/max).
+//!
 //! `steward-bench schedules [--backend sqlite|postgres] [--schedules N] [--due-seconds S]
 //! [--idle-seconds I]` runs the scheduler with N schedules due every second for S seconds
 //! (wake and commit lateness p50/p99/max, CPU), then N schedules not due for I seconds (CPU).
@@ -49,6 +56,7 @@ mod events;
 mod fleet;
 mod health;
 mod history;
+mod pipelines;
 mod queue;
 mod schedules;
 mod ui;
@@ -110,6 +118,30 @@ enum Command {
         /// Tasks enqueued one by one for the latency figure.
         #[arg(long, default_value_t = 500)]
         latency_tasks: usize,
+    },
+    /// Pipelines: runs/s and steps/s for N runs, then step hand-over latency on an idle queue.
+    Pipelines {
+        /// Which store.
+        #[arg(long, value_enum, default_value = "sqlite")]
+        backend: Backend,
+        /// The pipeline: a three-step chain, or split → ten branches → join.
+        #[arg(long, value_enum, default_value = "chain")]
+        shape: pipelines::Shape,
+        /// Runs in the throughput phase.
+        #[arg(long, default_value_t = 10_000)]
+        runs: usize,
+        /// Runs per start call.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Worker instances.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Slots per worker.
+        #[arg(long, default_value_t = 256)]
+        concurrency: u32,
+        /// Runs started one by one for the hand-over figure.
+        #[arg(long, default_value_t = 200)]
+        latency_runs: usize,
     },
     /// The scheduler: fire lateness with N schedules due every second, then the CPU of N
     /// schedules not due.
@@ -343,6 +375,38 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             let result = queue::run(Arc::clone(&store), &bench).await;
+            store.close().await;
+            result
+        }
+        Command::Pipelines {
+            backend,
+            shape,
+            runs,
+            batch,
+            workers,
+            concurrency,
+            latency_runs,
+        } => {
+            let bench = pipelines::PipelineBench {
+                shape,
+                runs,
+                batch: batch.max(1),
+                workers: workers.max(1),
+                concurrency: concurrency.max(1),
+                latency_runs,
+            };
+            let dir = tempfile::tempdir()?;
+            let pool = u32::try_from(workers * 4 + 4).unwrap_or(64);
+            let (store, db) = open(backend, dir.path(), pool).await?;
+            if let Some(db) = &db {
+                print_postgres_settings(&db.url).await?;
+            } else {
+                println!(
+                    "sqlite: WAL, synchronous=FULL, file in {}",
+                    dir.path().display()
+                );
+            }
+            let result = pipelines::run(Arc::clone(&store), &bench).await;
             store.close().await;
             result
         }

@@ -3,11 +3,10 @@
 //! fan-in one after the other each see the other's step, and the join starts exactly once.
 
 use async_trait::async_trait;
-use serde_json::json;
 use sqlx::postgres::{PgConnection, PgPool};
 use steward_core::audit::Actor;
 use steward_store::pipelines::{
-    LoadedRun, MAX_RUN_PAGE, Mode, Plan, plan, run_acted, run_not_found, runs_started,
+    LoadedRun, MAX_RUN_PAGE, Mode, Plan, StepWrite, plan, run_acted, run_not_found, runs_started,
 };
 use steward_store::rows::{
     PIPELINE_RUN_COLUMNS, PIPELINE_STEP_COLUMNS, PipelineRunRow, PipelineStepRow,
@@ -19,6 +18,12 @@ use steward_store::{
 
 use crate::PostgresStore;
 use crate::{audit::append_audit, db_err};
+
+/// Each step's task, looked up by its key one step at a time: a join would let a generic plan
+/// (sqlx prepares its statements) estimate hundreds of steps and scan every task, a cost that
+/// grows with the tasks retained (`OFFSET 0` keeps the planner from flattening it into one).
+const STEP_TASK: &str = "LEFT JOIN LATERAL (SELECT status, attempt, result, error FROM tasks \
+     WHERE tasks.id = s.task_id OFFSET 0) t ON TRUE";
 
 #[async_trait]
 impl PipelineStore for PostgresStore {
@@ -54,8 +59,8 @@ impl PipelineStore for PostgresStore {
 
     async fn run_steps(&self, id: i64) -> Result<Vec<RunStep>, StoreError> {
         let rows: Vec<PipelineStepRow> = sqlx::query_as(&format!(
-            "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s \
-             LEFT JOIN tasks t ON t.id = s.task_id WHERE s.run_id = $1 ORDER BY s.position"
+            "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s {STEP_TASK} \
+             WHERE s.run_id = $1 ORDER BY s.position"
         ))
         .bind(id)
         .fetch_all(&self.pool)
@@ -203,8 +208,7 @@ async fn load_runs(conn: &mut PgConnection, run_ids: &[i64]) -> Result<Vec<Loade
     .await
     .map_err(db_err)?;
     let steps: Vec<PipelineStepRow> = sqlx::query_as(&format!(
-        "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s \
-         LEFT JOIN tasks t ON t.id = s.task_id \
+        "SELECT {PIPELINE_STEP_COLUMNS} FROM pipeline_steps s {STEP_TASK} \
          WHERE s.run_id = ANY($1) ORDER BY s.run_id, s.position"
     ))
     .bind(run_ids)
@@ -226,18 +230,7 @@ async fn apply(conn: &mut PgConnection, plan: Plan) -> Result<Vec<RunChange>, St
             .collect()
     };
     if !plan.steps.is_empty() {
-        let rows = steward_store::pipelines::step_rows(&plan.steps, &ids)?;
-        sqlx::query(
-            "UPDATE pipeline_steps s SET state = w->>2, task_id = (w->>3)::bigint, \
-             result = (w->>4)::jsonb, error = w->>5, started_at_ms = (w->>6)::bigint, \
-             finished_at_ms = (w->>7)::bigint \
-             FROM jsonb_array_elements($1::jsonb) AS w \
-             WHERE s.run_id = (w->>0)::bigint AND s.position = (w->>1)::int",
-        )
-        .bind(rows.to_string())
-        .execute(&mut *conn)
-        .await
-        .map_err(db_err)?;
+        write_steps(conn, &plan.steps, &ids).await?;
     }
     if !plan.cancel_now.is_empty() {
         sqlx::query(
@@ -260,22 +253,73 @@ async fn apply(conn: &mut PgConnection, plan: Plan) -> Result<Vec<RunChange>, St
         .map_err(db_err)?;
     }
     if !plan.runs.is_empty() {
-        let rows: Vec<serde_json::Value> = plan
-            .runs
-            .iter()
-            .map(|r| json!([r.id, r.status.as_str(), r.attempt, r.finished_at_ms]))
-            .collect();
+        // Arrays, not JSON: `unnest` of typed arrays is estimated small, so each row is found
+        // through the primary key however many runs are kept.
         sqlx::query(
-            "UPDATE pipeline_runs r SET status = w->>1, attempt = (w->>2)::int, \
-             finished_at_ms = (w->>3)::bigint \
-             FROM jsonb_array_elements($1::jsonb) AS w WHERE r.id = (w->>0)::bigint",
+            "UPDATE pipeline_runs r SET status = w.status, attempt = w.attempt, \
+             finished_at_ms = w.finished \
+             FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[]) \
+             AS w(id, status, attempt, finished) WHERE r.id = w.id",
         )
-        .bind(serde_json::Value::Array(rows).to_string())
+        .bind(plan.runs.iter().map(|r| r.id).collect::<Vec<_>>())
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.status.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| i32::try_from(r.attempt).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            plan.runs
+                .iter()
+                .map(|r| r.finished_at_ms)
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await
         .map_err(db_err)?;
     }
     Ok(plan.announce(&ids))
+}
+
+/// Writes step rows, as typed arrays (see the runs' update in [`apply`]).
+async fn write_steps(
+    conn: &mut PgConnection,
+    writes: &[StepWrite],
+    ids: &[i64],
+) -> Result<(), StoreError> {
+    let task_ids = steward_store::pipelines::step_task_ids(writes, ids)?;
+    sqlx::query(
+        "UPDATE pipeline_steps s SET state = w.state, task_id = w.task_id, \
+         result = w.result::jsonb, error = w.error, started_at_ms = w.started, \
+         finished_at_ms = w.finished \
+         FROM unnest($1::bigint[], $2::int[], $3::text[], $4::bigint[], $5::text[], $6::text[], \
+         $7::bigint[], $8::bigint[]) \
+         AS w(run_id, position, state, task_id, result, error, started, finished) \
+         WHERE s.run_id = w.run_id AND s.position = w.position",
+    )
+    .bind(writes.iter().map(|w| w.run_id).collect::<Vec<_>>())
+    .bind(
+        writes
+            .iter()
+            .map(|w| i32::try_from(w.position).unwrap_or(i32::MAX))
+            .collect::<Vec<_>>(),
+    )
+    .bind(writes.iter().map(|w| w.state.as_str()).collect::<Vec<_>>())
+    .bind(task_ids)
+    .bind(writes.iter().map(|w| w.result.clone()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.error.clone()).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.started_at_ms).collect::<Vec<_>>())
+    .bind(writes.iter().map(|w| w.finished_at_ms).collect::<Vec<_>>())
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 async fn get_run(

@@ -383,7 +383,8 @@ pub(crate) async fn complete(
 }
 
 /// One completion statement over `unique` (sorted by task id) for the tasks that are pipeline
-/// steps (`steps`) or those that are not. Answers `(id, pipeline run, status, applied)` rows:
+/// steps (`steps`) or those that are not. Only those rows are locked, so the pass that leaves
+/// every task of a batch of steps to the other writes nothing (and waits for no flush). Answers `(id, pipeline run, status, applied)` rows:
 /// the tasks it completed, and (when not `steps`) the step tasks it left for the other pass.
 async fn complete_statement(
     conn: &mut PgConnection,
@@ -397,14 +398,13 @@ async fn complete_statement(
          $11::bigint[], $12::bigint[], $13::text[]) AS c(c_id, c_fence, c_status, c_outcome, \
          c_result, c_error, c_retry_at, c_finished_at, c_worker, c_attempt, c_started, c_ended, \
          c_tail)), \
-         locked AS (SELECT t.id FROM tasks t JOIN c ON t.id = c.c_id ORDER BY t.id \
-         FOR UPDATE OF t), \
+         locked AS (SELECT t.id FROM tasks t JOIN c ON t.id = c.c_id \
+         WHERE (t.pipeline_run IS NOT NULL) = $14 ORDER BY t.id FOR UPDATE OF t), \
          done AS (UPDATE tasks t SET status = c.c_status, outcome = c.c_outcome, \
          result = c.c_result::jsonb, error = c.c_error, \
          run_at_ms = coalesce(c.c_retry_at, t.run_at_ms), finished_at_ms = c.c_finished_at, \
          lease_owner = NULL, lease_expires_at_ms = NULL FROM c JOIN locked ON locked.id = c.c_id \
          WHERE t.id = c.c_id AND t.fence = c.c_fence AND t.status = 'running' \
-         AND (t.pipeline_run IS NOT NULL) = $14 \
          RETURNING t.id, t.pipeline_run, t.status), \
          runs AS (INSERT INTO task_runs (task_id, attempt, worker, started_at_ms, ended_at_ms, \
          status, outcome, error, output_tail) SELECT c.c_id, c.c_attempt, c.c_worker, \

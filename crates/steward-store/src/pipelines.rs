@@ -625,20 +625,30 @@ pub fn join_loaded(
     Ok(loaded)
 }
 
+/// The task id each step write sets, placeholders replaced by the ids the inserted tasks got
+/// (`ids`, in the order of [`Plan::tasks`]).
+pub fn step_task_ids(writes: &[StepWrite], ids: &[i64]) -> Result<Vec<Option<i64>>, StoreError> {
+    writes
+        .iter()
+        .map(|w| match w.task {
+            None => Ok(None),
+            Some(Ok(id)) => Ok(Some(id)),
+            Some(Err(i)) => ids.get(i).copied().map(Some).ok_or_else(|| {
+                StoreError::Corrupt("inserted step tasks do not match the planned ones".into())
+            }),
+        })
+        .collect()
+}
+
 /// Step writes as one JSON array of `[run_id, position, state, task_id, result, error,
 /// started_at_ms, finished_at_ms]` rows, placeholders replaced by the ids the inserted tasks
 /// got (`ids`, in the order of [`Plan::tasks`]).
 pub fn step_rows(writes: &[StepWrite], ids: &[i64]) -> Result<Json, StoreError> {
+    let task_ids = step_task_ids(writes, ids)?;
     writes
         .iter()
-        .map(|w| {
-            let task_id = match w.task {
-                None => None,
-                Some(Ok(id)) => Some(id),
-                Some(Err(i)) => Some(*ids.get(i).ok_or_else(|| {
-                    StoreError::Corrupt("inserted step tasks do not match the planned ones".into())
-                })?),
-            };
+        .zip(task_ids)
+        .map(|(w, task_id)| {
             Ok(serde_json::json!([
                 w.run_id,
                 w.position,
