@@ -26,6 +26,7 @@ const OWN_KEYS: &[(&str, &[&str])] = &[
     ("check_failure_ratio", &["checks", "window", "ratio_above"]),
     ("cert_expiry", &["checks", "days_left_below"]),
     ("schedule_failed", &["schedules"]),
+    ("pipeline_failed", &["pipelines"]),
     ("heartbeat_missed", &["heartbeats"]),
     ("task_dead", &["queues", "dead_above"]),
     ("queue_depth", &["queues", "depth_above"]),
@@ -260,6 +261,9 @@ fn read_condition(cx: &mut Cx<'_>, t: &Fields<'_>, declared: &Declared<'_>) -> O
         }
         "schedule_failed" => Condition::ScheduleFailed {
             schedules: subjects(cx, t, "schedules", "schedule", &declared.schedules)?,
+        },
+        "pipeline_failed" => Condition::PipelineFailed {
+            pipelines: subjects(cx, t, "pipelines", "pipeline", &declared.pipelines)?,
         },
         "heartbeat_missed" => Condition::HeartbeatMissed {
             heartbeats: subjects(cx, t, "heartbeats", "heartbeat", &declared.heartbeats)?,

@@ -91,7 +91,7 @@ fn mistakes_are_located_and_explained() {
     assert_error(
         &with("name = \"X\"\nwhen = \"check_dwn\""),
         16,
-        "`alerting.rules[0].when`: `check_dwn` is not one of: check_down, check_degraded, check_latency, check_failure_ratio, cert_expiry, schedule_failed, heartbeat_missed, task_dead, queue_depth, queue_age, node_down, node_late, node_drift; did you mean `check_down`?",
+        "`alerting.rules[0].when`: `check_dwn` is not one of: check_down, check_degraded, check_latency, check_failure_ratio, cert_expiry, schedule_failed, pipeline_failed, heartbeat_missed, task_dead, queue_depth, queue_age, node_down, node_late, node_drift; did you mean `check_down`?",
     );
     assert_error(
         &with("name = \"X\"\nwhen = \"check_down\"\nchecks = [\"api-htp\"]"),

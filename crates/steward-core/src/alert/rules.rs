@@ -129,6 +129,12 @@ pub enum Condition {
         /// The schedules covered.
         schedules: Subjects,
     },
+    /// `pipeline_failed`: a pipeline's latest run failed (resolved by a later run that does
+    /// not).
+    PipelineFailed {
+        /// The pipelines covered.
+        pipelines: Subjects,
+    },
     /// `heartbeat_missed`: a heartbeat is late or its last ping reported a failure.
     HeartbeatMissed {
         /// The heartbeats covered.
@@ -189,6 +195,7 @@ impl Condition {
             Self::CheckFailureRatio { .. } => "check_failure_ratio",
             Self::CertExpiry { .. } => "cert_expiry",
             Self::ScheduleFailed { .. } => "schedule_failed",
+            Self::PipelineFailed { .. } => "pipeline_failed",
             Self::HeartbeatMissed { .. } => "heartbeat_missed",
             Self::TaskDead { .. } => "task_dead",
             Self::QueueDepth { .. } => "queue_depth",
@@ -201,13 +208,14 @@ impl Condition {
 }
 
 /// Every `when` a rule may name.
-pub const WHENS: [&str; 13] = [
+pub const WHENS: [&str; 14] = [
     "check_down",
     "check_degraded",
     "check_latency",
     "check_failure_ratio",
     "cert_expiry",
     "schedule_failed",
+    "pipeline_failed",
     "heartbeat_missed",
     "task_dead",
     "queue_depth",

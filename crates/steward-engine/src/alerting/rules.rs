@@ -366,6 +366,17 @@ impl Facts {
                     }
                 }
             }
+            Condition::PipelineFailed { pipelines } => {
+                for spec in config
+                    .pipelines
+                    .iter()
+                    .filter(|p| pipelines.covers(&p.name))
+                {
+                    if let Some(finding) = pipeline_failure(store, &spec.name).await? {
+                        found.push(finding);
+                    }
+                }
+            }
             Condition::ScheduleFailed { schedules } => {
                 for run in store.last_schedule_runs().await? {
                     if !schedules.covers(&run.schedule)
@@ -534,6 +545,46 @@ fn node_silence(
         ),
         value: status.as_str().to_owned(),
     })
+}
+
+/// A finding when `pipeline`'s latest run failed, naming the first step that failed and why.
+/// One indexed read of the latest run per pipeline covered, and its steps only when it failed.
+async fn pipeline_failure(
+    store: &dyn Store,
+    pipeline: &str,
+) -> Result<Option<Finding>, StoreError> {
+    let latest = store
+        .list_runs(&steward_store::PipelineRunQuery {
+            limit: 1,
+            pipeline: Some(pipeline.to_owned()),
+            ..steward_store::PipelineRunQuery::default()
+        })
+        .await?;
+    let Some(run) = latest
+        .into_iter()
+        .next()
+        .filter(|r| r.status == steward_core::pipeline::run::RunStatus::Failed)
+    else {
+        return Ok(None);
+    };
+    let steps = store.run_steps(run.id).await?;
+    let failed = steps
+        .iter()
+        .find(|s| s.state == steward_core::pipeline::StepState::Failed);
+    let why = match failed {
+        Some(step) => format!(
+            "step {} failed: {}",
+            step.name,
+            step.error.as_deref().unwrap_or("no error given")
+        ),
+        None => "it failed".to_owned(),
+    };
+    Ok(Some(Finding {
+        labels: Labels::from([("pipeline".into(), pipeline.to_owned())]),
+        since_ms: run.finished_at_ms,
+        summary: format!("pipeline {pipeline}: run {} {why}", run.id),
+        value: run.status.as_str().to_owned(),
+    }))
 }
 
 /// One finding per service declared on `node` that it does not report.

@@ -63,6 +63,9 @@ impl Executor for Prune {
         let runs = purge_schedule_runs(self.store.as_ref())
             .await
             .map_err(|e| Failure::retryable(format!("pruning schedule runs: {e}")))?;
+        let pipeline_runs = purge_pipeline_runs(self.store.as_ref(), &self.queues)
+            .await
+            .map_err(|e| Failure::retryable(format!("pruning pipeline runs: {e}")))?;
         let health = prune_health(self.store.as_ref(), &self.health)
             .await
             .map_err(|e| Failure::retryable(format!("pruning probe history: {e}")))?;
@@ -82,6 +85,7 @@ impl Executor for Prune {
             result: Some(json!({
                 "purged": purged,
                 "schedule_runs": runs,
+                "pipeline_runs": pipeline_runs,
                 "alerts": alerts,
                 "silences": silences,
                 "notifications": notifications,
@@ -135,6 +139,34 @@ pub async fn purge_schedule_runs(store: &dyn Store) -> Result<u64, StoreError> {
     }
 }
 
+/// How long ended pipeline runs are kept: as long as the longest queue `retention`, so a run
+/// outlives its steps' tasks; `None` (kept for ever) when some queue keeps its tasks for ever.
+pub fn pipeline_run_retention_ms(queues: &[QueueSpec]) -> Option<u64> {
+    queues
+        .iter()
+        .map(|q| q.retention_ms)
+        .try_fold(0u64, |longest, kept| kept.map(|k| longest.max(k)))
+}
+
+/// Deletes pipeline runs (with their steps) that ended before their retention, in sweeps.
+pub async fn purge_pipeline_runs(
+    store: &dyn Store,
+    queues: &[QueueSpec],
+) -> Result<u64, StoreError> {
+    let Some(retention) = pipeline_run_retention_ms(queues) else {
+        return Ok(0);
+    };
+    let before = now_ms().saturating_sub(i64::try_from(retention).unwrap_or(i64::MAX));
+    let mut total = 0;
+    loop {
+        let purged = store.purge_runs(before, SWEEP).await?;
+        total += purged;
+        if purged < u64::from(SWEEP) {
+            return Ok(total);
+        }
+    }
+}
+
 /// Deletes `queue`'s finished tasks older than its retention, in sweeps; returns how many.
 pub async fn purge_queue(store: &dyn Store, queue: &QueueSpec) -> Result<u64, StoreError> {
     let Some(retention) = queue.retention_ms else {
@@ -157,4 +189,28 @@ pub async fn purge_queue(store: &dyn Store, queue: &QueueSpec) -> Result<u64, St
         tracing::info!(queue = %queue.name, purged = total, "finished tasks past retention deleted");
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipeline_runs_are_kept_as_long_as_the_longest_queue_keeps_its_tasks() {
+        let mut a = QueueSpec::new("a", &["noop"]);
+        let mut b = QueueSpec::new("b", &["noop"]);
+        a.retention_ms = Some(1_000);
+        b.retention_ms = Some(5_000);
+        assert_eq!(
+            pipeline_run_retention_ms(&[a.clone(), b.clone()]),
+            Some(5_000)
+        );
+        b.retention_ms = None;
+        assert_eq!(
+            pipeline_run_retention_ms(&[a, b]),
+            None,
+            "a queue keeping for ever"
+        );
+        assert_eq!(pipeline_run_retention_ms(&[]), Some(0));
+    }
 }
