@@ -120,6 +120,14 @@ pub fn app(api: Router, store: Arc<dyn Store>, options: UiOptions) -> Router {
         .route("/schedules/{name}/pause", post(pages::schedules::pause))
         .route("/schedules/{name}/resume", post(pages::schedules::resume))
         .route("/schedules/{name}/trigger", post(pages::schedules::trigger))
+        .route("/pipelines", get(pages::pipelines::list))
+        .route("/pipelines/{name}", get(pages::pipelines::detail))
+        .route("/pipelines/runs/{id}", get(pages::pipelines::run))
+        .route(
+            "/pipelines/runs/{id}/cancel",
+            post(pages::pipelines::cancel),
+        )
+        .route("/pipelines/runs/{id}/retry", post(pages::pipelines::retry))
         .route("/alerts", get(pages::alerts::list))
         .route("/alerts/{fingerprint}", get(pages::alerts::detail))
         .route("/alerts/{fingerprint}/ack", post(pages::alerts::ack))

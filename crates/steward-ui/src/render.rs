@@ -33,6 +33,19 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("keys.html", include_str!("../templates/keys.html")),
     ("nodes.html", include_str!("../templates/nodes.html")),
     ("node.html", include_str!("../templates/node.html")),
+    (
+        "pipelines.html",
+        include_str!("../templates/pipelines.html"),
+    ),
+    ("pipeline.html", include_str!("../templates/pipeline.html")),
+    (
+        "pipeline_run.html",
+        include_str!("../templates/pipeline_run.html"),
+    ),
+    (
+        "pipeline_dag.html",
+        include_str!("../templates/pipeline_dag.html"),
+    ),
 ];
 
 /// Scripts and styles come from this origin only; nothing is framed, and forms post here.
@@ -71,6 +84,7 @@ impl Templates {
 fn state_mark(state: &str) -> &'static str {
     match state {
         "up" | "ok" | "succeeded" | "resolved" => "●",
+        "running" => "◔",
         "degraded" | "late" | "warning" => "◆",
         "down" | "failed" | "dead" | "firing" | "critical" | "overdue" => "▲",
         "impacted" => "◐",

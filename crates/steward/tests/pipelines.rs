@@ -148,6 +148,28 @@ name = "ticking"
 every = "1s"
 pipeline = "tick"
 input = {{ from = "schedule" }}
+
+[[pipelines]]
+name = "broken"
+[[pipelines.steps]]
+name = "first"
+queue = "agents"
+kind = "noop"
+[[pipelines.steps]]
+name = "second"
+queue = "agents"
+kind = "noop"
+needs = ["first"]
+payload = {{ url = "{{{{ steps.first.result.url }}}}" }}
+
+[alerting]
+rule_interval = "1s"
+
+[[alerting.rules]]
+name = "PipelineBroken"
+when = "pipeline_failed"
+pipelines = ["broken"]
+severity = "warning"
 "#
     )
 }
@@ -243,6 +265,49 @@ fn alba_albi_jona_pass_results_along_and_show_their_timeline() {
     );
     let audit = daemon.get_json("/api/v1/audit?action=pipeline.start");
     assert!(!audit["events"].as_array().unwrap().is_empty(), "{audit}");
+
+    // The dashboard draws the run with its steps coloured by state.
+    let mut browser = support::browser::Browser::new(&daemon.url);
+    browser.sign_in(daemon.key.as_deref().unwrap());
+    assert!(
+        browser
+            .page("/pipelines")
+            .contains("data-pipeline=\"brief\"")
+    );
+    let drawn = browser.page("/pipelines/brief");
+    assert!(
+        drawn.contains("<svg") && drawn.contains("data-to=\"albi\""),
+        "{drawn}"
+    );
+    let run_page = browser.page(&format!("/pipelines/runs/{run_id}"));
+    assert!(
+        run_page.contains("data-step=\"jona\" data-state=\"succeeded\""),
+        "{run_page}"
+    );
+
+    // A step whose template prints an undefined value fails with the template's message, and
+    // the built-in `pipeline_failed` rule fires for it.
+    let out = cli(&daemon, &["pipelines", "run", "broken", "--wait"]);
+    assert_eq!(out.status.code(), Some(1), "a failed run exits 1");
+    let failed = daemon.get_json("/api/v1/pipeline-runs?pipeline=broken&status=failed");
+    let failed_id = failed["runs"][0]["id"].as_i64().unwrap();
+    let detail = daemon.get_json(&format!("/api/v1/pipeline-runs/{failed_id}"));
+    let error = detail["steps"][1]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("payload url") && error.contains("undefined"),
+        "{detail}"
+    );
+    eventually(Duration::from_secs(15), "the pipeline_failed alert", || {
+        let alerts = daemon.get_json("/api/v1/alerts?state=firing");
+        alerts["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|a| {
+                a["labels"]["alertname"] == "PipelineBroken" && a["labels"]["pipeline"] == "broken"
+            })
+        })
+    });
 }
 
 #[test]

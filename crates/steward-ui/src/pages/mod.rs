@@ -8,6 +8,7 @@ pub(crate) mod graph;
 pub(crate) mod keys;
 pub(crate) mod nodes;
 pub(crate) mod overview;
+pub(crate) mod pipelines;
 pub(crate) mod schedules;
 pub(crate) mod services;
 pub(crate) mod sign_in;
