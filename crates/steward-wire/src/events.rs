@@ -16,6 +16,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "tasks_enqueued",
     "task_changed",
     "tasks_changed",
+    "pipeline_run_changed",
     "leadership_changed",
     "schedule_fired",
     "schedule_skipped",

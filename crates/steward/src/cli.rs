@@ -402,7 +402,7 @@ pub enum KeysCommand {
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Only these event types, comma-separated (task_changed, tasks_changed, tasks_enqueued,
-    /// check_changed, alerts_changed, silences_changed, schedule_fired, schedule_skipped,
+    /// pipeline_run_changed, check_changed, alerts_changed, silences_changed, schedule_fired, schedule_skipped,
     /// slots_missed, schedule_overdue, heartbeat_changed, leadership_changed, registry_synced,
     /// config_rejected, node_changed, node_status_changed, node_inventory_changed, audit,
     /// lost).

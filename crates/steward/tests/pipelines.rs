@@ -109,7 +109,7 @@ url = "{agents}/jona"
 
 [[queues]]
 name = "agents"
-kinds = ["alba", "albi", "jona", "noop"]
+kinds = ["alba", "albi", "jona", "noop", "sleep"]
 
 [[pipelines]]
 name = "brief"
@@ -150,6 +150,16 @@ pipeline = "tick"
 input = {{ from = "schedule" }}
 
 [[pipelines]]
+name = "slow"
+[[pipelines.steps]]
+name = "nap"
+queue = "agents"
+kind = "sleep"
+payload = {{ ms = 5000 }}
+timeout = "300ms"
+max_attempts = 1
+
+[[pipelines]]
 name = "broken"
 [[pipelines.steps]]
 name = "first"
@@ -174,6 +184,32 @@ severity = "warning"
     )
 }
 
+/// The `data` of each event of the live stream, as it arrives.
+fn follow_events(daemon: &Daemon, query: &str) -> std::sync::mpsc::Receiver<Value> {
+    let response = reqwest::blocking::Client::builder()
+        .timeout(None)
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/events{query}", daemon.url))
+        .bearer_auth(daemon.key.as_deref().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(response).lines() {
+            let Ok(line) = line else { return };
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
+                && tx.send(value).is_err()
+            {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 fn cli(daemon: &Daemon, args: &[&str]) -> Output {
     steward()
         .args(args)
@@ -190,6 +226,7 @@ fn alba_albi_jona_pass_results_along_and_show_their_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &brief_config(&agents));
     let daemon = Daemon::start_on_sqlite(dir.path(), &config, &[]);
+    let events = follow_events(&daemon, "?types=pipeline_run_changed");
 
     let out = cli(
         &daemon,
@@ -239,6 +276,34 @@ fn alba_albi_jona_pass_results_along_and_show_their_timeline() {
         assert!(step["duration_ms"].as_i64().is_some(), "{detail}");
     }
     assert_eq!(steps[0]["result"]["items"], 3, "{detail}");
+
+    // The stream carried the run's changes: started, each step, and the end.
+    let mut seen_end = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !seen_end && std::time::Instant::now() < deadline {
+        if let Ok(data) = events.recv_timeout(Duration::from_millis(200))
+            && data["run_id"] == run_id
+        {
+            seen_end = data["finished"] == true && data["status"] == "succeeded";
+        }
+    }
+    assert!(
+        seen_end,
+        "a pipeline_run_changed event announced the run's end"
+    );
+
+    // A step's own timeout holds even when its queue's is longer.
+    let out = cli(&daemon, &["pipelines", "run", "slow", "--wait"]);
+    assert_eq!(out.status.code(), Some(1));
+    let slow = daemon.get_json("/api/v1/pipeline-runs?pipeline=slow");
+    let slow_id = slow["runs"][0]["id"].as_i64().unwrap();
+    let slow = daemon.get_json(&format!("/api/v1/pipeline-runs/{slow_id}"));
+    assert!(
+        slow["steps"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("timed out after 300 ms")),
+        "{slow}"
+    );
 
     let shown = cli(&daemon, &["pipelines", "show", &run_id.to_string()]);
     let shown = String::from_utf8_lossy(&shown.stdout);
