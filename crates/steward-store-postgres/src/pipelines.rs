@@ -339,17 +339,22 @@ async fn get_run(
 }
 
 async fn list(pool: &PgPool, query: &PipelineRunQuery) -> Result<Vec<PipelineRun>, StoreError> {
-    let rows: Vec<PipelineRunRow> = sqlx::query_as(&format!(
-        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs \
-         WHERE id < $1 AND ($2::text IS NULL OR pipeline = $2) \
-         AND ($3::text IS NULL OR status = $3) ORDER BY id DESC LIMIT $4"
-    ))
-    .bind(query.before_id.unwrap_or(i64::MAX))
-    .bind(&query.pipeline)
-    .bind(query.status.map(|s| s.as_str()))
-    .bind(i64::from(query.limit.min(MAX_RUN_PAGE)))
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let statement = steward_store::pipelines::list_runs_statement(query);
+    let mut select =
+        sqlx::query_as::<_, PipelineRunRow>(&statement).bind(query.before_id.unwrap_or(i64::MAX));
+    if let Some(pipeline) = &query.pipeline {
+        select = select.bind(pipeline);
+    }
+    if let Some(status) = query.status {
+        select = select.bind(status.as_str());
+    }
+    if let Some(workspace) = &query.workspace {
+        select = select.bind(workspace);
+    }
+    let rows = select
+        .bind(i64::from(query.limit.min(MAX_RUN_PAGE)))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.into_iter().map(PipelineRun::try_from).collect()
 }

@@ -299,19 +299,22 @@ async fn get_run(conn: &mut SqliteConnection, id: i64) -> Result<Option<Pipeline
 }
 
 async fn list(pool: &SqlitePool, query: &PipelineRunQuery) -> Result<Vec<PipelineRun>, StoreError> {
-    let rows: Vec<PipelineRunRow> = sqlx::query_as(&format!(
-        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs \
-         WHERE id < ? AND (? IS NULL OR pipeline = ?) AND (? IS NULL OR status = ?) \
-         ORDER BY id DESC LIMIT ?"
-    ))
-    .bind(query.before_id.unwrap_or(i64::MAX))
-    .bind(&query.pipeline)
-    .bind(&query.pipeline)
-    .bind(query.status.map(|s| s.as_str()))
-    .bind(query.status.map(|s| s.as_str()))
-    .bind(i64::from(query.limit.min(MAX_RUN_PAGE)))
-    .fetch_all(pool)
-    .await
-    .map_err(db_err)?;
+    let statement = steward_store::pipelines::list_runs_statement(query);
+    let mut select =
+        sqlx::query_as::<_, PipelineRunRow>(&statement).bind(query.before_id.unwrap_or(i64::MAX));
+    if let Some(pipeline) = &query.pipeline {
+        select = select.bind(pipeline);
+    }
+    if let Some(status) = query.status {
+        select = select.bind(status.as_str());
+    }
+    if let Some(workspace) = &query.workspace {
+        select = select.bind(workspace);
+    }
+    let rows = select
+        .bind(i64::from(query.limit.min(MAX_RUN_PAGE)))
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
     rows.into_iter().map(PipelineRun::try_from).collect()
 }

@@ -105,6 +105,8 @@ pub struct PipelineRunQuery {
     pub pipeline: Option<String>,
     /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// Only runs of pipelines in this workspace (a scoped key's listing).
+    pub workspace: Option<String>,
 }
 
 /// A step that changed in a transaction.
@@ -664,6 +666,34 @@ pub fn step_rows(writes: &[StepWrite], ids: &[i64]) -> Result<Json, StoreError> 
         .map(Json::Array)
 }
 
+/// The statement listing runs for `query` (the same text on both backends, `$N` parameters in
+/// order): `before_id` (or the largest id), then the pipeline, the status and the workspace
+/// when given, then the limit. Only the filters given are written, so each is an equality its index serves
+/// (`(pipeline, id)`, `(status, id)`), and a pipeline's latest run is one index probe however
+/// many runs of others are kept.
+pub fn list_runs_statement(query: &PipelineRunQuery) -> String {
+    let mut conditions = vec!["id < $1".to_owned()];
+    let mut n = 1;
+    if query.pipeline.is_some() {
+        n += 1;
+        conditions.push(format!("pipeline = ${n}"));
+    }
+    if query.status.is_some() {
+        n += 1;
+        conditions.push(format!("status = ${n}"));
+    }
+    if query.workspace.is_some() {
+        n += 1;
+        conditions.push(format!("workspace = ${n}"));
+    }
+    format!(
+        "SELECT {} FROM pipeline_runs WHERE {} ORDER BY id DESC LIMIT ${}",
+        crate::rows::PIPELINE_RUN_COLUMNS,
+        conditions.join(" AND "),
+        n + 1
+    )
+}
+
 /// The idempotency key of a step's task in one attempt of a run: a step is enqueued at most
 /// once per attempt, however often its run is advanced.
 pub fn step_task_key(run_id: i64, attempt: u32, step: &str) -> String {
@@ -741,5 +771,35 @@ domain_trait! {
         /// Deletes up to `limit` runs (with their steps) that ended before `finished_before_ms`;
         /// returns how many.
         async fn purge_runs(&self, finished_before_ms: i64, limit: u32) -> Result<u64, StoreError>;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_writes_only_the_filters_given_each_an_equality() {
+        let all = list_runs_statement(&PipelineRunQuery::default());
+        assert!(
+            all.ends_with("WHERE id < $1 ORDER BY id DESC LIMIT $2"),
+            "{all}"
+        );
+        let both = list_runs_statement(&PipelineRunQuery {
+            pipeline: Some("p".into()),
+            status: Some(RunStatus::Failed),
+            ..PipelineRunQuery::default()
+        });
+        assert!(
+            both.ends_with(
+                "WHERE id < $1 AND pipeline = $2 AND status = $3 ORDER BY id DESC LIMIT $4"
+            ),
+            "{both}"
+        );
+    }
+
+    #[test]
+    fn step_keys_name_the_run_its_attempt_and_the_step() {
+        assert_eq!(step_task_key(7, 2, "albi"), "pipeline:7:2:albi");
     }
 }

@@ -392,6 +392,18 @@ pub async fn runs_start_once_per_key_and_list_newest_first(store: &Arc<dyn Store
         .await
         .expect("page");
     assert_eq!(page.len(), 1);
+    let elsewhere = store
+        .list_runs(&PipelineRunQuery {
+            limit: 10,
+            workspace: Some("another".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("list by workspace");
+    assert!(
+        elsewhere.is_empty(),
+        "runs of another workspace are not listed"
+    );
     assert_eq!(
         store
             .purge_runs(crate::now_ms() + 1, 100)
@@ -407,6 +419,19 @@ pub async fn runs_start_once_per_key_and_list_newest_first(store: &Arc<dyn Store
     let task = steps(store, answers[0].id).await[0].task_id.expect("task");
     let task = get_task(store, task).await;
     assert!(complete(store, completion(&task, Verdict::Cancelled)).await);
+    let cancelled = store
+        .list_runs(&PipelineRunQuery {
+            limit: 10,
+            pipeline: Some("keyed".into()),
+            status: Some(RunStatus::Cancelled),
+            ..Default::default()
+        })
+        .await
+        .expect("list by status");
+    assert_eq!(
+        cancelled.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [answers[0].id]
+    );
     assert_eq!(
         store
             .purge_runs(crate::now_ms() + 1, 100)
