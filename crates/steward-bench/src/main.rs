@@ -364,16 +364,7 @@ async fn main() -> anyhow::Result<()> {
                 latency_tasks,
             };
             let dir = tempfile::tempdir()?;
-            let pool = u32::try_from(workers * 4 + 4).unwrap_or(64);
-            let (store, db) = open(backend, dir.path(), pool).await?;
-            if let Some(db) = &db {
-                print_postgres_settings(&db.url).await?;
-            } else {
-                println!(
-                    "sqlite: WAL, synchronous=FULL, file in {}",
-                    dir.path().display()
-                );
-            }
+            let (store, _db) = open_for_workers(backend, dir.path(), workers).await?;
             let result = queue::run(Arc::clone(&store), &bench).await;
             store.close().await;
             result
@@ -396,16 +387,7 @@ async fn main() -> anyhow::Result<()> {
                 latency_runs,
             };
             let dir = tempfile::tempdir()?;
-            let pool = u32::try_from(workers * 4 + 4).unwrap_or(64);
-            let (store, db) = open(backend, dir.path(), pool).await?;
-            if let Some(db) = &db {
-                print_postgres_settings(&db.url).await?;
-            } else {
-                println!(
-                    "sqlite: WAL, synchronous=FULL, file in {}",
-                    dir.path().display()
-                );
-            }
+            let (store, _db) = open_for_workers(backend, dir.path(), workers).await?;
             let result = pipelines::run(Arc::clone(&store), &bench).await;
             store.close().await;
             result
@@ -604,6 +586,26 @@ async fn main() -> anyhow::Result<()> {
 
 /// A migrated store on a fresh SQLite directory or a throwaway PostgreSQL database (kept alive
 /// by the returned guard).
+/// A store for a bench with `workers` workers (a pool sized for them), its settings printed;
+/// the second part keeps a PostgreSQL database alive until it is dropped.
+async fn open_for_workers(
+    backend: Backend,
+    dir: &std::path::Path,
+    workers: usize,
+) -> anyhow::Result<(
+    Arc<dyn Store>,
+    Option<steward_store_postgres::testing::TestDatabase>,
+)> {
+    let pool = u32::try_from(workers * 4 + 4).unwrap_or(64);
+    let (store, db) = open(backend, dir, pool).await?;
+    if let Some(db) = &db {
+        print_postgres_settings(&db.url).await?;
+    } else {
+        println!("sqlite: WAL, synchronous=FULL, file in {}", dir.display());
+    }
+    Ok((store, db))
+}
+
 async fn open(
     backend: Backend,
     dir: &std::path::Path,

@@ -285,21 +285,28 @@ fn unique() -> String {
 
 /// One integer from `sql` on the test database `db` (a count, a sum).
 pub fn db_scalar(db: &steward_store_postgres::testing::TestDatabase, sql: &str) -> i64 {
-    let url = db.url.clone();
-    let sql = sql.to_string();
+    let (url, sql) = (db.url.clone(), sql.to_string());
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    })
+}
+
+/// Runs `work` to its end on a runtime of its own, on a thread of its own, so blocking tests
+/// (and tests already inside a runtime) can call it.
+fn on_own_runtime<T: Send + 'static>(
+    work: impl std::future::Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap()
-            .block_on(async move {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap()
-            })
+            .block_on(work)
     })
     .join()
     .unwrap()
@@ -319,22 +326,16 @@ pub fn refusal(response: reqwest::blocking::Response) -> (u16, String, String) {
 /// One integer from `sql` on the SQLite database file at `path` (a count, a sum), opened
 /// read-only beside whatever else has it open.
 pub fn sqlite_scalar(path: &Path, sql: &str) -> i64 {
-    let url = format!("sqlite://{}?mode=ro", path.display());
-    let sql = sql.to_string();
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+    let (url, sql) = (
+        format!("sqlite://{}?mode=ro", path.display()),
+        sql.to_string(),
+    );
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query_scalar::<_, i64>(&sql)
+            .fetch_one(&mut conn)
+            .await
             .unwrap()
-            .block_on(async move {
-                use sqlx::Connection;
-                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-                sqlx::query_scalar::<_, i64>(&sql)
-                    .fetch_one(&mut conn)
-                    .await
-                    .unwrap()
-            })
     })
-    .join()
-    .unwrap()
 }
