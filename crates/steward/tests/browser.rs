@@ -340,13 +340,8 @@ async fn ack_and_silence(daemon: &Daemon, operator: &str) {
         .await;
     chrome.shot("alert").await;
     chrome
-        .client
-        .find(Locator::Id("ack-note"))
-        .await
-        .unwrap()
-        .send_keys("restarting the primary")
-        .await
-        .unwrap();
+        .type_into(Locator::Id("ack-note"), "restarting the primary")
+        .await;
     chrome
         .client
         .find(Locator::Css("form[action$='/ack'] button"))
@@ -376,10 +371,10 @@ async fn ack_and_silence(daemon: &Daemon, operator: &str) {
         .unwrap();
     chrome
         .wait_for(Locator::Id("silence-comment"), "the silence form")
-        .await
-        .send_keys("maintenance of the primary")
-        .await
-        .unwrap();
+        .await;
+    chrome
+        .type_into(Locator::Id("silence-comment"), "maintenance of the primary")
+        .await;
     chrome
         .client
         .find(Locator::Css("form[action$='/silence'] button"))

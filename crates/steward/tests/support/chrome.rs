@@ -101,6 +101,23 @@ impl Chrome {
             .unwrap();
     }
 
+    /// Types `text` into the field `locator` finds. A live refresh may replace the page between
+    /// finding the field and typing; once typing has begun the refresh waits (the page never
+    /// refreshes under a focused field), so the field is found again until the keys land.
+    pub async fn type_into(&self, locator: Locator<'_>, text: &str) {
+        for attempt in 0..10 {
+            let field = self.client.find(locator).await.unwrap();
+            match field.send_keys(text).await {
+                Ok(()) => return,
+                Err(error) if attempt < 9 => {
+                    eprintln!("typing into a replaced field, finding it again: {error}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                Err(error) => panic!("cannot type into the field: {error}"),
+            }
+        }
+    }
+
     /// Signs in through the form with `key`.
     pub async fn sign_in(&self, key: &str) {
         self.open("/sign-in").await;
