@@ -54,7 +54,7 @@ impl PipelineStore for PostgresStore {
 
     async fn pipeline_run(&self, id: i64) -> Result<Option<PipelineRun>, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(db_err)?;
-        get_run(&mut conn, id, false).await
+        get_run(&mut conn, id).await
     }
 
     async fn run_steps(&self, id: i64) -> Result<Vec<RunStep>, StoreError> {
@@ -96,7 +96,8 @@ impl PipelineStore for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Cancels or retries one run, audited, in one transaction.
+    /// Cancels or retries one run, audited, in one transaction; an unknown run changes nothing
+    /// and is [`StoreError::NotFound`].
     async fn act_on_run(
         &self,
         id: i64,
@@ -105,9 +106,6 @@ impl PostgresStore {
         action: &str,
     ) -> Result<PipelineRun, StoreError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        if get_run(&mut tx, id, false).await?.is_none() {
-            return Err(run_not_found(id));
-        }
         // Step tasks first, then the run, in the order a completion locks them: a completion
         // of one of its steps meanwhile then waits, rather than deadlocking.
         sqlx::query(
@@ -119,7 +117,7 @@ impl PostgresStore {
         .await
         .map_err(db_err)?;
         let changes = advance_runs(&mut tx, &[id], mode).await?;
-        let after = get_run(&mut tx, id, false)
+        let after = get_run(&mut tx, id)
             .await?
             .ok_or_else(|| run_not_found(id))?;
         append_audit(&mut tx, run_acted(actor, action, &after)).await?;
@@ -322,14 +320,9 @@ async fn write_steps(
     Ok(())
 }
 
-async fn get_run(
-    conn: &mut PgConnection,
-    id: i64,
-    lock: bool,
-) -> Result<Option<PipelineRun>, StoreError> {
-    let lock = if lock { " FOR UPDATE" } else { "" };
+async fn get_run(conn: &mut PgConnection, id: i64) -> Result<Option<PipelineRun>, StoreError> {
     let row: Option<PipelineRunRow> = sqlx::query_as(&format!(
-        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs WHERE id = $1{lock}"
+        "SELECT {PIPELINE_RUN_COLUMNS} FROM pipeline_runs WHERE id = $1"
     ))
     .bind(id)
     .fetch_optional(&mut *conn)

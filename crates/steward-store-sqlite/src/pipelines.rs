@@ -100,7 +100,8 @@ impl PipelineStore for SqliteStore {
 }
 
 impl SqliteStore {
-    /// Cancels or retries one run, audited, in one transaction.
+    /// Cancels or retries one run, audited, in one transaction; an unknown run changes nothing
+    /// and is [`StoreError::NotFound`].
     async fn act_on_run(
         &self,
         id: i64,
@@ -109,9 +110,6 @@ impl SqliteStore {
         action: &str,
     ) -> Result<PipelineRun, StoreError> {
         let mut tx = self.writer.begin().await.map_err(db_err)?;
-        if get_run(&mut tx, id).await?.is_none() {
-            return Err(run_not_found(id));
-        }
         let advanced = advance_runs(&mut tx, &[id], mode).await?;
         let after = get_run(&mut tx, id)
             .await?

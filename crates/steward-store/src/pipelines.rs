@@ -234,24 +234,25 @@ pub struct Plan {
     pub request_cancel: Vec<i64>,
     /// Run rows to write.
     pub runs: Vec<RunWrite>,
-    /// What changed, to announce after the commit (step task ids to fill in from
-    /// [`Plan::tasks`], as [`Plan::announce`] does).
+    /// What changed, to announce after the commit (the ids of started steps' tasks filled in
+    /// by [`Plan::announce`]).
     pub changes: Vec<RunChange>,
+    /// Each started step's place in [`Plan::changes`] (change, step) and its task's in
+    /// [`Plan::tasks`], whose id is known once inserted.
+    started_tasks: Vec<(usize, usize, usize)>,
 }
 
 impl Plan {
     /// The changes to announce, with the ids the inserted tasks got (`ids`, in the order of
     /// [`Plan::tasks`]).
     pub fn announce(mut self, ids: &[i64]) -> Vec<RunChange> {
-        for change in &mut self.changes {
-            for step in &mut change.steps {
-                if let Some(id) = step.task_id.filter(|id| *id < 0) {
-                    // A placeholder: -(index + 1) into the inserted tasks.
-                    step.task_id = usize::try_from(-id - 1)
-                        .ok()
-                        .and_then(|i| ids.get(i))
-                        .copied();
-                }
+        for &(change, step, task) in &self.started_tasks {
+            if let Some(step) = self
+                .changes
+                .get_mut(change)
+                .and_then(|c| c.steps.get_mut(step))
+            {
+                step.task_id = ids.get(task).copied();
             }
         }
         self.changes
@@ -331,19 +332,15 @@ fn plan_run(plan: &mut Plan, loaded: &LoadedRun, mode: Mode, now: i64) -> Result
                 None,
                 None,
             ));
-        } else if let Some(ended) = task_ended(step, now) {
-            record = ended.0;
+        } else if let Some((ended, ended_write)) = task_ended(run.id, i, step, now) {
+            record = ended;
             changed.push(StepChanged {
                 name: dag.names()[i].clone(),
                 state: record.state,
                 task_id: step.task_id,
                 duration_ms: step.started_at_ms.map(|s| now.saturating_sub(s)),
             });
-            write = Some(ended.1);
-            if let Some(w) = write.as_mut() {
-                w.run_id = run.id;
-                w.position = position(i);
-            }
+            write = Some(ended_write);
         }
         writes[i] = write;
         records.push(record);
@@ -433,7 +430,12 @@ fn step_write(
 }
 
 /// A running step whose task has ended: the step's record and row after it.
-fn task_ended(step: &LoadedStep, now: i64) -> Option<(StepRecord, StepWrite)> {
+fn task_ended(
+    run_id: i64,
+    i: usize,
+    step: &LoadedStep,
+    now: i64,
+) -> Option<(StepRecord, StepWrite)> {
     if step.state != StepState::Running {
         return None;
     }
@@ -457,8 +459,8 @@ fn task_ended(step: &LoadedStep, now: i64) -> Option<(StepRecord, StepWrite)> {
         _ => Some(error.clone().unwrap_or_else(|| "its task failed".into())),
     };
     let write = StepWrite {
-        run_id: 0,
-        position: 0,
+        run_id,
+        position: position(i),
         state,
         task: step.task_id.map(Ok),
         result: result.as_ref().map(Json::to_string),
@@ -525,10 +527,13 @@ fn apply_change(
                 Some(now),
                 None,
             ));
+            // This run's change is the next one pushed; the task's id is known once inserted.
+            plan.started_tasks
+                .push((plan.changes.len(), changed.len(), index));
             changed.push(StepChanged {
                 name: name(*step),
                 state: StepState::Running,
-                task_id: Some(-(index as i64) - 1),
+                task_id: None,
                 duration_ms: None,
             });
         }
