@@ -6,9 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use steward_core::alert::template::{check_condition, check_payload};
 use steward_core::node::NodeSpec;
-use steward_core::pipeline::spec::{PipelineSpec, StepSpec, check_step};
+use steward_core::pipeline::spec::{PipelineSpec, StepError, StepSpec, check_step};
 use steward_core::pipeline::{DagError, FailurePolicy, MAX_STEPS};
 use steward_core::queue::QueueSpec;
 
@@ -151,14 +150,26 @@ fn read_steps(
 
 /// Each step's templates and condition checked for syntax alone.
 fn check_syntax(cx: &mut Cx<'_>, steps: &[ReadStep]) {
-    for step in steps {
-        if let Err(e) = check_payload(&step.spec.payload) {
-            cx.error(&step.payload_span, format!("`{}.payload`: {e}", step.path));
-        }
-        if let Some(Err(e)) = step.spec.condition.as_deref().map(check_condition) {
-            cx.error(&step.condition_span, format!("`{}.if`: {e}", step.path));
-        }
+    for (i, step) in steps.iter().enumerate() {
+        report_step(cx, step, check_step(None, i, &step.spec));
     }
+}
+
+/// Reports what [`check_step`] found wrong with `step`, where it was written; true when
+/// nothing was.
+fn report_step(
+    cx: &mut Cx<'_>,
+    step: &ReadStep,
+    (payload, condition): (Result<(), StepError>, Result<(), StepError>),
+) -> bool {
+    let ok = payload.is_ok() && condition.is_ok();
+    if let Err(e) = payload {
+        cx.error(&step.payload_span, format!("`{}.payload`: {e}", step.path));
+    }
+    if let Err(e) = condition {
+        cx.error(&step.condition_span, format!("`{}.if`: {e}", step.path));
+    }
+    ok
 }
 
 fn read_step(
@@ -231,15 +242,7 @@ fn check_graph(cx: &mut Cx<'_>, steps: &[ReadStep]) -> bool {
     };
     let mut ok = true;
     for (i, step) in steps.iter().enumerate() {
-        let (payload, condition) = check_step(&dag, i, &step.spec);
-        if let Err(e) = payload {
-            cx.error(&step.payload_span, format!("`{}.payload`: {e}", step.path));
-            ok = false;
-        }
-        if let Err(e) = condition {
-            cx.error(&step.condition_span, format!("`{}.if`: {e}", step.path));
-            ok = false;
-        }
+        ok &= report_step(cx, step, check_step(Some(&dag), i, &step.spec));
     }
     ok
 }

@@ -109,20 +109,25 @@ pub fn ancestors(dag: &Dag, step: usize) -> BTreeSet<usize> {
 }
 
 /// Checks a step's payload templates (`Ok` answers for the payload, then for the condition)
-/// and what they read: only the run's names, and only the steps it waits for, since no other
-/// step's outcome is known when it starts.
+/// and, given the pipeline's `dag`, what they read: only the run's names, and only the steps it
+/// waits for, since no other step's outcome is known when it starts. Without a DAG (another
+/// step was refused, so the graph is not known) only the syntax is checked.
 pub fn check_step(
-    dag: &Dag,
+    dag: Option<&Dag>,
     step: usize,
     spec: &StepSpec,
 ) -> (Result<(), StepError>, Result<(), StepError>) {
+    let names_read = |names: BTreeSet<String>| match dag {
+        Some(dag) => check_names(dag, step, &names),
+        None => Ok(()),
+    };
     let payload = check_payload(&spec.payload)
         .map_err(StepError::Syntax)
-        .and_then(|names| check_names(dag, step, &names));
+        .and_then(names_read);
     let condition = match &spec.condition {
         Some(expr) => check_condition(expr)
             .map_err(StepError::Syntax)
-            .and_then(|names| check_names(dag, step, &names)),
+            .and_then(names_read),
         None => Ok(()),
     };
     (payload, condition)
