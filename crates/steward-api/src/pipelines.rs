@@ -51,19 +51,15 @@ fn visible_pipeline(
     }
 }
 
-/// Run `id` with its steps, if the caller may see it.
-async fn visible_run(
-    state: &AppState,
-    caller: &Caller,
-    id: i64,
-) -> Result<(PipelineRun, Vec<RunStep>), ApiError> {
-    let (run, steps) = ops::run(state.control.store().as_ref(), id)
+/// Run `id`, if the caller may see it.
+async fn visible_run(state: &AppState, caller: &Caller, id: i64) -> Result<PipelineRun, ApiError> {
+    let run = ops::find_run(state.control.store().as_ref(), id)
         .await
         .map_err(ops_error)?;
     if !sees(caller, run.spec.workspace.as_ref()) {
         return Err(ops_error(OpsError::UnknownRun(id)));
     }
-    Ok((run, steps))
+    Ok(run)
 }
 
 fn policy_name(policy: FailurePolicy) -> &'static str {
@@ -281,8 +277,18 @@ pub(crate) async fn get_run(
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<wire::RunDetail>, ApiError> {
-    let (run, steps) = visible_run(&state, &caller, id).await?;
+    let run = visible_run(&state, &caller, id).await?;
+    let steps = ops::steps(state.control.store().as_ref(), id)
+        .await
+        .map_err(ops_error)?;
     Ok(Json(detail_of(run, steps, None)))
+}
+
+/// What an operator does to a run.
+#[derive(Clone, Copy)]
+enum RunAction {
+    Cancel,
+    Retry,
 }
 
 /// `POST /api/v1/pipeline-runs/{id}/cancel`.
@@ -291,13 +297,7 @@ pub(crate) async fn cancel_run(
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<wire::RunDetail>, ApiError> {
-    visible_run(&state, &caller, id).await?;
-    let store = state.control.store().as_ref();
-    ops::cancel(store, id, &caller.actor())
-        .await
-        .map_err(ops_error)?;
-    let (run, steps) = ops::run(store, id).await.map_err(ops_error)?;
-    Ok(Json(detail_of(run, steps, None)))
+    act_on_run(&state, &caller, id, RunAction::Cancel).await
 }
 
 /// `POST /api/v1/pipeline-runs/{id}/retry`.
@@ -306,11 +306,24 @@ pub(crate) async fn retry_run(
     Extension(caller): Extension<Caller>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<wire::RunDetail>, ApiError> {
-    visible_run(&state, &caller, id).await?;
+    act_on_run(&state, &caller, id, RunAction::Retry).await
+}
+
+/// Cancels or retries a run the caller may see; answers the run as it is after, with its steps.
+async fn act_on_run(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    action: RunAction,
+) -> Result<Json<wire::RunDetail>, ApiError> {
+    visible_run(state, caller, id).await?;
     let store = state.control.store().as_ref();
-    ops::retry(store, id, &caller.actor())
-        .await
-        .map_err(ops_error)?;
-    let (run, steps) = ops::run(store, id).await.map_err(ops_error)?;
+    let actor = caller.actor();
+    let run = match action {
+        RunAction::Cancel => ops::cancel(store, id, &actor).await,
+        RunAction::Retry => ops::retry(store, id, &actor).await,
+    }
+    .map_err(ops_error)?;
+    let steps = ops::steps(store, id).await.map_err(ops_error)?;
     Ok(Json(detail_of(run, steps, None)))
 }

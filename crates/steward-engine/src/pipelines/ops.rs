@@ -144,14 +144,23 @@ pub async fn start(
         .ok_or_else(|| OpsError::Store(StoreError::Corrupt("no answer to a start".into())))
 }
 
-/// A run with its steps' timeline.
-pub async fn run(store: &dyn Store, id: i64) -> Result<(PipelineRun, Vec<RunStep>), OpsError> {
-    let run = store
+/// A run, without its steps.
+pub async fn find_run(store: &dyn Store, id: i64) -> Result<PipelineRun, OpsError> {
+    store
         .pipeline_run(id)
         .await?
-        .ok_or(OpsError::UnknownRun(id))?;
-    let steps = store.run_steps(id).await?;
-    Ok((run, steps))
+        .ok_or(OpsError::UnknownRun(id))
+}
+
+/// A run's steps' timeline.
+pub async fn steps(store: &dyn Store, id: i64) -> Result<Vec<RunStep>, OpsError> {
+    Ok(store.run_steps(id).await?)
+}
+
+/// A run with its steps' timeline.
+pub async fn run(store: &dyn Store, id: i64) -> Result<(PipelineRun, Vec<RunStep>), OpsError> {
+    let run = find_run(store, id).await?;
+    Ok((run, steps(store, id).await?))
 }
 
 /// Runs matching `query`, newest first.
