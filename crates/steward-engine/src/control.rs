@@ -90,7 +90,10 @@ impl ControlPlane {
                 config.alerting.settings.retention_ms,
             )),
         );
-        let shared_config = Arc::new(ArcSwap::from_pointee(config.clone()));
+        // The config in force, shared with the `pipeline` executor, which reads the pipelines
+        // a reload puts in force.
+        let shared_config = Arc::new(ArcSwap::from_pointee(config));
+        let config = shared_config.load_full();
         executors.insert(
             steward_core::queue::PIPELINE_KIND,
             Arc::new(crate::executors::StartPipeline::new(
